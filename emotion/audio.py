@@ -1,0 +1,58 @@
+"""Decoding audio bytes into mono float32 at a target sample rate.
+
+Matches ``librosa.load(path, sr=target)``: soundfile decodes, channels are
+averaged, and soxr (``soxr_hq``) resamples.
+"""
+
+from __future__ import annotations
+
+import io
+
+import numpy as np
+import soundfile as sf
+import soxr
+
+from emotion.errors import DecodeError, RejectedInput
+
+SILENCE_PEAK = 1e-4  # -80 dBFS: quieter than any usable recording
+
+
+def decode_audio(data: bytes) -> tuple[np.ndarray, int]:
+    """Decode WAV/FLAC bytes to ``(samples[frames, channels] float32, sample_rate)``."""
+    if not data:
+        raise DecodeError("empty file (0 bytes)")
+    try:
+        y, sr = sf.read(io.BytesIO(data), dtype="float32", always_2d=True)
+    except (sf.LibsndfileError, RuntimeError, ValueError, TypeError) as exc:
+        msg = str(exc).splitlines()[-1] if str(exc) else type(exc).__name__
+        raise DecodeError(f"cannot decode audio: {msg}") from None
+    if y.shape[0] == 0:
+        raise DecodeError("audio has no samples")
+    if not np.isfinite(y).all():
+        raise DecodeError("audio contains NaN or infinite samples")
+    return y, int(sr)
+
+
+def to_mono(y: np.ndarray) -> np.ndarray:
+    """Average channels of a ``[frames, channels]`` array (as librosa.to_mono)."""
+    return y[:, 0].copy() if y.shape[1] == 1 else np.mean(y, axis=1, dtype=np.float32)
+
+
+def resample(y: np.ndarray, orig_sr: int, target_sr: int) -> np.ndarray:
+    if orig_sr == target_sr:
+        return y
+    out = np.asarray(soxr.resample(y, orig_sr, target_sr, quality="soxr_hq"), dtype=np.float32)
+    n = int(np.ceil(y.shape[0] * target_sr / orig_sr))  # librosa's fix=True length
+    if out.shape[0] > n:
+        return out[:n]
+    return np.pad(out, (0, n - out.shape[0])) if out.shape[0] < n else out
+
+
+def load_audio(data: bytes, target_sr: int) -> np.ndarray:
+    """Mono float32 samples at ``target_sr``; rejects silent audio."""
+    y, sr = decode_audio(data)
+    mono = resample(to_mono(y), sr, target_sr)
+    peak = float(np.max(np.abs(mono))) if mono.size else 0.0
+    if peak < SILENCE_PEAK:
+        raise RejectedInput(f"audio is silent (peak {20 * np.log10(max(peak, 1e-12)):.0f} dBFS)")
+    return mono

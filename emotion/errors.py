@@ -1,0 +1,48 @@
+"""The project's exception types.
+
+Every error raised for bad input carries a one-line message that names the
+problem; errors about a specific file name that file.
+"""
+
+from __future__ import annotations
+
+
+class EmotionError(Exception):
+    """Base class of every error this package raises on purpose."""
+
+
+class UsageError(EmotionError, ValueError):
+    """A parameter given by the user is malformed (a split, a model name...)."""
+
+
+class InvalidIdError(EmotionError, ValueError):
+    """A file name is not a valid RAVDESS-style 7-part identifier."""
+
+
+class RejectedInput(EmotionError):
+    """An input file cannot be used; ``reason`` is the one-line why.
+
+    Raised by decoding and feature code; the pipeline turns it into a row of
+    the rejects table and goes on with the other files.
+    """
+
+    def __init__(self, reason: str, path: str | None = None) -> None:
+        self.reason = " ".join(str(reason).split())  # one line, always
+        self.path = path
+        super().__init__(f"{path}: {self.reason}" if path else self.reason)
+
+
+class DecodeError(RejectedInput):
+    """The bytes of a file cannot be decoded as audio or video."""
+
+
+class UnsafeArchiveError(RejectedInput):
+    """A zip member would escape its folder, is a link, or is too large."""
+
+
+class StoreError(EmotionError):
+    """The output store is missing, unreadable, or holds no usable data."""
+
+
+class ModelIntegrityError(EmotionError):
+    """A saved model does not match its recorded hash or uses unsafe types."""

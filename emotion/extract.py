@@ -1,0 +1,225 @@
+"""Extraction as plain functions: inventory, plan, and one chunk of work.
+
+The orchestration layers call these; they never import Prefect or Dask, so a
+Dask worker running :func:`extract_audio_chunk` needs only this package.
+
+1. :func:`take_inventory` lists the clips under a data root, validates their
+   ids, and hashes their content. Files that fail here become rejects.
+2. :func:`plan_extraction` compares the inventory with the rows already in the
+   store: clips whose ``(path, content_hash)`` is stored are skipped, the rest
+   are processed, and rows of deleted or changed clips are marked stale.
+3. :func:`extract_audio_chunk` decodes a chunk of clips, computes features,
+   and writes one Parquet part; bad clips come back as rejects.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import time
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+from functools import lru_cache
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+
+from emotion.audio import load_audio
+from emotion.errors import InvalidIdError, RejectedInput
+from emotion.features import AudioFeatureExtractor, AudioFeatureParams
+from emotion.ids import RavdessId, parse_id
+from emotion.sources import AUDIO_EXTENSIONS, DataRoot, content_hash
+from emotion.store import LABEL_COLUMNS, Store
+
+
+@dataclass(frozen=True)
+class ClipRef:
+    """One clip to process: its path under the data root and content hash."""
+
+    path: str
+    content_hash: str
+
+
+@dataclass
+class Inventory:
+    clips: list[tuple[ClipRef, RavdessId, int]] = field(default_factory=list)  # (ref, id, size)
+    rejects: list[dict[str, Any]] = field(default_factory=list)
+
+    def manifest(self) -> pd.DataFrame:
+        rows = [{"path": r.path, "content_hash": r.content_hash, "size": size, **rid.labels()}
+                for r, rid, size in self.clips]
+        cols = ["path", "content_hash", "size", *LABEL_COLUMNS]
+        return pd.DataFrame(rows, columns=cols)
+
+
+def reject(path: str, reason: str, stage: str) -> dict[str, Any]:
+    return {"path": path, "reason": reason, "stage": stage}
+
+
+def take_inventory(
+    root: DataRoot,
+    extensions: Iterable[str] = AUDIO_EXTENSIONS,
+    accept: Callable[[RavdessId], str | None] | None = None,
+) -> Inventory:
+    """Discover, validate and hash every clip; problems become rejects.
+
+    ``accept`` may refuse a valid id with a reason (e.g. a modality this
+    step does not handle). Of two files with the same id, the first by path
+    is kept and the other rejected.
+    """
+    inv = Inventory()
+    seen: dict[str, str] = {}
+    for cand in root.discover(extensions):
+        if cand.problem:
+            inv.rejects.append(reject(cand.relpath, cand.problem, "discover"))
+            continue
+        try:
+            rid = parse_id(cand.relpath)
+        except InvalidIdError as exc:
+            inv.rejects.append(reject(cand.relpath, str(exc), "id"))
+            continue
+        why = accept(rid) if accept else None
+        if why:
+            inv.rejects.append(reject(cand.relpath, why, "id"))
+            continue
+        if rid.stem in seen:
+            inv.rejects.append(reject(cand.relpath, f"duplicate id {rid.stem}: already given by {seen[rid.stem]}", "id"))
+            continue
+        try:
+            data = root.read_bytes(cand.relpath)
+        except RejectedInput as exc:
+            inv.rejects.append(reject(cand.relpath, exc.reason, "read"))
+            continue
+        seen[rid.stem] = cand.relpath
+        inv.clips.append((ClipRef(cand.relpath, content_hash(data)), rid, len(data)))
+    return inv
+
+
+@dataclass
+class Plan:
+    """What a run does: which clips to process, what is stale in the store."""
+
+    todo: list[ClipRef]
+    skipped: int
+    removed: list[str]  # paths whose rows go because the clip is gone
+    stale_parts: dict[str, set[tuple[str, str]]]  # part -> (path, hash) rows to drop
+    drop_parts: list[str]  # parts to delete whole (full rebuild)
+
+
+def plan_extraction(inventory: Inventory, stored: pd.DataFrame, *, full: bool = False) -> Plan:
+    """Diff the inventory against the stored ``(path, content_hash, _part)`` rows."""
+    current = {ref.path: ref for ref, _, _ in inventory.clips}
+    wanted = {(r.path, r.content_hash) for r in current.values()}
+    have = set(zip(stored["path"], stored["content_hash"], strict=True)) if len(stored) else set()
+    have_keys = {(p, h) for p, h in have}
+    if full:
+        parts = sorted(set(stored["_part"])) if len(stored) else []
+        stored_paths = set(stored["path"]) if len(stored) else set()
+        return Plan(list(current.values()), 0, sorted(stored_paths - set(current)), {}, parts)
+    todo = [r for r in current.values() if (r.path, r.content_hash) not in have_keys]
+    stale: dict[str, set[tuple[str, str]]] = {}
+    for p, h, part in zip(stored["path"], stored["content_hash"], stored["_part"], strict=True):
+        if (p, h) not in wanted:
+            stale.setdefault(part, set()).add((p, h))
+    stored_paths = {p for p, _ in have_keys}
+    removed = sorted(stored_paths - set(current))
+    return Plan(todo, len(current) - len(todo), removed, stale, [])
+
+
+def chunked(items: Sequence[ClipRef], size: int) -> list[list[ClipRef]]:
+    size = max(1, size)
+    return [list(items[i : i + size]) for i in range(0, len(items), size)]
+
+
+@dataclass
+class ChunkResult:
+    part: str | None
+    rows: int
+    rejects: list[dict[str, Any]]
+    seconds: float
+    worker: str
+
+
+@lru_cache(maxsize=4)
+def _extractor(params: AudioFeatureParams) -> AudioFeatureExtractor:
+    return AudioFeatureExtractor(params)
+
+
+@lru_cache(maxsize=4)
+def _root(url: str) -> DataRoot:
+    return DataRoot(url)
+
+
+@lru_cache(maxsize=4)
+def _store(url: str) -> Store:
+    return Store(url)
+
+
+def feature_schema(params: AudioFeatureParams) -> pa.Schema:
+    fields = [pa.field("path", pa.string()), pa.field("content_hash", pa.string())]
+    for c in LABEL_COLUMNS:
+        fields.append(pa.field(c, pa.string() if c in ("gender", "emotion_label") else pa.int8()))
+    fields.extend(pa.field(n, pa.float32()) for n in params.feature_names())
+    meta = {"emotion.feature_params": _json(params.to_dict()), "emotion.feature_hash": params.hash()}
+    return pa.schema(fields, metadata=meta)
+
+
+def _json(obj: Any) -> str:
+    import json
+
+    return json.dumps(obj, sort_keys=True)
+
+
+def audio_row(root: DataRoot, ref: ClipRef, extractor: AudioFeatureExtractor) -> dict[str, Any]:
+    """Decode one clip and compute its feature row; raises RejectedInput."""
+    rid = parse_id(ref.path)
+    data = root.read_bytes(ref.path)
+    y = load_audio(data, extractor.params.sample_rate)
+    vec = extractor(y)
+    row: dict[str, Any] = {"path": ref.path, "content_hash": content_hash(data), **rid.labels()}
+    row.update(zip(extractor.names, vec.tolist(), strict=True))
+    return row
+
+
+def extract_audio_chunk(
+    clips: Sequence[ClipRef], data_url: str, store_url: str, params: AudioFeatureParams
+) -> ChunkResult:
+    """Compute features for ``clips`` and write them as one Parquet part."""
+    t0 = time.perf_counter()
+    root, store, extractor = _root(data_url), _store(store_url), _extractor(params)
+    rows, rejects = [], []
+    for ref in clips:
+        try:
+            rows.append(audio_row(root, ref, extractor))
+        except RejectedInput as exc:
+            rejects.append(reject(ref.path, exc.reason, "decode"))
+        except Exception as exc:  # noqa: BLE001 - a bad file must not stop the others
+            rejects.append(reject(ref.path, f"unexpected {type(exc).__name__}: {exc}", "decode"))
+    part = None
+    if rows:
+        schema = feature_schema(params)
+        table = pa.Table.from_pylist(rows, schema=schema)
+        part = store.path(store.features_dir("audio", params.key), Store.new_part_name())
+        store.write_table(part, table)
+    worker = f"{socket.gethostname()}:{os.getpid()}"
+    return ChunkResult(part, len(rows), rejects, time.perf_counter() - t0, worker)
+
+
+def compact(store: Store, folder: str, stale: dict[str, set[tuple[str, str]]]) -> int:
+    """Rewrite each part in ``stale`` without the listed rows; returns rows dropped."""
+    import pyarrow.parquet as pq
+
+    dropped = 0
+    for name, keys in sorted(stale.items()):
+        path = f"{folder}/{name}"
+        with store.fs.open(path, "rb") as fh:
+            table = pq.read_table(fh)
+        keep = np.array([(p, h) not in keys for p, h in zip(
+            table["path"].to_pylist(), table["content_hash"].to_pylist(), strict=True)], dtype=bool)
+        dropped += int((~keep).sum())
+        if keep.any():
+            store.write_table(f"{folder}/{Store.new_part_name()}", table.filter(pa.array(keep)))
+        store.remove([path])
+    return dropped

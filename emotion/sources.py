@@ -1,0 +1,171 @@
+"""Finding and reading input clips under a data root.
+
+A data root is a folder (local path or fsspec URL) holding clips at any depth,
+and/or zip archives of them (the Zenodo downloads such as
+``Audio_Speech_Actors_01-24.zip``). Archives are read in place, member by
+member, never unpacked to disk. Every clip is named by its path relative to
+the data root; a clip inside an archive is named ``archive.zip/member/path``.
+
+Archive members are checked before they are read: names that would escape a
+folder (``..``, absolute paths), symbolic links, and members whose size or
+compression ratio is implausible are refused with a reason.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import posixpath
+import stat
+import zipfile
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
+from typing import IO
+
+import fsspec
+from fsspec.implementations.local import LocalFileSystem
+
+from emotion.errors import DecodeError, RejectedInput, UnsafeArchiveError, UsageError
+
+AUDIO_EXTENSIONS = frozenset({".wav", ".flac"})
+VIDEO_EXTENSIONS = frozenset({".mp4"})
+ARCHIVE_SEP = ".zip/"
+
+
+@dataclass(frozen=True)
+class ArchiveLimits:
+    """Bounds on what is read from one archive member (zip-bomb guard)."""
+
+    max_member_bytes: int = 1 << 30  # 1 GiB uncompressed
+    max_ratio: float = 200.0  # uncompressed / compressed
+
+
+@dataclass(frozen=True)
+class Candidate:
+    """A file found under the data root: a clip to process or a problem to report."""
+
+    relpath: str
+    size: int
+    problem: str | None = None  # set when the file can't be read at all
+
+
+def extension(relpath: str) -> str:
+    return posixpath.splitext(relpath)[1].lower()
+
+
+def content_hash(data: bytes) -> str:
+    """A 128-bit BLAKE2b digest of a file's bytes, as hex."""
+    return hashlib.blake2b(data, digest_size=16).hexdigest()
+
+
+def _check_member(info: zipfile.ZipInfo, limits: ArchiveLimits) -> str | None:
+    name = info.filename
+    mode = info.external_attr >> 16
+    if name.startswith("/") or name.startswith("\\") or (len(name) > 1 and name[1] == ":"):
+        return f"archive member {name!r} has an absolute path"
+    if ".." in name.replace("\\", "/").split("/"):
+        return f"archive member {name!r} escapes its folder ('..')"
+    if stat.S_ISLNK(mode):
+        return f"archive member {name!r} is a symbolic link"
+    if info.file_size > limits.max_member_bytes:
+        return f"archive member {name!r} is {info.file_size} bytes, over the limit of {limits.max_member_bytes}"
+    if info.compress_size and info.file_size / info.compress_size > limits.max_ratio:
+        return f"archive member {name!r} has a compression ratio over {limits.max_ratio:g} (zip bomb?)"
+    return None
+
+
+@dataclass
+class DataRoot:
+    """Read-only access to the clips under one root (local folder or fsspec URL)."""
+
+    url: str
+    limits: ArchiveLimits = field(default_factory=ArchiveLimits)
+    storage_options: dict[str, object] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        self.fs, self.root = fsspec.core.url_to_fs(self.url, **self.storage_options)
+        self.root = self.root.rstrip("/")
+        if not self.fs.isdir(self.root):
+            raise UsageError(f"data root {self.url!r} is not a folder")
+
+    @property
+    def is_local(self) -> bool:
+        return isinstance(self.fs, LocalFileSystem)
+
+    def _abs(self, rel: str) -> str:
+        return f"{self.root}/{rel}"
+
+    def _rel(self, path: str) -> str:
+        return posixpath.relpath(path, self.root) if self.is_local else path[len(self.root) + 1 :]
+
+    def discover(self, extensions: Iterable[str]) -> list[Candidate]:
+        """Every file with one of ``extensions`` under the root, archives included.
+
+        Sorted by relative path. Unreadable entries (broken links, unsafe
+        archive members, corrupt archives) come back with ``problem`` set.
+        """
+        exts = frozenset(e.lower() for e in extensions)
+        found: list[Candidate] = []
+        for path, info in sorted(self.fs.find(self.root, detail=True, withdirs=False).items()):
+            rel = self._rel(path)
+            ext = extension(rel)
+            if info.get("type") == "other" or (info.get("islink") and not self.fs.exists(path)):
+                if ext in exts or ext == ".zip":
+                    found.append(Candidate(rel, 0, "broken symbolic link"))
+                continue
+            if ext == ".zip":
+                found.extend(self._discover_archive(rel, exts))
+            elif ext in exts:
+                found.append(Candidate(rel, int(info.get("size") or 0)))
+        return sorted(found, key=lambda c: c.relpath)
+
+    def _discover_archive(self, rel: str, exts: frozenset[str]) -> Iterator[Candidate]:
+        try:
+            with self.fs.open(self._abs(rel), "rb") as fh, zipfile.ZipFile(fh) as zf:
+                infos = zf.infolist()
+        except (OSError, zipfile.BadZipFile) as exc:
+            yield Candidate(rel, 0, f"cannot read zip archive: {exc}")
+            return
+        for info in infos:
+            if info.is_dir() or extension(info.filename) not in exts:
+                continue
+            member_rel = f"{rel}/{info.filename.lstrip('/')}"
+            yield Candidate(member_rel, info.file_size, _check_member(info, self.limits))
+
+    @staticmethod
+    def split_archive(relpath: str) -> tuple[str, str] | None:
+        """``('a.zip', 'Actor_01/x.wav')`` for an archive member, else ``None``."""
+        i = relpath.lower().find(ARCHIVE_SEP)
+        if i < 0:
+            return None
+        return relpath[: i + 4], relpath[i + 5 :]
+
+    def read_bytes(self, relpath: str) -> bytes:
+        """The bytes of one clip; raises :class:`RejectedInput` when it can't be read."""
+        parts = self.split_archive(relpath)
+        try:
+            if parts is None:
+                return bytes(self.fs.cat_file(self._abs(relpath)))
+            archive, member = parts
+            with self.fs.open(self._abs(archive), "rb") as fh, zipfile.ZipFile(fh) as zf:
+                return self._read_member(zf, member)
+        except PermissionError:
+            raise RejectedInput("permission denied", relpath) from None
+        except FileNotFoundError:
+            raise RejectedInput("file not found (deleted or a broken link)", relpath) from None
+        except (OSError, zipfile.BadZipFile, EOFError) as exc:
+            raise DecodeError(f"cannot read file: {exc}", relpath) from None
+
+    def _read_member(self, zf: zipfile.ZipFile, member: str) -> bytes:
+        info = zf.getinfo(member)
+        problem = _check_member(info, self.limits)
+        if problem:
+            raise UnsafeArchiveError(problem)
+        with zf.open(info) as src:
+            return _read_bounded(src, self.limits.max_member_bytes)
+
+
+def _read_bounded(src: IO[bytes], limit: int) -> bytes:
+    data = src.read(limit + 1)
+    if len(data) > limit:
+        raise UnsafeArchiveError(f"archive member inflates past the limit of {limit} bytes")
+    return data

@@ -1,0 +1,180 @@
+"""The output store: Parquet tables and run folders under one root.
+
+Layout (``OUT`` is a local folder or an fsspec URL)::
+
+    OUT/features/audio/<set>-<hash>/part-<time>-<id>.parquet  one row per clip
+    OUT/features/audio/<set>-<hash>/params.json               the feature parameters
+    OUT/manifest/<modality>.parquet                           every input seen by the last run
+    OUT/rejects/<modality>.parquet                            file, reason, stage, time
+    OUT/runs/<split-id>/<model>/<version>/                    one trained model and its evaluation
+
+Every file is written under a temporary name and renamed into place (a single
+PUT on object stores), so a crash never leaves a partial file that a later
+read picks up. A run folder counts as complete only once its ``run.json``,
+written last, is there.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import posixpath
+import time
+import uuid
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from typing import Any
+
+import fsspec
+import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
+from fsspec.implementations.local import LocalFileSystem
+
+from emotion.errors import StoreError
+
+# Columns that identify a clip; every row of every table carries them.
+KEY_COLUMNS = ("path", "content_hash")
+LABEL_COLUMNS = (
+    "actor", "gender", "modality", "vocal_channel", "emotion", "emotion_label",
+    "intensity", "statement", "repetition",
+)
+REJECT_SCHEMA = pa.schema([
+    ("path", pa.string()), ("reason", pa.string()), ("stage", pa.string()), ("time", pa.timestamp("ms", tz="UTC")),
+])
+TMP_PREFIX = ".tmp-"
+
+
+def _now_ms() -> pd.Timestamp:
+    return pd.Timestamp.now(tz="UTC").floor("ms")
+
+
+@dataclass
+class Store:
+    """Read and write the pipeline's outputs under ``url``."""
+
+    url: str
+    storage_options: dict[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        self.fs, self.root = fsspec.core.url_to_fs(self.url, **self.storage_options)
+        self.root = self.root.rstrip("/") or "/"
+        if self.is_local:
+            self.root = os.path.abspath(self.root)
+
+    @property
+    def is_local(self) -> bool:
+        return isinstance(self.fs, LocalFileSystem)
+
+    def path(self, *parts: str) -> str:
+        return posixpath.join(self.root, *parts)
+
+    # -- writing ---------------------------------------------------------
+    def write_bytes(self, path: str, data: bytes) -> None:
+        """Write ``data`` to ``path`` atomically (temp name, then rename)."""
+        parent = posixpath.dirname(path)
+        if self.is_local:
+            os.makedirs(parent, exist_ok=True)
+            tmp = posixpath.join(parent, f"{TMP_PREFIX}{uuid.uuid4().hex}-{posixpath.basename(path)}")
+            try:
+                with open(tmp, "wb") as fh:
+                    fh.write(data)
+                    fh.flush()
+                    os.fsync(fh.fileno())
+                os.replace(tmp, path)
+            except BaseException:
+                if os.path.exists(tmp):
+                    os.unlink(tmp)
+                raise
+        else:  # one PUT is atomic on object stores
+            self.fs.pipe_file(path, data)
+
+    def write_json(self, path: str, obj: Any) -> None:
+        self.write_bytes(path, (json.dumps(obj, indent=2, sort_keys=True, default=str) + "\n").encode())
+
+    def write_table(self, path: str, table: pa.Table) -> None:
+        buf = io.BytesIO()
+        pq.write_table(table, buf, compression="zstd")
+        self.write_bytes(path, buf.getvalue())
+
+    def remove(self, paths: Iterable[str]) -> None:
+        for p in paths:
+            if self.fs.exists(p):
+                self.fs.rm_file(p)
+
+    # -- reading ---------------------------------------------------------
+    def exists(self, path: str) -> bool:
+        return bool(self.fs.exists(path))
+
+    def read_json(self, path: str) -> Any:
+        try:
+            return json.loads(self.fs.cat_file(path))
+        except FileNotFoundError:
+            raise StoreError(f"{path} does not exist") from None
+
+    def list_parts(self, folder: str) -> list[str]:
+        """Parquet parts in ``folder``, oldest first (part names sort by time)."""
+        if not self.fs.isdir(folder):
+            return []
+        names = [p for p in self.fs.ls(folder, detail=False) if p.endswith(".parquet")]
+        return sorted((p for p in names if not posixpath.basename(p).startswith(TMP_PREFIX)),
+                      key=posixpath.basename)
+
+    def read_parts(self, parts: list[str], columns: list[str] | None = None) -> pd.DataFrame:
+        frames = []
+        for p in parts:
+            with self.fs.open(p, "rb") as fh:
+                t = pq.read_table(fh, columns=columns)
+            frames.append(t.to_pandas().assign(_part=posixpath.basename(p)))
+        if not frames:
+            return pd.DataFrame(columns=[*(columns or []), "_part"])
+        return pd.concat(frames, ignore_index=True)
+
+    def read_table(self, path: str) -> pd.DataFrame | None:
+        if not self.fs.exists(path):
+            return None
+        with self.fs.open(path, "rb") as fh:
+            return pq.read_table(fh).to_pandas()
+
+    # -- feature tables ----------------------------------------------------
+    def features_dir(self, modality: str, key: str) -> str:
+        return self.path("features", modality, key)
+
+    @staticmethod
+    def new_part_name() -> str:
+        return f"part-{time.time_ns():020d}-{uuid.uuid4().hex[:8]}.parquet"
+
+    def read_features(self, modality: str, key: str) -> pd.DataFrame:
+        """Current rows of a feature set: one per clip path (the newest wins)."""
+        folder = self.features_dir(modality, key)
+        df = self.read_parts(self.list_parts(folder))
+        if df.empty:
+            raise StoreError(f"no {modality} features for {key} under {self.url} (run `emotion extract` first)")
+        df = df.drop_duplicates("path", keep="last").drop(columns="_part")
+        return df.sort_values("path", ignore_index=True)
+
+    def feature_keys(self, modality: str, key: str) -> pd.DataFrame:
+        """``path``, ``content_hash`` and ``_part`` of every stored row (cheap)."""
+        return self.read_parts(self.list_parts(self.features_dir(modality, key)), columns=list(KEY_COLUMNS))
+
+    # -- rejects and manifest ----------------------------------------------
+    def write_rejects(self, modality: str, rows: list[dict[str, Any]]) -> None:
+        table = pa.Table.from_pylist(
+            [{"path": r["path"], "reason": r["reason"], "stage": r["stage"], "time": r.get("time") or _now_ms()}
+             for r in rows], schema=REJECT_SCHEMA)
+        self.write_table(self.path("rejects", f"{modality}.parquet"), table)
+
+    def read_rejects(self, modality: str) -> pd.DataFrame:
+        df = self.read_table(self.path("rejects", f"{modality}.parquet"))
+        return df if df is not None else REJECT_SCHEMA.empty_table().to_pandas()
+
+    def write_manifest(self, modality: str, df: pd.DataFrame) -> None:
+        self.write_table(self.path("manifest", f"{modality}.parquet"), pa.Table.from_pandas(df, preserve_index=False))
+
+    # -- runs ---------------------------------------------------------------
+    def run_dir(self, split_id: str, model: str, version: str) -> str:
+        return self.path("runs", split_id, model, version)
+
+    def run_complete(self, run_dir: str) -> bool:
+        return self.exists(posixpath.join(run_dir, "run.json"))

@@ -1,0 +1,1 @@
+"""Prefect flows: compositions of :mod:`tasks`, plus the ``emotion`` CLI."""

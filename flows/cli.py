@@ -1,0 +1,254 @@
+"""The ``emotion`` command line: synth, extract, train, run, demo.
+
+Every command prints a readable summary (``--json`` for a machine-readable
+one) and exits 0 on success, 1 when the pipeline fails, and 2 with a one-line
+message on bad usage or a missing path.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+# Quiet defaults, set before Prefect, Dask or TensorFlow are imported.
+for _k, _v in {
+    "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
+    "DASK_LOGGING__DISTRIBUTED": "warning",
+    "TF_CPP_MIN_LOG_LEVEL": "3",
+    "TF_ENABLE_ONEDNN_OPTS": "0",
+}.items():
+    os.environ.setdefault(_k, _v)
+
+from emotion.errors import EmotionError, UsageError  # noqa: E402
+from emotion.features import feature_set  # noqa: E402
+from emotion.models import MODELS, SearchParams  # noqa: E402
+from emotion.splits import DEFAULT_SPLIT, ActorSplit, parse_actors  # noqa: E402
+from emotion.synth import SynthParams, write_corpus  # noqa: E402
+
+DEMO_SPLIT = DEFAULT_SPLIT
+
+
+def _models(values: list[str] | None) -> list[str]:
+    names: list[str] = []
+    for v in values or ["rf,svc,xgb"]:
+        names.extend(n.strip() for n in v.split(",") if n.strip())
+    bad = [n for n in names if n not in MODELS]
+    if bad:
+        raise UsageError(f"unknown model {bad[0]!r}; choose from {', '.join(MODELS)}")
+    return list(dict.fromkeys(names))
+
+
+def _existing_dir(path: str, what: str) -> str:
+    if "://" in path:
+        return path
+    if not Path(path).is_dir():
+        raise UsageError(f"{what} {path!r} does not exist or is not a folder")
+    return str(Path(path).resolve())
+
+
+def _out_dir(path: str) -> str:
+    if "://" in path:
+        return path
+    p = Path(path)
+    if p.exists() and not p.is_dir():
+        raise UsageError(f"output {path!r} exists and is not a folder")
+    p.mkdir(parents=True, exist_ok=True)
+    return str(p.resolve())
+
+
+def _search(args: argparse.Namespace) -> SearchParams:
+    if args.n_iter < 1 or args.cv_folds < 2:
+        raise UsageError("--n-iter must be at least 1 and --cv-folds at least 2")
+    return SearchParams(n_iter=args.n_iter, cv_folds=args.cv_folds, refine=not args.no_refine, seed=args.seed)
+
+
+# -- output -----------------------------------------------------------------
+def _print_extract(s: dict[str, Any]) -> None:
+    print(f"extract: {s['processed']} processed, {s['skipped']} skipped, {s['removed']} removed, "
+          f"{s['rejected']} rejected in {s['seconds']:.1f} s (features {s['feature_set']})")
+    for r in s["rejects"][:20]:
+        print(f"  rejected {r['path']}: {r['reason']}")
+    if len(s["rejects"]) > 20:
+        print(f"  ... and {len(s['rejects']) - 20} more (see OUT/rejects/audio.parquet)")
+
+
+def _print_train(t: dict[str, Any]) -> None:
+    print(f"split {t['split']}: models ranked by accuracy on the test actors")
+    print(f"  {'model':<6} {'accuracy':>8} {'macro-F1':>8} {'UAR':>6} {'grouped-CV acc':>15} {'train':>6} {'test':>5}  run")
+    for r in t["models"]:
+        cv = f"{r['cv_accuracy']:.3f}±{r['cv_std']:.3f}"
+        print(f"  {r['model']:<6} {r['accuracy']:>8.3f} {r['macro_f1']:>8.3f} {r['uar']:>6.3f} {cv:>15} "
+              f"{r['n_train']:>6} {r['n_test']:>5}  {r['run_dir']}{' (reused)' if r.get('reused') else ''}")
+    print(f"  summary: {t['summary']}")
+
+
+def _emit(args: argparse.Namespace, payload: dict[str, Any], printer: Any) -> None:
+    if args.json:
+        print(json.dumps(payload, indent=2, default=str))
+    else:
+        printer(payload)
+
+
+# -- commands -----------------------------------------------------------------
+def cmd_synth(args: argparse.Namespace) -> int:
+    params = SynthParams(actors=parse_actors(args.actors), repetitions=args.repetitions,
+                         duration=args.duration, seed=args.seed)
+    t0 = time.perf_counter()
+    paths = write_corpus(_out_dir(args.dir), params)
+    payload = {"dir": str(Path(args.dir).resolve()), "clips": len(paths), "actors": list(params.actors),
+               "seconds": round(time.perf_counter() - t0, 2)}
+    _emit(args, payload, lambda p: print(f"synth: wrote {p['clips']} clips of actors "
+                                         f"{args.actors} to {p['dir']} in {p['seconds']:.1f} s"))
+    return 0
+
+
+def cmd_extract(args: argparse.Namespace) -> int:
+    from flows.extract import extract_audio
+
+    data, out = _existing_dir(args.data, "data root"), _out_dir(args.out)
+    s = extract_audio(data, out, feature_set(args.features), full=args.full, chunk_size=args.chunk_size,
+                      dask_address=args.dask_address, workers=args.workers)
+    _emit(args, s.to_dict(), _print_extract)
+    return 0
+
+
+def cmd_train(args: argparse.Namespace) -> int:
+    from flows.train import train_audio
+
+    out = _existing_dir(args.out, "store")
+    split = str(ActorSplit.parse(args.split))
+    t = train_audio(out, split, _models(args.model), feature_set(args.features), _search(args),
+                    n_jobs=args.jobs, force=args.force)
+    _emit(args, t, _print_train)
+    return 0
+
+
+def _run(args: argparse.Namespace, data: str, out: str) -> dict[str, Any]:
+    from flows.run import run_pipeline
+
+    split = str(ActorSplit.parse(args.split))
+    return run_pipeline(data, out, split, _models(args.model), feature_set(args.features), _search(args),
+                        full=args.full, dask_address=args.dask_address, workers=args.workers, n_jobs=args.jobs)
+
+
+def _print_run(r: dict[str, Any]) -> None:
+    _print_extract(r["extract"])
+    _print_train(r["train"])
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    data, out = _existing_dir(args.data, "data root"), _out_dir(args.out)
+    _emit(args, _run(args, data, out), _print_run)
+    return 0
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    out = Path(_out_dir(args.out))
+    data = out / "data"
+    params = SynthParams(actors=parse_actors(args.actors))
+    t0 = time.perf_counter()
+    if not args.json:
+        print(f"demo: writing a synthetic corpus ({len(params.actors)} actors) to {data}", flush=True)
+    write_corpus(data, params)
+    r = _run(args, str(data), str(out / "store"))
+    r["seconds"] = round(time.perf_counter() - t0, 1)
+    _emit(args, r, _print_run)
+    if not args.json:
+        print(f"demo finished in {r['seconds']:.0f} s; outputs under {out / 'store'}")
+    return 0
+
+
+# -- parser ----------------------------------------------------------------------
+def _add_common(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--json", action="store_true", help="print a machine-readable JSON summary")
+
+
+def _add_extract_opts(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--features", default="seed", help="feature set (default: seed, the baseline recipe)")
+    p.add_argument("--dask-address", metavar="ADDR", default=os.environ.get("EMOTION_DASK_ADDRESS"),
+                   help="use the Dask scheduler at tcp://HOST:PORT (default: a local cluster)")
+    p.add_argument("--workers", type=int, help="worker processes of the local cluster (default: one per core)")
+    p.add_argument("--full", action="store_true", help="recompute everything, not only new or changed clips")
+
+
+def _add_train_opts(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--split", default=DEFAULT_SPLIT, help=f"actor split (default: {DEFAULT_SPLIT})")
+    p.add_argument("--model", action="append", metavar="NAME",
+                   help=f"model(s) to train: {', '.join(MODELS)} (repeat or comma-separate; default all)")
+    p.add_argument("--n-iter", type=int, default=50, help="randomized-search candidates (default 50)")
+    p.add_argument("--cv-folds", type=int, default=3, help="actor-grouped CV folds (default 3)")
+    p.add_argument("--no-refine", action="store_true", help="skip the grid search around the best candidate")
+    p.add_argument("--seed", type=int, default=0, help="random seed of the search and models (default 0)")
+    p.add_argument("--jobs", type=int, help="parallel search processes (default: one per core)")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    ap = argparse.ArgumentParser(prog="emotion", description="Emotion recognition pipeline for RAVDESS-style corpora.")
+    sub = ap.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    p = sub.add_parser("synth", help="write a synthetic RAVDESS-named corpus")
+    p.add_argument("dir")
+    p.add_argument("--actors", default="1-8,21-24", help="actors to generate (default 1-8,21-24)")
+    p.add_argument("--repetitions", type=int, choices=(1, 2), default=2)
+    p.add_argument("--duration", type=float, default=1.5, help="seconds per clip (default 1.5)")
+    p.add_argument("--seed", type=int, default=0)
+    _add_common(p)
+    p.set_defaults(func=cmd_synth)
+
+    p = sub.add_parser("extract", help="extract features of every clip under DATA into the store OUT")
+    p.add_argument("data")
+    p.add_argument("--out", required=True)
+    p.add_argument("--chunk-size", type=int, default=40, help="clips per Dask task (default 40)")
+    _add_extract_opts(p)
+    _add_common(p)
+    p.set_defaults(func=cmd_extract)
+
+    p = sub.add_parser("train", help="tune, train and evaluate models on the features in OUT")
+    p.add_argument("out")
+    p.add_argument("--features", default="seed")
+    p.add_argument("--force", action="store_true", help="retrain even if an identical run is stored")
+    _add_train_opts(p)
+    _add_common(p)
+    p.set_defaults(func=cmd_train)
+
+    p = sub.add_parser("run", help="extract, train and evaluate")
+    p.add_argument("data")
+    p.add_argument("--out", required=True)
+    _add_extract_opts(p)
+    _add_train_opts(p)
+    _add_common(p)
+    p.set_defaults(func=cmd_run)
+
+    p = sub.add_parser("demo", help="synthesize a corpus, then run the whole pipeline on it")
+    p.add_argument("--out", default="emotion-demo", help="folder for the corpus and the store (default ./emotion-demo)")
+    p.add_argument("--actors", default="1-8,21-24", help="synthetic actors (default 1-8,21-24)")
+    _add_extract_opts(p)
+    _add_train_opts(p)
+    _add_common(p)
+    p.set_defaults(func=cmd_demo)
+    return ap
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        return int(args.func(args))
+    except UsageError as exc:
+        print(f"emotion: error: {exc}", file=sys.stderr)
+        return 2
+    except EmotionError as exc:
+        print(f"emotion: {args.command} failed: {exc}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print("emotion: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,31 @@
+"""The whole pipeline: extract, then train and evaluate."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from prefect import flow
+
+from emotion.features import AudioFeatureParams
+from emotion.models import SearchParams
+from emotion.splits import DEFAULT_SPLIT
+from flows.extract import extract_audio
+from flows.train import DEFAULT_MODELS, train_audio
+
+
+@flow(name="emotion-pipeline", flow_run_name="pipeline-{split}")
+def run_pipeline(
+    data: str,
+    out: str,
+    split: str = DEFAULT_SPLIT,
+    models: tuple[str, ...] = DEFAULT_MODELS,
+    features: AudioFeatureParams = AudioFeatureParams(),
+    search: SearchParams = SearchParams(),
+    full: bool = False,
+    dask_address: str | None = None,
+    workers: int | None = None,
+    n_jobs: int | None = None,
+) -> dict[str, Any]:
+    extracted = extract_audio(data, out, features, full=full, dask_address=dask_address, workers=workers)
+    trained = train_audio(out, split, models, features, search, n_jobs=n_jobs, force=full)
+    return {"extract": extracted.to_dict(), "train": trained}

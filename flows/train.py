@@ -1,0 +1,36 @@
+"""The training flow: tune, fit and evaluate models on one actor split."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from prefect import flow
+
+from emotion.features import AudioFeatureParams
+from emotion.models import SearchParams, model_spec
+from emotion.splits import DEFAULT_SPLIT, ActorSplit
+from tasks.cluster import default_workers
+from tasks.train import train_model, write_summary
+
+DEFAULT_MODELS = ("rf", "svc", "xgb")
+
+
+@flow(name="train-audio", flow_run_name="train-audio-{split}")
+def train_audio(
+    out: str,
+    split: str = DEFAULT_SPLIT,
+    models: tuple[str, ...] = DEFAULT_MODELS,
+    features: AudioFeatureParams = AudioFeatureParams(),
+    search: SearchParams = SearchParams(),
+    n_jobs: int | None = None,
+    force: bool = False,
+) -> dict[str, Any]:
+    """Train every model in ``models`` on ``split``; returns the summary, best first."""
+    sp = ActorSplit.parse(split)
+    for m in models:
+        model_spec(m)  # fail fast on an unknown name
+    jobs = n_jobs or default_workers()
+    results = [train_model(out, m, sp, features, search, jobs, force) for m in models]
+    path = write_summary(out, sp, results)
+    ranked = sorted(results, key=lambda r: (-r["accuracy"], r["model"]))
+    return {"split": str(sp), "split_id": sp.id, "summary": path, "models": ranked}
