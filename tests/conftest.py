@@ -1,0 +1,54 @@
+"""Shared fixtures: tiny synthetic corpora and the real RAVDESS subset."""
+
+from __future__ import annotations
+
+import os
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+import soundfile as sf
+
+os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
+os.environ.setdefault("DASK_LOGGING__DISTRIBUTED", "warning")
+
+from emotion.synth import SynthParams, write_corpus  # noqa: E402
+
+PROJECT = Path(__file__).resolve().parents[1]
+REAL = PROJECT.parent / "shared" / "ravdess"
+REAL_AUDIO = REAL / "audio_speech"
+
+
+def real_audio_files(n: int | None = None) -> list[Path]:
+    if not REAL_AUDIO.is_dir():
+        pytest.skip(f"real RAVDESS audio not found at {REAL_AUDIO} (it sits next to the project root)")
+    files = sorted(REAL_AUDIO.rglob("*.flac"))
+    return files[:n] if n else files
+
+
+TINY = SynthParams(actors=(1, 2, 3, 21), repetitions=1, duration=1.0, seed=3)
+
+
+@pytest.fixture(scope="session")
+def tiny_corpus(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """120 synthetic clips: actors 01-03 (train) and 21 (test), wav and flac, mono and stereo."""
+    root = tmp_path_factory.mktemp("tiny") / "data"
+    write_corpus(root, TINY)
+    return root
+
+
+@pytest.fixture
+def corpus(tiny_corpus: Path, tmp_path: Path) -> Path:
+    """A private, modifiable copy of the tiny corpus."""
+    dst = tmp_path / "data"
+    shutil.copytree(tiny_corpus, dst)
+    return dst
+
+
+def write_tone(path: Path, seconds: float = 1.0, sr: int = 22050, channels: int = 1, amp: float = 0.3) -> Path:
+    t = np.arange(int(seconds * sr)) / sr
+    y = amp * np.sin(2 * np.pi * 220 * t) * (1 + 0.3 * np.sin(2 * np.pi * 3 * t))
+    path.parent.mkdir(parents=True, exist_ok=True)
+    sf.write(path, np.repeat(y[:, None], channels, axis=1), sr)
+    return path

@@ -1,0 +1,59 @@
+from pathlib import Path
+
+import numpy as np
+
+from emotion.extract import extract_audio_chunk, plan_extraction, take_inventory
+from emotion.features import AudioFeatureParams
+from emotion.sources import DataRoot
+from emotion.store import Store
+
+PARAMS = AudioFeatureParams()
+
+
+def _extract_all(data: Path, out: Path):
+    inv = take_inventory(DataRoot(str(data)))
+    store = Store(str(out))
+    p = plan_extraction(inv, store.feature_keys("audio", PARAMS.key))
+    res = extract_audio_chunk(p.todo, str(data), str(out), PARAMS) if p.todo else None
+    return inv, p, res
+
+
+def test_bad_files_are_rejected_and_the_rest_processed(corpus, tmp_path):
+    (corpus / "Actor_01" / "03-01-05-01-01-01-01.flac").write_bytes(b"")  # zero bytes (replaces a good clip)
+    (corpus / "Actor_02" / "03-01-05-01-01-01-02.wav").write_bytes(np.random.default_rng(1).bytes(3000))  # corrupt
+    (corpus / "Actor_02" / "notravdess.wav").write_bytes(b"x")
+    (corpus / "Actor_02" / "03-01-09-01-01-01-02.wav").write_bytes(b"x")
+    dup = corpus / "Actor_03" / "03-01-03-01-01-01-03.flac"
+    (corpus / "copy").mkdir()
+    (corpus / "copy" / "03-01-03-01-01-01-03.flac").write_bytes(dup.read_bytes())
+    inv, p, res = _extract_all(corpus, tmp_path / "out")
+    rejects = {r["path"]: r["reason"] for r in inv.rejects + res.rejects}
+    assert rejects["Actor_01/03-01-05-01-01-01-01.flac"] == "empty file (0 bytes)"
+    assert rejects["Actor_02/03-01-05-01-01-01-02.wav"].startswith("cannot decode audio")
+    assert "not a RAVDESS id" in rejects["Actor_02/notravdess.wav"]
+    assert "emotion 09" in rejects["Actor_02/03-01-09-01-01-01-02.wav"]
+    assert "duplicate id" in rejects["copy/03-01-03-01-01-01-03.flac"]
+    assert len(rejects) == 5
+    assert res.rows == 120 - 2  # every good clip of the corpus
+    df = Store(str(tmp_path / "out")).read_features("audio", PARAMS.key)
+    assert len(df) == 118 and df["path"].is_unique
+    assert set(df.columns) >= {"path", "content_hash", "actor", "emotion", "gender", *PARAMS.feature_names()}
+    assert not any(p.startswith("/") for p in df["path"])  # relative to the data root
+
+
+def test_plan_processes_only_new_and_changed_and_drops_removed(corpus, tmp_path):
+    out = tmp_path / "out"
+    _extract_all(corpus, out)
+    changed = corpus / "Actor_01" / "03-01-02-01-01-01-01.flac"
+    other = corpus / "Actor_02" / "03-01-02-01-01-01-02.wav"
+    changed.write_bytes(other.read_bytes())  # new content under the same name
+    (corpus / "Actor_03" / "03-01-04-01-01-01-03.flac").unlink()
+    (corpus / "Actor_21").rename(corpus / "Actor_21_moved")  # a move is a removal plus additions
+    inv = take_inventory(DataRoot(str(corpus)))
+    p = plan_extraction(inv, Store(str(out)).feature_keys("audio", PARAMS.key))
+    assert sorted(r.path for r in p.todo if not r.path.startswith("Actor_21_moved")) == ["Actor_01/03-01-02-01-01-01-01.flac"]
+    assert len(p.todo) == 1 + 30 and p.skipped == 119 - 31
+    assert len(p.removed) == 1 + 30
+    assert sum(len(v) for v in p.stale_parts.values()) == 1 + 1 + 30
+    full = plan_extraction(inv, Store(str(out)).feature_keys("audio", PARAMS.key), full=True)
+    assert len(full.todo) == 119 and full.skipped == 0 and full.drop_parts

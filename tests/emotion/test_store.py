@@ -1,0 +1,56 @@
+import os
+
+import pyarrow as pa
+import pytest
+
+from emotion.errors import StoreError
+from emotion.store import Store
+
+
+def test_write_is_atomic_when_the_write_fails(tmp_path, monkeypatch):
+    store = Store(str(tmp_path))
+    target = store.path("features", "audio", "x", "part-1.parquet")
+    store.write_bytes(target, b"old complete content")
+
+    def crash(*_a, **_k):
+        raise OSError("disk full")
+
+    monkeypatch.setattr(os, "replace", crash)
+    with pytest.raises(OSError, match="disk full"):
+        store.write_bytes(target, b"new content that never lands")
+    monkeypatch.undo()
+    with open(target, "rb") as fh:
+        assert fh.read() == b"old complete content"  # nothing half-written
+    assert os.listdir(os.path.dirname(target)) == ["part-1.parquet"]  # no temp file left
+
+
+def test_readers_ignore_temporary_files_of_a_killed_writer(tmp_path):
+    store = Store(str(tmp_path))
+    folder = store.features_dir("audio", "k")
+    store.write_table(f"{folder}/{Store.new_part_name()}", pa.table({"path": ["a"], "content_hash": ["h"]}))
+    with open(f"{folder}/.tmp-deadbeef-part-9.parquet", "wb") as fh:
+        fh.write(b"PAR1 half a file")  # what a SIGKILL mid-write leaves
+    df = store.read_features("audio", "k")
+    assert list(df["path"]) == ["a"]
+
+
+def test_newest_row_of_a_path_wins(tmp_path):
+    store = Store(str(tmp_path))
+    folder = store.features_dir("audio", "k")
+    store.write_table(f"{folder}/{Store.new_part_name()}", pa.table({"path": ["a", "b"], "content_hash": ["1", "1"]}))
+    store.write_table(f"{folder}/{Store.new_part_name()}", pa.table({"path": ["a"], "content_hash": ["2"]}))
+    df = store.read_features("audio", "k")
+    assert dict(zip(df["path"], df["content_hash"], strict=True)) == {"a": "2", "b": "1"}
+
+
+def test_missing_features_say_what_to_do(tmp_path):
+    with pytest.raises(StoreError, match="run `emotion extract` first"):
+        Store(str(tmp_path)).read_features("audio", "nope")
+
+
+def test_rejects_table_roundtrip(tmp_path):
+    store = Store(str(tmp_path))
+    store.write_rejects("audio", [{"path": "x.wav", "reason": "empty file (0 bytes)", "stage": "decode"}])
+    df = store.read_rejects("audio")
+    assert df.loc[0, "path"] == "x.wav" and df.loc[0, "reason"] == "empty file (0 bytes)"
+    assert Store(str(tmp_path / "none")).read_rejects("audio").empty

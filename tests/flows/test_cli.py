@@ -1,0 +1,101 @@
+"""End-to-end runs of the ``emotion`` command on tiny synthetic corpora."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from emotion.runs import load_run
+from emotion.store import Store
+from flows.cli import main
+
+pytestmark = pytest.mark.slow
+FAST = ["--n-iter", "2", "--workers", "2", "--jobs", "1"]
+SPLIT = ["--split", "train=1-3,test=21"]
+
+
+def run_cli(capsys, *argv: str) -> tuple[int, dict, str]:
+    code = main(list(argv))
+    out, err = capsys.readouterr()
+    payload = json.loads(out) if "--json" in argv and code == 0 else {}
+    return code, payload, err
+
+
+def test_run_end_to_end_with_bad_files(corpus: Path, tmp_path: Path, capsys):
+    (corpus / "Actor_01" / "03-01-05-01-01-01-01.flac").write_bytes(b"")
+    (corpus / "Actor_02" / "03-01-05-01-01-01-02.wav").write_bytes(np.random.default_rng(1).bytes(5000))
+    out = tmp_path / "store"
+    code, r, _ = run_cli(capsys, "run", str(corpus), "--out", str(out), *SPLIT, *FAST, "--json")
+    assert code == 0
+    ex = r["extract"]
+    assert (ex["processed"], ex["skipped"], ex["removed"], ex["rejected"]) == (118, 0, 0, 2)
+    assert len(ex["workers"]) == 2  # both local workers did work
+    rejects = Store(str(out)).read_rejects("audio").set_index("path")["reason"].to_dict()
+    assert rejects == {"Actor_01/03-01-05-01-01-01-01.flac": "empty file (0 bytes)",
+                       "Actor_02/03-01-05-01-01-01-02.wav": rejects["Actor_02/03-01-05-01-01-01-02.wav"]}
+    assert rejects["Actor_02/03-01-05-01-01-01-02.wav"].startswith("cannot decode audio")
+
+    models = {m["model"]: m for m in r["train"]["models"]}
+    assert set(models) == {"rf", "svc", "xgb"}
+    for name, m in models.items():
+        run_dir = Path(m["run_dir"])
+        assert run_dir.parent.parent.name == "train01-03_test21" and run_dir.parent.name == name
+        files = {p.name for p in run_dir.iterdir()}
+        assert {"metrics.json", "params.json", "run.json", "confusion_matrix.png", "predictions.parquet"} <= files
+        metrics = json.loads((run_dir / "metrics.json").read_text())
+        assert {"accuracy", "macro_f1", "uar", "n_train", "n_test", "train_actors", "test_actors", "per_class",
+                "confusion_matrix"} <= set(metrics)
+        assert metrics["n_test"] == 30 and metrics["n_train"] == 88 and metrics["test_actors"] == [21]
+        info = json.loads((run_dir / "run.json").read_text())
+        assert info["feature_hash"] and info["data_hash"] and json.loads((run_dir / "params.json").read_text())["best_params"]
+        est, _ = load_run(Store(str(out)), str(run_dir))
+        preds = pd.read_parquet(run_dir / "predictions.parquet")
+        assert list(preds.columns[:3]) == ["path", "actor", "emotion"] and len(preds) == 30
+    assert max(m["accuracy"] for m in models.values()) >= 0.8  # the synthetic signal is learnable
+
+    # a rerun processes nothing and reuses the trained runs
+    code, r2, _ = run_cli(capsys, "run", str(corpus), "--out", str(out), *SPLIT, *FAST, "--json")
+    assert code == 0
+    assert (r2["extract"]["processed"], r2["extract"]["skipped"], r2["extract"]["rejected"]) == (0, 118, 2)
+    assert all(m["reused"] for m in r2["train"]["models"])
+
+    # retraining from scratch gives the same numbers (fixed seeds)
+    code, r3, _ = run_cli(capsys, "train", str(out), *SPLIT, "--n-iter", "2", "--jobs", "2", "--force", "--json")
+    assert code == 0
+    again = {m["model"]: m for m in r3["models"]}
+    for name, m in models.items():
+        assert again[name]["accuracy"] == m["accuracy"] and again[name]["cv_accuracy"] == m["cv_accuracy"]
+        assert again[name]["version"] == m["version"]
+
+
+def test_split_without_test_clips_fails_with_one_line(corpus: Path, tmp_path: Path, capsys):
+    out = tmp_path / "store"
+    assert run_cli(capsys, "extract", str(corpus), "--out", str(out), "--workers", "1")[0] == 0
+    code, _, err = run_cli(capsys, "train", str(out), "--split", "train=1-3,test=22", "--model", "svc", "--n-iter", "1")
+    assert code == 1
+    assert "no clips of the test actors" in err.strip().splitlines()[-1]
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["extract", "/no/such/folder", "--out", "/tmp/x"], "does not exist"),
+    (["train", "/no/such/store"], "does not exist"),
+    (["train", ".", "--split", "train=1-20"], "bad split"),
+    (["train", ".", "--model", "knn"], "unknown model"),
+    (["train", ".", "--n-iter", "0"], "--n-iter"),
+])
+def test_bad_usage_exits_2_with_one_line(argv, message, capsys):
+    code, _, err = run_cli(capsys, *argv)
+    assert code == 2
+    assert len(err.strip().splitlines()) == 1 and message in err
+
+
+def test_synth_and_extract_print_readable_summaries(tmp_path: Path, capsys):
+    code, _, _ = run_cli(capsys, "synth", str(tmp_path / "d"), "--actors", "1,2", "--repetitions", "1", "--duration", "0.6")
+    assert code == 0
+    assert main(["extract", str(tmp_path / "d"), "--out", str(tmp_path / "o"), "--workers", "1"]) == 0
+    out = capsys.readouterr().out
+    assert "extract: 60 processed, 0 skipped, 0 removed, 0 rejected" in out
