@@ -1,0 +1,75 @@
+"""Scheduled deployments of the flows, declared in ``deployments.yaml``."""
+
+from __future__ import annotations
+
+import os
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from emotion.errors import UsageError
+
+DEFAULT_FILE = Path(__file__).with_name("deployments.yaml")
+_VAR = re.compile(r"\$\{(\w+)(?::-([^}]*))?\}")
+
+
+@dataclass(frozen=True)
+class DeploymentSpec:
+    name: str
+    flow: str
+    cron: str
+    timezone: str = "UTC"
+    description: str = ""
+    parameters: dict[str, Any] = field(default_factory=dict)
+
+
+def _expand(value: Any) -> Any:
+    if isinstance(value, str):
+        return _VAR.sub(lambda m: os.environ.get(m[1], m[2] or ""), value)
+    if isinstance(value, list):
+        return [_expand(v) for v in value]
+    if isinstance(value, dict):
+        return {k: _expand(v) for k, v in value.items()}
+    return value
+
+
+def load_specs(path: str | Path = DEFAULT_FILE) -> list[DeploymentSpec]:
+    """Read and validate a deployments file (see ``deployments.yaml``)."""
+    from flows.registry import FLOWS
+
+    p = Path(path)
+    if not p.is_file():
+        raise UsageError(f"deployments file {p} does not exist")
+    doc = yaml.safe_load(p.read_text()) or {}
+    defaults = doc.get("defaults") or {}
+    specs = []
+    for i, d in enumerate(doc.get("deployments") or []):
+        missing = [k for k in ("name", "flow", "cron") if not d.get(k)]
+        if missing:
+            raise UsageError(f"{p}: deployment {i + 1} lacks {', '.join(missing)}")
+        if d["flow"] not in FLOWS:
+            raise UsageError(f"{p}: deployment {d['name']!r} names unknown flow {d['flow']!r}; choose from {sorted(FLOWS)}")
+        if len(str(d["cron"]).split()) != 5:
+            raise UsageError(f"{p}: deployment {d['name']!r} has cron {d['cron']!r}; expected 5 fields")
+        params = {k: v for k, v in _expand(d.get("parameters") or {}).items() if v not in ("", None)}
+        specs.append(DeploymentSpec(d["name"], d["flow"], str(d["cron"]), d.get("timezone", defaults.get("timezone", "UTC")),
+                                    d.get("description", ""), params))
+    if not specs:
+        raise UsageError(f"{p}: no deployments declared")
+    return specs
+
+
+def build(specs: list[DeploymentSpec]) -> list[Any]:
+    """Prefect ``RunnerDeployment`` objects for ``prefect.serve``."""
+    from prefect.schedules import Cron
+
+    from flows.registry import FLOWS
+
+    return [
+        FLOWS[s.flow].to_deployment(name=s.name, schedule=Cron(s.cron, timezone=s.timezone), parameters=s.parameters,
+                                    description=s.description, tags=["emotion"])
+        for s in specs
+    ]

@@ -201,7 +201,7 @@ def extract_audio_chunk(
     if rows:
         schema = feature_schema(params)
         table = pa.Table.from_pylist(rows, schema=schema)
-        part = store.path(store.features_dir("audio", params.key), Store.new_part_name())
+        part = f"{store.features_dir('audio', params.key)}/{Store.new_part_name()}"
         store.write_table(part, table)
     worker = f"{socket.gethostname()}:{os.getpid()}"
     return ChunkResult(part, len(rows), rejects, time.perf_counter() - t0, worker)

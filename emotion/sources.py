@@ -84,6 +84,7 @@ class DataRoot:
     def __post_init__(self) -> None:
         self.fs, self.root = fsspec.core.url_to_fs(self.url, **self.storage_options)
         self.root = self.root.rstrip("/")
+        self.fs.invalidate_cache(self.root)
         if not self.fs.isdir(self.root):
             raise UsageError(f"data root {self.url!r} is not a folder")
 
@@ -104,6 +105,7 @@ class DataRoot:
         archive members, corrupt archives) come back with ``problem`` set.
         """
         exts = frozenset(e.lower() for e in extensions)
+        self.fs.invalidate_cache(self.root)  # object stores cache listings between calls
         found: list[Candidate] = []
         for path, info in sorted(self.fs.find(self.root, detail=True, withdirs=False).items()):
             rel = self._rel(path)

@@ -70,6 +70,13 @@ class Store:
     def path(self, *parts: str) -> str:
         return posixpath.join(self.root, *parts)
 
+    def url_of(self, path: str) -> str:
+        """``path`` as a user passes it: a local path, or a URL with its protocol."""
+        if self.is_local:
+            return path
+        proto = self.fs.protocol if isinstance(self.fs.protocol, str) else self.fs.protocol[0]
+        return f"{proto}://{path}"
+
     # -- writing ---------------------------------------------------------
     def write_bytes(self, path: str, data: bytes) -> None:
         """Write ``data`` to ``path`` atomically (temp name, then rename)."""
@@ -115,6 +122,7 @@ class Store:
 
     def list_parts(self, folder: str) -> list[str]:
         """Parquet parts in ``folder``, oldest first (part names sort by time)."""
+        self.fs.invalidate_cache(folder)  # object stores cache listings; parts come and go
         if not self.fs.isdir(folder):
             return []
         names = [p for p in self.fs.ls(folder, detail=False) if p.endswith(".parquet")]

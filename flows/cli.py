@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import logging
 import os
 import sys
 import time
@@ -30,7 +31,47 @@ from emotion.models import MODELS, SearchParams  # noqa: E402
 from emotion.splits import DEFAULT_SPLIT, ActorSplit, parse_actors  # noqa: E402
 from emotion.synth import SynthParams, write_corpus  # noqa: E402
 
-DEMO_SPLIT = DEFAULT_SPLIT
+
+class _DomainErrorsWithoutTraceback(logging.Filter):
+    """Console logs keep the message of our own errors (bad input) but not their traceback.
+
+    The Prefect API still records the full traceback with the failed run.
+    """
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.exc_info and isinstance(record.exc_info[1], EmotionError):
+            record.exc_info = None
+            record.exc_text = None
+        return True
+
+
+def check_prefect_api() -> None:
+    """Fail with a clear message when ``PREFECT_API_URL`` names a server that does not answer."""
+    url = os.environ.get("PREFECT_API_URL")
+    if not url:
+        return  # Prefect starts a temporary server for this command
+    import httpx
+
+    try:
+        httpx.get(url.rstrip("/") + "/health", timeout=5).raise_for_status()
+    except (httpx.HTTPError, OSError) as exc:
+        raise EmotionError(
+            f"the Prefect server at PREFECT_API_URL={url} is not reachable ({type(exc).__name__}); "
+            "start it with `emotion server`, or unset PREFECT_API_URL to run with a temporary one"
+        ) from None
+
+
+def _flows() -> Any:
+    """Import the flows (and so Prefect) on first use; synth needs neither."""
+    check_prefect_api()
+    import flows.extract
+    import flows.run
+    import flows.train
+
+    for handler in logging.getLogger().handlers:
+        if not any(isinstance(f, _DomainErrorsWithoutTraceback) for f in handler.filters):
+            handler.addFilter(_DomainErrorsWithoutTraceback())
+    return flows
 
 
 def _models(values: list[str] | None) -> list[str]:
@@ -108,8 +149,7 @@ def cmd_synth(args: argparse.Namespace) -> int:
 
 
 def cmd_extract(args: argparse.Namespace) -> int:
-    from flows.extract import extract_audio
-
+    extract_audio = _flows().extract.extract_audio
     data, out = _existing_dir(args.data, "data root"), _out_dir(args.out)
     s = extract_audio(data, out, feature_set(args.features), full=args.full, chunk_size=args.chunk_size,
                       dask_address=args.dask_address, workers=args.workers)
@@ -118,8 +158,7 @@ def cmd_extract(args: argparse.Namespace) -> int:
 
 
 def cmd_train(args: argparse.Namespace) -> int:
-    from flows.train import train_audio
-
+    train_audio = _flows().train.train_audio
     out = _existing_dir(args.out, "store")
     split = str(ActorSplit.parse(args.split))
     t = train_audio(out, split, _models(args.model), feature_set(args.features), _search(args),
@@ -129,8 +168,7 @@ def cmd_train(args: argparse.Namespace) -> int:
 
 
 def _run(args: argparse.Namespace, data: str, out: str) -> dict[str, Any]:
-    from flows.run import run_pipeline
-
+    run_pipeline = _flows().run.run_pipeline
     split = str(ActorSplit.parse(args.split))
     return run_pipeline(data, out, split, _models(args.model), feature_set(args.features), _search(args),
                         full=args.full, dask_address=args.dask_address, workers=args.workers, n_jobs=args.jobs)
@@ -160,6 +198,38 @@ def cmd_demo(args: argparse.Namespace) -> int:
     _emit(args, r, _print_run)
     if not args.json:
         print(f"demo finished in {r['seconds']:.0f} s; outputs under {out / 'store'}")
+    return 0
+
+
+def cmd_server(args: argparse.Namespace) -> int:
+    env = {**os.environ, "PREFECT_SERVER_ANALYTICS_ENABLED": "false"}
+    api = f"http://{args.host}:{args.port}/api"
+    print(f"Prefect server and UI at http://{args.host}:{args.port} (database: "
+          f"{env.get('PREFECT_API_DATABASE_CONNECTION_URL', 'SQLite in ~/.prefect')})\n"
+          f"in other shells: export PREFECT_API_URL={api}", flush=True)
+    argv = [sys.executable, "-m", "prefect", "server", "start", "--host", args.host, "--port", str(args.port)]
+    os.execve(sys.executable, argv, env)
+    return 0  # not reached
+
+
+def cmd_deploy(args: argparse.Namespace) -> int:
+    from deployments import DEFAULT_FILE, build, load_specs
+
+    if not os.environ.get("PREFECT_API_URL"):
+        raise UsageError("set PREFECT_API_URL to the Prefect server that schedules the runs (start one with `emotion server`)")
+    _flows()
+    specs = load_specs(args.file or DEFAULT_FILE)
+    deployments = build(specs)
+    for s in specs:
+        print(f"deployment {s.flow}/{s.name}: cron {s.cron!r} ({s.timezone})", flush=True)
+    if args.register_only:
+        for d in deployments:
+            d.apply()
+        print(f"registered {len(deployments)} deployments; run `emotion deploy` to serve them")
+        return 0
+    from prefect import serve
+
+    serve(*deployments, print_starting_message=True)
     return 0
 
 
@@ -231,6 +301,16 @@ def build_parser() -> argparse.ArgumentParser:
     _add_train_opts(p)
     _add_common(p)
     p.set_defaults(func=cmd_demo)
+
+    p = sub.add_parser("server", help="run a local Prefect server and UI (SQLite; PostgreSQL via settings)")
+    p.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1: this machine only)")
+    p.add_argument("--port", type=int, default=4200)
+    p.set_defaults(func=cmd_server, json=False)
+
+    p = sub.add_parser("deploy", help="register the scheduled deployments and serve them")
+    p.add_argument("--file", help="deployments file (default: deployments/deployments.yaml)")
+    p.add_argument("--register-only", action="store_true", help="register the deployments and exit, without serving")
+    p.set_defaults(func=cmd_deploy, json=False)
     return ap
 
 

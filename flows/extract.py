@@ -10,7 +10,8 @@ from prefect import flow, get_run_logger
 from prefect.task_runners import ThreadPoolTaskRunner
 
 from emotion.extract import chunked
-from emotion.features import AudioFeatureParams
+from emotion.features import AudioFeatureParams, stable_hash
+from tasks.artifacts import Progress, name_flow_run, publish_extract
 from tasks.cluster import dask_client
 from tasks.extract import commit, extract_chunk, inventory, plan
 
@@ -48,17 +49,21 @@ def extract_audio(
     log = get_run_logger()
     t0 = time.perf_counter()
     inv = inventory(data)
+    data_version = stable_hash(sorted((r.path, r.content_hash) for r, _, _ in inv.clips), 8)
+    name_flow_run(f"extract-audio-{features.name}-data-{data_version}")
     p = plan(inv, out, features, full)
     rejects = list(inv.rejects)
     summary = ExtractSummary(skipped=p.skipped, removed=len(p.removed), feature_set=features.key)
     chunks = chunked(p.todo, chunk_size)
     if chunks:
+        progress = Progress(len(p.todo), f"audio features of {len(p.todo)} clips")
         with dask_client(dask_address, workers) as client:
             futures = [extract_chunk.submit(i, c, data, out, features, client) for i, c in enumerate(chunks)]
             done = 0
             for fut in futures:
                 res = fut.result()
                 done += res.rows + len(res.rejects)
+                progress.advance(res.rows + len(res.rejects))
                 summary.processed += res.rows
                 rejects.extend(res.rejects)
                 summary.workers.append(res.worker)
@@ -70,4 +75,5 @@ def extract_audio(
     summary.seconds = round(time.perf_counter() - t0, 2)
     log.info("processed %d, skipped %d, removed %d, rejected %d", summary.processed, summary.skipped,
              summary.removed, summary.rejected)
+    publish_extract(summary.to_dict(), data)
     return summary

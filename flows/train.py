@@ -9,8 +9,9 @@ from prefect import flow
 from emotion.features import AudioFeatureParams
 from emotion.models import SearchParams, model_spec
 from emotion.splits import DEFAULT_SPLIT, ActorSplit
+from tasks.artifacts import name_flow_run, publish_metrics
 from tasks.cluster import default_workers
-from tasks.train import train_model, write_summary
+from tasks.train import data_version, train_model, write_summary
 
 DEFAULT_MODELS = ("rf", "svc", "xgb")
 
@@ -30,7 +31,9 @@ def train_audio(
     for m in models:
         model_spec(m)  # fail fast on an unknown name
     jobs = n_jobs or default_workers()
+    name_flow_run(f"train-audio-{sp.id}-data-{data_version(out, sp, features)[:8]}")
     results = [train_model(out, m, sp, features, search, jobs, force) for m in models]
     path = write_summary(out, sp, results)
     ranked = sorted(results, key=lambda r: (-r["accuracy"], r["model"]))
+    publish_metrics(str(sp), ranked, {r["model"]: r.pop("confusion_matrix") for r in ranked})
     return {"split": str(sp), "split_id": sp.id, "summary": path, "models": ranked}

@@ -35,17 +35,24 @@ def train_model(
     if store.run_complete(folder) and not force:
         log.info("%s: run %s is complete in the store; reusing it", model, version)
         metrics = store.read_json(posixpath.join(folder, "metrics.json"))
-        return {"model": model, "version": version, "run_dir": folder, "reused": True, **_brief(metrics)}
+        return {"model": model, "version": version, "run_dir": store.url_of(folder), "reused": True, **_brief(metrics)}
     log.info("%s: tuning on %d clips of %d actors", model, len(data.y_train), len(set(data.groups)))
     result = train_and_evaluate(model_spec(model), data, split, search, features.to_dict(), features.hash(), n_jobs)
     for name, blob in result.files().items():  # run.json last: marks the folder complete
         store.write_bytes(posixpath.join(folder, name), blob)
     log.info("%s: test accuracy %.3f (grouped CV %.3f)", model, result.metrics["accuracy"], result.metrics["cv_accuracy"])
-    return {"model": model, "version": version, "run_dir": folder, "reused": False, **_brief(result.metrics)}
+    return {"model": model, "version": version, "run_dir": store.url_of(folder), "reused": False, **_brief(result.metrics)}
+
+
+@task(name="data-version", cache_policy=NO_CACHE)
+def data_version(out: str, split: ActorSplit, features: AudioFeatureParams) -> str:
+    """The hash of the clips (paths and contents) the split trains and tests on."""
+    df = Store(out).read_features("audio", features.key)
+    return split_data(df, features.feature_names(), split, features.hash()).data_hash
 
 
 def _brief(metrics: dict[str, Any]) -> dict[str, Any]:
-    keys = ("accuracy", "macro_f1", "uar", "cv_accuracy", "cv_std", "n_train", "n_test")
+    keys = ("accuracy", "macro_f1", "uar", "cv_accuracy", "cv_std", "n_train", "n_test", "confusion_matrix")
     return {k: metrics[k] for k in keys if k in metrics}
 
 
@@ -57,4 +64,4 @@ def write_summary(out: str, split: ActorSplit, results: list[dict[str, Any]]) ->
     path = store.path("runs", split.id, "summary.json")
     store.write_json(path, {"split": str(split), "split_id": split.id, "best": ranked[0]["model"], "models": ranked})
     get_run_logger().info("summary: %s", json.dumps([(r["model"], round(r["accuracy"], 3)) for r in ranked]))
-    return path
+    return store.url_of(path)

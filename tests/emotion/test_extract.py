@@ -57,3 +57,19 @@ def test_plan_processes_only_new_and_changed_and_drops_removed(corpus, tmp_path)
     assert sum(len(v) for v in p.stale_parts.values()) == 1 + 1 + 30
     full = plan_extraction(inv, Store(str(out)).feature_keys("audio", PARAMS.key), full=True)
     assert len(full.todo) == 119 and full.skipped == 0 and full.drop_parts
+
+
+def test_extracts_from_a_zip_archive_as_downloaded(tiny_corpus, tmp_path):
+    import zipfile
+
+    data = tmp_path / "data"
+    data.mkdir()
+    files = sorted(tiny_corpus.rglob("*.*"))[:10]
+    with zipfile.ZipFile(data / "Audio_Speech_Actors_01-24.zip", "w") as zf:
+        for f in files:
+            zf.write(f, f.relative_to(tiny_corpus).as_posix())
+    inv, _, res = _extract_all(data, tmp_path / "out")
+    assert res.rows == 10 and not res.rejects and not inv.rejects
+    df = Store(str(tmp_path / "out")).read_features("audio", PARAMS.key)
+    assert df["path"].str.startswith("Audio_Speech_Actors_01-24.zip/Actor_").all()
+    assert [p.name for p in data.iterdir()] == ["Audio_Speech_Actors_01-24.zip"]

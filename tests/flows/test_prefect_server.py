@@ -1,0 +1,87 @@
+"""The pipeline against a real Prefect server on 127.0.0.1, checked through its REST API."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+from pathlib import Path
+
+import httpx
+import pytest
+
+from tests.services import BIN, free_port, process, service_env, wait_for
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture(scope="module")
+def prefect_api(tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("prefect")
+    port = free_port()
+    env = service_env(tmp)
+    argv = [str(BIN / "prefect"), "server", "start", "--host", "127.0.0.1", "--port", str(port)]
+    with process(argv, tmp / "server.log", env) as proc:
+        api = f"http://127.0.0.1:{port}/api"
+        wait_for(lambda: httpx.get(f"{api}/health", timeout=2).status_code == 200, 120, "prefect server", proc)
+        yield api, env
+
+
+def post(api: str, path: str, body: dict | None = None) -> list[dict]:
+    r = httpx.post(f"{api}/{path}", json=body or {}, timeout=30)
+    r.raise_for_status()
+    return r.json()
+
+
+def test_pipeline_runs_are_recorded_with_tasks_and_artifacts(prefect_api, tiny_corpus: Path, tmp_path: Path):
+    api, env = prefect_api
+    out = tmp_path / "store"
+    cmd = [str(BIN / "emotion"), "run", str(tiny_corpus), "--out", str(out), "--split", "train=1-3,test=21",
+           "--model", "svc", "--n-iter", "2", "--workers", "2", "--json"]
+    res = subprocess.run(cmd, env={**__import__("os").environ, **env, "PREFECT_API_URL": api},
+                         capture_output=True, text=True, timeout=600)
+    assert res.returncode == 0, res.stderr[-3000:]
+    summary = json.loads(res.stdout)
+    assert summary["extract"]["processed"] == 120
+
+    runs = {r["name"]: r for r in post(api, "flow_runs/filter")}
+    pipeline = next(r for n, r in runs.items() if n.startswith("pipeline-"))
+    extract = next(r for n, r in runs.items() if n.startswith("extract-audio-seed-data-"))
+    train = next(r for n, r in runs.items() if n.startswith("train-audio-train01-03_test21-data-"))
+    for r in (pipeline, extract, train):
+        assert r["state_type"] == "COMPLETED"
+    tasks = post(api, "task_runs/filter", {"flow_runs": {"id": {"any_": [extract["id"], train["id"]]}}})
+    names = sorted(t["name"] for t in tasks)
+    assert sum(n.startswith("extract-chunk-") for n in names) == 3  # 120 clips in chunks of 40
+    assert "train-svc" in names and all(t["state_type"] == "COMPLETED" for t in tasks)
+    keys = {a["key"] for a in post(api, "artifacts/filter") if a.get("key")}
+    assert {"audio-extract-progress", "audio-extract-counts", "audio-rejects", "audio-model-metrics",
+            "audio-evaluation-report"} <= keys
+    [counts] = [a for a in post(api, "artifacts/filter", {"artifacts": {"key": {"any_": ["audio-extract-counts"]}}})]
+    assert json.loads(counts["data"])[0]["processed"] == 120
+
+
+def test_deployments_are_registered_with_cron_schedules(prefect_api, tmp_path: Path):
+    api, env = prefect_api
+    cmd = [str(BIN / "emotion"), "deploy", "--register-only"]
+    res = subprocess.run(cmd, env={**__import__("os").environ, **env, "PREFECT_API_URL": api},
+                         capture_output=True, text=True, timeout=300)
+    assert res.returncode == 0, res.stderr[-3000:]
+    deps = {d["name"]: d for d in post(api, "deployments/filter")}
+    assert set(deps) >= {"nightly-extract", "weekly-train", "monthly-pipeline"}
+    crons = {n: [s["schedule"]["cron"] for s in d["schedules"]] for n, d in deps.items()}
+    assert crons["nightly-extract"] == ["0 2 * * *"] and crons["weekly-train"] == ["0 4 * * 0"]
+    assert deps["weekly-train"]["parameters"]["split"] == "train=1-20,test=21-24"
+
+
+def test_serve_registers_and_stops_on_sigterm(prefect_api, tmp_path: Path):
+    api, env = prefect_api
+    spec = tmp_path / "deployments.yaml"
+    spec.write_text("deployments:\n  - name: serve-check\n    flow: train-audio\n    cron: '30 1 * * *'\n"
+                    f"    parameters:\n      out: {tmp_path}\n")
+    argv = [str(BIN / "emotion"), "deploy", "--file", str(spec)]
+    with process(argv, tmp_path / "serve.log", {**env, "PREFECT_API_URL": api}) as proc:
+        wait_for(lambda: "serve-check" in {d["name"] for d in post(api, "deployments/filter")}, 120, "serve", proc)
+        assert proc.poll() is None  # still serving
+    assert proc.returncode is not None
+    [dep] = [d for d in post(api, "deployments/filter") if d["name"] == "serve-check"]
+    assert dep["schedules"][0]["schedule"]["cron"] == "30 1 * * *"
