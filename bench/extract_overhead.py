@@ -4,8 +4,9 @@ Both sides compute the same features of the same clips on the same number of
 processes, measured side by side in one run and repeated alternately (the
 best of each is compared, which is robust to a noisy shared machine):
 
-* bare: a ``ProcessPoolExecutor`` maps read + decode + features over the
-  files (pool start-up and imports included), results kept in memory;
+* bare: a ``ProcessPoolExecutor`` of freshly spawned, single-threaded
+  processes maps read + decode + features over the files in chunks of 40
+  (pool start-up and imports included), results kept in memory;
 * flow: the ``extract-audio`` Prefect flow with a fresh local Dask cluster
   (cluster start-up, inventory with content hashing, Parquet writes and the
   commit included), against an already running Prefect API, as a deployment
@@ -23,6 +24,7 @@ synthetic corpus of 1200 clips.
 from __future__ import annotations
 
 import argparse
+import multiprocessing
 import os
 import shutil
 import sys
@@ -61,10 +63,18 @@ def _naive(paths: list[str]) -> int:
     return len(paths)
 
 
+def _single_threaded() -> None:
+    from threadpoolctl import threadpool_limits
+
+    threadpool_limits(1)  # as Dask's nanny does for its workers (OMP/MKL/OpenBLAS = 1 thread)
+
+
 def bare(files: list[str], workers: int, fn=_features) -> float:
+    """Fresh spawned processes (start-up and imports timed, as the flow's cluster is), one BLAS thread each."""
     t0 = time.perf_counter()
     chunks = [files[i : i + 40] for i in range(0, len(files), 40)]
-    with ProcessPoolExecutor(max_workers=workers) as pool:
+    ctx = multiprocessing.get_context("spawn")
+    with ProcessPoolExecutor(max_workers=workers, mp_context=ctx, initializer=_single_threaded) as pool:
         n = sum(pool.map(fn, chunks))
     assert n == len(files)
     return time.perf_counter() - t0

@@ -110,10 +110,16 @@ class DataRoot:
         for path, info in sorted(self.fs.find(self.root, detail=True, withdirs=False).items()):
             rel = self._rel(path)
             ext = extension(rel)
-            if info.get("type") == "other" or (info.get("islink") and not self.fs.exists(path)):
-                if ext in exts or ext == ".zip":
-                    found.append(Candidate(rel, 0, "broken symbolic link"))
-                continue
+            if info.get("islink"):  # fsspec describes the link itself; follow it
+                if not self.fs.exists(path):
+                    if ext in exts or ext == ".zip":
+                        found.append(Candidate(rel, 0, "broken symbolic link"))
+                    continue
+                if not self.fs.isfile(path):
+                    continue
+                info = {**info, "size": self.fs.size(path)}
+            elif info.get("type") not in (None, "file"):
+                continue  # sockets, fifos, devices
             if ext == ".zip":
                 found.extend(self._discover_archive(rel, exts))
             elif ext in exts:

@@ -57,7 +57,7 @@ def extract_audio(
     chunks = chunked(p.todo, chunk_size)
     if chunks:
         progress = Progress(len(p.todo), f"audio features of {len(p.todo)} clips")
-        with dask_client(dask_address, workers) as client:
+        with dask_client(dask_address, workers, jobs=len(chunks)) as client:
             futures = [extract_chunk.submit(i, c, data, out, features, client) for i, c in enumerate(chunks)]
             done = 0
             for fut in futures:

@@ -61,8 +61,9 @@ def test_every_command_exists_in_the_image(compose, service):
     """The image installs this project with its dependencies; the same commands answer here."""
     cmd = compose["services"][service]["command"]
     subcommand = {"prefect": cmd[:3], "dask": cmd[:2], "emotion": cmd[:2]}[cmd[0]]
+    env = {"PATH": str(BIN), "HOME": str(Path.home()), "PREFECT_SERVER_ANALYTICS_ENABLED": "false"}
     res = subprocess.run([str(BIN / subcommand[0]), *subcommand[1:], "--help"], capture_output=True, text=True,
-                         timeout=120, env={"PATH": str(BIN), "HOME": str(Path.home()), "PREFECT_SERVER_ANALYTICS_ENABLED": "false"})
+                         timeout=120, env=env)
     assert res.returncode == 0, res.stderr[-2000:]
     flags = [a for a in cmd if a.startswith("--")]
     for flag in flags:

@@ -74,6 +74,16 @@ def test_zip_bomb_is_refused_before_unpacking(tmp_path):
     assert "over the limit" in small.discover(AUDIO_EXTENSIONS)[0].problem
 
 
+def test_symlinked_clips_are_followed(tmp_path):
+    real = write_tone(tmp_path / "elsewhere" / NAME)
+    (tmp_path / "data" / "Actor_01").mkdir(parents=True)
+    (tmp_path / "data" / "Actor_01" / NAME).symlink_to(real)
+    root = DataRoot(str(tmp_path / "data"))
+    [cand] = root.discover(AUDIO_EXTENSIONS)
+    assert cand.problem is None and cand.size == real.stat().st_size
+    assert root.read_bytes(cand.relpath) == real.read_bytes()
+
+
 def test_broken_symlink_and_unreadable_file(tmp_path):
     (tmp_path / NAME).symlink_to(tmp_path / "gone.wav")
     root = DataRoot(str(tmp_path))
