@@ -35,7 +35,9 @@ def decode_audio(data: bytes) -> tuple[np.ndarray, int]:
 
 def to_mono(y: np.ndarray) -> np.ndarray:
     """Average channels of a ``[frames, channels]`` array (as librosa.to_mono)."""
-    return y[:, 0].copy() if y.shape[1] == 1 else np.mean(y, axis=1, dtype=np.float32)
+    if y.shape[1] == 1:
+        return y[:, 0].copy()
+    return np.asarray(np.mean(y, axis=1, dtype=np.float32))
 
 
 def resample(y: np.ndarray, orig_sr: int, target_sr: int) -> np.ndarray:

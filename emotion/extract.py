@@ -14,6 +14,7 @@ Dask worker running :func:`extract_audio_chunk` needs only this package.
 
 from __future__ import annotations
 
+import json
 import os
 import socket
 import time
@@ -25,6 +26,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import pyarrow as pa
+import pyarrow.parquet as pq
 
 from emotion.audio import load_audio
 from emotion.errors import InvalidIdError, RejectedInput
@@ -162,14 +164,8 @@ def feature_schema(params: AudioFeatureParams) -> pa.Schema:
     for c in LABEL_COLUMNS:
         fields.append(pa.field(c, pa.string() if c in ("gender", "emotion_label") else pa.int8()))
     fields.extend(pa.field(n, pa.float32()) for n in params.feature_names())
-    meta = {"emotion.feature_params": _json(params.to_dict()), "emotion.feature_hash": params.hash()}
+    meta = {"emotion.feature_params": json.dumps(params.to_dict(), sort_keys=True), "emotion.feature_hash": params.hash()}
     return pa.schema(fields, metadata=meta)
-
-
-def _json(obj: Any) -> str:
-    import json
-
-    return json.dumps(obj, sort_keys=True)
 
 
 def audio_row(root: DataRoot, ref: ClipRef, extractor: AudioFeatureExtractor) -> dict[str, Any]:
@@ -209,8 +205,6 @@ def extract_audio_chunk(
 
 def compact(store: Store, folder: str, stale: dict[str, set[tuple[str, str]]]) -> int:
     """Rewrite each part in ``stale`` without the listed rows; returns rows dropped."""
-    import pyarrow.parquet as pq
-
     dropped = 0
     for name, keys in sorted(stale.items()):
         path = f"{folder}/{name}"

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from functools import lru_cache
 from typing import Any
@@ -24,7 +25,7 @@ import numpy as np
 from emotion.errors import RejectedInput, UsageError
 
 STATS = ("mean", "max", "min", "std")
-_STAT_FUNCS = {"mean": np.mean, "max": np.max, "min": np.min, "std": np.std}
+_STAT_FUNCS: dict[str, Callable[..., Any]] = {"mean": np.mean, "max": np.max, "min": np.min, "std": np.std}
 
 
 def stable_hash(obj: Any, length: int = 12) -> str:

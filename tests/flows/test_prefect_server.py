@@ -73,15 +73,26 @@ def test_deployments_are_registered_with_cron_schedules(prefect_api, tmp_path: P
     assert deps["weekly-train"]["parameters"]["split"] == "train=1-20,test=21-24"
 
 
-def test_serve_registers_and_stops_on_sigterm(prefect_api, tmp_path: Path):
+def test_served_deployment_runs_when_triggered(prefect_api, tiny_corpus: Path, tmp_path: Path):
+    """`emotion deploy` serves a deployment; a run created through the API executes and completes."""
     api, env = prefect_api
+    out = tmp_path / "served-store"
     spec = tmp_path / "deployments.yaml"
-    spec.write_text("deployments:\n  - name: serve-check\n    flow: train-audio\n    cron: '30 1 * * *'\n"
-                    f"    parameters:\n      out: {tmp_path}\n")
+    spec.write_text("deployments:\n  - name: serve-check\n    flow: extract-audio\n    cron: '30 1 * * *'\n"
+                    f"    parameters:\n      data: {tiny_corpus}\n      out: {out}\n      workers: 1\n")
     argv = [str(BIN / "emotion"), "deploy", "--file", str(spec)]
     with process(argv, tmp_path / "serve.log", {**env, "PREFECT_API_URL": api}) as proc:
         wait_for(lambda: "serve-check" in {d["name"] for d in post(api, "deployments/filter")}, 120, "serve", proc)
+        [dep] = [d for d in post(api, "deployments/filter") if d["name"] == "serve-check"]
+        assert dep["schedules"][0]["schedule"]["cron"] == "30 1 * * *"
+        run = httpx.post(f"{api}/deployments/{dep['id']}/create_flow_run", json={}, timeout=30).json()
+
+        def finished() -> bool:
+            state = httpx.get(f"{api}/flow_runs/{run['id']}", timeout=10).json()["state_type"]
+            assert state not in ("FAILED", "CRASHED", "CANCELLED"), (tmp_path / "serve.log").read_text()[-3000:]
+            return state == "COMPLETED"
+
+        wait_for(finished, 300, "the triggered deployment run", proc)
         assert proc.poll() is None  # still serving
-    assert proc.returncode is not None
-    [dep] = [d for d in post(api, "deployments/filter") if d["name"] == "serve-check"]
-    assert dep["schedules"][0]["schedule"]["cron"] == "30 1 * * *"
+    assert proc.returncode is not None  # stopped on SIGTERM
+    assert len(list((out / "features" / "audio").glob("seed-*/part-*.parquet"))) >= 1

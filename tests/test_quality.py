@@ -1,0 +1,30 @@
+"""The project's own checks, configured in pyproject.toml: lint, types, and the layering rule."""
+
+from __future__ import annotations
+
+import re
+import subprocess
+
+from tests.conftest import PROJECT
+from tests.services import BIN
+
+
+def test_ruff_passes():
+    res = subprocess.run([str(BIN / "ruff"), "check", "."], cwd=PROJECT, capture_output=True, text=True)
+    assert res.returncode == 0, res.stdout[-3000:]
+
+
+def test_mypy_passes_on_the_domain():
+    res = subprocess.run([str(BIN / "mypy")], cwd=PROJECT, capture_output=True, text=True, timeout=600)
+    assert res.returncode == 0, res.stdout[-3000:]
+
+
+def test_domain_never_imports_orchestration():
+    bad = re.compile(r"^\s*(import|from)\s+(prefect|dask|distributed|tasks|flows)\b", re.M)
+    offenders = [str(p.relative_to(PROJECT)) for p in (PROJECT / "emotion").rglob("*.py") if bad.search(p.read_text())]
+    assert not offenders, f"emotion/ must not import Prefect, Dask or the layers above it: {offenders}"
+
+
+def test_tasks_never_import_flows():
+    bad = re.compile(r"^\s*(import|from)\s+flows\b", re.M)
+    assert not [p for p in (PROJECT / "tasks").rglob("*.py") if bad.search(p.read_text())]
