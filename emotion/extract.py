@@ -31,9 +31,10 @@ import pyarrow.parquet as pq
 from emotion.audio import load_audio
 from emotion.errors import InvalidIdError, RejectedInput
 from emotion.features import AudioFeatureExtractor, AudioFeatureParams
-from emotion.ids import RavdessId, parse_id
-from emotion.sources import AUDIO_EXTENSIONS, DataRoot, content_hash
+from emotion.ids import Modality, RavdessId, parse_id
+from emotion.sources import AUDIO_EXTENSIONS, VIDEO_EXTENSIONS, DataRoot, content_hash
 from emotion.store import LABEL_COLUMNS, Store
+from emotion.video import FrameParams, encode_png, sample_frames
 
 
 @dataclass(frozen=True)
@@ -58,6 +59,45 @@ class Inventory:
 
 def reject(path: str, reason: str, stage: str) -> dict[str, Any]:
     return {"path": path, "reason": reason, "stage": stage}
+
+
+@dataclass(frozen=True)
+class Step:
+    """One kind of extraction: which files it takes, what it computes, where rows go.
+
+    ``audio``: ``.wav``/``.flac`` clips -> one feature row per clip in
+    ``features/audio``; ``video``: ``.mp4`` clips -> one row per kept frame
+    in ``frames``. Both are keyed by the parameters' hash.
+    """
+
+    modality: str
+    params: AudioFeatureParams | FrameParams
+    chunk_size: int
+
+    @property
+    def dataset(self) -> str:
+        return "features/audio" if self.modality == "audio" else "frames"
+
+    @property
+    def extensions(self) -> frozenset[str]:
+        return AUDIO_EXTENSIONS if self.modality == "audio" else VIDEO_EXTENSIONS
+
+    @property
+    def key(self) -> str:
+        return self.params.key
+
+    def accept(self, rid: RavdessId) -> str | None:
+        if self.modality == "video" and rid.modality == Modality.AUDIO_ONLY:
+            return f"an mp4 named as audio-only (modality 03) in {rid.stem}: expected modality 01 or 02"
+        return None
+
+
+def audio_step(params: AudioFeatureParams | None = None, chunk_size: int = 40) -> Step:
+    return Step("audio", params or AudioFeatureParams(), chunk_size)
+
+
+def video_step(params: FrameParams | None = None, chunk_size: int = 6) -> Step:
+    return Step("video", params or FrameParams(), chunk_size)
 
 
 def take_inventory(
@@ -138,7 +178,7 @@ def chunked(items: Sequence[ClipRef], size: int) -> list[list[ClipRef]]:
 @dataclass
 class ChunkResult:
     part: str | None
-    rows: int
+    processed: int  # clips that gave rows
     rejects: list[dict[str, Any]]
     seconds: float
     worker: str
@@ -159,13 +199,32 @@ def _store(url: str) -> Store:
     return Store(url)
 
 
-def feature_schema(params: AudioFeatureParams) -> pa.Schema:
+def _label_fields() -> list[pa.Field]:
     fields = [pa.field("path", pa.string()), pa.field("content_hash", pa.string())]
     for c in LABEL_COLUMNS:
         fields.append(pa.field(c, pa.string() if c in ("gender", "emotion_label") else pa.int8()))
-    fields.extend(pa.field(n, pa.float32()) for n in params.feature_names())
-    meta = {"emotion.feature_params": json.dumps(params.to_dict(), sort_keys=True), "emotion.feature_hash": params.hash()}
-    return pa.schema(fields, metadata=meta)
+    return fields
+
+
+def _meta(params: AudioFeatureParams | FrameParams) -> dict[str, str]:
+    return {"emotion.params": json.dumps(params.to_dict(), sort_keys=True), "emotion.params_hash": params.hash()}
+
+
+def feature_schema(params: AudioFeatureParams) -> pa.Schema:
+    fields = _label_fields() + [pa.field(n, pa.float32()) for n in params.feature_names()]
+    return pa.schema(fields, metadata=_meta(params))
+
+
+def frame_schema(params: FrameParams) -> pa.Schema:
+    fields = _label_fields() + [
+        pa.field("frame_index", pa.int32()), pa.field("time", pa.float32()),
+        pa.field("face_found", pa.bool_()),  # null when no face detection was asked for
+        pa.field("face_x", pa.int32()), pa.field("face_y", pa.int32()),
+        pa.field("face_w", pa.int32()), pa.field("face_h", pa.int32()),
+        pa.field("height", pa.int16()), pa.field("width", pa.int16()),
+        pa.field("image", pa.binary()),  # PNG, 8-bit gray
+    ]
+    return pa.schema(fields, metadata=_meta(params))
 
 
 def audio_row(root: DataRoot, ref: ClipRef, extractor: AudioFeatureExtractor) -> dict[str, Any]:
@@ -179,28 +238,54 @@ def audio_row(root: DataRoot, ref: ClipRef, extractor: AudioFeatureExtractor) ->
     return row
 
 
-def extract_audio_chunk(
-    clips: Sequence[ClipRef], data_url: str, store_url: str, params: AudioFeatureParams
-) -> ChunkResult:
-    """Compute features for ``clips`` and write them as one Parquet part."""
+def frame_rows(root: DataRoot, ref: ClipRef, params: FrameParams) -> list[dict[str, Any]]:
+    """Decode one video clip into rows of kept frames; raises RejectedInput."""
+    rid = parse_id(ref.path)
+    data = root.read_bytes(ref.path)
+    base = {"path": ref.path, "content_hash": content_hash(data), **rid.labels()}
+    rows = []
+    for f in sample_frames(data, params):
+        x, y, w, h = f.face_box or (None, None, None, None)
+        rows.append({**base, "frame_index": f.index, "time": f.time, "face_found": f.face_found,
+                     "face_x": x, "face_y": y, "face_w": w, "face_h": h,
+                     "height": f.image.shape[0], "width": f.image.shape[1], "image": encode_png(f.image)})
+    if not rows:
+        raise RejectedInput("video has no frames to keep")
+    return rows
+
+
+def extract_chunk(step: Step, clips: Sequence[ClipRef], data_url: str, store_url: str) -> ChunkResult:
+    """Process ``clips`` for ``step`` and write their rows as one Parquet part."""
     t0 = time.perf_counter()
-    root, store, extractor = _root(data_url), _store(store_url), _extractor(params)
-    rows, rejects = [], []
+    root, store = _root(data_url), _store(store_url)
+    rows: list[dict[str, Any]] = []
+    rejects = []
+    n_ok = 0
     for ref in clips:
         try:
-            rows.append(audio_row(root, ref, extractor))
+            if isinstance(step.params, AudioFeatureParams):
+                rows.append(audio_row(root, ref, _extractor(step.params)))
+            else:
+                rows.extend(frame_rows(root, ref, step.params))
+            n_ok += 1
         except RejectedInput as exc:
             rejects.append(reject(ref.path, exc.reason, "decode"))
         except Exception as exc:  # noqa: BLE001 - a bad file must not stop the others
             rejects.append(reject(ref.path, f"unexpected {type(exc).__name__}: {exc}", "decode"))
     part = None
     if rows:
-        schema = feature_schema(params)
-        table = pa.Table.from_pylist(rows, schema=schema)
-        part = f"{store.features_dir('audio', params.key)}/{Store.new_part_name()}"
-        store.write_table(part, table)
+        schema = feature_schema(step.params) if isinstance(step.params, AudioFeatureParams) else frame_schema(step.params)
+        part = f"{store.dataset_dir(step.dataset, step.key)}/{Store.new_part_name()}"
+        store.write_table(part, pa.Table.from_pylist(rows, schema=schema))
     worker = f"{socket.gethostname()}:{os.getpid()}"
-    return ChunkResult(part, len(rows), rejects, time.perf_counter() - t0, worker)
+    return ChunkResult(part, n_ok, rejects, time.perf_counter() - t0, worker)
+
+
+def extract_audio_chunk(
+    clips: Sequence[ClipRef], data_url: str, store_url: str, params: AudioFeatureParams
+) -> ChunkResult:
+    """Compute audio features for ``clips`` and write them as one Parquet part."""
+    return extract_chunk(audio_step(params), clips, data_url, store_url)
 
 
 def compact(store: Store, folder: str, stale: dict[str, set[tuple[str, str]]]) -> int:

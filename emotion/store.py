@@ -4,6 +4,7 @@ Layout (``OUT`` is a local folder or an fsspec URL)::
 
     OUT/features/audio/<set>-<hash>/part-<time>-<id>.parquet  one row per clip
     OUT/features/audio/<set>-<hash>/params.json               the feature parameters
+    OUT/frames/<set>-<hash>/part-<time>-<id>.parquet           one row per kept video frame (PNG)
     OUT/manifest/<modality>.parquet                           every input seen by the last run
     OUT/rejects/<modality>.parquet                            file, reason, stage, time
     OUT/runs/<split-id>/<model>/<version>/                    one trained model and its evaluation
@@ -145,26 +146,42 @@ class Store:
         with self.fs.open(path, "rb") as fh:
             return pq.read_table(fh).to_pandas()
 
-    # -- feature tables ----------------------------------------------------
+    # -- datasets: features/audio, frames ------------------------------------
+    def dataset_dir(self, dataset: str, key: str) -> str:
+        """``OUT/<dataset>/<key>``, e.g. ``features/audio/seed-<hash>`` or ``frames/full256-every20-<hash>``."""
+        return self.path(dataset, key)
+
     def features_dir(self, modality: str, key: str) -> str:
-        return self.path("features", modality, key)
+        return self.dataset_dir(f"features/{modality}", key)
 
     @staticmethod
     def new_part_name() -> str:
         return f"part-{time.time_ns():020d}-{uuid.uuid4().hex[:8]}.parquet"
 
-    def read_features(self, modality: str, key: str) -> pd.DataFrame:
-        """Current rows of a feature set: one per clip path (the newest wins)."""
-        folder = self.features_dir(modality, key)
-        df = self.read_parts(self.list_parts(folder))
+    def read_dataset(self, dataset: str, key: str, columns: list[str] | None = None) -> pd.DataFrame:
+        """Current rows of a dataset: for each clip path, the rows of its newest part.
+
+        A clip has one row in ``features/*`` and one per kept frame in ``frames``.
+        """
+        folder = self.dataset_dir(dataset, key)
+        cols = None if columns is None else list(dict.fromkeys(["path", *columns]))
+        df = self.read_parts(self.list_parts(folder), columns=cols)
         if df.empty:
-            raise StoreError(f"no {modality} features for {key} under {self.url} (run `emotion extract` first)")
-        df = df.drop_duplicates("path", keep="last").drop(columns="_part")
-        return df.sort_values("path", ignore_index=True)
+            raise StoreError(f"no {dataset} rows for {key} under {self.url} (run `emotion extract` first)")
+        newest = df.groupby("path")["_part"].transform("max")
+        df = df[df["_part"] == newest].drop(columns="_part")
+        return df.sort_values("path", kind="stable", ignore_index=True)
+
+    def read_features(self, modality: str, key: str) -> pd.DataFrame:
+        """Current feature rows: one per clip path (the newest wins)."""
+        return self.read_dataset(f"features/{modality}", key)
+
+    def dataset_keys(self, dataset: str, key: str) -> pd.DataFrame:
+        """``path``, ``content_hash`` and ``_part`` of every stored row (cheap)."""
+        return self.read_parts(self.list_parts(self.dataset_dir(dataset, key)), columns=list(KEY_COLUMNS))
 
     def feature_keys(self, modality: str, key: str) -> pd.DataFrame:
-        """``path``, ``content_hash`` and ``_part`` of every stored row (cheap)."""
-        return self.read_parts(self.list_parts(self.features_dir(modality, key)), columns=list(KEY_COLUMNS))
+        return self.dataset_keys(f"features/{modality}", key)
 
     # -- rejects and manifest ----------------------------------------------
     def write_rejects(self, modality: str, rows: list[dict[str, Any]]) -> None:

@@ -30,6 +30,7 @@ from emotion.features import feature_set  # noqa: E402
 from emotion.models import MODELS, SearchParams  # noqa: E402
 from emotion.splits import DEFAULT_SPLIT, ActorSplit, parse_actors  # noqa: E402
 from emotion.synth import SynthParams, write_corpus  # noqa: E402
+from emotion.video import FrameParams  # noqa: E402
 
 
 class _DomainErrorsWithoutTraceback(logging.Filter):
@@ -109,13 +110,28 @@ def _search(args: argparse.Namespace) -> SearchParams:
 
 
 # -- output -----------------------------------------------------------------
+COUNTS = ("processed", "skipped", "removed", "rejected")
+
+
+def extract_payload(summaries: dict[str, dict[str, Any]]) -> dict[str, Any]:
+    """Totals over modalities at the top (``processed``, ``skipped``, ``removed``, ``rejected``), details below."""
+    total: dict[str, Any] = {k: sum(s[k] for s in summaries.values()) for k in COUNTS}
+    total["seconds"] = max((s["seconds"] for s in summaries.values()), default=0.0)
+    total["workers"] = sorted({w for s in summaries.values() for w in s["workers"]})
+    total["rejects"] = [{**r, "modality": m} for m, s in summaries.items() for r in s["rejects"]]
+    total["modalities"] = {m: {k: v for k, v in s.items() if k != "rejects"} for m, s in summaries.items()}
+    return total
+
+
 def _print_extract(s: dict[str, Any]) -> None:
-    print(f"extract: {s['processed']} processed, {s['skipped']} skipped, {s['removed']} removed, "
-          f"{s['rejected']} rejected in {s['seconds']:.1f} s (features {s['feature_set']})")
+    for m, d in s["modalities"].items():
+        what = "features" if m == "audio" else "frames"
+        print(f"extract {m}: {d['processed']} processed, {d['skipped']} skipped, {d['removed']} removed, "
+              f"{d['rejected']} rejected in {d['seconds']:.1f} s ({what} {d['feature_set']})")
     for r in s["rejects"][:20]:
         print(f"  rejected {r['path']}: {r['reason']}")
     if len(s["rejects"]) > 20:
-        print(f"  ... and {len(s['rejects']) - 20} more (see OUT/rejects/audio.parquet)")
+        print(f"  ... and {len(s['rejects']) - 20} more (see OUT/rejects/)")
 
 
 def _print_train(t: dict[str, Any]) -> None:
@@ -141,19 +157,26 @@ def cmd_synth(args: argparse.Namespace) -> int:
                          duration=args.duration, seed=args.seed)
     t0 = time.perf_counter()
     paths = write_corpus(_out_dir(args.dir), params)
-    payload = {"dir": str(Path(args.dir).resolve()), "clips": len(paths), "actors": list(params.actors),
-               "seconds": round(time.perf_counter() - t0, 2)}
-    _emit(args, payload, lambda p: print(f"synth: wrote {p['clips']} clips of actors "
+    videos = []
+    if args.video:
+        from emotion.synth_video import VideoSynthParams, write_video_corpus
+
+        videos = write_video_corpus(args.dir, VideoSynthParams(actors=params.actors, repetitions=args.repetitions,
+                                                               seed=args.seed))
+    payload = {"dir": str(Path(args.dir).resolve()), "clips": len(paths), "videos": len(videos),
+               "actors": list(params.actors), "seconds": round(time.perf_counter() - t0, 2)}
+    _emit(args, payload, lambda p: print(f"synth: wrote {p['clips']} audio clips and {p['videos']} mp4 clips of actors "
                                          f"{args.actors} to {p['dir']} in {p['seconds']:.1f} s"))
     return 0
 
 
 def cmd_extract(args: argparse.Namespace) -> int:
-    extract_audio = _flows().extract.extract_audio
+    extract = _flows().extract.extract
     data, out = _existing_dir(args.data, "data root"), _out_dir(args.out)
-    s = extract_audio(data, out, feature_set(args.features), full=args.full, chunk_size=args.chunk_size,
-                      dask_address=args.dask_address, workers=args.workers)
-    _emit(args, s.to_dict(), _print_extract)
+    frames = FrameParams(every=args.every, size=args.frame_size, face_crop=args.face_crop)
+    s = extract(data, out, args.modality, feature_set(args.features), frames, full=args.full,
+                chunk_size=args.chunk_size, dask_address=args.dask_address, workers=args.workers)
+    _emit(args, extract_payload({m: v.to_dict() for m, v in s.items()}), _print_extract)
     return 0
 
 
@@ -170,8 +193,9 @@ def cmd_train(args: argparse.Namespace) -> int:
 def _run(args: argparse.Namespace, data: str, out: str) -> dict[str, Any]:
     run_pipeline = _flows().run.run_pipeline
     split = str(ActorSplit.parse(args.split))
-    return run_pipeline(data, out, split, _models(args.model), feature_set(args.features), _search(args),
-                        full=args.full, dask_address=args.dask_address, workers=args.workers, n_jobs=args.jobs)
+    r = run_pipeline(data, out, split, _models(args.model), feature_set(args.features), _search(args),
+                     full=args.full, dask_address=args.dask_address, workers=args.workers, n_jobs=args.jobs)
+    return {**r, "extract": extract_payload(r["extract"])}
 
 
 def _print_run(r: dict[str, Any]) -> None:
@@ -264,16 +288,23 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("synth", help="write a synthetic RAVDESS-named corpus")
     p.add_argument("dir")
     p.add_argument("--actors", default="1-8,21-24", help="actors to generate (default 1-8,21-24)")
-    p.add_argument("--repetitions", type=int, choices=(1, 2), default=2)
+    p.add_argument("--repetitions", type=int, choices=(1, 2), default=2, help="repetitions per statement (default 2)")
     p.add_argument("--duration", type=float, default=1.5, help="seconds per clip (default 1.5)")
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--video", action="store_true",
+                   help="also write mp4 clips (modality 01 with speech, 02 video-only) with a drawn face")
     _add_common(p)
     p.set_defaults(func=cmd_synth)
 
     p = sub.add_parser("extract", help="extract features of every clip under DATA into the store OUT")
     p.add_argument("data")
     p.add_argument("--out", required=True)
-    p.add_argument("--chunk-size", type=int, default=40, help="clips per Dask task (default 40)")
+    p.add_argument("--modality", choices=("audio", "video", "all"), default="all",
+                   help="audio (.wav/.flac -> features), video (.mp4 -> frames) or all (default)")
+    p.add_argument("--every", type=int, default=20, help="keep every Nth video frame (default 20)")
+    p.add_argument("--frame-size", type=int, default=256, help="side of the stored square gray frames (default 256)")
+    p.add_argument("--face-crop", action="store_true", help="crop frames to the face (OpenCV's Haar cascade)")
+    p.add_argument("--chunk-size", type=int, help="clips per Dask task (default 40 audio, 6 video)")
     _add_extract_opts(p)
     _add_common(p)
     p.set_defaults(func=cmd_extract)

@@ -1,4 +1,4 @@
-"""The extraction flow: audio clips under a data root -> Parquet features."""
+"""The extraction flow: clips under a data root -> Parquet (audio features, video frames)."""
 
 from __future__ import annotations
 
@@ -9,11 +9,15 @@ from typing import Any
 from prefect import flow, get_run_logger
 from prefect.task_runners import ThreadPoolTaskRunner
 
-from emotion.extract import chunked
+from emotion.errors import UsageError
+from emotion.extract import Step, audio_step, chunked, video_step
 from emotion.features import AudioFeatureParams, stable_hash
+from emotion.video import FrameParams
 from tasks.artifacts import Progress, name_flow_run, publish_extract
 from tasks.cluster import dask_client
-from tasks.extract import commit, extract_chunk, inventory, plan
+from tasks.extract import commit, inventory, plan, run_chunk
+
+MODALITIES = ("audio", "video")
 
 
 @dataclass
@@ -31,49 +35,74 @@ class ExtractSummary:
         return asdict(self)
 
 
-@flow(name="extract-audio", flow_run_name="extract-audio-{features.name}", task_runner=ThreadPoolTaskRunner(max_workers=16))
-def extract_audio(
+def steps_for(modality: str, features: AudioFeatureParams, frames: FrameParams, chunk_size: int | None) -> list[Step]:
+    if modality not in (*MODALITIES, "all"):
+        raise UsageError(f"unknown modality {modality!r}; choose audio, video or all")
+    steps = []
+    if modality in ("audio", "all"):
+        steps.append(audio_step(features, chunk_size or 40))
+    if modality in ("video", "all"):
+        steps.append(video_step(frames, chunk_size or 6))
+    return steps
+
+
+@flow(name="extract", flow_run_name="extract-{modality}", task_runner=ThreadPoolTaskRunner(max_workers=16))
+def extract(
     data: str,
     out: str,
+    modality: str = "all",
     features: AudioFeatureParams = AudioFeatureParams(),
+    frames: FrameParams = FrameParams(),
     full: bool = False,
-    chunk_size: int = 40,
+    chunk_size: int | None = None,
     dask_address: str | None = None,
     workers: int | None = None,
-) -> ExtractSummary:
-    """Compute audio features of every new or changed clip under ``data`` into ``out``.
+) -> dict[str, ExtractSummary]:
+    """Audio features of ``.wav``/``.flac`` clips and sampled frames of ``.mp4`` clips under ``data``.
 
-    Clips whose content is already stored under the same feature parameters
-    are skipped (``full`` recomputes all); rows of deleted clips are dropped.
+    Clips whose content is already stored under the same parameters are
+    skipped (``full`` recomputes all); rows of deleted clips are dropped.
+    Returns one summary per modality.
     """
     log = get_run_logger()
     t0 = time.perf_counter()
-    inv = inventory(data)
-    data_version = stable_hash(sorted((r.path, r.content_hash) for r, _, _ in inv.clips), 8)
-    name_flow_run(f"extract-audio-{features.name}-data-{data_version}")
-    p = plan(inv, out, features, full)
-    rejects = list(inv.rejects)
-    summary = ExtractSummary(skipped=p.skipped, removed=len(p.removed), feature_set=features.key)
-    chunks = chunked(p.todo, chunk_size)
-    if chunks:
-        progress = Progress(len(p.todo), f"audio features of {len(p.todo)} clips")
-        with dask_client(dask_address, workers, jobs=len(chunks)) as client:
-            futures = [extract_chunk.submit(i, c, data, out, features, client) for i, c in enumerate(chunks)]
+    steps = steps_for(modality, features, frames, chunk_size)
+    invs = {s.modality: inventory(data, s) for s in steps}
+    version = stable_hash(sorted((r.path, r.content_hash) for inv in invs.values() for r, _, _ in inv.clips), 8)
+    name_flow_run(f"extract-{modality}-data-{version}")
+    plans = {s.modality: plan(invs[s.modality], out, s, full) for s in steps}
+    summaries = {s.modality: ExtractSummary(skipped=plans[s.modality].skipped, removed=len(plans[s.modality].removed),
+                                            feature_set=s.key, rejects=list(invs[s.modality].rejects)) for s in steps}
+    work = [(s, i, c) for s in steps for i, c in enumerate(chunked(plans[s.modality].todo, s.chunk_size))]
+    if work:
+        total = sum(len(p.todo) for p in plans.values())
+        progress = Progress(total, f"{total} clips ({', '.join(s.modality for s in steps)})")
+        with dask_client(dask_address, workers, jobs=len(work)) as client:
+            futures = [(s, run_chunk.submit(i, s, c, data, out, client)) for s, i, c in work]
             done = 0
-            for fut in futures:
+            for s, fut in futures:
                 res = fut.result()
-                done += res.rows + len(res.rejects)
-                progress.advance(res.rows + len(res.rejects))
-                summary.processed += res.rows
-                rejects.extend(res.rejects)
+                summary = summaries[s.modality]
+                summary.processed += res.processed
+                summary.rejects.extend(res.rejects)
                 summary.workers.append(res.worker)
-                log.info("extracted %d/%d clips", done, len(p.todo))
-    commit(out, features, p, inv, rejects)
-    summary.rejected = len(rejects)
-    summary.rejects = rejects
-    summary.workers = sorted(set(summary.workers))
-    summary.seconds = round(time.perf_counter() - t0, 2)
-    log.info("processed %d, skipped %d, removed %d, rejected %d", summary.processed, summary.skipped,
-             summary.removed, summary.rejected)
-    publish_extract(summary.to_dict(), data)
-    return summary
+                done += res.processed + len(res.rejects)
+                progress.advance(res.processed + len(res.rejects))
+                log.info("extracted %d/%d clips", done, total)
+    for s in steps:
+        summary = summaries[s.modality]
+        commit(out, s, plans[s.modality], invs[s.modality], summary.rejects)
+        summary.rejected = len(summary.rejects)
+        summary.workers = sorted(set(summary.workers))
+        summary.seconds = round(time.perf_counter() - t0, 2)
+        log.info("%s: processed %d, skipped %d, removed %d, rejected %d", s.modality, summary.processed,
+                 summary.skipped, summary.removed, summary.rejected)
+        publish_extract(s.modality, summary.to_dict(), data)
+    return summaries
+
+
+def extract_audio(data: str, out: str, features: AudioFeatureParams = AudioFeatureParams(), full: bool = False,
+                  chunk_size: int = 40, dask_address: str | None = None, workers: int | None = None) -> ExtractSummary:
+    """Audio features only (the ``extract`` flow with ``modality="audio"``)."""
+    return extract(data, out, "audio", features, full=full, chunk_size=chunk_size, dask_address=dask_address,
+                   workers=workers)["audio"]

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from flows.extract import extract_audio
+from flows.extract import extract
 from flows.run import run_pipeline
 from flows.train import train_audio
 
-FLOWS: dict[str, Any] = {f.name: f for f in (extract_audio, train_audio, run_pipeline)}
+FLOWS: dict[str, Any] = {f.name: f for f in (extract, train_audio, run_pipeline)}

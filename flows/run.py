@@ -9,7 +9,7 @@ from prefect import flow
 from emotion.features import AudioFeatureParams
 from emotion.models import SearchParams
 from emotion.splits import DEFAULT_SPLIT
-from flows.extract import extract_audio
+from flows.extract import extract
 from flows.train import DEFAULT_MODELS, train_audio
 
 
@@ -26,6 +26,6 @@ def run_pipeline(
     workers: int | None = None,
     n_jobs: int | None = None,
 ) -> dict[str, Any]:
-    extracted = extract_audio(data, out, features, full=full, dask_address=dask_address, workers=workers)
+    extracted = extract(data, out, "audio", features, full=full, dask_address=dask_address, workers=workers)
     trained = train_audio(out, split, models, features, search, n_jobs=n_jobs, force=full)
-    return {"extract": extracted.to_dict(), "train": trained}
+    return {"extract": {m: s.to_dict() for m, s in extracted.items()}, "train": trained}

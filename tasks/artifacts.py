@@ -3,9 +3,9 @@
 Keys (lowercase, dashes) stay the same from run to run, so the UI's
 Artifacts page shows each one's history:
 
-* ``audio-extract-progress``: progress of the running extraction (0-100 %)
-* ``audio-extract-counts``: clips processed, skipped, removed and rejected
-* ``audio-rejects``: every rejected file with its reason
+* ``extract-progress``: progress of the running extraction (0-100 %)
+* ``audio-extract-counts``, ``video-extract-counts``: clips processed, skipped, removed and rejected
+* ``audio-rejects``, ``video-rejects``: every rejected file with its reason
 * ``audio-model-metrics``: each model's metrics on the split
 * ``audio-evaluation-report``: markdown report with the confusion matrices
 """
@@ -25,9 +25,7 @@ from prefect.artifacts import (
 from emotion.ids import EMOTION_LABELS
 
 KEYS = {
-    "progress": "audio-extract-progress",
-    "counts": "audio-extract-counts",
-    "rejects": "audio-rejects",
+    "progress": "extract-progress",
     "metrics": "audio-model-metrics",
     "report": "audio-evaluation-report",
 }
@@ -49,13 +47,13 @@ class Progress:
             update_progress_artifact(self.id, min(pct, 100.0))
 
 
-def publish_extract(summary: dict[str, Any], data: str) -> None:
+def publish_extract(modality: str, summary: dict[str, Any], data: str) -> None:
     counts = {k: summary[k] for k in ("processed", "skipped", "removed", "rejected")}
     create_table_artifact([{**counts, "feature_set": summary["feature_set"], "seconds": summary["seconds"]}],
-                          key=KEYS["counts"], description=f"Audio extraction of {data}")
+                          key=f"{modality}-extract-counts", description=f"{modality.capitalize()} extraction of {data}")
     rows = [{"path": r["path"], "reason": r["reason"], "stage": r["stage"]} for r in summary["rejects"][:MAX_REJECT_ROWS]]
     more = len(summary["rejects"]) - len(rows)
-    create_table_artifact(rows or [{"path": "", "reason": "no rejects", "stage": ""}], key=KEYS["rejects"],
+    create_table_artifact(rows or [{"path": "", "reason": "no rejects", "stage": ""}], key=f"{modality}-rejects",
                           description=f"{len(summary['rejects'])} rejected files" + (f" ({more} not shown)" if more else ""))
 
 

@@ -52,3 +52,22 @@ def write_tone(path: Path, seconds: float = 1.0, sr: int = 22050, channels: int 
     path.parent.mkdir(parents=True, exist_ok=True)
     sf.write(path, np.repeat(y[:, None], channels, axis=1), sr)
     return path
+
+
+REAL_VIDEO = REAL / "video_speech"
+
+
+def real_video_files() -> list[Path]:
+    if not REAL_VIDEO.is_dir():
+        pytest.skip(f"real RAVDESS video not found at {REAL_VIDEO} (it sits next to the project root)")
+    return sorted(REAL_VIDEO.rglob("*.mp4"))
+
+
+@pytest.fixture(scope="session")
+def tiny_video_corpus(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Synthetic mp4 clips (H.264 + AAC): actors 01, 02 and 21, modalities 01 and 02, 30 clips each."""
+    from emotion.synth_video import VideoSynthParams, write_video_corpus
+
+    root = tmp_path_factory.mktemp("tinyvideo") / "data"
+    write_video_corpus(root, VideoSynthParams(actors=(1, 2, 21), modalities=(1, 2), duration=1.4, seed=5))
+    return root

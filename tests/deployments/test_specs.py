@@ -8,9 +8,10 @@ def test_default_file_declares_extract_train_and_pipeline(monkeypatch):
     monkeypatch.setenv("EMOTION_DATA", "/srv/ravdess")
     monkeypatch.delenv("EMOTION_DASK_ADDRESS", raising=False)
     specs = {s.name: s for s in load_specs(DEFAULT_FILE)}
-    assert {s.flow for s in specs.values()} == {"extract-audio", "train-audio", "emotion-pipeline"}
+    assert {s.flow for s in specs.values()} == {"extract", "train-audio", "emotion-pipeline"}
     assert specs["nightly-extract"].cron == "0 2 * * *"
-    assert specs["nightly-extract"].parameters == {"data": "/srv/ravdess", "out": "/data/emotion-store"}  # empty address dropped
+    # the empty Dask address is dropped
+    assert specs["nightly-extract"].parameters == {"data": "/srv/ravdess", "out": "/data/emotion-store", "modality": "all"}
     deps = build(list(specs.values()))
     assert [d.name for d in deps] == list(specs)
     assert deps[1].schedules[0].schedule.cron == "0 4 * * 0"

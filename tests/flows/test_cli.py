@@ -97,16 +97,22 @@ def test_bad_usage_exits_2_with_one_line(argv, message, capsys):
 def test_synth_and_extract_print_readable_summaries(tmp_path: Path, capsys):
     code, _, _ = run_cli(capsys, "synth", str(tmp_path / "d"), "--actors", "1,2", "--repetitions", "1", "--duration", "0.6")
     assert code == 0
+    code, synth, _ = run_cli(capsys, "synth", str(tmp_path / "v"), "--actors", "3", "--repetitions", "1", "--video", "--json")
+    assert code == 0 and synth["clips"] == 30 and synth["videos"] == 60
+    assert len(list((tmp_path / "v" / "Actor_03").glob("0[12]-*.mp4"))) == 60
     assert main(["extract", str(tmp_path / "d"), "--out", str(tmp_path / "o"), "--workers", "1"]) == 0
     out = capsys.readouterr().out
-    assert "extract: 60 processed, 0 skipped, 0 removed, 0 rejected" in out
+    assert "extract audio: 60 processed, 0 skipped, 0 removed, 0 rejected" in out
+    assert "extract video: 0 processed" in out
 
 
 def test_rerun_after_change_add_delete_processes_two_removes_one(corpus: Path, tmp_path: Path, capsys):
     out = tmp_path / "store"
     code, first, _ = run_cli(capsys, "extract", str(corpus), "--out", str(out), "--workers", "1", "--json")
     assert code == 0 and first["processed"] == 120
-    before = Store(str(out)).read_features("audio", first["feature_set"]).set_index("path")
+    fkey = first["modalities"]["audio"]["feature_set"]
+    store = Store(str(out))
+    before = store.read_features("audio", fkey).set_index("path")
     changed = corpus / "Actor_02" / "03-01-03-01-01-01-02.wav"
     changed.write_bytes((corpus / "Actor_02" / "03-01-04-01-01-01-02.wav").read_bytes())
     (corpus / "Actor_03" / "03-01-06-02-02-01-03.flac").unlink()
@@ -115,16 +121,16 @@ def test_rerun_after_change_add_delete_processes_two_removes_one(corpus: Path, t
     code, second, _ = run_cli(capsys, "extract", str(corpus), "--out", str(out), "--workers", "1", "--json")
     assert code == 0
     assert (second["processed"], second["removed"], second["skipped"], second["rejected"]) == (2, 1, 118, 0)
-    after = Store(str(out)).read_features("audio", first["feature_set"]).set_index("path")
+    after = Store(str(out)).read_features("audio", fkey).set_index("path")
     assert len(after) == 120 and "Actor_03/03-01-06-02-02-01-03.flac" not in after.index
     key = "Actor_02/03-01-03-01-01-01-02.wav"
     assert after.loc[key, "mfcc01_mean"] != before.loc[key, "mfcc01_mean"]
     untouched = "Actor_01/03-01-01-01-01-01-01.flac"
     assert after.loc[untouched, "mfcc01_mean"] == before.loc[untouched, "mfcc01_mean"]
-    parts = Store(str(out)).read_parts(Store(str(out)).list_parts(Store(str(out)).features_dir("audio", first["feature_set"])))
+    parts = store.read_parts(store.list_parts(store.features_dir("audio", fkey)))
     assert len(parts) == 120 and parts["path"].is_unique  # stale rows compacted away, not just hidden
     # --full recomputes every clip and leaves exactly one row per clip
     code, full, _ = run_cli(capsys, "extract", str(corpus), "--out", str(out), "--workers", "1", "--full", "--json")
     assert (full["processed"], full["skipped"]) == (120, 0)
-    parts = Store(str(out)).read_parts(Store(str(out)).list_parts(Store(str(out)).features_dir("audio", first["feature_set"])))
+    parts = store.read_parts(store.list_parts(store.features_dir("audio", fkey)))
     assert len(parts) == 120 and parts["path"].is_unique

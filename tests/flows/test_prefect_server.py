@@ -45,16 +45,16 @@ def test_pipeline_runs_are_recorded_with_tasks_and_artifacts(prefect_api, tiny_c
 
     runs = {r["name"]: r for r in post(api, "flow_runs/filter")}
     pipeline = next(r for n, r in runs.items() if n.startswith("pipeline-"))
-    extract = next(r for n, r in runs.items() if n.startswith("extract-audio-seed-data-"))
+    extract = next(r for n, r in runs.items() if n.startswith("extract-audio-data-"))
     train = next(r for n, r in runs.items() if n.startswith("train-audio-train01-03_test21-data-"))
     for r in (pipeline, extract, train):
         assert r["state_type"] == "COMPLETED"
     tasks = post(api, "task_runs/filter", {"flow_runs": {"id": {"any_": [extract["id"], train["id"]]}}})
     names = sorted(t["name"] for t in tasks)
-    assert sum(n.startswith("extract-chunk-") for n in names) == 3  # 120 clips in chunks of 40
+    assert sum(n.startswith("extract-audio-") for n in names) == 3  # 120 clips in chunks of 40
     assert "train-svc" in names and all(t["state_type"] == "COMPLETED" for t in tasks)
     keys = {a["key"] for a in post(api, "artifacts/filter") if a.get("key")}
-    assert {"audio-extract-progress", "audio-extract-counts", "audio-rejects", "audio-model-metrics",
+    assert {"extract-progress", "audio-extract-counts", "audio-rejects", "audio-model-metrics",
             "audio-evaluation-report"} <= keys
     [counts] = [a for a in post(api, "artifacts/filter", {"artifacts": {"key": {"any_": ["audio-extract-counts"]}}})]
     assert json.loads(counts["data"])[0]["processed"] == 120
@@ -78,7 +78,7 @@ def test_served_deployment_runs_when_triggered(prefect_api, tiny_corpus: Path, t
     api, env = prefect_api
     out = tmp_path / "served-store"
     spec = tmp_path / "deployments.yaml"
-    spec.write_text("deployments:\n  - name: serve-check\n    flow: extract-audio\n    cron: '30 1 * * *'\n"
+    spec.write_text("deployments:\n  - name: serve-check\n    flow: extract\n    cron: '30 1 * * *'\n"
                     f"    parameters:\n      data: {tiny_corpus}\n      out: {out}\n      workers: 1\n")
     argv = [str(BIN / "emotion"), "deploy", "--file", str(spec)]
     with process(argv, tmp_path / "serve.log", {**env, "PREFECT_API_URL": api}) as proc:

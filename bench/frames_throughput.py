@@ -1,0 +1,93 @@
+"""Frame extraction throughput vs the raw decode rate of the same clips.
+
+Raw: OpenCV decodes every frame of each clip (``VideoCapture.read``).
+Ours: :func:`emotion.video.sample_frames` decodes every frame and converts,
+resizes (and with ``--face-crop`` face-crops) only every 20th. Both on one
+process, alternating, best of ``--repeats``; prints frames decoded per
+second and the ratio (target: >= 0.8).
+
+    python -m bench.frames_throughput [--repeats 3] [--face-crop]
+
+Uses the five real clips in ../shared/ravdess/video_speech when present,
+else synthetic 1280x720 clips.
+"""
+
+from __future__ import annotations
+
+import argparse
+import shutil
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+REAL = Path(__file__).resolve().parents[2] / "shared" / "ravdess" / "video_speech"
+
+
+def raw_decode(files: list[Path]) -> tuple[int, float]:
+    import cv2
+
+    cv2.setNumThreads(1)
+    t0 = time.perf_counter()
+    n = 0
+    for f in files:
+        cap = cv2.VideoCapture(str(f))
+        while True:
+            ok, _ = cap.read()
+            if not ok:
+                break
+            n += 1
+        cap.release()
+    return n, time.perf_counter() - t0
+
+
+def ours(files: list[Path], face_crop: bool) -> float:
+    """Seconds to extract the kept frames of ``files`` (every frame is decoded on the way)."""
+    from emotion.video import FrameParams, sample_frames
+
+    params = FrameParams(face_crop=face_crop)
+    t0 = time.perf_counter()
+    for f in files:
+        assert list(sample_frames(f.read_bytes(), params))
+    return time.perf_counter() - t0
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--repeats", type=int, default=3)
+    ap.add_argument("--face-crop", action="store_true")
+    args = ap.parse_args()
+    tmp = None
+    if REAL.is_dir():
+        files = sorted(REAL.rglob("*.mp4"))
+    else:
+        from emotion.ids import parse_id
+        from emotion.synth_video import VideoSynthParams, write_clip
+
+        tmp = Path(tempfile.mkdtemp(prefix="bench-video-"))
+        print("real RAVDESS video not found; writing 5 synthetic 1280x720 clips", flush=True)
+        files = []
+        for name in ("01-01-03-01-01-01-01.mp4", "01-01-05-02-01-01-02.mp4", "02-01-04-01-02-01-03.mp4",
+                     "01-01-08-01-01-02-04.mp4", "02-01-01-01-01-01-05.mp4"):
+            p = tmp / name
+            write_clip(p, parse_id(name), VideoSynthParams(width=1280, height=720, duration=3.5))
+            files.append(p)
+    ours(files[:1], args.face_crop)  # warm imports and caches
+    raw_decode(files[:1])
+    best_raw = best_ours = 0.0
+    for i in range(args.repeats):
+        n_frames, t_raw = raw_decode(files)  # both decode all n_frames frames of the clips
+        t_ours = ours(files, args.face_crop)
+        best_raw, best_ours = max(best_raw, n_frames / t_raw), max(best_ours, n_frames / t_ours)
+        print(f"  repeat {i + 1}: raw {n_frames / t_raw:6.1f} frames/s, ours {n_frames / t_ours:6.1f} frames/s", flush=True)
+    print(f"{len(files)} clips; every 20th frame kept{' and face-cropped' if args.face_crop else ''}")
+    print(f"raw OpenCV decode   {best_raw:7.1f} frames/s")
+    print(f"frame extraction    {best_ours:7.1f} frames/s")
+    print(f"ratio = {best_ours / best_raw:.2f}  (target >= 0.8)")
+    if tmp:
+        shutil.rmtree(tmp, ignore_errors=True)
+    return 0 if best_ours / best_raw >= 0.8 else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,176 @@
+"""Video clips into sampled frames: decode, keep every Nth, gray, resize, optional face crop.
+
+Decoding uses PyAV (FFmpeg inside the wheel; H.264 in mp4 as RAVDESS ships
+it). Every frame must be decoded, but only the kept ones are converted to
+gray and resized: the colour conversion of the others is skipped.
+
+With ``face_crop``, OpenCV's own Haar cascade (shipped in the
+``opencv-python-headless`` wheel) finds the largest face; the crop is a
+square around it with a margin, clamped to the frame. A frame without a
+face keeps the whole frame and says so (``face_found`` is false).
+"""
+
+from __future__ import annotations
+
+import io
+from collections.abc import Iterator
+from dataclasses import asdict, dataclass
+from functools import lru_cache
+from typing import Any
+
+import numpy as np
+
+from emotion.errors import DecodeError, RejectedInput, UsageError
+from emotion.features import stable_hash
+
+MAX_FRAMES = 30 * 60 * 10  # 10 minutes at 30 fps: longer clips are refused
+MAX_PIXELS = 4096 * 2160  # 4K
+
+
+@dataclass(frozen=True)
+class FrameParams:
+    """Everything that changes the stored frames; its hash names the frame set."""
+
+    every: int = 20
+    size: int = 256
+    face_crop: bool = False
+    margin: float = 0.25  # share of the face box added on every side
+    detect_width: int = 320  # frames are downscaled to this width for face detection
+    revision: int = 1
+
+    def __post_init__(self) -> None:
+        if self.every < 1 or self.size < 8 or not 0 <= self.margin <= 2 or self.detect_width < 64:
+            raise UsageError("frame parameters out of range (every >= 1, size >= 8, 0 <= margin <= 2)")
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    def hash(self) -> str:
+        return stable_hash(self.to_dict())
+
+    @property
+    def key(self) -> str:
+        return f"{'face' if self.face_crop else 'full'}{self.size}-every{self.every}-{self.hash()}"
+
+
+@dataclass(frozen=True)
+class Frame:
+    index: int  # frame number in the clip, from 0
+    time: float  # seconds from the start
+    image: np.ndarray  # uint8 [size, size]
+    face_found: bool | None  # None when no detection was asked for
+    face_box: tuple[int, int, int, int] | None  # x, y, w, h in the source frame
+
+
+@lru_cache(maxsize=1)
+def face_detector() -> Any:
+    import cv2
+
+    path = cv2.data.haarcascades + "haarcascade_frontalface_default.xml"  # type: ignore[attr-defined]
+    det = cv2.CascadeClassifier(path)
+    if det.empty():
+        raise RuntimeError(f"OpenCV's face model is missing at {path}; reinstall opencv-python-headless<5")
+    return det
+
+
+def detect_face(gray: np.ndarray, detect_width: int) -> tuple[int, int, int, int] | None:
+    """The largest frontal face in a gray frame as (x, y, w, h), or None."""
+    import cv2
+
+    h, w = gray.shape
+    scale = min(1.0, detect_width / w)
+    small = gray
+    if scale < 1:
+        small = cv2.resize(gray, (max(1, int(w * scale)), max(1, int(h * scale))), interpolation=cv2.INTER_AREA)
+    faces = face_detector().detectMultiScale(small, scaleFactor=1.1, minNeighbors=5, minSize=(24, 24))
+    if len(faces) == 0:
+        return None
+    x, y, fw, fh = max(faces, key=lambda f: int(f[2]) * int(f[3]))
+    return int(x / scale), int(y / scale), int(fw / scale), int(fh / scale)
+
+
+def square_crop_box(box: tuple[int, int, int, int], margin: float, width: int, height: int) -> tuple[int, int, int, int]:
+    """A square (x0, y0, x1, y1) around ``box`` grown by ``margin`` per side, kept inside the frame."""
+    x, y, w, h = box
+    side = int(round(max(w, h) * (1 + 2 * margin)))
+    side = min(side, width, height)
+    cx, cy = x + w / 2, y + h / 2
+    x0 = int(round(min(max(cx - side / 2, 0), width - side)))
+    y0 = int(round(min(max(cy - side / 2, 0), height - side)))
+    return x0, y0, x0 + side, y0 + side
+
+
+def _prepare(gray: np.ndarray, params: FrameParams) -> tuple[np.ndarray, bool | None, tuple[int, int, int, int] | None]:
+    import cv2
+
+    found: bool | None = None
+    box = None
+    if params.face_crop:
+        box = detect_face(gray, params.detect_width)
+        found = box is not None
+        if box is not None:
+            x0, y0, x1, y1 = square_crop_box(box, params.margin, gray.shape[1], gray.shape[0])
+            gray = gray[y0:y1, x0:x1]
+    out = cv2.resize(gray, (params.size, params.size), interpolation=cv2.INTER_AREA)
+    return out, found, box
+
+
+def sample_frames(data: bytes, params: FrameParams) -> Iterator[Frame]:
+    """Decode ``data`` (an mp4) and yield every ``params.every``-th frame, prepared.
+
+    Raises :class:`DecodeError` for bytes that are not a video, a container
+    without a video stream, or a stream cut off before its first kept frame.
+    """
+    import av
+
+    if not data:
+        raise DecodeError("empty file (0 bytes)")
+    try:
+        container = av.open(io.BytesIO(data), mode="r")
+    except (av.FFmpegError, ValueError, OSError) as exc:
+        raise DecodeError(f"cannot open video: {str(exc).splitlines()[0] if str(exc) else type(exc).__name__}") from None
+    with container:
+        if not container.streams.video:
+            raise DecodeError("no video stream in the file")
+        stream = container.streams.video[0]
+        stream.thread_type = "NONE"  # one core per worker: threads would only contend
+        if stream.codec_context.width * stream.codec_context.height > MAX_PIXELS:
+            raise RejectedInput(f"video is {stream.codec_context.width}x{stream.codec_context.height}, over the 4K limit")
+        tb = float(stream.time_base) if stream.time_base else 0.0
+        fps = float(stream.average_rate) if stream.average_rate else 30.0
+        n = kept = 0
+        try:
+            for frame in container.decode(stream):
+                if n % params.every == 0:
+                    gray = frame.to_ndarray(format="gray")  # only kept frames are converted
+                    image, found, box = _prepare(gray, params)
+                    t = float(frame.pts) * tb if frame.pts is not None and tb else n / fps
+                    yield Frame(n, round(t, 4), image, found, box)
+                    kept += 1
+                n += 1
+                if n > MAX_FRAMES:
+                    raise RejectedInput(f"video has more than {MAX_FRAMES} frames (over 10 minutes)")
+        except av.FFmpegError as exc:
+            if kept == 0:
+                raise DecodeError(f"video stream is corrupt: {str(exc).splitlines()[0]}") from None
+            # a stream cut off mid-way keeps the frames decoded before the cut
+        if n == 0:
+            raise DecodeError("video stream has no decodable frames")
+
+
+def encode_png(image: np.ndarray) -> bytes:
+    import cv2
+
+    ok, buf = cv2.imencode(".png", image)
+    if not ok:
+        raise ValueError("PNG encoding failed")
+    return bytes(buf)
+
+
+def decode_png(data: bytes) -> np.ndarray:
+    import cv2
+
+    image = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_GRAYSCALE)
+    if image is None:
+        raise ValueError("not a PNG image")
+    return np.asarray(image, dtype=np.uint8)

@@ -1,0 +1,60 @@
+"""Frame extraction end to end: mp4 clips -> frames in the Parquet store, over Dask."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from emotion.store import Store
+from emotion.video import FrameParams, decode_png
+from flows.cli import main
+
+pytestmark = pytest.mark.slow
+
+
+def test_extract_video_frames_with_face_crop(tiny_video_corpus: Path, tmp_path: Path, capsys):
+    data = tmp_path / "data"
+    shutil.copytree(tiny_video_corpus, data)
+    (data / "Actor_02" / "01-01-05-01-01-01-02.mp4").write_bytes(b"")  # an empty clip
+    (data / "Actor_02" / "01-01-05-01-02-01-02.mp4").write_bytes(np.random.default_rng(0).bytes(5000))  # not a video
+    (data / "Actor_02" / "03-01-05-01-02-01-02.mp4").write_bytes(b"x")  # an mp4 named audio-only
+    out = tmp_path / "store"
+    argv = ["extract", str(data), "--out", str(out), "--modality", "video", "--face-crop", "--workers", "2", "--json"]
+    assert main(argv) == 0
+    s = json.loads(capsys.readouterr().out)
+    assert (s["processed"], s["rejected"]) == (180 - 2, 3)
+    reasons = {r["path"].split("/")[-1]: r["reason"] for r in s["rejects"]}
+    assert reasons["01-01-05-01-01-01-02.mp4"] == "empty file (0 bytes)"
+    assert reasons["01-01-05-01-02-01-02.mp4"].startswith("cannot open video")
+    assert "modality 03" in reasons["03-01-05-01-02-01-02.mp4"]
+    assert len(s["workers"]) == 2
+
+    key = FrameParams(face_crop=True).key
+    frames = Store(str(out)).read_dataset("frames", key)
+    assert len(frames) == 178 * 3  # 42 frames per clip: indices 0, 20, 40
+    assert sorted(frames["frame_index"].unique()) == [0, 20, 40]
+    assert frames.groupby("path").size().eq(3).all()
+    assert frames["face_found"].mean() >= 0.95
+    img = decode_png(frames.loc[0, "image"])
+    assert img.shape == (256, 256) and img.dtype == np.uint8
+    assert set(frames["modality"]) == {1, 2} and set(frames["actor"]) == {1, 2, 21}
+
+    # a rerun decodes nothing again
+    assert main(argv) == 0
+    s2 = json.loads(capsys.readouterr().out)
+    assert (s2["processed"], s2["skipped"], s2["rejected"]) == (0, 178, 3)
+    assert len(Store(str(out)).read_dataset("frames", key)) == 178 * 3
+
+
+def test_extract_all_handles_audio_and_video_together(tiny_corpus: Path, tiny_video_corpus: Path, tmp_path: Path, capsys):
+    data = tmp_path / "data"
+    shutil.copytree(tiny_corpus / "Actor_01", data / "audio" / "Actor_01")
+    shutil.copytree(tiny_video_corpus / "Actor_21", data / "video" / "Actor_21")
+    assert main(["extract", str(data), "--out", str(tmp_path / "store"), "--workers", "1", "--json"]) == 0
+    s = json.loads(capsys.readouterr().out)
+    assert s["modalities"]["audio"]["processed"] == 30 and s["modalities"]["video"]["processed"] == 60
+    assert s["processed"] == 90 and s["rejected"] == 0
