@@ -15,13 +15,39 @@ import soxr
 from emotion.errors import DecodeError, RejectedInput
 
 SILENCE_PEAK = 1e-4  # -80 dBFS: quieter than any usable recording
+MAX_SECONDS = 600.0  # longer recordings are refused before they are decoded (memory bound)
+
+
+def wav_truncation(data: bytes) -> str | None:
+    """Why a RIFF/WAVE file is cut off, or None: its ``data`` chunk declares more bytes than follow.
+
+    libsndfile reads such a file as a shorter, valid one; the header tells the truth.
+    """
+    if len(data) < 12 or data[:4] != b"RIFF" or data[8:12] != b"WAVE":
+        return None
+    pos = 12
+    while pos + 8 <= len(data):
+        cid, size = data[pos : pos + 4], int.from_bytes(data[pos + 4 : pos + 8], "little")
+        if cid == b"data":
+            available = len(data) - pos - 8
+            if size != 0xFFFFFFFF and available < size:  # 0xFFFFFFFF: size unknown (streamed)
+                return f"WAV is cut off: {available} of its {size} data bytes are present"
+            return None
+        pos += 8 + size + (size & 1)
+    return "WAV has no data chunk"
 
 
 def decode_audio(data: bytes) -> tuple[np.ndarray, int]:
     """Decode WAV/FLAC bytes to ``(samples[frames, channels] float32, sample_rate)``."""
     if not data:
         raise DecodeError("empty file (0 bytes)")
+    cut = wav_truncation(data)
+    if cut:
+        raise DecodeError(cut)
     try:
+        info = sf.info(io.BytesIO(data))
+        if info.samplerate and info.frames / info.samplerate > MAX_SECONDS:
+            raise RejectedInput(f"audio is {info.frames / info.samplerate:.0f} s long, over the limit of {MAX_SECONDS:.0f} s")
         y, sr = sf.read(io.BytesIO(data), dtype="float32", always_2d=True)
     except (sf.LibsndfileError, RuntimeError, ValueError, TypeError) as exc:
         msg = str(exc).splitlines()[-1] if str(exc) else type(exc).__name__

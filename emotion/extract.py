@@ -170,6 +170,23 @@ def plan_extraction(inventory: Inventory, stored: pd.DataFrame, *, full: bool = 
     return Plan(todo, len(current) - len(todo), removed, stale, [])
 
 
+def duplicate_rows(stored: pd.DataFrame) -> dict[str, set[tuple[str, str]]]:
+    """Rows of a clip that also has rows in a newer part, by part.
+
+    They appear when a chunk ran twice (its worker died after writing, and
+    Dask ran it again elsewhere) or a killed run is resumed; dropping them
+    leaves every clip in exactly one part.
+    """
+    if stored.empty:
+        return {}
+    newest = stored.groupby("path")["_part"].transform("max")
+    older = stored[stored["_part"] != newest]
+    out: dict[str, set[tuple[str, str]]] = {}
+    for p, h, part in zip(older["path"], older["content_hash"], older["_part"], strict=True):
+        out.setdefault(part, set()).add((p, h))
+    return out
+
+
 def chunked(items: Sequence[ClipRef], size: int) -> list[list[ClipRef]]:
     size = max(1, size)
     return [list(items[i : i + size]) for i in range(0, len(items), size)]

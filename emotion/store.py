@@ -80,7 +80,18 @@ class Store:
 
     # -- writing ---------------------------------------------------------
     def write_bytes(self, path: str, data: bytes) -> None:
-        """Write ``data`` to ``path`` atomically (temp name, then rename)."""
+        """Write ``data`` to ``path`` atomically (temp name, then rename).
+
+        A full disk, a read-only store or missing permissions raise
+        :class:`StoreError` naming the file; what was there stays intact.
+        """
+        try:
+            self._write_bytes(path, data)
+        except OSError as exc:
+            reason = exc.strerror or str(exc) or type(exc).__name__
+            raise StoreError(f"cannot write {self.url_of(path)}: {reason}") from None
+
+    def _write_bytes(self, path: str, data: bytes) -> None:
         parent = posixpath.dirname(path)
         if self.is_local:
             os.makedirs(parent, exist_ok=True)
@@ -105,6 +116,18 @@ class Store:
         buf = io.BytesIO()
         pq.write_table(table, buf, compression="zstd")
         self.write_bytes(path, buf.getvalue())
+
+    def remove_stale_temporaries(self, folder: str, older_than: float) -> int:
+        """Delete temporary files that writers killed before ``older_than`` (a time.time()) left behind."""
+        if not self.is_local or not os.path.isdir(folder):
+            return 0  # object stores write in one PUT: no temporaries
+        n = 0
+        for name in os.listdir(folder):
+            p = os.path.join(folder, name)
+            if name.startswith(TMP_PREFIX) and os.path.getmtime(p) < older_than:
+                os.unlink(p)
+                n += 1
+        return n
 
     def remove(self, paths: Iterable[str]) -> None:
         for p in paths:

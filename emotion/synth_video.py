@@ -102,7 +102,7 @@ def write_clip(path: Path, rid: RavdessId, params: VideoSynthParams) -> None:
     rng = np.random.default_rng([params.seed, *rid.fields(), 3])
     n = int(params.duration * params.fps)
     path.parent.mkdir(parents=True, exist_ok=True)
-    with av.open(str(path), mode="w") as out:
+    with av.open(str(path), mode="w", options={"movflags": "faststart"}) as out:  # index first, as RAVDESS
         vs = out.add_stream("libx264", rate=params.fps)
         vs.width, vs.height, vs.pix_fmt = params.width, params.height, "yuv420p"
         vs.options = {"preset": "ultrafast", "crf": "23"}

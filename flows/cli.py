@@ -176,7 +176,16 @@ def cmd_extract(args: argparse.Namespace) -> int:
     frames = FrameParams(every=args.every, size=args.frame_size, face_crop=args.face_crop)
     s = extract(data, out, args.modality, feature_set(args.features), frames, full=args.full,
                 chunk_size=args.chunk_size, dask_address=args.dask_address, workers=args.workers)
-    _emit(args, extract_payload({m: v.to_dict() for m, v in s.items()}), _print_extract)
+    payload = extract_payload({m: v.to_dict() for m, v in s.items()})
+    _emit(args, payload, _print_extract)
+    return _strict_exit(args, payload)
+
+
+def _strict_exit(args: argparse.Namespace, extracted: dict[str, Any]) -> int:
+    """With ``--strict``, any reject fails the command (after everything else was written)."""
+    if getattr(args, "strict", False) and extracted["rejected"]:
+        print(f"emotion: {extracted['rejected']} file(s) rejected and --strict is set", file=sys.stderr)
+        return 1
     return 0
 
 
@@ -205,8 +214,9 @@ def _print_run(r: dict[str, Any]) -> None:
 
 def cmd_run(args: argparse.Namespace) -> int:
     data, out = _existing_dir(args.data, "data root"), _out_dir(args.out)
-    _emit(args, _run(args, data, out), _print_run)
-    return 0
+    r = _run(args, data, out)
+    _emit(args, r, _print_run)
+    return _strict_exit(args, r["extract"])
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
@@ -268,6 +278,7 @@ def _add_extract_opts(p: argparse.ArgumentParser) -> None:
                    help="use the Dask scheduler at tcp://HOST:PORT (default: a local cluster)")
     p.add_argument("--workers", type=int, help="worker processes of the local cluster (default: one per core)")
     p.add_argument("--full", action="store_true", help="recompute everything, not only new or changed clips")
+    p.add_argument("--strict", action="store_true", help="exit non-zero if any file was rejected (after writing the rest)")
 
 
 def _add_train_opts(p: argparse.ArgumentParser) -> None:

@@ -65,7 +65,7 @@ def extract(
     Returns one summary per modality.
     """
     log = get_run_logger()
-    t0 = time.perf_counter()
+    t0, started = time.perf_counter(), time.time()
     steps = steps_for(modality, features, frames, chunk_size)
     invs = {s.modality: inventory(data, s) for s in steps}
     version = stable_hash(sorted((r.path, r.content_hash) for inv in invs.values() for r, _, _ in inv.clips), 8)
@@ -91,7 +91,7 @@ def extract(
                 log.info("extracted %d/%d clips", done, total)
     for s in steps:
         summary = summaries[s.modality]
-        commit(out, s, plans[s.modality], invs[s.modality], summary.rejects)
+        commit(out, s, plans[s.modality], invs[s.modality], summary.rejects, started)
         summary.rejected = len(summary.rejects)
         summary.workers = sorted(set(summary.workers))
         summary.seconds = round(time.perf_counter() - t0, 2)

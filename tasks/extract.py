@@ -14,7 +14,18 @@ from distributed import Client
 from prefect import get_run_logger, task
 from prefect.cache_policies import NO_CACHE
 
-from emotion.extract import ChunkResult, ClipRef, Inventory, Plan, Step, compact, extract_chunk, plan_extraction, take_inventory
+from emotion.extract import (
+    ChunkResult,
+    ClipRef,
+    Inventory,
+    Plan,
+    Step,
+    compact,
+    duplicate_rows,
+    extract_chunk,
+    plan_extraction,
+    take_inventory,
+)
 from emotion.sources import DataRoot
 from emotion.store import Store
 
@@ -43,12 +54,18 @@ def run_chunk(index: int, step: Step, clips: list[ClipRef], data: str, out: str,
 
 
 @task(name="commit", cache_policy=NO_CACHE, task_run_name="commit-{step.modality}")
-def commit(out: str, step: Step, p: Plan, inv: Inventory, rejects: list[dict[str, Any]]) -> int:
-    """Drop stale rows, then write the manifest, parameters and rejects table."""
+def commit(out: str, step: Step, p: Plan, inv: Inventory, rejects: list[dict[str, Any]], started: float) -> int:
+    """Drop stale and duplicate rows, then write the manifest, parameters and rejects table.
+
+    ``started`` is when the run began: temporary files older than that were
+    left by a writer that was killed, and are removed.
+    """
     store = Store(out)
     folder = store.dataset_dir(step.dataset, step.key)
     dropped = compact(store, folder, p.stale_parts)
     store.remove(f"{folder}/{name}" for name in p.drop_parts)
+    dropped += compact(store, folder, duplicate_rows(store.dataset_keys(step.dataset, step.key)))
+    store.remove_stale_temporaries(folder, older_than=started)
     store.write_json(f"{folder}/params.json", {"params": step.params.to_dict(), "hash": step.params.hash()})
     rejected = {r["path"] for r in rejects}
     manifest = inv.manifest()

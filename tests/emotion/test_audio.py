@@ -20,10 +20,13 @@ def test_random_bytes_are_rejected():
         decode_audio(np.random.default_rng(0).bytes(4000))
 
 
-def test_truncated_wav_is_rejected_or_shortened(tmp_path):
+def test_truncated_wav_is_rejected(tmp_path):
     data = write_tone(tmp_path / "a.wav").read_bytes()
     with pytest.raises(DecodeError):
         decode_audio(data[:30])  # cut inside the header
+    with pytest.raises(DecodeError, match="WAV is cut off: .* of its 44100 data bytes"):
+        decode_audio(data[: len(data) // 2])  # cut mid-data: libsndfile alone would read a shorter clip
+    assert decode_audio(data)[0].shape[0] == 22050  # the whole file is fine
 
 
 def test_truncated_flac_is_rejected(tmp_path):
@@ -56,3 +59,16 @@ def test_real_flac_matches_librosa_load():
         ours = load_audio(p.read_bytes(), 22050)
         ref, _ = librosa.load(p, sr=22050)
         np.testing.assert_allclose(ours, ref, atol=1e-6)
+
+
+def test_hour_long_audio_is_refused_before_decoding(monkeypatch):
+    import emotion.audio as audio
+
+    buf = io.BytesIO()
+    sf.write(buf, np.zeros(22050 * 3), 22050, format="WAV")
+    monkeypatch.setattr(audio, "MAX_SECONDS", 2.0)
+    read = []
+    monkeypatch.setattr(audio.sf, "read", lambda *a, **k: read.append(1))
+    with pytest.raises(RejectedInput, match="3 s long, over the limit of 2 s"):
+        decode_audio(buf.getvalue())
+    assert not read  # refused from the header, nothing decoded

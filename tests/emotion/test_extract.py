@@ -34,7 +34,7 @@ def test_bad_files_are_rejected_and_the_rest_processed(corpus, tmp_path):
     assert "emotion 09" in rejects["Actor_02/03-01-09-01-01-01-02.wav"]
     assert "duplicate id" in rejects["copy/03-01-03-01-01-01-03.flac"]
     assert len(rejects) == 5
-    assert res.rows == 120 - 2  # every good clip of the corpus
+    assert res.processed == 120 - 2  # every good clip of the corpus
     df = Store(str(tmp_path / "out")).read_features("audio", PARAMS.key)
     assert len(df) == 118 and df["path"].is_unique
     assert set(df.columns) >= {"path", "content_hash", "actor", "emotion", "gender", *PARAMS.feature_names()}
@@ -69,7 +69,7 @@ def test_extracts_from_a_zip_archive_as_downloaded(tiny_corpus, tmp_path):
         for f in files:
             zf.write(f, f.relative_to(tiny_corpus).as_posix())
     inv, _, res = _extract_all(data, tmp_path / "out")
-    assert res.rows == 10 and not res.rejects and not inv.rejects
+    assert res.processed == 10 and not res.rejects and not inv.rejects
     df = Store(str(tmp_path / "out")).read_features("audio", PARAMS.key)
     assert df["path"].str.startswith("Audio_Speech_Actors_01-24.zip/Actor_").all()
     assert [p.name for p in data.iterdir()] == ["Audio_Speech_Actors_01-24.zip"]

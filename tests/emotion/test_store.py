@@ -1,3 +1,4 @@
+import errno
 import os
 
 import pyarrow as pa
@@ -13,15 +14,26 @@ def test_write_is_atomic_when_the_write_fails(tmp_path, monkeypatch):
     store.write_bytes(target, b"old complete content")
 
     def crash(*_a, **_k):
-        raise OSError("disk full")
+        raise OSError(errno.ENOSPC, "No space left on device")
 
     monkeypatch.setattr(os, "replace", crash)
-    with pytest.raises(OSError, match="disk full"):
+    with pytest.raises(StoreError, match="cannot write .*part-1.parquet: No space left on device"):
         store.write_bytes(target, b"new content that never lands")
     monkeypatch.undo()
     with open(target, "rb") as fh:
         assert fh.read() == b"old complete content"  # nothing half-written
     assert os.listdir(os.path.dirname(target)) == ["part-1.parquet"]  # no temp file left
+
+
+def test_read_only_store_is_a_clear_error(tmp_path, monkeypatch):
+    store = Store(str(tmp_path))
+
+    def read_only(*_a, **_k):
+        raise OSError(errno.EROFS, "Read-only file system")
+
+    monkeypatch.setattr("builtins.open", read_only)
+    with pytest.raises(StoreError, match="Read-only file system"):
+        store.write_json(store.path("runs", "x.json"), {})
 
 
 def test_readers_ignore_temporary_files_of_a_killed_writer(tmp_path):

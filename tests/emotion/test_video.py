@@ -108,6 +108,14 @@ def test_oversized_video_is_refused(tmp_path, monkeypatch):
 
 
 @pytest.mark.real_data
+def test_real_clip_cut_off_mid_stream_is_rejected():
+    data = real_video_files()[0].read_bytes()
+    assert len(list(sample_frames(data, FrameParams()))) == 5
+    with pytest.raises(DecodeError, match="video is cut off: .* of its 99 frames decode"):
+        list(sample_frames(data[: len(data) // 2], FrameParams()))
+
+
+@pytest.mark.real_data
 def test_real_clips_decode_to_gray_256_frames_with_faces():
     files = real_video_files()
     assert len(files) == 5

@@ -9,6 +9,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from emotion.features import AudioFeatureParams
 from emotion.runs import load_run
 from emotion.store import Store
 from flows.cli import main
@@ -70,6 +71,15 @@ def test_run_end_to_end_with_bad_files(corpus: Path, tmp_path: Path, capsys):
     for name, m in models.items():
         assert again[name]["accuracy"] == m["accuracy"] and again[name]["cv_accuracy"] == m["cv_accuracy"]
         assert again[name]["version"] == m["version"]
+
+
+def test_strict_fails_on_rejects_after_writing_the_rest(corpus: Path, tmp_path: Path, capfd):
+    (corpus / "Actor_01" / "03-01-05-01-01-01-01.flac").write_bytes(b"")
+    out = tmp_path / "store"
+    code, _, err = run_cli(capfd, "extract", str(corpus), "--out", str(out), "--modality", "audio", "--workers", "1", "--strict")
+    assert code == 1 and "1 file(s) rejected and --strict is set" in err
+    assert len(Store(str(out)).read_features("audio", AudioFeatureParams().key)) == 119  # the rest was written
+    assert len(Store(str(out)).read_rejects("audio")) == 1
 
 
 def test_split_without_test_clips_fails_with_one_line(corpus: Path, tmp_path: Path, capfd):
