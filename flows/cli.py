@@ -99,7 +99,10 @@ def _out_dir(path: str) -> str:
     p = Path(path)
     if p.exists() and not p.is_dir():
         raise UsageError(f"output {path!r} exists and is not a folder")
-    p.mkdir(parents=True, exist_ok=True)
+    try:
+        p.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise UsageError(f"cannot create the output folder {path!r}: {exc.strerror or exc}") from None
     return str(p.resolve())
 
 

@@ -97,6 +97,7 @@ def test_split_without_test_clips_fails_with_one_line(corpus: Path, tmp_path: Pa
     (["train", ".", "--split", "train=1-20"], "bad split"),
     (["train", ".", "--model", "knn"], "unknown model"),
     (["train", ".", "--n-iter", "0"], "--n-iter"),
+    (["extract", ".", "--out", "/proc/emotion-store"], "cannot create the output folder"),
 ])
 def test_bad_usage_exits_2_with_one_line(argv, message, capsys):
     code, _, err = run_cli(capsys, *argv)
@@ -144,3 +145,14 @@ def test_rerun_after_change_add_delete_processes_two_removes_one(corpus: Path, t
     assert (full["processed"], full["skipped"]) == (120, 0)
     parts = store.read_parts(store.list_parts(store.features_dir("audio", fkey)))
     assert len(parts) == 120 and parts["path"].is_unique
+
+
+def test_a_prefect_server_that_is_down_is_reported_with_the_way_out(tiny_corpus: Path, tmp_path: Path, capsys, monkeypatch):
+    from tests.services import free_port
+
+    monkeypatch.setenv("PREFECT_API_URL", f"http://127.0.0.1:{free_port()}/api")
+    code, _, err = run_cli(capsys, "extract", str(tiny_corpus), "--out", str(tmp_path / "o"))
+    assert code == 1
+    [line] = err.strip().splitlines()
+    assert "is not reachable" in line and "emotion server" in line and "unset PREFECT_API_URL" in line
+    assert not (tmp_path / "o" / "features").exists()  # nothing was started
