@@ -27,9 +27,13 @@ _FORMANT = np.array([800.0, 600.0, 1200.0, 500.0, 1500.0, 1000.0, 700.0, 1800.0]
 _SAMPLE_RATES = (16000, 22050, 44100, 48000)
 
 
+# Eight training actors and the four test actors of the standard split.
+DEFAULT_ACTORS: tuple[int, ...] = (1, 2, 3, 4, 5, 6, 7, 8, 21, 22, 23, 24)
+
+
 @dataclass(frozen=True)
 class SynthParams:
-    actors: tuple[int, ...] = (1, 2, 3, 4, 5, 6, 7, 8, 21, 22, 23, 24)
+    actors: tuple[int, ...] = DEFAULT_ACTORS
     repetitions: int = 2
     duration: float = 1.5
     seed: int = 0

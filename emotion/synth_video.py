@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 
 from emotion.ids import Emotion, Modality, RavdessId, VocalChannel
-from emotion.synth import SynthParams, synth_clip
+from emotion.synth import DEFAULT_ACTORS, SynthParams, synth_clip
 
 # per emotion: brow tilt (+ inner ends raised), brow height, eye openness, mouth curve (+ smile), mouth opening
 _BROW_TILT = np.array([0.0, 0.0, 0.1, 0.5, -0.7, 0.6, -0.4, 0.2])
@@ -29,7 +29,7 @@ _MOUTH_OPEN = np.array([0.05, 0.0, 0.35, 0.05, 0.3, 0.45, 0.15, 0.9])
 
 @dataclass(frozen=True)
 class VideoSynthParams:
-    actors: tuple[int, ...] = (1, 2, 3, 4, 5, 6, 7, 8, 21, 22, 23, 24)
+    actors: tuple[int, ...] = DEFAULT_ACTORS
     modalities: tuple[int, ...] = (1, 2)
     repetitions: int = 1
     width: int = 320

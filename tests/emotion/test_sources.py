@@ -95,3 +95,21 @@ def test_broken_symlink_and_unreadable_file(tmp_path):
     p.chmod(0)
     with pytest.raises(RejectedInput, match="permission denied"):
         root.read_bytes("Actor_01/03-01-05-01-01-01-01.flac")
+
+
+def test_permission_denied_becomes_a_reject_reason(tmp_path, monkeypatch):
+    """As root (CI) no file is unreadable, so the filesystem's refusal is injected."""
+    write_tone(tmp_path / "Actor_01" / NAME)
+    root = DataRoot(str(tmp_path))
+
+    def denied(path, *a, **k):
+        raise PermissionError(13, "Permission denied", path)
+
+    monkeypatch.setattr(root.fs, "cat_file", denied)
+    with pytest.raises(RejectedInput, match="permission denied"):
+        root.read_bytes(f"Actor_01/{NAME}")
+
+    from emotion.extract import take_inventory
+
+    inv = take_inventory(root)
+    assert inv.rejects == [{"path": f"Actor_01/{NAME}", "reason": "permission denied", "stage": "read"}]
