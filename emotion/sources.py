@@ -14,6 +14,7 @@ compression ratio is implausible are refused with a reason.
 from __future__ import annotations
 
 import hashlib
+import os
 import posixpath
 import stat
 import zipfile
@@ -105,26 +106,46 @@ class DataRoot:
         archive members, corrupt archives) come back with ``problem`` set.
         """
         exts = frozenset(e.lower() for e in extensions)
-        self.fs.invalidate_cache(self.root)  # object stores cache listings between calls
         found: list[Candidate] = []
-        for path, info in sorted(self.fs.find(self.root, detail=True, withdirs=False).items()):
-            rel = self._rel(path)
+        for rel, size, problem in self._walk():
             ext = extension(rel)
-            if info.get("islink"):  # fsspec describes the link itself; follow it
-                if not self.fs.exists(path):
-                    if ext in exts or ext == ".zip":
-                        found.append(Candidate(rel, 0, "broken symbolic link"))
-                    continue
-                if not self.fs.isfile(path):
-                    continue
-                info = {**info, "size": self.fs.size(path)}
-            elif info.get("type") not in (None, "file"):
-                continue  # sockets, fifos, devices
-            if ext == ".zip":
+            if problem:
+                if ext in exts or ext == ".zip":
+                    found.append(Candidate(rel, 0, problem))
+            elif ext == ".zip":
                 found.extend(self._discover_archive(rel, exts))
             elif ext in exts:
-                found.append(Candidate(rel, int(info.get("size") or 0)))
+                found.append(Candidate(rel, size))
         return sorted(found, key=lambda c: c.relpath)
+
+    def _walk(self) -> Iterator[tuple[str, int, str | None]]:
+        """``(relative path, size, problem)`` of every file under the root, links followed."""
+        if not self.is_local:
+            self.fs.invalidate_cache(self.root)  # object stores cache listings between calls
+            for path, info in self.fs.find(self.root, detail=True, withdirs=False).items():
+                yield self._rel(path), int(info.get("size") or 0), None
+            return
+        seen: set[str] = set()
+        for dirpath, dirnames, filenames in os.walk(self.root, followlinks=True):
+            real = os.path.realpath(dirpath)
+            if real in seen:  # a link cycle: each folder is read once
+                dirnames[:] = []
+                continue
+            seen.add(real)
+            dirnames.sort()
+            for name in sorted(filenames):
+                path = os.path.join(dirpath, name)
+                rel = os.path.relpath(path, self.root).replace(os.sep, "/")
+                try:
+                    st = os.stat(path)  # follows links
+                except FileNotFoundError:
+                    yield rel, 0, "broken symbolic link"
+                    continue
+                except OSError as exc:
+                    yield rel, 0, f"cannot read file: {exc.strerror or exc}"
+                    continue
+                if stat.S_ISREG(st.st_mode):
+                    yield rel, st.st_size, None
 
     def _discover_archive(self, rel: str, exts: frozenset[str]) -> Iterator[Candidate]:
         try:

@@ -21,18 +21,25 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def wait_for(check: Callable[[], bool], timeout: float, what: str, proc: subprocess.Popen | None = None) -> None:
+def wait_for(check: Callable[[], bool], timeout: float, what: str, proc: subprocess.Popen | None = None,
+             log: Path | None = None) -> None:
+    """Poll ``check`` until it is true; a time-out or an early exit of ``proc`` quotes the tail of ``log``."""
+    def context() -> str:
+        return f"\n--- last lines of {log} ---\n{log.read_text(errors='replace')[-3000:]}" if log and log.exists() else ""
+
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if proc is not None and proc.poll() is not None:
-            raise RuntimeError(f"{what} exited early with code {proc.returncode}")
+            raise RuntimeError(f"{what} exited early with code {proc.returncode}{context()}")
         try:
             if check():
                 return
+        except AssertionError:
+            raise  # the check saw something definitely wrong: say so now
         except Exception:  # noqa: BLE001 - not up yet
             pass
         time.sleep(0.25)
-    raise TimeoutError(f"{what} not ready after {timeout:.0f} s")
+    raise TimeoutError(f"{what} not ready after {timeout:.0f} s{context()}")
 
 
 def port_open(port: int) -> bool:
@@ -63,3 +70,44 @@ def process(argv: list[str], log: Path, env: dict[str, str] | None = None, stop_
 def service_env(tmp: Path) -> dict[str, str]:
     return {"PREFECT_HOME": str(tmp / "prefect-home"), "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
             "DASK_LOGGING__DISTRIBUTED": "warning"}
+
+
+def _ip(*args: str) -> None:
+    subprocess.run(["ip", *args], check=True, capture_output=True, timeout=30)
+
+
+@contextmanager
+def netns_hosts(n: int) -> Iterator[list[tuple[str, str, str]] | None]:
+    """``n`` test hosts, each a network namespace joined to this one by a veth pair.
+
+    Yields ``(namespace, address here, address of the host)`` for each, on
+    private /30 links that exist only between these namespaces; or ``None``
+    where namespaces cannot be made (not root, no ``ip``). Removed on exit.
+    """
+    tag = f"{os.getpid() % 10000}"
+    made: list[str] = []
+    hosts = []
+    try:
+        for i in range(n):
+            ns, here, there = f"emo{tag}w{i}", f"ve{tag}h{i}", f"ve{tag}w{i}"
+            _ip("netns", "add", ns)
+            made.append(ns)
+            _ip("link", "add", here, "type", "veth", "peer", "name", there)
+            _ip("link", "set", there, "netns", ns)
+            net = f"10.213.{(int(tag) * 7 + i) % 250}"
+            _ip("addr", "add", f"{net}.1/30", "dev", here)
+            _ip("link", "set", here, "up")
+            _ip("netns", "exec", ns, "ip", "addr", "add", f"{net}.2/30", "dev", there)
+            _ip("netns", "exec", ns, "ip", "link", "set", there, "up")
+            _ip("netns", "exec", ns, "ip", "link", "set", "lo", "up")
+            hosts.append((ns, f"{net}.1", f"{net}.2"))
+    except (OSError, subprocess.SubprocessError):
+        for ns in made:
+            subprocess.run(["ip", "netns", "del", ns], capture_output=True)
+        yield None
+        return
+    try:
+        yield hosts
+    finally:
+        for ns in made:  # deleting a namespace deletes its end of the veth pair, and so the pair
+            subprocess.run(["ip", "netns", "del", ns], capture_output=True)

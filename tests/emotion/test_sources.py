@@ -113,3 +113,12 @@ def test_permission_denied_becomes_a_reject_reason(tmp_path, monkeypatch):
 
     inv = take_inventory(root)
     assert inv.rejects == [{"path": f"Actor_01/{NAME}", "reason": "permission denied", "stage": "read"}]
+
+
+def test_linked_folders_are_followed_once(tmp_path):
+    write_tone(tmp_path / "store" / "Actor_01" / NAME)
+    (tmp_path / "data").mkdir()
+    (tmp_path / "data" / "Actor_01").symlink_to(tmp_path / "store" / "Actor_01", target_is_directory=True)
+    (tmp_path / "store" / "Actor_01" / "loop").symlink_to(tmp_path / "store", target_is_directory=True)  # a cycle
+    found = DataRoot(str(tmp_path / "data")).discover(AUDIO_EXTENSIONS)
+    assert [c.relpath for c in found] == [f"Actor_01/{NAME}"]  # each real folder is read once, cycle or not

@@ -12,33 +12,48 @@ import pytest
 from emotion.features import AudioFeatureParams
 from emotion.store import Store
 from flows.cli import main
-from tests.services import BIN, free_port, port_open, process, service_env, wait_for
+from tests.services import BIN, free_port, netns_hosts, port_open, process, service_env, wait_for
 
 pytestmark = pytest.mark.slow
 
 
 def test_extract_on_an_existing_dask_cluster(corpus: Path, tmp_path: Path, capsys):
+    """A real scheduler and two workers; each worker on its own host (network namespace) where the machine allows it."""
     port = free_port()
-    addr = f"tcp://127.0.0.1:{port}"
     env = service_env(tmp_path)
-    sched = [str(BIN / "dask"), "scheduler", "--host", "127.0.0.1", "--port", str(port), "--no-dashboard"]
-    worker = [str(BIN / "dask"), "worker", addr, "--nthreads", "1", "--nworkers", "1", "--no-dashboard",
-              "--host", "127.0.0.1"]
-    with process(sched, tmp_path / "scheduler.log", env) as sp:
-        wait_for(lambda: port_open(port), 60, "dask scheduler", sp)
-        with process(worker + ["--name", "w1"], tmp_path / "w1.log", env), \
-             process(worker + ["--name", "w2"], tmp_path / "w2.log", env):
-            from distributed import Client
+    with netns_hosts(2) as hosts:
+        if hosts is None:  # not root: separate processes on 127.0.0.1 only
+            bind, workers = "127.0.0.1", [([], "127.0.0.1", "127.0.0.1"), ([], "127.0.0.1", "127.0.0.1")]
+        else:  # the scheduler listens on this host's side of each link; each worker connects from its own host
+            bind = ""
+            workers = [(["ip", "netns", "exec", ns], here, there) for ns, here, there in hosts]
+        sched = [str(BIN / "dask"), "scheduler", "--port", str(port), "--no-dashboard",
+                 *(["--host", bind] if bind else [])]
+        with process(sched, tmp_path / "scheduler.log", env) as sp:
+            wait_for(lambda: port_open(port), 60, "dask scheduler", sp)
+            with process([*workers[0][0], str(BIN / "dask"), "worker", f"tcp://{workers[0][1]}:{port}", "--host",
+                          workers[0][2], "--nthreads", "1", "--nworkers", "1", "--no-dashboard", "--name", "w1"],
+                         tmp_path / "w1.log", env), \
+                 process([*workers[1][0], str(BIN / "dask"), "worker", f"tcp://{workers[1][1]}:{port}", "--host",
+                          workers[1][2], "--nthreads", "1", "--nworkers", "1", "--no-dashboard", "--name", "w2"],
+                         tmp_path / "w2.log", env):
+                from distributed import Client
 
-            with Client(addr, timeout="30s") as c:
-                c.wait_for_workers(2, timeout=60)
-            out = tmp_path / "store"
-            code = main(["extract", str(corpus), "--out", str(out), "--dask-address", addr, "--chunk-size", "10", "--json"])
-            summary = json.loads(capsys.readouterr().out)
+                addr = f"tcp://127.0.0.1:{port}"
+                with Client(addr, timeout="30s") as c:
+                    c.wait_for_workers(2, timeout=60)
+                    seen_hosts = {w["host"] for w in c.scheduler_info()["workers"].values()}
+                out = tmp_path / "store"
+                code = main(["extract", str(corpus), "--out", str(out), "--modality", "audio", "--dask-address", addr,
+                             "--chunk-size", "10", "--json"])
+                summary = json.loads(capsys.readouterr().out)
+    if hosts is not None:
+        assert seen_hosts == {h[2] for h in hosts}  # the workers really are on two other hosts
     assert code == 0
     assert summary["processed"] == 120 and summary["rejected"] == 0
     assert len(summary["workers"]) == 2  # both workers did work
-    df = Store(str(out)).read_parts(Store(str(out)).list_parts(Store(str(out)).features_dir("audio", AudioFeatureParams().key)))
+    store = Store(str(out))
+    df = store.read_parts(store.list_parts(store.features_dir("audio", AudioFeatureParams().key)))
     assert len(df) == 120 and df["path"].is_unique  # every clip exactly once
 
 

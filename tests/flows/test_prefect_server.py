@@ -82,7 +82,8 @@ def test_served_deployment_runs_when_triggered(prefect_api, tiny_corpus: Path, t
                     f"    parameters:\n      data: {tiny_corpus}\n      out: {out}\n      workers: 1\n")
     argv = [str(BIN / "emotion"), "deploy", "--file", str(spec)]
     with process(argv, tmp_path / "serve.log", {**env, "PREFECT_API_URL": api}) as proc:
-        wait_for(lambda: "serve-check" in {d["name"] for d in post(api, "deployments/filter")}, 120, "serve", proc)
+        wait_for(lambda: "serve-check" in {d["name"] for d in post(api, "deployments/filter")}, 120, "serve", proc,
+                 log=tmp_path / "serve.log")
         [dep] = [d for d in post(api, "deployments/filter") if d["name"] == "serve-check"]
         assert dep["schedules"][0]["schedule"]["cron"] == "30 1 * * *"
         run = httpx.post(f"{api}/deployments/{dep['id']}/create_flow_run", json={}, timeout=30).json()
@@ -92,7 +93,7 @@ def test_served_deployment_runs_when_triggered(prefect_api, tiny_corpus: Path, t
             assert state not in ("FAILED", "CRASHED", "CANCELLED"), (tmp_path / "serve.log").read_text()[-3000:]
             return state == "COMPLETED"
 
-        wait_for(finished, 300, "the triggered deployment run", proc)
+        wait_for(finished, 300, "the triggered deployment run", proc, log=tmp_path / "serve.log")
         assert proc.poll() is None  # still serving
     assert proc.returncode is not None  # stopped on SIGTERM
     assert len(list((out / "features" / "audio").glob("seed-*/part-*.parquet"))) >= 1
