@@ -97,7 +97,8 @@ class DataRoot:
         return f"{self.root}/{rel}"
 
     def _rel(self, path: str) -> str:
-        return posixpath.relpath(path, self.root) if self.is_local else path[len(self.root) + 1 :]
+        """A listed object-store path relative to the root (local roots are walked with os.walk)."""
+        return path[len(self.root) + 1 :]
 
     def discover(self, extensions: Iterable[str]) -> list[Candidate]:
         """Every file with one of ``extensions`` under the root, archives included.
