@@ -2,7 +2,8 @@
 
 scikit-learn estimators are stored with skops (``.skops``), refused on load if
 they contain any type outside an allow-list; XGBoost models as XGBoost's own
-JSON. The SHA-256 of the model file is recorded next to it at save time and
+JSON, Keras networks in Keras' native ``.keras`` format (loaded in safe mode,
+which refuses serialized Python code). The SHA-256 of the model file is recorded next to it at save time and
 checked before anything is parsed: a tampered or swapped file is refused.
 """
 
@@ -40,11 +41,16 @@ TRUSTED_TYPES: frozenset[str] = frozenset({
 @dataclass(frozen=True)
 class SavedModel:
     file: str  # file name within the run folder
-    format: str  # "skops" or "xgboost-json"
+    format: str  # "skops", "xgboost-json" or "keras"
     sha256: str
+    estimator: str | None = None  # for "keras": which wrapper (emotion.nn.NN_MODELS)
+    params: dict[str, Any] | None = None  # for "keras": the wrapper's parameters
 
-    def to_dict(self) -> dict[str, str]:
-        return {"file": self.file, "format": self.format, "sha256": self.sha256}
+    def to_dict(self) -> dict[str, Any]:
+        d: dict[str, Any] = {"file": self.file, "format": self.format, "sha256": self.sha256}
+        if self.estimator is not None:
+            d.update(estimator=self.estimator, params=self.params)
+        return d
 
 
 def sha256(data: bytes) -> str:
@@ -57,6 +63,9 @@ def _is_xgb(est: Any) -> bool:
 
 def dump_model(est: BaseEstimator) -> tuple[bytes, SavedModel]:
     """Serialize ``est``; returns the bytes and what to record about them."""
+    if hasattr(est, "to_bytes") and hasattr(est, "model_"):  # Keras frame models (emotion.nn)
+        data = est.to_bytes()
+        return data, SavedModel("model.keras", "keras", sha256(data), str(est.name), est.get_params())
     if _is_xgb(est):
         with tempfile.TemporaryDirectory() as d:
             p = os.path.join(d, "model.json")
@@ -92,6 +101,16 @@ def load_model(data: bytes, record: dict[str, Any], *, source: str = "model") ->
                 fh.write(data)
             model.load_model(p)
         return model
+    if fmt == "keras":
+        from emotion.nn import NN_MODELS
+
+        cls = NN_MODELS.get(str(record.get("estimator")))
+        if cls is None:
+            raise ModelIntegrityError(f"{source}: unknown Keras model kind {record.get('estimator')!r}")
+        try:
+            return cls.from_bytes(data, dict(record.get("params") or {}))
+        except ModelIntegrityError as exc:
+            raise ModelIntegrityError(f"{source}: {exc}") from None
     if fmt == "skops":
         import skops.io as sio
 

@@ -10,6 +10,7 @@ modality 02 clips a silent one.
 from __future__ import annotations
 
 import math
+import os
 from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
@@ -138,11 +139,20 @@ def write_clip(path: Path, rid: RavdessId, params: VideoSynthParams) -> None:
             out.mux(packet)
 
 
-def write_video_corpus(root: str | Path, params: VideoSynthParams = VideoSynthParams()) -> list[Path]:
+def _write_one(job: tuple[Path, RavdessId, VideoSynthParams]) -> Path:
+    write_clip(*job)
+    return job[0]
+
+
+def write_video_corpus(root: str | Path, params: VideoSynthParams = VideoSynthParams(),
+                       workers: int | None = None) -> list[Path]:
+    """Write every clip of ``params`` under ``root/Actor_NN/``, in ``workers`` processes (default: one per core)."""
     root = Path(root)
-    paths = []
-    for rid in video_ids(params):
-        path = root / f"Actor_{rid.actor:02d}" / f"{rid.stem}.mp4"
-        write_clip(path, rid, params)
-        paths.append(path)
-    return paths
+    jobs = [(root / f"Actor_{rid.actor:02d}" / f"{rid.stem}.mp4", rid, params) for rid in video_ids(params)]
+    n = max(1, min(workers or os.cpu_count() or 1, len(jobs)))
+    if n == 1:
+        return [_write_one(j) for j in jobs]
+    import multiprocessing as mp
+
+    with mp.get_context("spawn").Pool(n) as pool:
+        return list(pool.imap(_write_one, jobs, chunksize=8))

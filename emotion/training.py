@@ -7,7 +7,7 @@ run folder holds, as bytes and JSON-able dicts; the caller writes them.
 from __future__ import annotations
 
 import io
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -78,6 +78,7 @@ class RunOutput:
     saved: SavedModel
     confusion: bytes
     predictions: bytes  # Parquet
+    extra: dict[str, bytes] = field(default_factory=dict)  # e.g. training curves, frame predictions
 
     def files(self) -> dict[str, bytes]:
         import json
@@ -91,6 +92,7 @@ class RunOutput:
             "confusion_matrix.png": self.confusion,
             "predictions.parquet": self.predictions,
             self.saved.file: self.model_bytes,
+            **self.extra,
             "run.json": js(self.run),  # last: marks the folder complete
         }
 

@@ -28,6 +28,7 @@ for _k, _v in {
 from emotion.errors import EmotionError, UsageError  # noqa: E402
 from emotion.features import feature_set  # noqa: E402
 from emotion.models import MODELS, SearchParams  # noqa: E402
+from emotion.nn import NN_MODELS  # noqa: E402
 from emotion.splits import DEFAULT_SPLIT, ActorSplit, parse_actors  # noqa: E402
 from emotion.synth import SynthParams, write_corpus  # noqa: E402
 from emotion.video import FrameParams  # noqa: E402
@@ -75,14 +76,31 @@ def _flows() -> Any:
     return flows
 
 
-def _models(values: list[str] | None) -> list[str]:
+ALL_MODELS = (*MODELS, *NN_MODELS)
+
+
+def _models(values: list[str] | None, default: str = "rf,svc,xgb") -> list[str]:
     names: list[str] = []
-    for v in values or ["rf,svc,xgb"]:
+    for v in values or [default]:
         names.extend(n.strip() for n in v.split(",") if n.strip())
-    bad = [n for n in names if n not in MODELS]
+    bad = [n for n in names if n not in ALL_MODELS]
     if bad:
-        raise UsageError(f"unknown model {bad[0]!r}; choose from {', '.join(MODELS)}")
+        raise UsageError(f"unknown model {bad[0]!r}; choose from {', '.join(ALL_MODELS)}")
     return list(dict.fromkeys(names))
+
+
+def _frames(args: argparse.Namespace) -> FrameParams:
+    return FrameParams(every=args.every, size=args.frame_size, face_crop=args.face_crop)
+
+
+def _video_params(args: argparse.Namespace) -> dict[str, dict[str, Any]]:
+    """Per-model settings of the video models from the command line (``--epochs``: the total budget)."""
+    if args.epochs is None:
+        return {}
+    if args.epochs < 1:
+        raise UsageError("--epochs must be at least 1")
+    head = max(1, args.epochs // 3)
+    return {"cnn": {"epochs": args.epochs}, "fer": {"epochs": head, "tune_epochs": args.epochs - head}}
 
 
 def _existing_dir(path: str, what: str) -> str:
@@ -138,12 +156,15 @@ def _print_extract(s: dict[str, Any]) -> None:
 
 
 def _print_train(t: dict[str, Any]) -> None:
-    print(f"split {t['split']}: models ranked by accuracy on the test actors")
-    print(f"  {'model':<6} {'accuracy':>8} {'macro-F1':>8} {'UAR':>6} {'grouped-CV acc':>15} {'train':>6} {'test':>5}  run")
+    print(f"split {t['split']}: models ranked by per-clip accuracy on the test actors")
+    print(f"  {'model':<6} {'input':<6} {'accuracy':>8} {'macro-F1':>8} {'UAR':>6} {'validation acc':>15} {'train':>6} "
+          f"{'test':>5}  run")
     for r in t["models"]:
         cv = f"{r['cv_accuracy']:.3f}±{r['cv_std']:.3f}"
-        print(f"  {r['model']:<6} {r['accuracy']:>8.3f} {r['macro_f1']:>8.3f} {r['uar']:>6.3f} {cv:>15} "
-              f"{r['n_train']:>6} {r['n_test']:>5}  {r['run_dir']}{' (reused)' if r.get('reused') else ''}")
+        print(f"  {r['model']:<6} {r.get('modality', 'audio'):<6} {r['accuracy']:>8.3f} {r['macro_f1']:>8.3f} "
+              f"{r['uar']:>6.3f} {cv:>15} {r['n_train']:>6} {r['n_test']:>5}  "
+              f"{r['run_dir']}{' (reused)' if r.get('reused') else ''}")
+    print("  (validation: actor-grouped CV for audio models, held-out training actors for video models)")
     print(f"  summary: {t['summary']}")
 
 
@@ -165,7 +186,7 @@ def cmd_synth(args: argparse.Namespace) -> int:
         from emotion.synth_video import VideoSynthParams, write_video_corpus
 
         videos = write_video_corpus(args.dir, VideoSynthParams(actors=params.actors, repetitions=args.repetitions,
-                                                               seed=args.seed))
+                                                               seed=args.seed), workers=args.workers)
     payload = {"dir": str(Path(args.dir).resolve()), "clips": len(paths), "videos": len(videos),
                "actors": list(params.actors), "seconds": round(time.perf_counter() - t0, 2)}
     _emit(args, payload, lambda p: print(f"synth: wrote {p['clips']} audio clips and {p['videos']} mp4 clips of actors "
@@ -176,8 +197,7 @@ def cmd_synth(args: argparse.Namespace) -> int:
 def cmd_extract(args: argparse.Namespace) -> int:
     extract = _flows().extract.extract
     data, out = _existing_dir(args.data, "data root"), _out_dir(args.out)
-    frames = FrameParams(every=args.every, size=args.frame_size, face_crop=args.face_crop)
-    s = extract(data, out, args.modality, feature_set(args.features), frames, full=args.full,
+    s = extract(data, out, args.modality, feature_set(args.features), _frames(args), full=args.full,
                 chunk_size=args.chunk_size, dask_address=args.dask_address, workers=args.workers)
     payload = extract_payload({m: v.to_dict() for m, v in s.items()})
     _emit(args, payload, _print_extract)
@@ -193,26 +213,43 @@ def _strict_exit(args: argparse.Namespace, extracted: dict[str, Any]) -> int:
 
 
 def cmd_train(args: argparse.Namespace) -> int:
-    train_audio = _flows().train.train_audio
+    fl = _flows()
     out = _existing_dir(args.out, "store")
-    split = str(ActorSplit.parse(args.split))
-    t = train_audio(out, split, _models(args.model), feature_set(args.features), _search(args),
-                    n_jobs=args.jobs, force=args.force)
-    _emit(args, t, _print_train)
+    split = ActorSplit.parse(args.split)
+    audio, video = fl.run.split_models(tuple(_models(args.model)))
+    runs: list[dict[str, Any]] = []
+    summary = ""
+    if audio:
+        t = fl.train.train_audio(out, str(split), audio, feature_set(args.features), _search(args),
+                                 n_jobs=args.jobs, force=args.force)
+        runs += [{**r, "modality": "audio"} for r in t["models"]]
+        summary = t["summary"]
+    if video:
+        t = fl.train.train_video(out, str(split), video, _frames(args), _video_params(args), force=args.force)
+        runs += t["models"]
+        summary = t["summary"]
+    ranked = sorted(runs, key=lambda r: (-r["accuracy"], r["model"]))
+    _emit(args, {"split": str(split), "split_id": split.id, "summary": summary, "models": ranked}, _print_train)
     return 0
 
 
 def _run(args: argparse.Namespace, data: str, out: str) -> dict[str, Any]:
-    run_pipeline = _flows().run.run_pipeline
+    fl = _flows()
     split = str(ActorSplit.parse(args.split))
-    r = run_pipeline(data, out, split, _models(args.model), feature_set(args.features), _search(args),
-                     full=args.full, dask_address=args.dask_address, workers=args.workers, n_jobs=args.jobs)
+    default = {"audio": "rf,svc,xgb", "video": "cnn,fer"}.get(args.modality, "rf,svc,xgb,cnn,fer")
+    r = fl.run.run_pipeline(data, out, split, tuple(_models(args.model, default)), feature_set(args.features),
+                            _search(args), modality=args.modality, frames=_frames(args),
+                            video_params=_video_params(args), full=args.full, dask_address=args.dask_address,
+                            workers=args.workers, n_jobs=args.jobs)
     return {**r, "extract": extract_payload(r["extract"])}
 
 
 def _print_run(r: dict[str, Any]) -> None:
     _print_extract(r["extract"])
-    _print_train(r["train"])
+    for n in r.get("notes", []):
+        print(f"note: {n}")
+    if r["train"]["models"]:
+        _print_train(r["train"])
 
 
 def cmd_run(args: argparse.Namespace) -> int:
@@ -228,8 +265,14 @@ def cmd_demo(args: argparse.Namespace) -> int:
     params = SynthParams(actors=parse_actors(args.actors))
     t0 = time.perf_counter()
     if not args.json:
-        print(f"demo: writing a synthetic corpus ({len(params.actors)} actors) to {data}", flush=True)
-    write_corpus(data, params)
+        what = {"audio": "audio", "video": "video", "all": "audio and video"}[args.modality]
+        print(f"demo: writing a synthetic {what} corpus ({len(params.actors)} actors) to {data}", flush=True)
+    if args.modality in ("audio", "all"):
+        write_corpus(data, params)
+    if args.modality in ("video", "all"):
+        from emotion.synth_video import VideoSynthParams, write_video_corpus
+
+        write_video_corpus(data, VideoSynthParams(actors=params.actors), workers=args.workers)
     r = _run(args, str(data), str(out / "store"))
     r["seconds"] = round(time.perf_counter() - t0, 1)
     _emit(args, r, _print_run)
@@ -284,10 +327,19 @@ def _add_extract_opts(p: argparse.ArgumentParser) -> None:
     p.add_argument("--strict", action="store_true", help="exit non-zero if any file was rejected (after writing the rest)")
 
 
+def _add_frame_opts(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--every", type=int, default=20, help="keep every Nth video frame (default 20)")
+    p.add_argument("--frame-size", type=int, default=256, help="side of the stored square gray frames (default 256)")
+    p.add_argument("--face-crop", action="store_true",
+                   help="crop frames to the face (OpenCV's Haar cascade); the fer model always uses face crops")
+
+
 def _add_train_opts(p: argparse.ArgumentParser) -> None:
     p.add_argument("--split", default=DEFAULT_SPLIT, help=f"actor split (default: {DEFAULT_SPLIT})")
     p.add_argument("--model", action="append", metavar="NAME",
-                   help=f"model(s) to train: {', '.join(MODELS)} (repeat or comma-separate; default all)")
+                   help=f"model(s) to train: audio {', '.join(MODELS)}, video {', '.join(NN_MODELS)} "
+                        "(repeat or comma-separate; default: rf,svc,xgb for train, every model of the modality for run)")
+    p.add_argument("--epochs", type=int, help="video models: training epochs in all (default 20 for both)")
     p.add_argument("--n-iter", type=int, default=50, help="randomized-search candidates (default 50)")
     p.add_argument("--cv-folds", type=int, default=3, help="actor-grouped CV folds (default 3)")
     p.add_argument("--no-refine", action="store_true", help="skip the grid search around the best candidate")
@@ -307,6 +359,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--video", action="store_true",
                    help="also write mp4 clips (modality 01 with speech, 02 video-only) with a drawn face")
+    p.add_argument("--workers", type=int, help="processes writing the mp4 clips (default: one per core)")
     _add_common(p)
     p.set_defaults(func=cmd_synth)
 
@@ -315,9 +368,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", required=True)
     p.add_argument("--modality", choices=("audio", "video", "all"), default="all",
                    help="audio (.wav/.flac -> features), video (.mp4 -> frames) or all (default)")
-    p.add_argument("--every", type=int, default=20, help="keep every Nth video frame (default 20)")
-    p.add_argument("--frame-size", type=int, default=256, help="side of the stored square gray frames (default 256)")
-    p.add_argument("--face-crop", action="store_true", help="crop frames to the face (OpenCV's Haar cascade)")
+    _add_frame_opts(p)
     p.add_argument("--chunk-size", type=int, help="clips per Dask task (default 40 audio, 6 video)")
     _add_extract_opts(p)
     _add_common(p)
@@ -327,6 +378,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("out")
     p.add_argument("--features", default="seed")
     p.add_argument("--force", action="store_true", help="retrain even if an identical run is stored")
+    _add_frame_opts(p)
     _add_train_opts(p)
     _add_common(p)
     p.set_defaults(func=cmd_train)
@@ -334,6 +386,9 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("run", help="extract, train and evaluate")
     p.add_argument("data")
     p.add_argument("--out", required=True)
+    p.add_argument("--modality", choices=("audio", "video", "all"), default="all",
+                   help="audio models, video models, or both (default all: each modality found under DATA)")
+    _add_frame_opts(p)
     _add_extract_opts(p)
     _add_train_opts(p)
     _add_common(p)
@@ -342,6 +397,9 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("demo", help="synthesize a corpus, then run the whole pipeline on it")
     p.add_argument("--out", default="emotion-demo", help="folder for the corpus and the store (default ./emotion-demo)")
     p.add_argument("--actors", default="1-8,21-24", help="synthetic actors (default 1-8,21-24)")
+    p.add_argument("--modality", choices=("audio", "video", "all"), default="all",
+                   help="audio, video or both (default all)")
+    _add_frame_opts(p)
     _add_extract_opts(p)
     _add_train_opts(p)
     _add_common(p)

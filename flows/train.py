@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Any
 
 from prefect import flow
@@ -9,9 +10,11 @@ from prefect import flow
 from emotion.features import AudioFeatureParams
 from emotion.models import SearchParams, model_spec
 from emotion.splits import DEFAULT_SPLIT, ActorSplit
+from emotion.video import FrameParams
+from emotion.video_training import build_model
 from tasks.artifacts import name_flow_run, publish_metrics
 from tasks.cluster import default_workers
-from tasks.train import data_version, train_model, write_summary
+from tasks.train import data_version, train_model, train_video_model, write_summary
 
 DEFAULT_MODELS = ("rf", "svc", "xgb")
 
@@ -36,4 +39,38 @@ def train_audio(
     path = write_summary(out, sp, results)
     ranked = sorted(results, key=lambda r: (-r["accuracy"], r["model"]))
     publish_metrics(str(sp), ranked, {r["model"]: r.pop("confusion_matrix") for r in ranked})
+    return {"split": str(sp), "split_id": sp.id, "summary": path, "models": ranked}
+
+
+VIDEO_MODELS = ("cnn", "fer")
+
+
+def frames_for(model: str, frames: FrameParams) -> FrameParams:
+    """The frame set a video model trains on: the transfer model always takes face crops."""
+    if model == "fer" and not frames.face_crop:
+        return replace(frames, face_crop=True)
+    return frames
+
+
+@flow(name="train-video", flow_run_name="train-video-{split}")
+def train_video(
+    out: str,
+    split: str = DEFAULT_SPLIT,
+    models: tuple[str, ...] = VIDEO_MODELS,
+    frames: FrameParams = FrameParams(),
+    params: dict[str, dict[str, Any]] | None = None,
+    force: bool = False,
+) -> dict[str, Any]:
+    """Train the frame models in ``models`` and evaluate them per clip on ``split``; best first.
+
+    ``params`` maps a model name to its parameters (e.g. ``{"cnn": {"epochs": 10}}``).
+    """
+    sp = ActorSplit.parse(split)
+    for m in models:
+        build_model(m, **(params or {}).get(m, {}))  # fail fast on an unknown name or parameter
+    name_flow_run(f"train-video-{sp.id}-frames-{frames.key}")
+    results = [train_video_model(out, m, sp, frames_for(m, frames), (params or {}).get(m, {}), force) for m in models]
+    path = write_summary(out, sp, results)
+    ranked = sorted(results, key=lambda r: (-r["accuracy"], r["model"]))
+    publish_metrics(str(sp), ranked, {r["model"]: r.pop("confusion_matrix") for r in ranked}, modality="video")
     return {"split": str(sp), "split_id": sp.id, "summary": path, "models": ranked}

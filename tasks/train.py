@@ -14,6 +14,8 @@ from emotion.models import SearchParams, model_spec
 from emotion.splits import ActorSplit
 from emotion.store import Store
 from emotion.training import run_version, split_data, train_and_evaluate
+from emotion.video import FrameParams
+from emotion.video_training import build_model, split_frames, train_and_evaluate_video, video_run_version
 
 
 @task(name="train-model", cache_policy=NO_CACHE, task_run_name="train-{model}")
@@ -52,16 +54,61 @@ def data_version(out: str, split: ActorSplit, features: AudioFeatureParams) -> s
 
 
 def _brief(metrics: dict[str, Any]) -> dict[str, Any]:
-    keys = ("accuracy", "macro_f1", "uar", "cv_accuracy", "cv_std", "n_train", "n_test", "confusion_matrix")
+    keys = ("accuracy", "macro_f1", "uar", "cv_accuracy", "cv_std", "n_train", "n_test", "confusion_matrix",
+            "modality", "features", "frame_accuracy")
     return {k: metrics[k] for k in keys if k in metrics}
 
 
 @task(name="write-summary", cache_policy=NO_CACHE)
 def write_summary(out: str, split: ActorSplit, results: list[dict[str, Any]]) -> str:
-    """``runs/<split>/summary.json``: the latest run of every model, best first."""
+    """``runs/<split>/summary.json``: the latest run of every model trained on the split, best first.
+
+    Models trained by this call replace their earlier entries; the others
+    (e.g. the audio models when video models are trained) are kept.
+    """
     store = Store(out)
-    ranked = sorted(results, key=lambda r: (-r["accuracy"], r["model"]))
     path = store.path("runs", split.id, "summary.json")
-    store.write_json(path, {"split": str(split), "split_id": split.id, "best": ranked[0]["model"], "models": ranked})
+    old = store.read_json(path)["models"] if store.exists(path) else []
+    names = {r["model"] for r in results}
+    merged = [r for r in old if r["model"] not in names] + [
+        {k: v for k, v in r.items() if k != "confusion_matrix"} for r in results]
+    for r in merged:
+        r.setdefault("modality", "audio")
+    ranked = sorted(merged, key=lambda r: (-r["accuracy"], r["model"]))
+    best_by = {}
+    for r in ranked:
+        best_by.setdefault(r["modality"], r["model"])
+    store.write_json(path, {"split": str(split), "split_id": split.id, "best": ranked[0]["model"],
+                            "best_by_modality": best_by, "models": ranked})
     get_run_logger().info("summary: %s", json.dumps([(r["model"], round(r["accuracy"], 3)) for r in ranked]))
     return store.url_of(path)
+
+
+@task(name="train-video-model", cache_policy=NO_CACHE, task_run_name="train-{model}")
+def train_video_model(
+    out: str, model: str, split: ActorSplit, frames: FrameParams, params: dict[str, Any], force: bool = False,
+) -> dict[str, Any]:
+    """Train a frame model (``cnn`` or ``fer``) on the stored frames and evaluate it per clip.
+
+    Reuses a complete run of the same version (model and its parameters,
+    split, frame set, clips) unless ``force``.
+    """
+    log = get_run_logger()
+    store = Store(out)
+    est = build_model(model, **params)
+    data = split_frames(store, frames, split, seed=est.seed)
+    version = video_run_version(model, est.get_params(), split, frames.key, data.data_hash)
+    folder = store.run_dir(split.id, model, version)
+    if store.run_complete(folder) and not force:
+        log.info("%s: run %s is complete in the store; reusing it", model, version)
+        metrics = store.read_json(posixpath.join(folder, "metrics.json"))
+        return {"model": model, "version": version, "run_dir": store.url_of(folder), "reused": True, **_brief(metrics)}
+    log.info("%s: fitting on %d frames of %d clips (actors %s), validating on actors %s", model, data.fit.n_frames,
+             data.fit.n_clips, list(data.fit_actors), list(data.val_actors))
+    result = train_and_evaluate_video(est, data, split, frames)
+    for name, blob in result.files().items():  # run.json last: marks the folder complete
+        store.write_bytes(posixpath.join(folder, name), blob)
+    log.info("%s: per-clip test accuracy %.3f (frames %.3f)", model, result.metrics["accuracy"],
+             result.metrics["frame_accuracy"])
+    return {"model": model, "version": version, "run_dir": store.url_of(folder), "reused": False,
+            **_brief(result.metrics)}
