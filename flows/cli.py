@@ -121,20 +121,28 @@ def extract_payload(summaries: dict[str, dict[str, Any]]) -> dict[str, Any]:
     total: dict[str, Any] = {k: sum(s[k] for s in summaries.values()) for k in COUNTS}
     total["seconds"] = max((s["seconds"] for s in summaries.values()), default=0.0)
     total["workers"] = sorted({w for s in summaries.values() for w in s["workers"]})
+    total["no_audio"] = sum(s.get("no_audio", 0) for s in summaries.values())
     total["rejects"] = [{**r, "modality": m} for m, s in summaries.items() for r in s["rejects"]]
-    total["modalities"] = {m: {k: v for k, v in s.items() if k != "rejects"} for m, s in summaries.items()}
+    total["no_audio_clips"] = [r for s in summaries.values() for r in s.get("no_audio_clips", [])]
+    total["modalities"] = {m: {k: v for k, v in s.items() if k not in ("rejects", "no_audio_clips")}
+                           for m, s in summaries.items()}
     return total
 
 
 def _print_extract(s: dict[str, Any]) -> None:
     for m, d in s["modalities"].items():
         what = "features" if m == "audio" else "frames"
+        absent = f", {d['no_audio']} without audio (video-only)" if m == "audio" else ""
         print(f"extract {m}: {d['processed']} processed, {d['skipped']} skipped, {d['removed']} removed, "
-              f"{d['rejected']} rejected in {d['seconds']:.1f} s ({what} {d['feature_set']})")
+              f"{d['rejected']} rejected{absent} in {d['seconds']:.1f} s ({what} {d['feature_set']})")
     for r in s["rejects"][:20]:
         print(f"  rejected {r['path']}: {r['reason']}")
     if len(s["rejects"]) > 20:
         print(f"  ... and {len(s['rejects']) - 20} more (see OUT/rejects/)")
+    for r in s["no_audio_clips"][:10]:
+        print(f"  no audio features for {r['path']}: {r['reason']}")
+    if len(s["no_audio_clips"]) > 10:
+        print(f"  ... and {len(s['no_audio_clips']) - 10} more clips without audio (see OUT/manifest/no_audio.parquet)")
 
 
 def _print_train(t: dict[str, Any]) -> None:
@@ -314,7 +322,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("data")
     p.add_argument("--out", required=True)
     p.add_argument("--modality", choices=("audio", "video", "all"), default="all",
-                   help="audio (.wav/.flac -> features), video (.mp4 -> frames) or all (default)")
+                   help="audio (.wav/.flac and the speech track of .mp4 -> features), video (.mp4 -> frames) "
+                        "or all (default)")
     p.add_argument("--every", type=int, default=20, help="keep every Nth video frame (default 20)")
     p.add_argument("--frame-size", type=int, default=256, help="side of the stored square gray frames (default 256)")
     p.add_argument("--face-crop", action="store_true", help="crop frames to the face (OpenCV's Haar cascade)")
