@@ -153,6 +153,8 @@ def _print_train(t: dict[str, Any]) -> None:
         print(f"  {r['model']:<6} {r['accuracy']:>8.3f} {r['macro_f1']:>8.3f} {r['uar']:>6.3f} {cv:>15} "
               f"{r['n_train']:>6} {r['n_test']:>5}  {r['run_dir']}{' (reused)' if r.get('reused') else ''}")
     print(f"  summary: {t['summary']}")
+    if t.get("report"):
+        print(f"  report:  {t['report']}")
 
 
 def _emit(args: argparse.Namespace, payload: dict[str, Any], printer: Any) -> None:

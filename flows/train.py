@@ -11,7 +11,7 @@ from emotion.models import SearchParams, model_spec
 from emotion.splits import DEFAULT_SPLIT, ActorSplit
 from tasks.artifacts import name_flow_run, publish_metrics
 from tasks.cluster import default_workers
-from tasks.train import data_version, train_model, write_summary
+from tasks.train import data_version, report, train_model, write_summary
 
 DEFAULT_MODELS = ("rf", "svc", "xgb")
 
@@ -34,6 +34,7 @@ def train_audio(
     name_flow_run(f"train-audio-{sp.id}-data-{data_version(out, sp, features)[:8]}")
     results = [train_model(out, m, sp, features, search, jobs, force) for m in models]
     path = write_summary(out, sp, results)
+    report_path = report(out, sp)
     ranked = sorted(results, key=lambda r: (-r["accuracy"], r["model"]))
     publish_metrics(str(sp), ranked, {r["model"]: r.pop("confusion_matrix") for r in ranked})
-    return {"split": str(sp), "split_id": sp.id, "summary": path, "models": ranked}
+    return {"split": str(sp), "split_id": sp.id, "summary": path, "report": report_path, "models": ranked}

@@ -11,6 +11,7 @@ from prefect.cache_policies import NO_CACHE
 
 from emotion.features import AudioFeatureParams
 from emotion.models import SearchParams, model_spec
+from emotion.report import write_report
 from emotion.splits import ActorSplit
 from emotion.store import Store
 from emotion.training import run_version, split_data, train_and_evaluate
@@ -64,4 +65,13 @@ def write_summary(out: str, split: ActorSplit, results: list[dict[str, Any]]) ->
     path = store.path("runs", split.id, "summary.json")
     store.write_json(path, {"split": str(split), "split_id": split.id, "best": ranked[0]["model"], "models": ranked})
     get_run_logger().info("summary: %s", json.dumps([(r["model"], round(r["accuracy"], 3)) for r in ranked]))
+    return store.url_of(path)
+
+
+@task(name="write-report", cache_policy=NO_CACHE)
+def report(out: str, split: ActorSplit) -> str:
+    """``runs/<split>/report.md`` (and its figures): every complete run of the split, audio, video and fused."""
+    store = Store(out)
+    path = write_report(store, split.id)
+    get_run_logger().info("report: %s", store.url_of(path))
     return store.url_of(path)
