@@ -45,6 +45,7 @@ class RunRecord:
     metrics: dict[str, Any]
     info: dict[str, Any]  # run.json
     written: float  # when run.json was written (seconds since the epoch; 0 if unknown)
+    split_id: str = ""
 
     @property
     def key(self) -> tuple[str, str, str, str]:
@@ -102,7 +103,7 @@ def read_run(store: Store, split_id: str, rel_dir: str) -> RunRecord | None:
         rel_dir=rel_dir, model=str(info.get("model") or model), version=str(info.get("version") or version),
         modality=str(_field(info, metrics, "modality") or "audio"),
         features=_norm_text(features), speaker_norm=_norm_text(_field(info, metrics, "speaker_norm")),
-        metrics=metrics, info=info, written=_mtime(store, posixpath.join(folder, "run.json")),
+        metrics=metrics, info=info, written=_mtime(store, posixpath.join(folder, "run.json")), split_id=split_id,
     )
 
 
@@ -139,6 +140,25 @@ def _rank(r: RunRecord) -> tuple[int, str, float, str]:
     return (_modality_rank(r.modality), r.modality, -float(r.metrics.get("accuracy", 0.0)), r.label)
 
 
+def selection_score(r: RunRecord) -> tuple[float, float, str]:
+    """How a model is chosen: grouped-CV accuracy on the train actors (test accuracy only breaks ties).
+
+    Choosing by the test actors' scores would use them for selection; runs
+    without a CV score (if any) fall back to their test accuracy.
+    """
+    m = r.metrics
+    cv = m.get("cv_accuracy")
+    return (float(m.get("accuracy", 0.0) if cv is None else cv), float(m.get("accuracy", 0.0)), r.label)
+
+
+def best_per_modality(records: Sequence[RunRecord]) -> dict[str, RunRecord]:
+    best: dict[str, RunRecord] = {}
+    for r in records:
+        if r.modality not in best or selection_score(r) > selection_score(best[r.modality]):
+            best[r.modality] = r
+    return best
+
+
 def _f(v: Any, digits: int = 3) -> str:
     return f"{v:.{digits}f}" if isinstance(v, (int, float)) and not isinstance(v, bool) else "–"
 
@@ -164,19 +184,19 @@ def render_report(split_id: str, records: Sequence[RunRecord], *, figures: Seque
     head = ["modality", "model"] + (["features"] if show_features else []) + (["speaker norm"] if show_norm else [])
     head += ["accuracy", "macro-F1", "UAR", "grouped-CV acc", "train", "test", "run"]
     lines += ["## Scores side by side", "", "| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
-    best: dict[str, RunRecord] = {}
+    best = best_per_modality(records)
     for r in records:
         m = r.metrics
         cv = f"{_f(m.get('cv_accuracy'))} ± {_f(m.get('cv_std'))}" if m.get("cv_accuracy") is not None else "–"
-        row = [r.modality, f"**{r.model}**" if r.modality not in best else r.model]
+        row = [r.modality, f"**{r.model}**" if best[r.modality] is r else r.model]
         row += [r.features or "–"] if show_features else []
         row += [r.speaker_norm or "–"] if show_norm else []
         row += [_f(m.get("accuracy")), _f(m.get("macro_f1")), _f(m.get("uar")), cv,
                 str(m.get("n_train", "–")), str(m.get("n_test", "–")), f"[{r.rel_dir}]({r.rel_dir}/)"]
-        best.setdefault(r.modality, r)
         lines.append("| " + " | ".join(row) + " |")
-    lines += ["", "Best per modality (by test accuracy, in bold above): "
-              + ", ".join(f"{m} {r.model} {_f(r.metrics.get('accuracy'))}" for m, r in best.items()) + "."]
+    lines += ["", "Selected per modality (in bold; chosen by grouped-CV accuracy on the train actors, the model "
+              "`emotion predict` uses): "
+              + ", ".join(f"{m} {r.label} (test accuracy {_f(r.metrics.get('accuracy'))})" for m, r in best.items()) + "."]
     absent = [m for m in MODALITY_ORDER if m not in best]
     if absent:
         lines += ["", f"No runs yet for: {', '.join(absent)}."]

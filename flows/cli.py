@@ -248,6 +248,47 @@ def cmd_demo(args: argparse.Namespace) -> int:
     return 0
 
 
+def _print_predictions(payload: dict[str, Any]) -> None:
+    for r in payload["files"]:
+        if r.get("error"):
+            print(f"{r['file']}: error: {r['error']}")
+            continue
+        label = f"  (file name says {r['label']})" if r.get("label") else ""
+        if r["emotion"] is None:
+            print(f"{r['file']}: no prediction{label}")
+        else:
+            print(f"{r['file']}: {r['emotion']} ({r['probabilities'][r['emotion']]:.2f}) from "
+                  f"{' + '.join(r['modalities_used'])}{label}")
+            print("  " + "  ".join(f"{k} {v:.2f}" for k, v in r["probabilities"].items()))
+            print(f"  model: {r['model']}")
+        for note in r["notes"]:
+            print(f"  {note}")
+        if r.get("timeline"):
+            print("  timeline (time, top two emotions):")
+            for t in r["timeline"]:
+                print(f"    {t['time']:6.2f} s  frame {t['frame_index']:>4}  "
+                      + ", ".join(f"{x['emotion']} {x['probability']:.2f}" for x in t["top"]))
+            print(f"  clip outcome: {r['emotion']}")
+
+
+def cmd_predict(args: argparse.Namespace) -> int:
+    from emotion.predict import Prediction, load_predictors, predict_files
+
+    if not args.store and not args.model:
+        raise UsageError("give --store OUT (picks the best trained model) or --model PATH")
+    predictors = load_predictors(args.store, args.model, args.split)
+    results = predict_files(args.files, predictors)
+    files = [r.to_dict() if isinstance(r, Prediction) else {"file": r[0], "error": r[1]} for r in results]
+    failed = sum(1 for f in files if f.get("error"))
+    if args.json:
+        print(json.dumps(files, indent=2))
+    else:
+        _print_predictions({"files": files})
+    if failed:
+        print(f"emotion: {failed} of {len(files)} file(s) could not be predicted", file=sys.stderr)
+    return 1 if failed else 0
+
+
 def cmd_server(args: argparse.Namespace) -> int:
     env = {**os.environ, "PREFECT_SERVER_ANALYTICS_ENABLED": "false"}
     api = f"http://{args.host}:{args.port}/api"
@@ -357,6 +398,15 @@ def build_parser() -> argparse.ArgumentParser:
     _add_train_opts(p)
     _add_common(p)
     p.set_defaults(func=cmd_demo)
+
+    p = sub.add_parser("predict", help="the emotion of .wav, .flac or .mp4 files, from a trained model")
+    p.add_argument("files", nargs="+", metavar="FILE", help="audio or video files (any name; RAVDESS names not needed)")
+    p.add_argument("--store", metavar="OUT", help="a store with trained runs: its best model for the file's modality")
+    p.add_argument("--model", metavar="PATH", help="a run folder, or the model file inside it (overrides --store)")
+    p.add_argument("--split", help="the split whose models to use (default: train01-20_test21-24 if trained, "
+                                   "else the split trained last)")
+    _add_common(p)
+    p.set_defaults(func=cmd_predict)
 
     p = sub.add_parser("server", help="run a local Prefect server and UI (SQLite; PostgreSQL via settings)")
     p.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1: this machine only)")
