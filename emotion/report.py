@@ -196,7 +196,7 @@ def render_report(split_id: str, records: Sequence[RunRecord], *, figures: Seque
         lines.append("| " + " | ".join(row) + " |")
     lines += ["", "Selected per modality (in bold; chosen by grouped-CV accuracy on the train actors, the model "
               "`emotion predict` uses): "
-              + ", ".join(f"{m} {r.label} (test accuracy {_f(r.metrics.get('accuracy'))})" for m, r in best.items()) + "."]
+              + ", ".join(f"{r.label} (test accuracy {_f(r.metrics.get('accuracy'))})" for m, r in best.items()) + "."]
     absent = [m for m in MODALITY_ORDER if m not in best]
     if absent:
         lines += ["", f"No runs yet for: {', '.join(absent)}."]
