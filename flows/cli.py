@@ -139,20 +139,28 @@ def extract_payload(summaries: dict[str, dict[str, Any]]) -> dict[str, Any]:
     total: dict[str, Any] = {k: sum(s[k] for s in summaries.values()) for k in COUNTS}
     total["seconds"] = max((s["seconds"] for s in summaries.values()), default=0.0)
     total["workers"] = sorted({w for s in summaries.values() for w in s["workers"]})
+    total["no_audio"] = sum(s.get("no_audio", 0) for s in summaries.values())
     total["rejects"] = [{**r, "modality": m} for m, s in summaries.items() for r in s["rejects"]]
-    total["modalities"] = {m: {k: v for k, v in s.items() if k != "rejects"} for m, s in summaries.items()}
+    total["no_audio_clips"] = [r for s in summaries.values() for r in s.get("no_audio_clips", [])]
+    total["modalities"] = {m: {k: v for k, v in s.items() if k not in ("rejects", "no_audio_clips")}
+                           for m, s in summaries.items()}
     return total
 
 
 def _print_extract(s: dict[str, Any]) -> None:
     for m, d in s["modalities"].items():
         what = "features" if m == "audio" else "frames"
+        absent = f", {d['no_audio']} without audio (video-only)" if m == "audio" else ""
         print(f"extract {m}: {d['processed']} processed, {d['skipped']} skipped, {d['removed']} removed, "
-              f"{d['rejected']} rejected in {d['seconds']:.1f} s ({what} {d['feature_set']})")
+              f"{d['rejected']} rejected{absent} in {d['seconds']:.1f} s ({what} {d['feature_set']})")
     for r in s["rejects"][:20]:
         print(f"  rejected {r['path']}: {r['reason']}")
     if len(s["rejects"]) > 20:
         print(f"  ... and {len(s['rejects']) - 20} more (see OUT/rejects/)")
+    for r in s["no_audio_clips"][:10]:
+        print(f"  no audio features for {r['path']}: {r['reason']}")
+    if len(s["no_audio_clips"]) > 10:
+        print(f"  ... and {len(s['no_audio_clips']) - 10} more clips without audio (see OUT/manifest/no_audio.parquet)")
 
 
 def _print_train(t: dict[str, Any]) -> None:
@@ -166,6 +174,8 @@ def _print_train(t: dict[str, Any]) -> None:
               f"{r['run_dir']}{' (reused)' if r.get('reused') else ''}")
     print("  (validation: actor-grouped CV for audio models, held-out training actors for video models)")
     print(f"  summary: {t['summary']}")
+    if t.get("report"):
+        print(f"  report:  {t['report']}")
 
 
 def _emit(args: argparse.Namespace, payload: dict[str, Any], printer: Any) -> None:
@@ -281,6 +291,47 @@ def cmd_demo(args: argparse.Namespace) -> int:
     return 0
 
 
+def _print_predictions(payload: dict[str, Any]) -> None:
+    for r in payload["files"]:
+        if r.get("error"):
+            print(f"{r['file']}: error: {r['error']}")
+            continue
+        label = f"  (file name says {r['label']})" if r.get("label") else ""
+        if r["emotion"] is None:
+            print(f"{r['file']}: no prediction{label}")
+        else:
+            print(f"{r['file']}: {r['emotion']} ({r['probabilities'][r['emotion']]:.2f}) from "
+                  f"{' + '.join(r['modalities_used'])}{label}")
+            print("  " + "  ".join(f"{k} {v:.2f}" for k, v in r["probabilities"].items()))
+            print(f"  model: {r['model']}")
+        for note in r["notes"]:
+            print(f"  {note}")
+        if r.get("timeline"):
+            print("  timeline (time, top two emotions):")
+            for t in r["timeline"]:
+                print(f"    {t['time']:6.2f} s  frame {t['frame_index']:>4}  "
+                      + ", ".join(f"{x['emotion']} {x['probability']:.2f}" for x in t["top"]))
+            print(f"  clip outcome: {r['emotion']}")
+
+
+def cmd_predict(args: argparse.Namespace) -> int:
+    from emotion.predict import Prediction, load_predictors, predict_files
+
+    if not args.store and not args.model:
+        raise UsageError("give --store OUT (picks the best trained model) or --model PATH")
+    predictors = load_predictors(args.store, args.model, args.split)
+    results = predict_files(args.files, predictors)
+    files = [r.to_dict() if isinstance(r, Prediction) else {"file": r[0], "error": r[1]} for r in results]
+    failed = sum(1 for f in files if f.get("error"))
+    if args.json:
+        print(json.dumps(files, indent=2))
+    else:
+        _print_predictions({"files": files})
+    if failed:
+        print(f"emotion: {failed} of {len(files)} file(s) could not be predicted", file=sys.stderr)
+    return 1 if failed else 0
+
+
 def cmd_server(args: argparse.Namespace) -> int:
     env = {**os.environ, "PREFECT_SERVER_ANALYTICS_ENABLED": "false"}
     api = f"http://{args.host}:{args.port}/api"
@@ -367,7 +418,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("data")
     p.add_argument("--out", required=True)
     p.add_argument("--modality", choices=("audio", "video", "all"), default="all",
-                   help="audio (.wav/.flac -> features), video (.mp4 -> frames) or all (default)")
+                   help="audio (.wav/.flac and the speech track of .mp4 -> features), video (.mp4 -> frames) "
+                        "or all (default)")
     _add_frame_opts(p)
     p.add_argument("--chunk-size", type=int, help="clips per Dask task (default 40 audio, 6 video)")
     _add_extract_opts(p)
@@ -404,6 +456,15 @@ def build_parser() -> argparse.ArgumentParser:
     _add_train_opts(p)
     _add_common(p)
     p.set_defaults(func=cmd_demo)
+
+    p = sub.add_parser("predict", help="the emotion of .wav, .flac or .mp4 files, from a trained model")
+    p.add_argument("files", nargs="+", metavar="FILE", help="audio or video files (any name; RAVDESS names not needed)")
+    p.add_argument("--store", metavar="OUT", help="a store with trained runs: its best model for the file's modality")
+    p.add_argument("--model", metavar="PATH", help="a run folder, or the model file inside it (overrides --store)")
+    p.add_argument("--split", help="the split whose models to use (default: train01-20_test21-24 if trained, "
+                                   "else the split trained last)")
+    _add_common(p)
+    p.set_defaults(func=cmd_predict)
 
     p = sub.add_parser("server", help="run a local Prefect server and UI (SQLite; PostgreSQL via settings)")
     p.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1: this machine only)")

@@ -14,7 +14,7 @@ from emotion.video import FrameParams
 from emotion.video_training import build_model
 from tasks.artifacts import name_flow_run, publish_metrics
 from tasks.cluster import default_workers
-from tasks.train import data_version, train_model, train_video_model, write_summary
+from tasks.train import data_version, report, train_model, train_video_model, write_summary
 
 DEFAULT_MODELS = ("rf", "svc", "xgb")
 
@@ -37,9 +37,10 @@ def train_audio(
     name_flow_run(f"train-audio-{sp.id}-data-{data_version(out, sp, features)[:8]}")
     results = [train_model(out, m, sp, features, search, jobs, force) for m in models]
     path = write_summary(out, sp, results)
+    report_path = report(out, sp)
     ranked = sorted(results, key=lambda r: (-r["accuracy"], r["model"]))
     publish_metrics(str(sp), ranked, {r["model"]: r.pop("confusion_matrix") for r in ranked})
-    return {"split": str(sp), "split_id": sp.id, "summary": path, "models": ranked}
+    return {"split": str(sp), "split_id": sp.id, "summary": path, "report": report_path, "models": ranked}
 
 
 VIDEO_MODELS = ("cnn", "fer")
@@ -73,4 +74,5 @@ def train_video(
     path = write_summary(out, sp, results)
     ranked = sorted(results, key=lambda r: (-r["accuracy"], r["model"]))
     publish_metrics(str(sp), ranked, {r["model"]: r.pop("confusion_matrix") for r in ranked}, modality="video")
-    return {"split": str(sp), "split_id": sp.id, "summary": path, "models": ranked}
+    report_path = report(out, sp)
+    return {"split": str(sp), "split_id": sp.id, "summary": path, "report": report_path, "models": ranked}

@@ -45,6 +45,8 @@ class Progress:
 
 def publish_extract(modality: str, summary: dict[str, Any], data: str) -> None:
     counts = {k: summary[k] for k in ("processed", "skipped", "removed", "rejected")}
+    if modality == "audio":
+        counts["no_audio"] = summary.get("no_audio", 0)
     create_table_artifact([{**counts, "feature_set": summary["feature_set"], "seconds": summary["seconds"]}],
                           key=f"{modality}-extract-counts", description=f"{modality.capitalize()} extraction of {data}")
     rows = [{"path": r["path"], "reason": r["reason"], "stage": r["stage"]} for r in summary["rejects"][:MAX_REJECT_ROWS]]

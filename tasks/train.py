@@ -11,6 +11,7 @@ from prefect.cache_policies import NO_CACHE
 
 from emotion.features import AudioFeatureParams
 from emotion.models import SearchParams, model_spec
+from emotion.report import write_report
 from emotion.splits import ActorSplit
 from emotion.store import Store
 from emotion.training import run_version, split_data, train_and_evaluate
@@ -112,3 +113,12 @@ def train_video_model(
              result.metrics["frame_accuracy"])
     return {"model": model, "version": version, "run_dir": store.url_of(folder), "reused": False,
             **_brief(result.metrics)}
+
+
+@task(name="write-report", cache_policy=NO_CACHE)
+def report(out: str, split: ActorSplit) -> str:
+    """``runs/<split>/report.md`` (and its figures): every complete run of the split, audio, video and fused."""
+    store = Store(out)
+    path = write_report(store, split.id)
+    get_run_logger().info("report: %s", store.url_of(path))
+    return store.url_of(path)
