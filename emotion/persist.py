@@ -35,6 +35,7 @@ TRUSTED_TYPES: frozenset[str] = frozenset({
     "numpy.ndarray",
     "builtins.slice",
     "collections.OrderedDict",
+    "emotion.fusion.AudioVisualFusion",
 })
 
 

@@ -14,11 +14,11 @@ actors (:func:`emotion.report.best_per_modality`). A model is loaded only
 after its file's SHA-256 matches the one recorded in ``run.json``; features
 are computed with the parameters recorded there.
 
-The seam for the face: :class:`Predictors` holds an optional ``video`` model
-(anything with ``name`` and ``predict_video(data) -> (probabilities,
-timeline)``) and an optional ``fuse`` function; :data:`LOADERS` maps a run's
-``modality`` to the function that loads it. With only an audio model, mp4
-clips are predicted from their speech and the notes say the face was not used.
+For an mp4, the outcome comes from the fused voice+face model when the store
+has one (from the face alone when the clip has no voice, and the notes say
+so), else from the face model, else from the voice model; the face model, when
+there is one, gives the per-frame timeline (time, top two emotions).
+:data:`LOADERS` maps a run's ``modality`` to the function that loads it.
 """
 
 from __future__ import annotations
@@ -135,15 +135,11 @@ class VideoModel(Protocol):
     def predict_video(self, data: bytes) -> tuple[dict[str, float], list[TimelinePoint]]: ...
 
 
-Fuse = Callable[[dict[str, float], dict[str, float]], dict[str, float]]  # (audio, video) -> fused
-
-
 @dataclass
 class Predictors:
     audio: AudioModel | None = None
     video: VideoModel | None = None
-    fuse: Fuse | None = None
-    fusion_name: str | None = None
+    fusion: FusionRunModel | None = None
 
 
 def _read_run(folder: Store) -> tuple[Any, dict[str, Any]]:
@@ -166,8 +162,95 @@ def load_audio_run(run_dir: str) -> AudioModel:
     return AudioModel(est, info, folder.url_of(folder.root))
 
 
-# modality in run.json -> loader of that run folder; the video and fusion loaders are registered by their modules
-LOADERS: dict[str, Callable[[str], Any]] = {"audio": load_audio_run}
+class VideoRunModel:
+    """A trained frame model (frame CNN or FER transfer): frames sampled as in training, mean of their probabilities."""
+
+    modality = "video"
+
+    def __init__(self, estimator: Any, info: dict[str, Any], run_dir: str) -> None:
+        from emotion.video import FrameParams
+
+        self.estimator = estimator
+        self.info = info
+        self.run_dir = run_dir
+        try:
+            self.frames = FrameParams(**info["frame_params"])
+        except (KeyError, TypeError) as exc:
+            raise UsageError(f"{run_dir}: run.json records frame parameters this version cannot use ({exc})") from None
+        if info.get("feature_hash") and self.frames.hash() != info["feature_hash"]:
+            raise ModelIntegrityError(f"{run_dir}: the frame parameters in run.json do not match its hash")
+
+    @property
+    def name(self) -> str:
+        return self.run_dir
+
+    def predict_video(self, data: bytes) -> tuple[dict[str, float], list[TimelinePoint]]:
+        from emotion.video import sample_frames
+
+        frames = list(sample_frames(data, self.frames))
+        proba = self.estimator.predict_proba(np.stack([f.image for f in frames]))
+        timeline = []
+        for f, p in zip(frames, proba, strict=True):
+            probs = full_probabilities(np.arange(len(EMOTION_LABELS)), p)
+            timeline.append(TimelinePoint(f.index, f.time, top_two(probs)))
+        return full_probabilities(np.arange(len(EMOTION_LABELS)), proba.mean(axis=0)), timeline
+
+
+class FusionRunModel:
+    """A fused voice+face model: reads an mp4's speech track and face frames itself (emotion.fusion)."""
+
+    modality = "fusion"
+
+    def __init__(self, estimator: Any, info: dict[str, Any], run_dir: str) -> None:
+        from emotion.video import FrameParams
+
+        self.estimator = estimator
+        self.run_dir = run_dir
+        try:
+            self.audio = AudioFeatureParams.from_dict(info["feature_params"])
+            self.frames = FrameParams(**info["frame_params"])
+        except (KeyError, TypeError, ValueError) as exc:
+            raise UsageError(f"{run_dir}: run.json records parameters this version cannot use ({exc})") from None
+        self.extractor = AudioFeatureExtractor(self.audio)
+        self._embedder: Any = None
+
+    @property
+    def name(self) -> str:
+        return self.run_dir
+
+    def predict_data(self, data: bytes) -> tuple[dict[str, float], str | None]:
+        """Fused probabilities of an mp4, and the reason audio was absent (None when the voice was used)."""
+        from emotion.fusion import FaceEmbedder
+        from emotion.video import sample_frames
+
+        if self._embedder is None:
+            self._embedder = FaceEmbedder()
+        frames = np.stack([f.image for f in sample_frames(data, self.frames)])
+        face = FaceEmbedder.pool(self._embedder(frames))
+        absent = None
+        try:
+            voice = self.extractor(load_audio(data, self.audio.sample_rate, video=True))
+        except NoAudioError as exc:
+            voice, absent = np.full(len(self.audio.feature_names()), np.nan), exc.reason
+        proba = self.estimator.predict_proba(np.concatenate([voice, face])[None, :])[0]
+        return full_probabilities(np.arange(len(EMOTION_LABELS)), proba), absent
+
+
+def load_fusion_run(run_dir: str) -> FusionRunModel:
+    folder = Store(run_dir)
+    est, info = _read_run(folder)
+    return FusionRunModel(est, info, folder.url_of(folder.root))
+
+
+def load_video_run(run_dir: str) -> VideoRunModel:
+    folder = Store(run_dir)
+    est, info = _read_run(folder)
+    return VideoRunModel(est, info, folder.url_of(folder.root))
+
+
+# modality in run.json -> loader of that run folder
+LOADERS: dict[str, Callable[[str], Any]] = {"audio": load_audio_run, "video": load_video_run,
+                                            "fusion": load_fusion_run}
 
 
 def run_modality(run_dir: str) -> str:
@@ -205,7 +288,7 @@ def _predictors_of(runs: dict[str, str]) -> Predictors:
         elif modality == "video":
             out.video = model
         else:
-            out.fuse, out.fusion_name = model, run_dir
+            out.fusion = model
     return out
 
 
@@ -274,29 +357,40 @@ def predict_file(path: str, predictors: Predictors) -> Prediction:
                       label=rid.emotion.label if rid else None)
     video = extension(path) in VIDEO_EXTENSIONS
     audio_p: dict[str, float] | None = None
-    if predictors.audio is None:
-        pred.notes.append("no audio model: the voice is not used")
-    else:
+    audio_absent: str | None = None
+    if predictors.audio is not None:
         try:
             audio_p = predictors.audio.predict_bytes(data, video=video)
         except NoAudioError as exc:
-            pred.notes.append(f"audio absent: {exc.reason}")
+            audio_absent = exc.reason
     video_p: dict[str, float] | None = None
-    if video:
-        if predictors.video is None:
-            pred.notes.append("no video model: the face is not used")
+    if video and predictors.video is not None:
+        video_p, pred.timeline = predictors.video.predict_video(data)
+    if video and predictors.fusion is not None:
+        fused, absent = predictors.fusion.predict_data(data)
+        pred.probabilities, pred.model = fused, predictors.fusion.name
+        if absent is None:
+            pred.modalities_used = ["audio", "video"]
         else:
-            video_p, pred.timeline = predictors.video.predict_video(data)
-    if audio_p is not None and video_p is not None and predictors.fuse is not None:
-        pred.probabilities, pred.model = predictors.fuse(audio_p, video_p), predictors.fusion_name
-        pred.modalities_used = ["audio", "video"]
+            audio_absent = audio_absent or absent
+            pred.modalities_used = ["video"]
+            pred.notes.append("fused model without a voice: predicted from the face alone")
+    elif audio_p is not None and video_p is not None:
+        # no fused model: the outcome is the face model's, and the voice model's verdict is reported in the notes
+        pred.probabilities, pred.model, pred.modalities_used = video_p, predictors.video.name, ["video"]  # type: ignore[union-attr]
+        top_audio = max(audio_p.items(), key=lambda kv: kv[1])
+        pred.notes.append(f"no fused model: outcome from the face; the voice alone says {top_audio[0]} ({top_audio[1]:.2f})")
     elif audio_p is not None:
         pred.probabilities, pred.model, pred.modalities_used = audio_p, predictors.audio.name, ["audio"]  # type: ignore[union-attr]
-        if video_p is not None:
-            pred.notes.append("no fusion model: the outcome is the audio model's")
     elif video_p is not None:
         pred.probabilities, pred.model, pred.modalities_used = video_p, predictors.video.name, ["video"]  # type: ignore[union-attr]
-    else:
+    if audio_absent is not None:
+        pred.notes.insert(0, f"audio absent: {audio_absent}")
+    if predictors.audio is None and predictors.fusion is None:
+        pred.notes.append("no audio model: the voice is not used")
+    if video and predictors.video is None and predictors.fusion is None:
+        pred.notes.append("no video model: the face is not used")
+    if pred.probabilities is None:
         pred.notes.append("no prediction: no model could read this file")
     if pred.probabilities is not None:
         pred.emotion = max(pred.probabilities.items(), key=lambda kv: (kv[1], -EMOTION_LABELS.index(kv[0])))[0]

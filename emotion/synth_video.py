@@ -18,7 +18,7 @@ from pathlib import Path
 import numpy as np
 
 from emotion.ids import Emotion, Modality, RavdessId, VocalChannel
-from emotion.synth import DEFAULT_ACTORS, SynthParams, synth_clip
+from emotion.synth import DEFAULT_ACTORS, FACE_PAIRS, SynthParams, synth_clip
 
 # per emotion: brow tilt (+ inner ends raised), brow height, eye openness, mouth curve (+ smile), mouth opening
 _BROW_TILT = np.array([0.0, 0.0, 0.1, 0.5, -0.7, 0.6, -0.4, 0.2])
@@ -38,6 +38,7 @@ class VideoSynthParams:
     fps: int = 30
     duration: float = 1.4
     seed: int = 0
+    signal: str = "full"  # or "split": the face and the voice each carry half of the signal (emotion.synth)
 
 
 def video_ids(params: VideoSynthParams) -> list[RavdessId]:
@@ -64,6 +65,8 @@ def draw_face(rid: RavdessId, t: float, params: VideoSynthParams, rng: np.random
     cx = w / 2 + arng.uniform(-0.08, 0.08) * w + 3 * math.sin(2 * math.pi * 0.7 * t)
     cy = h / 2 + arng.uniform(-0.05, 0.05) * h + 2 * math.sin(2 * math.pi * 0.5 * t)
     e = int(rid.emotion) - 1
+    if params.signal == "split":
+        e = int(FACE_PAIRS[e])
     k = 1.3 if rid.intensity == 2 else 1.0
     img = np.full((h, w), bg, np.uint8)
     fw, fh = int(62 * scale), int(80 * scale)
@@ -111,7 +114,7 @@ def write_clip(path: Path, rid: RavdessId, params: VideoSynthParams) -> None:
         if rid.modality == Modality.AUDIO_VIDEO:
             speech = RavdessId(Modality.AUDIO_ONLY, rid.vocal_channel, rid.emotion, rid.intensity, rid.statement,
                                rid.repetition, rid.actor)
-            y, sr = synth_clip(speech, SynthParams(duration=params.duration, seed=params.seed))
+            y, sr = synth_clip(speech, SynthParams(duration=params.duration, seed=params.seed, signal=params.signal))
             audio = (y.mean(axis=1) if y.ndim == 2 else y).astype(np.float32)
             astream = out.add_stream("aac", rate=sr)
             astream.layout = "mono"

@@ -27,6 +27,7 @@ for _k, _v in {
 
 from emotion.errors import EmotionError, UsageError  # noqa: E402
 from emotion.features import feature_set  # noqa: E402
+from emotion.fusion import FUSION_MODELS  # noqa: E402
 from emotion.models import MODELS, SearchParams  # noqa: E402
 from emotion.nn import NN_MODELS  # noqa: E402
 from emotion.splits import DEFAULT_SPLIT, ActorSplit, parse_actors  # noqa: E402
@@ -76,7 +77,7 @@ def _flows() -> Any:
     return flows
 
 
-ALL_MODELS = (*MODELS, *NN_MODELS)
+ALL_MODELS = (*MODELS, *NN_MODELS, *FUSION_MODELS)
 
 
 def _models(values: list[str] | None, default: str = "rf,svc,xgb") -> list[str]:
@@ -188,7 +189,7 @@ def _emit(args: argparse.Namespace, payload: dict[str, Any], printer: Any) -> No
 # -- commands -----------------------------------------------------------------
 def cmd_synth(args: argparse.Namespace) -> int:
     params = SynthParams(actors=parse_actors(args.actors), repetitions=args.repetitions,
-                         duration=args.duration, seed=args.seed)
+                         duration=args.duration, seed=args.seed, signal=args.signal)
     t0 = time.perf_counter()
     paths = write_corpus(_out_dir(args.dir), params)
     videos = []
@@ -196,7 +197,8 @@ def cmd_synth(args: argparse.Namespace) -> int:
         from emotion.synth_video import VideoSynthParams, write_video_corpus
 
         videos = write_video_corpus(args.dir, VideoSynthParams(actors=params.actors, repetitions=args.repetitions,
-                                                               seed=args.seed), workers=args.workers)
+                                                               seed=args.seed, signal=args.signal),
+                                    workers=args.workers)
     payload = {"dir": str(Path(args.dir).resolve()), "clips": len(paths), "videos": len(videos),
                "actors": list(params.actors), "seconds": round(time.perf_counter() - t0, 2)}
     _emit(args, payload, lambda p: print(f"synth: wrote {p['clips']} audio clips and {p['videos']} mp4 clips of actors "
@@ -226,7 +228,7 @@ def cmd_train(args: argparse.Namespace) -> int:
     fl = _flows()
     out = _existing_dir(args.out, "store")
     split = ActorSplit.parse(args.split)
-    audio, video = fl.run.split_models(tuple(_models(args.model)))
+    audio, video, fusion = fl.run.split_models(tuple(_models(args.model)))
     runs: list[dict[str, Any]] = []
     summary = ""
     if audio:
@@ -238,6 +240,10 @@ def cmd_train(args: argparse.Namespace) -> int:
         t = fl.train.train_video(out, str(split), video, _frames(args), _video_params(args), force=args.force)
         runs += t["models"]
         summary = t["summary"]
+    if fusion:
+        t = fl.train.train_fusion(out, str(split), fusion, feature_set(args.features), _frames(args), force=args.force)
+        runs += t["models"]
+        summary = t["summary"]
     ranked = sorted(runs, key=lambda r: (-r["accuracy"], r["model"]))
     _emit(args, {"split": str(split), "split_id": split.id, "summary": summary, "models": ranked}, _print_train)
     return 0
@@ -246,7 +252,8 @@ def cmd_train(args: argparse.Namespace) -> int:
 def _run(args: argparse.Namespace, data: str, out: str) -> dict[str, Any]:
     fl = _flows()
     split = str(ActorSplit.parse(args.split))
-    default = {"audio": "rf,svc,xgb", "video": "cnn,fer"}.get(args.modality, "rf,svc,xgb,cnn,fer")
+    default = {"audio": "rf,svc,xgb", "video": "cnn,fer"}.get(args.modality, ",".join(
+        ("rf,svc,xgb,cnn,fer", *FUSION_MODELS)))
     r = fl.run.run_pipeline(data, out, split, tuple(_models(args.model, default)), feature_set(args.features),
                             _search(args), modality=args.modality, frames=_frames(args),
                             video_params=_video_params(args), full=args.full, dask_address=args.dask_address,
@@ -388,7 +395,8 @@ def _add_frame_opts(p: argparse.ArgumentParser) -> None:
 def _add_train_opts(p: argparse.ArgumentParser) -> None:
     p.add_argument("--split", default=DEFAULT_SPLIT, help=f"actor split (default: {DEFAULT_SPLIT})")
     p.add_argument("--model", action="append", metavar="NAME",
-                   help=f"model(s) to train: audio {', '.join(MODELS)}, video {', '.join(NN_MODELS)} "
+                   help=f"model(s) to train: audio {', '.join(MODELS)}, video {', '.join(NN_MODELS)}, "
+                        f"audio-visual {', '.join(FUSION_MODELS)} "
                         "(repeat or comma-separate; default: rf,svc,xgb for train, every model of the modality for run)")
     p.add_argument("--epochs", type=int, help="video models: training epochs in all (default 20 for both)")
     p.add_argument("--n-iter", type=int, default=50, help="randomized-search candidates (default 50)")
@@ -411,6 +419,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--video", action="store_true",
                    help="also write mp4 clips (modality 01 with speech, 02 video-only) with a drawn face")
     p.add_argument("--workers", type=int, help="processes writing the mp4 clips (default: one per core)")
+    p.add_argument("--signal", choices=("full", "split"), default="full",
+                   help="full: voice and face each carry the emotion; split: each carries only half of it, so that "
+                        "only fusion can tell every emotion (default full)")
     _add_common(p)
     p.set_defaults(func=cmd_synth)
 

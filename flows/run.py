@@ -8,20 +8,24 @@ from prefect import flow, get_run_logger
 
 from emotion.errors import UsageError
 from emotion.features import AudioFeatureParams
+from emotion.fusion import FUSION_MODELS
 from emotion.models import MODELS, SearchParams
 from emotion.nn import NN_MODELS
 from emotion.splits import DEFAULT_SPLIT, ActorSplit
 from emotion.video import FrameParams
 from flows.extract import extract
-from flows.train import DEFAULT_MODELS, VIDEO_MODELS, frames_for, train_audio, train_video
+from flows.train import DEFAULT_MODELS, VIDEO_MODELS, frames_for, train_audio, train_fusion, train_video
+
+ALL_MODELS = (*MODELS, *NN_MODELS, *FUSION_MODELS)
 
 
-def split_models(models: tuple[str, ...]) -> tuple[tuple[str, ...], tuple[str, ...]]:
-    """Audio and video model names of ``models`` (unknown names are a usage error)."""
-    bad = [m for m in models if m not in MODELS and m not in NN_MODELS]
+def split_models(models: tuple[str, ...]) -> tuple[tuple[str, ...], tuple[str, ...], tuple[str, ...]]:
+    """Audio, video and fusion model names of ``models`` (unknown names are a usage error)."""
+    bad = [m for m in models if m not in ALL_MODELS]
     if bad:
-        raise UsageError(f"unknown model {bad[0]!r}; choose from {', '.join([*MODELS, *NN_MODELS])}")
-    return tuple(m for m in models if m in MODELS), tuple(m for m in models if m in NN_MODELS)
+        raise UsageError(f"unknown model {bad[0]!r}; choose from {', '.join(ALL_MODELS)}")
+    return (tuple(m for m in models if m in MODELS), tuple(m for m in models if m in NN_MODELS),
+            tuple(m for m in models if m in FUSION_MODELS))
 
 
 @flow(name="emotion-pipeline", flow_run_name="pipeline-{modality}-{split}")
@@ -29,7 +33,7 @@ def run_pipeline(
     data: str,
     out: str,
     split: str = DEFAULT_SPLIT,
-    models: tuple[str, ...] = DEFAULT_MODELS + VIDEO_MODELS,
+    models: tuple[str, ...] = DEFAULT_MODELS + VIDEO_MODELS + FUSION_MODELS,
     features: AudioFeatureParams = AudioFeatureParams(),
     search: SearchParams = SearchParams(),
     modality: str = "all",
@@ -48,19 +52,19 @@ def run_pipeline(
     log = get_run_logger()
     if modality not in ("audio", "video", "all"):
         raise UsageError(f"unknown modality {modality!r}; choose audio, video or all")
-    audio_models, video_models = split_models(models)
+    audio_models, video_models, fusion_models = split_models(models)
     if modality == "audio":
-        video_models = ()
+        video_models = fusion_models = ()
     if modality == "video":
-        audio_models = ()
-    if not audio_models and not video_models:
+        audio_models = fusion_models = ()
+    if not audio_models and not video_models and not fusion_models:
         raise UsageError(f"no {modality} model among {', '.join(models)}")
     extracted: dict[str, dict[str, Any]] = {}
     notes: list[str] = []
     ex = {"full": full, "dask_address": dask_address, "workers": workers}
-    if audio_models:
+    if audio_models or fusion_models:
         extracted.update({m: s.to_dict() for m, s in extract(data, out, "audio", features, **ex).items()})
-    frame_sets = list(dict.fromkeys(frames_for(m, frames) for m in video_models))
+    frame_sets = list(dict.fromkeys(frames_for(m, frames) for m in (*video_models, *fusion_models)))
     for fp in frame_sets:
         s = extract(data, out, "video", features, fp, **ex)["video"].to_dict()
         extracted["video" if fp == frame_sets[0] else f"video ({fp.key})"] = s
@@ -78,6 +82,15 @@ def run_pipeline(
             notes.append("no video clips under the data root: video models skipped")
         else:
             t = train_video(out, split, video_models, frames, video_params, force=full)
+            runs += t["models"]
+            summary = t["summary"]
+    if fusion_models:
+        av = extracted.get("audio", {}).get("processed", 0) + extracted.get("audio", {}).get("skipped", 0)
+        has_video = any(_found(s) for k, s in extracted.items() if k.startswith("video"))
+        if modality == "all" and not (has_video and av):
+            notes.append("fusion needs mp4 clips with speech and face: fused models skipped")
+        else:
+            t = train_fusion(out, split, fusion_models, features, frames, force=full)
             runs += t["models"]
             summary = t["summary"]
     for n in notes:

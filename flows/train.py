@@ -7,14 +7,16 @@ from typing import Any
 
 from prefect import flow
 
+from emotion.errors import UsageError
 from emotion.features import AudioFeatureParams
+from emotion.fusion import FUSION_MODELS
 from emotion.models import SearchParams, model_spec
 from emotion.splits import DEFAULT_SPLIT, ActorSplit
 from emotion.video import FrameParams
 from emotion.video_training import build_model
 from tasks.artifacts import name_flow_run, publish_metrics
 from tasks.cluster import default_workers
-from tasks.train import data_version, report, train_model, train_video_model, write_summary
+from tasks.train import data_version, report, train_fusion_model, train_model, train_video_model, write_summary
 
 DEFAULT_MODELS = ("rf", "svc", "xgb")
 
@@ -47,8 +49,8 @@ VIDEO_MODELS = ("cnn", "fer")
 
 
 def frames_for(model: str, frames: FrameParams) -> FrameParams:
-    """The frame set a video model trains on: the transfer model always takes face crops."""
-    if model == "fer" and not frames.face_crop:
+    """The frame set a model reads: the transfer model and the fused models always take face crops."""
+    if (model == "fer" or model in FUSION_MODELS) and not frames.face_crop:
         return replace(frames, face_crop=True)
     return frames
 
@@ -74,5 +76,29 @@ def train_video(
     path = write_summary(out, sp, results)
     ranked = sorted(results, key=lambda r: (-r["accuracy"], r["model"]))
     publish_metrics(str(sp), ranked, {r["model"]: r.pop("confusion_matrix") for r in ranked}, modality="video")
+    report_path = report(out, sp)
+    return {"split": str(sp), "split_id": sp.id, "summary": path, "report": report_path, "models": ranked}
+
+
+@flow(name="train-fusion", flow_run_name="train-fusion-{split}")
+def train_fusion(
+    out: str,
+    split: str = DEFAULT_SPLIT,
+    models: tuple[str, ...] = FUSION_MODELS,
+    features: AudioFeatureParams = AudioFeatureParams(),
+    frames: FrameParams = FrameParams(face_crop=True),
+    force: bool = False,
+) -> dict[str, Any]:
+    """Fuse voice and face on the mp4 clips of ``split`` (late, stacked and early fusion); best first."""
+    sp = ActorSplit.parse(split)
+    bad = [m for m in models if m not in FUSION_MODELS]
+    if bad:
+        raise UsageError(f"unknown fusion model {bad[0]!r}; choose from {', '.join(FUSION_MODELS)}")
+    face = replace(frames, face_crop=True)  # the face embedding is FER2013's: it reads face crops
+    name_flow_run(f"train-fusion-{sp.id}-{features.key}-{face.key}")
+    results = [train_fusion_model(out, m, sp, features, face, force) for m in models]
+    path = write_summary(out, sp, results)
+    ranked = sorted(results, key=lambda r: (-r["accuracy"], r["model"]))
+    publish_metrics(str(sp), ranked, {r["model"]: r.pop("confusion_matrix") for r in ranked}, modality="fusion")
     report_path = report(out, sp)
     return {"split": str(sp), "split_id": sp.id, "summary": path, "report": report_path, "models": ranked}

@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import json
 import posixpath
+from functools import lru_cache
 from typing import Any
 
 from prefect import get_run_logger, task
 from prefect.cache_policies import NO_CACHE
 
-from emotion.features import AudioFeatureParams
+from emotion.features import AudioFeatureParams, stable_hash
+from emotion.fusion import AudioVisualFusion, FaceEmbedder
+from emotion.fusion_training import fusion_table, fusion_version, train_and_evaluate_fusion
 from emotion.models import SearchParams, model_spec
 from emotion.report import write_report
 from emotion.splits import ActorSplit
@@ -56,7 +59,7 @@ def data_version(out: str, split: ActorSplit, features: AudioFeatureParams) -> s
 
 def _brief(metrics: dict[str, Any]) -> dict[str, Any]:
     keys = ("accuracy", "macro_f1", "uar", "cv_accuracy", "cv_std", "n_train", "n_test", "confusion_matrix",
-            "modality", "features", "frame_accuracy")
+            "modality", "features", "frame_accuracy", "audio_visual_clips", "audio_weight")
     return {k: metrics[k] for k in keys if k in metrics}
 
 
@@ -122,3 +125,37 @@ def report(out: str, split: ActorSplit) -> str:
     path = write_report(store, split.id)
     get_run_logger().info("report: %s", store.url_of(path))
     return store.url_of(path)
+
+
+@task(name="train-fusion-model", cache_policy=NO_CACHE, task_run_name="train-{model}")
+def train_fusion_model(
+    out: str, model: str, split: ActorSplit, audio: AudioFeatureParams, frames: FrameParams, force: bool = False,
+) -> dict[str, Any]:
+    """Fuse voice and face (``fusion-late``, ``fusion-stack`` or ``fusion-early``) and evaluate it per clip."""
+    log = get_run_logger()
+    store = Store(out)
+    est = AudioVisualFusion(method=model.removeprefix("fusion-"))
+    table, acols, vcols = fusion_table(store, audio, frames, (*split.train, *split.test), _embedder())
+    est.set_params(n_audio=len(acols))
+    data_hash = stable_hash(sorted(zip(table["path"], table["content_hash"], strict=True)), 16)
+    version = fusion_version(est.method, est.get_params(), split, audio.key, frames.key, data_hash)
+    folder = store.run_dir(split.id, model, version)
+    if store.run_complete(folder) and not force:
+        log.info("%s: run %s is complete in the store; reusing it", model, version)
+        metrics = store.read_json(posixpath.join(folder, "metrics.json"))
+        return {"model": model, "version": version, "run_dir": store.url_of(folder), "reused": True, **_brief(metrics)}
+    n_audio = int(table[acols].notna().all(axis=1).sum())
+    log.info("%s: %d mp4 clips, %d with audio", model, len(table), n_audio)
+    result = train_and_evaluate_fusion(est, table, acols, vcols, split, audio, frames)
+    for name, blob in result.files().items():  # run.json last: marks the folder complete
+        store.write_bytes(posixpath.join(folder, name), blob)
+    av = result.metrics["audio_visual_clips"]
+    log.info("%s: per-clip accuracy %.3f; on voice+face clips fused %.3f, voice alone %.3f, face alone %.3f", model,
+             result.metrics["accuracy"], av["fused"], av["audio_only"], av["video_only"])
+    return {"model": model, "version": version, "run_dir": store.url_of(folder), "reused": False,
+            **_brief(result.metrics)}
+
+
+@lru_cache(maxsize=1)
+def _embedder() -> FaceEmbedder:
+    return FaceEmbedder()
