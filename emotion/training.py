@@ -36,8 +36,27 @@ class SplitData:
     data_hash: str  # hash of the (path, content hash) of every clip used
 
 
+RECORDING = ("vocal_channel", "emotion", "intensity", "statement", "repetition", "actor")
+
+
+def one_row_per_recording(df: pd.DataFrame) -> pd.DataFrame:
+    """Drop the speech track of audio-video clips (modality 01) whose audio-only clip (03) is there too.
+
+    RAVDESS recorded each performance once: the track of ``01-...-12.mp4`` is
+    the recording of ``03-...-12.wav``. Keeping both would count one
+    recording twice in training and in the test metrics.
+    """
+    if "modality" not in df.columns or not (df["modality"] == 1).any():
+        return df
+    audio_only = set(map(tuple, df.loc[df["modality"] == 3, list(RECORDING)].to_numpy().tolist()))
+    twin = (df["modality"] == 1) & pd.Series([tuple(r) in audio_only for r in df[list(RECORDING)].to_numpy().tolist()],
+                                             index=df.index)
+    return df[~twin]
+
+
 def split_data(df: pd.DataFrame, feature_names: list[str], split: ActorSplit, feature_hash: str) -> SplitData:
-    """Select the split's actors; labels become 0-7 (emotion code - 1)."""
+    """Select the split's actors (one row per recording); labels become 0-7 (emotion code - 1)."""
+    df = one_row_per_recording(df)
     missing = [c for c in feature_names if c not in df.columns]
     if missing:
         raise StoreError(f"feature table lacks {len(missing)} expected columns (e.g. {missing[0]})")

@@ -466,7 +466,8 @@ def build_parser() -> argparse.ArgumentParser:
     _add_extract_opts(p)
     _add_train_opts(p)
     _add_common(p)
-    p.set_defaults(func=cmd_demo)
+    # a smaller search and fewer epochs than `run`, so that the demo takes minutes
+    p.set_defaults(func=cmd_demo, n_iter=20, epochs=10)
 
     p = sub.add_parser("predict", help="the emotion of .wav, .flac or .mp4 files, from a trained model")
     p.add_argument("files", nargs="+", metavar="FILE", help="audio or video files (any name; RAVDESS names not needed)")

@@ -102,3 +102,45 @@ def test_video_training_without_frames_is_a_clear_error(tmp_path, capsys):
     store.mkdir()
     assert main(["train", str(store), "--model", "cnn", "--split", SPLIT]) == 1
     assert "emotion extract --modality video" in capsys.readouterr().err
+
+
+def test_fusion_and_predict_on_video_files(video_run, tiny_video_corpus: Path, capsys):
+    out, _ = video_run
+    argv = ["run", str(tiny_video_corpus), "--out", str(out), "--split", SPLIT, "--model", "fusion-late,fusion-early",
+            "--workers", "2", "--json"]
+    assert main(argv) == 0
+    r = json.loads(capsys.readouterr().out)
+    audio = r["extract"]["modalities"]["audio"]
+    assert audio["processed"] == 90 and audio["no_audio"] == 90  # modality 01 has speech, 02 is video-only
+    models = {m["model"]: m for m in r["train"]["models"]}
+    assert set(models) == {"fusion-late", "fusion-early"}
+    store = Store(str(out))
+    for m in models.values():
+        metrics = store.read_json(posixpath.join(m["run_dir"], "metrics.json"))
+        assert metrics["modality"] == "fusion" and metrics["n_test"] == 60
+        assert metrics["n_test_audio_missing"] == 30  # the video-only clips: predicted from the face alone
+        assert set(metrics["audio_visual_clips"]) == {"fused", "audio_only", "video_only"}
+    assert 0 <= store.read_json(posixpath.join(models["fusion-late"]["run_dir"], "metrics.json"))["audio_weight"] <= 1
+    report = (out / "runs" / SPLIT_ID / "report.md").read_text()
+    assert "fusion-late" in report and "cnn" in report
+
+    # predict: a speech clip (voice and face), a video-only clip (face alone), both with a frame timeline
+    speech = tiny_video_corpus / "Actor_21" / "01-01-03-02-01-01-21.mp4"
+    silent = tiny_video_corpus / "Actor_21" / "02-01-03-02-01-01-21.mp4"
+    assert main(["predict", str(speech), str(silent), "--store", str(out), "--split", SPLIT, "--json"]) == 0
+    preds = json.loads(capsys.readouterr().out)
+    assert [p["file"] for p in preds] == [str(speech), str(silent)]
+    for p in preds:
+        assert set(p["probabilities"]) == {"neutral", "calm", "happy", "sad", "angry", "fearful", "disgust", "surprised"}
+        assert abs(sum(p["probabilities"].values()) - 1) < 1e-6
+        assert p["emotion"] == max(p["probabilities"], key=p["probabilities"].get)
+        assert "/fusion-" in p["model"]
+        assert [t["frame_index"] for t in p["timeline"]] == [0, 20, 40]
+        assert all(len(t["top"]) == 2 and t["top"][0]["probability"] >= t["top"][1]["probability"] for t in p["timeline"])
+    assert preds[0]["modalities_used"] == ["audio", "video"]
+    assert preds[1]["modalities_used"] == ["video"] and preds[1]["notes"][0].startswith("audio absent")
+    # the plain-text output shows the timeline and the outcome
+    assert main(["predict", str(silent), "--store", str(out), "--split", SPLIT]) == 0
+    text = capsys.readouterr().out
+    assert "audio absent" in text and "timeline (time, top two emotions):" in text
+    assert "frame   20" in text and "clip outcome:" in text
