@@ -71,9 +71,14 @@ def _flows() -> Any:
     import flows.run
     import flows.train
 
+    from prefect.logging.handlers import PrefectConsoleHandler
+
     for handler in logging.getLogger().handlers:
         if not any(isinstance(f, _DomainErrorsWithoutTraceback) for f in handler.filters):
             handler.addFilter(_DomainErrorsWithoutTraceback())
+        if isinstance(handler, PrefectConsoleHandler):
+            # main() may run many times in one process (tests, notebooks): log to the stderr of this call
+            handler.console.file = sys.stderr
     return flows
 
 
@@ -166,14 +171,14 @@ def _print_extract(s: dict[str, Any]) -> None:
 
 def _print_train(t: dict[str, Any]) -> None:
     print(f"split {t['split']}: models ranked by per-clip accuracy on the test actors")
-    print(f"  {'model':<6} {'input':<6} {'accuracy':>8} {'macro-F1':>8} {'UAR':>6} {'validation acc':>15} {'train':>6} "
+    print(f"  {'model':<12} {'input':<6} {'accuracy':>8} {'macro-F1':>8} {'UAR':>6} {'validation acc':>15} {'train':>6} "
           f"{'test':>5}  run")
     for r in t["models"]:
         cv = f"{r['cv_accuracy']:.3f}±{r['cv_std']:.3f}"
-        print(f"  {r['model']:<6} {r.get('modality', 'audio'):<6} {r['accuracy']:>8.3f} {r['macro_f1']:>8.3f} "
+        print(f"  {r['model']:<12} {r.get('modality', 'audio'):<6} {r['accuracy']:>8.3f} {r['macro_f1']:>8.3f} "
               f"{r['uar']:>6.3f} {cv:>15} {r['n_train']:>6} {r['n_test']:>5}  "
               f"{r['run_dir']}{' (reused)' if r.get('reused') else ''}")
-    print("  (validation: actor-grouped CV for audio models, held-out training actors for video models)")
+    print("  (validation: actor-grouped CV for audio and fused models, held-out training actors for video models)")
     print(f"  summary: {t['summary']}")
     if t.get("report"):
         print(f"  report:  {t['report']}")
@@ -230,22 +235,23 @@ def cmd_train(args: argparse.Namespace) -> int:
     split = ActorSplit.parse(args.split)
     audio, video, fusion = fl.run.split_models(tuple(_models(args.model)))
     runs: list[dict[str, Any]] = []
-    summary = ""
+    summary = report = ""
     if audio:
         t = fl.train.train_audio(out, str(split), audio, feature_set(args.features), _search(args),
                                  n_jobs=args.jobs, force=args.force)
         runs += [{**r, "modality": "audio"} for r in t["models"]]
-        summary = t["summary"]
+        summary, report = t["summary"], t["report"]
     if video:
         t = fl.train.train_video(out, str(split), video, _frames(args), _video_params(args), force=args.force)
         runs += t["models"]
-        summary = t["summary"]
+        summary, report = t["summary"], t["report"]
     if fusion:
         t = fl.train.train_fusion(out, str(split), fusion, feature_set(args.features), _frames(args), force=args.force)
         runs += t["models"]
-        summary = t["summary"]
+        summary, report = t["summary"], t["report"]
     ranked = sorted(runs, key=lambda r: (-r["accuracy"], r["model"]))
-    _emit(args, {"split": str(split), "split_id": split.id, "summary": summary, "models": ranked}, _print_train)
+    _emit(args, {"split": str(split), "split_id": split.id, "summary": summary, "report": report, "models": ranked},
+          _print_train)
     return 0
 
 

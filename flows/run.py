@@ -69,21 +69,21 @@ def run_pipeline(
         s = extract(data, out, "video", features, fp, **ex)["video"].to_dict()
         extracted["video" if fp == frame_sets[0] else f"video ({fp.key})"] = s
     runs: list[dict[str, Any]] = []
-    summary = ""
+    summary = report = ""
     if audio_models:
         if modality == "all" and not _found(extracted["audio"]):
             notes.append("no audio clips under the data root: audio models skipped")
         else:
             t = train_audio(out, split, audio_models, features, search, n_jobs=n_jobs, force=full)
             runs += [{**r, "modality": "audio"} for r in t["models"]]
-            summary = t["summary"]
+            summary, report = t["summary"], t["report"]
     if video_models:
         if modality == "all" and not any(_found(s) for k, s in extracted.items() if k.startswith("video")):
             notes.append("no video clips under the data root: video models skipped")
         else:
             t = train_video(out, split, video_models, frames, video_params, force=full)
             runs += t["models"]
-            summary = t["summary"]
+            summary, report = t["summary"], t["report"]
     if fusion_models:
         av = extracted.get("audio", {}).get("processed", 0) + extracted.get("audio", {}).get("skipped", 0)
         has_video = any(_found(s) for k, s in extracted.items() if k.startswith("video"))
@@ -92,13 +92,13 @@ def run_pipeline(
         else:
             t = train_fusion(out, split, fusion_models, features, frames, force=full)
             runs += t["models"]
-            summary = t["summary"]
+            summary, report = t["summary"], t["report"]
     for n in notes:
         log.info(n)
     ranked = sorted(runs, key=lambda r: (-r["accuracy"], r["model"]))
     sp = ActorSplit.parse(split)
-    return {"extract": extracted, "train": {"split": str(sp), "split_id": sp.id, "summary": summary, "models": ranked},
-            "notes": notes}
+    return {"extract": extracted, "notes": notes,
+            "train": {"split": str(sp), "split_id": sp.id, "summary": summary, "report": report, "models": ranked}}
 
 
 def _found(summary: dict[str, Any]) -> bool:

@@ -88,7 +88,7 @@ def test_split_without_test_clips_fails_with_one_line(corpus: Path, tmp_path: Pa
     code, _, err = run_cli(capfd, "train", str(out), "--split", "train=1-3,test=22", "--model", "svc", "--n-iter", "1")
     assert code == 1
     assert err.strip().splitlines()[-1].startswith("emotion: train failed: no clips of the test actors")
-    assert "Traceback" not in err  # bad input is reported, not dumped
+    assert "Traceback" not in err, err  # bad input is reported, not dumped
 
 
 @pytest.mark.parametrize("argv, message", [
