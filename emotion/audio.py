@@ -89,12 +89,9 @@ def decode_video_audio(data: bytes) -> tuple[np.ndarray, int]:
     """
     import av
 
-    if not data:
-        raise DecodeError("empty file (0 bytes)")
-    try:
-        container = av.open(io.BytesIO(data), mode="r")
-    except (av.FFmpegError, ValueError, OSError) as exc:
-        raise DecodeError(f"cannot open video: {str(exc).splitlines()[0] if str(exc) else type(exc).__name__}") from None
+    from emotion.video import open_container
+
+    container = open_container(data)
     with container:
         if not container.streams.audio:
             raise NoAudioError("no audio track in the clip")

@@ -67,11 +67,11 @@ def check_prefect_api() -> None:
 def _flows() -> Any:
     """Import the flows (and so Prefect) on first use; synth needs neither."""
     check_prefect_api()
+    from prefect.logging.handlers import PrefectConsoleHandler
+
     import flows.extract
     import flows.run
     import flows.train
-
-    from prefect.logging.handlers import PrefectConsoleHandler
 
     for handler in logging.getLogger().handlers:
         if not any(isinstance(f, _DomainErrorsWithoutTraceback) for f in handler.filters):

@@ -38,10 +38,15 @@ def train_audio(
     jobs = n_jobs or default_workers()
     name_flow_run(f"train-audio-{sp.id}-data-{data_version(out, sp, features)[:8]}")
     results = [train_model(out, m, sp, features, search, jobs, force) for m in models]
+    return _finish(out, sp, results, "audio")
+
+
+def _finish(out: str, sp: ActorSplit, results: list[dict[str, Any]], modality: str) -> dict[str, Any]:
+    """Summary, artifacts and report after training ``results`` on ``sp``; the flows' common result."""
     path = write_summary(out, sp, results)
-    report_path = report(out, sp)
     ranked = sorted(results, key=lambda r: (-r["accuracy"], r["model"]))
-    publish_metrics(str(sp), ranked, {r["model"]: r.pop("confusion_matrix") for r in ranked})
+    publish_metrics(str(sp), ranked, {r["model"]: r.pop("confusion_matrix") for r in ranked}, modality=modality)
+    report_path = report(out, sp)
     return {"split": str(sp), "split_id": sp.id, "summary": path, "report": report_path, "models": ranked}
 
 
@@ -73,11 +78,7 @@ def train_video(
         build_model(m, **(params or {}).get(m, {}))  # fail fast on an unknown name or parameter
     name_flow_run(f"train-video-{sp.id}-frames-{frames.key}")
     results = [train_video_model(out, m, sp, frames_for(m, frames), (params or {}).get(m, {}), force) for m in models]
-    path = write_summary(out, sp, results)
-    ranked = sorted(results, key=lambda r: (-r["accuracy"], r["model"]))
-    publish_metrics(str(sp), ranked, {r["model"]: r.pop("confusion_matrix") for r in ranked}, modality="video")
-    report_path = report(out, sp)
-    return {"split": str(sp), "split_id": sp.id, "summary": path, "report": report_path, "models": ranked}
+    return _finish(out, sp, results, "video")
 
 
 @flow(name="train-fusion", flow_run_name="train-fusion-{split}")
@@ -97,8 +98,4 @@ def train_fusion(
     face = replace(frames, face_crop=True)  # the face embedding is FER2013's: it reads face crops
     name_flow_run(f"train-fusion-{sp.id}-{features.key}-{face.key}")
     results = [train_fusion_model(out, m, sp, features, face, force) for m in models]
-    path = write_summary(out, sp, results)
-    ranked = sorted(results, key=lambda r: (-r["accuracy"], r["model"]))
-    publish_metrics(str(sp), ranked, {r["model"]: r.pop("confusion_matrix") for r in ranked}, modality="fusion")
-    report_path = report(out, sp)
-    return {"split": str(sp), "split_id": sp.id, "summary": path, "report": report_path, "models": ranked}
+    return _finish(out, sp, results, "fusion")
