@@ -70,6 +70,7 @@ class Prediction:
     modalities_used: list[str] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
     timeline: list[TimelinePoint] | None = None  # video: every sampled frame
+    timeline_model: str | None = None  # the face model that read the frames (may differ from ``model``)
     label: str | None = None  # the emotion in a RAVDESS file name, when there is one
 
     def to_dict(self) -> dict[str, Any]:
@@ -366,6 +367,7 @@ def predict_file(path: str, predictors: Predictors) -> Prediction:
     video_p: dict[str, float] | None = None
     if video and predictors.video is not None:
         video_p, pred.timeline = predictors.video.predict_video(data)
+        pred.timeline_model = predictors.video.name
     if video and predictors.fusion is not None:
         fused, absent = predictors.fusion.predict_data(data)
         pred.probabilities, pred.model = fused, predictors.fusion.name

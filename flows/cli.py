@@ -320,7 +320,7 @@ def _print_predictions(payload: dict[str, Any]) -> None:
         for note in r["notes"]:
             print(f"  {note}")
         if r.get("timeline"):
-            print("  timeline (time, top two emotions):")
+            print(f"  timeline of the face model {r.get('timeline_model')} (time, top two emotions):")
             for t in r["timeline"]:
                 print(f"    {t['time']:6.2f} s  frame {t['frame_index']:>4}  "
                       + ", ".join(f"{x['emotion']} {x['probability']:.2f}" for x in t["top"]))
@@ -473,7 +473,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_train_opts(p)
     _add_common(p)
     # a smaller search and fewer epochs than `run`, so that the demo takes minutes
-    p.set_defaults(func=cmd_demo, n_iter=20, epochs=10)
+    p.set_defaults(func=cmd_demo, n_iter=20, epochs=14)
 
     p = sub.add_parser("predict", help="the emotion of .wav, .flac or .mp4 files, from a trained model")
     p.add_argument("files", nargs="+", metavar="FILE", help="audio or video files (any name; RAVDESS names not needed)")

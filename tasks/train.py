@@ -135,7 +135,7 @@ def train_fusion_model(
     log = get_run_logger()
     store = Store(out)
     est = AudioVisualFusion(method=model.removeprefix("fusion-"))
-    table, acols, vcols = fusion_table(store, audio, frames, (*split.train, *split.test), _embedder())
+    table, acols, vcols = _fusion_table(out, audio, frames, (*split.train, *split.test), _parts(store, audio, frames))
     est.set_params(n_audio=len(acols))
     data_hash = stable_hash(sorted(zip(table["path"], table["content_hash"], strict=True)), 16)
     version = fusion_version(est.method, est.get_params(), split, audio.key, frames.key, data_hash)
@@ -154,6 +154,18 @@ def train_fusion_model(
              result.metrics["accuracy"], av["fused"], av["audio_only"], av["video_only"])
     return {"model": model, "version": version, "run_dir": store.url_of(folder), "reused": False,
             **_brief(result.metrics)}
+
+
+def _parts(store: Store, audio: AudioFeatureParams, frames: FrameParams) -> tuple[str, ...]:
+    """The stored parts the fusion table is built from: a new part means a new table."""
+    return (*store.list_parts(store.features_dir("audio", audio.key)), *store.list_parts(store.dataset_dir("frames", frames.key)))
+
+
+@lru_cache(maxsize=2)
+def _fusion_table(out: str, audio: AudioFeatureParams, frames: FrameParams, actors: tuple[int, ...],
+                  parts: tuple[str, ...]) -> tuple[Any, list[str], list[str]]:
+    """The fusion table, computed once for the fused models of one run (the face embedding is the costly part)."""
+    return fusion_table(Store(out), audio, frames, actors, _embedder())
 
 
 @lru_cache(maxsize=1)
