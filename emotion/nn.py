@@ -132,6 +132,14 @@ class KerasFrameClassifier(ClassifierMixin, BaseEstimator):
             if y is None:
                 raise UsageError("fitting on arrays needs labels y")
             ds = tf.data.Dataset.from_tensor_slices((np.asarray(X, np.uint8)[..., None], np.asarray(y, np.int32)))
+        # resize once here, as the network's own Resizing layer does (area), so that training batches are small and
+        # augmentation works at the network's input size; frames passed to predict are resized by the network
+        size = self.input_size
+
+        def resize(img: Any, lab: Any) -> Any:
+            return tf.cast(tf.round(tf.image.resize(img, (size, size), method="area")), tf.uint8), lab
+
+        ds = ds.map(resize, num_parallel_calls=1)
         if training:
             ds = ds.shuffle(self.shuffle_buffer, seed=self.seed, reshuffle_each_iteration=True)
             if self.augment:

@@ -174,7 +174,7 @@ def _print_train(t: dict[str, Any]) -> None:
     print(f"  {'model':<12} {'input':<6} {'accuracy':>8} {'macro-F1':>8} {'UAR':>6} {'validation acc':>15} {'train':>6} "
           f"{'test':>5}  run")
     for r in t["models"]:
-        cv = f"{r['cv_accuracy']:.3f}±{r['cv_std']:.3f}"
+        cv = "–" if r["cv_accuracy"] != r["cv_accuracy"] else f"{r['cv_accuracy']:.3f}±{r['cv_std']:.3f}"  # NaN: none
         print(f"  {r['model']:<12} {r.get('modality', 'audio'):<6} {r['accuracy']:>8.3f} {r['macro_f1']:>8.3f} "
               f"{r['uar']:>6.3f} {cv:>15} {r['n_train']:>6} {r['n_test']:>5}  "
               f"{r['run_dir']}{' (reused)' if r.get('reused') else ''}")
@@ -473,7 +473,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_train_opts(p)
     _add_common(p)
     # a smaller search and fewer epochs than `run`, so that the demo takes minutes
-    p.set_defaults(func=cmd_demo, n_iter=20, epochs=14)
+    p.set_defaults(func=cmd_demo, n_iter=10, epochs=14)
 
     p = sub.add_parser("predict", help="the emotion of .wav, .flac or .mp4 files, from a trained model")
     p.add_argument("files", nargs="+", metavar="FILE", help="audio or video files (any name; RAVDESS names not needed)")
