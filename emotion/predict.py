@@ -157,12 +157,6 @@ def _read_run(folder: Store) -> tuple[Any, dict[str, Any]]:
     return load_model(data, record, source=path), info
 
 
-def load_audio_run(run_dir: str) -> AudioModel:
-    folder = Store(run_dir)
-    est, info = _read_run(folder)
-    return AudioModel(est, info, folder.url_of(folder.root))
-
-
 class VideoRunModel:
     """A trained frame model (frame CNN or FER transfer): frames sampled as in training, mean of their probabilities."""
 
@@ -221,7 +215,7 @@ class FusionRunModel:
 
     def predict_data(self, data: bytes) -> tuple[dict[str, float], str | None]:
         """Fused probabilities of an mp4, and the reason audio was absent (None when the voice was used)."""
-        from emotion.fusion import FaceEmbedder
+        from emotion.nn import FaceEmbedder
         from emotion.video import sample_frames
 
         if self._embedder is None:
@@ -237,21 +231,21 @@ class FusionRunModel:
         return full_probabilities(np.arange(len(EMOTION_LABELS)), proba), absent
 
 
-def load_fusion_run(run_dir: str) -> FusionRunModel:
-    folder = Store(run_dir)
-    est, info = _read_run(folder)
-    return FusionRunModel(est, info, folder.url_of(folder.root))
+def _run_loader(cls: Callable[[Any, dict[str, Any], str], Any]) -> Callable[[str], Any]:
+    """A loader of run folders of one modality: the verified model wrapped in ``cls``."""
 
+    def load(run_dir: str) -> Any:
+        folder = Store(run_dir)
+        est, info = _read_run(folder)
+        return cls(est, info, folder.url_of(folder.root))
 
-def load_video_run(run_dir: str) -> VideoRunModel:
-    folder = Store(run_dir)
-    est, info = _read_run(folder)
-    return VideoRunModel(est, info, folder.url_of(folder.root))
+    return load
 
 
 # modality in run.json -> loader of that run folder
-LOADERS: dict[str, Callable[[str], Any]] = {"audio": load_audio_run, "video": load_video_run,
-                                            "fusion": load_fusion_run}
+LOADERS: dict[str, Callable[[str], Any]] = {
+    "audio": _run_loader(AudioModel), "video": _run_loader(VideoRunModel), "fusion": _run_loader(FusionRunModel),
+}
 
 
 def run_modality(run_dir: str) -> str:

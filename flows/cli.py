@@ -234,24 +234,9 @@ def cmd_train(args: argparse.Namespace) -> int:
     out = _existing_dir(args.out, "store")
     split = ActorSplit.parse(args.split)
     audio, video, fusion = fl.run.split_models(tuple(_models(args.model)))
-    runs: list[dict[str, Any]] = []
-    summary = report = ""
-    if audio:
-        t = fl.train.train_audio(out, str(split), audio, feature_set(args.features), _search(args),
-                                 n_jobs=args.jobs, force=args.force)
-        runs += [{**r, "modality": "audio"} for r in t["models"]]
-        summary, report = t["summary"], t["report"]
-    if video:
-        t = fl.train.train_video(out, str(split), video, _frames(args), _video_params(args), force=args.force)
-        runs += t["models"]
-        summary, report = t["summary"], t["report"]
-    if fusion:
-        t = fl.train.train_fusion(out, str(split), fusion, feature_set(args.features), _frames(args), force=args.force)
-        runs += t["models"]
-        summary, report = t["summary"], t["report"]
-    ranked = sorted(runs, key=lambda r: (-r["accuracy"], r["model"]))
-    _emit(args, {"split": str(split), "split_id": split.id, "summary": summary, "report": report, "models": ranked},
-          _print_train)
+    t = fl.run.train_models(out, str(split), audio, video, fusion, feature_set(args.features), _search(args),
+                            _frames(args), _video_params(args), n_jobs=args.jobs, force=args.force)
+    _emit(args, t, _print_train)
     return 0
 
 

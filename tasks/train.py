@@ -10,10 +10,11 @@ from typing import Any
 from prefect import get_run_logger, task
 from prefect.cache_policies import NO_CACHE
 
-from emotion.features import AudioFeatureParams, stable_hash
-from emotion.fusion import AudioVisualFusion, FaceEmbedder
-from emotion.fusion_training import fusion_table, fusion_version, train_and_evaluate_fusion
+from emotion.features import AudioFeatureParams
+from emotion.fusion import AudioVisualFusion
+from emotion.fusion_training import fusion_data_hash, fusion_table, fusion_version, train_and_evaluate_fusion
 from emotion.models import SearchParams, model_spec
+from emotion.nn import FaceEmbedder
 from emotion.report import write_report
 from emotion.splits import ActorSplit
 from emotion.store import Store
@@ -137,8 +138,7 @@ def train_fusion_model(
     est = AudioVisualFusion(method=model.removeprefix("fusion-"))
     table, acols, vcols = _fusion_table(out, audio, frames, (*split.train, *split.test), _parts(store, audio, frames))
     est.set_params(n_audio=len(acols))
-    data_hash = stable_hash(sorted(zip(table["path"], table["content_hash"], strict=True)), 16)
-    version = fusion_version(est.method, est.get_params(), split, audio.key, frames.key, data_hash)
+    version = fusion_version(est.method, est.get_params(), split, audio.key, frames.key, fusion_data_hash(table))
     folder = store.run_dir(split.id, model, version)
     if store.run_complete(folder) and not force:
         log.info("%s: run %s is complete in the store; reusing it", model, version)
