@@ -294,8 +294,8 @@ def frame_rows(root: DataRoot, ref: ClipRef, params: FrameParams) -> list[dict[s
     return rows
 
 
-def extract_chunk(step: Step, clips: Sequence[ClipRef], data_url: str, store_url: str) -> ChunkResult:
-    """Process ``clips`` for ``step`` and write their rows as one Parquet part."""
+def extract_chunk(step: Step, clips: Sequence[ClipRef], data_url: str, store_url: str, run_tag: str = "") -> ChunkResult:
+    """Process ``clips`` for ``step`` and write their rows as one Parquet part (temporaries tagged ``run_tag``)."""
     t0 = time.perf_counter()
     root, store = _root(data_url), _store(store_url)
     rows: list[dict[str, Any]] = []
@@ -319,7 +319,7 @@ def extract_chunk(step: Step, clips: Sequence[ClipRef], data_url: str, store_url
     if rows:
         schema = feature_schema(step.params) if isinstance(step.params, AudioFeatureParams) else frame_schema(step.params)
         part = f"{store.dataset_dir(step.dataset, step.key)}/{Store.new_part_name()}"
-        store.write_table(part, pa.Table.from_pylist(rows, schema=schema))
+        store.write_table(part, pa.Table.from_pylist(rows, schema=schema), tag=run_tag)
     worker = f"{socket.gethostname()}:{os.getpid()}"
     return ChunkResult(part, n_ok, rejects, time.perf_counter() - t0, worker, no_audio)
 

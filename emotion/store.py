@@ -80,23 +80,27 @@ class Store:
         return f"{proto}://{path}"
 
     # -- writing ---------------------------------------------------------
-    def write_bytes(self, path: str, data: bytes) -> None:
+    def write_bytes(self, path: str, data: bytes, tag: str = "") -> None:
         """Write ``data`` to ``path`` atomically (temp name, then rename).
+
+        ``tag`` names the run in the temporary file's name (see
+        :meth:`remove_stale_temporaries`).
 
         A full disk, a read-only store or missing permissions raise
         :class:`StoreError` naming the file; what was there stays intact.
         """
         try:
-            self._write_bytes(path, data)
+            self._write_bytes(path, data, tag)
         except OSError as exc:
             reason = exc.strerror or str(exc) or type(exc).__name__
             raise StoreError(f"cannot write {self.url_of(path)}: {reason}") from None
 
-    def _write_bytes(self, path: str, data: bytes) -> None:
+    def _write_bytes(self, path: str, data: bytes, tag: str = "") -> None:
         parent = posixpath.dirname(path)
         if self.is_local:
             os.makedirs(parent, exist_ok=True)
-            tmp = posixpath.join(parent, f"{TMP_PREFIX}{uuid.uuid4().hex}-{posixpath.basename(path)}")
+            tagged = f"{tag}-" if tag else ""
+            tmp = posixpath.join(parent, f"{TMP_PREFIX}{tagged}{uuid.uuid4().hex}-{posixpath.basename(path)}")
             try:
                 with open(tmp, "wb") as fh:
                     fh.write(data)
@@ -113,19 +117,26 @@ class Store:
     def write_json(self, path: str, obj: Any) -> None:
         self.write_bytes(path, (json.dumps(obj, indent=2, sort_keys=True, default=str) + "\n").encode())
 
-    def write_table(self, path: str, table: pa.Table) -> None:
+    def write_table(self, path: str, table: pa.Table, tag: str = "") -> None:
         buf = io.BytesIO()
         pq.write_table(table, buf, compression="zstd")
-        self.write_bytes(path, buf.getvalue())
+        self.write_bytes(path, buf.getvalue(), tag)
 
-    def remove_stale_temporaries(self, folder: str, older_than: float) -> int:
-        """Delete temporary files that writers killed before ``older_than`` (a time.time()) left behind."""
+    def remove_stale_temporaries(self, folder: str, older_than: float, tag: str = "") -> int:
+        """Delete temporary files left behind by killed writers.
+
+        Those older than ``older_than`` (a time.time(): when the run began)
+        and those of the run ``tag`` (its writers have all finished when it
+        commits, so any left were killed mid-write). Temporaries of another
+        run still writing to the same store are neither.
+        """
         if not self.is_local or not os.path.isdir(folder):
             return 0  # object stores write in one PUT: no temporaries
         n = 0
+        mine = f"{TMP_PREFIX}{tag}-" if tag else None
         for name in os.listdir(folder):
             p = os.path.join(folder, name)
-            if name.startswith(TMP_PREFIX) and os.path.getmtime(p) < older_than:
+            if name.startswith(TMP_PREFIX) and ((mine and name.startswith(mine)) or os.path.getmtime(p) < older_than):
                 os.unlink(p)
                 n += 1
         return n

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+import uuid
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -69,6 +70,7 @@ def extract(
     """
     log = get_run_logger()
     t0, started = time.perf_counter(), time.time()
+    run_tag = uuid.uuid4().hex[:12]  # names this run's temporary files
     steps = steps_for(modality, features, frames, chunk_size)
     invs = {s.modality: inventory(data, s) for s in steps}
     version = stable_hash(sorted((r.path, r.content_hash) for inv in invs.values() for r, _, _ in inv.clips), 8)
@@ -82,7 +84,7 @@ def extract(
         total = sum(len(p.todo) for p in plans.values())
         progress = Progress(total, f"{total} clips ({', '.join(s.modality for s in steps)})")
         with dask_client(dask_address, workers, jobs=len(work)) as client:
-            futures = [(s, run_chunk.submit(i, s, c, data, out, client)) for s, i, c in work]
+            futures = [(s, run_chunk.submit(i, s, c, data, out, client, run_tag)) for s, i, c in work]
             done = 0
             for s, fut in futures:
                 res = fut.result()
@@ -97,7 +99,7 @@ def extract(
                 log.info("extracted %d/%d clips", done, total)
     for s in steps:
         summary = summaries[s.modality]
-        commit(out, s, plans[s.modality], invs[s.modality], summary.rejects, started, summary.no_audio_clips)
+        commit(out, s, plans[s.modality], invs[s.modality], summary.rejects, started, summary.no_audio_clips, run_tag)
         summary.rejected = len(summary.rejects)
         summary.no_audio = len(summary.no_audio_clips)
         summary.workers = sorted(set(summary.workers))

@@ -47,30 +47,33 @@ def plan(inv: Inventory, out: str, step: Step, full: bool) -> Plan:
 
 
 @task(name="extract-chunk", cache_policy=NO_CACHE, task_run_name="extract-{step.modality}-{index}")
-def run_chunk(index: int, step: Step, clips: list[ClipRef], data: str, out: str, client: Client) -> ChunkResult:
+def run_chunk(index: int, step: Step, clips: list[ClipRef], data: str, out: str, client: Client,
+              run_tag: str = "") -> ChunkResult:
     """Process one chunk on a Dask worker; the worker writes the Parquet part."""
-    future = client.submit(extract_chunk, step, clips, data, out, pure=False, key=f"{step.modality}-chunk-{index}-{id(clips)}")
+    future = client.submit(extract_chunk, step, clips, data, out, run_tag, pure=False,
+                           key=f"{step.modality}-chunk-{index}-{id(clips)}")
     return future.result()
 
 
 @task(name="commit", cache_policy=NO_CACHE, task_run_name="commit-{step.modality}")
 def commit(out: str, step: Step, p: Plan, inv: Inventory, rejects: list[dict[str, Any]], started: float,
-           no_audio: list[dict[str, Any]] | None = None) -> int:
+           no_audio: list[dict[str, Any]] | None = None, run_tag: str = "") -> int:
     """Drop stale and duplicate rows, then write the manifest, parameters and rejects table.
 
     For the audio step, ``no_audio`` (clips without audio: video-only mp4s,
     mp4s with a silent or missing track) is written to ``manifest/no_audio``
     and left out of the manifest, like the rejects.
 
-    ``started`` is when the run began: temporary files older than that were
-    left by a writer that was killed, and are removed.
+    ``started`` is when the run began: temporary files older than that, and
+    those of this run (``run_tag``; all its writers have finished), were left
+    by a writer that was killed, and are removed.
     """
     store = Store(out)
     folder = store.dataset_dir(step.dataset, step.key)
     dropped = compact(store, folder, p.stale_parts)
     store.remove(f"{folder}/{name}" for name in p.drop_parts)
     dropped += compact(store, folder, duplicate_rows(store.dataset_keys(step.dataset, step.key)))
-    store.remove_stale_temporaries(folder, older_than=started)
+    store.remove_stale_temporaries(folder, older_than=started, tag=run_tag)
     store.write_json(f"{folder}/params.json", {"params": step.params.to_dict(), "hash": step.params.hash()})
     rejected = {r["path"] for r in rejects} | {r["path"] for r in no_audio or []}
     manifest = inv.manifest()

@@ -46,6 +46,32 @@ def test_readers_ignore_temporary_files_of_a_killed_writer(tmp_path):
     assert list(df["path"]) == ["a"]
 
 
+def test_commit_cleanup_removes_old_and_own_temporaries_but_not_another_runs(tmp_path):
+    import time
+
+    store = Store(str(tmp_path))
+    folder = store.path("features", "audio", "x")
+    os.makedirs(folder)
+    names = {"old": ".tmp-aaaa-part-1.parquet", "mine": ".tmp-run1-bbbb-part-2.parquet",
+             "other": ".tmp-run2-cccc-part-3.parquet", "part": "part-4.parquet"}
+    started = time.time() - 1  # the run began; then its writers and another run's wrote
+    for n in names.values():
+        open(os.path.join(folder, n), "wb").close()
+    past = started - 60
+    os.utime(os.path.join(folder, names["old"]), (past, past))  # a writer killed before this run began
+    assert store.remove_stale_temporaries(folder, older_than=started, tag="run1") == 2
+    assert sorted(os.listdir(folder)) == sorted([names["other"], names["part"]])  # run2 may still be writing
+
+
+def test_tagged_writes_name_their_run_in_the_temporary(tmp_path, monkeypatch):
+    store = Store(str(tmp_path))
+    seen = []
+    real = os.replace
+    monkeypatch.setattr(os, "replace", lambda a, b: (seen.append(os.path.basename(a)), real(a, b)))
+    store.write_bytes(store.path("d", "part-1.parquet"), b"x", tag="run1")
+    assert seen[0].startswith(".tmp-run1-") and seen[0].endswith("-part-1.parquet")
+
+
 def test_newest_row_of_a_path_wins(tmp_path):
     store = Store(str(tmp_path))
     folder = store.features_dir("audio", "k")

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 import subprocess
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import httpx
@@ -14,16 +16,23 @@ from tests.services import BIN, free_port, process, service_env, wait_for
 pytestmark = pytest.mark.slow
 
 
-@pytest.fixture(scope="module")
-def prefect_api(tmp_path_factory):
-    tmp = tmp_path_factory.mktemp("prefect")
+@contextmanager
+def prefect_server(tmp: Path) -> Iterator[tuple[str, dict[str, str]]]:
+    """A real ``prefect server start`` on a free port of 127.0.0.1 with its own home, stopped on exit."""
     port = free_port()
     env = service_env(tmp)
     argv = [str(BIN / "prefect"), "server", "start", "--host", "127.0.0.1", "--port", str(port)]
     with process(argv, tmp / "server.log", env) as proc:
         api = f"http://127.0.0.1:{port}/api"
-        wait_for(lambda: httpx.get(f"{api}/health", timeout=2).status_code == 200, 120, "prefect server", proc)
+        wait_for(lambda: httpx.get(f"{api}/health", timeout=2).status_code == 200, 120, "prefect server", proc,
+                 log=tmp / "server.log")
         yield api, env
+
+
+@pytest.fixture(scope="module")
+def prefect_api(tmp_path_factory):
+    with prefect_server(tmp_path_factory.mktemp("prefect")) as server:
+        yield server
 
 
 def post(api: str, path: str, body: dict | None = None) -> list[dict]:
@@ -73,27 +82,51 @@ def test_deployments_are_registered_with_cron_schedules(prefect_api, tmp_path: P
     assert deps["weekly-train"]["parameters"]["split"] == "train=1-20,test=21-24"
 
 
-def test_served_deployment_runs_when_triggered(prefect_api, tiny_corpus: Path, tmp_path: Path):
+@pytest.fixture
+def fresh_prefect_api(tmp_path_factory):
+    """A server of its own: the runner's polls do not queue behind the other tests' runs, events and logs."""
+    with prefect_server(tmp_path_factory.mktemp("prefect-serve")) as server:
+        yield server
+
+
+def test_served_deployment_runs_when_triggered(fresh_prefect_api, tiny_corpus: Path, tmp_path: Path):
     """`emotion deploy` serves a deployment; a run created through the API executes and completes."""
-    api, env = prefect_api
+    api, env = fresh_prefect_api
     out = tmp_path / "served-store"
     spec = tmp_path / "deployments.yaml"
     spec.write_text("deployments:\n  - name: serve-check\n    flow: extract\n    cron: '30 1 * * *'\n"
                     f"    parameters:\n      data: {tiny_corpus}\n      out: {out}\n      workers: 1\n")
     argv = [str(BIN / "emotion"), "deploy", "--file", str(spec)]
-    with process(argv, tmp_path / "serve.log", {**env, "PREFECT_API_URL": api}) as proc:
+    log = tmp_path / "serve.log"
+    # poll every 2 s (default 10) and log at debug level, so a run that is never picked up shows why
+    serve_env = {**env, "PREFECT_API_URL": api, "PREFECT_RUNNER_POLL_FREQUENCY": "2", "PREFECT_LOGGING_LEVEL": "DEBUG"}
+    with process(argv, log, serve_env) as proc:
         wait_for(lambda: "serve-check" in {d["name"] for d in post(api, "deployments/filter")}, 120, "serve", proc,
-                 log=tmp_path / "serve.log")
+                 log=log)
         [dep] = [d for d in post(api, "deployments/filter") if d["name"] == "serve-check"]
         assert dep["schedules"][0]["schedule"]["cron"] == "30 1 * * *"
         run = httpx.post(f"{api}/deployments/{dep['id']}/create_flow_run", json={}, timeout=30).json()
+        seen: list[str] = []
 
         def finished() -> bool:
-            state = httpx.get(f"{api}/flow_runs/{run['id']}", timeout=10).json()["state_type"]
-            assert state not in ("FAILED", "CRASHED", "CANCELLED"), (tmp_path / "serve.log").read_text()[-3000:]
-            return state == "COMPLETED"
+            fr = httpx.get(f"{api}/flow_runs/{run['id']}", timeout=10).json()
+            state = f"{fr['state_type']} ({fr['state_name']})"
+            if not seen or seen[-1] != state:
+                seen.append(state)
+            assert fr["state_type"] not in ("FAILED", "CRASHED", "CANCELLED"), log.read_text()[-3000:]
+            return bool(fr["state_type"] == "COMPLETED")
 
-        wait_for(finished, 300, "the triggered deployment run", proc, log=tmp_path / "serve.log")
+        try:
+            wait_for(finished, 300, "the triggered deployment run", proc, log=log)
+        except TimeoutError as exc:
+            runner = [ln for ln in log.read_text(errors="replace").splitlines() if "runner" in ln.lower()][-30:]
+            raise TimeoutError(f"{exc}\nstates seen: {' -> '.join(seen)}\n--- runner lines of serve.log ---\n"
+                               + "\n".join(runner) + f"\n--- server log ---\n{prefect_server_log(env)}") from None
         assert proc.poll() is None  # still serving
     assert proc.returncode is not None  # stopped on SIGTERM
     assert len(list((out / "features" / "audio").glob("seed-*/part-*.parquet"))) >= 1
+
+
+def prefect_server_log(env: dict[str, str]) -> str:
+    path = Path(env["PREFECT_HOME"]).parent / "server.log"
+    return path.read_text(errors="replace")[-3000:] if path.exists() else "(none)"
