@@ -73,3 +73,22 @@ def test_extracts_from_a_zip_archive_as_downloaded(tiny_corpus, tmp_path):
     df = Store(str(tmp_path / "out")).read_features("audio", PARAMS.key)
     assert df["path"].str.startswith("Audio_Speech_Actors_01-24.zip/Actor_").all()
     assert [p.name for p in data.iterdir()] == ["Audio_Speech_Actors_01-24.zip"]
+
+
+def test_extended_set_is_stored_beside_seed(tiny_corpus, tmp_path):
+    from emotion.features_extended import ExtendedFeatureParams
+
+    ext = ExtendedFeatureParams()
+    out = tmp_path / "out"
+    inv = take_inventory(DataRoot(str(tiny_corpus)))
+    clips = [r for r, _, _ in inv.clips][:12]
+    for params in (PARAMS, ext):
+        res = extract_audio_chunk(clips, str(tiny_corpus), str(out), params)
+        assert res.processed == 12 and not res.rejects
+    store = Store(str(out))
+    seed_df, ext_df = store.read_features("audio", PARAMS.key), store.read_features("audio", ext.key)
+    assert ext.key != PARAMS.key and (out / "features" / "audio" / ext.key).is_dir()
+    assert list(ext_df.columns[-len(ext.feature_names()):]) == ext.feature_names()
+    assert "logmel07_p90" in ext_df and "logmel07_p90" not in seed_df and "mfcc01_max" in seed_df
+    assert sorted(seed_df["path"]) == sorted(ext_df["path"])
+    assert np.isfinite(ext_df[ext.feature_names()].to_numpy()).all()
