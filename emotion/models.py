@@ -22,6 +22,7 @@ import numpy as np
 from scipy.stats import loguniform, randint, uniform
 from sklearn.base import BaseEstimator, clone
 from sklearn.ensemble import RandomForestClassifier
+from sklearn.linear_model import LogisticRegression
 from sklearn.model_selection import GridSearchCV, GroupKFold, RandomizedSearchCV
 from sklearn.multiclass import OneVsRestClassifier
 from sklearn.pipeline import Pipeline
@@ -81,6 +82,17 @@ def _refine_svc(best: dict[str, Any]) -> dict[str, list[Any]]:
     return grid
 
 
+def _refine_lr(best: dict[str, Any]) -> dict[str, list[Any]]:
+    grid: dict[str, list[Any]] = {k: [v] for k, v in best.items()}
+    grid["clf__C"] = _logs(best["clf__C"], (0.5, 1.0, 2.0))
+    return grid
+
+
+def _lr(seed: int) -> BaseEstimator:
+    lr = LogisticRegression(max_iter=3000, random_state=seed)
+    return Pipeline([("scale", StandardScaler()), ("clf", lr)])
+
+
 def _rf(seed: int) -> BaseEstimator:
     return RandomForestClassifier(random_state=seed, n_jobs=1)
 
@@ -121,6 +133,11 @@ MODELS: dict[str, ModelSpec] = {
             "clf__estimator__class_weight": [None, "balanced"],
         },
         _refine_svc,
+    ),
+    "lr": ModelSpec(
+        "lr", "Logistic regression (multinomial, L2)", _lr,
+        {"clf__C": loguniform(1e-4, 1.0), "clf__class_weight": [None, "balanced"]},
+        _refine_lr,
     ),
     "xgb": ModelSpec(
         "xgb", "XGBoost", _xgb,

@@ -26,7 +26,7 @@ for _k, _v in {
     os.environ.setdefault(_k, _v)
 
 from emotion.errors import EmotionError, UsageError  # noqa: E402
-from emotion.features import feature_set  # noqa: E402
+from emotion.featuresets import FEATURE_SET_NAMES, feature_set  # noqa: E402
 from emotion.models import MODELS, SearchParams  # noqa: E402
 from emotion.splits import DEFAULT_SPLIT, ActorSplit, parse_actors  # noqa: E402
 from emotion.synth import SynthParams, write_corpus  # noqa: E402
@@ -138,7 +138,8 @@ def _print_extract(s: dict[str, Any]) -> None:
 
 
 def _print_train(t: dict[str, Any]) -> None:
-    print(f"split {t['split']}: models ranked by accuracy on the test actors")
+    norm = ", speaker-normalised" if t.get("speaker_norm") else ""
+    print(f"split {t['split']} (features {t.get('features', 'seed')}{norm}): models ranked by accuracy on the test actors")
     print(f"  {'model':<6} {'accuracy':>8} {'macro-F1':>8} {'UAR':>6} {'grouped-CV acc':>15} {'train':>6} {'test':>5}  run")
     for r in t["models"]:
         cv = f"{r['cv_accuracy']:.3f}±{r['cv_std']:.3f}"
@@ -197,7 +198,7 @@ def cmd_train(args: argparse.Namespace) -> int:
     out = _existing_dir(args.out, "store")
     split = str(ActorSplit.parse(args.split))
     t = train_audio(out, split, _models(args.model), feature_set(args.features), _search(args),
-                    n_jobs=args.jobs, force=args.force)
+                    n_jobs=args.jobs, force=args.force, speaker_norm=args.speaker_norm)
     _emit(args, t, _print_train)
     return 0
 
@@ -206,7 +207,8 @@ def _run(args: argparse.Namespace, data: str, out: str) -> dict[str, Any]:
     run_pipeline = _flows().run.run_pipeline
     split = str(ActorSplit.parse(args.split))
     r = run_pipeline(data, out, split, _models(args.model), feature_set(args.features), _search(args),
-                     full=args.full, dask_address=args.dask_address, workers=args.workers, n_jobs=args.jobs)
+                     full=args.full, dask_address=args.dask_address, workers=args.workers, n_jobs=args.jobs,
+                     speaker_norm=args.speaker_norm)
     return {**r, "extract": extract_payload(r["extract"])}
 
 
@@ -276,7 +278,9 @@ def _add_common(p: argparse.ArgumentParser) -> None:
 
 
 def _add_extract_opts(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--features", default="seed", help="feature set (default: seed, the baseline recipe)")
+    p.add_argument("--features", default="seed",
+                   help=f"feature set: {', '.join(FEATURE_SET_NAMES)} (default: seed, the baseline recipe; "
+                        "egemaps and compare need the opensmile extra)")
     p.add_argument("--dask-address", metavar="ADDR", default=os.environ.get("EMOTION_DASK_ADDRESS"),
                    help="use the Dask scheduler at tcp://HOST:PORT (default: a local cluster)")
     p.add_argument("--workers", type=int, help="worker processes of the local cluster (default: one per core)")
@@ -293,6 +297,8 @@ def _add_train_opts(p: argparse.ArgumentParser) -> None:
     p.add_argument("--no-refine", action="store_true", help="skip the grid search around the best candidate")
     p.add_argument("--seed", type=int, default=0, help="random seed of the search and models (default 0)")
     p.add_argument("--jobs", type=int, help="parallel search processes (default: one per core)")
+    p.add_argument("--speaker-norm", action="store_true",
+                   help="standardise each actor's features over that actor's own clips (train and test; no labels)")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -325,7 +331,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("train", help="tune, train and evaluate models on the features in OUT")
     p.add_argument("out")
-    p.add_argument("--features", default="seed")
+    p.add_argument("--features", default="seed", help=f"feature set: {', '.join(FEATURE_SET_NAMES)} (default seed)")
     p.add_argument("--force", action="store_true", help="retrain even if an identical run is stored")
     _add_train_opts(p)
     _add_common(p)

@@ -7,6 +7,7 @@ from typing import Any
 from prefect import flow
 
 from emotion.features import AudioFeatureParams
+from emotion.featuresets import FeatureParams
 from emotion.models import SearchParams, model_spec
 from emotion.splits import DEFAULT_SPLIT, ActorSplit
 from tasks.artifacts import name_flow_run, publish_metrics
@@ -21,10 +22,11 @@ def train_audio(
     out: str,
     split: str = DEFAULT_SPLIT,
     models: tuple[str, ...] = DEFAULT_MODELS,
-    features: AudioFeatureParams = AudioFeatureParams(),
+    features: FeatureParams = AudioFeatureParams(),
     search: SearchParams = SearchParams(),
     n_jobs: int | None = None,
     force: bool = False,
+    speaker_norm: bool = False,
 ) -> dict[str, Any]:
     """Train every model in ``models`` on ``split``; returns the summary, best first."""
     sp = ActorSplit.parse(split)
@@ -32,8 +34,9 @@ def train_audio(
         model_spec(m)  # fail fast on an unknown name
     jobs = n_jobs or default_workers()
     name_flow_run(f"train-audio-{sp.id}-data-{data_version(out, sp, features)[:8]}")
-    results = [train_model(out, m, sp, features, search, jobs, force) for m in models]
+    results = [train_model(out, m, sp, features, search, jobs, force, speaker_norm) for m in models]
     path = write_summary(out, sp, results)
     ranked = sorted(results, key=lambda r: (-r["accuracy"], r["model"]))
     publish_metrics(str(sp), ranked, {r["model"]: r.pop("confusion_matrix") for r in ranked})
-    return {"split": str(sp), "split_id": sp.id, "summary": path, "models": ranked}
+    return {"split": str(sp), "split_id": sp.id, "summary": path, "features": features.name,
+            "speaker_norm": speaker_norm, "models": ranked}
