@@ -30,3 +30,28 @@ def report_markdown(split: str, rows: list[dict[str, Any]]) -> str:
                      f"{r['accuracy']:.3f} | {r['macro_f1']:.3f} | {r['uar']:.3f} | {cv} | {r.get('n_train', '')} | "
                      f"{r.get('n_test', '')} |")
     return "\n".join(lines) + "\n"
+
+
+def _loso_key(r: dict[str, Any]) -> tuple[str, bool, str, str]:
+    return (str(r["features"]), bool(r["speaker_norm"]), str(r["model"]), str(r["mode"]))
+
+
+def merge_loso(previous: list[dict[str, Any]], new: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The latest LOSO result of every (features, speaker_norm, model, mode), best first."""
+    table = {_loso_key(r): r for r in previous}
+    table.update({_loso_key(r): {k: v for k, v in r.items() if k != "path"} for r in new})
+    return sorted(table.values(), key=lambda r: (-r["mean"], *_loso_key(r)))
+
+
+def loso_markdown(split: str, rows: list[dict[str, Any]]) -> str:
+    actors = sorted({a for r in rows for a in r["per_actor"]})
+    lines = [f"# Leave-one-actor-out over the training actors of {split}", "",
+             "Each actor held out in turn, trained on the others; test actors unused. `nested`: hyper-parameters "
+             "tuned inside every fold; `fixed`: copied from the stored run (mildly optimistic).", "",
+             "| features | speaker norm | model | params | mean | std | min | max | " + " | ".join(actors) + " |",
+             "|---" * (8 + len(actors)) + "|"]
+    for r in rows:
+        per = " | ".join(f"{r['per_actor'][a]:.2f}" if a in r["per_actor"] else "" for a in actors)
+        lines.append(f"| {r['features']} | {'yes' if r['speaker_norm'] else 'no'} | {r['model']} | {r['mode']} | "
+                     f"{r['mean']:.3f} | {r['std']:.3f} | {r['min']:.3f} | {r['max']:.3f} | {per} |")
+    return "\n".join(lines) + "\n"

@@ -65,6 +65,7 @@ def check_prefect_api() -> None:
 def _flows() -> Any:
     """Import the flows (and so Prefect) on first use; synth needs neither."""
     check_prefect_api()
+    import flows.evaluate
     import flows.extract
     import flows.run
     import flows.train
@@ -240,6 +241,36 @@ def cmd_demo(args: argparse.Namespace) -> int:
     return 0
 
 
+def _print_loso(t: dict[str, Any]) -> None:
+    norm = ", speaker-normalised" if t["speaker_norm"] else ""
+    print(f"leave-one-actor-out over the training actors of {t['split']} (features {t['features']}{norm}; "
+          f"hyper-parameters {t['mode']}):")
+    for r in t["models"]:
+        per = " ".join(f"{a}:{v:.2f}" for a, v in r["per_actor"].items())
+        print(f"  {r['model']:<8} mean {r['mean']:.3f}  std {r['std']:.3f}  min {r['min']:.3f}  max {r['max']:.3f}"
+              f"  ({r['n_actors']} actors, {r['seconds']:.0f} s)")
+        print(f"           per actor: {per}")
+    if t["mode"] == "fixed":
+        print("  note: fixed hyper-parameters come from the stored runs, chosen with these actors: mildly optimistic")
+    print(f"  summary: {t['summary']}")
+
+
+def cmd_evaluate(args: argparse.Namespace) -> int:
+    if not args.loso:
+        raise UsageError("evaluate needs --loso (leave-one-actor-out over the training actors; the only evaluation so far)")
+    if args.params_from and not args.fixed_params:
+        raise UsageError("--params-from needs --fixed-params")
+    evaluate_loso = _flows().evaluate.evaluate_loso
+    out = _existing_dir(args.out, "store")
+    split = str(ActorSplit.parse(args.split))
+    features = feature_set(args.features)
+    t = evaluate_loso(out, split, tuple(_models(args.model or ["lr"])), features, _search(args),
+                      speaker_norm=args.speaker_norm, mode="fixed" if args.fixed_params else "nested", n_jobs=args.jobs,
+                      params_from=str(ActorSplit.parse(args.params_from)) if args.params_from else None)
+    _emit(args, t, _print_loso)
+    return 0
+
+
 def cmd_server(args: argparse.Namespace) -> int:
     env = {**os.environ, "PREFECT_SERVER_ANALYTICS_ENABLED": "false"}
     api = f"http://{args.host}:{args.port}/api"
@@ -336,6 +367,19 @@ def build_parser() -> argparse.ArgumentParser:
     _add_train_opts(p)
     _add_common(p)
     p.set_defaults(func=cmd_train)
+
+    p = sub.add_parser("evaluate", help="leave-one-actor-out evaluation over the training actors of a split")
+    p.add_argument("out")
+    p.add_argument("--loso", action="store_true", help="leave one training actor out at a time (test actors unused)")
+    p.add_argument("--features", default="seed", help=f"feature set: {', '.join(FEATURE_SET_NAMES)} (default seed)")
+    p.add_argument("--fixed-params", action="store_true",
+                   help="reuse the hyper-parameters of the stored run (one fit per actor; mildly optimistic) "
+                        "instead of tuning inside every fold")
+    p.add_argument("--params-from", metavar="SPLIT",
+                   help="with --fixed-params: the split whose stored runs give them (default: --split)")
+    _add_train_opts(p)
+    _add_common(p)
+    p.set_defaults(func=cmd_evaluate)
 
     p = sub.add_parser("run", help="extract, train and evaluate")
     p.add_argument("data")

@@ -98,6 +98,10 @@ def test_split_without_test_clips_fails_with_one_line(corpus: Path, tmp_path: Pa
     (["train", ".", "--model", "knn"], "unknown model"),
     (["train", ".", "--n-iter", "0"], "--n-iter"),
     (["extract", ".", "--out", "/proc/emotion-store"], "cannot create the output folder"),
+    (["train", ".", "--features", "nope"], "unknown feature set 'nope'"),
+    (["evaluate", "."], "evaluate needs --loso"),
+    (["evaluate", ".", "--loso", "--model", "knn"], "unknown model"),
+    (["evaluate", ".", "--loso", "--params-from", "train=1-2,test=3"], "--params-from needs --fixed-params"),
 ])
 def test_bad_usage_exits_2_with_one_line(argv, message, capsys):
     code, _, err = run_cli(capsys, *argv)
@@ -156,3 +160,49 @@ def test_a_prefect_server_that_is_down_is_reported_with_the_way_out(tiny_corpus:
     [line] = err.strip().splitlines()
     assert "is not reachable" in line and "emotion server" in line and "unset PREFECT_API_URL" in line
     assert not (tmp_path / "o" / "features").exists()  # nothing was started
+
+
+def test_extended_features_speaker_norm_neural_models_and_loso(corpus: Path, tmp_path: Path, capsys):
+    out = tmp_path / "store"
+    code, r, _ = run_cli(capsys, "run", str(corpus), "--out", str(out), *SPLIT, *FAST, "--features", "extended",
+                         "--speaker-norm", "--model", "lr,mlp", "--json")
+    assert code == 0
+    assert r["extract"]["modalities"]["audio"]["feature_set"].startswith("extended-")
+    assert r["train"]["features"] == "extended" and r["train"]["speaker_norm"] is True
+    for m in r["train"]["models"]:
+        run_dir = Path(m["run_dir"])
+        metrics = json.loads((run_dir / "metrics.json").read_text())
+        assert metrics["features"] == "extended" and metrics["speaker_norm"] is True
+        assert json.loads((run_dir / "params.json").read_text())["speaker_norm"] is True
+        assert json.loads((run_dir / "run.json").read_text())["speaker_norm"] is True
+        assert (run_dir / "model_card.md").read_text().count("speaker normalisation: on") == 1
+        assert (run_dir / "normalization.json").is_file()
+        est, info = load_run(Store(str(out)), str(run_dir))
+        assert info["model_file"]["format"] == ("keras" if m["model"] == "mlp" else "skops")
+    assert max(m["accuracy"] for m in r["train"]["models"]) >= 0.8
+
+    # the same model on seed without normalisation is a different run; the report shows both side by side
+    code, t, _ = run_cli(capsys, "run", str(corpus), "--out", str(out), *SPLIT, *FAST, "--model", "lr", "--json")
+    assert code == 0 and t["train"]["models"][0]["version"] != next(
+        m["version"] for m in r["train"]["models"] if m["model"] == "lr")
+    summary = json.loads((out / "runs" / "train01-03_test21" / "summary.json").read_text())
+    assert {(x["features"], x["model"], x["speaker_norm"]) for x in summary["all"]} == {
+        ("extended", "lr", True), ("extended", "mlp", True), ("seed", "lr", False)}
+    report = (out / "runs" / "train01-03_test21" / "report.md").read_text()
+    assert "| extended | yes | mlp |" in report and "| seed | no | lr |" in report
+
+    # leave-one-actor-out over the training actors 01-03, tuned in every fold, then with the stored run's parameters
+    code, e, _ = run_cli(capsys, "evaluate", str(out), "--loso", *SPLIT, "--features", "extended", "--speaker-norm",
+                         "--model", "lr", "--n-iter", "1", "--cv-folds", "2", "--jobs", "1", "--json")
+    assert code == 0 and e["mode"] == "nested"
+    lr = e["models"][0]
+    assert set(lr["per_actor"]) == {"01", "02", "03"} and lr["n_clips"] == 90
+    assert lr["mean"] == pytest.approx(np.mean(list(lr["per_actor"].values())))
+    assert json.loads(Path(lr["path"]).read_text())["speaker_norm"] is True
+    code, _, err = run_cli(capsys, "evaluate", str(out), "--loso", *SPLIT, "--features", "extended", "--speaker-norm",
+                           "--model", "mlp", "--fixed-params", "--jobs", "1")
+    assert code == 0, err
+    loso_report = (out / "runs" / "train01-03_test21" / "loso" / "report.md").read_text()
+    assert "| extended | yes | lr | nested |" in loso_report and "| extended | yes | mlp | fixed |" in loso_report
+    code, _, err = run_cli(capsys, "evaluate", str(out), "--loso", *SPLIT, "--model", "svc", "--fixed-params")
+    assert code == 1 and "no stored svc run with features seed" in err
