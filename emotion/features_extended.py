@@ -131,23 +131,28 @@ def _filters(sr: int, n_fft: int, n_mels: int) -> tuple[np.ndarray, np.ndarray, 
     return mel, chroma, freqs
 
 
-def yin(y: np.ndarray, sr: int, fmin: float, fmax: float, frame: int, hop: int) -> tuple[np.ndarray, np.ndarray]:
+def yin(
+    y: np.ndarray, sr: int, fmin: float, fmax: float, frame: int, hop: int, frames_range: tuple[int, int] | None = None
+) -> tuple[np.ndarray, np.ndarray]:
     """YIN pitch (Hz) and aperiodicity (0 periodic ... 1 noise) per centred frame.
 
     The cumulative-mean-normalised difference function of de Cheveigné and
     Kawahara (2002), computed for all frames at once with FFTs, with
     parabolic interpolation of the chosen lag. Aperiodicity is the value of
     the normalised difference at that lag, usable as a voicing score.
+    ``frames_range`` = (first, stop) computes only those frames of the grid.
     """
     yp = np.pad(y, frame // 2)
     frames = librosa.util.frame(yp, frame_length=frame, hop_length=hop, axis=0)  # (n, frame)
     n_frames = 1 + len(y) // hop
-    frames = frames[:n_frames]
+    first, stop = frames_range or (0, n_frames)
     w = frame // 2  # integration window
     max_lag = min(int(np.ceil(sr / fmin)), w - 1)
     min_lag = max(1, int(np.floor(sr / fmax)))
-    # autocorrelation r(t, tau) = sum_j x_j x_{j+tau} over the first w samples, via FFT
-    nfft = scipy.fft.next_fast_len(frame + w)
+    # only x_0 .. x_{w + max_lag} of each frame enter the difference function
+    frames = frames[first:min(stop, n_frames), : w + max_lag + 1]
+    # autocorrelation r(t, tau) = sum_{j<w} x_j x_{j+tau} via FFT; no wrap-around for tau <= max_lag
+    nfft = scipy.fft.next_fast_len(w + max_lag + 1)
     a = scipy.fft.rfft(frames, nfft, axis=1)
     b = scipy.fft.rfft(frames[:, :w], nfft, axis=1)
     acf = scipy.fft.irfft(a * np.conj(b), nfft, axis=1)[:, : max_lag + 1]
@@ -200,40 +205,43 @@ class ExtendedFeatureExtractor:
         n_frames = 1 + len(y) // hop
         if n_frames < p.min_frames:
             raise RejectedInput(f"clip too short: {len(y) / sr:.3f} s gives {n_frames} frames, at least {p.min_frames} needed")
-        mag = np.abs(librosa.stft(y, n_fft=p.n_fft, hop_length=hop, center=True))[:, :n_frames]
-        power = mag**2
-        rms = np.sqrt(2 * power.sum(axis=0) / (p.n_fft * self._window_power))  # Parseval, undoing the Hann window
+        mag_all = np.abs(librosa.stft(y, n_fft=p.n_fft, hop_length=hop, center=True))[:, :n_frames]
+        power_all = mag_all**2
+        rms = np.sqrt(2 * power_all.sum(axis=0) / (p.n_fft * self._window_power))  # Parseval, undoing the Hann window
         energy = 20 * np.log10(rms + 1e-10)
         active = np.flatnonzero(energy >= energy.max() - p.top_db)
         a0, a1 = int(active[0]), int(active[-1]) + 1
         if a1 - a0 < p.min_frames:  # a short burst: widen to the minimum around it
             a0 = max(0, min(a0, n_frames - p.min_frames))
             a1 = min(n_frames, a0 + p.min_frames)
-        logmel = librosa.power_to_db(self._mel @ power, ref=1.0, amin=1e-10, top_db=None)
-        mfcc = scipy.fft.dct(logmel, axis=0, type=2, norm="ortho")[: p.n_mfcc]
+        sl = slice(a0, a1)
+        # deltas need the frames around the active part; everything else is computed on it only
+        logmel_all = librosa.power_to_db(self._mel @ power_all, ref=1.0, amin=1e-10, top_db=None)
+        mfcc = scipy.fft.dct(logmel_all, axis=0, type=2, norm="ortho")[: p.n_mfcc]
+        logmel = logmel_all[:, sl]
+        mag, power = mag_all[:, sl], power_all[:, sl]
         total = power.sum(axis=0) + 1e-12
         centroid = (self._freqs @ power) / total
         bandwidth = np.sqrt(((self._freqs[:, None] - centroid) ** 2 * power).sum(axis=0) / total)
         cum = np.cumsum(power, axis=0)
         rolloff = self._freqs[np.minimum((cum < 0.85 * cum[-1]).sum(axis=0), len(self._freqs) - 1)]
         flatness = np.exp(np.mean(np.log(power + 1e-10), axis=0)) / (np.mean(power, axis=0) + 1e-10)
-        frames = librosa.util.frame(np.pad(y, p.n_fft // 2), frame_length=p.n_fft, hop_length=hop, axis=0)[:n_frames]
+        frames = librosa.util.frame(np.pad(y, p.n_fft // 2), frame_length=p.n_fft, hop_length=hop, axis=0)[sl]
         zcr = np.mean(np.abs(np.diff(np.signbit(frames), axis=1)), axis=1)
         contrast = librosa.feature.spectral_contrast(S=mag, sr=sr, n_fft=p.n_fft, n_bands=p.n_contrast_bands)
         chroma = self._chroma @ power
         chroma = chroma / (chroma.max(axis=0, keepdims=True) + 1e-10)
-        f0_hz, aperiodicity = yin(y, sr, p.f0_min, p.f0_max, p.f0_frame, hop)
-        voiced = (aperiodicity < p.voicing_threshold) & (energy >= energy.max() - p.top_db)
+        f0_hz, aperiodicity = yin(y, sr, p.f0_min, p.f0_max, p.f0_frame, hop, (a0, a1))
+        voiced = (aperiodicity < p.voicing_threshold) & (energy[sl] >= energy.max() - p.top_db)
         f0 = np.where(voiced, 12 * np.log2(f0_hz / 55.0), np.nan)
-        sl = slice(a0, a1)
         delta = {"mode": "nearest", "width": p.delta_width}
         block = np.vstack([
-            logmel[:, sl], mfcc[:, sl], librosa.feature.delta(mfcc, **delta)[:, sl],  # type: ignore[arg-type]
-            centroid[None, sl], bandwidth[None, sl], rolloff[None, sl], flatness[None, sl], zcr[None, sl],
-            contrast[:, sl], chroma[:, sl], energy[None, sl],
+            logmel, mfcc[:, sl], librosa.feature.delta(mfcc, **delta)[:, sl],  # type: ignore[arg-type]
+            centroid[None, :], bandwidth[None, :], rolloff[None, :], flatness[None, :], zcr[None, :],
+            contrast, chroma, energy[None, sl],
             librosa.feature.delta(energy[None, :], **delta)[:, sl],  # type: ignore[arg-type]
         ])
-        return block, f0[sl], voiced[sl]
+        return block, f0, voiced
 
     def __call__(self, y: np.ndarray) -> np.ndarray:
         block, f0, voiced = self.descriptors(y)
