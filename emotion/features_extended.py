@@ -9,6 +9,11 @@ frame grid):
 * ``contrastN``: spectral contrast in ``n_contrast_bands + 1`` octave bands
 * ``zcr``: zero-crossing rate
 * ``chromaNN``: the 12 pitch classes
+* ``alpha_ratio`` (dB, 50-1000 Hz over 1-5 kHz), ``hammarberg`` (dB, the
+  strongest peak in 0-2 kHz over that in 2-5 kHz), ``slope0500`` and
+  ``slope5001500`` (dB/Hz, the log-power spectrum's least-squares slope in
+  0-500 and 500-1500 Hz): voice quality and vocal effort, after eGeMAPS
+* ``hnr``: harmonics-to-noise ratio (dB) from the YIN aperiodicity
 * ``energy`` and ``energy_delta``: frame RMS in dB and its delta
 * ``f0`` and ``f0_delta``: fundamental frequency in semitones above 55 Hz
   (YIN), on voiced frames only
@@ -39,6 +44,7 @@ from emotion.features import stable_hash
 
 FUNCTIONALS = ("mean", "std", "p10", "p50", "p90", "range", "slope")
 SPECTRAL = ("centroid", "bandwidth", "rolloff", "flatness", "zcr")
+VOICE_QUALITY = ("alpha_ratio", "hammarberg", "slope0500", "slope5001500", "hnr")
 
 
 @dataclass(frozen=True)
@@ -58,7 +64,7 @@ class ExtendedFeatureParams:
     top_db: float = 40.0  # active part: frames within top_db of the loudest
     voicing_threshold: float = 0.3  # YIN aperiodicity below which a frame is voiced
     delta_width: int = 9
-    revision: int = 1
+    revision: int = 2  # 2: voice-quality descriptors (alpha ratio, Hammarberg, spectral slopes, HNR)
 
     def __post_init__(self) -> None:
         if self.sample_rate < 8000 or self.n_fft < 64 or self.hop_length < 1 or self.n_mels < 8:
@@ -98,6 +104,7 @@ class ExtendedFeatureParams:
         d += list(SPECTRAL)
         d += [f"contrast{i}" for i in range(1, self.n_contrast_bands + 2)]
         d += [f"chroma{i:02d}" for i in range(1, 13)]
+        d += list(VOICE_QUALITY)
         d += ["energy", "energy_delta", "f0", "f0_delta"]
         return d
 
@@ -194,6 +201,24 @@ class ExtendedFeatureExtractor:
         self.names = params.feature_names()
         self._mel, self._chroma, self._freqs = _filters(params.sample_rate, params.n_fft, params.n_mels)
         self._window_power = float(np.sum(librosa.filters.get_window("hann", params.n_fft) ** 2))
+        f = self._freqs
+        self._bands = {k: (f >= lo) & (f < hi) for k, (lo, hi) in
+                       {"alpha_lo": (50, 1000), "alpha_hi": (1000, 5000), "hamm_lo": (0, 2000), "hamm_hi": (2000, 5000),
+                        "s1": (1, 500), "s2": (500, 1500)}.items()}
+
+    def _slope(self, logp: np.ndarray, band: np.ndarray) -> np.ndarray:
+        f = self._freqs[band]
+        fc = f - f.mean()
+        return np.asarray(fc @ (logp[band] - logp[band].mean(axis=0)) / (fc @ fc))
+
+    def voice_quality(self, power: np.ndarray, aperiodicity: np.ndarray) -> np.ndarray:
+        """``VOICE_QUALITY`` descriptors per frame (rows) of ``power`` (bins x frames)."""
+        b = self._bands
+        db = 10 * np.log10(power + 1e-10)
+        alpha = 10 * np.log10(power[b["alpha_lo"]].sum(axis=0) + 1e-10) - 10 * np.log10(power[b["alpha_hi"]].sum(axis=0) + 1e-10)
+        hamm = db[b["hamm_lo"]].max(axis=0) - db[b["hamm_hi"]].max(axis=0)
+        hnr = 10 * np.log10((1 - aperiodicity + 1e-3) / (aperiodicity + 1e-3))
+        return np.vstack([alpha, hamm, self._slope(db, b["s1"]), self._slope(db, b["s2"]), hnr])
 
     def descriptors(self, y: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Frame-level descriptors over the active frames: (descriptors x frames), f0 track, voiced mask.
@@ -238,7 +263,7 @@ class ExtendedFeatureExtractor:
         block = np.vstack([
             logmel, mfcc[:, sl], librosa.feature.delta(mfcc, **delta)[:, sl],  # type: ignore[arg-type]
             centroid[None, :], bandwidth[None, :], rolloff[None, :], flatness[None, :], zcr[None, :],
-            contrast, chroma, energy[None, sl],
+            contrast, chroma, self.voice_quality(power, aperiodicity), energy[None, sl],
             librosa.feature.delta(energy[None, :], **delta)[:, sl],  # type: ignore[arg-type]
         ])
         return block, f0, voiced

@@ -22,7 +22,8 @@ def test_names_shape_and_order():
     assert len(names) == len(set(names)) == len(P.descriptors()) * len(FUNCTIONALS) + 1
     assert names[:7] == [f"logmel01_{f}" for f in FUNCTIONALS]
     for n in ("logmel07_p90", "mfcc20_delta_slope", "centroid_mean", "contrast6_std", "chroma12_p50", "zcr_range",
-              "energy_delta_std", "f0_mean", "f0_delta_std", "rolloff_p10", "flatness_mean", "bandwidth_slope"):
+              "energy_delta_std", "f0_mean", "f0_delta_std", "rolloff_p10", "flatness_mean", "bandwidth_slope",
+              "alpha_ratio_mean", "hammarberg_p50", "slope0500_std", "slope5001500_mean", "hnr_p90"):
         assert n in names
     assert names[-1] == "voiced_ratio"
     v = ExtendedFeatureExtractor(P)(tone(220))
@@ -51,6 +52,10 @@ def test_rising_pitch_has_positive_slope_and_noise_is_unvoiced():
     dn = dict(zip(P.feature_names(), ExtendedFeatureExtractor(P)(noise), strict=True))
     assert dn["voiced_ratio"] < 0.05
     assert dn["flatness_mean"] > 10 * d["flatness_mean"]
+    # voice quality: white noise has the alpha ratio of its bandwidths (950 Hz vs 4 kHz) and a negative HNR
+    assert dn["alpha_ratio_mean"] == pytest.approx(10 * np.log10(950 / 4000), abs=0.7)
+    assert dn["hnr_mean"] < 0 < 20 < d["hnr_mean"]
+    assert abs(dn["hammarberg_mean"]) < 3 and d["hammarberg_mean"] > 40
 
 
 def test_yin_against_librosa():
