@@ -6,7 +6,8 @@ from typing import Any
 
 
 def _key(r: dict[str, Any]) -> tuple[str, str, bool]:
-    return (str(r.get("features", "seed")), str(r["model"]), bool(r.get("speaker_norm", False)))
+    # the set's key (name and parameters hash) where known: two revisions of a set are two rows
+    return (str(r.get("feature_set") or r.get("features", "seed")), str(r["model"]), bool(r.get("speaker_norm", False)))
 
 
 def merge_results(previous: list[dict[str, Any]], new: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -14,6 +15,10 @@ def merge_results(previous: list[dict[str, Any]], new: list[dict[str, Any]]) -> 
     table = {_key(r): r for r in previous}
     table.update({_key(r): r for r in new})
     return sorted(table.values(), key=lambda r: (-r["accuracy"], *_key(r)))
+
+
+def _loso_set(r: dict[str, Any]) -> str:
+    return f"{r['features']}-{r['feature_hash']}" if r.get("feature_hash") else str(r["features"])
 
 
 def report_markdown(split: str, rows: list[dict[str, Any]]) -> str:
@@ -26,14 +31,15 @@ def report_markdown(split: str, rows: list[dict[str, Any]]) -> str:
              "|---|---|---|---|---|---|---|---|---|"]
     for r in rows:
         cv = f"{r['cv_accuracy']:.3f} ± {r['cv_std']:.3f}" if "cv_accuracy" in r else ""
-        lines.append(f"| {r.get('features', 'seed')} | {'yes' if r.get('speaker_norm') else 'no'} | {r['model']} | "
+        fs = r.get("feature_set") or r.get("features", "seed")
+        lines.append(f"| {fs} | {'yes' if r.get('speaker_norm') else 'no'} | {r['model']} | "
                      f"{r['accuracy']:.3f} | {r['macro_f1']:.3f} | {r['uar']:.3f} | {cv} | {r.get('n_train', '')} | "
                      f"{r.get('n_test', '')} |")
     return "\n".join(lines) + "\n"
 
 
 def _loso_key(r: dict[str, Any]) -> tuple[str, bool, str, str]:
-    return (str(r["features"]), bool(r["speaker_norm"]), str(r["model"]), str(r["mode"]))
+    return (_loso_set(r), bool(r["speaker_norm"]), str(r["model"]), str(r["mode"]))
 
 
 def merge_loso(previous: list[dict[str, Any]], new: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -52,6 +58,6 @@ def loso_markdown(split: str, rows: list[dict[str, Any]]) -> str:
              "|---" * (8 + len(actors)) + "|"]
     for r in rows:
         per = " | ".join(f"{r['per_actor'][a]:.2f}" if a in r["per_actor"] else "" for a in actors)
-        lines.append(f"| {r['features']} | {'yes' if r['speaker_norm'] else 'no'} | {r['model']} | {r['mode']} | "
+        lines.append(f"| {_loso_set(r)} | {'yes' if r['speaker_norm'] else 'no'} | {r['model']} | {r['mode']} | "
                      f"{r['mean']:.3f} | {r['std']:.3f} | {r['min']:.3f} | {r['max']:.3f} | {per} |")
     return "\n".join(lines) + "\n"

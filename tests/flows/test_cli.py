@@ -10,6 +10,7 @@ import pandas as pd
 import pytest
 
 from emotion.features import AudioFeatureParams
+from emotion.features_extended import ExtendedFeatureParams
 from emotion.runs import load_run
 from emotion.store import Store
 from flows.cli import main
@@ -188,8 +189,9 @@ def test_extended_features_speaker_norm_neural_models_and_loso(corpus: Path, tmp
     summary = json.loads((out / "runs" / "train01-03_test21" / "summary.json").read_text())
     assert {(x["features"], x["model"], x["speaker_norm"]) for x in summary["all"]} == {
         ("extended", "lr", True), ("extended", "mlp", True), ("seed", "lr", False)}
+    ext_key, seed_key = ExtendedFeatureParams().key, AudioFeatureParams().key
     report = (out / "runs" / "train01-03_test21" / "report.md").read_text()
-    assert "| extended | yes | mlp |" in report and "| seed | no | lr |" in report
+    assert f"| {ext_key} | yes | mlp |" in report and f"| {seed_key} | no | lr |" in report
 
     # leave-one-actor-out over the training actors 01-03, tuned in every fold, then with the stored run's parameters
     code, e, _ = run_cli(capsys, "evaluate", str(out), "--loso", *SPLIT, "--features", "extended", "--speaker-norm",
@@ -203,6 +205,6 @@ def test_extended_features_speaker_norm_neural_models_and_loso(corpus: Path, tmp
                            "--model", "mlp", "--fixed-params", "--jobs", "1")
     assert code == 0, err
     loso_report = (out / "runs" / "train01-03_test21" / "loso" / "report.md").read_text()
-    assert "| extended | yes | lr | nested |" in loso_report and "| extended | yes | mlp | fixed |" in loso_report
+    assert f"| {ext_key} | yes | lr | nested |" in loso_report and f"| {ext_key} | yes | mlp | fixed |" in loso_report
     code, _, err = run_cli(capsys, "evaluate", str(out), "--loso", *SPLIT, "--model", "svc", "--fixed-params")
     assert code == 1 and "no stored svc run with features seed" in err
