@@ -2,6 +2,10 @@
 
 Matches ``librosa.load(path, sr=target)``: soundfile decodes, channels are
 averaged, and soxr (``soxr_hq``) resamples.
+
+The audio track of an mp4 (AAC in RAVDESS audio-video clips) is decoded in
+process by PyAV (FFmpeg inside the wheel; no system ffmpeg), then mixed to mono
+and resampled exactly like a WAV, so it goes through the same feature code.
 """
 
 from __future__ import annotations
@@ -12,7 +16,7 @@ import numpy as np
 import soundfile as sf
 import soxr
 
-from emotion.errors import DecodeError, RejectedInput
+from emotion.errors import DecodeError, NoAudioError, RejectedInput
 
 SILENCE_PEAK = 1e-4  # -80 dBFS: quieter than any usable recording
 MAX_SECONDS = 600.0  # longer recordings are refused before they are decoded (memory bound)
@@ -59,6 +63,71 @@ def decode_audio(data: bytes) -> tuple[np.ndarray, int]:
     return y, int(sr)
 
 
+_INT_SCALE = {"u8": 128.0, "s16": 32768.0, "s32": 2147483648.0, "s64": 9223372036854775808.0}
+
+
+def _frame_samples(frame: object) -> np.ndarray:
+    """One decoded PyAV audio frame as float32 ``[samples, channels]`` in [-1, 1]."""
+    a = np.asarray(frame.to_ndarray())  # type: ignore[attr-defined]
+    fmt = frame.format  # type: ignore[attr-defined]
+    channels = len(frame.layout.channels)  # type: ignore[attr-defined]
+    a = a.reshape(channels, -1) if fmt.is_planar else a.reshape(-1, channels).T
+    base = fmt.name.rstrip("p")
+    if base in _INT_SCALE:
+        offset = 128.0 if base == "u8" else 0.0
+        return ((a.astype(np.float64) - offset) / _INT_SCALE[base]).astype(np.float32).T
+    return a.astype(np.float32).T
+
+
+def decode_video_audio(data: bytes) -> tuple[np.ndarray, int]:
+    """Decode the first audio track of a video container (mp4) to ``(samples[frames, channels] float32, rate)``.
+
+    Encoder priming is dropped by FFmpeg (the mp4 edit list) and the padding of
+    the last AAC frame is cut to the track's declared duration, so the samples
+    line up with the audio that was encoded. Raises :class:`NoAudioError` when
+    the clip has no audio track, :class:`DecodeError` when it cannot be read.
+    """
+    import av
+
+    from emotion.video import open_container
+
+    container = open_container(data)
+    with container:
+        if not container.streams.audio:
+            raise NoAudioError("no audio track in the clip")
+        stream = container.streams.audio[0]
+        stream.codec_context.thread_type = "NONE"  # type: ignore[attr-defined]
+        sr = int(stream.codec_context.sample_rate or stream.rate or 0)
+        if sr <= 0:
+            raise DecodeError("audio track has no sample rate")
+        tb = float(stream.time_base) if stream.time_base else 0.0
+        declared = int(round(float(stream.duration) * tb * sr)) if stream.duration and tb else 0
+        if declared > MAX_SECONDS * sr:
+            raise RejectedInput(f"audio is {declared / sr:.0f} s long, over the limit of {MAX_SECONDS:.0f} s")
+        chunks: list[np.ndarray] = []
+        total = 0
+        try:
+            for frame in container.decode(stream):
+                chunk = _frame_samples(frame)
+                chunks.append(chunk)
+                total += chunk.shape[0]
+                if total > MAX_SECONDS * sr:
+                    raise RejectedInput(f"audio is over the limit of {MAX_SECONDS:.0f} s")
+        except av.FFmpegError as exc:
+            if not chunks:
+                raise DecodeError(f"audio track is corrupt: {str(exc).splitlines()[0]}") from None
+    if not chunks or total == 0:
+        raise NoAudioError("the audio track has no samples")
+    y = np.concatenate(chunks, axis=0)
+    if declared:
+        if y.shape[0] < declared - max(2048, declared // 50):  # complete tracks decode all but the last frame's padding
+            raise DecodeError(f"audio track is cut off: {y.shape[0]} of its {declared} samples decode")
+        y = y[:declared]
+    if not np.isfinite(y).all():
+        raise DecodeError("audio contains NaN or infinite samples")
+    return y, sr
+
+
 def to_mono(y: np.ndarray) -> np.ndarray:
     """Average channels of a ``[frames, channels]`` array (as librosa.to_mono)."""
     if y.shape[1] == 1:
@@ -76,11 +145,19 @@ def resample(y: np.ndarray, orig_sr: int, target_sr: int) -> np.ndarray:
     return np.pad(out, (0, n - out.shape[0])) if out.shape[0] < n else out
 
 
-def load_audio(data: bytes, target_sr: int) -> np.ndarray:
-    """Mono float32 samples at ``target_sr``; rejects silent audio."""
-    y, sr = decode_audio(data)
+def load_audio(data: bytes, target_sr: int, *, video: bool = False) -> np.ndarray:
+    """Mono float32 samples at ``target_sr``; rejects silent audio.
+
+    With ``video``, ``data`` is a video container (mp4) and its audio track is
+    used; a missing or silent track raises :class:`NoAudioError` (a video-only
+    clip), not a plain rejection.
+    """
+    y, sr = decode_video_audio(data) if video else decode_audio(data)
     mono = resample(to_mono(y), sr, target_sr)
     peak = float(np.max(np.abs(mono))) if mono.size else 0.0
     if peak < SILENCE_PEAK:
-        raise RejectedInput(f"audio is silent (peak {20 * np.log10(max(peak, 1e-12)):.0f} dBFS)")
+        db = 20 * np.log10(max(peak, 1e-12))
+        if video:
+            raise NoAudioError(f"the audio track is silent (peak {db:.0f} dBFS)")
+        raise RejectedInput(f"audio is silent (peak {db:.0f} dBFS)")
     return mono

@@ -36,6 +36,13 @@ class DecodeError(RejectedInput):
     """The bytes of a file cannot be decoded as audio or video."""
 
 
+class NoAudioError(RejectedInput):
+    """A video clip carries no usable audio: no audio track, or a silent one (video-only clips).
+
+    Not a fault of the file: the clip has no audio features, and its video is used as usual.
+    """
+
+
 class UnsafeArchiveError(RejectedInput):
     """A zip member would escape its folder, is a link, or is too large."""
 

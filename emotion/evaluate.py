@@ -30,6 +30,7 @@ from emotion.features import stable_hash
 from emotion.models import ModelSpec, SearchParams, tune
 from emotion.normalize import speaker_standardize
 from emotion.splits import ActorSplit
+from emotion.training import one_row_per_recording
 
 MODES = ("nested", "fixed")
 
@@ -45,7 +46,8 @@ class LosoData:
 def loso_data(
     df: pd.DataFrame, feature_names: list[str], split: ActorSplit, feature_hash: str, *, speaker_norm: bool = False
 ) -> LosoData:
-    """The training actors' clips of ``split`` (labels 0-7); test actors are left out."""
+    """The training actors' clips of ``split`` (one row per recording, labels 0-7); test actors are left out."""
+    df = one_row_per_recording(df)
     missing = [c for c in feature_names if c not in df.columns]
     if missing:
         raise StoreError(f"feature table lacks {len(missing)} expected columns (e.g. {missing[0]})")

@@ -10,6 +10,12 @@ Dask worker running :func:`extract_audio_chunk` needs only this package.
    are processed, and rows of deleted or changed clips are marked stale.
 3. :func:`extract_audio_chunk` decodes a chunk of clips, computes features,
    and writes one Parquet part; bad clips come back as rejects.
+
+The audio step reads ``.wav``, ``.flac`` and the audio track of ``.mp4``
+clips. A clip without audio is not a reject: video-only clips (modality 02,
+whose track is silent) are set aside at inventory without decoding, and an
+mp4 whose track is missing or silent is set aside at decoding; both are
+listed as ``no_audio`` with a reason, and their frames are extracted as usual.
 """
 
 from __future__ import annotations
@@ -29,11 +35,11 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from emotion.audio import load_audio
-from emotion.errors import InvalidIdError, RejectedInput
+from emotion.errors import InvalidIdError, NoAudioError, RejectedInput
 from emotion.features import AudioFeatureParams
 from emotion.featuresets import Extractor, FeatureParams, make_extractor
 from emotion.ids import Modality, RavdessId, parse_id
-from emotion.sources import AUDIO_EXTENSIONS, VIDEO_EXTENSIONS, DataRoot, content_hash
+from emotion.sources import AUDIO_EXTENSIONS, VIDEO_EXTENSIONS, DataRoot, content_hash, extension
 from emotion.store import LABEL_COLUMNS, Store
 from emotion.video import FrameParams, encode_png, sample_frames
 
@@ -50,6 +56,7 @@ class ClipRef:
 class Inventory:
     clips: list[tuple[ClipRef, RavdessId, int]] = field(default_factory=list)  # (ref, id, size)
     rejects: list[dict[str, Any]] = field(default_factory=list)
+    no_audio: list[dict[str, Any]] = field(default_factory=list)  # clips without audio (not rejects)
 
     def manifest(self) -> pd.DataFrame:
         rows = [{"path": r.path, "content_hash": r.content_hash, "size": size, **rid.labels()}
@@ -66,8 +73,8 @@ def reject(path: str, reason: str, stage: str) -> dict[str, Any]:
 class Step:
     """One kind of extraction: which files it takes, what it computes, where rows go.
 
-    ``audio``: ``.wav``/``.flac`` clips -> one feature row per clip in
-    ``features/audio``; ``video``: ``.mp4`` clips -> one row per kept frame
+    ``audio``: ``.wav``/``.flac`` clips and the audio track of ``.mp4`` clips
+    -> one feature row per clip in ``features/audio``; ``video``: ``.mp4`` clips -> one row per kept frame
     in ``frames``. Both are keyed by the parameters' hash.
     """
 
@@ -81,7 +88,7 @@ class Step:
 
     @property
     def extensions(self) -> frozenset[str]:
-        return AUDIO_EXTENSIONS if self.modality == "audio" else VIDEO_EXTENSIONS
+        return AUDIO_EXTENSIONS | VIDEO_EXTENSIONS if self.modality == "audio" else VIDEO_EXTENSIONS
 
     @property
     def key(self) -> str:
@@ -91,6 +98,15 @@ class Step:
         if self.modality == "video" and rid.modality == Modality.AUDIO_ONLY:
             return f"an mp4 named as audio-only (modality 03) in {rid.stem}: expected modality 01 or 02"
         return None
+
+    def absent(self, relpath: str, rid: RavdessId) -> str | None:
+        """Why a valid clip has nothing for this step (not a reject), or None."""
+        if self.modality == "audio" and extension(relpath) in VIDEO_EXTENSIONS and rid.modality == Modality.VIDEO_ONLY:
+            return NO_AUDIO_VIDEO_ONLY
+        return None
+
+
+NO_AUDIO_VIDEO_ONLY = "no audio: video-only clip (modality 02)"
 
 
 def audio_step(params: FeatureParams | None = None, chunk_size: int = 40) -> Step:
@@ -105,11 +121,13 @@ def take_inventory(
     root: DataRoot,
     extensions: Iterable[str] = AUDIO_EXTENSIONS,
     accept: Callable[[RavdessId], str | None] | None = None,
+    absent: Callable[[str, RavdessId], str | None] | None = None,
 ) -> Inventory:
     """Discover, validate and hash every clip; problems become rejects.
 
     ``accept`` may refuse a valid id with a reason (e.g. a modality this
-    step does not handle). Of two files with the same id, the first by path
+    step does not handle). ``absent`` may set a valid clip aside with a
+    reason, unread and not as a reject (a video-only clip has no audio). Of two files with the same id, the first by path
     is kept and the other rejected.
     """
     inv = Inventory()
@@ -126,6 +144,10 @@ def take_inventory(
         why = accept(rid) if accept else None
         if why:
             inv.rejects.append(reject(cand.relpath, why, "id"))
+            continue
+        none = absent(cand.relpath, rid) if absent else None
+        if none:
+            inv.no_audio.append(reject(cand.relpath, none, "id"))
             continue
         if rid.stem in seen:
             inv.rejects.append(reject(cand.relpath, f"duplicate id {rid.stem}: already given by {seen[rid.stem]}", "id"))
@@ -200,6 +222,7 @@ class ChunkResult:
     rejects: list[dict[str, Any]]
     seconds: float
     worker: str
+    no_audio: list[dict[str, Any]] = field(default_factory=list)  # mp4s whose audio track is missing or silent
 
 
 @lru_cache(maxsize=4)
@@ -250,7 +273,7 @@ def audio_row(root: DataRoot, ref: ClipRef, extractor: Extractor) -> dict[str, A
     """Decode one clip and compute its feature row; raises RejectedInput."""
     rid = parse_id(ref.path)
     data = root.read_bytes(ref.path)
-    y = load_audio(data, extractor.params.sample_rate)
+    y = load_audio(data, extractor.params.sample_rate, video=extension(ref.path) in VIDEO_EXTENSIONS)
     vec = extractor(y)
     row: dict[str, Any] = {"path": ref.path, "content_hash": content_hash(data), **rid.labels()}
     row.update(zip(extractor.names, vec.tolist(), strict=True))
@@ -279,6 +302,7 @@ def extract_chunk(step: Step, clips: Sequence[ClipRef], data_url: str, store_url
     root, store = _root(data_url), _store(store_url)
     rows: list[dict[str, Any]] = []
     rejects = []
+    no_audio = []
     n_ok = 0
     for ref in clips:
         try:
@@ -287,6 +311,8 @@ def extract_chunk(step: Step, clips: Sequence[ClipRef], data_url: str, store_url
             else:
                 rows.append(audio_row(root, ref, _extractor(step.params)))
             n_ok += 1
+        except NoAudioError as exc:
+            no_audio.append(reject(ref.path, f"no audio: {exc.reason}", "decode"))
         except RejectedInput as exc:
             rejects.append(reject(ref.path, exc.reason, "decode"))
         except Exception as exc:  # noqa: BLE001 - a bad file must not stop the others
@@ -297,7 +323,7 @@ def extract_chunk(step: Step, clips: Sequence[ClipRef], data_url: str, store_url
         part = f"{store.dataset_dir(step.dataset, step.key)}/{Store.new_part_name()}"
         store.write_table(part, pa.Table.from_pylist(rows, schema=schema))
     worker = f"{socket.gethostname()}:{os.getpid()}"
-    return ChunkResult(part, n_ok, rejects, time.perf_counter() - t0, worker)
+    return ChunkResult(part, n_ok, rejects, time.perf_counter() - t0, worker, no_audio)
 
 
 def extract_audio_chunk(

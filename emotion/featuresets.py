@@ -44,6 +44,19 @@ def feature_set(name: str) -> FeatureParams:
     raise UsageError(f"unknown feature set {name!r}; choose from {', '.join(FEATURE_SET_NAMES)}")
 
 
+def params_from_dict(d: dict[str, Any]) -> FeatureParams:
+    """The parameters recorded as ``d`` (e.g. ``run.json``'s ``feature_params``), of whichever set they name.
+
+    Records without a ``name`` are the seed set's (the first release wrote none).
+    """
+    name = d.get("name", "seed")
+    if name == "extended":
+        return ExtendedFeatureParams.from_dict(d)
+    if name in OPENSMILE_SETS:
+        return OpenSmileParams.from_dict(d)
+    return AudioFeatureParams.from_dict(d)
+
+
 def make_extractor(params: FeatureParams) -> Extractor:
     if isinstance(params, AudioFeatureParams):
         return AudioFeatureExtractor(params)

@@ -2,10 +2,13 @@
 
 scikit-learn estimators are stored with skops (``.skops``), refused on load if
 they contain any type outside an allow-list; XGBoost models as XGBoost's own
-JSON; the Keras MLP in Keras' native ``.keras`` format, loaded with
-``safe_mode`` (no lambdas or custom code); an ensemble as a zip of its
-members' files, each in one of those formats with its own SHA-256, plus a
-JSON manifest (names, weights, records). The SHA-256 of the model file is recorded next to it at save time and
+JSON; Keras networks in Keras' native ``.keras`` format, loaded in safe mode
+(which refuses serialized Python code, lambdas or custom layers): the audio
+MLP (classes and parameters in the record's ``meta``) and the video frame
+models (which wrapper in ``estimator``, its parameters in ``params``); an
+ensemble as a zip of its members' files, each in one of those formats with
+its own SHA-256, plus a JSON manifest (names, weights, records). The SHA-256
+of the model file is recorded next to it at save time and
 checked before anything is parsed: a tampered or swapped file is refused.
 """
 
@@ -38,6 +41,7 @@ TRUSTED_TYPES: frozenset[str] = frozenset({
     "numpy.ndarray",
     "builtins.slice",
     "collections.OrderedDict",
+    "emotion.fusion.AudioVisualFusion",
 })
 
 
@@ -47,11 +51,15 @@ class SavedModel:
     format: str  # "skops", "xgboost-json", "keras" or "ensemble-zip"
     sha256: str
     meta: dict[str, Any] | None = None  # what the format does not hold itself (the MLP's classes and parameters)
+    estimator: str | None = None  # for Keras frame models: which wrapper (emotion.nn.NN_MODELS)
+    params: dict[str, Any] | None = None  # for Keras frame models: the wrapper's parameters
 
     def to_dict(self) -> dict[str, Any]:
         d: dict[str, Any] = {"file": self.file, "format": self.format, "sha256": self.sha256}
         if self.meta is not None:
             d["meta"] = self.meta
+        if self.estimator is not None:
+            d.update(estimator=self.estimator, params=self.params)
         return d
 
 
@@ -67,11 +75,15 @@ def dump_model(est: BaseEstimator) -> tuple[bytes, SavedModel]:
     """Serialize ``est``; returns the bytes and what to record about them."""
     from emotion.ensemble import SoftVotingEnsemble
     from emotion.neural import KerasMLPClassifier
+    from emotion.nn import KerasFrameClassifier
 
     if isinstance(est, KerasMLPClassifier):
         data = est.to_bytes()
         meta = {"classes": [_plain(c) for c in est.classes_], "params": est.get_params()}
-        return data, SavedModel("model.keras", "keras", sha256(data), meta)
+        return data, SavedModel("model.keras", "keras", sha256(data), meta=meta)
+    if isinstance(est, KerasFrameClassifier):  # video frame models (emotion.nn)
+        data = est.to_bytes()
+        return data, SavedModel("model.keras", "keras", sha256(data), estimator=str(est.name), params=est.get_params())
     if isinstance(est, SoftVotingEnsemble):
         return _dump_ensemble(est)
     if _is_xgb(est):
@@ -110,7 +122,17 @@ def load_model(data: bytes, record: dict[str, Any], *, source: str = "model") ->
             model.load_model(p)
         return model
     if fmt == "keras":
-        from emotion.neural import KerasMLPClassifier
+        if record.get("estimator") is not None:  # a video frame model (emotion.nn)
+            from emotion.nn import NN_MODELS
+
+            cls = NN_MODELS.get(str(record.get("estimator")))
+            if cls is None:
+                raise ModelIntegrityError(f"{source}: unknown Keras model kind {record.get('estimator')!r}")
+            try:
+                return cls.from_bytes(data, dict(record.get("params") or {}))
+            except ModelIntegrityError as exc:
+                raise ModelIntegrityError(f"{source}: {exc}") from None
+        from emotion.neural import KerasMLPClassifier  # the audio MLP: classes and parameters in "meta"
 
         meta = record.get("meta") or {}
         try:

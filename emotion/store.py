@@ -7,6 +7,7 @@ Layout (``OUT`` is a local folder or an fsspec URL)::
     OUT/frames/<set>-<hash>/part-<time>-<id>.parquet           one row per kept video frame (PNG)
     OUT/manifest/<modality>.parquet                           every input seen by the last run
     OUT/rejects/<modality>.parquet                            file, reason, stage, time
+    OUT/manifest/no_audio.parquet                             clips without audio (video-only mp4s): path, reason
     OUT/runs/<split-id>/<model>/<version>/                    one trained model and its evaluation
 
 Every file is written under a temporary name and renamed into place (a single
@@ -215,6 +216,17 @@ class Store:
 
     def read_rejects(self, modality: str) -> pd.DataFrame:
         df = self.read_table(self.path("rejects", f"{modality}.parquet"))
+        return df if df is not None else REJECT_SCHEMA.empty_table().to_pandas()
+
+    def write_no_audio(self, rows: list[dict[str, Any]]) -> None:
+        """``manifest/no_audio.parquet``: clips of the last audio run that have no audio, with the reason (not rejects)."""
+        table = pa.Table.from_pylist(
+            [{"path": r["path"], "reason": r["reason"], "stage": r["stage"], "time": r.get("time") or _now_ms()}
+             for r in rows], schema=REJECT_SCHEMA)
+        self.write_table(self.path("manifest", "no_audio.parquet"), table)
+
+    def read_no_audio(self) -> pd.DataFrame:
+        df = self.read_table(self.path("manifest", "no_audio.parquet"))
         return df if df is not None else REJECT_SCHEMA.empty_table().to_pandas()
 
     def write_manifest(self, modality: str, df: pd.DataFrame) -> None:

@@ -31,12 +31,21 @@ _SAMPLE_RATES = (16000, 22050, 44100, 48000)
 DEFAULT_ACTORS: tuple[int, ...] = (1, 2, 3, 4, 5, 6, 7, 8, 21, 22, 23, 24)
 
 
+# signal="split": the voice tells only which of four pairs an emotion is in, and the face (emotion.synth_video)
+# only which of four other pairs, so each modality alone is at most half right and only both together tell
+# the emotion: a corpus on which fusion has something to show.
+VOICE_PAIRS = np.array([0, 1, 1, 0, 4, 5, 5, 4])  # {neutral, sad} {calm, happy} {angry, surprised} {fearful, disgust}
+FACE_PAIRS = np.array([0, 0, 2, 3, 4, 4, 3, 2])  # {neutral, calm} {happy, surprised} {sad, disgust} {angry, fearful}
+SIGNALS = ("full", "split")
+
+
 @dataclass(frozen=True)
 class SynthParams:
     actors: tuple[int, ...] = DEFAULT_ACTORS
     repetitions: int = 2
     duration: float = 1.5
     seed: int = 0
+    signal: str = "full"  # or "split" (see VOICE_PAIRS)
 
 
 def all_ids(params: SynthParams, modality: Modality = Modality.AUDIO_ONLY) -> list[RavdessId]:
@@ -70,6 +79,8 @@ def synth_clip(rid: RavdessId, params: SynthParams) -> tuple[np.ndarray, int]:
     """Samples ``[frames, channels]`` float32 and the sample rate of one clip."""
     voice = actor_voice(rid.actor, params.seed)
     e = int(rid.emotion) - 1
+    if params.signal == "split":
+        e = int(VOICE_PAIRS[e])
     strong = rid.intensity == 2
     rng = np.random.default_rng([params.seed, *rid.fields()])
     sr = voice.sample_rate

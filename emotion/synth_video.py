@@ -10,6 +10,7 @@ modality 02 clips a silent one.
 from __future__ import annotations
 
 import math
+import os
 from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
@@ -17,7 +18,7 @@ from pathlib import Path
 import numpy as np
 
 from emotion.ids import Emotion, Modality, RavdessId, VocalChannel
-from emotion.synth import DEFAULT_ACTORS, SynthParams, synth_clip
+from emotion.synth import DEFAULT_ACTORS, FACE_PAIRS, SynthParams, synth_clip
 
 # per emotion: brow tilt (+ inner ends raised), brow height, eye openness, mouth curve (+ smile), mouth opening
 _BROW_TILT = np.array([0.0, 0.0, 0.1, 0.5, -0.7, 0.6, -0.4, 0.2])
@@ -37,6 +38,7 @@ class VideoSynthParams:
     fps: int = 30
     duration: float = 1.4
     seed: int = 0
+    signal: str = "full"  # or "split": the face and the voice each carry half of the signal (emotion.synth)
 
 
 def video_ids(params: VideoSynthParams) -> list[RavdessId]:
@@ -63,6 +65,8 @@ def draw_face(rid: RavdessId, t: float, params: VideoSynthParams, rng: np.random
     cx = w / 2 + arng.uniform(-0.08, 0.08) * w + 3 * math.sin(2 * math.pi * 0.7 * t)
     cy = h / 2 + arng.uniform(-0.05, 0.05) * h + 2 * math.sin(2 * math.pi * 0.5 * t)
     e = int(rid.emotion) - 1
+    if params.signal == "split":
+        e = int(FACE_PAIRS[e])
     k = 1.3 if rid.intensity == 2 else 1.0
     img = np.full((h, w), bg, np.uint8)
     fw, fh = int(62 * scale), int(80 * scale)
@@ -110,7 +114,7 @@ def write_clip(path: Path, rid: RavdessId, params: VideoSynthParams) -> None:
         if rid.modality == Modality.AUDIO_VIDEO:
             speech = RavdessId(Modality.AUDIO_ONLY, rid.vocal_channel, rid.emotion, rid.intensity, rid.statement,
                                rid.repetition, rid.actor)
-            y, sr = synth_clip(speech, SynthParams(duration=params.duration, seed=params.seed))
+            y, sr = synth_clip(speech, SynthParams(duration=params.duration, seed=params.seed, signal=params.signal))
             audio = (y.mean(axis=1) if y.ndim == 2 else y).astype(np.float32)
             astream = out.add_stream("aac", rate=sr)
             astream.layout = "mono"
@@ -138,11 +142,20 @@ def write_clip(path: Path, rid: RavdessId, params: VideoSynthParams) -> None:
             out.mux(packet)
 
 
-def write_video_corpus(root: str | Path, params: VideoSynthParams = VideoSynthParams()) -> list[Path]:
+def _write_one(job: tuple[Path, RavdessId, VideoSynthParams]) -> Path:
+    write_clip(*job)
+    return job[0]
+
+
+def write_video_corpus(root: str | Path, params: VideoSynthParams = VideoSynthParams(),
+                       workers: int | None = None) -> list[Path]:
+    """Write every clip of ``params`` under ``root/Actor_NN/``, in ``workers`` processes (default: one per core)."""
     root = Path(root)
-    paths = []
-    for rid in video_ids(params):
-        path = root / f"Actor_{rid.actor:02d}" / f"{rid.stem}.mp4"
-        write_clip(path, rid, params)
-        paths.append(path)
-    return paths
+    jobs = [(root / f"Actor_{rid.actor:02d}" / f"{rid.stem}.mp4", rid, params) for rid in video_ids(params)]
+    n = max(1, min(workers or os.cpu_count() or 1, len(jobs)))
+    if n == 1:
+        return [_write_one(j) for j in jobs]
+    import multiprocessing as mp
+
+    with mp.get_context("spawn").Pool(n) as pool:
+        return list(pool.imap(_write_one, jobs, chunksize=8))

@@ -39,14 +39,34 @@ class SplitData:
     fallback: Stats | None = None  # pooled statistics of the raw training features (prediction without a speaker group)
 
 
+RECORDING = ("vocal_channel", "emotion", "intensity", "statement", "repetition", "actor")
+
+
+def one_row_per_recording(df: pd.DataFrame) -> pd.DataFrame:
+    """Drop the speech track of audio-video clips (modality 01) whose audio-only clip (03) is there too.
+
+    RAVDESS recorded each performance once: the track of ``01-...-12.mp4`` is
+    the recording of ``03-...-12.wav``. Keeping both would count one
+    recording twice in training and in the test metrics.
+    """
+    if "modality" not in df.columns or not (df["modality"] == 1).any():
+        return df
+    audio_only = set(map(tuple, df.loc[df["modality"] == 3, list(RECORDING)].to_numpy().tolist()))
+    twin = (df["modality"] == 1) & pd.Series([tuple(r) in audio_only for r in df[list(RECORDING)].to_numpy().tolist()],
+                                             index=df.index)
+    return df[~twin]
+
+
 def split_data(
     df: pd.DataFrame, feature_names: list[str], split: ActorSplit, feature_hash: str, *, speaker_norm: bool = False
 ) -> SplitData:
-    """Select the split's actors; labels become 0-7 (emotion code - 1).
+    """Select the split's actors (one row per recording); labels become 0-7 (emotion code - 1).
 
     With ``speaker_norm``, every actor's features (train and test alike) are
-    standardised with the mean and std of that actor's own clips; no label is used.
+    standardised with the mean and std of that actor's own clips (after the
+    twin rows are dropped, so no recording weighs twice); no label is used.
     """
+    df = one_row_per_recording(df)
     missing = [c for c in feature_names if c not in df.columns]
     if missing:
         raise StoreError(f"feature table lacks {len(missing)} expected columns (e.g. {missing[0]})")
@@ -101,7 +121,7 @@ class RunOutput:
     saved: SavedModel
     confusion: bytes
     predictions: bytes  # Parquet
-    extra: dict[str, bytes] = field(default_factory=dict)  # model card, speaker-normalisation fallback
+    extra: dict[str, bytes] = field(default_factory=dict)  # model card, normalisation fallback, curves, frame predictions
 
     def files(self) -> dict[str, bytes]:
         import json

@@ -115,6 +115,18 @@ def _prepare(gray: np.ndarray, params: FrameParams) -> tuple[np.ndarray, bool | 
     return out, found, box
 
 
+def open_container(data: bytes) -> Any:
+    """An mp4 (or any container PyAV reads) opened from memory; :class:`DecodeError` with the reason if it cannot be."""
+    import av
+
+    if not data:
+        raise DecodeError("empty file (0 bytes)")
+    try:
+        return av.open(io.BytesIO(data), mode="r")
+    except (av.FFmpegError, ValueError, OSError) as exc:
+        raise DecodeError(f"cannot open video: {str(exc).splitlines()[0] if str(exc) else type(exc).__name__}") from None
+
+
 def sample_frames(data: bytes, params: FrameParams) -> Iterator[Frame]:
     """Decode ``data`` (an mp4) and yield every ``params.every``-th frame, prepared.
 
@@ -123,12 +135,7 @@ def sample_frames(data: bytes, params: FrameParams) -> Iterator[Frame]:
     """
     import av
 
-    if not data:
-        raise DecodeError("empty file (0 bytes)")
-    try:
-        container = av.open(io.BytesIO(data), mode="r")
-    except (av.FFmpegError, ValueError, OSError) as exc:
-        raise DecodeError(f"cannot open video: {str(exc).splitlines()[0] if str(exc) else type(exc).__name__}") from None
+    container = open_container(data)
     with container:
         if not container.streams.video:
             raise DecodeError("no video stream in the file")

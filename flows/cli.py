@@ -1,4 +1,4 @@
-"""The ``emotion`` command line: synth, extract, train, run, demo.
+"""The ``emotion`` command line: synth, extract, train, evaluate, run, demo, predict, server, deploy.
 
 Every command prints a readable summary (``--json`` for a machine-readable
 one) and exits 0 on success, 1 when the pipeline fails, and 2 with a one-line
@@ -27,7 +27,9 @@ for _k, _v in {
 
 from emotion.errors import EmotionError, UsageError  # noqa: E402
 from emotion.featuresets import FEATURE_SET_NAMES, feature_set  # noqa: E402
+from emotion.fusion import FUSION_MODELS  # noqa: E402
 from emotion.models import MODELS, SearchParams  # noqa: E402
+from emotion.nn import NN_MODELS  # noqa: E402
 from emotion.splits import DEFAULT_SPLIT, ActorSplit, parse_actors  # noqa: E402
 from emotion.synth import SynthParams, write_corpus  # noqa: E402
 from emotion.video import FrameParams  # noqa: E402
@@ -65,6 +67,8 @@ def check_prefect_api() -> None:
 def _flows() -> Any:
     """Import the flows (and so Prefect) on first use; synth needs neither."""
     check_prefect_api()
+    from prefect.logging.handlers import PrefectConsoleHandler
+
     import flows.evaluate
     import flows.extract
     import flows.run
@@ -73,17 +77,37 @@ def _flows() -> Any:
     for handler in logging.getLogger().handlers:
         if not any(isinstance(f, _DomainErrorsWithoutTraceback) for f in handler.filters):
             handler.addFilter(_DomainErrorsWithoutTraceback())
+        if isinstance(handler, PrefectConsoleHandler):
+            # main() may run many times in one process (tests, notebooks): log to the stderr of this call
+            handler.console.file = sys.stderr
     return flows
 
 
-def _models(values: list[str] | None) -> list[str]:
+ALL_MODELS = (*MODELS, *NN_MODELS, *FUSION_MODELS)
+
+
+def _models(values: list[str] | None, default: str = "rf,svc,xgb") -> list[str]:
     names: list[str] = []
-    for v in values or ["rf,svc,xgb"]:
+    for v in values or [default]:
         names.extend(n.strip() for n in v.split(",") if n.strip())
-    bad = [n for n in names if n not in MODELS]
+    bad = [n for n in names if n not in ALL_MODELS]
     if bad:
-        raise UsageError(f"unknown model {bad[0]!r}; choose from {', '.join(MODELS)}")
+        raise UsageError(f"unknown model {bad[0]!r}; choose from {', '.join(ALL_MODELS)}")
     return list(dict.fromkeys(names))
+
+
+def _frames(args: argparse.Namespace) -> FrameParams:
+    return FrameParams(every=args.every, size=args.frame_size, face_crop=args.face_crop)
+
+
+def _video_params(args: argparse.Namespace) -> dict[str, dict[str, Any]]:
+    """Per-model settings of the video models from the command line (``--epochs``: the total budget)."""
+    if args.epochs is None:
+        return {}
+    if args.epochs < 1:
+        raise UsageError("--epochs must be at least 1")
+    head = max(1, args.epochs // 3)
+    return {"cnn": {"epochs": args.epochs}, "fer": {"epochs": head, "tune_epochs": args.epochs - head}}
 
 
 def _existing_dir(path: str, what: str) -> str:
@@ -122,31 +146,45 @@ def extract_payload(summaries: dict[str, dict[str, Any]]) -> dict[str, Any]:
     total: dict[str, Any] = {k: sum(s[k] for s in summaries.values()) for k in COUNTS}
     total["seconds"] = max((s["seconds"] for s in summaries.values()), default=0.0)
     total["workers"] = sorted({w for s in summaries.values() for w in s["workers"]})
+    total["no_audio"] = sum(s.get("no_audio", 0) for s in summaries.values())
     total["rejects"] = [{**r, "modality": m} for m, s in summaries.items() for r in s["rejects"]]
-    total["modalities"] = {m: {k: v for k, v in s.items() if k != "rejects"} for m, s in summaries.items()}
+    total["no_audio_clips"] = [r for s in summaries.values() for r in s.get("no_audio_clips", [])]
+    total["modalities"] = {m: {k: v for k, v in s.items() if k not in ("rejects", "no_audio_clips")}
+                           for m, s in summaries.items()}
     return total
 
 
 def _print_extract(s: dict[str, Any]) -> None:
     for m, d in s["modalities"].items():
         what = "features" if m == "audio" else "frames"
+        absent = f", {d['no_audio']} without audio (video-only)" if m == "audio" else ""
         print(f"extract {m}: {d['processed']} processed, {d['skipped']} skipped, {d['removed']} removed, "
-              f"{d['rejected']} rejected in {d['seconds']:.1f} s ({what} {d['feature_set']})")
+              f"{d['rejected']} rejected{absent} in {d['seconds']:.1f} s ({what} {d['feature_set']})")
     for r in s["rejects"][:20]:
         print(f"  rejected {r['path']}: {r['reason']}")
     if len(s["rejects"]) > 20:
         print(f"  ... and {len(s['rejects']) - 20} more (see OUT/rejects/)")
+    for r in s["no_audio_clips"][:10]:
+        print(f"  no audio features for {r['path']}: {r['reason']}")
+    if len(s["no_audio_clips"]) > 10:
+        print(f"  ... and {len(s['no_audio_clips']) - 10} more clips without audio (see OUT/manifest/no_audio.parquet)")
 
 
 def _print_train(t: dict[str, Any]) -> None:
     norm = ", speaker-normalised" if t.get("speaker_norm") else ""
-    print(f"split {t['split']} (features {t.get('features', 'seed')}{norm}): models ranked by accuracy on the test actors")
-    print(f"  {'model':<6} {'accuracy':>8} {'macro-F1':>8} {'UAR':>6} {'grouped-CV acc':>15} {'train':>6} {'test':>5}  run")
+    audio = f" (audio features {t['features']}{norm})" if t.get("features") else ""
+    print(f"split {t['split']}{audio}: models ranked by per-clip accuracy on the test actors")
+    print(f"  {'model':<12} {'input':<6} {'accuracy':>8} {'macro-F1':>8} {'UAR':>6} {'validation acc':>15} {'train':>6} "
+          f"{'test':>5}  run")
     for r in t["models"]:
         cv = f"{r['cv_accuracy']:.3f}±{r['cv_std']:.3f}"
-        print(f"  {r['model']:<6} {r['accuracy']:>8.3f} {r['macro_f1']:>8.3f} {r['uar']:>6.3f} {cv:>15} "
-              f"{r['n_train']:>6} {r['n_test']:>5}  {r['run_dir']}{' (reused)' if r.get('reused') else ''}")
+        print(f"  {r['model']:<12} {r.get('modality', 'audio'):<6} {r['accuracy']:>8.3f} {r['macro_f1']:>8.3f} "
+              f"{r['uar']:>6.3f} {cv:>15} {r['n_train']:>6} {r['n_test']:>5}  "
+              f"{r['run_dir']}{' (reused)' if r.get('reused') else ''}")
+    print("  (validation: actor-grouped CV for audio and fused models, held-out training actors for video models)")
     print(f"  summary: {t['summary']}")
+    if t.get("report"):
+        print(f"  report:  {t['report']}")
 
 
 def _emit(args: argparse.Namespace, payload: dict[str, Any], printer: Any) -> None:
@@ -159,7 +197,7 @@ def _emit(args: argparse.Namespace, payload: dict[str, Any], printer: Any) -> No
 # -- commands -----------------------------------------------------------------
 def cmd_synth(args: argparse.Namespace) -> int:
     params = SynthParams(actors=parse_actors(args.actors), repetitions=args.repetitions,
-                         duration=args.duration, seed=args.seed)
+                         duration=args.duration, seed=args.seed, signal=args.signal)
     t0 = time.perf_counter()
     paths = write_corpus(_out_dir(args.dir), params)
     videos = []
@@ -167,7 +205,8 @@ def cmd_synth(args: argparse.Namespace) -> int:
         from emotion.synth_video import VideoSynthParams, write_video_corpus
 
         videos = write_video_corpus(args.dir, VideoSynthParams(actors=params.actors, repetitions=args.repetitions,
-                                                               seed=args.seed))
+                                                               seed=args.seed, signal=args.signal),
+                                    workers=args.workers)
     payload = {"dir": str(Path(args.dir).resolve()), "clips": len(paths), "videos": len(videos),
                "actors": list(params.actors), "seconds": round(time.perf_counter() - t0, 2)}
     _emit(args, payload, lambda p: print(f"synth: wrote {p['clips']} audio clips and {p['videos']} mp4 clips of actors "
@@ -178,8 +217,7 @@ def cmd_synth(args: argparse.Namespace) -> int:
 def cmd_extract(args: argparse.Namespace) -> int:
     extract = _flows().extract.extract
     data, out = _existing_dir(args.data, "data root"), _out_dir(args.out)
-    frames = FrameParams(every=args.every, size=args.frame_size, face_crop=args.face_crop)
-    s = extract(data, out, args.modality, feature_set(args.features), frames, full=args.full,
+    s = extract(data, out, args.modality, feature_set(args.features), _frames(args), full=args.full,
                 chunk_size=args.chunk_size, dask_address=args.dask_address, workers=args.workers)
     payload = extract_payload({m: v.to_dict() for m, v in s.items()})
     _emit(args, payload, _print_extract)
@@ -195,27 +233,51 @@ def _strict_exit(args: argparse.Namespace, extracted: dict[str, Any]) -> int:
 
 
 def cmd_train(args: argparse.Namespace) -> int:
-    train_audio = _flows().train.train_audio
+    fl = _flows()
     out = _existing_dir(args.out, "store")
-    split = str(ActorSplit.parse(args.split))
-    t = train_audio(out, split, _models(args.model), feature_set(args.features), _search(args),
-                    n_jobs=args.jobs, force=args.force, speaker_norm=args.speaker_norm)
-    _emit(args, t, _print_train)
+    split = ActorSplit.parse(args.split)
+    audio, video, fusion = fl.run.split_models(tuple(_models(args.model)))
+    features = feature_set(args.features)
+    runs: list[dict[str, Any]] = []
+    summary = report = ""
+    if audio:
+        t = fl.train.train_audio(out, str(split), audio, features, _search(args),
+                                 n_jobs=args.jobs, force=args.force, speaker_norm=args.speaker_norm)
+        runs += [{**r, "modality": "audio"} for r in t["models"]]
+        summary, report = t["summary"], t["report"]
+    if video:
+        t = fl.train.train_video(out, str(split), video, _frames(args), _video_params(args), force=args.force)
+        runs += t["models"]
+        summary, report = t["summary"], t["report"]
+    if fusion:
+        t = fl.train.train_fusion(out, str(split), fusion, features, _frames(args), force=args.force)
+        runs += t["models"]
+        summary, report = t["summary"], t["report"]
+    ranked = sorted(runs, key=lambda r: (-r["accuracy"], r["model"]))
+    _emit(args, {"split": str(split), "split_id": split.id, "summary": summary, "report": report,
+                 "features": features.name if audio or fusion else None, "speaker_norm": bool(audio) and args.speaker_norm,
+                 "models": ranked}, _print_train)
     return 0
 
 
 def _run(args: argparse.Namespace, data: str, out: str) -> dict[str, Any]:
-    run_pipeline = _flows().run.run_pipeline
+    fl = _flows()
     split = str(ActorSplit.parse(args.split))
-    r = run_pipeline(data, out, split, _models(args.model), feature_set(args.features), _search(args),
-                     full=args.full, dask_address=args.dask_address, workers=args.workers, n_jobs=args.jobs,
-                     speaker_norm=args.speaker_norm)
+    default = {"audio": "rf,svc,xgb", "video": "cnn,fer"}.get(args.modality, ",".join(
+        ("rf,svc,xgb,cnn,fer", *FUSION_MODELS)))
+    r = fl.run.run_pipeline(data, out, split, tuple(_models(args.model, default)), feature_set(args.features),
+                            _search(args), modality=args.modality, frames=_frames(args),
+                            video_params=_video_params(args), full=args.full, dask_address=args.dask_address,
+                            workers=args.workers, n_jobs=args.jobs, speaker_norm=args.speaker_norm)
     return {**r, "extract": extract_payload(r["extract"])}
 
 
 def _print_run(r: dict[str, Any]) -> None:
     _print_extract(r["extract"])
-    _print_train(r["train"])
+    for n in r.get("notes", []):
+        print(f"note: {n}")
+    if r["train"]["models"]:
+        _print_train(r["train"])
 
 
 def cmd_run(args: argparse.Namespace) -> int:
@@ -231,8 +293,14 @@ def cmd_demo(args: argparse.Namespace) -> int:
     params = SynthParams(actors=parse_actors(args.actors))
     t0 = time.perf_counter()
     if not args.json:
-        print(f"demo: writing a synthetic corpus ({len(params.actors)} actors) to {data}", flush=True)
-    write_corpus(data, params)
+        what = {"audio": "audio", "video": "video", "all": "audio and video"}[args.modality]
+        print(f"demo: writing a synthetic {what} corpus ({len(params.actors)} actors) to {data}", flush=True)
+    if args.modality in ("audio", "all"):
+        write_corpus(data, params)
+    if args.modality in ("video", "all"):
+        from emotion.synth_video import VideoSynthParams, write_video_corpus
+
+        write_video_corpus(data, VideoSynthParams(actors=params.actors), workers=args.workers)
     r = _run(args, str(data), str(out / "store"))
     r["seconds"] = round(time.perf_counter() - t0, 1)
     _emit(args, r, _print_run)
@@ -269,6 +337,47 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
                       params_from=str(ActorSplit.parse(args.params_from)) if args.params_from else None)
     _emit(args, t, _print_loso)
     return 0
+
+
+def _print_predictions(payload: dict[str, Any]) -> None:
+    for r in payload["files"]:
+        if r.get("error"):
+            print(f"{r['file']}: error: {r['error']}")
+            continue
+        label = f"  (file name says {r['label']})" if r.get("label") else ""
+        if r["emotion"] is None:
+            print(f"{r['file']}: no prediction{label}")
+        else:
+            print(f"{r['file']}: {r['emotion']} ({r['probabilities'][r['emotion']]:.2f}) from "
+                  f"{' + '.join(r['modalities_used'])}{label}")
+            print("  " + "  ".join(f"{k} {v:.2f}" for k, v in r["probabilities"].items()))
+            print(f"  model: {r['model']}")
+        for note in r["notes"]:
+            print(f"  {note}")
+        if r.get("timeline"):
+            print("  timeline (time, top two emotions):")
+            for t in r["timeline"]:
+                print(f"    {t['time']:6.2f} s  frame {t['frame_index']:>4}  "
+                      + ", ".join(f"{x['emotion']} {x['probability']:.2f}" for x in t["top"]))
+            print(f"  clip outcome: {r['emotion']}")
+
+
+def cmd_predict(args: argparse.Namespace) -> int:
+    from emotion.predict import Prediction, load_predictors, predict_files
+
+    if not args.store and not args.model:
+        raise UsageError("give --store OUT (picks the best trained model) or --model PATH")
+    predictors = load_predictors(args.store, args.model, args.split)
+    results = predict_files(args.files, predictors)
+    files = [r.to_dict() if isinstance(r, Prediction) else {"file": r[0], "error": r[1]} for r in results]
+    failed = sum(1 for f in files if f.get("error"))
+    if args.json:
+        print(json.dumps(files, indent=2))
+    else:
+        _print_predictions({"files": files})
+    if failed:
+        print(f"emotion: {failed} of {len(files)} file(s) could not be predicted", file=sys.stderr)
+    return 1 if failed else 0
 
 
 def cmd_server(args: argparse.Namespace) -> int:
@@ -319,10 +428,20 @@ def _add_extract_opts(p: argparse.ArgumentParser) -> None:
     p.add_argument("--strict", action="store_true", help="exit non-zero if any file was rejected (after writing the rest)")
 
 
+def _add_frame_opts(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--every", type=int, default=20, help="keep every Nth video frame (default 20)")
+    p.add_argument("--frame-size", type=int, default=256, help="side of the stored square gray frames (default 256)")
+    p.add_argument("--face-crop", action="store_true",
+                   help="crop frames to the face (OpenCV's Haar cascade); the fer model always uses face crops")
+
+
 def _add_train_opts(p: argparse.ArgumentParser) -> None:
     p.add_argument("--split", default=DEFAULT_SPLIT, help=f"actor split (default: {DEFAULT_SPLIT})")
     p.add_argument("--model", action="append", metavar="NAME",
-                   help=f"model(s) to train: {', '.join(MODELS)} (repeat or comma-separate; default all)")
+                   help=f"model(s) to train: audio {', '.join(MODELS)}, video {', '.join(NN_MODELS)}, "
+                        f"audio-visual {', '.join(FUSION_MODELS)} "
+                        "(repeat or comma-separate; default: rf,svc,xgb for train, every model of the modality for run)")
+    p.add_argument("--epochs", type=int, help="video models: training epochs in all (default 20 for both)")
     p.add_argument("--n-iter", type=int, default=50, help="randomized-search candidates (default 50)")
     p.add_argument("--cv-folds", type=int, default=3, help="actor-grouped CV folds (default 3)")
     p.add_argument("--no-refine", action="store_true", help="skip the grid search around the best candidate")
@@ -344,6 +463,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--video", action="store_true",
                    help="also write mp4 clips (modality 01 with speech, 02 video-only) with a drawn face")
+    p.add_argument("--workers", type=int, help="processes writing the mp4 clips (default: one per core)")
+    p.add_argument("--signal", choices=("full", "split"), default="full",
+                   help="full: voice and face each carry the emotion; split: each carries only half of it, so that "
+                        "only fusion can tell every emotion (default full)")
     _add_common(p)
     p.set_defaults(func=cmd_synth)
 
@@ -351,10 +474,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("data")
     p.add_argument("--out", required=True)
     p.add_argument("--modality", choices=("audio", "video", "all"), default="all",
-                   help="audio (.wav/.flac -> features), video (.mp4 -> frames) or all (default)")
-    p.add_argument("--every", type=int, default=20, help="keep every Nth video frame (default 20)")
-    p.add_argument("--frame-size", type=int, default=256, help="side of the stored square gray frames (default 256)")
-    p.add_argument("--face-crop", action="store_true", help="crop frames to the face (OpenCV's Haar cascade)")
+                   help="audio (.wav/.flac and the speech track of .mp4 -> features), video (.mp4 -> frames) "
+                        "or all (default)")
+    _add_frame_opts(p)
     p.add_argument("--chunk-size", type=int, help="clips per Dask task (default 40 audio, 6 video)")
     _add_extract_opts(p)
     _add_common(p)
@@ -364,6 +486,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("out")
     p.add_argument("--features", default="seed", help=f"feature set: {', '.join(FEATURE_SET_NAMES)} (default seed)")
     p.add_argument("--force", action="store_true", help="retrain even if an identical run is stored")
+    _add_frame_opts(p)
     _add_train_opts(p)
     _add_common(p)
     p.set_defaults(func=cmd_train)
@@ -384,6 +507,9 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("run", help="extract, train and evaluate")
     p.add_argument("data")
     p.add_argument("--out", required=True)
+    p.add_argument("--modality", choices=("audio", "video", "all"), default="all",
+                   help="audio models, video models, or both (default all: each modality found under DATA)")
+    _add_frame_opts(p)
     _add_extract_opts(p)
     _add_train_opts(p)
     _add_common(p)
@@ -392,10 +518,23 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("demo", help="synthesize a corpus, then run the whole pipeline on it")
     p.add_argument("--out", default="emotion-demo", help="folder for the corpus and the store (default ./emotion-demo)")
     p.add_argument("--actors", default="1-8,21-24", help="synthetic actors (default 1-8,21-24)")
+    p.add_argument("--modality", choices=("audio", "video", "all"), default="all",
+                   help="audio, video or both (default all)")
+    _add_frame_opts(p)
     _add_extract_opts(p)
     _add_train_opts(p)
     _add_common(p)
-    p.set_defaults(func=cmd_demo)
+    # a smaller search and fewer epochs than `run`, so that the demo takes minutes
+    p.set_defaults(func=cmd_demo, n_iter=20, epochs=10)
+
+    p = sub.add_parser("predict", help="the emotion of .wav, .flac or .mp4 files, from a trained model")
+    p.add_argument("files", nargs="+", metavar="FILE", help="audio or video files (any name; RAVDESS names not needed)")
+    p.add_argument("--store", metavar="OUT", help="a store with trained runs: its best model for the file's modality")
+    p.add_argument("--model", metavar="PATH", help="a run folder, or the model file inside it (overrides --store)")
+    p.add_argument("--split", help="the split whose models to use (default: train01-20_test21-24 if trained, "
+                                   "else the split trained last)")
+    _add_common(p)
+    p.set_defaults(func=cmd_predict)
 
     p = sub.add_parser("server", help="run a local Prefect server and UI (SQLite; PostgreSQL via settings)")
     p.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1: this machine only)")

@@ -27,10 +27,12 @@ class ExtractSummary:
     skipped: int = 0
     removed: int = 0
     rejected: int = 0
+    no_audio: int = 0  # clips without audio (video-only mp4s; mp4s with a silent or missing track): not rejects
     seconds: float = 0.0
     feature_set: str = ""
     workers: list[str] = field(default_factory=list)
     rejects: list[dict[str, Any]] = field(default_factory=list)
+    no_audio_clips: list[dict[str, Any]] = field(default_factory=list)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -59,7 +61,8 @@ def extract(
     dask_address: str | None = None,
     workers: int | None = None,
 ) -> dict[str, ExtractSummary]:
-    """Audio features of ``.wav``/``.flac`` clips and sampled frames of ``.mp4`` clips under ``data``.
+    """Audio features of ``.wav``/``.flac`` clips and of the audio track of ``.mp4`` clips, and sampled
+    frames of ``.mp4`` clips under ``data``.
 
     Clips whose content is already stored under the same parameters are
     skipped (``full`` recomputes all); rows of deleted clips are dropped.
@@ -73,7 +76,8 @@ def extract(
     name_flow_run(f"extract-{modality}-data-{version}")
     plans = {s.modality: plan(invs[s.modality], out, s, full) for s in steps}
     summaries = {s.modality: ExtractSummary(skipped=plans[s.modality].skipped, removed=len(plans[s.modality].removed),
-                                            feature_set=s.key, rejects=list(invs[s.modality].rejects)) for s in steps}
+                                            feature_set=s.key, rejects=list(invs[s.modality].rejects),
+                                            no_audio_clips=list(invs[s.modality].no_audio)) for s in steps}
     work = [(s, i, c) for s in steps for i, c in enumerate(chunked(plans[s.modality].todo, s.chunk_size))]
     if work:
         total = sum(len(p.todo) for p in plans.values())
@@ -86,18 +90,21 @@ def extract(
                 summary = summaries[s.modality]
                 summary.processed += res.processed
                 summary.rejects.extend(res.rejects)
+                summary.no_audio_clips.extend(res.no_audio)
                 summary.workers.append(res.worker)
-                done += res.processed + len(res.rejects)
-                progress.advance(res.processed + len(res.rejects))
+                finished = res.processed + len(res.rejects) + len(res.no_audio)
+                done += finished
+                progress.advance(finished)
                 log.info("extracted %d/%d clips", done, total)
     for s in steps:
         summary = summaries[s.modality]
-        commit(out, s, plans[s.modality], invs[s.modality], summary.rejects, started)
+        commit(out, s, plans[s.modality], invs[s.modality], summary.rejects, started, summary.no_audio_clips)
         summary.rejected = len(summary.rejects)
+        summary.no_audio = len(summary.no_audio_clips)
         summary.workers = sorted(set(summary.workers))
         summary.seconds = round(time.perf_counter() - t0, 2)
-        log.info("%s: processed %d, skipped %d, removed %d, rejected %d", s.modality, summary.processed,
-                 summary.skipped, summary.removed, summary.rejected)
+        log.info("%s: processed %d, skipped %d, removed %d, rejected %d, without audio %d", s.modality,
+                 summary.processed, summary.skipped, summary.removed, summary.rejected, summary.no_audio)
         publish_extract(s.modality, summary.to_dict(), data)
     return summaries
 

@@ -1,33 +1,116 @@
-"""The whole pipeline: extract, then train and evaluate."""
+"""The whole pipeline: extract, then train and evaluate, for audio and video."""
 
 from __future__ import annotations
 
 from typing import Any
 
-from prefect import flow
+from prefect import flow, get_run_logger
 
+from emotion.errors import UsageError
 from emotion.features import AudioFeatureParams
 from emotion.featuresets import FeatureParams
-from emotion.models import SearchParams
-from emotion.splits import DEFAULT_SPLIT
+from emotion.fusion import FUSION_MODELS
+from emotion.models import MODELS, SearchParams
+from emotion.nn import NN_MODELS
+from emotion.splits import DEFAULT_SPLIT, ActorSplit
+from emotion.video import FrameParams
 from flows.extract import extract
-from flows.train import DEFAULT_MODELS, train_audio
+from flows.train import DEFAULT_MODELS, VIDEO_MODELS, frames_for, train_audio, train_fusion, train_video
+
+ALL_MODELS = (*MODELS, *NN_MODELS, *FUSION_MODELS)
 
 
-@flow(name="emotion-pipeline", flow_run_name="pipeline-{split}")
+def split_models(models: tuple[str, ...]) -> tuple[tuple[str, ...], tuple[str, ...], tuple[str, ...]]:
+    """Audio, video and fusion model names of ``models`` (unknown names are a usage error)."""
+    bad = [m for m in models if m not in ALL_MODELS]
+    if bad:
+        raise UsageError(f"unknown model {bad[0]!r}; choose from {', '.join(ALL_MODELS)}")
+    return (tuple(m for m in models if m in MODELS), tuple(m for m in models if m in NN_MODELS),
+            tuple(m for m in models if m in FUSION_MODELS))
+
+
+@flow(name="emotion-pipeline", flow_run_name="pipeline-{modality}-{split}")
 def run_pipeline(
     data: str,
     out: str,
     split: str = DEFAULT_SPLIT,
-    models: tuple[str, ...] = DEFAULT_MODELS,
+    models: tuple[str, ...] = DEFAULT_MODELS + VIDEO_MODELS + FUSION_MODELS,
     features: FeatureParams = AudioFeatureParams(),
     search: SearchParams = SearchParams(),
+    modality: str = "all",
+    frames: FrameParams = FrameParams(),
+    video_params: dict[str, dict[str, Any]] | None = None,
     full: bool = False,
     dask_address: str | None = None,
     workers: int | None = None,
     n_jobs: int | None = None,
     speaker_norm: bool = False,
 ) -> dict[str, Any]:
-    extracted = extract(data, out, "audio", features, full=full, dask_address=dask_address, workers=workers)
-    trained = train_audio(out, split, models, features, search, n_jobs=n_jobs, force=full, speaker_norm=speaker_norm)
-    return {"extract": {m: s.to_dict() for m, s in extracted.items()}, "train": trained}
+    """Extract what ``modality`` needs, then train the audio, video and fused models in ``models``.
+
+    ``features`` is the audio feature set (of the audio and the fused
+    models); ``speaker_norm`` standardises each actor's audio features over
+    that actor's clips (audio models only).
+
+    With ``modality="all"`` a modality without any clip under ``data`` is
+    skipped with a note; asked for explicitly, it is an error.
+    """
+    log = get_run_logger()
+    if modality not in ("audio", "video", "all"):
+        raise UsageError(f"unknown modality {modality!r}; choose audio, video or all")
+    audio_models, video_models, fusion_models = split_models(models)
+    if modality == "audio":
+        video_models = fusion_models = ()
+    if modality == "video":
+        audio_models = fusion_models = ()
+    if not audio_models and not video_models and not fusion_models:
+        raise UsageError(f"no {modality} model among {', '.join(models)}")
+    extracted: dict[str, dict[str, Any]] = {}
+    notes: list[str] = []
+    ex = {"full": full, "dask_address": dask_address, "workers": workers}
+    if audio_models or fusion_models:
+        extracted.update({m: s.to_dict() for m, s in extract(data, out, "audio", features, **ex).items()})
+    frame_sets = list(dict.fromkeys(frames_for(m, frames) for m in (*video_models, *fusion_models)))
+    for fp in frame_sets:
+        s = extract(data, out, "video", features, fp, **ex)["video"].to_dict()
+        extracted["video" if fp == frame_sets[0] else f"video ({fp.key})"] = s
+    runs: list[dict[str, Any]] = []
+    summary = report = ""
+    if audio_models:
+        if modality == "all" and not _found(extracted["audio"]):
+            notes.append("no audio clips under the data root: audio models skipped")
+        else:
+            t = train_audio(out, split, audio_models, features, search, n_jobs=n_jobs, force=full,
+                            speaker_norm=speaker_norm)
+            runs += [{**r, "modality": "audio"} for r in t["models"]]
+            summary, report = t["summary"], t["report"]
+    if video_models:
+        if modality == "all" and not any(_found(s) for k, s in extracted.items() if k.startswith("video")):
+            notes.append("no video clips under the data root: video models skipped")
+        else:
+            t = train_video(out, split, video_models, frames, video_params, force=full)
+            runs += t["models"]
+            summary, report = t["summary"], t["report"]
+    if fusion_models:
+        av = extracted.get("audio", {}).get("processed", 0) + extracted.get("audio", {}).get("skipped", 0)
+        has_video = any(_found(s) for k, s in extracted.items() if k.startswith("video"))
+        if modality == "all" and not (has_video and av):
+            notes.append("fusion needs mp4 clips with speech and face: fused models skipped")
+        else:
+            if speaker_norm:
+                notes.append("speaker normalisation applies to the audio models only: fused models use raw voice features")
+            t = train_fusion(out, split, fusion_models, features, frames, force=full)
+            runs += t["models"]
+            summary, report = t["summary"], t["report"]
+    for n in notes:
+        log.info(n)
+    ranked = sorted(runs, key=lambda r: (-r["accuracy"], r["model"]))
+    sp = ActorSplit.parse(split)
+    return {"extract": extracted, "notes": notes,
+            "train": {"split": str(sp), "split_id": sp.id, "summary": summary, "report": report,
+                      "features": features.name if audio_models or fusion_models else None,
+                      "speaker_norm": bool(audio_models) and speaker_norm, "models": ranked}}
+
+
+def _found(summary: dict[str, Any]) -> bool:
+    return bool(summary["processed"] + summary["skipped"])

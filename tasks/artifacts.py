@@ -6,8 +6,8 @@ Artifacts page shows each one's history:
 * ``extract-progress``: progress of the running extraction (0-100 %)
 * ``audio-extract-counts``, ``video-extract-counts``: clips processed, skipped, removed and rejected
 * ``audio-rejects``, ``video-rejects``: every rejected file with its reason
-* ``audio-model-metrics``: each model's metrics on the split
-* ``audio-evaluation-report``: markdown report with the confusion matrices
+* ``audio-model-metrics``, ``video-model-metrics``: each model's metrics on the split
+* ``audio-evaluation-report``, ``video-evaluation-report``: markdown report with the confusion matrices
 """
 
 from __future__ import annotations
@@ -24,11 +24,7 @@ from prefect.artifacts import (
 
 from emotion.ids import EMOTION_LABELS
 
-KEYS = {
-    "progress": "extract-progress",
-    "metrics": "audio-model-metrics",
-    "report": "audio-evaluation-report",
-}
+KEYS = {"progress": "extract-progress"}
 MAX_REJECT_ROWS = 1000
 
 
@@ -49,6 +45,8 @@ class Progress:
 
 def publish_extract(modality: str, summary: dict[str, Any], data: str) -> None:
     counts = {k: summary[k] for k in ("processed", "skipped", "removed", "rejected")}
+    if modality == "audio":
+        counts["no_audio"] = summary.get("no_audio", 0)
     create_table_artifact([{**counts, "feature_set": summary["feature_set"], "seconds": summary["seconds"]}],
                           key=f"{modality}-extract-counts", description=f"{modality.capitalize()} extraction of {data}")
     rows = [{"path": r["path"], "reason": r["reason"], "stage": r["stage"]} for r in summary["rejects"][:MAX_REJECT_ROWS]]
@@ -57,11 +55,15 @@ def publish_extract(modality: str, summary: dict[str, Any], data: str) -> None:
                           description=f"{len(summary['rejects'])} rejected files" + (f" ({more} not shown)" if more else ""))
 
 
-def publish_metrics(split: str, results: list[dict[str, Any]], confusion: dict[str, list[list[int]]]) -> None:
+def publish_metrics(split: str, results: list[dict[str, Any]], confusion: dict[str, list[list[int]]],
+                    modality: str = "audio") -> None:
     cols = ("model", "accuracy", "macro_f1", "uar", "cv_accuracy", "cv_std", "n_train", "n_test", "version")
     table = [{c: (round(r[c], 4) if isinstance(r.get(c), float) else r.get(c)) for c in cols} for r in results]
-    create_table_artifact(table, key=KEYS["metrics"], description=f"Models on {split}, best first")
-    lines = [f"# Evaluation on {split}", "", "| model | accuracy | macro-F1 | UAR | grouped-CV accuracy |",
+    create_table_artifact(table, key=f"{modality}-model-metrics",
+                          description=f"{modality.capitalize()} models on {split}, best first")
+    unit = " (per clip, mean of frame probabilities)" if modality == "video" else ""
+    lines = [f"# {modality.capitalize()} evaluation on {split}{unit}", "",
+             "| model | accuracy | macro-F1 | UAR | validation accuracy |",
              "|---|---|---|---|---|"]
     lines += [f"| {r['model']} | {r['accuracy']:.3f} | {r['macro_f1']:.3f} | {r['uar']:.3f} | "
               f"{r['cv_accuracy']:.3f} ± {r['cv_std']:.3f} |" for r in results]
@@ -72,7 +74,8 @@ def publish_metrics(split: str, results: list[dict[str, Any]], confusion: dict[s
         lines += ["", f"## Confusion matrix: {r['model']} (rows true, columns predicted)", "",
                   "| true \\ predicted | " + " | ".join(EMOTION_LABELS) + " |", "|---" * (len(EMOTION_LABELS) + 1) + "|"]
         lines += [f"| **{EMOTION_LABELS[i]}** | " + " | ".join(str(v) for v in row) + " |" for i, row in enumerate(cm)]
-    create_markdown_artifact("\n".join(lines), key=KEYS["report"], description=f"Evaluation report for {split}")
+    create_markdown_artifact("\n".join(lines), key=f"{modality}-evaluation-report",
+                             description=f"{modality.capitalize()} evaluation report for {split}")
 
 
 def name_flow_run(name: str) -> None:

@@ -13,7 +13,7 @@ from emotion.errors import StoreError
 from emotion.evaluate import loso, loso_data
 from emotion.featuresets import FeatureParams
 from emotion.models import SearchParams, model_spec
-from emotion.report import loso_markdown, merge_loso
+from emotion.report import loso_markdown, merge_loso, write_report
 from emotion.runs import load_run
 from emotion.splits import ActorSplit
 from emotion.store import Store
@@ -67,4 +67,5 @@ def write_loso_summary(out: str, split: ActorSplit, results: list[dict[str, Any]
     rows = merge_loso(previous, results)
     store.write_json(path, {"split": str(split), "all": rows})
     store.write_bytes(posixpath.join(loso_dir(store, split), "report.md"), loso_markdown(str(split), rows).encode())
+    write_report(store, split.id)  # the split's report links the LOSO one
     return store.url_of(path)

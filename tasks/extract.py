@@ -33,7 +33,7 @@ from emotion.store import Store
 @task(name="inventory", cache_policy=NO_CACHE, task_run_name="inventory-{step.modality}")
 def inventory(data: str, step: Step) -> Inventory:
     """Discover, validate and hash the clips of ``step`` under ``data``."""
-    inv = take_inventory(DataRoot(data), step.extensions, accept=step.accept)
+    inv = take_inventory(DataRoot(data), step.extensions, accept=step.accept, absent=step.absent)
     get_run_logger().info("found %d %s clips, %d rejected before decoding", len(inv.clips), step.modality, len(inv.rejects))
     return inv
 
@@ -54,8 +54,13 @@ def run_chunk(index: int, step: Step, clips: list[ClipRef], data: str, out: str,
 
 
 @task(name="commit", cache_policy=NO_CACHE, task_run_name="commit-{step.modality}")
-def commit(out: str, step: Step, p: Plan, inv: Inventory, rejects: list[dict[str, Any]], started: float) -> int:
+def commit(out: str, step: Step, p: Plan, inv: Inventory, rejects: list[dict[str, Any]], started: float,
+           no_audio: list[dict[str, Any]] | None = None) -> int:
     """Drop stale and duplicate rows, then write the manifest, parameters and rejects table.
+
+    For the audio step, ``no_audio`` (clips without audio: video-only mp4s,
+    mp4s with a silent or missing track) is written to ``manifest/no_audio``
+    and left out of the manifest, like the rejects.
 
     ``started`` is when the run began: temporary files older than that were
     left by a writer that was killed, and are removed.
@@ -67,8 +72,10 @@ def commit(out: str, step: Step, p: Plan, inv: Inventory, rejects: list[dict[str
     dropped += compact(store, folder, duplicate_rows(store.dataset_keys(step.dataset, step.key)))
     store.remove_stale_temporaries(folder, older_than=started)
     store.write_json(f"{folder}/params.json", {"params": step.params.to_dict(), "hash": step.params.hash()})
-    rejected = {r["path"] for r in rejects}
+    rejected = {r["path"] for r in rejects} | {r["path"] for r in no_audio or []}
     manifest = inv.manifest()
     store.write_manifest(step.modality, manifest[~manifest["path"].isin(rejected)])
     store.write_rejects(step.modality, rejects)
+    if step.modality == "audio":
+        store.write_no_audio(no_audio or [])
     return dropped

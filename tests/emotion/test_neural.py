@@ -34,6 +34,7 @@ def test_saved_as_keras_with_hash_check(data):
     est = KerasMLPClassifier(hidden=16, layers=1, epochs=3, seed=1).fit(X, y)
     blob, rec = dump_model(est)
     assert rec.file == "model.keras" and rec.format == "keras" and rec.meta["classes"] == sorted(set(y.tolist()))
+    assert "estimator" not in rec.to_dict()  # the frame models' field (emotion.nn): loading goes by the record
     again = load_model(blob, rec.to_dict())
     np.testing.assert_allclose(again.predict_proba(X), est.predict_proba(X), atol=1e-6)
     np.testing.assert_array_equal(again.predict(X), est.predict(X))

@@ -1,15 +1,37 @@
+"""Splitting the feature table for training (one row per recording, speaker normalisation) and run outputs."""
+
+from __future__ import annotations
+
 import json
 
 import numpy as np
 import pandas as pd
 import pytest
 
+from emotion.ids import parse_id
 from emotion.models import SearchParams, model_spec
 from emotion.splits import ActorSplit
-from emotion.training import run_version, split_data, train_and_evaluate
+from emotion.training import one_row_per_recording, run_version, split_data, train_and_evaluate
 
 NAMES = ["f1", "f2", "f3"]
 SPLIT = ActorSplit.parse("train=1-4,test=5")
+
+
+def _table(stems: list[str]) -> pd.DataFrame:
+    return pd.DataFrame([{"path": f"{s}.x", **parse_id(f"{s}.wav").labels()} for s in stems])
+
+
+def test_speech_track_of_an_av_clip_is_dropped_when_its_audio_only_twin_is_there():
+    df = _table(["03-01-05-01-01-01-12", "01-01-05-01-01-01-12",  # the same recording twice
+                 "01-01-06-01-01-01-12",  # an audio-video clip without an audio-only twin: kept
+                 "03-01-05-01-01-01-13"])
+    out = one_row_per_recording(df)
+    assert sorted(out["path"]) == ["01-01-06-01-01-01-12.x", "03-01-05-01-01-01-12.x", "03-01-05-01-01-01-13.x"]
+
+
+def test_tables_without_av_clips_are_unchanged():
+    df = _table(["03-01-05-01-01-01-12", "03-01-05-01-01-02-12"])
+    assert one_row_per_recording(df) is df
 
 
 @pytest.fixture(scope="module")
@@ -43,6 +65,20 @@ def test_speaker_norm_standardises_each_actor_train_and_test(table):
     search = SearchParams(n_iter=1)
     assert run_version("lr", SPLIT, search, "fh", raw.data_hash) != run_version("lr", SPLIT, search, "fh", raw.data_hash, True)
     assert run_version("lr", SPLIT, search, "fh", raw.data_hash, False) == run_version("lr", SPLIT, search, "fh", raw.data_hash)
+
+
+def test_speaker_norm_sees_one_row_per_recording(table):
+    """The speech track of an AV clip twinning an audio-only clip is dropped before the actor statistics."""
+    # label columns as in the store: every row an audio-only clip (03) with its own recording fields
+    df = table.assign(modality=3, vocal_channel=1, intensity=[k // 8 for k in range(48)] * 5, statement=1, repetition=1)
+    twins = df[df["actor"] == 1].head(10).assign(modality=1, content_hash=lambda d: d["content_hash"] + "-av",
+                                                 path=lambda d: d["path"] + ".mp4", f1=1e3)  # far off: would shift stats
+    with_twins = pd.concat([df, twins], ignore_index=True)
+    plain = split_data(df, NAMES, SPLIT, "fh", speaker_norm=True)
+    merged = split_data(with_twins, NAMES, SPLIT, "fh", speaker_norm=True)
+    assert len(merged.y_train) == len(plain.y_train)
+    np.testing.assert_array_equal(merged.X_train, plain.X_train)
+    assert merged.data_hash == plain.data_hash
 
 
 def test_outputs_record_features_and_speaker_norm_with_a_model_card(table):

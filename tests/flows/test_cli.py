@@ -89,7 +89,7 @@ def test_split_without_test_clips_fails_with_one_line(corpus: Path, tmp_path: Pa
     code, _, err = run_cli(capfd, "train", str(out), "--split", "train=1-3,test=22", "--model", "svc", "--n-iter", "1")
     assert code == 1
     assert err.strip().splitlines()[-1].startswith("emotion: train failed: no clips of the test actors")
-    assert "Traceback" not in err  # bad input is reported, not dumped
+    assert "Traceback" not in err, err  # bad input is reported, not dumped
 
 
 @pytest.mark.parametrize("argv, message", [
@@ -182,6 +182,16 @@ def test_extended_features_speaker_norm_neural_models_and_loso(corpus: Path, tmp
         assert info["model_file"]["format"] == ("keras" if m["model"] == "mlp" else "skops")
     assert max(m["accuracy"] for m in r["train"]["models"]) >= 0.8
 
+    # predict computes the extended set and, for one file (no group of the speaker's clips), normalises it with
+    # the pooled training statistics saved beside the run, and says so
+    from emotion.ids import EMOTION_LABELS
+
+    lr_dir = next(m["run_dir"] for m in r["train"]["models"] if m["model"] == "lr")
+    code, p, err = run_cli(capsys, "predict", str(sorted(corpus.rglob("*.wav"))[0]), "--model", lr_dir, "--json")
+    assert code == 0, err
+    assert p[0]["emotion"] in EMOTION_LABELS and p[0]["model"] == lr_dir
+    assert any("pooled training statistics" in n for n in p[0]["notes"])
+
     # the same model on seed without normalisation is a different run; the report shows both side by side
     code, t, _ = run_cli(capsys, "run", str(corpus), "--out", str(out), *SPLIT, *FAST, "--model", "lr", "--json")
     assert code == 0 and t["train"]["models"][0]["version"] != next(
@@ -206,5 +216,58 @@ def test_extended_features_speaker_norm_neural_models_and_loso(corpus: Path, tmp
     assert code == 0, err
     loso_report = (out / "runs" / "train01-03_test21" / "loso" / "report.md").read_text()
     assert f"| {ext_key} | yes | lr | nested |" in loso_report and f"| {ext_key} | yes | mlp | fixed |" in loso_report
+    assert "[loso/report.md](loso/report.md)" in (out / "runs" / "train01-03_test21" / "report.md").read_text()
     code, _, err = run_cli(capsys, "evaluate", str(out), "--loso", *SPLIT, "--model", "svc", "--fixed-params")
     assert code == 1 and "no stored svc run with features seed" in err
+
+
+def test_train_writes_the_report_and_predict_reads_new_files(corpus: Path, tmp_path: Path, capsys):
+    from emotion.ids import EMOTION_LABELS, parse_id
+    from emotion.synth_video import VideoSynthParams, write_clip
+
+    out = tmp_path / "store"
+    code, r, _ = run_cli(capsys, "run", str(corpus), "--out", str(out), *SPLIT, "--model", "svc", "--n-iter", "2",
+                         "--no-refine", "--workers", "1", "--jobs", "1", "--json")
+    assert code == 0
+    report = out / "runs" / "train01-03_test21" / "report.md"
+    assert r["train"]["report"] == str(report)
+    text = report.read_text()
+    run_rel = Path(r["train"]["models"][0]["run_dir"]).relative_to(report.parent).as_posix()
+    assert f"| audio | **svc** | seed | {r['train']['models'][0]['accuracy']:.3f} |" in text
+    assert f"]({run_rel}/confusion_matrix.png)" in text and "## Per-emotion recall" in text
+
+    clips = tmp_path / "new"
+    clips.mkdir()
+    wav = clips / "interview.wav"  # not a RAVDESS name
+    wav.write_bytes(sorted(corpus.rglob("*.wav"))[0].read_bytes())
+    flac = sorted(corpus.rglob("*.flac"))[0]
+    for name in ("01-01-03-01-01-01-21.mp4", "02-01-03-01-01-01-21.mp4"):
+        write_clip(clips / name, parse_id(name), VideoSynthParams(duration=1.4))
+    files = [str(wav), str(flac), str(clips / "01-01-03-01-01-01-21.mp4"), str(clips / "02-01-03-01-01-01-21.mp4")]
+    code, payload, err = run_cli(capsys, "predict", *files, "--store", str(out), "--json")
+    assert code == 0, err
+    assert [p["file"] for p in payload] == files
+    for p in payload[:3]:
+        assert set(p) >= {"file", "emotion", "probabilities", "model", "modalities_used", "notes", "timeline"}
+        assert list(p["probabilities"]) == list(EMOTION_LABELS) and abs(sum(p["probabilities"].values()) - 1) < 1e-6
+        assert p["emotion"] in EMOTION_LABELS and p["model"] == r["train"]["models"][0]["run_dir"]
+    assert payload[0]["label"] is None and payload[2]["label"] == "happy"
+    assert payload[3]["emotion"] is None and any(n.startswith("audio absent") for n in payload[3]["notes"])
+
+    # readable output, and a missing file fails the command after the others are printed
+    code = main(["predict", str(flac), str(tmp_path / "gone.wav"), str(clips / "02-01-03-01-01-01-21.mp4"),
+                 "--store", str(out)])
+    text_out, err = capsys.readouterr()
+    assert code == 1 and "1 of 3 file(s) could not be predicted" in err
+    assert f"{flac}: " in text_out and "model: " in text_out
+    assert f"{tmp_path / 'gone.wav'}: error: file not found" in text_out
+    assert "audio absent: the audio track is silent" in text_out
+
+    # a tampered model is refused with one line, exit 1
+    run_dir = Path(r["train"]["models"][0]["run_dir"])
+    model = next(run_dir.glob("model.*"))
+    model.write_bytes(model.read_bytes() + b" ")
+    code, _, err = run_cli(capsys, "predict", str(flac), "--model", str(run_dir))
+    assert code == 1 and len(err.strip().splitlines()) == 1 and "refusing to load a modified model" in err
+    code, _, err = run_cli(capsys, "predict", str(flac))
+    assert code == 2 and "--store" in err

@@ -27,11 +27,15 @@ def test_real_audio_and_video_through_the_flow(tmp_path: Path, capsys):
     out = tmp_path / "store"
     assert main(["extract", str(data), "--out", str(out), "--face-crop", "--workers", "2", "--json"]) == 0
     s = json.loads(capsys.readouterr().out)
-    assert s["modalities"]["audio"]["processed"] == 120 and s["modalities"]["video"]["processed"] == 5
-    assert s["rejected"] == 0
+    # audio: 120 FLAC and the speech of the 3 AV clips; the 2 video-only clips have no audio (not rejects)
+    assert s["modalities"]["audio"]["processed"] == 123 and s["modalities"]["video"]["processed"] == 5
+    assert s["rejected"] == 0 and s["no_audio"] == 2
+    assert {r["path"] for r in s["no_audio_clips"]} == {"video/Actor_05/02-01-01-01-02-01-05.mp4",
+                                                        "video/Actor_05/02-01-04-01-01-01-05.mp4"}
     store = Store(str(out))
     audio = store.read_features("audio", AudioFeatureParams().key)
-    assert len(audio) == 120 and set(audio["actor"]) == {1, 5} and audio["path"].str.endswith(".flac").all()
+    assert len(audio) == 123 and set(audio["actor"]) == {1, 5}
+    assert audio["path"].str.endswith(".flac").sum() == 120 and set(audio[audio["path"].str.endswith(".mp4")]["modality"]) == {1}
     frames = store.read_dataset("frames", FrameParams(face_crop=True).key)
     assert frames["path"].nunique() == 5 and (frames["height"] == 256).all() and (frames["width"] == 256).all()
     assert frames["face_found"].mean() >= 0.95

@@ -9,6 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from emotion.features import AudioFeatureParams
 from emotion.store import Store
 from emotion.video import FrameParams, decode_png
 from flows.cli import main
@@ -56,5 +57,14 @@ def test_extract_all_handles_audio_and_video_together(tiny_corpus: Path, tiny_vi
     shutil.copytree(tiny_video_corpus / "Actor_21", data / "video" / "Actor_21")
     assert main(["extract", str(data), "--out", str(tmp_path / "store"), "--workers", "1", "--json"]) == 0
     s = json.loads(capsys.readouterr().out)
-    assert s["modalities"]["audio"]["processed"] == 30 and s["modalities"]["video"]["processed"] == 60
-    assert s["processed"] == 90 and s["rejected"] == 0
+    # the audio step reads the 30 wavs and the speech of the 30 AV clips; the 30 video-only clips have no audio
+    assert s["modalities"]["audio"]["processed"] == 60 and s["modalities"]["video"]["processed"] == 60
+    assert s["processed"] == 120 and s["rejected"] == 0
+    assert s["modalities"]["audio"]["no_audio"] == s["no_audio"] == 30
+    assert {r["path"].split("/")[-1][:3] for r in s["no_audio_clips"]} == {"02-"}
+    assert all(r["reason"] == "no audio: video-only clip (modality 02)" for r in s["no_audio_clips"])
+    store = Store(str(tmp_path / "store"))
+    assert set(store.read_no_audio()["path"]) == {r["path"] for r in s["no_audio_clips"]}
+    audio = store.read_features("audio", AudioFeatureParams().key)
+    assert sorted(audio.groupby("modality").size().items()) == [(1, 30), (3, 30)]
+    assert not set(store.read_table(store.path("manifest", "audio.parquet"))["path"]) & {r["path"] for r in s["no_audio_clips"]}

@@ -1,0 +1,440 @@
+"""Predicting the emotion of new files with a trained model (no Prefect, no Dask).
+
+``.wav``, ``.flac`` and ``.mp4`` files are read whatever their name (a RAVDESS
+name is not needed; when there is one, its emotion is reported as ``label``).
+The audio of an mp4 is its speech track, decoded like in extraction; a
+video-only clip (silent or missing track) gets the note ``audio absent``.
+
+Which model: :func:`load_predictors` takes either a run folder (or the model
+file inside it, beside its ``run.json``) or a store. In a store, the split is
+the one asked for, else the default split (``train01-20_test21-24``) when it
+has runs, else the split with the newest run; within it, the newest run per
+model (as in the report) with the best grouped-CV accuracy on the train
+actors (:func:`emotion.report.best_per_modality`). A model is loaded only
+after its file's SHA-256 matches the one recorded in ``run.json``; features
+are computed with the parameters recorded there, of whichever feature set
+(``seed``, ``extended``, openSMILE). A speaker-normalised audio model needs a
+group of clips of the speaker; a single file has none, so its features are
+standardised with the pooled training statistics saved beside the run
+(``normalization.json``, :func:`emotion.normalize.normalize_for_prediction`)
+and the notes say so: such predictions are less accurate.
+
+For an mp4, the outcome comes from the fused voice+face model when the store
+has one (from the face alone when the clip has no voice, and the notes say
+so), else from the face model, else from the voice model; the face model, when
+there is one, gives the per-frame timeline (time, top two emotions).
+:data:`LOADERS` maps a run's ``modality`` to the function that loads it.
+"""
+
+from __future__ import annotations
+
+import posixpath
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, Protocol
+
+import numpy as np
+
+from emotion.audio import load_audio
+from emotion.errors import EmotionError, ModelIntegrityError, NoAudioError, RejectedInput, StoreError, UsageError
+from emotion.featuresets import make_extractor, params_from_dict
+from emotion.ids import EMOTION_LABELS, try_parse_id
+from emotion.models import predict_scores
+from emotion.normalize import Stats, normalize_for_prediction
+from emotion.persist import load_model
+from emotion.report import RunRecord, best_per_modality, collect_runs
+from emotion.sources import AUDIO_EXTENSIONS, VIDEO_EXTENSIONS, extension
+from emotion.splits import DEFAULT_SPLIT, ActorSplit
+from emotion.store import Store
+
+SUPPORTED_EXTENSIONS = AUDIO_EXTENSIONS | VIDEO_EXTENSIONS
+DEFAULT_SPLIT_ID = ActorSplit.parse(DEFAULT_SPLIT).id
+
+
+@dataclass(frozen=True)
+class TimelinePoint:
+    """One sampled video frame: its time and the two most likely emotions."""
+
+    frame_index: int
+    time: float
+    top: tuple[tuple[str, float], ...]  # ((emotion, probability), (emotion, probability))
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"frame_index": self.frame_index, "time": self.time,
+                "top": [{"emotion": e, "probability": p} for e, p in self.top]}
+
+
+@dataclass
+class Prediction:
+    """What ``emotion predict`` says about one file."""
+
+    file: str
+    emotion: str | None  # None when no model could read the file (e.g. audio absent and no video model)
+    probabilities: dict[str, float] | None  # every one of the 8 emotions, summing to 1
+    model: str | None  # the run folder of the model that gave the outcome
+    modalities_used: list[str] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+    timeline: list[TimelinePoint] | None = None  # video: every sampled frame
+    label: str | None = None  # the emotion in a RAVDESS file name, when there is one
+
+    def to_dict(self) -> dict[str, Any]:
+        d = asdict(self)
+        d["timeline"] = None if self.timeline is None else [t.to_dict() for t in self.timeline]
+        return d
+
+
+def top_two(probabilities: dict[str, float]) -> tuple[tuple[str, float], ...]:
+    return tuple(sorted(probabilities.items(), key=lambda kv: (-kv[1], kv[0]))[:2])
+
+
+def full_probabilities(classes: np.ndarray, scores: np.ndarray) -> dict[str, float]:
+    """Scores over a model's classes (labels 0-7) as probabilities of all 8 emotions, summing to 1."""
+    p = np.zeros(len(EMOTION_LABELS), dtype=np.float64)
+    p[np.asarray(classes, dtype=int)] = np.clip(np.asarray(scores, dtype=np.float64), 0, None)
+    total = p.sum()
+    p = p / total if total > 0 else np.full(len(p), 1 / len(p))
+    return {label: float(v) for label, v in zip(EMOTION_LABELS, p, strict=True)}
+
+
+class AudioModel:
+    """A trained audio run: its verified estimator and the feature parameters it was trained with.
+
+    ``fallback``: for a speaker-normalised run, the pooled statistics of its
+    raw training features (``normalization.json``), used for single files.
+    """
+
+    modality = "audio"
+
+    def __init__(self, estimator: Any, info: dict[str, Any], run_dir: str, fallback: Stats | None = None) -> None:
+        self.estimator = estimator
+        self.info = info
+        self.run_dir = run_dir
+        self.speaker_norm = info.get("speaker_norm") not in (None, False, "", "none")
+        if self.speaker_norm and fallback is None:
+            raise UsageError(f"{run_dir}: the model uses speaker normalisation but its normalization.json "
+                             "(pooled training statistics) is missing")
+        self.fallback = fallback
+        try:
+            self.params = params_from_dict(info["feature_params"])
+        except (KeyError, TypeError, ValueError) as exc:
+            raise UsageError(f"{run_dir}: run.json records feature parameters this version cannot compute ({exc})") from None
+        if info.get("feature_hash") and self.params.hash() != info["feature_hash"]:
+            raise ModelIntegrityError(f"{run_dir}: the feature parameters in run.json do not match its feature hash")
+        self.extractor = make_extractor(self.params)
+        classes = getattr(estimator, "classes_", None)
+        self.classes = np.arange(len(EMOTION_LABELS)) if classes is None else np.asarray(classes, dtype=int)
+
+    @property
+    def name(self) -> str:
+        return self.run_dir
+
+    def predict_samples(self, samples: np.ndarray) -> dict[str, float]:
+        """Probabilities of the 8 emotions for mono samples at ``self.params.sample_rate``."""
+        x = np.asarray(self.extractor(samples), dtype=np.float32)[None, :]
+        if self.fallback is not None:  # one file: no group of the speaker's clips, so the pooled training statistics
+            x, _ = normalize_for_prediction(x, self.fallback, same_speaker=False)
+        return full_probabilities(self.classes, predict_scores(self.estimator, x)[0])
+
+    @property
+    def note(self) -> str | None:
+        """What to say about predictions of this model, if anything."""
+        if self.fallback is None:
+            return None
+        return ("speaker-normalised model: a single file has no group of its speaker's clips, so the pooled training "
+                "statistics were used (less accurate)")
+
+    def predict_bytes(self, data: bytes, *, video: bool = False) -> dict[str, float]:
+        return self.predict_samples(load_audio(data, self.params.sample_rate, video=video))
+
+
+class VideoModel(Protocol):
+    """What the face side provides (frame CNN, FER transfer): per-clip probabilities and a frame timeline."""
+
+    name: str
+
+    def predict_video(self, data: bytes) -> tuple[dict[str, float], list[TimelinePoint]]: ...
+
+
+@dataclass
+class Predictors:
+    audio: AudioModel | None = None
+    video: VideoModel | None = None
+    fusion: FusionRunModel | None = None
+
+
+def _read_run(folder: Store) -> tuple[Any, dict[str, Any]]:
+    run_json = folder.path("run.json")
+    if not folder.exists(run_json):
+        raise UsageError(f"{folder.url}: no run.json (not a trained run folder)")
+    info = folder.read_json(run_json)
+    record = info.get("model_file") or {}
+    path = folder.path(str(record.get("file", "")))
+    if not record.get("file") or not folder.exists(path):
+        raise ModelIntegrityError(f"{folder.url}: the model file recorded in run.json ({record.get('file')}) is missing")
+    with folder.fs.open(path, "rb") as fh:
+        data = fh.read()
+    return load_model(data, record, source=path), info
+
+
+def load_audio_run(run_dir: str) -> AudioModel:
+    folder = Store(run_dir)
+    est, info = _read_run(folder)
+    fallback = None
+    norm_json = folder.path("normalization.json")
+    if info.get("speaker_norm") not in (None, False, "", "none") and folder.exists(norm_json):
+        try:
+            fallback = Stats.from_dict(folder.read_json(norm_json)["fallback"])
+        except (KeyError, TypeError, ValueError) as exc:
+            raise ModelIntegrityError(f"{folder.url}: normalization.json is not readable ({type(exc).__name__})") from None
+    return AudioModel(est, info, folder.url_of(folder.root), fallback)
+
+
+class VideoRunModel:
+    """A trained frame model (frame CNN or FER transfer): frames sampled as in training, mean of their probabilities."""
+
+    modality = "video"
+
+    def __init__(self, estimator: Any, info: dict[str, Any], run_dir: str) -> None:
+        from emotion.video import FrameParams
+
+        self.estimator = estimator
+        self.info = info
+        self.run_dir = run_dir
+        try:
+            self.frames = FrameParams(**info["frame_params"])
+        except (KeyError, TypeError) as exc:
+            raise UsageError(f"{run_dir}: run.json records frame parameters this version cannot use ({exc})") from None
+        if info.get("feature_hash") and self.frames.hash() != info["feature_hash"]:
+            raise ModelIntegrityError(f"{run_dir}: the frame parameters in run.json do not match its hash")
+
+    @property
+    def name(self) -> str:
+        return self.run_dir
+
+    def predict_video(self, data: bytes) -> tuple[dict[str, float], list[TimelinePoint]]:
+        from emotion.video import sample_frames
+
+        frames = list(sample_frames(data, self.frames))
+        proba = self.estimator.predict_proba(np.stack([f.image for f in frames]))
+        timeline = []
+        for f, p in zip(frames, proba, strict=True):
+            probs = full_probabilities(np.arange(len(EMOTION_LABELS)), p)
+            timeline.append(TimelinePoint(f.index, f.time, top_two(probs)))
+        return full_probabilities(np.arange(len(EMOTION_LABELS)), proba.mean(axis=0)), timeline
+
+
+class FusionRunModel:
+    """A fused voice+face model: reads an mp4's speech track and face frames itself (emotion.fusion)."""
+
+    modality = "fusion"
+
+    def __init__(self, estimator: Any, info: dict[str, Any], run_dir: str) -> None:
+        from emotion.video import FrameParams
+
+        self.estimator = estimator
+        self.run_dir = run_dir
+        try:
+            self.audio = params_from_dict(info["feature_params"])
+            self.frames = FrameParams(**info["frame_params"])
+        except (KeyError, TypeError, ValueError) as exc:
+            raise UsageError(f"{run_dir}: run.json records parameters this version cannot use ({exc})") from None
+        self.extractor = make_extractor(self.audio)
+        self._embedder: Any = None
+
+    @property
+    def name(self) -> str:
+        return self.run_dir
+
+    def predict_data(self, data: bytes) -> tuple[dict[str, float], str | None]:
+        """Fused probabilities of an mp4, and the reason audio was absent (None when the voice was used)."""
+        from emotion.fusion import FaceEmbedder
+        from emotion.video import sample_frames
+
+        if self._embedder is None:
+            self._embedder = FaceEmbedder()
+        frames = np.stack([f.image for f in sample_frames(data, self.frames)])
+        face = FaceEmbedder.pool(self._embedder(frames))
+        absent = None
+        try:
+            voice = self.extractor(load_audio(data, self.audio.sample_rate, video=True))
+        except NoAudioError as exc:
+            voice, absent = np.full(len(self.audio.feature_names()), np.nan), exc.reason
+        proba = self.estimator.predict_proba(np.concatenate([voice, face])[None, :])[0]
+        return full_probabilities(np.arange(len(EMOTION_LABELS)), proba), absent
+
+
+def load_fusion_run(run_dir: str) -> FusionRunModel:
+    folder = Store(run_dir)
+    est, info = _read_run(folder)
+    return FusionRunModel(est, info, folder.url_of(folder.root))
+
+
+def load_video_run(run_dir: str) -> VideoRunModel:
+    folder = Store(run_dir)
+    est, info = _read_run(folder)
+    return VideoRunModel(est, info, folder.url_of(folder.root))
+
+
+# modality in run.json -> loader of that run folder
+LOADERS: dict[str, Callable[[str], Any]] = {"audio": load_audio_run, "video": load_video_run,
+                                            "fusion": load_fusion_run}
+
+
+def run_modality(run_dir: str) -> str:
+    folder = Store(run_dir)
+    if not folder.exists(folder.path("run.json")):
+        raise UsageError(f"{run_dir}: no run.json (not a trained run folder)")
+    return str(folder.read_json(folder.path("run.json")).get("modality") or "audio")
+
+
+def load_model_path(path: str) -> Predictors:
+    """``--model PATH``: a run folder, or the model file inside it (beside its run.json)."""
+    p = Path(path)
+    if not p.exists():
+        raise UsageError(f"model {path!r} does not exist")
+    run_dir = p if p.is_dir() else p.parent
+    if p.is_file() and p.name != "run.json":
+        folder = Store(str(run_dir))
+        if not folder.exists(folder.path("run.json")):
+            raise UsageError(f"{path}: no run.json beside the model file (not a trained run folder)")
+        recorded = (folder.read_json(folder.path("run.json")).get("model_file") or {}).get("file")
+        if p.name != recorded:
+            raise ModelIntegrityError(f"{path}: not the model file recorded in run.json ({recorded}); refusing it")
+    return _predictors_of({run_modality(str(run_dir)): str(run_dir)})
+
+
+def _predictors_of(runs: dict[str, str]) -> Predictors:
+    out = Predictors()
+    for modality, run_dir in runs.items():
+        loader = LOADERS.get(modality)
+        if loader is None:
+            raise UsageError(f"{run_dir}: predicting with {modality} models is not supported yet")
+        model = loader(run_dir)
+        if modality == "audio":
+            out.audio = model
+        elif modality == "video":
+            out.video = model
+        else:
+            out.fusion = model
+    return out
+
+
+def _splits(store: Store) -> list[str]:
+    base = store.path("runs")
+    store.fs.invalidate_cache(base)
+    if not store.fs.isdir(base):
+        return []
+    return sorted(posixpath.basename(d) for d in store.fs.ls(base, detail=False) if store.fs.isdir(d))
+
+
+def choose_runs(store: Store, split: str | None = None, modalities: tuple[str, ...] = ("audio",)) -> dict[str, RunRecord]:
+    """The run to use per modality: see the module docstring for the rule."""
+    if split is not None:
+        split_id = ActorSplit.parse(split).id if "=" in split else split
+        candidates = [split_id]
+    else:
+        candidates = _splits(store)
+    found: dict[str, dict[str, RunRecord]] = {}
+    for sid in candidates:
+        best = {m: r for m, r in best_per_modality(collect_runs(store, sid)).items() if m in modalities}
+        if best:
+            found[sid] = best
+    if not found:
+        where = f"split {candidates[0]}" if split is not None else "any split"
+        raise StoreError(f"no trained {'/'.join(modalities)} model in {store.url} for {where} (run `emotion train` first)")
+    if DEFAULT_SPLIT_ID in found and split is None:
+        return found[DEFAULT_SPLIT_ID]
+    return max(found.values(), key=lambda b: max(r.written for r in b.values()))
+
+
+def load_predictors(store_url: str | None = None, model_path: str | None = None, split: str | None = None) -> Predictors:
+    """The models to predict with: ``model_path`` if given, else the chosen runs of the store."""
+    if model_path:
+        return load_model_path(model_path)
+    if not store_url:
+        raise UsageError("give --store OUT (a store with trained models) or --model PATH")
+    store = Store(store_url)
+    if store.is_local and not Path(store.root).is_dir():
+        raise UsageError(f"store {store_url!r} does not exist or is not a folder")
+    modalities = tuple(m for m in ("audio", "video", "fusion") if m in LOADERS)
+    runs = choose_runs(store, split, modalities)
+    return _predictors_of({m: store.url_of(store.path("runs", r.split_id, r.rel_dir)) for m, r in runs.items()})
+
+
+def read_file(path: str) -> bytes:
+    p = Path(path)
+    ext = extension(p.name)
+    if ext not in SUPPORTED_EXTENSIONS:
+        raise RejectedInput(f"unsupported file type {ext or '(none)'!r}: expected .wav, .flac or .mp4")
+    try:
+        return p.read_bytes()
+    except FileNotFoundError:
+        raise RejectedInput("file not found") from None
+    except IsADirectoryError:
+        raise RejectedInput("is a folder, not a file") from None
+    except OSError as exc:
+        raise RejectedInput(f"cannot read file: {exc.strerror or exc}") from None
+
+
+def predict_file(path: str, predictors: Predictors) -> Prediction:
+    """The emotion of one file; raises :class:`RejectedInput` (one-line reason) for a file that cannot be read."""
+    data = read_file(path)
+    rid = try_parse_id(Path(path).name)
+    pred = Prediction(file=path, emotion=None, probabilities=None, model=None,
+                      label=rid.emotion.label if rid else None)
+    video = extension(path) in VIDEO_EXTENSIONS
+    audio_p: dict[str, float] | None = None
+    audio_absent: str | None = None
+    if predictors.audio is not None:
+        try:
+            audio_p = predictors.audio.predict_bytes(data, video=video)
+        except NoAudioError as exc:
+            audio_absent = exc.reason
+    video_p: dict[str, float] | None = None
+    if video and predictors.video is not None:
+        video_p, pred.timeline = predictors.video.predict_video(data)
+    if video and predictors.fusion is not None:
+        fused, absent = predictors.fusion.predict_data(data)
+        pred.probabilities, pred.model = fused, predictors.fusion.name
+        if absent is None:
+            pred.modalities_used = ["audio", "video"]
+        else:
+            audio_absent = audio_absent or absent
+            pred.modalities_used = ["video"]
+            pred.notes.append("fused model without a voice: predicted from the face alone")
+    elif audio_p is not None and video_p is not None:
+        # no fused model: the outcome is the face model's, and the voice model's verdict is reported in the notes
+        pred.probabilities, pred.model, pred.modalities_used = video_p, predictors.video.name, ["video"]  # type: ignore[union-attr]
+        top_audio = max(audio_p.items(), key=lambda kv: kv[1])
+        pred.notes.append(f"no fused model: outcome from the face; the voice alone says {top_audio[0]} ({top_audio[1]:.2f})")
+    elif audio_p is not None:
+        pred.probabilities, pred.model, pred.modalities_used = audio_p, predictors.audio.name, ["audio"]  # type: ignore[union-attr]
+        if predictors.audio is not None and predictors.audio.note:
+            pred.notes.append(predictors.audio.note)
+    elif video_p is not None:
+        pred.probabilities, pred.model, pred.modalities_used = video_p, predictors.video.name, ["video"]  # type: ignore[union-attr]
+    if audio_absent is not None:
+        pred.notes.insert(0, f"audio absent: {audio_absent}")
+    if predictors.audio is None and predictors.fusion is None:
+        pred.notes.append("no audio model: the voice is not used")
+    if video and predictors.video is None and predictors.fusion is None:
+        pred.notes.append("no video model: the face is not used")
+    if pred.probabilities is None:
+        pred.notes.append("no prediction: no model could read this file")
+    if pred.probabilities is not None:
+        pred.emotion = max(pred.probabilities.items(), key=lambda kv: (kv[1], -EMOTION_LABELS.index(kv[0])))[0]
+    return pred
+
+
+def predict_files(paths: list[str], predictors: Predictors) -> list[Prediction | tuple[str, str]]:
+    """Every file's prediction, or ``(file, error)`` for a file that cannot be used; the others go on."""
+    out: list[Prediction | tuple[str, str]] = []
+    for p in paths:
+        try:
+            out.append(predict_file(p, predictors))
+        except RejectedInput as exc:
+            out.append((p, exc.reason))
+        except EmotionError as exc:
+            out.append((p, " ".join(str(exc).split())))
+    return out

@@ -1,0 +1,200 @@
+"""Prediction on new files with a model trained here in-process (the CLI path is in tests/flows/test_cli.py)."""
+
+from __future__ import annotations
+
+import json
+import os
+import posixpath
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from emotion.errors import ModelIntegrityError, StoreError, UsageError
+from emotion.extract import extract_audio_chunk, take_inventory
+from emotion.features import AudioFeatureParams
+from emotion.ids import EMOTION_LABELS
+from emotion.models import SearchParams, model_spec
+from emotion.predict import Prediction, choose_runs, load_predictors, predict_file, predict_files
+from emotion.sources import DataRoot
+from emotion.splits import ActorSplit
+from emotion.store import Store
+from emotion.training import split_data, train_and_evaluate
+
+PARAMS = AudioFeatureParams()
+SPLIT = ActorSplit.parse("train=1-3,test=21")
+
+
+def train_run(store: Store, model: str = "svc", split: ActorSplit = SPLIT) -> str:
+    df = store.read_features("audio", PARAMS.key)
+    data = split_data(df, PARAMS.feature_names(), split, PARAMS.hash())
+    res = train_and_evaluate(model_spec(model), data, split, SearchParams(n_iter=2, refine=False), PARAMS.to_dict(),
+                             PARAMS.hash(), n_jobs=1)
+    folder = store.run_dir(split.id, model, res.version)
+    for name, blob in res.files().items():
+        store.write_bytes(posixpath.join(folder, name), blob)
+    return folder
+
+
+@pytest.fixture(scope="module")
+def trained(tiny_corpus: Path, tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Store, str]:
+    out = tmp_path_factory.mktemp("predict") / "store"
+    inv = take_inventory(DataRoot(str(tiny_corpus)))
+    extract_audio_chunk([r for r, _, _ in inv.clips], str(tiny_corpus), str(out), PARAMS)
+    store = Store(str(out))
+    return tiny_corpus, store, train_run(store)
+
+
+def _check_shape(p: Prediction) -> None:
+    assert list(p.probabilities) == list(EMOTION_LABELS)
+    assert abs(sum(p.probabilities.values()) - 1) < 1e-9 and all(0 <= v <= 1 for v in p.probabilities.values())
+    assert p.emotion == max(p.probabilities, key=p.probabilities.get)
+
+
+def test_predictions_agree_with_the_runs_own_test_predictions(trained):
+    """Features computed at predict time from run.json's parameters are the training features: same outcomes."""
+    data, store, run = trained
+    pred = load_predictors(store.url)
+    assert pred.audio is not None and pred.audio.name == run
+    stored = pd.read_parquet(posixpath.join(run, "predictions.parquet"))
+    for _, row in stored.head(12).iterrows():
+        p = predict_file(str(data / row["path"]), pred)
+        _check_shape(p)
+        assert p.emotion == row["predicted"] and p.label == row["emotion_label" if "emotion_label" in row else "true"]
+        np.testing.assert_allclose([p.probabilities[e] for e in EMOTION_LABELS],
+                                   [row[f"p_{e}"] for e in EMOTION_LABELS], atol=1e-5)
+        assert p.model == run and p.modalities_used == ["audio"] and p.timeline is None
+
+
+def test_a_speaker_normalised_run_predicts_one_file_with_the_pooled_training_statistics(trained, tmp_path):
+    data, store, _ = trained
+    df = store.read_features("audio", PARAMS.key)
+    sd = split_data(df, PARAMS.feature_names(), SPLIT, PARAMS.hash(), speaker_norm=True)
+    res = train_and_evaluate(model_spec("lr"), sd, SPLIT, SearchParams(n_iter=2, refine=False), PARAMS.to_dict(),
+                             PARAMS.hash(), n_jobs=1)
+    folder = tmp_path / "norm-run"
+    folder.mkdir()
+    for name, blob in res.files().items():
+        (folder / name).write_bytes(blob)
+    pred = load_predictors(model_path=str(folder))
+    row = df.iloc[0]
+    p = predict_file(str(data / row["path"]), pred)
+    _check_shape(p)
+    assert p.modalities_used == ["audio"] and any("pooled training statistics" in n for n in p.notes)
+    x = sd.fallback.apply(df.loc[[df.index[0]], PARAMS.feature_names()].to_numpy(np.float32))
+    expected = pred.audio.estimator.predict_proba(x)[0]
+    got = [p.probabilities[EMOTION_LABELS[c]] for c in pred.audio.classes]
+    np.testing.assert_allclose(got, expected / expected.sum(), atol=1e-4)
+    (folder / "normalization.json").unlink()
+    with pytest.raises(UsageError, match="normalization.json"):
+        load_predictors(model_path=str(folder))
+
+
+def test_a_file_without_a_ravdess_name_is_predicted(trained, tmp_path):
+    data, store, _ = trained
+    src = data / "Actor_21" / "03-01-05-02-01-01-21.wav"
+    if not src.exists():
+        src = next((data / "Actor_21").glob("03-01-05-02-01-01-21.*"))
+    mine = tmp_path / f"my recording (take 2){src.suffix}"
+    shutil.copy(src, mine)
+    pred = load_predictors(store.url)
+    a, b = predict_file(str(src), pred), predict_file(str(mine), pred)
+    assert b.label is None and a.label == "angry"
+    assert b.emotion == a.emotion and b.probabilities == a.probabilities
+
+
+def test_mp4_speech_is_predicted_and_a_silent_track_says_audio_absent(trained, tmp_path):
+    from emotion.ids import parse_id
+    from emotion.synth_video import VideoSynthParams, write_clip
+
+    _, store, _ = trained
+    pred = load_predictors(store.url)
+    av_clip, silent = tmp_path / "01-01-05-02-01-01-21.mp4", tmp_path / "02-01-05-02-01-01-21.mp4"
+    vp = VideoSynthParams(duration=1.4)
+    write_clip(av_clip, parse_id(av_clip.name), vp)
+    write_clip(silent, parse_id(silent.name), vp)  # video-only: a silent AAC track
+    p = predict_file(str(av_clip), pred)
+    _check_shape(p)
+    assert p.modalities_used == ["audio"] and "no video model: the face is not used" in p.notes
+    q = predict_file(str(silent), pred)
+    assert q.emotion is None and q.probabilities is None and q.modalities_used == []
+    assert any(n.startswith("audio absent: the audio track is silent") for n in q.notes)
+    assert json.loads(json.dumps(q.to_dict()))["emotion"] is None
+
+
+def test_bad_files_get_their_own_error_and_the_others_are_predicted(trained, tmp_path):
+    data, store, _ = trained
+    good = str(next((data / "Actor_21").glob("*.*")))
+    (tmp_path / "noise.wav").write_bytes(np.random.default_rng(0).bytes(4000))
+    (tmp_path / "song.mp3").write_bytes(b"ID3")
+    (tmp_path / "broken.mp4").write_bytes(b"\x00" * 100)
+    files = [good, str(tmp_path / "missing.wav"), str(tmp_path / "noise.wav"), str(tmp_path / "song.mp3"),
+             str(tmp_path / "broken.mp4"), good]
+    out = predict_files(files, load_predictors(store.url))
+    assert isinstance(out[0], Prediction) and isinstance(out[5], Prediction)
+    errors = {Path(f).name: e for f, e in out[1:5]}  # type: ignore[misc]
+    assert errors["missing.wav"] == "file not found"
+    assert errors["noise.wav"].startswith("cannot decode audio")
+    assert errors["song.mp3"].startswith("unsupported file type '.mp3'")
+    assert errors["broken.mp4"].startswith("cannot open video")
+
+
+def test_a_tampered_or_swapped_model_file_is_refused(trained, tmp_path):
+    _, store, run = trained
+    copy = tmp_path / "run"
+    shutil.copytree(run, copy)
+    info = json.loads((copy / "run.json").read_text())
+    assert load_predictors(model_path=str(copy)).audio is not None  # the copy itself is fine
+    assert load_predictors(model_path=str(copy / info["model_file"]["file"])).audio is not None
+    with pytest.raises(ModelIntegrityError, match="not the model file recorded in run.json"):
+        load_predictors(model_path=str(copy / "predictions.parquet"))
+    model = copy / info["model_file"]["file"]
+    blob = bytearray(model.read_bytes())
+    blob[len(blob) // 2] ^= 0xFF  # one flipped byte
+    model.write_bytes(bytes(blob))
+    with pytest.raises(ModelIntegrityError, match="does not match the recorded") as exc:
+        load_predictors(model_path=str(copy))
+    assert "\n" not in str(exc.value)
+    # a store whose chosen run was tampered with is refused the same way
+    tampered = tmp_path / "store"
+    shutil.copytree(store.root, tampered)
+    rel = Path(run).relative_to(store.root)
+    (tampered / rel / info["model_file"]["file"]).write_bytes(bytes(blob))
+    with pytest.raises(ModelIntegrityError):
+        load_predictors(str(tampered))
+
+
+def test_model_choice_prefers_the_default_split_then_the_newest_and_picks_by_grouped_cv(trained, tmp_path):
+    _, store, run = trained
+    out = tmp_path / "store"
+    shutil.copytree(store.root, out)
+    s = Store(str(out))
+    assert choose_runs(s)["audio"].split_id == SPLIT.id
+    with pytest.raises(StoreError, match="no trained audio model"):
+        choose_runs(Store(str(tmp_path / "empty")))
+    # a second split trained later is the newest; the default split wins whenever it exists
+    later = ActorSplit.parse("train=2-3,21,test=1")
+    folder = train_run(s, "rf", later)
+    os.utime(posixpath.join(folder, "run.json"))
+    assert choose_runs(s)["audio"].split_id == later.id
+    assert choose_runs(s, split="train=1-3,test=21")["audio"].split_id == SPLIT.id
+    default_dir = out / "runs" / "train01-20_test21-24"
+    shutil.copytree(Path(run), default_dir / "svc" / Path(run).name)
+    os.utime(posixpath.join(folder, "run.json"))
+    assert choose_runs(s)["audio"].split_id == "train01-20_test21-24"
+    # within a split, the best grouped-CV accuracy wins, not the best test accuracy
+    rdir = default_dir / "rf" / "x"
+    shutil.copytree(Path(run), rdir)
+    metrics = json.loads((rdir / "metrics.json").read_text())
+    svc_cv = metrics["cv_accuracy"]
+    metrics.update(accuracy=1.0, cv_accuracy=svc_cv - 0.1)
+    (rdir / "metrics.json").write_text(json.dumps(metrics))
+    info = json.loads((rdir / "run.json").read_text())
+    info["model"] = "rf"
+    (rdir / "run.json").write_text(json.dumps(info))
+    assert choose_runs(s)["audio"].model == "svc"
+    metrics["cv_accuracy"] = svc_cv + 0.1
+    (rdir / "metrics.json").write_text(json.dumps(metrics))
+    assert choose_runs(s)["audio"].model == "rf"

@@ -1,0 +1,146 @@
+"""Video models end to end: frames in the store -> frame CNN and FER transfer -> per-clip evaluation."""
+
+from __future__ import annotations
+
+import json
+import posixpath
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from emotion.errors import ModelIntegrityError
+from emotion.runs import load_run
+from emotion.store import Store
+from emotion.video import FrameParams
+from flows.cli import main
+
+pytestmark = pytest.mark.slow
+
+SPLIT = "train=1-2,test=21"
+SPLIT_ID = "train01-02_test21"
+
+
+@pytest.fixture(scope="module")
+def video_run(tiny_video_corpus: Path, tmp_path_factory: pytest.TempPathFactory):
+    out = tmp_path_factory.mktemp("videorun") / "store"
+    argv = ["run", str(tiny_video_corpus), "--out", str(out), "--modality", "video", "--split", SPLIT,
+            "--epochs", "3", "--workers", "2", "--json"]
+    return out, argv
+
+
+def test_run_video_trains_both_models_and_evaluates_per_clip(video_run, capsys):
+    out, argv = video_run
+    assert main(argv) == 0
+    r = json.loads(capsys.readouterr().out)
+    # two frame sets: full frames for the CNN, face crops for the transfer model
+    sets = {k: v["feature_set"] for k, v in r["extract"]["modalities"].items()}
+    assert sets["video"].startswith("full256-every20-")
+    assert {k for k in sets if k != "video"} == {f"video ({FrameParams(face_crop=True).key})"}
+    assert all(m["processed"] == 180 for m in r["extract"]["modalities"].values())
+    models = {m["model"]: m for m in r["train"]["models"]}
+    assert set(models) == {"cnn", "fer"}
+    store = Store(str(out))
+    for name, m in models.items():
+        assert m["modality"] == "video" and m["n_test"] == 60 and not m["reused"]
+        folder = m["run_dir"]
+        files = set(store.fs.ls(folder, detail=False))
+        names = {posixpath.basename(f) for f in files}
+        assert {"metrics.json", "params.json", "run.json", "model.keras", "confusion_matrix.png", "curves.png",
+                "predictions.parquet", "frame_predictions.parquet", "history.json"} <= names
+        metrics = store.read_json(posixpath.join(folder, "metrics.json"))
+        for key in ("accuracy", "macro_f1", "uar", "per_class", "confusion_matrix", "labels", "n_train", "n_test",
+                    "train_actors", "test_actors", "cv_accuracy", "model"):
+            assert key in metrics, key
+        assert metrics["modality"] == "video" and metrics["test_actors"] == [21]
+        assert metrics["features"].startswith("face" if name == "fer" else "full")
+        clips = pd.read_parquet(posixpath.join(folder, "predictions.parquet"))
+        assert len(clips) == 60 and clips["path"].is_unique
+        p = clips[[c for c in clips if c.startswith("p_")]].to_numpy()
+        assert p.shape[1] == 8 and abs(p.sum(axis=1) - 1).max() < 1e-4
+        frames = pd.read_parquet(posixpath.join(folder, "frame_predictions.parquet"))
+        assert len(frames) >= 170 and {"path", "frame_index", "time", "top1", "p1", "top2", "p2", "true"} <= set(frames)
+        assert (frames["p1"] >= frames["p2"]).all() and (frames["top1"] != frames["top2"]).all()
+        run = store.read_json(posixpath.join(folder, "run.json"))
+        assert run["model_file"]["format"] == "keras" and run["modality"] == "video"
+        est, _ = load_run(store, folder)  # the recorded hash is checked
+        assert est.predict_proba(np.zeros((2, 256, 256), np.uint8)).shape == (2, 8)
+    summary = store.read_json(store.path("runs", SPLIT_ID, "summary.json"))
+    assert summary["best_by_modality"]["video"] in {"cnn", "fer"}
+
+
+def test_rerun_reuses_complete_runs_and_train_command_works(video_run, capsys):
+    out, argv = video_run
+    assert main(argv) == 0
+    r = json.loads(capsys.readouterr().out)
+    assert all(m["reused"] for m in r["train"]["models"])
+    assert all(m["processed"] == 0 and m["skipped"] == 180 for m in r["extract"]["modalities"].values())
+    assert main(["train", str(out), "--model", "cnn", "--split", SPLIT, "--epochs", "3", "--json"]) == 0
+    t = json.loads(capsys.readouterr().out)
+    assert [m["model"] for m in t["models"]] == ["cnn"] and t["models"][0]["reused"]
+
+
+def test_tampered_video_model_is_refused(video_run, tmp_path):
+    out, _ = video_run
+    store = Store(str(out))
+    summary = store.read_json(store.path("runs", SPLIT_ID, "summary.json"))
+    folder = next(m["run_dir"] for m in summary["models"] if m["model"] == "cnn")
+    copy = tmp_path / "run"
+    shutil.copytree(folder, copy)
+    model = copy / "model.keras"
+    data = bytearray(model.read_bytes())
+    data[-100] ^= 0x01
+    model.write_bytes(bytes(data))
+    with pytest.raises(ModelIntegrityError, match="does not match"):
+        load_run(Store(str(tmp_path)), str(copy))
+
+
+def test_video_training_without_frames_is_a_clear_error(tmp_path, capsys):
+    store = tmp_path / "empty"
+    store.mkdir()
+    assert main(["train", str(store), "--model", "cnn", "--split", SPLIT]) == 1
+    assert "emotion extract --modality video" in capsys.readouterr().err
+
+
+def test_fusion_and_predict_on_video_files(video_run, tiny_video_corpus: Path, capsys):
+    out, _ = video_run
+    argv = ["run", str(tiny_video_corpus), "--out", str(out), "--split", SPLIT, "--model", "fusion-late,fusion-early",
+            "--workers", "2", "--json"]
+    assert main(argv) == 0
+    r = json.loads(capsys.readouterr().out)
+    audio = r["extract"]["modalities"]["audio"]
+    assert audio["processed"] == 90 and audio["no_audio"] == 90  # modality 01 has speech, 02 is video-only
+    models = {m["model"]: m for m in r["train"]["models"]}
+    assert set(models) == {"fusion-late", "fusion-early"}
+    store = Store(str(out))
+    for m in models.values():
+        metrics = store.read_json(posixpath.join(m["run_dir"], "metrics.json"))
+        assert metrics["modality"] == "fusion" and metrics["n_test"] == 60
+        assert metrics["n_test_audio_missing"] == 30  # the video-only clips: predicted from the face alone
+        assert set(metrics["audio_visual_clips"]) == {"fused", "audio_only", "video_only"}
+    assert 0 <= store.read_json(posixpath.join(models["fusion-late"]["run_dir"], "metrics.json"))["audio_weight"] <= 1
+    report = (out / "runs" / SPLIT_ID / "report.md").read_text()
+    assert "fusion-late" in report and "cnn" in report
+
+    # predict: a speech clip (voice and face), a video-only clip (face alone), both with a frame timeline
+    speech = tiny_video_corpus / "Actor_21" / "01-01-03-02-01-01-21.mp4"
+    silent = tiny_video_corpus / "Actor_21" / "02-01-03-02-01-01-21.mp4"
+    assert main(["predict", str(speech), str(silent), "--store", str(out), "--split", SPLIT, "--json"]) == 0
+    preds = json.loads(capsys.readouterr().out)
+    assert [p["file"] for p in preds] == [str(speech), str(silent)]
+    for p in preds:
+        assert set(p["probabilities"]) == {"neutral", "calm", "happy", "sad", "angry", "fearful", "disgust", "surprised"}
+        assert abs(sum(p["probabilities"].values()) - 1) < 1e-6
+        assert p["emotion"] == max(p["probabilities"], key=p["probabilities"].get)
+        assert "/fusion-" in p["model"]
+        assert [t["frame_index"] for t in p["timeline"]] == [0, 20, 40]
+        assert all(len(t["top"]) == 2 and t["top"][0]["probability"] >= t["top"][1]["probability"] for t in p["timeline"])
+    assert preds[0]["modalities_used"] == ["audio", "video"]
+    assert preds[1]["modalities_used"] == ["video"] and preds[1]["notes"][0].startswith("audio absent")
+    # the plain-text output shows the timeline and the outcome
+    assert main(["predict", str(silent), "--store", str(out), "--split", SPLIT]) == 0
+    text = capsys.readouterr().out
+    assert "audio absent" in text and "timeline (time, top two emotions):" in text
+    assert "frame   20" in text and "clip outcome:" in text
