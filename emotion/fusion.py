@@ -11,7 +11,7 @@ out-of-fold probabilities are honest. They are combined in one of three ways:
   is chosen on out-of-fold probabilities of actor-grouped CV on the train actors;
 * ``stack``: a logistic regression on the branches' out-of-fold probabilities;
 * ``early``: one logistic regression on the audio features joined with the
-  pooled face embedding.
+  pooled face embedding (:class:`emotion.nn.FaceEmbedder`).
 
 Clips without audio (video-only clips, modality 02) are predicted from the
 face branch alone, and the model says so (:attr:`AudioVisualFusion.audio_missing_`).
@@ -133,28 +133,3 @@ class AudioVisualFusion(ClassifierMixin, BaseEstimator):
 
     def predict(self, X: np.ndarray) -> np.ndarray:
         return np.argmax(self.predict_proba(X), axis=1)
-
-
-class FaceEmbedder:
-    """The FER2013 network without its head: a 128-value embedding per gray frame (global average pooled)."""
-
-    def __init__(self) -> None:
-        from emotion.nn import _keras, load_fer_base
-
-        keras = _keras()
-        base = load_fer_base()
-        inp = keras.Input(shape=(None, None, 1))
-        x = keras.layers.Resizing(64, 64, interpolation="area")(inp)
-        x = keras.layers.Rescaling(1 / 127.5, offset=-1.0)(x)
-        x = keras.layers.GlobalAveragePooling2D()(base(x, training=False))
-        self.model = keras.Model(inp, x)
-
-    def __call__(self, frames: np.ndarray) -> np.ndarray:
-        """Embeddings [n, 128] of gray frames [n, h, w]."""
-        out = self.model.predict(np.asarray(frames, np.float32)[..., None], batch_size=64, verbose=0)
-        return np.asarray(out, dtype=np.float64)
-
-    @staticmethod
-    def pool(embeddings: np.ndarray) -> np.ndarray:
-        """A clip's embedding: the mean over its frames."""
-        return np.asarray(embeddings).mean(axis=0)

@@ -7,26 +7,24 @@ table (the speech track of modality-01 clips), and are missing for the others.
 
 from __future__ import annotations
 
-import io
 import time
 from typing import Any
 
 import numpy as np
 import pandas as pd
-import pyarrow as pa
-import pyarrow.parquet as pq
 
 from emotion.errors import StoreError
 from emotion.features import stable_hash
 from emotion.featuresets import FeatureParams
 from emotion.frameset import FrameSet, frame_index
-from emotion.fusion import AudioVisualFusion, FaceEmbedder
+from emotion.fusion import AudioVisualFusion
 from emotion.ids import EMOTION_LABELS
 from emotion.metrics import confusion_png, evaluate
+from emotion.nn import FaceEmbedder
 from emotion.persist import dump_model
 from emotion.splits import ActorSplit
 from emotion.store import Store
-from emotion.training import RunOutput
+from emotion.training import RunOutput, parquet_bytes, prediction_table
 from emotion.video import FrameParams
 
 
@@ -59,6 +57,11 @@ def fusion_table(store: Store, audio: FeatureParams, frames: FrameParams, actors
     return table, acols, vcols
 
 
+def fusion_data_hash(table: pd.DataFrame) -> str:
+    """The hash of the clips (paths and contents) a fusion table is built from."""
+    return stable_hash(sorted(zip(table["path"], table["content_hash"], strict=True)), 16)
+
+
 def fusion_version(method: str, params: dict[str, Any], split: ActorSplit, audio_key: str, frames_key: str,
                    data_hash: str) -> str:
     return stable_hash({"model": f"fusion-{method}", "params": params, "split": split.id, "audio": audio_key,
@@ -89,7 +92,7 @@ def train_and_evaluate_fusion(
         "audio_only": float((p_audio[has].argmax(1) == y_te[has]).mean()) if has.any() else float("nan"),
         "video_only": float((p_video[has].argmax(1) == y_te[has]).mean()) if has.any() else float("nan"),
     }
-    data_hash = stable_hash(sorted(zip(table["path"], table["content_hash"], strict=True)), 16)
+    data_hash = fusion_data_hash(table)
     params = est.get_params()
     name = f"fusion-{est.method}"
     version = fusion_version(est.method, params, split, audio.key, frames.key, data_hash)
@@ -103,12 +106,7 @@ def train_and_evaluate_fusion(
         "accuracy_video_only_all": float((p_video.argmax(1) == y_te).mean()),
     })
     model_bytes, saved = dump_model(est)
-    preds = te[["path", "actor", "emotion"]].reset_index(drop=True).assign(
-        audio_missing=~has, true=[EMOTION_LABELS[k] for k in y_te], predicted=[EMOTION_LABELS[k] for k in pred],
-        **{f"p_{lab}": proba[:, k].astype(np.float32) for k, lab in enumerate(EMOTION_LABELS)},
-    )
-    buf = io.BytesIO()
-    pq.write_table(pa.Table.from_pandas(preds, preserve_index=False), buf)
+    preds = prediction_table(te[["path", "actor", "emotion"]].assign(audio_missing=~has), y_te, pred, proba)
     title = f"{name}: {split.id}\naccuracy {metrics['accuracy']:.3f} (voice+face clips {on_av['fused']:.3f})"
     run = {
         "model": name, "modality": "fusion", "method": est.method, "version": version, "split": str(split),
@@ -118,4 +116,4 @@ def train_and_evaluate_fusion(
         "classes": list(EMOTION_LABELS), "embedding": "FER2013 mini-Xception without its head, mean over frames",
     }
     return RunOutput(version, metrics, {"model": name, "params": params}, run, model_bytes, saved,
-                     confusion_png(metrics["confusion_matrix"], title), buf.getvalue())
+                     confusion_png(metrics["confusion_matrix"], title), parquet_bytes(preds))

@@ -60,20 +60,14 @@ def _keras() -> Any:
     return keras
 
 
-class _EpochLog:
-    """A Keras callback (built lazily) that logs one line per epoch."""
+def _epoch_logger(name: str) -> Any:
+    """A Keras callback that logs one line per epoch."""
 
-    @staticmethod
-    def make(name: str) -> Any:
-        keras = _keras()
+    def on_epoch_end(epoch: int, logs: dict[str, float] | None = None) -> None:
+        parts = " ".join(f"{k} {v:.3f}" for k, v in sorted((logs or {}).items()) if k != "learning_rate")
+        log.info("%s epoch %d: %s", name, epoch + 1, parts)
 
-        class Cb(keras.callbacks.Callback):  # type: ignore[misc,name-defined]
-            def on_epoch_end(self, epoch: int, logs: dict[str, float] | None = None) -> None:
-                logs = logs or {}
-                parts = " ".join(f"{k} {v:.3f}" for k, v in sorted(logs.items()) if k != "learning_rate")
-                log.info("%s epoch %d: %s", name, epoch + 1, parts)
-
-        return Cb()
+    return _keras().callbacks.LambdaCallback(on_epoch_end=on_epoch_end)
 
 
 class KerasFrameClassifier(ClassifierMixin, BaseEstimator):
@@ -105,7 +99,7 @@ class KerasFrameClassifier(ClassifierMixin, BaseEstimator):
     # -- shared machinery ------------------------------------------------------
     def _fit_phase(self, train: Any, val: Any, epochs: int, phase: str) -> dict[str, list[float]]:
         keras = _keras()
-        callbacks = [_EpochLog.make(f"{self.name} {phase}")]
+        callbacks = [_epoch_logger(f"{self.name} {phase}")]
         if val is not None and self.patience > 0:
             callbacks.append(keras.callbacks.EarlyStopping(monitor="val_loss", patience=self.patience,
                                                            restore_best_weights=True))
@@ -132,6 +126,14 @@ class KerasFrameClassifier(ClassifierMixin, BaseEstimator):
             if y is None:
                 raise UsageError("fitting on arrays needs labels y")
             ds = tf.data.Dataset.from_tensor_slices((np.asarray(X, np.uint8)[..., None], np.asarray(y, np.int32)))
+        # resize once here, as the network's own Resizing layer does (area), so that training batches are small and
+        # augmentation works at the network's input size; frames passed to predict are resized by the network
+        size = self.input_size
+
+        def resize(img: Any, lab: Any) -> Any:
+            return tf.cast(tf.round(tf.image.resize(img, (size, size), method="area")), tf.uint8), lab
+
+        ds = ds.map(resize, num_parallel_calls=1)
         if training:
             ds = ds.shuffle(self.shuffle_buffer, seed=self.seed, reshuffle_each_iteration=True)
             if self.augment:
@@ -247,12 +249,7 @@ class FERTransfer(KerasFrameClassifier):
         L = keras.layers
         if self.input_size != 64:
             raise UsageError("the FER2013 model takes 64x64 input; input_size must be 64")
-        base = load_fer_base()
-        inp = keras.Input(shape=(None, None, 1))
-        x = L.Resizing(64, 64, interpolation="area")(inp)
-        x = L.Rescaling(1 / 127.5, offset=-1.0)(x)  # FER2013 preprocessing: [-1, 1]
-        x = base(x, training=False)  # batch-norm statistics stay those of FER2013
-        x = L.GlobalAveragePooling2D()(x)
+        inp, x = fer_pooled_features()
         x = L.Dropout(0.3)(x)
         out = L.Dense(N_CLASSES, activation="softmax", name="ravdess_head")(x)
         return keras.Model(inp, out, name="fer_transfer")
@@ -295,6 +292,39 @@ def load_fer_base() -> Any:
         raise ModelIntegrityError(f"{path} is not the expected FER2013 model (64x64x1 in, 7-class conv head)")
     features = convs[-1].input
     return keras.Model(fer.input, features, name="fer_base")
+
+
+def fer_pooled_features() -> tuple[Any, Any]:
+    """Gray frames of any size in, FER2013's 128 features (globally average-pooled) out: (input, output) tensors.
+
+    Frames are resized to 64x64 and scaled to [-1, 1] as FER2013 was trained;
+    the base runs in inference mode, so its batch-norm statistics stay FER2013's.
+    """
+    keras = _keras()
+    L = keras.layers
+    inp = keras.Input(shape=(None, None, 1))
+    x = L.Resizing(64, 64, interpolation="area")(inp)
+    x = L.Rescaling(1 / 127.5, offset=-1.0)(x)
+    x = load_fer_base()(x, training=False)
+    return inp, L.GlobalAveragePooling2D()(x)
+
+
+class FaceEmbedder:
+    """The FER2013 network without its head: a 128-value embedding per gray frame (global average pooled)."""
+
+    def __init__(self) -> None:
+        inp, out = fer_pooled_features()
+        self.model = _keras().Model(inp, out)
+
+    def __call__(self, frames: np.ndarray) -> np.ndarray:
+        """Embeddings [n, 128] of gray frames [n, h, w]."""
+        out = self.model.predict(np.asarray(frames, np.float32)[..., None], batch_size=64, verbose=0)
+        return np.asarray(out, dtype=np.float64)
+
+    @staticmethod
+    def pool(embeddings: np.ndarray) -> np.ndarray:
+        """A clip's embedding: the mean over its frames."""
+        return np.asarray(embeddings).mean(axis=0)
 
 
 NN_MODELS: dict[str, type[KerasFrameClassifier]] = {"cnn": FrameCNN, "fer": FERTransfer}

@@ -76,6 +76,7 @@ class Prediction:
     modalities_used: list[str] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
     timeline: list[TimelinePoint] | None = None  # video: every sampled frame
+    timeline_model: str | None = None  # the face model that read the frames (may differ from ``model``)
     label: str | None = None  # the emotion in a RAVDESS file name, when there is one
 
     def to_dict(self) -> dict[str, Any]:
@@ -248,7 +249,7 @@ class FusionRunModel:
 
     def predict_data(self, data: bytes) -> tuple[dict[str, float], str | None]:
         """Fused probabilities of an mp4, and the reason audio was absent (None when the voice was used)."""
-        from emotion.fusion import FaceEmbedder
+        from emotion.nn import FaceEmbedder
         from emotion.video import sample_frames
 
         if self._embedder is None:
@@ -264,21 +265,21 @@ class FusionRunModel:
         return full_probabilities(np.arange(len(EMOTION_LABELS)), proba), absent
 
 
-def load_fusion_run(run_dir: str) -> FusionRunModel:
-    folder = Store(run_dir)
-    est, info = _read_run(folder)
-    return FusionRunModel(est, info, folder.url_of(folder.root))
+def _run_loader(cls: Callable[[Any, dict[str, Any], str], Any]) -> Callable[[str], Any]:
+    """A loader of run folders of one modality: the verified model wrapped in ``cls``."""
 
+    def load(run_dir: str) -> Any:
+        folder = Store(run_dir)
+        est, info = _read_run(folder)
+        return cls(est, info, folder.url_of(folder.root))
 
-def load_video_run(run_dir: str) -> VideoRunModel:
-    folder = Store(run_dir)
-    est, info = _read_run(folder)
-    return VideoRunModel(est, info, folder.url_of(folder.root))
+    return load
 
 
 # modality in run.json -> loader of that run folder
-LOADERS: dict[str, Callable[[str], Any]] = {"audio": load_audio_run, "video": load_video_run,
-                                            "fusion": load_fusion_run}
+LOADERS: dict[str, Callable[[str], Any]] = {
+    "audio": load_audio_run, "video": _run_loader(VideoRunModel), "fusion": _run_loader(FusionRunModel),
+}
 
 
 def run_modality(run_dir: str) -> str:
@@ -394,6 +395,7 @@ def predict_file(path: str, predictors: Predictors) -> Prediction:
     video_p: dict[str, float] | None = None
     if video and predictors.video is not None:
         video_p, pred.timeline = predictors.video.predict_video(data)
+        pred.timeline_model = predictors.video.name
     if video and predictors.fusion is not None:
         fused, absent = predictors.fusion.predict_data(data)
         pred.probabilities, pred.model = fused, predictors.fusion.name

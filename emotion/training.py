@@ -109,6 +109,20 @@ def run_version(
     return stable_hash(what)
 
 
+def prediction_table(rows: pd.DataFrame, y_true: np.ndarray, y_pred: np.ndarray, proba: np.ndarray) -> pd.DataFrame:
+    """``predictions.parquet`` of every run: the test clips' ``rows`` with true and predicted emotion and ``p_<emotion>``."""
+    return rows.reset_index(drop=True).assign(
+        true=[EMOTION_LABELS[k] for k in y_true], predicted=[EMOTION_LABELS[k] for k in y_pred],
+        **{f"p_{lab}": proba[:, k].astype(np.float32) for k, lab in enumerate(EMOTION_LABELS)},
+    )
+
+
+def parquet_bytes(df: pd.DataFrame) -> bytes:
+    buf = io.BytesIO()
+    pq.write_table(pa.Table.from_pandas(df, preserve_index=False), buf)
+    return buf.getvalue()
+
+
 @dataclass
 class RunOutput:
     """What one run folder holds."""
@@ -161,12 +175,7 @@ def train_and_evaluate(
                     "cv": f"GroupKFold({search.cv_folds}) by actor on train actors",
                     "features": features, "speaker_norm": data.speaker_norm})
     model_bytes, saved = dump_model(est)
-    preds = data.test_rows.assign(
-        true=[EMOTION_LABELS[k] for k in data.y_test], predicted=[EMOTION_LABELS[k] for k in pred],
-        **{f"p_{lab}": proba[:, k].astype(np.float32) for k, lab in enumerate(EMOTION_LABELS)},
-    )
-    buf = io.BytesIO()
-    pq.write_table(pa.Table.from_pandas(preds, preserve_index=False), buf)
+    preds = prediction_table(data.test_rows, data.y_test, pred, proba)
     title = f"{spec.title}: {split.id}\naccuracy {metrics['accuracy']:.3f}, UAR {metrics['uar']:.3f}"
     params = {"model": spec.name, "best_params": result.best_params, "search": search.to_dict(),
               "stages": result.stages, "features": features, "speaker_norm": data.speaker_norm}
@@ -187,7 +196,7 @@ def train_and_evaluate(
                    "of one speaker, fall back to these pooled statistics of the raw training features",
             "fallback": data.fallback.to_dict()}) + "\n").encode()
     return RunOutput(version, metrics, params, run, model_bytes, saved,
-                     confusion_png(metrics["confusion_matrix"], title), buf.getvalue(), extra)
+                     confusion_png(metrics["confusion_matrix"], title), parquet_bytes(preds), extra)
 
 
 KNOWN_LIMITS = (

@@ -9,7 +9,6 @@ probabilities; every frame's top two emotions are kept in
 
 from __future__ import annotations
 
-import io
 import json
 import time
 from dataclasses import dataclass
@@ -17,8 +16,6 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-import pyarrow as pa
-import pyarrow.parquet as pq
 
 from emotion.errors import StoreError, UsageError
 from emotion.features import stable_hash
@@ -29,7 +26,7 @@ from emotion.nn import NN_MODELS, KerasFrameClassifier, curves_png
 from emotion.persist import dump_model
 from emotion.splits import ActorSplit
 from emotion.store import Store
-from emotion.training import RunOutput
+from emotion.training import RunOutput, parquet_bytes, prediction_table
 from emotion.video import FrameParams
 
 VAL_SHARE = 0.15  # share of the training actors held out for validation (at least one)
@@ -108,12 +105,6 @@ def frame_timeline(meta: pd.DataFrame, proba: np.ndarray) -> pd.DataFrame:
     return meta.assign(top1=labels[i1], p1=p1.astype(np.float32), top2=labels[i2], p2=p2.astype(np.float32))
 
 
-def _parquet(df: pd.DataFrame) -> bytes:
-    buf = io.BytesIO()
-    pq.write_table(pa.Table.from_pandas(df, preserve_index=False), buf)
-    return buf.getvalue()
-
-
 def train_and_evaluate_video(
     est: KerasFrameClassifier, data: VideoSplit, split: ActorSplit, frames: FrameParams,
 ) -> RunOutput:
@@ -144,10 +135,7 @@ def train_and_evaluate_video(
         "epochs_run": len(hist["loss"]),
     })
     model_bytes, saved = dump_model(est)
-    preds = data.clips.set_index("path").loc[clip_paths].reset_index().assign(
-        true=[EMOTION_LABELS[k] for k in y_true], predicted=[EMOTION_LABELS[k] for k in y_pred],
-        **{f"p_{lab}": clip_proba[:, k].astype(np.float32) for k, lab in enumerate(EMOTION_LABELS)},
-    )
+    preds = prediction_table(truth.reset_index(), y_true, y_pred, clip_proba)
     timeline = frame_timeline(meta, proba).assign(true=lambda d: np.array(EMOTION_LABELS)[d["label"]]).drop(columns="label")
     title = f"{est.name} (frames {frames.key}): {split.id}\nper-clip accuracy {metrics['accuracy']:.3f}, UAR {metrics['uar']:.3f}"
     run = {
@@ -157,7 +145,7 @@ def train_and_evaluate_video(
         "fit_actors": list(data.fit_actors), "val_actors": list(data.val_actors),
         "fit_seconds": round(fit_seconds, 2), "classes": list(EMOTION_LABELS),
     }
-    extra = {"curves.png": curves_png(hist, title), "frame_predictions.parquet": _parquet(timeline),
+    extra = {"curves.png": curves_png(hist, title), "frame_predictions.parquet": parquet_bytes(timeline),
              "history.json": (json.dumps(hist, indent=2) + "\n").encode()}
     return RunOutput(version, metrics, {"model": est.name, "params": params, "history": hist}, run, model_bytes, saved,
-                     confusion_png(metrics["confusion_matrix"], title), _parquet(preds), extra)
+                     confusion_png(metrics["confusion_matrix"], title), parquet_bytes(preds), extra)

@@ -177,7 +177,7 @@ def _print_train(t: dict[str, Any]) -> None:
     print(f"  {'model':<12} {'input':<6} {'accuracy':>8} {'macro-F1':>8} {'UAR':>6} {'validation acc':>15} {'train':>6} "
           f"{'test':>5}  run")
     for r in t["models"]:
-        cv = f"{r['cv_accuracy']:.3f}±{r['cv_std']:.3f}"
+        cv = "–" if r["cv_accuracy"] != r["cv_accuracy"] else f"{r['cv_accuracy']:.3f}±{r['cv_std']:.3f}"  # NaN: none
         print(f"  {r['model']:<12} {r.get('modality', 'audio'):<6} {r['accuracy']:>8.3f} {r['macro_f1']:>8.3f} "
               f"{r['uar']:>6.3f} {cv:>15} {r['n_train']:>6} {r['n_test']:>5}  "
               f"{r['run_dir']}{' (reused)' if r.get('reused') else ''}")
@@ -237,26 +237,10 @@ def cmd_train(args: argparse.Namespace) -> int:
     out = _existing_dir(args.out, "store")
     split = ActorSplit.parse(args.split)
     audio, video, fusion = fl.run.split_models(tuple(_models(args.model)))
-    features = feature_set(args.features)
-    runs: list[dict[str, Any]] = []
-    summary = report = ""
-    if audio:
-        t = fl.train.train_audio(out, str(split), audio, features, _search(args),
-                                 n_jobs=args.jobs, force=args.force, speaker_norm=args.speaker_norm)
-        runs += [{**r, "modality": "audio"} for r in t["models"]]
-        summary, report = t["summary"], t["report"]
-    if video:
-        t = fl.train.train_video(out, str(split), video, _frames(args), _video_params(args), force=args.force)
-        runs += t["models"]
-        summary, report = t["summary"], t["report"]
-    if fusion:
-        t = fl.train.train_fusion(out, str(split), fusion, features, _frames(args), force=args.force)
-        runs += t["models"]
-        summary, report = t["summary"], t["report"]
-    ranked = sorted(runs, key=lambda r: (-r["accuracy"], r["model"]))
-    _emit(args, {"split": str(split), "split_id": split.id, "summary": summary, "report": report,
-                 "features": features.name if audio or fusion else None, "speaker_norm": bool(audio) and args.speaker_norm,
-                 "models": ranked}, _print_train)
+    t = fl.run.train_models(out, str(split), audio, video, fusion, feature_set(args.features), _search(args),
+                            _frames(args), _video_params(args), n_jobs=args.jobs, force=args.force,
+                            speaker_norm=args.speaker_norm)
+    _emit(args, t, _print_train)
     return 0
 
 
@@ -355,7 +339,7 @@ def _print_predictions(payload: dict[str, Any]) -> None:
         for note in r["notes"]:
             print(f"  {note}")
         if r.get("timeline"):
-            print("  timeline (time, top two emotions):")
+            print(f"  timeline of the face model {r.get('timeline_model')} (time, top two emotions):")
             for t in r["timeline"]:
                 print(f"    {t['time']:6.2f} s  frame {t['frame_index']:>4}  "
                       + ", ".join(f"{x['emotion']} {x['probability']:.2f}" for x in t["top"]))
@@ -525,7 +509,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_train_opts(p)
     _add_common(p)
     # a smaller search and fewer epochs than `run`, so that the demo takes minutes
-    p.set_defaults(func=cmd_demo, n_iter=20, epochs=10)
+    p.set_defaults(func=cmd_demo, n_iter=10, epochs=14)
 
     p = sub.add_parser("predict", help="the emotion of .wav, .flac or .mp4 files, from a trained model")
     p.add_argument("files", nargs="+", metavar="FILE", help="audio or video files (any name; RAVDESS names not needed)")

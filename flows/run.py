@@ -74,42 +74,49 @@ def run_pipeline(
     for fp in frame_sets:
         s = extract(data, out, "video", features, fp, **ex)["video"].to_dict()
         extracted["video" if fp == frame_sets[0] else f"video ({fp.key})"] = s
-    runs: list[dict[str, Any]] = []
-    summary = report = ""
-    if audio_models:
-        if modality == "all" and not _found(extracted["audio"]):
+    has_audio = "audio" in extracted and _found(extracted["audio"])
+    has_video = any(_found(s) for k, s in extracted.items() if k.startswith("video"))
+    if modality == "all":  # skip what the data cannot feed, and say so
+        if audio_models and not has_audio:
             notes.append("no audio clips under the data root: audio models skipped")
-        else:
-            t = train_audio(out, split, audio_models, features, search, n_jobs=n_jobs, force=full,
-                            speaker_norm=speaker_norm)
-            runs += [{**r, "modality": "audio"} for r in t["models"]]
-            summary, report = t["summary"], t["report"]
-    if video_models:
-        if modality == "all" and not any(_found(s) for k, s in extracted.items() if k.startswith("video")):
+            audio_models = ()
+        if video_models and not has_video:
             notes.append("no video clips under the data root: video models skipped")
-        else:
-            t = train_video(out, split, video_models, frames, video_params, force=full)
-            runs += t["models"]
-            summary, report = t["summary"], t["report"]
-    if fusion_models:
-        av = extracted.get("audio", {}).get("processed", 0) + extracted.get("audio", {}).get("skipped", 0)
-        has_video = any(_found(s) for k, s in extracted.items() if k.startswith("video"))
-        if modality == "all" and not (has_video and av):
+            video_models = ()
+        if fusion_models and not (has_audio and has_video):
             notes.append("fusion needs mp4 clips with speech and face: fused models skipped")
-        else:
-            if speaker_norm:
-                notes.append("speaker normalisation applies to the audio models only: fused models use raw voice features")
-            t = train_fusion(out, split, fusion_models, features, frames, force=full)
-            runs += t["models"]
-            summary, report = t["summary"], t["report"]
+            fusion_models = ()
+    if speaker_norm and fusion_models:
+        notes.append("speaker normalisation applies to the audio models only: fused models use raw voice features")
     for n in notes:
         log.info(n)
-    ranked = sorted(runs, key=lambda r: (-r["accuracy"], r["model"]))
+    trained = train_models(out, split, audio_models, video_models, fusion_models, features, search, frames,
+                           video_params, n_jobs=n_jobs, force=full, speaker_norm=speaker_norm)
+    return {"extract": extracted, "notes": notes, "train": trained}
+
+
+def train_models(
+    out: str, split: str, audio_models: tuple[str, ...], video_models: tuple[str, ...], fusion_models: tuple[str, ...],
+    features: FeatureParams, search: SearchParams, frames: FrameParams,
+    video_params: dict[str, dict[str, Any]] | None, n_jobs: int | None = None, force: bool = False,
+    speaker_norm: bool = False,
+) -> dict[str, Any]:
+    """Run the training flow of each modality that has models; every model's result, best first."""
+    results = []
+    if audio_models:
+        results.append(train_audio(out, split, audio_models, features, search, n_jobs=n_jobs, force=force,
+                                   speaker_norm=speaker_norm))
+    if video_models:
+        results.append(train_video(out, split, video_models, frames, video_params, force=force))
+    if fusion_models:
+        results.append(train_fusion(out, split, fusion_models, features, frames, force=force))
+    runs = [{"modality": "audio", **r} for t in results for r in t["models"]]
     sp = ActorSplit.parse(split)
-    return {"extract": extracted, "notes": notes,
-            "train": {"split": str(sp), "split_id": sp.id, "summary": summary, "report": report,
-                      "features": features.name if audio_models or fusion_models else None,
-                      "speaker_norm": bool(audio_models) and speaker_norm, "models": ranked}}
+    last = results[-1] if results else {}
+    return {"split": str(sp), "split_id": sp.id, "summary": last.get("summary", ""), "report": last.get("report", ""),
+            "features": features.name if audio_models or fusion_models else None,
+            "speaker_norm": bool(audio_models) and speaker_norm,
+            "models": sorted(runs, key=lambda r: (-r["accuracy"], r["model"]))}
 
 
 def _found(summary: dict[str, Any]) -> bool:

@@ -10,11 +10,12 @@ from typing import Any
 from prefect import get_run_logger, task
 from prefect.cache_policies import NO_CACHE
 
-from emotion.features import stable_hash
+from emotion.features import AudioFeatureParams
 from emotion.featuresets import FeatureParams
-from emotion.fusion import AudioVisualFusion, FaceEmbedder
-from emotion.fusion_training import fusion_table, fusion_version, train_and_evaluate_fusion
+from emotion.fusion import AudioVisualFusion
+from emotion.fusion_training import fusion_data_hash, fusion_table, fusion_version, train_and_evaluate_fusion
 from emotion.models import SearchParams, model_spec
+from emotion.nn import FaceEmbedder
 from emotion.report import merge_results, write_report
 from emotion.splits import ActorSplit
 from emotion.store import Store
@@ -145,10 +146,9 @@ def train_fusion_model(
     log = get_run_logger()
     store = Store(out)
     est = AudioVisualFusion(method=model.removeprefix("fusion-"))
-    table, acols, vcols = fusion_table(store, audio, frames, (*split.train, *split.test), _embedder())
+    table, acols, vcols = _fusion_table(out, audio, frames, (*split.train, *split.test), _parts(store, audio, frames))
     est.set_params(n_audio=len(acols))
-    data_hash = stable_hash(sorted(zip(table["path"], table["content_hash"], strict=True)), 16)
-    version = fusion_version(est.method, est.get_params(), split, audio.key, frames.key, data_hash)
+    version = fusion_version(est.method, est.get_params(), split, audio.key, frames.key, fusion_data_hash(table))
     folder = store.run_dir(split.id, model, version)
     if store.run_complete(folder) and not force:
         log.info("%s: run %s is complete in the store; reusing it", model, version)
@@ -164,6 +164,18 @@ def train_fusion_model(
              result.metrics["accuracy"], av["fused"], av["audio_only"], av["video_only"])
     return {"model": model, "version": version, "run_dir": store.url_of(folder), "reused": False,
             **_brief(result.metrics)}
+
+
+def _parts(store: Store, audio: AudioFeatureParams, frames: FrameParams) -> tuple[str, ...]:
+    """The stored parts the fusion table is built from: a new part means a new table."""
+    return (*store.list_parts(store.features_dir("audio", audio.key)), *store.list_parts(store.dataset_dir("frames", frames.key)))
+
+
+@lru_cache(maxsize=2)
+def _fusion_table(out: str, audio: AudioFeatureParams, frames: FrameParams, actors: tuple[int, ...],
+                  parts: tuple[str, ...]) -> tuple[Any, list[str], list[str]]:
+    """The fusion table, computed once for the fused models of one run (the face embedding is the costly part)."""
+    return fusion_table(Store(out), audio, frames, actors, _embedder())
 
 
 @lru_cache(maxsize=1)

@@ -136,11 +136,12 @@ def test_fusion_and_predict_on_video_files(video_run, tiny_video_corpus: Path, c
         assert p["emotion"] == max(p["probabilities"], key=p["probabilities"].get)
         assert "/fusion-" in p["model"]
         assert [t["frame_index"] for t in p["timeline"]] == [0, 20, 40]
+        assert "/cnn/" in p["timeline_model"] or "/fer/" in p["timeline_model"]
         assert all(len(t["top"]) == 2 and t["top"][0]["probability"] >= t["top"][1]["probability"] for t in p["timeline"])
     assert preds[0]["modalities_used"] == ["audio", "video"]
     assert preds[1]["modalities_used"] == ["video"] and preds[1]["notes"][0].startswith("audio absent")
     # the plain-text output shows the timeline and the outcome
     assert main(["predict", str(silent), "--store", str(out), "--split", SPLIT]) == 0
     text = capsys.readouterr().out
-    assert "audio absent" in text and "timeline (time, top two emotions):" in text
+    assert "audio absent" in text and "(time, top two emotions):" in text
     assert "frame   20" in text and "clip outcome:" in text
