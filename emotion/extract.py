@@ -36,7 +36,8 @@ import pyarrow.parquet as pq
 
 from emotion.audio import load_audio
 from emotion.errors import InvalidIdError, NoAudioError, RejectedInput
-from emotion.features import AudioFeatureExtractor, AudioFeatureParams
+from emotion.features import AudioFeatureParams
+from emotion.featuresets import Extractor, FeatureParams, make_extractor
 from emotion.ids import Modality, RavdessId, parse_id
 from emotion.sources import AUDIO_EXTENSIONS, VIDEO_EXTENSIONS, DataRoot, content_hash, extension
 from emotion.store import LABEL_COLUMNS, Store
@@ -78,7 +79,7 @@ class Step:
     """
 
     modality: str
-    params: AudioFeatureParams | FrameParams
+    params: FeatureParams | FrameParams
     chunk_size: int
 
     @property
@@ -108,7 +109,7 @@ class Step:
 NO_AUDIO_VIDEO_ONLY = "no audio: video-only clip (modality 02)"
 
 
-def audio_step(params: AudioFeatureParams | None = None, chunk_size: int = 40) -> Step:
+def audio_step(params: FeatureParams | None = None, chunk_size: int = 40) -> Step:
     return Step("audio", params or AudioFeatureParams(), chunk_size)
 
 
@@ -225,8 +226,9 @@ class ChunkResult:
 
 
 @lru_cache(maxsize=4)
-def _extractor(params: AudioFeatureParams) -> AudioFeatureExtractor:
-    return AudioFeatureExtractor(params)
+def _extractor(params: FeatureParams) -> Extractor:
+    """The extractor of ``params``' feature set, built once per process (filter banks are cached)."""
+    return make_extractor(params)
 
 
 @lru_cache(maxsize=4)
@@ -246,11 +248,11 @@ def _label_fields() -> list[pa.Field]:
     return fields
 
 
-def _meta(params: AudioFeatureParams | FrameParams) -> dict[str, str]:
+def _meta(params: FeatureParams | FrameParams) -> dict[str, str]:
     return {"emotion.params": json.dumps(params.to_dict(), sort_keys=True), "emotion.params_hash": params.hash()}
 
 
-def feature_schema(params: AudioFeatureParams) -> pa.Schema:
+def feature_schema(params: FeatureParams) -> pa.Schema:
     fields = _label_fields() + [pa.field(n, pa.float32()) for n in params.feature_names()]
     return pa.schema(fields, metadata=_meta(params))
 
@@ -267,7 +269,7 @@ def frame_schema(params: FrameParams) -> pa.Schema:
     return pa.schema(fields, metadata=_meta(params))
 
 
-def audio_row(root: DataRoot, ref: ClipRef, extractor: AudioFeatureExtractor) -> dict[str, Any]:
+def audio_row(root: DataRoot, ref: ClipRef, extractor: Extractor) -> dict[str, Any]:
     """Decode one clip and compute its feature row; raises RejectedInput."""
     rid = parse_id(ref.path)
     data = root.read_bytes(ref.path)
@@ -304,10 +306,10 @@ def extract_chunk(step: Step, clips: Sequence[ClipRef], data_url: str, store_url
     n_ok = 0
     for ref in clips:
         try:
-            if isinstance(step.params, AudioFeatureParams):
-                rows.append(audio_row(root, ref, _extractor(step.params)))
-            else:
+            if isinstance(step.params, FrameParams):
                 rows.extend(frame_rows(root, ref, step.params))
+            else:
+                rows.append(audio_row(root, ref, _extractor(step.params)))
             n_ok += 1
         except NoAudioError as exc:
             no_audio.append(reject(ref.path, f"no audio: {exc.reason}", "decode"))
@@ -317,7 +319,7 @@ def extract_chunk(step: Step, clips: Sequence[ClipRef], data_url: str, store_url
             rejects.append(reject(ref.path, f"unexpected {type(exc).__name__}: {exc}", "decode"))
     part = None
     if rows:
-        schema = feature_schema(step.params) if isinstance(step.params, AudioFeatureParams) else frame_schema(step.params)
+        schema = frame_schema(step.params) if isinstance(step.params, FrameParams) else feature_schema(step.params)
         part = f"{store.dataset_dir(step.dataset, step.key)}/{Store.new_part_name()}"
         store.write_table(part, pa.Table.from_pylist(rows, schema=schema), tag=run_tag)
     worker = f"{socket.gethostname()}:{os.getpid()}"
@@ -325,7 +327,7 @@ def extract_chunk(step: Step, clips: Sequence[ClipRef], data_url: str, store_url
 
 
 def extract_audio_chunk(
-    clips: Sequence[ClipRef], data_url: str, store_url: str, params: AudioFeatureParams
+    clips: Sequence[ClipRef], data_url: str, store_url: str, params: FeatureParams
 ) -> ChunkResult:
     """Compute audio features for ``clips`` and write them as one Parquet part."""
     return extract_chunk(audio_step(params), clips, data_url, store_url)

@@ -96,11 +96,11 @@ class AudioFeatureParams:
 FEATURE_SETS: dict[str, AudioFeatureParams] = {"seed": AudioFeatureParams()}
 
 
-def feature_set(name: str) -> AudioFeatureParams:
-    try:
-        return FEATURE_SETS[name]
-    except KeyError:
-        raise UsageError(f"unknown feature set {name!r}; choose from {sorted(FEATURE_SETS)}") from None
+def feature_set(name: str) -> Any:
+    """The parameters of the feature set ``name`` (every set: see :mod:`emotion.featuresets`)."""
+    from emotion.featuresets import feature_set as any_set
+
+    return any_set(name)
 
 
 @lru_cache(maxsize=8)

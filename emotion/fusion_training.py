@@ -14,7 +14,8 @@ import numpy as np
 import pandas as pd
 
 from emotion.errors import StoreError
-from emotion.features import AudioFeatureParams, stable_hash
+from emotion.features import stable_hash
+from emotion.featuresets import FeatureParams
 from emotion.frameset import FrameSet, frame_index
 from emotion.fusion import AudioVisualFusion
 from emotion.ids import EMOTION_LABELS
@@ -27,7 +28,7 @@ from emotion.training import RunOutput, parquet_bytes, prediction_table
 from emotion.video import FrameParams
 
 
-def fusion_table(store: Store, audio: AudioFeatureParams, frames: FrameParams, actors: tuple[int, ...],
+def fusion_table(store: Store, audio: FeatureParams, frames: FrameParams, actors: tuple[int, ...],
                  embedder: FaceEmbedder) -> tuple[pd.DataFrame, list[str], list[str]]:
     """One row per mp4 clip of ``actors``: labels, audio features (NaN without audio), pooled face embedding."""
     idx = frame_index(store, frames.key)
@@ -69,7 +70,7 @@ def fusion_version(method: str, params: dict[str, Any], split: ActorSplit, audio
 
 def train_and_evaluate_fusion(
     est: AudioVisualFusion, table: pd.DataFrame, acols: list[str], vcols: list[str], split: ActorSplit,
-    audio: AudioFeatureParams, frames: FrameParams,
+    audio: FeatureParams, frames: FrameParams,
 ) -> RunOutput:
     t0 = time.perf_counter()
     tr = table[table["actor"].isin(split.train)]

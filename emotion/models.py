@@ -22,6 +22,7 @@ import numpy as np
 from scipy.stats import loguniform, randint, uniform
 from sklearn.base import BaseEstimator, clone
 from sklearn.ensemble import RandomForestClassifier
+from sklearn.linear_model import LogisticRegression
 from sklearn.model_selection import GridSearchCV, GroupKFold, RandomizedSearchCV
 from sklearn.multiclass import OneVsRestClassifier
 from sklearn.pipeline import Pipeline
@@ -56,6 +57,8 @@ class ModelSpec:
     refine: Refiner | None = None
     # applied to the best estimator before the final fit (e.g. SVC probabilities)
     finalize: dict[str, Any] = field(default_factory=dict)
+    # a tuning procedure of its own (the ensemble), instead of randomized search + grid
+    tuner: Callable[..., TuneResult] | None = None
 
 
 def _ints(v: int, lo: int, factors: tuple[float, ...] = (0.7, 1.0, 1.4)) -> list[int]:
@@ -79,6 +82,41 @@ def _refine_svc(best: dict[str, Any]) -> dict[str, list[Any]]:
     if best.get("clf__estimator__kernel") == "rbf":
         grid["clf__estimator__gamma"] = _logs(best["clf__estimator__gamma"])
     return grid
+
+
+def _refine_lr(best: dict[str, Any]) -> dict[str, list[Any]]:
+    grid: dict[str, list[Any]] = {k: [v] for k, v in best.items()}
+    grid["clf__C"] = _logs(best["clf__C"], (0.5, 1.0, 2.0))
+    return grid
+
+
+def _lr(seed: int) -> BaseEstimator:
+    lr = LogisticRegression(max_iter=3000, random_state=seed)
+    return Pipeline([("scale", StandardScaler()), ("clf", lr)])
+
+
+def _mlp(seed: int) -> BaseEstimator:
+    from emotion.neural import KerasMLPClassifier
+
+    return KerasMLPClassifier(seed=seed)
+
+
+def _refine_mlp(best: dict[str, Any]) -> dict[str, list[Any]]:
+    grid: dict[str, list[Any]] = {k: [v] for k, v in best.items()}
+    grid["l2"] = _logs(best["l2"])
+    return grid
+
+
+def _ensemble(seed: int) -> BaseEstimator:
+    from emotion.ensemble import SoftVotingEnsemble
+
+    return SoftVotingEnsemble()
+
+
+def _tune_ensemble(*args: Any, **kwargs: Any) -> TuneResult:
+    from emotion.ensemble import tune_ensemble
+
+    return tune_ensemble(*args, **kwargs)  # type: ignore[no-any-return]
 
 
 def _rf(seed: int) -> BaseEstimator:
@@ -122,6 +160,23 @@ MODELS: dict[str, ModelSpec] = {
         },
         _refine_svc,
     ),
+    "lr": ModelSpec(
+        "lr", "Logistic regression (multinomial, L2)", _lr,
+        {"clf__C": loguniform(1e-4, 1.0), "clf__class_weight": [None, "balanced"]},
+        _refine_lr,
+    ),
+    "mlp": ModelSpec(
+        "mlp", "Keras MLP on the features", _mlp,
+        {
+            "hidden": [128, 256, 512],
+            "layers": [1, 2],
+            "dropout": uniform(0.1, 0.4),
+            "l2": loguniform(1e-5, 1e-2),
+            "learning_rate": loguniform(3e-4, 3e-3),
+            "epochs": [30, 60],
+        },
+        _refine_mlp,
+    ),
     "xgb": ModelSpec(
         "xgb", "XGBoost", _xgb,
         {
@@ -133,6 +188,10 @@ MODELS: dict[str, ModelSpec] = {
             "min_child_weight": randint(1, 6),
             "reg_lambda": loguniform(0.1, 10.0),
         },
+    ),
+    "ensemble": ModelSpec(
+        "ensemble", "Soft-voting ensemble (members and weights by actor-grouped CV)", _ensemble, {},
+        tuner=_tune_ensemble,
     ),
 }
 
@@ -176,6 +235,8 @@ def tune(
     n_groups = len(np.unique(groups))
     if n_groups < params.cv_folds:
         raise UsageError(f"grouped CV needs at least {params.cv_folds} training actors, got {n_groups}")
+    if spec.tuner is not None:
+        return spec.tuner(X, y, groups, params, n_jobs=n_jobs)
     t0 = time.perf_counter()
     cv = GroupKFold(n_splits=params.cv_folds)
     stages: list[dict[str, Any]] = []

@@ -2,8 +2,13 @@
 
 scikit-learn estimators are stored with skops (``.skops``), refused on load if
 they contain any type outside an allow-list; XGBoost models as XGBoost's own
-JSON, Keras networks in Keras' native ``.keras`` format (loaded in safe mode,
-which refuses serialized Python code). The SHA-256 of the model file is recorded next to it at save time and
+JSON; Keras networks in Keras' native ``.keras`` format, loaded in safe mode
+(which refuses serialized Python code, lambdas or custom layers): the audio
+MLP (classes and parameters in the record's ``meta``) and the video frame
+models (which wrapper in ``estimator``, its parameters in ``params``); an
+ensemble as a zip of its members' files, each in one of those formats with
+its own SHA-256, plus a JSON manifest (names, weights, records). The SHA-256
+of the model file is recorded next to it at save time and
 checked before anything is parsed: a tampered or swapped file is refused.
 """
 
@@ -13,6 +18,7 @@ import hashlib
 import json
 import os
 import tempfile
+import zipfile
 from dataclasses import dataclass
 from typing import Any
 
@@ -42,13 +48,16 @@ TRUSTED_TYPES: frozenset[str] = frozenset({
 @dataclass(frozen=True)
 class SavedModel:
     file: str  # file name within the run folder
-    format: str  # "skops", "xgboost-json" or "keras"
+    format: str  # "skops", "xgboost-json", "keras" or "ensemble-zip"
     sha256: str
-    estimator: str | None = None  # for "keras": which wrapper (emotion.nn.NN_MODELS)
-    params: dict[str, Any] | None = None  # for "keras": the wrapper's parameters
+    meta: dict[str, Any] | None = None  # what the format does not hold itself (the MLP's classes and parameters)
+    estimator: str | None = None  # for Keras frame models: which wrapper (emotion.nn.NN_MODELS)
+    params: dict[str, Any] | None = None  # for Keras frame models: the wrapper's parameters
 
     def to_dict(self) -> dict[str, Any]:
         d: dict[str, Any] = {"file": self.file, "format": self.format, "sha256": self.sha256}
+        if self.meta is not None:
+            d["meta"] = self.meta
         if self.estimator is not None:
             d.update(estimator=self.estimator, params=self.params)
         return d
@@ -64,9 +73,19 @@ def _is_xgb(est: Any) -> bool:
 
 def dump_model(est: BaseEstimator) -> tuple[bytes, SavedModel]:
     """Serialize ``est``; returns the bytes and what to record about them."""
-    if hasattr(est, "to_bytes") and hasattr(est, "model_"):  # Keras frame models (emotion.nn)
+    from emotion.ensemble import SoftVotingEnsemble
+    from emotion.neural import KerasMLPClassifier
+    from emotion.nn import KerasFrameClassifier
+
+    if isinstance(est, KerasMLPClassifier):
         data = est.to_bytes()
-        return data, SavedModel("model.keras", "keras", sha256(data), str(est.name), est.get_params())
+        meta = {"classes": [_plain(c) for c in est.classes_], "params": est.get_params()}
+        return data, SavedModel("model.keras", "keras", sha256(data), meta=meta)
+    if isinstance(est, KerasFrameClassifier):  # video frame models (emotion.nn)
+        data = est.to_bytes()
+        return data, SavedModel("model.keras", "keras", sha256(data), estimator=str(est.name), params=est.get_params())
+    if isinstance(est, SoftVotingEnsemble):
+        return _dump_ensemble(est)
     if _is_xgb(est):
         with tempfile.TemporaryDirectory() as d:
             p = os.path.join(d, "model.json")
@@ -103,15 +122,25 @@ def load_model(data: bytes, record: dict[str, Any], *, source: str = "model") ->
             model.load_model(p)
         return model
     if fmt == "keras":
-        from emotion.nn import NN_MODELS
+        if record.get("estimator") is not None:  # a video frame model (emotion.nn)
+            from emotion.nn import NN_MODELS
 
-        cls = NN_MODELS.get(str(record.get("estimator")))
-        if cls is None:
-            raise ModelIntegrityError(f"{source}: unknown Keras model kind {record.get('estimator')!r}")
+            cls = NN_MODELS.get(str(record.get("estimator")))
+            if cls is None:
+                raise ModelIntegrityError(f"{source}: unknown Keras model kind {record.get('estimator')!r}")
+            try:
+                return cls.from_bytes(data, dict(record.get("params") or {}))
+            except ModelIntegrityError as exc:
+                raise ModelIntegrityError(f"{source}: {exc}") from None
+        from emotion.neural import KerasMLPClassifier  # the audio MLP: classes and parameters in "meta"
+
+        meta = record.get("meta") or {}
         try:
-            return cls.from_bytes(data, dict(record.get("params") or {}))
-        except ModelIntegrityError as exc:
-            raise ModelIntegrityError(f"{source}: {exc}") from None
+            return KerasMLPClassifier.from_bytes(data, meta["classes"], meta.get("params", {}))
+        except (KeyError, ValueError, OSError, zipfile.BadZipFile) as exc:
+            raise ModelIntegrityError(f"{source}: not a loadable Keras model ({type(exc).__name__})") from None
+    if fmt == "ensemble-zip":
+        return _load_ensemble(data, source)
     if fmt == "skops":
         import skops.io as sio
 
@@ -121,3 +150,51 @@ def load_model(data: bytes, record: dict[str, Any], *, source: str = "model") ->
             raise ModelIntegrityError(f"{source}: contains types outside the allow-list: {', '.join(unexpected)}")
         return sio.loads(data, trusted=sorted(untrusted))
     raise ModelIntegrityError(f"{source}: unknown model format {fmt!r}")
+
+
+def _plain(v: Any) -> Any:
+    return v.item() if hasattr(v, "item") else v
+
+
+def _dump_ensemble(est: Any) -> tuple[bytes, SavedModel]:
+    import io
+
+    manifest: dict[str, Any] = {"weights": [float(w) for w in est.weights], "members": []}
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w", zipfile.ZIP_DEFLATED) as zf:
+        for i, (name, member) in enumerate(est.fitted_):
+            blob, rec = dump_model(member)
+            arc = f"{i:02d}-{name}-{rec.file}"
+            zf.writestr(arc, blob)
+            manifest["members"].append({"name": name, "entry": arc, "record": rec.to_dict()})
+        manifest["classes"] = [_plain(c) for c in est.classes_]
+        zf.writestr("manifest.json", json.dumps(manifest, sort_keys=True))
+    data = buf.getvalue()
+    return data, SavedModel("model.zip", "ensemble-zip", sha256(data))
+
+
+MAX_MEMBER_BYTES = 1 << 30
+
+
+def _load_ensemble(data: bytes, source: str) -> BaseEstimator:
+    import io
+
+    import numpy as np
+
+    from emotion.ensemble import SoftVotingEnsemble
+
+    try:
+        zf = zipfile.ZipFile(io.BytesIO(data))
+        manifest = json.loads(zf.read("manifest.json"))
+        members = []
+        for m in manifest["members"]:
+            info = zf.getinfo(m["entry"])
+            if info.file_size > MAX_MEMBER_BYTES:
+                raise ModelIntegrityError(f"{source}: member {m['entry']} is implausibly large")
+            members.append((m["name"], load_model(zf.read(info), m["record"], source=f"{source}:{m['entry']}")))
+    except (KeyError, ValueError, zipfile.BadZipFile) as exc:
+        raise ModelIntegrityError(f"{source}: not a valid ensemble archive ({type(exc).__name__}: {exc})") from None
+    est = SoftVotingEnsemble([(n, m) for n, m in members], manifest["weights"])
+    est.fitted_ = members
+    est.classes_ = np.asarray(manifest["classes"])
+    return est

@@ -12,7 +12,12 @@ has runs, else the split with the newest run; within it, the newest run per
 model (as in the report) with the best grouped-CV accuracy on the train
 actors (:func:`emotion.report.best_per_modality`). A model is loaded only
 after its file's SHA-256 matches the one recorded in ``run.json``; features
-are computed with the parameters recorded there.
+are computed with the parameters recorded there, of whichever feature set
+(``seed``, ``extended``, openSMILE). A speaker-normalised audio model needs a
+group of clips of the speaker; a single file has none, so its features are
+standardised with the pooled training statistics saved beside the run
+(``normalization.json``, :func:`emotion.normalize.normalize_for_prediction`)
+and the notes say so: such predictions are less accurate.
 
 For an mp4, the outcome comes from the fused voice+face model when the store
 has one (from the face alone when the clip has no voice, and the notes say
@@ -33,9 +38,10 @@ import numpy as np
 
 from emotion.audio import load_audio
 from emotion.errors import EmotionError, ModelIntegrityError, NoAudioError, RejectedInput, StoreError, UsageError
-from emotion.features import AudioFeatureExtractor, AudioFeatureParams
+from emotion.featuresets import make_extractor, params_from_dict
 from emotion.ids import EMOTION_LABELS, try_parse_id
 from emotion.models import predict_scores
+from emotion.normalize import Stats, normalize_for_prediction
 from emotion.persist import load_model
 from emotion.report import RunRecord, best_per_modality, collect_runs
 from emotion.sources import AUDIO_EXTENSIONS, VIDEO_EXTENSIONS, extension
@@ -93,25 +99,30 @@ def full_probabilities(classes: np.ndarray, scores: np.ndarray) -> dict[str, flo
 
 
 class AudioModel:
-    """A trained audio run: its verified estimator and the feature parameters it was trained with."""
+    """A trained audio run: its verified estimator and the feature parameters it was trained with.
+
+    ``fallback``: for a speaker-normalised run, the pooled statistics of its
+    raw training features (``normalization.json``), used for single files.
+    """
 
     modality = "audio"
 
-    def __init__(self, estimator: Any, info: dict[str, Any], run_dir: str) -> None:
+    def __init__(self, estimator: Any, info: dict[str, Any], run_dir: str, fallback: Stats | None = None) -> None:
         self.estimator = estimator
         self.info = info
         self.run_dir = run_dir
-        norm = info.get("speaker_norm")
-        if norm not in (None, False, "", "none"):
-            raise UsageError(f"{run_dir}: the model uses speaker normalisation ({norm}); predicting single files "
-                             "with it is not supported yet")
+        self.speaker_norm = info.get("speaker_norm") not in (None, False, "", "none")
+        if self.speaker_norm and fallback is None:
+            raise UsageError(f"{run_dir}: the model uses speaker normalisation but its normalization.json "
+                             "(pooled training statistics) is missing")
+        self.fallback = fallback
         try:
-            self.params = AudioFeatureParams.from_dict(info["feature_params"])
+            self.params = params_from_dict(info["feature_params"])
         except (KeyError, TypeError, ValueError) as exc:
             raise UsageError(f"{run_dir}: run.json records feature parameters this version cannot compute ({exc})") from None
         if info.get("feature_hash") and self.params.hash() != info["feature_hash"]:
             raise ModelIntegrityError(f"{run_dir}: the feature parameters in run.json do not match its feature hash")
-        self.extractor = AudioFeatureExtractor(self.params)
+        self.extractor = make_extractor(self.params)
         classes = getattr(estimator, "classes_", None)
         self.classes = np.arange(len(EMOTION_LABELS)) if classes is None else np.asarray(classes, dtype=int)
 
@@ -121,8 +132,18 @@ class AudioModel:
 
     def predict_samples(self, samples: np.ndarray) -> dict[str, float]:
         """Probabilities of the 8 emotions for mono samples at ``self.params.sample_rate``."""
-        x = self.extractor(samples)[None, :]
+        x = np.asarray(self.extractor(samples), dtype=np.float32)[None, :]
+        if self.fallback is not None:  # one file: no group of the speaker's clips, so the pooled training statistics
+            x, _ = normalize_for_prediction(x, self.fallback, same_speaker=False)
         return full_probabilities(self.classes, predict_scores(self.estimator, x)[0])
+
+    @property
+    def note(self) -> str | None:
+        """What to say about predictions of this model, if anything."""
+        if self.fallback is None:
+            return None
+        return ("speaker-normalised model: a single file has no group of its speaker's clips, so the pooled training "
+                "statistics were used (less accurate)")
 
     def predict_bytes(self, data: bytes, *, video: bool = False) -> dict[str, float]:
         return self.predict_samples(load_audio(data, self.params.sample_rate, video=video))
@@ -155,6 +176,19 @@ def _read_run(folder: Store) -> tuple[Any, dict[str, Any]]:
     with folder.fs.open(path, "rb") as fh:
         data = fh.read()
     return load_model(data, record, source=path), info
+
+
+def load_audio_run(run_dir: str) -> AudioModel:
+    folder = Store(run_dir)
+    est, info = _read_run(folder)
+    fallback = None
+    norm_json = folder.path("normalization.json")
+    if info.get("speaker_norm") not in (None, False, "", "none") and folder.exists(norm_json):
+        try:
+            fallback = Stats.from_dict(folder.read_json(norm_json)["fallback"])
+        except (KeyError, TypeError, ValueError) as exc:
+            raise ModelIntegrityError(f"{folder.url}: normalization.json is not readable ({type(exc).__name__})") from None
+    return AudioModel(est, info, folder.url_of(folder.root), fallback)
 
 
 class VideoRunModel:
@@ -202,11 +236,11 @@ class FusionRunModel:
         self.estimator = estimator
         self.run_dir = run_dir
         try:
-            self.audio = AudioFeatureParams.from_dict(info["feature_params"])
+            self.audio = params_from_dict(info["feature_params"])
             self.frames = FrameParams(**info["frame_params"])
         except (KeyError, TypeError, ValueError) as exc:
             raise UsageError(f"{run_dir}: run.json records parameters this version cannot use ({exc})") from None
-        self.extractor = AudioFeatureExtractor(self.audio)
+        self.extractor = make_extractor(self.audio)
         self._embedder: Any = None
 
     @property
@@ -244,7 +278,7 @@ def _run_loader(cls: Callable[[Any, dict[str, Any], str], Any]) -> Callable[[str
 
 # modality in run.json -> loader of that run folder
 LOADERS: dict[str, Callable[[str], Any]] = {
-    "audio": _run_loader(AudioModel), "video": _run_loader(VideoRunModel), "fusion": _run_loader(FusionRunModel),
+    "audio": load_audio_run, "video": _run_loader(VideoRunModel), "fusion": _run_loader(FusionRunModel),
 }
 
 
@@ -378,6 +412,8 @@ def predict_file(path: str, predictors: Predictors) -> Prediction:
         pred.notes.append(f"no fused model: outcome from the face; the voice alone says {top_audio[0]} ({top_audio[1]:.2f})")
     elif audio_p is not None:
         pred.probabilities, pred.model, pred.modalities_used = audio_p, predictors.audio.name, ["audio"]  # type: ignore[union-attr]
+        if predictors.audio is not None and predictors.audio.note:
+            pred.notes.append(predictors.audio.note)
     elif video_p is not None:
         pred.probabilities, pred.model, pred.modalities_used = video_p, predictors.video.name, ["video"]  # type: ignore[union-attr]
     if audio_absent is not None:

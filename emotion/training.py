@@ -20,6 +20,7 @@ from emotion.features import stable_hash
 from emotion.ids import EMOTION_LABELS
 from emotion.metrics import confusion_png, evaluate
 from emotion.models import ModelSpec, SearchParams, predict_scores, tune
+from emotion.normalize import Stats, speaker_standardize
 from emotion.persist import SavedModel, dump_model
 from emotion.splits import ActorSplit
 from emotion.store import LABEL_COLUMNS
@@ -34,6 +35,8 @@ class SplitData:
     y_test: np.ndarray
     test_rows: pd.DataFrame  # path, actor, emotion of each test clip
     data_hash: str  # hash of the (path, content hash) of every clip used
+    speaker_norm: bool = False  # each actor's features standardised over that actor's own clips
+    fallback: Stats | None = None  # pooled statistics of the raw training features (prediction without a speaker group)
 
 
 RECORDING = ("vocal_channel", "emotion", "intensity", "statement", "repetition", "actor")
@@ -54,8 +57,15 @@ def one_row_per_recording(df: pd.DataFrame) -> pd.DataFrame:
     return df[~twin]
 
 
-def split_data(df: pd.DataFrame, feature_names: list[str], split: ActorSplit, feature_hash: str) -> SplitData:
-    """Select the split's actors (one row per recording); labels become 0-7 (emotion code - 1)."""
+def split_data(
+    df: pd.DataFrame, feature_names: list[str], split: ActorSplit, feature_hash: str, *, speaker_norm: bool = False
+) -> SplitData:
+    """Select the split's actors (one row per recording); labels become 0-7 (emotion code - 1).
+
+    With ``speaker_norm``, every actor's features (train and test alike) are
+    standardised with the mean and std of that actor's own clips (after the
+    twin rows are dropped, so no recording weighs twice); no label is used.
+    """
     df = one_row_per_recording(df)
     missing = [c for c in feature_names if c not in df.columns]
     if missing:
@@ -68,21 +78,35 @@ def split_data(df: pd.DataFrame, feature_names: list[str], split: ActorSplit, fe
         present = sorted(int(a) for a in df["actor"].unique())
         raise StoreError(f"no clips of the test actors of {split} in the store (actors present: {present})")
     keys = sorted(zip(pd.concat([tr, te])["path"], pd.concat([tr, te])["content_hash"], strict=True))
+    X_train, X_test = tr[feature_names].to_numpy(np.float32), te[feature_names].to_numpy(np.float32)
+    groups = tr["actor"].to_numpy(int)
+    fallback = None
+    if speaker_norm:
+        fallback = Stats.of(X_train)
+        X_train = speaker_standardize(X_train, groups)
+        X_test = speaker_standardize(X_test, te["actor"].to_numpy(int))
     return SplitData(
-        X_train=tr[feature_names].to_numpy(np.float32),
+        X_train=X_train,
         y_train=tr["emotion"].to_numpy(int) - 1,
-        groups=tr["actor"].to_numpy(int),
-        X_test=te[feature_names].to_numpy(np.float32),
+        groups=groups,
+        X_test=X_test,
         y_test=te["emotion"].to_numpy(int) - 1,
         test_rows=te[["path", "actor", "emotion"]].reset_index(drop=True),
         data_hash=stable_hash({"feature_hash": feature_hash, "clips": keys}, 16),
+        speaker_norm=speaker_norm,
+        fallback=fallback,
     )
 
 
-def run_version(model: str, split: ActorSplit, search: SearchParams, feature_hash: str, data_hash: str) -> str:
+def run_version(
+    model: str, split: ActorSplit, search: SearchParams, feature_hash: str, data_hash: str, speaker_norm: bool = False
+) -> str:
     """The version of a run: a hash of everything that changes its result."""
-    return stable_hash({"model": model, "split": split.id, "search": search.to_dict(),
-                        "feature_hash": feature_hash, "data_hash": data_hash, "revision": 1})
+    what: dict[str, Any] = {"model": model, "split": split.id, "search": search.to_dict(),
+                            "feature_hash": feature_hash, "data_hash": data_hash, "revision": 1}
+    if speaker_norm:  # absent when off, so versions of runs without it are unchanged
+        what["speaker_norm"] = True
+    return stable_hash(what)
 
 
 def prediction_table(rows: pd.DataFrame, y_true: np.ndarray, y_pred: np.ndarray, proba: np.ndarray) -> pd.DataFrame:
@@ -111,7 +135,7 @@ class RunOutput:
     saved: SavedModel
     confusion: bytes
     predictions: bytes  # Parquet
-    extra: dict[str, bytes] = field(default_factory=dict)  # e.g. training curves, frame predictions
+    extra: dict[str, bytes] = field(default_factory=dict)  # model card, normalisation fallback, curves, frame predictions
 
     def files(self) -> dict[str, bytes]:
         import json
@@ -145,19 +169,75 @@ def train_and_evaluate(
     pred = np.asarray(est.predict(data.X_test)).astype(int)
     metrics = evaluate(data.y_test, pred, train_actors=split.train, test_actors=split.test,
                        n_train=len(data.y_train))
-    version = run_version(spec.name, split, search, feature_hash, data.data_hash)
+    version = run_version(spec.name, split, search, feature_hash, data.data_hash, data.speaker_norm)
+    features = str(feature_params.get("name", "?"))
     metrics.update({"model": spec.name, "cv_accuracy": result.cv_accuracy, "cv_std": result.cv_std,
-                    "cv": f"GroupKFold({search.cv_folds}) by actor on train actors"})
+                    "cv": f"GroupKFold({search.cv_folds}) by actor on train actors",
+                    "features": features, "speaker_norm": data.speaker_norm})
     model_bytes, saved = dump_model(est)
     preds = prediction_table(data.test_rows, data.y_test, pred, proba)
     title = f"{spec.title}: {split.id}\naccuracy {metrics['accuracy']:.3f}, UAR {metrics['uar']:.3f}"
     params = {"model": spec.name, "best_params": result.best_params, "search": search.to_dict(),
-              "stages": result.stages}
+              "stages": result.stages, "features": features, "speaker_norm": data.speaker_norm}
     run = {
         "model": spec.name, "version": version, "split": str(split), "split_id": split.id,
         "feature_params": feature_params, "feature_hash": feature_hash, "data_hash": data.data_hash,
         "search": search.to_dict(), "model_file": saved.to_dict(), "fit_seconds": round(result.seconds, 2),
         "label_columns": list(LABEL_COLUMNS), "classes": list(EMOTION_LABELS),
+        "features": features, "speaker_norm": data.speaker_norm,
     }
+    extra = {"model_card.md": model_card(spec.title, metrics, run, result.best_params).encode()}
+    if data.fallback is not None:
+        import json
+
+        extra["normalization.json"] = (json.dumps({
+            "speaker_norm": True,
+            "how": "each speaker standardised by the mean and std of their own clips; without a group of clips "
+                   "of one speaker, fall back to these pooled statistics of the raw training features",
+            "fallback": data.fallback.to_dict()}) + "\n").encode()
     return RunOutput(version, metrics, params, run, model_bytes, saved,
-                     confusion_png(metrics["confusion_matrix"], title), parquet_bytes(preds))
+                     confusion_png(metrics["confusion_matrix"], title), parquet_bytes(preds), extra)
+
+
+KNOWN_LIMITS = (
+    "Trained and tested on RAVDESS-style acted speech: North-American English, two fixed statements, "
+    "studio conditions (quiet, close microphone). Expect lower accuracy on spontaneous speech, other "
+    "languages or accents, noisy or far-field audio, and telephone bandwidth.",
+    "Eight acted categories; real emotions are rarely this prototypical or this balanced.",
+    "Speaker normalisation (when on) assumes several clips of the same speaker covering a mix of emotions; "
+    "a speaker who is angry in every clip is normalised towards neutral.",
+)
+
+
+def model_card(title: str, metrics: dict[str, Any], run: dict[str, Any], best_params: dict[str, Any]) -> str:
+    """A short markdown model card: data, split, features, normalisation, metrics, known limits."""
+    norm = ("on: each speaker's features standardised by that speaker's own clips (training and test alike; "
+            "labels unused). Predicting for a new speaker needs a group of their clips, else pooled training "
+            "statistics are used and accuracy drops." if run["speaker_norm"] else "off")
+    lines = [
+        f"# Model card: {title}", "",
+        "## Data",
+        f"- {metrics['n_train']} training clips of actors {metrics['train_actors']}; "
+        f"{metrics['n_test']} test clips of actors {metrics['test_actors']}",
+        f"- data version {run['data_hash']} (hash of every clip's path and content)", "",
+        "## Split and selection",
+        f"- speaker-independent split {run['split']}: no test actor was used for any choice",
+        f"- hyper-parameters chosen by {metrics['cv']}: accuracy {metrics['cv_accuracy']:.3f} ± {metrics['cv_std']:.3f}",
+        f"- chosen: `{json_line(best_params)}`", "",
+        "## Features",
+        f"- set `{run['features']}` (parameters hash {run['feature_hash']})",
+        f"- speaker normalisation: {norm}", "",
+        "## Metrics on the test actors",
+        f"- accuracy {metrics['accuracy']:.3f}, macro-F1 {metrics['macro_f1']:.3f}, UAR {metrics['uar']:.3f}",
+        "", "| class | precision | recall | F1 | support |", "|---|---|---|---|---|",
+    ]
+    lines += [f"| {c} | {v['precision']:.2f} | {v['recall']:.2f} | {v['f1']:.2f} | {v['support']} |"
+              for c, v in metrics["per_class"].items()]
+    lines += ["", "## Known limits", *[f"- {x}" for x in KNOWN_LIMITS], ""]
+    return "\n".join(lines)
+
+
+def json_line(obj: Any) -> str:
+    import json
+
+    return json.dumps(obj, sort_keys=True, default=str)

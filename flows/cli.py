@@ -1,4 +1,4 @@
-"""The ``emotion`` command line: synth, extract, train, run, demo.
+"""The ``emotion`` command line: synth, extract, train, evaluate, run, demo, predict, server, deploy.
 
 Every command prints a readable summary (``--json`` for a machine-readable
 one) and exits 0 on success, 1 when the pipeline fails, and 2 with a one-line
@@ -26,7 +26,7 @@ for _k, _v in {
     os.environ.setdefault(_k, _v)
 
 from emotion.errors import EmotionError, UsageError  # noqa: E402
-from emotion.features import feature_set  # noqa: E402
+from emotion.featuresets import FEATURE_SET_NAMES, feature_set  # noqa: E402
 from emotion.fusion import FUSION_MODELS  # noqa: E402
 from emotion.models import MODELS, SearchParams  # noqa: E402
 from emotion.nn import NN_MODELS  # noqa: E402
@@ -69,6 +69,7 @@ def _flows() -> Any:
     check_prefect_api()
     from prefect.logging.handlers import PrefectConsoleHandler
 
+    import flows.evaluate
     import flows.extract
     import flows.run
     import flows.train
@@ -170,7 +171,9 @@ def _print_extract(s: dict[str, Any]) -> None:
 
 
 def _print_train(t: dict[str, Any]) -> None:
-    print(f"split {t['split']}: models ranked by per-clip accuracy on the test actors")
+    norm = ", speaker-normalised" if t.get("speaker_norm") else ""
+    audio = f" (audio features {t['features']}{norm})" if t.get("features") else ""
+    print(f"split {t['split']}{audio}: models ranked by per-clip accuracy on the test actors")
     print(f"  {'model':<12} {'input':<6} {'accuracy':>8} {'macro-F1':>8} {'UAR':>6} {'validation acc':>15} {'train':>6} "
           f"{'test':>5}  run")
     for r in t["models"]:
@@ -235,7 +238,8 @@ def cmd_train(args: argparse.Namespace) -> int:
     split = ActorSplit.parse(args.split)
     audio, video, fusion = fl.run.split_models(tuple(_models(args.model)))
     t = fl.run.train_models(out, str(split), audio, video, fusion, feature_set(args.features), _search(args),
-                            _frames(args), _video_params(args), n_jobs=args.jobs, force=args.force)
+                            _frames(args), _video_params(args), n_jobs=args.jobs, force=args.force,
+                            speaker_norm=args.speaker_norm)
     _emit(args, t, _print_train)
     return 0
 
@@ -248,7 +252,7 @@ def _run(args: argparse.Namespace, data: str, out: str) -> dict[str, Any]:
     r = fl.run.run_pipeline(data, out, split, tuple(_models(args.model, default)), feature_set(args.features),
                             _search(args), modality=args.modality, frames=_frames(args),
                             video_params=_video_params(args), full=args.full, dask_address=args.dask_address,
-                            workers=args.workers, n_jobs=args.jobs)
+                            workers=args.workers, n_jobs=args.jobs, speaker_norm=args.speaker_norm)
     return {**r, "extract": extract_payload(r["extract"])}
 
 
@@ -286,6 +290,36 @@ def cmd_demo(args: argparse.Namespace) -> int:
     _emit(args, r, _print_run)
     if not args.json:
         print(f"demo finished in {r['seconds']:.0f} s; outputs under {out / 'store'}")
+    return 0
+
+
+def _print_loso(t: dict[str, Any]) -> None:
+    norm = ", speaker-normalised" if t["speaker_norm"] else ""
+    print(f"leave-one-actor-out over the training actors of {t['split']} (features {t['features']}{norm}; "
+          f"hyper-parameters {t['mode']}):")
+    for r in t["models"]:
+        per = " ".join(f"{a}:{v:.2f}" for a, v in r["per_actor"].items())
+        print(f"  {r['model']:<8} mean {r['mean']:.3f}  std {r['std']:.3f}  min {r['min']:.3f}  max {r['max']:.3f}"
+              f"  ({r['n_actors']} actors, {r['seconds']:.0f} s)")
+        print(f"           per actor: {per}")
+    if t["mode"] == "fixed":
+        print("  note: fixed hyper-parameters come from the stored runs, chosen with these actors: mildly optimistic")
+    print(f"  summary: {t['summary']}")
+
+
+def cmd_evaluate(args: argparse.Namespace) -> int:
+    if not args.loso:
+        raise UsageError("evaluate needs --loso (leave-one-actor-out over the training actors; the only evaluation so far)")
+    if args.params_from and not args.fixed_params:
+        raise UsageError("--params-from needs --fixed-params")
+    evaluate_loso = _flows().evaluate.evaluate_loso
+    out = _existing_dir(args.out, "store")
+    split = str(ActorSplit.parse(args.split))
+    features = feature_set(args.features)
+    t = evaluate_loso(out, split, tuple(_models(args.model or ["lr"])), features, _search(args),
+                      speaker_norm=args.speaker_norm, mode="fixed" if args.fixed_params else "nested", n_jobs=args.jobs,
+                      params_from=str(ActorSplit.parse(args.params_from)) if args.params_from else None)
+    _emit(args, t, _print_loso)
     return 0
 
 
@@ -368,7 +402,9 @@ def _add_common(p: argparse.ArgumentParser) -> None:
 
 
 def _add_extract_opts(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--features", default="seed", help="feature set (default: seed, the baseline recipe)")
+    p.add_argument("--features", default="seed",
+                   help=f"feature set: {', '.join(FEATURE_SET_NAMES)} (default: seed, the baseline recipe; "
+                        "egemaps and compare need the opensmile extra)")
     p.add_argument("--dask-address", metavar="ADDR", default=os.environ.get("EMOTION_DASK_ADDRESS"),
                    help="use the Dask scheduler at tcp://HOST:PORT (default: a local cluster)")
     p.add_argument("--workers", type=int, help="worker processes of the local cluster (default: one per core)")
@@ -395,6 +431,8 @@ def _add_train_opts(p: argparse.ArgumentParser) -> None:
     p.add_argument("--no-refine", action="store_true", help="skip the grid search around the best candidate")
     p.add_argument("--seed", type=int, default=0, help="random seed of the search and models (default 0)")
     p.add_argument("--jobs", type=int, help="parallel search processes (default: one per core)")
+    p.add_argument("--speaker-norm", action="store_true",
+                   help="standardise each actor's features over that actor's own clips (train and test; no labels)")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -430,12 +468,25 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("train", help="tune, train and evaluate models on the features in OUT")
     p.add_argument("out")
-    p.add_argument("--features", default="seed")
+    p.add_argument("--features", default="seed", help=f"feature set: {', '.join(FEATURE_SET_NAMES)} (default seed)")
     p.add_argument("--force", action="store_true", help="retrain even if an identical run is stored")
     _add_frame_opts(p)
     _add_train_opts(p)
     _add_common(p)
     p.set_defaults(func=cmd_train)
+
+    p = sub.add_parser("evaluate", help="leave-one-actor-out evaluation over the training actors of a split")
+    p.add_argument("out")
+    p.add_argument("--loso", action="store_true", help="leave one training actor out at a time (test actors unused)")
+    p.add_argument("--features", default="seed", help=f"feature set: {', '.join(FEATURE_SET_NAMES)} (default seed)")
+    p.add_argument("--fixed-params", action="store_true",
+                   help="reuse the hyper-parameters of the stored run (one fit per actor; mildly optimistic) "
+                        "instead of tuning inside every fold")
+    p.add_argument("--params-from", metavar="SPLIT",
+                   help="with --fixed-params: the split whose stored runs give them (default: --split)")
+    _add_train_opts(p)
+    _add_common(p)
+    p.set_defaults(func=cmd_evaluate)
 
     p = sub.add_parser("run", help="extract, train and evaluate")
     p.add_argument("data")

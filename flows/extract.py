@@ -13,6 +13,7 @@ from prefect.task_runners import ThreadPoolTaskRunner
 from emotion.errors import UsageError
 from emotion.extract import Step, audio_step, chunked, video_step
 from emotion.features import AudioFeatureParams, stable_hash
+from emotion.featuresets import FeatureParams
 from emotion.video import FrameParams
 from tasks.artifacts import Progress, name_flow_run, publish_extract
 from tasks.cluster import dask_client
@@ -38,7 +39,7 @@ class ExtractSummary:
         return asdict(self)
 
 
-def steps_for(modality: str, features: AudioFeatureParams, frames: FrameParams, chunk_size: int | None) -> list[Step]:
+def steps_for(modality: str, features: FeatureParams, frames: FrameParams, chunk_size: int | None) -> list[Step]:
     if modality not in (*MODALITIES, "all"):
         raise UsageError(f"unknown modality {modality!r}; choose audio, video or all")
     steps = []
@@ -54,7 +55,7 @@ def extract(
     data: str,
     out: str,
     modality: str = "all",
-    features: AudioFeatureParams = AudioFeatureParams(),
+    features: FeatureParams = AudioFeatureParams(),
     frames: FrameParams = FrameParams(),
     full: bool = False,
     chunk_size: int | None = None,
@@ -110,7 +111,7 @@ def extract(
     return summaries
 
 
-def extract_audio(data: str, out: str, features: AudioFeatureParams = AudioFeatureParams(), full: bool = False,
+def extract_audio(data: str, out: str, features: FeatureParams = AudioFeatureParams(), full: bool = False,
                   chunk_size: int = 40, dask_address: str | None = None, workers: int | None = None) -> ExtractSummary:
     """Audio features only (the ``extract`` flow with ``modality="audio"``)."""
     return extract(data, out, "audio", features, full=full, chunk_size=chunk_size, dask_address=dask_address,

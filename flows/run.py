@@ -8,6 +8,7 @@ from prefect import flow, get_run_logger
 
 from emotion.errors import UsageError
 from emotion.features import AudioFeatureParams
+from emotion.featuresets import FeatureParams
 from emotion.fusion import FUSION_MODELS
 from emotion.models import MODELS, SearchParams
 from emotion.nn import NN_MODELS
@@ -34,7 +35,7 @@ def run_pipeline(
     out: str,
     split: str = DEFAULT_SPLIT,
     models: tuple[str, ...] = DEFAULT_MODELS + VIDEO_MODELS + FUSION_MODELS,
-    features: AudioFeatureParams = AudioFeatureParams(),
+    features: FeatureParams = AudioFeatureParams(),
     search: SearchParams = SearchParams(),
     modality: str = "all",
     frames: FrameParams = FrameParams(),
@@ -43,8 +44,13 @@ def run_pipeline(
     dask_address: str | None = None,
     workers: int | None = None,
     n_jobs: int | None = None,
+    speaker_norm: bool = False,
 ) -> dict[str, Any]:
-    """Extract what ``modality`` needs, then train the audio and video models in ``models``.
+    """Extract what ``modality`` needs, then train the audio, video and fused models in ``models``.
+
+    ``features`` is the audio feature set (of the audio and the fused
+    models); ``speaker_norm`` standardises each actor's audio features over
+    that actor's clips (audio models only).
 
     With ``modality="all"`` a modality without any clip under ``data`` is
     skipped with a note; asked for explicitly, it is an error.
@@ -80,22 +86,26 @@ def run_pipeline(
         if fusion_models and not (has_audio and has_video):
             notes.append("fusion needs mp4 clips with speech and face: fused models skipped")
             fusion_models = ()
+    if speaker_norm and fusion_models:
+        notes.append("speaker normalisation applies to the audio models only: fused models use raw voice features")
     for n in notes:
         log.info(n)
     trained = train_models(out, split, audio_models, video_models, fusion_models, features, search, frames,
-                           video_params, n_jobs=n_jobs, force=full)
+                           video_params, n_jobs=n_jobs, force=full, speaker_norm=speaker_norm)
     return {"extract": extracted, "notes": notes, "train": trained}
 
 
 def train_models(
     out: str, split: str, audio_models: tuple[str, ...], video_models: tuple[str, ...], fusion_models: tuple[str, ...],
-    features: AudioFeatureParams, search: SearchParams, frames: FrameParams,
+    features: FeatureParams, search: SearchParams, frames: FrameParams,
     video_params: dict[str, dict[str, Any]] | None, n_jobs: int | None = None, force: bool = False,
+    speaker_norm: bool = False,
 ) -> dict[str, Any]:
     """Run the training flow of each modality that has models; every model's result, best first."""
     results = []
     if audio_models:
-        results.append(train_audio(out, split, audio_models, features, search, n_jobs=n_jobs, force=force))
+        results.append(train_audio(out, split, audio_models, features, search, n_jobs=n_jobs, force=force,
+                                   speaker_norm=speaker_norm))
     if video_models:
         results.append(train_video(out, split, video_models, frames, video_params, force=force))
     if fusion_models:
@@ -104,6 +114,8 @@ def train_models(
     sp = ActorSplit.parse(split)
     last = results[-1] if results else {}
     return {"split": str(sp), "split_id": sp.id, "summary": last.get("summary", ""), "report": last.get("report", ""),
+            "features": features.name if audio_models or fusion_models else None,
+            "speaker_norm": bool(audio_models) and speaker_norm,
             "models": sorted(runs, key=lambda r: (-r["accuracy"], r["model"]))}
 
 

@@ -9,6 +9,7 @@ from prefect import flow
 
 from emotion.errors import UsageError
 from emotion.features import AudioFeatureParams
+from emotion.featuresets import FeatureParams
 from emotion.fusion import FUSION_MODELS
 from emotion.models import SearchParams, model_spec
 from emotion.splits import DEFAULT_SPLIT, ActorSplit
@@ -26,10 +27,11 @@ def train_audio(
     out: str,
     split: str = DEFAULT_SPLIT,
     models: tuple[str, ...] = DEFAULT_MODELS,
-    features: AudioFeatureParams = AudioFeatureParams(),
+    features: FeatureParams = AudioFeatureParams(),
     search: SearchParams = SearchParams(),
     n_jobs: int | None = None,
     force: bool = False,
+    speaker_norm: bool = False,
 ) -> dict[str, Any]:
     """Train every model in ``models`` on ``split``; returns the summary, best first."""
     sp = ActorSplit.parse(split)
@@ -37,8 +39,8 @@ def train_audio(
         model_spec(m)  # fail fast on an unknown name
     jobs = n_jobs or default_workers()
     name_flow_run(f"train-audio-{sp.id}-data-{data_version(out, sp, features)[:8]}")
-    results = [train_model(out, m, sp, features, search, jobs, force) for m in models]
-    return _finish(out, sp, results, "audio")
+    results = [train_model(out, m, sp, features, search, jobs, force, speaker_norm) for m in models]
+    return {**_finish(out, sp, results, "audio"), "features": features.name, "speaker_norm": speaker_norm}
 
 
 def _finish(out: str, sp: ActorSplit, results: list[dict[str, Any]], modality: str) -> dict[str, Any]:
@@ -86,7 +88,7 @@ def train_fusion(
     out: str,
     split: str = DEFAULT_SPLIT,
     models: tuple[str, ...] = FUSION_MODELS,
-    features: AudioFeatureParams = AudioFeatureParams(),
+    features: FeatureParams = AudioFeatureParams(),
     frames: FrameParams = FrameParams(face_crop=True),
     force: bool = False,
 ) -> dict[str, Any]:

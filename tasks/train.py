@@ -11,11 +11,12 @@ from prefect import get_run_logger, task
 from prefect.cache_policies import NO_CACHE
 
 from emotion.features import AudioFeatureParams
+from emotion.featuresets import FeatureParams
 from emotion.fusion import AudioVisualFusion
 from emotion.fusion_training import fusion_data_hash, fusion_table, fusion_version, train_and_evaluate_fusion
 from emotion.models import SearchParams, model_spec
 from emotion.nn import FaceEmbedder
-from emotion.report import write_report
+from emotion.report import merge_results, write_report
 from emotion.splits import ActorSplit
 from emotion.store import Store
 from emotion.training import run_version, split_data, train_and_evaluate
@@ -25,8 +26,8 @@ from emotion.video_training import build_model, split_frames, train_and_evaluate
 
 @task(name="train-model", cache_policy=NO_CACHE, task_run_name="train-{model}")
 def train_model(
-    out: str, model: str, split: ActorSplit, features: AudioFeatureParams, search: SearchParams,
-    n_jobs: int = 1, force: bool = False,
+    out: str, model: str, split: ActorSplit, features: FeatureParams, search: SearchParams,
+    n_jobs: int = 1, force: bool = False, speaker_norm: bool = False,
 ) -> dict[str, Any]:
     """Tune, fit and evaluate ``model``; returns its metrics and run folder.
 
@@ -36,23 +37,25 @@ def train_model(
     log = get_run_logger()
     store = Store(out)
     df = store.read_features("audio", features.key)
-    data = split_data(df, features.feature_names(), split, features.hash())
-    version = run_version(model, split, search, features.hash(), data.data_hash)
+    data = split_data(df, features.feature_names(), split, features.hash(), speaker_norm=speaker_norm)
+    version = run_version(model, split, search, features.hash(), data.data_hash, speaker_norm)
     folder = store.run_dir(split.id, model, version)
     if store.run_complete(folder) and not force:
         log.info("%s: run %s is complete in the store; reusing it", model, version)
         metrics = store.read_json(posixpath.join(folder, "metrics.json"))
-        return {"model": model, "version": version, "run_dir": store.url_of(folder), "reused": True, **_brief(metrics)}
+        return {"model": model, "version": version, "run_dir": store.url_of(folder), "reused": True,
+                "feature_set": features.key, **_brief(metrics)}
     log.info("%s: tuning on %d clips of %d actors", model, len(data.y_train), len(set(data.groups)))
     result = train_and_evaluate(model_spec(model), data, split, search, features.to_dict(), features.hash(), n_jobs)
     for name, blob in result.files().items():  # run.json last: marks the folder complete
         store.write_bytes(posixpath.join(folder, name), blob)
     log.info("%s: test accuracy %.3f (grouped CV %.3f)", model, result.metrics["accuracy"], result.metrics["cv_accuracy"])
-    return {"model": model, "version": version, "run_dir": store.url_of(folder), "reused": False, **_brief(result.metrics)}
+    return {"model": model, "version": version, "run_dir": store.url_of(folder), "reused": False,
+            "feature_set": features.key, **_brief(result.metrics)}
 
 
 @task(name="data-version", cache_policy=NO_CACHE)
-def data_version(out: str, split: ActorSplit, features: AudioFeatureParams) -> str:
+def data_version(out: str, split: ActorSplit, features: FeatureParams) -> str:
     """The hash of the clips (paths and contents) the split trains and tests on."""
     df = Store(out).read_features("audio", features.key)
     return split_data(df, features.feature_names(), split, features.hash()).data_hash
@@ -60,7 +63,7 @@ def data_version(out: str, split: ActorSplit, features: AudioFeatureParams) -> s
 
 def _brief(metrics: dict[str, Any]) -> dict[str, Any]:
     keys = ("accuracy", "macro_f1", "uar", "cv_accuracy", "cv_std", "n_train", "n_test", "confusion_matrix",
-            "modality", "features", "frame_accuracy", "audio_visual_clips", "audio_weight")
+            "modality", "features", "speaker_norm", "frame_accuracy", "audio_visual_clips", "audio_weight")
     return {k: metrics[k] for k in keys if k in metrics}
 
 
@@ -68,23 +71,30 @@ def _brief(metrics: dict[str, Any]) -> dict[str, Any]:
 def write_summary(out: str, split: ActorSplit, results: list[dict[str, Any]]) -> str:
     """``runs/<split>/summary.json``: the latest run of every model trained on the split, best first.
 
-    Models trained by this call replace their earlier entries; the others
-    (e.g. the audio models when video models are trained) are kept.
+    ``models``: one entry per model name; models trained by this call replace
+    their earlier entries, the others (e.g. the audio models when video
+    models are trained) are kept; ``best_by_modality`` names the best of each.
+    ``all``: the latest run of every feature set, speaker normalisation and
+    model (:func:`emotion.report.merge_results`), so sets and normalisation
+    are kept side by side. The markdown report is written by :func:`report`.
     """
     store = Store(out)
     path = store.path("runs", split.id, "summary.json")
-    old = store.read_json(path)["models"] if store.exists(path) else []
+    old = store.read_json(path) if store.exists(path) else {}
+    new = [{k: v for k, v in r.items() if k != "confusion_matrix"} for r in results]
+    for r in new:
+        r.setdefault("modality", "audio")
     names = {r["model"] for r in results}
-    merged = [r for r in old if r["model"] not in names] + [
-        {k: v for k, v in r.items() if k != "confusion_matrix"} for r in results]
+    merged = [r for r in old.get("models", []) if r["model"] not in names] + new
     for r in merged:
         r.setdefault("modality", "audio")
     ranked = sorted(merged, key=lambda r: (-r["accuracy"], r["model"]))
     best_by = {}
     for r in ranked:
         best_by.setdefault(r["modality"], r["model"])
+    rows = merge_results(old.get("all", []), new)
     store.write_json(path, {"split": str(split), "split_id": split.id, "best": ranked[0]["model"],
-                            "best_by_modality": best_by, "models": ranked})
+                            "best_by_modality": best_by, "models": ranked, "all": rows})
     get_run_logger().info("summary: %s", json.dumps([(r["model"], round(r["accuracy"], 3)) for r in ranked]))
     return store.url_of(path)
 
@@ -130,7 +140,7 @@ def report(out: str, split: ActorSplit) -> str:
 
 @task(name="train-fusion-model", cache_policy=NO_CACHE, task_run_name="train-{model}")
 def train_fusion_model(
-    out: str, model: str, split: ActorSplit, audio: AudioFeatureParams, frames: FrameParams, force: bool = False,
+    out: str, model: str, split: ActorSplit, audio: FeatureParams, frames: FrameParams, force: bool = False,
 ) -> dict[str, Any]:
     """Fuse voice and face (``fusion-late``, ``fusion-stack`` or ``fusion-early``) and evaluate it per clip."""
     log = get_run_logger()

@@ -75,6 +75,25 @@ def test_extracts_from_a_zip_archive_as_downloaded(tiny_corpus, tmp_path):
     assert [p.name for p in data.iterdir()] == ["Audio_Speech_Actors_01-24.zip"]
 
 
+def test_extended_set_is_stored_beside_seed(tiny_corpus, tmp_path):
+    from emotion.features_extended import ExtendedFeatureParams
+
+    ext = ExtendedFeatureParams()
+    out = tmp_path / "out"
+    inv = take_inventory(DataRoot(str(tiny_corpus)))
+    clips = [r for r, _, _ in inv.clips][:12]
+    for params in (PARAMS, ext):
+        res = extract_audio_chunk(clips, str(tiny_corpus), str(out), params)
+        assert res.processed == 12 and not res.rejects
+    store = Store(str(out))
+    seed_df, ext_df = store.read_features("audio", PARAMS.key), store.read_features("audio", ext.key)
+    assert ext.key != PARAMS.key and (out / "features" / "audio" / ext.key).is_dir()
+    assert list(ext_df.columns[-len(ext.feature_names()):]) == ext.feature_names()
+    assert "logmel07_p90" in ext_df and "logmel07_p90" not in seed_df and "mfcc01_max" in seed_df
+    assert sorted(seed_df["path"]) == sorted(ext_df["path"])
+    assert np.isfinite(ext_df[ext.feature_names()].to_numpy()).all()
+
+
 def test_audio_step_takes_the_speech_of_av_clips_and_sets_video_only_clips_aside(tiny_video_corpus, tmp_path):
     """mp4 modality 01 -> a feature row like a WAV; modality 02 -> no audio (not a reject, never decoded)."""
     import shutil
@@ -103,3 +122,19 @@ def test_audio_step_takes_the_speech_of_av_clips_and_sets_video_only_clips_aside
     df = Store(str(tmp_path / "out")).read_features("audio", PARAMS.key)
     assert len(df) == 27 and set(df["modality"]) == {1} and df["path"].str.endswith(".mp4").all()
     assert np.isfinite(df[PARAMS.feature_names()].to_numpy()).all()
+
+
+def test_extended_set_reads_the_speech_track_of_av_clips(tiny_video_corpus, tmp_path):
+    """Every feature set goes through the same audio step: mp4 speech tracks too, video-only clips set aside."""
+    from emotion.extract import audio_step, extract_chunk
+    from emotion.features_extended import ExtendedFeatureParams
+
+    ext = ExtendedFeatureParams()
+    step = audio_step(ext)
+    inv = take_inventory(DataRoot(str(tiny_video_corpus)), step.extensions, accept=step.accept, absent=step.absent)
+    av = [ref for ref, rid, _ in inv.clips if ref.path.endswith(".mp4")][:3]
+    assert len(av) == 3 and inv.no_audio
+    res = extract_chunk(step, av, str(tiny_video_corpus), str(tmp_path / "out"))
+    assert res.processed == 3 and not res.rejects and not res.no_audio
+    df = Store(str(tmp_path / "out")).read_features("audio", ext.key)
+    assert set(df["modality"]) == {1} and np.isfinite(df[ext.feature_names()].to_numpy()).all()

@@ -10,6 +10,18 @@ from emotion.persist import dump_model, load_model
 FAST = SearchParams(n_iter=2, cv_folds=3, refine=True, seed=1)
 
 
+@pytest.fixture(autouse=True)
+def small_ensembles(monkeypatch):
+    """Ensembles of two quick candidates here; the MLP member is tested in tests/emotion/test_ensemble.py."""
+    monkeypatch.setattr("emotion.ensemble.DEFAULT_CANDIDATES", ("lr", "svc"))
+    # a small, quick MLP space: the contract is what is tested here (training quality: tests/emotion/test_neural.py)
+    import dataclasses
+
+    small = dataclasses.replace(MODELS["mlp"], space={**MODELS["mlp"].space, "hidden": [32], "epochs": [40],
+                                                           "learning_rate": [3e-3]})
+    monkeypatch.setitem(MODELS, "mlp", small)
+
+
 @pytest.fixture(scope="module")
 def data():
     rng = np.random.default_rng(0)
@@ -40,7 +52,10 @@ def test_tuning_is_seeded_and_grouped(data, name, monkeypatch):
     assert a.best_params == b.best_params and a.cv_accuracy == b.cv_accuracy
     np.testing.assert_array_equal(a.estimator.predict(X), b.estimator.predict(X))
     assert a.cv_accuracy > 0.5
-    assert [s["stage"] for s in a.stages] == (["randomized", "grid"] if MODELS[name].refine else ["randomized"])
+    if name == "ensemble":
+        assert [s["stage"] for s in a.stages] == ["member lr", "member svc", "selection"]
+    else:
+        assert [s["stage"] for s in a.stages] == (["randomized", "grid"] if MODELS[name].refine else ["randomized"])
     p = predict_scores(a.estimator, X)
     assert p.shape == (len(y), 8) and np.allclose(p.sum(axis=1), 1, atol=1e-5)
 

@@ -60,6 +60,7 @@ def test_cnn_takes_frames_of_any_size(trained: FrameCNN):
 def test_saved_model_loads_only_unmodified(trained: FrameCNN):
     data, saved = dump_model(trained)
     assert saved.format == "keras" and saved.file == "model.keras" and saved.estimator == "cnn"
+    assert "meta" not in saved.to_dict()  # the audio MLP's field: a record says which Keras kind it holds
     again = load_model(data, saved.to_dict(), source="runs/x/model.keras")
     X, _ = patterns(2, seed=4)
     np.testing.assert_allclose(again.predict_proba(X), trained.predict_proba(X), atol=1e-6)

@@ -12,7 +12,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from emotion.errors import ModelIntegrityError, StoreError
+from emotion.errors import ModelIntegrityError, StoreError, UsageError
 from emotion.extract import extract_audio_chunk, take_inventory
 from emotion.features import AudioFeatureParams
 from emotion.ids import EMOTION_LABELS
@@ -66,6 +66,30 @@ def test_predictions_agree_with_the_runs_own_test_predictions(trained):
         np.testing.assert_allclose([p.probabilities[e] for e in EMOTION_LABELS],
                                    [row[f"p_{e}"] for e in EMOTION_LABELS], atol=1e-5)
         assert p.model == run and p.modalities_used == ["audio"] and p.timeline is None
+
+
+def test_a_speaker_normalised_run_predicts_one_file_with_the_pooled_training_statistics(trained, tmp_path):
+    data, store, _ = trained
+    df = store.read_features("audio", PARAMS.key)
+    sd = split_data(df, PARAMS.feature_names(), SPLIT, PARAMS.hash(), speaker_norm=True)
+    res = train_and_evaluate(model_spec("lr"), sd, SPLIT, SearchParams(n_iter=2, refine=False), PARAMS.to_dict(),
+                             PARAMS.hash(), n_jobs=1)
+    folder = tmp_path / "norm-run"
+    folder.mkdir()
+    for name, blob in res.files().items():
+        (folder / name).write_bytes(blob)
+    pred = load_predictors(model_path=str(folder))
+    row = df.iloc[0]
+    p = predict_file(str(data / row["path"]), pred)
+    _check_shape(p)
+    assert p.modalities_used == ["audio"] and any("pooled training statistics" in n for n in p.notes)
+    x = sd.fallback.apply(df.loc[[df.index[0]], PARAMS.feature_names()].to_numpy(np.float32))
+    expected = pred.audio.estimator.predict_proba(x)[0]
+    got = [p.probabilities[EMOTION_LABELS[c]] for c in pred.audio.classes]
+    np.testing.assert_allclose(got, expected / expected.sum(), atol=1e-4)
+    (folder / "normalization.json").unlink()
+    with pytest.raises(UsageError, match="normalization.json"):
+        load_predictors(model_path=str(folder))
 
 
 def test_a_file_without_a_ravdess_name_is_predicted(trained, tmp_path):

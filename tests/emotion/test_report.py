@@ -5,7 +5,17 @@ from pathlib import Path
 import pytest
 
 from emotion.ids import EMOTION_LABELS
-from emotion.report import RECALL_PNG, SCORES_PNG, collect_runs, render_report, write_report
+from emotion.report import (
+    RECALL_PNG,
+    SCORES_PNG,
+    collect_runs,
+    loso_markdown,
+    merge_loso,
+    merge_results,
+    render_report,
+    report_markdown,
+    write_report,
+)
 from emotion.store import Store
 
 SPLIT = "train01-20_test21-24"
@@ -83,3 +93,57 @@ def test_report_of_audio_only_runs_names_the_missing_modalities_and_hides_empty_
     assert "features" not in text.split("## Per-emotion")[0].split("| modality")[1].split("\n")[0]
     assert "speaker norm" not in text
     assert render_report(SPLIT, []).endswith("No complete runs for this split yet.\n")
+
+
+
+def row(model, acc, features="seed", norm=False, key=None):
+    r = {"model": model, "accuracy": acc, "macro_f1": acc, "uar": acc, "cv_accuracy": acc, "cv_std": 0.01,
+         "features": features, "speaker_norm": norm}
+    if key:
+        r["feature_set"] = key
+    return r
+
+
+def test_results_merge_by_set_revision_model_and_normalisation():
+    old = [row("lr", 0.5, "extended", True, "extended-aaa"), row("lr", 0.4)]
+    new = [row("lr", 0.6, "extended", True, "extended-bbb"), row("lr", 0.45)]
+    rows = merge_results(old, new)
+    assert [(r.get("feature_set"), r["accuracy"]) for r in rows] == [("extended-bbb", 0.6), ("extended-aaa", 0.5),
+                                                                    (None, 0.45)]
+    md = report_markdown("train=01-16,test=17-20", rows)
+    assert "| extended-bbb | yes | lr | 0.600 |" in md and "| seed | no | lr | 0.450 |" in md
+
+
+def test_loso_rows_merge_and_render_per_actor():
+    a = {"features": "extended", "feature_hash": "h1", "speaker_norm": True, "model": "lr", "mode": "fixed", "mean": 0.7,
+         "std": 0.1, "min": 0.6, "max": 0.8, "per_actor": {"01": 0.6, "02": 0.8}, "path": "x"}
+    b = {**a, "mode": "nested", "mean": 0.65, "per_actor": {"01": 0.5, "02": 0.8}}
+    rows = merge_loso([a], [b, {**a, "mean": 0.75}])
+    assert [(r["mode"], r["mean"]) for r in rows] == [("fixed", 0.75), ("nested", 0.65)] and "path" not in rows[1]
+    md = loso_markdown("train=01-20,test=21-24", rows)
+    assert "| extended-h1 | yes | lr | nested | 0.650 | 0.100 | 0.600 | 0.800 | 0.50 | 0.80 |" in md
+
+
+def test_report_keys_audio_sets_by_revision_and_ranks_sets_and_normalisation_with_card_links(tmp_path):
+    # two revisions of "extended" (same name, different parameters hash), one speaker-normalised, and seed
+    a = _run(tmp_path, "lr", "e10000000000", 0.60, mtime=1000, features="extended", feature_hash="aaa", speaker_norm=True)
+    _run(tmp_path, "lr", "e20000000000", 0.70, mtime=2000, features="extended", feature_hash="bbb", speaker_norm=True)
+    _run(tmp_path, "lr", "s00000000000", 0.50, mtime=3000, features="seed", feature_hash="ccc", speaker_norm=False)
+    _run(tmp_path, "cnn", "v00000000000", 0.40, mtime=3000, modality="video", features="frames-123")
+    (a / "model_card.md").write_text("# Model card\n")
+    (tmp_path / "runs" / SPLIT / "loso").mkdir()
+    (tmp_path / "runs" / SPLIT / "loso" / "report.md").write_text("# LOSO\n")
+    store = Store(str(tmp_path))
+    runs = collect_runs(store, SPLIT)
+    assert [(r.model, r.feature_set) for r in runs] == [
+        ("lr", "extended-bbb"), ("lr", "extended-aaa"), ("lr", "seed-ccc"), ("cnn", "frames-123")]
+    assert [r.features_shown for r in runs] == ["extended-bbb", "extended-aaa", "seed", "frames-123"]
+    text = Path(write_report(store, SPLIT)).read_text()
+    assert "| audio | **lr** | extended-bbb | yes | 0.700 |" in text and "| audio | lr | seed | – | 0.500 |" in text
+    assert "lr/e10000000000/) · [model card](lr/e10000000000/model_card.md)" in text
+    section = text.split("## Audio feature sets and speaker normalisation")[1].split("##")[0]
+    lines = [x for x in section.splitlines() if x.startswith("| ") and "---" not in x][1:]
+    assert [x.split(" | ")[:3] for x in lines] == [["| extended-bbb", "yes", "lr"], ["| extended-aaa", "yes", "lr"],
+                                                   ["| seed-ccc", "no", "lr"]]
+    assert "cnn" not in section  # audio only
+    assert "[loso/report.md](loso/report.md)" in text

@@ -1,11 +1,20 @@
-"""Splitting the feature table for training: one row per recording."""
+"""Splitting the feature table for training (one row per recording, speaker normalisation) and run outputs."""
 
 from __future__ import annotations
 
+import json
+
+import numpy as np
 import pandas as pd
+import pytest
 
 from emotion.ids import parse_id
-from emotion.training import one_row_per_recording
+from emotion.models import SearchParams, model_spec
+from emotion.splits import ActorSplit
+from emotion.training import one_row_per_recording, run_version, split_data, train_and_evaluate
+
+NAMES = ["f1", "f2", "f3"]
+SPLIT = ActorSplit.parse("train=1-4,test=5")
 
 
 def _table(stems: list[str]) -> pd.DataFrame:
@@ -23,3 +32,75 @@ def test_speech_track_of_an_av_clip_is_dropped_when_its_audio_only_twin_is_there
 def test_tables_without_av_clips_are_unchanged():
     df = _table(["03-01-05-01-01-01-12", "03-01-05-01-01-02-12"])
     assert one_row_per_recording(df) is df
+
+
+@pytest.fixture(scope="module")
+def table() -> pd.DataFrame:
+    """Five actors, each with a large speaker offset; the emotion moves f1, f2 within each speaker."""
+    rng = np.random.default_rng(0)
+    rows = []
+    for actor in range(1, 6):
+        offset = rng.normal(0, 20, 3)
+        for k in range(48):
+            emo = k % 8 + 1
+            x = offset + rng.normal(0, 0.1, 3)
+            x[:2] += 2 * np.array([np.cos(np.pi * emo / 4), np.sin(np.pi * emo / 4)])  # emotions on a circle
+            rows.append({"path": f"Actor_{actor:02d}/{k}.wav", "content_hash": f"h{actor}-{k}", "actor": actor,
+                         "emotion": emo, **dict(zip(NAMES, x, strict=True))})
+    return pd.DataFrame(rows)
+
+
+def test_speaker_norm_standardises_each_actor_train_and_test(table):
+    raw = split_data(table, NAMES, SPLIT, "fh")
+    norm = split_data(table, NAMES, SPLIT, "fh", speaker_norm=True)
+    assert not raw.speaker_norm and raw.fallback is None
+    assert norm.speaker_norm and norm.fallback is not None
+    for a in (1, 2, 3, 4):
+        np.testing.assert_allclose(norm.X_train[norm.groups == a].mean(axis=0), 0, atol=1e-5)
+    np.testing.assert_allclose(norm.X_test.mean(axis=0), 0, atol=1e-5)
+    np.testing.assert_allclose(norm.X_test.std(axis=0), 1, atol=1e-4)
+    np.testing.assert_array_equal(norm.y_train, raw.y_train)  # labels untouched
+    np.testing.assert_allclose(norm.fallback.mean, raw.X_train.mean(axis=0), rtol=1e-5)
+    assert norm.data_hash == raw.data_hash  # the same clips
+    search = SearchParams(n_iter=1)
+    assert run_version("lr", SPLIT, search, "fh", raw.data_hash) != run_version("lr", SPLIT, search, "fh", raw.data_hash, True)
+    assert run_version("lr", SPLIT, search, "fh", raw.data_hash, False) == run_version("lr", SPLIT, search, "fh", raw.data_hash)
+
+
+def test_speaker_norm_sees_one_row_per_recording(table):
+    """The speech track of an AV clip twinning an audio-only clip is dropped before the actor statistics."""
+    # label columns as in the store: every row an audio-only clip (03) with its own recording fields
+    df = table.assign(modality=3, vocal_channel=1, intensity=[k // 8 for k in range(48)] * 5, statement=1, repetition=1)
+    twins = df[df["actor"] == 1].head(10).assign(modality=1, content_hash=lambda d: d["content_hash"] + "-av",
+                                                 path=lambda d: d["path"] + ".mp4", f1=1e3)  # far off: would shift stats
+    with_twins = pd.concat([df, twins], ignore_index=True)
+    plain = split_data(df, NAMES, SPLIT, "fh", speaker_norm=True)
+    merged = split_data(with_twins, NAMES, SPLIT, "fh", speaker_norm=True)
+    assert len(merged.y_train) == len(plain.y_train)
+    np.testing.assert_array_equal(merged.X_train, plain.X_train)
+    assert merged.data_hash == plain.data_hash
+
+
+def test_outputs_record_features_and_speaker_norm_with_a_model_card(table):
+    data = split_data(table, NAMES, SPLIT, "fh", speaker_norm=True)
+    out = train_and_evaluate(model_spec("svc"), data, SPLIT, SearchParams(n_iter=4, refine=True), {"name": "extended"}, "fh")
+    files = out.files()
+    assert list(files)[-1] == "run.json"
+    metrics, params, run = (json.loads(files[k]) for k in ("metrics.json", "params.json", "run.json"))
+    for d in (metrics, params, run):
+        assert d["speaker_norm"] is True
+    assert metrics["features"] == "extended" == run["features"]
+    norm = json.loads(files["normalization.json"])
+    assert len(norm["fallback"]["mean"]) == 3
+    card = files["model_card.md"].decode()
+    for s in ("## Data", "## Split and selection", "## Features", "speaker normalisation: on", "## Metrics",
+              "## Known limits", "North-American", "studio"):
+        assert s in card
+    assert metrics["accuracy"] > 0.8  # the within-speaker signal is found once the offsets are gone
+
+    raw = train_and_evaluate(model_spec("svc"), split_data(table, NAMES, SPLIT, "fh"), SPLIT,
+                             SearchParams(n_iter=4, refine=True), {"name": "extended"}, "fh")
+    assert "normalization.json" not in raw.files()
+    assert raw.metrics["accuracy"] < metrics["accuracy"] - 0.3  # the speaker offsets swamp the signal
+    assert json.loads(raw.files()["metrics.json"])["speaker_norm"] is False
+    assert "speaker normalisation: off" in raw.files()["model_card.md"].decode()

@@ -10,6 +10,7 @@ import pandas as pd
 import pytest
 
 from emotion.features import AudioFeatureParams
+from emotion.features_extended import ExtendedFeatureParams
 from emotion.runs import load_run
 from emotion.store import Store
 from flows.cli import main
@@ -98,6 +99,10 @@ def test_split_without_test_clips_fails_with_one_line(corpus: Path, tmp_path: Pa
     (["train", ".", "--model", "knn"], "unknown model"),
     (["train", ".", "--n-iter", "0"], "--n-iter"),
     (["extract", ".", "--out", "/proc/emotion-store"], "cannot create the output folder"),
+    (["train", ".", "--features", "nope"], "unknown feature set 'nope'"),
+    (["evaluate", "."], "evaluate needs --loso"),
+    (["evaluate", ".", "--loso", "--model", "knn"], "unknown model"),
+    (["evaluate", ".", "--loso", "--params-from", "train=1-2,test=3"], "--params-from needs --fixed-params"),
 ])
 def test_bad_usage_exits_2_with_one_line(argv, message, capsys):
     code, _, err = run_cli(capsys, *argv)
@@ -156,6 +161,64 @@ def test_a_prefect_server_that_is_down_is_reported_with_the_way_out(tiny_corpus:
     [line] = err.strip().splitlines()
     assert "is not reachable" in line and "emotion server" in line and "unset PREFECT_API_URL" in line
     assert not (tmp_path / "o" / "features").exists()  # nothing was started
+
+
+def test_extended_features_speaker_norm_neural_models_and_loso(corpus: Path, tmp_path: Path, capsys):
+    out = tmp_path / "store"
+    code, r, _ = run_cli(capsys, "run", str(corpus), "--out", str(out), *SPLIT, *FAST, "--features", "extended",
+                         "--speaker-norm", "--model", "lr,mlp", "--json")
+    assert code == 0
+    assert r["extract"]["modalities"]["audio"]["feature_set"].startswith("extended-")
+    assert r["train"]["features"] == "extended" and r["train"]["speaker_norm"] is True
+    for m in r["train"]["models"]:
+        run_dir = Path(m["run_dir"])
+        metrics = json.loads((run_dir / "metrics.json").read_text())
+        assert metrics["features"] == "extended" and metrics["speaker_norm"] is True
+        assert json.loads((run_dir / "params.json").read_text())["speaker_norm"] is True
+        assert json.loads((run_dir / "run.json").read_text())["speaker_norm"] is True
+        assert (run_dir / "model_card.md").read_text().count("speaker normalisation: on") == 1
+        assert (run_dir / "normalization.json").is_file()
+        est, info = load_run(Store(str(out)), str(run_dir))
+        assert info["model_file"]["format"] == ("keras" if m["model"] == "mlp" else "skops")
+    assert max(m["accuracy"] for m in r["train"]["models"]) >= 0.8
+
+    # predict computes the extended set and, for one file (no group of the speaker's clips), normalises it with
+    # the pooled training statistics saved beside the run, and says so
+    from emotion.ids import EMOTION_LABELS
+
+    lr_dir = next(m["run_dir"] for m in r["train"]["models"] if m["model"] == "lr")
+    code, p, err = run_cli(capsys, "predict", str(sorted(corpus.rglob("*.wav"))[0]), "--model", lr_dir, "--json")
+    assert code == 0, err
+    assert p[0]["emotion"] in EMOTION_LABELS and p[0]["model"] == lr_dir
+    assert any("pooled training statistics" in n for n in p[0]["notes"])
+
+    # the same model on seed without normalisation is a different run; the report shows both side by side
+    code, t, _ = run_cli(capsys, "run", str(corpus), "--out", str(out), *SPLIT, *FAST, "--model", "lr", "--json")
+    assert code == 0 and t["train"]["models"][0]["version"] != next(
+        m["version"] for m in r["train"]["models"] if m["model"] == "lr")
+    summary = json.loads((out / "runs" / "train01-03_test21" / "summary.json").read_text())
+    assert {(x["features"], x["model"], x["speaker_norm"]) for x in summary["all"]} == {
+        ("extended", "lr", True), ("extended", "mlp", True), ("seed", "lr", False)}
+    ext_key, seed_key = ExtendedFeatureParams().key, AudioFeatureParams().key
+    report = (out / "runs" / "train01-03_test21" / "report.md").read_text()
+    assert f"| {ext_key} | yes | mlp |" in report and f"| {seed_key} | no | lr |" in report
+
+    # leave-one-actor-out over the training actors 01-03, tuned in every fold, then with the stored run's parameters
+    code, e, _ = run_cli(capsys, "evaluate", str(out), "--loso", *SPLIT, "--features", "extended", "--speaker-norm",
+                         "--model", "lr", "--n-iter", "1", "--cv-folds", "2", "--jobs", "1", "--json")
+    assert code == 0 and e["mode"] == "nested"
+    lr = e["models"][0]
+    assert set(lr["per_actor"]) == {"01", "02", "03"} and lr["n_clips"] == 90
+    assert lr["mean"] == pytest.approx(np.mean(list(lr["per_actor"].values())))
+    assert json.loads(Path(lr["path"]).read_text())["speaker_norm"] is True
+    code, _, err = run_cli(capsys, "evaluate", str(out), "--loso", *SPLIT, "--features", "extended", "--speaker-norm",
+                           "--model", "mlp", "--fixed-params", "--jobs", "1")
+    assert code == 0, err
+    loso_report = (out / "runs" / "train01-03_test21" / "loso" / "report.md").read_text()
+    assert f"| {ext_key} | yes | lr | nested |" in loso_report and f"| {ext_key} | yes | mlp | fixed |" in loso_report
+    assert "[loso/report.md](loso/report.md)" in (out / "runs" / "train01-03_test21" / "report.md").read_text()
+    code, _, err = run_cli(capsys, "evaluate", str(out), "--loso", *SPLIT, "--model", "svc", "--fixed-params")
+    assert code == 1 and "no stored svc run with features seed" in err
 
 
 def test_train_writes_the_report_and_predict_reads_new_files(corpus: Path, tmp_path: Path, capsys):

@@ -1,0 +1,69 @@
+"""The audio feature sets selectable with ``--features NAME``, and their extractors.
+
+* ``seed``: the baseline recipe (:mod:`emotion.features`)
+* ``extended``: our librosa/numpy set (:mod:`emotion.features_extended`)
+* ``egemaps``, ``compare``: openSMILE functionals, only where the optional
+  ``opensmile`` package is installed (:mod:`emotion.features_opensmile`)
+
+Each set's parameters are a frozen dataclass with a ``name``, a ``hash`` and a
+``key`` (``<name>-<hash>``) naming its folder in the store, so sets live side
+by side.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Protocol
+
+import numpy as np
+
+from emotion.errors import UsageError
+from emotion.features import AudioFeatureExtractor, AudioFeatureParams
+from emotion.features_extended import ExtendedFeatureExtractor, ExtendedFeatureParams
+from emotion.features_opensmile import OPENSMILE_SETS, OpenSmileExtractor, OpenSmileParams, _require
+
+FeatureParams = AudioFeatureParams | ExtendedFeatureParams | OpenSmileParams
+FEATURE_SET_NAMES = ("seed", "extended", *OPENSMILE_SETS)
+
+
+class Extractor(Protocol):
+    params: Any
+    names: list[str]
+
+    def __call__(self, y: np.ndarray) -> np.ndarray: ...
+
+
+def feature_set(name: str) -> FeatureParams:
+    """The default parameters of the feature set ``name``."""
+    if name == "seed":
+        return AudioFeatureParams()
+    if name == "extended":
+        return ExtendedFeatureParams()
+    if name in OPENSMILE_SETS:
+        _require()
+        return OpenSmileParams(name)
+    raise UsageError(f"unknown feature set {name!r}; choose from {', '.join(FEATURE_SET_NAMES)}")
+
+
+def params_from_dict(d: dict[str, Any]) -> FeatureParams:
+    """The parameters recorded as ``d`` (e.g. ``run.json``'s ``feature_params``), of whichever set they name.
+
+    Records without a ``name`` are the seed set's (the first release wrote none).
+    """
+    name = d.get("name", "seed")
+    if name == "extended":
+        return ExtendedFeatureParams.from_dict(d)
+    if name in OPENSMILE_SETS:
+        return OpenSmileParams.from_dict(d)
+    return AudioFeatureParams.from_dict(d)
+
+
+def make_extractor(params: FeatureParams) -> Extractor:
+    if isinstance(params, AudioFeatureParams):
+        return AudioFeatureExtractor(params)
+    if isinstance(params, ExtendedFeatureParams):
+        return ExtendedFeatureExtractor(params)
+    return OpenSmileExtractor(params)
+
+
+def is_audio_params(params: object) -> bool:
+    return isinstance(params, AudioFeatureParams | ExtendedFeatureParams | OpenSmileParams)

@@ -1,0 +1,43 @@
+"""The evaluation flow: leave-one-actor-out over the training actors of a split."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from prefect import flow
+
+from emotion.errors import UsageError
+from emotion.evaluate import MODES
+from emotion.features import AudioFeatureParams
+from emotion.featuresets import FeatureParams
+from emotion.models import SearchParams, model_spec
+from emotion.splits import DEFAULT_SPLIT, ActorSplit
+from tasks.cluster import default_workers
+from tasks.evaluate import loso_model, write_loso_summary
+
+
+@flow(name="evaluate-loso", flow_run_name="loso-{split}")
+def evaluate_loso(
+    out: str,
+    split: str = DEFAULT_SPLIT,
+    models: tuple[str, ...] = ("lr",),
+    features: FeatureParams = AudioFeatureParams(),
+    search: SearchParams = SearchParams(),
+    speaker_norm: bool = False,
+    mode: str = "nested",
+    n_jobs: int | None = None,
+    params_from: str | None = None,
+) -> dict[str, Any]:
+    """LOSO over the training actors of ``split`` for every model; ``mode`` "fixed" copies the hyper-parameters
+    of the stored run on ``params_from`` (default: ``split``)."""
+    sp = ActorSplit.parse(split)
+    source = ActorSplit.parse(params_from) if params_from else None
+    if mode not in MODES:
+        raise UsageError(f"unknown LOSO mode {mode!r}; choose from {', '.join(MODES)}")
+    for m in models:
+        model_spec(m)
+    jobs = n_jobs or default_workers()
+    results = [loso_model(out, m, sp, features, search, speaker_norm, mode, jobs, source) for m in models]
+    summary = write_loso_summary(out, sp, results)
+    return {"split": str(sp), "actors": list(sp.train), "features": features.name, "speaker_norm": speaker_norm,
+            "mode": mode, "summary": summary, "models": sorted(results, key=lambda r: (-r["mean"], r["model"]))}

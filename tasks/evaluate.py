@@ -1,0 +1,71 @@
+"""Prefect tasks of the LOSO evaluation flow."""
+
+from __future__ import annotations
+
+import posixpath
+from typing import Any
+
+from prefect import get_run_logger, task
+from prefect.cache_policies import NO_CACHE
+from sklearn.base import BaseEstimator
+
+from emotion.errors import StoreError
+from emotion.evaluate import loso, loso_data
+from emotion.featuresets import FeatureParams
+from emotion.models import SearchParams, model_spec
+from emotion.report import loso_markdown, merge_loso, write_report
+from emotion.runs import load_run
+from emotion.splits import ActorSplit
+from emotion.store import Store
+
+
+def loso_dir(store: Store, split: ActorSplit) -> str:
+    return store.path("runs", split.id, "loso")
+
+
+def _stored_estimator(store: Store, split: ActorSplit, model: str, features: FeatureParams, speaker_norm: bool) -> tuple[
+        BaseEstimator, str]:
+    """The model of the latest stored run of ``model`` with these features and normalisation on ``split``."""
+    path = store.path("runs", split.id, "summary.json")
+    rows = store.read_json(path).get("all", []) if store.exists(path) else []
+    for r in rows:
+        if r["model"] == model and r.get("features", "seed") == features.name and bool(r.get("speaker_norm")) == speaker_norm:
+            est, _ = load_run(store, r["run_dir"])
+            return est, r["run_dir"]
+    norm = " --speaker-norm" if speaker_norm else ""
+    raise StoreError(f"no stored {model} run with features {features.name}{norm} on {split}: run `emotion train "
+                     f"{store.url} --split {split} --model {model} --features {features.name}{norm}` first, "
+                     "or drop --fixed-params")
+
+
+@task(name="loso-model", cache_policy=NO_CACHE, task_run_name="loso-{model}")
+def loso_model(out: str, model: str, split: ActorSplit, features: FeatureParams, search: SearchParams,
+               speaker_norm: bool, mode: str, n_jobs: int, params_from: ActorSplit | None = None) -> dict[str, Any]:
+    log = get_run_logger()
+    store = Store(out)
+    df = store.read_features("audio", features.key)
+    data = loso_data(df, features.feature_names(), split, features.hash(), speaker_norm=speaker_norm)
+    fixed, source = (None, None)
+    if mode == "fixed":
+        fixed, source = _stored_estimator(store, params_from or split, model, features, speaker_norm)
+    r = loso(model_spec(model), data, search, mode=mode, fixed=fixed, n_jobs=n_jobs,
+             progress=lambda a, acc: log.info("%s: actor %02d held out: accuracy %.3f", model, a, acc))
+    r.update({"features": features.name, "feature_hash": features.hash(), "speaker_norm": speaker_norm,
+              "split": str(split), "actors": sorted(int(a) for a in set(data.groups)), "params_from": source})
+    folder = posixpath.join(loso_dir(store, split), f"{features.name}{'-speakernorm' if speaker_norm else ''}")
+    path = posixpath.join(folder, f"{model}-{mode}.json")
+    store.write_json(path, r)
+    log.info("%s: LOSO accuracy %.3f ± %.3f over %d actors", model, r["mean"], r["std"], r["n_actors"])
+    return {**r, "path": store.url_of(path)}
+
+
+@task(name="write-loso-summary", cache_policy=NO_CACHE)
+def write_loso_summary(out: str, split: ActorSplit, results: list[dict[str, Any]]) -> str:
+    store = Store(out)
+    path = posixpath.join(loso_dir(store, split), "summary.json")
+    previous = store.read_json(path).get("all", []) if store.exists(path) else []
+    rows = merge_loso(previous, results)
+    store.write_json(path, {"split": str(split), "all": rows})
+    store.write_bytes(posixpath.join(loso_dir(store, split), "report.md"), loso_markdown(str(split), rows).encode())
+    write_report(store, split.id)  # the split's report links the LOSO one
+    return store.url_of(path)
