@@ -205,6 +205,10 @@ def predict_scores(est: BaseEstimator, X: np.ndarray) -> np.ndarray:
     return e / e.sum(axis=1, keepdims=True)
 
 
+# trained when no model is named: the baseline three, and LR, the best on richer, speaker-normalised features
+DEFAULT_MODELS = ("rf", "svc", "xgb", "lr")
+
+
 def model_spec(name: str) -> ModelSpec:
     try:
         return MODELS[name]

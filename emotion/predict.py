@@ -14,10 +14,12 @@ actors (:func:`emotion.report.best_per_modality`). A model is loaded only
 after its file's SHA-256 matches the one recorded in ``run.json``; features
 are computed with the parameters recorded there, of whichever feature set
 (``seed``, ``extended``, openSMILE). A speaker-normalised audio model needs a
-group of clips of the speaker; a single file has none, so its features are
-standardised with the pooled training statistics saved beside the run
-(``normalization.json``, :func:`emotion.normalize.normalize_for_prediction`)
-and the notes say so: such predictions are less accurate.
+group of clips of the speaker: with ``same_speaker`` (the files given are one
+speaker's clips) and at least 8 of them with a voice, their features are
+standardised by their own statistics; otherwise (one file, or too few) with
+the pooled training statistics saved beside the run (``normalization.json``,
+:func:`emotion.normalize.normalize_for_prediction`), and the notes say so:
+such predictions are less accurate.
 
 For an mp4, the outcome comes from the fused voice+face model when the store
 has one (from the face alone when the clip has no voice, and the notes say
@@ -28,6 +30,7 @@ there is one, gives the per-frame timeline (time, top two emotions).
 
 from __future__ import annotations
 
+import hashlib
 import posixpath
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
@@ -116,6 +119,9 @@ class AudioModel:
             raise UsageError(f"{run_dir}: the model uses speaker normalisation but its normalization.json "
                              "(pooled training statistics) is missing")
         self.fallback = fallback
+        self.group: Stats | None = None  # statistics of a group of one speaker's clips (see use_speaker_group)
+        self.group_note: str | None = None
+        self._raw: dict[tuple[bytes, bool], np.ndarray] = {}
         try:
             self.params = params_from_dict(info["feature_params"])
         except (KeyError, TypeError, ValueError) as exc:
@@ -130,23 +136,57 @@ class AudioModel:
     def name(self) -> str:
         return self.run_dir
 
-    def predict_samples(self, samples: np.ndarray) -> dict[str, float]:
-        """Probabilities of the 8 emotions for mono samples at ``self.params.sample_rate``."""
-        x = np.asarray(self.extractor(samples), dtype=np.float32)[None, :]
-        if self.fallback is not None:  # one file: no group of the speaker's clips, so the pooled training statistics
+    def raw_features(self, data: bytes, *, video: bool = False) -> np.ndarray:
+        """The feature row of a file's audio, before any normalisation (kept, so a group pass computes it once)."""
+        key = (hashlib.sha1(data).digest(), video)
+        if key not in self._raw:
+            samples = load_audio(data, self.params.sample_rate, video=video)
+            self._raw[key] = np.asarray(self.extractor(samples), dtype=np.float32)
+        return self._raw[key]
+
+    def use_speaker_group(self, rows: list[np.ndarray]) -> None:
+        """Normalise the following predictions by the statistics of ``rows``, clips of one speaker.
+
+        With too few clips (see :func:`normalize_for_prediction`) the pooled
+        training statistics stay in use, and :attr:`note` says why.
+        """
+        if self.fallback is None:
+            return
+        X = np.stack(rows) if rows else np.empty((0, len(self.fallback.mean)), dtype=np.float32)
+        _, mode = normalize_for_prediction(X, self.fallback, same_speaker=True) if len(X) else (X, "global-fallback")
+        if mode == "speaker":
+            self.group = Stats.of(X)
+            self.group_note = (f"speaker-normalised by the statistics of the {len(X)} given clips of one speaker "
+                               "(--same-speaker)")
+        else:
+            self.group = None
+            self.group_note = (f"speaker-normalised model: only {len(X)} clip(s) of the speaker have a voice (8 "
+                               "needed for their own statistics), so the pooled training statistics were used (less accurate)")
+
+    def predict_row(self, x: np.ndarray) -> dict[str, float]:
+        """Probabilities of the 8 emotions for one raw feature row."""
+        x = np.asarray(x, dtype=np.float32)[None, :]
+        if self.group is not None:
+            x = self.group.apply(x)
+        elif self.fallback is not None:  # no group of the speaker's clips: the pooled training statistics
             x, _ = normalize_for_prediction(x, self.fallback, same_speaker=False)
         return full_probabilities(self.classes, predict_scores(self.estimator, x)[0])
+
+    def predict_samples(self, samples: np.ndarray) -> dict[str, float]:
+        """Probabilities of the 8 emotions for mono samples at ``self.params.sample_rate``."""
+        return self.predict_row(self.extractor(samples))
 
     @property
     def note(self) -> str | None:
         """What to say about predictions of this model, if anything."""
         if self.fallback is None:
             return None
-        return ("speaker-normalised model: a single file has no group of its speaker's clips, so the pooled training "
-                "statistics were used (less accurate)")
+        return self.group_note or ("speaker-normalised model: a single file has no group of its speaker's clips, so "
+                                   "the pooled training statistics were used (less accurate; give several clips of "
+                                   "one speaker with --same-speaker)")
 
     def predict_bytes(self, data: bytes, *, video: bool = False) -> dict[str, float]:
-        return self.predict_samples(load_audio(data, self.params.sample_rate, video=video))
+        return self.predict_row(self.raw_features(data, video=video))
 
 
 class VideoModel(Protocol):
@@ -429,8 +469,20 @@ def predict_file(path: str, predictors: Predictors) -> Prediction:
     return pred
 
 
-def predict_files(paths: list[str], predictors: Predictors) -> list[Prediction | tuple[str, str]]:
-    """Every file's prediction, or ``(file, error)`` for a file that cannot be used; the others go on."""
+def predict_files(paths: list[str], predictors: Predictors, *, same_speaker: bool = False) -> list[Prediction | tuple[str, str]]:
+    """Every file's prediction, or ``(file, error)`` for a file that cannot be used; the others go on.
+
+    ``same_speaker``: the files are clips of one speaker, so a
+    speaker-normalised audio model standardises them by their own statistics.
+    """
+    if same_speaker and predictors.audio is not None:
+        rows = []
+        for p in paths:
+            try:
+                rows.append(predictors.audio.raw_features(read_file(p), video=extension(p) in VIDEO_EXTENSIONS))
+            except EmotionError:  # unreadable or without a voice: reported by the pass below
+                continue
+        predictors.audio.use_speaker_group(rows)
     out: list[Prediction | tuple[str, str]] = []
     for p in paths:
         try:

@@ -28,7 +28,7 @@ for _k, _v in {
 from emotion.errors import EmotionError, UsageError  # noqa: E402
 from emotion.featuresets import FEATURE_SET_NAMES, feature_set  # noqa: E402
 from emotion.fusion import FUSION_MODELS  # noqa: E402
-from emotion.models import MODELS, SearchParams  # noqa: E402
+from emotion.models import DEFAULT_MODELS, MODELS, SearchParams  # noqa: E402
 from emotion.nn import NN_MODELS  # noqa: E402
 from emotion.splits import DEFAULT_SPLIT, ActorSplit, parse_actors  # noqa: E402
 from emotion.synth import SynthParams, write_corpus  # noqa: E402
@@ -86,7 +86,7 @@ def _flows() -> Any:
 ALL_MODELS = (*MODELS, *NN_MODELS, *FUSION_MODELS)
 
 
-def _models(values: list[str] | None, default: str = "rf,svc,xgb") -> list[str]:
+def _models(values: list[str] | None, default: str = ",".join(DEFAULT_MODELS)) -> list[str]:
     names: list[str] = []
     for v in values or [default]:
         names.extend(n.strip() for n in v.split(",") if n.strip())
@@ -247,8 +247,8 @@ def cmd_train(args: argparse.Namespace) -> int:
 def _run(args: argparse.Namespace, data: str, out: str) -> dict[str, Any]:
     fl = _flows()
     split = str(ActorSplit.parse(args.split))
-    default = {"audio": "rf,svc,xgb", "video": "cnn,fer"}.get(args.modality, ",".join(
-        ("rf,svc,xgb,cnn,fer", *FUSION_MODELS)))
+    audio, video = ",".join(DEFAULT_MODELS), ",".join(NN_MODELS)
+    default = {"audio": audio, "video": video}.get(args.modality, ",".join((audio, video, *FUSION_MODELS)))
     r = fl.run.run_pipeline(data, out, split, tuple(_models(args.model, default)), feature_set(args.features),
                             _search(args), modality=args.modality, frames=_frames(args),
                             video_params=_video_params(args), full=args.full, dask_address=args.dask_address,
@@ -352,7 +352,7 @@ def cmd_predict(args: argparse.Namespace) -> int:
     if not args.store and not args.model:
         raise UsageError("give --store OUT (picks the best trained model) or --model PATH")
     predictors = load_predictors(args.store, args.model, args.split)
-    results = predict_files(args.files, predictors)
+    results = predict_files(args.files, predictors, same_speaker=args.same_speaker)
     files = [r.to_dict() if isinstance(r, Prediction) else {"file": r[0], "error": r[1]} for r in results]
     failed = sum(1 for f in files if f.get("error"))
     if args.json:
@@ -424,7 +424,8 @@ def _add_train_opts(p: argparse.ArgumentParser) -> None:
     p.add_argument("--model", action="append", metavar="NAME",
                    help=f"model(s) to train: audio {', '.join(MODELS)}, video {', '.join(NN_MODELS)}, "
                         f"audio-visual {', '.join(FUSION_MODELS)} "
-                        "(repeat or comma-separate; default: rf,svc,xgb for train, every model of the modality for run)")
+                        f"(repeat or comma-separate; default: {','.join(DEFAULT_MODELS)} for train, "
+                        "those and every video and fused model for run)")
     p.add_argument("--epochs", type=int, help="video models: training epochs in all (default 20 for both)")
     p.add_argument("--n-iter", type=int, default=50, help="randomized-search candidates (default 50)")
     p.add_argument("--cv-folds", type=int, default=3, help="actor-grouped CV folds (default 3)")
@@ -517,6 +518,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--model", metavar="PATH", help="a run folder, or the model file inside it (overrides --store)")
     p.add_argument("--split", help="the split whose models to use (default: train01-20_test21-24 if trained, "
                                    "else the split trained last)")
+    p.add_argument("--same-speaker", action="store_true",
+                   help="the files are clips of one speaker: a speaker-normalised model standardises them by their own "
+                        "statistics (8 clips or more), not the pooled training statistics")
     _add_common(p)
     p.set_defaults(func=cmd_predict)
 

@@ -11,15 +11,14 @@ from emotion.errors import UsageError
 from emotion.features import AudioFeatureParams
 from emotion.featuresets import FeatureParams
 from emotion.fusion import FUSION_MODELS
-from emotion.models import SearchParams, model_spec
+from emotion.models import DEFAULT_MODELS, SearchParams, model_spec
+from emotion.nn import NN_MODELS
 from emotion.splits import DEFAULT_SPLIT, ActorSplit
 from emotion.video import FrameParams
 from emotion.video_training import build_model
 from tasks.artifacts import name_flow_run, publish_metrics
 from tasks.cluster import default_workers
 from tasks.train import data_version, report, train_fusion_model, train_model, train_video_model, write_summary
-
-DEFAULT_MODELS = ("rf", "svc", "xgb")
 
 
 @flow(name="train-audio", flow_run_name="train-audio-{split}")
@@ -52,7 +51,7 @@ def _finish(out: str, sp: ActorSplit, results: list[dict[str, Any]], modality: s
     return {"split": str(sp), "split_id": sp.id, "summary": path, "report": report_path, "models": ranked}
 
 
-VIDEO_MODELS = ("cnn", "fer")
+VIDEO_MODELS = tuple(NN_MODELS)  # cnn, fer
 
 
 def frames_for(model: str, frames: FrameParams) -> FrameParams:

@@ -92,6 +92,29 @@ def test_a_speaker_normalised_run_predicts_one_file_with_the_pooled_training_sta
         load_predictors(model_path=str(folder))
 
 
+def test_same_speaker_clips_are_normalised_by_their_own_statistics_as_in_training(trained, tmp_path):
+    """All of a test actor's clips with --same-speaker: exactly the run's own (speaker-normalised) test predictions."""
+    data, store, _ = trained
+    df = store.read_features("audio", PARAMS.key)
+    sd = split_data(df, PARAMS.feature_names(), SPLIT, PARAMS.hash(), speaker_norm=True)
+    res = train_and_evaluate(model_spec("lr"), sd, SPLIT, SearchParams(n_iter=2, refine=False), PARAMS.to_dict(),
+                             PARAMS.hash(), n_jobs=1)
+    folder = tmp_path / "norm-run"
+    folder.mkdir()
+    for name, blob in res.files().items():
+        (folder / name).write_bytes(blob)
+    stored = pd.read_parquet(folder / "predictions.parquet")
+    files = [str(data / p) for p in stored["path"]]
+    assert len(files) >= 8
+    results = predict_files(files, load_predictors(model_path=str(folder)), same_speaker=True)
+    for r, (_, row) in zip(results, stored.iterrows(), strict=True):
+        assert isinstance(r, Prediction) and any(f"the {len(files)} given clips of one speaker" in n for n in r.notes)
+        np.testing.assert_allclose([r.probabilities[e] for e in EMOTION_LABELS],
+                                   [row[f"p_{e}"] for e in EMOTION_LABELS], atol=1e-4)
+    few = predict_files(files[:3], load_predictors(model_path=str(folder)), same_speaker=True)
+    assert all(any("only 3 clip(s)" in n and "pooled training statistics" in n for n in r.notes) for r in few)
+
+
 def test_a_file_without_a_ravdess_name_is_predicted(trained, tmp_path):
     data, store, _ = trained
     src = data / "Actor_21" / "03-01-05-02-01-01-21.wav"

@@ -42,7 +42,7 @@ def test_run_end_to_end_with_bad_files(corpus: Path, tmp_path: Path, capsys):
     assert rejects["Actor_02/03-01-05-01-01-01-02.wav"].startswith("cannot decode audio")
 
     models = {m["model"]: m for m in r["train"]["models"]}
-    assert set(models) == {"rf", "svc", "xgb"}
+    assert set(models) == {"rf", "svc", "xgb", "lr"}
     for name, m in models.items():
         run_dir = Path(m["run_dir"])
         assert run_dir.parent.parent.name == "train01-03_test21" and run_dir.parent.name == name
