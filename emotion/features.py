@@ -17,7 +17,7 @@ import json
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from functools import lru_cache
-from typing import Any
+from typing import Any, Self
 
 import librosa
 import numpy as np
@@ -34,8 +34,34 @@ def stable_hash(obj: Any, length: int = 12) -> str:
     return hashlib.sha256(blob.encode()).hexdigest()[:length]
 
 
+class HashedParams:
+    """What every feature set's frozen parameter dataclass shares: its dict, hash and store key.
+
+    ``to_dict`` is what is recorded beside every output and hashed; a
+    subclass that records more (or other types) overrides it and
+    ``from_dict`` together.
+    """
+
+    name: str
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)  # type: ignore[call-overload, no-any-return]
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> Self:
+        return cls(**d)
+
+    def hash(self) -> str:
+        return stable_hash(self.to_dict())
+
+    @property
+    def key(self) -> str:
+        """The store folder name of this feature set: ``<name>-<hash>``."""
+        return f"{self.name}-{self.hash()}"
+
+
 @dataclass(frozen=True)
-class AudioFeatureParams:
+class AudioFeatureParams(HashedParams):
     """Everything that changes the values of the audio features.
 
     Its :meth:`hash` names the feature set in the store; change any field (or
@@ -70,14 +96,6 @@ class AudioFeatureParams:
         d = dict(d)
         d["stats"] = tuple(d.get("stats", STATS))
         return cls(**d)
-
-    def hash(self) -> str:
-        return stable_hash(self.to_dict())
-
-    @property
-    def key(self) -> str:
-        """The store folder name of this feature set: ``<name>-<hash>``."""
-        return f"{self.name}-{self.hash()}"
 
     @property
     def min_frames(self) -> int:

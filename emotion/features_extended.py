@@ -31,16 +31,15 @@ per descriptor family, so the whole set costs about as much as decoding.
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from functools import lru_cache
-from typing import Any
 
 import librosa
 import numpy as np
 import scipy.fft
 
 from emotion.errors import RejectedInput, UsageError
-from emotion.features import stable_hash
+from emotion.features import HashedParams
 
 FUNCTIONALS = ("mean", "std", "p10", "p50", "p90", "range", "slope")
 SPECTRAL = ("centroid", "bandwidth", "rolloff", "flatness", "zcr")
@@ -48,7 +47,7 @@ VOICE_QUALITY = ("alpha_ratio", "hammarberg", "slope0500", "slope5001500", "hnr"
 
 
 @dataclass(frozen=True)
-class ExtendedFeatureParams:
+class ExtendedFeatureParams(HashedParams):
     """Everything that changes the values of the ``extended`` features."""
 
     name: str = "extended"
@@ -77,20 +76,6 @@ class ExtendedFeatureParams:
             raise UsageError(f"{self.n_contrast_bands} contrast octaves from 200 Hz exceed the Nyquist frequency")
         if not 0 < self.n_mfcc <= self.n_mels:
             raise UsageError("n_mfcc must be between 1 and n_mels")
-
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
-
-    @classmethod
-    def from_dict(cls, d: dict[str, Any]) -> ExtendedFeatureParams:
-        return cls(**d)
-
-    def hash(self) -> str:
-        return stable_hash(self.to_dict())
-
-    @property
-    def key(self) -> str:
-        return f"{self.name}-{self.hash()}"
 
     @property
     def min_frames(self) -> int:

@@ -15,7 +15,7 @@ from typing import Any
 import numpy as np
 
 from emotion.errors import RejectedInput, UsageError
-from emotion.features import stable_hash
+from emotion.features import HashedParams
 
 OPENSMILE_SETS = {"egemaps": "eGeMAPSv02", "compare": "ComParE_2016"}
 INSTALL_HINT = "install the optional extra: pip install -e '.[opensmile]' (openSMILE: research and education use only)"
@@ -38,7 +38,7 @@ def _require() -> Any:
 
 
 @dataclass(frozen=True)
-class OpenSmileParams:
+class OpenSmileParams(HashedParams):
     name: str = "egemaps"
     sample_rate: int = 16000
     revision: int = 1
@@ -53,13 +53,6 @@ class OpenSmileParams:
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> OpenSmileParams:
         return cls(**{k: v for k, v in d.items() if k != "opensmile_set"})
-
-    def hash(self) -> str:
-        return stable_hash(self.to_dict())
-
-    @property
-    def key(self) -> str:
-        return f"{self.name}-{self.hash()}"
 
     def feature_names(self) -> list[str]:
         return list(_smile(self.name).feature_names)
