@@ -2,6 +2,8 @@
 
 * ``seed``: the baseline recipe (:mod:`emotion.features`)
 * ``extended``: our librosa/numpy set (:mod:`emotion.features_extended`)
+* ``logmel``: a fixed-size log-mel spectrogram per clip, for the spectrogram
+  CNN ``melcnn`` (:mod:`emotion.features_logmel`)
 * ``egemaps``, ``compare``: openSMILE functionals, only where the optional
   ``opensmile`` package is installed (:mod:`emotion.features_opensmile`)
 
@@ -19,10 +21,11 @@ import numpy as np
 from emotion.errors import UsageError
 from emotion.features import AudioFeatureExtractor, AudioFeatureParams
 from emotion.features_extended import ExtendedFeatureExtractor, ExtendedFeatureParams
+from emotion.features_logmel import LogMelExtractor, LogMelParams
 from emotion.features_opensmile import OPENSMILE_SETS, OpenSmileExtractor, OpenSmileParams, _require
 
-FeatureParams = AudioFeatureParams | ExtendedFeatureParams | OpenSmileParams
-FEATURE_SET_NAMES = ("seed", "extended", *OPENSMILE_SETS)
+FeatureParams = AudioFeatureParams | ExtendedFeatureParams | LogMelParams | OpenSmileParams
+FEATURE_SET_NAMES = ("seed", "extended", "logmel", *OPENSMILE_SETS)
 
 
 class Extractor(Protocol):
@@ -38,6 +41,8 @@ def feature_set(name: str) -> FeatureParams:
         return AudioFeatureParams()
     if name == "extended":
         return ExtendedFeatureParams()
+    if name == "logmel":
+        return LogMelParams()
     if name in OPENSMILE_SETS:
         _require()
         return OpenSmileParams(name)
@@ -52,6 +57,8 @@ def params_from_dict(d: dict[str, Any]) -> FeatureParams:
     name = d.get("name", "seed")
     if name == "extended":
         return ExtendedFeatureParams.from_dict(d)
+    if name == "logmel":
+        return LogMelParams.from_dict(d)
     if name in OPENSMILE_SETS:
         return OpenSmileParams.from_dict(d)
     return AudioFeatureParams.from_dict(d)
@@ -62,8 +69,10 @@ def make_extractor(params: FeatureParams) -> Extractor:
         return AudioFeatureExtractor(params)
     if isinstance(params, ExtendedFeatureParams):
         return ExtendedFeatureExtractor(params)
+    if isinstance(params, LogMelParams):
+        return LogMelExtractor(params)
     return OpenSmileExtractor(params)
 
 
 def is_audio_params(params: object) -> bool:
-    return isinstance(params, AudioFeatureParams | ExtendedFeatureParams | OpenSmileParams)
+    return isinstance(params, AudioFeatureParams | ExtendedFeatureParams | LogMelParams | OpenSmileParams)

@@ -59,6 +59,8 @@ class ModelSpec:
     finalize: dict[str, Any] = field(default_factory=dict)
     # a tuning procedure of its own (the ensemble), instead of randomized search + grid
     tuner: Callable[..., TuneResult] | None = None
+    # the feature sets the model can read (empty: any)
+    feature_sets: tuple[str, ...] = ()
 
 
 def _ints(v: int, lo: int, factors: tuple[float, ...] = (0.7, 1.0, 1.4)) -> list[int]:
@@ -99,6 +101,12 @@ def _mlp(seed: int) -> BaseEstimator:
     from emotion.neural import KerasMLPClassifier
 
     return KerasMLPClassifier(seed=seed)
+
+
+def _melcnn(seed: int) -> BaseEstimator:
+    from emotion.neural import KerasSpecCNN
+
+    return KerasSpecCNN(seed=seed)
 
 
 def _refine_mlp(best: dict[str, Any]) -> dict[str, list[Any]]:
@@ -177,6 +185,12 @@ MODELS: dict[str, ModelSpec] = {
         },
         _refine_mlp,
     ),
+    # a small discrete space (each fit costs about a minute): the randomized search tries both candidates, whatever n_iter
+    "melcnn": ModelSpec(
+        "melcnn", "Keras CNN on log-mel spectrograms", _melcnn,
+        {"filters": [(16, 32, 64), (32, 64, 128)], "dropout": [0.3], "epochs": [40]},
+        feature_sets=("logmel",),
+    ),
     "xgb": ModelSpec(
         "xgb", "XGBoost", _xgb,
         {
@@ -214,6 +228,21 @@ def model_spec(name: str) -> ModelSpec:
         return MODELS[name]
     except KeyError:
         raise UsageError(f"unknown model {name!r}; choose from {', '.join(MODELS)}") from None
+
+
+def default_models(feature_set: str) -> tuple[str, ...]:
+    """The audio models trained when none is named: the spectrogram CNN on spectrograms, else ``DEFAULT_MODELS``."""
+    own = tuple(n for n, s in MODELS.items() if feature_set in s.feature_sets)
+    return own or DEFAULT_MODELS
+
+
+def check_features(name: str, feature_set: str) -> ModelSpec:
+    """The spec of model ``name``, after checking that it can read ``feature_set``."""
+    spec = model_spec(name)
+    if spec.feature_sets and feature_set not in spec.feature_sets:
+        raise UsageError(f"model {name!r} reads the {' or '.join(spec.feature_sets)} feature set, not {feature_set!r}; "
+                         f"add --features {spec.feature_sets[0]}")
+    return spec
 
 
 def _plain(v: Any) -> Any:

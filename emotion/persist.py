@@ -4,7 +4,7 @@ scikit-learn estimators are stored with skops (``.skops``), refused on load if
 they contain any type outside an allow-list; XGBoost models as XGBoost's own
 JSON; Keras networks in Keras' native ``.keras`` format, loaded in safe mode
 (which refuses serialized Python code, lambdas or custom layers): the audio
-MLP (classes and parameters in the record's ``meta``) and the video frame
+MLP and spectrogram CNN (kind, classes and parameters in the record's ``meta``) and the video frame
 models (which wrapper in ``estimator``, its parameters in ``params``); an
 ensemble as a zip of its members' files, each in one of those formats with
 its own SHA-256, plus a JSON manifest (names, weights, records). The SHA-256
@@ -50,7 +50,7 @@ class SavedModel:
     file: str  # file name within the run folder
     format: str  # "skops", "xgboost-json", "keras" or "ensemble-zip"
     sha256: str
-    meta: dict[str, Any] | None = None  # what the format does not hold itself (the MLP's classes and parameters)
+    meta: dict[str, Any] | None = None  # what the format does not hold itself (a feature net's kind, classes, parameters)
     estimator: str | None = None  # for Keras frame models: which wrapper (emotion.nn.NN_MODELS)
     params: dict[str, Any] | None = None  # for Keras frame models: the wrapper's parameters
 
@@ -74,12 +74,12 @@ def _is_xgb(est: Any) -> bool:
 def dump_model(est: BaseEstimator) -> tuple[bytes, SavedModel]:
     """Serialize ``est``; returns the bytes and what to record about them."""
     from emotion.ensemble import SoftVotingEnsemble
-    from emotion.neural import KerasMLPClassifier
+    from emotion.neural import KerasFeatureClassifier
     from emotion.nn import KerasFrameClassifier
 
-    if isinstance(est, KerasMLPClassifier):
+    if isinstance(est, KerasFeatureClassifier):  # the audio MLP and spectrogram CNN (emotion.neural)
         data = est.to_bytes()
-        meta = {"classes": [_plain(c) for c in est.classes_], "params": est.get_params()}
+        meta = {"classes": [_plain(c) for c in est.classes_], "params": est.get_params(), "kind": est.kind}
         return data, SavedModel("model.keras", "keras", sha256(data), meta=meta)
     if isinstance(est, KerasFrameClassifier):  # video frame models (emotion.nn)
         data = est.to_bytes()
@@ -132,11 +132,14 @@ def load_model(data: bytes, record: dict[str, Any], *, source: str = "model") ->
                 return cls.from_bytes(data, dict(record.get("params") or {}))
             except ModelIntegrityError as exc:
                 raise ModelIntegrityError(f"{source}: {exc}") from None
-        from emotion.neural import KerasMLPClassifier  # the audio MLP: classes and parameters in "meta"
+        from emotion.neural import FEATURE_NETS  # the audio MLP or spectrogram CNN: kind, classes, parameters in "meta"
 
         meta = record.get("meta") or {}
+        net = FEATURE_NETS.get(str(meta.get("kind", "mlp")))  # records without a kind are the MLP's (the first release)
+        if net is None:
+            raise ModelIntegrityError(f"{source}: unknown Keras model kind {meta.get('kind')!r}")
         try:
-            return KerasMLPClassifier.from_bytes(data, meta["classes"], meta.get("params", {}))
+            return net.from_bytes(data, meta["classes"], meta.get("params", {}))
         except (KeyError, ValueError, OSError, zipfile.BadZipFile) as exc:
             raise ModelIntegrityError(f"{source}: not a loadable Keras model ({type(exc).__name__})") from None
     if fmt == "ensemble-zip":

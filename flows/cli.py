@@ -28,7 +28,7 @@ for _k, _v in {
 from emotion.errors import EmotionError, UsageError  # noqa: E402
 from emotion.featuresets import FEATURE_SET_NAMES, feature_set  # noqa: E402
 from emotion.fusion import FUSION_MODELS  # noqa: E402
-from emotion.models import DEFAULT_MODELS, MODELS, SearchParams  # noqa: E402
+from emotion.models import DEFAULT_MODELS, MODELS, SearchParams, check_features, default_models  # noqa: E402
 from emotion.nn import NN_MODELS  # noqa: E402
 from emotion.splits import DEFAULT_SPLIT, ActorSplit, parse_actors  # noqa: E402
 from emotion.synth import SynthParams, write_corpus  # noqa: E402
@@ -94,6 +94,12 @@ def _models(values: list[str] | None, default: str = ",".join(DEFAULT_MODELS)) -
     if bad:
         raise UsageError(f"unknown model {bad[0]!r}; choose from {', '.join(ALL_MODELS)}")
     return list(dict.fromkeys(names))
+
+
+def _check_features(audio_models: tuple[str, ...], features: str) -> None:
+    """Refuse, before anything runs, an audio model that cannot read the feature set."""
+    for m in audio_models:
+        check_features(m, features)
 
 
 def _frames(args: argparse.Namespace) -> FrameParams:
@@ -236,7 +242,8 @@ def cmd_train(args: argparse.Namespace) -> int:
     fl = _flows()
     out = _existing_dir(args.out, "store")
     split = ActorSplit.parse(args.split)
-    audio, video, fusion = fl.run.split_models(tuple(_models(args.model)))
+    audio, video, fusion = fl.run.split_models(tuple(_models(args.model, ",".join(default_models(args.features)))))
+    _check_features(audio, args.features)
     t = fl.run.train_models(out, str(split), audio, video, fusion, feature_set(args.features), _search(args),
                             _frames(args), _video_params(args), n_jobs=args.jobs, force=args.force,
                             speaker_norm=args.speaker_norm)
@@ -247,9 +254,11 @@ def cmd_train(args: argparse.Namespace) -> int:
 def _run(args: argparse.Namespace, data: str, out: str) -> dict[str, Any]:
     fl = _flows()
     split = str(ActorSplit.parse(args.split))
-    audio, video = ",".join(DEFAULT_MODELS), ",".join(NN_MODELS)
+    audio, video = ",".join(default_models(args.features)), ",".join(NN_MODELS)
     default = {"audio": audio, "video": video}.get(args.modality, ",".join((audio, video, *FUSION_MODELS)))
-    r = fl.run.run_pipeline(data, out, split, tuple(_models(args.model, default)), feature_set(args.features),
+    models = tuple(_models(args.model, default))
+    _check_features(fl.run.split_models(models)[0], args.features)
+    r = fl.run.run_pipeline(data, out, split, models, feature_set(args.features),
                             _search(args), modality=args.modality, frames=_frames(args),
                             video_params=_video_params(args), full=args.full, dask_address=args.dask_address,
                             workers=args.workers, n_jobs=args.jobs, speaker_norm=args.speaker_norm)
@@ -316,7 +325,9 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     out = _existing_dir(args.out, "store")
     split = str(ActorSplit.parse(args.split))
     features = feature_set(args.features)
-    t = evaluate_loso(out, split, tuple(_models(args.model or ["lr"])), features, _search(args),
+    models = tuple(_models(args.model or ["lr"]))
+    _check_features(models, args.features)
+    t = evaluate_loso(out, split, models, features, _search(args),
                       speaker_norm=args.speaker_norm, mode="fixed" if args.fixed_params else "nested", n_jobs=args.jobs,
                       params_from=str(ActorSplit.parse(args.params_from)) if args.params_from else None)
     _emit(args, t, _print_loso)
@@ -424,8 +435,8 @@ def _add_train_opts(p: argparse.ArgumentParser) -> None:
     p.add_argument("--model", action="append", metavar="NAME",
                    help=f"model(s) to train: audio {', '.join(MODELS)}, video {', '.join(NN_MODELS)}, "
                         f"audio-visual {', '.join(FUSION_MODELS)} "
-                        f"(repeat or comma-separate; default: {','.join(DEFAULT_MODELS)} for train, "
-                        "those and every video and fused model for run)")
+                        f"(repeat or comma-separate; default: {','.join(DEFAULT_MODELS)} for train, melcnn with "
+                        "--features logmel; those and every video and fused model for run)")
     p.add_argument("--epochs", type=int, help="video models: training epochs in all (default 20 for both)")
     p.add_argument("--n-iter", type=int, default=50, help="randomized-search candidates (default 50)")
     p.add_argument("--cv-folds", type=int, default=3, help="actor-grouped CV folds (default 3)")

@@ -10,7 +10,7 @@ from emotion.errors import UsageError
 from emotion.evaluate import MODES
 from emotion.features import AudioFeatureParams
 from emotion.featuresets import FeatureParams
-from emotion.models import SearchParams, model_spec
+from emotion.models import SearchParams, check_features
 from emotion.splits import DEFAULT_SPLIT, ActorSplit
 from tasks.cluster import default_workers
 from tasks.evaluate import loso_model, write_loso_summary
@@ -35,7 +35,7 @@ def evaluate_loso(
     if mode not in MODES:
         raise UsageError(f"unknown LOSO mode {mode!r}; choose from {', '.join(MODES)}")
     for m in models:
-        model_spec(m)
+        check_features(m, features.name)
     jobs = n_jobs or default_workers()
     results = [loso_model(out, m, sp, features, search, speaker_norm, mode, jobs, source) for m in models]
     summary = write_loso_summary(out, sp, results)

@@ -11,7 +11,7 @@ from emotion.errors import UsageError
 from emotion.features import AudioFeatureParams
 from emotion.featuresets import FeatureParams
 from emotion.fusion import FUSION_MODELS
-from emotion.models import DEFAULT_MODELS, SearchParams, model_spec
+from emotion.models import DEFAULT_MODELS, SearchParams, check_features
 from emotion.nn import NN_MODELS
 from emotion.splits import DEFAULT_SPLIT, ActorSplit
 from emotion.video import FrameParams
@@ -35,7 +35,7 @@ def train_audio(
     """Train every model in ``models`` on ``split``; returns the summary, best first."""
     sp = ActorSplit.parse(split)
     for m in models:
-        model_spec(m)  # fail fast on an unknown name
+        check_features(m, features.name)  # fail fast on an unknown name or a set the model cannot read
     jobs = n_jobs or default_workers()
     name_flow_run(f"train-audio-{sp.id}-data-{data_version(out, sp, features)[:8]}")
     results = [train_model(out, m, sp, features, search, jobs, force, speaker_norm) for m in models]

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from emotion.errors import ModelIntegrityError, UsageError
-from emotion.models import MODELS, SearchParams, model_spec, predict_scores, tune
+from emotion.models import DEFAULT_MODELS, MODELS, SearchParams, check_features, default_models, model_spec, predict_scores, tune
 from emotion.persist import dump_model, load_model
 
 FAST = SearchParams(n_iter=2, cv_folds=3, refine=True, seed=1)
@@ -20,6 +20,9 @@ def small_ensembles(monkeypatch):
     small = dataclasses.replace(MODELS["mlp"], space={**MODELS["mlp"].space, "hidden": [32], "epochs": [40],
                                                            "learning_rate": [3e-3]})
     monkeypatch.setitem(MODELS, "mlp", small)
+    cnn = dataclasses.replace(MODELS["melcnn"], space={"n_mels": [8], "filters": [(8, 16)], "dense": [16],
+                                                       "epochs": [12], "learning_rate": [3e-3, 1e-2]})
+    monkeypatch.setitem(MODELS, "melcnn", cnn)
 
 
 @pytest.fixture(scope="module")
@@ -32,9 +35,22 @@ def data():
     return X, y, groups
 
 
+@pytest.fixture(scope="module")
+def spectra():
+    """8-band, 16-frame 'spectrograms' (the melcnn's input): class k brightens band k for a while."""
+    from tests.emotion.test_neural import spectrograms
+
+    X, y = spectrograms()
+    return X, y, np.repeat(np.arange(1, 7), 32)
+
+
+def data_for(name, request):
+    return request.getfixturevalue("spectra" if MODELS[name].feature_sets == ("logmel",) else "data")
+
+
 @pytest.mark.parametrize("name", list(MODELS))
-def test_tuning_is_seeded_and_grouped(data, name, monkeypatch):
-    X, y, actors = data
+def test_tuning_is_seeded_and_grouped(name, monkeypatch, request):
+    X, y, actors = data_for(name, request)
     seen = []
     import sklearn.model_selection._split as split
 
@@ -70,13 +86,15 @@ def test_unknown_model_and_too_few_actors(data):
     X, y, groups = data
     with pytest.raises(UsageError, match="unknown model"):
         model_spec("knn")
+    with pytest.raises(UsageError, match="unknown model"):
+        check_features("knn", "seed")
     with pytest.raises(UsageError, match="at least 3 training actors"):
         tune(model_spec("rf"), X[:64], y[:64], groups[:64], FAST)
 
 
 @pytest.mark.parametrize("name", list(MODELS))
-def test_saved_model_roundtrip_and_tamper_refusal(data, name):
-    X, y, groups = data
+def test_saved_model_roundtrip_and_tamper_refusal(name, request):
+    X, y, groups = data_for(name, request)
     est = tune(model_spec(name), X, y, groups, SearchParams(n_iter=1, refine=False)).estimator
     blob, rec = dump_model(est)
     again = load_model(blob, rec.to_dict())
@@ -85,6 +103,15 @@ def test_saved_model_roundtrip_and_tamper_refusal(data, name):
     tampered[len(tampered) // 2] ^= 1
     with pytest.raises(ModelIntegrityError, match="does not match the recorded"):
         load_model(bytes(tampered), rec.to_dict())
+
+
+def test_models_name_the_feature_sets_they_read():
+    assert default_models("logmel") == ("melcnn",)
+    assert default_models("seed") == default_models("extended") == DEFAULT_MODELS
+    assert check_features("melcnn", "logmel") is MODELS["melcnn"]
+    assert check_features("svc", "logmel") is MODELS["svc"]  # functional models read any set
+    with pytest.raises(UsageError, match="model 'melcnn' reads the logmel feature set, not 'extended'; add --features logmel"):
+        check_features("melcnn", "extended")
 
 
 def test_skops_file_with_foreign_types_is_refused():

@@ -271,3 +271,38 @@ def test_train_writes_the_report_and_predict_reads_new_files(corpus: Path, tmp_p
     assert code == 1 and len(err.strip().splitlines()) == 1 and "refusing to load a modified model" in err
     code, _, err = run_cli(capsys, "predict", str(flac))
     assert code == 2 and "--store" in err
+
+
+def test_logmel_spectrograms_train_the_spectrogram_cnn_and_predict_new_files(corpus: Path, tmp_path: Path, capsys,
+                                                                             monkeypatch):
+    import dataclasses
+
+    from emotion.features_logmel import LogMelParams
+    from emotion.ids import EMOTION_LABELS
+    from emotion.models import MODELS
+
+    # one quick candidate: the path through extraction, training, the run folder and predict is what is tested here
+    quick = dataclasses.replace(MODELS["melcnn"], space={"filters": [(8, 16)], "dense": [16], "epochs": [12],
+                                                         "learning_rate": [3e-3]})
+    monkeypatch.setitem(MODELS, "melcnn", quick)
+    out = tmp_path / "store"
+    code, r, _ = run_cli(capsys, "run", str(corpus), "--out", str(out), *SPLIT, *FAST, "--features", "logmel",
+                         "--modality", "audio", "--json")
+    assert code == 0
+    assert r["extract"]["modalities"]["audio"]["feature_set"] == LogMelParams().key
+    [m] = r["train"]["models"]  # the spectrogram CNN is the default model of the spectrogram set
+    assert m["model"] == "melcnn" and m["n_test"] == 30
+    run_dir = Path(m["run_dir"])
+    info = json.loads((run_dir / "run.json").read_text())
+    assert info["model_file"]["format"] == "keras" and info["model_file"]["meta"]["kind"] == "melcnn"
+    assert json.loads((run_dir / "metrics.json").read_text())["features"] == "logmel"
+    stored = Store(str(out)).read_features("audio", LogMelParams().key)
+    assert len(stored) == 120 and "logmel_b40_t059" in stored.columns
+
+    wav = str(sorted(corpus.rglob("*.wav"))[0])
+    code, p, err = run_cli(capsys, "predict", wav, "--model", str(run_dir), "--json")
+    assert code == 0, err
+    assert p[0]["emotion"] in EMOTION_LABELS and set(p[0]["probabilities"]) == set(EMOTION_LABELS)
+
+    code, _, err = run_cli(capsys, "train", str(out), *SPLIT, "--model", "melcnn")
+    assert code == 2 and "model 'melcnn' reads the logmel feature set, not 'seed'; add --features logmel" in err
