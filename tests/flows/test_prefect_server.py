@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import subprocess
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -22,7 +23,8 @@ def prefect_server(tmp: Path) -> Iterator[tuple[str, dict[str, str]]]:
     port = free_port()
     env = service_env(tmp)
     argv = [str(BIN / "prefect"), "server", "start", "--host", "127.0.0.1", "--port", str(port)]
-    with process(argv, tmp / "server.log", env) as proc:
+    # the scheduler creates the runs of cron schedules every 5 s here (default 60)
+    with process(argv, tmp / "server.log", {**env, "PREFECT_SERVER_SERVICES_SCHEDULER_LOOP_SECONDS": "5"}) as proc:
         api = f"http://127.0.0.1:{port}/api"
         wait_for(lambda: httpx.get(f"{api}/health", timeout=2).status_code == 200, 120, "prefect server", proc,
                  log=tmp / "server.log")
@@ -35,10 +37,25 @@ def prefect_api(tmp_path_factory):
         yield server
 
 
+def call(method: str, url: str, body: dict | None = None) -> httpx.Response:
+    """One API request, retried as Prefect's own client does on 429 and 5xx.
+
+    A busy server (SQLite locked while the runner registers its deployments)
+    answers 503 "Service Unavailable" for a moment; CI once lost its only
+    create_flow_run call that way and then waited out the run that never was.
+    """
+    for attempt in range(6):
+        r = httpx.request(method, url, json=body, timeout=30)
+        if r.status_code not in (429, 500, 502, 503, 504):
+            break
+        time.sleep(0.5 * 2**attempt)
+    if r.is_error:
+        raise AssertionError(f"{method} {url} answered {r.status_code}: {r.text[:500]}")
+    return r
+
+
 def post(api: str, path: str, body: dict | None = None) -> list[dict]:
-    r = httpx.post(f"{api}/{path}", json=body or {}, timeout=30)
-    r.raise_for_status()
-    return r.json()
+    return call("POST", f"{api}/{path}", body or {}).json()
 
 
 def test_pipeline_runs_are_recorded_with_tasks_and_artifacts(prefect_api, tiny_corpus: Path, tmp_path: Path):
@@ -81,6 +98,16 @@ def test_deployments_are_registered_with_cron_schedules(prefect_api, tmp_path: P
     assert crons["nightly-extract"] == ["0 2 * * *"] and crons["weekly-train"] == ["0 4 * * 0"]
     assert deps["weekly-train"]["parameters"]["split"] == "train=1-20,test=21-24"
 
+    # the server's scheduler turns each cron schedule into scheduled runs (with SQLAlchemy 2.1 it failed on every
+    # pass, so schedules never fired)
+    def scheduled() -> set[str]:
+        runs = post(api, "flow_runs/filter", {"flow_runs": {"state": {"type": {"any_": ["SCHEDULED"]}},
+                                                            "deployment_id": {"any_": [d["id"] for d in deps.values()]}}})
+        return {r["deployment_id"] for r in runs if r.get("auto_scheduled")}
+
+    want = {deps[n]["id"] for n in ("nightly-extract", "weekly-train", "monthly-pipeline")}
+    wait_for(lambda: want <= scheduled(), 90, "scheduled runs of the three deployments")
+
 
 @pytest.fixture
 def fresh_prefect_api(tmp_path_factory):
@@ -105,11 +132,11 @@ def test_served_deployment_runs_when_triggered(fresh_prefect_api, tiny_corpus: P
                  log=log)
         [dep] = [d for d in post(api, "deployments/filter") if d["name"] == "serve-check"]
         assert dep["schedules"][0]["schedule"]["cron"] == "30 1 * * *"
-        run = httpx.post(f"{api}/deployments/{dep['id']}/create_flow_run", json={}, timeout=30).json()
+        run = call("POST", f"{api}/deployments/{dep['id']}/create_flow_run", {}).json()
         seen: list[str] = []
 
         def finished() -> bool:
-            fr = httpx.get(f"{api}/flow_runs/{run['id']}", timeout=10).json()
+            fr = call("GET", f"{api}/flow_runs/{run['id']}").json()
             state = f"{fr['state_type']} ({fr['state_name']})"
             if not seen or seen[-1] != state:
                 seen.append(state)
