@@ -22,6 +22,9 @@ for _k, _v in {
     "DASK_LOGGING__DISTRIBUTED": "warning",
     "TF_CPP_MIN_LOG_LEVEL": "3",
     "TF_ENABLE_ONEDNN_OPTS": "0",
+    # the temporary Prefect server (no PREFECT_API_URL) gets 2 minutes to start, not 20 s: on 2 busy cores
+    # (a training run beside it) it took longer, and the command died with "Timed out ... ephemeral Prefect API"
+    "PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS": "120",
 }.items():
     os.environ.setdefault(_k, _v)
 

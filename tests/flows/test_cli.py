@@ -306,3 +306,15 @@ def test_logmel_spectrograms_train_the_spectrogram_cnn_and_predict_new_files(cor
 
     code, _, err = run_cli(capsys, "train", str(out), *SPLIT, "--model", "melcnn")
     assert code == 2 and "model 'melcnn' reads the logmel feature set, not 'seed'; add --features logmel" in err
+
+
+def test_the_temporary_prefect_server_gets_two_minutes_to_start():
+    """On 2 busy cores the ephemeral server took longer than Prefect's 20 s default, and the command died."""
+    import subprocess
+    import sys
+
+    code = "import flows.cli; from prefect.settings import get_current_settings as s; " \
+           "print(s().server.ephemeral.startup_timeout_seconds)"
+    env = {k: v for k, v in __import__("os").environ.items() if k != "PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS"}
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=120, check=True)
+    assert out.stdout.strip() == "120"
