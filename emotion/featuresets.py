@@ -35,18 +35,25 @@ class Extractor(Protocol):
     def __call__(self, y: np.ndarray) -> np.ndarray: ...
 
 
+# each set's parameter class and extractor; the openSMILE sets share one of each (the set's name is a parameter)
+_SETS: dict[str, tuple[type[Any], type[Any]]] = {
+    "seed": (AudioFeatureParams, AudioFeatureExtractor),
+    "extended": (ExtendedFeatureParams, ExtendedFeatureExtractor),
+    "logmel": (LogMelParams, LogMelExtractor),
+    **{name: (OpenSmileParams, OpenSmileExtractor) for name in OPENSMILE_SETS},
+}
+_EXTRACTORS: dict[type[Any], type[Any]] = dict(_SETS.values())
+
+
 def feature_set(name: str) -> FeatureParams:
     """The default parameters of the feature set ``name``."""
-    if name == "seed":
-        return AudioFeatureParams()
-    if name == "extended":
-        return ExtendedFeatureParams()
-    if name == "logmel":
-        return LogMelParams()
+    if name not in _SETS:
+        raise UsageError(f"unknown feature set {name!r}; choose from {', '.join(FEATURE_SET_NAMES)}")
     if name in OPENSMILE_SETS:
         _require()
         return OpenSmileParams(name)
-    raise UsageError(f"unknown feature set {name!r}; choose from {', '.join(FEATURE_SET_NAMES)}")
+    params: FeatureParams = _SETS[name][0]()
+    return params
 
 
 def params_from_dict(d: dict[str, Any]) -> FeatureParams:
@@ -54,25 +61,11 @@ def params_from_dict(d: dict[str, Any]) -> FeatureParams:
 
     Records without a ``name`` are the seed set's (the first release wrote none).
     """
-    name = d.get("name", "seed")
-    if name == "extended":
-        return ExtendedFeatureParams.from_dict(d)
-    if name == "logmel":
-        return LogMelParams.from_dict(d)
-    if name in OPENSMILE_SETS:
-        return OpenSmileParams.from_dict(d)
-    return AudioFeatureParams.from_dict(d)
+    cls = _SETS.get(d.get("name", "seed"), _SETS["seed"])[0]
+    params: FeatureParams = cls.from_dict(d)
+    return params
 
 
 def make_extractor(params: FeatureParams) -> Extractor:
-    if isinstance(params, AudioFeatureParams):
-        return AudioFeatureExtractor(params)
-    if isinstance(params, ExtendedFeatureParams):
-        return ExtendedFeatureExtractor(params)
-    if isinstance(params, LogMelParams):
-        return LogMelExtractor(params)
-    return OpenSmileExtractor(params)
-
-
-def is_audio_params(params: object) -> bool:
-    return isinstance(params, AudioFeatureParams | ExtendedFeatureParams | LogMelParams | OpenSmileParams)
+    extractor: Extractor = _EXTRACTORS[type(params)](params)
+    return extractor
