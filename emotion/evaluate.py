@@ -25,12 +25,13 @@ import numpy as np
 import pandas as pd
 from sklearn.base import BaseEstimator, clone
 
+from emotion.augment import copies_of, stack_copies
 from emotion.errors import StoreError, UsageError
 from emotion.features import stable_hash
 from emotion.models import ModelSpec, SearchParams, tune
 from emotion.normalize import speaker_standardize
 from emotion.splits import ActorSplit
-from emotion.training import one_row_per_recording
+from emotion.training import one_row_per_recording, scores_and_labels
 
 MODES = ("nested", "fixed")
 
@@ -41,12 +42,17 @@ class LosoData:
     y: np.ndarray
     groups: np.ndarray
     data_hash: str
+    copies: int = 1  # vectors per row (emotion.augment): the clip itself, then its augmented copies
 
 
 def loso_data(
-    df: pd.DataFrame, feature_names: list[str], split: ActorSplit, feature_hash: str, *, speaker_norm: bool = False
+    df: pd.DataFrame, feature_names: list[str], split: ActorSplit, feature_hash: str, *, speaker_norm: bool = False,
+    copies: int = 1,
 ) -> LosoData:
-    """The training actors' clips of ``split`` (one row per recording, labels 0-7); test actors are left out."""
+    """The training actors' clips of ``split`` (one row per recording, labels 0-7); test actors are left out.
+
+    ``feature_names``: every stored column, ``copies`` vectors per clip (as :func:`emotion.training.split_data`).
+    """
     df = one_row_per_recording(df)
     missing = [c for c in feature_names if c not in df.columns]
     if missing:
@@ -60,8 +66,9 @@ def loso_data(
     if speaker_norm:
         X = speaker_standardize(X, groups)
     keys = sorted(zip(tr["path"], tr["content_hash"], strict=True))
+    copies_of(X, copies)  # checks the width
     return LosoData(X, tr["emotion"].to_numpy(int) - 1, groups,
-                    stable_hash({"feature_hash": feature_hash, "clips": keys}, 16))
+                    stable_hash({"feature_hash": feature_hash, "clips": keys}, 16), copies)
 
 
 def loso(
@@ -81,15 +88,20 @@ def loso(
         raise UsageError("fixed hyper-parameters need a trained model to copy them from")
     t0 = time.perf_counter()
     per_actor: dict[str, float] = {}
+    k = data.copies
     for actor in np.unique(data.groups):
         tr, te = data.groups != actor, data.groups == actor
-        if mode == "nested":
-            est = tune(spec, data.X[tr], data.y[tr], data.groups[tr], search, n_jobs=n_jobs).estimator
-        else:
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore", category=UserWarning)
-                est = clone(fixed).fit(data.X[tr], data.y[tr])
-        acc = float(np.mean(np.asarray(est.predict(data.X[te])).astype(int) == data.y[te]))
+        X_aug, y_aug, _ = stack_copies(data.X[tr], data.y[tr], data.groups[tr], k)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", category=UserWarning)
+            if mode == "nested":  # tuned on the clips themselves (the first copy), as a training run is
+                plain = copies_of(data.X[tr], k)[0]
+                est = tune(spec, plain, data.y[tr], data.groups[tr], search, n_jobs=n_jobs).estimator
+                est = clone(est).fit(X_aug, y_aug) if k > 1 else est
+            else:
+                est = clone(fixed).fit(X_aug, y_aug)
+        _, pred = scores_and_labels(est, data.X[te], k)
+        acc = float(np.mean(pred == data.y[te]))
         per_actor[f"{int(actor):02d}"] = acc
         if progress:
             progress(int(actor), acc)
@@ -102,4 +114,5 @@ def loso(
                  "hyper-parameters fixed from the stored run on this split, chosen by grouped CV over all these "
                  "actors (held-out one included): mildly optimistic"),
         "data_hash": data.data_hash, "seconds": round(time.perf_counter() - t0, 1),
+        "augmented_copies": k - 1,
     }

@@ -253,7 +253,7 @@ def _meta(params: FeatureParams | FrameParams) -> dict[str, str]:
 
 
 def feature_schema(params: FeatureParams) -> pa.Schema:
-    fields = _label_fields() + [pa.field(n, pa.float32()) for n in params.feature_names()]
+    fields = _label_fields() + [pa.field(n, pa.float32()) for n in params.column_names()]
     return pa.schema(fields, metadata=_meta(params))
 
 

@@ -59,6 +59,17 @@ class HashedParams:
         """The store folder name of this feature set: ``<name>-<hash>``."""
         return f"{self.name}-{self.hash()}"
 
+    def feature_names(self) -> list[str]:
+        raise NotImplementedError
+
+    def variant_names(self) -> list[list[str]]:
+        """The columns of each augmented copy of a clip stored beside its own (none unless a set augments)."""
+        return []
+
+    def column_names(self) -> list[str]:
+        """Every stored feature column: the clip's own vector, then those of its augmented copies."""
+        return self.feature_names() + [n for v in self.variant_names() for n in v]
+
 
 @dataclass(frozen=True)
 class AudioFeatureParams(HashedParams):

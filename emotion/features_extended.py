@@ -22,8 +22,24 @@ Each is summarised over the *active* part of the clip (from the first to the
 last frame within ``top_db`` of the loudest; RAVDESS clips carry about a
 second of silence) by the functionals ``mean``, ``std``, ``p10``, ``p50``,
 ``p90``, ``range`` (max - min) and ``slope`` (least-squares slope per second).
-``voiced_ratio`` (share of active frames that are voiced) closes the vector.
-Names read ``<descriptor>_<functional>``: ``logmel07_p90``, ``f0_slope``.
+``voiced_ratio`` (share of active frames that are voiced) follows.
+
+Then, for every descriptor but the pitch rows: the mean and std over the
+voiced frames only (``_vmean``, ``_vstd``) and over the unvoiced ones
+(``_umean``, ``_ustd``), where vowels and consonants differ most, and the
+mean absolute and the std of its frame-to-frame change per second
+(``_dabs``, ``_dstd``: how fast it moves). Last, prosodic timing: ``f0_p25``,
+``f0_p75``, ``f0_skew``, ``f0_peak`` (max above median), ``voiced_rate``
+(voiced segments per second), ``voiced_seg_mean`` and ``voiced_seg_std``
+(their lengths, s) and ``active_seconds``. Names read
+``<descriptor>_<functional>``: ``logmel07_p90``, ``f0_slope``, ``mfcc03_vmean``.
+
+Augmentation (``speeds``, off by default): with ``speeds=(0.9, 1.1)`` every
+clip is also resampled to play 0.9x and 1.1x as fast (pitch, formants and
+tempo move together, as with a different speaker), and the vector of each
+copy is stored in the same row under ``sp090__<name>``, ``sp110__<name>``.
+Training adds the copies as extra training clips; prediction averages the
+model's probabilities over the clip and its copies.
 
 Everything is vectorised over frames; a 3.5 s clip takes a few milliseconds
 per descriptor family, so the whole set costs about as much as decoding.
@@ -33,6 +49,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from functools import lru_cache
+from typing import Any
 
 import librosa
 import numpy as np
@@ -42,6 +59,9 @@ from emotion.errors import RejectedInput, UsageError
 from emotion.features import HashedParams
 
 FUNCTIONALS = ("mean", "std", "p10", "p50", "p90", "range", "slope")
+SEGMENT_STATS = ("vmean", "vstd", "umean", "ustd", "dabs", "dstd")
+PROSODY = ("f0_p25", "f0_p75", "f0_skew", "f0_peak", "voiced_rate", "voiced_seg_mean", "voiced_seg_std",
+           "active_seconds")
 SPECTRAL = ("centroid", "bandwidth", "rolloff", "flatness", "zcr")
 VOICE_QUALITY = ("alpha_ratio", "hammarberg", "slope0500", "slope5001500", "hnr")
 
@@ -63,7 +83,11 @@ class ExtendedFeatureParams(HashedParams):
     top_db: float = 40.0  # active part: frames within top_db of the loudest
     voicing_threshold: float = 0.3  # YIN aperiodicity below which a frame is voiced
     delta_width: int = 9
-    revision: int = 2  # 2: voice-quality descriptors (alpha ratio, Hammarberg, spectral slopes, HNR)
+    # augmentation: also store the features of each clip played at these speeds (resampled; empty: none)
+    speeds: tuple[float, ...] = ()
+    # 2: voice-quality descriptors (alpha ratio, Hammarberg, spectral slopes, HNR)
+    # 3: voiced/unvoiced statistics, rates of change, prosodic timing
+    revision: int = 3
 
     def __post_init__(self) -> None:
         if self.sample_rate < 8000 or self.n_fft < 64 or self.hop_length < 1 or self.n_mels < 8:
@@ -76,6 +100,16 @@ class ExtendedFeatureParams(HashedParams):
             raise UsageError(f"{self.n_contrast_bands} contrast octaves from 200 Hz exceed the Nyquist frequency")
         if not 0 < self.n_mfcc <= self.n_mels:
             raise UsageError("n_mfcc must be between 1 and n_mels")
+        bad = [s for s in self.speeds if not 0.5 <= s <= 2.0 or s == 1.0]
+        if bad or len(set(self.speeds)) != len(self.speeds):
+            raise UsageError(f"augmentation speeds must be distinct factors between 0.5 and 2.0 other than 1.0, "
+                             f"got {list(self.speeds)}")
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> ExtendedFeatureParams:
+        d = dict(d)
+        d["speeds"] = tuple(float(s) for s in d.get("speeds", ()))  # JSON gives a list
+        return cls(**d)
 
     @property
     def min_frames(self) -> int:
@@ -94,7 +128,19 @@ class ExtendedFeatureParams(HashedParams):
         return d
 
     def feature_names(self) -> list[str]:
-        return [f"{d}_{f}" for d in self.descriptors() for f in FUNCTIONALS] + ["voiced_ratio"]
+        """The columns of one clip's vector (without augmented copies): what models read."""
+        frame_level = self.descriptors()[:-2]  # all but f0 and f0_delta, which exist on voiced frames only
+        return ([f"{d}_{f}" for d in self.descriptors() for f in FUNCTIONALS] + ["voiced_ratio"]
+                + [f"{d}_{s}" for s in SEGMENT_STATS for d in frame_level] + list(PROSODY))
+
+    def variant_names(self) -> list[list[str]]:
+        """The columns of each augmented copy, in ``speeds`` order."""
+        return [[f"{speed_prefix(s)}{n}" for n in self.feature_names()] for s in self.speeds]
+
+
+def speed_prefix(speed: float) -> str:
+    """The column prefix of a copy played at ``speed``: ``sp090__`` for 0.9."""
+    return f"sp{round(speed * 100):03d}__"
 
 
 def functionals(x: np.ndarray, seconds_per_frame: float) -> np.ndarray:
@@ -183,7 +229,7 @@ class ExtendedFeatureExtractor:
 
     def __init__(self, params: ExtendedFeatureParams) -> None:
         self.params = params
-        self.names = params.feature_names()
+        self.names = params.column_names()
         self._mel, self._chroma, self._freqs = _filters(params.sample_rate, params.n_fft, params.n_mels)
         self._window_power = float(np.sum(librosa.filters.get_window("hann", params.n_fft) ** 2))
         f = self._freqs
@@ -254,6 +300,16 @@ class ExtendedFeatureExtractor:
         return block, f0, voiced
 
     def __call__(self, y: np.ndarray) -> np.ndarray:
+        """The clip's vector, then (with ``speeds``) that of each copy played at those speeds."""
+        out = [self.vector(y)]
+        sr = self.params.sample_rate
+        for s in self.params.speeds:
+            # played s times as fast: resample to sr / s and read it back at sr
+            out.append(self.vector(librosa.resample(y, orig_sr=sr, target_sr=int(round(sr / s)), res_type="soxr_hq")))
+        return np.concatenate(out)
+
+    def vector(self, y: np.ndarray) -> np.ndarray:
+        """The ``feature_names`` of one clip."""
         block, f0, voiced = self.descriptors(y)
         spf = self.params.hop_length / self.params.sample_rate
         f0v = f0[voiced]
@@ -261,8 +317,37 @@ class ExtendedFeatureExtractor:
         runs = np.flatnonzero(voiced[1:] & voiced[:-1])
         f0d = (f0[runs + 1] - f0[runs]) / spf
         parts = [functionals(block, spf), functionals(f0v[None, :], spf), functionals(f0d[None, :], spf)]
-        out = np.concatenate([p.reshape(-1) for p in parts] + [np.array([voiced.mean() if len(voiced) else 0.0])])
+        out = np.concatenate([p.reshape(-1) for p in parts] + [np.array([voiced.mean() if len(voiced) else 0.0]),
+                                                               segment_stats(block, voiced, spf), prosody(f0v, voiced, spf)])
         out = out.astype(np.float32)
         if not np.isfinite(out).all():
             raise RejectedInput("features are not finite (NaN or inf)")
         return out
+
+
+def segment_stats(block: np.ndarray, voiced: np.ndarray, seconds_per_frame: float) -> np.ndarray:
+    """``SEGMENT_STATS`` of each row of ``block`` (descriptors x frames), statistic-major.
+
+    Voiced (unvoiced) statistics use all frames where fewer than 2 frames are voiced (unvoiced).
+    """
+    bv = block[:, voiced] if voiced.sum() >= 2 else block
+    bu = block[:, ~voiced] if (~voiced).sum() >= 2 else block
+    d = np.diff(block, axis=1) / seconds_per_frame
+    return np.concatenate([bv.mean(1), bv.std(1), bu.mean(1), bu.std(1), np.abs(d).mean(1), d.std(1)])
+
+
+def prosody(f0v: np.ndarray, voiced: np.ndarray, seconds_per_frame: float) -> np.ndarray:
+    """``PROSODY``: the voiced pitch's quartiles, skew and peak, and the timing of voiced segments."""
+    if len(f0v) > 2:
+        p25, p50, p75 = np.percentile(f0v, (25, 50, 75))
+        sd = f0v.std()
+        skew = float(np.mean((f0v - f0v.mean()) ** 3) / sd**3) if sd > 1e-9 else 0.0
+        pitch = [p25, p75, skew, f0v.max() - p50]
+    else:
+        pitch = [0.0, 0.0, 0.0, 0.0]
+    v = voiced.astype(np.int8)
+    starts = np.flatnonzero(np.diff(np.r_[0, v]) == 1)
+    ends = np.flatnonzero(np.diff(np.r_[v, 0]) == -1)
+    segs = (ends - starts + 1) * seconds_per_frame if len(starts) else np.zeros(1)
+    seconds = len(voiced) * seconds_per_frame
+    return np.array(pitch + [len(starts) / max(seconds, 1e-9), segs.mean(), segs.std(), seconds])

@@ -40,10 +40,10 @@ from typing import Any, Protocol
 import numpy as np
 
 from emotion.audio import load_audio
+from emotion.augment import predict_copies
 from emotion.errors import EmotionError, ModelIntegrityError, NoAudioError, RejectedInput, StoreError, UsageError
 from emotion.featuresets import make_extractor, params_from_dict
 from emotion.ids import EMOTION_LABELS, try_parse_id
-from emotion.models import predict_scores
 from emotion.normalize import Stats, normalize_for_prediction
 from emotion.persist import load_model
 from emotion.report import RunRecord, best_per_modality, collect_runs
@@ -129,6 +129,7 @@ class AudioModel:
         if info.get("feature_hash") and self.params.hash() != info["feature_hash"]:
             raise ModelIntegrityError(f"{run_dir}: the feature parameters in run.json do not match its feature hash")
         self.extractor = make_extractor(self.params)
+        self.copies = len(self.params.variant_names()) + 1
         classes = getattr(estimator, "classes_", None)
         self.classes = np.arange(len(EMOTION_LABELS)) if classes is None else np.asarray(classes, dtype=int)
 
@@ -170,7 +171,8 @@ class AudioModel:
             x = self.group.apply(x)
         elif self.fallback is not None:  # no group of the speaker's clips: the pooled training statistics
             x, _ = normalize_for_prediction(x, self.fallback, same_speaker=False)
-        return full_probabilities(self.classes, predict_scores(self.estimator, x)[0])
+        # a row of several vectors (the clip and its augmented copies): probabilities averaged over them
+        return full_probabilities(self.classes, predict_copies(self.estimator, x, self.copies)[0])
 
     def predict_samples(self, samples: np.ndarray) -> dict[str, float]:
         """Probabilities of the 8 emotions for mono samples at ``self.params.sample_rate``."""
@@ -298,7 +300,8 @@ class FusionRunModel:
         face = FaceEmbedder.pool(self._embedder(frames))
         absent = None
         try:
-            voice = self.extractor(load_audio(data, self.audio.sample_rate, video=True))
+            # the clip's own vector: fused models are trained without the augmented copies
+            voice = self.extractor(load_audio(data, self.audio.sample_rate, video=True))[: len(self.audio.feature_names())]
         except NoAudioError as exc:
             voice, absent = np.full(len(self.audio.feature_names()), np.nan), exc.reason
         proba = self.estimator.predict_proba(np.concatenate([voice, face])[None, :])[0]

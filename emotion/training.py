@@ -14,7 +14,9 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
+from sklearn.base import clone
 
+from emotion.augment import copies_of, predict_copies
 from emotion.errors import StoreError
 from emotion.features import stable_hash
 from emotion.ids import EMOTION_LABELS
@@ -37,6 +39,17 @@ class SplitData:
     data_hash: str  # hash of the (path, content hash) of every clip used
     speaker_norm: bool = False  # each actor's features standardised over that actor's own clips
     fallback: Stats | None = None  # pooled statistics of the raw training features (prediction without a speaker group)
+    # augmentation (emotion.augment): a row holds `copies` vectors; X_train is the first (the clip itself) of each,
+    # X_extra the other copies as further training rows; X_test keeps whole rows, scored by averaging over copies
+    copies: int = 1
+    X_extra: np.ndarray | None = None
+    y_extra: np.ndarray | None = None
+
+    def augmented_train(self) -> tuple[np.ndarray, np.ndarray]:
+        """The training rows with every augmented copy added (the plain rows without augmentation)."""
+        if self.X_extra is None or self.y_extra is None:
+            return self.X_train, self.y_train
+        return np.vstack([self.X_train, self.X_extra]), np.concatenate([self.y_train, self.y_extra])
 
 
 RECORDING = ("vocal_channel", "emotion", "intensity", "statement", "repetition", "actor")
@@ -58,13 +71,17 @@ def one_row_per_recording(df: pd.DataFrame) -> pd.DataFrame:
 
 
 def split_data(
-    df: pd.DataFrame, feature_names: list[str], split: ActorSplit, feature_hash: str, *, speaker_norm: bool = False
+    df: pd.DataFrame, feature_names: list[str], split: ActorSplit, feature_hash: str, *, speaker_norm: bool = False,
+    copies: int = 1,
 ) -> SplitData:
     """Select the split's actors (one row per recording); labels become 0-7 (emotion code - 1).
 
     With ``speaker_norm``, every actor's features (train and test alike) are
     standardised with the mean and std of that actor's own clips (after the
     twin rows are dropped, so no recording weighs twice); no label is used.
+    ``feature_names`` are all stored columns; with ``copies`` > 1 they hold
+    that many vectors per clip (:mod:`emotion.augment`), each normalised
+    with statistics of its own kind.
     """
     df = one_row_per_recording(df)
     missing = [c for c in feature_names if c not in df.columns]
@@ -85,9 +102,12 @@ def split_data(
         fallback = Stats.of(X_train)
         X_train = speaker_standardize(X_train, groups)
         X_test = speaker_standardize(X_test, te["actor"].to_numpy(int))
+    y_train = tr["emotion"].to_numpy(int) - 1
+    c = copies_of(X_train, copies)
+    extra = c[1:].reshape(-1, c.shape[2]) if copies > 1 else None
     return SplitData(
-        X_train=X_train,
-        y_train=tr["emotion"].to_numpy(int) - 1,
+        X_train=np.ascontiguousarray(c[0]),
+        y_train=y_train,
         groups=groups,
         X_test=X_test,
         y_test=te["emotion"].to_numpy(int) - 1,
@@ -95,6 +115,9 @@ def split_data(
         data_hash=stable_hash({"feature_hash": feature_hash, "clips": keys}, 16),
         speaker_norm=speaker_norm,
         fallback=fallback,
+        copies=copies,
+        X_extra=extra,
+        y_extra=np.tile(y_train, copies - 1) if copies > 1 else None,
     )
 
 
@@ -107,6 +130,15 @@ def run_version(
     if speaker_norm:  # absent when off, so versions of runs without it are unchanged
         what["speaker_norm"] = True
     return stable_hash(what)
+
+
+def scores_and_labels(est: Any, X: np.ndarray, copies: int = 1) -> tuple[np.ndarray, np.ndarray]:
+    """Class scores and predicted labels of rows of ``copies`` vectors each (averaged over the copies)."""
+    if copies == 1:
+        return predict_scores(est, X), np.asarray(est.predict(X)).astype(int)
+    proba = predict_copies(est, X, copies)
+    classes = np.asarray(getattr(est, "classes_", np.arange(proba.shape[1])), dtype=int)
+    return proba, classes[np.argmax(proba, axis=1)]
 
 
 def prediction_table(rows: pd.DataFrame, y_true: np.ndarray, y_pred: np.ndarray, proba: np.ndarray) -> pd.DataFrame:
@@ -165,8 +197,9 @@ def train_and_evaluate(
 ) -> RunOutput:
     result = tune(spec, data.X_train, data.y_train, data.groups, search, n_jobs=n_jobs)
     est = result.estimator
-    proba = predict_scores(est, data.X_test)
-    pred = np.asarray(est.predict(data.X_test)).astype(int)
+    if data.copies > 1:  # hyper-parameters chosen on the clips themselves; the final fit adds their copies
+        est = clone(est).fit(*data.augmented_train())
+    proba, pred = scores_and_labels(est, data.X_test, data.copies)
     metrics = evaluate(data.y_test, pred, train_actors=split.train, test_actors=split.test,
                        n_train=len(data.y_train))
     version = run_version(spec.name, split, search, feature_hash, data.data_hash, data.speaker_norm)
@@ -179,6 +212,12 @@ def train_and_evaluate(
     title = f"{spec.title}: {split.id}\naccuracy {metrics['accuracy']:.3f}, UAR {metrics['uar']:.3f}"
     params = {"model": spec.name, "best_params": result.best_params, "search": search.to_dict(),
               "stages": result.stages, "features": features, "speaker_norm": data.speaker_norm}
+    if data.copies > 1:
+        params["augmentation"] = {
+            "speeds": list(feature_params.get("speeds", [])),
+            "how": "hyper-parameters chosen by grouped CV on the clips themselves; the final model is fitted on the "
+                   "clips and their copies at these speeds; test predictions average the probabilities of each clip "
+                   "and its copies"}
     run = {
         "model": spec.name, "version": version, "split": str(split), "split_id": split.id,
         "feature_params": feature_params, "feature_hash": feature_hash, "data_hash": data.data_hash,

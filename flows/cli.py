@@ -8,6 +8,7 @@ message on bad usage or a missing path.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import logging
 import os
@@ -226,7 +227,7 @@ def cmd_synth(args: argparse.Namespace) -> int:
 def cmd_extract(args: argparse.Namespace) -> int:
     extract = _flows().extract.extract
     data, out = _existing_dir(args.data, "data root"), _out_dir(args.out)
-    s = extract(data, out, args.modality, feature_set(args.features), _frames(args), full=args.full,
+    s = extract(data, out, args.modality, _features(args), _frames(args), full=args.full,
                 chunk_size=args.chunk_size, dask_address=args.dask_address, workers=args.workers)
     payload = extract_payload({m: v.to_dict() for m, v in s.items()})
     _emit(args, payload, _print_extract)
@@ -247,7 +248,7 @@ def cmd_train(args: argparse.Namespace) -> int:
     split = ActorSplit.parse(args.split)
     audio, video, fusion = fl.run.split_models(tuple(_models(args.model, ",".join(default_models(args.features)))))
     _check_features(audio, args.features)
-    t = fl.run.train_models(out, str(split), audio, video, fusion, feature_set(args.features), _search(args),
+    t = fl.run.train_models(out, str(split), audio, video, fusion, _features(args), _search(args),
                             _frames(args), _video_params(args), n_jobs=args.jobs, force=args.force,
                             speaker_norm=args.speaker_norm)
     _emit(args, t, _print_train)
@@ -261,7 +262,7 @@ def _run(args: argparse.Namespace, data: str, out: str) -> dict[str, Any]:
     default = {"audio": audio, "video": video}.get(args.modality, ",".join((audio, video, *FUSION_MODELS)))
     models = tuple(_models(args.model, default))
     _check_features(fl.run.split_models(models)[0], args.features)
-    r = fl.run.run_pipeline(data, out, split, models, feature_set(args.features),
+    r = fl.run.run_pipeline(data, out, split, models, _features(args),
                             _search(args), modality=args.modality, frames=_frames(args),
                             video_params=_video_params(args), full=args.full, dask_address=args.dask_address,
                             workers=args.workers, n_jobs=args.jobs, speaker_norm=args.speaker_norm)
@@ -327,7 +328,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     evaluate_loso = _flows().evaluate.evaluate_loso
     out = _existing_dir(args.out, "store")
     split = str(ActorSplit.parse(args.split))
-    features = feature_set(args.features)
+    features = _features(args)
     models = tuple(_models(args.model or ["lr"]))
     _check_features(models, args.features)
     t = evaluate_loso(out, split, models, features, _search(args),
@@ -410,6 +411,25 @@ def cmd_deploy(args: argparse.Namespace) -> int:
     return 0
 
 
+def _speeds(text: str) -> tuple[float, ...]:
+    """``--augment 0.9,1.1`` -> (0.9, 1.1)."""
+    try:
+        return tuple(float(v) for v in text.split(",") if v.strip())
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"speeds must be comma-separated numbers such as 0.9,1.1, got {text!r}") from None
+
+
+def _features(args: argparse.Namespace) -> Any:
+    """The parameters of ``--features``, with ``--augment``'s speeds where given."""
+    params = feature_set(args.features)
+    speeds = getattr(args, "augment", None)
+    if speeds:
+        if not hasattr(params, "speeds"):
+            raise UsageError(f"--augment needs --features extended (the {args.features} set has no augmented copies)")
+        params = dataclasses.replace(params, speeds=speeds)
+    return params
+
+
 # -- parser ----------------------------------------------------------------------
 def _add_common(p: argparse.ArgumentParser) -> None:
     p.add_argument("--json", action="store_true", help="print a machine-readable JSON summary")
@@ -419,6 +439,9 @@ def _add_extract_opts(p: argparse.ArgumentParser) -> None:
     p.add_argument("--features", default="seed",
                    help=f"feature set: {', '.join(FEATURE_SET_NAMES)} (default: seed, the baseline recipe; "
                         "egemaps and compare need the opensmile extra)")
+    p.add_argument("--augment", nargs="?", const=(0.9, 1.1), type=_speeds, metavar="SPEEDS",
+                   help="extended features only: also compute each clip played at these speeds (default 0.9,1.1), "
+                        "train on those copies too and average predictions over them")
     p.add_argument("--dask-address", metavar="ADDR", default=os.environ.get("EMOTION_DASK_ADDRESS"),
                    help="use the Dask scheduler at tcp://HOST:PORT (default: a local cluster)")
     p.add_argument("--workers", type=int, help="worker processes of the local cluster (default: one per core)")
@@ -484,6 +507,9 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("train", help="tune, train and evaluate models on the features in OUT")
     p.add_argument("out")
     p.add_argument("--features", default="seed", help=f"feature set: {', '.join(FEATURE_SET_NAMES)} (default seed)")
+    p.add_argument("--augment", nargs="?", const=(0.9, 1.1), type=_speeds, metavar="SPEEDS",
+                   help="extended features only: also compute each clip played at these speeds (default 0.9,1.1), "
+                        "train on those copies too and average predictions over them")
     p.add_argument("--force", action="store_true", help="retrain even if an identical run is stored")
     _add_frame_opts(p)
     _add_train_opts(p)
@@ -494,6 +520,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("out")
     p.add_argument("--loso", action="store_true", help="leave one training actor out at a time (test actors unused)")
     p.add_argument("--features", default="seed", help=f"feature set: {', '.join(FEATURE_SET_NAMES)} (default seed)")
+    p.add_argument("--augment", nargs="?", const=(0.9, 1.1), type=_speeds, metavar="SPEEDS",
+                   help="extended features only: also compute each clip played at these speeds (default 0.9,1.1), "
+                        "train on those copies too and average predictions over them")
     p.add_argument("--fixed-params", action="store_true",
                    help="reuse the hyper-parameters of the stored run (one fit per actor; mildly optimistic) "
                         "instead of tuning inside every fold")

@@ -44,7 +44,8 @@ def loso_model(out: str, model: str, split: ActorSplit, features: FeatureParams,
     log = get_run_logger()
     store = Store(out)
     df = store.read_features("audio", features.key)
-    data = loso_data(df, features.feature_names(), split, features.hash(), speaker_norm=speaker_norm)
+    data = loso_data(df, features.column_names(), split, features.hash(), speaker_norm=speaker_norm,
+                     copies=len(features.variant_names()) + 1)
     fixed, source = (None, None)
     if mode == "fixed":
         fixed, source = _stored_estimator(store, params_from or split, model, features, speaker_norm)

@@ -37,7 +37,8 @@ def train_model(
     log = get_run_logger()
     store = Store(out)
     df = store.read_features("audio", features.key)
-    data = split_data(df, features.feature_names(), split, features.hash(), speaker_norm=speaker_norm)
+    data = split_data(df, features.column_names(), split, features.hash(), speaker_norm=speaker_norm,
+                      copies=len(features.variant_names()) + 1)
     version = run_version(model, split, search, features.hash(), data.data_hash, speaker_norm)
     folder = store.run_dir(split.id, model, version)
     if store.run_complete(folder) and not force:
@@ -58,7 +59,7 @@ def train_model(
 def data_version(out: str, split: ActorSplit, features: FeatureParams) -> str:
     """The hash of the clips (paths and contents) the split trains and tests on."""
     df = Store(out).read_features("audio", features.key)
-    return split_data(df, features.feature_names(), split, features.hash()).data_hash
+    return split_data(df, features.column_names(), split, features.hash(), copies=len(features.variant_names()) + 1).data_hash
 
 
 def _brief(metrics: dict[str, Any]) -> dict[str, Any]:

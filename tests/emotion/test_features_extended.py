@@ -4,7 +4,15 @@ import pytest
 from emotion.audio import load_audio
 from emotion.errors import RejectedInput, UsageError
 from emotion.features import AudioFeatureParams
-from emotion.features_extended import FUNCTIONALS, ExtendedFeatureExtractor, ExtendedFeatureParams, functionals, yin
+from emotion.features_extended import (
+    FUNCTIONALS,
+    PROSODY,
+    SEGMENT_STATS,
+    ExtendedFeatureExtractor,
+    ExtendedFeatureParams,
+    functionals,
+    yin,
+)
 from emotion.featuresets import feature_set, make_extractor
 from tests.conftest import real_audio_files
 
@@ -19,13 +27,18 @@ def tone(f0: float, seconds: float = 2.0, amp: float = 0.3) -> np.ndarray:
 
 def test_names_shape_and_order():
     names = P.feature_names()
-    assert len(names) == len(set(names)) == len(P.descriptors()) * len(FUNCTIONALS) + 1
+    n_functionals = len(P.descriptors()) * len(FUNCTIONALS)
+    assert len(names) == len(set(names)) == n_functionals + 1 + (len(P.descriptors()) - 2) * len(SEGMENT_STATS) + len(PROSODY)
     assert names[:7] == [f"logmel01_{f}" for f in FUNCTIONALS]
     for n in ("logmel07_p90", "mfcc20_delta_slope", "centroid_mean", "contrast6_std", "chroma12_p50", "zcr_range",
               "energy_delta_std", "f0_mean", "f0_delta_std", "rolloff_p10", "flatness_mean", "bandwidth_slope",
               "alpha_ratio_mean", "hammarberg_p50", "slope0500_std", "slope5001500_mean", "hnr_p90"):
         assert n in names
-    assert names[-1] == "voiced_ratio"
+    assert names[n_functionals] == "voiced_ratio"
+    for n in ("mfcc03_vmean", "zcr_umean", "energy_dabs", "logmel40_dstd", "hnr_vstd", "f0_p25", "active_seconds"):
+        assert n in names
+    assert not any(n.startswith(("f0_vmean", "f0_delta_dabs")) for n in names)  # pitch exists on voiced frames only
+    assert names[-len(PROSODY):] == list(PROSODY)
     v = ExtendedFeatureExtractor(P)(tone(220))
     assert v.shape == (len(names),) and v.dtype == np.float32 and np.isfinite(v).all()
 
@@ -115,3 +128,43 @@ def test_real_clips_give_plausible_pitch():
         d = dict(zip(P.feature_names(), ExtendedFeatureExtractor(P)(y), strict=True))
         hz = 55 * 2 ** (d["f0_p50"] / 12)
         assert 70 < hz < 400 and 0.2 < d["voiced_ratio"] <= 1
+
+
+def test_voiced_and_unvoiced_statistics_and_timing():
+    """Two 0.5 s vowels (220 Hz) around 0.3 s of hiss: the statistics split along voicing, timing counts the vowels."""
+    rng = np.random.default_rng(0)
+    hiss = (0.05 * rng.standard_normal(int(0.3 * SR))).astype(np.float32)
+    y = np.concatenate([tone(220, 0.5), hiss, tone(220, 0.5)])
+    d = dict(zip(P.feature_names(), ExtendedFeatureExtractor(P)(y), strict=True))
+    assert d["zcr_umean"] > 5 * d["zcr_vmean"]  # hiss crosses zero far more often than a 220 Hz vowel
+    assert d["hnr_vmean"] > d["hnr_umean"] + 10
+    assert d["voiced_seg_mean"] == pytest.approx(0.5, abs=0.06) and d["voiced_seg_std"] < 0.05
+    assert d["active_seconds"] == pytest.approx(1.3, abs=0.05)
+    assert d["voiced_rate"] == pytest.approx(2 / d["active_seconds"], rel=0.01)
+    assert d["f0_p25"] == pytest.approx(24, abs=0.1) and d["f0_p75"] == pytest.approx(24, abs=0.1)
+    assert d["energy_dabs"] > 0  # level changes at the vowel edges
+    steady = dict(zip(P.feature_names(), ExtendedFeatureExtractor(P)(tone(220)), strict=True))
+    assert steady["centroid_dabs"] < 0.05 * d["centroid_dabs"]
+
+
+def test_speed_copies_are_stored_beside_the_clip():
+    """With speeds, a row holds the clip's vector and that of each copy; a faster copy is higher and shorter."""
+    aug = ExtendedFeatureParams(speeds=(0.9, 1.1))
+    assert aug.key != P.key  # another set in the store
+    names, variants = aug.feature_names(), aug.variant_names()
+    assert names == P.feature_names() and [v[0] for v in variants] == ["sp090__logmel01_mean", "sp110__logmel01_mean"]
+    assert aug.column_names() == names + variants[0] + variants[1]
+    v = ExtendedFeatureExtractor(aug)(tone(220))
+    assert v.shape == (3 * len(names),)
+    own, slow, fast = (dict(zip(names, v[i * len(names):(i + 1) * len(names)], strict=True)) for i in range(3))
+    np.testing.assert_array_equal(v[: len(names)], ExtendedFeatureExtractor(P)(tone(220)))
+    assert fast["f0_mean"] - own["f0_mean"] == pytest.approx(12 * np.log2(1.1), abs=0.05)  # semitones up
+    assert slow["f0_mean"] - own["f0_mean"] == pytest.approx(12 * np.log2(0.9), abs=0.05)
+    assert fast["active_seconds"] == pytest.approx(own["active_seconds"] / 1.1, rel=0.02)
+    from emotion.featuresets import params_from_dict
+
+    back = params_from_dict(aug.to_dict())
+    assert back == aug and back.speeds == (0.9, 1.1) and hash(back)  # JSON lists come back as a hashable tuple
+    for bad in ((1.0,), (0.9, 0.9), (3.0,), (0.2,)):
+        with pytest.raises(UsageError, match="augmentation speeds"):
+            ExtendedFeatureParams(speeds=bad)

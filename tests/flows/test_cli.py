@@ -318,3 +318,42 @@ def test_the_temporary_prefect_server_gets_two_minutes_to_start():
     env = {k: v for k, v in __import__("os").environ.items() if k != "PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS"}
     out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=120, check=True)
     assert out.stdout.strip() == "120"
+
+
+def test_speed_augmentation_trains_on_copies_and_averages_over_them(corpus: Path, tmp_path: Path, capsys):
+    out = tmp_path / "store"
+    code, r, err = run_cli(capsys, "run", str(corpus), "--out", str(out), *SPLIT, *FAST, "--features", "extended",
+                           "--augment", "--speaker-norm", "--model", "lr", "--json")
+    assert code == 0, err
+    params = ExtendedFeatureParams(speeds=(0.9, 1.1))
+    assert r["extract"]["modalities"]["audio"]["feature_set"] == params.key  # its own set beside plain extended
+    stored = Store(str(out)).read_features("audio", params.key)
+    assert {"sp090__f0_mean", "sp110__f0_mean", "f0_mean"} <= set(stored.columns)
+    [m] = r["train"]["models"]
+    run_dir = Path(m["run_dir"])
+    assert json.loads((run_dir / "run.json").read_text())["feature_params"]["speeds"] == [0.9, 1.1]
+    aug = json.loads((run_dir / "params.json").read_text())["augmentation"]
+    assert aug["speeds"] == [0.9, 1.1] and "average" in aug["how"]
+    assert m["accuracy"] >= 0.8 and m["n_train"] == 90  # clips, not copies
+    assert len(json.loads((run_dir / "normalization.json").read_text())["fallback"]["mean"]) == 3 * len(
+        params.feature_names())  # each copy has its own pooled statistics
+
+    # predict computes the copies of a new file and averages over them; a group of one speaker's clips too
+    wavs = sorted(corpus.glob("Actor_21/*.*"))[:8]
+    code, p, err = run_cli(capsys, "predict", *map(str, wavs), "--model", str(run_dir), "--same-speaker", "--json")
+    assert code == 0, err
+    assert len(p) == 8 and all(abs(sum(x["probabilities"].values()) - 1) < 1e-6 for x in p)
+    assert sum(x["emotion"] == x["label"] for x in p) >= 6
+    assert all(any("statistics of the 8 given clips" in n for n in x["notes"]) for x in p)
+
+    code, e, err = run_cli(capsys, "evaluate", str(out), "--loso", *SPLIT, "--features", "extended", "--augment",
+                           "--speaker-norm", "--model", "lr", "--fixed-params", "--jobs", "1", "--json")
+    assert code == 0, err
+    assert e["models"][0]["augmented_copies"] == 2 and e["models"][0]["n_clips"] == 90
+
+    code, _, err = run_cli(capsys, "run", str(corpus), "--out", str(out), *SPLIT, "--augment", "--model", "lr")
+    assert code == 2
+    assert err.strip() == "emotion: error: --augment needs --features extended (the seed set has no augmented copies)"
+    code, _, err = run_cli(capsys, "train", str(out), *SPLIT, "--features", "extended", "--augment", "1.0")
+    assert code == 2 and "augmentation speeds must be distinct factors" in err
+    assert len(err.strip().splitlines()) == 1

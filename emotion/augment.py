@@ -1,0 +1,48 @@
+"""Augmented copies of each clip, stored beside its own features in one row.
+
+A feature set with augmentation (``extended`` with ``speeds``) stores, for
+every clip, its own vector followed by the vector of each copy (the clip
+played faster or slower), all of the same length ``d``. A row of ``k * d``
+values is thus ``k`` feature vectors of one recording:
+
+* training: every copy is a further training example of the same actor and
+  emotion (:func:`stack_copies`); actor-grouped CV keeps an actor's copies
+  in one fold, and speaker normalisation of the whole row per actor
+  standardises each copy with statistics of that actor's copies of the same
+  kind;
+* prediction: the model's class probabilities are averaged over the copies
+  (:func:`predict_copies`, test-time augmentation).
+
+With no copies (``k = 1``) both are the plain operation.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from emotion.errors import UsageError
+
+
+def copies_of(X: np.ndarray, k: int) -> np.ndarray:
+    """``X`` (rows x ``k * d``) as (``k`` x rows x ``d``): copy ``j`` of every row."""
+    X = np.asarray(X)
+    if k < 1 or X.ndim != 2 or X.shape[1] % k:
+        raise UsageError(f"a feature matrix of {X.shape[1] if X.ndim == 2 else '?'} columns does not hold {k} copies")
+    n, width = X.shape
+    return X.reshape(n, k, width // k).transpose(1, 0, 2)
+
+
+def stack_copies(X: np.ndarray, y: np.ndarray, groups: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Every copy as a training row: (``k * rows`` x ``d``), labels and groups repeated (copy-major)."""
+    c = copies_of(X, k)
+    return c.reshape(-1, c.shape[2]), np.tile(np.asarray(y), k), np.tile(np.asarray(groups), k)
+
+
+def predict_copies(est: Any, X: np.ndarray, k: int) -> np.ndarray:
+    """Class scores averaged over the ``k`` copies of each row (:func:`emotion.models.predict_scores`)."""
+    from emotion.models import predict_scores
+
+    c = copies_of(X, k)
+    return np.asarray(np.mean([predict_scores(est, cj) for cj in c], axis=0))
