@@ -67,7 +67,9 @@ class RunRecord:
 
     @property
     def features_shown(self) -> str | None:
-        return self.feature_set if self.show_key else self.features
+        shown = self.feature_set if self.show_key else self.features
+        speeds = (self.info.get("feature_params") or {}).get("speeds") or []
+        return with_augment(shown, {"augment": speeds}) if shown else shown
 
     @property
     def label(self) -> str:
@@ -265,6 +267,7 @@ def _row(r: RunRecord) -> dict[str, Any]:
     """A run as a row of :func:`feature_set_table` (as in ``summary.json``'s ``all``)."""
     keys = ("accuracy", "macro_f1", "uar", "cv_accuracy", "cv_std", "n_train", "n_test")
     return {"model": r.model, "features": r.features or "seed", "feature_set": r.feature_set,
+            "augment": list((r.info.get("feature_params") or {}).get("speeds") or []),
             "speaker_norm": bool(r.speaker_norm), "run": r.rel_dir, "card": r.has_card,
             **{k: r.metrics[k] for k in keys if r.metrics.get(k) is not None}}
 
@@ -363,7 +366,7 @@ def feature_set_table(rows: Sequence[dict[str, Any]]) -> list[str]:
     lines = [head + (" run |" if links else ""), "|---" * (9 + links) + "|"]
     for r in rows:
         cv = f"{r['cv_accuracy']:.3f} ± {r['cv_std']:.3f}" if "cv_accuracy" in r and "cv_std" in r else ""
-        fs = r.get("feature_set") or r.get("features", "seed")
+        fs = with_augment(str(r.get("feature_set") or r.get("features", "seed")), r)
         line = (f"| {fs} | {'yes' if r.get('speaker_norm') else 'no'} | {r['model']} | "
                 f"{_f(r.get('accuracy'))} | {_f(r.get('macro_f1'))} | {_f(r.get('uar'))} | {cv} | {r.get('n_train', '')} | "
                 f"{r.get('n_test', '')} |")
@@ -382,6 +385,12 @@ def report_markdown(split: str, rows: list[dict[str, Any]]) -> str:
              "Selection used actor-grouped CV on the training actors only; the test actors were used for nothing "
              "but these numbers. " + SPEAKER_NORM_NOTE, "", *feature_set_table(rows)]
     return "\n".join(lines) + "\n"
+
+
+def with_augment(feature_set: str, r: dict[str, Any]) -> str:
+    """A feature set's name in a table, with its speed copies where the row was augmented (``--augment``)."""
+    speeds = r.get("augment") or []
+    return f"{feature_set} + copies at {', '.join(f'{s:g}x' for s in speeds)}" if speeds else feature_set
 
 
 def _loso_set(r: dict[str, Any]) -> str:
@@ -408,6 +417,6 @@ def loso_markdown(split: str, rows: list[dict[str, Any]]) -> str:
              "|---" * (8 + len(actors)) + "|"]
     for r in rows:
         per = " | ".join(f"{r['per_actor'][a]:.2f}" if a in r["per_actor"] else "" for a in actors)
-        lines.append(f"| {_loso_set(r)} | {'yes' if r['speaker_norm'] else 'no'} | {r['model']} | {r['mode']} | "
+        lines.append(f"| {with_augment(_loso_set(r), r)} | {'yes' if r['speaker_norm'] else 'no'} | {r['model']} | {r['mode']} | "
                      f"{r['mean']:.3f} | {r['std']:.3f} | {r['min']:.3f} | {r['max']:.3f} | {per} |")
     return "\n".join(lines) + "\n"

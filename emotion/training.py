@@ -265,7 +265,8 @@ def model_card(title: str, metrics: dict[str, Any], run: dict[str, Any], best_pa
         f"- chosen: `{json_line(best_params)}`", "",
         "## Features",
         f"- set `{run['features']}` (parameters hash {run['feature_hash']})",
-        f"- speaker normalisation: {norm}", "",
+        f"- speaker normalisation: {norm}",
+        f"- augmentation: {augmentation(run)}", "",
         "## Metrics on the test actors",
         f"- accuracy {metrics['accuracy']:.3f}, macro-F1 {metrics['macro_f1']:.3f}, UAR {metrics['uar']:.3f}",
         "", "| class | precision | recall | F1 | support |", "|---|---|---|---|---|",
@@ -274,6 +275,14 @@ def model_card(title: str, metrics: dict[str, Any], run: dict[str, Any], best_pa
               for c, v in metrics["per_class"].items()]
     lines += ["", "## Known limits", *[f"- {x}" for x in KNOWN_LIMITS], ""]
     return "\n".join(lines)
+
+
+def augmentation(run: dict[str, Any]) -> str:
+    speeds = (run.get("feature_params") or {}).get("speeds") or []
+    if not speeds:
+        return "none"
+    return (f"copies of every clip played at {', '.join(f'{s:g}x' for s in speeds)} speed, added to the training "
+            "clips; predictions average the probabilities of a clip and its copies")
 
 
 def json_line(obj: Any) -> str:

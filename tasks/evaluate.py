@@ -52,8 +52,10 @@ def loso_model(out: str, model: str, split: ActorSplit, features: FeatureParams,
     r = loso(model_spec(model), data, search, mode=mode, fixed=fixed, n_jobs=n_jobs,
              progress=lambda a, acc: log.info("%s: actor %02d held out: accuracy %.3f", model, a, acc))
     r.update({"features": features.name, "feature_hash": features.hash(), "speaker_norm": speaker_norm,
+              "augment": list(getattr(features, "speeds", ())),
               "split": str(split), "actors": sorted(int(a) for a in set(data.groups)), "params_from": source})
-    folder = posixpath.join(loso_dir(store, split), f"{features.name}{'-speakernorm' if speaker_norm else ''}")
+    # the set's key (name and parameters hash): two parameterisations of a set (e.g. with --augment) never collide
+    folder = posixpath.join(loso_dir(store, split), f"{features.key}{'-speakernorm' if speaker_norm else ''}")
     path = posixpath.join(folder, f"{model}-{mode}.json")
     store.write_json(path, r)
     log.info("%s: LOSO accuracy %.3f ± %.3f over %d actors", model, r["mean"], r["std"], r["n_actors"])

@@ -45,14 +45,14 @@ def train_model(
         log.info("%s: run %s is complete in the store; reusing it", model, version)
         metrics = store.read_json(posixpath.join(folder, "metrics.json"))
         return {"model": model, "version": version, "run_dir": store.url_of(folder), "reused": True,
-                "feature_set": features.key, **_brief(metrics)}
+                "feature_set": features.key, "augment": list(getattr(features, "speeds", ())), **_brief(metrics)}
     log.info("%s: tuning on %d clips of %d actors", model, len(data.y_train), len(set(data.groups)))
     result = train_and_evaluate(model_spec(model), data, split, search, features.to_dict(), features.hash(), n_jobs)
     for name, blob in result.files().items():  # run.json last: marks the folder complete
         store.write_bytes(posixpath.join(folder, name), blob)
     log.info("%s: test accuracy %.3f (grouped CV %.3f)", model, result.metrics["accuracy"], result.metrics["cv_accuracy"])
     return {"model": model, "version": version, "run_dir": store.url_of(folder), "reused": False,
-            "feature_set": features.key, **_brief(result.metrics)}
+            "feature_set": features.key, "augment": list(getattr(features, "speeds", ())), **_brief(result.metrics)}
 
 
 @task(name="data-version", cache_policy=NO_CACHE)

@@ -350,6 +350,10 @@ def test_speed_augmentation_trains_on_copies_and_averages_over_them(corpus: Path
                            "--speaker-norm", "--model", "lr", "--fixed-params", "--jobs", "1", "--json")
     assert code == 0, err
     assert e["models"][0]["augmented_copies"] == 2 and e["models"][0]["n_clips"] == 90
+    split_dir = out / "runs" / "train01-03_test21"
+    assert "| audio | **lr** | extended + copies at 0.9x, 1.1x | yes |" in (split_dir / "report.md").read_text()
+    assert f"| {params.key} + copies at 0.9x, 1.1x | yes | lr | fixed |" in (split_dir / "loso" / "report.md").read_text()
+    assert (split_dir / "loso" / f"{params.key}-speakernorm" / "lr-fixed.json").is_file()  # beside plain extended's
 
     code, _, err = run_cli(capsys, "run", str(corpus), "--out", str(out), *SPLIT, "--augment", "--model", "lr")
     assert code == 2
