@@ -230,10 +230,20 @@ def model_spec(name: str) -> ModelSpec:
         raise UsageError(f"unknown model {name!r}; choose from {', '.join(MODELS)}") from None
 
 
+# the wide sets (1453 and 6373 columns): LR and SVC, the best there; a tree model's 150-fit search on so many
+# columns takes over an hour on 2 cores (one XGBoost fit on 800 x 1453: 7-113 s; a forest of 300 at 0.2 of the
+# columns per split: 42 s). Named with --model, rf and xgb still run.
+WIDE_SET_MODELS = ("lr", "svc")
+_WIDE_SETS = ("extended", "compare")
+
+
 def default_models(feature_set: str) -> tuple[str, ...]:
-    """The audio models trained when none is named: the spectrogram CNN on spectrograms, else ``DEFAULT_MODELS``."""
+    """The audio models trained when none is named: the spectrogram CNN on spectrograms, LR and SVC on the wide
+    sets, else ``DEFAULT_MODELS``."""
     own = tuple(n for n, s in MODELS.items() if feature_set in s.feature_sets)
-    return own or DEFAULT_MODELS
+    if own:
+        return own
+    return WIDE_SET_MODELS if feature_set in _WIDE_SETS else DEFAULT_MODELS
 
 
 def check_features(name: str, feature_set: str) -> ModelSpec:

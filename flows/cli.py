@@ -461,7 +461,8 @@ def _add_train_opts(p: argparse.ArgumentParser) -> None:
     p.add_argument("--model", action="append", metavar="NAME",
                    help=f"model(s) to train: audio {', '.join(MODELS)}, video {', '.join(NN_MODELS)}, "
                         f"audio-visual {', '.join(FUSION_MODELS)} "
-                        f"(repeat or comma-separate; default: {','.join(DEFAULT_MODELS)} for train, melcnn with "
+                        f"(repeat or comma-separate; default: {','.join(DEFAULT_MODELS)} for train, lr,svc with "
+                        "--features extended or compare, melcnn with "
                         "--features logmel; those and every video and fused model for run)")
     p.add_argument("--epochs", type=int, help="video models: training epochs in all (default 20 for both)")
     p.add_argument("--n-iter", type=int, default=50, help="randomized-search candidates (default 50)")
