@@ -80,3 +80,15 @@ def test_without_normalisation_the_distorted_copies_are_further_examples(table):
     assert not np.allclose(d.X_extra[:192], d.X_train)
     with pytest.raises(UsageError, match="does not hold 4 copies"):
         split_data(table, NAMES + ["c2_f1", "c2_f2", "c3_f1", "c3_f2"], SPLIT, "fh", copies=4)
+
+
+def test_loso_trains_on_the_copies_of_the_other_actors_and_averages_over_the_held_out_ones(table):
+    from emotion.evaluate import loso, loso_data
+
+    cols = NAMES + ["c2_f1", "c2_f2", "c3_f1", "c3_f2"]
+    split = ActorSplit.parse("train=1-5,test=21")
+    data = loso_data(table, cols, split, "fh", speaker_norm=True, copies=3)
+    assert data.copies == 3 and data.X.shape == (240, 6)
+    r = loso(model_spec("lr"), data, SearchParams(n_iter=2, cv_folds=2, refine=False))
+    assert r["augmented_copies"] == 2 and set(r["per_actor"]) == {"01", "02", "03", "04", "05"}
+    assert r["mean"] > 0.9
