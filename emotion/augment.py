@@ -18,6 +18,7 @@ With no copies (``k = 1``) both are the plain operation.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
@@ -34,10 +35,16 @@ def copies_of(X: np.ndarray, k: int) -> np.ndarray:
     return X.reshape(n, k, width // k).transpose(1, 0, 2)
 
 
-def stack_copies(X: np.ndarray, y: np.ndarray, groups: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Every copy as a training row: (``k * rows`` x ``d``), labels and groups repeated (copy-major)."""
+def stack_copies(X: np.ndarray, y: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+    """Every copy as a training row: (``k * rows`` x ``d``) and the labels repeated (copy-major: the
+    first ``rows`` rows are the clips themselves)."""
     c = copies_of(X, k)
-    return c.reshape(-1, c.shape[2]), np.tile(np.asarray(y), k), np.tile(np.asarray(groups), k)
+    return c.reshape(-1, c.shape[2]), np.tile(np.asarray(y), k)
+
+
+def speeds_text(speeds: Sequence[float]) -> str:
+    """``[0.9, 1.1]`` -> ``"0.9x, 1.1x"``, as reports and model cards name the copies."""
+    return ", ".join(f"{s:g}x" for s in speeds)
 
 
 def predict_copies(est: Any, X: np.ndarray, k: int) -> np.ndarray:

@@ -91,11 +91,11 @@ def loso(
     k = data.copies
     for actor in np.unique(data.groups):
         tr, te = data.groups != actor, data.groups == actor
-        X_aug, y_aug, _ = stack_copies(data.X[tr], data.y[tr], data.groups[tr], k)
+        X_aug, y_aug = stack_copies(data.X[tr], data.y[tr], k)
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", category=UserWarning)
             if mode == "nested":  # tuned on the clips themselves (the first copy), as a training run is
-                plain = copies_of(data.X[tr], k)[0]
+                plain = X_aug[: int(tr.sum())]
                 est = tune(spec, plain, data.y[tr], data.groups[tr], search, n_jobs=n_jobs).estimator
                 est = clone(est).fit(X_aug, y_aug) if k > 1 else est
             else:

@@ -70,6 +70,19 @@ class HashedParams:
         """Every stored feature column: the clip's own vector, then those of its augmented copies."""
         return self.feature_names() + [n for v in self.variant_names() for n in v]
 
+    def augment_speeds(self) -> tuple[float, ...]:
+        """The speeds of the augmented copies stored beside each clip (none unless a set augments)."""
+        return ()
+
+    @property
+    def copies(self) -> int:
+        """Feature vectors per stored row: the clip's own, then one per augmented copy."""
+        return len(self.variant_names()) + 1
+
+    def without_copies(self) -> Self:
+        """These parameters without augmented copies (the clip's own vector is the same)."""
+        return self
+
 
 @dataclass(frozen=True)
 class AudioFeatureParams(HashedParams):

@@ -47,7 +47,7 @@ per descriptor family, so the whole set costs about as much as decoding.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from functools import lru_cache
 from typing import Any
 
@@ -136,6 +136,12 @@ class ExtendedFeatureParams(HashedParams):
     def variant_names(self) -> list[list[str]]:
         """The columns of each augmented copy, in ``speeds`` order."""
         return [[f"{speed_prefix(s)}{n}" for n in self.feature_names()] for s in self.speeds]
+
+    def augment_speeds(self) -> tuple[float, ...]:
+        return self.speeds
+
+    def without_copies(self) -> ExtendedFeatureParams:
+        return replace(self, speeds=())
 
 
 def speed_prefix(speed: float) -> str:

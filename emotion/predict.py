@@ -129,7 +129,7 @@ class AudioModel:
         if info.get("feature_hash") and self.params.hash() != info["feature_hash"]:
             raise ModelIntegrityError(f"{run_dir}: the feature parameters in run.json do not match its feature hash")
         self.extractor = make_extractor(self.params)
-        self.copies = len(self.params.variant_names()) + 1
+        self.copies = self.params.copies
         classes = getattr(estimator, "classes_", None)
         self.classes = np.arange(len(EMOTION_LABELS)) if classes is None else np.asarray(classes, dtype=int)
 
@@ -282,7 +282,8 @@ class FusionRunModel:
             self.frames = FrameParams(**info["frame_params"])
         except (KeyError, TypeError, ValueError) as exc:
             raise UsageError(f"{run_dir}: run.json records parameters this version cannot use ({exc})") from None
-        self.extractor = make_extractor(self.audio)
+        # the clip's own vector only: fused models are trained without the augmented copies
+        self.extractor = make_extractor(self.audio.without_copies())
         self._embedder: Any = None
 
     @property
@@ -300,8 +301,7 @@ class FusionRunModel:
         face = FaceEmbedder.pool(self._embedder(frames))
         absent = None
         try:
-            # the clip's own vector: fused models are trained without the augmented copies
-            voice = self.extractor(load_audio(data, self.audio.sample_rate, video=True))[: len(self.audio.feature_names())]
+            voice = self.extractor(load_audio(data, self.audio.sample_rate, video=True))
         except NoAudioError as exc:
             voice, absent = np.full(len(self.audio.feature_names()), np.nan), exc.reason
         proba = self.estimator.predict_proba(np.concatenate([voice, face])[None, :])[0]

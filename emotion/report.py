@@ -32,6 +32,7 @@ from typing import Any
 
 import numpy as np
 
+from emotion.augment import speeds_text
 from emotion.ids import EMOTION_LABELS
 from emotion.store import Store
 
@@ -68,8 +69,12 @@ class RunRecord:
     @property
     def features_shown(self) -> str | None:
         shown = self.feature_set if self.show_key else self.features
-        speeds = (self.info.get("feature_params") or {}).get("speeds") or []
-        return with_augment(shown, {"augment": speeds}) if shown else shown
+        return with_augment(shown, self.speeds) if shown else shown
+
+    @property
+    def speeds(self) -> list[float]:
+        """The speeds of the augmented copies the run trained on (``--augment``; empty: none)."""
+        return list((self.info.get("feature_params") or {}).get("speeds") or [])
 
     @property
     def label(self) -> str:
@@ -267,7 +272,7 @@ def _row(r: RunRecord) -> dict[str, Any]:
     """A run as a row of :func:`feature_set_table` (as in ``summary.json``'s ``all``)."""
     keys = ("accuracy", "macro_f1", "uar", "cv_accuracy", "cv_std", "n_train", "n_test")
     return {"model": r.model, "features": r.features or "seed", "feature_set": r.feature_set,
-            "augment": list((r.info.get("feature_params") or {}).get("speeds") or []),
+            "augment": r.speeds,
             "speaker_norm": bool(r.speaker_norm), "run": r.rel_dir, "card": r.has_card,
             **{k: r.metrics[k] for k in keys if r.metrics.get(k) is not None}}
 
@@ -366,7 +371,7 @@ def feature_set_table(rows: Sequence[dict[str, Any]]) -> list[str]:
     lines = [head + (" run |" if links else ""), "|---" * (9 + links) + "|"]
     for r in rows:
         cv = f"{r['cv_accuracy']:.3f} ± {r['cv_std']:.3f}" if "cv_accuracy" in r and "cv_std" in r else ""
-        fs = with_augment(str(r.get("feature_set") or r.get("features", "seed")), r)
+        fs = with_augment(str(r.get("feature_set") or r.get("features", "seed")), r.get("augment"))
         line = (f"| {fs} | {'yes' if r.get('speaker_norm') else 'no'} | {r['model']} | "
                 f"{_f(r.get('accuracy'))} | {_f(r.get('macro_f1'))} | {_f(r.get('uar'))} | {cv} | {r.get('n_train', '')} | "
                 f"{r.get('n_test', '')} |")
@@ -387,10 +392,9 @@ def report_markdown(split: str, rows: list[dict[str, Any]]) -> str:
     return "\n".join(lines) + "\n"
 
 
-def with_augment(feature_set: str, r: dict[str, Any]) -> str:
+def with_augment(feature_set: str, speeds: Sequence[float] | None) -> str:
     """A feature set's name in a table, with its speed copies where the row was augmented (``--augment``)."""
-    speeds = r.get("augment") or []
-    return f"{feature_set} + copies at {', '.join(f'{s:g}x' for s in speeds)}" if speeds else feature_set
+    return f"{feature_set} + copies at {speeds_text(speeds)}" if speeds else feature_set
 
 
 def _loso_set(r: dict[str, Any]) -> str:
@@ -417,6 +421,7 @@ def loso_markdown(split: str, rows: list[dict[str, Any]]) -> str:
              "|---" * (8 + len(actors)) + "|"]
     for r in rows:
         per = " | ".join(f"{r['per_actor'][a]:.2f}" if a in r["per_actor"] else "" for a in actors)
-        lines.append(f"| {with_augment(_loso_set(r), r)} | {'yes' if r['speaker_norm'] else 'no'} | {r['model']} | {r['mode']} | "
+        fs = with_augment(_loso_set(r), r.get("augment"))
+        lines.append(f"| {fs} | {'yes' if r['speaker_norm'] else 'no'} | {r['model']} | {r['mode']} | "
                      f"{r['mean']:.3f} | {r['std']:.3f} | {r['min']:.3f} | {r['max']:.3f} | {per} |")
     return "\n".join(lines) + "\n"

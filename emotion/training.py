@@ -16,7 +16,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 from sklearn.base import clone
 
-from emotion.augment import copies_of, predict_copies
+from emotion.augment import predict_copies, speeds_text, stack_copies
 from emotion.errors import StoreError
 from emotion.features import stable_hash
 from emotion.ids import EMOTION_LABELS
@@ -103,10 +103,10 @@ def split_data(
         X_train = speaker_standardize(X_train, groups)
         X_test = speaker_standardize(X_test, te["actor"].to_numpy(int))
     y_train = tr["emotion"].to_numpy(int) - 1
-    c = copies_of(X_train, copies)
-    extra = c[1:].reshape(-1, c.shape[2]) if copies > 1 else None
+    X_all, y_all = stack_copies(X_train, y_train, copies)
+    n = len(y_train)
     return SplitData(
-        X_train=np.ascontiguousarray(c[0]),
+        X_train=X_all[:n],
         y_train=y_train,
         groups=groups,
         X_test=X_test,
@@ -116,8 +116,8 @@ def split_data(
         speaker_norm=speaker_norm,
         fallback=fallback,
         copies=copies,
-        X_extra=extra,
-        y_extra=np.tile(y_train, copies - 1) if copies > 1 else None,
+        X_extra=X_all[n:] if copies > 1 else None,
+        y_extra=y_all[n:] if copies > 1 else None,
     )
 
 
@@ -281,7 +281,7 @@ def augmentation(run: dict[str, Any]) -> str:
     speeds = (run.get("feature_params") or {}).get("speeds") or []
     if not speeds:
         return "none"
-    return (f"copies of every clip played at {', '.join(f'{s:g}x' for s in speeds)} speed, added to the training "
+    return (f"copies of every clip played at {speeds_text(speeds)} speed, added to the training "
             "clips; predictions average the probabilities of a clip and its copies")
 
 

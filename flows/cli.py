@@ -439,14 +439,18 @@ def _add_extract_opts(p: argparse.ArgumentParser) -> None:
     p.add_argument("--features", default="seed",
                    help=f"feature set: {', '.join(FEATURE_SET_NAMES)} (default: seed, the baseline recipe; "
                         "egemaps and compare need the opensmile extra)")
-    p.add_argument("--augment", nargs="?", const=(0.9, 1.1), type=_speeds, metavar="SPEEDS",
-                   help="extended features only: also compute each clip played at these speeds (default 0.9,1.1), "
-                        "train on those copies too and average predictions over them")
+    _add_augment(p)
     p.add_argument("--dask-address", metavar="ADDR", default=os.environ.get("EMOTION_DASK_ADDRESS"),
                    help="use the Dask scheduler at tcp://HOST:PORT (default: a local cluster)")
     p.add_argument("--workers", type=int, help="worker processes of the local cluster (default: one per core)")
     p.add_argument("--full", action="store_true", help="recompute everything, not only new or changed clips")
     p.add_argument("--strict", action="store_true", help="exit non-zero if any file was rejected (after writing the rest)")
+
+
+def _add_augment(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--augment", nargs="?", const=(0.9, 1.1), type=_speeds, metavar="SPEEDS",
+                   help="extended features only: also compute each clip played at these speeds (default 0.9,1.1), "
+                        "train on those copies too and average predictions over them")
 
 
 def _add_frame_opts(p: argparse.ArgumentParser) -> None:
@@ -508,9 +512,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("train", help="tune, train and evaluate models on the features in OUT")
     p.add_argument("out")
     p.add_argument("--features", default="seed", help=f"feature set: {', '.join(FEATURE_SET_NAMES)} (default seed)")
-    p.add_argument("--augment", nargs="?", const=(0.9, 1.1), type=_speeds, metavar="SPEEDS",
-                   help="extended features only: also compute each clip played at these speeds (default 0.9,1.1), "
-                        "train on those copies too and average predictions over them")
+    _add_augment(p)
     p.add_argument("--force", action="store_true", help="retrain even if an identical run is stored")
     _add_frame_opts(p)
     _add_train_opts(p)
@@ -521,9 +523,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("out")
     p.add_argument("--loso", action="store_true", help="leave one training actor out at a time (test actors unused)")
     p.add_argument("--features", default="seed", help=f"feature set: {', '.join(FEATURE_SET_NAMES)} (default seed)")
-    p.add_argument("--augment", nargs="?", const=(0.9, 1.1), type=_speeds, metavar="SPEEDS",
-                   help="extended features only: also compute each clip played at these speeds (default 0.9,1.1), "
-                        "train on those copies too and average predictions over them")
+    _add_augment(p)
     p.add_argument("--fixed-params", action="store_true",
                    help="reuse the hyper-parameters of the stored run (one fit per actor; mildly optimistic) "
                         "instead of tuning inside every fold")

@@ -45,14 +45,14 @@ def loso_model(out: str, model: str, split: ActorSplit, features: FeatureParams,
     store = Store(out)
     df = store.read_features("audio", features.key)
     data = loso_data(df, features.column_names(), split, features.hash(), speaker_norm=speaker_norm,
-                     copies=len(features.variant_names()) + 1)
+                     copies=features.copies)
     fixed, source = (None, None)
     if mode == "fixed":
         fixed, source = _stored_estimator(store, params_from or split, model, features, speaker_norm)
     r = loso(model_spec(model), data, search, mode=mode, fixed=fixed, n_jobs=n_jobs,
              progress=lambda a, acc: log.info("%s: actor %02d held out: accuracy %.3f", model, a, acc))
     r.update({"features": features.name, "feature_hash": features.hash(), "speaker_norm": speaker_norm,
-              "augment": list(getattr(features, "speeds", ())),
+              "augment": list(features.augment_speeds()),
               "split": str(split), "actors": sorted(int(a) for a in set(data.groups)), "params_from": source})
     # the set's key (name and parameters hash): two parameterisations of a set (e.g. with --augment) never collide
     folder = posixpath.join(loso_dir(store, split), f"{features.key}{'-speakernorm' if speaker_norm else ''}")

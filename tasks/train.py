@@ -38,28 +38,28 @@ def train_model(
     store = Store(out)
     df = store.read_features("audio", features.key)
     data = split_data(df, features.column_names(), split, features.hash(), speaker_norm=speaker_norm,
-                      copies=len(features.variant_names()) + 1)
+                      copies=features.copies)
     version = run_version(model, split, search, features.hash(), data.data_hash, speaker_norm)
     folder = store.run_dir(split.id, model, version)
     if store.run_complete(folder) and not force:
         log.info("%s: run %s is complete in the store; reusing it", model, version)
         metrics = store.read_json(posixpath.join(folder, "metrics.json"))
         return {"model": model, "version": version, "run_dir": store.url_of(folder), "reused": True,
-                "feature_set": features.key, "augment": list(getattr(features, "speeds", ())), **_brief(metrics)}
+                "feature_set": features.key, "augment": list(features.augment_speeds()), **_brief(metrics)}
     log.info("%s: tuning on %d clips of %d actors", model, len(data.y_train), len(set(data.groups)))
     result = train_and_evaluate(model_spec(model), data, split, search, features.to_dict(), features.hash(), n_jobs)
     for name, blob in result.files().items():  # run.json last: marks the folder complete
         store.write_bytes(posixpath.join(folder, name), blob)
     log.info("%s: test accuracy %.3f (grouped CV %.3f)", model, result.metrics["accuracy"], result.metrics["cv_accuracy"])
     return {"model": model, "version": version, "run_dir": store.url_of(folder), "reused": False,
-            "feature_set": features.key, "augment": list(getattr(features, "speeds", ())), **_brief(result.metrics)}
+            "feature_set": features.key, "augment": list(features.augment_speeds()), **_brief(result.metrics)}
 
 
 @task(name="data-version", cache_policy=NO_CACHE)
 def data_version(out: str, split: ActorSplit, features: FeatureParams) -> str:
     """The hash of the clips (paths and contents) the split trains and tests on."""
     df = Store(out).read_features("audio", features.key)
-    return split_data(df, features.column_names(), split, features.hash(), copies=len(features.variant_names()) + 1).data_hash
+    return split_data(df, features.column_names(), split, features.hash(), copies=features.copies).data_hash
 
 
 def _brief(metrics: dict[str, Any]) -> dict[str, Any]:

@@ -7,6 +7,7 @@ import shutil
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import pytest
 import soundfile as sf
 
@@ -44,6 +45,22 @@ def corpus(tiny_corpus: Path, tmp_path: Path) -> Path:
     dst = tmp_path / "data"
     shutil.copytree(tiny_corpus, dst)
     return dst
+
+
+def speaker_table(names: tuple[str, ...] = ("f1", "f2", "f3")) -> pd.DataFrame:
+    """A feature table of five actors with 48 clips each and a large per-actor offset; the emotion (1-8) puts
+    the first two features on a circle within each speaker, the others are noise."""
+    rng = np.random.default_rng(0)
+    rows = []
+    for actor in range(1, 6):
+        offset = rng.normal(0, 20, len(names))
+        for k in range(48):
+            emo = k % 8 + 1
+            x = offset + rng.normal(0, 0.1, len(names))
+            x[:2] += 2 * np.array([np.cos(np.pi * emo / 4), np.sin(np.pi * emo / 4)])  # emotions on a circle
+            rows.append({"path": f"Actor_{actor:02d}/{k}.wav", "content_hash": f"h{actor}-{k}", "actor": actor,
+                         "emotion": emo, **dict(zip(names, x, strict=True))})
+    return pd.DataFrame(rows)
 
 
 def write_tone(path: Path, seconds: float = 1.0, sr: int = 22050, channels: int = 1, amp: float = 0.3) -> Path:

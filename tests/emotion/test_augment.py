@@ -12,6 +12,7 @@ from emotion.errors import UsageError
 from emotion.models import SearchParams, model_spec
 from emotion.splits import ActorSplit
 from emotion.training import split_data, train_and_evaluate
+from tests.conftest import speaker_table
 
 
 def test_copies_are_column_blocks_in_order():
@@ -19,9 +20,9 @@ def test_copies_are_column_blocks_in_order():
     c = copies_of(X, 3)
     assert c.shape == (3, 2, 2)
     np.testing.assert_array_equal(c[1], [[2, 3], [8, 9]])
-    Xs, ys, gs = stack_copies(X, np.array([5, 6]), np.array([1, 2]), 3)
+    Xs, ys = stack_copies(X, np.array([5, 6]), 3)
     np.testing.assert_array_equal(Xs, [[0, 1], [6, 7], [2, 3], [8, 9], [4, 5], [10, 11]])
-    assert ys.tolist() == [5, 6] * 3 and gs.tolist() == [1, 2] * 3
+    assert ys.tolist() == [5, 6] * 3
     np.testing.assert_array_equal(copies_of(X, 1)[0], X)
     with pytest.raises(UsageError, match="does not hold 4 copies"):
         copies_of(X, 4)
@@ -42,18 +43,10 @@ NAMES = ["f1", "f2"]
 
 @pytest.fixture(scope="module")
 def table() -> pd.DataFrame:
-    """Five actors, eight emotions on a circle; each clip has two copies (columns c2_*, c3_*): scaled and shifted."""
-    rng = np.random.default_rng(1)
-    rows = []
-    for actor in range(1, 6):
-        offset = rng.normal(0, 5, 2)
-        for k in range(48):
-            emo = k % 8 + 1
-            x = offset + 2 * np.array([np.cos(np.pi * emo / 4), np.sin(np.pi * emo / 4)]) + rng.normal(0, 0.1, 2)
-            rows.append({"path": f"Actor_{actor:02d}/{k}.wav", "content_hash": f"h{actor}-{k}", "actor": actor,
-                         "emotion": emo, "f1": x[0], "f2": x[1], "c2_f1": 3 * x[0] + 7, "c2_f2": 3 * x[1] - 2,
-                         "c3_f1": 0.5 * x[0], "c3_f2": 0.5 * x[1] + 1})
-    return pd.DataFrame(rows)
+    """Five actors, eight emotions on a circle (f1, f2); each clip has two copies (columns c2_*, c3_*): scaled and
+    shifted."""
+    df = speaker_table(tuple(NAMES))
+    return df.assign(c2_f1=3 * df["f1"] + 7, c2_f2=3 * df["f2"] - 2, c3_f1=0.5 * df["f1"], c3_f2=0.5 * df["f2"] + 1)
 
 
 def test_split_with_copies_trains_on_every_copy_and_normalises_each_kind(table):

@@ -151,6 +151,7 @@ def test_speed_copies_are_stored_beside_the_clip():
     """With speeds, a row holds the clip's vector and that of each copy; a faster copy is higher and shorter."""
     aug = ExtendedFeatureParams(speeds=(0.9, 1.1))
     assert aug.key != P.key  # another set in the store
+    assert (aug.copies, P.copies) == (3, 1) and aug.without_copies() == P and aug.augment_speeds() == (0.9, 1.1)
     names, variants = aug.feature_names(), aug.variant_names()
     assert names == P.feature_names() and [v[0] for v in variants] == ["sp090__logmel01_mean", "sp110__logmel01_mean"]
     assert aug.column_names() == names + variants[0] + variants[1]

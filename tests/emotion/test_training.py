@@ -12,6 +12,7 @@ from emotion.ids import parse_id
 from emotion.models import SearchParams, model_spec
 from emotion.splits import ActorSplit
 from emotion.training import one_row_per_recording, run_version, split_data, train_and_evaluate
+from tests.conftest import speaker_table
 
 NAMES = ["f1", "f2", "f3"]
 SPLIT = ActorSplit.parse("train=1-4,test=5")
@@ -37,17 +38,7 @@ def test_tables_without_av_clips_are_unchanged():
 @pytest.fixture(scope="module")
 def table() -> pd.DataFrame:
     """Five actors, each with a large speaker offset; the emotion moves f1, f2 within each speaker."""
-    rng = np.random.default_rng(0)
-    rows = []
-    for actor in range(1, 6):
-        offset = rng.normal(0, 20, 3)
-        for k in range(48):
-            emo = k % 8 + 1
-            x = offset + rng.normal(0, 0.1, 3)
-            x[:2] += 2 * np.array([np.cos(np.pi * emo / 4), np.sin(np.pi * emo / 4)])  # emotions on a circle
-            rows.append({"path": f"Actor_{actor:02d}/{k}.wav", "content_hash": f"h{actor}-{k}", "actor": actor,
-                         "emotion": emo, **dict(zip(NAMES, x, strict=True))})
-    return pd.DataFrame(rows)
+    return speaker_table(tuple(NAMES))
 
 
 def test_speaker_norm_standardises_each_actor_train_and_test(table):
