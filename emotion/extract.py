@@ -39,6 +39,7 @@ from emotion.errors import InvalidIdError, NoAudioError, RejectedInput
 from emotion.features import AudioFeatureParams
 from emotion.featuresets import Extractor, FeatureParams, make_extractor
 from emotion.ids import Modality, RavdessId, parse_id
+from emotion.landmarks import encode_landmarks
 from emotion.sources import AUDIO_EXTENSIONS, VIDEO_EXTENSIONS, DataRoot, content_hash, extension
 from emotion.store import LABEL_COLUMNS, Store
 from emotion.video import FrameParams, encode_png, sample_frames
@@ -266,6 +267,8 @@ def frame_schema(params: FrameParams) -> pa.Schema:
         pa.field("height", pa.int16()), pa.field("width", pa.int16()),
         pa.field("image", pa.binary()),  # PNG, 8-bit gray
     ]
+    if params.landmarks:  # the face's 468 landmarks in the aligned crop (x, y as shares of its side), float16
+        fields.append(pa.field("landmarks", pa.binary()))
     return pa.schema(fields, metadata=_meta(params))
 
 
@@ -288,9 +291,12 @@ def frame_rows(root: DataRoot, ref: ClipRef, params: FrameParams) -> list[dict[s
     rows = []
     for f in sample_frames(data, params):
         x, y, w, h = f.face_box or (None, None, None, None)
-        rows.append({**base, "frame_index": f.index, "time": f.time, "face_found": f.face_found,
-                     "face_x": x, "face_y": y, "face_w": w, "face_h": h,
-                     "height": f.image.shape[0], "width": f.image.shape[1], "image": encode_png(f.image)})
+        row = {**base, "frame_index": f.index, "time": f.time, "face_found": f.face_found,
+               "face_x": x, "face_y": y, "face_w": w, "face_h": h,
+               "height": f.image.shape[0], "width": f.image.shape[1], "image": encode_png(f.image)}
+        if params.landmarks:
+            row["landmarks"] = None if f.landmarks is None else encode_landmarks(f.landmarks)
+        rows.append(row)
     if not rows:
         raise RejectedInput("video has no frames to keep")
     return rows

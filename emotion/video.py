@@ -4,17 +4,22 @@ Decoding uses PyAV (FFmpeg inside the wheel; H.264 in mp4 as RAVDESS ships
 it). Every frame must be decoded, but only the kept ones are converted to
 gray and resized: the colour conversion of the others is skipped.
 
-With ``face_crop``, OpenCV's own Haar cascade (shipped in the
-``opencv-python-headless`` wheel) finds the largest face; the crop is a
-square around it with a margin, clamped to the frame. A frame without a
-face keeps the whole frame and says so (``face_found`` is false).
+With ``face_crop``, the face front end (:mod:`emotion.face`, ``detector="mesh"``,
+the default) finds the face and its 468 landmarks, and the kept image is the
+face aligned (eyes level, at a fixed distance and height) and cropped tight,
+as FER2013's faces were; each frame keeps its landmarks in the crop's
+coordinates. ``detector="haar"`` is the first release's front end, kept so
+that its stores and models still load: OpenCV's Haar cascade finds the
+largest face and the crop is a square around it with a margin. A frame
+without a face keeps the whole frame and says so (``face_found`` is false):
+face models skip such frames, and the frames without a face are counted per clip.
 """
 
 from __future__ import annotations
 
 import io
 from collections.abc import Iterator
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from functools import lru_cache
 from typing import Any
 
@@ -25,6 +30,7 @@ from emotion.features import stable_hash
 
 MAX_FRAMES = 30 * 60 * 10  # 10 minutes at 30 fps: longer clips are refused
 MAX_PIXELS = 4096 * 2160  # 4K
+DETECTORS = ("mesh", "haar")
 
 
 @dataclass(frozen=True)
@@ -34,16 +40,34 @@ class FrameParams:
     every: int = 20
     size: int = 256
     face_crop: bool = False
-    margin: float = 0.25  # share of the face box added on every side
-    detect_width: int = 320  # frames are downscaled to this width for face detection
+    margin: float = 0.0  # widening of the crop on every side, as a share of the tight face (haar: of its box)
+    detect_width: int = 320  # haar only: frames are downscaled to this width for face detection
     revision: int = 1
+    detector: str = "mesh"  # the face front end: "mesh" (emotion.face) or "haar" (the first release's)
 
     def __post_init__(self) -> None:
         if self.every < 1 or self.size < 8 or not 0 <= self.margin <= 2 or self.detect_width < 64:
             raise UsageError("frame parameters out of range (every >= 1, size >= 8, 0 <= margin <= 2)")
+        if self.detector not in DETECTORS:
+            raise UsageError(f"unknown face detector {self.detector!r}; choose from {', '.join(DETECTORS)}")
 
     def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        d = asdict(self)
+        if self.detector == "haar":  # the first release's records: same dict, same hash, same store key
+            del d["detector"]
+        return d
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> FrameParams:
+        """The parameters recorded as ``d``; records without a ``detector`` are the first release's (Haar)."""
+        d = dict(d)
+        d.setdefault("detector", "haar")
+        return cls(**d)
+
+    @property
+    def landmarks(self) -> bool:
+        """Whether the frames carry face landmarks (face crops of the mesh front end)."""
+        return self.face_crop and self.detector == "mesh"
 
     def hash(self) -> str:
         return stable_hash(self.to_dict())
@@ -60,6 +84,7 @@ class Frame:
     image: np.ndarray  # uint8 [size, size]
     face_found: bool | None  # None when no detection was asked for
     face_box: tuple[int, int, int, int] | None  # x, y, w, h in the source frame
+    landmarks: np.ndarray | None = None  # [468, 2] in the crop, as shares of its side (mesh front end)
 
 
 @lru_cache(maxsize=1)
@@ -98,6 +123,20 @@ def square_crop_box(box: tuple[int, int, int, int], margin: float, width: int, h
     x0 = int(round(min(max(cx - side / 2, 0), width - side)))
     y0 = int(round(min(max(cy - side / 2, 0), height - side)))
     return x0, y0, x0 + side, y0 + side
+
+
+def _prepare_mesh(rgb: np.ndarray, params: FrameParams) -> Frame:
+    """The aligned face crop of an RGB frame and its landmarks; the whole frame (``face_found`` false) without a face."""
+    import cv2
+
+    from emotion.face import align, front_end
+
+    gray = cv2.cvtColor(rgb, cv2.COLOR_RGB2GRAY)
+    face = front_end().find(rgb)
+    if face is None:
+        return Frame(0, 0.0, cv2.resize(gray, (params.size, params.size), interpolation=cv2.INTER_AREA), False, None)
+    crop, pts = align(gray, face, params.size, margin=params.margin)
+    return Frame(0, 0.0, crop, True, face.box(), (pts / params.size).astype(np.float32))
 
 
 def _prepare(gray: np.ndarray, params: FrameParams) -> tuple[np.ndarray, bool | None, tuple[int, int, int, int] | None]:
@@ -149,10 +188,12 @@ def sample_frames(data: bytes, params: FrameParams) -> Iterator[Frame]:
         try:
             for frame in container.decode(stream):
                 if n % params.every == 0:
-                    gray = frame.to_ndarray(format="gray")  # only kept frames are converted
-                    image, found, box = _prepare(gray, params)
-                    t = float(frame.pts) * tb if frame.pts is not None and tb else n / fps
-                    yield Frame(n, round(t, 4), image, found, box)
+                    t = round(float(frame.pts) * tb if frame.pts is not None and tb else n / fps, 4)
+                    if params.landmarks:  # only kept frames are converted
+                        yield replace(_prepare_mesh(frame.to_ndarray(format="rgb24"), params), index=n, time=t)
+                    else:
+                        image, found, box = _prepare(frame.to_ndarray(format="gray"), params)
+                        yield Frame(n, t, image, found, box)
                     kept += 1
                 n += 1
                 if n > MAX_FRAMES:

@@ -1,0 +1,196 @@
+"""Landmark geometry: the ``landmarks`` feature set, a face's movements measured from its landmarks.
+
+Each kept frame of a face-crop frame set (mesh front end, :mod:`emotion.face`)
+stores the 468 Face Mesh landmarks of the aligned face. From them,
+:func:`frame_measures` computes scale-free measures (mouth opening and width,
+lip-corner height, brow raise, eye opening, nose wrinkle and the like), each a
+distance divided by the distance between the eye centres, so that face size and
+distance to the camera drop out. :func:`clip_features` summarises each measure
+over the clip's frames (mean, std, 10th/50th/90th percentile, range and the
+slope per second), one row per clip, as the audio feature sets are.
+
+Frames without a face are left out; a clip without any face has no row (it is
+counted, not guessed). Speaker normalisation (``--speaker-norm``) applies as on
+audio: each actor's face shape is taken out by their own statistics.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from emotion.errors import UsageError
+from emotion.face import LEFT_EYE, N_LANDMARKS, RIGHT_EYE
+from emotion.features import HashedParams
+from emotion.store import LABEL_COLUMNS
+from emotion.video import FrameParams
+
+STATS = ("mean", "std", "p10", "p50", "p90", "range", "slope")
+
+# Face Mesh indices; "r" is the subject's right (the image's left)
+_LIP_UP, _LIP_LOW = 13, 14  # inner lips, centre
+_CORNER_R, _CORNER_L = 61, 291
+_UPPER_LIP_TOP, _SUBNASALE, _NOSE_TIP, _CHIN, _LOWER_LIP_BOTTOM = 0, 2, 1, 152, 17
+_ALAR_R, _ALAR_L = 98, 327
+_BROW_INNER = (107, 336)
+_BROW_MID = (105, 334)
+_BROW_OUTER = (70, 300)
+_LID_UP = (159, 386)
+_LID_LOW = (145, 374)
+
+MEASURES = (
+    "mouth_open", "mouth_width", "mouth_aspect", "lip_corner_drop", "lip_corner_height", "mouth_height",
+    "upper_lip_to_nose", "lower_lip_to_chin", "jaw_drop", "brow_inner_raise", "brow_mid_raise", "brow_outer_raise",
+    "brow_distance", "brow_to_lid", "eye_open", "eye_open_asymmetry", "nostril_width", "nose_to_eyes",
+    "head_yaw", "head_pitch",
+)
+
+
+def encode_landmarks(points: np.ndarray) -> bytes:
+    """Landmarks [468, 2] (shares of the crop side) as float16 bytes for the frame table."""
+    p = np.asarray(points, dtype=np.float16)
+    if p.shape != (N_LANDMARKS, 2):
+        raise UsageError(f"expected {N_LANDMARKS} landmarks of 2 coordinates, got an array of shape {p.shape}")
+    return p.tobytes()
+
+
+def decode_landmarks(data: bytes) -> np.ndarray:
+    """The [468, 2] landmarks stored by :func:`encode_landmarks`, as float32."""
+    if len(data) != N_LANDMARKS * 2 * 2:
+        raise UsageError(f"stored landmarks have {len(data)} bytes, expected {N_LANDMARKS * 4}")
+    return np.frombuffer(data, dtype=np.float16).reshape(N_LANDMARKS, 2).astype(np.float32)
+
+
+def frame_measures(points: np.ndarray) -> np.ndarray:
+    """The :data:`MEASURES` of landmarks [..., 468, 2]: distances over the eye distance (image y grows downward)."""
+    p = np.asarray(points, dtype=np.float64)
+    if p.shape[-2:] != (N_LANDMARKS, 2):
+        raise UsageError(f"expected landmarks [..., {N_LANDMARKS}, 2], got shape {p.shape}")
+    eye_r, eye_l = p[..., list(RIGHT_EYE), :].mean(-2), p[..., list(LEFT_EYE), :].mean(-2)
+    mid = (eye_r + eye_l) / 2
+    d = np.linalg.norm(eye_l - eye_r, axis=-1)
+    d = np.where(d > 1e-6, d, np.nan)
+
+    def pt(i: int) -> np.ndarray:
+        return p[..., i, :]
+
+    def dist(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+        return np.asarray(np.linalg.norm(a - b, axis=-1) / d)
+
+    def below(a: np.ndarray, b: np.ndarray) -> np.ndarray:  # how far a lies below b
+        return np.asarray((a[..., 1] - b[..., 1]) / d)
+
+    lip_mid = (pt(_LIP_UP) + pt(_LIP_LOW)) / 2
+    corners = (pt(_CORNER_R) + pt(_CORNER_L)) / 2
+    mouth_open, mouth_width = dist(pt(_LIP_UP), pt(_LIP_LOW)), dist(pt(_CORNER_R), pt(_CORNER_L))
+    eye_r_open, eye_l_open = dist(pt(_LID_UP[0]), pt(_LID_LOW[0])), dist(pt(_LID_UP[1]), pt(_LID_LOW[1]))
+    eye_y = {0: eye_r, 1: eye_l}
+    out = {
+        "mouth_open": mouth_open,
+        "mouth_width": mouth_width,
+        "mouth_aspect": mouth_open / np.maximum(mouth_width, 1e-6),
+        "lip_corner_drop": below(corners, lip_mid),  # > 0: corners below the lips' centre (a frown)
+        "lip_corner_height": below(corners, mid),  # smaller: corners pulled up towards the eyes (a smile)
+        "mouth_height": below(lip_mid, mid),
+        "upper_lip_to_nose": dist(pt(_UPPER_LIP_TOP), pt(_SUBNASALE)),
+        "lower_lip_to_chin": dist(pt(_LOWER_LIP_BOTTOM), pt(_CHIN)),
+        "jaw_drop": below(pt(_CHIN), mid),
+        "brow_inner_raise": np.mean([below(eye_y[i], pt(_BROW_INNER[i])) for i in (0, 1)], axis=0),
+        "brow_mid_raise": np.mean([below(eye_y[i], pt(_BROW_MID[i])) for i in (0, 1)], axis=0),
+        "brow_outer_raise": np.mean([below(eye_y[i], pt(_BROW_OUTER[i])) for i in (0, 1)], axis=0),
+        "brow_distance": dist(pt(_BROW_INNER[0]), pt(_BROW_INNER[1])),
+        "brow_to_lid": np.mean([below(pt(_LID_UP[i]), pt(_BROW_MID[i])) for i in (0, 1)], axis=0),
+        "eye_open": (eye_r_open + eye_l_open) / 2,
+        "eye_open_asymmetry": np.abs(eye_r_open - eye_l_open),
+        "nostril_width": dist(pt(_ALAR_R), pt(_ALAR_L)),
+        "nose_to_eyes": below(pt(_SUBNASALE), mid),  # shorter when the nose wrinkles
+        "head_yaw": np.asarray((pt(_NOSE_TIP)[..., 0] - mid[..., 0]) / d),
+        "head_pitch": below(pt(_NOSE_TIP), mid),
+    }
+    return np.stack([out[m] for m in MEASURES], axis=-1)
+
+
+def summarise(times: np.ndarray, values: np.ndarray) -> np.ndarray:
+    """Per-clip statistics (:data:`STATS`) of per-frame values [n, m]: [m * len(STATS)], measure-major."""
+    v = np.asarray(values, dtype=np.float64)
+    t = np.asarray(times, dtype=np.float64)
+    if v.ndim != 2 or len(v) == 0 or len(t) != len(v):
+        raise UsageError("summarising needs at least one frame and one time per frame")
+    p10, p50, p90 = np.percentile(v, [10, 50, 90], axis=0)
+    if len(v) > 1 and np.ptp(t) > 0:
+        tc = t - t.mean()
+        slope = (tc[:, None] * (v - v.mean(axis=0))).sum(axis=0) / (tc**2).sum()
+    else:
+        slope = np.zeros(v.shape[1])
+    stats = np.stack([v.mean(axis=0), v.std(axis=0), p10, p50, p90, v.max(axis=0) - v.min(axis=0), slope], axis=1)
+    return stats.reshape(-1)
+
+
+def clip_features(times: np.ndarray, points: np.ndarray) -> np.ndarray:
+    """The feature vector of one clip from its faces' times [n] and landmarks [n, 468, 2]."""
+    return summarise(times, frame_measures(points))
+
+
+@dataclass(frozen=True)
+class LandmarkParams(HashedParams):
+    """The ``landmarks`` feature set: the frames it reads (every Nth, mesh face crops) and its revision."""
+
+    name: str = "landmarks"
+    every: int = 20
+    size: int = 256
+    revision: int = 1
+
+    modality = "video"  # its rows are mp4 clips, built from the frame table, stored under features/video
+
+    def __post_init__(self) -> None:
+        if self.name != "landmarks" or self.every < 1:
+            raise UsageError("landmark feature parameters out of range (every >= 1)")
+
+    def frame_params(self) -> FrameParams:
+        """The frame set the features are measured on."""
+        return FrameParams(every=self.every, size=self.size, face_crop=True, detector="mesh")
+
+    def feature_names(self) -> list[str]:
+        return [f"lm_{m}_{s}" for m in MEASURES for s in STATS]
+
+    def without_copies(self) -> LandmarkParams:
+        return self
+
+    @property
+    def sample_rate(self) -> int:  # pragma: no cover - a video set has no audio rate
+        raise UsageError("the landmarks feature set is measured on video frames, not audio")
+
+
+@dataclass(frozen=True)
+class LandmarkTable:
+    """One feature row per clip with a face, and the clips left out (no face in any kept frame)."""
+
+    features: pd.DataFrame
+    no_face: list[str]
+    face_rate: dict[str, float]  # clip -> share of its kept frames with a face
+
+
+def landmark_table(frames: pd.DataFrame, params: LandmarkParams) -> LandmarkTable:
+    """Feature rows of the clips in a frame table (columns: path, content_hash, labels, time, face_found, landmarks)."""
+    names = params.feature_names()
+    label_cols = [c for c in LABEL_COLUMNS if c in frames.columns]
+    rows: list[dict[str, Any]] = []
+    no_face: list[str] = []
+    rate: dict[str, float] = {}
+    for path, g in frames.groupby("path", sort=True):
+        g = g.sort_values("time")
+        ok = g["face_found"].fillna(False).astype(bool) & g["landmarks"].notna()
+        rate[str(path)] = float(ok.mean())
+        if not ok.any():
+            no_face.append(str(path))
+            continue
+        pts = np.stack([decode_landmarks(b) for b in g.loc[ok, "landmarks"]])
+        vec = clip_features(g.loc[ok, "time"].to_numpy(), pts)
+        first = g.iloc[0]
+        rows.append({"path": path, "content_hash": first["content_hash"], **{c: first[c] for c in label_cols},
+                     **dict(zip(names, vec.astype(np.float32).tolist(), strict=True))})
+    cols = ["path", "content_hash", *label_cols, *names]
+    return LandmarkTable(pd.DataFrame(rows, columns=cols), no_face, rate)
