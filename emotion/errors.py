@@ -43,6 +43,10 @@ class NoAudioError(RejectedInput):
     """
 
 
+class NoFaceError(RejectedInput):
+    """No face was found in any kept frame of a video: face models cannot read it (its voice may still be used)."""
+
+
 class UnsafeArchiveError(RejectedInput):
     """A zip member would escape its folder, is a link, or is too large."""
 

@@ -175,8 +175,8 @@ class FaceFrontEnd:
         cos, sin = math.cos(angle), math.sin(angle)
         s = 192 / side
         # crop pixel = s * R(-angle) (frame pixel - centre) + 96
-        m = np.float32([[s * cos, s * sin, 96 - s * (cos * cx + sin * cy)],
-                        [-s * sin, s * cos, 96 - s * (-sin * cx + cos * cy)]])
+        m = np.array([[s * cos, s * sin, 96 - s * (cos * cx + sin * cy)],
+                      [-s * sin, s * cos, 96 - s * (-sin * cx + cos * cy)]], dtype=np.float32)
         crop = self._cv2.warpAffine(rgb, m, (192, 192), flags=self._cv2.INTER_LINEAR, borderMode=self._cv2.BORDER_REPLICATE)
         outs = self._run(self._mesh, crop.astype(np.float32) / 255.0)
         pts, flag = (outs[0], outs[1]) if outs[0].size == N_LANDMARKS * 3 else (outs[1], outs[0])
@@ -220,8 +220,8 @@ def alignment(face: Face, size: int, margin: float = 0.0) -> np.ndarray:
     dst_mid = np.array([0.5 * size + ((EYE_X[0] + EYE_X[1]) / 2 - 0.5) * size / shrink,
                         0.5 * size + (EYE_Y - 0.5) * size / shrink])
     # crop = scale * R(-angle) (p - src_mid) + dst_mid
-    return np.float32([[cos, sin, dst_mid[0] - (cos * src_mid[0] + sin * src_mid[1])],
-                       [-sin, cos, dst_mid[1] - (-sin * src_mid[0] + cos * src_mid[1])]])
+    return np.array([[cos, sin, dst_mid[0] - (cos * src_mid[0] + sin * src_mid[1])],
+                     [-sin, cos, dst_mid[1] - (-sin * src_mid[0] + cos * src_mid[1])]], dtype=np.float32)
 
 
 def align(image: np.ndarray, face: Face, size: int, margin: float = 0.0) -> tuple[np.ndarray, np.ndarray]:

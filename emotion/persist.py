@@ -31,6 +31,7 @@ TRUSTED_TYPES: frozenset[str] = frozenset({
     "sklearn.multiclass.OneVsRestClassifier",
     "sklearn.svm._classes.SVC",
     "sklearn.preprocessing._data.StandardScaler",
+    "sklearn.impute._base.SimpleImputer",
     "sklearn.pipeline.Pipeline",
     "sklearn.ensemble._forest.RandomForestClassifier",
     "sklearn.tree._classes.DecisionTreeClassifier",

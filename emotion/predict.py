@@ -41,7 +41,15 @@ import numpy as np
 
 from emotion.audio import load_audio
 from emotion.augment import predict_copies
-from emotion.errors import EmotionError, ModelIntegrityError, NoAudioError, RejectedInput, StoreError, UsageError
+from emotion.errors import (
+    EmotionError,
+    ModelIntegrityError,
+    NoAudioError,
+    NoFaceError,
+    RejectedInput,
+    StoreError,
+    UsageError,
+)
 from emotion.featuresets import make_extractor, params_from_dict
 from emotion.ids import EMOTION_LABELS, try_parse_id
 from emotion.normalize import Stats, normalize_for_prediction
@@ -80,6 +88,7 @@ class Prediction:
     notes: list[str] = field(default_factory=list)
     timeline: list[TimelinePoint] | None = None  # video: every sampled frame
     timeline_model: str | None = None  # the face model that read the frames (may differ from ``model``)
+    timeline_outcome: dict[str, Any] | None = None  # that face model's own clip outcome: emotion and probability
     label: str | None = None  # the emotion in a RAVDESS file name, when there is one
 
     def to_dict(self) -> dict[str, Any]:
@@ -192,11 +201,13 @@ class AudioModel:
 
 
 class VideoModel(Protocol):
-    """What the face side provides (frame CNN, FER transfer): per-clip probabilities and a frame timeline."""
+    """What the face side provides (frame CNN, FER transfer, zero-shot FER2013, landmark geometry): per-clip
+    probabilities and, for frame models, a frame timeline."""
 
-    name: str
+    @property
+    def name(self) -> str: ...
 
-    def predict_video(self, data: bytes) -> tuple[dict[str, float], list[TimelinePoint]]: ...
+    def predict_video(self, data: bytes) -> tuple[dict[str, float], list[TimelinePoint] | None]: ...
 
 
 @dataclass
@@ -220,17 +231,30 @@ def _read_run(folder: Store) -> tuple[Any, dict[str, Any]]:
     return load_model(data, record, source=path), info
 
 
+def _fallback(folder: Store, info: dict[str, Any]) -> Stats | None:
+    """The pooled training statistics of a speaker-normalised run (``normalization.json``), else None."""
+    norm_json = folder.path("normalization.json")
+    if info.get("speaker_norm") in (None, False, "", "none") or not folder.exists(norm_json):
+        return None
+    try:
+        return Stats.from_dict(folder.read_json(norm_json)["fallback"])
+    except (KeyError, TypeError, ValueError) as exc:
+        raise ModelIntegrityError(f"{folder.url}: normalization.json is not readable ({type(exc).__name__})") from None
+
+
 def load_audio_run(run_dir: str) -> AudioModel:
     folder = Store(run_dir)
     est, info = _read_run(folder)
-    fallback = None
-    norm_json = folder.path("normalization.json")
-    if info.get("speaker_norm") not in (None, False, "", "none") and folder.exists(norm_json):
-        try:
-            fallback = Stats.from_dict(folder.read_json(norm_json)["fallback"])
-        except (KeyError, TypeError, ValueError) as exc:
-            raise ModelIntegrityError(f"{folder.url}: normalization.json is not readable ({type(exc).__name__})") from None
-    return AudioModel(est, info, folder.url_of(folder.root), fallback)
+    return AudioModel(est, info, folder.url_of(folder.root), _fallback(folder, info))
+
+
+def load_video_run(run_dir: str) -> Any:
+    """A face run: a frame model (cnn, fer), or a feature model on the ``landmarks`` set."""
+    folder = Store(run_dir)
+    est, info = _read_run(folder)
+    if (info.get("feature_params") or {}).get("name") == "landmarks":
+        return LandmarkRunModel(est, info, folder.url_of(folder.root), _fallback(folder, info))
+    return VideoRunModel(est, info, folder.url_of(folder.root))
 
 
 class VideoRunModel:
@@ -245,7 +269,7 @@ class VideoRunModel:
         self.info = info
         self.run_dir = run_dir
         try:
-            self.frames = FrameParams(**info["frame_params"])
+            self.frames = FrameParams.from_dict(info["frame_params"])
         except (KeyError, TypeError) as exc:
             raise UsageError(f"{run_dir}: run.json records frame parameters this version cannot use ({exc})") from None
         if info.get("feature_hash") and self.frames.hash() != info["feature_hash"]:
@@ -256,15 +280,95 @@ class VideoRunModel:
         return self.run_dir
 
     def predict_video(self, data: bytes) -> tuple[dict[str, float], list[TimelinePoint]]:
-        from emotion.video import sample_frames
+        return frame_model_outcome(self.estimator, data, self.frames)
 
-        frames = list(sample_frames(data, self.frames))
-        proba = self.estimator.predict_proba(np.stack([f.image for f in frames]))
-        timeline = []
-        for f, p in zip(frames, proba, strict=True):
-            probs = full_probabilities(np.arange(len(EMOTION_LABELS)), p)
-            timeline.append(TimelinePoint(f.index, f.time, top_two(probs)))
-        return full_probabilities(np.arange(len(EMOTION_LABELS)), proba.mean(axis=0)), timeline
+
+def face_frames(data: bytes, frames: Any) -> list[Any]:
+    """The kept frames of a video in which a face was found (all of them without face detection)."""
+    from emotion.video import sample_frames
+
+    kept = list(sample_frames(data, frames))
+    faces = [f for f in kept if f.face_found is not False]
+    if not faces:
+        raise NoFaceError(f"no face found in any of the {len(kept)} kept frames: the face is not used")
+    return faces
+
+
+def frame_model_outcome(estimator: Any, data: bytes, frames: Any) -> tuple[dict[str, float], list[TimelinePoint]]:
+    """A frame model's clip outcome (the mean of its frames' probabilities) and its timeline, from the same frames."""
+    kept = face_frames(data, frames)
+    proba = estimator.predict_proba(np.stack([f.image for f in kept]))
+    timeline = []
+    for f, p in zip(kept, proba, strict=True):
+        probs = full_probabilities(np.arange(len(EMOTION_LABELS)), p)
+        timeline.append(TimelinePoint(f.index, f.time, top_two(probs)))
+    return full_probabilities(np.arange(len(EMOTION_LABELS)), proba.mean(axis=0)), timeline
+
+
+class ZeroShotFaceModel:
+    """The pretrained FER2013 model with no training on RAVDESS, through the mesh face front end.
+
+    Used for an mp4 when no trained face model is at hand (a store without
+    one, or no store at all).
+    """
+
+    modality = "video"
+
+    def __init__(self) -> None:
+        from emotion.video import FrameParams
+
+        self.frames = FrameParams(every=20, size=96, face_crop=True, detector="mesh")
+        self._estimator: Any = None
+
+    @property
+    def name(self) -> str:
+        from emotion.nn import FERZeroShot
+
+        return f"zero-shot {FERZeroShot.description}"
+
+    def predict_video(self, data: bytes) -> tuple[dict[str, float], list[TimelinePoint]]:
+        if self._estimator is None:
+            from emotion.nn import FERZeroShot
+
+            self._estimator = FERZeroShot()
+        return frame_model_outcome(self._estimator, data, self.frames)
+
+
+class LandmarkRunModel:
+    """A feature model trained on the ``landmarks`` set: the clip's face geometry, measured as in training."""
+
+    modality = "video"
+
+    def __init__(self, estimator: Any, info: dict[str, Any], run_dir: str, fallback: Stats | None = None) -> None:
+        from emotion.landmarks import LandmarkParams
+
+        self.estimator = estimator
+        self.run_dir = run_dir
+        self.fallback = fallback
+        try:
+            self.params = LandmarkParams.from_dict(info["feature_params"])
+        except (KeyError, TypeError, ValueError) as exc:
+            raise UsageError(f"{run_dir}: run.json records landmark parameters this version cannot use ({exc})") from None
+        if info.get("feature_hash") and self.params.hash() != info["feature_hash"]:
+            raise ModelIntegrityError(f"{run_dir}: the feature parameters in run.json do not match its feature hash")
+        classes = getattr(estimator, "classes_", None)
+        self.classes = np.arange(len(EMOTION_LABELS)) if classes is None else np.asarray(classes, dtype=int)
+
+    @property
+    def name(self) -> str:
+        return self.run_dir
+
+    def predict_video(self, data: bytes) -> tuple[dict[str, float], list[TimelinePoint] | None]:
+        from emotion.landmarks import clip_features
+
+        kept = [f for f in face_frames(data, self.params.frame_params()) if f.landmarks is not None]
+        if not kept:
+            raise NoFaceError("no face landmarks in any kept frame: the face is not used")
+        x = clip_features(np.array([f.time for f in kept]), np.stack([f.landmarks for f in kept]))
+        x = np.asarray(x, dtype=np.float32)[None, :]
+        if self.fallback is not None:
+            x, _ = normalize_for_prediction(x, self.fallback, same_speaker=False)
+        return full_probabilities(self.classes, predict_copies(self.estimator, x, 1)[0]), None
 
 
 class FusionRunModel:
@@ -279,9 +383,10 @@ class FusionRunModel:
         self.run_dir = run_dir
         try:
             self.audio = params_from_dict(info["feature_params"])
-            self.frames = FrameParams(**info["frame_params"])
+            self.frames = FrameParams.from_dict(info["frame_params"])
         except (KeyError, TypeError, ValueError) as exc:
             raise UsageError(f"{run_dir}: run.json records parameters this version cannot use ({exc})") from None
+        self.landmarks = "landmarks" in str(info.get("embedding", ""))  # the face vector ends with landmark features
         # the clip's own vector only: fused models are trained without the augmented copies
         self.extractor = make_extractor(self.audio.without_copies())
         self._embedder: Any = None
@@ -292,13 +397,19 @@ class FusionRunModel:
 
     def predict_data(self, data: bytes) -> tuple[dict[str, float], str | None]:
         """Fused probabilities of an mp4, and the reason audio was absent (None when the voice was used)."""
+        from emotion.landmarks import LandmarkParams, clip_features
         from emotion.nn import FaceEmbedder
-        from emotion.video import sample_frames
 
         if self._embedder is None:
             self._embedder = FaceEmbedder()
-        frames = np.stack([f.image for f in sample_frames(data, self.frames)])
-        face = FaceEmbedder.pool(self._embedder(frames))
+        kept = face_frames(data, self.frames)  # NoFaceError: neither the face nor the fused model can read it
+        face = FaceEmbedder.pool(self._embedder(np.stack([f.image for f in kept])))
+        if self.landmarks:
+            lm = [f for f in kept if f.landmarks is not None]
+            n = len(LandmarkParams(every=self.frames.every, size=self.frames.size).feature_names())
+            geometry = (clip_features(np.array([f.time for f in lm]), np.stack([f.landmarks for f in lm]))
+                        if lm else np.full(n, np.nan))
+            face = np.concatenate([face, geometry])
         absent = None
         try:
             voice = self.extractor(load_audio(data, self.audio.sample_rate, video=True))
@@ -321,7 +432,7 @@ def _run_loader(cls: Callable[[Any, dict[str, Any], str], Any]) -> Callable[[str
 
 # modality in run.json -> loader of that run folder
 LOADERS: dict[str, Callable[[str], Any]] = {
-    "audio": load_audio_run, "video": _run_loader(VideoRunModel), "fusion": _run_loader(FusionRunModel),
+    "audio": load_audio_run, "video": load_video_run, "fusion": _run_loader(FusionRunModel),
 }
 
 
@@ -396,14 +507,17 @@ def load_predictors(store_url: str | None = None, model_path: str | None = None,
     """The models to predict with: ``model_path`` if given, else the chosen runs of the store."""
     if model_path:
         return load_model_path(model_path)
-    if not store_url:
-        raise UsageError("give --store OUT (a store with trained models) or --model PATH")
+    if not store_url:  # no trained model at all: the face is still read, by the pretrained FER2013 model
+        return Predictors(video=ZeroShotFaceModel())
     store = Store(store_url)
     if store.is_local and not Path(store.root).is_dir():
         raise UsageError(f"store {store_url!r} does not exist or is not a folder")
     modalities = tuple(m for m in ("audio", "video", "fusion") if m in LOADERS)
     runs = choose_runs(store, split, modalities)
-    return _predictors_of({m: store.url_of(store.path("runs", r.split_id, r.rel_dir)) for m, r in runs.items()})
+    out = _predictors_of({m: store.url_of(store.path("runs", r.split_id, r.rel_dir)) for m, r in runs.items()})
+    if out.video is None:  # a store without a trained face model: the pretrained one reads the face
+        out.video = ZeroShotFaceModel()
+    return out
 
 
 def read_file(path: str) -> bytes:
@@ -436,10 +550,20 @@ def predict_file(path: str, predictors: Predictors) -> Prediction:
         except NoAudioError as exc:
             audio_absent = exc.reason
     video_p: dict[str, float] | None = None
+    no_face: str | None = None
     if video and predictors.video is not None:
-        video_p, pred.timeline = predictors.video.predict_video(data)
-        pred.timeline_model = predictors.video.name
-    if video and predictors.fusion is not None:
+        try:
+            video_p, pred.timeline = predictors.video.predict_video(data)
+        except NoFaceError as exc:
+            no_face = exc.reason
+        else:
+            pred.timeline_model = predictors.video.name
+            top = max(video_p.items(), key=lambda kv: (kv[1], -EMOTION_LABELS.index(kv[0])))
+            pred.timeline_outcome = {"emotion": top[0], "probability": top[1]}
+            if isinstance(predictors.video, ZeroShotFaceModel):
+                pred.notes.append("face read by the pretrained FER2013 model, zero-shot: no face model was trained "
+                                  "on RAVDESS here (calm is never predicted)")
+    if video and predictors.fusion is not None and no_face is None:
         fused, absent = predictors.fusion.predict_data(data)
         pred.probabilities, pred.model = fused, predictors.fusion.name
         if absent is None:
@@ -463,7 +587,9 @@ def predict_file(path: str, predictors: Predictors) -> Prediction:
         pred.notes.insert(0, f"audio absent: {audio_absent}")
     if predictors.audio is None and predictors.fusion is None:
         pred.notes.append("no audio model: the voice is not used")
-    if video and predictors.video is None and predictors.fusion is None:
+    if no_face is not None:
+        pred.notes.append(no_face)
+    elif video and predictors.video is None and predictors.fusion is None:
         pred.notes.append("no video model: the face is not used")
     if pred.probabilities is None:
         pred.notes.append("no prediction: no model could read this file")

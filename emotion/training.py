@@ -204,7 +204,8 @@ def train_and_evaluate(
                        n_train=len(data.y_train))
     version = run_version(spec.name, split, search, feature_hash, data.data_hash, data.speaker_norm)
     features = str(feature_params.get("name", "?"))
-    metrics.update({"model": spec.name, "cv_accuracy": result.cv_accuracy, "cv_std": result.cv_std,
+    modality = "video" if features == "landmarks" else "audio"  # feature models also read the face's landmarks
+    metrics.update({"model": spec.name, "modality": modality, "cv_accuracy": result.cv_accuracy, "cv_std": result.cv_std,
                     "cv": f"GroupKFold({search.cv_folds}) by actor on train actors",
                     "features": features, "speaker_norm": data.speaker_norm})
     model_bytes, saved = dump_model(est)
@@ -219,7 +220,7 @@ def train_and_evaluate(
                    "clips and their copies at these speeds; test predictions average the probabilities of each clip "
                    "and its copies"}
     run = {
-        "model": spec.name, "version": version, "split": str(split), "split_id": split.id,
+        "model": spec.name, "modality": modality, "version": version, "split": str(split), "split_id": split.id,
         "feature_params": feature_params, "feature_hash": feature_hash, "data_hash": data.data_hash,
         "search": search.to_dict(), "model_file": saved.to_dict(), "fit_seconds": round(result.seconds, 2),
         "label_columns": list(LABEL_COLUMNS), "classes": list(EMOTION_LABELS),

@@ -66,7 +66,7 @@ def split_frames(store: Store, params: FrameParams, split: ActorSplit, seed: int
     faces = params.face_crop
     fit = FrameSet.select(store, params.key, fit_actors, faces_only=faces, index=idx)
     val = FrameSet.select(store, params.key, val_actors, faces_only=faces, index=idx) if val_actors else None
-    test = FrameSet.select(store, params.key, split.test, index=idx)
+    test = FrameSet.select(store, params.key, split.test, faces_only=faces, index=idx)
     used = idx[idx["actor"].isin([*split.train, *split.test])]
     clips = used.drop_duplicates("path")[["path", "content_hash", "actor", "emotion"]].sort_values("path")
     data_hash = stable_hash({"frames": params.key, "clips": sorted(zip(clips["path"], clips["content_hash"], strict=True))}, 16)
@@ -115,6 +115,13 @@ def train_and_evaluate_video(
     fit_seconds = time.perf_counter() - t0
     meta, proba = predict_frameset(est, data.test)
     clip_paths, clip_proba = aggregate_clips(meta["path"].to_numpy(), proba)
+    # a test clip in none of whose kept frames a face was found cannot be read by a face model: it is counted, and
+    # scored with no information (all emotions equally likely), never with the whole frame in place of a face
+    tested = data.clips[data.clips["actor"].isin(split.test)]
+    faceless = sorted(set(tested["path"]) - set(clip_paths))
+    if faceless:
+        clip_paths = [*clip_paths, *faceless]
+        clip_proba = np.vstack([clip_proba, np.full((len(faceless), clip_proba.shape[1]), 1 / clip_proba.shape[1])])
     truth = data.clips.set_index("path").loc[clip_paths]
     y_true = truth["emotion"].to_numpy(int) - 1
     y_pred = clip_proba.argmax(axis=1)
@@ -128,7 +135,7 @@ def train_and_evaluate_video(
     metrics.update({
         "model": est.name, "modality": "video", "features": frames.key, "speaker_norm": False,
         "unit": "clip (mean of frame probabilities)", "frame_accuracy": frame_acc,
-        "n_test_frames": int(len(meta)), "n_fit_frames": data.fit.n_frames,
+        "n_test_frames": int(len(meta)), "n_fit_frames": data.fit.n_frames, "n_test_clips_without_face": len(faceless),
         "cv_accuracy": float(hist["val_accuracy"][best]) if hist.get("val_accuracy") else float("nan"),
         "cv_std": 0.0,
         "cv": f"held-out training actors {list(data.val_actors)} (frame accuracy at the best epoch)",

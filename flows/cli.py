@@ -358,14 +358,16 @@ def _print_predictions(payload: dict[str, Any]) -> None:
             for t in r["timeline"]:
                 print(f"    {t['time']:6.2f} s  frame {t['frame_index']:>4}  "
                       + ", ".join(f"{x['emotion']} {x['probability']:.2f}" for x in t["top"]))
-            print(f"  clip outcome: {r['emotion']}")
+            own = r.get("timeline_outcome") or {}
+            same = r.get("timeline_model") == r.get("model")
+            print(f"  clip outcome of this face model: {own.get('emotion')} ({own.get('probability', 0):.2f})"
+                  + ("" if same else f"; the outcome above ({r['emotion']}) is the {' + '.join(r['modalities_used'])} "
+                                     "model's"))
 
 
 def cmd_predict(args: argparse.Namespace) -> int:
     from emotion.predict import Prediction, load_predictors, predict_files
 
-    if not args.store and not args.model:
-        raise UsageError("give --store OUT (picks the best trained model) or --model PATH")
     predictors = load_predictors(args.store, args.model, args.split)
     results = predict_files(args.files, predictors, same_speaker=args.same_speaker)
     files = [r.to_dict() if isinstance(r, Prediction) else {"file": r[0], "error": r[1]} for r in results]

@@ -10,14 +10,14 @@ from typing import Any
 from prefect import flow, get_run_logger
 from prefect.task_runners import ThreadPoolTaskRunner
 
-from emotion.errors import UsageError
+from emotion.errors import StoreError, UsageError
 from emotion.extract import Step, audio_step, chunked, video_step
 from emotion.features import AudioFeatureParams, stable_hash
-from emotion.featuresets import FeatureParams
+from emotion.featuresets import FeatureParams, modality_of
 from emotion.video import FrameParams
 from tasks.artifacts import Progress, name_flow_run, publish_extract
 from tasks.cluster import dask_client
-from tasks.extract import commit, inventory, plan, run_chunk
+from tasks.extract import commit, inventory, landmark_features, plan, run_chunk
 
 MODALITIES = ("audio", "video")
 
@@ -34,6 +34,7 @@ class ExtractSummary:
     workers: list[str] = field(default_factory=list)
     rejects: list[dict[str, Any]] = field(default_factory=list)
     no_audio_clips: list[dict[str, Any]] = field(default_factory=list)
+    faces: dict[str, Any] | None = None  # mesh face crops: the landmark feature set, face-found rate, clips without a face
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -70,6 +71,10 @@ def extract(
     Returns one summary per modality.
     """
     log = get_run_logger()
+    if modality_of(features) == "video":  # a face feature set (landmarks): measured on its face-crop frames
+        if modality == "audio":
+            raise UsageError(f"the {features.name} feature set is measured on video frames; use --modality video or all")
+        frames, modality = features.frame_params(), "video"  # type: ignore[union-attr]
     t0, started = time.perf_counter(), time.time()
     run_tag = uuid.uuid4().hex[:12]  # names this run's temporary files
     steps = steps_for(modality, features, frames, chunk_size)
@@ -104,6 +109,11 @@ def extract(
         summary.rejected = len(summary.rejects)
         summary.no_audio = len(summary.no_audio_clips)
         summary.workers = sorted(set(summary.workers))
+        if s.modality == "video" and s.params.landmarks:  # type: ignore[union-attr]
+            try:
+                summary.faces = landmark_features(out, s.params)
+            except StoreError as exc:  # no face anywhere: no landmark features, and the summary says why
+                summary.faces = {"error": str(exc)}
         summary.seconds = round(time.perf_counter() - t0, 2)
         log.info("%s: processed %d, skipped %d, removed %d, rejected %d, without audio %d", s.modality,
                  summary.processed, summary.skipped, summary.removed, summary.rejected, summary.no_audio)

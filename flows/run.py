@@ -8,7 +8,7 @@ from prefect import flow, get_run_logger
 
 from emotion.errors import UsageError
 from emotion.features import AudioFeatureParams
-from emotion.featuresets import FeatureParams
+from emotion.featuresets import FeatureParams, modality_of
 from emotion.fusion import FUSION_MODELS
 from emotion.models import MODELS, SearchParams
 from emotion.nn import NN_MODELS
@@ -59,26 +59,38 @@ def run_pipeline(
     if modality not in ("audio", "video", "all"):
         raise UsageError(f"unknown modality {modality!r}; choose audio, video or all")
     audio_models, video_models, fusion_models = split_models(models)
+    # a face feature set (landmarks) feeds the feature models from the video's face crops, not from the voice
+    face_set = modality_of(features) == "video"
+    notes: list[str] = []
+    if face_set and modality == "audio":
+        raise UsageError(f"the {features.name} feature set is measured on video frames; use --modality video or all")
+    if face_set and fusion_models:
+        notes.append(f"fused models read an audio feature set, not {features.name}: skipped (their face side adds the "
+                     "landmark features by itself)")
+        fusion_models = ()
     if modality == "audio":
         video_models = fusion_models = ()
     if modality == "video":
-        audio_models = fusion_models = ()
+        fusion_models = ()
+        if not face_set:
+            audio_models = ()
     if not audio_models and not video_models and not fusion_models:
         raise UsageError(f"no {modality} model among {', '.join(models)}")
     extracted: dict[str, dict[str, Any]] = {}
-    notes: list[str] = []
     ex = {"full": full, "dask_address": dask_address, "workers": workers}
     if audio_models or fusion_models:
-        extracted.update({m: s.to_dict() for m, s in extract(data, out, "audio", features, **ex).items()})
+        got = extract(data, out, "video" if face_set else "audio", features, **ex)
+        extracted.update({(features.name if face_set else m): s.to_dict() for m, s in got.items()})
     frame_sets = list(dict.fromkeys(frames_for(m, frames) for m in (*video_models, *fusion_models)))
     for fp in frame_sets:
-        s = extract(data, out, "video", features, fp, **ex)["video"].to_dict()
+        s = extract(data, out, "video", features if not face_set else AudioFeatureParams(), fp, **ex)["video"].to_dict()
         extracted["video" if fp == frame_sets[0] else f"video ({fp.key})"] = s
-    has_audio = "audio" in extracted and _found(extracted["audio"])
+    feature_key = features.name if face_set else "audio"
+    has_audio = feature_key in extracted and _found(extracted[feature_key])
     has_video = any(_found(s) for k, s in extracted.items() if k.startswith("video"))
     if modality == "all":  # skip what the data cannot feed, and say so
         if audio_models and not has_audio:
-            notes.append("no audio clips under the data root: audio models skipped")
+            notes.append(f"no {'video' if face_set else 'audio'} clips under the data root: {features.name} models skipped")
             audio_models = ()
         if video_models and not has_video:
             notes.append("no video clips under the data root: video models skipped")

@@ -11,7 +11,7 @@ from sklearn.base import BaseEstimator
 
 from emotion.errors import StoreError
 from emotion.evaluate import loso, loso_data
-from emotion.featuresets import FeatureParams
+from emotion.featuresets import FeatureParams, read_feature_table
 from emotion.models import SearchParams, model_spec
 from emotion.report import loso_markdown, merge_loso, write_report
 from emotion.runs import load_run
@@ -43,7 +43,7 @@ def loso_model(out: str, model: str, split: ActorSplit, features: FeatureParams,
                speaker_norm: bool, mode: str, n_jobs: int, params_from: ActorSplit | None = None) -> dict[str, Any]:
     log = get_run_logger()
     store = Store(out)
-    df = store.read_features("audio", features.key)
+    df = read_feature_table(store, features)
     data = loso_data(df, features.column_names(), split, features.hash(), speaker_norm=speaker_norm,
                      copies=features.copies)
     fixed, source = (None, None)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from typing import Any
 
+import numpy as np
 from distributed import Client
 from prefect import get_run_logger, task
 from prefect.cache_policies import NO_CACHE
@@ -26,8 +27,10 @@ from emotion.extract import (
     plan_extraction,
     take_inventory,
 )
+from emotion.landmarks import LandmarkParams, update_landmark_features
 from emotion.sources import DataRoot
 from emotion.store import Store
+from emotion.video import FrameParams
 
 
 @task(name="inventory", cache_policy=NO_CACHE, task_run_name="inventory-{step.modality}")
@@ -82,3 +85,13 @@ def commit(out: str, step: Step, p: Plan, inv: Inventory, rejects: list[dict[str
     if step.modality == "audio":
         store.write_no_audio(no_audio or [])
     return dropped
+
+
+@task(name="landmark-features", cache_policy=NO_CACHE)
+def landmark_features(out: str, frames: FrameParams) -> dict[str, Any]:
+    """Measure the landmarks of the stored mesh face crops into the ``landmarks`` feature set; its summary."""
+    params = LandmarkParams(every=frames.every, size=frames.size)
+    table = update_landmark_features(Store(out), params)
+    rates = list(table.face_rate.values())
+    return {"feature_set": params.key, "clips": len(table.features), "clips_without_face": table.no_face,
+            "face_rate": round(float(np.mean(rates)), 4) if rates else 0.0}

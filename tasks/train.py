@@ -11,7 +11,7 @@ from prefect import get_run_logger, task
 from prefect.cache_policies import NO_CACHE
 
 from emotion.features import AudioFeatureParams
-from emotion.featuresets import FeatureParams
+from emotion.featuresets import FeatureParams, read_feature_table
 from emotion.fusion import AudioVisualFusion
 from emotion.fusion_training import fusion_data_hash, fusion_table, fusion_version, train_and_evaluate_fusion
 from emotion.models import SearchParams, model_spec
@@ -36,7 +36,7 @@ def train_model(
     """
     log = get_run_logger()
     store = Store(out)
-    df = store.read_features("audio", features.key)
+    df = read_feature_table(store, features)
     data = split_data(df, features.column_names(), split, features.hash(), speaker_norm=speaker_norm,
                       copies=features.copies)
     version = run_version(model, split, search, features.hash(), data.data_hash, speaker_norm)
@@ -58,7 +58,7 @@ def train_model(
 @task(name="data-version", cache_policy=NO_CACHE)
 def data_version(out: str, split: ActorSplit, features: FeatureParams) -> str:
     """The hash of the clips (paths and contents) the split trains and tests on."""
-    df = Store(out).read_features("audio", features.key)
+    df = read_feature_table(Store(out), features)
     return split_data(df, features.column_names(), split, features.hash(), copies=features.copies).data_hash
 
 
@@ -149,7 +149,8 @@ def train_fusion_model(
     est = AudioVisualFusion(method=model.removeprefix("fusion-"))
     table, acols, vcols = _fusion_table(out, audio, frames, (*split.train, *split.test), _parts(store, audio, frames))
     est.set_params(n_audio=len(acols))
-    version = fusion_version(est.method, est.get_params(), split, audio.key, frames.key, fusion_data_hash(table))
+    version = fusion_version(est.method, est.get_params(), split, audio.key, frames.key, fusion_data_hash(table),
+                             frames.landmarks)
     folder = store.run_dir(split.id, model, version)
     if store.run_complete(folder) and not force:
         log.info("%s: run %s is complete in the store; reusing it", model, version)

