@@ -213,7 +213,7 @@ def update_landmark_features(store: Store, params: LandmarkParams) -> LandmarkTa
     if frames.empty:
         raise StoreError(f"no face-crop frames {fkey} under {store.url} (run `emotion extract --modality video "
                          f"--face-crop` first)")
-    table = landmark_table(frames.drop(columns="_part"), params)
+    table = landmark_table(frames.drop(columns="_part", errors="ignore"), params)
     if table.features.empty:
         raise StoreError(f"no face was found in any clip of {fkey}: no landmark features")
     folder = store.features_dir("video", params.key)

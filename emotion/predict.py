@@ -572,6 +572,14 @@ def predict_file(path: str, predictors: Predictors) -> Prediction:
             audio_absent = audio_absent or absent
             pred.modalities_used = ["video"]
             pred.notes.append("fused model without a voice: predicted from the face alone")
+    elif audio_p is not None and video_p is not None and isinstance(predictors.video, ZeroShotFaceModel):
+        # a trained voice model beats an untrained face model: the outcome is the voice's, the face's is in the timeline
+        pred.probabilities, pred.model, pred.modalities_used = audio_p, predictors.audio.name, ["audio"]  # type: ignore[union-attr]
+        if predictors.audio is not None and predictors.audio.note:
+            pred.notes.append(predictors.audio.note)
+        top_face = max(video_p.items(), key=lambda kv: kv[1])
+        pred.notes.append(f"outcome from the trained voice model; the zero-shot face alone says {top_face[0]} "
+                          f"({top_face[1]:.2f})")
     elif audio_p is not None and video_p is not None:
         # no fused model: the outcome is the face model's, and the voice model's verdict is reported in the notes
         pred.probabilities, pred.model, pred.modalities_used = video_p, predictors.video.name, ["video"]  # type: ignore[union-attr]

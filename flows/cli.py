@@ -107,7 +107,9 @@ def _check_features(audio_models: tuple[str, ...], features: str) -> None:
 
 
 def _frames(args: argparse.Namespace) -> FrameParams:
-    return FrameParams(every=args.every, size=args.frame_size, face_crop=args.face_crop)
+    haar = getattr(args, "face_detector", "mesh") == "haar"
+    return FrameParams(every=args.every, size=args.frame_size, face_crop=args.face_crop,
+                       detector="haar" if haar else "mesh", margin=0.25 if haar else 0.0)
 
 
 def _video_params(args: argparse.Namespace) -> dict[str, dict[str, Any]]:
@@ -188,7 +190,8 @@ def _print_train(t: dict[str, Any]) -> None:
           f"{'test':>5}  run")
     for r in t["models"]:
         cv = "–" if r["cv_accuracy"] != r["cv_accuracy"] else f"{r['cv_accuracy']:.3f}±{r['cv_std']:.3f}"  # NaN: none
-        print(f"  {r['model']:<12} {r.get('modality', 'audio'):<6} {r['accuracy']:>8.3f} {r['macro_f1']:>8.3f} "
+        name = f"{r['model']}/landmarks" if r.get("features") == "landmarks" else r["model"]  # lr on the face's geometry
+        print(f"  {name:<12} {r.get('modality', 'audio'):<6} {r['accuracy']:>8.3f} {r['macro_f1']:>8.3f} "
               f"{r['uar']:>6.3f} {cv:>15} {r['n_train']:>6} {r['n_test']:>5}  "
               f"{r['run_dir']}{' (reused)' if r.get('reused') else ''}")
     print("  (validation: actor-grouped CV for audio and fused models, held-out training actors for video models)")
@@ -299,6 +302,16 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
         write_video_corpus(data, VideoSynthParams(actors=params.actors), workers=args.workers)
     r = _run(args, str(data), str(out / "store"))
+    if args.modality in ("video", "all") and _frames(args).detector == "mesh":
+        # the face's geometry: logistic regression on the landmarks feature set of the face crops just extracted
+        from emotion.landmarks import LandmarkParams
+
+        lm = LandmarkParams(every=args.every, size=args.frame_size)
+        t = _flows().run.train_models(str(out / "store"), r["train"]["split"], ("lr",), (), (), lm, _search(args),
+                                      _frames(args), None, n_jobs=args.jobs, force=args.full)
+        r["train"]["models"] = sorted([*r["train"]["models"], *({**m, "modality": "video"} for m in t["models"])],
+                                      key=lambda m: (-m["accuracy"], m["model"]))
+        r["train"]["report"] = t.get("report") or r["train"].get("report")
     r["seconds"] = round(time.perf_counter() - t0, 1)
     _emit(args, r, _print_run)
     if not args.json:
@@ -360,9 +373,9 @@ def _print_predictions(payload: dict[str, Any]) -> None:
                       + ", ".join(f"{x['emotion']} {x['probability']:.2f}" for x in t["top"]))
             own = r.get("timeline_outcome") or {}
             same = r.get("timeline_model") == r.get("model")
+            kind = "fused" if "/fusion-" in str(r.get("model")) else "voice" if r["modalities_used"] == ["audio"] else "face"
             print(f"  clip outcome of this face model: {own.get('emotion')} ({own.get('probability', 0):.2f})"
-                  + ("" if same else f"; the outcome above ({r['emotion']}) is the {' + '.join(r['modalities_used'])} "
-                                     "model's"))
+                  + ("" if same else f"; the outcome above ({r['emotion']}) is the {kind} model's"))
 
 
 def cmd_predict(args: argparse.Namespace) -> int:
@@ -459,7 +472,11 @@ def _add_frame_opts(p: argparse.ArgumentParser) -> None:
     p.add_argument("--every", type=int, default=20, help="keep every Nth video frame (default 20)")
     p.add_argument("--frame-size", type=int, default=256, help="side of the stored square gray frames (default 256)")
     p.add_argument("--face-crop", action="store_true",
-                   help="crop frames to the face (OpenCV's Haar cascade); the fer model always uses face crops")
+                   help="crop frames to the face, aligned (eyes level) and tight, with its 468 landmarks (MediaPipe "
+                        "face detection and mesh); the fer, fused and landmarks models always use face crops")
+    p.add_argument("--face-detector", choices=("mesh", "haar"), default="mesh",
+                   help="face front end: mesh (default; aligned crops and landmarks) or haar (the first release's "
+                        "square crops around OpenCV's Haar box, 0.25 margin, no landmarks)")
 
 
 def _add_train_opts(p: argparse.ArgumentParser) -> None:

@@ -64,7 +64,7 @@ def test_training_clips_without_audio_still_train_the_face():
     X[: len(X) // 3, :6] = np.nan
     est = AudioVisualFusion(n_audio=6).fit(X, y, groups=g)
     assert est.video_[-1].n_features_in_ == 5 if hasattr(est.video_[-1], "n_features_in_") else True
-    assert est.audio_[0].n_samples_seen_ == len(X) - len(X) // 3
+    assert est.audio_[-2].n_samples_seen_ == len(X) - len(X) // 3  # imputer, scaler, LR
 
 
 def test_contract_errors_and_saving():

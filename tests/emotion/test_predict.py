@@ -17,7 +17,7 @@ from emotion.extract import extract_audio_chunk, take_inventory
 from emotion.features import AudioFeatureParams
 from emotion.ids import EMOTION_LABELS
 from emotion.models import SearchParams, model_spec
-from emotion.predict import Prediction, choose_runs, load_predictors, predict_file, predict_files
+from emotion.predict import Prediction, ZeroShotFaceModel, choose_runs, load_predictors, predict_file, predict_files
 from emotion.sources import DataRoot
 from emotion.splits import ActorSplit
 from emotion.store import Store
@@ -140,11 +140,29 @@ def test_mp4_speech_is_predicted_and_a_silent_track_says_audio_absent(trained, t
     write_clip(silent, parse_id(silent.name), vp)  # video-only: a silent AAC track
     p = predict_file(str(av_clip), pred)
     _check_shape(p)
-    assert p.modalities_used == ["audio"] and "no video model: the face is not used" in p.notes
-    q = predict_file(str(silent), pred)
-    assert q.emotion is None and q.probabilities is None and q.modalities_used == []
+    # a store without a face model: the voice gives the outcome, the pretrained FER2013 model reads the face zero-shot
+    assert p.modalities_used == ["audio"] and p.model == pred.audio.name
+    assert p.timeline and p.timeline_model.startswith("zero-shot FER2013") and p.timeline_outcome["emotion"]
+    assert any(n.startswith("outcome from the trained voice model; the zero-shot face alone says") for n in p.notes)
+    q = predict_file(str(silent), pred)  # no voice: the zero-shot face gives the outcome, and says so
+    assert q.modalities_used == ["video"] and q.emotion == q.timeline_outcome["emotion"] and q.model == q.timeline_model
+    assert q.probabilities["calm"] == 0.0  # FER2013 has no calm
     assert any(n.startswith("audio absent: the audio track is silent") for n in q.notes)
-    assert json.loads(json.dumps(q.to_dict()))["emotion"] is None
+    assert any("zero-shot" in n for n in q.notes)
+    assert json.loads(json.dumps(q.to_dict()))["emotion"] == q.emotion
+
+
+@pytest.mark.real_data
+def test_predict_without_any_store_reads_real_faces_zero_shot():
+    from tests.conftest import real_video_files
+
+    preds = load_predictors(None)
+    assert preds.audio is None and preds.fusion is None and isinstance(preds.video, ZeroShotFaceModel)
+    happy = next(f for f in real_video_files() if f.name == "01-01-03-01-01-02-05.mp4")
+    p = predict_file(str(happy), preds)
+    assert p.emotion == "happy" and p.modalities_used == ["video"] and len(p.timeline) == 5
+    assert p.model == p.timeline_model and p.timeline_outcome["emotion"] == p.emotion
+    assert "no audio model: the voice is not used" in p.notes
 
 
 def test_bad_files_get_their_own_error_and_the_others_are_predicted(trained, tmp_path):
