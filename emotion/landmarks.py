@@ -168,11 +168,18 @@ class LandmarkParams(HashedParams):
 
 @dataclass(frozen=True)
 class LandmarkTable:
-    """One feature row per clip with a face, and the clips left out (no face in any kept frame)."""
+    """One feature row per clip with a face (with its counts of kept frames and of faces found), and the clips left
+    out (no face in any kept frame)."""
 
     features: pd.DataFrame
     no_face: list[str]
-    face_rate: dict[str, float]  # clip -> share of its kept frames with a face
+    faces: dict[str, tuple[int, int]]  # clip -> (kept frames with a face, kept frames)
+
+    @property
+    def face_rate(self) -> float:
+        """The share of all kept frames in which a face was found."""
+        found, total = (sum(v) for v in zip(*self.faces.values(), strict=True)) if self.faces else (0, 0)
+        return found / total if total else 0.0
 
 
 def landmark_table(frames: pd.DataFrame, params: LandmarkParams) -> LandmarkTable:
@@ -181,11 +188,11 @@ def landmark_table(frames: pd.DataFrame, params: LandmarkParams) -> LandmarkTabl
     label_cols = [c for c in LABEL_COLUMNS if c in frames.columns]
     rows: list[dict[str, Any]] = []
     no_face: list[str] = []
-    rate: dict[str, float] = {}
+    counts: dict[str, tuple[int, int]] = {}
     for path, g in frames.groupby("path", sort=True):
         g = g.sort_values("time")
         ok = g["face_found"].fillna(False).astype(bool) & g["landmarks"].notna()
-        rate[str(path)] = float(ok.mean())
+        counts[str(path)] = (int(ok.sum()), len(g))
         if not ok.any():
             no_face.append(str(path))
             continue
@@ -193,9 +200,10 @@ def landmark_table(frames: pd.DataFrame, params: LandmarkParams) -> LandmarkTabl
         vec = clip_features(g.loc[ok, "time"].to_numpy(), pts)
         first = g.iloc[0]
         rows.append({"path": path, "content_hash": first["content_hash"], **{c: first[c] for c in label_cols},
+                     "n_frames": len(g), "n_faces": int(ok.sum()),
                      **dict(zip(names, vec.astype(np.float32).tolist(), strict=True))})
-    cols = ["path", "content_hash", *label_cols, *names]
-    return LandmarkTable(pd.DataFrame(rows, columns=cols), no_face, rate)
+    cols = ["path", "content_hash", *label_cols, "n_frames", "n_faces", *names]
+    return LandmarkTable(pd.DataFrame(rows, columns=cols), no_face, counts)
 
 
 FRAME_COLUMNS = ["path", "content_hash", *LABEL_COLUMNS, "time", "face_found", "landmarks"]
@@ -225,6 +233,7 @@ def update_landmark_features(store: Store, params: LandmarkParams) -> LandmarkTa
     names = params.feature_names()
     fields = [pa.field("path", pa.string()), pa.field("content_hash", pa.string())]
     fields += [pa.field(c, pa.string() if c in ("gender", "emotion_label") else pa.int8()) for c in LABEL_COLUMNS]
+    fields += [pa.field("n_frames", pa.int32()), pa.field("n_faces", pa.int32())]  # kept frames, and those with a face
     fields += [pa.field(n, pa.float32()) for n in names]
     meta = {"emotion.params": json.dumps(params.to_dict(), sort_keys=True), "emotion.params_hash": params.hash()}
     arrow = pa.Table.from_pandas(table.features, schema=pa.schema(fields, metadata=meta), preserve_index=False)

@@ -172,6 +172,15 @@ def _print_extract(s: dict[str, Any]) -> None:
         absent = f", {d['no_audio']} without audio (video-only)" if m == "audio" else ""
         print(f"extract {m}: {d['processed']} processed, {d['skipped']} skipped, {d['removed']} removed, "
               f"{d['rejected']} rejected{absent} in {d['seconds']:.1f} s ({what} {d['feature_set']})")
+        faces = d.get("faces") or {}
+        if faces.get("error"):
+            print(f"  faces: {faces['error']}")
+        elif faces:
+            print(f"  faces: found in {faces['frames_with_face']} of {faces['frames']} kept frames "
+                  f"({100 * faces['face_rate']:.1f} %); {len(faces['clips_without_face'])} clip(s) without any face; "
+                  f"landmark features {faces['feature_set']}")
+            for p in faces["clips_without_face"][:10]:
+                print(f"    no face in any kept frame of {p}")
     for r in s["rejects"][:20]:
         print(f"  rejected {r['path']}: {r['reason']}")
     if len(s["rejects"]) > 20:

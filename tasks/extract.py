@@ -10,7 +10,6 @@ from __future__ import annotations
 
 from typing import Any
 
-import numpy as np
 from distributed import Client
 from prefect import get_run_logger, task
 from prefect.cache_policies import NO_CACHE
@@ -92,6 +91,6 @@ def landmark_features(out: str, frames: FrameParams) -> dict[str, Any]:
     """Measure the landmarks of the stored mesh face crops into the ``landmarks`` feature set; its summary."""
     params = LandmarkParams(every=frames.every, size=frames.size)
     table = update_landmark_features(Store(out), params)
-    rates = list(table.face_rate.values())
     return {"feature_set": params.key, "clips": len(table.features), "clips_without_face": table.no_face,
-            "face_rate": round(float(np.mean(rates)), 4) if rates else 0.0}
+            "frames_with_face": sum(f for f, _ in table.faces.values()), "frames": sum(n for _, n in table.faces.values()),
+            "face_rate": round(table.face_rate, 4)}

@@ -74,7 +74,8 @@ def test_table_has_one_row_per_clip_with_a_face_and_counts_the_others():
                          "landmarks": encode_landmarks(_face(rng)) if f else None})
     tab = landmark_table(pd.DataFrame(rows), LandmarkParams())
     assert list(tab.features["path"]) == ["a.mp4"] and tab.no_face == ["b.mp4"]
-    assert tab.face_rate == {"a.mp4": pytest.approx(2 / 3), "b.mp4": 0.0}
+    assert tab.faces == {"a.mp4": (2, 3), "b.mp4": (0, 2)} and tab.face_rate == pytest.approx(2 / 5)
+    assert tab.features[["n_frames", "n_faces"]].values.tolist() == [[3, 2]]
     assert tab.features[LandmarkParams().feature_names()].notna().all().all()
 
 
