@@ -55,8 +55,13 @@ VIDEO_MODELS = tuple(NN_MODELS)  # cnn, fer
 
 
 def frames_for(model: str, frames: FrameParams) -> FrameParams:
-    """The frame set a model reads: the transfer model and the fused models always take face crops."""
-    if (model == "fer" or model in FUSION_MODELS) and not frames.face_crop:
+    """The frame set a model reads: every face model (cnn, fer, fused) takes the aligned face crops.
+
+    The frame CNN used to read whole frames; on the demo's held-out synthetic
+    actors it reached 0.933 on them against 1.000 on face crops, and on real
+    720p video the face is a small part of the frame.
+    """
+    if not frames.face_crop:
         return replace(frames, face_crop=True)
     return frames
 

@@ -35,15 +35,14 @@ def test_run_video_trains_both_models_and_evaluates_per_clip(video_run, capsys):
     out, argv = video_run
     assert main(argv) == 0
     r = json.loads(capsys.readouterr().out)
-    # two frame sets: full frames for the CNN, face crops for the transfer model
+    # one frame set: the aligned face crops, for the CNN and the transfer model alike
     sets = {k: v["feature_set"] for k, v in r["extract"]["modalities"].items()}
-    assert sets["video"].startswith("full256-every20-")
-    assert {k for k in sets if k != "video"} == {f"video ({FrameParams(face_crop=True).key})"}
+    assert sets == {"video": FrameParams(face_crop=True).key}
     assert all(m["processed"] == 180 for m in r["extract"]["modalities"].values())
     models = {m["model"]: m for m in r["train"]["models"]}
     assert set(models) == {"cnn", "fer"}
     store = Store(str(out))
-    for name, m in models.items():
+    for m in models.values():
         assert m["modality"] == "video" and m["n_test"] == 60 and not m["reused"]
         folder = m["run_dir"]
         files = set(store.fs.ls(folder, detail=False))
@@ -55,7 +54,7 @@ def test_run_video_trains_both_models_and_evaluates_per_clip(video_run, capsys):
                     "train_actors", "test_actors", "cv_accuracy", "model"):
             assert key in metrics, key
         assert metrics["modality"] == "video" and metrics["test_actors"] == [21]
-        assert metrics["features"].startswith("face" if name == "fer" else "full")
+        assert metrics["features"].startswith("face")
         clips = pd.read_parquet(posixpath.join(folder, "predictions.parquet"))
         assert len(clips) == 60 and clips["path"].is_unique
         p = clips[[c for c in clips if c.startswith("p_")]].to_numpy()
