@@ -15,6 +15,7 @@ from emotion.nn import NN_MODELS
 from emotion.splits import DEFAULT_SPLIT, ActorSplit
 from emotion.video import FrameParams
 from flows.extract import extract
+from flows.naming import current_run, name, run_tags, split_label, tagged
 from flows.train import DEFAULT_MODELS, VIDEO_MODELS, frames_for, train_audio, train_fusion, train_video
 
 ALL_MODELS = (*MODELS, *NN_MODELS, *FUSION_MODELS)
@@ -29,7 +30,15 @@ def split_models(models: tuple[str, ...]) -> tuple[tuple[str, ...], tuple[str, .
             tuple(m for m in models if m in FUSION_MODELS))
 
 
-@flow(name="emotion-pipeline", flow_run_name="pipeline-{modality}-{split}")
+def pipeline_run_name() -> str:
+    """``pipeline-audio-seed-speakernorm-train=1-20,test=21-24-9f8e7d``."""
+    rid, p = current_run()
+    norm = "speakernorm" if p.get("speaker_norm") else None
+    return name("pipeline", p.get("modality", "all"), p.get("features", AudioFeatureParams()).name, norm,
+                split_label(p.get("split", DEFAULT_SPLIT)), rid)
+
+
+@flow(name="emotion-pipeline", flow_run_name=pipeline_run_name)
 def run_pipeline(
     data: str,
     out: str,
@@ -55,7 +64,6 @@ def run_pipeline(
     With ``modality="all"`` a modality without any clip under ``data`` is
     skipped with a note; asked for explicitly, it is an error.
     """
-    log = get_run_logger()
     if modality not in ("audio", "video", "all"):
         raise UsageError(f"unknown modality {modality!r}; choose audio, video or all")
     audio_models, video_models, fusion_models = split_models(models)
@@ -65,6 +73,16 @@ def run_pipeline(
         audio_models = fusion_models = ()
     if not audio_models and not video_models and not fusion_models:
         raise UsageError(f"no {modality} model among {', '.join(models)}")
+    with tagged(run_tags(modality=modality, features=features.name, split=split, speaker_norm=speaker_norm)):
+        return _pipeline(data, out, split, features, search, modality, frames, video_params, full, dask_address,
+                         workers, n_jobs, speaker_norm, audio_models, video_models, fusion_models)
+
+
+def _pipeline(data: str, out: str, split: str, features: FeatureParams, search: SearchParams, modality: str,
+              frames: FrameParams, video_params: dict[str, dict[str, Any]] | None, full: bool, dask_address: str | None,
+              workers: int | None, n_jobs: int | None, speaker_norm: bool, audio_models: tuple[str, ...],
+              video_models: tuple[str, ...], fusion_models: tuple[str, ...]) -> dict[str, Any]:
+    log = get_run_logger()
     extracted: dict[str, dict[str, Any]] = {}
     notes: list[str] = []
     ex = {"full": full, "dask_address": dask_address, "workers": workers}
