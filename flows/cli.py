@@ -143,6 +143,12 @@ def _out_dir(path: str) -> str:
     return str(p.resolve())
 
 
+def _split(text: str) -> str:
+    """The split as the user gave it (checked here, so a bad one stops before anything runs), for run names."""
+    ActorSplit.parse(text)
+    return "".join(text.split())
+
+
 def _search(args: argparse.Namespace) -> SearchParams:
     if args.n_iter < 1 or args.cv_folds < 2:
         raise UsageError("--n-iter must be at least 1 and --cv-folds at least 2")
@@ -247,10 +253,10 @@ def _strict_exit(args: argparse.Namespace, extracted: dict[str, Any]) -> int:
 def cmd_train(args: argparse.Namespace) -> int:
     fl = _flows()
     out = _existing_dir(args.out, "store")
-    split = ActorSplit.parse(args.split)
+    split = _split(args.split)
     audio, video, fusion = fl.run.split_models(tuple(_models(args.model, ",".join(default_models(args.features)))))
     _check_features(audio, args.features)
-    t = fl.run.train_models(out, str(split), audio, video, fusion, _features(args), _search(args),
+    t = fl.run.train_models(out, split, audio, video, fusion, _features(args), _search(args),
                             _frames(args), _video_params(args), n_jobs=args.jobs, force=args.force,
                             speaker_norm=args.speaker_norm)
     _emit(args, t, _print_train)
@@ -259,7 +265,7 @@ def cmd_train(args: argparse.Namespace) -> int:
 
 def _run(args: argparse.Namespace, data: str, out: str) -> dict[str, Any]:
     fl = _flows()
-    split = str(ActorSplit.parse(args.split))
+    split = _split(args.split)
     audio, video = ",".join(default_models(args.features)), ",".join(NN_MODELS)
     default = {"audio": audio, "video": video}.get(args.modality, ",".join((audio, video, *FUSION_MODELS)))
     models = tuple(_models(args.model, default))
@@ -329,7 +335,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
         raise UsageError("--params-from needs --fixed-params")
     evaluate_loso = _flows().evaluate.evaluate_loso
     out = _existing_dir(args.out, "store")
-    split = str(ActorSplit.parse(args.split))
+    split = _split(args.split)
     features = _features(args)
     models = tuple(_models(args.model or ["lr"]))
     _check_features(models, args.features)

@@ -55,7 +55,7 @@ def test_pipeline_runs_are_recorded_with_tasks_and_artifacts(prefect_api, tiny_c
     assert summary["extract"]["processed"] == 120
 
     runs = {r["name"]: r for r in post(api, "flow_runs/filter")}
-    pipeline = next(r for n, r in runs.items() if n.startswith("pipeline-audio-seed-train=1-3,test=21-"))
+    pipeline = next(r for n, r in runs.items() if n.startswith("pipeline-all-seed-train=1-3,test=21-"))
     extract = next(r for n, r in runs.items() if n.startswith("extract-audio-seed-data-"))
     train = next(r for n, r in runs.items() if n.startswith("train-audio-seed-train=1-3,test=21-data-"))
     for r in (pipeline, extract, train):
