@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from functools import partial
 from typing import Any
 
 from prefect import flow, get_run_logger
@@ -16,7 +18,8 @@ from emotion.splits import DEFAULT_SPLIT, ActorSplit
 from emotion.video import FrameParams
 from flows.extract import extract
 from flows.naming import current_run, name, run_tags, split_label, tagged
-from flows.train import DEFAULT_MODELS, VIDEO_MODELS, frames_for, train_audio, train_fusion, train_video
+from flows.train import DEFAULT_MODELS, VIDEO_MODELS, frames_for, frames_label, train_audio, train_fusion, train_video
+from tasks.pipeline import pipeline_step
 
 ALL_MODELS = (*MODELS, *NN_MODELS, *FUSION_MODELS)
 
@@ -87,10 +90,12 @@ def _pipeline(data: str, out: str, split: str, features: FeatureParams, search: 
     notes: list[str] = []
     ex = {"full": full, "dask_address": dask_address, "workers": workers}
     if audio_models or fusion_models:
-        extracted.update({m: s.to_dict() for m, s in extract(data, out, "audio", features, **ex).items()})
+        step = partial(extract, data, out, "audio", features, **ex)
+        extracted.update({m: s.to_dict() for m, s in pipeline_step(f"extract-audio-{features.name}", step).items()})
     frame_sets = list(dict.fromkeys(frames_for(m, frames) for m in (*video_models, *fusion_models)))
     for fp in frame_sets:
-        s = extract(data, out, "video", features, fp, **ex)["video"].to_dict()
+        step = partial(extract, data, out, "video", features, fp, **ex)
+        s = pipeline_step(f"extract-video-{frames_label(fp)}", step)["video"].to_dict()
         extracted["video" if fp == frame_sets[0] else f"video ({fp.key})"] = s
     has_audio = "audio" in extracted and _found(extracted["audio"])
     has_video = any(_found(s) for k, s in extracted.items() if k.startswith("video"))
@@ -109,7 +114,7 @@ def _pipeline(data: str, out: str, split: str, features: FeatureParams, search: 
     for n in notes:
         log.info(n)
     trained = train_models(out, split, audio_models, video_models, fusion_models, features, search, frames,
-                           video_params, n_jobs=n_jobs, force=full, speaker_norm=speaker_norm)
+                           video_params, n_jobs=n_jobs, force=full, speaker_norm=speaker_norm, as_steps=True)
     return {"extract": extracted, "notes": notes, "train": trained}
 
 
@@ -117,17 +122,26 @@ def train_models(
     out: str, split: str, audio_models: tuple[str, ...], video_models: tuple[str, ...], fusion_models: tuple[str, ...],
     features: FeatureParams, search: SearchParams, frames: FrameParams,
     video_params: dict[str, dict[str, Any]] | None, n_jobs: int | None = None, force: bool = False,
-    speaker_norm: bool = False,
+    speaker_norm: bool = False, as_steps: bool = False,
 ) -> dict[str, Any]:
-    """Run the training flow of each modality that has models; every model's result, best first."""
+    """Run the training flow of each modality that has models; every model's result, best first.
+
+    ``as_steps``: inside the pipeline's flow run, each training flow runs in a task run of it (:func:`pipeline_step`).
+    """
+    def run(step: str, fn: Callable[[], dict[str, Any]]) -> dict[str, Any]:
+        return pipeline_step(step, fn) if as_steps else fn()
+
     results = []
     if audio_models:
-        results.append(train_audio(out, split, audio_models, features, search, n_jobs=n_jobs, force=force,
-                                   speaker_norm=speaker_norm))
+        results.append(run(f"train-audio-{'-'.join(audio_models)}", partial(
+            train_audio, out, split, audio_models, features, search, n_jobs=n_jobs, force=force,
+            speaker_norm=speaker_norm)))
     if video_models:
-        results.append(train_video(out, split, video_models, frames, video_params, force=force))
+        results.append(run(f"train-video-{'-'.join(video_models)}", partial(
+            train_video, out, split, video_models, frames, video_params, force=force)))
     if fusion_models:
-        results.append(train_fusion(out, split, fusion_models, features, frames, force=force))
+        results.append(run(f"train-fusion-{'-'.join(m.removeprefix('fusion-') for m in fusion_models)}", partial(
+            train_fusion, out, split, fusion_models, features, frames, force=force)))
     runs = [{"modality": "audio", **r} for t in results for r in t["models"]]
     sp = ActorSplit.parse(split)
     last = results[-1] if results else {}

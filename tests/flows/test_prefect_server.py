@@ -72,6 +72,13 @@ def test_pipeline_runs_are_recorded_with_tasks_and_artifacts(prefect_api, tiny_c
     for r in (pipeline, extract, train):
         assert {"split:train=1-3,test=21", "features:seed", "speaker-norm:no"} <= set(r["tags"]), r["tags"]
     assert {"modality:audio", f"data:{version}"} <= set(extract["tags"]) & set(train["tags"])
+    # the pipeline's steps are task runs of its own run (not "0 Task runs"), each the parent of its step's flow run
+    steps = {t["name"]: t for t in post(api, "task_runs/filter", {"flow_runs": {"id": {"any_": [pipeline["id"]]}}})}
+    assert {"extract-audio-seed", "train-audio-svc"} <= set(steps)
+    assert all(t["state_type"] == "COMPLETED" for t in steps.values())
+    for run, step in ((extract, "extract-audio-seed"), (train, "train-audio-svc")):
+        placeholder = call("GET", f"{api}/task_runs/{run['parent_task_run_id']}").json()
+        assert {"input_type": "task_run", "id": steps[step]["id"]} in placeholder["task_inputs"]["__parents__"]
     tasks = post(api, "task_runs/filter", {"flow_runs": {"id": {"any_": [extract["id"], train["id"]]}}})
     names = sorted(t["name"] for t in tasks)
     assert [n for n in names if n.startswith("extract-audio-")] == [
