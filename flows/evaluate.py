@@ -12,10 +12,10 @@ from emotion.features import AudioFeatureParams
 from emotion.featuresets import FeatureParams
 from emotion.models import SearchParams, check_features
 from emotion.splits import DEFAULT_SPLIT, ActorSplit
-from flows.naming import current_run, name, run_tags, split_label, tagged
+from flows.naming import current_run, name, run_tags, split_used, tagged
 from tasks.cluster import default_workers
 from tasks.evaluate import loso_model, write_loso_summary
-from tasks.extract import stored_data_version
+from tasks.extract import stored_extraction
 
 
 def loso_run_name() -> str:
@@ -23,9 +23,9 @@ def loso_run_name() -> str:
     rid, p = current_run()
     features = p.get("features", AudioFeatureParams())
     norm = "speakernorm" if p.get("speaker_norm") else None
-    version = stored_data_version(p["out"], "features/audio", features.key)
+    version, actors = stored_extraction(p["out"], "features/audio", features.key)
     return name("loso", ",".join(p.get("models", ("lr",))), features.name, norm,
-                split_label(p.get("split", DEFAULT_SPLIT)), f"data-{version}" if version else None, rid)
+                split_used(p.get("split", DEFAULT_SPLIT), actors), f"data-{version}" if version else None, rid)
 
 
 @flow(name="evaluate-loso", flow_run_name=loso_run_name)
@@ -49,8 +49,9 @@ def evaluate_loso(
     for m in models:
         check_features(m, features.name)
     jobs = n_jobs or default_workers()
+    version, actors = stored_extraction(out, "features/audio", features.key)
     labels = run_tags(modality="audio", features=features.name, split=split, speaker_norm=speaker_norm,
-                      data_version=stored_data_version(out, "features/audio", features.key))
+                      data_version=version, actors=actors)
     with tagged(labels):
         results = [loso_model(out, m, sp, features, search, speaker_norm, mode, jobs, source) for m in models]
         summary = write_loso_summary(out, sp, results)

@@ -18,8 +18,9 @@ from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from typing import Any
 
-from prefect import tags
-from prefect.context import FlowRunContext
+from prefect.context import FlowRunContext, TagsContext
+
+from emotion.splits import ActorSplit, format_actors
 
 
 def short_id(run_id: Any) -> str:
@@ -32,8 +33,26 @@ def split_label(split: str) -> str:
     return "".join(str(split).split())
 
 
+def split_used(split: str, actors: Iterable[int]) -> str:
+    """The split as given, or, where the data lacks some of its actors, the actors it really has
+    (``train=01-04,test=21`` for ``train=1-20,test=21-24`` on actors 1-4 and 21)."""
+    present = set(actors)
+    sp = ActorSplit.parse(split)
+    train, test = tuple(a for a in sp.train if a in present), tuple(a for a in sp.test if a in present)
+    if not present or (train, test) == (sp.train, sp.test):
+        return split_label(split)
+    return f"train={_actors(train)},test={_actors(test)}"
+
+
+def _actors(actors: tuple[int, ...]) -> str:
+    return format_actors(actors).replace(".", ",") if actors else "none"
+
+
 def run_tags(*, modality: str | None = None, features: str | None = None, split: str | None = None,
-             data_version: str | None = None, speaker_norm: bool | None = None) -> list[str]:
+             data_version: str | None = None, speaker_norm: bool | None = None,
+             actors: Iterable[int] = ()) -> list[str]:
+    """Tags of a run; ``actors`` (those the data has) adds ``actors:train=01-04,test=21`` where the split
+    names actors the data lacks."""
     out = []
     if modality:
         out.append(f"modality:{modality}")
@@ -41,6 +60,8 @@ def run_tags(*, modality: str | None = None, features: str | None = None, split:
         out.append(f"features:{features}")
     if split:
         out.append(f"split:{split_label(split)}")
+    if split and actors and split_used(split, actors) != split_label(split):
+        out.append(f"actors:{split_used(split, actors)}")
     if data_version:
         out.append(f"data:{data_version}")
     if speaker_norm is not None:
@@ -60,19 +81,30 @@ def name(*parts: str | None) -> str:
     return "-".join(p for p in parts if p)
 
 
+def _kind(tag: str) -> str:
+    return tag.split(":", 1)[0] if ":" in tag else tag
+
+
+def merge_tags(have: Iterable[str], labels: Iterable[str]) -> list[str]:
+    """``have`` with ``labels`` added; a label replaces an inherited tag of its kind (``modality:all`` of the
+    pipeline gives way to ``modality:audio`` of its extraction)."""
+    labels = list(dict.fromkeys(labels))
+    kinds = {_kind(t) for t in labels if ":" in t}
+    return list(dict.fromkeys([*(t for t in have if _kind(t) not in kinds), *labels]))
+
+
 @contextmanager
 def tagged(labels: Iterable[str]) -> Iterator[None]:
     """Add ``labels`` to the running flow run, and to the task and flow runs created inside the block."""
-    labels = list(dict.fromkeys(labels))
     ctx = FlowRunContext.get()
     if ctx is not None and ctx.flow_run is not None:
         have = list(ctx.flow_run.tags or [])
-        new = list(dict.fromkeys([*have, *labels]))
+        new = merge_tags(have, labels)
         if new != have:
             from prefect.client.orchestration import get_client
 
             with get_client(sync_client=True) as client:
                 client.update_flow_run(flow_run_id=ctx.flow_run.id, tags=new)
             ctx.flow_run.tags = new
-    with tags(*labels):
+    with TagsContext(current_tags=set(merge_tags(TagsContext.get().current_tags, labels))):
         yield

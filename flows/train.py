@@ -16,10 +16,10 @@ from emotion.nn import NN_MODELS
 from emotion.splits import DEFAULT_SPLIT, ActorSplit
 from emotion.video import FrameParams
 from emotion.video_training import build_model
-from flows.naming import current_run, name, run_tags, split_label, tagged
+from flows.naming import current_run, name, run_tags, split_label, split_used, tagged
 from tasks.artifacts import Progress, progress_key, publish_metrics
 from tasks.cluster import default_workers
-from tasks.extract import stored_data_version
+from tasks.extract import stored_extraction
 from tasks.train import STEPS_PER_MODEL, report, train_fusion_model, train_model, train_video_model, write_summary
 
 
@@ -32,8 +32,9 @@ def frames_label(frames: FrameParams) -> str:
     return frames.key.rsplit("-", 1)[0]
 
 
-def _audio_version(out: str, features: FeatureParams) -> str:
-    return stored_data_version(out, "features/audio", features.key)
+def _audio_data(out: str, features: FeatureParams) -> tuple[str, tuple[int, ...]]:
+    """The data version and actors of the stored audio features (recorded by the extraction that wrote them)."""
+    return stored_extraction(out, "features/audio", features.key)
 
 
 def train_audio_run_name() -> str:
@@ -41,8 +42,8 @@ def train_audio_run_name() -> str:
     rid, p = current_run()
     features = p.get("features", AudioFeatureParams())
     norm = "speakernorm" if p.get("speaker_norm") else None
-    return name("train-audio", features.name, norm, split_label(p.get("split", DEFAULT_SPLIT)),
-                _data(_audio_version(p["out"], features)), rid)
+    version, actors = _audio_data(p["out"], features)
+    return name("train-audio", features.name, norm, split_used(p.get("split", DEFAULT_SPLIT), actors), _data(version), rid)
 
 
 def _progress(modality: str, models: tuple[str, ...], split: str) -> Progress:
@@ -66,8 +67,9 @@ def train_audio(
     for m in models:
         check_features(m, features.name)  # fail fast on an unknown name or a set the model cannot read
     jobs = n_jobs or default_workers()
-    labels = run_tags(modality="audio", features=features.name, split=split, data_version=_audio_version(out, features),
-                      speaker_norm=speaker_norm)
+    version, actors = _audio_data(out, features)
+    labels = run_tags(modality="audio", features=features.name, split=split, data_version=version,
+                      speaker_norm=speaker_norm, actors=actors)
     with tagged(labels):
         progress = _progress("audio", models, split)
         results = [train_model(out, m, sp, features, search, jobs, force, speaker_norm, progress) for m in models]
@@ -93,16 +95,17 @@ def frames_for(model: str, frames: FrameParams) -> FrameParams:
     return frames
 
 
-def _video_version(out: str, frames: FrameParams) -> str:
-    return stored_data_version(out, "frames", frames.key)
+def _video_data(out: str, frames: FrameParams) -> tuple[str, tuple[int, ...]]:
+    return stored_extraction(out, "frames", frames.key)
 
 
 def train_video_run_name() -> str:
     """``train-video-full256-every20-train=1-20,test=21-24-data-1a2b3c4d-9f8e7d``."""
     rid, p = current_run()
     frames = p.get("frames", FrameParams())
-    return name("train-video", frames_label(frames), split_label(p.get("split", DEFAULT_SPLIT)),
-                _data(_video_version(p["out"], frames)), rid)
+    version, actors = _video_data(p["out"], frames)
+    return name("train-video", frames_label(frames), split_used(p.get("split", DEFAULT_SPLIT), actors), _data(version),
+                rid)
 
 
 @flow(name="train-video", flow_run_name=train_video_run_name)
@@ -121,8 +124,8 @@ def train_video(
     sp = ActorSplit.parse(split)
     for m in models:
         build_model(m, **(params or {}).get(m, {}))  # fail fast on an unknown name or parameter
-    labels = run_tags(modality="video", features=frames_label(frames), split=split,
-                      data_version=_video_version(out, frames))
+    version, actors = _video_data(out, frames)
+    labels = run_tags(modality="video", features=frames_label(frames), split=split, data_version=version, actors=actors)
     with tagged(labels):
         progress = _progress("video", models, split)
         results = [train_video_model(out, m, sp, frames_for(m, frames), (params or {}).get(m, {}), force, progress)
@@ -135,8 +138,9 @@ def train_fusion_run_name() -> str:
     rid, p = current_run()
     features, frames = p.get("features", AudioFeatureParams()), p.get("frames", FrameParams(face_crop=True))
     face = replace(frames, face_crop=True)
-    return name("train-fusion", features.name, frames_label(face), split_label(p.get("split", DEFAULT_SPLIT)),
-                _data(_audio_version(p["out"], features)), rid)
+    version, actors = _audio_data(p["out"], features)
+    return name("train-fusion", features.name, frames_label(face), split_used(p.get("split", DEFAULT_SPLIT), actors),
+                _data(version), rid)
 
 
 @flow(name="train-fusion", flow_run_name=train_fusion_run_name)
@@ -154,8 +158,8 @@ def train_fusion(
     if bad:
         raise UsageError(f"unknown fusion model {bad[0]!r}; choose from {', '.join(FUSION_MODELS)}")
     face = replace(frames, face_crop=True)  # the face embedding is FER2013's: it reads face crops
-    labels = run_tags(modality="fusion", features=features.name, split=split,
-                      data_version=_audio_version(out, features))
+    version, actors = _audio_data(out, features)
+    labels = run_tags(modality="fusion", features=features.name, split=split, data_version=version, actors=actors)
     with tagged([*labels, f"frames:{frames_label(face)}"]):
         progress = _progress("fusion", models, split)
         results = [train_fusion_model(out, m, sp, features, face, force, progress) for m in models]

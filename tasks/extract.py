@@ -105,8 +105,9 @@ def commit(out: str, step: Step, p: Plan, inv: Inventory, rejects: list[dict[str
     those of this run (``run_tag``; all its writers have finished), were left
     by a writer that was killed, and are removed.
 
-    ``data_version`` (the hash of the clips this run extracted from) is
-    recorded in ``params.json``: the runs that read these rows name it.
+    ``data_version`` (the hash of the clips this run extracted from) and the
+    actors found are recorded in ``params.json``: the runs that read these
+    rows name them.
     """
     store = Store(out)
     folder = store.dataset_dir(step.dataset, step.key)
@@ -115,7 +116,8 @@ def commit(out: str, step: Step, p: Plan, inv: Inventory, rejects: list[dict[str
     dropped += compact(store, folder, duplicate_rows(store.dataset_keys(step.dataset, step.key)))
     store.remove_stale_temporaries(folder, older_than=started, tag=run_tag)
     store.write_json(f"{folder}/params.json", {"params": step.params.to_dict(), "hash": step.params.hash(),
-                                               "data_version": data_version})
+                                               "data_version": data_version,
+                                               "actors": sorted({rid.actor for _, rid, _ in inv.clips})})
     rejected = {r["path"] for r in rejects} | {r["path"] for r in no_audio or []}
     manifest = inv.manifest()
     store.write_manifest(step.modality, manifest[~manifest["path"].isin(rejected)])
@@ -125,11 +127,12 @@ def commit(out: str, step: Step, p: Plan, inv: Inventory, rejects: list[dict[str
     return dropped
 
 
-def stored_data_version(out: str, dataset: str, key: str) -> str:
-    """The data version the last extraction recorded for the rows of ``dataset``/``key`` ("" if none)."""
+def stored_extraction(out: str, dataset: str, key: str) -> tuple[str, tuple[int, ...]]:
+    """The data version and the actors the last extraction recorded for ``dataset``/``key`` ("" and () if none)."""
     store = Store(out)
     path = f"{store.dataset_dir(dataset, key)}/params.json"
     try:
-        return str(store.read_json(path).get("data_version", "")) if store.exists(path) else ""
+        info = store.read_json(path) if store.exists(path) else {}
     except (OSError, ValueError):
-        return ""
+        info = {}
+    return str(info.get("data_version", "")), tuple(int(a) for a in info.get("actors", []))

@@ -72,6 +72,7 @@ def test_pipeline_runs_are_recorded_with_tasks_and_artifacts(prefect_api, tiny_c
     for r in (pipeline, extract, train):
         assert {"split:train=1-3,test=21", "features:seed", "speaker-norm:no"} <= set(r["tags"]), r["tags"]
     assert {"modality:audio", f"data:{version}"} <= set(extract["tags"]) & set(train["tags"])
+    assert "modality:all" in pipeline["tags"] and "modality:all" not in extract["tags"]  # a step's own tag wins
     # the pipeline's steps are task runs of its own run (not "0 Task runs"), each the parent of its step's flow run
     steps = {t["name"]: t for t in post(api, "task_runs/filter", {"flow_runs": {"id": {"any_": [pipeline["id"]]}}})}
     assert {"extract-audio-seed", "train-audio-svc"} <= set(steps)
