@@ -17,7 +17,7 @@ from emotion.extract import Inventory, Step, audio_step, chunked, data_version, 
 from emotion.features import AudioFeatureParams
 from emotion.featuresets import FeatureParams
 from emotion.video import FrameParams
-from flows.naming import current_run, name, run_tags, tagged
+from flows.naming import current_run, frames_label, name, run_tags, tagged
 from tasks.artifacts import Progress, progress_key, publish_extract
 from tasks.cluster import ClipCounter, dask_client
 from tasks.extract import commit, inventory, plan, run_chunk, take_inventory_for_run
@@ -55,7 +55,7 @@ def steps_for(modality: str, features: FeatureParams, frames: FrameParams, chunk
 
 def _run_label(modality: str, features: FeatureParams, frames: FrameParams) -> str:
     """What an extraction computes: the audio feature set, or the frame set for video alone."""
-    return frames.key.rsplit("-", 1)[0] if modality == "video" else features.name
+    return frames_label(frames) if modality == "video" else features.name
 
 
 def _inventories(run_id: str, data: str, steps: list[Step]) -> dict[str, Inventory]:
@@ -142,8 +142,9 @@ def _extract(data: str, out: str, steps: list[Step], invs: dict[str, Inventory],
             first += len(c)
     if work:
         what = {s.modality: f"({s.modality}, {getattr(s.params, 'name', s.key)})" for s in steps}
-        progress = {s.modality: Progress(len(plans[s.modality].todo), progress_key(s.modality, "extract"), what[s.modality])
-                    for s in steps if plans[s.modality].todo}
+        starting = f"starting on the Dask cluster at {dask_address}" if dask_address else "starting the Dask workers"
+        progress = {s.modality: Progress(len(plans[s.modality].todo), progress_key(s.modality, "extract"), what[s.modality],
+                                         starting=starting) for s in steps if plans[s.modality].todo}
         chunks_of = {m: [i for s, i, _, _ in work if s.modality == m] for m in progress}
         topic = f"emotion-progress-{run_tag}"
         with dask_client(dask_address, workers, jobs=len(work)) as client:

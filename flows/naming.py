@@ -20,7 +20,9 @@ from typing import Any
 
 from prefect.context import FlowRunContext, TagsContext
 
+from emotion.errors import EmotionError
 from emotion.splits import ActorSplit, format_actors
+from emotion.video import FrameParams
 
 
 def short_id(run_id: Any) -> str:
@@ -33,11 +35,19 @@ def split_label(split: str) -> str:
     return "".join(str(split).split())
 
 
+def frames_label(frames: FrameParams) -> str:
+    """``face224-every20``: a frame set by its settings, without its hash."""
+    return frames.key.rsplit("-", 1)[0]
+
+
 def split_used(split: str, actors: Iterable[int]) -> str:
     """The split as given, or, where the data lacks some of its actors, the actors it really has
     (``train=01-04,test=21`` for ``train=1-20,test=21-24`` on actors 1-4 and 21)."""
     present = set(actors)
-    sp = ActorSplit.parse(split)
+    try:
+        sp = ActorSplit.parse(split)
+    except EmotionError:
+        return split_label(split)  # the run itself stops with the reason
     train, test = tuple(a for a in sp.train if a in present), tuple(a for a in sp.test if a in present)
     if not present or (train, test) == (sp.train, sp.test):
         return split_label(split)

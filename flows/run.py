@@ -17,8 +17,8 @@ from emotion.nn import NN_MODELS
 from emotion.splits import DEFAULT_SPLIT, ActorSplit
 from emotion.video import FrameParams
 from flows.extract import extract
-from flows.naming import current_run, name, run_tags, split_label, tagged
-from flows.train import DEFAULT_MODELS, VIDEO_MODELS, frames_for, frames_label, train_audio, train_fusion, train_video
+from flows.naming import current_run, frames_label, name, run_tags, split_label, tagged
+from flows.train import DEFAULT_MODELS, VIDEO_MODELS, frames_for, train_audio, train_fusion, train_video
 from tasks.pipeline import pipeline_step
 
 ALL_MODELS = (*MODELS, *NN_MODELS, *FUSION_MODELS)

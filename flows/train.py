@@ -16,7 +16,7 @@ from emotion.nn import NN_MODELS
 from emotion.splits import DEFAULT_SPLIT, ActorSplit
 from emotion.video import FrameParams
 from emotion.video_training import build_model
-from flows.naming import current_run, name, run_tags, split_label, split_used, tagged
+from flows.naming import current_run, frames_label, name, run_tags, split_label, split_used, tagged
 from tasks.artifacts import Progress, progress_key, publish_metrics
 from tasks.cluster import default_workers
 from tasks.extract import stored_extraction
@@ -25,11 +25,6 @@ from tasks.train import STEPS_PER_MODEL, report, train_fusion_model, train_model
 
 def _data(version: str) -> str | None:
     return f"data-{version}" if version else None
-
-
-def frames_label(frames: FrameParams) -> str:
-    """``face224-every20``: the frame set without its hash."""
-    return frames.key.rsplit("-", 1)[0]
 
 
 def _audio_data(out: str, features: FeatureParams) -> tuple[str, tuple[int, ...]]:

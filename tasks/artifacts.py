@@ -49,10 +49,11 @@ class Progress:
     """
 
     def __init__(self, total: int, key: str, what: str, unit: str = "clips", step: float = 0.5,
-                 interval: float = 0.5) -> None:
+                 interval: float = 0.5, starting: str = "") -> None:
         self.total, self.what, self.unit, self.step, self.interval = max(total, 1), what, unit, step, interval
         self.done, self._shown, self._at = 0, 0.0, 0.0
-        self.id: UUID = create_progress_artifact(0.0, key=key, description=self._description(0))
+        start = self._description(0) + (f": {starting}" if starting else "")  # until the first update
+        self.id: UUID = create_progress_artifact(0.0, key=key, description=start)
 
     def _description(self, done: int) -> str:
         return f"`{progress_bar(done / self.total)}` {done} of {self.total} {self.unit} {self.what}".rstrip()
