@@ -100,6 +100,7 @@ def test_the_ui_in_a_browser_lists_a_finished_run(emotion_server, two_extraction
         dom = render_page(f"{ui}{page}", tmp_path, screenshot=shot if page == "/runs" else None)
         assert "connect to Server API" not in dom and "Can't connect" not in dom, page
         assert two_extractions[-1] in dom, f"{page}: no run listed (screenshot {shot})"
+        assert "Completed" in dom, page  # listed as finished
     assert shot.stat().st_size > 10_000
 
 
