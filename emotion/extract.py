@@ -36,7 +36,7 @@ import pyarrow.parquet as pq
 
 from emotion.audio import load_audio
 from emotion.errors import InvalidIdError, NoAudioError, RejectedInput
-from emotion.features import AudioFeatureParams
+from emotion.features import AudioFeatureParams, stable_hash
 from emotion.featuresets import Extractor, FeatureParams, make_extractor
 from emotion.ids import Modality, RavdessId, parse_id
 from emotion.landmarks import encode_landmarks
@@ -211,6 +211,15 @@ def duplicate_rows(stored: pd.DataFrame) -> dict[str, set[tuple[str, str]]]:
     return out
 
 
+def data_version(clips: Iterable[ClipRef]) -> str:
+    """The version of a data snapshot: a hash of every clip's path and content hash (8 hex digits).
+
+    Extraction records it beside the features it writes, so the runs that
+    read them name the same version as the extraction that wrote them.
+    """
+    return stable_hash(sorted({(r.path, r.content_hash) for r in clips}), 8)
+
+
 def chunked(items: Sequence[ClipRef], size: int) -> list[list[ClipRef]]:
     size = max(1, size)
     return [list(items[i : i + size]) for i in range(0, len(items), size)]
@@ -302,8 +311,13 @@ def frame_rows(root: DataRoot, ref: ClipRef, params: FrameParams) -> list[dict[s
     return rows
 
 
-def extract_chunk(step: Step, clips: Sequence[ClipRef], data_url: str, store_url: str, run_tag: str = "") -> ChunkResult:
-    """Process ``clips`` for ``step`` and write their rows as one Parquet part (temporaries tagged ``run_tag``)."""
+def extract_chunk(step: Step, clips: Sequence[ClipRef], data_url: str, store_url: str, run_tag: str = "",
+                  on_clip: Callable[[int], None] | None = None) -> ChunkResult:
+    """Process ``clips`` for ``step`` and write their rows as one Parquet part (temporaries tagged ``run_tag``).
+
+    ``on_clip(n)`` is called after each clip with the number of clips of the chunk done so far (processed,
+    rejected or without audio), so that progress can move with clips rather than chunks.
+    """
     t0 = time.perf_counter()
     root, store = _root(data_url), _store(store_url)
     rows: list[dict[str, Any]] = []
@@ -323,6 +337,8 @@ def extract_chunk(step: Step, clips: Sequence[ClipRef], data_url: str, store_url
             rejects.append(reject(ref.path, exc.reason, "decode"))
         except Exception as exc:  # noqa: BLE001 - a bad file must not stop the others
             rejects.append(reject(ref.path, f"unexpected {type(exc).__name__}: {exc}", "decode"))
+        if on_clip is not None:
+            on_clip(n_ok + len(rejects) + len(no_audio))
     part = None
     if rows:
         schema = frame_schema(step.params) if isinstance(step.params, FrameParams) else feature_schema(step.params)

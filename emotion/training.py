@@ -7,6 +7,7 @@ run folder holds, as bytes and JSON-able dicts; the caller writes them.
 from __future__ import annotations
 
 import io
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -194,8 +195,15 @@ def train_and_evaluate(
     feature_params: dict[str, Any],
     feature_hash: str,
     n_jobs: int = 1,
+    on_stage: Callable[[str], None] | None = None,
 ) -> RunOutput:
+    """Tune ``spec`` by grouped CV on the training actors, fit it and evaluate it on the test actors.
+
+    ``on_stage`` is told when the search is done ("tuned"), so a caller can show progress.
+    """
     result = tune(spec, data.X_train, data.y_train, data.groups, search, n_jobs=n_jobs)
+    if on_stage is not None:
+        on_stage("tuned")
     est = result.estimator
     if data.copies > 1:  # hyper-parameters chosen on the clips themselves; the final fit adds their copies
         est = clone(est).fit(*data.augmented_train())

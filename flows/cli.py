@@ -12,6 +12,8 @@ import dataclasses
 import json
 import logging
 import os
+import re
+import socket
 import sys
 import time
 from pathlib import Path
@@ -143,6 +145,12 @@ def _out_dir(path: str) -> str:
     return str(p.resolve())
 
 
+def _split(text: str) -> str:
+    """The split as the user gave it (checked here, so a bad one stops before anything runs), for run names."""
+    ActorSplit.parse(text)
+    return "".join(text.split())
+
+
 def _search(args: argparse.Namespace) -> SearchParams:
     if args.n_iter < 1 or args.cv_folds < 2:
         raise UsageError("--n-iter must be at least 1 and --cv-folds at least 2")
@@ -257,10 +265,10 @@ def _strict_exit(args: argparse.Namespace, extracted: dict[str, Any]) -> int:
 def cmd_train(args: argparse.Namespace) -> int:
     fl = _flows()
     out = _existing_dir(args.out, "store")
-    split = ActorSplit.parse(args.split)
+    split = _split(args.split)
     audio, video, fusion = fl.run.split_models(tuple(_models(args.model, ",".join(default_models(args.features)))))
     _check_features(audio, args.features)
-    t = fl.run.train_models(out, str(split), audio, video, fusion, _features(args), _search(args),
+    t = fl.run.train_models(out, split, audio, video, fusion, _features(args), _search(args),
                             _frames(args), _video_params(args), n_jobs=args.jobs, force=args.force,
                             speaker_norm=args.speaker_norm)
     _emit(args, t, _print_train)
@@ -269,7 +277,7 @@ def cmd_train(args: argparse.Namespace) -> int:
 
 def _run(args: argparse.Namespace, data: str, out: str) -> dict[str, Any]:
     fl = _flows()
-    split = str(ActorSplit.parse(args.split))
+    split = _split(args.split)
     audio, video = ",".join(default_models(args.features)), ",".join(NN_MODELS)
     default = {"audio": audio, "video": video}.get(args.modality, ",".join((audio, video, *FUSION_MODELS)))
     models = tuple(_models(args.model, default))
@@ -349,7 +357,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
         raise UsageError("--params-from needs --fixed-params")
     evaluate_loso = _flows().evaluate.evaluate_loso
     out = _existing_dir(args.out, "store")
-    split = str(ActorSplit.parse(args.split))
+    split = _split(args.split)
     features = _features(args)
     models = tuple(_models(args.model or ["lr"]))
     _check_features(models, args.features)
@@ -403,11 +411,46 @@ def cmd_predict(args: argparse.Namespace) -> int:
     return 1 if failed else 0
 
 
+WILDCARD_HOSTS = ("0.0.0.0", "::", "")
+
+
+def server_env(host: str, port: int, environ: dict[str, str] | None = None) -> dict[str, str]:
+    """The environment of ``prefect server start --host HOST --port PORT``, with the UI pointed at this server's API.
+
+    Prefect's UI takes its API address from ``PREFECT_UI_API_URL``, else
+    ``PREFECT_API_URL``, else port 4200, whatever port the server listens on.
+    Bound to one address, the UI gets ``http://HOST:PORT/api``; bound to every
+    address (``0.0.0.0``), a browser on another machine cannot use any one of
+    them, so the UI gets ``/api``, relative to the address the browser used.
+    An explicit ``PREFECT_UI_API_URL`` is kept.
+    """
+    env = {**(os.environ if environ is None else environ), "PREFECT_SERVER_ANALYTICS_ENABLED": "false"}
+    if not env.get("PREFECT_UI_API_URL"):
+        env["PREFECT_UI_API_URL"] = "/api" if host in WILDCARD_HOSTS else f"http://{_url_host(host)}:{port}/api"
+    return env
+
+
+def _url_host(host: str) -> str:
+    return f"[{host}]" if ":" in host and not host.startswith("[") else host
+
+
+def database_location(env: dict[str, str]) -> str:
+    """Where the server keeps its database: the PostgreSQL URL (without its password) or the SQLite file."""
+    url = env.get("PREFECT_API_DATABASE_CONNECTION_URL") or env.get("PREFECT_SERVER_DATABASE_CONNECTION_URL")
+    if url:
+        return re.sub(r"://([^:/@]+):[^@]*@", r"://\1:***@", url)
+    home = Path(env.get("PREFECT_HOME") or Path.home() / ".prefect").expanduser()
+    return f"SQLite in {home / 'prefect.db'}"
+
+
 def cmd_server(args: argparse.Namespace) -> int:
-    env = {**os.environ, "PREFECT_SERVER_ANALYTICS_ENABLED": "false"}
-    api = f"http://{args.host}:{args.port}/api"
-    print(f"Prefect server and UI at http://{args.host}:{args.port} (database: "
-          f"{env.get('PREFECT_API_DATABASE_CONNECTION_URL', 'SQLite in ~/.prefect')})\n"
+    env = server_env(args.host, args.port)
+    shown = socket.gethostname() if args.host in WILDCARD_HOSTS else _url_host(args.host)
+    api = f"http://{shown}:{args.port}/api"
+    where = " (listening on every address)" if args.host in WILDCARD_HOSTS else ""
+    print(f"Prefect server and UI at http://{shown}:{args.port}{where}; the UI reads its API at "
+          f"{env['PREFECT_UI_API_URL']}\n"
+          f"database: {database_location(env)}\n"
           f"in other shells: export PREFECT_API_URL={api}", flush=True)
     argv = [sys.executable, "-m", "prefect", "server", "start", "--host", args.host, "--port", str(args.port)]
     os.execve(sys.executable, argv, env)

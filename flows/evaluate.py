@@ -12,11 +12,23 @@ from emotion.features import AudioFeatureParams
 from emotion.featuresets import FeatureParams
 from emotion.models import SearchParams, check_features
 from emotion.splits import DEFAULT_SPLIT, ActorSplit
+from flows.naming import current_run, name, run_tags, split_used, tagged
 from tasks.cluster import default_workers
 from tasks.evaluate import loso_model, write_loso_summary
+from tasks.extract import stored_extraction
 
 
-@flow(name="evaluate-loso", flow_run_name="loso-{split}")
+def loso_run_name() -> str:
+    """``loso-lr-extended-speakernorm-train=1-20,test=21-24-data-1a2b3c4d-9f8e7d``."""
+    rid, p = current_run()
+    features = p.get("features", AudioFeatureParams())
+    norm = "speakernorm" if p.get("speaker_norm") else None
+    version, actors = stored_extraction(p["out"], "features/audio", features.key)
+    return name("loso", ",".join(p.get("models", ("lr",))), features.name, norm,
+                split_used(p.get("split", DEFAULT_SPLIT), actors), f"data-{version}" if version else None, rid)
+
+
+@flow(name="evaluate-loso", flow_run_name=loso_run_name)
 def evaluate_loso(
     out: str,
     split: str = DEFAULT_SPLIT,
@@ -37,7 +49,11 @@ def evaluate_loso(
     for m in models:
         check_features(m, features.name)
     jobs = n_jobs or default_workers()
-    results = [loso_model(out, m, sp, features, search, speaker_norm, mode, jobs, source) for m in models]
-    summary = write_loso_summary(out, sp, results)
+    version, actors = stored_extraction(out, "features/audio", features.key)
+    labels = run_tags(modality="audio", features=features.name, split=split, speaker_norm=speaker_norm,
+                      data_version=version, actors=actors)
+    with tagged(labels):
+        results = [loso_model(out, m, sp, features, search, speaker_norm, mode, jobs, source) for m in models]
+        summary = write_loso_summary(out, sp, results)
     return {"split": str(sp), "actors": list(sp.train), "features": features.name, "speaker_norm": speaker_norm,
             "mode": mode, "summary": summary, "models": sorted(results, key=lambda r: (-r["mean"], r["model"]))}

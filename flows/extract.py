@@ -8,16 +8,19 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from prefect import flow, get_run_logger
+from prefect.context import FlowRunContext
+from prefect.futures import wait as wait_futures
 from prefect.task_runners import ThreadPoolTaskRunner
 
-from emotion.errors import StoreError, UsageError
-from emotion.extract import Step, audio_step, chunked, video_step
-from emotion.features import AudioFeatureParams, stable_hash
+from emotion.errors import EmotionError, StoreError, UsageError
+from emotion.extract import Inventory, Step, audio_step, chunked, data_version, video_step
+from emotion.features import AudioFeatureParams
 from emotion.featuresets import FeatureParams, modality_of
 from emotion.video import FrameParams
-from tasks.artifacts import Progress, name_flow_run, publish_extract
-from tasks.cluster import dask_client
-from tasks.extract import commit, inventory, landmark_features, plan, run_chunk
+from flows.naming import current_run, frames_label, name, run_tags, tagged
+from tasks.artifacts import Progress, progress_key, publish_extract
+from tasks.cluster import ClipCounter, dask_client
+from tasks.extract import commit, inventory, landmark_features, plan, run_chunk, take_inventory_for_run
 
 MODALITIES = ("audio", "video")
 
@@ -51,7 +54,38 @@ def steps_for(modality: str, features: FeatureParams, frames: FrameParams, chunk
     return steps
 
 
-@flow(name="extract", flow_run_name="extract-{modality}", task_runner=ThreadPoolTaskRunner(max_workers=16))
+def _run_label(modality: str, features: FeatureParams, frames: FrameParams) -> str:
+    """What an extraction computes: the audio feature set, or the frame set for video alone."""
+    return frames_label(frames) if modality == "video" else features.name
+
+
+def _inventories(run_id: str, data: str, steps: list[Step]) -> dict[str, Inventory]:
+    return {s.modality: take_inventory_for_run(run_id, data, s) for s in steps}
+
+
+def _version(invs: dict[str, Inventory]) -> str:
+    return data_version(r for inv in invs.values() for r, _, _ in inv.clips)
+
+
+def extract_run_name() -> str:
+    """``extract-audio-seed-data-1a2b3c4d-9f8e7d``: modality, feature set, data version, run id."""
+    rid, p = current_run()
+    modality = p.get("modality", "all")
+    features, frames = p.get("features", AudioFeatureParams()), p.get("frames", FrameParams())
+    try:
+        steps = steps_for(modality, features, frames, p.get("chunk_size"))
+        version = _version(_inventories(_run_id(), p["data"], steps))
+    except (EmotionError, OSError, KeyError):
+        version = ""  # the run itself reports the problem
+    return name("extract", modality, _run_label(modality, features, frames), f"data-{version}" if version else None, rid)
+
+
+def _run_id() -> str:
+    ctx = FlowRunContext.get()
+    return str(ctx.flow_run.id) if ctx is not None and ctx.flow_run is not None else ""
+
+
+@flow(name="extract", flow_run_name=extract_run_name, task_runner=ThreadPoolTaskRunner(max_workers=16))
 def extract(
     data: str,
     out: str,
@@ -69,6 +103,10 @@ def extract(
     Clips whose content is already stored under the same parameters are
     skipped (``full`` recomputes all); rows of deleted clips are dropped.
     Returns one summary per modality.
+
+    Progress (``<modality>-extract-progress``) moves with every clip done:
+    the workers report each clip as a Dask event, and the flow updates the
+    artifact while the chunks run.
     """
     log = get_run_logger()
     if modality_of(features) == "video":  # a face feature set (landmarks): measured on its face-crop frames
@@ -78,34 +116,71 @@ def extract(
     t0, started = time.perf_counter(), time.time()
     run_tag = uuid.uuid4().hex[:12]  # names this run's temporary files
     steps = steps_for(modality, features, frames, chunk_size)
-    invs = {s.modality: inventory(data, s) for s in steps}
-    version = stable_hash(sorted((r.path, r.content_hash) for inv in invs.values() for r, _, _ in inv.clips), 8)
-    name_flow_run(f"extract-{modality}-data-{version}")
+    run_id = _run_id()
+    invs = {s.modality: inventory(data, s, run_id) for s in steps}
+    version = _version(invs)
+    labels = run_tags(modality=modality, features=_run_label(modality, features, frames), data_version=version)
+    with tagged(labels):
+        summaries = _extract(data, out, steps, invs, version, full, dask_address, workers, run_tag, started)
+    for summary in summaries.values():
+        summary.seconds = round(time.perf_counter() - t0, 2)
+    for s in steps:
+        summary = summaries[s.modality]
+        log.info("%s: processed %d, skipped %d, removed %d, rejected %d, without audio %d", s.modality,
+                 summary.processed, summary.skipped, summary.removed, summary.rejected, summary.no_audio)
+        publish_extract(s.modality, summary.to_dict(), data)
+    return summaries
+
+
+def _extract(data: str, out: str, steps: list[Step], invs: dict[str, Inventory], version: str, full: bool,
+             dask_address: str | None, workers: int | None, run_tag: str, started: float) -> dict[str, ExtractSummary]:
+    log = get_run_logger()
     plans = {s.modality: plan(invs[s.modality], out, s, full) for s in steps}
     summaries = {s.modality: ExtractSummary(skipped=plans[s.modality].skipped, removed=len(plans[s.modality].removed),
                                             feature_set=s.key, rejects=list(invs[s.modality].rejects),
                                             no_audio_clips=list(invs[s.modality].no_audio)) for s in steps}
-    work = [(s, i, c) for s in steps for i, c in enumerate(chunked(plans[s.modality].todo, s.chunk_size))]
+    work = []  # (step, chunk index, first clip's position in the step, clips)
+    for s in steps:
+        first = 0
+        for c in chunked(plans[s.modality].todo, s.chunk_size):
+            work.append((s, len(work), first, c))
+            first += len(c)
     if work:
-        total = sum(len(p.todo) for p in plans.values())
-        progress = Progress(total, f"{total} clips ({', '.join(s.modality for s in steps)})")
+        what = {s.modality: f"({s.modality}, {getattr(s.params, 'name', s.key)})" for s in steps}
+        starting = f"starting on the Dask cluster at {dask_address}" if dask_address else "starting the Dask workers"
+        progress = {s.modality: Progress(len(plans[s.modality].todo), progress_key(s.modality, "extract"), what[s.modality],
+                                         starting=starting) for s in steps if plans[s.modality].todo}
+        chunks_of = {m: [i for s, i, _, _ in work if s.modality == m] for m in progress}
+        topic = f"emotion-progress-{run_tag}"
         with dask_client(dask_address, workers, jobs=len(work)) as client:
-            futures = [(s, run_chunk.submit(i, s, c, data, out, client, run_tag)) for s, i, c in work]
-            done = 0
-            for s, fut in futures:
-                res = fut.result()
-                summary = summaries[s.modality]
-                summary.processed += res.processed
-                summary.rejects.extend(res.rejects)
-                summary.no_audio_clips.extend(res.no_audio)
-                summary.workers.append(res.worker)
-                finished = res.processed + len(res.rejects) + len(res.no_audio)
-                done += finished
-                progress.advance(finished)
-                log.info("extracted %d/%d clips", done, total)
+            counter = ClipCounter(client, topic)
+            try:
+                futures = {run_chunk.submit(i, s, c, data, out, client, run_tag, topic, first): (s, i)
+                           for s, i, first, c in work}
+                pending = set(futures)
+                while pending:
+                    finished, pending = wait_futures(pending, timeout=0.5)
+                    for fut in finished:
+                        s, i = futures[fut]
+                        res = fut.result()
+                        summary = summaries[s.modality]
+                        summary.processed += res.processed
+                        summary.rejects.extend(res.rejects)
+                        summary.no_audio_clips.extend(res.no_audio)
+                        summary.workers.append(res.worker)
+                        counter.finish(i, res.processed + len(res.rejects) + len(res.no_audio))
+                    for m, p in progress.items():
+                        p.set(counter.done(chunks_of[m]))
+                    if finished:
+                        log.info("extracted %d/%d clips", counter.done(), sum(p.total for p in progress.values()))
+            finally:
+                counter.close()
+        for p in progress.values():
+            p.set(p.total, force=True)
     for s in steps:
         summary = summaries[s.modality]
-        commit(out, s, plans[s.modality], invs[s.modality], summary.rejects, started, summary.no_audio_clips, run_tag)
+        commit(out, s, plans[s.modality], invs[s.modality], summary.rejects, started, summary.no_audio_clips, run_tag,
+               version)
         summary.rejected = len(summary.rejects)
         summary.no_audio = len(summary.no_audio_clips)
         summary.workers = sorted(set(summary.workers))
@@ -114,10 +189,6 @@ def extract(
                 summary.faces = landmark_features(out, s.params)
             except StoreError as exc:  # no face anywhere: no landmark features, and the summary says why
                 summary.faces = {"error": str(exc)}
-        summary.seconds = round(time.perf_counter() - t0, 2)
-        log.info("%s: processed %d, skipped %d, removed %d, rejected %d, without audio %d", s.modality,
-                 summary.processed, summary.skipped, summary.removed, summary.rejected, summary.no_audio)
-        publish_extract(s.modality, summary.to_dict(), data)
     return summaries
 
 

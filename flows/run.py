@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from functools import partial
 from typing import Any
 
 from prefect import flow, get_run_logger
@@ -15,7 +17,9 @@ from emotion.nn import NN_MODELS
 from emotion.splits import DEFAULT_SPLIT, ActorSplit
 from emotion.video import FrameParams
 from flows.extract import extract
+from flows.naming import current_run, frames_label, name, run_tags, split_label, tagged
 from flows.train import DEFAULT_MODELS, VIDEO_MODELS, frames_for, train_audio, train_fusion, train_video
+from tasks.pipeline import pipeline_step
 
 ALL_MODELS = (*MODELS, *NN_MODELS, *FUSION_MODELS)
 
@@ -29,7 +33,15 @@ def split_models(models: tuple[str, ...]) -> tuple[tuple[str, ...], tuple[str, .
             tuple(m for m in models if m in FUSION_MODELS))
 
 
-@flow(name="emotion-pipeline", flow_run_name="pipeline-{modality}-{split}")
+def pipeline_run_name() -> str:
+    """``pipeline-audio-seed-speakernorm-train=1-20,test=21-24-9f8e7d``."""
+    rid, p = current_run()
+    norm = "speakernorm" if p.get("speaker_norm") else None
+    return name("pipeline", p.get("modality", "all"), p.get("features", AudioFeatureParams()).name, norm,
+                split_label(p.get("split", DEFAULT_SPLIT)), rid)
+
+
+@flow(name="emotion-pipeline", flow_run_name=pipeline_run_name)
 def run_pipeline(
     data: str,
     out: str,
@@ -55,7 +67,6 @@ def run_pipeline(
     With ``modality="all"`` a modality without any clip under ``data`` is
     skipped with a note; asked for explicitly, it is an error.
     """
-    log = get_run_logger()
     if modality not in ("audio", "video", "all"):
         raise UsageError(f"unknown modality {modality!r}; choose audio, video or all")
     audio_models, video_models, fusion_models = split_models(models)
@@ -76,14 +87,28 @@ def run_pipeline(
             audio_models = ()
     if not audio_models and not video_models and not fusion_models:
         raise UsageError(f"no {modality} model among {', '.join(models)}")
+    with tagged(run_tags(modality=modality, features=features.name, split=split, speaker_norm=speaker_norm)):
+        return _pipeline(data, out, split, features, search, modality, frames, video_params, full, dask_address,
+                         workers, n_jobs, speaker_norm, audio_models, video_models, fusion_models, notes)
+
+
+def _pipeline(data: str, out: str, split: str, features: FeatureParams, search: SearchParams, modality: str,
+              frames: FrameParams, video_params: dict[str, dict[str, Any]] | None, full: bool, dask_address: str | None,
+              workers: int | None, n_jobs: int | None, speaker_norm: bool, audio_models: tuple[str, ...],
+              video_models: tuple[str, ...], fusion_models: tuple[str, ...], notes: list[str]) -> dict[str, Any]:
+    log = get_run_logger()
+    face_set = modality_of(features) == "video"
     extracted: dict[str, dict[str, Any]] = {}
     ex = {"full": full, "dask_address": dask_address, "workers": workers}
     if audio_models or fusion_models:
-        got = extract(data, out, "video" if face_set else "audio", features, **ex)
+        kind = "video" if face_set else "audio"
+        step = partial(extract, data, out, kind, features, **ex)
+        got = pipeline_step(f"extract-{kind}-{features.name}", step)
         extracted.update({(features.name if face_set else m): s.to_dict() for m, s in got.items()})
     frame_sets = list(dict.fromkeys(frames_for(m, frames) for m in (*video_models, *fusion_models)))
     for fp in frame_sets:
-        s = extract(data, out, "video", features if not face_set else AudioFeatureParams(), fp, **ex)["video"].to_dict()
+        step = partial(extract, data, out, "video", features if not face_set else AudioFeatureParams(), fp, **ex)
+        s = pipeline_step(f"extract-video-{frames_label(fp)}", step)["video"].to_dict()
         extracted["video" if fp == frame_sets[0] else f"video ({fp.key})"] = s
     feature_key = features.name if face_set else "audio"
     has_audio = feature_key in extracted and _found(extracted[feature_key])
@@ -103,7 +128,7 @@ def run_pipeline(
     for n in notes:
         log.info(n)
     trained = train_models(out, split, audio_models, video_models, fusion_models, features, search, frames,
-                           video_params, n_jobs=n_jobs, force=full, speaker_norm=speaker_norm)
+                           video_params, n_jobs=n_jobs, force=full, speaker_norm=speaker_norm, as_steps=True)
     return {"extract": extracted, "notes": notes, "train": trained}
 
 
@@ -111,17 +136,26 @@ def train_models(
     out: str, split: str, audio_models: tuple[str, ...], video_models: tuple[str, ...], fusion_models: tuple[str, ...],
     features: FeatureParams, search: SearchParams, frames: FrameParams,
     video_params: dict[str, dict[str, Any]] | None, n_jobs: int | None = None, force: bool = False,
-    speaker_norm: bool = False,
+    speaker_norm: bool = False, as_steps: bool = False,
 ) -> dict[str, Any]:
-    """Run the training flow of each modality that has models; every model's result, best first."""
+    """Run the training flow of each modality that has models; every model's result, best first.
+
+    ``as_steps``: inside the pipeline's flow run, each training flow runs in a task run of it (:func:`pipeline_step`).
+    """
+    def run(step: str, fn: Callable[[], dict[str, Any]]) -> dict[str, Any]:
+        return pipeline_step(step, fn) if as_steps else fn()
+
     results = []
     if audio_models:
-        results.append(train_audio(out, split, audio_models, features, search, n_jobs=n_jobs, force=force,
-                                   speaker_norm=speaker_norm))
+        results.append(run(f"train-audio-{'-'.join(audio_models)}", partial(
+            train_audio, out, split, audio_models, features, search, n_jobs=n_jobs, force=force,
+            speaker_norm=speaker_norm)))
     if video_models:
-        results.append(train_video(out, split, video_models, frames, video_params, force=force))
+        results.append(run(f"train-video-{'-'.join(video_models)}", partial(
+            train_video, out, split, video_models, frames, video_params, force=force)))
     if fusion_models:
-        results.append(train_fusion(out, split, fusion_models, features, frames, force=force))
+        results.append(run(f"train-fusion-{'-'.join(m.removeprefix('fusion-') for m in fusion_models)}", partial(
+            train_fusion, out, split, fusion_models, features, frames, force=force)))
     runs = [{"modality": "audio", **r} for t in results for r in t["models"]]
     sp = ActorSplit.parse(split)
     last = results[-1] if results else {}

@@ -9,19 +9,46 @@ from prefect import flow
 
 from emotion.errors import UsageError
 from emotion.features import AudioFeatureParams
-from emotion.featuresets import FeatureParams
+from emotion.featuresets import FeatureParams, modality_of
 from emotion.fusion import FUSION_MODELS
 from emotion.models import DEFAULT_MODELS, SearchParams, check_features
 from emotion.nn import NN_MODELS
 from emotion.splits import DEFAULT_SPLIT, ActorSplit
 from emotion.video import FrameParams
 from emotion.video_training import build_model
-from tasks.artifacts import name_flow_run, publish_metrics
+from flows.naming import current_run, frames_label, name, run_tags, split_label, split_used, tagged
+from tasks.artifacts import Progress, progress_key, publish_metrics
 from tasks.cluster import default_workers
-from tasks.train import data_version, report, train_fusion_model, train_model, train_video_model, write_summary
+from tasks.extract import stored_extraction
+from tasks.train import STEPS_PER_MODEL, report, train_fusion_model, train_model, train_video_model, write_summary
 
 
-@flow(name="train-audio", flow_run_name="train-audio-{split}")
+def _data(version: str) -> str | None:
+    return f"data-{version}" if version else None
+
+
+def _audio_data(out: str, features: FeatureParams) -> tuple[str, tuple[int, ...]]:
+    """The data version and actors of the stored audio features (recorded by the extraction that wrote them)."""
+    if modality_of(features) == "video":  # landmarks: measured on the face crops, whose extraction names the data
+        return stored_extraction(out, "frames", features.frame_params().key)  # type: ignore[union-attr]
+    return stored_extraction(out, "features/audio", features.key)
+
+
+def train_audio_run_name() -> str:
+    """``train-audio-seed-speakernorm-train=1-20,test=21-24-data-1a2b3c4d-9f8e7d``."""
+    rid, p = current_run()
+    features = p.get("features", AudioFeatureParams())
+    norm = "speakernorm" if p.get("speaker_norm") else None
+    version, actors = _audio_data(p["out"], features)
+    return name("train-audio", features.name, norm, split_used(p.get("split", DEFAULT_SPLIT), actors), _data(version), rid)
+
+
+def _progress(modality: str, models: tuple[str, ...], split: str) -> Progress:
+    return Progress(len(models) * STEPS_PER_MODEL, progress_key(modality, "train"),
+                    f"({', '.join(models)} on {split_label(split)})", unit="steps")
+
+
+@flow(name="train-audio", flow_run_name=train_audio_run_name)
 def train_audio(
     out: str,
     split: str = DEFAULT_SPLIT,
@@ -37,9 +64,13 @@ def train_audio(
     for m in models:
         check_features(m, features.name)  # fail fast on an unknown name or a set the model cannot read
     jobs = n_jobs or default_workers()
-    name_flow_run(f"train-audio-{sp.id}-data-{data_version(out, sp, features)[:8]}")
-    results = [train_model(out, m, sp, features, search, jobs, force, speaker_norm) for m in models]
-    return {**_finish(out, sp, results, "audio"), "features": features.name, "speaker_norm": speaker_norm}
+    version, actors = _audio_data(out, features)
+    labels = run_tags(modality="audio", features=features.name, split=split, data_version=version,
+                      speaker_norm=speaker_norm, actors=actors)
+    with tagged(labels):
+        progress = _progress("audio", models, split)
+        results = [train_model(out, m, sp, features, search, jobs, force, speaker_norm, progress) for m in models]
+        return {**_finish(out, sp, results, "audio"), "features": features.name, "speaker_norm": speaker_norm}
 
 
 def _finish(out: str, sp: ActorSplit, results: list[dict[str, Any]], modality: str) -> dict[str, Any]:
@@ -66,7 +97,20 @@ def frames_for(model: str, frames: FrameParams) -> FrameParams:
     return frames
 
 
-@flow(name="train-video", flow_run_name="train-video-{split}")
+def _video_data(out: str, frames: FrameParams) -> tuple[str, tuple[int, ...]]:
+    return stored_extraction(out, "frames", frames.key)
+
+
+def train_video_run_name() -> str:
+    """``train-video-full256-every20-train=1-20,test=21-24-data-1a2b3c4d-9f8e7d``."""
+    rid, p = current_run()
+    frames = p.get("frames", FrameParams())
+    version, actors = _video_data(p["out"], frames)
+    return name("train-video", frames_label(frames), split_used(p.get("split", DEFAULT_SPLIT), actors), _data(version),
+                rid)
+
+
+@flow(name="train-video", flow_run_name=train_video_run_name)
 def train_video(
     out: str,
     split: str = DEFAULT_SPLIT,
@@ -82,12 +126,26 @@ def train_video(
     sp = ActorSplit.parse(split)
     for m in models:
         build_model(m, **(params or {}).get(m, {}))  # fail fast on an unknown name or parameter
-    name_flow_run(f"train-video-{sp.id}-frames-{frames.key}")
-    results = [train_video_model(out, m, sp, frames_for(m, frames), (params or {}).get(m, {}), force) for m in models]
-    return _finish(out, sp, results, "video")
+    version, actors = _video_data(out, frames)
+    labels = run_tags(modality="video", features=frames_label(frames), split=split, data_version=version, actors=actors)
+    with tagged(labels):
+        progress = _progress("video", models, split)
+        results = [train_video_model(out, m, sp, frames_for(m, frames), (params or {}).get(m, {}), force, progress)
+                   for m in models]
+        return _finish(out, sp, results, "video")
 
 
-@flow(name="train-fusion", flow_run_name="train-fusion-{split}")
+def train_fusion_run_name() -> str:
+    """``train-fusion-seed-face256-every20-train=1-20,test=21-24-data-1a2b3c4d-9f8e7d`` (the audio data version)."""
+    rid, p = current_run()
+    features, frames = p.get("features", AudioFeatureParams()), p.get("frames", FrameParams(face_crop=True))
+    face = replace(frames, face_crop=True)
+    version, actors = _audio_data(p["out"], features)
+    return name("train-fusion", features.name, frames_label(face), split_used(p.get("split", DEFAULT_SPLIT), actors),
+                _data(version), rid)
+
+
+@flow(name="train-fusion", flow_run_name=train_fusion_run_name)
 def train_fusion(
     out: str,
     split: str = DEFAULT_SPLIT,
@@ -102,6 +160,9 @@ def train_fusion(
     if bad:
         raise UsageError(f"unknown fusion model {bad[0]!r}; choose from {', '.join(FUSION_MODELS)}")
     face = replace(frames, face_crop=True)  # the face embedding is FER2013's: it reads face crops
-    name_flow_run(f"train-fusion-{sp.id}-{features.key}-{face.key}")
-    results = [train_fusion_model(out, m, sp, features, face, force) for m in models]
-    return _finish(out, sp, results, "fusion")
+    version, actors = _audio_data(out, features)
+    labels = run_tags(modality="fusion", features=features.name, split=split, data_version=version, actors=actors)
+    with tagged([*labels, f"frames:{frames_label(face)}"]):
+        progress = _progress("fusion", models, split)
+        results = [train_fusion_model(out, m, sp, features, face, force, progress) for m in models]
+        return _finish(out, sp, results, "fusion")

@@ -3,7 +3,8 @@
 Keys (lowercase, dashes) stay the same from run to run, so the UI's
 Artifacts page shows each one's history:
 
-* ``extract-progress``: progress of the running extraction (0-100 %)
+* ``audio-extract-progress``, ``video-extract-progress``: progress of the running extraction (0-100 %), clip by clip
+* ``audio-train-progress``, ``video-train-progress``, ``fusion-train-progress``: progress of the running training
 * ``audio-extract-counts``, ``video-extract-counts``: clips processed, skipped, removed and rejected
 * ``audio-rejects``, ``video-rejects``: every rejected file with its reason
 * ``audio-model-metrics``, ``video-model-metrics``: each model's metrics on the split
@@ -12,6 +13,7 @@ Artifacts page shows each one's history:
 
 from __future__ import annotations
 
+import time
 from typing import Any
 from uuid import UUID
 
@@ -24,41 +26,81 @@ from prefect.artifacts import (
 
 from emotion.ids import EMOTION_LABELS
 
-KEYS = {"progress": "extract-progress"}
 MAX_REJECT_ROWS = 1000
 
 
+def progress_key(modality: str, stage: str) -> str:
+    """``audio-extract-progress``, ``video-extract-progress``, ``audio-train-progress``..."""
+    return f"{modality}-{stage}-progress"
+
+
+def progress_bar(fraction: float, width: int = 20) -> str:
+    full = round(max(0.0, min(fraction, 1.0)) * width)
+    return "█" * full + "░" * (width - full)
+
+
 class Progress:
-    """A progress artifact updated as chunks finish (at most every 5 %)."""
+    """A progress artifact (0-100 %) whose description shows a bar and the counts, e.g.
+    ``████████░░░░ 480 of 1200 clips``.
 
-    def __init__(self, total: int, what: str) -> None:
-        self.total, self.done, self._shown = max(total, 1), 0, 0.0
-        self.id: UUID = create_progress_artifact(0.0, key=KEYS["progress"], description=what)
+    :meth:`set` may be called as often as wanted: the artifact is updated
+    when the value moved by ``step`` percent and ``interval`` seconds passed
+    since the last update, and always at the end.
+    """
 
-    def advance(self, n: int) -> None:
-        self.done += n
+    def __init__(self, total: int, key: str, what: str, unit: str = "clips", step: float = 0.5,
+                 interval: float = 0.5, starting: str = "") -> None:
+        self.total, self.what, self.unit, self.step, self.interval = max(total, 1), what, unit, step, interval
+        self.done, self._shown, self._at = 0, 0.0, 0.0
+        start = self._description(0) + (f": {starting}" if starting else "")  # until the first update
+        self.id: UUID = create_progress_artifact(0.0, key=key, description=start)
+
+    def _description(self, done: int) -> str:
+        return f"`{progress_bar(done / self.total)}` {done} of {self.total} {self.unit} {self.what}".rstrip()
+
+    def set(self, done: int, force: bool = False) -> None:
+        self.done = min(max(done, self.done), self.total)
         pct = 100.0 * self.done / self.total
-        if pct - self._shown >= 5 or self.done >= self.total:
-            self._shown = pct
-            update_progress_artifact(self.id, min(pct, 100.0))
+        now = time.monotonic()
+        final = self.done >= self.total
+        if final and self._shown >= 100.0:
+            return
+        if force or final or (pct - self._shown >= self.step and now - self._at >= self.interval):
+            self._shown, self._at = pct, now
+            update_progress_artifact(self.id, round(pct, 1), description=self._description(self.done))
+
+    def advance(self, n: int = 1) -> None:
+        self.set(self.done + n)
 
 
 def publish_extract(modality: str, summary: dict[str, Any], data: str) -> None:
-    counts = {k: summary[k] for k in ("processed", "skipped", "removed", "rejected")}
+    row = {"clips processed": summary["processed"], "clips unchanged (skipped)": summary["skipped"],
+           "clips removed": summary["removed"], "files rejected": summary["rejected"]}
     if modality == "audio":
-        counts["no_audio"] = summary.get("no_audio", 0)
-    create_table_artifact([{**counts, "feature_set": summary["feature_set"], "seconds": summary["seconds"]}],
-                          key=f"{modality}-extract-counts", description=f"{modality.capitalize()} extraction of {data}")
-    rows = [{"path": r["path"], "reason": r["reason"], "stage": r["stage"]} for r in summary["rejects"][:MAX_REJECT_ROWS]]
-    more = len(summary["rejects"]) - len(rows)
-    create_table_artifact(rows or [{"path": "", "reason": "no rejects", "stage": ""}], key=f"{modality}-rejects",
-                          description=f"{len(summary['rejects'])} rejected files" + (f" ({more} not shown)" if more else ""))
+        row["clips without audio"] = summary.get("no_audio", 0)
+    row.update({"feature set" if modality == "audio" else "frame set": summary["feature_set"],
+                "seconds": summary["seconds"]})
+    create_table_artifact([row], key=f"{modality}-extract-counts", description=f"{modality.capitalize()} extraction of {data}")
+    rejects = summary["rejects"]
+    if not rejects:  # no placeholder row: say it in words
+        create_markdown_artifact(f"No {modality} file under {data} was rejected.", key=f"{modality}-rejects",
+                                 description="0 rejected files")
+        return
+    rows = [{"file": r["path"], "reason": r["reason"], "stage": r["stage"]} for r in rejects[:MAX_REJECT_ROWS]]
+    more = len(rejects) - len(rows)
+    create_table_artifact(rows, key=f"{modality}-rejects",
+                          description=f"{len(rejects)} rejected files" + (f" ({more} not shown)" if more else ""))
+
+
+METRIC_COLUMNS = {"model": "model", "accuracy": "test accuracy", "macro_f1": "macro-F1", "uar": "UAR",
+                  "cv_accuracy": "validation accuracy", "cv_std": "validation std", "n_train": "train clips",
+                  "n_test": "test clips", "version": "run version"}
 
 
 def publish_metrics(split: str, results: list[dict[str, Any]], confusion: dict[str, list[list[int]]],
                     modality: str = "audio") -> None:
-    cols = ("model", "accuracy", "macro_f1", "uar", "cv_accuracy", "cv_std", "n_train", "n_test", "version")
-    table = [{c: (round(r[c], 4) if isinstance(r.get(c), float) else r.get(c)) for c in cols} for r in results]
+    table = [{label: (round(r[c], 4) if isinstance(r.get(c), float) else r.get(c)) for c, label in METRIC_COLUMNS.items()}
+             for r in results]
     create_table_artifact(table, key=f"{modality}-model-metrics",
                           description=f"{modality.capitalize()} models on {split}, best first")
     unit = " (per clip, mean of frame probabilities)" if modality == "video" else ""
@@ -76,15 +118,3 @@ def publish_metrics(split: str, results: list[dict[str, Any]], confusion: dict[s
         lines += [f"| **{EMOTION_LABELS[i]}** | " + " | ".join(str(v) for v in row) + " |" for i, row in enumerate(cm)]
     create_markdown_artifact("\n".join(lines), key=f"{modality}-evaluation-report",
                              description=f"{modality.capitalize()} evaluation report for {split}")
-
-
-def name_flow_run(name: str) -> None:
-    """Rename the current flow run, e.g. once the data version is known."""
-    from prefect.client.orchestration import get_client
-    from prefect.context import FlowRunContext
-
-    ctx = FlowRunContext.get()
-    if ctx is None or ctx.flow_run is None:
-        return
-    with get_client(sync_client=True) as client:
-        client.update_flow_run(flow_run_id=ctx.flow_run.id, name=name)

@@ -1,14 +1,16 @@
-"""The Dask cluster the extraction work runs on."""
+"""The Dask cluster the extraction work runs on, and the clip counts its workers report (no Prefect here)."""
 
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator
+import threading
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 
-from distributed import Client, LocalCluster
+from distributed import Client, LocalCluster, get_worker
 
 from emotion.errors import UsageError
+from emotion.extract import ChunkResult, ClipRef, Step, extract_chunk
 
 
 def default_workers() -> int:
@@ -51,3 +53,60 @@ def dask_client(address: str | None = None, workers: int | None = None, jobs: in
     finally:
         client.close()
         cluster.close()
+
+
+def extract_chunk_reporting(step: Step, clips: list[ClipRef], data: str, out: str, run_tag: str, topic: str,
+                            index: int) -> ChunkResult:
+    """:func:`emotion.extract.extract_chunk` on a Dask worker, reporting each clip done as a Dask event.
+
+    Workers never talk to Prefect: the client that submitted the chunk
+    subscribes to ``topic`` (:class:`ClipCounter`) and turns the counts into
+    progress in the UI.
+    """
+    try:
+        worker = get_worker()
+    except ValueError:  # not on a worker (called directly)
+        worker = None
+
+    def report(done: int) -> None:
+        if worker is not None:
+            worker.log_event(topic, {"chunk": index, "done": done})
+
+    return extract_chunk(step, clips, data, out, run_tag, on_clip=report)
+
+
+class ClipCounter:
+    """Clips done per chunk, as the workers report them through Dask events on ``topic``.
+
+    A chunk rerun elsewhere (its worker died) reports from zero again; the
+    largest count seen per chunk is kept, and :meth:`finish` replaces it by
+    the chunk's final count.
+    """
+
+    def __init__(self, client: Client, topic: str) -> None:
+        self.client, self.topic = client, topic
+        self._live: dict[int, int] = {}
+        self._final: dict[int, int] = {}
+        self._lock = threading.Lock()
+        client.subscribe_topic(topic, self._on_event)
+
+    def _on_event(self, event: tuple[float, dict[str, int]]) -> None:
+        msg = event[1]
+        with self._lock:
+            self._live[msg["chunk"]] = max(self._live.get(msg["chunk"], 0), msg["done"])
+
+    def finish(self, index: int, done: int) -> None:
+        with self._lock:
+            self._final[index] = done
+
+    def done(self, chunks: Iterable[int] | None = None) -> int:
+        """Clips done in ``chunks`` (default: all)."""
+        with self._lock:
+            keys = set(self._live) | set(self._final) if chunks is None else set(chunks)
+            return sum(self._final[i] if i in self._final else self._live.get(i, 0) for i in keys)
+
+    def close(self) -> None:
+        try:
+            self.client.unsubscribe_topic(self.topic)
+        except Exception:  # noqa: BLE001 - the client may be closing already
+            pass

@@ -62,7 +62,7 @@ def loso_model(out: str, model: str, split: ActorSplit, features: FeatureParams,
     return {**r, "path": store.url_of(path)}
 
 
-@task(name="write-loso-summary", cache_policy=NO_CACHE)
+@task(name="write-loso-summary", cache_policy=NO_CACHE, task_run_name="write-loso-summary-{split.id}")
 def write_loso_summary(out: str, split: ActorSplit, results: list[dict[str, Any]]) -> str:
     store = Store(out)
     path = posixpath.join(loso_dir(store, split), "summary.json")

@@ -8,6 +8,8 @@ that dies has its chunk rerun by Dask elsewhere.
 
 from __future__ import annotations
 
+import threading
+from collections import OrderedDict
 from typing import Any
 
 from distributed import Client
@@ -30,12 +32,37 @@ from emotion.landmarks import LandmarkParams, update_landmark_features
 from emotion.sources import DataRoot
 from emotion.store import Store
 from emotion.video import FrameParams
+from tasks.cluster import extract_chunk_reporting
+
+_TAKEN: OrderedDict[tuple[str, str, str], Inventory] = OrderedDict()  # (flow run id, data, step key) -> inventory
+_TAKEN_LOCK = threading.Lock()
+
+
+def take_inventory_for_run(run_id: str, data: str, step: Step) -> Inventory:
+    """The inventory of ``step`` under ``data``, taken once per flow run.
+
+    The run's name needs the data version before the run begins (it is
+    named from the inventory), and its ``inventory`` task needs the same
+    inventory: the second call gets the first one's result instead of reading
+    every clip again.
+    """
+    key = (run_id, data, step.key)
+    with _TAKEN_LOCK:
+        if key in _TAKEN:
+            return _TAKEN[key]
+    inv = take_inventory(DataRoot(data), step.extensions, accept=step.accept, absent=step.absent)
+    with _TAKEN_LOCK:
+        _TAKEN[key] = inv
+        while len(_TAKEN) > 8:
+            _TAKEN.popitem(last=False)
+    return inv
 
 
 @task(name="inventory", cache_policy=NO_CACHE, task_run_name="inventory-{step.modality}")
-def inventory(data: str, step: Step) -> Inventory:
-    """Discover, validate and hash the clips of ``step`` under ``data``."""
-    inv = take_inventory(DataRoot(data), step.extensions, accept=step.accept, absent=step.absent)
+def inventory(data: str, step: Step, run_id: str = "") -> Inventory:
+    """Discover, validate and hash the clips of ``step`` under ``data`` (once per flow run ``run_id``)."""
+    inv = take_inventory_for_run(run_id, data, step) if run_id else take_inventory(
+        DataRoot(data), step.extensions, accept=step.accept, absent=step.absent)
     get_run_logger().info("found %d %s clips, %d rejected before decoding", len(inv.clips), step.modality, len(inv.rejects))
     return inv
 
@@ -48,18 +75,28 @@ def plan(inv: Inventory, out: str, step: Step, full: bool) -> Plan:
     return p
 
 
-@task(name="extract-chunk", cache_policy=NO_CACHE, task_run_name="extract-{step.modality}-{index}")
+def chunk_run_name(parameters: dict[str, Any]) -> str:
+    """``extract-audio-clips-0041-0080``: what a chunk task does, by the positions of its clips in the run."""
+    step, first, n = parameters["step"], parameters.get("first", 0), len(parameters["clips"])
+    return f"extract-{step.modality}-clips-{first + 1:04d}-{first + n:04d}"
+
+
+@task(name="extract-chunk", cache_policy=NO_CACHE, task_run_name=chunk_run_name)
 def run_chunk(index: int, step: Step, clips: list[ClipRef], data: str, out: str, client: Client,
-              run_tag: str = "") -> ChunkResult:
-    """Process one chunk on a Dask worker; the worker writes the Parquet part."""
-    future = client.submit(extract_chunk, step, clips, data, out, run_tag, pure=False,
-                           key=f"{step.modality}-chunk-{index}-{id(clips)}")
+              run_tag: str = "", topic: str = "", first: int = 0) -> ChunkResult:
+    """Process one chunk on a Dask worker; the worker writes the Parquet part and reports each clip on ``topic``."""
+    if topic:
+        future = client.submit(extract_chunk_reporting, step, clips, data, out, run_tag, topic, index, pure=False,
+                               key=f"{step.modality}-chunk-{index}-{id(clips)}")
+    else:
+        future = client.submit(extract_chunk, step, clips, data, out, run_tag, pure=False,
+                               key=f"{step.modality}-chunk-{index}-{id(clips)}")
     return future.result()
 
 
 @task(name="commit", cache_policy=NO_CACHE, task_run_name="commit-{step.modality}")
 def commit(out: str, step: Step, p: Plan, inv: Inventory, rejects: list[dict[str, Any]], started: float,
-           no_audio: list[dict[str, Any]] | None = None, run_tag: str = "") -> int:
+           no_audio: list[dict[str, Any]] | None = None, run_tag: str = "", data_version: str = "") -> int:
     """Drop stale and duplicate rows, then write the manifest, parameters and rejects table.
 
     For the audio step, ``no_audio`` (clips without audio: video-only mp4s,
@@ -69,6 +106,10 @@ def commit(out: str, step: Step, p: Plan, inv: Inventory, rejects: list[dict[str
     ``started`` is when the run began: temporary files older than that, and
     those of this run (``run_tag``; all its writers have finished), were left
     by a writer that was killed, and are removed.
+
+    ``data_version`` (the hash of the clips this run extracted from) and the
+    actors found are recorded in ``params.json``: the runs that read these
+    rows name them.
     """
     store = Store(out)
     folder = store.dataset_dir(step.dataset, step.key)
@@ -76,7 +117,9 @@ def commit(out: str, step: Step, p: Plan, inv: Inventory, rejects: list[dict[str
     store.remove(f"{folder}/{name}" for name in p.drop_parts)
     dropped += compact(store, folder, duplicate_rows(store.dataset_keys(step.dataset, step.key)))
     store.remove_stale_temporaries(folder, older_than=started, tag=run_tag)
-    store.write_json(f"{folder}/params.json", {"params": step.params.to_dict(), "hash": step.params.hash()})
+    store.write_json(f"{folder}/params.json", {"params": step.params.to_dict(), "hash": step.params.hash(),
+                                               "data_version": data_version,
+                                               "actors": sorted({rid.actor for _, rid, _ in inv.clips})})
     rejected = {r["path"] for r in rejects} | {r["path"] for r in no_audio or []}
     manifest = inv.manifest()
     store.write_manifest(step.modality, manifest[~manifest["path"].isin(rejected)])
@@ -94,3 +137,14 @@ def landmark_features(out: str, frames: FrameParams) -> dict[str, Any]:
     return {"feature_set": params.key, "clips": len(table.features), "clips_without_face": table.no_face,
             "frames_with_face": sum(f for f, _ in table.faces.values()), "frames": sum(n for _, n in table.faces.values()),
             "face_rate": round(table.face_rate, 4)}
+
+
+def stored_extraction(out: str, dataset: str, key: str) -> tuple[str, tuple[int, ...]]:
+    """The data version and the actors the last extraction recorded for ``dataset``/``key`` ("" and () if none)."""
+    store = Store(out)
+    path = f"{store.dataset_dir(dataset, key)}/params.json"
+    try:
+        info = store.read_json(path) if store.exists(path) else {}
+    except (OSError, ValueError):
+        info = {}
+    return str(info.get("data_version", "")), tuple(int(a) for a in info.get("actors", []))

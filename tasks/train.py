@@ -22,17 +22,26 @@ from emotion.store import Store
 from emotion.training import run_version, split_data, train_and_evaluate
 from emotion.video import FrameParams
 from emotion.video_training import build_model, split_frames, train_and_evaluate_video, video_run_version
+from tasks.artifacts import Progress
+
+STEPS_PER_MODEL = 3  # data read and split, search done, fitted, evaluated and written
+
+
+def _advance(progress: Progress | None, n: int = 1) -> None:
+    if progress is not None:
+        progress.advance(n)
 
 
 @task(name="train-model", cache_policy=NO_CACHE, task_run_name="train-{model}")
 def train_model(
     out: str, model: str, split: ActorSplit, features: FeatureParams, search: SearchParams,
-    n_jobs: int = 1, force: bool = False, speaker_norm: bool = False,
+    n_jobs: int = 1, force: bool = False, speaker_norm: bool = False, progress: Progress | None = None,
 ) -> dict[str, Any]:
     """Tune, fit and evaluate ``model``; returns its metrics and run folder.
 
     A run whose version (model, split, search, features, data) is already
-    complete in the store is reused unless ``force``.
+    complete in the store is reused unless ``force``. ``progress`` moves
+    :data:`STEPS_PER_MODEL` steps.
     """
     log = get_run_logger()
     store = Store(out)
@@ -44,22 +53,19 @@ def train_model(
     if store.run_complete(folder) and not force:
         log.info("%s: run %s is complete in the store; reusing it", model, version)
         metrics = store.read_json(posixpath.join(folder, "metrics.json"))
+        _advance(progress, STEPS_PER_MODEL)
         return {"model": model, "version": version, "run_dir": store.url_of(folder), "reused": True,
                 "feature_set": features.key, "augment": list(features.augment_speeds()), **_brief(metrics)}
+    _advance(progress)
     log.info("%s: tuning on %d clips of %d actors", model, len(data.y_train), len(set(data.groups)))
-    result = train_and_evaluate(model_spec(model), data, split, search, features.to_dict(), features.hash(), n_jobs)
+    result = train_and_evaluate(model_spec(model), data, split, search, features.to_dict(), features.hash(), n_jobs,
+                                on_stage=lambda _: _advance(progress))
     for name, blob in result.files().items():  # run.json last: marks the folder complete
         store.write_bytes(posixpath.join(folder, name), blob)
+    _advance(progress)
     log.info("%s: test accuracy %.3f (grouped CV %.3f)", model, result.metrics["accuracy"], result.metrics["cv_accuracy"])
     return {"model": model, "version": version, "run_dir": store.url_of(folder), "reused": False,
             "feature_set": features.key, "augment": list(features.augment_speeds()), **_brief(result.metrics)}
-
-
-@task(name="data-version", cache_policy=NO_CACHE)
-def data_version(out: str, split: ActorSplit, features: FeatureParams) -> str:
-    """The hash of the clips (paths and contents) the split trains and tests on."""
-    df = read_feature_table(Store(out), features)
-    return split_data(df, features.column_names(), split, features.hash(), copies=features.copies).data_hash
 
 
 def _brief(metrics: dict[str, Any]) -> dict[str, Any]:
@@ -68,7 +74,7 @@ def _brief(metrics: dict[str, Any]) -> dict[str, Any]:
     return {k: metrics[k] for k in keys if k in metrics}
 
 
-@task(name="write-summary", cache_policy=NO_CACHE)
+@task(name="write-summary", cache_policy=NO_CACHE, task_run_name="write-summary-{split.id}")
 def write_summary(out: str, split: ActorSplit, results: list[dict[str, Any]]) -> str:
     """``runs/<split>/summary.json``: the latest run of every model trained on the split, best first.
 
@@ -103,6 +109,7 @@ def write_summary(out: str, split: ActorSplit, results: list[dict[str, Any]]) ->
 @task(name="train-video-model", cache_policy=NO_CACHE, task_run_name="train-{model}")
 def train_video_model(
     out: str, model: str, split: ActorSplit, frames: FrameParams, params: dict[str, Any], force: bool = False,
+    progress: Progress | None = None,
 ) -> dict[str, Any]:
     """Train a frame model (``cnn`` or ``fer``) on the stored frames and evaluate it per clip.
 
@@ -118,19 +125,23 @@ def train_video_model(
     if store.run_complete(folder) and not force:
         log.info("%s: run %s is complete in the store; reusing it", model, version)
         metrics = store.read_json(posixpath.join(folder, "metrics.json"))
+        _advance(progress, STEPS_PER_MODEL)
         return {"model": model, "version": version, "run_dir": store.url_of(folder), "reused": True, **_brief(metrics)}
+    _advance(progress)
     log.info("%s: fitting on %d frames of %d clips (actors %s), validating on actors %s", model, data.fit.n_frames,
              data.fit.n_clips, list(data.fit_actors), list(data.val_actors))
     result = train_and_evaluate_video(est, data, split, frames)
+    _advance(progress)
     for name, blob in result.files().items():  # run.json last: marks the folder complete
         store.write_bytes(posixpath.join(folder, name), blob)
+    _advance(progress)
     log.info("%s: per-clip test accuracy %.3f (frames %.3f)", model, result.metrics["accuracy"],
              result.metrics["frame_accuracy"])
     return {"model": model, "version": version, "run_dir": store.url_of(folder), "reused": False,
             **_brief(result.metrics)}
 
 
-@task(name="write-report", cache_policy=NO_CACHE)
+@task(name="write-report", cache_policy=NO_CACHE, task_run_name="write-report-{split.id}")
 def report(out: str, split: ActorSplit) -> str:
     """``runs/<split>/report.md`` (and its figures): every complete run of the split, audio, video and fused."""
     store = Store(out)
@@ -142,6 +153,7 @@ def report(out: str, split: ActorSplit) -> str:
 @task(name="train-fusion-model", cache_policy=NO_CACHE, task_run_name="train-{model}")
 def train_fusion_model(
     out: str, model: str, split: ActorSplit, audio: FeatureParams, frames: FrameParams, force: bool = False,
+    progress: Progress | None = None,
 ) -> dict[str, Any]:
     """Fuse voice and face (``fusion-late``, ``fusion-stack`` or ``fusion-early``) and evaluate it per clip."""
     log = get_run_logger()
@@ -155,12 +167,16 @@ def train_fusion_model(
     if store.run_complete(folder) and not force:
         log.info("%s: run %s is complete in the store; reusing it", model, version)
         metrics = store.read_json(posixpath.join(folder, "metrics.json"))
+        _advance(progress, STEPS_PER_MODEL)
         return {"model": model, "version": version, "run_dir": store.url_of(folder), "reused": True, **_brief(metrics)}
+    _advance(progress)
     n_audio = int(table[acols].notna().all(axis=1).sum())
     log.info("%s: %d mp4 clips, %d with audio", model, len(table), n_audio)
     result = train_and_evaluate_fusion(est, table, acols, vcols, split, audio, frames)
+    _advance(progress)
     for name, blob in result.files().items():  # run.json last: marks the folder complete
         store.write_bytes(posixpath.join(folder, name), blob)
+    _advance(progress)
     av = result.metrics["audio_visual_clips"]
     log.info("%s: per-clip accuracy %.3f; on voice+face clips fused %.3f, voice alone %.3f, face alone %.3f", model,
              result.metrics["accuracy"], av["fused"], av["audio_only"], av["video_only"])

@@ -72,6 +72,49 @@ def service_env(tmp: Path) -> dict[str, str]:
             "DASK_LOGGING__DISTRIBUTED": "warning"}
 
 
+@contextmanager
+def prefect_server(tmp: Path, command: str = "prefect") -> Iterator[tuple[str, dict[str, str]]]:
+    """A real Prefect server on a free port of 127.0.0.1 with its own home, stopped on exit; yields its API URL
+    and environment. ``command="emotion"`` starts it as users do, with ``emotion server --port P``."""
+    import httpx
+
+    port = free_port()
+    env = service_env(tmp)
+    if command == "emotion":
+        argv = [str(BIN / "emotion"), "server", "--port", str(port)]
+    else:
+        argv = [str(BIN / "prefect"), "server", "start", "--host", "127.0.0.1", "--port", str(port)]
+    # the scheduler creates the runs of cron schedules every 5 s here (default 60)
+    with process(argv, tmp / "server.log", {**env, "PREFECT_SERVER_SERVICES_SCHEDULER_LOOP_SECONDS": "5"}) as proc:
+        api = f"http://127.0.0.1:{port}/api"
+        wait_for(lambda: httpx.get(f"{api}/health", timeout=2).status_code == 200, 120, "prefect server", proc,
+                 log=tmp / "server.log")
+        yield api, env
+
+
+CHROMIUM_FLAGS = ("--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+                  "--disable-background-networking", "--disable-component-update", "--disable-sync",
+                  "--window-size=1400,900")
+
+
+def chromium() -> str | None:
+    """The headless browser of the UI tests (Debian's ``chromium``), or None where it is not installed."""
+    import shutil
+
+    return shutil.which("chromium") or shutil.which("chromium-browser")
+
+
+def render_page(url: str, tmp: Path, screenshot: Path | None = None, budget_ms: int = 15000) -> str:
+    """The DOM of ``url`` after the page's scripts ran for ``budget_ms`` of virtual time (and a screenshot)."""
+    exe = chromium()
+    assert exe, "chromium is not installed"
+    base = [exe, *CHROMIUM_FLAGS, f"--user-data-dir={tmp / 'chromium-profile'}", f"--virtual-time-budget={budget_ms}"]
+    if screenshot is not None:
+        subprocess.run([*base, f"--screenshot={screenshot}", url], capture_output=True, timeout=120, check=True)
+    res = subprocess.run([*base, "--dump-dom", url], capture_output=True, text=True, timeout=120, check=True)
+    return res.stdout
+
+
 def _ip(*args: str) -> None:
     subprocess.run(["ip", *args], check=True, capture_output=True, timeout=30)
 

@@ -3,32 +3,17 @@
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 
 import httpx
 import pytest
 
-from tests.services import BIN, free_port, process, service_env, wait_for
+from tests.services import BIN, prefect_server, process, wait_for
 
 pytestmark = pytest.mark.slow
-
-
-@contextmanager
-def prefect_server(tmp: Path) -> Iterator[tuple[str, dict[str, str]]]:
-    """A real ``prefect server start`` on a free port of 127.0.0.1 with its own home, stopped on exit."""
-    port = free_port()
-    env = service_env(tmp)
-    argv = [str(BIN / "prefect"), "server", "start", "--host", "127.0.0.1", "--port", str(port)]
-    # the scheduler creates the runs of cron schedules every 5 s here (default 60)
-    with process(argv, tmp / "server.log", {**env, "PREFECT_SERVER_SERVICES_SCHEDULER_LOOP_SECONDS": "5"}) as proc:
-        api = f"http://127.0.0.1:{port}/api"
-        wait_for(lambda: httpx.get(f"{api}/health", timeout=2).status_code == 200, 120, "prefect server", proc,
-                 log=tmp / "server.log")
-        yield api, env
 
 
 @pytest.fixture(scope="module")
@@ -70,20 +55,47 @@ def test_pipeline_runs_are_recorded_with_tasks_and_artifacts(prefect_api, tiny_c
     assert summary["extract"]["processed"] == 120
 
     runs = {r["name"]: r for r in post(api, "flow_runs/filter")}
-    pipeline = next(r for n, r in runs.items() if n.startswith("pipeline-"))
-    extract = next(r for n, r in runs.items() if n.startswith("extract-audio-data-"))
-    train = next(r for n, r in runs.items() if n.startswith("train-audio-train01-03_test21-data-"))
+    pipeline = next(r for n, r in runs.items() if n.startswith("pipeline-all-seed-train=1-3,test=21-"))
+    extract = next(r for n, r in runs.items() if n.startswith("extract-audio-seed-data-"))
+    train = next(r for n, r in runs.items() if n.startswith("train-audio-seed-train=1-3,test=21-data-"))
     for r in (pipeline, extract, train):
         assert r["state_type"] == "COMPLETED"
+    # the extraction and the training name the same data version, and each run ends with its own id
+    version = extract["name"].split("-data-")[1].split("-")[0]
+    assert train["name"].split("-data-")[1].split("-")[0] == version and len(version) == 8
+    for r in (pipeline, extract, train):
+        assert r["name"].endswith(r["id"].replace("-", "")[-6:])
+    # named when they begin: the names the terminal printed are the names the API holds, never renamed
+    printed = set(re.findall(r"Beginning (?:sub)?flow run '([^']+)'", res.stderr))
+    assert printed == {pipeline["name"], extract["name"], train["name"]}, res.stderr[-2000:]
+    # every flow run carries its split, feature set, modality, data version and normalisation as tags
+    for r in (pipeline, extract, train):
+        assert {"split:train=1-3,test=21", "features:seed", "speaker-norm:no"} <= set(r["tags"]), r["tags"]
+    assert {"modality:audio", f"data:{version}"} <= set(extract["tags"]) & set(train["tags"])
+    assert "modality:all" in pipeline["tags"] and "modality:all" not in extract["tags"]  # a step's own tag wins
+    # the pipeline's steps are task runs of its own run (not "0 Task runs"), each the parent of its step's flow run
+    steps = {t["name"]: t for t in post(api, "task_runs/filter", {"flow_runs": {"id": {"any_": [pipeline["id"]]}}})}
+    assert {"extract-audio-seed", "train-audio-svc"} <= set(steps)
+    assert all(t["state_type"] == "COMPLETED" for t in steps.values())
+    for run, step in ((extract, "extract-audio-seed"), (train, "train-audio-svc")):
+        placeholder = call("GET", f"{api}/task_runs/{run['parent_task_run_id']}").json()
+        assert {"input_type": "task_run", "id": steps[step]["id"]} in placeholder["task_inputs"]["__parents__"]
     tasks = post(api, "task_runs/filter", {"flow_runs": {"id": {"any_": [extract["id"], train["id"]]}}})
     names = sorted(t["name"] for t in tasks)
-    assert sum(n.startswith("extract-audio-") for n in names) == 3  # 120 clips in chunks of 40
-    assert "train-svc" in names and all(t["state_type"] == "COMPLETED" for t in tasks)
+    assert [n for n in names if n.startswith("extract-audio-")] == [
+        "extract-audio-clips-0001-0040", "extract-audio-clips-0041-0080", "extract-audio-clips-0081-0120"]
+    assert {"train-svc", "write-summary-train01-03_test21", "write-report-train01-03_test21"} <= set(names)
+    assert all(t["state_type"] == "COMPLETED" for t in tasks)
+    assert all("split:train=1-3,test=21" in t["tags"] for t in tasks)
     keys = {a["key"] for a in post(api, "artifacts/filter") if a.get("key")}
-    assert {"extract-progress", "audio-extract-counts", "audio-rejects", "audio-model-metrics",
-            "audio-evaluation-report"} <= keys
+    assert {"audio-extract-progress", "audio-train-progress", "audio-extract-counts", "audio-rejects",
+            "audio-model-metrics", "audio-evaluation-report"} <= keys
     [counts] = [a for a in post(api, "artifacts/filter", {"artifacts": {"key": {"any_": ["audio-extract-counts"]}}})]
-    assert json.loads(counts["data"])[0]["processed"] == 120
+    assert json.loads(counts["data"])[0]["clips processed"] == 120
+    [rejects] = post(api, "artifacts/filter", {"artifacts": {"key": {"any_": ["audio-rejects"]}}})
+    assert rejects["type"] == "markdown" and "was rejected" in rejects["data"]  # no placeholder row
+    progress = {a["key"]: a for a in post(api, "artifacts/filter", {"artifacts": {"type": {"any_": ["progress"]}}})}
+    assert progress["audio-extract-progress"]["data"] == 100 and progress["audio-train-progress"]["data"] == 100
 
 
 def test_deployments_are_registered_with_cron_schedules(prefect_api, tmp_path: Path):

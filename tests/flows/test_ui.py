@@ -1,0 +1,142 @@
+"""What users see in the Prefect UI: `emotion server` on any port, run names and tags, progress that moves.
+
+The server is started as users start it (``emotion server --port P``); the UI
+is loaded in headless Chromium (Debian's ``chromium``), which CI installs.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import subprocess
+import time
+from pathlib import Path
+
+import httpx
+import pytest
+
+from emotion.synth import SynthParams, write_corpus
+from flows.cli import database_location, server_env
+from tests.flows.test_prefect_server import post
+from tests.services import BIN, chromium, prefect_server, render_page
+
+
+def test_the_ui_is_pointed_at_the_port_and_host_the_server_listens_on():
+    assert server_env("127.0.0.1", 4300, {})["PREFECT_UI_API_URL"] == "http://127.0.0.1:4300/api"
+    # on every address, no one address works for every browser: the UI asks the address the page came from
+    assert server_env("0.0.0.0", 4300, {})["PREFECT_UI_API_URL"] == "/api"
+    assert server_env("::1", 4300, {})["PREFECT_UI_API_URL"] == "http://[::1]:4300/api"
+    # a PREFECT_API_URL of another server (exported for the pipeline) does not mislead the UI; an explicit UI URL wins
+    assert server_env("127.0.0.1", 4300, {"PREFECT_API_URL": "http://127.0.0.1:4200/api"})["PREFECT_UI_API_URL"] \
+        == "http://127.0.0.1:4300/api"
+    assert server_env("0.0.0.0", 4300, {"PREFECT_UI_API_URL": "https://prefect.example/api"})["PREFECT_UI_API_URL"] \
+        == "https://prefect.example/api"
+    assert database_location({"PREFECT_HOME": "/data/ph"}) == "SQLite in /data/ph/prefect.db"
+    assert database_location({"PREFECT_API_DATABASE_CONNECTION_URL": "postgresql+asyncpg://u:secret@db:5432/p"}) \
+        == "postgresql+asyncpg://u:***@db:5432/p"
+
+
+@pytest.fixture(scope="module")
+def emotion_server(tmp_path_factory):
+    """``emotion server --port P`` on a free port, with its own PREFECT_HOME; yields (api, env, folder)."""
+    tmp = tmp_path_factory.mktemp("emotion-server")
+    with prefect_server(tmp, command="emotion") as (api, env):
+        yield api, env, tmp
+
+
+def _emotion(args: list[str], env: dict[str, str], api: str) -> subprocess.CompletedProcess:
+    res = subprocess.run([str(BIN / "emotion"), *args], env={**os.environ, **env, "PREFECT_API_URL": api},
+                         capture_output=True, text=True, timeout=600)
+    assert res.returncode == 0, res.stderr[-3000:]
+    return res
+
+
+@pytest.fixture(scope="module")
+def two_extractions(emotion_server, tiny_corpus: Path, tmp_path_factory) -> list[str]:
+    """Two identical `emotion extract` runs against the server; the run names their terminals printed."""
+    api, env, _ = emotion_server
+    out = tmp_path_factory.mktemp("ui-store")
+    names = []
+    for _ in range(2):
+        res = _emotion(["extract", str(tiny_corpus), "--out", str(out), "--modality", "audio", "--workers", "1"], env, api)
+        names += re.findall(r"Beginning flow run '([^']+)'", res.stderr)
+    return names
+
+
+@pytest.mark.slow
+def test_emotion_server_serves_a_ui_that_reaches_its_own_api(emotion_server):
+    api, env, tmp = emotion_server
+    port = int(api.rsplit(":", 1)[1].split("/")[0])
+    settings = httpx.get(f"http://127.0.0.1:{port}/ui-settings", timeout=10).json()
+    assert settings["api_url"] == f"http://127.0.0.1:{port}/api"
+    banner = (tmp / "server.log").read_text(errors="replace")
+    assert f"SQLite in {Path(env['PREFECT_HOME']) / 'prefect.db'}" in banner  # where the database really is
+    assert "~/.prefect" not in banner
+
+
+@pytest.mark.slow
+def test_identical_extractions_get_different_names_and_the_terminal_shows_the_ui_name(emotion_server, two_extractions):
+    api, _, _ = emotion_server
+    first, second = two_extractions
+    assert first != second
+    # the same data: the same feature set and data version, then each run's own id
+    assert first.rsplit("-", 1)[0] == second.rsplit("-", 1)[0]
+    assert re.fullmatch(r"extract-audio-seed-data-[0-9a-f]{8}-[0-9a-f]{6}", first)
+    runs = {r["name"]: r for r in post(api, "flow_runs/filter")}
+    assert {first, second} <= set(runs)  # found in the UI under the name the terminal printed
+    for n in (first, second):
+        assert {"modality:audio", "features:seed", f"data:{n.split('-data-')[1][:8]}"} <= set(runs[n]["tags"])
+
+
+@pytest.mark.slow
+def test_the_ui_in_a_browser_lists_a_finished_run(emotion_server, two_extractions, tmp_path: Path):
+    if not chromium():
+        pytest.skip("chromium is not installed (apt-get install chromium; .ci/run installs it)")
+    api, _, _ = emotion_server
+    ui = api.removesuffix("/api")
+    shot = tmp_path / "runs.png"
+    for page in ("/runs", "/v2/runs"):  # the classic UI and the new one
+        dom = render_page(f"{ui}{page}", tmp_path, screenshot=shot if page == "/runs" else None)
+        assert "connect to Server API" not in dom and "Can't connect" not in dom, page
+        assert two_extractions[-1] in dom, f"{page}: no run listed (screenshot {shot})"
+        assert "Completed" in dom, page  # listed as finished
+    assert shot.stat().st_size > 10_000
+
+
+@pytest.mark.slow
+def test_extraction_progress_moves_with_the_clips(emotion_server, tmp_path: Path):
+    """1,200 clips (60 synthetic clips copied to 20 actors): the progress artifact, read through the API while the
+    extraction runs, takes at least 10 distinct values."""
+    api, env, _ = emotion_server
+    data = tmp_path / "data"
+    write_corpus(tmp_path / "one", SynthParams(actors=(1,), repetitions=2, duration=1.0, seed=11))
+    for f in [p for p in (tmp_path / "one").rglob("*") if p.suffix in (".wav", ".flac")]:
+        for actor in range(1, 21):
+            parts = f.stem.split("-")
+            parts[-1] = f"{actor:02d}"
+            dst = data / f"Actor_{actor:02d}" / ("-".join(parts) + f.suffix)
+            dst.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(f, dst)
+    assert sum(1 for p in data.rglob("*") if p.is_file()) == 1200
+    argv = [str(BIN / "emotion"), "extract", str(data), "--out", str(tmp_path / "store"), "--modality", "audio",
+            "--workers", "2", "--json"]
+    seen: list[float] = []
+    started = time.time()
+    with open(tmp_path / "extract.log", "wb") as log:
+        proc = subprocess.Popen(argv, env={**os.environ, **env, "PREFECT_API_URL": api}, stdout=subprocess.PIPE,
+                                stderr=log)
+        body = {"artifacts": {"key": {"any_": ["audio-extract-progress"]}}, "sort": "CREATED_DESC", "limit": 1}
+        while proc.poll() is None:
+            latest = httpx.post(f"{api}/artifacts/filter", json=body, timeout=10).json()
+            if latest and latest[0]["created"] >= time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(started - 5)):
+                value = float(latest[0]["data"])
+                if not seen or seen[-1] != value:
+                    seen.append(value)
+            time.sleep(0.2)
+        out, _ = proc.communicate()
+    assert proc.returncode == 0, (tmp_path / "extract.log").read_text()[-3000:]
+    assert '"processed": 1200' in out.decode()
+    print(f"progress values read while 1,200 clips were extracted: {seen}")
+    assert len(set(seen)) >= 10, seen
+    assert seen == sorted(seen) and seen[-1] == 100.0
