@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import time
 import uuid
 from dataclasses import asdict, dataclass, field
@@ -14,6 +15,7 @@ from emotion.errors import StoreError, UsageError
 from emotion.extract import Step, audio_step, chunked, video_step
 from emotion.features import AudioFeatureParams, stable_hash
 from emotion.featuresets import FeatureParams, modality_of
+from emotion.store import Store
 from emotion.video import FrameParams
 from tasks.artifacts import Progress, name_flow_run, publish_extract
 from tasks.cluster import dask_client
@@ -62,6 +64,7 @@ def extract(
     chunk_size: int | None = None,
     dask_address: str | None = None,
     workers: int | None = None,
+    replace_data: bool = False,
 ) -> dict[str, ExtractSummary]:
     """Audio features of ``.wav``/``.flac`` clips and of the audio track of ``.mp4`` clips, and sampled
     frames of ``.mp4`` clips under ``data``.
@@ -69,7 +72,20 @@ def extract(
     Clips whose content is already stored under the same parameters are
     skipped (``full`` recomputes all); rows of deleted clips are dropped.
     Returns one summary per modality.
+
+    One extraction at a time per store: a second one is refused with a
+    one-line :class:`StoreError` naming the first. The store remembers its data
+    root; another root is refused unless ``replace_data`` (then the rows of the
+    old root's clips are dropped, and counted as removed).
     """
+    store = Store(out)
+    with store.writer_lock(f"emotion extract {data}"):
+        store.check_data_root(data if "://" in data else os.path.realpath(data), replace=replace_data)
+        return _extract(data, out, modality, features, frames, full, chunk_size, dask_address, workers)
+
+
+def _extract(data: str, out: str, modality: str, features: FeatureParams, frames: FrameParams, full: bool,
+             chunk_size: int | None, dask_address: str | None, workers: int | None) -> dict[str, ExtractSummary]:
     log = get_run_logger()
     if modality_of(features) == "video":  # a face feature set (landmarks): measured on its face-crop frames
         if modality == "audio":
@@ -122,7 +138,8 @@ def extract(
 
 
 def extract_audio(data: str, out: str, features: FeatureParams = AudioFeatureParams(), full: bool = False,
-                  chunk_size: int = 40, dask_address: str | None = None, workers: int | None = None) -> ExtractSummary:
+                  chunk_size: int = 40, dask_address: str | None = None, workers: int | None = None,
+                  replace_data: bool = False) -> ExtractSummary:
     """Audio features only (the ``extract`` flow with ``modality="audio"``)."""
     return extract(data, out, "audio", features, full=full, chunk_size=chunk_size, dask_address=dask_address,
-                   workers=workers)["audio"]
+                   workers=workers, replace_data=replace_data)["audio"]
