@@ -181,7 +181,8 @@ class AudioModel:
                                "(--same-speaker)")
         else:
             self.group = None
-            self.group_note = (f"speaker-normalised model: only {len(X)} distinct clip(s) of the speaker have a voice (8 "
+            self.group_note = (f"speaker-normalised model: only {len(X)} clip(s) of the speaker (distinct recordings) "
+                               "have a voice (8 "
                                "needed for their own statistics), so the pooled training statistics were used (less accurate)")
 
     def predict_row(self, x: np.ndarray) -> dict[str, float]:
@@ -537,7 +538,7 @@ def read_file(path: str) -> bytes:
     ext = extension(p.name)
     if ext not in SUPPORTED_EXTENSIONS:
         raise RejectedInput(f"unsupported file type {ext or '(none)'!r}: expected .wav, .flac or .mp4")
-    return read_local_file(str(p), max_file_bytes(p.name))  # refuses pipes, devices and oversized files unread
+    return read_local_file(str(p), max_file_bytes(p.name), missing="file not found")  # refuses pipes, devices and oversized files unread
 
 
 def predict_file(path: str, predictors: Predictors) -> Prediction:

@@ -40,7 +40,7 @@ def max_file_bytes(relpath: str) -> int:
     return MAX_VIDEO_FILE_BYTES if extension(relpath) in VIDEO_EXTENSIONS else MAX_AUDIO_FILE_BYTES
 
 
-def read_local_file(path: str, limit: int) -> bytes:
+def read_local_file(path: str, limit: int, missing: str = "file not found (deleted or a broken link)") -> bytes:
     """The bytes of a regular local file of at most ``limit`` bytes; raises :class:`RejectedInput` otherwise.
 
     The size and type are checked before anything is read: a FIFO or device is
@@ -62,7 +62,7 @@ def read_local_file(path: str, limit: int) -> bytes:
     except PermissionError:
         raise RejectedInput("permission denied") from None
     except FileNotFoundError:
-        raise RejectedInput("file not found (deleted or a broken link)") from None
+        raise RejectedInput(missing) from None
     except IsADirectoryError:
         raise RejectedInput("is a folder, not a file") from None
     except OSError as exc:

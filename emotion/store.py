@@ -327,8 +327,8 @@ class Store:
         """
         return self.read_snapshot(self.dataset_dir(dataset, key), columns=list(KEY_COLUMNS), damaged=damaged)
 
-    def feature_keys(self, modality: str, key: str) -> pd.DataFrame:
-        return self.dataset_keys(f"features/{modality}", key)
+    def feature_keys(self, modality: str, key: str, damaged: list[str] | None = None) -> pd.DataFrame:
+        return self.dataset_keys(f"features/{modality}", key, damaged)
 
     # -- rejects and manifest ----------------------------------------------
     def write_rejects(self, modality: str, rows: list[dict[str, Any]]) -> None:

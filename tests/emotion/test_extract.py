@@ -6,6 +6,7 @@ from emotion.extract import extract_audio_chunk, plan_extraction, take_inventory
 from emotion.features import AudioFeatureParams
 from emotion.sources import DataRoot
 from emotion.store import Store
+from tests.conftest import write_tone
 
 PARAMS = AudioFeatureParams()
 
@@ -45,8 +46,7 @@ def test_plan_processes_only_new_and_changed_and_drops_removed(corpus, tmp_path)
     out = tmp_path / "out"
     _extract_all(corpus, out)
     changed = corpus / "Actor_01" / "03-01-02-01-01-01-01.flac"
-    other = corpus / "Actor_02" / "03-01-02-01-01-01-02.wav"
-    changed.write_bytes(other.read_bytes())  # new content under the same name
+    write_tone(changed, seconds=1.2, amp=0.2)  # new content under the same name
     (corpus / "Actor_03" / "03-01-04-01-01-01-03.flac").unlink()
     (corpus / "Actor_21").rename(corpus / "Actor_21_moved")  # a move is a removal plus additions
     inv = take_inventory(DataRoot(str(corpus)))

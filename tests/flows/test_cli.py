@@ -14,6 +14,7 @@ from emotion.features_extended import ExtendedFeatureParams
 from emotion.runs import load_run
 from emotion.store import Store
 from flows.cli import main
+from tests.conftest import write_tone
 
 pytestmark = pytest.mark.slow
 FAST = ["--n-iter", "2", "--workers", "2", "--jobs", "1"]
@@ -130,10 +131,10 @@ def test_rerun_after_change_add_delete_processes_two_removes_one(corpus: Path, t
     store = Store(str(out))
     before = store.read_features("audio", fkey).set_index("path")
     changed = corpus / "Actor_02" / "03-01-03-01-01-01-02.wav"
-    changed.write_bytes((corpus / "Actor_02" / "03-01-04-01-01-01-02.wav").read_bytes())
+    write_tone(changed, seconds=1.1, amp=0.25)  # new content (a copy of another clip would be a duplicate recording)
     (corpus / "Actor_03" / "03-01-06-02-02-01-03.flac").unlink()
     added = corpus / "Actor_03" / "03-01-06-02-02-02-03.flac"
-    added.write_bytes((corpus / "Actor_03" / "03-01-06-02-01-01-03.flac").read_bytes())
+    write_tone(added, seconds=1.3, amp=0.2)
     code, second, _ = run_cli(capsys, "extract", str(corpus), "--out", str(out), "--workers", "1", "--json")
     assert code == 0
     assert (second["processed"], second["removed"], second["skipped"], second["rejected"]) == (2, 1, 118, 0)
