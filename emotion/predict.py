@@ -538,7 +538,7 @@ def read_file(path: str) -> bytes:
     ext = extension(p.name)
     if ext not in SUPPORTED_EXTENSIONS:
         raise RejectedInput(f"unsupported file type {ext or '(none)'!r}: expected .wav, .flac or .mp4")
-    return read_local_file(str(p), max_file_bytes(p.name), missing="file not found")  # refuses pipes, devices and oversized files unread
+    return read_local_file(str(p), max_file_bytes(p.name), missing="file not found")
 
 
 def predict_file(path: str, predictors: Predictors) -> Prediction:

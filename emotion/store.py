@@ -385,6 +385,13 @@ class Store:
         writers starting within the same instant are not excluded.
         """
         path = self.path(LOCK_FILE)
+        if _HELD.get(path):  # this process holds it already (the CLI takes it before the flow does): re-entrant
+            _HELD[path] += 1
+            try:
+                yield
+            finally:
+                _HELD[path] -= 1
+            return
         me = {"pid": os.getpid(), "host": socket.gethostname(), "since": _now_ms().isoformat(), "what": what}
         if not self.is_local:
             yield from self._object_lock(path, me)
@@ -401,9 +408,11 @@ class Store:
                                  "one writer at a time: try again when it has finished") from None
             os.ftruncate(fd, 0)
             os.pwrite(fd, json.dumps(me).encode(), 0)
+            _HELD[path] = 1
             try:
                 yield
             finally:
+                _HELD.pop(path, None)
                 os.ftruncate(fd, 0)
         finally:
             os.close(fd)  # releases the flock
@@ -442,6 +451,9 @@ class Store:
                                  "data root would drop its rows; use another --out, or --replace-data to rebuild "
                                  "it from the new root")
         self.write_json(path, {"data_root": data_url})
+
+
+_HELD: dict[str, int] = {}  # writer locks this process holds (path -> depth)
 
 
 def _holder(raw: bytes) -> str:

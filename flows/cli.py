@@ -268,8 +268,15 @@ def cmd_synth(args: argparse.Namespace) -> int:
 
 
 def cmd_extract(args: argparse.Namespace) -> int:
-    extract = _flows().extract.extract
+    from emotion.store import Store
+
     data, out = _existing_dir(args.data, "data root"), _out_dir(args.out)
+    with Store(out).writer_lock(f"emotion extract {data}"):  # a second writer is refused before Prefect starts
+        return _extract_locked(args, data, out)
+
+
+def _extract_locked(args: argparse.Namespace, data: str, out: str) -> int:
+    extract = _flows().extract.extract
     s = extract(data, out, args.modality, _features(args), _frames(args), full=args.full,
                 chunk_size=args.chunk_size, dask_address=args.dask_address, workers=args.workers,
                 replace_data=args.replace_data)

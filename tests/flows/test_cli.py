@@ -362,3 +362,14 @@ def test_speed_augmentation_trains_on_copies_and_averages_over_them(corpus: Path
     code, _, err = run_cli(capsys, "train", str(out), *SPLIT, "--features", "extended", "--augment", "1.0")
     assert code == 2 and "augmentation speeds must be distinct factors" in err
     assert len(err.strip().splitlines()) == 1
+
+
+@pytest.mark.parametrize("argv", [
+    ["synth", "X", "--duration", "0"], ["server", "--port", "99999"], ["synth", "X", "--actors", "30-31"],
+    ["extract", "X", "--out", "Y", "--chunk-size", "-3"], ["train", "X", "--jobs", "0"],
+    ["extract", ".", "--out", "memory://store"],
+])
+def test_bad_numbers_and_stores_that_keep_nothing_are_one_line_errors(argv, capsys):
+    assert main(argv) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("emotion: error:") and len(err.splitlines()) == 1, err
