@@ -11,6 +11,7 @@ and resampled exactly like a WAV, so it goes through the same feature code.
 from __future__ import annotations
 
 import io
+import re
 
 import numpy as np
 import soundfile as sf
@@ -55,6 +56,7 @@ def decode_audio(data: bytes) -> tuple[np.ndarray, int]:
         y, sr = sf.read(io.BytesIO(data), dtype="float32", always_2d=True)
     except (sf.LibsndfileError, RuntimeError, ValueError, TypeError) as exc:
         msg = str(exc).splitlines()[-1] if str(exc) else type(exc).__name__
+        msg = re.sub(r"\s*<_io\.BytesIO object at 0x[0-9a-fA-F]+>", "", msg).strip() or type(exc).__name__
         raise DecodeError(f"cannot decode audio: {msg}") from None
     if y.shape[0] == 0:
         raise DecodeError("audio has no samples")
@@ -161,3 +163,31 @@ def load_audio(data: bytes, target_sr: int, *, video: bool = False) -> np.ndarra
             raise NoAudioError(f"the audio track is silent (peak {db:.0f} dBFS)")
         raise RejectedInput(f"audio is silent (peak {db:.0f} dBFS)")
     return mono
+
+
+LONG_INPUT_SECONDS = 30.0  # the models learn from clips of a few seconds
+
+
+def unlike_speech(y: np.ndarray, sr: int) -> str | None:
+    """Why mono samples look unlike the short speech clips the models are trained on, or None.
+
+    A cheap screen, not a speech detector: a (nearly) constant signal, a
+    recording much longer than a clip, or a spectrum as flat as noise's over
+    most of the signal (speech and tones are far from flat).
+    """
+    seconds = len(y) / sr if sr else 0.0
+    y0 = np.asarray(y, dtype=np.float64) - float(np.mean(y)) if len(y) else np.zeros(0)
+    if not len(y0) or float(np.std(y0)) < 1e-3 * max(float(np.max(np.abs(y))), 1e-12):
+        return "the signal is (nearly) constant: no speech in it"
+    n = 2048
+    frames = [y0[i : i + n] for i in range(0, len(y0) - n + 1, n)][:2000]
+    if frames:
+        power = np.abs(np.fft.rfft(np.stack(frames) * np.hanning(n), axis=1)) ** 2 + 1e-20
+        energy = power.sum(axis=1)
+        loud = power[energy > 0.01 * np.max(energy)]
+        flatness = np.exp(np.mean(np.log(loud), axis=1)) / np.mean(loud, axis=1)
+        if float(np.median(flatness)) > 0.3:
+            return f"the spectrum is as flat as noise's (flatness {float(np.median(flatness)):.2f}): no speech found"
+    if seconds > LONG_INPUT_SECONDS:
+        return f"the input is {seconds:.0f} s long; the model was trained on clips of a few seconds"
+    return None

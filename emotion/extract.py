@@ -66,8 +66,17 @@ class Inventory:
         return pd.DataFrame(rows, columns=cols)
 
 
+def printable(name: str) -> str:
+    """``name`` as valid UTF-8 text: bytes of a non-UTF-8 file name (surrogate escapes) are shown as ``\\xNN``."""
+    try:
+        name.encode("utf-8")
+        return name
+    except UnicodeEncodeError:
+        return name.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
+
+
 def reject(path: str, reason: str, stage: str) -> dict[str, Any]:
-    return {"path": path, "reason": reason, "stage": stage}
+    return {"path": printable(path), "reason": " ".join(printable(reason).split()), "stage": stage}
 
 
 @dataclass(frozen=True)
@@ -133,7 +142,11 @@ def take_inventory(
     """
     inv = Inventory()
     seen: dict[str, str] = {}
+    by_content: dict[str, str] = {}  # content hash -> the clip that has it (one recording under two ids)
     for cand in root.discover(extensions):
+        if printable(cand.relpath) != cand.relpath:  # the store keeps UTF-8 text only
+            inv.rejects.append(reject(cand.relpath, "file name is not valid UTF-8", "discover"))
+            continue
         if cand.problem:
             inv.rejects.append(reject(cand.relpath, cand.problem, "discover"))
             continue
@@ -158,8 +171,14 @@ def take_inventory(
         except RejectedInput as exc:
             inv.rejects.append(reject(cand.relpath, exc.reason, "read"))
             continue
+        digest = content_hash(data)
+        if data and digest in by_content:  # (empty files are rejected at decoding, each for itself)
+            inv.rejects.append(reject(cand.relpath, f"same recording as {by_content[digest]} (identical content "
+                                                    "under another id)", "id"))
+            continue
         seen[rid.stem] = cand.relpath
-        inv.clips.append((ClipRef(cand.relpath, content_hash(data)), rid, len(data)))
+        by_content[digest] = cand.relpath
+        inv.clips.append((ClipRef(cand.relpath, digest), rid, len(data)))
     return inv
 
 
@@ -342,10 +361,32 @@ def extract_chunk(step: Step, clips: Sequence[ClipRef], data_url: str, store_url
     part = None
     if rows:
         schema = frame_schema(step.params) if isinstance(step.params, FrameParams) else feature_schema(step.params)
-        part = f"{store.dataset_dir(step.dataset, step.key)}/{Store.new_part_name()}"
-        store.write_table(part, pa.Table.from_pylist(rows, schema=schema), tag=run_tag)
+        table, bad = _to_table(rows, schema)
+        rejects.extend(bad)
+        n_ok -= len({r["path"] for r in bad})
+        if table.num_rows:
+            part = f"{store.dataset_dir(step.dataset, step.key)}/{Store.new_part_name()}"
+            store.write_table(part, table, tag=run_tag)
     worker = f"{socket.gethostname()}:{os.getpid()}"
     return ChunkResult(part, n_ok, rejects, time.perf_counter() - t0, worker, no_audio)
+
+
+def _to_table(rows: list[dict[str, Any]], schema: pa.Schema) -> tuple[pa.Table, list[dict[str, Any]]]:
+    """The rows as one table; a clip whose rows Arrow cannot store becomes a reject instead of sinking the chunk."""
+    try:
+        return pa.Table.from_pylist(rows, schema=schema), []
+    except (pa.ArrowException, UnicodeError, ValueError, TypeError, OverflowError):
+        pass
+    good: list[dict[str, Any]] = []
+    why: dict[str, str] = {}
+    for r in rows:
+        try:
+            pa.Table.from_pylist([r], schema=schema)
+            good.append(r)
+        except (pa.ArrowException, UnicodeError, ValueError, TypeError, OverflowError) as exc:
+            why.setdefault(r["path"], f"cannot store its row: {type(exc).__name__}")
+    good = [r for r in good if r["path"] not in why]
+    return pa.Table.from_pylist(good, schema=schema), [reject(p, w, "store") for p, w in why.items()]
 
 
 def extract_audio_chunk(

@@ -209,13 +209,8 @@ def landmark_table(frames: pd.DataFrame, params: LandmarkParams) -> LandmarkTabl
 FRAME_COLUMNS = ["path", "content_hash", *LABEL_COLUMNS, "time", "face_found", "landmarks"]
 
 
-def update_landmark_features(store: Store, params: LandmarkParams) -> LandmarkTable:
-    """Measure the stored frames of ``params.frame_params()`` into ``features/video/<params.key>``.
-
-    The table is rebuilt from the frame table whenever the clips behind it
-    changed (it is cheap: no video is decoded) and written as one new part,
-    after which the older parts go; an unchanged table is not rewritten.
-    """
+def _measure(store: Store, params: LandmarkParams) -> LandmarkTable:
+    """The landmark table of the store's current face-crop frames of ``params``."""
     fkey = params.frame_params().key
     frames = store.read_dataset("frames", fkey, columns=FRAME_COLUMNS)
     if frames.empty:
@@ -224,12 +219,30 @@ def update_landmark_features(store: Store, params: LandmarkParams) -> LandmarkTa
     table = landmark_table(frames.drop(columns="_part", errors="ignore"), params)
     if table.features.empty:
         raise StoreError(f"no face was found in any clip of {fkey}: no landmark features")
+    return table
+
+
+def _stored_keys(store: Store, params: LandmarkParams) -> tuple[list[str], set[tuple[str, str]]]:
     folder = store.features_dir("video", params.key)
-    old = store.list_parts(folder)
-    stored = store.read_parts(old, columns=["path", "content_hash"]) if old else pd.DataFrame(columns=["path", "content_hash"])
-    new_keys = set(zip(table.features["path"], table.features["content_hash"], strict=True))
-    if len(old) == 1 and set(zip(stored["path"], stored["content_hash"], strict=True)) == new_keys:
+    parts = store.list_parts(folder)
+    cols = ["path", "content_hash"]
+    stored = store.read_snapshot(folder, columns=cols) if parts else pd.DataFrame(columns=cols)
+    return parts, set(zip(stored["path"], stored["content_hash"], strict=True))
+
+
+def update_landmark_features(store: Store, params: LandmarkParams) -> LandmarkTable:
+    """Measure the stored frames of ``params.frame_params()`` into ``features/video/<params.key>``.
+
+    The extraction that writes the frames calls this (holding the store's
+    writer lock): the table is rebuilt from the frame table whenever the clips
+    behind it changed (it is cheap: no video is decoded) and written as one new
+    part, after which the older parts go; an unchanged table is not rewritten.
+    """
+    table = _measure(store, params)
+    old, keys = _stored_keys(store, params)
+    if len(old) == 1 and keys == set(zip(table.features["path"], table.features["content_hash"], strict=True)):
         return table
+    folder = store.features_dir("video", params.key)
     names = params.feature_names()
     fields = [pa.field("path", pa.string()), pa.field("content_hash", pa.string())]
     fields += [pa.field(c, pa.string() if c in ("gender", "emotion_label") else pa.int8()) for c in LABEL_COLUMNS]
@@ -239,12 +252,33 @@ def update_landmark_features(store: Store, params: LandmarkParams) -> LandmarkTa
     arrow = pa.Table.from_pandas(table.features, schema=pa.schema(fields, metadata=meta), preserve_index=False)
     store.write_table(f"{folder}/{Store.new_part_name()}", arrow)
     store.write_json(f"{folder}/params.json", {"params": params.to_dict(), "hash": params.hash(),
-                                                "frames": fkey, "clips_without_face": table.no_face})
+                                                "frames": params.frame_params().key, "clips_without_face": table.no_face})
     store.remove(old)
     return table
 
 
 def read_landmark_features(store: Store, params: LandmarkParams) -> pd.DataFrame:
-    """The landmark feature rows of the store, brought up to date with its frames first."""
-    update_landmark_features(store, params)
-    return store.read_features("video", params.key)
+    """The landmark feature rows of the store's current face crops.
+
+    Readers never write: when the stored table does not match the frames (say,
+    frames extracted by an older version), it is measured afresh in memory.
+    """
+    _, keys = _stored_keys(store, params)
+    if keys:
+        try:
+            frames = store.dataset_keys("frames", params.frame_params().key)
+        except StoreError:
+            frames = pd.DataFrame(columns=["path", "content_hash"])
+        faceless = set(_no_face_clips(store, params))
+        expected = {(p, h) for p, h in zip(frames["path"], frames["content_hash"], strict=True) if p not in faceless}
+        if keys == expected:
+            return store.read_features("video", params.key)
+    return _measure(store, params).features
+
+
+def _no_face_clips(store: Store, params: LandmarkParams) -> list[str]:
+    path = f"{store.features_dir('video', params.key)}/params.json"
+    try:
+        return list(store.read_json(path).get("clips_without_face", [])) if store.exists(path) else []
+    except (StoreError, ValueError, AttributeError):
+        return []

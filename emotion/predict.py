@@ -39,7 +39,7 @@ from typing import Any, Protocol
 
 import numpy as np
 
-from emotion.audio import load_audio
+from emotion.audio import load_audio, unlike_speech
 from emotion.augment import predict_copies
 from emotion.errors import (
     EmotionError,
@@ -55,7 +55,8 @@ from emotion.ids import EMOTION_LABELS, try_parse_id
 from emotion.normalize import Stats, normalize_for_prediction
 from emotion.persist import load_model
 from emotion.report import RunRecord, best_per_modality, collect_runs
-from emotion.sources import AUDIO_EXTENSIONS, VIDEO_EXTENSIONS, extension
+from emotion.runs import MAX_MODEL_BYTES, model_file_path
+from emotion.sources import AUDIO_EXTENSIONS, VIDEO_EXTENSIONS, extension, max_file_bytes, read_local_file
 from emotion.splits import DEFAULT_SPLIT, ActorSplit
 from emotion.store import Store
 
@@ -90,6 +91,7 @@ class Prediction:
     timeline_model: str | None = None  # the face model that read the frames (may differ from ``model``)
     timeline_outcome: dict[str, Any] | None = None  # that face model's own clip outcome: emotion and probability
     label: str | None = None  # the emotion in a RAVDESS file name, when there is one
+    unlike_speech: str | None = None  # why the audio looks unlike the speech clips the model learnt from
 
     def to_dict(self) -> dict[str, Any]:
         d = asdict(self)
@@ -131,6 +133,10 @@ class AudioModel:
         self.group: Stats | None = None  # statistics of a group of one speaker's clips (see use_speaker_group)
         self.group_note: str | None = None
         self._raw: dict[tuple[bytes, bool], np.ndarray] = {}
+        self._unusual: dict[tuple[bytes, bool], str | None] = {}
+        known = info.get("emotions") if isinstance(info.get("emotions"), list) else None
+        self.known_note = (f"the model knows only {len(known)} emotions ({', '.join(map(str, known))}); the others "
+                           "get probability 0" if known and len(known) < len(EMOTION_LABELS) else None)
         try:
             self.params = params_from_dict(info["feature_params"])
         except (KeyError, TypeError, ValueError) as exc:
@@ -152,7 +158,12 @@ class AudioModel:
         if key not in self._raw:
             samples = load_audio(data, self.params.sample_rate, video=video)
             self._raw[key] = np.asarray(self.extractor(samples), dtype=np.float32)
+            self._unusual[key] = unlike_speech(samples, self.params.sample_rate)
         return self._raw[key]
+
+    def unusual(self, data: bytes, *, video: bool = False) -> str | None:
+        """Why the file's audio looks unlike the speech the model learnt from, or None (after :meth:`raw_features`)."""
+        return self._unusual.get((hashlib.sha1(data).digest(), video))
 
     def use_speaker_group(self, rows: list[np.ndarray]) -> None:
         """Normalise the following predictions by the statistics of ``rows``, clips of one speaker.
@@ -170,7 +181,8 @@ class AudioModel:
                                "(--same-speaker)")
         else:
             self.group = None
-            self.group_note = (f"speaker-normalised model: only {len(X)} clip(s) of the speaker have a voice (8 "
+            self.group_note = (f"speaker-normalised model: only {len(X)} clip(s) of the speaker (distinct recordings) "
+                               "have a voice (8 "
                                "needed for their own statistics), so the pooled training statistics were used (less accurate)")
 
     def predict_row(self, x: np.ndarray) -> dict[str, float]:
@@ -222,12 +234,13 @@ def _read_run(folder: Store) -> tuple[Any, dict[str, Any]]:
     if not folder.exists(run_json):
         raise UsageError(f"{folder.url}: no run.json (not a trained run folder)")
     info = folder.read_json(run_json)
+    if not isinstance(info, dict):
+        raise ModelIntegrityError(f"{folder.url}: run.json is not a JSON object")
     record = info.get("model_file") or {}
-    path = folder.path(str(record.get("file", "")))
-    if not record.get("file") or not folder.exists(path):
+    path = model_file_path(folder.root, record, folder.url)
+    if not folder.exists(path):
         raise ModelIntegrityError(f"{folder.url}: the model file recorded in run.json ({record.get('file')}) is missing")
-    with folder.fs.open(path, "rb") as fh:
-        data = fh.read()
+    data = folder.read_limited(path, MAX_MODEL_BYTES)
     return load_model(data, record, source=path), info
 
 
@@ -525,14 +538,7 @@ def read_file(path: str) -> bytes:
     ext = extension(p.name)
     if ext not in SUPPORTED_EXTENSIONS:
         raise RejectedInput(f"unsupported file type {ext or '(none)'!r}: expected .wav, .flac or .mp4")
-    try:
-        return p.read_bytes()
-    except FileNotFoundError:
-        raise RejectedInput("file not found") from None
-    except IsADirectoryError:
-        raise RejectedInput("is a folder, not a file") from None
-    except OSError as exc:
-        raise RejectedInput(f"cannot read file: {exc.strerror or exc}") from None
+    return read_local_file(str(p), max_file_bytes(p.name), missing="file not found")
 
 
 def predict_file(path: str, predictors: Predictors) -> Prediction:
@@ -549,6 +555,13 @@ def predict_file(path: str, predictors: Predictors) -> Prediction:
             audio_p = predictors.audio.predict_bytes(data, video=video)
         except NoAudioError as exc:
             audio_absent = exc.reason
+        else:
+            pred.unlike_speech = predictors.audio.unusual(data, video=video)
+            if pred.unlike_speech:
+                pred.notes.append(f"warning: input unlike the training speech: {pred.unlike_speech}; the answer "
+                                  "means little")
+            if predictors.audio.known_note:
+                pred.notes.append(predictors.audio.known_note)
     video_p: dict[str, float] | None = None
     no_face: str | None = None
     if video and predictors.video is not None:
@@ -614,9 +627,15 @@ def predict_files(paths: list[str], predictors: Predictors, *, same_speaker: boo
     """
     if same_speaker and predictors.audio is not None:
         rows = []
+        seen: set[bytes] = set()  # one recording given twice counts once (its statistics would shrink to nothing)
         for p in paths:
             try:
-                rows.append(predictors.audio.raw_features(read_file(p), video=extension(p) in VIDEO_EXTENSIONS))
+                data = read_file(p)
+                digest = hashlib.sha256(data).digest()
+                if digest in seen:
+                    continue
+                rows.append(predictors.audio.raw_features(data, video=extension(p) in VIDEO_EXTENSIONS))
+                seen.add(digest)
             except EmotionError:  # unreadable or without a voice: reported by the pass below
                 continue
         predictors.audio.use_speaker_group(rows)

@@ -25,6 +25,7 @@ normalisation) and of the leave-one-actor-out evaluation
 from __future__ import annotations
 
 import io
+import logging
 import posixpath
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
@@ -33,8 +34,11 @@ from typing import Any
 import numpy as np
 
 from emotion.augment import speeds_text
+from emotion.errors import StoreError
 from emotion.ids import EMOTION_LABELS
 from emotion.store import Store
+
+log = logging.getLogger(__name__)
 
 MODALITY_ORDER = ("audio", "video", "fusion")
 REPORT = "report.md"
@@ -119,8 +123,14 @@ def read_run(store: Store, split_id: str, rel_dir: str) -> RunRecord | None:
     folder = store.path("runs", split_id, rel_dir)
     if not store.run_complete(folder) or not store.exists(posixpath.join(folder, "metrics.json")):
         return None
-    info = store.read_json(posixpath.join(folder, "run.json"))
-    metrics = store.read_json(posixpath.join(folder, "metrics.json"))
+    try:
+        info = store.read_json(posixpath.join(folder, "run.json"))
+        metrics = store.read_json(posixpath.join(folder, "metrics.json"))
+        if not isinstance(info, dict) or not isinstance(metrics, dict):
+            raise StoreError(f"{store.url_of(folder)}: run.json or metrics.json is not a JSON object")
+    except StoreError as exc:  # one damaged run folder never hides the others
+        log.warning("skipping the run %s: %s", store.url_of(folder), exc)
+        return None
     model, version = rel_dir.split("/", 1)
     features = _field(info, metrics, "features")
     if features is None:

@@ -142,8 +142,40 @@ def scores_and_labels(est: Any, X: np.ndarray, copies: int = 1) -> tuple[np.ndar
     return proba, classes[np.argmax(proba, axis=1)]
 
 
-def prediction_table(rows: pd.DataFrame, y_true: np.ndarray, y_pred: np.ndarray, proba: np.ndarray) -> pd.DataFrame:
-    """``predictions.parquet`` of every run: the test clips' ``rows`` with true and predicted emotion and ``p_<emotion>``."""
+def all_emotions(proba: np.ndarray, classes: np.ndarray | None = None) -> np.ndarray:
+    """Scores over a model's ``classes`` (labels 0-7; all 8 when None) as 8 columns, one per emotion (0 where unknown).
+
+    A model trained on a corpus without some emotions (RAVDESS song: no disgust, no surprise) has fewer columns.
+    """
+    proba = np.asarray(proba, dtype=np.float64)
+    if classes is None:
+        if proba.shape[1] == len(EMOTION_LABELS):
+            return proba
+        classes = np.arange(proba.shape[1])
+    out = np.zeros((proba.shape[0], len(EMOTION_LABELS)), dtype=np.float64)
+    out[:, np.asarray(classes, dtype=int)] = proba
+    return out
+
+
+def known_emotions(classes: np.ndarray) -> list[str]:
+    """The emotion labels a model can answer (its classes, 0-7)."""
+    return [EMOTION_LABELS[int(k)] for k in classes]
+
+
+def check_labels(model: str, y: np.ndarray) -> None:
+    """XGBoost needs its labels to be 0..k-1: a corpus with a gap in its emotion codes cannot train it."""
+    present = np.unique(y)
+    if model in ("xgb", "ensemble") and not np.array_equal(present, np.arange(len(present))):
+        missing = [EMOTION_LABELS[k] for k in range(int(present.max()) + 1) if k not in set(present.tolist())]
+        raise StoreError(f"{model} cannot train on emotion codes with a gap (no {', '.join(missing)} clips among the "
+                         "train actors); use rf, svc, lr or mlp")
+
+
+def prediction_table(rows: pd.DataFrame, y_true: np.ndarray, y_pred: np.ndarray, proba: np.ndarray,
+                     classes: np.ndarray | None = None) -> pd.DataFrame:
+    """``predictions.parquet`` of every run: the test clips' ``rows`` with true and predicted emotion and ``p_<emotion>``
+    (0 for an emotion the model does not know)."""
+    proba = all_emotions(proba, classes)
     return rows.reset_index(drop=True).assign(
         true=[EMOTION_LABELS[k] for k in y_true], predicted=[EMOTION_LABELS[k] for k in y_pred],
         **{f"p_{lab}": proba[:, k].astype(np.float32) for k, lab in enumerate(EMOTION_LABELS)},
@@ -201,6 +233,7 @@ def train_and_evaluate(
 
     ``on_stage`` is told when the search is done ("tuned"), so a caller can show progress.
     """
+    check_labels(spec.name, data.y_train)
     result = tune(spec, data.X_train, data.y_train, data.groups, search, n_jobs=n_jobs)
     if on_stage is not None:
         on_stage("tuned")
@@ -213,11 +246,13 @@ def train_and_evaluate(
     version = run_version(spec.name, split, search, feature_hash, data.data_hash, data.speaker_norm)
     features = str(feature_params.get("name", "?"))
     modality = "video" if features == "landmarks" else "audio"  # feature models also read the face's landmarks
-    metrics.update({"model": spec.name, "modality": modality, "cv_accuracy": result.cv_accuracy, "cv_std": result.cv_std,
+    metrics.update({"model": spec.name, "modality": modality, "emotions": known_emotions(np.unique(data.y_train)),
+                    "cv_accuracy": result.cv_accuracy, "cv_std": result.cv_std,
                     "cv": f"GroupKFold({search.cv_folds}) by actor on train actors",
                     "features": features, "speaker_norm": data.speaker_norm})
     model_bytes, saved = dump_model(est)
-    preds = prediction_table(data.test_rows, data.y_test, pred, proba)
+    classes = np.asarray(getattr(est, "classes_", np.arange(np.asarray(proba).shape[1])), dtype=int)
+    preds = prediction_table(data.test_rows, data.y_test, pred, proba, classes)
     title = f"{spec.title}: {split.id}\naccuracy {metrics['accuracy']:.3f}, UAR {metrics['uar']:.3f}"
     params = {"model": spec.name, "best_params": result.best_params, "search": search.to_dict(),
               "stages": result.stages, "features": features, "speaker_norm": data.speaker_norm}
@@ -232,6 +267,7 @@ def train_and_evaluate(
         "feature_params": feature_params, "feature_hash": feature_hash, "data_hash": data.data_hash,
         "search": search.to_dict(), "model_file": saved.to_dict(), "fit_seconds": round(result.seconds, 2),
         "label_columns": list(LABEL_COLUMNS), "classes": list(EMOTION_LABELS),
+        "emotions": known_emotions(classes),  # what the model can answer (a corpus may lack some emotions)
         "features": features, "speaker_norm": data.speaker_norm,
     }
     extra = {"model_card.md": model_card(spec.title, metrics, run, result.best_params).encode()}

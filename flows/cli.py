@@ -34,6 +34,7 @@ for _k, _v in {
 from emotion.errors import EmotionError, UsageError  # noqa: E402
 from emotion.featuresets import FEATURE_SET_NAMES, feature_set  # noqa: E402
 from emotion.fusion import FUSION_MODELS  # noqa: E402
+from emotion.ids import MAX_ACTOR  # noqa: E402
 from emotion.models import DEFAULT_MODELS, MODELS, SearchParams, check_features, default_models  # noqa: E402
 from emotion.nn import NN_MODELS  # noqa: E402
 from emotion.splits import DEFAULT_SPLIT, ActorSplit, parse_actors  # noqa: E402
@@ -125,6 +126,7 @@ def _video_params(args: argparse.Namespace) -> dict[str, dict[str, Any]]:
 
 
 def _existing_dir(path: str, what: str) -> str:
+    _not_in_memory(path)
     if "://" in path:
         return path
     if not Path(path).is_dir():
@@ -132,7 +134,14 @@ def _existing_dir(path: str, what: str) -> str:
     return str(Path(path).resolve())
 
 
+def _not_in_memory(path: str) -> None:
+    if path.lower().startswith("memory://"):
+        raise UsageError(f"{path!r}: a memory:// store lives only as long as the command and would keep nothing; "
+                         "use a folder or object storage")
+
+
 def _out_dir(path: str) -> str:
+    _not_in_memory(path)
     if "://" in path:
         return path
     p = Path(path)
@@ -225,7 +234,29 @@ def _emit(args: argparse.Namespace, payload: dict[str, Any], printer: Any) -> No
 
 
 # -- commands -----------------------------------------------------------------
+# option -> (smallest, largest) value it may take; checked for every command before it runs
+NUMBER_RANGES: dict[str, tuple[float, float]] = {
+    "chunk_size": (1, 100_000), "jobs": (1, 1024), "workers": (1, 1024), "every": (1, 10_000),
+    "frame_size": (16, 4096), "epochs": (1, 10_000), "n_iter": (1, 100_000), "cv_folds": (2, 100),
+    "port": (1, 65535), "duration": (0.25, 600), "repetitions": (1, 2),
+}
+
+
+def check_numbers(args: argparse.Namespace) -> None:
+    """A one-line :class:`UsageError` (exit 2) for any number on the command line outside its range."""
+    for name, (lo, hi) in NUMBER_RANGES.items():
+        v = getattr(args, name, None)
+        if v is None or isinstance(v, bool):
+            continue
+        if not lo <= v <= hi or v != v:
+            raise UsageError(f"--{name.replace('_', '-')} must be between {lo:g} and {hi:g}, got {v:g}")
+
+
 def cmd_synth(args: argparse.Namespace) -> int:
+    actors = parse_actors(args.actors)
+    if max(actors) > MAX_ACTOR:
+        raise UsageError(f"--actors {args.actors}: RAVDESS actors are 01-{MAX_ACTOR}, so extraction would reject "
+                         f"actor {max(actors)}")
     params = SynthParams(actors=parse_actors(args.actors), repetitions=args.repetitions,
                          duration=args.duration, seed=args.seed, signal=args.signal)
     t0 = time.perf_counter()
@@ -245,10 +276,18 @@ def cmd_synth(args: argparse.Namespace) -> int:
 
 
 def cmd_extract(args: argparse.Namespace) -> int:
-    extract = _flows().extract.extract
+    from emotion.store import Store
+
     data, out = _existing_dir(args.data, "data root"), _out_dir(args.out)
+    with Store(out).writer_lock(f"emotion extract {data}"):  # a second writer is refused before Prefect starts
+        return _extract_locked(args, data, out)
+
+
+def _extract_locked(args: argparse.Namespace, data: str, out: str) -> int:
+    extract = _flows().extract.extract
     s = extract(data, out, args.modality, _features(args), _frames(args), full=args.full,
-                chunk_size=args.chunk_size, dask_address=args.dask_address, workers=args.workers)
+                chunk_size=args.chunk_size, dask_address=args.dask_address, workers=args.workers,
+                replace_data=args.replace_data)
     payload = extract_payload({m: v.to_dict() for m, v in s.items()})
     _emit(args, payload, _print_extract)
     return _strict_exit(args, payload)
@@ -401,7 +440,7 @@ def cmd_predict(args: argparse.Namespace) -> int:
     predictors = load_predictors(args.store, args.model, args.split)
     results = predict_files(args.files, predictors, same_speaker=args.same_speaker)
     files = [r.to_dict() if isinstance(r, Prediction) else {"file": r[0], "error": r[1]} for r in results]
-    failed = sum(1 for f in files if f.get("error"))
+    failed = sum(1 for f in files if f.get("error") or f.get("emotion") is None)  # "no prediction" is no success
     if args.json:
         print(json.dumps(files, indent=2))
     else:
@@ -512,6 +551,9 @@ def _add_extract_opts(p: argparse.ArgumentParser) -> None:
     p.add_argument("--workers", type=int, help="worker processes of the local cluster (default: one per core)")
     p.add_argument("--full", action="store_true", help="recompute everything, not only new or changed clips")
     p.add_argument("--strict", action="store_true", help="exit non-zero if any file was rejected (after writing the rest)")
+    p.add_argument("--replace-data", action="store_true",
+                   help="the store was built from another data root: rebuild it from this one (the old root's rows "
+                        "are dropped and counted as removed); without it, another root is refused")
 
 
 def _add_augment(p: argparse.ArgumentParser) -> None:
@@ -655,6 +697,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     try:
+        check_numbers(args)
         return int(args.func(args))
     except UsageError as exc:
         print(f"emotion: error: {exc}", file=sys.stderr)

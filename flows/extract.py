@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import time
 import uuid
 from dataclasses import asdict, dataclass, field
@@ -16,6 +17,7 @@ from emotion.errors import EmotionError, StoreError, UsageError
 from emotion.extract import Inventory, Step, audio_step, chunked, data_version, video_step
 from emotion.features import AudioFeatureParams
 from emotion.featuresets import FeatureParams, modality_of
+from emotion.store import Store
 from emotion.video import FrameParams
 from flows.naming import current_run, frames_label, name, run_tags, tagged
 from tasks.artifacts import Progress, progress_key, publish_extract
@@ -96,6 +98,7 @@ def extract(
     chunk_size: int | None = None,
     dask_address: str | None = None,
     workers: int | None = None,
+    replace_data: bool = False,
 ) -> dict[str, ExtractSummary]:
     """Audio features of ``.wav``/``.flac`` clips and of the audio track of ``.mp4`` clips, and sampled
     frames of ``.mp4`` clips under ``data``.
@@ -107,7 +110,19 @@ def extract(
     Progress (``<modality>-extract-progress``) moves with every clip done:
     the workers report each clip as a Dask event, and the flow updates the
     artifact while the chunks run.
+    One extraction at a time per store: a second one is refused with a
+    one-line :class:`StoreError` naming the first. The store remembers its data
+    root; another root is refused unless ``replace_data`` (then the rows of the
+    old root's clips are dropped, and counted as removed).
     """
+    store = Store(out)
+    with store.writer_lock(f"emotion extract {data}"):
+        store.check_data_root(data if "://" in data else os.path.realpath(data), replace=replace_data)
+        return _extract_locked(data, out, modality, features, frames, full, chunk_size, dask_address, workers)
+
+
+def _extract_locked(data: str, out: str, modality: str, features: FeatureParams, frames: FrameParams, full: bool,
+             chunk_size: int | None, dask_address: str | None, workers: int | None) -> dict[str, ExtractSummary]:
     log = get_run_logger()
     if modality_of(features) == "video":  # a face feature set (landmarks): measured on its face-crop frames
         if modality == "audio":
@@ -121,7 +136,7 @@ def extract(
     version = _version(invs)
     labels = run_tags(modality=modality, features=_run_label(modality, features, frames), data_version=version)
     with tagged(labels):
-        summaries = _extract(data, out, steps, invs, version, full, dask_address, workers, run_tag, started)
+        summaries = _extract_steps(data, out, steps, invs, version, full, dask_address, workers, run_tag, started)
     for summary in summaries.values():
         summary.seconds = round(time.perf_counter() - t0, 2)
     for s in steps:
@@ -132,7 +147,7 @@ def extract(
     return summaries
 
 
-def _extract(data: str, out: str, steps: list[Step], invs: dict[str, Inventory], version: str, full: bool,
+def _extract_steps(data: str, out: str, steps: list[Step], invs: dict[str, Inventory], version: str, full: bool,
              dask_address: str | None, workers: int | None, run_tag: str, started: float) -> dict[str, ExtractSummary]:
     log = get_run_logger()
     plans = {s.modality: plan(invs[s.modality], out, s, full) for s in steps}
@@ -193,7 +208,8 @@ def _extract(data: str, out: str, steps: list[Step], invs: dict[str, Inventory],
 
 
 def extract_audio(data: str, out: str, features: FeatureParams = AudioFeatureParams(), full: bool = False,
-                  chunk_size: int = 40, dask_address: str | None = None, workers: int | None = None) -> ExtractSummary:
+                  chunk_size: int = 40, dask_address: str | None = None, workers: int | None = None,
+                  replace_data: bool = False) -> ExtractSummary:
     """Audio features only (the ``extract`` flow with ``modality="audio"``)."""
     return extract(data, out, "audio", features, full=full, chunk_size=chunk_size, dask_address=dask_address,
-                   workers=workers)["audio"]
+                   workers=workers, replace_data=replace_data)["audio"]

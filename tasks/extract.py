@@ -8,6 +8,7 @@ that dies has its chunk rerun by Dask elsewhere.
 
 from __future__ import annotations
 
+import posixpath
 import threading
 from collections import OrderedDict
 from typing import Any
@@ -69,7 +70,11 @@ def inventory(data: str, step: Step, run_id: str = "") -> Inventory:
 
 @task(name="plan", cache_policy=NO_CACHE, task_run_name="plan-{step.modality}")
 def plan(inv: Inventory, out: str, step: Step, full: bool) -> Plan:
-    p = plan_extraction(inv, Store(out).dataset_keys(step.dataset, step.key), full=full)
+    damaged: list[str] = []
+    p = plan_extraction(inv, Store(out).dataset_keys(step.dataset, step.key, damaged=damaged), full=full)
+    for d in damaged:  # their clips are not counted as stored, so they are recomputed; the part goes at commit
+        get_run_logger().warning("%s: damaged part %s is dropped and its clips recomputed", step.modality, d)
+        p.drop_parts.append(posixpath.basename(d))
     get_run_logger().info("%s: %d clips to process, %d unchanged, %d removed", step.modality, len(p.todo), p.skipped,
                           len(p.removed))
     return p
@@ -115,7 +120,7 @@ def commit(out: str, step: Step, p: Plan, inv: Inventory, rejects: list[dict[str
     folder = store.dataset_dir(step.dataset, step.key)
     dropped = compact(store, folder, p.stale_parts)
     store.remove(f"{folder}/{name}" for name in p.drop_parts)
-    dropped += compact(store, folder, duplicate_rows(store.dataset_keys(step.dataset, step.key)))
+    dropped += compact(store, folder, duplicate_rows(store.dataset_keys(step.dataset, step.key, damaged=[])))
     store.remove_stale_temporaries(folder, older_than=started, tag=run_tag)
     store.write_json(f"{folder}/params.json", {"params": step.params.to_dict(), "hash": step.params.hash(),
                                                "data_version": data_version,

@@ -50,7 +50,7 @@ def train_model(
                       copies=features.copies)
     version = run_version(model, split, search, features.hash(), data.data_hash, speaker_norm)
     folder = store.run_dir(split.id, model, version)
-    if store.run_complete(folder) and not force:
+    if store.run_reusable(folder) and not force:  # a run whose model file is gone is trained again
         log.info("%s: run %s is complete in the store; reusing it", model, version)
         metrics = store.read_json(posixpath.join(folder, "metrics.json"))
         _advance(progress, STEPS_PER_MODEL)
@@ -122,7 +122,7 @@ def train_video_model(
     data = split_frames(store, frames, split, seed=est.seed)
     version = video_run_version(model, est.get_params(), split, frames.key, data.data_hash)
     folder = store.run_dir(split.id, model, version)
-    if store.run_complete(folder) and not force:
+    if store.run_reusable(folder) and not force:  # a run whose model file is gone is trained again
         log.info("%s: run %s is complete in the store; reusing it", model, version)
         metrics = store.read_json(posixpath.join(folder, "metrics.json"))
         _advance(progress, STEPS_PER_MODEL)
@@ -164,7 +164,7 @@ def train_fusion_model(
     version = fusion_version(est.method, est.get_params(), split, audio.key, frames.key, fusion_data_hash(table),
                              frames.landmarks)
     folder = store.run_dir(split.id, model, version)
-    if store.run_complete(folder) and not force:
+    if store.run_reusable(folder) and not force:  # a run whose model file is gone is trained again
         log.info("%s: run %s is complete in the store; reusing it", model, version)
         metrics = store.read_json(posixpath.join(folder, "metrics.json"))
         _advance(progress, STEPS_PER_MODEL)

@@ -1,11 +1,15 @@
+import os
 from pathlib import Path
 
 import numpy as np
+import pytest
 
+from emotion.errors import RejectedInput
 from emotion.extract import extract_audio_chunk, plan_extraction, take_inventory
 from emotion.features import AudioFeatureParams
 from emotion.sources import DataRoot
 from emotion.store import Store
+from tests.conftest import write_tone
 
 PARAMS = AudioFeatureParams()
 
@@ -45,8 +49,7 @@ def test_plan_processes_only_new_and_changed_and_drops_removed(corpus, tmp_path)
     out = tmp_path / "out"
     _extract_all(corpus, out)
     changed = corpus / "Actor_01" / "03-01-02-01-01-01-01.flac"
-    other = corpus / "Actor_02" / "03-01-02-01-01-01-02.wav"
-    changed.write_bytes(other.read_bytes())  # new content under the same name
+    write_tone(changed, seconds=1.2, amp=0.2)  # new content under the same name
     (corpus / "Actor_03" / "03-01-04-01-01-01-03.flac").unlink()
     (corpus / "Actor_21").rename(corpus / "Actor_21_moved")  # a move is a removal plus additions
     inv = take_inventory(DataRoot(str(corpus)))
@@ -138,3 +141,66 @@ def test_extended_set_reads_the_speech_track_of_av_clips(tiny_video_corpus, tmp_
     assert res.processed == 3 and not res.rejects and not res.no_audio
     df = Store(str(tmp_path / "out")).read_features("audio", ext.key)
     assert set(df["modality"]) == {1} and np.isfinite(df[ext.feature_names()].to_numpy()).all()
+
+
+def test_a_file_name_that_is_not_utf8_is_a_reject_and_the_others_go_on(corpus, tmp_path):
+    src = next(corpus.rglob("*.wav"))
+    bad = os.fsencode(str(corpus / "Actor_01")) + b"/03-01-02-02-02-02-01\xff.wav"
+    with open(bad, "wb") as fh:
+        fh.write(b"x" + src.read_bytes())
+    inv = take_inventory(DataRoot(str(corpus)))
+    reasons = {r["path"]: r["reason"] for r in inv.rejects}
+    assert reasons == {"Actor_01/03-01-02-02-02-02-01\\xff.wav": "file name is not valid UTF-8"}
+    res = extract_audio_chunk([r for r, _, _ in inv.clips][:5], str(corpus), str(tmp_path / "out"), PARAMS)
+    assert res.processed == 5
+    store = Store(str(tmp_path / "out"))
+    store.write_rejects("audio", inv.rejects)  # the reject itself can be stored
+    assert len(store.read_rejects("audio")) == 1
+
+
+def test_one_recording_under_two_ids_is_rejected_naming_both(corpus):
+    src = corpus / "Actor_01" / "03-01-03-01-01-01-01.flac"
+    if not src.exists():
+        src = next((corpus / "Actor_01").glob("03-01-03-01-01-01-01.*"))
+    copy = corpus / "Actor_02" / f"03-01-03-01-01-01-02{src.suffix}.tmp"
+    copy.write_bytes(src.read_bytes())
+    target = corpus / "Actor_02" / f"03-01-07-02-02-02-02{src.suffix}"  # another actor, another emotion
+    for old in (corpus / "Actor_02").glob("03-01-07-02-02-02-02.*"):
+        old.unlink()
+    copy.rename(target)
+    inv = take_inventory(DataRoot(str(corpus)))
+    rel = f"Actor_02/{target.name}"
+    reasons = {r["path"]: r["reason"] for r in inv.rejects}
+    assert reasons[rel] == f"same recording as Actor_01/{src.name} (identical content under another id)"
+    assert rel not in {r.path for r, _, _ in inv.clips}
+
+
+def test_a_row_arrow_cannot_store_is_a_reject_not_a_lost_chunk(corpus, tmp_path, monkeypatch):
+    import emotion.extract as ex
+
+    real = ex.audio_row
+    inv = take_inventory(DataRoot(str(corpus)))
+    refs = [r for r, _, _ in inv.clips if r.path.startswith("Actor_01/")][:8]
+
+    def odd(root, ref, extractor):
+        row = real(root, ref, extractor)
+        if ref.path == refs[3].path:
+            row["path"] = row["path"] + "\udcff"  # what a non-UTF-8 name decodes to
+        return row
+
+    monkeypatch.setattr(ex, "audio_row", odd)
+    res = extract_audio_chunk(refs, str(corpus), str(tmp_path / "out"), PARAMS)
+    assert res.processed == 7 and len(res.rejects) == 1 and "cannot store its row" in res.rejects[0]["reason"]
+
+
+def test_a_huge_file_is_refused_from_its_size_before_it_is_read(corpus, monkeypatch):
+    import emotion.sources as src
+
+    monkeypatch.setattr(src, "MAX_AUDIO_FILE_BYTES", 1000)
+    big = corpus / "Actor_01" / "03-01-02-02-02-02-01.wav"
+    big.write_bytes(b"RIFF" + b"\0" * 5000)
+    read = []
+    monkeypatch.setattr(os, "read", lambda *a: read.append(a) or b"")
+    with pytest.raises(RejectedInput, match="over the limit of 1000 bytes"):
+        DataRoot(str(corpus)).read_bytes("Actor_01/03-01-02-02-02-02-01.wav")
+    assert not read

@@ -239,3 +239,78 @@ def test_model_choice_prefers_the_default_split_then_the_newest_and_picks_by_gro
     metrics["cv_accuracy"] = svc_cv + 0.1
     (rdir / "metrics.json").write_text(json.dumps(metrics))
     assert choose_runs(s)["audio"].model == "rf"
+
+
+# -- issue 16: nothing in a store or on the command line reads outside, without bound, or blocks ---------------------
+@pytest.mark.parametrize("name", ["../../../../etc/hostname", "/etc/hostname", "/dev/zero"])
+def test_the_model_file_must_be_a_file_of_its_run_folder(trained, tmp_path, name):
+    _, store, folder = trained
+    run = tmp_path / "run"
+    shutil.copytree(folder, run)
+    info = json.loads((run / "run.json").read_text())
+    info["model_file"]["file"] = name
+    (run / "run.json").write_text(json.dumps(info))
+    with pytest.raises(ModelIntegrityError, match="not a file of the run folder"):
+        load_predictors(model_path=str(run))
+
+
+def test_a_model_file_that_is_a_fifo_or_a_device_is_refused_unread(trained, tmp_path):
+    _, store, folder = trained
+    run = tmp_path / "run"
+    shutil.copytree(folder, run)
+    name = json.loads((run / "run.json").read_text())["model_file"]["file"]
+    (run / name).unlink()
+    os.mkfifo(run / name)  # reading it would block forever
+    with pytest.raises(StoreError, match="not a regular file"):
+        load_predictors(model_path=str(run))
+
+
+def test_a_bad_run_json_in_one_run_folder_does_not_block_the_others(trained, tmp_path):
+    data, store, folder = trained
+    copy = tmp_path / "store"
+    shutil.copytree(store.root, copy)
+    broken = copy / "runs" / SPLIT.id / "rf" / "deadbeef"
+    broken.mkdir(parents=True)
+    (broken / "run.json").write_text("{ not json")
+    (broken / "metrics.json").write_text("{}")
+    pred = load_predictors(str(copy))
+    assert pred.audio is not None and "/svc/" in pred.audio.name
+
+
+def test_predicting_a_fifo_is_refused_without_blocking(trained, tmp_path):
+    _, store, _ = trained
+    fifo = tmp_path / "fifo.wav"
+    os.mkfifo(fifo)
+    [res] = predict_files([str(fifo)], load_predictors(store.url))
+    assert res[1] == "not a regular file (a pipe, socket or device); refusing to read it"
+
+
+def test_same_speaker_counts_distinct_recordings(trained):
+    data, store, _ = trained
+    df = store.read_features("audio", PARAMS.key)
+    sd = split_data(df, PARAMS.feature_names(), SPLIT, PARAMS.hash(), speaker_norm=True)
+    res = train_and_evaluate(model_spec("lr"), sd, SPLIT, SearchParams(n_iter=2, refine=False), PARAMS.to_dict(),
+                             PARAMS.hash(), n_jobs=1)
+    folder = store.run_dir(SPLIT.id, "lr-norm", res.version)
+    for name, blob in res.files().items():
+        store.write_bytes(posixpath.join(folder, name), blob)
+    one = str(next((data / "Actor_21").iterdir()))
+    results = predict_files([one] * 8, load_predictors(model_path=folder), same_speaker=True)
+    assert all(any("only 1 clip(s)" in n for n in r.notes) for r in results)
+
+
+def test_inputs_unlike_speech_are_flagged(trained, tmp_path):
+    import soundfile as sf
+
+    _, store, _ = trained
+    sr = 22050
+    dc = tmp_path / "dc.wav"
+    sf.write(dc, np.full(sr * 2, 0.5, dtype=np.float32), sr)
+    noise = tmp_path / "noise.wav"
+    sf.write(noise, np.random.default_rng(0).normal(0, 0.2, sr * 40).astype(np.float32), sr)
+    pred = load_predictors(store.url)
+    out = {Path(r.file).name: r for r in predict_files([str(dc), str(noise)], pred)}
+    assert "constant" in out["dc.wav"].unlike_speech and "flat as noise" in out["noise.wav"].unlike_speech
+    assert any(n.startswith("warning: input unlike the training speech") for n in out["dc.wav"].notes)
+    speech = predict_file(str(next(Path(trained[0]).rglob("*.wav"))), pred)  # a synthetic clip: not flagged
+    assert speech.unlike_speech is None

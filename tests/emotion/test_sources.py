@@ -102,10 +102,14 @@ def test_permission_denied_becomes_a_reject_reason(tmp_path, monkeypatch):
     write_tone(tmp_path / "Actor_01" / NAME)
     root = DataRoot(str(tmp_path))
 
-    def denied(path, *a, **k):
-        raise PermissionError(13, "Permission denied", path)
+    real_open = os.open
 
-    monkeypatch.setattr(root.fs, "cat_file", denied)
+    def denied(path, *a, **k):
+        if str(path).endswith(NAME):
+            raise PermissionError(13, "Permission denied", path)
+        return real_open(path, *a, **k)
+
+    monkeypatch.setattr(os, "open", denied)
     with pytest.raises(RejectedInput, match="permission denied"):
         root.read_bytes(f"Actor_01/{NAME}")
 

@@ -92,3 +92,102 @@ def test_rejects_table_roundtrip(tmp_path):
     df = store.read_rejects("audio")
     assert df.loc[0, "path"] == "x.wav" and df.loc[0, "reason"] == "empty file (0 bytes)"
     assert Store(str(tmp_path / "none")).read_rejects("audio").empty
+
+
+# -- issue 16: parts, damage, readers during writes, one writer, the data root -----------------------------------
+def _part(store, folder, paths, hashes=None):
+    t = pa.table({"path": paths, "content_hash": hashes or ["h"] * len(paths), "x": [1.0] * len(paths)})
+    name = f"{folder}/{Store.new_part_name()}"
+    store.write_table(name, t)
+    return name
+
+
+def test_a_stray_parquet_file_is_not_a_part(tmp_path):
+    store = Store(str(tmp_path))
+    folder = store.features_dir("audio", "k")
+    _part(store, folder, ["a", "b"])
+    stray = pa.table({"path": ["a"], "content_hash": ["zzz"], "x": [9.0]})
+    import pyarrow.parquet as pq
+
+    pq.write_table(stray, f"{folder}/zzz-newest.parquet")  # sorts after every part, but the store did not write it
+    df = store.read_features("audio", "k")
+    assert list(df["x"]) == [1.0, 1.0]
+
+
+def test_a_damaged_part_is_named_and_skippable(tmp_path):
+    store = Store(str(tmp_path))
+    folder = store.features_dir("audio", "k")
+    _part(store, folder, ["a"])
+    bad = _part(store, folder, ["b"])
+    with open(bad, "r+b") as fh:
+        fh.truncate(40)  # half a file
+    with pytest.raises(StoreError, match=f"damaged part {bad}"):
+        store.read_features("audio", "k")
+    damaged: list[str] = []
+    keys = store.feature_keys("audio", "k", damaged=damaged)
+    assert list(keys["path"]) == ["a"] and damaged == [bad]
+
+
+def test_a_reader_re_lists_when_a_part_vanishes(tmp_path, monkeypatch):
+    store = Store(str(tmp_path))
+    folder = store.features_dir("audio", "k")
+    old = _part(store, folder, ["a"])
+    real = Store._read_part
+    calls = {"n": 0}
+
+    def compacting_writer(self, path, columns):
+        calls["n"] += 1
+        if calls["n"] == 1:  # a writer replaces the part between our listing and our read
+            _part(store, folder, ["a"])
+            os.unlink(old)
+        return real(self, path, columns)
+
+    monkeypatch.setattr(Store, "_read_part", compacting_writer)
+    df = store.read_features("audio", "k")
+    assert list(df["path"]) == ["a"] and calls["n"] >= 2
+
+
+def test_one_writer_at_a_time(tmp_path):
+    store = Store(str(tmp_path))
+    with store.writer_lock("first"):
+        other = Store(str(tmp_path))
+        import subprocess
+        import sys
+
+        code = ("import sys; from emotion.store import Store; from emotion.errors import StoreError\n"
+                "try:\n    Store(sys.argv[1]).writer_lock('second').__enter__()\nexcept StoreError as e:\n"
+                "    print(e); sys.exit(3)\n")
+        r = subprocess.run([sys.executable, "-c", code, str(tmp_path)], capture_output=True, text=True, timeout=60,
+                           env={**os.environ, "PYTHONPATH": os.getcwd()})
+        assert r.returncode == 3, r.stderr
+        assert "is being written by first (pid" in r.stdout and len(r.stdout.strip().splitlines()) == 1
+        assert other.exists(other.path(".lock"))
+    with store.writer_lock("again"):  # released: the next writer gets it
+        pass
+
+
+def test_the_store_remembers_its_data_root(tmp_path):
+    store = Store(str(tmp_path / "out"))
+    store.check_data_root("/data/one")
+    store.check_data_root("/data/one")
+    with pytest.raises(StoreError, match="built from /data/one, not /data/two"):
+        store.check_data_root("/data/two")
+    store.check_data_root("/data/two", replace=True)
+    assert store.read_json(store.path("store.json"))["data_root"] == "/data/two"
+
+
+def test_bounded_reads_refuse_special_and_large_files(tmp_path):
+    store = Store(str(tmp_path))
+    fifo = tmp_path / "fifo"
+    os.mkfifo(fifo)
+    with pytest.raises(StoreError, match="not a regular file"):
+        store.read_limited(str(fifo), 100)  # would block forever if opened for reading
+    with pytest.raises(StoreError, match="not a regular file"):
+        store.read_limited("/dev/zero", 100)
+    big = tmp_path / "big"
+    big.write_bytes(b"x" * 200)
+    with pytest.raises(StoreError, match="over the limit of 100"):
+        store.read_limited(str(big), 100)
+    (tmp_path / "bad.json").write_text("{not json")
+    with pytest.raises(StoreError, match="bad.json is not valid JSON"):
+        store.read_json(str(tmp_path / "bad.json"))

@@ -95,3 +95,27 @@ def test_outputs_record_features_and_speaker_norm_with_a_model_card(table):
     assert raw.metrics["accuracy"] < metrics["accuracy"] - 0.3  # the speaker offsets swamp the signal
     assert json.loads(raw.files()["metrics.json"])["speaker_norm"] is False
     assert "speaker normalisation: off" in raw.files()["model_card.md"].decode()
+
+
+@pytest.mark.parametrize(("model", "emotions"), [("lr", range(1, 8)), ("xgb", range(1, 7)), ("rf", (1, 3, 4, 5, 6, 7))])
+def test_a_corpus_without_every_emotion_trains_and_says_which_it_knows(table, model, emotions):
+    """Emotions 01-07 (no surprise), the song channel's six (no disgust, no surprise), and one with a gap."""
+    sub = table[table["emotion"].isin(list(emotions))]
+    data = split_data(sub, NAMES, SPLIT, "fh", speaker_norm=True)
+    out = train_and_evaluate(model_spec(model), data, SPLIT, SearchParams(n_iter=2, refine=False), {"name": "seed"}, "fh")
+    run = json.loads(out.files()["run.json"])
+    labels = ["neutral", "calm", "happy", "sad", "angry", "fearful", "disgust", "surprised"]
+    assert run["emotions"] == [labels[e - 1] for e in emotions]
+    preds = pd.read_parquet(__import__("io").BytesIO(out.predictions))
+    missing = [lab for k, lab in enumerate(labels, 1) if k not in emotions]
+    assert all((preds[f"p_{m}"] == 0).all() for m in missing)
+    assert np.allclose(preds[[f"p_{lab}" for lab in labels]].sum(axis=1), 1, atol=1e-4)
+
+
+def test_xgb_on_emotion_codes_with_a_gap_is_a_one_line_error(table):
+    from emotion.errors import StoreError
+
+    sub = table[table["emotion"] != 2]
+    data = split_data(sub, NAMES, SPLIT, "fh")
+    with pytest.raises(StoreError, match="no calm clips"):
+        train_and_evaluate(model_spec("xgb"), data, SPLIT, SearchParams(n_iter=2, refine=False), {"name": "seed"}, "fh")

@@ -14,6 +14,7 @@ from emotion.features_extended import ExtendedFeatureParams
 from emotion.runs import load_run
 from emotion.store import Store
 from flows.cli import main
+from tests.conftest import write_tone
 
 pytestmark = pytest.mark.slow
 FAST = ["--n-iter", "2", "--workers", "2", "--jobs", "1"]
@@ -130,10 +131,10 @@ def test_rerun_after_change_add_delete_processes_two_removes_one(corpus: Path, t
     store = Store(str(out))
     before = store.read_features("audio", fkey).set_index("path")
     changed = corpus / "Actor_02" / "03-01-03-01-01-01-02.wav"
-    changed.write_bytes((corpus / "Actor_02" / "03-01-04-01-01-01-02.wav").read_bytes())
+    write_tone(changed, seconds=1.1, amp=0.25)  # new content (a copy of another clip would be a duplicate recording)
     (corpus / "Actor_03" / "03-01-06-02-02-01-03.flac").unlink()
     added = corpus / "Actor_03" / "03-01-06-02-02-02-03.flac"
-    added.write_bytes((corpus / "Actor_03" / "03-01-06-02-01-01-03.flac").read_bytes())
+    write_tone(added, seconds=1.3, amp=0.2)
     code, second, _ = run_cli(capsys, "extract", str(corpus), "--out", str(out), "--workers", "1", "--json")
     assert code == 0
     assert (second["processed"], second["removed"], second["skipped"], second["rejected"]) == (2, 1, 118, 0)
@@ -361,3 +362,14 @@ def test_speed_augmentation_trains_on_copies_and_averages_over_them(corpus: Path
     code, _, err = run_cli(capsys, "train", str(out), *SPLIT, "--features", "extended", "--augment", "1.0")
     assert code == 2 and "augmentation speeds must be distinct factors" in err
     assert len(err.strip().splitlines()) == 1
+
+
+@pytest.mark.parametrize("argv", [
+    ["synth", "X", "--duration", "0"], ["server", "--port", "99999"], ["synth", "X", "--actors", "30-31"],
+    ["extract", "X", "--out", "Y", "--chunk-size", "-3"], ["train", "X", "--jobs", "0"],
+    ["extract", ".", "--out", "memory://store"],
+])
+def test_bad_numbers_and_stores_that_keep_nothing_are_one_line_errors(argv, capsys):
+    assert main(argv) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("emotion: error:") and len(err.splitlines()) == 1, err
