@@ -428,9 +428,11 @@ class Store:
                 raise StoreError(f"the store {self.url} is being written by {_holder(held)}; "
                                  "one writer at a time: try again when it has finished")
         self.fs.pipe_file(path, json.dumps(me).encode())
+        _HELD[path] = 1  # re-entrant in this process, as the local lock (the CLI holds it when the flow asks again)
         try:
             yield
         finally:
+            _HELD.pop(path, None)
             with contextlib.suppress(OSError):
                 self.fs.rm_file(path)
 

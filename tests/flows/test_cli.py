@@ -253,7 +253,10 @@ def test_train_writes_the_report_and_predict_reads_new_files(corpus: Path, tmp_p
         assert list(p["probabilities"]) == list(EMOTION_LABELS) and abs(sum(p["probabilities"].values()) - 1) < 1e-6
         assert p["emotion"] in EMOTION_LABELS and p["model"] == r["train"]["models"][0]["run_dir"]
     assert payload[0]["label"] is None and payload[2]["label"] == "happy"
-    assert payload[3]["emotion"] is None and any(n.startswith("audio absent") for n in payload[3]["notes"])
+    # a video-only clip and a store without a face model: the pretrained FER2013 model reads the face, and says so
+    assert payload[3]["modalities_used"] == ["video"] and payload[3]["model"].startswith("zero-shot FER2013")
+    assert any(n.startswith("audio absent") for n in payload[3]["notes"])
+    assert any("zero-shot" in n for n in payload[3]["notes"]) and payload[3]["probabilities"]["calm"] == 0
 
     # readable output, and a missing file fails the command after the others are printed
     code = main(["predict", str(flac), str(tmp_path / "gone.wav"), str(clips / "02-01-03-01-01-01-21.mp4"),

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import os
 import re
-import shutil
 import subprocess
 import time
 from pathlib import Path
@@ -106,26 +105,20 @@ def test_the_ui_in_a_browser_lists_a_finished_run(emotion_server, two_extraction
 
 @pytest.mark.slow
 def test_extraction_progress_moves_with_the_clips(emotion_server, tmp_path: Path):
-    """1,200 clips (60 synthetic clips copied to 20 actors): the progress artifact, read through the API while the
-    extraction runs, takes at least 10 distinct values."""
+    """1,200 synthetic clips (20 actors, 60 each): the progress artifact, read through the API while the extraction
+    runs, takes at least 10 distinct values."""
     api, env, _ = emotion_server
     data = tmp_path / "data"
-    write_corpus(tmp_path / "one", SynthParams(actors=(1,), repetitions=2, duration=1.0, seed=11))
-    for f in [p for p in (tmp_path / "one").rglob("*") if p.suffix in (".wav", ".flac")]:
-        for actor in range(1, 21):
-            parts = f.stem.split("-")
-            parts[-1] = f"{actor:02d}"
-            dst = data / f"Actor_{actor:02d}" / ("-".join(parts) + f.suffix)
-            dst.parent.mkdir(parents=True, exist_ok=True)
-            shutil.copyfile(f, dst)
+    # 1,200 distinct recordings (copies of one clip under other ids would be rejected as duplicates)
+    write_corpus(data, SynthParams(actors=tuple(range(1, 21)), repetitions=2, duration=1.0, seed=11))
     assert sum(1 for p in data.rglob("*") if p.is_file()) == 1200
     argv = [str(BIN / "emotion"), "extract", str(data), "--out", str(tmp_path / "store"), "--modality", "audio",
             "--workers", "2", "--json"]
     seen: list[float] = []
     started = time.time()
-    with open(tmp_path / "extract.log", "wb") as log:
-        proc = subprocess.Popen(argv, env={**os.environ, **env, "PREFECT_API_URL": api}, stdout=subprocess.PIPE,
-                                stderr=log)
+    with open(tmp_path / "extract.log", "wb") as log, open(tmp_path / "extract.json", "w+b") as stdout:
+        # output to files, never a pipe nobody reads while polling: a full pipe would block the command
+        proc = subprocess.Popen(argv, env={**os.environ, **env, "PREFECT_API_URL": api}, stdout=stdout, stderr=log)
         body = {"artifacts": {"key": {"any_": ["audio-extract-progress"]}}, "sort": "CREATED_DESC", "limit": 1}
         while proc.poll() is None:
             latest = httpx.post(f"{api}/artifacts/filter", json=body, timeout=10).json()
@@ -134,7 +127,9 @@ def test_extraction_progress_moves_with_the_clips(emotion_server, tmp_path: Path
                 if not seen or seen[-1] != value:
                     seen.append(value)
             time.sleep(0.2)
-        out, _ = proc.communicate()
+        proc.wait()
+        stdout.seek(0)
+        out = stdout.read()
     assert proc.returncode == 0, (tmp_path / "extract.log").read_text()[-3000:]
     assert '"processed": 1200' in out.decode()
     print(f"progress values read while 1,200 clips were extracted: {seen}")
