@@ -437,6 +437,9 @@ def _print_predictions(payload: dict[str, Any]) -> None:
 def cmd_predict(args: argparse.Namespace) -> int:
     from emotion.predict import Prediction, load_predictors, predict_files
 
+    if not args.store and not args.model and any(not f.lower().endswith(".mp4") for f in args.files):
+        raise UsageError("give --store OUT (picks the best trained model) or --model PATH; without them only the face "
+                         "of an .mp4 is read, by the pretrained FER2013 model")
     predictors = load_predictors(args.store, args.model, args.split)
     results = predict_files(args.files, predictors, same_speaker=args.same_speaker)
     files = [r.to_dict() if isinstance(r, Prediction) else {"file": r[0], "error": r[1]} for r in results]
