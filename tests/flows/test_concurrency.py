@@ -7,6 +7,7 @@ import subprocess
 import sys
 import threading
 import time
+import uuid
 from pathlib import Path
 
 import pytest
@@ -21,8 +22,11 @@ ROUNDS = int(os.environ.get("EMOTION_CONCURRENCY_ROUNDS", "1"))
 
 
 def _extract(data: Path, out: Path) -> subprocess.Popen[str]:
-    env = {**os.environ, "PYTHONPATH": str(PROJECT)}
-    env.pop("PREFECT_API_URL", None)  # each command with its own temporary Prefect server, as a user runs it
+    # each command with its own temporary Prefect server and its own Prefect home: two temporary servers migrating
+    # one SQLite database at the same moment can fail to start (Prefect's limit; a shared `emotion server` has none)
+    home = out.parent / f"prefect-home-{uuid.uuid4().hex[:8]}"
+    env = {**os.environ, "PYTHONPATH": str(PROJECT), "PREFECT_HOME": str(home)}
+    env.pop("PREFECT_API_URL", None)
     return subprocess.Popen([sys.executable, "-m", "flows.cli", "extract", str(data), "--out", str(out),
                              "--modality", "audio", "--workers", "1", "--chunk-size", "8"],
                             env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
