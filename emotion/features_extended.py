@@ -154,12 +154,18 @@ def functionals(x: np.ndarray, seconds_per_frame: float) -> np.ndarray:
 
     A row with no frames gives zeros (e.g. the pitch of a clip without voiced frames).
     """
+    return functionals_at(x, np.arange(x.shape[1]) * seconds_per_frame)
+
+
+def functionals_at(x: np.ndarray, times: np.ndarray) -> np.ndarray:
+    """``FUNCTIONALS`` of each row of ``x`` (descriptors x frames) whose frames are at ``times`` (seconds, any
+    spacing: the slope is per second) -> (descriptors x 7). No frames give zeros; one time only, a zero slope."""
     n = x.shape[1]
     if n == 0:
         return np.zeros((x.shape[0], len(FUNCTIONALS)))
     p10, p50, p90 = np.percentile(x, (10, 50, 90), axis=1)
-    if n > 1:
-        t = np.arange(n) * seconds_per_frame
+    t = np.asarray(times, dtype=np.float64)
+    if n > 1 and np.ptp(t) > 0:
         tc = t - t.mean()
         slope = (x - x.mean(axis=1, keepdims=True)) @ tc / (tc @ tc)
     else:

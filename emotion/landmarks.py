@@ -27,10 +27,11 @@ import pyarrow as pa
 from emotion.errors import StoreError, UsageError
 from emotion.face import LEFT_EYE, N_LANDMARKS, RIGHT_EYE
 from emotion.features import HashedParams
+from emotion.features_extended import FUNCTIONALS, functionals_at
 from emotion.store import LABEL_COLUMNS, Store
 from emotion.video import FrameParams
 
-STATS = ("mean", "std", "p10", "p50", "p90", "range", "slope")
+STATS = FUNCTIONALS  # the statistics of the extended audio set, over the frames with a face
 
 # Face Mesh indices; "r" is the subject's right (the image's left)
 _LIP_UP, _LIP_LOW = 13, 14  # inner lips, centre
@@ -118,17 +119,9 @@ def frame_measures(points: np.ndarray) -> np.ndarray:
 def summarise(times: np.ndarray, values: np.ndarray) -> np.ndarray:
     """Per-clip statistics (:data:`STATS`) of per-frame values [n, m]: [m * len(STATS)], measure-major."""
     v = np.asarray(values, dtype=np.float64)
-    t = np.asarray(times, dtype=np.float64)
-    if v.ndim != 2 or len(v) == 0 or len(t) != len(v):
+    if v.ndim != 2 or len(v) == 0 or len(times) != len(v):
         raise UsageError("summarising needs at least one frame and one time per frame")
-    p10, p50, p90 = np.percentile(v, [10, 50, 90], axis=0)
-    if len(v) > 1 and np.ptp(t) > 0:
-        tc = t - t.mean()
-        slope = (tc[:, None] * (v - v.mean(axis=0))).sum(axis=0) / (tc**2).sum()
-    else:
-        slope = np.zeros(v.shape[1])
-    stats = np.stack([v.mean(axis=0), v.std(axis=0), p10, p50, p90, v.max(axis=0) - v.min(axis=0), slope], axis=1)
-    return stats.reshape(-1)
+    return functionals_at(v.T, times).reshape(-1)
 
 
 def clip_features(times: np.ndarray, points: np.ndarray) -> np.ndarray:
