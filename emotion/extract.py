@@ -20,7 +20,6 @@ listed as ``no_audio`` with a reason, and their frames are extracted as usual.
 
 from __future__ import annotations
 
-import json
 import os
 import socket
 import time
@@ -41,7 +40,7 @@ from emotion.featuresets import Extractor, FeatureParams, make_extractor
 from emotion.ids import Modality, RavdessId, parse_id
 from emotion.landmarks import encode_landmarks
 from emotion.sources import AUDIO_EXTENSIONS, VIDEO_EXTENSIONS, DataRoot, content_hash, extension
-from emotion.store import LABEL_COLUMNS, Store
+from emotion.store import LABEL_COLUMNS, Store, label_fields, params_metadata
 from emotion.video import FrameParams, encode_png, sample_frames
 
 
@@ -270,24 +269,13 @@ def _store(url: str) -> Store:
     return Store(url)
 
 
-def _label_fields() -> list[pa.Field]:
-    fields = [pa.field("path", pa.string()), pa.field("content_hash", pa.string())]
-    for c in LABEL_COLUMNS:
-        fields.append(pa.field(c, pa.string() if c in ("gender", "emotion_label") else pa.int8()))
-    return fields
-
-
-def _meta(params: FeatureParams | FrameParams) -> dict[str, str]:
-    return {"emotion.params": json.dumps(params.to_dict(), sort_keys=True), "emotion.params_hash": params.hash()}
-
-
 def feature_schema(params: FeatureParams) -> pa.Schema:
-    fields = _label_fields() + [pa.field(n, pa.float32()) for n in params.column_names()]
-    return pa.schema(fields, metadata=_meta(params))
+    fields = label_fields() + [pa.field(n, pa.float32()) for n in params.column_names()]
+    return pa.schema(fields, metadata=params_metadata(params))
 
 
 def frame_schema(params: FrameParams) -> pa.Schema:
-    fields = _label_fields() + [
+    fields = label_fields() + [
         pa.field("frame_index", pa.int32()), pa.field("time", pa.float32()),
         pa.field("face_found", pa.bool_()),  # null when no face detection was asked for
         pa.field("face_x", pa.int32()), pa.field("face_y", pa.int32()),
@@ -297,7 +285,7 @@ def frame_schema(params: FrameParams) -> pa.Schema:
     ]
     if params.landmarks:  # the face's 468 landmarks in the aligned crop (x, y as shares of its side), float16
         fields.append(pa.field("landmarks", pa.binary()))
-    return pa.schema(fields, metadata=_meta(params))
+    return pa.schema(fields, metadata=params_metadata(params))
 
 
 def audio_row(root: DataRoot, ref: ClipRef, extractor: Extractor) -> dict[str, Any]:

@@ -16,7 +16,6 @@ audio: each actor's face shape is taken out by their own statistics.
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from typing import Any
 
@@ -28,7 +27,7 @@ from emotion.errors import StoreError, UsageError
 from emotion.face import LEFT_EYE, N_LANDMARKS, RIGHT_EYE
 from emotion.features import HashedParams
 from emotion.features_extended import FUNCTIONALS, functionals_at
-from emotion.store import LABEL_COLUMNS, Store
+from emotion.store import LABEL_COLUMNS, Store, label_fields, params_metadata
 from emotion.video import FrameParams
 
 STATS = FUNCTIONALS  # the statistics of the extended audio set, over the frames with a face
@@ -169,10 +168,18 @@ class LandmarkTable:
     faces: dict[str, tuple[int, int]]  # clip -> (kept frames with a face, kept frames)
 
     @property
+    def frames_with_face(self) -> int:
+        return sum(found for found, _ in self.faces.values())
+
+    @property
+    def frames(self) -> int:
+        """Kept frames of every clip, with a face or not."""
+        return sum(kept for _, kept in self.faces.values())
+
+    @property
     def face_rate(self) -> float:
         """The share of all kept frames in which a face was found."""
-        found, total = (sum(v) for v in zip(*self.faces.values(), strict=True)) if self.faces else (0, 0)
-        return found / total if total else 0.0
+        return self.frames_with_face / self.frames if self.frames else 0.0
 
 
 def landmark_table(frames: pd.DataFrame, params: LandmarkParams) -> LandmarkTable:
@@ -237,12 +244,10 @@ def update_landmark_features(store: Store, params: LandmarkParams) -> LandmarkTa
         return table
     folder = store.features_dir("video", params.key)
     names = params.feature_names()
-    fields = [pa.field("path", pa.string()), pa.field("content_hash", pa.string())]
-    fields += [pa.field(c, pa.string() if c in ("gender", "emotion_label") else pa.int8()) for c in LABEL_COLUMNS]
-    fields += [pa.field("n_frames", pa.int32()), pa.field("n_faces", pa.int32())]  # kept frames, and those with a face
+    fields = label_fields() + [pa.field("n_frames", pa.int32()), pa.field("n_faces", pa.int32())]  # kept, with a face
     fields += [pa.field(n, pa.float32()) for n in names]
-    meta = {"emotion.params": json.dumps(params.to_dict(), sort_keys=True), "emotion.params_hash": params.hash()}
-    arrow = pa.Table.from_pandas(table.features, schema=pa.schema(fields, metadata=meta), preserve_index=False)
+    schema = pa.schema(fields, metadata=params_metadata(params))
+    arrow = pa.Table.from_pandas(table.features, schema=schema, preserve_index=False)
     store.write_table(f"{folder}/{Store.new_part_name()}", arrow)
     store.write_json(f"{folder}/params.json", {"params": params.to_dict(), "hash": params.hash(),
                                                 "frames": params.frame_params().key, "clips_without_face": table.no_face})

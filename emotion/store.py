@@ -65,6 +65,19 @@ LOCK_FILE = ".lock"
 STORE_FILE = "store.json"  # what the store was built from (its data root)
 
 
+def label_fields() -> list[pa.Field]:
+    """The Arrow fields every per-clip table starts with: path, content hash and the RAVDESS labels."""
+    fields = [pa.field("path", pa.string()), pa.field("content_hash", pa.string())]
+    for c in LABEL_COLUMNS:
+        fields.append(pa.field(c, pa.string() if c in ("gender", "emotion_label") else pa.int8()))
+    return fields
+
+
+def params_metadata(params: Any) -> dict[str, str]:
+    """A table's Parquet metadata: the parameters that made it (``to_dict``) and their hash."""
+    return {"emotion.params": json.dumps(params.to_dict(), sort_keys=True), "emotion.params_hash": params.hash()}
+
+
 def is_part(path: str) -> bool:
     """Whether ``path`` names a part the store wrote (not a stray Parquet file, not a temporary)."""
     return bool(PART_NAME.match(posixpath.basename(path)))

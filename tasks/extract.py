@@ -140,7 +140,7 @@ def landmark_features(out: str, frames: FrameParams) -> dict[str, Any]:
     params = LandmarkParams(every=frames.every, size=frames.size)
     table = update_landmark_features(Store(out), params)
     return {"feature_set": params.key, "clips": len(table.features), "clips_without_face": table.no_face,
-            "frames_with_face": sum(f for f, _ in table.faces.values()), "frames": sum(n for _, n in table.faces.values()),
+            "frames_with_face": table.frames_with_face, "frames": table.frames,
             "face_rate": round(table.face_rate, 4)}
 
 
