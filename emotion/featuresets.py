@@ -40,6 +40,15 @@ def modality_of(params: Any) -> str:
     return str(getattr(params, "modality", "audio"))
 
 
+def is_face_set(params: Any, modality: str = "all") -> bool:
+    """Whether ``params`` is a face feature set (``landmarks``); asking for one with ``modality="audio"`` is a
+    usage error."""
+    face = modality_of(params) == "video"
+    if face and modality == "audio":
+        raise UsageError(f"the {params.name} feature set is measured on video frames; use --modality video or all")
+    return face
+
+
 class _FromFrames:
     """The ``landmarks`` set has no audio extractor: its rows are built from the stored frames."""
 

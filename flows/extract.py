@@ -16,7 +16,7 @@ from prefect.task_runners import ThreadPoolTaskRunner
 from emotion.errors import EmotionError, StoreError, UsageError
 from emotion.extract import Inventory, Step, audio_step, chunked, data_version, video_step
 from emotion.features import AudioFeatureParams
-from emotion.featuresets import FeatureParams, modality_of
+from emotion.featuresets import FeatureParams, is_face_set
 from emotion.store import Store
 from emotion.video import FrameParams
 from flows.naming import current_run, frames_label, name, run_tags, tagged
@@ -124,9 +124,7 @@ def extract(
 def _extract_locked(data: str, out: str, modality: str, features: FeatureParams, frames: FrameParams, full: bool,
              chunk_size: int | None, dask_address: str | None, workers: int | None) -> dict[str, ExtractSummary]:
     log = get_run_logger()
-    if modality_of(features) == "video":  # a face feature set (landmarks): measured on its face-crop frames
-        if modality == "audio":
-            raise UsageError(f"the {features.name} feature set is measured on video frames; use --modality video or all")
+    if is_face_set(features, modality):  # landmarks: measured on its face-crop frames
         frames, modality = features.frame_params(), "video"  # type: ignore[union-attr]
     t0, started = time.perf_counter(), time.time()
     run_tag = uuid.uuid4().hex[:12]  # names this run's temporary files

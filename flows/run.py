@@ -10,7 +10,7 @@ from prefect import flow, get_run_logger
 
 from emotion.errors import UsageError
 from emotion.features import AudioFeatureParams
-from emotion.featuresets import FeatureParams, modality_of
+from emotion.featuresets import FeatureParams, is_face_set
 from emotion.fusion import FUSION_MODELS
 from emotion.models import MODELS, SearchParams
 from emotion.nn import NN_MODELS
@@ -71,10 +71,8 @@ def run_pipeline(
         raise UsageError(f"unknown modality {modality!r}; choose audio, video or all")
     audio_models, video_models, fusion_models = split_models(models)
     # a face feature set (landmarks) feeds the feature models from the video's face crops, not from the voice
-    face_set = modality_of(features) == "video"
+    face_set = is_face_set(features, modality)
     notes: list[str] = []
-    if face_set and modality == "audio":
-        raise UsageError(f"the {features.name} feature set is measured on video frames; use --modality video or all")
     if face_set and fusion_models:
         notes.append(f"fused models read an audio feature set, not {features.name}: skipped (their face side adds the "
                      "landmark features by itself)")
@@ -97,7 +95,7 @@ def _pipeline(data: str, out: str, split: str, features: FeatureParams, search: 
               workers: int | None, n_jobs: int | None, speaker_norm: bool, audio_models: tuple[str, ...],
               video_models: tuple[str, ...], fusion_models: tuple[str, ...], notes: list[str]) -> dict[str, Any]:
     log = get_run_logger()
-    face_set = modality_of(features) == "video"
+    face_set = is_face_set(features)
     extracted: dict[str, dict[str, Any]] = {}
     ex = {"full": full, "dask_address": dask_address, "workers": workers}
     if audio_models or fusion_models:
