@@ -24,10 +24,10 @@ import pyarrow as pa
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from emotion.core.ids import Emotion, Modality, RavdessId, VocalChannel  # noqa: E402
 from emotion.extract import frame_schema  # noqa: E402
-from emotion.ids import Emotion, Modality, RavdessId, VocalChannel  # noqa: E402
-from emotion.store import Store  # noqa: E402
-from emotion.video import FrameParams, encode_png  # noqa: E402
+from emotion.store.store import Store  # noqa: E402
+from emotion.video.frames import FrameParams, encode_png  # noqa: E402
 
 PARAMS = FrameParams()
 
@@ -57,10 +57,10 @@ def write_store(root: Path, n_clips: int) -> None:
 
 CHILD = """
 import json, resource, sys, time
-from emotion.frameset import FrameSet
-from emotion.nn import FrameCNN
-from emotion.store import Store
-from emotion.video import FrameParams
+from emotion.video.frameset import FrameSet
+from emotion.models.frame_nets import FrameCNN
+from emotion.store.store import Store
+from emotion.video.frames import FrameParams
 store, epochs = Store(sys.argv[1]), int(sys.argv[2])
 fs = FrameSet.select(store, FrameParams().key)
 t = time.perf_counter()

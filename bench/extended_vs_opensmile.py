@@ -1,7 +1,7 @@
 """Extraction speed of our ``extended`` set vs openSMILE's ComParE 2016 functionals.
 
 Both sides read, decode and resample each clip to 16 kHz mono exactly as the
-pipeline does (``emotion.audio.load_audio``) and compute one feature vector,
+pipeline does (``emotion.audio.decode.load_audio``) and compute one feature vector,
 in this same single-threaded process, over the same clips. The two are
 interleaved clip by clip (which order goes first alternates), so the load of
 a shared machine hits both alike; the totals and their ratio are printed.
@@ -33,8 +33,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--also-egemaps", action="store_true", help="time eGeMAPS as well")
     args = ap.parse_args(argv)
 
-    from emotion.audio import load_audio
-    from emotion.features_opensmile import OpenSmileParams, opensmile_available
+    from emotion.audio.decode import load_audio
+    from emotion.audio.opensmile import OpenSmileParams, opensmile_available
     from emotion.featuresets import feature_set, make_extractor
 
     files = sorted(p for p in Path(args.data).rglob("*") if p.suffix.lower() in (".wav", ".flac"))[: args.limit]

@@ -66,7 +66,7 @@ def main() -> int:
     ap.add_argument("--large", type=int, default=2000)
     ap.add_argument("--workers", type=int, default=2)
     args = ap.parse_args()
-    from emotion.synth import SynthParams, all_ids, write_corpus
+    from emotion.audio.synth import SynthParams, all_ids, write_corpus
 
     tmp = Path(tempfile.mkdtemp(prefix="bench-mem-"))
     env = {**os.environ, "PREFECT_SERVER_ANALYTICS_ENABLED": "false", "DASK_LOGGING__DISTRIBUTED": "warning"}

@@ -41,8 +41,8 @@ REAL = Path(__file__).resolve().parents[2] / "shared" / "ravdess" / "audio_speec
 
 
 def _features(paths: list[str]) -> int:
-    from emotion.audio import load_audio
-    from emotion.features import AudioFeatureExtractor, AudioFeatureParams
+    from emotion.audio.decode import load_audio
+    from emotion.audio.seed import AudioFeatureExtractor, AudioFeatureParams
 
     ex = AudioFeatureExtractor(AudioFeatureParams())
     for p in paths:
@@ -106,13 +106,13 @@ def main() -> int:
     elif REAL.is_dir():
         data = str(REAL)
     else:
-        from emotion.synth import SynthParams, write_corpus
+        from emotion.audio.synth import SynthParams, write_corpus
 
         tmp = tempfile.mkdtemp(prefix="bench-data-")
         print("real RAVDESS audio not found; writing a synthetic corpus of 1200 clips", flush=True)
         write_corpus(tmp, SynthParams(actors=tuple(range(1, 21)), duration=3.5))
         data = tmp
-    from emotion.sources import AUDIO_EXTENSIONS, DataRoot
+    from emotion.store.sources import AUDIO_EXTENSIONS, DataRoot
 
     root = DataRoot(data)
     files = [f"{root.root}/{c.relpath}" for c in root.discover(AUDIO_EXTENSIONS)]

@@ -1,7 +1,7 @@
 """Frame extraction throughput vs the raw decode rate of the same clips.
 
 Raw: OpenCV decodes every frame of each clip (``VideoCapture.read``).
-Ours: :func:`emotion.video.sample_frames` decodes every frame and converts,
+Ours: :func:`emotion.video.frames.sample_frames` decodes every frame and converts,
 resizes (and with ``--face-crop`` face-crops) only every 20th. Both on one
 process, alternating, best of ``--repeats``; prints frames decoded per
 second and the ratio (target: >= 0.8).
@@ -48,7 +48,7 @@ def raw_decode(files: list[Path]) -> tuple[int, float]:
 
 def ours(files: list[Path], face_crop: bool, detector: str = "mesh") -> float:
     """Seconds to extract the kept frames of ``files`` (every frame is decoded on the way)."""
-    from emotion.video import FrameParams, sample_frames
+    from emotion.video.frames import FrameParams, sample_frames
 
     params = FrameParams(face_crop=face_crop, detector=detector, margin=0.25 if detector == "haar" else 0.0)
     t0 = time.perf_counter()
@@ -66,8 +66,8 @@ def main() -> int:
     if REAL.is_dir():
         files = sorted(REAL.rglob("*.mp4"))
     else:
-        from emotion.ids import parse_id
-        from emotion.synth_video import VideoSynthParams, write_clip
+        from emotion.core.ids import parse_id
+        from emotion.video.synth import VideoSynthParams, write_clip
 
         tmp = Path(tempfile.mkdtemp(prefix="bench-video-"))
         print("real RAVDESS video not found; writing 5 synthetic 1280x720 clips", flush=True)

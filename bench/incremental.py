@@ -79,7 +79,7 @@ def main() -> int:
                 dst.symlink_to(f)
             source = f"links to {REAL}"
         else:
-            from emotion.synth import SynthParams, write_corpus
+            from emotion.audio.synth import SynthParams, write_corpus
 
             write_corpus(data, SynthParams(actors=tuple(range(1, 21)), duration=3.5))
             source = "synthetic corpus (real RAVDESS audio not found)"

@@ -35,7 +35,8 @@ def _haar_crops(data: bytes, every: int = 20) -> list[np.ndarray]:
     """Tight Haar face boxes (no margin) of the kept frames, 64x64 gray: the reference front end."""
     import cv2
 
-    from emotion.video import FrameParams, detect_face, open_container
+    from emotion.core.media import open_container
+    from emotion.video.frames import FrameParams, detect_face
 
     out = []
     with open_container(data) as c:
@@ -53,8 +54,8 @@ def _haar_crops(data: bytes, every: int = 20) -> list[np.ndarray]:
 def _store_models(store: str) -> dict[str, Any]:
     """Every newest face run of the store (video modality), loaded and verified."""
     from emotion.predict import load_video_run
-    from emotion.report import collect_runs
-    from emotion.store import Store
+    from emotion.reporting.report import collect_runs
+    from emotion.store.store import Store
 
     s = Store(store)
     models: dict[str, Any] = {}
@@ -70,10 +71,10 @@ def _store_models(store: str) -> dict[str, Any]:
 def evaluate(files: list[Path], store: str | None = None, sheet: str | None = None) -> dict[str, Any]:
     import cv2
 
-    from emotion.errors import RejectedInput
-    from emotion.ids import EMOTION_LABELS, parse_id
-    from emotion.nn import FERZeroShot
-    from emotion.video import FrameParams, sample_frames
+    from emotion.core.errors import RejectedInput
+    from emotion.core.ids import EMOTION_LABELS, parse_id
+    from emotion.models.frame_nets import FERZeroShot
+    from emotion.video.frames import FrameParams, sample_frames
 
     zero = FERZeroShot()
     params = FrameParams(face_crop=True, size=96)

@@ -10,7 +10,7 @@ from typing import Any
 
 import yaml
 
-from emotion.errors import UsageError
+from emotion.core.errors import UsageError
 
 DEFAULT_FILE = Path(__file__).with_name("deployments.yaml")
 _VAR = re.compile(r"\$\{(\w+)(?::-([^}]*))?\}")

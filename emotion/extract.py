@@ -33,15 +33,16 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from emotion.audio import load_audio
-from emotion.errors import InvalidIdError, NoAudioError, RejectedInput
-from emotion.features import AudioFeatureParams, stable_hash
+from emotion.audio.decode import load_audio
+from emotion.audio.seed import AudioFeatureParams
+from emotion.core.errors import InvalidIdError, NoAudioError, RejectedInput
+from emotion.core.ids import Modality, RavdessId, parse_id
+from emotion.core.params import stable_hash
 from emotion.featuresets import Extractor, FeatureParams, make_extractor
-from emotion.ids import Modality, RavdessId, parse_id
-from emotion.landmarks import encode_landmarks
-from emotion.sources import AUDIO_EXTENSIONS, VIDEO_EXTENSIONS, DataRoot, content_hash, extension
-from emotion.store import LABEL_COLUMNS, Store, label_fields, params_metadata
-from emotion.video import FrameParams, encode_png, sample_frames
+from emotion.store.sources import AUDIO_EXTENSIONS, VIDEO_EXTENSIONS, DataRoot, content_hash, extension
+from emotion.store.store import LABEL_COLUMNS, Store, label_fields, params_metadata
+from emotion.video.frames import FrameParams, encode_png, sample_frames
+from emotion.video.landmarks import encode_landmarks
 
 
 @dataclass(frozen=True)

@@ -1,14 +1,14 @@
 """The audio feature sets selectable with ``--features NAME``, and their extractors.
 
-* ``seed``: the baseline recipe (:mod:`emotion.features`)
-* ``extended``: our librosa/numpy set (:mod:`emotion.features_extended`)
+* ``seed``: the baseline recipe (:mod:`emotion.audio.seed`)
+* ``extended``: our librosa/numpy set (:mod:`emotion.audio.extended`)
 * ``logmel``: a fixed-size log-mel spectrogram per clip, for the spectrogram
-  CNN ``melcnn`` (:mod:`emotion.features_logmel`)
+  CNN ``melcnn`` (:mod:`emotion.audio.logmel`)
 * ``landmarks``: face landmark geometry per clip, measured on the mesh front
-  end's face crops (:mod:`emotion.landmarks`); a video set, built from the
+  end's face crops (:mod:`emotion.video.landmarks`); a video set, built from the
   stored frames rather than by an audio extractor
 * ``egemaps``, ``compare``: openSMILE functionals, only where the optional
-  ``opensmile`` package is installed (:mod:`emotion.features_opensmile`)
+  ``opensmile`` package is installed (:mod:`emotion.audio.opensmile`)
 
 Each set's parameters are a frozen dataclass with a ``name``, a ``hash`` and a
 ``key`` (``<name>-<hash>``) naming its folder in the store, so sets live side
@@ -22,13 +22,13 @@ from typing import Any, Protocol
 import numpy as np
 import pandas as pd
 
-from emotion.errors import UsageError
-from emotion.features import AudioFeatureExtractor, AudioFeatureParams
-from emotion.features_extended import ExtendedFeatureExtractor, ExtendedFeatureParams
-from emotion.features_logmel import LogMelExtractor, LogMelParams
-from emotion.features_opensmile import OPENSMILE_SETS, OpenSmileExtractor, OpenSmileParams, _require
-from emotion.landmarks import LandmarkParams, read_landmark_features
-from emotion.store import Store
+from emotion.audio.extended import ExtendedFeatureExtractor, ExtendedFeatureParams
+from emotion.audio.logmel import LogMelExtractor, LogMelParams
+from emotion.audio.opensmile import OPENSMILE_SETS, OpenSmileExtractor, OpenSmileParams, _require
+from emotion.audio.seed import AudioFeatureExtractor, AudioFeatureParams
+from emotion.core.errors import UsageError
+from emotion.store.store import Store
+from emotion.video.landmarks import LandmarkParams, read_landmark_features
 
 FeatureParams = AudioFeatureParams | ExtendedFeatureParams | LogMelParams | OpenSmileParams | LandmarkParams
 FEATURE_SET_NAMES = ("seed", "extended", "logmel", "landmarks", *OPENSMILE_SETS)

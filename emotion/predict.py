@@ -10,7 +10,7 @@ file inside it, beside its ``run.json``) or a store. In a store, the split is
 the one asked for, else the default split (``train01-20_test21-24``) when it
 has runs, else the split with the newest run; within it, the newest run per
 model (as in the report) with the best grouped-CV accuracy on the train
-actors (:func:`emotion.report.best_per_modality`). A model is loaded only
+actors (:func:`emotion.reporting.report.best_per_modality`). A model is loaded only
 after its file's SHA-256 matches the one recorded in ``run.json``; features
 are computed with the parameters recorded there, of whichever feature set
 (``seed``, ``extended``, openSMILE). A speaker-normalised audio model needs a
@@ -18,7 +18,7 @@ group of clips of the speaker: with ``same_speaker`` (the files given are one
 speaker's clips) and at least 8 of them with a voice, their features are
 standardised by their own statistics; otherwise (one file, or too few) with
 the pooled training statistics saved beside the run (``normalization.json``,
-:func:`emotion.normalize.normalize_for_prediction`), and the notes say so:
+:func:`emotion.audio.normalize.normalize_for_prediction`), and the notes say so:
 such predictions are less accurate.
 
 For an mp4, the outcome comes from the fused voice+face model when the store
@@ -39,9 +39,9 @@ from typing import Any, Protocol
 
 import numpy as np
 
-from emotion.audio import load_audio, unlike_speech
-from emotion.augment import predict_copies
-from emotion.errors import (
+from emotion.audio.decode import load_audio, unlike_speech
+from emotion.audio.normalize import Stats, normalize_for_prediction
+from emotion.core.errors import (
     EmotionError,
     ModelIntegrityError,
     NoAudioError,
@@ -50,15 +50,15 @@ from emotion.errors import (
     StoreError,
     UsageError,
 )
+from emotion.core.ids import EMOTION_LABELS, try_parse_id
+from emotion.core.splits import DEFAULT_SPLIT, ActorSplit
 from emotion.featuresets import make_extractor, params_from_dict
-from emotion.ids import EMOTION_LABELS, try_parse_id
-from emotion.normalize import Stats, normalize_for_prediction
-from emotion.persist import load_model
-from emotion.report import RunRecord, best_per_modality, collect_runs
-from emotion.runs import MAX_MODEL_BYTES, model_file_path
-from emotion.sources import AUDIO_EXTENSIONS, VIDEO_EXTENSIONS, extension, max_file_bytes, read_local_file
-from emotion.splits import DEFAULT_SPLIT, ActorSplit
-from emotion.store import Store
+from emotion.models.persist import load_model
+from emotion.models.tuning import predict_copies
+from emotion.reporting.report import RunRecord, best_per_modality, collect_runs
+from emotion.store.runs import MAX_MODEL_BYTES, model_file_path
+from emotion.store.sources import AUDIO_EXTENSIONS, VIDEO_EXTENSIONS, extension, max_file_bytes, read_local_file
+from emotion.store.store import Store
 
 SUPPORTED_EXTENSIONS = AUDIO_EXTENSIONS | VIDEO_EXTENSIONS
 DEFAULT_SPLIT_ID = ActorSplit.parse(DEFAULT_SPLIT).id
@@ -276,7 +276,7 @@ class VideoRunModel:
     modality = "video"
 
     def __init__(self, estimator: Any, info: dict[str, Any], run_dir: str) -> None:
-        from emotion.video import FrameParams
+        from emotion.video.frames import FrameParams
 
         self.estimator = estimator
         self.info = info
@@ -298,7 +298,7 @@ class VideoRunModel:
 
 def face_frames(data: bytes, frames: Any) -> list[Any]:
     """The kept frames of a video in which a face was found (all of them without face detection)."""
-    from emotion.video import sample_frames
+    from emotion.video.frames import sample_frames
 
     kept = list(sample_frames(data, frames))
     faces = [f for f in kept if f.face_found is not False]
@@ -328,7 +328,7 @@ class ZeroShotFaceModel:
     modality = "video"
 
     def __init__(self) -> None:
-        from emotion.video import FrameParams
+        from emotion.video.frames import FrameParams
 
         self.frames = FrameParams(every=20, size=96, face_crop=True, detector="mesh")
         self._estimator: Any = None
@@ -339,7 +339,7 @@ class ZeroShotFaceModel:
 
     def predict_video(self, data: bytes) -> tuple[dict[str, float], list[TimelinePoint]]:
         if self._estimator is None:
-            from emotion.nn import FERZeroShot
+            from emotion.models.frame_nets import FERZeroShot
 
             self._estimator = FERZeroShot()
         return frame_model_outcome(self._estimator, data, self.frames)
@@ -351,7 +351,7 @@ class LandmarkRunModel:
     modality = "video"
 
     def __init__(self, estimator: Any, info: dict[str, Any], run_dir: str, fallback: Stats | None = None) -> None:
-        from emotion.landmarks import LandmarkParams
+        from emotion.video.landmarks import LandmarkParams
 
         self.estimator = estimator
         self.run_dir = run_dir
@@ -370,7 +370,7 @@ class LandmarkRunModel:
         return self.run_dir
 
     def predict_video(self, data: bytes) -> tuple[dict[str, float], list[TimelinePoint] | None]:
-        from emotion.landmarks import clip_features
+        from emotion.video.landmarks import clip_features
 
         kept = [f for f in face_frames(data, self.params.frame_params()) if f.landmarks is not None]
         if not kept:
@@ -383,12 +383,12 @@ class LandmarkRunModel:
 
 
 class FusionRunModel:
-    """A fused voice+face model: reads an mp4's speech track and face frames itself (emotion.fusion)."""
+    """A fused voice+face model: reads an mp4's speech track and face frames itself (emotion.models.fusion)."""
 
     modality = "fusion"
 
     def __init__(self, estimator: Any, info: dict[str, Any], run_dir: str) -> None:
-        from emotion.video import FrameParams
+        from emotion.video.frames import FrameParams
 
         self.estimator = estimator
         self.run_dir = run_dir
@@ -408,8 +408,8 @@ class FusionRunModel:
 
     def predict_data(self, data: bytes) -> tuple[dict[str, float], str | None]:
         """Fused probabilities of an mp4, and the reason audio was absent (None when the voice was used)."""
-        from emotion.landmarks import LandmarkParams, clip_features
-        from emotion.nn import FaceEmbedder
+        from emotion.models.frame_nets import FaceEmbedder
+        from emotion.video.landmarks import LandmarkParams, clip_features
 
         if self._embedder is None:
             self._embedder = FaceEmbedder()

@@ -31,15 +31,15 @@ for _k, _v in {
 }.items():
     os.environ.setdefault(_k, _v)
 
-from emotion.errors import EmotionError, UsageError  # noqa: E402
+from emotion.audio.synth import SynthParams, write_corpus  # noqa: E402
+from emotion.core.errors import EmotionError, UsageError  # noqa: E402
+from emotion.core.ids import MAX_ACTOR  # noqa: E402
+from emotion.core.splits import DEFAULT_SPLIT, ActorSplit, parse_actors  # noqa: E402
 from emotion.featuresets import FEATURE_SET_NAMES, feature_set  # noqa: E402
-from emotion.fusion import FUSION_MODELS  # noqa: E402
-from emotion.ids import MAX_ACTOR  # noqa: E402
-from emotion.models import DEFAULT_MODELS, MODELS, SearchParams, check_features, default_models  # noqa: E402
-from emotion.nn import NN_MODELS  # noqa: E402
-from emotion.splits import DEFAULT_SPLIT, ActorSplit, parse_actors  # noqa: E402
-from emotion.synth import SynthParams, write_corpus  # noqa: E402
-from emotion.video import FrameParams  # noqa: E402
+from emotion.models.catalog import DEFAULT_MODELS, MODELS, SearchParams, check_features, default_models  # noqa: E402
+from emotion.models.frame_nets import NN_MODELS  # noqa: E402
+from emotion.models.fusion import FUSION_MODELS  # noqa: E402
+from emotion.video.frames import FrameParams  # noqa: E402
 
 
 class _DomainErrorsWithoutTraceback(logging.Filter):
@@ -263,7 +263,7 @@ def cmd_synth(args: argparse.Namespace) -> int:
     paths = write_corpus(_out_dir(args.dir), params)
     videos = []
     if args.video:
-        from emotion.synth_video import VideoSynthParams, write_video_corpus
+        from emotion.video.synth import VideoSynthParams, write_video_corpus
 
         videos = write_video_corpus(args.dir, VideoSynthParams(actors=params.actors, repetitions=args.repetitions,
                                                                seed=args.seed, signal=args.signal),
@@ -276,7 +276,7 @@ def cmd_synth(args: argparse.Namespace) -> int:
 
 
 def cmd_extract(args: argparse.Namespace) -> int:
-    from emotion.store import Store
+    from emotion.store.store import Store
 
     data, out = _existing_dir(args.data, "data root"), _out_dir(args.out)
     with Store(out).writer_lock(f"emotion extract {data}"):  # a second writer is refused before Prefect starts
@@ -354,13 +354,13 @@ def cmd_demo(args: argparse.Namespace) -> int:
     if args.modality in ("audio", "all"):
         write_corpus(data, params)
     if args.modality in ("video", "all"):
-        from emotion.synth_video import VideoSynthParams, write_video_corpus
+        from emotion.video.synth import VideoSynthParams, write_video_corpus
 
         write_video_corpus(data, VideoSynthParams(actors=params.actors), workers=args.workers)
     r = _run(args, str(data), str(out / "store"))
     if args.modality in ("video", "all") and _frames(args).detector == "mesh":
         # the face's geometry: logistic regression on the landmarks feature set of the face crops just extracted
-        from emotion.landmarks import LandmarkParams
+        from emotion.video.landmarks import LandmarkParams
 
         lm = LandmarkParams(every=args.every, size=args.frame_size)
         t = _flows().run.train_models(str(out / "store"), r["train"]["split"], ("lr",), (), (), lm, _search(args),

@@ -6,12 +6,12 @@ from typing import Any
 
 from prefect import flow
 
-from emotion.errors import UsageError
-from emotion.evaluate import MODES
-from emotion.features import AudioFeatureParams
+from emotion.audio.seed import AudioFeatureParams
+from emotion.core.errors import UsageError
+from emotion.core.splits import DEFAULT_SPLIT, ActorSplit
 from emotion.featuresets import FeatureParams
-from emotion.models import SearchParams, check_features
-from emotion.splits import DEFAULT_SPLIT, ActorSplit
+from emotion.models.catalog import SearchParams, check_features
+from emotion.training.loso import MODES
 from flows.naming import current_run, name, run_tags, split_used, tagged
 from tasks.cluster import default_workers
 from tasks.evaluate import loso_model, write_loso_summary

@@ -13,12 +13,12 @@ from prefect.context import FlowRunContext
 from prefect.futures import wait as wait_futures
 from prefect.task_runners import ThreadPoolTaskRunner
 
-from emotion.errors import EmotionError, StoreError, UsageError
+from emotion.audio.seed import AudioFeatureParams
+from emotion.core.errors import EmotionError, StoreError, UsageError
 from emotion.extract import Inventory, Step, audio_step, chunked, data_version, video_step
-from emotion.features import AudioFeatureParams
 from emotion.featuresets import FeatureParams, is_face_set
-from emotion.store import Store
-from emotion.video import FrameParams
+from emotion.store.store import Store
+from emotion.video.frames import FrameParams
 from flows.naming import current_run, frames_label, name, run_tags, tagged
 from tasks.artifacts import Progress, progress_key, publish_extract
 from tasks.cluster import ClipCounter, dask_client

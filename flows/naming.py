@@ -20,9 +20,9 @@ from typing import Any
 
 from prefect.context import FlowRunContext, TagsContext
 
-from emotion.errors import EmotionError
-from emotion.splits import ActorSplit, format_actors
-from emotion.video import FrameParams
+from emotion.core.errors import EmotionError
+from emotion.core.splits import ActorSplit, format_actors
+from emotion.video.frames import FrameParams
 
 
 def short_id(run_id: Any) -> str:

@@ -8,14 +8,14 @@ from typing import Any
 
 from prefect import flow, get_run_logger
 
-from emotion.errors import UsageError
-from emotion.features import AudioFeatureParams
+from emotion.audio.seed import AudioFeatureParams
+from emotion.core.errors import UsageError
+from emotion.core.splits import DEFAULT_SPLIT, ActorSplit
 from emotion.featuresets import FeatureParams, is_face_set
-from emotion.fusion import FUSION_MODELS
-from emotion.models import MODELS, SearchParams
-from emotion.nn import NN_MODELS
-from emotion.splits import DEFAULT_SPLIT, ActorSplit
-from emotion.video import FrameParams
+from emotion.models.catalog import MODELS, SearchParams
+from emotion.models.frame_nets import NN_MODELS
+from emotion.models.fusion import FUSION_MODELS
+from emotion.video.frames import FrameParams
 from flows.extract import extract
 from flows.naming import current_run, frames_label, name, run_tags, split_label, tagged
 from flows.train import DEFAULT_MODELS, VIDEO_MODELS, frames_for, train_audio, train_fusion, train_video

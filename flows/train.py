@@ -7,15 +7,15 @@ from typing import Any
 
 from prefect import flow
 
-from emotion.errors import UsageError
-from emotion.features import AudioFeatureParams
+from emotion.audio.seed import AudioFeatureParams
+from emotion.core.errors import UsageError
+from emotion.core.splits import DEFAULT_SPLIT, ActorSplit
 from emotion.featuresets import FeatureParams, modality_of
-from emotion.fusion import FUSION_MODELS
-from emotion.models import DEFAULT_MODELS, SearchParams, check_features
-from emotion.nn import NN_MODELS
-from emotion.splits import DEFAULT_SPLIT, ActorSplit
-from emotion.video import FrameParams
-from emotion.video_training import build_model
+from emotion.models.catalog import DEFAULT_MODELS, SearchParams, check_features
+from emotion.models.frame_nets import NN_MODELS
+from emotion.models.fusion import FUSION_MODELS
+from emotion.training.video import build_model
+from emotion.video.frames import FrameParams
 from flows.naming import current_run, frames_label, name, run_tags, split_label, split_used, tagged
 from tasks.artifacts import Progress, progress_key, publish_metrics
 from tasks.cluster import default_workers

@@ -24,7 +24,7 @@ from prefect.artifacts import (
     update_progress_artifact,
 )
 
-from emotion.ids import EMOTION_LABELS
+from emotion.core.ids import EMOTION_LABELS
 
 MAX_REJECT_ROWS = 1000
 

@@ -9,7 +9,7 @@ from contextlib import contextmanager
 
 from distributed import Client, LocalCluster, get_worker
 
-from emotion.errors import UsageError
+from emotion.core.errors import UsageError
 from emotion.extract import ChunkResult, ClipRef, Step, extract_chunk
 
 

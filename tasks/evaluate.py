@@ -9,14 +9,14 @@ from prefect import get_run_logger, task
 from prefect.cache_policies import NO_CACHE
 from sklearn.base import BaseEstimator
 
-from emotion.errors import StoreError
-from emotion.evaluate import loso, loso_data
+from emotion.core.errors import StoreError
+from emotion.core.splits import ActorSplit
 from emotion.featuresets import FeatureParams, read_feature_table
-from emotion.models import SearchParams, model_spec
-from emotion.report import loso_markdown, merge_loso, write_report
-from emotion.runs import load_run
-from emotion.splits import ActorSplit
-from emotion.store import Store
+from emotion.models.catalog import SearchParams, model_spec
+from emotion.models.persist import load_run
+from emotion.reporting.report import loso_markdown, merge_loso, write_report
+from emotion.store.store import Store
+from emotion.training.loso import loso, loso_data
 
 
 def loso_dir(store: Store, split: ActorSplit) -> str:

@@ -29,10 +29,10 @@ from emotion.extract import (
     plan_extraction,
     take_inventory,
 )
-from emotion.landmarks import LandmarkParams, update_landmark_features
-from emotion.sources import DataRoot
-from emotion.store import Store
-from emotion.video import FrameParams
+from emotion.store.sources import DataRoot
+from emotion.store.store import Store
+from emotion.video.frames import FrameParams
+from emotion.video.landmarks import LandmarkParams, update_landmark_features
 from tasks.cluster import extract_chunk_reporting
 
 _TAKEN: OrderedDict[tuple[str, str, str], Inventory] = OrderedDict()  # (flow run id, data, step key) -> inventory

@@ -10,18 +10,18 @@ from typing import Any
 from prefect import get_run_logger, task
 from prefect.cache_policies import NO_CACHE
 
-from emotion.features import AudioFeatureParams
+from emotion.audio.seed import AudioFeatureParams
+from emotion.core.splits import ActorSplit
 from emotion.featuresets import FeatureParams, read_feature_table
-from emotion.fusion import AudioVisualFusion
-from emotion.fusion_training import fusion_data_hash, fusion_table, fusion_version, train_and_evaluate_fusion
-from emotion.models import SearchParams, model_spec
-from emotion.nn import FaceEmbedder
-from emotion.report import merge_results, write_report
-from emotion.splits import ActorSplit
-from emotion.store import Store
-from emotion.training import run_version, split_data, train_and_evaluate
-from emotion.video import FrameParams
-from emotion.video_training import build_model, split_frames, train_and_evaluate_video, video_run_version
+from emotion.models.catalog import SearchParams, model_spec
+from emotion.models.frame_nets import FaceEmbedder
+from emotion.models.fusion import AudioVisualFusion
+from emotion.reporting.report import merge_results, write_report
+from emotion.store.store import Store
+from emotion.training.audio import run_version, split_data, train_and_evaluate
+from emotion.training.fusion import fusion_data_hash, fusion_table, fusion_version, train_and_evaluate_fusion
+from emotion.training.video import build_model, split_frames, train_and_evaluate_video, video_run_version
+from emotion.video.frames import FrameParams
 from tasks.artifacts import Progress
 
 STEPS_PER_MODEL = 3  # data read and split, search done, fitted, evaluated and written
@@ -82,7 +82,7 @@ def write_summary(out: str, split: ActorSplit, results: list[dict[str, Any]]) ->
     their earlier entries, the others (e.g. the audio models when video
     models are trained) are kept; ``best_by_modality`` names the best of each.
     ``all``: the latest run of every feature set, speaker normalisation and
-    model (:func:`emotion.report.merge_results`), so sets and normalisation
+    model (:func:`emotion.reporting.report.merge_results`), so sets and normalisation
     are kept side by side. The markdown report is written by :func:`report`.
     """
     store = Store(out)

@@ -14,7 +14,7 @@ import soundfile as sf
 os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
 os.environ.setdefault("DASK_LOGGING__DISTRIBUTED", "warning")
 
-from emotion.synth import SynthParams, write_corpus  # noqa: E402
+from emotion.audio.synth import SynthParams, write_corpus  # noqa: E402
 
 PROJECT = Path(__file__).resolve().parents[1]
 REAL = PROJECT.parent / "shared" / "ravdess"
@@ -83,7 +83,7 @@ def real_video_files() -> list[Path]:
 @pytest.fixture(scope="session")
 def tiny_video_corpus(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """Synthetic mp4 clips (H.264 + AAC): actors 01, 02 and 21, modalities 01 and 02, 30 clips each."""
-    from emotion.synth_video import VideoSynthParams, write_video_corpus
+    from emotion.video.synth import VideoSynthParams, write_video_corpus
 
     root = tmp_path_factory.mktemp("tinyvideo") / "data"
     write_video_corpus(root, VideoSynthParams(actors=(1, 2, 21), modalities=(1, 2), duration=1.4, seed=5))

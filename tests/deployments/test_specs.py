@@ -1,7 +1,7 @@
 import pytest
 
 from deployments import DEFAULT_FILE, build, load_specs
-from emotion.errors import UsageError
+from emotion.core.errors import UsageError
 
 
 def test_default_file_declares_extract_train_and_pipeline(monkeypatch):

@@ -4,11 +4,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from emotion.errors import RejectedInput
+from emotion.audio.seed import AudioFeatureParams
+from emotion.core.errors import RejectedInput
 from emotion.extract import extract_audio_chunk, plan_extraction, take_inventory
-from emotion.features import AudioFeatureParams
-from emotion.sources import DataRoot
-from emotion.store import Store
+from emotion.store.sources import DataRoot
+from emotion.store.store import Store
 from tests.conftest import write_tone
 
 PARAMS = AudioFeatureParams()
@@ -79,7 +79,7 @@ def test_extracts_from_a_zip_archive_as_downloaded(tiny_corpus, tmp_path):
 
 
 def test_extended_set_is_stored_beside_seed(tiny_corpus, tmp_path):
-    from emotion.features_extended import ExtendedFeatureParams
+    from emotion.audio.extended import ExtendedFeatureParams
 
     ext = ExtendedFeatureParams()
     out = tmp_path / "out"
@@ -102,7 +102,7 @@ def test_audio_step_takes_the_speech_of_av_clips_and_sets_video_only_clips_aside
     import shutil
 
     from emotion.extract import NO_AUDIO_VIDEO_ONLY, audio_step, extract_chunk
-    from tests.emotion.test_audio import mux_mp4
+    from tests.emotion.audio.test_decode import mux_mp4
 
     data = tmp_path / "data"
     shutil.copytree(tiny_video_corpus / "Actor_21", data / "Actor_21")
@@ -129,8 +129,8 @@ def test_audio_step_takes_the_speech_of_av_clips_and_sets_video_only_clips_aside
 
 def test_extended_set_reads_the_speech_track_of_av_clips(tiny_video_corpus, tmp_path):
     """Every feature set goes through the same audio step: mp4 speech tracks too, video-only clips set aside."""
+    from emotion.audio.extended import ExtendedFeatureParams
     from emotion.extract import audio_step, extract_chunk
-    from emotion.features_extended import ExtendedFeatureParams
 
     ext = ExtendedFeatureParams()
     step = audio_step(ext)
@@ -194,7 +194,7 @@ def test_a_row_arrow_cannot_store_is_a_reject_not_a_lost_chunk(corpus, tmp_path,
 
 
 def test_a_huge_file_is_refused_from_its_size_before_it_is_read(corpus, monkeypatch):
-    import emotion.sources as src
+    import emotion.store.sources as src
 
     monkeypatch.setattr(src, "MAX_AUDIO_FILE_BYTES", 1000)
     big = corpus / "Actor_01" / "03-01-02-02-02-02-01.wav"

@@ -12,16 +12,16 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from emotion.errors import ModelIntegrityError, StoreError, UsageError
+from emotion.audio.seed import AudioFeatureParams
+from emotion.core.errors import ModelIntegrityError, StoreError, UsageError
+from emotion.core.ids import EMOTION_LABELS
+from emotion.core.splits import ActorSplit
 from emotion.extract import extract_audio_chunk, take_inventory
-from emotion.features import AudioFeatureParams
-from emotion.ids import EMOTION_LABELS
-from emotion.models import SearchParams, model_spec
+from emotion.models.catalog import SearchParams, model_spec
 from emotion.predict import Prediction, ZeroShotFaceModel, choose_runs, load_predictors, predict_file, predict_files
-from emotion.sources import DataRoot
-from emotion.splits import ActorSplit
-from emotion.store import Store
-from emotion.training import split_data, train_and_evaluate
+from emotion.store.sources import DataRoot
+from emotion.store.store import Store
+from emotion.training.audio import split_data, train_and_evaluate
 
 PARAMS = AudioFeatureParams()
 SPLIT = ActorSplit.parse("train=1-3,test=21")
@@ -129,8 +129,8 @@ def test_a_file_without_a_ravdess_name_is_predicted(trained, tmp_path):
 
 
 def test_mp4_speech_is_predicted_and_a_silent_track_says_audio_absent(trained, tmp_path):
-    from emotion.ids import parse_id
-    from emotion.synth_video import VideoSynthParams, write_clip
+    from emotion.core.ids import parse_id
+    from emotion.video.synth import VideoSynthParams, write_clip
 
     _, store, _ = trained
     pred = load_predictors(store.url)

@@ -9,10 +9,10 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from emotion.features import AudioFeatureParams
-from emotion.features_extended import ExtendedFeatureParams
-from emotion.runs import load_run
-from emotion.store import Store
+from emotion.audio.extended import ExtendedFeatureParams
+from emotion.audio.seed import AudioFeatureParams
+from emotion.models.persist import load_run
+from emotion.store.store import Store
 from flows.cli import main
 from tests.conftest import write_tone
 
@@ -185,7 +185,7 @@ def test_extended_features_speaker_norm_neural_models_and_loso(corpus: Path, tmp
 
     # predict computes the extended set and, for one file (no group of the speaker's clips), normalises it with
     # the pooled training statistics saved beside the run, and says so
-    from emotion.ids import EMOTION_LABELS
+    from emotion.core.ids import EMOTION_LABELS
 
     lr_dir = next(m["run_dir"] for m in r["train"]["models"] if m["model"] == "lr")
     code, p, err = run_cli(capsys, "predict", str(sorted(corpus.rglob("*.wav"))[0]), "--model", lr_dir, "--json")
@@ -223,8 +223,8 @@ def test_extended_features_speaker_norm_neural_models_and_loso(corpus: Path, tmp
 
 
 def test_train_writes_the_report_and_predict_reads_new_files(corpus: Path, tmp_path: Path, capsys):
-    from emotion.ids import EMOTION_LABELS, parse_id
-    from emotion.synth_video import VideoSynthParams, write_clip
+    from emotion.core.ids import EMOTION_LABELS, parse_id
+    from emotion.video.synth import VideoSynthParams, write_clip
 
     out = tmp_path / "store"
     code, r, _ = run_cli(capsys, "run", str(corpus), "--out", str(out), *SPLIT, "--model", "svc", "--n-iter", "2",
@@ -281,9 +281,9 @@ def test_logmel_spectrograms_train_the_spectrogram_cnn_and_predict_new_files(cor
                                                                              monkeypatch):
     import dataclasses
 
-    from emotion.features_logmel import LogMelParams
-    from emotion.ids import EMOTION_LABELS
-    from emotion.models import MODELS
+    from emotion.audio.logmel import LogMelParams
+    from emotion.core.ids import EMOTION_LABELS
+    from emotion.models.catalog import MODELS
 
     # one quick candidate: the path through extraction, training, the run folder and predict is what is tested here
     quick = dataclasses.replace(MODELS["melcnn"], space={"filters": [(8, 16)], "dense": [16], "epochs": [12],

@@ -12,9 +12,9 @@ from pathlib import Path
 
 import pytest
 
-from emotion.errors import StoreError
-from emotion.store import Store
-from emotion.synth import SynthParams, write_corpus
+from emotion.audio.synth import SynthParams, write_corpus
+from emotion.core.errors import StoreError
+from emotion.store.store import Store
 from flows.cli import main
 
 PROJECT = Path(__file__).resolve().parents[2]

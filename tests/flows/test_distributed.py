@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from emotion.features import AudioFeatureParams
-from emotion.store import Store
+from emotion.audio.seed import AudioFeatureParams
+from emotion.store.store import Store
 from flows.cli import main
 from tests.services import BIN, free_port, netns_hosts, port_open, process, service_env, wait_for
 

@@ -20,11 +20,11 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from emotion.errors import ModelIntegrityError
-from emotion.features import AudioFeatureParams
-from emotion.runs import load_run
-from emotion.store import Store
-from emotion.video import FrameParams
+from emotion.audio.seed import AudioFeatureParams
+from emotion.core.errors import ModelIntegrityError
+from emotion.models.persist import load_run
+from emotion.store.store import Store
+from emotion.video.frames import FrameParams
 from flows.cli import main
 from tests.services import BIN, free_port, port_open, process, service_env, wait_for
 

@@ -7,9 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from emotion.features import AudioFeatureParams
-from emotion.store import Store
-from emotion.video import FrameParams
+from emotion.audio.seed import AudioFeatureParams
+from emotion.store.store import Store
+from emotion.video.frames import FrameParams
 from flows.cli import main
 from tests.conftest import REAL, real_audio_files, real_video_files
 

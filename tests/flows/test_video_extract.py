@@ -9,9 +9,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from emotion.features import AudioFeatureParams
-from emotion.store import Store
-from emotion.video import FrameParams, decode_png
+from emotion.audio.seed import AudioFeatureParams
+from emotion.store.store import Store
+from emotion.video.frames import FrameParams, decode_png
 from flows.cli import main
 
 pytestmark = pytest.mark.slow

@@ -11,10 +11,10 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from emotion.errors import ModelIntegrityError
-from emotion.runs import load_run
-from emotion.store import Store
-from emotion.video import FrameParams
+from emotion.core.errors import ModelIntegrityError
+from emotion.models.persist import load_run
+from emotion.store.store import Store
+from emotion.video.frames import FrameParams
 from flows.cli import main
 
 pytestmark = pytest.mark.slow
@@ -150,7 +150,7 @@ def test_fusion_and_predict_on_video_files(video_run, tiny_video_corpus: Path, c
 def test_landmark_features_train_feature_models_with_speaker_norm_and_predict(video_run, tiny_video_corpus: Path,
                                                                                 capsys):
     """The landmarks set: built from the stored face crops, trained by lr/svc, speaker-normalised, predicted."""
-    from emotion.landmarks import LandmarkParams
+    from emotion.video.landmarks import LandmarkParams
 
     out, _ = video_run
     lp = LandmarkParams()

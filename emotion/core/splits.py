@@ -1,0 +1,70 @@
+"""Speaker-independent splits: which actors train, which test.
+
+A split is written ``train=1-20,test=21-24`` (ranges and lists, e.g.
+``train=1-10,12,test=21-24``) and named by an id such as
+``train01-20_test21-24`` that keys its output folder.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+from emotion.core.errors import UsageError
+
+DEFAULT_SPLIT = "train=1-20,test=21-24"
+
+
+def parse_actors(text: str) -> tuple[int, ...]:
+    actors: set[int] = set()
+    for token in filter(None, (t.strip() for t in text.split(","))):
+        m = re.fullmatch(r"(\d{1,2})(?:-(\d{1,2}))?", token)
+        if not m:
+            raise UsageError(f"bad actor list {text!r}: {token!r} is not a number or a range like 1-20")
+        lo, hi = int(m[1]), int(m[2] or m[1])
+        if not 1 <= lo <= hi <= 99:
+            raise UsageError(f"bad actor range {token!r} in {text!r}")
+        actors.update(range(lo, hi + 1))
+    if not actors:
+        raise UsageError(f"actor list {text!r} is empty")
+    return tuple(sorted(actors))
+
+
+def format_actors(actors: tuple[int, ...]) -> str:
+    """``(1,2,3,5)`` -> ``"01-03.05"`` (compact, sortable, path-safe)."""
+    out, run = [], [actors[0]]
+    for a in actors[1:]:
+        if a == run[-1] + 1:
+            run.append(a)
+            continue
+        out.append(run)
+        run = [a]
+    out.append(run)
+    return ".".join(f"{r[0]:02d}-{r[-1]:02d}" if len(r) > 1 else f"{r[0]:02d}" for r in out)
+
+
+@dataclass(frozen=True)
+class ActorSplit:
+    train: tuple[int, ...]
+    test: tuple[int, ...]
+
+    def __post_init__(self) -> None:
+        overlap = set(self.train) & set(self.test)
+        if overlap:
+            raise UsageError(f"actors {sorted(overlap)} are in both train and test: a split must not share speakers")
+        if not self.train or not self.test:
+            raise UsageError("a split needs at least one train and one test actor")
+
+    @classmethod
+    def parse(cls, text: str) -> ActorSplit:
+        m = re.fullmatch(r"\s*train=([\d,\s-]+?),\s*test=([\d,\s-]+)\s*", text)
+        if not m:
+            raise UsageError(f"bad split {text!r}: write it like {DEFAULT_SPLIT}")
+        return cls(parse_actors(m[1]), parse_actors(m[2]))
+
+    @property
+    def id(self) -> str:
+        return f"train{format_actors(self.train)}_test{format_actors(self.test)}"
+
+    def __str__(self) -> str:
+        return f"train={format_actors(self.train).replace('.', ',')},test={format_actors(self.test).replace('.', ',')}"

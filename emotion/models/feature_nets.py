@@ -1,0 +1,260 @@
+"""Keras models on clip feature vectors, behind the scikit-learn estimator contract.
+
+* :class:`KerasMLPClassifier`: dense layers on any feature set (the baseline's
+  neural network).
+* :class:`KerasSpecCNN`: a convolutional network on the ``logmel`` set's
+  spectrograms (each row a flattened bands x frames image), trained through a
+  ``tf.data`` pipeline in batches with augmentation: random time shift,
+  Gaussian noise and SpecAugment-style frequency and time masks.
+
+Both have ``get_params``/``set_params`` (from their constructor), ``fit``,
+``predict`` and ``predict_proba``, so search, ``clone`` and pipelines treat
+them like any other model. Feature scaling is a Keras ``Normalization`` layer
+fitted on the training data, so the saved ``.keras`` file holds everything
+needed to predict. Training is seeded and runs on the CPU with one thread per
+process (searches run several processes instead).
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from typing import Any
+
+import numpy as np
+from sklearn.base import BaseEstimator, ClassifierMixin
+
+from emotion.core.errors import UsageError
+
+_configured = False
+
+
+def _keras() -> Any:
+    """Import Keras (TensorFlow backend) quietly, single-threaded, deterministic."""
+    global _configured
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+    os.environ.setdefault("TF_ENABLE_ONEDNN_OPTS", "0")
+    os.environ.setdefault("KERAS_BACKEND", "tensorflow")
+    import keras
+    import tensorflow as tf
+
+    if not _configured:
+        try:
+            tf.config.threading.set_intra_op_parallelism_threads(1)
+            tf.config.threading.set_inter_op_parallelism_threads(1)
+        except RuntimeError:  # already initialised in this process; keep its settings
+            pass
+        tf.config.experimental.enable_op_determinism()
+        _configured = True
+    return keras
+
+
+class KerasFeatureClassifier(ClassifierMixin, BaseEstimator):
+    """Shared prediction and persistence of the Keras models on feature vectors; subclasses build and fit."""
+
+    kind = "keras"
+    model_: Any
+    classes_: np.ndarray
+
+    def predict_proba(self, X: np.ndarray) -> np.ndarray:
+        X = np.asarray(X, dtype=np.float32)
+        out = np.concatenate([np.asarray(self.model_(X[i: i + 256], training=False))
+                              for i in range(0, len(X), 256)]) if len(X) else np.zeros((0, len(self.classes_)))
+        return out / out.sum(axis=1, keepdims=True)
+
+    def predict(self, X: np.ndarray) -> np.ndarray:
+        return np.asarray(self.classes_[np.argmax(self.predict_proba(X), axis=1)])
+
+    # -- persistence (Keras native format; see emotion.models.persist) --------------------------
+    def to_bytes(self) -> bytes:
+        with tempfile.TemporaryDirectory() as d:
+            p = os.path.join(d, "model.keras")
+            self.model_.save(p)
+            with open(p, "rb") as fh:
+                return fh.read()
+
+    @classmethod
+    def from_bytes(cls, data: bytes, classes: list[Any], params: dict[str, Any]) -> KerasFeatureClassifier:
+        keras = _keras()
+        est = cls(**params)
+        with tempfile.TemporaryDirectory() as d:
+            p = os.path.join(d, "model.keras")
+            with open(p, "wb") as fh:
+                fh.write(data)
+            est.model_ = keras.saving.load_model(p, safe_mode=True, compile=False)
+        est.classes_ = np.asarray(classes)
+        est.n_features_in_ = int(est.model_.input_shape[-1])
+        return est
+
+
+class KerasMLPClassifier(KerasFeatureClassifier):
+    """Dense ReLU layers with dropout and L2, softmax output, Adam for a fixed number of epochs."""
+
+    kind = "mlp"
+
+    def __init__(
+        self,
+        hidden: int = 256,
+        layers: int = 2,
+        dropout: float = 0.3,
+        l2: float = 1e-4,
+        learning_rate: float = 1e-3,
+        epochs: int = 60,
+        batch_size: int = 32,
+        seed: int = 0,
+    ) -> None:
+        self.hidden = hidden
+        self.layers = layers
+        self.dropout = dropout
+        self.l2 = l2
+        self.learning_rate = learning_rate
+        self.epochs = epochs
+        self.batch_size = batch_size
+        self.seed = seed
+
+    def _build(self, keras: Any, X: np.ndarray, n_classes: int) -> Any:
+        norm = keras.layers.Normalization(axis=-1)
+        norm.adapt(X)
+        reg = keras.regularizers.L2(self.l2)
+        model = keras.Sequential([keras.Input((X.shape[1],)), norm])
+        for _ in range(self.layers):
+            model.add(keras.layers.Dense(self.hidden, activation="relu", kernel_regularizer=reg))
+            model.add(keras.layers.Dropout(self.dropout, seed=self.seed))
+        model.add(keras.layers.Dense(n_classes, activation="softmax"))
+        model.compile(optimizer=keras.optimizers.Adam(self.learning_rate), loss="sparse_categorical_crossentropy",
+                      steps_per_execution=32)  # fewer Python round trips: small models are overhead-bound
+        return model
+
+    def fit(self, X: np.ndarray, y: np.ndarray) -> KerasMLPClassifier:
+        keras = _keras()
+        keras.utils.set_random_seed(self.seed)
+        X = np.asarray(X, dtype=np.float32)
+        self.classes_, yi = np.unique(np.asarray(y), return_inverse=True)
+        self.n_features_in_ = X.shape[1]
+        self.model_ = self._build(keras, X, len(self.classes_))
+        self.model_.fit(X, yi, epochs=self.epochs, batch_size=self.batch_size, shuffle=True, verbose=0)
+        return self
+
+
+class KerasSpecCNN(KerasFeatureClassifier):
+    """Convolution blocks (conv, batch norm, ReLU, pooling, dropout) on log-mel spectrograms, pooled over time.
+
+    Rows of ``X`` are spectrograms flattened band-major (``n_mels`` bands, the
+    rest frames: the ``logmel`` feature set). The network normalises each band
+    with its training mean and variance, so the same speaker-independent
+    input works with or without speaker normalisation. Augmentation, in
+    training only: a circular time shift of up to ``time_shift`` frames,
+    Gaussian noise of ``noise`` band standard deviations, and one frequency
+    mask of up to ``freq_mask`` bands and one time mask of up to
+    ``time_mask`` frames set to the band means (SpecAugment).
+    """
+
+    kind = "melcnn"
+
+    def __init__(
+        self,
+        n_mels: int = 40,
+        filters: tuple[int, ...] = (24, 48, 96),
+        dense: int = 64,
+        dropout: float = 0.3,
+        l2: float = 0.0,
+        learning_rate: float = 3e-3,
+        epochs: int = 40,
+        batch_size: int = 64,
+        augment: bool = True,
+        time_shift: int = 8,
+        noise: float = 0.1,
+        freq_mask: int = 6,
+        time_mask: int = 12,
+        seed: int = 0,
+    ) -> None:
+        self.n_mels = n_mels
+        self.filters = filters
+        self.dense = dense
+        self.dropout = dropout
+        self.l2 = l2
+        self.learning_rate = learning_rate
+        self.epochs = epochs
+        self.batch_size = batch_size
+        self.augment = augment
+        self.time_shift = time_shift
+        self.noise = noise
+        self.freq_mask = freq_mask
+        self.time_mask = time_mask
+        self.seed = seed
+
+    def image_shape(self, n_features: int) -> tuple[int, int]:
+        if self.n_mels < 1 or n_features % self.n_mels or n_features // self.n_mels < 8:
+            raise UsageError(f"melcnn needs log-mel spectrograms of {self.n_mels} bands (the logmel feature set); "
+                             f"got {n_features} features per clip")
+        return self.n_mels, n_features // self.n_mels
+
+    def _build(self, keras: Any, mean: np.ndarray, var: np.ndarray, n_classes: int) -> Any:
+        L = keras.layers
+        bands, frames = len(mean), self.n_frames_
+        reg = keras.regularizers.L2(self.l2)
+        layers: list[Any] = [
+            keras.Input((bands * frames,)),
+            L.Reshape((bands, frames, 1)),
+            L.Normalization(axis=1, mean=mean, variance=var),
+        ]
+        for f in self.filters:
+            layers += [L.Conv2D(f, 3, padding="same", use_bias=False, kernel_regularizer=reg), L.BatchNormalization(momentum=0.9),
+                       L.ReLU(), L.MaxPooling2D(2), L.Dropout(self.dropout / 2, seed=self.seed)]
+        layers += [L.GlobalAveragePooling2D(), L.Dense(self.dense, activation="relu", kernel_regularizer=reg),
+                   L.Dropout(self.dropout, seed=self.seed), L.Dense(n_classes, activation="softmax")]
+        model = keras.Sequential(layers, name="spec_cnn")
+        model.compile(optimizer=keras.optimizers.Adam(self.learning_rate), loss="sparse_categorical_crossentropy")
+        return model
+
+    def _augment_fn(self, mean: np.ndarray, std: np.ndarray) -> Any:
+        _keras()
+        import tensorflow as tf
+
+        bands, frames = len(mean), self.n_frames_
+        mean_t = tf.constant(mean.reshape(bands, 1), tf.float32)
+        std_t = tf.constant(std.reshape(bands, 1), tf.float32)
+        shift, noise, fmask, tmask, seed = self.time_shift, self.noise, self.freq_mask, self.time_mask, self.seed
+
+        def band(width_max: int, size: int) -> Any:
+            width = tf.random.uniform([], 0, width_max + 1, tf.int32, seed=seed)
+            start = tf.random.uniform([], 0, size - width + 1, tf.int32, seed=seed)
+            idx = tf.range(size)
+            return (idx >= start) & (idx < start + width)
+
+        def aug(x: Any, y: Any) -> Any:
+            img = tf.reshape(x, (bands, frames))
+            if shift > 0:
+                img = tf.roll(img, tf.random.uniform([], -shift, shift + 1, tf.int32, seed=seed), axis=1)
+            if noise > 0:
+                img = img + tf.random.normal((bands, frames), stddev=noise, seed=seed) * std_t
+            if fmask > 0:
+                img = tf.where(band(min(fmask, bands - 1), bands)[:, None], mean_t, img)
+            if tmask > 0:
+                img = tf.where(band(min(tmask, frames - 1), frames)[None, :], mean_t, img)
+            return tf.reshape(img, (-1,)), y
+
+        return aug
+
+    def fit(self, X: np.ndarray, y: np.ndarray) -> KerasSpecCNN:
+        keras = _keras()
+        import tensorflow as tf
+
+        keras.utils.set_random_seed(self.seed)
+        X = np.asarray(X, dtype=np.float32)
+        bands, self.n_frames_ = self.image_shape(X.shape[1])
+        self.classes_, yi = np.unique(np.asarray(y), return_inverse=True)
+        self.n_features_in_ = X.shape[1]
+        per_band = X.reshape(len(X), bands, self.n_frames_).transpose(1, 0, 2).reshape(bands, -1)
+        mean, var = per_band.mean(axis=1), np.maximum(per_band.var(axis=1), 1e-6)
+        self.model_ = self._build(keras, mean, var, len(self.classes_))
+        ds = tf.data.Dataset.from_tensor_slices((X, yi.astype(np.int32)))
+        ds = ds.shuffle(len(X), seed=self.seed, reshuffle_each_iteration=True)
+        if self.augment:
+            ds = ds.map(self._augment_fn(mean, np.sqrt(var)), num_parallel_calls=1)
+        self.model_.fit(ds.batch(self.batch_size).prefetch(2), epochs=self.epochs, shuffle=False, verbose=0)  # shuffled above
+        return self
+
+
+# the Keras feature models by the ``kind`` recorded with their saved file (emotion.models.persist)
+FEATURE_NETS: dict[str, type[KerasFeatureClassifier]] = {"mlp": KerasMLPClassifier, "melcnn": KerasSpecCNN}

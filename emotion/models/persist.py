@@ -1,0 +1,242 @@
+"""Saving and loading models in formats that cannot execute code on load.
+
+scikit-learn estimators are stored with skops (``.skops``), refused on load if
+they contain any type outside an allow-list; XGBoost models as XGBoost's own
+JSON; Keras networks in Keras' native ``.keras`` format, loaded in safe mode
+(which refuses serialized Python code, lambdas or custom layers): the audio
+MLP and spectrogram CNN (kind, classes and parameters in the record's ``meta``) and the video frame
+models (which wrapper in ``estimator``, its parameters in ``params``); an
+ensemble as a zip of its members' files, each in one of those formats with
+its own SHA-256, plus a JSON manifest (names, weights, records). The SHA-256
+of the model file is recorded next to it at save time and
+checked before anything is parsed: a tampered or swapped file is refused.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import importlib
+import json
+import os
+import posixpath
+import sys
+import tempfile
+import zipfile
+from dataclasses import dataclass
+from typing import Any
+
+from sklearn.base import BaseEstimator
+
+from emotion.core.errors import ModelIntegrityError, StoreError
+from emotion.store.runs import MAX_MODEL_BYTES, model_file_path
+from emotion.store.store import Store
+
+# Types a saved model may contain beyond what skops trusts by default.
+TRUSTED_TYPES: frozenset[str] = frozenset({
+    "sklearn.multiclass.OneVsRestClassifier",
+    "sklearn.svm._classes.SVC",
+    "sklearn.preprocessing._data.StandardScaler",
+    "sklearn.impute._base.SimpleImputer",
+    "sklearn.pipeline.Pipeline",
+    "sklearn.ensemble._forest.RandomForestClassifier",
+    "sklearn.tree._classes.DecisionTreeClassifier",
+    "sklearn.tree._tree.Tree",
+    "sklearn.linear_model._logistic.LogisticRegression",
+    "sklearn.utils._bunch.Bunch",
+    "numpy.dtype",
+    "numpy.ndarray",
+    "builtins.slice",
+    "collections.OrderedDict",
+    "emotion.models.fusion.AudioVisualFusion",
+})
+
+
+# Modules whose classes moved when emotion/ was grouped into subpackages: a model file saved before names the
+# old module (skops records each type as module.Class), so the old name still loads the class it meant.
+LEGACY_MODULES: dict[str, str] = {"emotion.fusion": "emotion.models.fusion"}
+
+
+def _current_name(type_name: str) -> str:
+    """``emotion.fusion.AudioVisualFusion`` (as files of the flat layout name it) -> its name today."""
+    module, _, cls = type_name.rpartition(".")
+    return f"{LEGACY_MODULES.get(module, module)}.{cls}"
+
+
+def _alias_legacy_modules(type_names: set[str]) -> None:
+    """Let skops import the old module names a file uses: each is the module that holds those classes today."""
+    for t in type_names:
+        module = t.rpartition(".")[0]
+        if module in LEGACY_MODULES and module not in sys.modules:
+            sys.modules[module] = importlib.import_module(LEGACY_MODULES[module])
+
+
+@dataclass(frozen=True)
+class SavedModel:
+    file: str  # file name within the run folder
+    format: str  # "skops", "xgboost-json", "keras" or "ensemble-zip"
+    sha256: str
+    meta: dict[str, Any] | None = None  # what the format does not hold itself (a feature net's kind, classes, parameters)
+    estimator: str | None = None  # for Keras frame models: which wrapper (emotion.models.frame_nets.NN_MODELS)
+    params: dict[str, Any] | None = None  # for Keras frame models: the wrapper's parameters
+
+    def to_dict(self) -> dict[str, Any]:
+        d: dict[str, Any] = {"file": self.file, "format": self.format, "sha256": self.sha256}
+        if self.meta is not None:
+            d["meta"] = self.meta
+        if self.estimator is not None:
+            d.update(estimator=self.estimator, params=self.params)
+        return d
+
+
+def sha256(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+def _is_xgb(est: Any) -> bool:
+    return type(est).__module__.startswith("xgboost")
+
+
+def dump_model(est: BaseEstimator) -> tuple[bytes, SavedModel]:
+    """Serialize ``est``; returns the bytes and what to record about them."""
+    from emotion.models.ensemble import SoftVotingEnsemble
+    from emotion.models.feature_nets import KerasFeatureClassifier
+    from emotion.models.frame_nets import KerasFrameClassifier
+
+    if isinstance(est, KerasFeatureClassifier):  # the audio MLP and spectrogram CNN (emotion.models.feature_nets)
+        data = est.to_bytes()
+        meta = {"classes": [_plain(c) for c in est.classes_], "params": est.get_params(), "kind": est.kind}
+        return data, SavedModel("model.keras", "keras", sha256(data), meta=meta)
+    if isinstance(est, KerasFrameClassifier):  # video frame models (emotion.models.frame_nets)
+        data = est.to_bytes()
+        return data, SavedModel("model.keras", "keras", sha256(data), estimator=str(est.name), params=est.get_params())
+    if isinstance(est, SoftVotingEnsemble):
+        return _dump_ensemble(est)
+    if _is_xgb(est):
+        with tempfile.TemporaryDirectory() as d:
+            p = os.path.join(d, "model.json")
+            est.save_model(p)  # type: ignore[attr-defined]
+            with open(p, "rb") as fh:
+                data = fh.read()
+        return data, SavedModel("model.json", "xgboost-json", sha256(data))
+    import skops.io as sio
+
+    data = sio.dumps(est)
+    return data, SavedModel("model.skops", "skops", sha256(data))
+
+
+def load_model(data: bytes, record: dict[str, Any], *, source: str = "model") -> BaseEstimator:
+    """Rebuild a model from ``data`` after checking it against ``record``."""
+    want = record.get("sha256")
+    got = sha256(data)
+    if not want or got != want:
+        raise ModelIntegrityError(f"{source}: SHA-256 {got[:12]}… does not match the recorded "
+                                  f"{str(want)[:12]}…; refusing to load a modified model")
+    fmt = record.get("format")
+    if fmt == "xgboost-json":
+        from xgboost import XGBClassifier
+
+        try:
+            json.loads(data)
+        except ValueError:
+            raise ModelIntegrityError(f"{source}: not an XGBoost JSON model") from None
+        model = XGBClassifier()
+        with tempfile.TemporaryDirectory() as d:
+            p = os.path.join(d, "model.json")
+            with open(p, "wb") as fh:
+                fh.write(data)
+            model.load_model(p)
+        return model
+    if fmt == "keras":
+        if record.get("estimator") is not None:  # a video frame model (emotion.models.frame_nets)
+            from emotion.models.frame_nets import NN_MODELS
+
+            cls = NN_MODELS.get(str(record.get("estimator")))
+            if cls is None:
+                raise ModelIntegrityError(f"{source}: unknown Keras model kind {record.get('estimator')!r}")
+            try:
+                return cls.from_bytes(data, dict(record.get("params") or {}))
+            except ModelIntegrityError as exc:
+                raise ModelIntegrityError(f"{source}: {exc}") from None
+        from emotion.models.feature_nets import (
+            FEATURE_NETS,  # the audio MLP or spectrogram CNN: kind, classes, parameters in "meta"
+        )
+
+        meta = record.get("meta") or {}
+        net = FEATURE_NETS.get(str(meta.get("kind", "mlp")))  # records without a kind are the MLP's (the first release)
+        if net is None:
+            raise ModelIntegrityError(f"{source}: unknown Keras model kind {meta.get('kind')!r}")
+        try:
+            return net.from_bytes(data, meta["classes"], meta.get("params", {}))
+        except (KeyError, ValueError, OSError, zipfile.BadZipFile) as exc:
+            raise ModelIntegrityError(f"{source}: not a loadable Keras model ({type(exc).__name__})") from None
+    if fmt == "ensemble-zip":
+        return _load_ensemble(data, source)
+    if fmt == "skops":
+        import skops.io as sio
+
+        untrusted = set(sio.get_untrusted_types(data=data))
+        unexpected = sorted(t for t in untrusted if _current_name(t) not in TRUSTED_TYPES)
+        if unexpected:
+            raise ModelIntegrityError(f"{source}: contains types outside the allow-list: {', '.join(unexpected)}")
+        _alias_legacy_modules(untrusted)
+        return sio.loads(data, trusted=sorted(untrusted))
+    raise ModelIntegrityError(f"{source}: unknown model format {fmt!r}")
+
+
+def _plain(v: Any) -> Any:
+    return v.item() if hasattr(v, "item") else v
+
+
+def _dump_ensemble(est: Any) -> tuple[bytes, SavedModel]:
+    import io
+
+    manifest: dict[str, Any] = {"weights": [float(w) for w in est.weights], "members": []}
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w", zipfile.ZIP_DEFLATED) as zf:
+        for i, (name, member) in enumerate(est.fitted_):
+            blob, rec = dump_model(member)
+            arc = f"{i:02d}-{name}-{rec.file}"
+            zf.writestr(arc, blob)
+            manifest["members"].append({"name": name, "entry": arc, "record": rec.to_dict()})
+        manifest["classes"] = [_plain(c) for c in est.classes_]
+        zf.writestr("manifest.json", json.dumps(manifest, sort_keys=True))
+    data = buf.getvalue()
+    return data, SavedModel("model.zip", "ensemble-zip", sha256(data))
+
+
+MAX_MEMBER_BYTES = 1 << 30
+
+
+def _load_ensemble(data: bytes, source: str) -> BaseEstimator:
+    import io
+
+    import numpy as np
+
+    from emotion.models.ensemble import SoftVotingEnsemble
+
+    try:
+        zf = zipfile.ZipFile(io.BytesIO(data))
+        manifest = json.loads(zf.read("manifest.json"))
+        members = []
+        for m in manifest["members"]:
+            info = zf.getinfo(m["entry"])
+            if info.file_size > MAX_MEMBER_BYTES:
+                raise ModelIntegrityError(f"{source}: member {m['entry']} is implausibly large")
+            members.append((m["name"], load_model(zf.read(info), m["record"], source=f"{source}:{m['entry']}")))
+    except (KeyError, ValueError, zipfile.BadZipFile) as exc:
+        raise ModelIntegrityError(f"{source}: not a valid ensemble archive ({type(exc).__name__}: {exc})") from None
+    est = SoftVotingEnsemble([(n, m) for n, m in members], manifest["weights"])
+    est.fitted_ = members
+    est.classes_ = np.asarray(manifest["classes"])
+    return est
+
+
+def load_run(store: Store, run_dir: str) -> tuple[BaseEstimator, dict[str, Any]]:
+    """The model of a complete run folder (hash-checked) and its ``run.json``."""
+    if not store.run_complete(run_dir):
+        raise StoreError(f"{run_dir} is not a complete run (no run.json)")
+    info = store.read_json(posixpath.join(run_dir, "run.json"))
+    record = info.get("model_file") if isinstance(info, dict) else None
+    path = model_file_path(run_dir, record)
+    data = store.read_limited(path, MAX_MODEL_BYTES)
+    return load_model(data, record or {}, source=path), info

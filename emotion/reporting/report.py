@@ -1,0 +1,437 @@
+"""The evaluation report of one actor split: every model's scores side by side.
+
+:func:`collect_runs` reads every complete run folder of a split
+(``runs/<split-id>/<model>/<version>/`` with ``run.json`` and
+``metrics.json``) and keeps the newest version per (modality, feature set,
+speaker normalisation, model), where an audio feature set is its key
+(``<name>-<parameters hash>``), so two revisions of a set are two rows;
+:func:`render_report` turns them into markdown; :func:`write_report` writes
+``runs/<split-id>/report.md`` with two figures beside it (scores and
+per-emotion recall) and links to each run's confusion matrix and model card
+by a relative path, so the folder can be moved or served as is. When the
+audio runs differ in feature set or speaker normalisation, a second table
+ranks those side by side (:func:`feature_set_table`, the table of
+:func:`report_markdown`).
+
+Runs without a ``modality`` field are audio runs (the first release wrote
+none); ``features`` defaults to the feature set's name in ``run.json``.
+
+The same module keeps the row-based tables of ``summary.json``
+(:func:`merge_results`: the latest result of every feature set, model and
+normalisation) and of the leave-one-actor-out evaluation
+(:func:`merge_loso`, :func:`loso_markdown`).
+"""
+
+from __future__ import annotations
+
+import io
+import logging
+import posixpath
+from collections.abc import Sequence
+from dataclasses import dataclass, replace
+from typing import Any
+
+import numpy as np
+
+from emotion.audio.augment import speeds_text
+from emotion.core.errors import StoreError
+from emotion.core.ids import EMOTION_LABELS
+from emotion.store.store import Store
+
+log = logging.getLogger(__name__)
+
+MODALITY_ORDER = ("audio", "video", "fusion")
+REPORT = "report.md"
+MODEL_CARD = "model_card.md"
+LOSO_REPORT = "loso/report.md"  # written by the leave-one-actor-out evaluation (tasks/evaluate.py)
+SCORES_PNG = "report_scores.png"
+RECALL_PNG = "report_recall.png"
+
+
+@dataclass(frozen=True)
+class RunRecord:
+    """One complete run folder, as the report and model selection see it."""
+
+    rel_dir: str  # relative to runs/<split-id>/, e.g. "svc/1a2b3c4d5e6f"
+    model: str
+    version: str
+    modality: str
+    features: str | None
+    speaker_norm: str | None
+    metrics: dict[str, Any]
+    info: dict[str, Any]  # run.json
+    written: float  # when run.json was written (seconds since the epoch; 0 if unknown)
+    split_id: str = ""
+    feature_set: str | None = None  # the set's key ``<name>-<hash>`` where known (audio runs), else ``features``
+    has_card: bool = False  # the run folder holds a model_card.md
+    show_key: bool = False  # another revision of the same set is shown too: name the set by its key
+
+    @property
+    def key(self) -> tuple[str, str, str, str]:
+        return (self.modality, self.feature_set or self.features or "", self.speaker_norm or "", self.model)
+
+    @property
+    def features_shown(self) -> str | None:
+        shown = self.feature_set if self.show_key else self.features
+        return with_augment(shown, self.speeds) if shown else shown
+
+    @property
+    def speeds(self) -> list[float]:
+        """The speeds of the augmented copies the run trained on (``--augment``; empty: none)."""
+        return list((self.info.get("feature_params") or {}).get("speeds") or [])
+
+    @property
+    def label(self) -> str:
+        norm = "speaker norm" if self.speaker_norm == "yes" else self.speaker_norm
+        extra = [x for x in (self.features_shown, norm) if x]
+        return f"{self.modality}/{self.model}" + (f" ({', '.join(extra)})" if extra else "")
+
+
+def _mtime(store: Store, path: str) -> float:
+    try:
+        info = store.fs.info(path)
+    except OSError:
+        return 0.0
+    for k in ("mtime", "LastModified", "last_modified", "created"):
+        v = info.get(k)
+        if v is None:
+            continue
+        if hasattr(v, "timestamp"):
+            return float(v.timestamp())
+        try:
+            return float(v)
+        except (TypeError, ValueError):
+            continue
+    return 0.0
+
+
+def _field(info: dict[str, Any], metrics: dict[str, Any], name: str) -> Any:
+    v = info.get(name)
+    return metrics.get(name) if v is None else v
+
+
+def _norm_text(v: Any) -> str | None:
+    if v is None or v is False or v == "" or (isinstance(v, str) and v.lower() == "none"):
+        return None
+    if isinstance(v, dict):
+        return str(v.get("name") or v.get("kind") or ", ".join(f"{k}={v[k]}" for k in sorted(v)))
+    return "yes" if v is True else str(v)
+
+
+def read_run(store: Store, split_id: str, rel_dir: str) -> RunRecord | None:
+    """The record of ``runs/<split_id>/<rel_dir>``, or None when the folder is not a complete run."""
+    folder = store.path("runs", split_id, rel_dir)
+    if not store.run_complete(folder) or not store.exists(posixpath.join(folder, "metrics.json")):
+        return None
+    try:
+        info = store.read_json(posixpath.join(folder, "run.json"))
+        metrics = store.read_json(posixpath.join(folder, "metrics.json"))
+        if not isinstance(info, dict) or not isinstance(metrics, dict):
+            raise StoreError(f"{store.url_of(folder)}: run.json or metrics.json is not a JSON object")
+    except StoreError as exc:  # one damaged run folder never hides the others
+        log.warning("skipping the run %s: %s", store.url_of(folder), exc)
+        return None
+    model, version = rel_dir.split("/", 1)
+    features = _field(info, metrics, "features")
+    if features is None:
+        features = (info.get("feature_params") or {}).get("name")
+    modality = str(_field(info, metrics, "modality") or "audio")
+    name = _norm_text(features)
+    feature_set = name
+    fhash = info.get("feature_hash")
+    if modality == "audio" and name and fhash and not name.endswith(f"-{fhash}"):
+        feature_set = f"{name}-{fhash}"
+    return RunRecord(
+        rel_dir=rel_dir, model=str(info.get("model") or model), version=str(info.get("version") or version),
+        modality=modality, features=name, speaker_norm=_norm_text(_field(info, metrics, "speaker_norm")),
+        metrics=metrics, info=info, written=_mtime(store, posixpath.join(folder, "run.json")), split_id=split_id,
+        feature_set=feature_set, has_card=store.exists(posixpath.join(folder, MODEL_CARD)),
+    )
+
+
+def collect_runs(store: Store, split_id: str, *, newest_only: bool = True) -> list[RunRecord]:
+    """Complete runs of a split; with ``newest_only``, the newest per (modality, features, speaker_norm, model)."""
+    base = store.path("runs", split_id)
+    store.fs.invalidate_cache(base)
+    if not store.fs.isdir(base):
+        return []
+    records = []
+    for model_dir in sorted(store.fs.ls(base, detail=False)):
+        if not store.fs.isdir(model_dir):
+            continue
+        for run_dir in sorted(store.fs.ls(model_dir, detail=False)):
+            if not store.fs.isdir(run_dir):
+                continue
+            rec = read_run(store, split_id, f"{posixpath.basename(model_dir)}/{posixpath.basename(run_dir)}")
+            if rec is not None:
+                records.append(rec)
+    if not newest_only:
+        return records
+    newest: dict[tuple[str, str, str, str], RunRecord] = {}
+    for r in records:
+        if r.key not in newest or (r.written, r.version) > (newest[r.key].written, newest[r.key].version):
+            newest[r.key] = r
+    kept = list(newest.values())
+    revisions: dict[tuple[str, str | None], set[str | None]] = {}
+    for r in kept:
+        revisions.setdefault((r.modality, r.features), set()).add(r.feature_set)
+    kept = [replace(r, show_key=True) if len(revisions[(r.modality, r.features)]) > 1 else r for r in kept]
+    return sorted(kept, key=_rank)
+
+
+def _modality_rank(m: str) -> int:
+    return MODALITY_ORDER.index(m) if m in MODALITY_ORDER else len(MODALITY_ORDER)
+
+
+def _rank(r: RunRecord) -> tuple[int, str, float, str]:
+    return (_modality_rank(r.modality), r.modality, -float(r.metrics.get("accuracy", 0.0)), r.label)
+
+
+def selection_score(r: RunRecord) -> tuple[float, float, str]:
+    """How a model is chosen: grouped-CV accuracy on the train actors (test accuracy only breaks ties).
+
+    Choosing by the test actors' scores would use them for selection; runs
+    without a CV score (if any) fall back to their test accuracy.
+    """
+    m = r.metrics
+    cv = m.get("cv_accuracy")
+    return (float(m.get("accuracy", 0.0) if cv is None else cv), float(m.get("accuracy", 0.0)), r.label)
+
+
+def best_per_modality(records: Sequence[RunRecord]) -> dict[str, RunRecord]:
+    best: dict[str, RunRecord] = {}
+    for r in records:
+        if r.modality not in best or selection_score(r) > selection_score(best[r.modality]):
+            best[r.modality] = r
+    return best
+
+
+def _f(v: Any, digits: int = 3) -> str:
+    return f"{v:.{digits}f}" if isinstance(v, (int, float)) and not isinstance(v, bool) else "–"
+
+
+def _recall(r: RunRecord, label: str) -> float | None:
+    c = (r.metrics.get("per_class") or {}).get(label)
+    if not c or not c.get("support"):
+        return None  # the emotion has no test clips
+    return float(c["recall"])
+
+
+def render_report(split_id: str, records: Sequence[RunRecord], *, figures: Sequence[str] = (),
+                  links: Sequence[tuple[str, str]] = ()) -> str:
+    """The markdown report of ``records`` (as from :func:`collect_runs`); ``figures`` are PNG names beside it,
+    ``links`` (title, relative path) other reports of the split (the leave-one-actor-out one)."""
+    lines = [f"# Evaluation report: {split_id}", ""]
+    if not records:
+        return "\n".join([*lines, "No complete runs for this split yet.", ""])
+    split = records[0].info.get("split") or split_id
+    lines += [f"Split {split}: models tuned by cross-validation grouped by actor on the train actors and scored "
+              "on the test actors, never seen in training. Accuracy, macro-F1 and UAR (unweighted average recall) "
+              "are on the test actors. The newest complete run of each model is shown.", ""]
+    show_features = any(r.features_shown for r in records)
+    show_norm = any(r.speaker_norm for r in records)
+    head = ["modality", "model"] + (["features"] if show_features else []) + (["speaker norm"] if show_norm else [])
+    head += ["accuracy", "macro-F1", "UAR", "grouped-CV acc", "train", "test", "run"]
+    lines += ["## Scores side by side", "", "| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    best = best_per_modality(records)
+    for r in records:
+        m = r.metrics
+        cv = f"{_f(m.get('cv_accuracy'))} ± {_f(m.get('cv_std'))}" if m.get("cv_accuracy") is not None else "–"
+        row = [r.modality, f"**{r.model}**" if best[r.modality] is r else r.model]
+        row += [r.features_shown or "–"] if show_features else []
+        row += [r.speaker_norm or "–"] if show_norm else []
+        row += [_f(m.get("accuracy")), _f(m.get("macro_f1")), _f(m.get("uar")), cv,
+                str(m.get("n_train", "–")), str(m.get("n_test", "–")), _run_links(r)]
+        lines.append("| " + " | ".join(row) + " |")
+    lines += ["", "Selected per modality (in bold; chosen by grouped-CV accuracy on the train actors, the model "
+              "`emotion predict` uses): "
+              + ", ".join(f"{r.label} (test accuracy {_f(r.metrics.get('accuracy'))})" for m, r in best.items()) + "."]
+    absent = [m for m in MODALITY_ORDER if m not in best]
+    if absent:
+        lines += ["", f"No runs yet for: {', '.join(absent)}."]
+    for name in figures:
+        lines += ["", f"![{name}]({name})"]
+    for title, rel in links:
+        lines += ["", f"{title}: [{rel}]({rel})"]
+    audio = [r for r in records if r.modality == "audio"]
+    if len({(r.feature_set, bool(r.speaker_norm)) for r in audio}) > 1:
+        lines += ["", "## Audio feature sets and speaker normalisation", "",
+                  "Every audio feature set (by its parameters' key: two revisions of a set are two rows), "
+                  "normalisation and model, best first. " + SPEAKER_NORM_NOTE, "",
+                  *feature_set_table([_row(r) for r in sorted(audio, key=_accuracy_first)])]
+    lines += ["", "## Per-emotion recall (test actors)", "",
+              "| run | " + " | ".join(EMOTION_LABELS) + " |", "|" + "---|" * (len(EMOTION_LABELS) + 1)]
+    for r in records:
+        lines.append(f"| {r.label} | " + " | ".join(_f(_recall(r, e), 2) for e in EMOTION_LABELS) + " |")
+    lines += ["", "– : no test clips of that emotion.", "", "## Confusion matrices (rows true, columns predicted)", ""]
+    for r in records:
+        lines += [f"### {r.label}", "", f"![{r.label}]({r.rel_dir}/confusion_matrix.png)", ""]
+    return "\n".join(lines)
+
+
+def _run_links(r: RunRecord) -> str:
+    link = f"[{r.rel_dir}]({r.rel_dir}/)"
+    return link + (f" · [model card]({r.rel_dir}/{MODEL_CARD})" if r.has_card else "")
+
+
+def _accuracy_first(r: RunRecord) -> tuple[float, str]:
+    return (-float(r.metrics.get("accuracy", 0.0)), r.label)
+
+
+def _row(r: RunRecord) -> dict[str, Any]:
+    """A run as a row of :func:`feature_set_table` (as in ``summary.json``'s ``all``)."""
+    keys = ("accuracy", "macro_f1", "uar", "cv_accuracy", "cv_std", "n_train", "n_test")
+    return {"model": r.model, "features": r.features or "seed", "feature_set": r.feature_set,
+            "augment": r.speeds,
+            "speaker_norm": bool(r.speaker_norm), "run": r.rel_dir, "card": r.has_card,
+            **{k: r.metrics[k] for k in keys if r.metrics.get(k) is not None}}
+
+
+def _plt() -> Any:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def _png(fig: Any) -> bytes:
+    buf = io.BytesIO()
+    fig.tight_layout()
+    fig.savefig(buf, format="png")
+    _plt().close(fig)
+    return buf.getvalue()
+
+
+def scores_png(records: Sequence[RunRecord]) -> bytes:
+    """Accuracy, macro-F1 and UAR of every run as grouped bars."""
+    plt = _plt()
+    names = [r.label for r in records]
+    fig, ax = plt.subplots(figsize=(max(6.0, 0.9 * len(names) + 2), 4.2), dpi=100)
+    x = np.arange(len(names))
+    for i, (key, title) in enumerate((("accuracy", "accuracy"), ("macro_f1", "macro-F1"), ("uar", "UAR"))):
+        ax.bar(x + (i - 1) * 0.27, [float(r.metrics.get(key, 0.0)) for r in records], 0.27, label=title)
+    ax.set_xticks(x, names, rotation=30, ha="right", fontsize=8)
+    ax.set_ylim(0, 1)
+    ax.set_ylabel("on the test actors")
+    ax.legend(fontsize=8, ncol=3, loc="upper right")
+    ax.set_title("Scores by model", fontsize=10)
+    return _png(fig)
+
+
+def recall_png(records: Sequence[RunRecord]) -> bytes:
+    """Per-emotion recall of every run as a heat map (blank where an emotion has no test clips)."""
+    plt = _plt()
+    m = np.array([[np.nan if (v := _recall(r, e)) is None else v for e in EMOTION_LABELS] for r in records], dtype=float)
+    fig, ax = plt.subplots(figsize=(7.5, 0.45 * len(records) + 1.8), dpi=100)
+    im = ax.imshow(m, cmap="viridis", vmin=0, vmax=1, aspect="auto")
+    ax.set_xticks(np.arange(len(EMOTION_LABELS)), EMOTION_LABELS, rotation=45, ha="right")
+    ax.set_yticks(np.arange(len(records)), [r.label for r in records], fontsize=8)
+    for i in range(m.shape[0]):
+        for j in range(m.shape[1]):
+            if not np.isnan(m[i, j]):
+                ax.text(j, i, f"{m[i, j]:.2f}", ha="center", va="center", fontsize=7,
+                        color="black" if m[i, j] > 0.6 else "white")
+    fig.colorbar(im, ax=ax, fraction=0.046, label="recall")
+    ax.set_title("Per-emotion recall on the test actors", fontsize=10)
+    return _png(fig)
+
+
+def write_report(store: Store, split_id: str) -> str:
+    """Write ``runs/<split_id>/report.md`` and its figures; returns the report's path."""
+    records = collect_runs(store, split_id)
+    figures: list[str] = []
+    if records:
+        store.write_bytes(store.path("runs", split_id, SCORES_PNG), scores_png(records))
+        store.write_bytes(store.path("runs", split_id, RECALL_PNG), recall_png(records))
+        figures = [SCORES_PNG, RECALL_PNG]
+    links = [("Leave-one-actor-out evaluation over the train actors", LOSO_REPORT)]
+    links = [(t, rel) for t, rel in links if store.exists(store.path("runs", split_id, rel))]
+    path = store.path("runs", split_id, REPORT)
+    store.write_bytes(path, render_report(split_id, records, figures=figures, links=links).encode())
+    return path
+
+
+# -- row tables: summary.json's ``all`` and the leave-one-actor-out evaluation ---------------------------
+
+SPEAKER_NORM_NOTE = ("Speaker normalisation changes what a number means: with it, every test actor's features "
+                     "were standardised over that actor's own clips.")
+
+
+def _key(r: dict[str, Any]) -> tuple[str, str, bool]:
+    # the set's key (name and parameters hash) where known: two revisions of a set are two rows
+    return (str(r.get("feature_set") or r.get("features", "seed")), str(r["model"]), bool(r.get("speaker_norm", False)))
+
+
+def merge_results(previous: list[dict[str, Any]], new: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The latest result of every (feature set, model, speaker_norm), best first; ``new`` wins."""
+    table = {_key(r): r for r in previous}
+    table.update({_key(r): r for r in new})
+    return sorted(table.values(), key=lambda r: (-r["accuracy"], *_key(r)))
+
+
+def feature_set_table(rows: Sequence[dict[str, Any]]) -> list[str]:
+    """Markdown lines of a table of ``rows`` (as :func:`merge_results` gives): set, normalisation, model, scores.
+
+    A row with ``run`` (its folder relative to the report) links it, and its model card when ``card``.
+    """
+    links = any(r.get("run") for r in rows)
+    head = "| features | speaker norm | model | accuracy | macro-F1 | UAR | grouped-CV accuracy | train | test |"
+    lines = [head + (" run |" if links else ""), "|---" * (9 + links) + "|"]
+    for r in rows:
+        cv = f"{r['cv_accuracy']:.3f} ± {r['cv_std']:.3f}" if "cv_accuracy" in r and "cv_std" in r else ""
+        fs = with_augment(str(r.get("feature_set") or r.get("features", "seed")), r.get("augment"))
+        line = (f"| {fs} | {'yes' if r.get('speaker_norm') else 'no'} | {r['model']} | "
+                f"{_f(r.get('accuracy'))} | {_f(r.get('macro_f1'))} | {_f(r.get('uar'))} | {cv} | {r.get('n_train', '')} | "
+                f"{r.get('n_test', '')} |")
+        if links:
+            run = r.get("run")
+            line += (f" [{run}]({run}/)" + (f" · [model card]({run}/{MODEL_CARD})" if r.get("card") else "")
+                     if run else "") + " |"
+        lines.append(line)
+    return lines
+
+
+def report_markdown(split: str, rows: list[dict[str, Any]]) -> str:
+    """A stand-alone markdown table of ``rows`` (e.g. ``summary.json``'s ``all``), best first."""
+    lines = [f"# Speaker-independent evaluation on {split}", "",
+             "Every feature set and model trained on this split (latest run of each), best first. "
+             "Selection used actor-grouped CV on the training actors only; the test actors were used for nothing "
+             "but these numbers. " + SPEAKER_NORM_NOTE, "", *feature_set_table(rows)]
+    return "\n".join(lines) + "\n"
+
+
+def with_augment(feature_set: str, speeds: Sequence[float] | None) -> str:
+    """A feature set's name in a table, with its speed copies where the row was augmented (``--augment``)."""
+    return f"{feature_set} + copies at {speeds_text(speeds)}" if speeds else feature_set
+
+
+def _loso_set(r: dict[str, Any]) -> str:
+    return f"{r['features']}-{r['feature_hash']}" if r.get("feature_hash") else str(r["features"])
+
+
+def _loso_key(r: dict[str, Any]) -> tuple[str, bool, str, str]:
+    return (_loso_set(r), bool(r["speaker_norm"]), str(r["model"]), str(r["mode"]))
+
+
+def merge_loso(previous: list[dict[str, Any]], new: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The latest LOSO result of every (features, speaker_norm, model, mode), best first."""
+    table = {_loso_key(r): r for r in previous}
+    table.update({_loso_key(r): {k: v for k, v in r.items() if k != "path"} for r in new})
+    return sorted(table.values(), key=lambda r: (-r["mean"], *_loso_key(r)))
+
+
+def loso_markdown(split: str, rows: list[dict[str, Any]]) -> str:
+    actors = sorted({a for r in rows for a in r["per_actor"]})
+    lines = [f"# Leave-one-actor-out over the training actors of {split}", "",
+             "Each actor held out in turn, trained on the others; test actors unused. `nested`: hyper-parameters "
+             "tuned inside every fold; `fixed`: copied from the stored run (mildly optimistic).", "",
+             "| features | speaker norm | model | params | mean | std | min | max | " + " | ".join(actors) + " |",
+             "|---" * (8 + len(actors)) + "|"]
+    for r in rows:
+        per = " | ".join(f"{r['per_actor'][a]:.2f}" if a in r["per_actor"] else "" for a in actors)
+        fs = with_augment(_loso_set(r), r.get("augment"))
+        lines.append(f"| {fs} | {'yes' if r['speaker_norm'] else 'no'} | {r['model']} | {r['mode']} | "
+                     f"{r['mean']:.3f} | {r['std']:.3f} | {r['min']:.3f} | {r['max']:.3f} | {per} |")
+    return "\n".join(lines) + "\n"

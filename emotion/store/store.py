@@ -1,0 +1,480 @@
+"""The output store: Parquet tables and run folders under one root.
+
+Layout (``OUT`` is a local folder or an fsspec URL)::
+
+    OUT/features/audio/<set>-<hash>/part-<time>-<id>.parquet  one row per clip
+    OUT/features/audio/<set>-<hash>/params.json               the feature parameters
+    OUT/frames/<set>-<hash>/part-<time>-<id>.parquet           one row per kept video frame (PNG)
+    OUT/manifest/<modality>.parquet                           every input seen by the last run
+    OUT/rejects/<modality>.parquet                            file, reason, stage, time
+    OUT/manifest/no_audio.parquet                             clips without audio (video-only mp4s): path, reason
+    OUT/runs/<split-id>/<model>/<version>/                    one trained model and its evaluation
+
+Every file is written under a temporary name and renamed into place (a single
+PUT on object stores), so a crash never leaves a partial file that a later
+read picks up. A run folder counts as complete only once its ``run.json``,
+written last, is there.
+
+Only files named like the parts the store writes (:meth:`Store.new_part_name`)
+count as parts; a stray ``.parquet`` file is ignored. One writer at a time:
+:meth:`Store.writer_lock` (``OUT/.lock``, an exclusive ``flock`` held for the
+whole extraction, released by the kernel when the process dies, so a killed
+writer leaves no stale lock). Readers take a snapshot: the parts are listed
+once and read; when one vanishes under them (a writer compacted it), they list
+again, a bounded number of times. A damaged part is named by its path.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import json
+import os
+import posixpath
+import re
+import socket
+import stat
+import time
+import uuid
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+import fsspec
+import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
+from fsspec.implementations.local import LocalFileSystem
+
+from emotion.core.errors import StoreError
+
+# Columns that identify a clip; every row of every table carries them.
+KEY_COLUMNS = ("path", "content_hash")
+LABEL_COLUMNS = (
+    "actor", "gender", "modality", "vocal_channel", "emotion", "emotion_label",
+    "intensity", "statement", "repetition",
+)
+REJECT_SCHEMA = pa.schema([
+    ("path", pa.string()), ("reason", pa.string()), ("stage", pa.string()), ("time", pa.timestamp("ms", tz="UTC")),
+])
+TMP_PREFIX = ".tmp-"
+PART_NAME = re.compile(r"^part-\d{20}-[0-9a-f]{8}\.parquet$")  # what Store.new_part_name writes
+READ_RETRIES = 5  # a reader re-lists the parts this many times when one vanishes under it
+MAX_JSON_BYTES = 16 << 20  # run.json, metrics.json, params.json...: never read past this
+LOCK_FILE = ".lock"
+STORE_FILE = "store.json"  # what the store was built from (its data root)
+
+
+def label_fields() -> list[pa.Field]:
+    """The Arrow fields every per-clip table starts with: path, content hash and the RAVDESS labels."""
+    fields = [pa.field("path", pa.string()), pa.field("content_hash", pa.string())]
+    for c in LABEL_COLUMNS:
+        fields.append(pa.field(c, pa.string() if c in ("gender", "emotion_label") else pa.int8()))
+    return fields
+
+
+def params_metadata(params: Any) -> dict[str, str]:
+    """A table's Parquet metadata: the parameters that made it (``to_dict``) and their hash."""
+    return {"emotion.params": json.dumps(params.to_dict(), sort_keys=True), "emotion.params_hash": params.hash()}
+
+
+def is_part(path: str) -> bool:
+    """Whether ``path`` names a part the store wrote (not a stray Parquet file, not a temporary)."""
+    return bool(PART_NAME.match(posixpath.basename(path)))
+
+
+class _Vanished(Exception):
+    """A part listed a moment ago is gone (a writer replaced it): list again."""
+
+
+def _now_ms() -> pd.Timestamp:
+    return pd.Timestamp.now(tz="UTC").floor("ms")
+
+
+@dataclass
+class Store:
+    """Read and write the pipeline's outputs under ``url``."""
+
+    url: str
+    storage_options: dict[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        self.fs, self.root = fsspec.core.url_to_fs(self.url, **self.storage_options)
+        self.root = self.root.rstrip("/") or "/"
+        if self.is_local:
+            self.root = os.path.abspath(self.root)
+
+    @property
+    def is_local(self) -> bool:
+        return isinstance(self.fs, LocalFileSystem)
+
+    def path(self, *parts: str) -> str:
+        return posixpath.join(self.root, *parts)
+
+    def url_of(self, path: str) -> str:
+        """``path`` as a user passes it: a local path, or a URL with its protocol."""
+        if self.is_local:
+            return path
+        proto = self.fs.protocol if isinstance(self.fs.protocol, str) else self.fs.protocol[0]
+        return f"{proto}://{path}"
+
+    # -- writing ---------------------------------------------------------
+    def write_bytes(self, path: str, data: bytes, tag: str = "") -> None:
+        """Write ``data`` to ``path`` atomically (temp name, then rename).
+
+        ``tag`` names the run in the temporary file's name (see
+        :meth:`remove_stale_temporaries`).
+
+        A full disk, a read-only store or missing permissions raise
+        :class:`StoreError` naming the file; what was there stays intact.
+        """
+        try:
+            self._write_bytes(path, data, tag)
+        except OSError as exc:
+            reason = exc.strerror or str(exc) or type(exc).__name__
+            raise StoreError(f"cannot write {self.url_of(path)}: {reason}") from None
+
+    def _write_bytes(self, path: str, data: bytes, tag: str = "") -> None:
+        parent = posixpath.dirname(path)
+        if self.is_local:
+            os.makedirs(parent, exist_ok=True)
+            tagged = f"{tag}-" if tag else ""
+            tmp = posixpath.join(parent, f"{TMP_PREFIX}{tagged}{uuid.uuid4().hex}-{posixpath.basename(path)}")
+            try:
+                with open(tmp, "wb") as fh:
+                    fh.write(data)
+                    fh.flush()
+                    os.fsync(fh.fileno())
+                os.replace(tmp, path)
+            except BaseException:
+                if os.path.exists(tmp):
+                    os.unlink(tmp)
+                raise
+        else:  # one PUT is atomic on object stores
+            self.fs.pipe_file(path, data)
+
+    def write_json(self, path: str, obj: Any) -> None:
+        self.write_bytes(path, (json.dumps(obj, indent=2, sort_keys=True, default=str) + "\n").encode())
+
+    def write_table(self, path: str, table: pa.Table, tag: str = "") -> None:
+        buf = io.BytesIO()
+        pq.write_table(table, buf, compression="zstd")
+        self.write_bytes(path, buf.getvalue(), tag)
+
+    def remove_stale_temporaries(self, folder: str, older_than: float, tag: str = "") -> int:
+        """Delete temporary files left behind by killed writers.
+
+        Those older than ``older_than`` (a time.time(): when the run began)
+        and those of the run ``tag`` (its writers have all finished when it
+        commits, so any left were killed mid-write). Temporaries of another
+        run still writing to the same store are neither.
+        """
+        if not self.is_local or not os.path.isdir(folder):
+            return 0  # object stores write in one PUT: no temporaries
+        n = 0
+        mine = f"{TMP_PREFIX}{tag}-" if tag else None
+        for name in os.listdir(folder):
+            p = os.path.join(folder, name)
+            if name.startswith(TMP_PREFIX) and ((mine and name.startswith(mine)) or os.path.getmtime(p) < older_than):
+                os.unlink(p)
+                n += 1
+        return n
+
+    def remove(self, paths: Iterable[str]) -> None:
+        for p in paths:
+            if self.fs.exists(p):
+                self.fs.rm_file(p)
+
+    # -- reading ---------------------------------------------------------
+    def exists(self, path: str) -> bool:
+        return bool(self.fs.exists(path))
+
+    def read_limited(self, path: str, limit: int) -> bytes:
+        """The bytes of a regular file of at most ``limit`` bytes; special files and larger ones are refused
+        before anything is read (a FIFO would block, ``/dev/zero`` never ends)."""
+        where = self.url_of(path)
+        try:
+            if self.is_local:
+                st = os.stat(path)
+                if not stat.S_ISREG(st.st_mode):
+                    raise StoreError(f"{where} is not a regular file; refusing to read it")
+                if st.st_size > limit:
+                    raise StoreError(f"{where} is {st.st_size} bytes, over the limit of {limit}")
+                fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0))
+                with os.fdopen(fd, "rb") as fh:
+                    data = fh.read(limit + 1)
+            else:
+                size = self.fs.size(path)
+                if size is not None and size > limit:
+                    raise StoreError(f"{where} is {size} bytes, over the limit of {limit}")
+                with self.fs.open(path, "rb") as fh:
+                    data = fh.read(limit + 1)
+        except FileNotFoundError:
+            raise StoreError(f"{where} does not exist") from None
+        except IsADirectoryError:
+            raise StoreError(f"{where} is a folder, not a file") from None
+        except OSError as exc:
+            raise StoreError(f"cannot read {where}: {exc.strerror or exc}") from None
+        if len(data) > limit:
+            raise StoreError(f"{where} is over the limit of {limit} bytes")
+        return data
+
+    def read_json(self, path: str) -> Any:
+        """A JSON file of the store; missing, oversized or malformed files raise :class:`StoreError` naming it."""
+        data = self.read_limited(path, MAX_JSON_BYTES)
+        try:
+            return json.loads(data)
+        except (ValueError, UnicodeDecodeError) as exc:
+            msg = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+            raise StoreError(f"{self.url_of(path)} is not valid JSON ({msg})") from None
+
+    def list_parts(self, folder: str) -> list[str]:
+        """The parts the store wrote in ``folder``, oldest first (part names sort by time)."""
+        self.fs.invalidate_cache(folder)  # object stores cache listings; parts come and go
+        if not self.fs.isdir(folder):
+            return []
+        return sorted((p for p in self.fs.ls(folder, detail=False) if is_part(p)), key=posixpath.basename)
+
+    def _read_part(self, path: str, columns: list[str] | None) -> pa.Table:
+        try:
+            with self.fs.open(path, "rb") as fh:
+                return pq.read_table(fh, columns=columns)
+        except FileNotFoundError:
+            raise _Vanished(path) from None
+        except (pa.ArrowException, OSError, ValueError) as exc:
+            msg = " ".join(str(exc).split()) or type(exc).__name__
+            raise StoreError(f"damaged part {self.url_of(path)}: {msg[:200]} (run `emotion extract` again to "
+                             "rebuild it)") from None
+
+    def read_parts(self, parts: list[str], columns: list[str] | None = None, *,
+                   damaged: list[str] | None = None) -> pd.DataFrame:
+        """Rows of ``parts`` with their part's name in ``_part``.
+
+        A damaged part raises :class:`StoreError` naming it, or, when a list is
+        given as ``damaged``, is skipped and appended to it. A part that is gone
+        raises ``FileNotFoundError`` (see :meth:`read_snapshot`).
+        """
+        frames = []
+        for p in parts:
+            try:
+                t = self._read_part(p, columns)
+            except _Vanished:
+                raise FileNotFoundError(p) from None
+            except StoreError:
+                if damaged is None:
+                    raise
+                damaged.append(p)
+                continue
+            frames.append(t.to_pandas().assign(_part=posixpath.basename(p)))
+        if not frames:
+            return pd.DataFrame(columns=[*(columns or []), "_part"])
+        return pd.concat(frames, ignore_index=True)
+
+    def read_snapshot(self, folder: str, columns: list[str] | None = None, *,
+                      damaged: list[str] | None = None) -> pd.DataFrame:
+        """Rows of every part of ``folder``, as listed at one moment.
+
+        A writer may replace parts meanwhile (compaction); when a listed part is
+        gone, the folder is listed again, up to :data:`READ_RETRIES` times.
+        """
+        for attempt in range(READ_RETRIES):
+            seen: list[str] = []
+            try:
+                df = self.read_parts(self.list_parts(folder), columns, damaged=seen if damaged is not None else None)
+            except FileNotFoundError:
+                time.sleep(0.05 * (attempt + 1))
+                continue
+            if damaged is not None:
+                damaged.extend(seen)
+            return df
+        raise StoreError(f"the parts of {self.url_of(folder)} kept changing while being read "
+                         f"({READ_RETRIES} tries); another process is rewriting the store, try again")
+
+    def read_table(self, path: str) -> pd.DataFrame | None:
+        if not self.fs.exists(path):
+            return None
+        try:
+            with self.fs.open(path, "rb") as fh:
+                return pq.read_table(fh).to_pandas()
+        except FileNotFoundError:
+            return None
+        except (pa.ArrowException, OSError, ValueError) as exc:
+            msg = " ".join(str(exc).split()) or type(exc).__name__
+            raise StoreError(f"damaged table {self.url_of(path)}: {msg[:200]}") from None
+
+    # -- datasets: features/audio, frames ------------------------------------
+    def dataset_dir(self, dataset: str, key: str) -> str:
+        """``OUT/<dataset>/<key>``, e.g. ``features/audio/seed-<hash>`` or ``frames/full256-every20-<hash>``."""
+        return self.path(dataset, key)
+
+    def features_dir(self, modality: str, key: str) -> str:
+        return self.dataset_dir(f"features/{modality}", key)
+
+    @staticmethod
+    def new_part_name() -> str:
+        return f"part-{time.time_ns():020d}-{uuid.uuid4().hex[:8]}.parquet"
+
+    def read_dataset(self, dataset: str, key: str, columns: list[str] | None = None) -> pd.DataFrame:
+        """Current rows of a dataset: for each clip path, the rows of its newest part.
+
+        A clip has one row in ``features/*`` and one per kept frame in ``frames``.
+        """
+        folder = self.dataset_dir(dataset, key)
+        cols = None if columns is None else list(dict.fromkeys(["path", *columns]))
+        df = self.read_snapshot(folder, columns=cols)
+        if df.empty:
+            raise StoreError(f"no {dataset} rows for {key} under {self.url} (run `emotion extract` first)")
+        newest = df.groupby("path")["_part"].transform("max")
+        df = df[df["_part"] == newest].drop(columns="_part")
+        return df.sort_values("path", kind="stable", ignore_index=True)
+
+    def read_features(self, modality: str, key: str) -> pd.DataFrame:
+        """Current feature rows: one per clip path (the newest wins)."""
+        return self.read_dataset(f"features/{modality}", key)
+
+    def dataset_keys(self, dataset: str, key: str, damaged: list[str] | None = None) -> pd.DataFrame:
+        """``path``, ``content_hash`` and ``_part`` of every stored row (cheap).
+
+        With a list as ``damaged``, damaged parts are skipped and listed there
+        (extraction recomputes their clips and deletes them).
+        """
+        return self.read_snapshot(self.dataset_dir(dataset, key), columns=list(KEY_COLUMNS), damaged=damaged)
+
+    def feature_keys(self, modality: str, key: str, damaged: list[str] | None = None) -> pd.DataFrame:
+        return self.dataset_keys(f"features/{modality}", key, damaged)
+
+    # -- rejects and manifest ----------------------------------------------
+    def write_rejects(self, modality: str, rows: list[dict[str, Any]]) -> None:
+        table = pa.Table.from_pylist(
+            [{"path": r["path"], "reason": r["reason"], "stage": r["stage"], "time": r.get("time") or _now_ms()}
+             for r in rows], schema=REJECT_SCHEMA)
+        self.write_table(self.path("rejects", f"{modality}.parquet"), table)
+
+    def read_rejects(self, modality: str) -> pd.DataFrame:
+        df = self.read_table(self.path("rejects", f"{modality}.parquet"))
+        return df if df is not None else REJECT_SCHEMA.empty_table().to_pandas()
+
+    def write_no_audio(self, rows: list[dict[str, Any]]) -> None:
+        """``manifest/no_audio.parquet``: clips of the last audio run that have no audio, with the reason (not rejects)."""
+        table = pa.Table.from_pylist(
+            [{"path": r["path"], "reason": r["reason"], "stage": r["stage"], "time": r.get("time") or _now_ms()}
+             for r in rows], schema=REJECT_SCHEMA)
+        self.write_table(self.path("manifest", "no_audio.parquet"), table)
+
+    def read_no_audio(self) -> pd.DataFrame:
+        df = self.read_table(self.path("manifest", "no_audio.parquet"))
+        return df if df is not None else REJECT_SCHEMA.empty_table().to_pandas()
+
+    def write_manifest(self, modality: str, df: pd.DataFrame) -> None:
+        self.write_table(self.path("manifest", f"{modality}.parquet"), pa.Table.from_pandas(df, preserve_index=False))
+
+    # -- runs ---------------------------------------------------------------
+    def run_dir(self, split_id: str, model: str, version: str) -> str:
+        return self.path("runs", split_id, model, version)
+
+    def run_complete(self, run_dir: str) -> bool:
+        return self.exists(posixpath.join(run_dir, "run.json"))
+
+    def run_reusable(self, run_dir: str) -> bool:
+        """A complete run whose ``run.json`` and ``metrics.json`` read and whose model file is there."""
+        if not self.run_complete(run_dir):
+            return False
+        try:
+            info = self.read_json(posixpath.join(run_dir, "run.json"))
+            self.read_json(posixpath.join(run_dir, "metrics.json"))
+            name = str((info.get("model_file") or {}).get("file") or "")
+        except (StoreError, AttributeError):
+            return False
+        return bool(name) and posixpath.basename(name) == name and self.exists(posixpath.join(run_dir, name))
+
+    # -- one writer at a time, and the data root ------------------------------
+    @contextlib.contextmanager
+    def writer_lock(self, what: str = "extract") -> Iterator[None]:
+        """Hold the store's writer lock for the block, or raise :class:`StoreError` saying who holds it.
+
+        Local stores: an exclusive ``flock`` on ``OUT/.lock`` (the kernel drops
+        it when the holder dies: no stale locks). Object stores have no such
+        lock; there a lock object older than 6 hours counts as stale, and two
+        writers starting within the same instant are not excluded.
+        """
+        path = self.path(LOCK_FILE)
+        if _HELD.get(path):  # this process holds it already (the CLI takes it before the flow does): re-entrant
+            _HELD[path] += 1
+            try:
+                yield
+            finally:
+                _HELD[path] -= 1
+            return
+        me = {"pid": os.getpid(), "host": socket.gethostname(), "since": _now_ms().isoformat(), "what": what}
+        if not self.is_local:
+            yield from self._object_lock(path, me)
+            return
+        import fcntl
+
+        os.makedirs(self.root, exist_ok=True)
+        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                raise StoreError(f"the store {self.url} is being written by {_holder(os.pread(fd, 4096, 0))}; "
+                                 "one writer at a time: try again when it has finished") from None
+            os.ftruncate(fd, 0)
+            os.pwrite(fd, json.dumps(me).encode(), 0)
+            _HELD[path] = 1
+            try:
+                yield
+            finally:
+                _HELD.pop(path, None)
+                os.ftruncate(fd, 0)
+        finally:
+            os.close(fd)  # releases the flock
+
+    def _object_lock(self, path: str, me: dict[str, Any]) -> Iterator[None]:
+        if self.fs.exists(path):
+            try:
+                held = self.fs.cat_file(path)
+                since = pd.Timestamp(json.loads(held)["since"])
+            except (ValueError, KeyError, TypeError, OSError):
+                held, since = b"", pd.Timestamp(0, tz="UTC")
+            if _now_ms() - since < pd.Timedelta(hours=6):
+                raise StoreError(f"the store {self.url} is being written by {_holder(held)}; "
+                                 "one writer at a time: try again when it has finished")
+        self.fs.pipe_file(path, json.dumps(me).encode())
+        _HELD[path] = 1  # re-entrant in this process, as the local lock (the CLI holds it when the flow asks again)
+        try:
+            yield
+        finally:
+            _HELD.pop(path, None)
+            with contextlib.suppress(OSError):
+                self.fs.rm_file(path)
+
+    def check_data_root(self, data_url: str, *, replace: bool = False) -> None:
+        """Record the data root the store is built from; refuse another one unless ``replace``.
+
+        Extraction keeps only the clips of the data root it reads, so another root
+        would silently drop the first one's rows; it is refused instead.
+        """
+        path = self.path(STORE_FILE)
+        if self.exists(path) and not replace:
+            try:
+                known = str(self.read_json(path).get("data_root") or "")
+            except (StoreError, AttributeError):
+                known = ""
+            if known and known != data_url:
+                raise StoreError(f"the store {self.url} was built from {known}, not {data_url}: extracting another "
+                                 "data root would drop its rows; use another --out, or --replace-data to rebuild "
+                                 "it from the new root")
+        self.write_json(path, {"data_root": data_url})
+
+
+_HELD: dict[str, int] = {}  # writer locks this process holds (path -> depth)
+
+
+def _holder(raw: bytes) -> str:
+    """Who holds a lock, from its JSON record, in a few words."""
+    try:
+        h = json.loads(raw)
+        return f"{h.get('what', 'a writer')} (pid {h['pid']} on {h['host']}, since {h['since']})"
+    except (ValueError, KeyError, TypeError):
+        return "another process"

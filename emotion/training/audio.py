@@ -1,0 +1,336 @@
+"""Train, evaluate and package one model on one actor split (no IO here).
+
+:func:`train_and_evaluate` takes the feature table and returns everything a
+run folder holds, as bytes and JSON-able dicts; the caller writes them.
+"""
+
+from __future__ import annotations
+
+import io
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
+from sklearn.base import clone
+
+from emotion.audio.augment import speeds_text, stack_copies
+from emotion.audio.normalize import Stats, speaker_standardize
+from emotion.core.errors import StoreError
+from emotion.core.ids import EMOTION_LABELS
+from emotion.core.params import stable_hash
+from emotion.core.splits import ActorSplit
+from emotion.models.persist import SavedModel, dump_model
+from emotion.models.tuning import ModelSpec, SearchParams, predict_copies, predict_scores, tune
+from emotion.reporting.metrics import confusion_png, evaluate
+from emotion.store.store import LABEL_COLUMNS
+
+
+@dataclass(frozen=True)
+class SplitData:
+    X_train: np.ndarray
+    y_train: np.ndarray
+    groups: np.ndarray
+    X_test: np.ndarray
+    y_test: np.ndarray
+    test_rows: pd.DataFrame  # path, actor, emotion of each test clip
+    data_hash: str  # hash of the (path, content hash) of every clip used
+    speaker_norm: bool = False  # each actor's features standardised over that actor's own clips
+    fallback: Stats | None = None  # pooled statistics of the raw training features (prediction without a speaker group)
+    # augmentation (emotion.audio.augment): a row holds `copies` vectors; X_train is the first (the clip itself) of each,
+    # X_extra the other copies as further training rows; X_test keeps whole rows, scored by averaging over copies
+    copies: int = 1
+    X_extra: np.ndarray | None = None
+    y_extra: np.ndarray | None = None
+
+    def augmented_train(self) -> tuple[np.ndarray, np.ndarray]:
+        """The training rows with every augmented copy added (the plain rows without augmentation)."""
+        if self.X_extra is None or self.y_extra is None:
+            return self.X_train, self.y_train
+        return np.vstack([self.X_train, self.X_extra]), np.concatenate([self.y_train, self.y_extra])
+
+
+RECORDING = ("vocal_channel", "emotion", "intensity", "statement", "repetition", "actor")
+
+
+def one_row_per_recording(df: pd.DataFrame) -> pd.DataFrame:
+    """Drop the speech track of audio-video clips (modality 01) whose audio-only clip (03) is there too.
+
+    RAVDESS recorded each performance once: the track of ``01-...-12.mp4`` is
+    the recording of ``03-...-12.wav``. Keeping both would count one
+    recording twice in training and in the test metrics.
+    """
+    if "modality" not in df.columns or not (df["modality"] == 1).any():
+        return df
+    audio_only = set(map(tuple, df.loc[df["modality"] == 3, list(RECORDING)].to_numpy().tolist()))
+    twin = (df["modality"] == 1) & pd.Series([tuple(r) in audio_only for r in df[list(RECORDING)].to_numpy().tolist()],
+                                             index=df.index)
+    return df[~twin]
+
+
+def split_data(
+    df: pd.DataFrame, feature_names: list[str], split: ActorSplit, feature_hash: str, *, speaker_norm: bool = False,
+    copies: int = 1,
+) -> SplitData:
+    """Select the split's actors (one row per recording); labels become 0-7 (emotion code - 1).
+
+    With ``speaker_norm``, every actor's features (train and test alike) are
+    standardised with the mean and std of that actor's own clips (after the
+    twin rows are dropped, so no recording weighs twice); no label is used.
+    ``feature_names`` are all stored columns; with ``copies`` > 1 they hold
+    that many vectors per clip (:mod:`emotion.audio.augment`), each normalised
+    with statistics of its own kind.
+    """
+    df = one_row_per_recording(df)
+    missing = [c for c in feature_names if c not in df.columns]
+    if missing:
+        raise StoreError(f"feature table lacks {len(missing)} expected columns (e.g. {missing[0]})")
+    tr = df[df["actor"].isin(split.train)]
+    te = df[df["actor"].isin(split.test)]
+    if tr.empty:
+        raise StoreError(f"no clips of the train actors {split} in the store")
+    if te.empty:
+        present = sorted(int(a) for a in df["actor"].unique())
+        raise StoreError(f"no clips of the test actors of {split} in the store (actors present: {present})")
+    keys = sorted(zip(pd.concat([tr, te])["path"], pd.concat([tr, te])["content_hash"], strict=True))
+    X_train, X_test = tr[feature_names].to_numpy(np.float32), te[feature_names].to_numpy(np.float32)
+    groups = tr["actor"].to_numpy(int)
+    fallback = None
+    if speaker_norm:
+        fallback = Stats.of(X_train)
+        X_train = speaker_standardize(X_train, groups)
+        X_test = speaker_standardize(X_test, te["actor"].to_numpy(int))
+    y_train = tr["emotion"].to_numpy(int) - 1
+    X_all, y_all = stack_copies(X_train, y_train, copies)
+    n = len(y_train)
+    return SplitData(
+        X_train=X_all[:n],
+        y_train=y_train,
+        groups=groups,
+        X_test=X_test,
+        y_test=te["emotion"].to_numpy(int) - 1,
+        test_rows=te[["path", "actor", "emotion"]].reset_index(drop=True),
+        data_hash=stable_hash({"feature_hash": feature_hash, "clips": keys}, 16),
+        speaker_norm=speaker_norm,
+        fallback=fallback,
+        copies=copies,
+        X_extra=X_all[n:] if copies > 1 else None,
+        y_extra=y_all[n:] if copies > 1 else None,
+    )
+
+
+def run_version(
+    model: str, split: ActorSplit, search: SearchParams, feature_hash: str, data_hash: str, speaker_norm: bool = False
+) -> str:
+    """The version of a run: a hash of everything that changes its result."""
+    what: dict[str, Any] = {"model": model, "split": split.id, "search": search.to_dict(),
+                            "feature_hash": feature_hash, "data_hash": data_hash, "revision": 1}
+    if speaker_norm:  # absent when off, so versions of runs without it are unchanged
+        what["speaker_norm"] = True
+    return stable_hash(what)
+
+
+def scores_and_labels(est: Any, X: np.ndarray, copies: int = 1) -> tuple[np.ndarray, np.ndarray]:
+    """Class scores and predicted labels of rows of ``copies`` vectors each (averaged over the copies)."""
+    if copies == 1:
+        return predict_scores(est, X), np.asarray(est.predict(X)).astype(int)
+    proba = predict_copies(est, X, copies)
+    classes = np.asarray(getattr(est, "classes_", np.arange(proba.shape[1])), dtype=int)
+    return proba, classes[np.argmax(proba, axis=1)]
+
+
+def all_emotions(proba: np.ndarray, classes: np.ndarray | None = None) -> np.ndarray:
+    """Scores over a model's ``classes`` (labels 0-7; all 8 when None) as 8 columns, one per emotion (0 where unknown).
+
+    A model trained on a corpus without some emotions (RAVDESS song: no disgust, no surprise) has fewer columns.
+    """
+    proba = np.asarray(proba, dtype=np.float64)
+    if classes is None:
+        if proba.shape[1] == len(EMOTION_LABELS):
+            return proba
+        classes = np.arange(proba.shape[1])
+    out = np.zeros((proba.shape[0], len(EMOTION_LABELS)), dtype=np.float64)
+    out[:, np.asarray(classes, dtype=int)] = proba
+    return out
+
+
+def known_emotions(classes: np.ndarray) -> list[str]:
+    """The emotion labels a model can answer (its classes, 0-7)."""
+    return [EMOTION_LABELS[int(k)] for k in classes]
+
+
+def check_labels(model: str, y: np.ndarray) -> None:
+    """XGBoost needs its labels to be 0..k-1: a corpus with a gap in its emotion codes cannot train it."""
+    present = np.unique(y)
+    if model in ("xgb", "ensemble") and not np.array_equal(present, np.arange(len(present))):
+        missing = [EMOTION_LABELS[k] for k in range(int(present.max()) + 1) if k not in set(present.tolist())]
+        raise StoreError(f"{model} cannot train on emotion codes with a gap (no {', '.join(missing)} clips among the "
+                         "train actors); use rf, svc, lr or mlp")
+
+
+def prediction_table(rows: pd.DataFrame, y_true: np.ndarray, y_pred: np.ndarray, proba: np.ndarray,
+                     classes: np.ndarray | None = None) -> pd.DataFrame:
+    """``predictions.parquet`` of every run: the test clips' ``rows`` with true and predicted emotion and ``p_<emotion>``
+    (0 for an emotion the model does not know)."""
+    proba = all_emotions(proba, classes)
+    return rows.reset_index(drop=True).assign(
+        true=[EMOTION_LABELS[k] for k in y_true], predicted=[EMOTION_LABELS[k] for k in y_pred],
+        **{f"p_{lab}": proba[:, k].astype(np.float32) for k, lab in enumerate(EMOTION_LABELS)},
+    )
+
+
+def parquet_bytes(df: pd.DataFrame) -> bytes:
+    buf = io.BytesIO()
+    pq.write_table(pa.Table.from_pandas(df, preserve_index=False), buf)
+    return buf.getvalue()
+
+
+@dataclass
+class RunOutput:
+    """What one run folder holds."""
+
+    version: str
+    metrics: dict[str, Any]
+    params: dict[str, Any]
+    run: dict[str, Any]
+    model_bytes: bytes
+    saved: SavedModel
+    confusion: bytes
+    predictions: bytes  # Parquet
+    extra: dict[str, bytes] = field(default_factory=dict)  # model card, normalisation fallback, curves, frame predictions
+
+    def files(self) -> dict[str, bytes]:
+        import json
+
+        def js(o: Any) -> bytes:
+            return (json.dumps(o, indent=2, sort_keys=True) + "\n").encode()
+
+        return {
+            "metrics.json": js(self.metrics),
+            "params.json": js(self.params),
+            "confusion_matrix.png": self.confusion,
+            "predictions.parquet": self.predictions,
+            self.saved.file: self.model_bytes,
+            **self.extra,
+            "run.json": js(self.run),  # last: marks the folder complete
+        }
+
+
+def train_and_evaluate(
+    spec: ModelSpec,
+    data: SplitData,
+    split: ActorSplit,
+    search: SearchParams,
+    feature_params: dict[str, Any],
+    feature_hash: str,
+    n_jobs: int = 1,
+    on_stage: Callable[[str], None] | None = None,
+) -> RunOutput:
+    """Tune ``spec`` by grouped CV on the training actors, fit it and evaluate it on the test actors.
+
+    ``on_stage`` is told when the search is done ("tuned"), so a caller can show progress.
+    """
+    check_labels(spec.name, data.y_train)
+    result = tune(spec, data.X_train, data.y_train, data.groups, search, n_jobs=n_jobs)
+    if on_stage is not None:
+        on_stage("tuned")
+    est = result.estimator
+    if data.copies > 1:  # hyper-parameters chosen on the clips themselves; the final fit adds their copies
+        est = clone(est).fit(*data.augmented_train())
+    proba, pred = scores_and_labels(est, data.X_test, data.copies)
+    metrics = evaluate(data.y_test, pred, train_actors=split.train, test_actors=split.test,
+                       n_train=len(data.y_train))
+    version = run_version(spec.name, split, search, feature_hash, data.data_hash, data.speaker_norm)
+    features = str(feature_params.get("name", "?"))
+    modality = "video" if features == "landmarks" else "audio"  # feature models also read the face's landmarks
+    metrics.update({"model": spec.name, "modality": modality, "emotions": known_emotions(np.unique(data.y_train)),
+                    "cv_accuracy": result.cv_accuracy, "cv_std": result.cv_std,
+                    "cv": f"GroupKFold({search.cv_folds}) by actor on train actors",
+                    "features": features, "speaker_norm": data.speaker_norm})
+    model_bytes, saved = dump_model(est)
+    classes = np.asarray(getattr(est, "classes_", np.arange(np.asarray(proba).shape[1])), dtype=int)
+    preds = prediction_table(data.test_rows, data.y_test, pred, proba, classes)
+    title = f"{spec.title}: {split.id}\naccuracy {metrics['accuracy']:.3f}, UAR {metrics['uar']:.3f}"
+    params = {"model": spec.name, "best_params": result.best_params, "search": search.to_dict(),
+              "stages": result.stages, "features": features, "speaker_norm": data.speaker_norm}
+    if data.copies > 1:
+        params["augmentation"] = {
+            "speeds": list(feature_params.get("speeds", [])),
+            "how": "hyper-parameters chosen by grouped CV on the clips themselves; the final model is fitted on the "
+                   "clips and their copies at these speeds; test predictions average the probabilities of each clip "
+                   "and its copies"}
+    run = {
+        "model": spec.name, "modality": modality, "version": version, "split": str(split), "split_id": split.id,
+        "feature_params": feature_params, "feature_hash": feature_hash, "data_hash": data.data_hash,
+        "search": search.to_dict(), "model_file": saved.to_dict(), "fit_seconds": round(result.seconds, 2),
+        "label_columns": list(LABEL_COLUMNS), "classes": list(EMOTION_LABELS),
+        "emotions": known_emotions(classes),  # what the model can answer (a corpus may lack some emotions)
+        "features": features, "speaker_norm": data.speaker_norm,
+    }
+    extra = {"model_card.md": model_card(spec.title, metrics, run, result.best_params).encode()}
+    if data.fallback is not None:
+        import json
+
+        extra["normalization.json"] = (json.dumps({
+            "speaker_norm": True,
+            "how": "each speaker standardised by the mean and std of their own clips; without a group of clips "
+                   "of one speaker, fall back to these pooled statistics of the raw training features",
+            "fallback": data.fallback.to_dict()}) + "\n").encode()
+    return RunOutput(version, metrics, params, run, model_bytes, saved,
+                     confusion_png(metrics["confusion_matrix"], title), parquet_bytes(preds), extra)
+
+
+KNOWN_LIMITS = (
+    "Trained and tested on RAVDESS-style acted speech: North-American English, two fixed statements, "
+    "studio conditions (quiet, close microphone). Expect lower accuracy on spontaneous speech, other "
+    "languages or accents, noisy or far-field audio, and telephone bandwidth.",
+    "Eight acted categories; real emotions are rarely this prototypical or this balanced.",
+    "Speaker normalisation (when on) assumes several clips of the same speaker covering a mix of emotions; "
+    "a speaker who is angry in every clip is normalised towards neutral.",
+)
+
+
+def model_card(title: str, metrics: dict[str, Any], run: dict[str, Any], best_params: dict[str, Any]) -> str:
+    """A short markdown model card: data, split, features, normalisation, metrics, known limits."""
+    norm = ("on: each speaker's features standardised by that speaker's own clips (training and test alike; "
+            "labels unused). Predicting for a new speaker needs a group of their clips, else pooled training "
+            "statistics are used and accuracy drops." if run["speaker_norm"] else "off")
+    lines = [
+        f"# Model card: {title}", "",
+        "## Data",
+        f"- {metrics['n_train']} training clips of actors {metrics['train_actors']}; "
+        f"{metrics['n_test']} test clips of actors {metrics['test_actors']}",
+        f"- data version {run['data_hash']} (hash of every clip's path and content)", "",
+        "## Split and selection",
+        f"- speaker-independent split {run['split']}: no test actor was used for any choice",
+        f"- hyper-parameters chosen by {metrics['cv']}: accuracy {metrics['cv_accuracy']:.3f} ± {metrics['cv_std']:.3f}",
+        f"- chosen: `{json_line(best_params)}`", "",
+        "## Features",
+        f"- set `{run['features']}` (parameters hash {run['feature_hash']})",
+        f"- speaker normalisation: {norm}",
+        f"- augmentation: {augmentation(run)}", "",
+        "## Metrics on the test actors",
+        f"- accuracy {metrics['accuracy']:.3f}, macro-F1 {metrics['macro_f1']:.3f}, UAR {metrics['uar']:.3f}",
+        "", "| class | precision | recall | F1 | support |", "|---|---|---|---|---|",
+    ]
+    lines += [f"| {c} | {v['precision']:.2f} | {v['recall']:.2f} | {v['f1']:.2f} | {v['support']} |"
+              for c, v in metrics["per_class"].items()]
+    lines += ["", "## Known limits", *[f"- {x}" for x in KNOWN_LIMITS], ""]
+    return "\n".join(lines)
+
+
+def augmentation(run: dict[str, Any]) -> str:
+    speeds = (run.get("feature_params") or {}).get("speeds") or []
+    if not speeds:
+        return "none"
+    return (f"copies of every clip played at {speeds_text(speeds)} speed, added to the training "
+            "clips; predictions average the probabilities of a clip and its copies")
+
+
+def json_line(obj: Any) -> str:
+    import json
+
+    return json.dumps(obj, sort_keys=True, default=str)

@@ -1,0 +1,137 @@
+"""Train and evaluate a fused audio-visual model on one actor split, per clip.
+
+The clips are the mp4 clips (modality 01 with speech, 02 video-only) that
+have face-crop frames in the store; their audio features come from the audio
+table (the speech track of modality-01 clips), and are missing for the others.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from emotion.core.errors import StoreError
+from emotion.core.ids import EMOTION_LABELS
+from emotion.core.params import stable_hash
+from emotion.core.splits import ActorSplit
+from emotion.featuresets import FeatureParams
+from emotion.models.frame_nets import FaceEmbedder
+from emotion.models.fusion import AudioVisualFusion
+from emotion.models.persist import dump_model
+from emotion.reporting.metrics import confusion_png, evaluate
+from emotion.store.store import Store
+from emotion.training.audio import RunOutput, parquet_bytes, prediction_table
+from emotion.video.frames import FrameParams
+from emotion.video.frameset import FrameSet, frame_index
+from emotion.video.landmarks import LandmarkParams, read_landmark_features
+
+
+def fusion_table(store: Store, audio: FeatureParams, frames: FrameParams, actors: tuple[int, ...],
+                 embedder: FaceEmbedder) -> tuple[pd.DataFrame, list[str], list[str]]:
+    """One row per mp4 clip of ``actors``: labels, audio features (NaN without audio), the face vector.
+
+    The face vector is the FER2013 embedding pooled over the clip's frames with
+    a face, then (mesh face crops) the clip's landmark features; NaN for a clip
+    in whose kept frames no face was found.
+    """
+    idx = frame_index(store, frames.key)
+    idx = idx[idx["actor"].isin(list(actors))]
+    if idx.empty:
+        raise StoreError(f"no frames of actors {list(actors)} in {frames.key}")
+    fs = FrameSet.select(store, frames.key, actors, index=idx, faces_only=frames.face_crop)
+    sums: dict[str, np.ndarray] = {}
+    counts: dict[str, int] = {}
+    for b in fs.batches():
+        emb = embedder(b.images)
+        for p, e in zip(b.paths, emb, strict=True):
+            sums[p] = sums.get(p, 0) + e
+            counts[p] = counts.get(p, 0) + 1
+    paths = sorted(set(idx["path"]))
+    width = len(next(iter(sums.values()))) if sums else 128
+    V = np.stack([sums[p] / counts[p] if p in sums else np.full(width, np.nan) for p in paths])
+    vcols = [f"face{i:03d}" for i in range(V.shape[1])]
+    clips = idx.drop_duplicates("path").set_index("path").loc[paths, ["content_hash", "actor", "emotion"]]
+    table = pd.concat([clips.reset_index(), pd.DataFrame(V, columns=vcols)], axis=1)
+    if frames.landmarks:  # the face's geometry beside its appearance
+        lp = LandmarkParams(every=frames.every, size=frames.size)
+        lm = read_landmark_features(store, lp)[["path", *lp.feature_names()]]
+        table = table.merge(lm, on="path", how="left")
+        vcols = [*vcols, *lp.feature_names()]
+    acols = audio.feature_names()
+    try:
+        feats = store.read_features("audio", audio.key)
+        feats = feats[feats["path"].isin(paths)][["path", *acols]]
+    except StoreError:
+        feats = pd.DataFrame(columns=["path", *acols])
+    table = table.merge(feats, on="path", how="left")
+    return table, acols, vcols
+
+
+def fusion_data_hash(table: pd.DataFrame) -> str:
+    """The hash of the clips (paths and contents) a fusion table is built from."""
+    return stable_hash(sorted(zip(table["path"], table["content_hash"], strict=True)), 16)
+
+
+def fusion_version(method: str, params: dict[str, Any], split: ActorSplit, audio_key: str, frames_key: str,
+                   data_hash: str, landmarks: bool = False) -> str:
+    what = {"model": f"fusion-{method}", "params": params, "split": split.id, "audio": audio_key,
+            "frames": frames_key, "data_hash": data_hash, "embedding": "fer2013-gap", "revision": 1}
+    if landmarks:  # mesh face crops: the embedding over the frames with a face, and the landmark features
+        what.update(embedding="fer2013-gap+landmarks", revision=2)
+    return stable_hash(what)
+
+
+def train_and_evaluate_fusion(
+    est: AudioVisualFusion, table: pd.DataFrame, acols: list[str], vcols: list[str], split: ActorSplit,
+    audio: FeatureParams, frames: FrameParams,
+) -> RunOutput:
+    t0 = time.perf_counter()
+    tr = table[table["actor"].isin(split.train)]
+    te = table[table["actor"].isin(split.test)]
+    if tr.empty or te.empty:
+        raise StoreError(f"fusion needs mp4 clips of both train and test actors of {split}")
+    cols = [*acols, *vcols]
+    est.set_params(n_audio=len(acols))
+    X_tr, y_tr = tr[cols].to_numpy(np.float64), tr["emotion"].to_numpy(int) - 1
+    est.fit(X_tr, y_tr, groups=tr["actor"].to_numpy(int))
+    fit_seconds = time.perf_counter() - t0
+    X_te, y_te = te[cols].to_numpy(np.float64), te["emotion"].to_numpy(int) - 1
+    proba = est.predict_proba(X_te)
+    pred = proba.argmax(1)
+    p_audio, p_video, has = est.branch_proba(X_te)
+    metrics = evaluate(y_te, pred, train_actors=split.train, test_actors=split.test, n_train=len(tr))
+    on_av = {  # the clips with both voice and face: fused against each branch alone, on the same clips
+        "fused": float((pred[has] == y_te[has]).mean()) if has.any() else float("nan"),
+        "audio_only": float((p_audio[has].argmax(1) == y_te[has]).mean()) if has.any() else float("nan"),
+        "video_only": float((p_video[has].argmax(1) == y_te[has]).mean()) if has.any() else float("nan"),
+    }
+    data_hash = fusion_data_hash(table)
+    params = est.get_params()
+    name = f"fusion-{est.method}"
+    version = fusion_version(est.method, params, split, audio.key, frames.key, data_hash, frames.landmarks)
+    lm = " + landmarks" if frames.landmarks else ""
+    metrics.update({
+        "model": name, "modality": "fusion", "features": f"{audio.key} + fer2013 face embedding{lm} ({frames.key})",
+        "speaker_norm": False, "unit": "clip", "audio_weight": est.weight_,
+        "cv_accuracy": est.oof_accuracy_.get("fused", float("nan")) if hasattr(est, "oof_accuracy_") else float("nan"),
+        "cv_std": 0.0, "cv": f"GroupKFold({est.cv_folds}) by actor on train actors (out-of-fold branch probabilities)",
+        "oof_accuracy": getattr(est, "oof_accuracy_", {}),
+        "audio_visual_clips": on_av, "n_test_audio_missing": int((~has).sum()),
+        "accuracy_video_only_all": float((p_video.argmax(1) == y_te).mean()),
+    })
+    model_bytes, saved = dump_model(est)
+    preds = prediction_table(te[["path", "actor", "emotion"]].assign(audio_missing=~has), y_te, pred, proba)
+    title = f"{name}: {split.id}\naccuracy {metrics['accuracy']:.3f} (voice+face clips {on_av['fused']:.3f})"
+    run = {
+        "model": name, "modality": "fusion", "method": est.method, "version": version, "split": str(split),
+        "split_id": split.id, "feature_params": audio.to_dict(), "feature_hash": audio.hash(),
+        "frame_params": frames.to_dict(), "frames_key": frames.key, "data_hash": data_hash,
+        "estimator_params": params, "model_file": saved.to_dict(), "fit_seconds": round(fit_seconds, 2),
+        "classes": list(EMOTION_LABELS), "embedding": "FER2013 mini-Xception without its head, mean over frames"
+        + (" with a face, then the landmarks feature set" if frames.landmarks else ""),
+    }
+    return RunOutput(version, metrics, {"model": name, "params": params}, run, model_bytes, saved,
+                     confusion_png(metrics["confusion_matrix"], title), parquet_bytes(preds))

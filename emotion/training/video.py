@@ -1,0 +1,158 @@
+"""Train and evaluate a frame model on one actor split, per clip (no IO beyond reading frames).
+
+The training actors are split once more by actor: a few are held out for
+validation (early stopping and the curves), the rest are fitted on. Test
+actors are only predicted. A clip's outcome is the mean of its frames'
+probabilities; every frame's top two emotions are kept in
+``frame_predictions.parquet``.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from emotion.core.errors import StoreError, UsageError
+from emotion.core.ids import EMOTION_LABELS
+from emotion.core.params import stable_hash
+from emotion.core.splits import ActorSplit
+from emotion.models.frame_nets import NN_MODELS, KerasFrameClassifier, curves_png
+from emotion.models.persist import dump_model
+from emotion.reporting.metrics import confusion_png, evaluate
+from emotion.store.store import Store
+from emotion.training.audio import RunOutput, parquet_bytes, prediction_table
+from emotion.video.frames import FrameParams
+from emotion.video.frameset import FrameSet, aggregate_clips, frame_index, top_two
+
+VAL_SHARE = 0.15  # share of the training actors held out for validation (at least one)
+
+
+@dataclass(frozen=True)
+class VideoSplit:
+    fit: FrameSet
+    val: FrameSet | None
+    test: FrameSet
+    fit_actors: tuple[int, ...]
+    val_actors: tuple[int, ...]
+    clips: pd.DataFrame  # path, actor, emotion of every clip used
+    data_hash: str
+
+
+def validation_actors(train: tuple[int, ...], seed: int) -> tuple[int, ...]:
+    """A fixed, seeded choice of training actors for validation (none if fewer than 3)."""
+    if len(train) < 3:
+        return ()
+    n = max(1, int(round(len(train) * VAL_SHARE)))
+    rng = np.random.default_rng(seed)
+    return tuple(sorted(int(a) for a in rng.choice(sorted(train), size=n, replace=False)))
+
+
+def split_frames(store: Store, params: FrameParams, split: ActorSplit, seed: int = 0) -> VideoSplit:
+    """The fit / validation / test frame sets of ``split`` (faces only for fitting on face crops)."""
+    idx = frame_index(store, params.key)
+    train = tuple(a for a in split.train if a in set(idx["actor"]))
+    if not train:
+        raise StoreError(f"no frames of the train actors {split} in the store")
+    if not set(split.test) & set(idx["actor"]):
+        present = sorted(int(a) for a in idx["actor"].unique())
+        raise StoreError(f"no frames of the test actors of {split} in the store (actors present: {present})")
+    val_actors = validation_actors(train, seed)
+    fit_actors = tuple(a for a in train if a not in val_actors)
+    faces = params.face_crop
+    fit = FrameSet.select(store, params.key, fit_actors, faces_only=faces, index=idx)
+    val = FrameSet.select(store, params.key, val_actors, faces_only=faces, index=idx) if val_actors else None
+    test = FrameSet.select(store, params.key, split.test, faces_only=faces, index=idx)
+    used = idx[idx["actor"].isin([*split.train, *split.test])]
+    clips = used.drop_duplicates("path")[["path", "content_hash", "actor", "emotion"]].sort_values("path")
+    data_hash = stable_hash({"frames": params.key, "clips": sorted(zip(clips["path"], clips["content_hash"], strict=True))}, 16)
+    return VideoSplit(fit, val, test, fit_actors, val_actors,
+                      clips[["path", "actor", "emotion"]].reset_index(drop=True), data_hash)
+
+
+def video_run_version(model: str, est_params: dict[str, Any], split: ActorSplit, frames_key: str, data_hash: str) -> str:
+    return stable_hash({"model": model, "params": est_params, "split": split.id, "frames": frames_key,
+                        "data_hash": data_hash, "val_share": VAL_SHARE, "revision": 1})
+
+
+def build_model(name: str, **params: Any) -> KerasFrameClassifier:
+    try:
+        cls = NN_MODELS[name]
+    except KeyError:
+        raise UsageError(f"unknown video model {name!r}; choose from {', '.join(NN_MODELS)}") from None
+    return cls(**params)
+
+
+def predict_frameset(est: KerasFrameClassifier, fs: FrameSet) -> tuple[pd.DataFrame, np.ndarray]:
+    """Frame probabilities of every frame in ``fs``, with each frame's path, index, time and label."""
+    metas, probas = [], []
+    for b in fs.batches():
+        probas.append(est.predict_proba(b.images))
+        metas.append(pd.DataFrame({"path": b.paths, "frame_index": b.frame_index, "time": b.time, "label": b.labels}))
+    if not probas:
+        raise StoreError("no frames to predict")
+    return pd.concat(metas, ignore_index=True), np.concatenate(probas)
+
+
+def frame_timeline(meta: pd.DataFrame, proba: np.ndarray) -> pd.DataFrame:
+    """Each frame's top two emotions with their probabilities."""
+    i1, p1, i2, p2 = top_two(proba)
+    labels = np.array(EMOTION_LABELS)
+    return meta.assign(top1=labels[i1], p1=p1.astype(np.float32), top2=labels[i2], p2=p2.astype(np.float32))
+
+
+def train_and_evaluate_video(
+    est: KerasFrameClassifier, data: VideoSplit, split: ActorSplit, frames: FrameParams,
+) -> RunOutput:
+    t0 = time.perf_counter()
+    if data.fit.n_frames == 0:
+        raise StoreError(f"no usable training frames for {split} (no faces found?)")
+    est.fit(data.fit, validation=(data.val, None) if data.val is not None and data.val.n_frames else None)
+    fit_seconds = time.perf_counter() - t0
+    meta, proba = predict_frameset(est, data.test)
+    clip_paths, clip_proba = aggregate_clips(meta["path"].to_numpy(), proba)
+    # a test clip in none of whose kept frames a face was found cannot be read by a face model: it is counted, and
+    # scored with no information (all emotions equally likely), never with the whole frame in place of a face
+    tested = data.clips[data.clips["actor"].isin(split.test)]
+    faceless = sorted(set(tested["path"]) - set(clip_paths))
+    if faceless:
+        clip_paths = [*clip_paths, *faceless]
+        clip_proba = np.vstack([clip_proba, np.full((len(faceless), clip_proba.shape[1]), 1 / clip_proba.shape[1])])
+    truth = data.clips.set_index("path").loc[clip_paths]
+    y_true = truth["emotion"].to_numpy(int) - 1
+    y_pred = clip_proba.argmax(axis=1)
+    n_train_clips = int(data.clips["actor"].isin(split.train).sum())
+    metrics = evaluate(y_true, y_pred, train_actors=split.train, test_actors=split.test, n_train=n_train_clips)
+    frame_acc = float((proba.argmax(axis=1) == meta["label"].to_numpy()).mean())
+    hist = est.history_
+    best = int(np.argmin(hist["val_loss"])) if hist.get("val_loss") else len(hist["loss"]) - 1
+    params = est.get_params()
+    version = video_run_version(est.name, params, split, frames.key, data.data_hash)
+    metrics.update({
+        "model": est.name, "modality": "video", "features": frames.key, "speaker_norm": False,
+        "unit": "clip (mean of frame probabilities)", "frame_accuracy": frame_acc,
+        "n_test_frames": int(len(meta)), "n_fit_frames": data.fit.n_frames, "n_test_clips_without_face": len(faceless),
+        "cv_accuracy": float(hist["val_accuracy"][best]) if hist.get("val_accuracy") else float("nan"),
+        "cv_std": 0.0,
+        "cv": f"held-out training actors {list(data.val_actors)} (frame accuracy at the best epoch)",
+        "epochs_run": len(hist["loss"]),
+    })
+    model_bytes, saved = dump_model(est)
+    preds = prediction_table(truth.reset_index(), y_true, y_pred, clip_proba)
+    timeline = frame_timeline(meta, proba).assign(true=lambda d: np.array(EMOTION_LABELS)[d["label"]]).drop(columns="label")
+    title = f"{est.name} (frames {frames.key}): {split.id}\nper-clip accuracy {metrics['accuracy']:.3f}, UAR {metrics['uar']:.3f}"
+    run = {
+        "model": est.name, "modality": "video", "version": version, "split": str(split), "split_id": split.id,
+        "frame_params": frames.to_dict(), "frames_key": frames.key, "feature_hash": frames.hash(),
+        "data_hash": data.data_hash, "estimator_params": params, "model_file": saved.to_dict(),
+        "fit_actors": list(data.fit_actors), "val_actors": list(data.val_actors),
+        "fit_seconds": round(fit_seconds, 2), "classes": list(EMOTION_LABELS),
+    }
+    extra = {"curves.png": curves_png(hist, title), "frame_predictions.parquet": parquet_bytes(timeline),
+             "history.json": (json.dumps(hist, indent=2) + "\n").encode()}
+    return RunOutput(version, metrics, {"model": est.name, "params": params, "history": hist}, run, model_bytes, saved,
+                     confusion_png(metrics["confusion_matrix"], title), parquet_bytes(preds), extra)

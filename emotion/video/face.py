@@ -1,0 +1,243 @@
+"""The face front end: detect, find landmarks, align and crop a face for the expression models.
+
+Two networks of Google's MediaPipe, as shipped inside the ``mediapipe`` 0.10.21
+wheel (Apache-2.0; installed with ``--no-deps``: only its model files are used,
+not its Python framework, whose numpy<2 and opencv-contrib requirements clash
+with this stack), run by LiteRT (``ai-edge-litert``, a 0.1 s import; TensorFlow's
+own ``tf.lite`` serves where LiteRT is absent):
+
+* BlazeFace short range (``face_detection_short_range.tflite``): a 128x128 SSD
+  that gives a face box and six key points (eyes, nose tip, mouth, ears);
+* Face Mesh (``face_landmark.tflite``): 468 landmarks on a 192x192 crop of the
+  face, rotated so the eyes are level, as MediaPipe's own graph crops it.
+
+From the landmarks, :func:`align` maps the face by a similarity transform so
+the eyes are level, at a fixed distance and height: the crop is tight, framed
+as a Haar cascade's face box frames a face, which is how FER2013's faces were
+cut (measured on real RAVDESS frames: the eye centres sit at 30 % and 70 % of the
+width of the tight Haar box, 37 % from its top). Nothing is fetched at run time.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import math
+from dataclasses import dataclass
+from functools import lru_cache
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from emotion.core.errors import UsageError
+
+MEDIAPIPE_REQUIREMENT = "mediapipe==0.10.21"  # installed with --no-deps: only its .tflite files are used
+MEDIAPIPE_INSTALL_HINT = (f"install the face models with `pip install --no-deps '{MEDIAPIPE_REQUIREMENT}'` (the wheel "
+                          "carries MediaPipe's face detection and face mesh models; --no-deps keeps its numpy<2 "
+                          "and opencv-contrib requirements out)")
+DETECTOR_FILE = "modules/face_detection/face_detection_short_range.tflite"
+MESH_FILE = "modules/face_landmark/face_landmark.tflite"
+
+# Face Mesh indices (the subject's right eye is on the image's left)
+RIGHT_EYE = (33, 133, 160, 159, 158, 144, 145, 153)
+LEFT_EYE = (263, 362, 387, 386, 385, 373, 374, 380)
+N_LANDMARKS = 468
+
+# Where the aligned crop puts the eyes, as shares of its side: the geometry of a tight frontal face box
+EYE_X = (0.313, 0.687)
+EYE_Y = 0.405
+
+
+def model_path(name: str) -> Path:
+    """A model file of the ``mediapipe`` wheel, found without importing ``mediapipe``."""
+    spec = importlib.util.find_spec("mediapipe")
+    if spec is None or not spec.submodule_search_locations:
+        raise UsageError(f"the face models are not installed; {MEDIAPIPE_INSTALL_HINT}")
+    for loc in spec.submodule_search_locations:
+        p = Path(loc) / name
+        if p.is_file():
+            return p
+    raise UsageError(f"the mediapipe package has no {name} (a 0.10.x wheel ships it, 1.x does not); {MEDIAPIPE_INSTALL_HINT}")
+
+
+def _interpreter(path: Path) -> Any:
+    try:
+        from ai_edge_litert.interpreter import Interpreter
+    except ImportError:  # pragma: no cover - TensorFlow's own copy of the same runtime
+        import tensorflow as tf
+
+        Interpreter = tf.lite.Interpreter  # noqa: N806
+    it = Interpreter(model_path=str(path), num_threads=1)
+    it.allocate_tensors()
+    return it
+
+
+def _anchors() -> np.ndarray:
+    """BlazeFace short range's 896 SSD anchor centres (x, y), as MediaPipe's SsdAnchorsCalculator makes them."""
+    out = []
+    for grid, per_cell in ((16, 2), (8, 6)):  # stride 8: 2 anchors a cell; strides 16, 16, 16 merged: 6
+        for y in range(grid):
+            for x in range(grid):
+                out.extend([((x + 0.5) / grid, (y + 0.5) / grid)] * per_cell)
+    return np.array(out, dtype=np.float32)
+
+
+@dataclass(frozen=True)
+class Detection:
+    """A face found in a frame, in the frame's pixels."""
+
+    score: float
+    box: tuple[float, float, float, float]  # x, y, w, h
+    keypoints: np.ndarray  # [6, 2]: right eye, left eye, nose tip, mouth, right ear, left ear
+
+
+@dataclass(frozen=True)
+class Face:
+    """A face with its landmarks, in the frame's pixels."""
+
+    detection: Detection
+    landmarks: np.ndarray  # [468, 2] x, y
+    presence: float  # the mesh's own confidence that a face fills its crop (0-1)
+
+    @property
+    def eyes(self) -> tuple[np.ndarray, np.ndarray]:
+        """Centres of the eye on the image's left (the subject's right) and on its right."""
+        return self.landmarks[list(RIGHT_EYE)].mean(axis=0), self.landmarks[list(LEFT_EYE)].mean(axis=0)
+
+    def box(self) -> tuple[int, int, int, int]:
+        """The landmarks' bounding box (x, y, w, h), rounded."""
+        lo, hi = self.landmarks.min(axis=0), self.landmarks.max(axis=0)
+        return int(round(lo[0])), int(round(lo[1])), int(round(hi[0] - lo[0])), int(round(hi[1] - lo[1]))
+
+
+def _sigmoid(x: np.ndarray) -> np.ndarray:
+    return 1.0 / (1.0 + np.exp(-np.clip(x, -80, 80)))
+
+
+class FaceFrontEnd:
+    """Detects the most confident face in RGB frames and measures its 468 landmarks.
+
+    One instance per process: the two interpreters are built once and reused.
+    ``min_score`` is the detector's threshold, ``min_presence`` the mesh's.
+    """
+
+    def __init__(self, min_score: float = 0.5, min_presence: float = 0.5) -> None:
+        import cv2
+
+        self._cv2 = cv2
+        self.min_score = min_score
+        self.min_presence = min_presence
+        self._det = _interpreter(model_path(DETECTOR_FILE))
+        self._mesh = _interpreter(model_path(MESH_FILE))
+        self._anchors = _anchors()
+
+    @staticmethod
+    def _run(it: Any, x: np.ndarray) -> list[np.ndarray]:
+        it.set_tensor(it.get_input_details()[0]["index"], x[None].astype(np.float32))
+        it.invoke()
+        return [it.get_tensor(d["index"]) for d in it.get_output_details()]
+
+    def detect(self, rgb: np.ndarray) -> Detection | None:
+        """The most confident face in an RGB frame (uint8 [h, w, 3]), or None."""
+        h, w = rgb.shape[:2]
+        side = max(h, w)  # letterbox to a square, as MediaPipe does, so the face keeps its shape
+        cv2 = self._cv2
+        nw, nh = max(1, round(w * 128 / side)), max(1, round(h * 128 / side))
+        small = cv2.resize(rgb, (nw, nh), interpolation=cv2.INTER_AREA)
+        top, left = (128 - nh) // 2, (128 - nw) // 2
+        x = cv2.copyMakeBorder(small, top, 128 - nh - top, left, 128 - nw - left, cv2.BORDER_CONSTANT, value=(0, 0, 0))
+        pad_x, pad_y = left * side / 128, top * side / 128
+        outs = self._run(self._det, x.astype(np.float32) / 127.5 - 1.0)
+        reg, cls = (outs[0], outs[1]) if outs[0].shape[-1] == 16 else (outs[1], outs[0])
+        scores = _sigmoid(cls.reshape(-1))
+        best = int(np.argmax(scores))
+        if scores[best] < self.min_score:
+            return None
+        r = reg.reshape(-1, 16)[best] / 128.0
+        ax, ay = self._anchors[best]
+        cx, cy, bw, bh = r[0] + ax, r[1] + ay, r[2], r[3]
+        kp = r[4:16].reshape(6, 2) + np.array([ax, ay])
+
+        def back(px: np.ndarray) -> np.ndarray:  # from the 0-1 square back to frame pixels
+            return np.asarray(px) * side - np.array([pad_x, pad_y])
+
+        c = back(np.array([cx, cy]))
+        box = (float(c[0] - bw * side / 2), float(c[1] - bh * side / 2), float(bw * side), float(bh * side))
+        return Detection(float(scores[best]), box, back(kp).astype(np.float32))
+
+    def landmarks(self, rgb: np.ndarray, det: Detection) -> Face | None:
+        """The 468 landmarks of the face ``det`` found in ``rgb``, or None if the mesh sees no face there."""
+        x, y, bw, bh = det.box
+        (rx, ry), (lx, ly) = det.keypoints[0], det.keypoints[1]
+        angle = math.atan2(ly - ry, lx - rx)  # the eye line's tilt; the crop turns it level
+        side = max(bw, bh) * 1.5
+        cx, cy = x + bw / 2, y + bh / 2
+        cos, sin = math.cos(angle), math.sin(angle)
+        s = 192 / side
+        # crop pixel = s * R(-angle) (frame pixel - centre) + 96
+        m = np.array([[s * cos, s * sin, 96 - s * (cos * cx + sin * cy)],
+                      [-s * sin, s * cos, 96 - s * (-sin * cx + cos * cy)]], dtype=np.float32)
+        crop = self._cv2.warpAffine(rgb, m, (192, 192), flags=self._cv2.INTER_LINEAR, borderMode=self._cv2.BORDER_REPLICATE)
+        outs = self._run(self._mesh, crop.astype(np.float32) / 255.0)
+        pts, flag = (outs[0], outs[1]) if outs[0].size == N_LANDMARKS * 3 else (outs[1], outs[0])
+        presence = float(_sigmoid(flag.reshape(-1))[0])
+        if presence < self.min_presence:
+            return None
+        p = pts.reshape(N_LANDMARKS, 3)[:, :2]
+        inv = self._cv2.invertAffineTransform(m)
+        frame_pts = p @ inv[:, :2].T + inv[:, 2]
+        return Face(det, frame_pts.astype(np.float32), presence)
+
+    def find(self, rgb: np.ndarray) -> Face | None:
+        """Detect and measure the face of an RGB frame; None when there is none."""
+        if rgb.ndim != 3 or rgb.shape[2] != 3:
+            raise UsageError(f"the face front end takes RGB frames [h, w, 3], got an array of shape {rgb.shape}")
+        det = self.detect(rgb)
+        return None if det is None else self.landmarks(rgb, det)
+
+
+@lru_cache(maxsize=1)
+def front_end() -> FaceFrontEnd:
+    """The process's face front end (built on first use)."""
+    return FaceFrontEnd()
+
+
+def alignment(face: Face, size: int, margin: float = 0.0) -> np.ndarray:
+    """The 2x3 similarity transform from frame pixels to a ``size`` x ``size`` crop with the eyes level and fixed.
+
+    ``margin`` widens the tight crop by that share of its side on every side (the face shrinks by ``1 + 2 * margin``).
+    """
+    right, left = face.eyes
+    src_mid = (right + left) / 2
+    dx, dy = left - right
+    dist = math.hypot(dx, dy)
+    if dist < 1e-3:
+        raise UsageError("the eyes coincide: no alignment")
+    shrink = 1 + 2 * margin
+    scale = (EYE_X[1] - EYE_X[0]) * size / dist / shrink
+    angle = math.atan2(dy, dx)
+    cos, sin = math.cos(angle) * scale, math.sin(angle) * scale
+    dst_mid = np.array([0.5 * size + ((EYE_X[0] + EYE_X[1]) / 2 - 0.5) * size / shrink,
+                        0.5 * size + (EYE_Y - 0.5) * size / shrink])
+    # crop = scale * R(-angle) (p - src_mid) + dst_mid
+    return np.array([[cos, sin, dst_mid[0] - (cos * src_mid[0] + sin * src_mid[1])],
+                     [-sin, cos, dst_mid[1] - (-sin * src_mid[0] + cos * src_mid[1])]], dtype=np.float32)
+
+
+def align(image: np.ndarray, face: Face, size: int, margin: float = 0.0) -> tuple[np.ndarray, np.ndarray]:
+    """The aligned crop of ``face`` from ``image`` (gray or RGB) and its landmarks in the crop's pixels."""
+    import cv2
+
+    m0 = alignment(face, size, margin)
+    m = m0
+    scale = float(np.hypot(m[0, 0], m[0, 1]))
+    src = image
+    if scale < 0.7:  # a large shrink: average the pixels first (warpAffine only interpolates)
+        f = min(1.0, scale * 1.5)
+        shape = (max(1, round(image.shape[1] * f)), max(1, round(image.shape[0] * f)))
+        src = cv2.resize(image, shape, interpolation=cv2.INTER_AREA)
+        m = m.copy()
+        m[:, :2] /= f
+    crop = cv2.warpAffine(src, m, (size, size), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+    pts = face.landmarks @ m0[:, :2].T + m0[:, 2]
+    return crop, pts.astype(np.float32)

@@ -1,0 +1,214 @@
+"""Video clips into sampled frames: decode, keep every Nth, gray, resize, optional face crop.
+
+Decoding uses PyAV (FFmpeg inside the wheel; H.264 in mp4 as RAVDESS ships
+it). Every frame must be decoded, but only the kept ones are converted to
+gray and resized: the colour conversion of the others is skipped.
+
+With ``face_crop``, the face front end (:mod:`emotion.video.face`, ``detector="mesh"``,
+the default) finds the face and its 468 landmarks, and the kept image is the
+face aligned (eyes level, at a fixed distance and height) and cropped tight,
+as FER2013's faces were; each frame keeps its landmarks in the crop's
+coordinates. ``detector="haar"`` is the first release's front end, kept so
+that its stores and models still load: OpenCV's Haar cascade finds the
+largest face and the crop is a square around it with a margin. A frame
+without a face keeps the whole frame and says so (``face_found`` is false):
+face models skip such frames, and the frames without a face are counted per clip.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import asdict, dataclass, replace
+from functools import lru_cache
+from typing import Any
+
+import numpy as np
+
+from emotion.core.errors import DecodeError, RejectedInput, UsageError
+from emotion.core.media import open_container
+from emotion.core.params import stable_hash
+
+MAX_FRAMES = 30 * 60 * 10  # 10 minutes at 30 fps: longer clips are refused
+MAX_PIXELS = 4096 * 2160  # 4K
+DETECTORS = ("mesh", "haar")
+
+
+@dataclass(frozen=True)
+class FrameParams:
+    """Everything that changes the stored frames; its hash names the frame set."""
+
+    every: int = 20
+    size: int = 256
+    face_crop: bool = False
+    margin: float = 0.0  # widening of the crop on every side, as a share of the tight face (haar: of its box)
+    detect_width: int = 320  # haar only: frames are downscaled to this width for face detection
+    revision: int = 1
+    detector: str = "mesh"  # the face front end: "mesh" (emotion.video.face) or "haar" (the first release's)
+
+    def __post_init__(self) -> None:
+        if self.every < 1 or self.size < 8 or not 0 <= self.margin <= 2 or self.detect_width < 64:
+            raise UsageError("frame parameters out of range (every >= 1, size >= 8, 0 <= margin <= 2)")
+        if self.detector not in DETECTORS:
+            raise UsageError(f"unknown face detector {self.detector!r}; choose from {', '.join(DETECTORS)}")
+
+    def to_dict(self) -> dict[str, Any]:
+        d = asdict(self)
+        if self.detector == "haar":  # the first release's records: same dict, same hash, same store key
+            del d["detector"]
+        return d
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> FrameParams:
+        """The parameters recorded as ``d``; records without a ``detector`` are the first release's (Haar)."""
+        d = dict(d)
+        d.setdefault("detector", "haar")
+        return cls(**d)
+
+    @property
+    def landmarks(self) -> bool:
+        """Whether the frames carry face landmarks (face crops of the mesh front end)."""
+        return self.face_crop and self.detector == "mesh"
+
+    def hash(self) -> str:
+        return stable_hash(self.to_dict())
+
+    @property
+    def key(self) -> str:
+        return f"{'face' if self.face_crop else 'full'}{self.size}-every{self.every}-{self.hash()}"
+
+
+@dataclass(frozen=True)
+class Frame:
+    index: int  # frame number in the clip, from 0
+    time: float  # seconds from the start
+    image: np.ndarray  # uint8 [size, size]
+    face_found: bool | None  # None when no detection was asked for
+    face_box: tuple[int, int, int, int] | None  # x, y, w, h in the source frame
+    landmarks: np.ndarray | None = None  # [468, 2] in the crop, as shares of its side (mesh front end)
+
+
+@lru_cache(maxsize=1)
+def face_detector() -> Any:
+    import cv2
+
+    path = cv2.data.haarcascades + "haarcascade_frontalface_default.xml"  # type: ignore[attr-defined]
+    det = cv2.CascadeClassifier(path)
+    if det.empty():
+        raise RuntimeError(f"OpenCV's face model is missing at {path}; reinstall opencv-python-headless<5")
+    return det
+
+
+def detect_face(gray: np.ndarray, detect_width: int) -> tuple[int, int, int, int] | None:
+    """The largest frontal face in a gray frame as (x, y, w, h), or None."""
+    import cv2
+
+    h, w = gray.shape
+    scale = min(1.0, detect_width / w)
+    small = gray
+    if scale < 1:
+        small = cv2.resize(gray, (max(1, int(w * scale)), max(1, int(h * scale))), interpolation=cv2.INTER_AREA)
+    faces = face_detector().detectMultiScale(small, scaleFactor=1.1, minNeighbors=5, minSize=(24, 24))
+    if len(faces) == 0:
+        return None
+    x, y, fw, fh = max(faces, key=lambda f: int(f[2]) * int(f[3]))
+    return int(x / scale), int(y / scale), int(fw / scale), int(fh / scale)
+
+
+def square_crop_box(box: tuple[int, int, int, int], margin: float, width: int, height: int) -> tuple[int, int, int, int]:
+    """A square (x0, y0, x1, y1) around ``box`` grown by ``margin`` per side, kept inside the frame."""
+    x, y, w, h = box
+    side = int(round(max(w, h) * (1 + 2 * margin)))
+    side = min(side, width, height)
+    cx, cy = x + w / 2, y + h / 2
+    x0 = int(round(min(max(cx - side / 2, 0), width - side)))
+    y0 = int(round(min(max(cy - side / 2, 0), height - side)))
+    return x0, y0, x0 + side, y0 + side
+
+
+def _prepare_mesh(rgb: np.ndarray, params: FrameParams) -> Frame:
+    """The aligned face crop of an RGB frame and its landmarks; the whole frame (``face_found`` false) without a face."""
+    import cv2
+
+    from emotion.video.face import align, front_end
+
+    gray = cv2.cvtColor(rgb, cv2.COLOR_RGB2GRAY)
+    face = front_end().find(rgb)
+    if face is None:
+        return Frame(0, 0.0, cv2.resize(gray, (params.size, params.size), interpolation=cv2.INTER_AREA), False, None)
+    crop, pts = align(gray, face, params.size, margin=params.margin)
+    return Frame(0, 0.0, crop, True, face.box(), (pts / params.size).astype(np.float32))
+
+
+def _prepare(gray: np.ndarray, params: FrameParams) -> tuple[np.ndarray, bool | None, tuple[int, int, int, int] | None]:
+    import cv2
+
+    found: bool | None = None
+    box = None
+    if params.face_crop:
+        box = detect_face(gray, params.detect_width)
+        found = box is not None
+        if box is not None:
+            x0, y0, x1, y1 = square_crop_box(box, params.margin, gray.shape[1], gray.shape[0])
+            gray = gray[y0:y1, x0:x1]
+    out = cv2.resize(gray, (params.size, params.size), interpolation=cv2.INTER_AREA)
+    return out, found, box
+
+
+def sample_frames(data: bytes, params: FrameParams) -> Iterator[Frame]:
+    """Decode ``data`` (an mp4) and yield every ``params.every``-th frame, prepared.
+
+    Raises :class:`DecodeError` for bytes that are not a video, a container
+    without a video stream, or a stream cut off before its first kept frame.
+    """
+    import av
+
+    container = open_container(data)
+    with container:
+        if not container.streams.video:
+            raise DecodeError("no video stream in the file")
+        stream = container.streams.video[0]
+        stream.thread_type = "NONE"  # one core per worker: threads would only contend
+        if stream.codec_context.width * stream.codec_context.height > MAX_PIXELS:
+            raise RejectedInput(f"video is {stream.codec_context.width}x{stream.codec_context.height}, over the 4K limit")
+        tb = float(stream.time_base) if stream.time_base else 0.0
+        fps = float(stream.average_rate) if stream.average_rate else 30.0
+        n = kept = 0
+        try:
+            for frame in container.decode(stream):
+                if n % params.every == 0:
+                    t = round(float(frame.pts) * tb if frame.pts is not None and tb else n / fps, 4)
+                    if params.landmarks:  # only kept frames are converted
+                        yield replace(_prepare_mesh(frame.to_ndarray(format="rgb24"), params), index=n, time=t)
+                    else:
+                        image, found, box = _prepare(frame.to_ndarray(format="gray"), params)
+                        yield Frame(n, t, image, found, box)
+                    kept += 1
+                n += 1
+                if n > MAX_FRAMES:
+                    raise RejectedInput(f"video has more than {MAX_FRAMES} frames (over 10 minutes)")
+        except av.FFmpegError as exc:
+            if kept == 0:
+                raise DecodeError(f"video stream is corrupt: {str(exc).splitlines()[0]}") from None
+        if n == 0:
+            raise DecodeError("video stream has no decodable frames")
+        declared = int(stream.frames or 0)
+        if declared and n < declared - max(2, declared // 50):  # complete files decode all but at most a frame
+            raise DecodeError(f"video is cut off: {n} of its {declared} frames decode")
+
+
+def encode_png(image: np.ndarray) -> bytes:
+    import cv2
+
+    ok, buf = cv2.imencode(".png", image)
+    if not ok:
+        raise ValueError("PNG encoding failed")
+    return bytes(buf)
+
+
+def decode_png(data: bytes) -> np.ndarray:
+    import cv2
+
+    image = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_GRAYSCALE)
+    if image is None:
+        raise ValueError("not a PNG image")
+    return np.asarray(image, dtype=np.uint8)

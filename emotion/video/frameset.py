@@ -1,0 +1,123 @@
+"""Stored video frames as a stream: a selection of clips, read part by part.
+
+The frame table (``OUT/frames/<set>``) can be far larger than memory, so a
+:class:`FrameSet` holds only which clips it covers and where their rows
+are; :meth:`FrameSet.batches` reads one Parquet record batch at a time and
+decodes its PNG frames. Training pipelines (``tf.data``) and prediction
+loops both consume it, so memory stays bounded by one batch and the
+shuffle buffer, whatever the corpus size.
+"""
+
+from __future__ import annotations
+
+import posixpath
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+import pyarrow.parquet as pq
+
+from emotion.core.errors import StoreError
+from emotion.store.store import Store
+from emotion.video.frames import decode_png
+
+INDEX_COLUMNS = ["path", "content_hash", "actor", "emotion", "frame_index", "time", "face_found"]
+
+
+@dataclass(frozen=True)
+class FrameBatch:
+    images: np.ndarray  # uint8 [n, height, width]
+    labels: np.ndarray  # int [n], 0-7 (emotion code - 1)
+    paths: np.ndarray  # object [n], clip path of each frame
+    frame_index: np.ndarray  # int [n]
+    time: np.ndarray  # float [n], seconds
+
+    def __len__(self) -> int:
+        return len(self.labels)
+
+
+def frame_index(store: Store, key: str) -> pd.DataFrame:
+    """One row per current stored frame (no images): the newest part of each clip wins."""
+    folder = store.dataset_dir("frames", key)
+    df = store.read_parts(store.list_parts(folder), columns=INDEX_COLUMNS)
+    if df.empty:
+        raise StoreError(f"no frames for {key} under {store.url} (run `emotion extract --modality video` first)")
+    newest = df.groupby("path")["_part"].transform("max")
+    return df[df["_part"] == newest].reset_index(drop=True)
+
+
+@dataclass(frozen=True)
+class FrameSet:
+    """The frames of some clips of one stored frame set.
+
+    ``selection`` pairs each Parquet part (a path in the store) with the clip
+    paths taken from it; rows of other clips in that part are skipped.
+    """
+
+    store_url: str
+    key: str
+    selection: tuple[tuple[str, tuple[str, ...]], ...]
+    n_frames: int
+    n_clips: int
+    faces_only: bool = False  # skip frames in which no face was found (face-crop sets)
+
+    @classmethod
+    def select(
+        cls, store: Store, key: str, actors: Sequence[int] | None = None, *, faces_only: bool = False,
+        index: pd.DataFrame | None = None,
+    ) -> FrameSet:
+        idx = frame_index(store, key) if index is None else index
+        if actors is not None:
+            idx = idx[idx["actor"].isin(list(actors))]
+        if faces_only:
+            idx = idx[idx["face_found"].fillna(True).astype(bool)]
+        folder = store.dataset_dir("frames", key)
+        sel = tuple(
+            (posixpath.join(folder, part), tuple(sorted(set(g["path"]))))
+            for part, g in sorted(idx.groupby("_part"), key=lambda kv: str(kv[0]))
+        )
+        return cls(store.url, key, sel, int(len(idx)), int(idx["path"].nunique()), faces_only)
+
+    def clips(self) -> list[str]:
+        return sorted(p for _, paths in self.selection for p in paths)
+
+    def batches(self, batch_rows: int = 256, rng: np.random.Generator | None = None) -> Iterator[FrameBatch]:
+        """Decoded frames, a record batch at a time; ``rng`` shuffles the order of the parts."""
+        store = Store(self.store_url)
+        order = list(range(len(self.selection)))
+        if rng is not None:
+            rng.shuffle(order)
+        cols = ["path", "emotion", "frame_index", "time", "face_found", "image"]
+        for i in order:
+            part, paths = self.selection[i]
+            wanted = set(paths)
+            with store.fs.open(part, "rb") as fh:
+                pf = pq.ParquetFile(fh)
+                for rb in pf.iter_batches(batch_size=batch_rows, columns=cols):
+                    d = rb.to_pydict()
+                    keep = [j for j, p in enumerate(d["path"]) if p in wanted
+                            and not (self.faces_only and d["face_found"][j] is False)]
+                    if not keep:
+                        continue
+                    yield FrameBatch(
+                        images=np.stack([decode_png(d["image"][j]) for j in keep]),
+                        labels=np.array([d["emotion"][j] - 1 for j in keep], dtype=np.int32),
+                        paths=np.array([d["path"][j] for j in keep], dtype=object),
+                        frame_index=np.array([d["frame_index"][j] for j in keep], dtype=np.int32),
+                        time=np.array([d["time"][j] for j in keep], dtype=np.float32),
+                    )
+
+
+def aggregate_clips(paths: np.ndarray, proba: np.ndarray) -> tuple[list[str], np.ndarray]:
+    """Per-clip probabilities: the mean of the clip's frame probabilities (clips sorted by path)."""
+    df = pd.DataFrame(proba).assign(_path=paths)
+    mean = df.groupby("_path", sort=True).mean()
+    return [str(p) for p in mean.index], mean.to_numpy(dtype=np.float64)
+
+
+def top_two(proba: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """For each row: the best and second-best class and their probabilities."""
+    order = np.argsort(-proba, axis=1, kind="stable")
+    rows = np.arange(len(proba))
+    return order[:, 0], proba[rows, order[:, 0]], order[:, 1], proba[rows, order[:, 1]]

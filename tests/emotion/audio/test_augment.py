@@ -1,0 +1,88 @@
+"""Rows of several vectors (a clip and its augmented copies): training rows and averaged predictions."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+from sklearn.linear_model import LogisticRegression
+
+from emotion.audio.augment import copies_of, stack_copies
+from emotion.core.errors import UsageError
+from emotion.core.splits import ActorSplit
+from emotion.models.catalog import SearchParams, model_spec
+from emotion.models.tuning import predict_copies
+from emotion.training.audio import split_data, train_and_evaluate
+from tests.conftest import speaker_table
+
+
+def test_copies_are_column_blocks_in_order():
+    X = np.arange(12).reshape(2, 6)  # 2 rows of 3 copies of 2 values
+    c = copies_of(X, 3)
+    assert c.shape == (3, 2, 2)
+    np.testing.assert_array_equal(c[1], [[2, 3], [8, 9]])
+    Xs, ys = stack_copies(X, np.array([5, 6]), 3)
+    np.testing.assert_array_equal(Xs, [[0, 1], [6, 7], [2, 3], [8, 9], [4, 5], [10, 11]])
+    assert ys.tolist() == [5, 6] * 3
+    np.testing.assert_array_equal(copies_of(X, 1)[0], X)
+    with pytest.raises(UsageError, match="does not hold 4 copies"):
+        copies_of(X, 4)
+
+
+def test_predictions_average_the_copies():
+    rng = np.random.default_rng(0)
+    X, y = rng.normal(size=(40, 2)), np.arange(40) % 2
+    est = LogisticRegression().fit(X, y)
+    wide = np.hstack([X, X + 1.0])
+    expected = (est.predict_proba(X) + est.predict_proba(X + 1.0)) / 2
+    np.testing.assert_allclose(predict_copies(est, wide, 2), expected)
+
+
+SPLIT = ActorSplit.parse("train=1-4,test=5")
+NAMES = ["f1", "f2"]
+
+
+@pytest.fixture(scope="module")
+def table() -> pd.DataFrame:
+    """Five actors, eight emotions on a circle (f1, f2); each clip has two copies (columns c2_*, c3_*): scaled and
+    shifted."""
+    df = speaker_table(tuple(NAMES))
+    return df.assign(c2_f1=3 * df["f1"] + 7, c2_f2=3 * df["f2"] - 2, c3_f1=0.5 * df["f1"], c3_f2=0.5 * df["f2"] + 1)
+
+
+def test_split_with_copies_trains_on_every_copy_and_normalises_each_kind(table):
+    cols = NAMES + ["c2_f1", "c2_f2", "c3_f1", "c3_f2"]
+    d = split_data(table, cols, SPLIT, "fh", speaker_norm=True, copies=3)
+    assert d.X_train.shape == (192, 2) and d.X_extra is not None and d.X_extra.shape == (384, 2)
+    assert d.X_test.shape == (48, 6)
+    X, y = d.augmented_train()
+    assert X.shape == (576, 2) and y.tolist() == d.y_train.tolist() * 3
+    # each copy is standardised over its own kind for each actor: a scaled, shifted copy becomes the clip again
+    np.testing.assert_allclose(d.X_extra[:192], d.X_train, atol=1e-4)
+    np.testing.assert_allclose(d.X_test[:, 2:4], d.X_test[:, :2], atol=1e-4)
+    assert len(d.fallback.mean) == 6  # pooled statistics of every column (prediction without a speaker group)
+
+    out = train_and_evaluate(model_spec("lr"), d, SPLIT, SearchParams(n_iter=3, refine=False),
+                             {"name": "extended", "speeds": [0.9, 1.1]}, "fh")
+    assert out.params["augmentation"]["speeds"] == [0.9, 1.1]
+    assert "- augmentation: copies of every clip played at 0.9x, 1.1x speed" in out.files()["model_card.md"].decode()
+    assert out.metrics["n_train"] == 192 and out.metrics["accuracy"] > 0.9
+
+
+def test_without_normalisation_the_distorted_copies_are_further_examples(table):
+    d = split_data(table, NAMES + ["c2_f1", "c2_f2", "c3_f1", "c3_f2"], SPLIT, "fh", copies=3)
+    assert not np.allclose(d.X_extra[:192], d.X_train)
+    with pytest.raises(UsageError, match="does not hold 4 copies"):
+        split_data(table, NAMES + ["c2_f1", "c2_f2", "c3_f1", "c3_f2"], SPLIT, "fh", copies=4)
+
+
+def test_loso_trains_on_the_copies_of_the_other_actors_and_averages_over_the_held_out_ones(table):
+    from emotion.training.loso import loso, loso_data
+
+    cols = NAMES + ["c2_f1", "c2_f2", "c3_f1", "c3_f2"]
+    split = ActorSplit.parse("train=1-5,test=21")
+    data = loso_data(table, cols, split, "fh", speaker_norm=True, copies=3)
+    assert data.copies == 3 and data.X.shape == (240, 6)
+    r = loso(model_spec("lr"), data, SearchParams(n_iter=2, cv_folds=2, refine=False))
+    assert r["augmented_copies"] == 2 and set(r["per_actor"]) == {"01", "02", "03", "04", "05"}
+    assert r["mean"] > 0.9

@@ -1,0 +1,135 @@
+import json
+
+import numpy as np
+import pytest
+
+from emotion.core.errors import ModelIntegrityError, UsageError
+from emotion.models.catalog import (
+    DEFAULT_MODELS,
+    MODELS,
+    SearchParams,
+    check_features,
+    default_models,
+    model_spec,
+    predict_scores,
+    tune,
+)
+from emotion.models.persist import dump_model, load_model
+
+FAST = SearchParams(n_iter=2, cv_folds=3, refine=True, seed=1)
+
+
+@pytest.fixture(autouse=True)
+def small_ensembles(monkeypatch):
+    """Ensembles of two quick candidates here; the MLP member is tested in tests/emotion/models/test_ensemble.py."""
+    monkeypatch.setattr("emotion.models.ensemble.DEFAULT_CANDIDATES", ("lr", "svc"))
+    # a small, quick MLP space: the contract is what is tested here (training quality: tests/emotion/models/test_feature_nets.py)
+    import dataclasses
+
+    small = dataclasses.replace(MODELS["mlp"], space={**MODELS["mlp"].space, "hidden": [32], "epochs": [40],
+                                                           "learning_rate": [3e-3]})
+    monkeypatch.setitem(MODELS, "mlp", small)
+    cnn = dataclasses.replace(MODELS["melcnn"], space={"n_mels": [8], "filters": [(8, 16)], "dense": [16],
+                                                       "epochs": [12], "learning_rate": [3e-3, 1e-2]})
+    monkeypatch.setitem(MODELS, "melcnn", cnn)
+
+
+@pytest.fixture(scope="module")
+def data():
+    rng = np.random.default_rng(0)
+    y = np.tile(np.arange(8), 24)
+    groups = np.repeat(np.arange(1, 7), 32)
+    X = rng.standard_normal((len(y), 12)).astype(np.float32)
+    X[:, :8] += 2.5 * np.eye(8)[y]
+    return X, y, groups
+
+
+@pytest.fixture(scope="module")
+def spectra():
+    """8-band, 16-frame 'spectrograms' (the melcnn's input): class k brightens band k for a while."""
+    from tests.emotion.models.test_feature_nets import spectrograms
+
+    X, y = spectrograms()
+    return X, y, np.repeat(np.arange(1, 7), 32)
+
+
+def data_for(name, request):
+    return request.getfixturevalue("spectra" if MODELS[name].feature_sets == ("logmel",) else "data")
+
+
+@pytest.mark.parametrize("name", list(MODELS))
+def test_tuning_is_seeded_and_grouped(name, monkeypatch, request):
+    X, y, actors = data_for(name, request)
+    seen = []
+    import sklearn.model_selection._split as split
+
+    orig = split.GroupKFold.split
+
+    def spy(self, X, y=None, groups=None):
+        for tr, te in orig(self, X, y, groups):
+            seen.append(set(groups[tr]) & set(groups[te]))
+            yield tr, te
+
+    monkeypatch.setattr(split.GroupKFold, "split", spy)
+    a = tune(model_spec(name), X, y, actors, FAST)
+    b = tune(model_spec(name), X, y, actors, FAST)
+    assert seen and all(not s for s in seen)  # no actor is on both sides of any fold
+    assert a.best_params == b.best_params and a.cv_accuracy == b.cv_accuracy
+    np.testing.assert_array_equal(a.estimator.predict(X), b.estimator.predict(X))
+    assert a.cv_accuracy > 0.5
+    if name == "ensemble":
+        assert [s["stage"] for s in a.stages] == ["member lr", "member svc", "selection"]
+    else:
+        assert [s["stage"] for s in a.stages] == (["randomized", "grid"] if MODELS[name].refine else ["randomized"])
+    p = predict_scores(a.estimator, X)
+    assert p.shape == (len(y), 8) and np.allclose(p.sum(axis=1), 1, atol=1e-5)
+
+
+def test_svc_compares_linear_and_rbf(data):
+    X, y, groups = data
+    r = tune(model_spec("svc"), X, y, groups, SearchParams(n_iter=12, seed=0))
+    assert set(r.stages[0]["best_by_kernel"]) == {"rbf", "linear"}
+
+
+def test_unknown_model_and_too_few_actors(data):
+    X, y, groups = data
+    with pytest.raises(UsageError, match="unknown model"):
+        model_spec("knn")
+    with pytest.raises(UsageError, match="unknown model"):
+        check_features("knn", "seed")
+    with pytest.raises(UsageError, match="at least 3 training actors"):
+        tune(model_spec("rf"), X[:64], y[:64], groups[:64], FAST)
+
+
+@pytest.mark.parametrize("name", list(MODELS))
+def test_saved_model_roundtrip_and_tamper_refusal(name, request):
+    X, y, groups = data_for(name, request)
+    est = tune(model_spec(name), X, y, groups, SearchParams(n_iter=1, refine=False)).estimator
+    blob, rec = dump_model(est)
+    again = load_model(blob, rec.to_dict())
+    np.testing.assert_array_equal(again.predict(X), est.predict(X))
+    tampered = bytearray(blob)
+    tampered[len(tampered) // 2] ^= 1
+    with pytest.raises(ModelIntegrityError, match="does not match the recorded"):
+        load_model(bytes(tampered), rec.to_dict())
+
+
+def test_models_name_the_feature_sets_they_read():
+    assert default_models("logmel") == ("melcnn",)
+    assert default_models("seed") == default_models("egemaps") == DEFAULT_MODELS
+    assert default_models("extended") == default_models("compare") == ("lr", "svc")  # tree searches are too slow there
+    assert check_features("melcnn", "logmel") is MODELS["melcnn"]
+    assert check_features("svc", "logmel") is MODELS["svc"]  # functional models read any set
+    with pytest.raises(UsageError, match="model 'melcnn' reads the logmel feature set, not 'extended'; add --features logmel"):
+        check_features("melcnn", "extended")
+
+
+def test_skops_file_with_foreign_types_is_refused():
+    import skops.io as sio
+    from sklearn.preprocessing import FunctionTransformer
+
+    blob = sio.dumps(FunctionTransformer(func=json.loads))
+    from emotion.models.persist import sha256
+
+    with pytest.raises(ModelIntegrityError, match="outside the allow-list"):
+        load_model(blob, {"format": "skops", "sha256": sha256(blob)})

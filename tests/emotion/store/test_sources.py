@@ -1,0 +1,128 @@
+import os
+import stat
+import zipfile
+
+import pytest
+
+from emotion.core.errors import RejectedInput, UnsafeArchiveError, UsageError
+from emotion.store.sources import AUDIO_EXTENSIONS, ArchiveLimits, DataRoot
+from tests.conftest import write_tone
+
+NAME = "03-01-05-01-01-01-01.wav"
+
+
+def test_discovers_any_depth_sorted(tmp_path):
+    write_tone(tmp_path / "a" / "b" / "c" / NAME)
+    write_tone(tmp_path / "Actor_02" / "03-01-05-01-01-01-02.flac")
+    (tmp_path / "notes.txt").write_text("x")
+    found = DataRoot(str(tmp_path)).discover(AUDIO_EXTENSIONS)
+    assert [c.relpath for c in found] == ["Actor_02/03-01-05-01-01-01-02.flac", f"a/b/c/{NAME}"]
+    assert all(c.problem is None and c.size > 0 for c in found)
+
+
+def test_missing_root_is_a_usage_error(tmp_path):
+    with pytest.raises(UsageError, match="not a folder"):
+        DataRoot(str(tmp_path / "nope"))
+
+
+def test_reads_zip_members_in_place(tmp_path):
+    wav = write_tone(tmp_path / "src" / NAME)
+    data = tmp_path / "data"
+    data.mkdir()
+    with zipfile.ZipFile(data / "Audio_Speech_Actors_01-24.zip", "w") as zf:
+        zf.write(wav, f"Actor_01/{NAME}")
+    root = DataRoot(str(data))
+    [cand] = root.discover(AUDIO_EXTENSIONS)
+    assert cand.relpath == f"Audio_Speech_Actors_01-24.zip/Actor_01/{NAME}"
+    assert root.read_bytes(cand.relpath) == wav.read_bytes()
+    assert sorted(os.listdir(data)) == ["Audio_Speech_Actors_01-24.zip"]  # nothing unpacked
+
+
+def _zip_with(tmp_path, name, data=b"RIFF", mode=None):
+    z = tmp_path / "data" / "x.zip"
+    z.parent.mkdir(exist_ok=True)
+    with zipfile.ZipFile(z, "w", compression=zipfile.ZIP_DEFLATED) as zf:
+        info = zipfile.ZipInfo(name)
+        info.compress_type = zipfile.ZIP_DEFLATED
+        if mode is not None:
+            info.external_attr = mode << 16
+        zf.writestr(info, data)
+    return DataRoot(str(z.parent))
+
+
+@pytest.mark.parametrize("member, reason", [
+    (f"../../{NAME}", "escapes its folder"),
+    (f"/etc/{NAME}", "absolute path"),
+])
+def test_unsafe_member_names_are_refused(tmp_path, member, reason):
+    [cand] = _zip_with(tmp_path, member).discover(AUDIO_EXTENSIONS)
+    assert reason in cand.problem
+
+
+def test_symlink_member_is_refused(tmp_path):
+    [cand] = _zip_with(tmp_path, NAME, b"/etc/passwd", stat.S_IFLNK | 0o777).discover(AUDIO_EXTENSIONS)
+    assert "symbolic link" in cand.problem
+
+
+def test_zip_bomb_is_refused_before_unpacking(tmp_path):
+    root = _zip_with(tmp_path, NAME, b"\0" * 5_000_000)
+    [cand] = root.discover(AUDIO_EXTENSIONS)
+    assert "compression ratio" in cand.problem
+    with pytest.raises(UnsafeArchiveError):
+        root.read_bytes(cand.relpath)
+    small = DataRoot(root.url, limits=ArchiveLimits(max_member_bytes=1000, max_ratio=1e9))
+    assert "over the limit" in small.discover(AUDIO_EXTENSIONS)[0].problem
+
+
+def test_symlinked_clips_are_followed(tmp_path):
+    real = write_tone(tmp_path / "elsewhere" / NAME)
+    (tmp_path / "data" / "Actor_01").mkdir(parents=True)
+    (tmp_path / "data" / "Actor_01" / NAME).symlink_to(real)
+    root = DataRoot(str(tmp_path / "data"))
+    [cand] = root.discover(AUDIO_EXTENSIONS)
+    assert cand.problem is None and cand.size == real.stat().st_size
+    assert root.read_bytes(cand.relpath) == real.read_bytes()
+
+
+def test_broken_symlink_and_unreadable_file(tmp_path):
+    (tmp_path / NAME).symlink_to(tmp_path / "gone.wav")
+    root = DataRoot(str(tmp_path))
+    [cand] = root.discover(AUDIO_EXTENSIONS)
+    assert cand.problem == "broken symbolic link"
+    if os.geteuid() == 0:
+        pytest.skip("root reads files regardless of permissions")
+    p = write_tone(tmp_path / "Actor_01" / "03-01-05-01-01-01-01.flac")
+    p.chmod(0)
+    with pytest.raises(RejectedInput, match="permission denied"):
+        root.read_bytes("Actor_01/03-01-05-01-01-01-01.flac")
+
+
+def test_permission_denied_becomes_a_reject_reason(tmp_path, monkeypatch):
+    """As root (CI) no file is unreadable, so the filesystem's refusal is injected."""
+    write_tone(tmp_path / "Actor_01" / NAME)
+    root = DataRoot(str(tmp_path))
+
+    real_open = os.open
+
+    def denied(path, *a, **k):
+        if str(path).endswith(NAME):
+            raise PermissionError(13, "Permission denied", path)
+        return real_open(path, *a, **k)
+
+    monkeypatch.setattr(os, "open", denied)
+    with pytest.raises(RejectedInput, match="permission denied"):
+        root.read_bytes(f"Actor_01/{NAME}")
+
+    from emotion.extract import take_inventory
+
+    inv = take_inventory(root)
+    assert inv.rejects == [{"path": f"Actor_01/{NAME}", "reason": "permission denied", "stage": "read"}]
+
+
+def test_linked_folders_are_followed_once(tmp_path):
+    write_tone(tmp_path / "store" / "Actor_01" / NAME)
+    (tmp_path / "data").mkdir()
+    (tmp_path / "data" / "Actor_01").symlink_to(tmp_path / "store" / "Actor_01", target_is_directory=True)
+    (tmp_path / "store" / "Actor_01" / "loop").symlink_to(tmp_path / "store", target_is_directory=True)  # a cycle
+    found = DataRoot(str(tmp_path / "data")).discover(AUDIO_EXTENSIONS)
+    assert [c.relpath for c in found] == [f"Actor_01/{NAME}"]  # each real folder is read once, cycle or not

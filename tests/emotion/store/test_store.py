@@ -1,0 +1,193 @@
+import errno
+import os
+
+import pyarrow as pa
+import pytest
+
+from emotion.core.errors import StoreError
+from emotion.store.store import Store
+
+
+def test_write_is_atomic_when_the_write_fails(tmp_path, monkeypatch):
+    store = Store(str(tmp_path))
+    target = store.path("features", "audio", "x", "part-1.parquet")
+    store.write_bytes(target, b"old complete content")
+
+    def crash(*_a, **_k):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(os, "replace", crash)
+    with pytest.raises(StoreError, match="cannot write .*part-1.parquet: No space left on device"):
+        store.write_bytes(target, b"new content that never lands")
+    monkeypatch.undo()
+    with open(target, "rb") as fh:
+        assert fh.read() == b"old complete content"  # nothing half-written
+    assert os.listdir(os.path.dirname(target)) == ["part-1.parquet"]  # no temp file left
+
+
+def test_read_only_store_is_a_clear_error(tmp_path, monkeypatch):
+    store = Store(str(tmp_path))
+
+    def read_only(*_a, **_k):
+        raise OSError(errno.EROFS, "Read-only file system")
+
+    monkeypatch.setattr("builtins.open", read_only)
+    with pytest.raises(StoreError, match="Read-only file system"):
+        store.write_json(store.path("runs", "x.json"), {})
+
+
+def test_readers_ignore_temporary_files_of_a_killed_writer(tmp_path):
+    store = Store(str(tmp_path))
+    folder = store.features_dir("audio", "k")
+    store.write_table(f"{folder}/{Store.new_part_name()}", pa.table({"path": ["a"], "content_hash": ["h"]}))
+    with open(f"{folder}/.tmp-deadbeef-part-9.parquet", "wb") as fh:
+        fh.write(b"PAR1 half a file")  # what a SIGKILL mid-write leaves
+    df = store.read_features("audio", "k")
+    assert list(df["path"]) == ["a"]
+
+
+def test_commit_cleanup_removes_old_and_own_temporaries_but_not_another_runs(tmp_path):
+    import time
+
+    store = Store(str(tmp_path))
+    folder = store.path("features", "audio", "x")
+    os.makedirs(folder)
+    names = {"old": ".tmp-aaaa-part-1.parquet", "mine": ".tmp-run1-bbbb-part-2.parquet",
+             "other": ".tmp-run2-cccc-part-3.parquet", "part": "part-4.parquet"}
+    started = time.time() - 1  # the run began; then its writers and another run's wrote
+    for n in names.values():
+        open(os.path.join(folder, n), "wb").close()
+    past = started - 60
+    os.utime(os.path.join(folder, names["old"]), (past, past))  # a writer killed before this run began
+    assert store.remove_stale_temporaries(folder, older_than=started, tag="run1") == 2
+    assert sorted(os.listdir(folder)) == sorted([names["other"], names["part"]])  # run2 may still be writing
+
+
+def test_tagged_writes_name_their_run_in_the_temporary(tmp_path, monkeypatch):
+    store = Store(str(tmp_path))
+    seen = []
+    real = os.replace
+    monkeypatch.setattr(os, "replace", lambda a, b: (seen.append(os.path.basename(a)), real(a, b)))
+    store.write_bytes(store.path("d", "part-1.parquet"), b"x", tag="run1")
+    assert seen[0].startswith(".tmp-run1-") and seen[0].endswith("-part-1.parquet")
+
+
+def test_newest_row_of_a_path_wins(tmp_path):
+    store = Store(str(tmp_path))
+    folder = store.features_dir("audio", "k")
+    store.write_table(f"{folder}/{Store.new_part_name()}", pa.table({"path": ["a", "b"], "content_hash": ["1", "1"]}))
+    store.write_table(f"{folder}/{Store.new_part_name()}", pa.table({"path": ["a"], "content_hash": ["2"]}))
+    df = store.read_features("audio", "k")
+    assert dict(zip(df["path"], df["content_hash"], strict=True)) == {"a": "2", "b": "1"}
+
+
+def test_missing_features_say_what_to_do(tmp_path):
+    with pytest.raises(StoreError, match="run `emotion extract` first"):
+        Store(str(tmp_path)).read_features("audio", "nope")
+
+
+def test_rejects_table_roundtrip(tmp_path):
+    store = Store(str(tmp_path))
+    store.write_rejects("audio", [{"path": "x.wav", "reason": "empty file (0 bytes)", "stage": "decode"}])
+    df = store.read_rejects("audio")
+    assert df.loc[0, "path"] == "x.wav" and df.loc[0, "reason"] == "empty file (0 bytes)"
+    assert Store(str(tmp_path / "none")).read_rejects("audio").empty
+
+
+# -- issue 16: parts, damage, readers during writes, one writer, the data root -----------------------------------
+def _part(store, folder, paths, hashes=None):
+    t = pa.table({"path": paths, "content_hash": hashes or ["h"] * len(paths), "x": [1.0] * len(paths)})
+    name = f"{folder}/{Store.new_part_name()}"
+    store.write_table(name, t)
+    return name
+
+
+def test_a_stray_parquet_file_is_not_a_part(tmp_path):
+    store = Store(str(tmp_path))
+    folder = store.features_dir("audio", "k")
+    _part(store, folder, ["a", "b"])
+    stray = pa.table({"path": ["a"], "content_hash": ["zzz"], "x": [9.0]})
+    import pyarrow.parquet as pq
+
+    pq.write_table(stray, f"{folder}/zzz-newest.parquet")  # sorts after every part, but the store did not write it
+    df = store.read_features("audio", "k")
+    assert list(df["x"]) == [1.0, 1.0]
+
+
+def test_a_damaged_part_is_named_and_skippable(tmp_path):
+    store = Store(str(tmp_path))
+    folder = store.features_dir("audio", "k")
+    _part(store, folder, ["a"])
+    bad = _part(store, folder, ["b"])
+    with open(bad, "r+b") as fh:
+        fh.truncate(40)  # half a file
+    with pytest.raises(StoreError, match=f"damaged part {bad}"):
+        store.read_features("audio", "k")
+    damaged: list[str] = []
+    keys = store.feature_keys("audio", "k", damaged=damaged)
+    assert list(keys["path"]) == ["a"] and damaged == [bad]
+
+
+def test_a_reader_re_lists_when_a_part_vanishes(tmp_path, monkeypatch):
+    store = Store(str(tmp_path))
+    folder = store.features_dir("audio", "k")
+    old = _part(store, folder, ["a"])
+    real = Store._read_part
+    calls = {"n": 0}
+
+    def compacting_writer(self, path, columns):
+        calls["n"] += 1
+        if calls["n"] == 1:  # a writer replaces the part between our listing and our read
+            _part(store, folder, ["a"])
+            os.unlink(old)
+        return real(self, path, columns)
+
+    monkeypatch.setattr(Store, "_read_part", compacting_writer)
+    df = store.read_features("audio", "k")
+    assert list(df["path"]) == ["a"] and calls["n"] >= 2
+
+
+def test_one_writer_at_a_time(tmp_path):
+    store = Store(str(tmp_path))
+    with store.writer_lock("first"):
+        other = Store(str(tmp_path))
+        import subprocess
+        import sys
+
+        code = ("import sys; from emotion.store.store import Store; from emotion.core.errors import StoreError\n"
+                "try:\n    Store(sys.argv[1]).writer_lock('second').__enter__()\nexcept StoreError as e:\n"
+                "    print(e); sys.exit(3)\n")
+        r = subprocess.run([sys.executable, "-c", code, str(tmp_path)], capture_output=True, text=True, timeout=60,
+                           env={**os.environ, "PYTHONPATH": os.getcwd()})
+        assert r.returncode == 3, r.stderr
+        assert "is being written by first (pid" in r.stdout and len(r.stdout.strip().splitlines()) == 1
+        assert other.exists(other.path(".lock"))
+    with store.writer_lock("again"):  # released: the next writer gets it
+        pass
+
+
+def test_the_store_remembers_its_data_root(tmp_path):
+    store = Store(str(tmp_path / "out"))
+    store.check_data_root("/data/one")
+    store.check_data_root("/data/one")
+    with pytest.raises(StoreError, match="built from /data/one, not /data/two"):
+        store.check_data_root("/data/two")
+    store.check_data_root("/data/two", replace=True)
+    assert store.read_json(store.path("store.json"))["data_root"] == "/data/two"
+
+
+def test_bounded_reads_refuse_special_and_large_files(tmp_path):
+    store = Store(str(tmp_path))
+    fifo = tmp_path / "fifo"
+    os.mkfifo(fifo)
+    with pytest.raises(StoreError, match="not a regular file"):
+        store.read_limited(str(fifo), 100)  # would block forever if opened for reading
+    with pytest.raises(StoreError, match="not a regular file"):
+        store.read_limited("/dev/zero", 100)
+    big = tmp_path / "big"
+    big.write_bytes(b"x" * 200)
+    with pytest.raises(StoreError, match="over the limit of 100"):
+        store.read_limited(str(big), 100)
+    (tmp_path / "bad.json").write_text("{not json")
+    with pytest.raises(StoreError, match="bad.json is not valid JSON"):
+        store.read_json(str(tmp_path / "bad.json"))

@@ -1,0 +1,121 @@
+"""Splitting the feature table for training (one row per recording, speaker normalisation) and run outputs."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from emotion.core.ids import parse_id
+from emotion.core.splits import ActorSplit
+from emotion.models.catalog import SearchParams, model_spec
+from emotion.training.audio import one_row_per_recording, run_version, split_data, train_and_evaluate
+from tests.conftest import speaker_table
+
+NAMES = ["f1", "f2", "f3"]
+SPLIT = ActorSplit.parse("train=1-4,test=5")
+
+
+def _table(stems: list[str]) -> pd.DataFrame:
+    return pd.DataFrame([{"path": f"{s}.x", **parse_id(f"{s}.wav").labels()} for s in stems])
+
+
+def test_speech_track_of_an_av_clip_is_dropped_when_its_audio_only_twin_is_there():
+    df = _table(["03-01-05-01-01-01-12", "01-01-05-01-01-01-12",  # the same recording twice
+                 "01-01-06-01-01-01-12",  # an audio-video clip without an audio-only twin: kept
+                 "03-01-05-01-01-01-13"])
+    out = one_row_per_recording(df)
+    assert sorted(out["path"]) == ["01-01-06-01-01-01-12.x", "03-01-05-01-01-01-12.x", "03-01-05-01-01-01-13.x"]
+
+
+def test_tables_without_av_clips_are_unchanged():
+    df = _table(["03-01-05-01-01-01-12", "03-01-05-01-01-02-12"])
+    assert one_row_per_recording(df) is df
+
+
+@pytest.fixture(scope="module")
+def table() -> pd.DataFrame:
+    """Five actors, each with a large speaker offset; the emotion moves f1, f2 within each speaker."""
+    return speaker_table(tuple(NAMES))
+
+
+def test_speaker_norm_standardises_each_actor_train_and_test(table):
+    raw = split_data(table, NAMES, SPLIT, "fh")
+    norm = split_data(table, NAMES, SPLIT, "fh", speaker_norm=True)
+    assert not raw.speaker_norm and raw.fallback is None
+    assert norm.speaker_norm and norm.fallback is not None
+    for a in (1, 2, 3, 4):
+        np.testing.assert_allclose(norm.X_train[norm.groups == a].mean(axis=0), 0, atol=1e-5)
+    np.testing.assert_allclose(norm.X_test.mean(axis=0), 0, atol=1e-5)
+    np.testing.assert_allclose(norm.X_test.std(axis=0), 1, atol=1e-4)
+    np.testing.assert_array_equal(norm.y_train, raw.y_train)  # labels untouched
+    np.testing.assert_allclose(norm.fallback.mean, raw.X_train.mean(axis=0), rtol=1e-5)
+    assert norm.data_hash == raw.data_hash  # the same clips
+    search = SearchParams(n_iter=1)
+    assert run_version("lr", SPLIT, search, "fh", raw.data_hash) != run_version("lr", SPLIT, search, "fh", raw.data_hash, True)
+    assert run_version("lr", SPLIT, search, "fh", raw.data_hash, False) == run_version("lr", SPLIT, search, "fh", raw.data_hash)
+
+
+def test_speaker_norm_sees_one_row_per_recording(table):
+    """The speech track of an AV clip twinning an audio-only clip is dropped before the actor statistics."""
+    # label columns as in the store: every row an audio-only clip (03) with its own recording fields
+    df = table.assign(modality=3, vocal_channel=1, intensity=[k // 8 for k in range(48)] * 5, statement=1, repetition=1)
+    twins = df[df["actor"] == 1].head(10).assign(modality=1, content_hash=lambda d: d["content_hash"] + "-av",
+                                                 path=lambda d: d["path"] + ".mp4", f1=1e3)  # far off: would shift stats
+    with_twins = pd.concat([df, twins], ignore_index=True)
+    plain = split_data(df, NAMES, SPLIT, "fh", speaker_norm=True)
+    merged = split_data(with_twins, NAMES, SPLIT, "fh", speaker_norm=True)
+    assert len(merged.y_train) == len(plain.y_train)
+    np.testing.assert_array_equal(merged.X_train, plain.X_train)
+    assert merged.data_hash == plain.data_hash
+
+
+def test_outputs_record_features_and_speaker_norm_with_a_model_card(table):
+    data = split_data(table, NAMES, SPLIT, "fh", speaker_norm=True)
+    out = train_and_evaluate(model_spec("svc"), data, SPLIT, SearchParams(n_iter=4, refine=True), {"name": "extended"}, "fh")
+    files = out.files()
+    assert list(files)[-1] == "run.json"
+    metrics, params, run = (json.loads(files[k]) for k in ("metrics.json", "params.json", "run.json"))
+    for d in (metrics, params, run):
+        assert d["speaker_norm"] is True
+    assert metrics["features"] == "extended" == run["features"]
+    norm = json.loads(files["normalization.json"])
+    assert len(norm["fallback"]["mean"]) == 3
+    card = files["model_card.md"].decode()
+    for s in ("## Data", "## Split and selection", "## Features", "speaker normalisation: on", "## Metrics",
+              "## Known limits", "North-American", "studio"):
+        assert s in card
+    assert metrics["accuracy"] > 0.8  # the within-speaker signal is found once the offsets are gone
+
+    raw = train_and_evaluate(model_spec("svc"), split_data(table, NAMES, SPLIT, "fh"), SPLIT,
+                             SearchParams(n_iter=4, refine=True), {"name": "extended"}, "fh")
+    assert "normalization.json" not in raw.files()
+    assert raw.metrics["accuracy"] < metrics["accuracy"] - 0.3  # the speaker offsets swamp the signal
+    assert json.loads(raw.files()["metrics.json"])["speaker_norm"] is False
+    assert "speaker normalisation: off" in raw.files()["model_card.md"].decode()
+
+
+@pytest.mark.parametrize(("model", "emotions"), [("lr", range(1, 8)), ("xgb", range(1, 7)), ("rf", (1, 3, 4, 5, 6, 7))])
+def test_a_corpus_without_every_emotion_trains_and_says_which_it_knows(table, model, emotions):
+    """Emotions 01-07 (no surprise), the song channel's six (no disgust, no surprise), and one with a gap."""
+    sub = table[table["emotion"].isin(list(emotions))]
+    data = split_data(sub, NAMES, SPLIT, "fh", speaker_norm=True)
+    out = train_and_evaluate(model_spec(model), data, SPLIT, SearchParams(n_iter=2, refine=False), {"name": "seed"}, "fh")
+    run = json.loads(out.files()["run.json"])
+    labels = ["neutral", "calm", "happy", "sad", "angry", "fearful", "disgust", "surprised"]
+    assert run["emotions"] == [labels[e - 1] for e in emotions]
+    preds = pd.read_parquet(__import__("io").BytesIO(out.predictions))
+    missing = [lab for k, lab in enumerate(labels, 1) if k not in emotions]
+    assert all((preds[f"p_{m}"] == 0).all() for m in missing)
+    assert np.allclose(preds[[f"p_{lab}" for lab in labels]].sum(axis=1), 1, atol=1e-4)
+
+
+def test_xgb_on_emotion_codes_with_a_gap_is_a_one_line_error(table):
+    from emotion.core.errors import StoreError
+
+    sub = table[table["emotion"] != 2]
+    data = split_data(sub, NAMES, SPLIT, "fh")
+    with pytest.raises(StoreError, match="no calm clips"):
+        train_and_evaluate(model_spec("xgb"), data, SPLIT, SearchParams(n_iter=2, refine=False), {"name": "seed"}, "fh")

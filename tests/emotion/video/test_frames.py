@@ -1,0 +1,131 @@
+import av
+import numpy as np
+import pytest
+
+from emotion.core.errors import DecodeError, RejectedInput, UsageError
+from emotion.core.ids import parse_id
+from emotion.video.frames import FrameParams, decode_png, detect_face, encode_png, sample_frames, square_crop_box
+from emotion.video.synth import VideoSynthParams, write_clip
+from tests.conftest import real_video_files
+
+CLIP = "01-01-03-02-01-01-02.mp4"
+
+
+@pytest.fixture(scope="module")
+def clip(tmp_path_factory):
+    path = tmp_path_factory.mktemp("v") / CLIP
+    write_clip(path, parse_id(CLIP), VideoSynthParams(duration=1.4, fps=30))  # 42 frames
+    return path.read_bytes()
+
+
+def test_every_nth_frame_is_kept_with_its_time(clip):
+    frames = list(sample_frames(clip, FrameParams(every=20)))
+    assert [f.index for f in frames] == [0, 20, 40]
+    assert [f.time for f in frames] == pytest.approx([0.0, 20 / 30, 40 / 30], abs=1e-3)
+    assert all(f.image.shape == (256, 256) and f.image.dtype == np.uint8 for f in frames)
+    assert all(f.face_found is None for f in frames)
+    assert [f.index for f in sample_frames(clip, FrameParams(every=7, size=64))] == [0, 7, 14, 21, 28, 35]
+
+
+def test_only_kept_frames_are_colour_converted(clip, monkeypatch):
+    calls = []
+    original = av.VideoFrame.to_ndarray
+
+    def counting(self, *a, **k):
+        calls.append(self.pts)
+        return original(self, *a, **k)
+
+    monkeypatch.setattr(av.VideoFrame, "to_ndarray", counting)
+    kept = list(sample_frames(clip, FrameParams(every=20)))
+    assert len(calls) == len(kept) == 3  # 42 frames decoded, 3 converted
+
+
+def test_face_crop_finds_the_drawn_face(clip):
+    frames = list(sample_frames(clip, FrameParams(face_crop=True)))
+    assert all(f.face_found for f in frames)
+    x, y, w, h = frames[0].face_box
+    assert 0 <= x < 320 and 0 <= y < 240 and 40 < w < 240 and 40 < h < 240
+
+
+@pytest.mark.parametrize("box, margin, size, expected", [
+    ((100, 50, 40, 40), 0.25, (320, 240), (90, 40, 150, 100)),  # centred, grown by a quarter on each side
+    ((0, 0, 40, 40), 0.25, (320, 240), (0, 0, 60, 60)),  # clamped at the top-left corner
+    ((300, 220, 20, 20), 0.5, (320, 240), (280, 200, 320, 240)),  # clamped at the bottom-right corner
+    ((10, 10, 300, 300), 0.25, (320, 240), (40, 0, 280, 240)),  # larger than the frame: the largest square, centred
+    ((100, 50, 60, 30), 0.0, (320, 240), (100, 35, 160, 95)),  # a wide box gives a square on its long side
+])
+def test_square_crop_geometry(box, margin, size, expected):
+    x0, y0, x1, y1 = square_crop_box(box, margin, *size)
+    assert (x0, y0, x1, y1) == expected
+    assert x1 - x0 == y1 - y0 and x0 >= 0 and y0 >= 0 and x1 <= size[0] and y1 <= size[1]
+
+
+def test_no_face_is_recorded_not_dropped():
+    blank = np.full((240, 320), 200, np.uint8)
+    assert detect_face(blank, 320) is None
+
+
+def test_png_roundtrip_is_lossless():
+    img = np.random.default_rng(0).integers(0, 256, (64, 64), dtype=np.uint8)
+    assert (decode_png(encode_png(img)) == img).all()
+
+
+def test_bad_videos_are_rejected_with_a_reason(clip, tmp_path):
+    with pytest.raises(DecodeError, match="empty file"):
+        list(sample_frames(b"", FrameParams()))
+    with pytest.raises(DecodeError, match="cannot open video"):
+        list(sample_frames(np.random.default_rng(0).bytes(20000), FrameParams()))
+    audio_only = tmp_path / "a.mp4"
+    with av.open(str(audio_only), "w") as out:
+        s = out.add_stream("aac", rate=48000)
+        frame = av.AudioFrame.from_ndarray(np.zeros((1, 1024), np.float32), format="flt", layout="mono")
+        frame.sample_rate = 48000
+        for p in s.encode(frame):
+            out.mux(p)
+        for p in s.encode():
+            out.mux(p)
+    with pytest.raises(DecodeError, match="no video stream"):
+        list(sample_frames(audio_only.read_bytes(), FrameParams()))
+    with pytest.raises(DecodeError):
+        list(sample_frames(clip[:600], FrameParams()))  # cut inside the header
+
+
+def test_frame_params_are_validated_and_hashed():
+    with pytest.raises(UsageError):
+        FrameParams(every=0)
+    assert FrameParams().hash() != FrameParams(face_crop=True).hash()
+    assert FrameParams().key.startswith("full256-every20-") and FrameParams(face_crop=True).key.startswith("face256")
+
+
+def test_oversized_video_is_refused(tmp_path, monkeypatch):
+    import emotion.video.frames as video
+
+    p = tmp_path / CLIP
+    write_clip(p, parse_id(CLIP), VideoSynthParams(duration=0.2))
+    monkeypatch.setattr(video, "MAX_PIXELS", 100 * 100)
+    with pytest.raises(RejectedInput, match="over the 4K limit"):
+        list(sample_frames(p.read_bytes(), FrameParams()))
+
+
+@pytest.mark.real_data
+def test_real_clip_cut_off_mid_stream_is_rejected():
+    data = real_video_files()[0].read_bytes()
+    assert len(list(sample_frames(data, FrameParams()))) == 5
+    with pytest.raises(DecodeError, match="video is cut off: .* of its 99 frames decode"):
+        list(sample_frames(data[: len(data) // 2], FrameParams()))
+
+
+@pytest.mark.real_data
+def test_real_clips_decode_to_gray_256_frames_with_faces():
+    files = real_video_files()
+    assert len(files) == 5
+    found = total = 0
+    for f in files:
+        frames = list(sample_frames(f.read_bytes(), FrameParams(face_crop=True)))
+        assert frames and all(fr.image.shape == (256, 256) and fr.image.dtype == np.uint8 for fr in frames)
+        assert [fr.index for fr in frames] == list(range(0, 20 * len(frames), 20))
+        found += sum(bool(fr.face_found) for fr in frames)
+        total += len(frames)
+    assert found / total >= 0.95, f"faces in {found}/{total} kept frames"
+    with av.open(str(files[0])) as c:
+        assert c.streams.video[0].codec_context.name == "h264"

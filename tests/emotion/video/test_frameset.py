@@ -1,0 +1,93 @@
+"""Stored frames as a stream: selection by actor, newest part wins, clip aggregation."""
+
+from __future__ import annotations
+
+import numpy as np
+import pyarrow as pa
+import pytest
+
+from emotion.core.errors import StoreError
+from emotion.core.ids import parse_id
+from emotion.extract import frame_schema
+from emotion.store.store import Store
+from emotion.video.frames import FrameParams, encode_png
+from emotion.video.frameset import FrameSet, aggregate_clips, frame_index, top_two
+
+PARAMS = FrameParams(size=16)
+
+
+def _rows(stem: str, n: int, value: int, face: bool | None = None) -> list[dict]:
+    rid = parse_id(f"{stem}.mp4")
+    path = f"Actor_{rid.actor:02d}/{stem}.mp4"
+    img = np.full((16, 16), value, np.uint8)
+    return [{"path": path, "content_hash": f"h{value}", **rid.labels(), "frame_index": 20 * i, "time": 20 * i / 30,
+             "face_found": face, "face_x": None, "face_y": None, "face_w": None, "face_h": None,
+             "height": 16, "width": 16, "image": encode_png(img)} for i in range(n)]
+
+
+def _write(store: Store, rows: list[dict]) -> None:
+    folder = store.dataset_dir("frames", PARAMS.key)
+    store.write_table(f"{folder}/{Store.new_part_name()}", pa.Table.from_pylist(rows, schema=frame_schema(PARAMS)))
+
+
+@pytest.fixture
+def store(tmp_path) -> Store:
+    s = Store(str(tmp_path / "store"))
+    _write(s, _rows("01-01-03-01-01-01-01", 3, 10) + _rows("01-01-04-01-01-01-02", 2, 20, face=False))
+    _write(s, _rows("02-01-05-01-01-01-21", 4, 30) + _rows("02-01-06-01-01-01-01", 3, 40, face=True))
+    _write(s, _rows("01-01-03-01-01-01-01", 2, 50))  # the clip changed: its newer rows replace the old ones
+    return s
+
+
+def test_index_keeps_the_newest_rows_of_each_clip(store: Store):
+    idx = frame_index(store, PARAMS.key)
+    assert len(idx) == 2 + 2 + 4 + 3
+    assert set(idx.loc[idx["path"].str.contains("03-01-01-01-01"), "content_hash"]) == {"h50"}
+
+
+def test_selection_by_actor_streams_only_those_clips(store: Store):
+    fs = FrameSet.select(store, PARAMS.key, actors=[1])
+    assert (fs.n_clips, fs.n_frames) == (2, 2 + 3)
+    seen = {}
+    for b in fs.batches(batch_rows=2):
+        assert b.images.shape[1:] == (16, 16) and b.images.dtype == np.uint8
+        for p, img, lab in zip(b.paths, b.images, b.labels, strict=True):
+            seen.setdefault(p, set()).add((int(img[0, 0]), int(lab)))
+    assert seen == {"Actor_01/01-01-03-01-01-01-01.mp4": {(50, 2)}, "Actor_01/02-01-06-01-01-01-01.mp4": {(40, 5)}}
+    test = FrameSet.select(store, PARAMS.key, actors=[21])
+    assert test.clips() == ["Actor_21/02-01-05-01-01-01-21.mp4"]
+
+
+def test_faces_only_skips_frames_without_a_face(store: Store):
+    fs = FrameSet.select(store, PARAMS.key, actors=[2], faces_only=True)
+    assert fs.n_frames == 0 and sum(len(b) for b in fs.batches()) == 0
+    assert FrameSet.select(store, PARAMS.key, actors=[2]).n_frames == 2
+
+
+def test_shuffled_parts_give_the_same_frames(store: Store):
+    fs = FrameSet.select(store, PARAMS.key)
+    plain = sorted((p, int(i)) for b in fs.batches() for p, i in zip(b.paths, b.frame_index, strict=True))
+    shuffled = sorted((p, int(i)) for b in fs.batches(rng=np.random.default_rng(1))
+                      for p, i in zip(b.paths, b.frame_index, strict=True))
+    assert plain == shuffled and len(plain) == fs.n_frames
+
+
+def test_empty_store_is_a_clear_error(tmp_path):
+    with pytest.raises(StoreError, match="emotion extract --modality video"):
+        frame_index(Store(str(tmp_path)), PARAMS.key)
+
+
+def test_clip_outcome_is_the_mean_of_its_frames():
+    paths = np.array(["b", "a", "b", "a", "a"], dtype=object)
+    proba = np.array([[0.9, 0.1], [0.2, 0.8], [0.5, 0.5], [0.4, 0.6], [0.3, 0.7]])
+    clips, mean = aggregate_clips(paths, proba)
+    assert clips == ["a", "b"]
+    np.testing.assert_allclose(mean, [[0.3, 0.7], [0.7, 0.3]])
+
+
+def test_top_two_per_frame():
+    p = np.array([[0.1, 0.6, 0.3], [0.5, 0.2, 0.3]])
+    i1, p1, i2, p2 = top_two(p)
+    assert i1.tolist() == [1, 0] and i2.tolist() == [2, 2]
+    np.testing.assert_allclose(p1, [0.6, 0.5])
+    np.testing.assert_allclose(p2, [0.3, 0.3])

@@ -1,0 +1,101 @@
+"""Landmark geometry: scale-free measures per frame, statistics per clip, the feature table."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from emotion.core.errors import UsageError
+from emotion.video.frames import FrameParams, sample_frames
+from emotion.video.landmarks import (
+    MEASURES,
+    STATS,
+    LandmarkParams,
+    clip_features,
+    decode_landmarks,
+    encode_landmarks,
+    frame_measures,
+    landmark_table,
+    summarise,
+)
+from tests.conftest import real_video_files
+
+
+def _face(rng: np.random.Generator) -> np.ndarray:
+    return rng.uniform(0.2, 0.8, (468, 2)).astype(np.float32)
+
+
+def test_measures_do_not_change_with_the_face_size_or_place():
+    pts = _face(np.random.default_rng(0))
+    a = frame_measures(pts)
+    b = frame_measures(pts * 3.0 + 7.0)
+    assert a.shape == (len(MEASURES),)
+    np.testing.assert_allclose(a, b, rtol=1e-4)  # float32 input
+
+
+def test_opening_the_mouth_raises_mouth_open_only_by_the_lips():
+    pts = _face(np.random.default_rng(1))
+    wider = pts.copy()
+    wider[14, 1] += 0.05  # the lower inner lip moves down
+    i = MEASURES.index("mouth_open")
+    assert frame_measures(wider)[i] > frame_measures(pts)[i]
+    assert frame_measures(wider)[MEASURES.index("eye_open")] == pytest.approx(frame_measures(pts)[MEASURES.index("eye_open")])
+
+
+def test_summary_statistics_and_slope():
+    t = np.array([0.0, 1.0, 2.0, 3.0])
+    v = np.stack([t * 2 + 1, np.ones(4)], axis=1)
+    s = summarise(t, v).reshape(2, len(STATS))
+    assert s[0, STATS.index("mean")] == pytest.approx(4.0)
+    assert s[0, STATS.index("slope")] == pytest.approx(2.0)
+    assert s[0, STATS.index("range")] == pytest.approx(6.0)
+    assert s[1, STATS.index("std")] == 0 and s[1, STATS.index("slope")] == 0
+    one = summarise(np.array([0.5]), v[:1])  # one frame: no spread, no slope, no NaN
+    assert np.isfinite(one).all()
+    with pytest.raises(UsageError):
+        summarise(np.array([]), np.empty((0, 2)))
+
+
+def test_landmarks_round_trip_through_the_frame_table_bytes():
+    pts = _face(np.random.default_rng(2))
+    back = decode_landmarks(encode_landmarks(pts))
+    np.testing.assert_allclose(back, pts, atol=1e-3)
+    with pytest.raises(UsageError):
+        decode_landmarks(b"123")
+
+
+def test_table_has_one_row_per_clip_with_a_face_and_counts_the_others():
+    rng = np.random.default_rng(3)
+    rows = []
+    for clip, found in (("a.mp4", [True, True, False]), ("b.mp4", [False, False])):
+        for i, f in enumerate(found):
+            rows.append({"path": clip, "content_hash": "h", "actor": 1, "emotion": 3, "time": i * 0.5, "face_found": f,
+                         "landmarks": encode_landmarks(_face(rng)) if f else None})
+    tab = landmark_table(pd.DataFrame(rows), LandmarkParams())
+    assert list(tab.features["path"]) == ["a.mp4"] and tab.no_face == ["b.mp4"]
+    assert tab.faces == {"a.mp4": (2, 3), "b.mp4": (0, 2)} and tab.face_rate == pytest.approx(2 / 5)
+    assert tab.features[["n_frames", "n_faces"]].values.tolist() == [[3, 2]]
+    assert tab.features[LandmarkParams().feature_names()].notna().all().all()
+
+
+def test_params_name_their_frames_and_hash_apart():
+    p = LandmarkParams()
+    assert p.key.startswith("landmarks-") and p.frame_params() == FrameParams(face_crop=True, detector="mesh")
+    assert len(p.feature_names()) == len(MEASURES) * len(STATS)
+    assert LandmarkParams(every=10).hash() != p.hash()
+    assert LandmarkParams.from_dict(p.to_dict()) == p
+
+
+@pytest.mark.real_data
+def test_real_clips_give_landmark_features_without_missing_values():
+    params = LandmarkParams()
+    for f in real_video_files():
+        frames = [fr for fr in sample_frames(f.read_bytes(), params.frame_params()) if fr.face_found]
+        assert len(frames) == 5
+        x = clip_features(np.array([fr.time for fr in frames]), np.stack([fr.landmarks for fr in frames]))
+        assert x.shape == (len(params.feature_names()),) and np.isfinite(x).all()
+        m = frame_measures(np.stack([fr.landmarks for fr in frames]))
+        # plausible faces: the mouth is narrower than 1.5 eye distances, the chin below the mouth
+        assert (m[:, MEASURES.index("mouth_width")] < 1.5).all()
+        assert (m[:, MEASURES.index("jaw_drop")] > m[:, MEASURES.index("mouth_height")]).all()
