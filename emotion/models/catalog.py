@@ -14,6 +14,7 @@ from __future__ import annotations
 
 from typing import Any
 
+import numpy as np
 from scipy.stats import loguniform, randint, uniform
 from sklearn.base import BaseEstimator
 from sklearn.ensemble import RandomForestClassifier
@@ -87,8 +88,8 @@ def _ensemble(seed: int) -> BaseEstimator:
     return SoftVotingEnsemble()
 
 
-def _tune_ensemble(*args: Any, **kwargs: Any) -> TuneResult:
-    return tune_ensemble(*args, spec_of=model_spec, **kwargs)
+def _tune_ensemble(X: np.ndarray, y: np.ndarray, groups: np.ndarray, params: SearchParams, n_jobs: int = 1) -> TuneResult:
+    return tune_ensemble(X, y, groups, params, n_jobs=n_jobs, spec_of=model_spec)
 
 
 def _rf(seed: int) -> BaseEstimator:
