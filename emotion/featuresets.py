@@ -27,12 +27,11 @@ from emotion.audio.logmel import LogMelExtractor, LogMelParams
 from emotion.audio.opensmile import OPENSMILE_SETS, OpenSmileExtractor, OpenSmileParams, _require
 from emotion.audio.seed import AudioFeatureExtractor, AudioFeatureParams
 from emotion.core.errors import UsageError
+from emotion.core.names import FEATURE_SET_NAMES
 from emotion.store.store import Store
 from emotion.video.landmarks import LandmarkParams, read_landmark_features
 
 FeatureParams = AudioFeatureParams | ExtendedFeatureParams | LogMelParams | OpenSmileParams | LandmarkParams
-FEATURE_SET_NAMES = ("seed", "extended", "logmel", "landmarks", *OPENSMILE_SETS)
-VIDEO_FEATURE_SETS = ("landmarks",)
 
 
 def modality_of(params: Any) -> str:

@@ -10,27 +10,15 @@ from prefect import flow, get_run_logger
 
 from emotion.audio.seed import AudioFeatureParams
 from emotion.core.errors import UsageError
+from emotion.core.names import DEFAULT_MODELS, FUSION_MODELS, VIDEO_MODELS, split_models
 from emotion.core.splits import DEFAULT_SPLIT, ActorSplit
 from emotion.featuresets import FeatureParams, is_face_set
-from emotion.models.catalog import MODELS, SearchParams
-from emotion.models.frame_nets import NN_MODELS
-from emotion.models.fusion import FUSION_MODELS
+from emotion.models.tuning import SearchParams
 from emotion.video.frames import FrameParams
 from flows.extract import extract
 from flows.naming import current_run, frames_label, name, run_tags, split_label, tagged
-from flows.train import DEFAULT_MODELS, VIDEO_MODELS, frames_for, train_audio, train_fusion, train_video
+from flows.train import frames_for, train_audio, train_fusion, train_video
 from tasks.pipeline import pipeline_step
-
-ALL_MODELS = (*MODELS, *NN_MODELS, *FUSION_MODELS)
-
-
-def split_models(models: tuple[str, ...]) -> tuple[tuple[str, ...], tuple[str, ...], tuple[str, ...]]:
-    """Audio, video and fusion model names of ``models`` (unknown names are a usage error)."""
-    bad = [m for m in models if m not in ALL_MODELS]
-    if bad:
-        raise UsageError(f"unknown model {bad[0]!r}; choose from {', '.join(ALL_MODELS)}")
-    return (tuple(m for m in models if m in MODELS), tuple(m for m in models if m in NN_MODELS),
-            tuple(m for m in models if m in FUSION_MODELS))
 
 
 def pipeline_run_name() -> str:

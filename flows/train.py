@@ -9,11 +9,10 @@ from prefect import flow
 
 from emotion.audio.seed import AudioFeatureParams
 from emotion.core.errors import UsageError
+from emotion.core.names import DEFAULT_MODELS, FUSION_MODELS, VIDEO_MODELS
 from emotion.core.splits import DEFAULT_SPLIT, ActorSplit
 from emotion.featuresets import FeatureParams, modality_of
-from emotion.models.catalog import DEFAULT_MODELS, SearchParams, check_features
-from emotion.models.frame_nets import NN_MODELS
-from emotion.models.fusion import FUSION_MODELS
+from emotion.models.catalog import SearchParams, check_features
 from emotion.training.video import build_model
 from emotion.video.frames import FrameParams
 from flows.naming import current_run, frames_label, name, run_tags, split_label, split_used, tagged
@@ -82,7 +81,6 @@ def _finish(out: str, sp: ActorSplit, results: list[dict[str, Any]], modality: s
     return {"split": str(sp), "split_id": sp.id, "summary": path, "report": report_path, "models": ranked}
 
 
-VIDEO_MODELS = tuple(NN_MODELS)  # cnn, fer
 
 
 def frames_for(model: str, frames: FrameParams) -> FrameParams:

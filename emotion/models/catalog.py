@@ -24,7 +24,9 @@ from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import StandardScaler
 from sklearn.svm import SVC
 
+from emotion.core import names
 from emotion.core.errors import UsageError
+from emotion.core.names import DEFAULT_MODELS, default_models
 from emotion.models.ensemble import SoftVotingEnsemble, tune_ensemble
 from emotion.models.tuning import ModelSpec, SearchParams, TuneResult, predict_scores, tune
 
@@ -154,7 +156,7 @@ MODELS: dict[str, ModelSpec] = {
     "melcnn": ModelSpec(
         "melcnn", "Keras CNN on log-mel spectrograms", _melcnn,
         {"filters": [(16, 32, 64), (32, 64, 128)], "dropout": [0.3], "epochs": [40]},
-        feature_sets=("logmel",),
+        feature_sets=names.MODEL_FEATURE_SETS["melcnn"],
     ),
     "xgb": ModelSpec(
         "xgb", "XGBoost", _xgb,
@@ -175,10 +177,6 @@ MODELS: dict[str, ModelSpec] = {
 }
 
 
-# trained when no model is named: the baseline three, and LR, the best on richer, speaker-normalised features
-DEFAULT_MODELS = ("rf", "svc", "xgb", "lr")
-
-
 def model_spec(name: str) -> ModelSpec:
     try:
         return MODELS[name]
@@ -186,28 +184,7 @@ def model_spec(name: str) -> ModelSpec:
         raise UsageError(f"unknown model {name!r}; choose from {', '.join(MODELS)}") from None
 
 
-# the wide sets (1453 and 6373 columns): LR and SVC, the best there; a tree model's 150-fit search on so many
-# columns takes over an hour on 2 cores (one XGBoost fit on 800 x 1453: 7-113 s; a forest of 300 at 0.2 of the
-# columns per split: 42 s). Named with --model, rf and xgb still run.
-WIDE_SET_MODELS = ("lr", "svc")
-_WIDE_SETS = ("extended", "compare")
-
-
-def default_models(feature_set: str) -> tuple[str, ...]:
-    """The audio models trained when none is named: the spectrogram CNN on spectrograms, LR and SVC on the wide
-    sets, else ``DEFAULT_MODELS``."""
-    own = tuple(n for n, s in MODELS.items() if feature_set in s.feature_sets)
-    if own:
-        return own
-    return WIDE_SET_MODELS if feature_set in _WIDE_SETS else DEFAULT_MODELS
-
-
 def check_features(name: str, feature_set: str) -> ModelSpec:
-    """The spec of model ``name``, after checking that it can read ``feature_set``."""
-    spec = model_spec(name)
-    if spec.feature_sets and feature_set not in spec.feature_sets:
-        raise UsageError(f"model {name!r} reads the {' or '.join(spec.feature_sets)} feature set, not {feature_set!r}; "
-                         f"add --features {spec.feature_sets[0]}")
-    return spec
-
-
+    """The spec of model ``name``, after checking that it can read ``feature_set`` (:mod:`emotion.core.names`)."""
+    names.check_features(name, feature_set)
+    return model_spec(name)

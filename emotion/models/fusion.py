@@ -33,9 +33,8 @@ from sklearn.preprocessing import StandardScaler
 
 from emotion.core.errors import UsageError
 from emotion.core.ids import EMOTION_LABELS
+from emotion.core.names import FUSION_METHODS  # model names on the command line and in the store
 
-FUSION_METHODS = ("late", "stack", "early")
-FUSION_MODELS = tuple(f"fusion-{m}" for m in FUSION_METHODS)  # model names on the command line and in the store
 N_CLASSES = len(EMOTION_LABELS)
 WEIGHTS = tuple(round(w, 2) for w in np.linspace(0, 1, 21))
 

@@ -16,7 +16,7 @@ import httpx
 import pytest
 
 from emotion.audio.synth import SynthParams, write_corpus
-from flows.cli import database_location, server_env
+from flows.cli.server import database_location, server_env
 from tests.flows.test_prefect_server import post
 from tests.services import BIN, chromium, prefect_server, render_page
 

@@ -1,0 +1,81 @@
+"""The names a user types: every feature set and model, its modality, and what each model reads.
+
+One catalog for the command line, the flows and the domain. It holds names
+and plain facts only (no estimator, no heavy import), so the command line can
+show its help and check a command before loading scikit-learn, TensorFlow or
+librosa. The modules that build each model (:mod:`emotion.models.catalog`,
+:mod:`emotion.models.frame_nets`, :mod:`emotion.models.fusion`) key their
+objects by these names; a test checks they agree.
+"""
+
+from __future__ import annotations
+
+from emotion.core.errors import UsageError
+
+# -- feature sets ---------------------------------------------------------------
+OPENSMILE_SETS = ("egemaps", "compare")  # only where the optional opensmile package is installed
+FEATURE_SET_NAMES = ("seed", "extended", "logmel", "landmarks", *OPENSMILE_SETS)
+VIDEO_FEATURE_SETS = ("landmarks",)  # measured on the face crops, trained on the video side
+WIDE_SETS = ("extended", "compare")  # over a thousand columns
+
+# -- models ---------------------------------------------------------------------
+AUDIO_MODELS = ("rf", "svc", "lr", "mlp", "melcnn", "xgb", "ensemble")  # on a feature set (audio, or landmarks)
+VIDEO_MODELS = ("cnn", "fer")  # Keras networks on the frames
+FUSION_METHODS = ("late", "stack", "early")
+FUSION_MODELS = tuple(f"fusion-{m}" for m in FUSION_METHODS)
+ALL_MODELS = (*AUDIO_MODELS, *VIDEO_MODELS, *FUSION_MODELS)
+
+# the feature sets a model can read, where it cannot read every one
+MODEL_FEATURE_SETS: dict[str, tuple[str, ...]] = {"melcnn": ("logmel",)}
+
+# trained when no model is named: the baseline three, and LR, the best on richer, speaker-normalised features
+DEFAULT_MODELS = ("rf", "svc", "xgb", "lr")
+# the wide sets: LR and SVC, the best there; a tree model's 150-fit search on over a thousand columns takes over
+# an hour on 2 cores (one XGBoost fit on 800 x 1453: 7-113 s). Named with --model, rf and xgb still run.
+WIDE_SET_MODELS = ("lr", "svc")
+
+
+def modality_of_model(name: str) -> str:
+    """``audio`` (a model on a feature set), ``video`` (a frame network) or ``fusion``."""
+    if name in AUDIO_MODELS:
+        return "audio"
+    if name in VIDEO_MODELS:
+        return "video"
+    if name in FUSION_MODELS:
+        return "fusion"
+    raise UsageError(f"unknown model {name!r}; choose from {', '.join(ALL_MODELS)}")
+
+
+def split_models(models: tuple[str, ...]) -> tuple[tuple[str, ...], tuple[str, ...], tuple[str, ...]]:
+    """``models`` as (feature-set models, frame networks, fused models), each in the order given."""
+    kinds = [modality_of_model(m) for m in models]  # refuses an unknown name
+    return tuple(tuple(m for m, k in zip(models, kinds, strict=True) if k == want) for want in ("audio", "video", "fusion"))  # type: ignore[return-value]
+
+
+def parse_models(values: list[str] | None, default: str) -> tuple[str, ...]:
+    """``--model a,b --model c`` (or ``default`` when none is given) as names, each once, checked."""
+    names: list[str] = []
+    for v in values or [default]:
+        names.extend(n.strip() for n in v.split(",") if n.strip())
+    for n in names:
+        modality_of_model(n)
+    return tuple(dict.fromkeys(names))
+
+
+def default_models(feature_set: str) -> tuple[str, ...]:
+    """The feature-set models trained when none is named: the spectrogram CNN on spectrograms, LR and SVC on the
+    wide sets, else ``DEFAULT_MODELS``."""
+    own = tuple(n for n, sets in MODEL_FEATURE_SETS.items() if feature_set in sets)
+    if own:
+        return own
+    return WIDE_SET_MODELS if feature_set in WIDE_SETS else DEFAULT_MODELS
+
+
+def check_features(name: str, feature_set: str) -> None:
+    """Refuse (:class:`UsageError`) a feature-set model that cannot read ``feature_set``, or a name that is none."""
+    if name not in AUDIO_MODELS:
+        raise UsageError(f"unknown model {name!r}; choose from {', '.join(AUDIO_MODELS)}")
+    sets = MODEL_FEATURE_SETS.get(name, ())
+    if sets and feature_set not in sets:
+        raise UsageError(f"model {name!r} reads the {' or '.join(sets)} feature set, not {feature_set!r}; "
+                         f"add --features {sets[0]}")

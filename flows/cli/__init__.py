@@ -1,0 +1,54 @@
+"""The ``emotion`` command line: synth, extract, train, evaluate, run, demo, predict, server, deploy.
+
+Every command prints a readable summary (``--json`` for a machine-readable
+one) and exits 0 on success, 1 when the pipeline fails, and 2 with a one-line
+message on bad usage or a missing path.
+
+The parts apart: :mod:`flows.cli.parser` (the options; imports nothing heavy,
+so ``--help`` and usage errors answer at once), :mod:`flows.cli.options`
+(options -> typed parameters), :mod:`flows.cli.commands` and
+:mod:`flows.cli.server` (what each command does; imported only once the
+command line is understood), :mod:`flows.cli.render` (what is printed).
+"""
+
+from __future__ import annotations
+
+import importlib
+import os
+import sys
+
+# Quiet defaults, set before Prefect, Dask or TensorFlow are imported.
+for _k, _v in {
+    "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
+    "DASK_LOGGING__DISTRIBUTED": "warning",
+    "TF_CPP_MIN_LOG_LEVEL": "3",
+    "TF_ENABLE_ONEDNN_OPTS": "0",
+    # the temporary Prefect server (no PREFECT_API_URL) gets 2 minutes to start, not 20 s: on 2 busy cores
+    # (a training run beside it) it took longer, and the command died with "Timed out ... ephemeral Prefect API"
+    "PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS": "120",
+}.items():
+    os.environ.setdefault(_k, _v)
+
+from emotion.core.errors import EmotionError, UsageError  # noqa: E402
+from flows.cli.parser import build_parser, check_numbers  # noqa: E402
+
+# the module holding each command's ``cmd_<name>``
+COMMAND_MODULES = {"server": "flows.cli.server", "deploy": "flows.cli.server"}
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        check_numbers(args)
+        module = importlib.import_module(COMMAND_MODULES.get(args.command, "flows.cli.commands"))
+        return int(getattr(module, f"cmd_{args.command}")(args))
+    except UsageError as exc:
+        print(f"emotion: error: {exc}", file=sys.stderr)
+        return 2
+    except EmotionError as exc:
+        print(f"emotion: {args.command} failed: {exc}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print("emotion: interrupted", file=sys.stderr)
+        return 130

@@ -1,0 +1,233 @@
+"""What each pipeline command does: synth, extract, train, run, demo, evaluate, predict.
+
+Commands turn options into typed parameters (:mod:`flows.cli.options`), call
+the flows, and print through :mod:`flows.cli.render`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+from emotion.audio.synth import SynthParams, write_corpus
+from emotion.core.errors import EmotionError, UsageError
+from emotion.core.ids import MAX_ACTOR
+from emotion.core.names import FUSION_MODELS, VIDEO_MODELS, default_models, parse_models, split_models
+from emotion.core.splits import ActorSplit, parse_actors
+from flows.cli.options import (
+    check_feature_models,
+    existing_dir,
+    feature_params,
+    frame_params,
+    out_dir,
+    search_params,
+    split_text,
+    video_params,
+)
+from flows.cli.render import emit, extract_payload, print_extract, print_loso, print_predictions, print_run, print_train
+
+
+class _DomainErrorsWithoutTraceback(logging.Filter):
+    """Console logs keep the message of our own errors (bad input) but not their traceback.
+
+    The Prefect API still records the full traceback with the failed run.
+    """
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.exc_info and isinstance(record.exc_info[1], EmotionError):
+            record.exc_info = None
+            record.exc_text = None
+        return True
+
+
+def check_prefect_api() -> None:
+    """Fail with a clear message when ``PREFECT_API_URL`` names a server that does not answer."""
+    url = os.environ.get("PREFECT_API_URL")
+    if not url:
+        return  # Prefect starts a temporary server for this command
+    import httpx
+
+    try:
+        httpx.get(url.rstrip("/") + "/health", timeout=5).raise_for_status()
+    except (httpx.HTTPError, OSError) as exc:
+        raise EmotionError(
+            f"the Prefect server at PREFECT_API_URL={url} is not reachable ({type(exc).__name__}); "
+            "start it with `emotion server`, or unset PREFECT_API_URL to run with a temporary one"
+        ) from None
+
+
+def flows_module() -> Any:
+    """The flows (and so Prefect), imported on first use: synth needs neither."""
+    check_prefect_api()
+    from prefect.logging.handlers import PrefectConsoleHandler
+
+    import flows.evaluate
+    import flows.extract
+    import flows.run
+    import flows.train
+
+    for handler in logging.getLogger().handlers:
+        if not any(isinstance(f, _DomainErrorsWithoutTraceback) for f in handler.filters):
+            handler.addFilter(_DomainErrorsWithoutTraceback())
+        if isinstance(handler, PrefectConsoleHandler):
+            # main() may run many times in one process (tests, notebooks): log to the stderr of this call
+            handler.console.file = sys.stderr
+    return flows
+
+
+def cmd_synth(args: argparse.Namespace) -> int:
+    actors = parse_actors(args.actors)
+    if max(actors) > MAX_ACTOR:
+        raise UsageError(f"--actors {args.actors}: RAVDESS actors are 01-{MAX_ACTOR}, so extraction would reject "
+                         f"actor {max(actors)}")
+    params = SynthParams(actors=parse_actors(args.actors), repetitions=args.repetitions,
+                         duration=args.duration, seed=args.seed, signal=args.signal)
+    t0 = time.perf_counter()
+    paths = write_corpus(out_dir(args.dir), params)
+    videos = []
+    if args.video:
+        from emotion.video.synth import VideoSynthParams, write_video_corpus
+
+        videos = write_video_corpus(args.dir, VideoSynthParams(actors=params.actors, repetitions=args.repetitions,
+                                                               seed=args.seed, signal=args.signal),
+                                    workers=args.workers)
+    payload = {"dir": str(Path(args.dir).resolve()), "clips": len(paths), "videos": len(videos),
+               "actors": list(params.actors), "seconds": round(time.perf_counter() - t0, 2)}
+    emit(args, payload, lambda p: print(f"synth: wrote {p['clips']} audio clips and {p['videos']} mp4 clips of actors "
+                                         f"{args.actors} to {p['dir']} in {p['seconds']:.1f} s"))
+    return 0
+
+
+def cmd_extract(args: argparse.Namespace) -> int:
+    from emotion.store.store import Store
+
+    data, out = existing_dir(args.data, "data root"), out_dir(args.out)
+    with Store(out).writer_lock(f"emotion extract {data}"):  # a second writer is refused before Prefect starts
+        return _extract_locked(args, data, out)
+
+
+def _extract_locked(args: argparse.Namespace, data: str, out: str) -> int:
+    extract = flows_module().extract.extract
+    s = extract(data, out, args.modality, feature_params(args), frame_params(args), full=args.full,
+                chunk_size=args.chunk_size, dask_address=args.dask_address, workers=args.workers,
+                replace_data=args.replace_data)
+    payload = extract_payload({m: v.to_dict() for m, v in s.items()})
+    emit(args, payload, print_extract)
+    return _strict_exit(args, payload)
+
+
+def _strict_exit(args: argparse.Namespace, extracted: dict[str, Any]) -> int:
+    """With ``--strict``, any reject fails the command (after everything else was written)."""
+    if getattr(args, "strict", False) and extracted["rejected"]:
+        print(f"emotion: {extracted['rejected']} file(s) rejected and --strict is set", file=sys.stderr)
+        return 1
+    return 0
+
+
+def cmd_train(args: argparse.Namespace) -> int:
+    fl = flows_module()
+    out = existing_dir(args.out, "store")
+    split = split_text(args.split)
+    audio, video, fusion = split_models(parse_models(args.model, ",".join(default_models(args.features))))
+    check_feature_models(audio, args.features)
+    t = fl.run.train_models(out, split, audio, video, fusion, feature_params(args), search_params(args),
+                            frame_params(args), video_params(args), n_jobs=args.jobs, force=args.force,
+                            speaker_norm=args.speaker_norm)
+    emit(args, t, print_train)
+    return 0
+
+
+def _run(args: argparse.Namespace, data: str, out: str) -> dict[str, Any]:
+    fl = flows_module()
+    split = split_text(args.split)
+    audio, video = ",".join(default_models(args.features)), ",".join(VIDEO_MODELS)
+    default = {"audio": audio, "video": video}.get(args.modality, ",".join((audio, video, *FUSION_MODELS)))
+    models = parse_models(args.model, default)
+    check_feature_models(split_models(models)[0], args.features)
+    r = fl.run.run_pipeline(data, out, split, models, feature_params(args),
+                            search_params(args), modality=args.modality, frames=frame_params(args),
+                            video_params=video_params(args), full=args.full, dask_address=args.dask_address,
+                            workers=args.workers, n_jobs=args.jobs, speaker_norm=args.speaker_norm)
+    return {**r, "extract": extract_payload(r["extract"])}
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    data, out = existing_dir(args.data, "data root"), out_dir(args.out)
+    r = _run(args, data, out)
+    emit(args, r, print_run)
+    return _strict_exit(args, r["extract"])
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    out = Path(out_dir(args.out))
+    data = out / "data"
+    params = SynthParams(actors=parse_actors(args.actors))
+    t0 = time.perf_counter()
+    if not args.json:
+        what = {"audio": "audio", "video": "video", "all": "audio and video"}[args.modality]
+        print(f"demo: writing a synthetic {what} corpus ({len(params.actors)} actors) to {data}", flush=True)
+    if args.modality in ("audio", "all"):
+        write_corpus(data, params)
+    if args.modality in ("video", "all"):
+        from emotion.video.synth import VideoSynthParams, write_video_corpus
+
+        write_video_corpus(data, VideoSynthParams(actors=params.actors), workers=args.workers)
+    r = _run(args, str(data), str(out / "store"))
+    if args.modality in ("video", "all") and frame_params(args).detector == "mesh":
+        # the face's geometry: logistic regression on the landmarks feature set of the face crops just extracted
+        from emotion.video.landmarks import LandmarkParams
+
+        lm = LandmarkParams(every=args.every, size=args.frame_size)
+        t = flows_module().run.train_models(str(out / "store"), r["train"]["split"], ("lr",), (), (), lm, search_params(args),
+                                      frame_params(args), None, n_jobs=args.jobs, force=args.full)
+        r["train"]["models"] = sorted([*r["train"]["models"], *({**m, "modality": "video"} for m in t["models"])],
+                                      key=lambda m: (-m["accuracy"], m["model"]))
+        r["train"]["report"] = t.get("report") or r["train"].get("report")
+    r["seconds"] = round(time.perf_counter() - t0, 1)
+    emit(args, r, print_run)
+    if not args.json:
+        print(f"demo finished in {r['seconds']:.0f} s; outputs under {out / 'store'}")
+    return 0
+
+
+def cmd_evaluate(args: argparse.Namespace) -> int:
+    if not args.loso:
+        raise UsageError("evaluate needs --loso (leave-one-actor-out over the training actors; the only evaluation so far)")
+    if args.params_from and not args.fixed_params:
+        raise UsageError("--params-from needs --fixed-params")
+    evaluate_loso = flows_module().evaluate.evaluate_loso
+    out = existing_dir(args.out, "store")
+    split = split_text(args.split)
+    features = feature_params(args)
+    models = parse_models(args.model, "lr")
+    check_feature_models(models, args.features)
+    t = evaluate_loso(out, split, models, features, search_params(args),
+                      speaker_norm=args.speaker_norm, mode="fixed" if args.fixed_params else "nested", n_jobs=args.jobs,
+                      params_from=str(ActorSplit.parse(args.params_from)) if args.params_from else None)
+    emit(args, t, print_loso)
+    return 0
+
+
+def cmd_predict(args: argparse.Namespace) -> int:
+    from emotion.predict import Prediction, load_predictors, predict_files
+
+    if not args.store and not args.model and any(not f.lower().endswith(".mp4") for f in args.files):
+        raise UsageError("give --store OUT (picks the best trained model) or --model PATH; without them only the face "
+                         "of an .mp4 is read, by the pretrained FER2013 model")
+    predictors = load_predictors(args.store, args.model, args.split)
+    results = predict_files(args.files, predictors, same_speaker=args.same_speaker)
+    files = [r.to_dict() if isinstance(r, Prediction) else {"file": r[0], "error": r[1]} for r in results]
+    failed = sum(1 for f in files if f.get("error") or f.get("emotion") is None)  # "no prediction" is no success
+    if args.json:
+        print(json.dumps(files, indent=2))
+    else:
+        print_predictions({"files": files})
+    if failed:
+        print(f"emotion: {failed} of {len(files)} file(s) could not be predicted", file=sys.stderr)
+    return 1 if failed else 0

@@ -1,0 +1,89 @@
+"""Command-line options -> the typed parameters the flows take, each checked with a one-line message."""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+from pathlib import Path
+from typing import Any
+
+from emotion.core.errors import UsageError
+from emotion.core.names import check_features
+from emotion.core.splits import ActorSplit
+from emotion.featuresets import feature_set
+from emotion.models.tuning import SearchParams
+from emotion.video.frames import FrameParams
+
+
+def check_feature_models(audio_models: tuple[str, ...], features: str) -> None:
+    """Refuse, before anything runs, an audio model that cannot read the feature set."""
+    for m in audio_models:
+        check_features(m, features)
+
+
+def frame_params(args: argparse.Namespace) -> FrameParams:
+    haar = getattr(args, "face_detector", "mesh") == "haar"
+    return FrameParams(every=args.every, size=args.frame_size, face_crop=args.face_crop,
+                       detector="haar" if haar else "mesh", margin=0.25 if haar else 0.0)
+
+
+def video_params(args: argparse.Namespace) -> dict[str, dict[str, Any]]:
+    """Per-model settings of the video models from the command line (``--epochs``: the total budget)."""
+    if args.epochs is None:
+        return {}
+    if args.epochs < 1:
+        raise UsageError("--epochs must be at least 1")
+    head = max(1, args.epochs // 3)
+    return {"cnn": {"epochs": args.epochs}, "fer": {"epochs": head, "tune_epochs": args.epochs - head}}
+
+
+def existing_dir(path: str, what: str) -> str:
+    not_in_memory(path)
+    if "://" in path:
+        return path
+    if not Path(path).is_dir():
+        raise UsageError(f"{what} {path!r} does not exist or is not a folder")
+    return str(Path(path).resolve())
+
+
+def not_in_memory(path: str) -> None:
+    if path.lower().startswith("memory://"):
+        raise UsageError(f"{path!r}: a memory:// store lives only as long as the command and would keep nothing; "
+                         "use a folder or object storage")
+
+
+def out_dir(path: str) -> str:
+    not_in_memory(path)
+    if "://" in path:
+        return path
+    p = Path(path)
+    if p.exists() and not p.is_dir():
+        raise UsageError(f"output {path!r} exists and is not a folder")
+    try:
+        p.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise UsageError(f"cannot create the output folder {path!r}: {exc.strerror or exc}") from None
+    return str(p.resolve())
+
+
+def split_text(text: str) -> str:
+    """The split as the user gave it (checked here, so a bad one stops before anything runs), for run names."""
+    ActorSplit.parse(text)
+    return "".join(text.split())
+
+
+def search_params(args: argparse.Namespace) -> SearchParams:
+    if args.n_iter < 1 or args.cv_folds < 2:
+        raise UsageError("--n-iter must be at least 1 and --cv-folds at least 2")
+    return SearchParams(n_iter=args.n_iter, cv_folds=args.cv_folds, refine=not args.no_refine, seed=args.seed)
+
+
+def feature_params(args: argparse.Namespace) -> Any:
+    """The parameters of ``--features``, with ``--augment``'s speeds where given."""
+    params = feature_set(args.features)
+    speeds = getattr(args, "augment", None)
+    if speeds:
+        if not hasattr(params, "speeds"):
+            raise UsageError(f"--augment needs --features extended (the {args.features} set has no augmented copies)")
+        params = dataclasses.replace(params, speeds=speeds)
+    return params

@@ -1,0 +1,190 @@
+"""The options of every ``emotion`` command, and the ranges of its numbers.
+
+Imports only the catalog of names and the split syntax: ``emotion --help``,
+``emotion CMD --help`` and usage errors answer before any heavy library loads.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+
+from emotion.core.errors import UsageError
+from emotion.core.names import AUDIO_MODELS, DEFAULT_MODELS, FEATURE_SET_NAMES, FUSION_MODELS, VIDEO_MODELS
+from emotion.core.splits import DEFAULT_SPLIT
+
+# option -> (smallest, largest) value it may take; checked for every command before it runs
+NUMBER_RANGES: dict[str, tuple[float, float]] = {
+    "chunk_size": (1, 100_000), "jobs": (1, 1024), "workers": (1, 1024), "every": (1, 10_000),
+    "frame_size": (16, 4096), "epochs": (1, 10_000), "n_iter": (1, 100_000), "cv_folds": (2, 100),
+    "port": (1, 65535), "duration": (0.25, 600), "repetitions": (1, 2),
+}
+
+
+def check_numbers(args: argparse.Namespace) -> None:
+    """A one-line :class:`UsageError` (exit 2) for any number on the command line outside its range."""
+    for name, (lo, hi) in NUMBER_RANGES.items():
+        v = getattr(args, name, None)
+        if v is None or isinstance(v, bool):
+            continue
+        if not lo <= v <= hi or v != v:
+            raise UsageError(f"--{name.replace('_', '-')} must be between {lo:g} and {hi:g}, got {v:g}")
+
+
+def speeds(text: str) -> tuple[float, ...]:
+    """``--augment 0.9,1.1`` -> (0.9, 1.1)."""
+    try:
+        return tuple(float(v) for v in text.split(",") if v.strip())
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"speeds must be comma-separated numbers such as 0.9,1.1, got {text!r}") from None
+
+
+
+def _add_common(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--json", action="store_true", help="print a machine-readable JSON summary")
+
+
+def _add_extract_opts(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--features", default="seed",
+                   help=f"feature set: {', '.join(FEATURE_SET_NAMES)} (default: seed, the baseline recipe; "
+                        "egemaps and compare need the opensmile extra)")
+    _add_augment(p)
+    p.add_argument("--dask-address", metavar="ADDR", default=os.environ.get("EMOTION_DASK_ADDRESS"),
+                   help="use the Dask scheduler at tcp://HOST:PORT (default: a local cluster)")
+    p.add_argument("--workers", type=int, help="worker processes of the local cluster (default: one per core)")
+    p.add_argument("--full", action="store_true", help="recompute everything, not only new or changed clips")
+    p.add_argument("--strict", action="store_true", help="exit non-zero if any file was rejected (after writing the rest)")
+    p.add_argument("--replace-data", action="store_true",
+                   help="the store was built from another data root: rebuild it from this one (the old root's rows "
+                        "are dropped and counted as removed); without it, another root is refused")
+
+
+def _add_augment(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--augment", nargs="?", const=(0.9, 1.1), type=speeds, metavar="SPEEDS",
+                   help="extended features only: also compute each clip played at these speeds (default 0.9,1.1), "
+                        "train on those copies too and average predictions over them")
+
+
+def _add_frame_opts(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--every", type=int, default=20, help="keep every Nth video frame (default 20)")
+    p.add_argument("--frame-size", type=int, default=256, help="side of the stored square gray frames (default 256)")
+    p.add_argument("--face-crop", action="store_true",
+                   help="crop frames to the face, aligned (eyes level) and tight, with its 468 landmarks (MediaPipe "
+                        "face detection and mesh); the fer, fused and landmarks models always use face crops")
+    p.add_argument("--face-detector", choices=("mesh", "haar"), default="mesh",
+                   help="face front end: mesh (default; aligned crops and landmarks) or haar (the first release's "
+                        "square crops around OpenCV's Haar box, 0.25 margin, no landmarks)")
+
+
+def _add_train_opts(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--split", default=DEFAULT_SPLIT, help=f"actor split (default: {DEFAULT_SPLIT})")
+    p.add_argument("--model", action="append", metavar="NAME",
+                   help=f"model(s) to train: audio {', '.join(AUDIO_MODELS)}, video {', '.join(VIDEO_MODELS)}, "
+                        f"audio-visual {', '.join(FUSION_MODELS)} "
+                        f"(repeat or comma-separate; default: {','.join(DEFAULT_MODELS)} for train, lr,svc with "
+                        "--features extended or compare, melcnn with "
+                        "--features logmel; those and every video and fused model for run)")
+    p.add_argument("--epochs", type=int, help="video models: training epochs in all (default 20 for both)")
+    p.add_argument("--n-iter", type=int, default=50, help="randomized-search candidates (default 50)")
+    p.add_argument("--cv-folds", type=int, default=3, help="actor-grouped CV folds (default 3)")
+    p.add_argument("--no-refine", action="store_true", help="skip the grid search around the best candidate")
+    p.add_argument("--seed", type=int, default=0, help="random seed of the search and models (default 0)")
+    p.add_argument("--jobs", type=int, help="parallel search processes (default: one per core)")
+    p.add_argument("--speaker-norm", action="store_true",
+                   help="standardise each actor's features over that actor's own clips (train and test; no labels)")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    ap = argparse.ArgumentParser(prog="emotion", description="Emotion recognition pipeline for RAVDESS-style corpora.")
+    sub = ap.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    p = sub.add_parser("synth", help="write a synthetic RAVDESS-named corpus")
+    p.add_argument("dir")
+    p.add_argument("--actors", default="1-8,21-24", help="actors to generate (default 1-8,21-24)")
+    p.add_argument("--repetitions", type=int, choices=(1, 2), default=2, help="repetitions per statement (default 2)")
+    p.add_argument("--duration", type=float, default=1.5, help="seconds per clip (default 1.5)")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--video", action="store_true",
+                   help="also write mp4 clips (modality 01 with speech, 02 video-only) with a drawn face")
+    p.add_argument("--workers", type=int, help="processes writing the mp4 clips (default: one per core)")
+    p.add_argument("--signal", choices=("full", "split"), default="full",
+                   help="full: voice and face each carry the emotion; split: each carries only half of it, so that "
+                        "only fusion can tell every emotion (default full)")
+    _add_common(p)
+
+    p = sub.add_parser("extract", help="extract features of every clip under DATA into the store OUT")
+    p.add_argument("data")
+    p.add_argument("--out", required=True)
+    p.add_argument("--modality", choices=("audio", "video", "all"), default="all",
+                   help="audio (.wav/.flac and the speech track of .mp4 -> features), video (.mp4 -> frames) "
+                        "or all (default)")
+    _add_frame_opts(p)
+    p.add_argument("--chunk-size", type=int, help="clips per Dask task (default 40 audio, 6 video)")
+    _add_extract_opts(p)
+    _add_common(p)
+
+    p = sub.add_parser("train", help="tune, train and evaluate models on the features in OUT")
+    p.add_argument("out")
+    p.add_argument("--features", default="seed", help=f"feature set: {', '.join(FEATURE_SET_NAMES)} (default seed)")
+    _add_augment(p)
+    p.add_argument("--force", action="store_true", help="retrain even if an identical run is stored")
+    _add_frame_opts(p)
+    _add_train_opts(p)
+    _add_common(p)
+
+    p = sub.add_parser("evaluate", help="leave-one-actor-out evaluation over the training actors of a split")
+    p.add_argument("out")
+    p.add_argument("--loso", action="store_true", help="leave one training actor out at a time (test actors unused)")
+    p.add_argument("--features", default="seed", help=f"feature set: {', '.join(FEATURE_SET_NAMES)} (default seed)")
+    _add_augment(p)
+    p.add_argument("--fixed-params", action="store_true",
+                   help="reuse the hyper-parameters of the stored run (one fit per actor; mildly optimistic) "
+                        "instead of tuning inside every fold")
+    p.add_argument("--params-from", metavar="SPLIT",
+                   help="with --fixed-params: the split whose stored runs give them (default: --split)")
+    _add_train_opts(p)
+    _add_common(p)
+
+    p = sub.add_parser("run", help="extract, train and evaluate")
+    p.add_argument("data")
+    p.add_argument("--out", required=True)
+    p.add_argument("--modality", choices=("audio", "video", "all"), default="all",
+                   help="audio models, video models, or both (default all: each modality found under DATA)")
+    _add_frame_opts(p)
+    _add_extract_opts(p)
+    _add_train_opts(p)
+    _add_common(p)
+
+    p = sub.add_parser("demo", help="synthesize a corpus, then run the whole pipeline on it")
+    p.add_argument("--out", default="emotion-demo", help="folder for the corpus and the store (default ./emotion-demo)")
+    p.add_argument("--actors", default="1-8,21-24", help="synthetic actors (default 1-8,21-24)")
+    p.add_argument("--modality", choices=("audio", "video", "all"), default="all",
+                   help="audio, video or both (default all)")
+    _add_frame_opts(p)
+    _add_extract_opts(p)
+    _add_train_opts(p)
+    _add_common(p)
+    # a smaller search and fewer epochs than `run`, so that the demo takes minutes
+    p.set_defaults(n_iter=10, epochs=14)
+
+    p = sub.add_parser("predict", help="the emotion of .wav, .flac or .mp4 files, from a trained model")
+    p.add_argument("files", nargs="+", metavar="FILE", help="audio or video files (any name; RAVDESS names not needed)")
+    p.add_argument("--store", metavar="OUT", help="a store with trained runs: its best model for the file's modality")
+    p.add_argument("--model", metavar="PATH", help="a run folder, or the model file inside it (overrides --store)")
+    p.add_argument("--split", help="the split whose models to use (default: train01-20_test21-24 if trained, "
+                                   "else the split trained last)")
+    p.add_argument("--same-speaker", action="store_true",
+                   help="the files are clips of one speaker: a speaker-normalised model standardises them by their own "
+                        "statistics (8 clips or more), not the pooled training statistics")
+    _add_common(p)
+
+    p = sub.add_parser("server", help="run a local Prefect server and UI (SQLite; PostgreSQL via settings)")
+    p.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1: this machine only)")
+    p.add_argument("--port", type=int, default=4200)
+    p.set_defaults(json=False)
+
+    p = sub.add_parser("deploy", help="register the scheduled deployments and serve them")
+    p.add_argument("--file", help="deployments file (default: deployments/deployments.yaml)")
+    p.add_argument("--register-only", action="store_true", help="register the deployments and exit, without serving")
+    p.set_defaults(json=False)
+    return ap

@@ -1,0 +1,121 @@
+"""What the ``emotion`` commands print: readable summaries, or JSON with ``--json``."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from typing import Any
+
+COUNTS = ("processed", "skipped", "removed", "rejected")
+
+
+def extract_payload(summaries: dict[str, dict[str, Any]]) -> dict[str, Any]:
+    """Totals over modalities at the top (``processed``, ``skipped``, ``removed``, ``rejected``), details below."""
+    total: dict[str, Any] = {k: sum(s[k] for s in summaries.values()) for k in COUNTS}
+    total["seconds"] = max((s["seconds"] for s in summaries.values()), default=0.0)
+    total["workers"] = sorted({w for s in summaries.values() for w in s["workers"]})
+    total["no_audio"] = sum(s.get("no_audio", 0) for s in summaries.values())
+    total["rejects"] = [{**r, "modality": m} for m, s in summaries.items() for r in s["rejects"]]
+    total["no_audio_clips"] = [r for s in summaries.values() for r in s.get("no_audio_clips", [])]
+    total["modalities"] = {m: {k: v for k, v in s.items() if k not in ("rejects", "no_audio_clips")}
+                           for m, s in summaries.items()}
+    return total
+
+
+def print_extract(s: dict[str, Any]) -> None:
+    for m, d in s["modalities"].items():
+        what = "features" if m == "audio" else "frames"
+        absent = f", {d['no_audio']} without audio (video-only)" if m == "audio" else ""
+        print(f"extract {m}: {d['processed']} processed, {d['skipped']} skipped, {d['removed']} removed, "
+              f"{d['rejected']} rejected{absent} in {d['seconds']:.1f} s ({what} {d['feature_set']})")
+        faces = d.get("faces") or {}
+        if faces.get("error"):
+            print(f"  faces: {faces['error']}")
+        elif faces:
+            print(f"  faces: found in {faces['frames_with_face']} of {faces['frames']} kept frames "
+                  f"({100 * faces['face_rate']:.1f} %); {len(faces['clips_without_face'])} clip(s) without any face; "
+                  f"landmark features {faces['feature_set']}")
+            for p in faces["clips_without_face"][:10]:
+                print(f"    no face in any kept frame of {p}")
+    for r in s["rejects"][:20]:
+        print(f"  rejected {r['path']}: {r['reason']}")
+    if len(s["rejects"]) > 20:
+        print(f"  ... and {len(s['rejects']) - 20} more (see OUT/rejects/)")
+    for r in s["no_audio_clips"][:10]:
+        print(f"  no audio features for {r['path']}: {r['reason']}")
+    if len(s["no_audio_clips"]) > 10:
+        print(f"  ... and {len(s['no_audio_clips']) - 10} more clips without audio (see OUT/manifest/no_audio.parquet)")
+
+
+def print_train(t: dict[str, Any]) -> None:
+    norm = ", speaker-normalised" if t.get("speaker_norm") else ""
+    audio = f" (audio features {t['features']}{norm})" if t.get("features") else ""
+    print(f"split {t['split']}{audio}: models ranked by per-clip accuracy on the test actors")
+    print(f"  {'model':<12} {'input':<6} {'accuracy':>8} {'macro-F1':>8} {'UAR':>6} {'validation acc':>15} {'train':>6} "
+          f"{'test':>5}  run")
+    for r in t["models"]:
+        cv = "–" if r["cv_accuracy"] != r["cv_accuracy"] else f"{r['cv_accuracy']:.3f}±{r['cv_std']:.3f}"  # NaN: none
+        name = f"{r['model']}/landmarks" if r.get("features") == "landmarks" else r["model"]  # lr on the face's geometry
+        print(f"  {name:<12} {r.get('modality', 'audio'):<6} {r['accuracy']:>8.3f} {r['macro_f1']:>8.3f} "
+              f"{r['uar']:>6.3f} {cv:>15} {r['n_train']:>6} {r['n_test']:>5}  "
+              f"{r['run_dir']}{' (reused)' if r.get('reused') else ''}")
+    print("  (validation: actor-grouped CV for audio and fused models, held-out training actors for video models)")
+    print(f"  summary: {t['summary']}")
+    if t.get("report"):
+        print(f"  report:  {t['report']}")
+
+
+def emit(args: argparse.Namespace, payload: dict[str, Any], printer: Any) -> None:
+    if args.json:
+        print(json.dumps(payload, indent=2, default=str))
+    else:
+        printer(payload)
+
+
+def print_run(r: dict[str, Any]) -> None:
+    print_extract(r["extract"])
+    for n in r.get("notes", []):
+        print(f"note: {n}")
+    if r["train"]["models"]:
+        print_train(r["train"])
+
+
+def print_loso(t: dict[str, Any]) -> None:
+    norm = ", speaker-normalised" if t["speaker_norm"] else ""
+    print(f"leave-one-actor-out over the training actors of {t['split']} (features {t['features']}{norm}; "
+          f"hyper-parameters {t['mode']}):")
+    for r in t["models"]:
+        per = " ".join(f"{a}:{v:.2f}" for a, v in r["per_actor"].items())
+        print(f"  {r['model']:<8} mean {r['mean']:.3f}  std {r['std']:.3f}  min {r['min']:.3f}  max {r['max']:.3f}"
+              f"  ({r['n_actors']} actors, {r['seconds']:.0f} s)")
+        print(f"           per actor: {per}")
+    if t["mode"] == "fixed":
+        print("  note: fixed hyper-parameters come from the stored runs, chosen with these actors: mildly optimistic")
+    print(f"  summary: {t['summary']}")
+
+
+def print_predictions(payload: dict[str, Any]) -> None:
+    for r in payload["files"]:
+        if r.get("error"):
+            print(f"{r['file']}: error: {r['error']}")
+            continue
+        label = f"  (file name says {r['label']})" if r.get("label") else ""
+        if r["emotion"] is None:
+            print(f"{r['file']}: no prediction{label}")
+        else:
+            print(f"{r['file']}: {r['emotion']} ({r['probabilities'][r['emotion']]:.2f}) from "
+                  f"{' + '.join(r['modalities_used'])}{label}")
+            print("  " + "  ".join(f"{k} {v:.2f}" for k, v in r["probabilities"].items()))
+            print(f"  model: {r['model']}")
+        for note in r["notes"]:
+            print(f"  {note}")
+        if r.get("timeline"):
+            print(f"  timeline of the face model {r.get('timeline_model')} (time, top two emotions):")
+            for t in r["timeline"]:
+                print(f"    {t['time']:6.2f} s  frame {t['frame_index']:>4}  "
+                      + ", ".join(f"{x['emotion']} {x['probability']:.2f}" for x in t["top"]))
+            own = r.get("timeline_outcome") or {}
+            same = r.get("timeline_model") == r.get("model")
+            kind = "fused" if "/fusion-" in str(r.get("model")) else "voice" if r["modalities_used"] == ["audio"] else "face"
+            print(f"  clip outcome of this face model: {own.get('emotion')} ({own.get('probability', 0):.2f})"
+                  + ("" if same else f"; the outcome above ({r['emotion']}) is the {kind} model's"))

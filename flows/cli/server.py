@@ -1,0 +1,80 @@
+"""``emotion server`` (a Prefect server and UI on any host and port) and ``emotion deploy`` (the schedules)."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import re
+import socket
+import sys
+from pathlib import Path
+
+from emotion.core.errors import UsageError
+
+WILDCARD_HOSTS = ("0.0.0.0", "::", "")
+
+
+def server_env(host: str, port: int, environ: dict[str, str] | None = None) -> dict[str, str]:
+    """The environment of ``prefect server start --host HOST --port PORT``, with the UI pointed at this server's API.
+
+    Prefect's UI takes its API address from ``PREFECT_UI_API_URL``, else
+    ``PREFECT_API_URL``, else port 4200, whatever port the server listens on.
+    Bound to one address, the UI gets ``http://HOST:PORT/api``; bound to every
+    address (``0.0.0.0``), a browser on another machine cannot use any one of
+    them, so the UI gets ``/api``, relative to the address the browser used.
+    An explicit ``PREFECT_UI_API_URL`` is kept.
+    """
+    env = {**(os.environ if environ is None else environ), "PREFECT_SERVER_ANALYTICS_ENABLED": "false"}
+    if not env.get("PREFECT_UI_API_URL"):
+        env["PREFECT_UI_API_URL"] = "/api" if host in WILDCARD_HOSTS else f"http://{_url_host(host)}:{port}/api"
+    return env
+
+
+def _url_host(host: str) -> str:
+    return f"[{host}]" if ":" in host and not host.startswith("[") else host
+
+
+def database_location(env: dict[str, str]) -> str:
+    """Where the server keeps its database: the PostgreSQL URL (without its password) or the SQLite file."""
+    url = env.get("PREFECT_API_DATABASE_CONNECTION_URL") or env.get("PREFECT_SERVER_DATABASE_CONNECTION_URL")
+    if url:
+        return re.sub(r"://([^:/@]+):[^@]*@", r"://\1:***@", url)
+    home = Path(env.get("PREFECT_HOME") or Path.home() / ".prefect").expanduser()
+    return f"SQLite in {home / 'prefect.db'}"
+
+
+def cmd_server(args: argparse.Namespace) -> int:
+    env = server_env(args.host, args.port)
+    shown = socket.gethostname() if args.host in WILDCARD_HOSTS else _url_host(args.host)
+    api = f"http://{shown}:{args.port}/api"
+    where = " (listening on every address)" if args.host in WILDCARD_HOSTS else ""
+    print(f"Prefect server and UI at http://{shown}:{args.port}{where}; the UI reads its API at "
+          f"{env['PREFECT_UI_API_URL']}\n"
+          f"database: {database_location(env)}\n"
+          f"in other shells: export PREFECT_API_URL={api}", flush=True)
+    argv = [sys.executable, "-m", "prefect", "server", "start", "--host", args.host, "--port", str(args.port)]
+    os.execve(sys.executable, argv, env)
+    return 0  # not reached
+
+
+def cmd_deploy(args: argparse.Namespace) -> int:
+    from deployments import DEFAULT_FILE, build, load_specs
+
+    if not os.environ.get("PREFECT_API_URL"):
+        raise UsageError("set PREFECT_API_URL to the Prefect server that schedules the runs (start one with `emotion server`)")
+    from flows.cli.commands import flows_module
+
+    flows_module()
+    specs = load_specs(args.file or DEFAULT_FILE)
+    deployments = build(specs)
+    for s in specs:
+        print(f"deployment {s.flow}/{s.name}: cron {s.cron!r} ({s.timezone})", flush=True)
+    if args.register_only:
+        for d in deployments:
+            d.apply()
+        print(f"registered {len(deployments)} deployments; run `emotion deploy` to serve them")
+        return 0
+    from prefect import serve
+
+    serve(*deployments, print_starting_message=True)
+    return 0

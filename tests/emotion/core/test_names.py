@@ -1,0 +1,47 @@
+"""The catalog of names agrees with the modules that build each model and feature set, and checks names."""
+
+from __future__ import annotations
+
+import pytest
+
+from emotion.core import names
+from emotion.core.errors import UsageError
+
+
+def test_names_agree_with_what_builds_them():
+    from emotion.audio.opensmile import OPENSMILE_SETS
+    from emotion.models.catalog import MODELS
+    from emotion.models.frame_nets import NN_MODELS
+
+    assert tuple(MODELS) == names.AUDIO_MODELS
+    assert tuple(NN_MODELS) == names.VIDEO_MODELS
+    assert tuple(OPENSMILE_SETS) == names.OPENSMILE_SETS
+    for name, spec in MODELS.items():
+        assert spec.feature_sets == names.MODEL_FEATURE_SETS.get(name, ())
+
+
+def test_split_and_parse_models():
+    assert names.split_models(("lr", "cnn", "fusion-late", "svc")) == (("lr", "svc"), ("cnn",), ("fusion-late",))
+    assert names.parse_models(["lr,svc", "lr", " cnn "], "rf") == ("lr", "svc", "cnn")
+    assert names.parse_models(None, "rf,xgb") == ("rf", "xgb")
+    with pytest.raises(UsageError, match="unknown model 'knn'"):
+        names.parse_models(["knn"], "rf")
+
+
+def test_defaults_follow_the_feature_set():
+    assert names.default_models("seed") == names.DEFAULT_MODELS
+    assert names.default_models("extended") == ("lr", "svc")
+    assert names.default_models("logmel") == ("melcnn",)
+    names.check_features("melcnn", "logmel")
+    with pytest.raises(UsageError, match="add --features logmel"):
+        names.check_features("melcnn", "seed")
+
+
+def test_the_catalog_imports_nothing_heavy():
+    import subprocess
+    import sys
+
+    code = ("import sys, emotion.core.names; heavy = [m for m in ('numpy', 'sklearn', 'librosa', 'tensorflow', 'cv2', "
+            "'pandas', 'pyarrow', 'prefect') if m in sys.modules]; print(','.join(heavy))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.strip()
+    assert out == ""

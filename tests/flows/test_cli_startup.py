@@ -1,0 +1,41 @@
+"""The command line answers at once: help and usage errors load no heavy library."""
+
+from __future__ import annotations
+
+import os
+import resource
+import subprocess
+import sys
+
+import pytest
+
+HEAVY = ("numpy", "sklearn", "scipy", "librosa", "tensorflow", "keras", "cv2", "pandas", "pyarrow", "prefect", "dask")
+
+
+def _cpu_seconds(argv: list[str]) -> tuple[float, subprocess.CompletedProcess[str]]:
+    """CPU time (user + system) of one ``emotion`` process, measured by the kernel, not the wall clock."""
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
+    res = subprocess.run([sys.executable, "-m", "flows.cli", *argv], capture_output=True, text=True, timeout=120,
+                         env={**os.environ, "PYTHONDONTWRITEBYTECODE": "1"})
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime), res
+
+
+@pytest.mark.parametrize("argv", [["--help"], ["train", "--help"], ["run", "--help"], ["predict", "--help"]])
+def test_help_takes_under_a_second_of_cpu(argv: list[str]) -> None:
+    cpu, res = _cpu_seconds(argv)
+    assert res.returncode == 0 and "usage: emotion" in res.stdout
+    assert cpu < 1.0, f"emotion {' '.join(argv)} took {cpu:.2f} s of CPU"
+
+
+def test_usage_errors_answer_at_once() -> None:
+    cpu, res = _cpu_seconds(["train", "somewhere", "--jobs", "0"])
+    assert res.returncode == 2 and "--jobs must be between 1 and 1024, got 0" in res.stderr
+    assert cpu < 1.0, f"a usage error took {cpu:.2f} s of CPU"
+
+
+def test_the_parser_imports_nothing_heavy() -> None:
+    code = ("import sys; from flows.cli import build_parser; build_parser().format_help(); "
+            f"print(','.join(m for m in {HEAVY!r} if m in sys.modules))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=120)
+    assert out.stdout.strip() == ""
