@@ -11,6 +11,7 @@ from prefect import get_run_logger, task
 from prefect.cache_policies import NO_CACHE
 
 from emotion.audio.seed import AudioFeatureParams
+from emotion.core.provenance import stamp_run
 from emotion.core.splits import ActorSplit
 from emotion.featuresets import FeatureParams, read_feature_table
 from emotion.models.catalog import SearchParams, model_spec
@@ -60,6 +61,7 @@ def train_model(
     log.info("%s: tuning on %d clips of %d actors", model, len(data.y_train), len(set(data.groups)))
     result = train_and_evaluate(model_spec(model), data, split, search, features.to_dict(), features.hash(), n_jobs,
                                 on_stage=lambda _: _advance(progress))
+    stamp_run(result, store.data_origin())  # synthetic or recorded training data, from store.json
     for name, blob in result.files().items():  # run.json last: marks the folder complete
         store.write_bytes(posixpath.join(folder, name), blob)
     _advance(progress)
@@ -70,7 +72,7 @@ def train_model(
 
 def _brief(metrics: dict[str, Any]) -> dict[str, Any]:
     keys = ("accuracy", "macro_f1", "uar", "cv_accuracy", "cv_std", "n_train", "n_test", "confusion_matrix",
-            "modality", "features", "speaker_norm", "frame_accuracy", "audio_visual_clips", "audio_weight")
+            "modality", "features", "speaker_norm", "frame_accuracy", "audio_visual_clips", "audio_weight", "data_origin")
     return {k: metrics[k] for k in keys if k in metrics}
 
 
@@ -132,6 +134,7 @@ def train_video_model(
              data.fit.n_clips, list(data.fit_actors), list(data.val_actors))
     result = train_and_evaluate_video(est, data, split, frames)
     _advance(progress)
+    stamp_run(result, store.data_origin())  # synthetic or recorded training data, from store.json
     for name, blob in result.files().items():  # run.json last: marks the folder complete
         store.write_bytes(posixpath.join(folder, name), blob)
     _advance(progress)
@@ -174,6 +177,7 @@ def train_fusion_model(
     log.info("%s: %d mp4 clips, %d with audio", model, len(table), n_audio)
     result = train_and_evaluate_fusion(est, table, acols, vcols, split, audio, frames)
     _advance(progress)
+    stamp_run(result, store.data_origin())  # synthetic or recorded training data, from store.json
     for name, blob in result.files().items():  # run.json last: marks the folder complete
         store.write_bytes(posixpath.join(folder, name), blob)
     _advance(progress)
