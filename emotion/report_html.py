@@ -82,8 +82,9 @@ td.links { white-space: nowrap; }
 .grid { display: grid; grid-template-columns: repeat(auto-fill, minmax(330px, 1fr)); gap: 14px; }
 .grid figure { border: 1px solid var(--line); border-radius: 8px; padding: 10px; }
 .grid figcaption { font-size: 13px; margin-top: 4px; }
-.grid2 { display: grid; grid-template-columns: repeat(auto-fill, minmax(520px, 1fr)); gap: 14px; }
-.grid2 figure { border: 1px solid var(--line); border-radius: 8px; padding: 10px; }
+.grid2 { display: grid; grid-template-columns: 1fr; gap: 14px; }
+.grid2 figure { border: 1px solid var(--line); border-radius: 8px; padding: 10px; max-width: 940px; }
+td.model { white-space: nowrap; }
 ul.cards { columns: 2; margin: 0; padding-left: 18px; }
 footer { color: var(--muted); font-size: 12.5px; margin-top: 8px; }
 """
@@ -178,7 +179,7 @@ def _scores_table(records: Sequence[RunRecord], labels: dict[str, str], show_ori
         chosen = '<span class="tag" title="chosen by grouped-CV accuracy; the model emotion predict uses">' \
                  'selected</span>' if best.get(r.modality) is r else ""
         cells = [f'<td class="num">{i}</td>',
-                 f'<td><span class="dot {_e(r.modality)}"></span>{_e(labels[r.rel_dir])}{chosen}</td>',
+                 f'<td class="model"><span class="dot {_e(r.modality)}"></span>{_e(labels[r.rel_dir])}{chosen}</td>',
                  f'<td class="num"><strong>{_num(acc)}</strong></td>',
                  f'<td class="num">{_num(m.get("macro_f1"))}</td>', f'<td class="num">{_num(m.get("uar"))}</td>',
                  f'<td class="num">{_e(cv_text(m))}</td>',

@@ -257,8 +257,8 @@ def selection_score(r: RunRecord) -> tuple[float, float, str]:
     without a CV score (if any) fall back to their test accuracy.
     """
     m = r.metrics
-    cv = m.get("cv_accuracy")
-    return (float(m.get("accuracy", 0.0) if cv is None else cv), float(m.get("accuracy", 0.0)), r.label)
+    acc, cv = number(m.get("accuracy")) or 0.0, number(m.get("cv_accuracy"))  # NaN: no CV score
+    return (acc if cv is None else cv, acc, r.label)
 
 
 def best_per_modality(records: Sequence[RunRecord]) -> dict[str, RunRecord]:

@@ -176,7 +176,7 @@ def test_the_page_is_self_contained_with_every_section(store):
     assert "fusion · early · seed + face" in text and "fer2013" not in text
     assert "trained on synthetic data" in text
     # best first: the scores table lists the fused early model (0.97) first and xgb (0.55) among the last
-    rows = re.findall(r'<tr><td class="num">(\d+)</td><td><span class="dot \w+"></span>([^<]+)<', page)
+    rows = re.findall(r'<tr><td class="num">(\d+)</td><td class="model"><span class="dot \w+"></span>([^<]+)<', page)
     assert rows[0] == ("1", "fusion · early · seed + face") and rows[-1][1] == "video · cnn · face256-every20"
 
 
@@ -255,3 +255,13 @@ def test_the_page_in_headless_chromium_loads_its_images_and_tables(store, tmp_pa
 def test_no_float_nan_in_json_of_the_fixture_is_what_the_page_is_tested_with(store):
     m = json.loads((Path(store.root) / "runs" / SPLIT / "fusion-early" / "f00000000000" / "metrics.json").read_text())
     assert math.isnan(m["cv_accuracy"])  # the fused runs really carry NaN, as the pipeline writes them
+
+
+def test_a_run_without_a_cv_score_is_selected_by_its_test_accuracy_as_the_report_says(tmp_path):
+    from emotion.report import best_per_modality
+
+    out = tmp_path / "sel"
+    write_run(out, "fusion-late", "f00000000001", 0.70, cv=0.50, modality="fusion", features=FUSED_FEATURES)
+    write_run(out, "fusion-early", "f00000000002", 0.60, cv=None, modality="fusion", features=FUSED_FEATURES)
+    best = best_per_modality(collect_runs(Store(str(out)), SPLIT))
+    assert best["fusion"].model == "fusion-early"  # NaN CV: its test accuracy 0.60 beats the other's CV 0.50
