@@ -52,7 +52,7 @@ CSS = """
 * { box-sizing: border-box; }
 body { margin: 0; background: var(--bg); color: var(--ink); line-height: 1.45;
        font: 15px/1.45 -apple-system, "Segoe UI", Roboto, "Helvetica Neue", Arial, sans-serif; }
-main { max-width: 1180px; margin: 0 auto; padding: 24px 28px 48px; }
+main { max-width: 1240px; margin: 0 auto; padding: 24px 28px 48px; }
 h1 { font-size: 26px; margin: 0 0 4px; }
 h2 { font-size: 20px; margin: 0 0 10px; }
 h3 { font-size: 15px; margin: 0 0 6px; }
@@ -68,8 +68,8 @@ figure { margin: 0; }
 figure img { display: block; max-width: 100%; height: auto; }
 .wide img { margin: 0 auto; }
 table { border-collapse: collapse; width: 100%; font-size: 13.5px; font-variant-numeric: tabular-nums; }
-th, td { padding: 6px 8px; border-bottom: 1px solid var(--line); text-align: left; vertical-align: middle; }
-th { font-weight: 600; color: var(--muted); font-size: 12.5px; white-space: nowrap; }
+th, td { padding: 6px 7px; border-bottom: 1px solid var(--line); text-align: left; vertical-align: middle; }
+th { font-weight: 600; color: var(--muted); font-size: 12.5px; }
 td.num, th.num { text-align: right; white-space: nowrap; }
 td.links { white-space: nowrap; }
 .scroll { overflow-x: auto; }
@@ -166,10 +166,10 @@ def _loso_rows(store: Store, split_id: str) -> list[dict[str, Any]]:
 
 def _scores_table(records: Sequence[RunRecord], labels: dict[str, str], show_origin: bool) -> str:
     best = best_per_modality(records)
-    head = ["#", "model", "test accuracy", "macro-F1", "UAR", "grouped-CV accuracy", "train clips", "test clips"]
-    head += ["training data"] if show_origin else []
+    head = ["#", "model", "test accuracy", "macro-F1", "UAR", "grouped-CV", "train clips", "test clips"]
+    head += ["data"] if show_origin else []
     head += ["run"]
-    numeric = {"test accuracy", "macro-F1", "UAR", "grouped-CV accuracy", "train clips", "test clips", "#"}
+    numeric = {"test accuracy", "macro-F1", "UAR", "grouped-CV", "train clips", "test clips", "#"}
     out = ['<div class="scroll"><table class="scores"><thead><tr>'
            + "".join(f'<th class="num">{_e(h)}</th>' if h in numeric else f"<th>{_e(h)}</th>" for h in head)
            + "</tr></thead><tbody>"]

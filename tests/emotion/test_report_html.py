@@ -219,6 +219,8 @@ window.addEventListener('load', () => {
   document.body.setAttribute('data-images-loaded', String(ok.length));
   document.body.setAttribute('data-tables', String(document.querySelectorAll('table tbody tr').length));
   document.body.setAttribute('data-page-width', String(document.documentElement.scrollWidth));
+  const wide = [...document.querySelectorAll('.scroll, section, figure')].filter(e => e.scrollWidth > e.clientWidth + 1);
+  document.body.setAttribute('data-overflowing', String(wide.length));
 });
 </script>"""
 
@@ -247,6 +249,7 @@ def test_the_page_in_headless_chromium_loads_its_images_and_tables(store, tmp_pa
     assert attrs.get("images") == "15" and attrs.get("images-loaded") == "15", attrs
     assert int(attrs["tables"]) == 11 + 1  # a row per model, and the LOSO row
     assert int(attrs["page-width"]) <= 1400  # nothing wider than the window: no sideways scrolling
+    assert attrs["overflowing"] == "0"  # nor inside the page (tables that need a scroll bar)
     keep = os.environ.get("EMOTION_KEEP_SCREENSHOT")
     if keep:
         Path(keep).write_bytes(shot.read_bytes())
