@@ -17,7 +17,8 @@ from emotion.featuresets import FeatureParams, read_feature_table
 from emotion.models.catalog import SearchParams, model_spec
 from emotion.models.frame_nets import FaceEmbedder
 from emotion.models.fusion import AudioVisualFusion
-from emotion.reporting.report import merge_results, write_report
+from emotion.reporting.report import merge_results
+from emotion.reporting.report_html import write_reports
 from emotion.store.store import Store
 from emotion.training.audio import run_version, split_data, train_and_evaluate
 from emotion.training.fusion import fusion_data_hash, fusion_table, fusion_version, train_and_evaluate_fusion
@@ -148,7 +149,7 @@ def train_video_model(
 def report(out: str, split: ActorSplit) -> str:
     """``runs/<split>/report.md`` (and its figures): every complete run of the split, audio, video and fused."""
     store = Store(out)
-    path = write_report(store, split.id)
+    path = write_reports(store, split.id)
     get_run_logger().info("report: %s", store.url_of(path))
     return store.url_of(path)
 

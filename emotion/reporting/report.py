@@ -45,7 +45,7 @@ log = logging.getLogger(__name__)
 
 MODALITY_ORDER = ("audio", "video", "fusion")
 REPORT = "report.md"
-REPORT_HTML = "report.html"  # the same report as one self-contained page (emotion.report_html)
+REPORT_HTML = "report.html"  # the same report as one self-contained page (emotion.reporting.report_html)
 MODEL_CARD = "model_card.md"
 LOSO_REPORT = "loso/report.md"  # written by the leave-one-actor-out evaluation (tasks/evaluate.py)
 SCORES_PNG = "report_scores.png"
@@ -108,7 +108,7 @@ class RunRecord:
 
     @property
     def data_origin(self) -> str:
-        """Where the run's training data came from: synthetic, recorded or unknown (:mod:`emotion.provenance`)."""
+        """Where the run's training data came from: synthetic, recorded or unknown (:mod:`emotion.core.provenance`)."""
         return origin_of(self.info)
 
 
@@ -436,7 +436,7 @@ def scores_png(records: Sequence[RunRecord]) -> bytes:
     ax.set_axisbelow(True)
     ax.spines[["top", "right"]].set_visible(False)
     present = [m for m in MODALITY_COLOURS if any(r.modality == m for r in recs)]
-    handles = [Patch(color=MODALITY_COLOURS[m], label=f"{m}: test accuracy") for m in present]
+    handles: list[Any] = [Patch(color=MODALITY_COLOURS[m], label=f"{m}: test accuracy") for m in present]
     handles += [Patch(facecolor="#999999", alpha=0.35, hatch="///", edgecolor="#999999", lw=0,
                       label="grouped-CV accuracy (train actors; video: validation)"),
                 Line2D([], [], color="#b22222", ls="--", lw=1, label=f"chance (1/{k})")]
@@ -466,19 +466,16 @@ def recall_png(records: Sequence[RunRecord]) -> bytes:
 
 
 def write_report(store: Store, split_id: str) -> str:
-    """Write ``runs/<split_id>/report.md``, its figures and ``report.html`` (:mod:`emotion.report_html`, the
-    same report as one self-contained page); returns the markdown report's path."""
-    from emotion.report_html import write_html
+    """Write ``runs/<split_id>/report.md`` and its figures; returns the report's path.
 
+    :func:`emotion.reporting.report_html.write_reports` writes ``report.html`` beside it too (the pipeline's
+    tasks call that one)."""
     records = collect_runs(store, split_id)
     figures: list[str] = []
-    scores = recall = None
     if records:
-        scores, recall = scores_png(records), recall_png(records)
-        store.write_bytes(store.path("runs", split_id, SCORES_PNG), scores)
-        store.write_bytes(store.path("runs", split_id, RECALL_PNG), recall)
+        store.write_bytes(store.path("runs", split_id, SCORES_PNG), scores_png(records))
+        store.write_bytes(store.path("runs", split_id, RECALL_PNG), recall_png(records))
         figures = [SCORES_PNG, RECALL_PNG]
-    write_html(store, split_id, records, scores=scores, recall=recall)
     links = [("Leave-one-actor-out evaluation over the train actors", LOSO_REPORT)]
     links = [(t, rel) for t, rel in links if store.exists(store.path("runs", split_id, rel))]
     path = store.path("runs", split_id, REPORT)

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from emotion.provenance import MARKER, SYNTHETIC_WARNING
+from emotion.core.provenance import MARKER, SYNTHETIC_WARNING
 from flows.cli import main
 from tests.flows.test_cli import run_cli
 

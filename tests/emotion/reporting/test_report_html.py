@@ -1,4 +1,4 @@
-"""report.html (emotion.report_html) and the report's figures on tiny synthetic runs: short labels, no nan, one
+"""report.html (emotion.reporting.report_html) and the report's figures on tiny synthetic runs: short labels, no nan, one
 self-contained page; and the page in headless Chromium (Debian's ``chromium``), which loads its images and tables."""
 
 from __future__ import annotations
@@ -13,8 +13,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from emotion.ids import EMOTION_LABELS
-from emotion.report import (
+from emotion.core.ids import EMOTION_LABELS
+from emotion.reporting.report import (
     REPORT_HTML,
     collect_runs,
     cv_text,
@@ -22,9 +22,9 @@ from emotion.report import (
     scores_png,
     short_features,
     short_labels,
-    write_report,
 )
-from emotion.store import Store
+from emotion.reporting.report_html import write_reports
+from emotion.store.store import Store
 
 SPLIT = "train01-20_test21-24"
 FUSED_FEATURES = "seed-4bd90a733487 + fer2013 face embedding (face256-every20-b6d1fda3f2a5)"
@@ -139,7 +139,7 @@ def test_labels_of_the_demo_like_store(store):
 
 
 def test_no_nan_reaches_the_markdown_or_the_page(store):
-    md = Path(write_report(store, SPLIT)).read_text()
+    md = Path(write_reports(store, SPLIT)).read_text()
     page = (Path(store.root) / "runs" / SPLIT / REPORT_HTML).read_text()
     for text in (md, page):
         assert not re.search(r"\bnan\b", text, re.IGNORECASE)
@@ -149,7 +149,7 @@ def test_no_nan_reaches_the_markdown_or_the_page(store):
 
 
 def test_the_page_is_self_contained_with_every_section(store):
-    write_report(store, SPLIT)
+    write_reports(store, SPLIT)
     page = (Path(store.root) / "runs" / SPLIT / REPORT_HTML).read_text()
     p = parse(page)
     imgs = [a for t, a in p.tags if t == "img"]
@@ -182,7 +182,7 @@ def test_the_page_is_self_contained_with_every_section(store):
 
 def test_recorded_runs_carry_no_synthetic_warning_and_old_runs_read_unknown(tmp_path):
     store = build_store(tmp_path / "rec", origin="recorded")
-    write_report(store, SPLIT)
+    write_reports(store, SPLIT)
     page = (Path(store.root) / "runs" / SPLIT / REPORT_HTML).read_text()
     assert "synthetic data" not in page and "recorded clips" in page
     old = build_store(tmp_path / "old", origin=None)
@@ -205,7 +205,7 @@ def test_figure_height_follows_the_number_of_models(store):
 def test_a_split_without_runs_gets_a_page_too(tmp_path):
     store = Store(str(tmp_path / "empty"))
     (tmp_path / "empty" / "runs" / SPLIT).mkdir(parents=True)
-    write_report(store, SPLIT)
+    write_reports(store, SPLIT)
     assert "No complete runs" in (tmp_path / "empty" / "runs" / SPLIT / REPORT_HTML).read_text()
 
 
@@ -230,7 +230,7 @@ def test_the_page_in_headless_chromium_loads_its_images_and_tables(store, tmp_pa
 
     if not chromium():
         pytest.skip("chromium is not installed (apt-get install chromium; .ci/run installs it)")
-    write_report(store, SPLIT)
+    write_reports(store, SPLIT)
     folder = Path(store.root) / "runs" / SPLIT
     page = (folder / REPORT_HTML).read_text()
     shot = tmp_path / "report.png"
@@ -261,7 +261,7 @@ def test_no_float_nan_in_json_of_the_fixture_is_what_the_page_is_tested_with(sto
 
 
 def test_a_run_without_a_cv_score_is_selected_by_its_test_accuracy_as_the_report_says(tmp_path):
-    from emotion.report import best_per_modality
+    from emotion.reporting.report import best_per_modality
 
     out = tmp_path / "sel"
     write_run(out, "fusion-late", "f00000000001", 0.70, cv=0.50, modality="fusion", features=FUSED_FEATURES)

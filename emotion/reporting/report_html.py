@@ -1,6 +1,6 @@
 """The evaluation report of one split as one self-contained HTML page: ``runs/<split-id>/report.html``.
 
-Beside ``report.md`` (:mod:`emotion.report`), built from the same runs: the
+Beside ``report.md`` (:mod:`emotion.reporting.report`), built from the same runs: the
 models side by side (short labels, best first, a chance line, the grouped-CV
 score beside the test score), per-emotion recall, every run's confusion
 matrix, the training curves of the networks, the leave-one-actor-out table
@@ -22,26 +22,30 @@ import time
 from collections.abc import Sequence
 from typing import Any
 
-from emotion.errors import StoreError
-from emotion.ids import EMOTION_LABELS
-from emotion.provenance import SYNTHETIC, origin_text
-from emotion.report import (
+from emotion.core.errors import StoreError
+from emotion.core.ids import EMOTION_LABELS
+from emotion.core.provenance import SYNTHETIC, origin_text
+from emotion.reporting.report import (
     LOSO_REPORT,
     MODEL_CARD,
     NONE,
+    RECALL_PNG,
     REPORT,
     REPORT_HTML,
+    SCORES_PNG,
     RunRecord,
     best_per_modality,
     chart_order,
+    collect_runs,
     cv_text,
     n_classes,
     number,
     short_labels,
     synthetic_note,
     with_augment,
+    write_report,
 )
-from emotion.store import Store
+from emotion.store.store import Store
 
 LOSO_SUMMARY = "loso/summary.json"  # the leave-one-actor-out rows (tasks/evaluate.py)
 CSP = "default-src 'none'; img-src data:; style-src 'unsafe-inline'"  # nothing is fetched, no script runs
@@ -119,7 +123,7 @@ def confusion_figure(cm: Sequence[Sequence[int]], title: str) -> bytes:
     """A compact confusion matrix (rows true, columns predicted; colour: share of the true class; numbers: clips)."""
     import numpy as np
 
-    from emotion.report import _plt, _save
+    from emotion.reporting.report import _plt, _save
 
     plt = _plt()
     m = np.asarray(cm, dtype=float)
@@ -147,7 +151,7 @@ def _curves(store: Store, folder: str, title: str) -> bytes | None:
         try:
             hist = json.loads(raw)
             if isinstance(hist, dict) and hist.get("loss"):
-                from emotion.nn import curves_png
+                from emotion.models.frame_nets import curves_png
 
                 return curves_png(hist, title)
         except (ValueError, TypeError):
@@ -215,7 +219,7 @@ def _loso_table(rows: list[dict[str, Any]]) -> str:
 
 def render_html(store: Store, split_id: str, records: Sequence[RunRecord], *, scores: bytes | None = None,
                 recall: bytes | None = None) -> str:
-    """The page (a string) of ``records`` (as from :func:`emotion.report.collect_runs`), with ``scores`` and
+    """The page (a string) of ``records`` (as from :func:`emotion.reporting.report.collect_runs`), with ``scores`` and
     ``recall`` (the report's PNG figures) embedded, and each run's confusion matrix and curves read from the store."""
     split = (records[0].info.get("split") if records else None) or split_id
     labels = short_labels(records)
@@ -295,7 +299,7 @@ def render_html(store: Store, split_id: str, records: Sequence[RunRecord], *, sc
                      + "</ul></section>")
     origins = sorted({r.data_origin for r in records})
     parts.append(f"<footer>Training data: {_e('; '.join(origin_text(o) for o in origins))}. Written by "
-                 "emotion.report_html from the run folders of this split; links are relative to this folder.</footer>")
+                 "emotion.reporting.report_html from the run folders of this split; links are relative to this folder.</footer>")
     parts.append("</main></body></html>")
     return "\n".join(parts)
 
@@ -319,4 +323,14 @@ def write_html(store: Store, split_id: str, records: Sequence[RunRecord], *, sco
     """Write ``runs/<split_id>/report.html``; returns its path."""
     path = store.path("runs", split_id, REPORT_HTML)
     store.write_bytes(path, render_html(store, split_id, records, scores=scores, recall=recall).encode())
+    return path
+
+
+def write_reports(store: Store, split_id: str) -> str:
+    """Write the split's ``report.md`` and its figures (:func:`emotion.reporting.report.write_report`), then
+    ``report.html`` with those figures embedded; returns the markdown report's path."""
+    path = write_report(store, split_id)
+    records = collect_runs(store, split_id)
+    figures = [_read(store, store.path("runs", split_id, name)) if records else None for name in (SCORES_PNG, RECALL_PNG)]
+    write_html(store, split_id, records, scores=figures[0], recall=figures[1])
     return path
