@@ -51,6 +51,7 @@ from emotion.core.errors import (
     UsageError,
 )
 from emotion.core.ids import EMOTION_LABELS, try_parse_id
+from emotion.core.provenance import origin_of, warning_for
 from emotion.core.splits import DEFAULT_SPLIT, ActorSplit
 from emotion.featuresets import make_extractor, params_from_dict
 from emotion.models.persist import load_model
@@ -92,6 +93,10 @@ class Prediction:
     timeline_outcome: dict[str, Any] | None = None  # that face model's own clip outcome: emotion and probability
     label: str | None = None  # the emotion in a RAVDESS file name, when there is one
     unlike_speech: str | None = None  # why the audio looks unlike the speech clips the model learnt from
+    # where the outcome's model learnt (emotion.core.provenance: synthetic, recorded, unknown; None: pretrained elsewhere)
+    data_origin: str | None = None
+    timeline_data_origin: str | None = None  # the same for the face model of the timeline
+    origin_warning: str | None = None  # said beside the answer when a model that gave it learnt from synthetic data
 
     def to_dict(self) -> dict[str, Any]:
         d = asdict(self)
@@ -125,6 +130,7 @@ class AudioModel:
         self.estimator = estimator
         self.info = info
         self.run_dir = run_dir
+        self.data_origin = origin_of(info)
         self.speaker_norm = info.get("speaker_norm") not in (None, False, "", "none")
         if self.speaker_norm and fallback is None:
             raise UsageError(f"{run_dir}: the model uses speaker normalisation but its normalization.json "
@@ -281,6 +287,7 @@ class VideoRunModel:
         self.estimator = estimator
         self.info = info
         self.run_dir = run_dir
+        self.data_origin = origin_of(info)
         try:
             self.frames = FrameParams.from_dict(info["frame_params"])
         except (KeyError, TypeError) as exc:
@@ -326,6 +333,7 @@ class ZeroShotFaceModel:
     """
 
     modality = "video"
+    data_origin = None  # FER2013's photographs, not a run of this pipeline
 
     def __init__(self) -> None:
         from emotion.video.frames import FrameParams
@@ -355,6 +363,7 @@ class LandmarkRunModel:
 
         self.estimator = estimator
         self.run_dir = run_dir
+        self.data_origin = origin_of(info)
         self.fallback = fallback
         try:
             self.params = LandmarkParams.from_dict(info["feature_params"])
@@ -392,6 +401,7 @@ class FusionRunModel:
 
         self.estimator = estimator
         self.run_dir = run_dir
+        self.data_origin = origin_of(info)
         try:
             self.audio = params_from_dict(info["feature_params"])
             self.frames = FrameParams.from_dict(info["frame_params"])
@@ -614,7 +624,22 @@ def predict_file(path: str, predictors: Predictors) -> Prediction:
         pred.notes.append("no prediction: no model could read this file")
     if pred.probabilities is not None:
         pred.emotion = max(pred.probabilities.items(), key=lambda kv: (kv[1], -EMOTION_LABELS.index(kv[0])))[0]
+    _origins(pred, predictors)
     return pred
+
+
+def _origins(pred: Prediction, predictors: Predictors) -> None:
+    """Where the models behind ``pred`` learnt, and the warning when one of them learnt from synthetic data."""
+    models = [m for m in (predictors.fusion, predictors.audio, predictors.video) if m is not None]
+    by_name = {m.name: m for m in reversed(models)}
+    if pred.model in by_name:
+        pred.data_origin = getattr(by_name[pred.model], "data_origin", None)
+    if pred.timeline_model in by_name:
+        pred.timeline_data_origin = getattr(by_name[pred.timeline_model], "data_origin", None)
+    # the outcome, the timeline and the voice's own verdict in the notes are all answers
+    used = [m for m in models if m.name in (pred.model, pred.timeline_model)
+            or (m is predictors.audio and any("voice alone says" in n for n in pred.notes))]
+    pred.origin_warning = next((w for m in used if (w := warning_for(getattr(m, "data_origin", None)))), None)
 
 
 def predict_files(paths: list[str], predictors: Predictors, *, same_speaker: bool = False) -> list[Prediction | tuple[str, str]]:

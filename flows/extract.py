@@ -15,6 +15,7 @@ from prefect.task_runners import ThreadPoolTaskRunner
 
 from emotion.audio.seed import AudioFeatureParams
 from emotion.core.errors import EmotionError, StoreError, UsageError
+from emotion.core.provenance import corpus_origin
 from emotion.extract import Inventory, Step, audio_step, chunked, data_version, video_step
 from emotion.featuresets import FeatureParams, is_face_set
 from emotion.store.store import Store
@@ -117,7 +118,8 @@ def extract(
     """
     store = Store(out)
     with store.writer_lock(f"emotion extract {data}"):
-        store.check_data_root(data if "://" in data else os.path.realpath(data), replace=replace_data)
+        root = data if "://" in data else os.path.realpath(data)
+        store.check_data_root(root, replace=replace_data, origin=corpus_origin(root))
         return _extract_locked(data, out, modality, features, frames, full, chunk_size, dask_address, workers)
 
 

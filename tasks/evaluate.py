@@ -14,7 +14,8 @@ from emotion.core.splits import ActorSplit
 from emotion.featuresets import FeatureParams, read_feature_table
 from emotion.models.catalog import SearchParams, model_spec
 from emotion.models.persist import load_run
-from emotion.reporting.report import loso_markdown, merge_loso, write_report
+from emotion.reporting.report import loso_markdown, merge_loso
+from emotion.reporting.report_html import write_reports
 from emotion.store.store import Store
 from emotion.training.loso import loso, loso_data
 
@@ -70,5 +71,5 @@ def write_loso_summary(out: str, split: ActorSplit, results: list[dict[str, Any]
     rows = merge_loso(previous, results)
     store.write_json(path, {"split": str(split), "all": rows})
     store.write_bytes(posixpath.join(loso_dir(store, split), "report.md"), loso_markdown(str(split), rows).encode())
-    write_report(store, split.id)  # the split's report links the LOSO one
+    write_reports(store, split.id)  # the split's report links the LOSO one
     return store.url_of(path)

@@ -11,12 +11,14 @@ from prefect import get_run_logger, task
 from prefect.cache_policies import NO_CACHE
 
 from emotion.audio.seed import AudioFeatureParams
+from emotion.core.provenance import stamp_run
 from emotion.core.splits import ActorSplit
 from emotion.featuresets import FeatureParams, read_feature_table
 from emotion.models.catalog import SearchParams, model_spec
 from emotion.models.frame_nets import FaceEmbedder
 from emotion.models.fusion import AudioVisualFusion
-from emotion.reporting.report import merge_results, write_report
+from emotion.reporting.report import merge_results
+from emotion.reporting.report_html import write_reports
 from emotion.store.store import Store
 from emotion.training.audio import run_version, split_data, train_and_evaluate
 from emotion.training.fusion import fusion_data_hash, fusion_table, fusion_version, train_and_evaluate_fusion
@@ -60,6 +62,7 @@ def train_model(
     log.info("%s: tuning on %d clips of %d actors", model, len(data.y_train), len(set(data.groups)))
     result = train_and_evaluate(model_spec(model), data, split, search, features.to_dict(), features.hash(), n_jobs,
                                 on_stage=lambda _: _advance(progress))
+    stamp_run(result, store.data_origin())  # synthetic or recorded training data, from store.json
     for name, blob in result.files().items():  # run.json last: marks the folder complete
         store.write_bytes(posixpath.join(folder, name), blob)
     _advance(progress)
@@ -70,7 +73,7 @@ def train_model(
 
 def _brief(metrics: dict[str, Any]) -> dict[str, Any]:
     keys = ("accuracy", "macro_f1", "uar", "cv_accuracy", "cv_std", "n_train", "n_test", "confusion_matrix",
-            "modality", "features", "speaker_norm", "frame_accuracy", "audio_visual_clips", "audio_weight")
+            "modality", "features", "speaker_norm", "frame_accuracy", "audio_visual_clips", "audio_weight", "data_origin")
     return {k: metrics[k] for k in keys if k in metrics}
 
 
@@ -132,6 +135,7 @@ def train_video_model(
              data.fit.n_clips, list(data.fit_actors), list(data.val_actors))
     result = train_and_evaluate_video(est, data, split, frames)
     _advance(progress)
+    stamp_run(result, store.data_origin())  # synthetic or recorded training data, from store.json
     for name, blob in result.files().items():  # run.json last: marks the folder complete
         store.write_bytes(posixpath.join(folder, name), blob)
     _advance(progress)
@@ -145,7 +149,7 @@ def train_video_model(
 def report(out: str, split: ActorSplit) -> str:
     """``runs/<split>/report.md`` (and its figures): every complete run of the split, audio, video and fused."""
     store = Store(out)
-    path = write_report(store, split.id)
+    path = write_reports(store, split.id)
     get_run_logger().info("report: %s", store.url_of(path))
     return store.url_of(path)
 
@@ -174,6 +178,7 @@ def train_fusion_model(
     log.info("%s: %d mp4 clips, %d with audio", model, len(table), n_audio)
     result = train_and_evaluate_fusion(est, table, acols, vcols, split, audio, frames)
     _advance(progress)
+    stamp_run(result, store.data_origin())  # synthetic or recorded training data, from store.json
     for name, blob in result.files().items():  # run.json last: marks the folder complete
         store.write_bytes(posixpath.join(folder, name), blob)
     _advance(progress)

@@ -109,8 +109,14 @@ def synth_clip(rid: RavdessId, params: SynthParams) -> tuple[np.ndarray, int]:
 
 
 def write_corpus(root: str | Path, params: SynthParams = SynthParams()) -> list[Path]:
-    """Write ``Actor_XX/<id>.wav|.flac`` files under ``root``; returns their paths."""
+    """Write ``Actor_XX/<id>.wav|.flac`` files under ``root``, and the synthetic-corpus marker
+    (:func:`emotion.core.provenance.mark_synthetic`) at its top; returns the clips' paths."""
+    from dataclasses import asdict
+
+    from emotion.core.provenance import mark_synthetic
+
     root = Path(root)
+    mark_synthetic(root, "emotion.synth.write_corpus", asdict(params))
     paths = []
     for rid in all_ids(params):
         y, sr = synth_clip(rid, params)

@@ -381,20 +381,26 @@ def curves_png(history: dict[str, list[float]], title: str) -> bytes:
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+    from matplotlib.ticker import MaxNLocator
 
-    fig, axes = plt.subplots(1, 2, figsize=(9, 3.6), dpi=100)
+    fig, axes = plt.subplots(1, 2, figsize=(9, 3.6), dpi=100, layout="constrained")
     epochs = np.arange(1, len(history.get("loss", [])) + 1)
     for ax, metric in zip(axes, ("loss", "accuracy"), strict=True):
-        for key, style in ((metric, "-"), (f"val_{metric}", "--")):
+        for key, style, colour in ((metric, "-", "#3b6fb6"), (f"val_{metric}", "--", "#d9822b")):
             if history.get(key):
-                ax.plot(epochs, history[key], style, marker="o", ms=3, label=key.replace("_", " "))
+                ax.plot(epochs, history[key], style, color=colour, marker="o", ms=3,
+                        label=("validation" if key.startswith("val_") else "training"))
         if history.get("head_epochs"):
             ax.axvline(history["head_epochs"][0] + 0.5, color="grey", lw=0.8, ls=":", label="fine-tuning starts")
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))  # whole epochs
         ax.set_xlabel("epoch")
-        ax.set_title(metric)
-        ax.legend(fontsize=8)
+        ax.set_title(metric, fontsize=10)
+        ax.grid(color="#e5e5e5", lw=0.6)
+        ax.spines[["top", "right"]].set_visible(False)
+    handles, labels = axes[0].get_legend_handles_labels()
+    if handles:  # one legend for both plots, below them: never over the curves
+        fig.legend(handles, labels, loc="outside lower center", ncol=len(handles), fontsize=8, frameon=False)
     fig.suptitle(title, fontsize=10)
-    fig.tight_layout()
     buf = io.BytesIO()
     fig.savefig(buf, format="png")
     plt.close(fig)

@@ -26,7 +26,9 @@ from __future__ import annotations
 
 import io
 import logging
+import math
 import posixpath
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from typing import Any
@@ -36,16 +38,19 @@ import numpy as np
 from emotion.audio.augment import speeds_text
 from emotion.core.errors import StoreError
 from emotion.core.ids import EMOTION_LABELS
+from emotion.core.provenance import SYNTHETIC, origin_of
 from emotion.store.store import Store
 
 log = logging.getLogger(__name__)
 
 MODALITY_ORDER = ("audio", "video", "fusion")
 REPORT = "report.md"
+REPORT_HTML = "report.html"  # the same report as one self-contained page (emotion.reporting.report_html)
 MODEL_CARD = "model_card.md"
 LOSO_REPORT = "loso/report.md"  # written by the leave-one-actor-out evaluation (tasks/evaluate.py)
 SCORES_PNG = "report_scores.png"
 RECALL_PNG = "report_recall.png"
+NONE = "—"  # a score a run does not have (never ``nan``)
 
 
 @dataclass(frozen=True)
@@ -85,6 +90,64 @@ class RunRecord:
         norm = "speaker norm" if self.speaker_norm == "yes" else self.speaker_norm
         extra = [x for x in (self.features_shown, norm) if x]
         return f"{self.modality}/{self.model}" + (f" ({', '.join(extra)})" if extra else "")
+
+    @property
+    def short_label(self) -> str:
+        """A label to read at a glance, e.g. ``audio · svc · extended`` or ``fusion · early · seed + face``
+        (:func:`short_labels` makes them unique within a report)."""
+        model = self.model.removeprefix("fusion-") if self.modality == "fusion" else self.model
+        parts = [self.modality, model]
+        feats = short_features(self.features) if self.features else ""
+        if feats and self.show_key and self.feature_set and self.feature_set.startswith(f"{self.features}-"):
+            feats += f" #{self.feature_set.removeprefix(f'{self.features}-')[:6]}"  # two revisions of the set
+        if feats and feats != model:
+            parts.append(feats + (" + aug" if self.speeds else ""))
+        if self.speaker_norm:
+            parts.append("speaker-norm")
+        return " · ".join(parts)
+
+    @property
+    def data_origin(self) -> str:
+        """Where the run's training data came from: synthetic, recorded or unknown (:mod:`emotion.core.provenance`)."""
+        return origin_of(self.info)
+
+
+def short_features(text: str) -> str:
+    """A feature description without hashes and parenthesised details: ``seed-4bd90a733487 + fer2013 face embedding
+    (face256-every20-b6d1fda3f2a5)`` -> ``seed + face``."""
+    out = []
+    for part in str(text).split(" + "):
+        part = re.sub(r"\s*\([^)]*\)", "", part).strip()
+        part = re.sub(r"-[0-9a-f]{6,}$", "", part)
+        part = re.sub(r"^(fer2013 )?face embedding$|^fer2013.*", "face", part)
+        if part:
+            out.append(part)
+    return " + ".join(out)
+
+
+def short_labels(records: Sequence[RunRecord]) -> dict[str, str]:
+    """Each record's :attr:`RunRecord.short_label` by ``rel_dir``; labels two runs share get their version."""
+    labels = {r.rel_dir: r.short_label for r in records}
+    counts: dict[str, int] = {}
+    for v in labels.values():
+        counts[v] = counts.get(v, 0) + 1
+    return {k: v if counts[v] == 1 else f"{v} · {k.rsplit('/', 1)[-1][:6]}" for k, v in labels.items()}
+
+
+def number(v: Any) -> float | None:
+    """``v`` as a finite float, or None (missing, NaN, not a number)."""
+    if isinstance(v, bool) or not isinstance(v, (int, float)):
+        return None
+    return float(v) if math.isfinite(v) else None
+
+
+def cv_text(metrics: dict[str, Any], digits: int = 3) -> str:
+    """The grouped-CV (or validation) score as shown: ``0.670 ± 0.010``, ``0.670`` without a spread, ``—`` without
+    a score."""
+    cv, sd = number(metrics.get("cv_accuracy")), number(metrics.get("cv_std"))
+    if cv is None:
+        return NONE
+    return f"{cv:.{digits}f} ± {sd:.{digits}f}" if sd else f"{cv:.{digits}f}"
 
 
 def _mtime(store: Store, path: str) -> float:
@@ -194,8 +257,8 @@ def selection_score(r: RunRecord) -> tuple[float, float, str]:
     without a CV score (if any) fall back to their test accuracy.
     """
     m = r.metrics
-    cv = m.get("cv_accuracy")
-    return (float(m.get("accuracy", 0.0) if cv is None else cv), float(m.get("accuracy", 0.0)), r.label)
+    acc, cv = number(m.get("accuracy")) or 0.0, number(m.get("cv_accuracy"))  # NaN: no CV score
+    return (acc if cv is None else cv, acc, r.label)
 
 
 def best_per_modality(records: Sequence[RunRecord]) -> dict[str, RunRecord]:
@@ -207,7 +270,8 @@ def best_per_modality(records: Sequence[RunRecord]) -> dict[str, RunRecord]:
 
 
 def _f(v: Any, digits: int = 3) -> str:
-    return f"{v:.{digits}f}" if isinstance(v, (int, float)) and not isinstance(v, bool) else "–"
+    x = number(v)
+    return NONE if x is None else f"{x:.{digits}f}"
 
 
 def _recall(r: RunRecord, label: str) -> float | None:
@@ -228,21 +292,30 @@ def render_report(split_id: str, records: Sequence[RunRecord], *, figures: Seque
     lines += [f"Split {split}: models tuned by cross-validation grouped by actor on the train actors and scored "
               "on the test actors, never seen in training. Accuracy, macro-F1 and UAR (unweighted average recall) "
               "are on the test actors. The newest complete run of each model is shown.", ""]
+    synthetic = [r for r in records if r.data_origin == SYNTHETIC]
+    if synthetic:
+        lines += [synthetic_note(synthetic, records), ""]
     show_features = any(r.features_shown for r in records)
     show_norm = any(r.speaker_norm for r in records)
     head = ["modality", "model"] + (["features"] if show_features else []) + (["speaker norm"] if show_norm else [])
-    head += ["accuracy", "macro-F1", "UAR", "grouped-CV acc", "train", "test", "run"]
+    head += ["accuracy", "macro-F1", "UAR", "grouped-CV acc", "train", "test"]
+    head += (["training data"] if synthetic else []) + ["run"]
     lines += ["## Scores side by side", "", "| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     best = best_per_modality(records)
     for r in records:
         m = r.metrics
-        cv = f"{_f(m.get('cv_accuracy'))} ± {_f(m.get('cv_std'))}" if m.get("cv_accuracy") is not None else "–"
         row = [r.modality, f"**{r.model}**" if best[r.modality] is r else r.model]
-        row += [r.features_shown or "–"] if show_features else []
+        shown = r.features_shown if r.modality == "audio" else short_features(r.features or "")  # no hashes
+        row += [shown or "–"] if show_features else []
         row += [r.speaker_norm or "–"] if show_norm else []
-        row += [_f(m.get("accuracy")), _f(m.get("macro_f1")), _f(m.get("uar")), cv,
-                str(m.get("n_train", "–")), str(m.get("n_test", "–")), _run_links(r)]
+        row += [_f(m.get("accuracy")), _f(m.get("macro_f1")), _f(m.get("uar")), cv_text(m),
+                str(m.get("n_train", NONE)), str(m.get("n_test", NONE))]
+        row += [r.data_origin] if synthetic else []
+        row += [_run_links(r)]
         lines.append("| " + " | ".join(row) + " |")
+    if any(cv_text(r.metrics) == NONE for r in records):
+        lines += ["", f"{NONE} in grouped-CV acc: the run recorded no grouped-CV score (selection then falls back to "
+                  "its test accuracy)."]
     lines += ["", "Selected per modality (in bold; chosen by grouped-CV accuracy on the train actors, the model "
               "`emotion predict` uses): "
               + ", ".join(f"{r.label} (test accuracy {_f(r.metrics.get('accuracy'))})" for m, r in best.items()) + "."]
@@ -253,20 +326,30 @@ def render_report(split_id: str, records: Sequence[RunRecord], *, figures: Seque
         lines += ["", f"![{name}]({name})"]
     for title, rel in links:
         lines += ["", f"{title}: [{rel}]({rel})"]
+    lines += ["", f"The same report as one page, figures included: [{REPORT_HTML}]({REPORT_HTML})"]
     audio = [r for r in records if r.modality == "audio"]
     if len({(r.feature_set, bool(r.speaker_norm)) for r in audio}) > 1:
         lines += ["", "## Audio feature sets and speaker normalisation", "",
                   "Every audio feature set (by its parameters' key: two revisions of a set are two rows), "
                   "normalisation and model, best first. " + SPEAKER_NORM_NOTE, "",
                   *feature_set_table([_row(r) for r in sorted(audio, key=_accuracy_first)])]
+    short = short_labels(records)
     lines += ["", "## Per-emotion recall (test actors)", "",
               "| run | " + " | ".join(EMOTION_LABELS) + " |", "|" + "---|" * (len(EMOTION_LABELS) + 1)]
     for r in records:
-        lines.append(f"| {r.label} | " + " | ".join(_f(_recall(r, e), 2) for e in EMOTION_LABELS) + " |")
-    lines += ["", "– : no test clips of that emotion.", "", "## Confusion matrices (rows true, columns predicted)", ""]
+        lines.append(f"| {short[r.rel_dir]} | " + " | ".join(_f(_recall(r, e), 2) for e in EMOTION_LABELS) + " |")
+    lines += ["", f"{NONE} : no test clips of that emotion.", "", "## Confusion matrices (rows true, columns predicted)", ""]
     for r in records:
-        lines += [f"### {r.label}", "", f"![{r.label}]({r.rel_dir}/confusion_matrix.png)", ""]
+        lines += [f"### {short[r.rel_dir]}", "", f"![{short[r.rel_dir]}]({r.rel_dir}/confusion_matrix.png)", ""]
     return "\n".join(lines)
+
+
+def synthetic_note(synthetic: Sequence[RunRecord], records: Sequence[RunRecord]) -> str:
+    """The report's warning about runs trained on synthetic data."""
+    which = "Every model here was" if len(synthetic) == len(records) else \
+        f"{len(synthetic)} of the {len(records)} models here were"
+    return (f"**{which} trained on synthetic data** (the pipeline's generated voices and faces): their scores show "
+            "the pipeline works, and are not meaningful for real recordings.")
 
 
 def _run_links(r: RunRecord) -> str:
@@ -296,50 +379,97 @@ def _plt() -> Any:
     return plt
 
 
-def _png(fig: Any) -> bytes:
+MODALITY_COLOURS = {"audio": "#3b6fb6", "video": "#d9822b", "fusion": "#3a9a5b"}
+
+
+def chart_order(records: Sequence[RunRecord]) -> list[RunRecord]:
+    """Best first by test accuracy (ties by label): the order of the figures and the page's tables."""
+    return sorted(records, key=lambda r: (-(number(r.metrics.get("accuracy")) or 0.0), r.short_label))
+
+
+def n_classes(records: Sequence[RunRecord]) -> int:
+    """How many emotions the runs choose among (for the chance level): the most any run knows, else all eight."""
+    known = [len(e) for r in records if isinstance(e := r.info.get("emotions") or r.metrics.get("emotions"), list)]
+    return max(known) if known else len(EMOTION_LABELS)
+
+
+def _save(fig: Any) -> bytes:
     buf = io.BytesIO()
-    fig.tight_layout()
     fig.savefig(buf, format="png")
     _plt().close(fig)
     return buf.getvalue()
 
 
 def scores_png(records: Sequence[RunRecord]) -> bytes:
-    """Accuracy, macro-F1 and UAR of every run as grouped bars."""
+    """Every run's test accuracy beside its grouped-CV accuracy, as horizontal bars, best on top, with the chance
+    level; the legend sits below the bars, and the height grows with the number of runs."""
     plt = _plt()
-    names = [r.label for r in records]
-    fig, ax = plt.subplots(figsize=(max(6.0, 0.9 * len(names) + 2), 4.2), dpi=100)
-    x = np.arange(len(names))
-    for i, (key, title) in enumerate((("accuracy", "accuracy"), ("macro_f1", "macro-F1"), ("uar", "UAR"))):
-        ax.bar(x + (i - 1) * 0.27, [float(r.metrics.get(key, 0.0)) for r in records], 0.27, label=title)
-    ax.set_xticks(x, names, rotation=30, ha="right", fontsize=8)
-    ax.set_ylim(0, 1)
-    ax.set_ylabel("on the test actors")
-    ax.legend(fontsize=8, ncol=3, loc="upper right")
-    ax.set_title("Scores by model", fontsize=10)
-    return _png(fig)
+    from matplotlib.lines import Line2D
+    from matplotlib.patches import Patch
+
+    recs = chart_order(records)
+    labels = short_labels(recs)
+    n = len(recs)
+    fig, ax = plt.subplots(figsize=(8.0, 0.5 * n + 1.9), dpi=110, layout="constrained")
+    y = np.arange(n)
+    h = 0.38
+    for i, r in enumerate(recs):
+        colour = MODALITY_COLOURS.get(r.modality, "#777777")
+        acc = number(r.metrics.get("accuracy")) or 0.0
+        cv = number(r.metrics.get("cv_accuracy"))
+        ax.barh(i - h / 2, acc, h, color=colour)
+        ax.text(acc + 0.01, i - h / 2, f"{acc:.2f}", va="center", fontsize=8)
+        if cv is None:
+            ax.text(1 / n_classes(recs) + 0.01, i + h / 2, "no grouped-CV score", va="center", fontsize=7,
+                    color="#666666", style="italic")  # right of the chance line
+        else:
+            ax.barh(i + h / 2, cv, h, color=colour, alpha=0.35, hatch="///", edgecolor=colour, lw=0)
+            ax.text(cv + 0.01, i + h / 2, f"{cv:.2f}", va="center", fontsize=7, color="#444444")
+    k = n_classes(recs)
+    ax.axvline(1 / k, color="#b22222", ls="--", lw=1)
+    ax.set_yticks(y, [labels[r.rel_dir] for r in recs], fontsize=9)
+    ax.invert_yaxis()  # best on top
+    ax.set_xlim(0, 1.1)
+    ax.set_xticks(np.linspace(0, 1, 6))
+    ax.set_xlabel("accuracy")
+    ax.grid(axis="x", color="#dddddd", lw=0.6)
+    ax.set_axisbelow(True)
+    ax.spines[["top", "right"]].set_visible(False)
+    present = [m for m in MODALITY_COLOURS if any(r.modality == m for r in recs)]
+    handles: list[Any] = [Patch(color=MODALITY_COLOURS[m], label=f"{m}: test accuracy") for m in present]
+    handles += [Patch(facecolor="#999999", alpha=0.35, hatch="///", edgecolor="#999999", lw=0,
+                      label="grouped-CV accuracy (train actors; video: validation)"),
+                Line2D([], [], color="#b22222", ls="--", lw=1, label=f"chance (1/{k})")]
+    fig.legend(handles=handles, loc="outside lower center", ncol=min(3, len(handles)), fontsize=8, frameon=False)
+    ax.set_title("Test accuracy (held-out actors) beside grouped-CV accuracy", fontsize=10)
+    return _save(fig)
 
 
 def recall_png(records: Sequence[RunRecord]) -> bytes:
-    """Per-emotion recall of every run as a heat map (blank where an emotion has no test clips)."""
+    """Per-emotion recall of every run as a heat map (blank where an emotion has no test clips), best run on top."""
     plt = _plt()
-    m = np.array([[np.nan if (v := _recall(r, e)) is None else v for e in EMOTION_LABELS] for r in records], dtype=float)
-    fig, ax = plt.subplots(figsize=(7.5, 0.45 * len(records) + 1.8), dpi=100)
+    recs = chart_order(records)
+    labels = short_labels(recs)
+    m = np.array([[np.nan if (v := _recall(r, e)) is None else v for e in EMOTION_LABELS] for r in recs], dtype=float)
+    fig, ax = plt.subplots(figsize=(8.0, 0.42 * len(recs) + 1.9), dpi=110, layout="constrained")
     im = ax.imshow(m, cmap="viridis", vmin=0, vmax=1, aspect="auto")
-    ax.set_xticks(np.arange(len(EMOTION_LABELS)), EMOTION_LABELS, rotation=45, ha="right")
-    ax.set_yticks(np.arange(len(records)), [r.label for r in records], fontsize=8)
+    ax.set_xticks(np.arange(len(EMOTION_LABELS)), EMOTION_LABELS, rotation=30, ha="right", fontsize=9)
+    ax.set_yticks(np.arange(len(recs)), [labels[r.rel_dir] for r in recs], fontsize=9)
     for i in range(m.shape[0]):
         for j in range(m.shape[1]):
             if not np.isnan(m[i, j]):
                 ax.text(j, i, f"{m[i, j]:.2f}", ha="center", va="center", fontsize=7,
                         color="black" if m[i, j] > 0.6 else "white")
-    fig.colorbar(im, ax=ax, fraction=0.046, label="recall")
-    ax.set_title("Per-emotion recall on the test actors", fontsize=10)
-    return _png(fig)
+    fig.colorbar(im, ax=ax, pad=0.02, aspect=40, label="recall")  # as tall as the map
+    ax.set_title("Per-emotion recall on the test actors (blank: no test clips)", fontsize=10)
+    return _save(fig)
 
 
 def write_report(store: Store, split_id: str) -> str:
-    """Write ``runs/<split_id>/report.md`` and its figures; returns the report's path."""
+    """Write ``runs/<split_id>/report.md`` and its figures; returns the report's path.
+
+    :func:`emotion.reporting.report_html.write_reports` writes ``report.html`` beside it too (the pipeline's
+    tasks call that one)."""
     records = collect_runs(store, split_id)
     figures: list[str] = []
     if records:
@@ -380,7 +510,7 @@ def feature_set_table(rows: Sequence[dict[str, Any]]) -> list[str]:
     head = "| features | speaker norm | model | accuracy | macro-F1 | UAR | grouped-CV accuracy | train | test |"
     lines = [head + (" run |" if links else ""), "|---" * (9 + links) + "|"]
     for r in rows:
-        cv = f"{r['cv_accuracy']:.3f} ± {r['cv_std']:.3f}" if "cv_accuracy" in r and "cv_std" in r else ""
+        cv = cv_text(r) if number(r.get("cv_accuracy")) is not None else ""
         fs = with_augment(str(r.get("feature_set") or r.get("features", "seed")), r.get("augment"))
         line = (f"| {fs} | {'yes' if r.get('speaker_norm') else 'no'} | {r['model']} | "
                 f"{_f(r.get('accuracy'))} | {_f(r.get('macro_f1'))} | {_f(r.get('uar'))} | {cv} | {r.get('n_train', '')} | "

@@ -449,11 +449,12 @@ class Store:
             with contextlib.suppress(OSError):
                 self.fs.rm_file(path)
 
-    def check_data_root(self, data_url: str, *, replace: bool = False) -> None:
+    def check_data_root(self, data_url: str, *, replace: bool = False, origin: str | None = None) -> None:
         """Record the data root the store is built from; refuse another one unless ``replace``.
 
         Extraction keeps only the clips of the data root it reads, so another root
-        would silently drop the first one's rows; it is refused instead.
+        would silently drop the first one's rows; it is refused instead. ``origin``
+        (:mod:`emotion.core.provenance`: synthetic or recorded) is recorded beside it.
         """
         path = self.path(STORE_FILE)
         if self.exists(path) and not replace:
@@ -465,7 +466,18 @@ class Store:
                 raise StoreError(f"the store {self.url} was built from {known}, not {data_url}: extracting another "
                                  "data root would drop its rows; use another --out, or --replace-data to rebuild "
                                  "it from the new root")
-        self.write_json(path, {"data_root": data_url})
+        self.write_json(path, {"data_root": data_url, **({"data_origin": origin} if origin else {})})
+
+    def data_origin(self) -> str:
+        """Where the clips of the last extraction came from, as ``store.json`` records it (synthetic, recorded;
+        ``unknown`` for a store from before it was recorded; :mod:`emotion.core.provenance`)."""
+        from emotion.core.provenance import origin_of
+
+        path = self.path(STORE_FILE)
+        try:
+            return origin_of(self.read_json(path)) if self.exists(path) else origin_of(None)
+        except (StoreError, AttributeError):
+            return origin_of(None)
 
 
 _HELD: dict[str, int] = {}  # writer locks this process holds (path -> depth)

@@ -149,8 +149,14 @@ def _write_one(job: tuple[Path, RavdessId, VideoSynthParams]) -> Path:
 
 def write_video_corpus(root: str | Path, params: VideoSynthParams = VideoSynthParams(),
                        workers: int | None = None) -> list[Path]:
-    """Write every clip of ``params`` under ``root/Actor_NN/``, in ``workers`` processes (default: one per core)."""
+    """Write every clip of ``params`` under ``root/Actor_NN/``, in ``workers`` processes (default: one per core),
+    and the synthetic-corpus marker (:func:`emotion.core.provenance.mark_synthetic`) at its top."""
+    from dataclasses import asdict
+
+    from emotion.core.provenance import mark_synthetic
+
     root = Path(root)
+    mark_synthetic(root, "emotion.synth_video.write_video_corpus", asdict(params))
     jobs = [(root / f"Actor_{rid.actor:02d}" / f"{rid.stem}.mp4", rid, params) for rid in video_ids(params)]
     n = max(1, min(workers or os.cpu_count() or 1, len(jobs)))
     if n == 1:

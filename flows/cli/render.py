@@ -54,12 +54,18 @@ def print_train(t: dict[str, Any]) -> None:
     print(f"  {'model':<12} {'input':<6} {'accuracy':>8} {'macro-F1':>8} {'UAR':>6} {'validation acc':>15} {'train':>6} "
           f"{'test':>5}  run")
     for r in t["models"]:
-        cv = "–" if r["cv_accuracy"] != r["cv_accuracy"] else f"{r['cv_accuracy']:.3f}±{r['cv_std']:.3f}"  # NaN: none
+        cv, sd = r.get("cv_accuracy"), r.get("cv_std")
+        cv = "—" if cv is None or cv != cv else f"{cv:.3f}±{sd:.3f}" if sd and sd == sd else f"{cv:.3f}"  # NaN: none
         name = f"{r['model']}/landmarks" if r.get("features") == "landmarks" else r["model"]  # lr on the face's geometry
         print(f"  {name:<12} {r.get('modality', 'audio'):<6} {r['accuracy']:>8.3f} {r['macro_f1']:>8.3f} "
               f"{r['uar']:>6.3f} {cv:>15} {r['n_train']:>6} {r['n_test']:>5}  "
               f"{r['run_dir']}{' (reused)' if r.get('reused') else ''}")
-    print("  (validation: actor-grouped CV for audio and fused models, held-out training actors for video models)")
+    print("  (validation: actor-grouped CV for audio and fused models, held-out training actors for video models; "
+          "—: none recorded)")
+    synthetic = [r["model"] for r in t["models"] if r.get("data_origin") == "synthetic"]
+    if synthetic:
+        print(f"  {'all' if len(synthetic) == len(t['models']) else ', '.join(synthetic)}: trained on synthetic data, "
+              "not meaningful for real recordings")
     print(f"  summary: {t['summary']}")
     if t.get("report"):
         print(f"  report:  {t['report']}")
@@ -100,11 +106,12 @@ def print_predictions(payload: dict[str, Any]) -> None:
             print(f"{r['file']}: error: {r['error']}")
             continue
         label = f"  (file name says {r['label']})" if r.get("label") else ""
+        origin = f"  [{r['origin_warning']}]" if r.get("origin_warning") else ""  # beside every answer
         if r["emotion"] is None:
-            print(f"{r['file']}: no prediction{label}")
+            print(f"{r['file']}: no prediction{label}{origin}")
         else:
             print(f"{r['file']}: {r['emotion']} ({r['probabilities'][r['emotion']]:.2f}) from "
-                  f"{' + '.join(r['modalities_used'])}{label}")
+                  f"{' + '.join(r['modalities_used'])}{label}{origin}")
             print("  " + "  ".join(f"{k} {v:.2f}" for k, v in r["probabilities"].items()))
             print(f"  model: {r['model']}")
         for note in r["notes"]:

@@ -76,7 +76,7 @@ def test_report_puts_every_modality_side_by_side_with_recall_and_confusion_links
     assert table[2].startswith("| audio | svc | extended | actor-zscore | 0.550 |")
     assert table[3].startswith("| video | **framecnn** |") and table[4].startswith("| fusion | **late** |")
     assert "0.100" not in text and "0.990" not in text  # superseded and incomplete runs are left out
-    assert "| audio/rf (seed) | " + " | ".join(["0.75"] * 7) + " | – |" in text  # surprised has no test clips
+    assert "| audio · rf · seed | " + " | ".join(["0.75"] * 7) + " | — |" in text  # surprised has no test clips
     for rel in ("svc/aaa000000000", "rf/new000000000", "framecnn/vvv000000000", "late/fff000000000"):
         assert f"]({rel}/confusion_matrix.png)" in text
         assert (Path(path).parent / rel / "confusion_matrix.png").is_file()  # relative links resolve
