@@ -104,9 +104,9 @@ def _svc(seed: int) -> BaseEstimator:
 
 
 def _xgb(seed: int) -> BaseEstimator:
-    from xgboost import XGBClassifier
+    from emotion.models.xgb import LabelledXGBClassifier
 
-    return XGBClassifier(
+    return LabelledXGBClassifier(
         objective="multi:softprob", tree_method="hist", n_jobs=1, random_state=seed, verbosity=0
     )
 

@@ -42,16 +42,29 @@ class SoftVotingEnsemble(ClassifierMixin, BaseEstimator):
         return self
 
     def predict_proba(self, X: np.ndarray) -> np.ndarray:
+        """The weighted average of the members' scores, columns in the order of ``classes_``."""
         w = np.asarray(self.weights, dtype=float)
-        p = sum(wi * predict_scores(est, X) for wi, (_, est) in zip(w, self.fitted_, strict=True))
+        p = sum(wi * aligned_scores(est, X, self.classes_) for wi, (_, est) in zip(w, self.fitted_, strict=True))
         return np.asarray(p) / w.sum()
 
     def predict(self, X: np.ndarray) -> np.ndarray:
         return np.asarray(self.classes_[np.argmax(self.predict_proba(X), axis=1)])
 
 
+def aligned_scores(est: BaseEstimator, X: np.ndarray, classes: np.ndarray) -> np.ndarray:
+    """``est``'s class scores as one column per label of ``classes`` (0 for a label ``est`` was not fitted on)."""
+    scores = predict_scores(est, X)
+    own = np.asarray(getattr(est, "classes_", np.arange(scores.shape[1])))
+    out = np.zeros((len(scores), len(classes)))
+    out[:, np.searchsorted(classes, own)] = scores
+    return out
+
+
 def greedy_weights(oof: dict[str, np.ndarray], y: np.ndarray, rounds: int = 25) -> dict[str, int]:
-    """Forward selection with replacement over out-of-fold probabilities; returns how often each was picked."""
+    """Forward selection with replacement over out-of-fold probabilities; returns how often each was picked.
+
+    ``y`` holds column indices of the probabilities (0..k-1), not labels.
+    """
     names = sorted(oof)
     counts = dict.fromkeys(names, 0)
     total = np.zeros_like(next(iter(oof.values())))
@@ -73,9 +86,11 @@ def greedy_weights(oof: dict[str, np.ndarray], y: np.ndarray, rounds: int = 25) 
 
 
 def oof_proba(est: BaseEstimator, X: np.ndarray, y: np.ndarray, groups: np.ndarray, folds: int) -> np.ndarray:
-    out = np.zeros((len(y), len(np.unique(y))))
+    """Out-of-fold class scores, one column per label of ``np.unique(y)`` (a fold may lack some labels)."""
+    classes = np.unique(y)
+    out = np.zeros((len(y), len(classes)))
     for tr, te in GroupKFold(n_splits=folds).split(X, y, groups):
-        out[te] = predict_scores(clone(est).fit(X[tr], y[tr]), X[te])
+        out[te] = aligned_scores(clone(est).fit(X[tr], y[tr]), X[te], classes)
     return out
 
 
@@ -91,6 +106,8 @@ def tune_ensemble(
         raise UsageError("tune_ensemble needs spec_of, the lookup of its candidates' specs")
     candidates = tuple(candidates or DEFAULT_CANDIDATES)
     t0 = time.perf_counter()
+    # the out-of-fold scores have one column per label present; the blend is judged on column indices
+    index = np.searchsorted(np.unique(y), y)
     oof: dict[str, np.ndarray] = {}
     tuned: dict[str, BaseEstimator] = {}
     stages: list[dict[str, Any]] = []
@@ -102,21 +119,23 @@ def tune_ensemble(
             warnings.simplefilter("ignore", category=UserWarning)
             oof[name] = oof_proba(est, X, y, groups, params.cv_folds)
         tuned[name] = est
-        acc = float(np.mean(np.argmax(oof[name], axis=1) == y))
+        acc = float(np.mean(np.argmax(oof[name], axis=1) == index))
         stages.append({"stage": f"member {name}", "best_cv_accuracy": r.cv_accuracy, "oof_accuracy": acc,
                        "best_params": r.best_params, "candidates": sum(s["candidates"] for s in r.stages)})
-    counts = greedy_weights(oof, y)
+    counts = greedy_weights(oof, index)
     total = sum(counts.values())
     weights = {n: c / total for n, c in counts.items()}
     blend = sum(w * oof[n] for n, w in weights.items())
     pred = np.argmax(np.asarray(blend), axis=1)
     # the per-fold spread of the blend's out-of-fold accuracy
-    fold_acc = [float(np.mean(pred[te] == y[te])) for _, te in GroupKFold(n_splits=params.cv_folds).split(X, y, groups)]
+    fold_acc = [float(np.mean(pred[te] == index[te]))
+                for _, te in GroupKFold(n_splits=params.cv_folds).split(X, y, groups)]
     members = [(n, tuned[n]) for n in weights]
     final = SoftVotingEnsemble(members, [weights[n] for n in weights]).fit(X, y)
     best = {"members": list(weights), "weights": {n: round(w, 4) for n, w in weights.items()},
             **{f"{n}__{k}": v for n in weights for k, v in next(s for s in stages if s["stage"] == f"member {n}")
                ["best_params"].items()}}
-    stages.append({"stage": "selection", "candidates": len(candidates), "best_cv_accuracy": float(np.mean(pred == y)),
+    cv_acc = float(np.mean(pred == index))
+    stages.append({"stage": "selection", "candidates": len(candidates), "best_cv_accuracy": cv_acc,
                    "best_params": {"weights": best["weights"]}})
-    return TuneResult(final, best, float(np.mean(pred == y)), float(np.std(fold_acc)), stages, time.perf_counter() - t0)
+    return TuneResult(final, best, cv_acc, float(np.std(fold_acc)), stages, time.perf_counter() - t0)

@@ -16,7 +16,7 @@ out-of-fold probabilities are honest. They are combined in one of three ways:
   pooled face embedding (:class:`emotion.models.frame_nets.FaceEmbedder`).
 
 Clips without audio (video-only clips, modality 02) are predicted from the
-face branch alone, and the model says so (:attr:`AudioVisualFusion.audio_missing_`).
+face branch alone, and the model says which (:meth:`AudioVisualFusion.audio_missing`).
 """
 
 from __future__ import annotations
@@ -132,8 +132,11 @@ class AudioVisualFusion(ClassifierMixin, BaseEstimator):
                 out[has] = _proba(self.stack_, Z)
             else:
                 out[has] = _proba(self.early_, np.hstack([A[has], V[has]]))
-        self.audio_missing_ = ~has
         return out
+
+    def audio_missing(self, X: np.ndarray) -> np.ndarray:
+        """Which rows of ``X`` have no audio (predicted from the face alone); predicting stores nothing on the model."""
+        return ~self._split(X)[2]
 
     def predict(self, X: np.ndarray) -> np.ndarray:
         return np.argmax(self.predict_proba(X), axis=1)

@@ -2,7 +2,7 @@
 
 scikit-learn estimators are stored with skops (``.skops``), refused on load if
 they contain any type outside an allow-list; XGBoost models as XGBoost's own
-JSON; Keras networks in Keras' native ``.keras`` format, loaded in safe mode
+JSON (their labels in the record's ``meta``); Keras networks in Keras' native ``.keras`` format, loaded in safe mode
 (which refuses serialized Python code, lambdas or custom layers): the audio
 MLP and spectrogram CNN (kind, classes and parameters in the record's ``meta``) and the video frame
 models (which wrapper in ``estimator``, its parameters in ``params``); an
@@ -93,7 +93,7 @@ def sha256(data: bytes) -> str:
 
 
 def _is_xgb(est: Any) -> bool:
-    return type(est).__module__.startswith("xgboost")
+    return any(c.__module__.startswith("xgboost") for c in type(est).__mro__)
 
 
 def dump_model(est: BaseEstimator) -> tuple[bytes, SavedModel]:
@@ -117,7 +117,9 @@ def dump_model(est: BaseEstimator) -> tuple[bytes, SavedModel]:
             est.save_model(p)  # type: ignore[attr-defined]
             with open(p, "rb") as fh:
                 data = fh.read()
-        return data, SavedModel("model.json", "xgboost-json", sha256(data))
+        # the labels behind XGBoost's class indices 0..k-1 (a corpus may lack some emotions)
+        meta = {"classes": [_plain(c) for c in est.classes_]}
+        return data, SavedModel("model.json", "xgboost-json", sha256(data), meta=meta)
     import skops.io as sio
 
     data = sio.dumps(est)
@@ -133,18 +135,25 @@ def load_model(data: bytes, record: dict[str, Any], *, source: str = "model") ->
                                   f"{str(want)[:12]}…; refusing to load a modified model")
     fmt = record.get("format")
     if fmt == "xgboost-json":
-        from xgboost import XGBClassifier
+        import numpy as np
+
+        from emotion.models.xgb import LabelledXGBClassifier
 
         try:
             json.loads(data)
         except ValueError:
             raise ModelIntegrityError(f"{source}: not an XGBoost JSON model") from None
-        model = XGBClassifier()
+        model = LabelledXGBClassifier()
         with tempfile.TemporaryDirectory() as d:
             p = os.path.join(d, "model.json")
             with open(p, "wb") as fh:
                 fh.write(data)
             model.load_model(p)
+        classes = (record.get("meta") or {}).get("classes")  # absent in records of the first release: labels 0..k-1
+        if classes is not None:
+            if len(classes) != model.n_classes_:
+                raise ModelIntegrityError(f"{source}: {len(classes)} recorded classes for a model of {model.n_classes_}")
+            model.labels_ = np.asarray(classes)
         return model
     if fmt == "keras":
         if record.get("estimator") is not None:  # a video frame model (emotion.models.frame_nets)

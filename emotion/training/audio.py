@@ -162,15 +162,6 @@ def known_emotions(classes: np.ndarray) -> list[str]:
     return [EMOTION_LABELS[int(k)] for k in classes]
 
 
-def check_labels(model: str, y: np.ndarray) -> None:
-    """XGBoost needs its labels to be 0..k-1: a corpus with a gap in its emotion codes cannot train it."""
-    present = np.unique(y)
-    if model in ("xgb", "ensemble") and not np.array_equal(present, np.arange(len(present))):
-        missing = [EMOTION_LABELS[k] for k in range(int(present.max()) + 1) if k not in set(present.tolist())]
-        raise StoreError(f"{model} cannot train on emotion codes with a gap (no {', '.join(missing)} clips among the "
-                         "train actors); use rf, svc, lr or mlp")
-
-
 def prediction_table(rows: pd.DataFrame, y_true: np.ndarray, y_pred: np.ndarray, proba: np.ndarray,
                      classes: np.ndarray | None = None) -> pd.DataFrame:
     """``predictions.parquet`` of every run: the test clips' ``rows`` with true and predicted emotion and ``p_<emotion>``
@@ -233,7 +224,6 @@ def train_and_evaluate(
 
     ``on_stage`` is told when the search is done ("tuned"), so a caller can show progress.
     """
-    check_labels(spec.name, data.y_train)
     result = tune(spec, data.X_train, data.y_train, data.groups, search, n_jobs=n_jobs)
     if on_stage is not None:
         on_stage("tuned")

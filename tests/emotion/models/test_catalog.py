@@ -114,6 +114,54 @@ def test_saved_model_roundtrip_and_tamper_refusal(name, request):
         load_model(bytes(tampered), rec.to_dict())
 
 
+# emotions 01-06 and 08 (labels 0-5 and 7): no disgust, a gap in the codes
+GAP = np.array([0, 1, 2, 3, 4, 5, 7])
+
+
+@pytest.mark.parametrize("name", list(MODELS))
+def test_every_model_trains_predicts_and_persists_with_a_gap_in_the_labels(name, request):
+    """Labels are mapped to contiguous indices inside the estimator: ``classes_`` are the real labels, ``predict``
+    answers with them, the columns of the scores follow ``classes_``, and predicting leaves the model unchanged."""
+    X, y, groups = data_for(name, request)
+    keep = np.isin(y, GAP)
+    X, y, groups = X[keep], y[keep], groups[keep]
+    est = tune(model_spec(name), X, y, groups, SearchParams(n_iter=1, cv_folds=3, refine=False, seed=1)).estimator
+    np.testing.assert_array_equal(est.classes_, GAP)
+    before = _state(est)
+    pred = est.predict(X)
+    scores = predict_scores(est, X)
+    assert set(pred.tolist()) <= set(GAP.tolist()) and np.mean(pred == y) > 0.5
+    assert scores.shape == (len(y), len(GAP)) and np.allclose(scores.sum(axis=1), 1, atol=1e-5)
+    np.testing.assert_array_equal(pred, GAP[np.argmax(scores, axis=1)])
+    assert _state(est) == before  # predicting never changes a fitted model
+    blob, rec = dump_model(est)
+    again = load_model(blob, rec.to_dict())
+    np.testing.assert_array_equal(again.classes_, GAP)
+    np.testing.assert_array_equal(again.predict(X), pred)
+
+
+def _state(est):
+    """The names of an estimator's attributes and, where it pickles quickly (not a Keras network), a hash of it."""
+    import joblib
+
+    from emotion.models.ensemble import SoftVotingEnsemble
+    from emotion.models.feature_nets import KerasFeatureClassifier
+
+    parts = [est, *(m for _, m in getattr(est, "fitted_", ()))] if isinstance(est, SoftVotingEnsemble) else [est]
+    return [(sorted(vars(m)), None if isinstance(m, KerasFeatureClassifier) else joblib.hash(m)) for m in parts]
+
+
+def test_xgb_saved_before_labels_were_recorded_still_loads(data):
+    """A record of the first release holds no classes: the model answers with its indices, as it always did."""
+    X, y, groups = data
+    est = tune(model_spec("xgb"), X, y, groups, SearchParams(n_iter=1, refine=False)).estimator
+    blob, rec = dump_model(est)
+    old = {k: v for k, v in rec.to_dict().items() if k != "meta"}
+    again = load_model(blob, old)
+    np.testing.assert_array_equal(again.classes_, np.arange(8))
+    np.testing.assert_array_equal(again.predict(X), est.predict(X))
+
+
 def test_models_name_the_feature_sets_they_read():
     assert default_models("logmel") == ("melcnn",)
     assert default_models("seed") == default_models("egemaps") == DEFAULT_MODELS

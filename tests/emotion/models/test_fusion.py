@@ -55,7 +55,8 @@ def test_clips_without_audio_are_predicted_from_the_face_alone():
     _, pv, has = est.branch_proba(Xt)
     assert not has[::2].any() and has[1::2].all()
     np.testing.assert_allclose(p[::2], pv[::2])
-    assert est.audio_missing_[::2].all() and not est.audio_missing_[1::2].any()
+    assert est.audio_missing(Xt)[::2].all() and not est.audio_missing(Xt)[1::2].any()
+    assert not hasattr(est, "audio_missing_")  # predicting never changes a fitted model
     np.testing.assert_allclose(p.sum(axis=1), 1, atol=1e-9)
 
 
@@ -83,14 +84,17 @@ def test_contract_errors_and_saving():
     np.testing.assert_allclose(again.predict_proba(X), est.predict_proba(X))
 
 
-def test_a_fusion_model_saved_by_the_flat_layout_still_loads():
-    """Files written before emotion/ was grouped name ``emotion.fusion.AudioVisualFusion``: they load as before."""
-    import json
-    from pathlib import Path
-
-    here = Path(__file__).resolve().parents[2] / "data"
-    data = (here / "fusion-written-by-0.x.skops").read_bytes()
-    saved = json.loads((here / "fusion-written-by-0.x.json").read_text())
-    est = load_model(data, saved["record"])
-    assert type(est) is AudioVisualFusion
-    np.testing.assert_allclose(est.predict_proba(np.array(saved["X"])), np.array(saved["proba"]), rtol=1e-6)
+@pytest.mark.parametrize("method", ["late", "stack", "early"])
+def test_fusion_trains_and_predicts_with_a_gap_in_the_labels(method):
+    """Emotions 01-06 and 08: the fused model's eight columns give the missing emotion nothing; predicting keeps the
+    model as it was."""
+    X, y, g = split_signal(6)
+    keep = y != 6
+    est = AudioVisualFusion(method=method, n_audio=6).fit(X[keep], y[keep], groups=g[keep])
+    Xt, yt, _ = split_signal(2, seed=2)
+    before = sorted(vars(est))
+    p = est.predict_proba(Xt)
+    assert p.shape == (len(Xt), 8) and np.allclose(p[:, 6], 0) and np.allclose(p.sum(axis=1), 1, atol=1e-9)
+    pred = est.predict(Xt)
+    assert 6 not in set(pred.tolist()) and np.mean(pred[yt != 6] == yt[yt != 6]) > 0.6
+    assert sorted(vars(est)) == before

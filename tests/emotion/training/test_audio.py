@@ -97,9 +97,13 @@ def test_outputs_record_features_and_speaker_norm_with_a_model_card(table):
     assert "speaker normalisation: off" in raw.files()["model_card.md"].decode()
 
 
-@pytest.mark.parametrize(("model", "emotions"), [("lr", range(1, 8)), ("xgb", range(1, 7)), ("rf", (1, 3, 4, 5, 6, 7))])
-def test_a_corpus_without_every_emotion_trains_and_says_which_it_knows(table, model, emotions):
-    """Emotions 01-07 (no surprise), the song channel's six (no disgust, no surprise), and one with a gap."""
+@pytest.mark.parametrize(("model", "emotions"), [
+    ("lr", range(1, 8)), ("xgb", range(1, 7)), ("rf", (1, 3, 4, 5, 6, 7)),
+    ("xgb", (1, 2, 3, 4, 5, 6, 8)), ("ensemble", (1, 2, 3, 4, 5, 6, 8)), ("svc", (2, 3, 5, 8)), ("xgb", (3, 5, 8)),
+])
+def test_a_corpus_without_every_emotion_trains_and_says_which_it_knows(table, model, emotions, monkeypatch):
+    """Emotions 01-07 (no surprise), the song channel's six (no disgust, no surprise), and ones with gaps."""
+    monkeypatch.setattr("emotion.models.ensemble.DEFAULT_CANDIDATES", ("lr", "xgb"))  # quick members (the MLP: test_models)
     sub = table[table["emotion"].isin(list(emotions))]
     data = split_data(sub, NAMES, SPLIT, "fh", speaker_norm=True)
     out = train_and_evaluate(model_spec(model), data, SPLIT, SearchParams(n_iter=2, refine=False), {"name": "seed"}, "fh")
@@ -110,12 +114,5 @@ def test_a_corpus_without_every_emotion_trains_and_says_which_it_knows(table, mo
     missing = [lab for k, lab in enumerate(labels, 1) if k not in emotions]
     assert all((preds[f"p_{m}"] == 0).all() for m in missing)
     assert np.allclose(preds[[f"p_{lab}" for lab in labels]].sum(axis=1), 1, atol=1e-4)
-
-
-def test_xgb_on_emotion_codes_with_a_gap_is_a_one_line_error(table):
-    from emotion.core.errors import StoreError
-
-    sub = table[table["emotion"] != 2]
-    data = split_data(sub, NAMES, SPLIT, "fh")
-    with pytest.raises(StoreError, match="no calm clips"):
-        train_and_evaluate(model_spec("xgb"), data, SPLIT, SearchParams(n_iter=2, refine=False), {"name": "seed"}, "fh")
+    assert set(preds["predicted"]) <= {labels[e - 1] for e in emotions}
+    assert out.metrics["accuracy"] > 0.6 and out.metrics["emotions"] == run["emotions"]
