@@ -22,7 +22,13 @@ from emotion.reporting.report_html import write_reports
 from emotion.store.store import Store
 from emotion.training.audio import run_version, split_data, train_and_evaluate
 from emotion.training.fusion import fusion_data_hash, fusion_table, fusion_version, train_and_evaluate_fusion
-from emotion.training.video import build_model, split_frames, train_and_evaluate_video, video_run_version
+from emotion.training.video import (
+    build_model,
+    pinned_frames,
+    split_frames,
+    train_and_evaluate_video,
+    video_run_version,
+)
 from emotion.video.frames import FrameParams
 from tasks.artifacts import Progress
 
@@ -131,9 +137,13 @@ def train_video_model(
         _advance(progress, STEPS_PER_MODEL)
         return {"model": model, "version": version, "run_dir": store.url_of(folder), "reused": True, **_brief(metrics)}
     _advance(progress)
-    log.info("%s: fitting on %d frames of %d clips (actors %s), validating on actors %s", model, data.fit.n_frames,
-             data.fit.n_clips, list(data.fit_actors), list(data.val_actors))
-    result = train_and_evaluate_video(est, data, split, frames)
+    # every epoch reads the frames again: from a private copy, which a concurrent extract cannot change
+    with pinned_frames(store, frames, split, seed=est.seed) as data:
+        version = video_run_version(model, est.get_params(), split, frames.key, data.data_hash)  # the frames copied
+        folder = store.run_dir(split.id, model, version)
+        log.info("%s: fitting on %d frames of %d clips (actors %s), validating on actors %s", model,
+                 data.fit.n_frames, data.fit.n_clips, list(data.fit_actors), list(data.val_actors))
+        result = train_and_evaluate_video(est, data, split, frames)
     _advance(progress)
     stamp_run(result, store.data_origin())  # synthetic or recorded training data, from store.json
     for name, blob in result.files().items():  # run.json last: marks the folder complete

@@ -22,7 +22,7 @@ from emotion.models.frame_nets import FaceEmbedder
 from emotion.models.fusion import AudioVisualFusion
 from emotion.models.persist import dump_model
 from emotion.reporting.metrics import confusion_png, evaluate
-from emotion.store.store import Store
+from emotion.store.store import READ_RETRIES, Store
 from emotion.training.audio import RunOutput, parquet_bytes, prediction_table
 from emotion.video.frames import FrameParams
 from emotion.video.frameset import FrameSet, frame_index
@@ -37,18 +37,27 @@ def fusion_table(store: Store, audio: FeatureParams, frames: FrameParams, actors
     a face, then (mesh face crops) the clip's landmark features; NaN for a clip
     in whose kept frames no face was found.
     """
-    idx = frame_index(store, frames.key)
-    idx = idx[idx["actor"].isin(list(actors))]
-    if idx.empty:
-        raise StoreError(f"no frames of actors {list(actors)} in {frames.key}")
-    fs = FrameSet.select(store, frames.key, actors, index=idx, faces_only=frames.face_crop)
-    sums: dict[str, np.ndarray] = {}
-    counts: dict[str, int] = {}
-    for b in fs.batches():
-        emb = embedder(b.images)
-        for p, e in zip(b.paths, emb, strict=True):
-            sums[p] = sums.get(p, 0) + e
-            counts[p] = counts.get(p, 0) + 1
+    for attempt in range(READ_RETRIES):  # one pass over the frames; again from a fresh index if a part vanishes
+        idx = frame_index(store, frames.key)
+        idx = idx[idx["actor"].isin(list(actors))]
+        if idx.empty:
+            raise StoreError(f"no frames of actors {list(actors)} in {frames.key}")
+        fs = FrameSet.select(store, frames.key, actors, index=idx, faces_only=frames.face_crop)
+        sums: dict[str, np.ndarray] = {}
+        counts: dict[str, int] = {}
+        try:
+            for b in fs.batches():
+                emb = embedder(b.images)
+                for p, e in zip(b.paths, emb, strict=True):
+                    sums[p] = sums.get(p, 0) + e
+                    counts[p] = counts.get(p, 0) + 1
+        except FileNotFoundError:
+            time.sleep(0.05 * (attempt + 1))
+            continue
+        break
+    else:
+        raise StoreError(f"the frame parts of {frames.key} under {store.url} kept changing while being read "
+                         f"({READ_RETRIES} tries); another process is rewriting the store, try again")
     paths = sorted(set(idx["path"]))
     width = len(next(iter(sums.values()))) if sums else 128
     V = np.stack([sums[p] / counts[p] if p in sums else np.full(width, np.nan) for p in paths])

@@ -5,13 +5,21 @@ validation (early stopping and the curves), the rest are fitted on. Test
 actors are only predicted. A clip's outcome is the mean of its frames'
 probabilities; every frame's top two emotions are kept in
 ``frame_predictions.parquet``.
+
+Training reads its frames once per epoch: :func:`pinned_frames` copies them
+from the store once, so an extraction committing at the same time (which may
+rewrite and delete parts) cannot pull a part from under a run.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
+import shutil
+import tempfile
 import time
-from dataclasses import dataclass
+from collections.abc import Iterator
+from dataclasses import dataclass, replace
 from typing import Any
 
 import numpy as np
@@ -24,7 +32,7 @@ from emotion.core.splits import ActorSplit
 from emotion.models.frame_nets import NN_MODELS, KerasFrameClassifier, curves_png
 from emotion.models.persist import dump_model
 from emotion.reporting.metrics import confusion_png, evaluate
-from emotion.store.store import Store
+from emotion.store.store import READ_RETRIES, Store
 from emotion.training.audio import RunOutput, parquet_bytes, prediction_table
 from emotion.video.frames import FrameParams
 from emotion.video.frameset import FrameSet, aggregate_clips, frame_index, top_two
@@ -72,6 +80,37 @@ def split_frames(store: Store, params: FrameParams, split: ActorSplit, seed: int
     data_hash = stable_hash({"frames": params.key, "clips": sorted(zip(clips["path"], clips["content_hash"], strict=True))}, 16)
     return VideoSplit(fit, val, test, fit_actors, val_actors,
                       clips[["path", "actor", "emotion"]].reset_index(drop=True), data_hash)
+
+
+@contextlib.contextmanager
+def pinned_frames(store: Store, params: FrameParams, split: ActorSplit, seed: int = 0) -> Iterator[VideoSplit]:
+    """:func:`split_frames` with its fit, validation and test frames copied once into a private temporary folder
+    (removed on exit), so every epoch reads the same frames whatever a concurrent writer does to the store.
+
+    When a part vanishes during the copy (compacted by a writer), the frames are selected afresh and copied again,
+    up to :data:`~emotion.store.READ_RETRIES` times; ``data_hash`` is that of the frames copied.
+    """
+    for attempt in range(READ_RETRIES):
+        data = split_frames(store, params, split, seed)
+        folder = tempfile.mkdtemp(prefix="emotion-frames-")
+        try:
+            pinned = replace(
+                data, fit=data.fit.copy_to(f"{folder}/fit"), test=data.test.copy_to(f"{folder}/test"),
+                val=data.val.copy_to(f"{folder}/val") if data.val is not None else None)
+        except FileNotFoundError:
+            shutil.rmtree(folder, ignore_errors=True)
+            time.sleep(0.05 * (attempt + 1))
+            continue
+        except BaseException:
+            shutil.rmtree(folder, ignore_errors=True)
+            raise
+        try:
+            yield pinned
+        finally:
+            shutil.rmtree(folder, ignore_errors=True)
+        return
+    raise StoreError(f"the frame parts of {params.key} under {store.url} kept changing while being read "
+                     f"({READ_RETRIES} tries); another process is rewriting the store, try again")
 
 
 def video_run_version(model: str, est_params: dict[str, Any], split: ActorSplit, frames_key: str, data_hash: str) -> str:

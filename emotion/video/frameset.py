@@ -6,16 +6,24 @@ are; :meth:`FrameSet.batches` reads one Parquet record batch at a time and
 decodes its PNG frames. Training pipelines (``tf.data``) and prediction
 loops both consume it, so memory stays bounded by one batch and the
 shuffle buffer, whatever the corpus size.
+
+An extraction committing meanwhile may rewrite the store's parts (compaction
+moves rows to new parts and deletes the old ones), so a reader that comes
+back to the same parts, epoch after epoch, first takes a private copy of its
+frames with :meth:`FrameSet.copy_to` (one pass over the store, streamed).
 """
 
 from __future__ import annotations
 
+import os
 import posixpath
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from emotion.core.errors import StoreError
@@ -23,6 +31,7 @@ from emotion.store.store import Store
 from emotion.video.frames import decode_png
 
 INDEX_COLUMNS = ["path", "content_hash", "actor", "emotion", "frame_index", "time", "face_found"]
+BATCH_COLUMNS = ["path", "emotion", "frame_index", "time", "face_found", "image"]  # what FrameSet.batches reads
 
 
 @dataclass(frozen=True)
@@ -38,9 +47,12 @@ class FrameBatch:
 
 
 def frame_index(store: Store, key: str) -> pd.DataFrame:
-    """One row per current stored frame (no images): the newest part of each clip wins."""
+    """One row per current stored frame (no images): the newest part of each clip wins.
+
+    The parts are read as a snapshot (:meth:`Store.read_snapshot`): listed again when one vanishes under the reader.
+    """
     folder = store.dataset_dir("frames", key)
-    df = store.read_parts(store.list_parts(folder), columns=INDEX_COLUMNS)
+    df = store.read_snapshot(folder, columns=INDEX_COLUMNS)
     if df.empty:
         raise StoreError(f"no frames for {key} under {store.url} (run `emotion extract --modality video` first)")
     newest = df.groupby("path")["_part"].transform("max")
@@ -88,7 +100,7 @@ class FrameSet:
         order = list(range(len(self.selection)))
         if rng is not None:
             rng.shuffle(order)
-        cols = ["path", "emotion", "frame_index", "time", "face_found", "image"]
+        cols = BATCH_COLUMNS
         for i in order:
             part, paths = self.selection[i]
             wanted = set(paths)
@@ -107,6 +119,33 @@ class FrameSet:
                         frame_index=np.array([d["frame_index"][j] for j in keep], dtype=np.int32),
                         time=np.array([d["time"][j] for j in keep], dtype=np.float32),
                     )
+
+
+    def copy_to(self, folder: str, batch_rows: int = 256) -> FrameSet:
+        """The same frames in private Parquet files under the local ``folder``, read from the store once.
+
+        Only the selected clips' rows and the columns :meth:`batches` reads are
+        copied, a record batch at a time. A part that has vanished since the
+        selection (a writer compacted it) raises ``FileNotFoundError``: select
+        again from a fresh :func:`frame_index` and copy again.
+        """
+        store = Store(self.store_url)
+        os.makedirs(folder, exist_ok=True)
+        selection = []
+        for i, (part, paths) in enumerate(self.selection):
+            dest = os.path.join(folder, f"{i:06d}-{posixpath.basename(part)}")
+            wanted = pa.array(list(paths), pa.string())
+            with store.fs.open(part, "rb") as fh:
+                pf = pq.ParquetFile(fh)
+                schema = pf.schema_arrow
+                schema = pa.schema([schema.field(c) for c in BATCH_COLUMNS])
+                with pq.ParquetWriter(dest, schema) as writer:
+                    for rb in pf.iter_batches(batch_size=batch_rows, columns=BATCH_COLUMNS):
+                        t = pa.Table.from_batches([rb], schema=schema)
+                        writer.write_table(t.filter(pc.is_in(t["path"], value_set=wanted)))
+            selection.append((os.path.abspath(dest), paths))
+        return FrameSet(os.path.abspath(folder), self.key, tuple(selection), self.n_frames, self.n_clips,
+                        self.faces_only)
 
 
 def aggregate_clips(paths: np.ndarray, proba: np.ndarray) -> tuple[list[str], np.ndarray]:

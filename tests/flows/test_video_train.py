@@ -81,6 +81,32 @@ def test_rerun_reuses_complete_runs_and_train_command_works(video_run, capsys):
     assert [m["model"] for m in t["models"]] == ["cnn"] and t["models"][0]["reused"]
 
 
+def test_video_training_survives_an_extract_rewriting_the_frame_parts(video_run, tmp_path, monkeypatch, capsys):
+    """An extract committing during training may rewrite every frame part under a new name (compaction): training
+    reads its own copy of the frames, so epochs after the rewrite still find them."""
+    from emotion.extract import compact
+    from emotion.video.frameset import FrameSet
+
+    out, _ = video_run
+    copy = tmp_path / "store"
+    shutil.copytree(out, copy, ignore=shutil.ignore_patterns("runs"))
+    store = Store(str(copy))
+    folder = store.dataset_dir("frames", FrameParams(face_crop=True).key)
+    real, passes = FrameSet.batches, []
+
+    def then_rewrite(self, *args, **kwargs):
+        yield from real(self, *args, **kwargs)
+        passes.append(1)
+        if len(passes) == 1:  # after the first epoch
+            compact(store, folder, {posixpath.basename(p): set() for p in store.list_parts(folder)})
+
+    monkeypatch.setattr(FrameSet, "batches", then_rewrite)
+    code = main(["train", str(copy), "--model", "cnn", "--split", SPLIT, "--epochs", "3", "--json"])
+    err = capsys.readouterr().err
+    assert code == 0, err
+    assert len(passes) >= 3  # epochs (and the test clips) read after the rewrite
+
+
 def test_tampered_video_model_is_refused(video_run, tmp_path):
     out, _ = video_run
     store = Store(str(out))

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import os
+import posixpath
+
 import numpy as np
 import pyarrow as pa
 import pytest
@@ -70,6 +73,57 @@ def test_shuffled_parts_give_the_same_frames(store: Store):
     shuffled = sorted((p, int(i)) for b in fs.batches(rng=np.random.default_rng(1))
                       for p, i in zip(b.paths, b.frame_index, strict=True))
     assert plain == shuffled and len(plain) == fs.n_frames
+
+
+def _frames(fs: FrameSet) -> list[tuple[str, int, int]]:
+    return sorted((p, int(i), int(img[0, 0])) for b in fs.batches() for p, i, img in
+                  zip(b.paths, b.frame_index, b.images, strict=True))
+
+
+def _compact_everything(store: Store) -> None:
+    """What an extract committing meanwhile may do: rewrite every part under a new name and delete the old one."""
+    from emotion.extract import compact
+
+    folder = store.dataset_dir("frames", PARAMS.key)
+    compact(store, folder, {posixpath.basename(p): set() for p in store.list_parts(folder)})
+
+
+def test_a_copied_selection_outlives_a_writer_rewriting_the_parts(store: Store, tmp_path):
+    fs = FrameSet.select(store, PARAMS.key, actors=[1, 21])
+    expected = _frames(fs)
+    copy = fs.copy_to(str(tmp_path / "copy"))
+    _compact_everything(store)
+    with pytest.raises(FileNotFoundError):  # the store's parts are gone: a reader coming back to them fails
+        _frames(fs)
+    for _ in range(2):  # every epoch reads the same frames from the copy
+        assert _frames(copy) == expected
+    assert (copy.n_frames, copy.n_clips, copy.clips()) == (fs.n_frames, fs.n_clips, fs.clips())
+
+
+def test_pinned_frames_select_again_when_a_part_vanishes_during_the_copy(store: Store, monkeypatch):
+    from emotion.core.splits import ActorSplit
+    from emotion.training.video import pinned_frames, split_frames
+
+    split = ActorSplit.parse("train=1-2,test=21")
+    plain = split_frames(store, PARAMS, split)
+    expected = {k: _frames(getattr(plain, k)) for k in ("fit", "test")}
+    real, calls = FrameSet.copy_to, []
+
+    def racing(self, folder, batch_rows=256):
+        calls.append(folder)
+        if len(calls) == 1:
+            _compact_everything(store)  # between the selection and the copy
+        return real(self, folder, batch_rows)
+
+    monkeypatch.setattr(FrameSet, "copy_to", racing)
+    with pinned_frames(store, PARAMS, split) as data:
+        folders = {os.path.dirname(f) for f in calls}
+        assert len(folders) == 2  # the first copy failed and was removed; the second is in use
+        assert {k: _frames(getattr(data, k)) for k in ("fit", "test")} == expected
+        assert data.data_hash == plain.data_hash and data.val is None
+        _compact_everything(store)  # and again while training
+        assert {k: _frames(getattr(data, k)) for k in ("fit", "test")} == expected
+    assert not any(os.path.exists(f) for f in folders)  # the copies are removed on exit
 
 
 def test_empty_store_is_a_clear_error(tmp_path):
