@@ -115,7 +115,7 @@ def _pipeline(data: str, out: str, split: str, features: FeatureParams, search: 
         log.info(n)
     trained = train_models(out, split, audio_models, video_models, fusion_models, features, search, frames,
                            video_params, n_jobs=n_jobs, force=full, speaker_norm=speaker_norm, as_steps=True)
-    return {"extract": extracted, "notes": notes, "train": trained}
+    return {"extract": extracted, "notes": notes, "train": trained, "recipe": recipe(features, speaker_norm)}
 
 
 def train_models(
@@ -149,6 +149,26 @@ def train_models(
             "features": features.name if audio_models or fusion_models else None,
             "speaker_norm": bool(audio_models) and speaker_norm,
             "models": sorted(runs, key=lambda r: (-r["accuracy"], r["model"]))}
+
+
+def recipe(features: FeatureParams, speaker_norm: bool) -> dict[str, Any]:
+    """What the audio side of a run used, in words: feature set, augmentation, speaker normalisation, and what its
+    accuracy assumes."""
+    speeds = tuple(getattr(features, "speeds", ()) or ())
+    parts = [f"{features.name} features"]
+    if speeds:
+        parts.append(f"augmentation ({', '.join(f'{v:g}x' for v in speeds)} speed copies)")
+    if speaker_norm:
+        parts.append("speaker normalisation")
+    baseline = features.name == "seed" and not speeds and not speaker_norm
+    return {
+        "name": "+".join([features.name, *(["augment"] if speeds else []), *(["speaker-norm"] if speaker_norm else [])]),
+        "description": " + ".join(parts) + (" (the 2018 baseline)" if baseline else ""),
+        "features": features.name, "augment": list(speeds), "speaker_norm": speaker_norm,
+        "assumes": ("accuracy assumes each test speaker's clips are normalised together; a single clip of an unknown "
+                    "speaker is normalised with pooled training statistics instead (`emotion predict --same-speaker` "
+                    "with 8 or more clips of one speaker normalises them together)") if speaker_norm else None,
+    }
 
 
 def _found(summary: dict[str, Any]) -> bool:

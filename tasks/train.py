@@ -79,7 +79,8 @@ def train_model(
 
 def _brief(metrics: dict[str, Any]) -> dict[str, Any]:
     keys = ("accuracy", "macro_f1", "uar", "cv_accuracy", "cv_std", "n_train", "n_test", "confusion_matrix",
-            "modality", "features", "speaker_norm", "frame_accuracy", "audio_visual_clips", "audio_weight", "data_origin")
+            "modality", "features", "speaker_norm", "frame_accuracy", "audio_visual_clips", "audio_weight", "data_origin",
+            "accuracy_single_clip")
     return {k: metrics[k] for k in keys if k in metrics}
 
 

@@ -30,7 +30,17 @@ from flows.cli.options import (
     split_text,
     video_params,
 )
-from flows.cli.render import emit, extract_payload, print_extract, print_loso, print_predictions, print_run, print_train
+from flows.cli.parser import run_recipe
+from flows.cli.render import (
+    emit,
+    extract_payload,
+    print_extract,
+    print_loso,
+    print_predictions,
+    print_run,
+    print_run_recipe,
+    print_train,
+)
 
 
 class _DomainErrorsWithoutTraceback(logging.Filter):
@@ -159,8 +169,8 @@ def _run(args: argparse.Namespace, data: str, out: str) -> dict[str, Any]:
 
 def cmd_run(args: argparse.Namespace) -> int:
     data, out = existing_dir(args.data, "data root"), out_dir(args.out)
-    r = _run(args, data, out)
-    emit(args, r, print_run)
+    r = _run(run_recipe(args), data, out)
+    emit(args, r, print_run_recipe)
     return _strict_exit(args, r["extract"])
 
 

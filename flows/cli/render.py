@@ -86,6 +86,18 @@ def print_run(r: dict[str, Any]) -> None:
         print_train(r["train"])
 
 
+def print_run_recipe(r: dict[str, Any]) -> None:
+    """``run``'s summary with the recipe that ran and what its accuracy assumes."""
+    print_run(r)
+    rec = r.get("recipe")
+    if rec and r["train"]["models"] and r["train"].get("features"):  # audio or fused models ran
+        print(f"  recipe:  {rec['description']}")
+        if rec.get("assumes"):
+            single = [f"{m['model']} {m['accuracy_single_clip']:.3f}" for m in r["train"]["models"]
+                      if "accuracy_single_clip" in m]
+            print(f"  note:    {rec['assumes']}" + (f"; accuracy one clip at a time: {', '.join(single)}" if single else ""))
+
+
 def print_loso(t: dict[str, Any]) -> None:
     norm = ", speaker-normalised" if t["speaker_norm"] else ""
     print(f"leave-one-actor-out over the training actors of {t['split']} (features {t['features']}{norm}; "

@@ -32,8 +32,9 @@ def test_run_end_to_end_with_bad_files(corpus: Path, tmp_path: Path, capsys):
     (corpus / "Actor_01" / "03-01-05-01-01-01-01.flac").write_bytes(b"")
     (corpus / "Actor_02" / "03-01-05-01-01-01-02.wav").write_bytes(np.random.default_rng(1).bytes(5000))
     out = tmp_path / "store"
-    code, r, _ = run_cli(capsys, "run", str(corpus), "--out", str(out), *SPLIT, *FAST, "--json")
+    code, r, _ = run_cli(capsys, "run", str(corpus), "--out", str(out), *SPLIT, *FAST, "--features", "seed", "--json")
     assert code == 0
+    assert r["recipe"]["name"] == "seed" and r["recipe"]["assumes"] is None  # the baseline: one flag away
     ex = r["extract"]
     assert (ex["processed"], ex["skipped"], ex["removed"], ex["rejected"]) == (118, 0, 0, 2)
     assert len(ex["workers"]) == 2  # both local workers did work
@@ -61,7 +62,7 @@ def test_run_end_to_end_with_bad_files(corpus: Path, tmp_path: Path, capsys):
     assert max(m["accuracy"] for m in models.values()) >= 0.8  # the synthetic signal is learnable
 
     # a rerun processes nothing and reuses the trained runs
-    code, r2, _ = run_cli(capsys, "run", str(corpus), "--out", str(out), *SPLIT, *FAST, "--json")
+    code, r2, _ = run_cli(capsys, "run", str(corpus), "--out", str(out), *SPLIT, *FAST, "--features", "seed", "--json")
     assert code == 0
     assert (r2["extract"]["processed"], r2["extract"]["skipped"], r2["extract"]["rejected"]) == (0, 118, 2)
     assert all(m["reused"] for m in r2["train"]["models"])
@@ -167,7 +168,7 @@ def test_a_prefect_server_that_is_down_is_reported_with_the_way_out(tiny_corpus:
 def test_extended_features_speaker_norm_neural_models_and_loso(corpus: Path, tmp_path: Path, capsys):
     out = tmp_path / "store"
     code, r, _ = run_cli(capsys, "run", str(corpus), "--out", str(out), *SPLIT, *FAST, "--features", "extended",
-                         "--speaker-norm", "--model", "lr,mlp", "--json")
+                         "--no-augment", "--speaker-norm", "--model", "lr,mlp", "--json")
     assert code == 0
     assert r["extract"]["modalities"]["audio"]["feature_set"].startswith("extended-")
     assert r["train"]["features"] == "extended" and r["train"]["speaker_norm"] is True
@@ -194,7 +195,8 @@ def test_extended_features_speaker_norm_neural_models_and_loso(corpus: Path, tmp
     assert any("pooled training statistics" in n for n in p[0]["notes"])
 
     # the same model on seed without normalisation is a different run; the report shows both side by side
-    code, t, _ = run_cli(capsys, "run", str(corpus), "--out", str(out), *SPLIT, *FAST, "--model", "lr", "--json")
+    code, t, _ = run_cli(capsys, "run", str(corpus), "--out", str(out), *SPLIT, *FAST, "--features", "seed", "--model",
+                         "lr", "--json")
     assert code == 0 and t["train"]["models"][0]["version"] != next(
         m["version"] for m in r["train"]["models"] if m["model"] == "lr")
     summary = json.loads((out / "runs" / "train01-03_test21" / "summary.json").read_text())
@@ -227,8 +229,8 @@ def test_train_writes_the_report_and_predict_reads_new_files(corpus: Path, tmp_p
     from emotion.video.synth import VideoSynthParams, write_clip
 
     out = tmp_path / "store"
-    code, r, _ = run_cli(capsys, "run", str(corpus), "--out", str(out), *SPLIT, "--model", "svc", "--n-iter", "2",
-                         "--no-refine", "--workers", "1", "--jobs", "1", "--json")
+    code, r, _ = run_cli(capsys, "run", str(corpus), "--out", str(out), *SPLIT, "--features", "seed", "--model", "svc",
+                         "--n-iter", "2", "--no-refine", "--workers", "1", "--jobs", "1", "--json")
     assert code == 0
     report = out / "runs" / "train01-03_test21" / "report.md"
     assert r["train"]["report"] == str(report)
@@ -325,10 +327,14 @@ def test_the_temporary_prefect_server_gets_two_minutes_to_start():
 
 
 def test_speed_augmentation_trains_on_copies_and_averages_over_them(corpus: Path, tmp_path: Path, capsys):
+    """`run`'s default recipe: extended features, speed copies and speaker normalisation."""
     out = tmp_path / "store"
-    code, r, err = run_cli(capsys, "run", str(corpus), "--out", str(out), *SPLIT, *FAST, "--features", "extended",
-                           "--augment", "--speaker-norm", "--model", "lr", "--json")
+    code, r, err = run_cli(capsys, "run", str(corpus), "--out", str(out), *SPLIT, *FAST, "--model", "lr", "--json")
     assert code == 0, err
+    assert r["recipe"]["name"] == "extended+augment+speaker-norm"
+    assert r["recipe"]["augment"] == [0.9, 1.1] and r["recipe"]["speaker_norm"] is True
+    assert "each test speaker's clips are normalised together" in r["recipe"]["assumes"]
+    assert 0 <= r["train"]["models"][0]["accuracy_single_clip"] <= 1  # the accuracy one clip at a time
     params = ExtendedFeatureParams(speeds=(0.9, 1.1))
     assert r["extract"]["modalities"]["audio"]["feature_set"] == params.key  # its own set beside plain extended
     stored = Store(str(out)).read_features("audio", params.key)
@@ -359,7 +365,8 @@ def test_speed_augmentation_trains_on_copies_and_averages_over_them(corpus: Path
     assert f"| {params.key} + copies at 0.9x, 1.1x | yes | lr | fixed |" in (split_dir / "loso" / "report.md").read_text()
     assert (split_dir / "loso" / f"{params.key}-speakernorm" / "lr-fixed.json").is_file()  # beside plain extended's
 
-    code, _, err = run_cli(capsys, "run", str(corpus), "--out", str(out), *SPLIT, "--augment", "--model", "lr")
+    code, _, err = run_cli(capsys, "run", str(corpus), "--out", str(out), *SPLIT, "--features", "seed", "--augment",
+                           "--model", "lr")
     assert code == 2
     assert err.strip() == "emotion: error: --augment needs --features extended (the seed set has no augmented copies)"
     code, _, err = run_cli(capsys, "train", str(out), *SPLIT, "--features", "extended", "--augment", "1.0")
@@ -376,3 +383,37 @@ def test_bad_numbers_and_stores_that_keep_nothing_are_one_line_errors(argv, caps
     assert main(argv) == 2
     err = capsys.readouterr().err.strip()
     assert err.startswith("emotion: error:") and len(err.splitlines()) == 1, err
+
+
+def test_run_defaults_to_the_strongest_recipe_and_keeps_the_baseline_one_flag_away(capsys, monkeypatch):
+    from flows.cli import _print_run_recipe, build_parser, run_recipe
+    from flows.run import recipe
+
+    def parsed(*argv):
+        a = run_recipe(build_parser().parse_args(["run", "DATA", "--out", "OUT", *argv]))
+        return a.features, a.augment, a.speaker_norm
+
+    assert parsed() == ("extended", (0.9, 1.1), True)
+    assert parsed("--features", "seed") == ("seed", None, False)
+    assert parsed("--no-speaker-norm") == ("extended", (0.9, 1.1), False)
+    assert parsed("--no-augment") == ("extended", None, True)
+    assert parsed("--features", "egemaps", "--speaker-norm") == ("egemaps", None, True)
+    demo = build_parser().parse_args(["demo"])  # the demo keeps its own settings
+    assert (demo.features, demo.augment, demo.speaker_norm) == ("seed", None, False)
+
+    from emotion.features_extended import ExtendedFeatureParams
+
+    rec = recipe(ExtendedFeatureParams(speeds=(0.9, 1.1)), True)
+    model = {"model": "lr", "modality": "audio", "accuracy": 0.8, "macro_f1": 0.8, "uar": 0.8, "cv_accuracy": 0.7,
+             "cv_std": 0.1, "n_train": 960, "n_test": 240, "run_dir": "RUN", "accuracy_single_clip": 0.55}
+    r = {"extract": {"modalities": {}}, "notes": [], "recipe": rec,
+         "train": {"split": "S", "features": "extended", "speaker_norm": True, "summary": "X", "models": [model]}}
+    monkeypatch.setattr("flows.cli._print_extract", lambda e: None)  # the extract lines are tested elsewhere
+    _print_run_recipe(r)
+    text = capsys.readouterr().out
+    assert "recipe:  extended features + augmentation (0.9x, 1.1x speed copies) + speaker normalisation" in text
+    assert "accuracy assumes each test speaker's clips are normalised together" in text
+    assert "accuracy one clip at a time: lr 0.550" in text
+    from emotion.features import AudioFeatureParams
+
+    assert recipe(AudioFeatureParams(), False)["description"] == "seed features (the 2018 baseline)"

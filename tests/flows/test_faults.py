@@ -175,7 +175,8 @@ def test_a_run_killed_with_sigkill_resumes_without_redoing_work(corpus, tmp_path
 
 def test_tampered_and_swapped_models_are_refused(tiny_corpus, tmp_path, capsys):
     out = tmp_path / "store"
-    assert main(["run", str(tiny_corpus), "--out", str(out), "--split", "train=1-3,test=21", "--model", "svc,rf",
+    assert main(["run", str(tiny_corpus), "--out", str(out), "--split", "train=1-3,test=21", "--features", "seed",
+                 "--model", "svc,rf",
                  "--n-iter", "1", "--no-refine", "--workers", "1", "--jobs", "1", "--json"]) == 0
     runs = {m["model"]: Path(m["run_dir"]) for m in json.loads(capsys.readouterr().out)["train"]["models"]}
     store = Store(str(out))

@@ -47,7 +47,7 @@ def test_pipeline_runs_are_recorded_with_tasks_and_artifacts(prefect_api, tiny_c
     api, env = prefect_api
     out = tmp_path / "store"
     cmd = [str(BIN / "emotion"), "run", str(tiny_corpus), "--out", str(out), "--split", "train=1-3,test=21",
-           "--model", "svc", "--n-iter", "2", "--workers", "2", "--json"]
+           "--features", "seed", "--model", "svc", "--n-iter", "2", "--workers", "2", "--json"]
     res = subprocess.run(cmd, env={**__import__("os").environ, **env, "PREFECT_API_URL": api},
                          capture_output=True, text=True, timeout=600)
     assert res.returncode == 0, res.stderr[-3000:]

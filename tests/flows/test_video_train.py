@@ -132,7 +132,7 @@ def test_video_training_without_frames_is_a_clear_error(tmp_path, capsys):
 def test_fusion_and_predict_on_video_files(video_run, tiny_video_corpus: Path, capsys):
     out, _ = video_run
     argv = ["run", str(tiny_video_corpus), "--out", str(out), "--split", SPLIT, "--model", "fusion-late,fusion-early",
-            "--workers", "2", "--json"]
+            "--features", "seed", "--workers", "2", "--json"]
     assert main(argv) == 0
     r = json.loads(capsys.readouterr().out)
     audio = r["extract"]["modalities"]["audio"]
