@@ -81,17 +81,30 @@ def test_rerun_reuses_complete_runs_and_train_command_works(video_run, capsys):
     assert [m["model"] for m in t["models"]] == ["cnn"] and t["models"][0]["reused"]
 
 
-def test_video_training_survives_an_extract_rewriting_the_frame_parts(video_run, tmp_path, monkeypatch, capsys):
+def test_video_training_survives_an_extract_rewriting_the_frame_parts(tmp_path, monkeypatch, capsys):
     """An extract committing during training may rewrite every frame part under a new name (compaction): training
-    reads its own copy of the frames, so epochs after the rewrite still find them."""
-    from emotion.extract import compact
+    reads its own copy of the frames, taken once, so the epochs after the rewrite still find them."""
+    import pyarrow as pa
+
+    from emotion.core.ids import parse_id
+    from emotion.extract import compact, frame_schema
+    from emotion.video.frames import encode_png
     from emotion.video.frameset import FrameSet
 
-    out, _ = video_run
-    copy = tmp_path / "store"
-    shutil.copytree(out, copy, ignore=shutil.ignore_patterns("runs"))
-    store = Store(str(copy))
-    folder = store.dataset_dir("frames", FrameParams(face_crop=True).key)
+    params = FrameParams(size=32, face_crop=True)  # what `train --frame-size 32` reads for the cnn
+    store = Store(str(tmp_path / "store"))
+    folder = store.dataset_dir("frames", params.key)
+    rng = np.random.default_rng(0)
+    for actor in (1, 2, 21):  # one part per actor, as chunks of an extraction write them
+        rows = []
+        for emotion in range(1, 9):
+            rid = parse_id(f"01-01-{emotion:02d}-01-01-01-{actor:02d}.mp4")
+            img = np.clip(rng.normal(30 * emotion, 10, (32, 32)), 0, 255).astype(np.uint8)
+            rows += [{"path": f"Actor_{actor:02d}/{rid.stem}.mp4", "content_hash": f"h{actor}-{emotion}",
+                      **rid.labels(), "frame_index": 20 * i, "time": 20 * i / 30, "face_found": True, "face_x": 0,
+                      "face_y": 0, "face_w": 32, "face_h": 32, "height": 32, "width": 32, "image": encode_png(img),
+                      "landmarks": None} for i in range(3)]
+        store.write_table(f"{folder}/{Store.new_part_name()}", pa.Table.from_pylist(rows, schema=frame_schema(params)))
     real, passes = FrameSet.batches, []
 
     def then_rewrite(self, *args, **kwargs):
@@ -101,7 +114,8 @@ def test_video_training_survives_an_extract_rewriting_the_frame_parts(video_run,
             compact(store, folder, {posixpath.basename(p): set() for p in store.list_parts(folder)})
 
     monkeypatch.setattr(FrameSet, "batches", then_rewrite)
-    code = main(["train", str(copy), "--model", "cnn", "--split", SPLIT, "--epochs", "3", "--json"])
+    code = main(["train", str(store.root), "--model", "cnn", "--split", SPLIT, "--frame-size", "32", "--epochs", "3",
+                 "--json"])
     err = capsys.readouterr().err
     assert code == 0, err
     assert len(passes) >= 3  # epochs (and the test clips) read after the rewrite
