@@ -386,7 +386,8 @@ def test_bad_numbers_and_stores_that_keep_nothing_are_one_line_errors(argv, caps
 
 
 def test_run_defaults_to_the_strongest_recipe_and_keeps_the_baseline_one_flag_away(capsys, monkeypatch):
-    from flows.cli import _print_run_recipe, build_parser, run_recipe
+    from flows.cli.parser import build_parser, run_recipe
+    from flows.cli.render import print_run_recipe
     from flows.run import recipe
 
     def parsed(*argv):
@@ -401,19 +402,19 @@ def test_run_defaults_to_the_strongest_recipe_and_keeps_the_baseline_one_flag_aw
     demo = build_parser().parse_args(["demo"])  # the demo keeps its own settings
     assert (demo.features, demo.augment, demo.speaker_norm) == ("seed", None, False)
 
-    from emotion.features_extended import ExtendedFeatureParams
+    from emotion.audio.extended import ExtendedFeatureParams
 
     rec = recipe(ExtendedFeatureParams(speeds=(0.9, 1.1)), True)
     model = {"model": "lr", "modality": "audio", "accuracy": 0.8, "macro_f1": 0.8, "uar": 0.8, "cv_accuracy": 0.7,
              "cv_std": 0.1, "n_train": 960, "n_test": 240, "run_dir": "RUN", "accuracy_single_clip": 0.55}
     r = {"extract": {"modalities": {}}, "notes": [], "recipe": rec,
          "train": {"split": "S", "features": "extended", "speaker_norm": True, "summary": "X", "models": [model]}}
-    monkeypatch.setattr("flows.cli._print_extract", lambda e: None)  # the extract lines are tested elsewhere
-    _print_run_recipe(r)
+    monkeypatch.setattr("flows.cli.render.print_extract", lambda e: None)  # the extract lines are tested elsewhere
+    print_run_recipe(r)
     text = capsys.readouterr().out
     assert "recipe:  extended features + augmentation (0.9x, 1.1x speed copies) + speaker normalisation" in text
     assert "accuracy assumes each test speaker's clips are normalised together" in text
     assert "accuracy one clip at a time: lr 0.550" in text
-    from emotion.features import AudioFeatureParams
+    from emotion.audio.seed import AudioFeatureParams
 
     assert recipe(AudioFeatureParams(), False)["description"] == "seed features (the 2018 baseline)"
