@@ -107,7 +107,7 @@ def _add_train_opts(p: argparse.ArgumentParser) -> None:
     p.add_argument("--model", action="append", metavar="NAME",
                    help=f"model(s) to train: audio {', '.join(AUDIO_MODELS)}, video {', '.join(VIDEO_MODELS)}, "
                         f"audio-visual {', '.join(FUSION_MODELS)} "
-                        f"(repeat or comma-separate; default: {','.join(DEFAULT_MODELS)} for train, lr,svc with "
+                        f"(repeat or comma-separate; default: {','.join(DEFAULT_MODELS)} for train, lr with "
                         "--features extended or compare, melcnn with "
                         "--features logmel; those and every video and fused model for run)")
     p.add_argument("--epochs", type=int, help="video models: training epochs in all (default 20 for both)")

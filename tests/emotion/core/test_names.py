@@ -30,7 +30,7 @@ def test_split_and_parse_models():
 
 def test_defaults_follow_the_feature_set():
     assert names.default_models("seed") == names.DEFAULT_MODELS
-    assert names.default_models("extended") == ("lr", "svc")
+    assert names.default_models("extended") == ("lr",)
     assert names.default_models("logmel") == ("melcnn",)
     names.check_features("melcnn", "logmel")
     with pytest.raises(UsageError, match="add --features logmel"):
