@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import queue
 import time
 import uuid
 from dataclasses import asdict, dataclass, field
@@ -10,20 +11,20 @@ from typing import Any
 
 from prefect import flow, get_run_logger
 from prefect.context import FlowRunContext
-from prefect.futures import wait as wait_futures
 from prefect.task_runners import ThreadPoolTaskRunner
+from prefect.utilities.annotations import quote
 
 from emotion.audio.seed import AudioFeatureParams
 from emotion.core.errors import EmotionError, StoreError, UsageError
 from emotion.core.provenance import corpus_origin
-from emotion.extract import Inventory, Step, audio_step, chunked, data_version, video_step
+from emotion.extract import Inventory, Plan, Step, audio_step, chunked, data_version, duplicate_recordings, video_step
 from emotion.featuresets import FeatureParams, is_face_set
 from emotion.store.store import Store
 from emotion.video.frames import FrameParams
 from flows.naming import current_run, frames_label, name, run_tags, tagged
 from tasks.artifacts import Progress, progress_key, publish_extract
-from tasks.cluster import ClipCounter, dask_client
-from tasks.extract import commit, inventory, landmark_features, plan, run_chunk, take_inventory_for_run
+from tasks.cluster import ClipCounter, cluster_threads, dask_client, in_flight_limit
+from tasks.extract import commit, inventory, landmark_features, plan, run_chunk, stored_extraction, take_inventory_for_run
 
 MODALITIES = ("audio", "video")
 
@@ -38,6 +39,10 @@ class ExtractSummary:
     seconds: float = 0.0
     feature_set: str = ""
     workers: list[str] = field(default_factory=list)
+    n_workers: int = 0  # Dask workers that processed chunks of this modality
+    cluster_threads: int = 0  # worker threads of the cluster when the work was submitted (0: no cluster needed)
+    max_in_flight: int = 0  # most chunks submitted and not yet finished at once (both modalities)
+    read_by_flow: int = 0  # clips read by the inventory in the flow's process (0 unless --verify)
     rejects: list[dict[str, Any]] = field(default_factory=list)
     no_audio_clips: list[dict[str, Any]] = field(default_factory=list)
     faces: dict[str, Any] | None = None  # mesh face crops: the landmark feature set, face-found rate, clips without a face
@@ -62,11 +67,22 @@ def _run_label(modality: str, features: FeatureParams, frames: FrameParams) -> s
     return frames_label(frames) if modality == "video" else features.name
 
 
-def _inventories(run_id: str, data: str, steps: list[Step]) -> dict[str, Inventory]:
-    return {s.modality: take_inventory_for_run(run_id, data, s) for s in steps}
+def _inventories(run_id: str, data: str, out: str | None, steps: list[Step], verify: bool,
+                 full: bool) -> dict[str, Inventory]:
+    return {s.modality: take_inventory_for_run(run_id, data, s, out, verify, full) for s in steps}
 
 
-def _version(invs: dict[str, Inventory]) -> str:
+def _version(out: str | None, steps: list[Step], invs: dict[str, Inventory]) -> str:
+    """The data version of this run: the one the last extraction recorded when no clip's listing changed since
+    (the hashes of new or changed clips are not known until the workers read them), else a new one over the
+    clips' hashes (or, where still unknown, listing fingerprints)."""
+    if out is not None and invs and all(inv.unchanged_listing for inv in invs.values()):
+        try:
+            recorded = {stored_extraction(out, s.dataset, s.key)[0] for s in steps}
+        except (EmotionError, OSError):
+            recorded = set()
+        if len(recorded) == 1 and "" not in recorded:
+            return recorded.pop()
     return data_version(r for inv in invs.values() for r, _, _ in inv.clips)
 
 
@@ -76,8 +92,10 @@ def extract_run_name() -> str:
     modality = p.get("modality", "all")
     features, frames = p.get("features", AudioFeatureParams()), p.get("frames", FrameParams())
     try:
-        steps = steps_for(modality, features, frames, p.get("chunk_size"))
-        version = _version(_inventories(_run_id(), p["data"], steps))
+        kind, used = (modality, frames) if not is_face_set(features, modality) else ("video", features.frame_params())  # type: ignore[union-attr]
+        steps = steps_for(kind, features, used, p.get("chunk_size"))  # the steps the run takes (its inventory is kept)
+        out, verify, full = p.get("out"), bool(p.get("verify")), bool(p.get("full"))
+        version = _version(out, steps, _inventories(_run_id(), p["data"], out, steps, verify, full))
     except (EmotionError, OSError, KeyError):
         version = ""  # the run itself reports the problem
     return name("extract", modality, _run_label(modality, features, frames), f"data-{version}" if version else None, rid)
@@ -88,7 +106,9 @@ def _run_id() -> str:
     return str(ctx.flow_run.id) if ctx is not None and ctx.flow_run is not None else ""
 
 
-@flow(name="extract", flow_run_name=extract_run_name, task_runner=ThreadPoolTaskRunner(max_workers=16))
+# The flow bounds the chunks in flight itself (tasks.cluster.in_flight_limit, which follows the cluster's size);
+# the thread pool only needs to be as large, so it is not capped here.
+@flow(name="extract", flow_run_name=extract_run_name, task_runner=ThreadPoolTaskRunner(max_workers=None))
 def extract(
     data: str,
     out: str,
@@ -100,13 +120,18 @@ def extract(
     dask_address: str | None = None,
     workers: int | None = None,
     replace_data: bool = False,
+    verify: bool = False,
 ) -> dict[str, ExtractSummary]:
     """Audio features of ``.wav``/``.flac`` clips and of the audio track of ``.mp4`` clips, and sampled
     frames of ``.mp4`` clips under ``data``.
 
     Clips whose content is already stored under the same parameters are
     skipped (``full`` recomputes all); rows of deleted clips are dropped.
-    Returns one summary per modality.
+    Change detection reads no clip whose listing (size and modification
+    time, or ETag) is unchanged since the last run; new and changed clips are
+    hashed by the workers, and recordings found twice under two ids are told
+    once their hashes are known. ``verify`` reads and hashes every clip (for
+    changes that keep size and time). Returns one summary per modality.
 
     Progress (``<modality>-extract-progress``) moves with every clip done:
     the workers report each clip as a Dask event, and the flow updates the
@@ -120,11 +145,12 @@ def extract(
     with store.writer_lock(f"emotion extract {data}"):
         root = data if "://" in data else os.path.realpath(data)
         store.check_data_root(root, replace=replace_data, origin=corpus_origin(root))
-        return _extract_locked(data, out, modality, features, frames, full, chunk_size, dask_address, workers)
+        return _extract_locked(data, out, modality, features, frames, full, chunk_size, dask_address, workers, verify)
 
 
 def _extract_locked(data: str, out: str, modality: str, features: FeatureParams, frames: FrameParams, full: bool,
-             chunk_size: int | None, dask_address: str | None, workers: int | None) -> dict[str, ExtractSummary]:
+                    chunk_size: int | None, dask_address: str | None, workers: int | None,
+                    verify: bool) -> dict[str, ExtractSummary]:
     log = get_run_logger()
     if is_face_set(features, modality):  # landmarks: measured on its face-crop frames
         frames, modality = features.frame_params(), "video"  # type: ignore[union-attr]
@@ -132,8 +158,8 @@ def _extract_locked(data: str, out: str, modality: str, features: FeatureParams,
     run_tag = uuid.uuid4().hex[:12]  # names this run's temporary files
     steps = steps_for(modality, features, frames, chunk_size)
     run_id = _run_id()
-    invs = {s.modality: inventory(data, s, run_id) for s in steps}
-    version = _version(invs)
+    invs = {s.modality: inventory(data, s, run_id, out, verify, full) for s in steps}
+    version = _version(out, steps, invs)
     labels = run_tags(modality=modality, features=_run_label(modality, features, frames), data_version=version)
     with tagged(labels):
         summaries = _extract_steps(data, out, steps, invs, version, full, dask_address, workers, run_tag, started)
@@ -148,57 +174,88 @@ def _extract_locked(data: str, out: str, modality: str, features: FeatureParams,
 
 
 def _extract_steps(data: str, out: str, steps: list[Step], invs: dict[str, Inventory], version: str, full: bool,
-             dask_address: str | None, workers: int | None, run_tag: str, started: float) -> dict[str, ExtractSummary]:
+                   dask_address: str | None, workers: int | None, run_tag: str,
+                   started: float) -> dict[str, ExtractSummary]:
     log = get_run_logger()
-    plans = {s.modality: plan(invs[s.modality], out, s, full) for s in steps}
+    # quote(): large inputs (an inventory of every clip, a plan, hashes) are handed over as they are; Prefect would
+    # otherwise walk every element of them on every task call (about a second per call for 1200 clips)
+    plans = {s.modality: plan(quote(invs[s.modality]), out, s, full) for s in steps}
     summaries = {s.modality: ExtractSummary(skipped=plans[s.modality].skipped, removed=len(plans[s.modality].removed),
                                             feature_set=s.key, rejects=list(invs[s.modality].rejects),
-                                            no_audio_clips=list(invs[s.modality].no_audio)) for s in steps}
+                                            no_audio_clips=list(invs[s.modality].no_audio),
+                                            read_by_flow=invs[s.modality].read) for s in steps}
+    hashes: dict[str, dict[str, str]] = {s.modality: {} for s in steps}
     work = []  # (step, chunk index, first clip's position in the step, clips)
     for s in steps:
         first = 0
         for c in chunked(plans[s.modality].todo, s.chunk_size):
             work.append((s, len(work), first, c))
             first += len(c)
-    if work:
+    if work:  # no cluster is started when there is nothing to do
+        total = sum(len(p.todo) for p in plans.values())
         what = {s.modality: f"({s.modality}, {getattr(s.params, 'name', s.key)})" for s in steps}
         starting = f"starting on the Dask cluster at {dask_address}" if dask_address else "starting the Dask workers"
         progress = {s.modality: Progress(len(plans[s.modality].todo), progress_key(s.modality, "extract"), what[s.modality],
                                          starting=starting) for s in steps if plans[s.modality].todo}
         chunks_of = {m: [i for s, i, _, _ in work if s.modality == m] for m in progress}
         topic = f"emotion-progress-{run_tag}"
-        with dask_client(dask_address, workers, jobs=len(work)) as client:
+        with dask_client(dask_address, workers, jobs=len(work), clips=total) as client:
             counter = ClipCounter(client, topic)
             try:
-                futures = {run_chunk.submit(i, s, c, data, out, client, run_tag, topic, first): (s, i)
-                           for s, i, first, c in work}
-                pending = set(futures)
-                while pending:
-                    finished, pending = wait_futures(pending, timeout=0.5)
-                    for fut in finished:
-                        s, i = futures[fut]
+                peak, threads = 0, cluster_threads(client)
+                finished_q: queue.SimpleQueue[Any] = queue.SimpleQueue()
+                pending = iter(work)
+                in_flight: dict[Any, tuple[Step, int]] = {}
+
+                def fill() -> None:  # keep as many chunks submitted as the cluster has threads, plus a bounded backlog
+                    limit = in_flight_limit(client)
+                    while len(in_flight) < limit and (nxt := next(pending, None)) is not None:
+                        s, i, first, c = nxt
+                        fut = run_chunk.submit(i, s, quote(c), data, out, client, run_tag, topic, first)
+                        in_flight[fut] = (s, i)
+                        fut.add_done_callback(finished_q.put)
+
+                fill()
+                while in_flight:
+                    peak = max(peak, len(in_flight))
+                    try:
+                        fut = finished_q.get(timeout=0.5)
+                    except queue.Empty:  # no chunk finished: the workers' per-clip events still move the progress
+                        fut = None
+                    if fut is not None:
+                        s, i = in_flight.pop(fut)
                         res = fut.result()
+                        fill()
                         summary = summaries[s.modality]
                         summary.processed += res.processed
+                        summary.skipped += res.unchanged
                         summary.rejects.extend(res.rejects)
                         summary.no_audio_clips.extend(res.no_audio)
                         summary.workers.append(res.worker)
-                        counter.finish(i, res.processed + len(res.rejects) + len(res.no_audio))
+                        hashes[s.modality].update(res.hashes)
+                        counter.finish(i, res.processed + res.unchanged + len(res.rejects) + len(res.no_audio))
                     for m, p in progress.items():
                         p.set(counter.done(chunks_of[m]))
-                    if finished:
-                        log.info("extracted %d/%d clips", counter.done(), sum(p.total for p in progress.values()))
+                    if fut is not None:
+                        log.info("extracted %d/%d clips (%d chunks in flight)", counter.done(), total, len(in_flight))
+                for summary in summaries.values():
+                    summary.max_in_flight, summary.cluster_threads = peak, threads
             finally:
                 counter.close()
         for p in progress.values():
             p.set(p.total, force=True)
     for s in steps:
         summary = summaries[s.modality]
-        commit(out, s, plans[s.modality], invs[s.modality], summary.rejects, started, summary.no_audio_clips, run_tag,
-               version)
+        dups = duplicate_recordings(invs[s.modality], hashes[s.modality], (r["path"] for r in summary.rejects))
+        if dups:
+            _reject_duplicates(summary, plans[s.modality], hashes[s.modality], dups)
+            log.warning("%s: %d clips are recordings already found under another id (rejected)", s.modality, len(dups))
+        commit(out, s, quote(plans[s.modality]), quote(invs[s.modality]), quote(summary.rejects), started,
+               quote(summary.no_audio_clips), run_tag, version, quote(hashes[s.modality]))
         summary.rejected = len(summary.rejects)
         summary.no_audio = len(summary.no_audio_clips)
         summary.workers = sorted(set(summary.workers))
+        summary.n_workers = len(summary.workers)
         if s.modality == "video" and s.params.landmarks:  # type: ignore[union-attr]
             try:
                 summary.faces = landmark_features(out, s.params)
@@ -207,9 +264,25 @@ def _extract_steps(data: str, out: str, steps: list[Step], invs: dict[str, Inven
     return summaries
 
 
+def _reject_duplicates(summary: ExtractSummary, p: Plan, hashes: dict[str, str], dups: list[dict[str, Any]]) -> None:
+    """Count ``dups`` (clips whose content the workers found to be another clip's) as rejects instead of
+    processed, unchanged or without audio; their rows are dropped at commit like those of any reject."""
+    paths = {d["path"] for d in dups}
+    without = paths & {r["path"] for r in summary.no_audio_clips}
+    summary.no_audio_clips = [r for r in summary.no_audio_clips if r["path"] not in paths]
+    todo = {r.path: r for r in p.todo}
+    for path in paths - without:
+        ref = todo.get(path)
+        if ref is not None and not (ref.content_hash is None and hashes.get(path) == ref.stored_hash):
+            summary.processed -= 1
+        else:
+            summary.skipped -= 1
+    summary.rejects.extend(dups)
+
+
 def extract_audio(data: str, out: str, features: FeatureParams = AudioFeatureParams(), full: bool = False,
                   chunk_size: int = 40, dask_address: str | None = None, workers: int | None = None,
-                  replace_data: bool = False) -> ExtractSummary:
+                  replace_data: bool = False, verify: bool = False) -> ExtractSummary:
     """Audio features only (the ``extract`` flow with ``modality="audio"``)."""
     return extract(data, out, "audio", features, full=full, chunk_size=chunk_size, dask_address=dask_address,
-                   workers=workers, replace_data=replace_data)["audio"]
+                   workers=workers, replace_data=replace_data, verify=verify)["audio"]

@@ -12,21 +12,45 @@ from distributed import Client, LocalCluster, get_worker
 from emotion.core.errors import UsageError
 from emotion.extract import ChunkResult, ClipRef, Step, extract_chunk
 
+# Work this small (clips) runs on worker threads inside the flow's process: starting worker processes and
+# importing the audio stack in each costs seconds, more than a few clips' work.
+SMALL_WORK = 24
+
 
 def default_workers() -> int:
     return max(1, len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1))
 
 
+def cluster_threads(client: Client) -> int:
+    """Worker threads of the cluster right now (it may grow or shrink while a flow runs)."""
+    try:
+        return int(sum(client.nthreads().values()))
+    except (OSError, TimeoutError):
+        return 0
+
+
+def in_flight_limit(client: Client) -> int:
+    """How many chunks to keep submitted: one per worker thread, plus a bounded backlog.
+
+    The backlog (half the threads, at least 2) keeps every thread fed while finished chunks are handed back,
+    and bounds what waits, so the flow's memory does not grow with the corpus. With no worker yet (a remote
+    cluster still starting), 2 chunks wait for the first.
+    """
+    threads = cluster_threads(client)
+    return threads + max(2, threads // 2)
+
+
 @contextmanager
-def dask_client(address: str | None = None, workers: int | None = None, jobs: int | None = None) -> Iterator[Client]:
+def dask_client(address: str | None = None, workers: int | None = None, jobs: int | None = None,
+                clips: int | None = None) -> Iterator[Client]:
     """A client of the cluster at ``address``, or of a new local one sized to the work.
 
     The local cluster has up to ``workers`` single-threaded worker processes
     on 127.0.0.1 (one per core by default), but no more than there are
     ``jobs``: audio and video work is CPU-bound, and multi-threaded libraries
-    slow down under contention on few cores. A single job runs on one worker
-    thread inside this process, which spares the start-up of worker processes
-    (seconds) for small incremental runs.
+    slow down under contention on few cores. A single job, or at most
+    ``SMALL_WORK`` clips, runs on worker threads inside this process, which
+    spares the start-up of worker processes (seconds) for small incremental runs.
     """
     if address:
         try:
@@ -41,11 +65,11 @@ def dask_client(address: str | None = None, workers: int | None = None, jobs: in
     if workers is not None and workers < 1:
         raise UsageError("--workers must be at least 1")
     n = min(workers or default_workers(), max(jobs or 1_000_000, 1))
-    if (jobs or 2) > 1:
+    if (jobs or 2) > 1 and (clips is None or clips > SMALL_WORK):
         cluster = LocalCluster(n_workers=n, threads_per_worker=1, processes=True, host="127.0.0.1",
                                dashboard_address=None, silence_logs=40)
     else:  # in-process (inproc:// transport): nothing listens on the network
-        cluster = LocalCluster(n_workers=1, threads_per_worker=1, processes=False, dashboard_address=None,
+        cluster = LocalCluster(n_workers=1, threads_per_worker=n, processes=False, dashboard_address=None,
                                silence_logs=40)
     client = Client(cluster)
     try:

@@ -4,19 +4,30 @@ Chunks of clips are computed on Dask workers by
 :func:`emotion.extract.extract_chunk`; the Prefect task that owns a chunk
 only submits it and waits, so workers never talk to Prefect and a worker
 that dies has its chunk rerun by Dask elsewhere.
+
+Writes to the store are retried by Prefect (``retries`` with growing delays)
+when they fail for a reason that may pass (a dropped connection, a time-out
+of object storage); a full disk, a read-only store or a refusal fails at
+once, naming the file. Reads of object storage are retried by the data root
+itself (:meth:`emotion.sources.DataRoot.read_bytes`).
 """
 
 from __future__ import annotations
 
 import posixpath
 import threading
+import uuid
 from collections import OrderedDict
 from typing import Any
 
 from distributed import Client
 from prefect import get_run_logger, task
 from prefect.cache_policies import NO_CACHE
+from prefect.client.schemas.objects import TaskRun
+from prefect.states import State
+from prefect.utilities.annotations import quote
 
+from emotion.core.errors import StoreError
 from emotion.extract import (
     ChunkResult,
     ClipRef,
@@ -26,7 +37,10 @@ from emotion.extract import (
     compact,
     duplicate_rows,
     extract_chunk,
+    load_known,
+    manifest_frame,
     plan_extraction,
+    stale_rows,
     take_inventory,
 )
 from emotion.store.sources import DataRoot
@@ -35,11 +49,19 @@ from emotion.video.frames import FrameParams
 from emotion.video.landmarks import LandmarkParams, update_landmark_features
 from tasks.cluster import extract_chunk_reporting
 
-_TAKEN: OrderedDict[tuple[str, str, str], Inventory] = OrderedDict()  # (flow run id, data, step key) -> inventory
+# (flow run id, data, step key, store, verify, full) -> inventory
+_TAKEN: OrderedDict[tuple[str, str, str, str | None, bool, bool], Inventory] = OrderedDict()
 _TAKEN_LOCK = threading.Lock()
 
 
-def take_inventory_for_run(run_id: str, data: str, step: Step) -> Inventory:
+def _take(data: str, step: Step, out: str | None, verify: bool, full: bool) -> Inventory:
+    known = None if verify or out is None else load_known(Store(out), step.modality)
+    return take_inventory(DataRoot(data), step.extensions, accept=step.accept, absent=step.absent, known=known,
+                          params_key=None if full else step.key)
+
+
+def take_inventory_for_run(run_id: str, data: str, step: Step, out: str | None = None, verify: bool = False,
+                           full: bool = False) -> Inventory:
     """The inventory of ``step`` under ``data``, taken once per flow run.
 
     The run's name needs the data version before the run begins (it is
@@ -47,24 +69,44 @@ def take_inventory_for_run(run_id: str, data: str, step: Step) -> Inventory:
     inventory: the second call gets the first one's result instead of reading
     every clip again.
     """
-    key = (run_id, data, step.key)
+    key = (run_id, data, step.key, out, verify, full)
     with _TAKEN_LOCK:
         if key in _TAKEN:
             return _TAKEN[key]
-    inv = take_inventory(DataRoot(data), step.extensions, accept=step.accept, absent=step.absent)
+    inv = _take(data, step, out, verify, full)
     with _TAKEN_LOCK:
         _TAKEN[key] = inv
         while len(_TAKEN) > 8:
             _TAKEN.popitem(last=False)
     return inv
 
+# Reasons a write cannot succeed by trying again
+PERMANENT_WRITE_ERRORS = ("no space left", "read-only", "permission denied", "access denied", "nosuchbucket",
+                          "quota", "not a directory", "is a directory")
+STORE_RETRIES, STORE_RETRY_DELAYS = 2, [2.0, 10.0]
+
+
+def transient_store_error(task: Any, task_run: TaskRun, state: State) -> bool:
+    """Retry a task that failed writing the store, unless the reason cannot pass."""
+    try:
+        exc = state.result(raise_on_failure=False)
+    except Exception:  # noqa: BLE001 - no exception to judge: no retry
+        return False
+    return isinstance(exc, StoreError) and not any(w in str(exc).lower() for w in PERMANENT_WRITE_ERRORS)
+
 
 @task(name="inventory", cache_policy=NO_CACHE, task_run_name="inventory-{step.modality}")
-def inventory(data: str, step: Step, run_id: str = "") -> Inventory:
-    """Discover, validate and hash the clips of ``step`` under ``data`` (once per flow run ``run_id``)."""
-    inv = take_inventory_for_run(run_id, data, step) if run_id else take_inventory(
-        DataRoot(data), step.extensions, accept=step.accept, absent=step.absent)
-    get_run_logger().info("found %d %s clips, %d rejected before decoding", len(inv.clips), step.modality, len(inv.rejects))
+def inventory(data: str, step: Step, run_id: str = "", out: str | None = None, verify: bool = False,
+              full: bool = False) -> Inventory:
+    """Discover and validate the clips of ``step`` under ``data`` (once per flow run ``run_id``).
+
+    With the store ``out``, clips whose listing fingerprint is unchanged since its manifest keep their hash
+    unread, and new or changed ones are hashed by the workers; ``verify`` (or no ``out``) reads and hashes
+    every clip here. ``full`` tries again the clips that an unchanged earlier run rejected.
+    """
+    inv = take_inventory_for_run(run_id, data, step, out, verify, full) if run_id else _take(data, step, out, verify, full)
+    get_run_logger().info("found %d %s clips (%d read here, %d left to the workers to hash), %d rejected before decoding",
+                          len(inv.clips) + len(inv.settled), step.modality, inv.read, inv.unhashed, len(inv.rejects))
     return inv
 
 
@@ -82,31 +124,41 @@ def plan(inv: Inventory, out: str, step: Step, full: bool) -> Plan:
 
 def chunk_run_name(parameters: dict[str, Any]) -> str:
     """``extract-audio-clips-0041-0080``: what a chunk task does, by the positions of its clips in the run."""
-    step, first, n = parameters["step"], parameters.get("first", 0), len(parameters["clips"])
+    step, first, clips = parameters["step"], parameters.get("first", 0), parameters["clips"]
+    n = len(clips.unquote() if isinstance(clips, quote) else clips)  # the flow hands chunks over quoted
     return f"extract-{step.modality}-clips-{first + 1:04d}-{first + n:04d}"
 
 
-@task(name="extract-chunk", cache_policy=NO_CACHE, task_run_name=chunk_run_name)
+@task(name="extract-chunk", cache_policy=NO_CACHE, task_run_name=chunk_run_name,
+      retries=STORE_RETRIES, retry_delay_seconds=STORE_RETRY_DELAYS, retry_condition_fn=transient_store_error)
 def run_chunk(index: int, step: Step, clips: list[ClipRef], data: str, out: str, client: Client,
               run_tag: str = "", topic: str = "", first: int = 0) -> ChunkResult:
-    """Process one chunk on a Dask worker; the worker writes the Parquet part and reports each clip on ``topic``."""
+    """Process one chunk on a Dask worker; the worker writes the Parquet part and reports each clip on ``topic``
+    (a retry submits it afresh)."""
+    key = f"{step.modality}-chunk-{index}-{uuid.uuid4().hex[:12]}"
     if topic:
         future = client.submit(extract_chunk_reporting, step, clips, data, out, run_tag, topic, index, pure=False,
-                               key=f"{step.modality}-chunk-{index}-{id(clips)}")
+                               key=key)
     else:
-        future = client.submit(extract_chunk, step, clips, data, out, run_tag, pure=False,
-                               key=f"{step.modality}-chunk-{index}-{id(clips)}")
+        future = client.submit(extract_chunk, step, clips, data, out, run_tag, pure=False, key=key)
     return future.result()
 
 
-@task(name="commit", cache_policy=NO_CACHE, task_run_name="commit-{step.modality}")
+@task(name="commit", cache_policy=NO_CACHE, task_run_name="commit-{step.modality}",
+      retries=STORE_RETRIES, retry_delay_seconds=STORE_RETRY_DELAYS, retry_condition_fn=transient_store_error)
 def commit(out: str, step: Step, p: Plan, inv: Inventory, rejects: list[dict[str, Any]], started: float,
-           no_audio: list[dict[str, Any]] | None = None, run_tag: str = "", data_version: str = "") -> int:
+           no_audio: list[dict[str, Any]] | None = None, run_tag: str = "", data_version: str = "",
+           hashes: dict[str, str] | None = None) -> int:
     """Drop stale and duplicate rows, then write the manifest, parameters and rejects table.
 
+    ``hashes`` are the content hashes the workers found: a clip whose hash was not known before the run is
+    settled here (its older row is stale only if the content differs).
+
     For the audio step, ``no_audio`` (clips without audio: video-only mp4s,
-    mp4s with a silent or missing track) is written to ``manifest/no_audio``
-    and left out of the manifest, like the rejects.
+    mp4s with a silent or missing track) is written to ``manifest/no_audio``.
+    The manifest lists every clip that passed the inventory with its listing
+    fingerprint, hash and outcome (``status`` ok, rejected or no_audio), for
+    the next run's inventory.
 
     ``started`` is when the run began: temporary files older than that, and
     those of this run (``run_tag``; all its writers have finished), were left
@@ -118,16 +170,19 @@ def commit(out: str, step: Step, p: Plan, inv: Inventory, rejects: list[dict[str
     """
     store = Store(out)
     folder = store.dataset_dir(step.dataset, step.key)
-    dropped = compact(store, folder, p.stale_parts)
+    manifest = manifest_frame(inv, hashes or {}, rejects, no_audio or [], step.key)
     store.remove(f"{folder}/{name}" for name in p.drop_parts)
-    dropped += compact(store, folder, duplicate_rows(store.dataset_keys(step.dataset, step.key, damaged=[])))
+    stored = store.dataset_keys(step.dataset, step.key, damaged=[])
+    ok = manifest[manifest["status"] == "ok"]
+    dropped = compact(store, folder, stale_rows(stored, set(zip(ok["path"], ok["content_hash"], strict=True))))
+    if dropped:
+        stored = store.dataset_keys(step.dataset, step.key, damaged=[])
+    dropped += compact(store, folder, duplicate_rows(stored))
     store.remove_stale_temporaries(folder, older_than=started, tag=run_tag)
     store.write_json(f"{folder}/params.json", {"params": step.params.to_dict(), "hash": step.params.hash(),
                                                "data_version": data_version,
                                                "actors": sorted({rid.actor for _, rid, _ in inv.clips})})
-    rejected = {r["path"] for r in rejects} | {r["path"] for r in no_audio or []}
-    manifest = inv.manifest()
-    store.write_manifest(step.modality, manifest[~manifest["path"].isin(rejected)])
+    store.write_manifest(step.modality, manifest)
     store.write_rejects(step.modality, rejects)
     if step.modality == "audio":
         store.write_no_audio(no_audio or [])

@@ -9,6 +9,13 @@ the data root; a clip inside an archive is named ``archive.zip/member/path``.
 Archive members are checked before they are read: names that would escape a
 folder (``..``, absolute paths), symbolic links, and members whose size or
 compression ratio is implausible are refused with a reason.
+
+Listing a root reads no clip: each candidate carries a fingerprint of what the
+listing already gives (:attr:`Candidate.meta`: size and modification time of a
+local file, size and ETag or last-modified time of an object, size, CRC-32 and
+date of an archive member), so a rerun can tell unchanged clips without
+reading them. Reads from object storage are retried a bounded number of times
+with backoff before a clip is refused.
 """
 
 from __future__ import annotations
@@ -17,6 +24,7 @@ import hashlib
 import os
 import posixpath
 import stat
+import time
 import zipfile
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
@@ -87,6 +95,7 @@ class Candidate:
     relpath: str
     size: int
     problem: str | None = None  # set when the file can't be read at all
+    meta: str = ""  # what the listing says about the file (size, time or ETag); changes when the file does
 
 
 def extension(relpath: str) -> str:
@@ -96,6 +105,20 @@ def extension(relpath: str) -> str:
 def content_hash(data: bytes) -> str:
     """A 128-bit BLAKE2b digest of a file's bytes, as hex."""
     return hashlib.blake2b(data, digest_size=16).hexdigest()
+
+
+def listing_meta(size: int, info: dict[str, object]) -> str:
+    """A fingerprint of an object store listing entry: size and ETag (else last-modified, else mtime)."""
+    for key in ("ETag", "etag", "LastModified", "last_modified", "mtime", "updated", "created"):
+        value = info.get(key)
+        if value not in (None, ""):
+            return f"s{size}:{key[0].lower()}{str(value).strip(chr(34))}"
+    return f"s{size}"
+
+
+# Errors of object storage worth another try (a dropped connection, a time-out, a 5xx); a missing file or a
+# refusal is not retried.
+PERMANENT_READ_ERRORS = (FileNotFoundError, PermissionError, IsADirectoryError, NotADirectoryError)
 
 
 def _check_member(info: zipfile.ZipInfo, limits: ArchiveLimits) -> str | None:
@@ -121,6 +144,8 @@ class DataRoot:
     url: str
     limits: ArchiveLimits = field(default_factory=ArchiveLimits)
     storage_options: dict[str, object] = field(default_factory=dict)
+    read_attempts: int = 3  # reads of object storage: tries before a clip is refused
+    retry_delay: float = 0.5  # seconds before the second try, doubled before each next one
 
     def __post_init__(self) -> None:
         self.fs, self.root = fsspec.core.url_to_fs(self.url, **self.storage_options)
@@ -148,7 +173,7 @@ class DataRoot:
         """
         exts = frozenset(e.lower() for e in extensions)
         found: list[Candidate] = []
-        for rel, size, problem in self._walk():
+        for rel, size, problem, meta in self._walk():
             ext = extension(rel)
             if problem:
                 if ext in exts or ext == ".zip":
@@ -156,15 +181,19 @@ class DataRoot:
             elif ext == ".zip":
                 found.extend(self._discover_archive(rel, exts))
             elif ext in exts:
-                found.append(Candidate(rel, size))
+                found.append(Candidate(rel, size, meta=meta))
         return sorted(found, key=lambda c: c.relpath)
 
-    def _walk(self) -> Iterator[tuple[str, int, str | None]]:
-        """``(relative path, size, problem)`` of every file under the root, links followed."""
+    def _walk(self) -> Iterator[tuple[str, int, str | None, str]]:
+        """``(relative path, size, problem, listing fingerprint)`` of every file under the root, links followed.
+
+        Only the listing is read (``os.stat`` locally, one listing of an object store): never a file.
+        """
         if not self.is_local:
             self.fs.invalidate_cache(self.root)  # object stores cache listings between calls
             for path, info in self.fs.find(self.root, detail=True, withdirs=False).items():
-                yield self._rel(path), int(info.get("size") or 0), None
+                size = int(info.get("size") or 0)
+                yield self._rel(path), size, None, listing_meta(size, info)
             return
         seen: set[str] = set()
         for dirpath, dirnames, filenames in os.walk(self.root, followlinks=True):
@@ -180,13 +209,13 @@ class DataRoot:
                 try:
                     st = os.stat(path)  # follows links
                 except FileNotFoundError:
-                    yield rel, 0, "broken symbolic link"
+                    yield rel, 0, "broken symbolic link", ""
                     continue
                 except OSError as exc:
-                    yield rel, 0, f"cannot read file: {exc.strerror or exc}"
+                    yield rel, 0, f"cannot read file: {exc.strerror or exc}", ""
                     continue
                 if stat.S_ISREG(st.st_mode):
-                    yield rel, st.st_size, None
+                    yield rel, st.st_size, None, f"s{st.st_size}:m{st.st_mtime_ns}"
 
     def _discover_archive(self, rel: str, exts: frozenset[str]) -> Iterator[Candidate]:
         try:
@@ -199,7 +228,8 @@ class DataRoot:
             if info.is_dir() or extension(info.filename) not in exts:
                 continue
             member_rel = f"{rel}/{info.filename.lstrip('/')}"
-            yield Candidate(member_rel, info.file_size, _check_member(info, self.limits))
+            meta = f"s{info.file_size}:c{info.CRC:08x}:d{'-'.join(map(str, info.date_time))}"
+            yield Candidate(member_rel, info.file_size, _check_member(info, self.limits), meta)
 
     @staticmethod
     def split_archive(relpath: str) -> tuple[str, str] | None:
@@ -210,7 +240,24 @@ class DataRoot:
         return relpath[: i + 4], relpath[i + 5 :]
 
     def read_bytes(self, relpath: str) -> bytes:
-        """The bytes of one clip; raises :class:`RejectedInput` when it can't be read."""
+        """The bytes of one clip; raises :class:`RejectedInput` when it can't be read.
+
+        On object storage a failed read (other than a missing file or a refusal) is tried again, up to
+        ``read_attempts`` times with doubling delays; the reason of the last failure says how many tries it took.
+        """
+        attempts = 1 if self.is_local else max(1, self.read_attempts)
+        for attempt in range(1, attempts + 1):
+            try:
+                return self._read_once(relpath)
+            except DecodeError as exc:
+                if attempt == attempts or not isinstance(exc.__cause__, OSError):
+                    if attempt > 1:
+                        raise DecodeError(f"{exc.reason} (after {attempt} attempts)", relpath) from None
+                    raise
+                time.sleep(self.retry_delay * 2 ** (attempt - 1))
+        raise AssertionError("not reached")  # pragma: no cover
+
+    def _read_once(self, relpath: str) -> bytes:
         parts = self.split_archive(relpath)
         if parts is None and self.is_local:
             try:
@@ -231,7 +278,11 @@ class DataRoot:
             raise RejectedInput("permission denied", relpath) from None
         except FileNotFoundError:
             raise RejectedInput("file not found (deleted or a broken link)", relpath) from None
-        except (OSError, zipfile.BadZipFile, EOFError) as exc:
+        except OSError as exc:
+            if isinstance(exc, PERMANENT_READ_ERRORS):
+                raise DecodeError(f"cannot read file: {exc}", relpath) from None
+            raise DecodeError(f"cannot read file: {exc}", relpath) from exc  # transient: read_bytes tries again
+        except (zipfile.BadZipFile, EOFError) as exc:
             raise DecodeError(f"cannot read file: {exc}", relpath) from None
 
     def _read_member(self, zf: zipfile.ZipFile, member: str) -> bytes:

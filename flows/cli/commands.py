@@ -72,15 +72,16 @@ def check_prefect_api() -> None:
         ) from None
 
 
-def flows_module() -> Any:
-    """The flows (and so Prefect), imported on first use: synth needs neither."""
+def flows_module(only: str | None = None) -> Any:
+    """The flows (and so Prefect), imported on first use: synth needs neither. ``only``: just that flow module
+    (``extract`` spares the start-up of a small rerun the model and training imports)."""
     check_prefect_api()
+    import importlib
+
     from prefect.logging.handlers import PrefectConsoleHandler
 
-    import flows.evaluate
-    import flows.extract
-    import flows.run
-    import flows.train
+    for name in [only] if only else ["evaluate", "extract", "run", "train"]:
+        importlib.import_module(f"flows.{name}")
 
     for handler in logging.getLogger().handlers:
         if not any(isinstance(f, _DomainErrorsWithoutTraceback) for f in handler.filters):
@@ -88,7 +89,7 @@ def flows_module() -> Any:
         if isinstance(handler, PrefectConsoleHandler):
             # main() may run many times in one process (tests, notebooks): log to the stderr of this call
             handler.console.file = sys.stderr
-    return flows
+    return importlib.import_module("flows")
 
 
 def cmd_synth(args: argparse.Namespace) -> int:
@@ -123,10 +124,10 @@ def cmd_extract(args: argparse.Namespace) -> int:
 
 
 def _extract_locked(args: argparse.Namespace, data: str, out: str) -> int:
-    extract = flows_module().extract.extract
+    extract = flows_module("extract").extract.extract
     s = extract(data, out, args.modality, feature_params(args), frame_params(args), full=args.full,
                 chunk_size=args.chunk_size, dask_address=args.dask_address, workers=args.workers,
-                replace_data=args.replace_data)
+                replace_data=args.replace_data, verify=args.verify)
     payload = extract_payload({m: v.to_dict() for m, v in s.items()})
     emit(args, payload, print_extract)
     return _strict_exit(args, payload)

@@ -146,6 +146,8 @@ def build_parser() -> argparse.ArgumentParser:
                         "or all (default)")
     _add_frame_opts(p)
     p.add_argument("--chunk-size", type=int, help="clips per Dask task (default 40 audio, 6 video)")
+    p.add_argument("--verify", action="store_true",
+                   help="read and hash every clip, not only those whose size or modification time (or ETag) changed")
     _add_extract_opts(p)
     _add_common(p)
 

@@ -14,6 +14,7 @@ def extract_payload(summaries: dict[str, dict[str, Any]]) -> dict[str, Any]:
     total: dict[str, Any] = {k: sum(s[k] for s in summaries.values()) for k in COUNTS}
     total["seconds"] = max((s["seconds"] for s in summaries.values()), default=0.0)
     total["workers"] = sorted({w for s in summaries.values() for w in s["workers"]})
+    total["n_workers"] = len(total["workers"])
     total["no_audio"] = sum(s.get("no_audio", 0) for s in summaries.values())
     total["rejects"] = [{**r, "modality": m} for m, s in summaries.items() for r in s["rejects"]]
     total["no_audio_clips"] = [r for s in summaries.values() for r in s.get("no_audio_clips", [])]
@@ -28,6 +29,9 @@ def print_extract(s: dict[str, Any]) -> None:
         absent = f", {d['no_audio']} without audio (video-only)" if m == "audio" else ""
         print(f"extract {m}: {d['processed']} processed, {d['skipped']} skipped, {d['removed']} removed, "
               f"{d['rejected']} rejected{absent} in {d['seconds']:.1f} s ({what} {d['feature_set']})")
+        if d.get("n_workers"):
+            print(f"  on {d['n_workers']} Dask worker(s), up to {d.get('max_in_flight', 0)} chunks in flight "
+                  f"({d.get('cluster_threads', 0)} worker threads)")
         faces = d.get("faces") or {}
         if faces.get("error"):
             print(f"  faces: {faces['error']}")
