@@ -88,3 +88,41 @@ def tiny_video_corpus(tmp_path_factory: pytest.TempPathFactory) -> Path:
     root = tmp_path_factory.mktemp("tinyvideo") / "data"
     write_video_corpus(root, VideoSynthParams(actors=(1, 2, 21), modalities=(1, 2), duration=1.4, seed=5))
     return root
+
+
+# -- counting the files a test opens ------------------------------------------------------------------------------
+_OPENED: list[list[str]] = []  # the lists of the counters now active
+
+
+def _audit(event: str, args: tuple) -> None:
+    if event == "open" and _OPENED and isinstance(args[0], str | bytes | os.PathLike):
+        path = os.fsdecode(args[0])
+        for opened in _OPENED:
+            opened.append(path)
+
+
+@pytest.fixture(scope="session")
+def open_counter():
+    """``with open_counter(root) as opened:`` lists the files under ``root`` opened by this process meanwhile.
+
+    Counted by an audit hook (every ``open`` of Python code and of fsspec's local file system); a Dask
+    worker thread of this process counts too, worker processes do not.
+    """
+    import sys
+    from contextlib import contextmanager
+
+    sys.addaudithook(_audit)  # audit hooks cannot be removed: one for the session, idle when no counter is active
+
+    @contextmanager
+    def counter(root: Path):
+        raw: list[str] = []
+        mine: list[str] = []
+        _OPENED.append(raw)
+        try:
+            yield mine
+        finally:
+            _OPENED.remove(raw)
+            prefixes = (str(root), os.path.realpath(root))
+            mine.extend(p for p in raw if p.startswith(prefixes))
+
+    return counter

@@ -32,7 +32,7 @@ def test_bad_files_are_rejected_and_the_rest_processed(corpus, tmp_path):
     (corpus / "copy" / "03-01-03-01-01-01-03.flac").write_bytes(dup.read_bytes())
     inv, p, res = _extract_all(corpus, tmp_path / "out")
     rejects = {r["path"]: r["reason"] for r in inv.rejects + res.rejects}
-    assert rejects["Actor_01/03-01-05-01-01-01-01.flac"] == "empty file (0 bytes)"
+    assert rejects["Actor_02/03-01-05-01-01-01-02.wav"] == "empty file (0 bytes)"
     assert rejects["Actor_02/03-01-05-01-01-01-02.wav"].startswith("cannot decode audio")
     assert "not a RAVDESS id" in rejects["Actor_02/notravdess.wav"]
     assert "emotion 09" in rejects["Actor_02/03-01-09-01-01-01-02.wav"]
@@ -182,8 +182,8 @@ def test_a_row_arrow_cannot_store_is_a_reject_not_a_lost_chunk(corpus, tmp_path,
     inv = take_inventory(DataRoot(str(corpus)))
     refs = [r for r, _, _ in inv.clips if r.path.startswith("Actor_01/")][:8]
 
-    def odd(root, ref, extractor):
-        row = real(root, ref, extractor)
+    def odd(root, ref, extractor, data=None):
+        row = real(root, ref, extractor, data)
         if ref.path == refs[3].path:
             row["path"] = row["path"] + "\udcff"  # what a non-UTF-8 name decodes to
         return row
@@ -204,3 +204,85 @@ def test_a_huge_file_is_refused_from_its_size_before_it_is_read(corpus, monkeypa
     with pytest.raises(RejectedInput, match="over the limit of 1000 bytes"):
         DataRoot(str(corpus)).read_bytes("Actor_01/03-01-02-02-02-02-01.wav")
     assert not read
+
+
+# -- change detection from listing metadata ----------------------------------------------------------------------
+def _one_actor(corpus: Path) -> Path:
+    """The corpus cut to actor 02 (30 WAV clips): enough to see what is read, cheap to extract."""
+    import shutil
+
+    for d in corpus.iterdir():
+        if d.name != "Actor_02":
+            shutil.rmtree(d)
+    return corpus
+
+
+def _run_like_the_flow(data: Path, out: Path, known: bool = True):
+    """Inventory (with the previous manifest unless ``known`` is False, as --verify), plan, one chunk, commit's manifest."""
+    from emotion.extract import audio_step, extract_chunk, load_known, manifest_frame
+
+    step, store = audio_step(PARAMS), Store(str(out))
+    inv = take_inventory(DataRoot(str(data)), step.extensions, known=load_known(store, "audio") if known else None,
+                         params_key=step.key)
+    p = plan_extraction(inv, store.feature_keys("audio", PARAMS.key))
+    res = extract_chunk(step, p.todo, str(data), str(out)) if p.todo else None
+    rejects = inv.rejects + (res.rejects if res else [])
+    store.write_manifest("audio", manifest_frame(inv, res.hashes if res else {}, rejects, [], step.key))
+    return inv, p, res
+
+
+def test_unchanged_clips_are_not_read_and_changed_ones_are_hashed_by_the_worker(corpus, tmp_path, open_counter):
+    import os
+
+    out, corpus = tmp_path / "out", _one_actor(corpus)
+    inv, p, res = _run_like_the_flow(corpus, out)
+    assert inv.read == 0 and inv.unhashed == 30 and len(p.todo) == 30  # the first run: hashed by the worker
+    assert res is not None and len(res.hashes) == 30 and res.processed == 30
+    manifest = Store(str(out)).read_table(str(out / "manifest" / "audio.parquet"))
+    assert manifest["meta"].str.match(r"^s\d+:m\d+$").all() and manifest["content_hash"].notna().all()
+    with open_counter(corpus) as opened:
+        inv, p, res = _run_like_the_flow(corpus, out)
+    assert opened == [] and inv.read == 0 and inv.unhashed == 0 and p.todo == [] and p.skipped == 30
+
+    touched = corpus / "Actor_02" / "03-01-02-01-01-01-02.wav"  # a new time, the same content
+    os.utime(touched, ns=(touched.stat().st_atime_ns, touched.stat().st_mtime_ns + 10**9))
+    changed = corpus / "Actor_02" / "03-01-02-01-02-01-02.wav"
+    data = bytearray(changed.read_bytes())
+    data[-100] ^= 0xFF  # new content (not another clip's: that would be one recording under two ids)
+    changed.write_bytes(bytes(data))
+    with open_counter(corpus) as opened:
+        inv, p, res = _run_like_the_flow(corpus, out)
+    assert sorted(r.path for r in p.todo) == ["Actor_02/03-01-02-01-01-01-02.wav", "Actor_02/03-01-02-01-02-01-02.wav"]
+    assert sorted(Path(o).name for o in opened) == sorted([changed.name, touched.name])  # only the two, each once
+    assert res is not None and (res.processed, res.unchanged) == (1, 1)  # the touched clip is not recomputed
+
+
+def test_verify_catches_a_change_that_keeps_size_and_time(corpus, tmp_path):
+    import os
+
+    out, corpus = tmp_path / "out", _one_actor(corpus)
+    _run_like_the_flow(corpus, out)
+    clip = sorted(corpus.rglob("*.*"))[0]
+    st = clip.stat()
+    data = bytearray(clip.read_bytes())
+    data[-100] ^= 0xFF  # one sample changed
+    clip.write_bytes(bytes(data))
+    os.utime(clip, ns=(st.st_atime_ns, st.st_mtime_ns))  # same size, same time
+    _, p, _ = _run_like_the_flow(corpus, out)
+    assert p.todo == []  # metadata cannot see it
+    inv, p, res = _run_like_the_flow(corpus, out, known=False)
+    assert inv.read == 30 and [r.path for r in p.todo] == [clip.relative_to(corpus).as_posix()]
+    assert res is not None and res.processed == 1
+
+
+def test_rejects_found_by_reading_come_back_unread_while_unchanged(corpus, tmp_path, open_counter):
+    out, corpus = tmp_path / "out", _one_actor(corpus)
+    bad = corpus / "Actor_02" / "03-01-05-01-01-01-02.wav"
+    bad.write_bytes(bad.read_bytes()[:300])  # truncated
+    _, _, res = _run_like_the_flow(corpus, out)
+    assert res is not None and [r["path"] for r in res.rejects] == ["Actor_02/03-01-05-01-01-01-02.wav"]
+    reason = res.rejects[0]["reason"]
+    with open_counter(corpus) as opened:
+        inv, p, res = _run_like_the_flow(corpus, out)
+    assert opened == [] and p.todo == [] and res is None
+    assert inv.rejects == [{"path": "Actor_02/03-01-05-01-01-01-02.wav", "reason": reason, "stage": "decode"}]

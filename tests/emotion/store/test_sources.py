@@ -126,3 +126,53 @@ def test_linked_folders_are_followed_once(tmp_path):
     (tmp_path / "store" / "Actor_01" / "loop").symlink_to(tmp_path / "store", target_is_directory=True)  # a cycle
     found = DataRoot(str(tmp_path / "data")).discover(AUDIO_EXTENSIONS)
     assert [c.relpath for c in found] == [f"Actor_01/{NAME}"]  # each real folder is read once, cycle or not
+
+
+def _flaky_fs(fail_reads: int):
+    """Registers ``flakyread://``: an in-memory file system whose reads fail ``fail_reads`` times (a dropped connection)."""
+    import fsspec
+    from fsspec.implementations.memory import MemoryFileSystem
+
+    class Flaky(MemoryFileSystem):
+        protocol = "flakyread"
+        failures = fail_reads
+
+        @classmethod
+        def _strip_protocol(cls, path):
+            return super()._strip_protocol(path.removeprefix("flakyread://"))
+
+        def cat_file(self, path, *args, **kwargs):
+            if type(self).failures > 0:
+                type(self).failures -= 1
+                raise ConnectionError("connection reset by peer")
+            return super().cat_file(path, *args, **kwargs)
+
+    fsspec.register_implementation("flakyread", Flaky, clobber=True)
+    fs = Flaky()
+    fs.pipe_file(f"/flaky{fail_reads}/Actor_01/{NAME}", b"RIFF....")
+    return Flaky
+
+
+@pytest.mark.parametrize("failures, attempts_left", [(2, 0), (3, None)])
+def test_object_storage_reads_are_retried_then_name_the_file(failures, attempts_left):
+    flaky = _flaky_fs(failures)
+    root = DataRoot(f"flakyread:///flaky{failures}", retry_delay=0.01)
+    rel = f"Actor_01/{NAME}"
+    if attempts_left is not None:  # two failures, the third try reads it
+        assert root.read_bytes(rel) == b"RIFF...." and flaky.failures == attempts_left
+    else:
+        with pytest.raises(RejectedInput, match=r"cannot read file: connection reset by peer \(after 3 attempts\)") as e:
+            root.read_bytes(rel)
+        assert e.value.path == rel
+
+
+def test_listing_gives_a_fingerprint_without_reading(tmp_path):
+    import zipfile
+
+    wav = write_tone(tmp_path / "data" / "Actor_01" / NAME)
+    with zipfile.ZipFile(tmp_path / "data" / "a.zip", "w") as zf:
+        zf.write(wav, f"Actor_02/{NAME.replace('-01.wav', '-02.wav')}")
+    plain, member = sorted(DataRoot(str(tmp_path / "data")).discover(AUDIO_EXTENSIONS), key=lambda c: c.relpath)
+    st = wav.stat()
+    assert plain.meta == f"s{st.st_size}:m{st.st_mtime_ns}"
+    assert member.meta.startswith(f"s{st.st_size}:c")  # size, CRC-32 and date from the archive's directory

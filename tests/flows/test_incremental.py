@@ -1,0 +1,129 @@
+"""Reruns that read nothing unchanged, a cluster kept busy to its size, and retried store writes."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+from pathlib import Path
+
+import pytest
+
+from flows.cli import main
+
+pytestmark = pytest.mark.slow
+
+
+def extract_json(capsys, *argv: str) -> dict:
+    code = main(["extract", *argv, "--modality", "audio", "--json"])
+    out, err = capsys.readouterr()
+    assert code == 0, err[-3000:]
+    return json.loads(out)
+
+
+def test_a_rerun_without_changes_reads_no_clip_and_starts_no_cluster(corpus: Path, tmp_path: Path, capsys,
+                                                                     open_counter):
+    for d in corpus.iterdir():  # actor 02 only: 30 WAV clips
+        if d.name != "Actor_02":
+            shutil.rmtree(d)
+    out = str(tmp_path / "store")
+    first = extract_json(capsys, str(corpus), "--out", out, "--workers", "2", "--chunk-size", "10")
+    assert first["processed"] == 30 and first["n_workers"] == 2
+    audio = first["modalities"]["audio"]
+    assert audio["read_by_flow"] == 0 and audio["max_in_flight"] >= 2 and audio["cluster_threads"] == 2
+    with open_counter(corpus) as opened:
+        again = extract_json(capsys, str(corpus), "--out", out, "--workers", "2")
+    assert opened == []  # not one media file opened by the flow (and no cluster, so no worker either)
+    assert (again["processed"], again["skipped"], again["n_workers"]) == (0, 30, 0)
+    # a change that keeps size and modification time is seen by --verify only
+    clip = sorted(corpus.rglob("*.*"))[0]
+    st = clip.stat()
+    data = bytearray(clip.read_bytes())
+    data[-64] ^= 0xFF
+    clip.write_bytes(bytes(data))
+    os.utime(clip, ns=(st.st_atime_ns, st.st_mtime_ns))
+    assert extract_json(capsys, str(corpus), "--out", out)["processed"] == 0
+    with open_counter(corpus) as opened:
+        verified = extract_json(capsys, str(corpus), "--out", out, "--verify")
+    assert verified["modalities"]["audio"]["read_by_flow"] == 30 and len(set(opened)) == 30
+    assert (verified["processed"], verified["skipped"]) == (1, 29)
+
+
+def _flaky_store(fail_writes: int, error: OSError):
+    """``flakystore://``: an in-memory store whose first ``fail_writes`` Parquet part writes raise ``error``."""
+    import fsspec
+    from fsspec.implementations.memory import MemoryFileSystem
+
+    class FlakyStore(MemoryFileSystem):
+        protocol = "flakystore"
+        failures = fail_writes
+
+        @classmethod
+        def _strip_protocol(cls, path):
+            return super()._strip_protocol(path.removeprefix("flakystore://"))
+
+        def pipe_file(self, path, value, *args, **kwargs):
+            if "/part-" in path and type(self).failures > 0:
+                type(self).failures -= 1
+                raise error
+            return super().pipe_file(path, value, *args, **kwargs)
+
+    fsspec.register_implementation("flakystore", FlakyStore, clobber=True)
+    return FlakyStore
+
+
+def test_a_store_write_that_fails_for_a_moment_is_retried(tiny_corpus: Path, tmp_path: Path, capsys):
+    from flows.extract import extract_audio
+
+    data = tmp_path / "data"  # few clips: the work runs on threads of this process, which knows flakystore://
+    for f in sorted(tiny_corpus.rglob("*.wav"))[:6]:
+        (data / f.parent.name).mkdir(parents=True, exist_ok=True)
+        shutil.copy(f, data / f.parent.name / f.name)
+    store = _flaky_store(1, ConnectionError("connection reset by peer"))
+    s = extract_audio(str(data), "flakystore:///retry-store")
+    assert s.processed == 6 and store.failures == 0  # failed once, written on the retry
+
+    _flaky_store(5, OSError(28, "No space left on device"))
+    with pytest.raises(Exception, match=r"cannot write flakystore:///full-store/features/audio/.*/part-.*: No space left"):
+        extract_audio(str(data), "flakystore:///full-store")
+    # a full disk is not retried: the one failure is the only write tried
+    import fsspec
+
+    assert type(fsspec.filesystem("flakystore")).failures == 4
+
+
+def test_chunks_in_flight_follow_the_cluster_size(tiny_corpus: Path, tmp_path: Path, capsys):
+    """24 single-thread worker processes and one-clip chunks: more than 16 chunks run at once, as the scheduler
+    sees it, and no more than the bounded backlog waits."""
+    data = tmp_path / "data"  # 48 clips: 48 chunks, more than the cluster takes at once
+    for f in sorted(tiny_corpus.rglob("*.*"))[:48]:
+        (data / f.parent.name).mkdir(parents=True, exist_ok=True)
+        shutil.copy(f, data / f.parent.name / f.name)
+    from distributed import LocalCluster
+    from distributed.diagnostics.plugin import SchedulerPlugin
+
+    class InFlight(SchedulerPlugin):
+        def __init__(self) -> None:
+            self.processing, self.peak, self.peak_known = 0, 0, 0
+
+        def transition(self, key, start, finish, *args, **kwargs):
+            if finish == "processing":
+                self.processing += 1
+            elif start == "processing":
+                self.processing -= 1
+            self.peak = max(self.peak, self.processing)
+            self.peak_known = max(self.peak_known, len(sched.tasks))
+
+    with LocalCluster(n_workers=24, threads_per_worker=1, processes=True, host="127.0.0.1", dashboard_address=None,
+                      silence_logs=40) as cluster:
+        sched = cluster.scheduler
+        plugin = InFlight()
+        sched.add_plugin(plugin, name="in-flight")
+        summary = extract_json(capsys, str(data), "--out", str(tmp_path / "store"), "--dask-address",
+                               cluster.scheduler_address, "--chunk-size", "1")
+    audio = summary["modalities"]["audio"]
+    assert summary["processed"] == 48 and audio["cluster_threads"] == 24
+    assert plugin.peak > 16, plugin.peak  # the old runner never had more than 16 chunks on the cluster
+    limit = 24 + 12  # one chunk per thread plus a backlog of half the threads
+    assert audio["max_in_flight"] <= limit and plugin.peak_known <= limit  # bounded: memory does not grow with the work
+    assert summary["n_workers"] > 16
