@@ -73,19 +73,25 @@ def service_env(tmp: Path) -> dict[str, str]:
 
 
 @contextmanager
-def prefect_server(tmp: Path, command: str = "prefect") -> Iterator[tuple[str, dict[str, str]]]:
+def prefect_server(tmp: Path, command: str | list[str] = "prefect",
+                   extra_env: dict[str, str] | None = None) -> Iterator[tuple[str, dict[str, str]]]:
     """A real Prefect server on a free port of 127.0.0.1 with its own home, stopped on exit; yields its API URL
-    and environment. ``command="emotion"`` starts it as users do, with ``emotion server --port P``."""
+    and environment. ``command="emotion"`` starts it as users do, with ``emotion server --port P``; a list
+    is a command to which ``--host 127.0.0.1 --port P`` are added. ``extra_env`` is given to the server only
+    (e.g. its database URL)."""
     import httpx
 
     port = free_port()
     env = service_env(tmp)
     if command == "emotion":
         argv = [str(BIN / "emotion"), "server", "--port", str(port)]
+    elif isinstance(command, list):
+        argv = [*command, "--host", "127.0.0.1", "--port", str(port)]
     else:
         argv = [str(BIN / "prefect"), "server", "start", "--host", "127.0.0.1", "--port", str(port)]
     # the scheduler creates the runs of cron schedules every 5 s here (default 60)
-    with process(argv, tmp / "server.log", {**env, "PREFECT_SERVER_SERVICES_SCHEDULER_LOOP_SECONDS": "5"}) as proc:
+    server_env = {**env, "PREFECT_SERVER_SERVICES_SCHEDULER_LOOP_SECONDS": "5", **(extra_env or {})}
+    with process(argv, tmp / "server.log", server_env) as proc:
         api = f"http://127.0.0.1:{port}/api"
         wait_for(lambda: httpx.get(f"{api}/health", timeout=2).status_code == 200, 120, "prefect server", proc,
                  log=tmp / "server.log")
