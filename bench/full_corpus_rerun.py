@@ -5,7 +5,7 @@ modalities 01, 02 and 03 x 60 clips; song, which actor 18 lacks: 3 x 44
 clips; all ``.wav`` here, a 0.3 s tone each, hard links to a few files),
 runs ``emotion extract`` once (against a Prefect server started for it),
 then again with nothing changed, timed, and once more under
-``strace -f -e trace=open,openat,read`` where strace is present, and
+``strace -f -e trace=open,openat,read,close`` where strace is present, and
 prints the rerun's wall time, the flow's own time, the media files it
 opened and the bytes it read from them. Target: no media file opened, no
 media byte read, seconds not minutes.
@@ -28,7 +28,7 @@ from pathlib import Path
 import numpy as np
 import soundfile as sf
 
-from bench.incremental import emotion_extract, media_opens, prefect_server
+from bench.incremental import MEDIA, emotion_extract, media_opens, prefect_server
 
 SPEECH_EMOTIONS, SONG_EMOTIONS = range(1, 9), range(1, 7)
 
@@ -69,15 +69,25 @@ def write_corpus(root: Path) -> int:
 
 
 def bytes_read(trace: Path, roots: list[Path]) -> int:
-    """Bytes returned by read() on file descriptors opened on media files under ``roots`` (strace log, -f)."""
+    """Bytes returned by read() on file descriptors open on media files under ``roots`` (strace log, -f).
+
+    A descriptor counts from the open of a media file to its close (descriptor numbers are reused).
+    """
     prefixes = tuple(str(r) for r in roots)
     fds: set[tuple[str, str]] = set()
     total = 0
     for line in trace.read_text(errors="replace").splitlines():
         pid = line.split(" ", 1)[0]
         m = re.search(r'open(?:at)?\((?:[^,]+, )?"([^"]+)".*= (\d+)$', line)
-        if m and m.group(1).startswith(prefixes):
-            fds.add((pid, m.group(2)))
+        if m:
+            if m.group(1).startswith(prefixes) and MEDIA.search(m.group(1)):
+                fds.add((pid, m.group(2)))
+            else:
+                fds.discard((pid, m.group(2)))
+            continue
+        m = re.search(r"close\((\d+)\)", line)
+        if m:
+            fds.discard((pid, m.group(1)))
             continue
         m = re.search(r"read\((\d+),.*= (\d+)$", line)
         if m and (pid, m.group(1)) in fds:
@@ -110,7 +120,7 @@ def main() -> int:
                 # the same run traced for reads too, to count the media bytes
                 cmd_trace = tmp / "strace-read.log"
                 env = {**os.environ, "PREFECT_API_URL": api, "PREFECT_LOGGING_LEVEL": "WARNING"}
-                subprocess.run(["strace", "-f", "-qq", "-e", "trace=open,openat,read", "-e", "read=none", "-o",
+                subprocess.run(["strace", "-f", "-qq", "-e", "trace=open,openat,read,close", "-o",
                                 str(cmd_trace), str(Path(sys.executable).parent / "emotion"), "extract", str(data),
                                 "--out", str(out), "--modality", "audio", "--json"],
                                capture_output=True, env=env, check=True, timeout=600)
