@@ -32,7 +32,7 @@ def test_bad_files_are_rejected_and_the_rest_processed(corpus, tmp_path):
     (corpus / "copy" / "03-01-03-01-01-01-03.flac").write_bytes(dup.read_bytes())
     inv, p, res = _extract_all(corpus, tmp_path / "out")
     rejects = {r["path"]: r["reason"] for r in inv.rejects + res.rejects}
-    assert rejects["Actor_02/03-01-05-01-01-01-02.wav"] == "empty file (0 bytes)"
+    assert rejects["Actor_01/03-01-05-01-01-01-01.flac"] == "empty file (0 bytes)"
     assert rejects["Actor_02/03-01-05-01-01-01-02.wav"].startswith("cannot decode audio")
     assert "not a RAVDESS id" in rejects["Actor_02/notravdess.wav"]
     assert "emotion 09" in rejects["Actor_02/03-01-09-01-01-01-02.wav"]
