@@ -122,6 +122,8 @@ def test_chunks_in_flight_follow_the_cluster_size(tiny_corpus: Path, tmp_path: P
         summary = extract_json(capsys, str(data), "--out", str(tmp_path / "store"), "--dask-address",
                                cluster.scheduler_address, "--chunk-size", "1")
     audio = summary["modalities"]["audio"]
+    print(f"chunks processing at once on the scheduler: up to {plugin.peak}; tasks known to it: up to "
+          f"{plugin.peak_known}; the flow's own count: up to {audio['max_in_flight']}; workers used {summary['n_workers']}")
     assert summary["processed"] == 48 and audio["cluster_threads"] == 24
     assert plugin.peak > 16, plugin.peak  # the old runner never had more than 16 chunks on the cluster
     limit = 24 + 12  # one chunk per thread plus a backlog of half the threads
