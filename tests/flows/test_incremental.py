@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 
+from emotion.store import Store
 from flows.cli import main
 
 pytestmark = pytest.mark.slow
@@ -129,3 +130,33 @@ def test_chunks_in_flight_follow_the_cluster_size(tiny_corpus: Path, tmp_path: P
     limit = 24 + 12  # one chunk per thread plus a backlog of half the threads
     assert audio["max_in_flight"] <= limit and plugin.peak_known <= limit  # bounded: memory does not grow with the work
     assert summary["n_workers"] > 16
+
+
+def test_one_recording_under_two_ids_is_found_from_the_hashes_without_reading_in_the_flow(
+        corpus: Path, tmp_path: Path, capsys, open_counter):
+    """Issue 16's duplicate detection with issue 15's change detection: a new clip that copies an unchanged one is
+    hashed by its worker and rejected naming the other; while both are unchanged it is rejected again unread;
+    once the other clip is gone it is processed."""
+    for d in corpus.iterdir():  # actor 02 only: 30 WAV clips
+        if d.name != "Actor_02":
+            shutil.rmtree(d)
+    out = str(tmp_path / "store")
+    assert extract_json(capsys, str(corpus), "--out", out, "--workers", "1")["processed"] == 30
+    src = corpus / "Actor_02" / "03-01-03-01-01-01-02.wav"
+    copy = corpus / "Actor_02" / "copy.tmp"
+    copy.write_bytes(src.read_bytes())
+    target = corpus / "Actor_02" / "03-01-03-01-01-02-02.wav"  # a new id (the second repetition), the same recording
+    copy.rename(target)
+    s = extract_json(capsys, str(corpus), "--out", out, "--workers", "1")
+    reason = f"same recording as Actor_02/{src.name} (identical content under another id)"
+    assert (s["processed"], s["skipped"], s["rejected"]) == (0, 30, 1), s
+    assert s["rejects"][0]["path"] == f"Actor_02/{target.name}" and s["rejects"][0]["reason"] == reason
+    store = Store(out)
+    key = next(Path(out, "features", "audio").iterdir()).name
+    assert f"Actor_02/{target.name}" not in set(store.feature_keys("audio", key)["path"])  # its row was dropped
+    with open_counter(corpus) as opened:
+        again = extract_json(capsys, str(corpus), "--out", out, "--workers", "1")
+    assert opened == [] and (again["processed"], again["rejected"]) == (0, 1) and again["rejects"][0]["reason"] == reason
+    src.unlink()  # the other clip goes: the copy is the only one now
+    last = extract_json(capsys, str(corpus), "--out", out, "--workers", "1")
+    assert (last["processed"], last["removed"], last["rejected"]) == (1, 1, 0), last
