@@ -2,7 +2,7 @@
 
 Writes 7,356 small clips named as the full RAVDESS is (24 actors; speech:
 modalities 01, 02 and 03 x 60 clips; song, which actor 18 lacks: 3 x 44
-clips; all ``.wav`` here, a 0.3 s tone each, hard links to a few files),
+clips; all ``.wav`` here, a 0.3 s tone each, each of its own pitch),
 runs ``emotion extract`` once (against a Prefect server started for it),
 then again with nothing changed, timed, and once more under
 ``strace -f -e trace=open,openat,read,close`` where strace is present, and
@@ -51,20 +51,15 @@ def ravdess_names() -> list[str]:
 
 
 def write_corpus(root: Path) -> int:
+    """One small WAV per name, each a tone of its own pitch: distinct content (a byte-for-byte copy of another
+    clip would be one recording under two ids, and rejected as such)."""
     sr = 16000
     t = np.arange(int(0.3 * sr)) / sr
-    sources = []
-    for k in range(8):  # a few distinct tones; every clip is a hard link to one of them
-        p = root / ".tones" / f"tone{k}.wav"
-        p.parent.mkdir(parents=True, exist_ok=True)
-        sf.write(p, 0.3 * np.sin(2 * np.pi * (150 + 40 * k) * t), sr)
-        sources.append(p)
     names = ravdess_names()
     for i, stem in enumerate(names):
         dst = root / f"Actor_{stem[-2:]}" / f"{stem}.wav"
-        dst.parent.mkdir(exist_ok=True)
-        os.link(sources[i % len(sources)], dst)
-    shutil.rmtree(root / ".tones")
+        dst.parent.mkdir(parents=True, exist_ok=True)
+        sf.write(dst, 0.3 * np.sin(2 * np.pi * (120 + 0.1 * i) * t), sr, subtype="PCM_16")
     return len(names)
 
 
