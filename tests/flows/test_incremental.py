@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from emotion.store import Store
+from emotion.store.store import Store
 from flows.cli import main
 
 pytestmark = pytest.mark.slow
