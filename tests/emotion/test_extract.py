@@ -212,7 +212,7 @@ def _one_actor(corpus: Path) -> Path:
     import shutil
 
     for d in corpus.iterdir():
-        if d.name != "Actor_02":
+        if d.is_dir() and d.name != "Actor_02":
             shutil.rmtree(d)
     return corpus
 

@@ -25,7 +25,7 @@ def extract_json(capsys, *argv: str) -> dict:
 def test_a_rerun_without_changes_reads_no_clip_and_starts_no_cluster(corpus: Path, tmp_path: Path, capsys,
                                                                      open_counter):
     for d in corpus.iterdir():  # actor 02 only: 30 WAV clips
-        if d.name != "Actor_02":
+        if d.is_dir() and d.name != "Actor_02":
             shutil.rmtree(d)
     out = str(tmp_path / "store")
     first = extract_json(capsys, str(corpus), "--out", out, "--workers", "2", "--chunk-size", "10")
@@ -138,7 +138,7 @@ def test_one_recording_under_two_ids_is_found_from_the_hashes_without_reading_in
     hashed by its worker and rejected naming the other; while both are unchanged it is rejected again unread;
     once the other clip is gone it is processed."""
     for d in corpus.iterdir():  # actor 02 only: 30 WAV clips
-        if d.name != "Actor_02":
+        if d.is_dir() and d.name != "Actor_02":
             shutil.rmtree(d)
     out = str(tmp_path / "store")
     assert extract_json(capsys, str(corpus), "--out", out, "--workers", "1")["processed"] == 30
