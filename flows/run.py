@@ -14,6 +14,7 @@ from emotion.core.names import DEFAULT_MODELS, FUSION_MODELS, VIDEO_MODELS, spli
 from emotion.core.splits import DEFAULT_SPLIT, ActorSplit
 from emotion.featuresets import FeatureParams, is_face_set
 from emotion.models.tuning import SearchParams
+from emotion.store.catalog import rank_rows
 from emotion.video.frames import FrameParams
 from flows.extract import extract
 from flows.naming import current_run, frames_label, name, run_tags, split_label, tagged
@@ -148,7 +149,7 @@ def train_models(
     return {"split": str(sp), "split_id": sp.id, "summary": last.get("summary", ""), "report": last.get("report", ""),
             "features": features.name if audio_models or fusion_models else None,
             "speaker_norm": bool(audio_models) and speaker_norm,
-            "models": sorted(runs, key=lambda r: (-r["accuracy"], r["model"]))}
+            "models": rank_rows(runs)}
 
 
 def recipe(features: FeatureParams, speaker_norm: bool) -> dict[str, Any]:

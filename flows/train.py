@@ -13,6 +13,7 @@ from emotion.core.names import DEFAULT_MODELS, FUSION_MODELS, VIDEO_MODELS
 from emotion.core.splits import DEFAULT_SPLIT, ActorSplit
 from emotion.featuresets import FeatureParams, modality_of
 from emotion.models.catalog import SearchParams, check_features
+from emotion.store.catalog import rank_rows
 from emotion.training.video import build_model
 from emotion.video.frames import FrameParams
 from flows.naming import current_run, frames_label, name, run_tags, split_label, split_used, tagged
@@ -75,7 +76,7 @@ def train_audio(
 def _finish(out: str, sp: ActorSplit, results: list[dict[str, Any]], modality: str) -> dict[str, Any]:
     """Summary, artifacts and report after training ``results`` on ``sp``; the flows' common result."""
     path = write_summary(out, sp, results)
-    ranked = sorted(results, key=lambda r: (-r["accuracy"], r["model"]))
+    ranked = rank_rows(results)  # best first by grouped-CV accuracy (emotion.store.catalog.SELECTION_RULE)
     publish_metrics(str(sp), ranked, {r["model"]: r.pop("confusion_matrix") for r in ranked}, modality=modality)
     report_path = report(out, sp)
     return {"split": str(sp), "split_id": sp.id, "summary": path, "report": report_path, "models": ranked}
