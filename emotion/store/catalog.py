@@ -56,6 +56,11 @@ def run_dir(store: Store, split_id: str, model: str, version: str) -> str:
     return posixpath.join(split_dir(store, split_id), model, version)
 
 
+def folder_of(store: Store, record: RunRecord) -> str:
+    """The run folder a record was read from (``runs/<split-id>/<rel_dir>``)."""
+    return posixpath.join(split_dir(store, record.split_id), record.rel_dir)
+
+
 def summary_path(store: Store, split_id: str) -> str:
     return posixpath.join(split_dir(store, split_id), SUMMARY)
 
