@@ -17,7 +17,7 @@ from emotion.audio.seed import AudioFeatureParams
 from emotion.core.errors import EmotionError, StoreError, UsageError
 from emotion.core.provenance import corpus_origin
 from emotion.extract import Inventory, Step, audio_step, chunked, data_version, video_step
-from emotion.featuresets import FeatureParams, is_face_set
+from emotion.featuresets import FeatureParams, feature_params, is_face_set
 from emotion.store.store import Store
 from emotion.video.frames import FrameParams
 from flows.naming import current_run, frames_label, name, run_tags, tagged
@@ -74,7 +74,11 @@ def extract_run_name() -> str:
     """``extract-audio-seed-data-1a2b3c4d-9f8e7d``: modality, feature set, data version, run id."""
     rid, p = current_run()
     modality = p.get("modality", "all")
-    features, frames = p.get("features", AudioFeatureParams()), p.get("frames", FrameParams())
+    frames = p.get("frames", FrameParams())
+    try:
+        features = feature_params(p.get("features", "seed"), p.get("augment"))
+    except EmotionError:
+        features = AudioFeatureParams()  # the run itself reports the problem
     try:
         steps = steps_for(modality, features, frames, p.get("chunk_size"))
         version = _version(_inventories(_run_id(), p["data"], steps))
@@ -93,20 +97,22 @@ def extract(
     data: str,
     out: str,
     modality: str = "all",
-    features: FeatureParams = AudioFeatureParams(),
+    features: str = "seed",
     frames: FrameParams = FrameParams(),
     full: bool = False,
     chunk_size: int | None = None,
     dask_address: str | None = None,
     workers: int | None = None,
     replace_data: bool = False,
+    augment: tuple[float, ...] = (),
 ) -> dict[str, ExtractSummary]:
     """Audio features of ``.wav``/``.flac`` clips and of the audio track of ``.mp4`` clips, and sampled
     frames of ``.mp4`` clips under ``data``.
 
     Clips whose content is already stored under the same parameters are
     skipped (``full`` recomputes all); rows of deleted clips are dropped.
-    Returns one summary per modality.
+    Returns one summary per modality. ``features`` names the audio feature
+    set, ``augment`` the speeds of its augmented copies (``extended`` only).
 
     Progress (``<modality>-extract-progress``) moves with every clip done:
     the workers report each clip as a Dask event, and the flow updates the
@@ -116,11 +122,12 @@ def extract(
     root; another root is refused unless ``replace_data`` (then the rows of the
     old root's clips are dropped, and counted as removed).
     """
+    fp = feature_params(features, augment)  # the audio feature set's name and copies (plain: deployments, the UI)
     store = Store(out)
     with store.writer_lock(f"emotion extract {data}"):
         root = data if "://" in data else os.path.realpath(data)
         store.check_data_root(root, replace=replace_data, origin=corpus_origin(root))
-        return _extract_locked(data, out, modality, features, frames, full, chunk_size, dask_address, workers)
+        return _extract_locked(data, out, modality, fp, frames, full, chunk_size, dask_address, workers)
 
 
 def _extract_locked(data: str, out: str, modality: str, features: FeatureParams, frames: FrameParams, full: bool,
@@ -211,5 +218,5 @@ def extract_audio(data: str, out: str, features: FeatureParams = AudioFeaturePar
                   chunk_size: int = 40, dask_address: str | None = None, workers: int | None = None,
                   replace_data: bool = False) -> ExtractSummary:
     """Audio features only (the ``extract`` flow with ``modality="audio"``)."""
-    return extract(data, out, "audio", features, full=full, chunk_size=chunk_size, dask_address=dask_address,
-                   workers=workers, replace_data=replace_data)["audio"]
+    return extract(data, out, "audio", features.name, full=full, chunk_size=chunk_size, dask_address=dask_address,
+                   workers=workers, replace_data=replace_data, augment=features.augment_speeds())["audio"]
