@@ -92,7 +92,7 @@ def feature_params(name: str = "seed", augment: Sequence[float] | None = ()) -> 
     plain values a flow, a deployment or the Prefect UI's run form gives."""
     params = feature_set(name)
     if augment:
-        if not hasattr(params, "speeds"):
+        if not isinstance(params, ExtendedFeatureParams):
             raise UsageError(f"--augment needs --features extended (the {name} set has no augmented copies)")
         params = replace(params, speeds=tuple(float(s) for s in augment))
     return params
