@@ -127,8 +127,8 @@ def render_report(split_id: str, records: Sequence[RunRecord], *, figures: Seque
         row += [_run_links(r)]
         lines.append("| " + " | ".join(row) + " |")
     if any(cv_text(r.metrics) == NONE for r in records):
-        lines += ["", f"{NONE} in grouped-CV acc: the run recorded no grouped-CV score (selection then falls back to "
-                  "its test accuracy)."]
+        lines += ["", f"{NONE} in grouped-CV acc: the run recorded no grouped-CV score (it is selected only where no "
+                  "run of its modality has one)."]
     lines += ["", f"Selected per modality (in bold; the model `emotion predict` uses; {SELECTION_RULE}): "
               + ", ".join(f"{r.label} (test accuracy {_f(r.metrics.get('accuracy'))})" for m, r in best.items()) + "."]
     absent = [m for m in MODALITY_ORDER if m not in best]
