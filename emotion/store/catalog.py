@@ -40,8 +40,9 @@ MODEL_CARD = "model_card.md"
 MODALITY_ORDER = ("audio", "video", "fusion")
 
 SELECTION_RULE = ("chosen per modality by grouped-CV accuracy on the train actors (never by the test actors' "
-                  "scores); a run without a CV score (none recorded, or not a number) never wins over one with a score; ties and runs without a "
-                  "score are ordered by model name, feature set, normalisation and version")
+                  "scores); a run without a CV score (none recorded, or not a number) never wins over one with a "
+                  "score; ties and runs without a score are ordered by model name, feature set, normalisation and "
+                  "version")
 
 
 # -- where runs live ---------------------------------------------------------------------------------------------
