@@ -17,6 +17,8 @@ by side.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from dataclasses import replace
 from typing import Any, Protocol
 
 import numpy as np
@@ -82,6 +84,17 @@ def feature_set(name: str) -> FeatureParams:
         _require()
         return OpenSmileParams(name)
     params: FeatureParams = _SETS[name][0]()
+    return params
+
+
+def feature_params(name: str = "seed", augment: Sequence[float] | None = ()) -> FeatureParams:
+    """The parameters of the feature set ``name`` with the speeds of its augmented copies (``--augment``), from the
+    plain values a flow, a deployment or the Prefect UI's run form gives."""
+    params = feature_set(name)
+    if augment:
+        if not isinstance(params, ExtendedFeatureParams):
+            raise UsageError(f"--augment needs --features extended (the {name} set has no augmented copies)")
+        params = replace(params, speeds=tuple(float(s) for s in augment))
     return params
 
 

@@ -6,10 +6,9 @@ from typing import Any
 
 from prefect import flow
 
-from emotion.audio.seed import AudioFeatureParams
 from emotion.core.errors import UsageError
 from emotion.core.splits import DEFAULT_SPLIT, ActorSplit
-from emotion.featuresets import FeatureParams
+from emotion.featuresets import feature_params
 from emotion.models.catalog import SearchParams, check_features
 from emotion.training.loso import MODES
 from flows.naming import current_run, name, run_tags, split_used, tagged
@@ -21,7 +20,7 @@ from tasks.extract import stored_extraction
 def loso_run_name() -> str:
     """``loso-lr-extended-speakernorm-train=1-20,test=21-24-data-1a2b3c4d-9f8e7d``."""
     rid, p = current_run()
-    features = p.get("features", AudioFeatureParams())
+    features = feature_params(p.get("features", "seed"), p.get("augment"))
     norm = "speakernorm" if p.get("speaker_norm") else None
     version, actors = stored_extraction(p["out"], "features/audio", features.key)
     return name("loso", ",".join(p.get("models", ("lr",))), features.name, norm,
@@ -33,27 +32,32 @@ def evaluate_loso(
     out: str,
     split: str = DEFAULT_SPLIT,
     models: tuple[str, ...] = ("lr",),
-    features: FeatureParams = AudioFeatureParams(),
+    features: str = "seed",
     search: SearchParams = SearchParams(),
     speaker_norm: bool = False,
     mode: str = "nested",
     n_jobs: int | None = None,
     params_from: str | None = None,
+    augment: tuple[float, ...] = (),
 ) -> dict[str, Any]:
     """LOSO over the training actors of ``split`` for every model; ``mode`` "fixed" copies the hyper-parameters
-    of the stored run on ``params_from`` (default: ``split``)."""
+    of the stored run on ``params_from`` (default: ``split``) with the same feature parameters.
+
+    ``features``: the feature set's name; ``augment``: the speeds of its augmented copies (``extended`` only).
+    """
     sp = ActorSplit.parse(split)
+    fp = feature_params(features, augment)
     source = ActorSplit.parse(params_from) if params_from else None
     if mode not in MODES:
         raise UsageError(f"unknown LOSO mode {mode!r}; choose from {', '.join(MODES)}")
     for m in models:
-        check_features(m, features.name)
+        check_features(m, fp.name)
     jobs = n_jobs or default_workers()
-    version, actors = stored_extraction(out, "features/audio", features.key)
-    labels = run_tags(modality="audio", features=features.name, split=split, speaker_norm=speaker_norm,
+    version, actors = stored_extraction(out, "features/audio", fp.key)
+    labels = run_tags(modality="audio", features=fp.name, split=split, speaker_norm=speaker_norm,
                       data_version=version, actors=actors)
     with tagged(labels):
-        results = [loso_model(out, m, sp, features, search, speaker_norm, mode, jobs, source) for m in models]
+        results = [loso_model(out, m, sp, fp, search, speaker_norm, mode, jobs, source) for m in models]
         summary = write_loso_summary(out, sp, results)
-    return {"split": str(sp), "actors": list(sp.train), "features": features.name, "speaker_norm": speaker_norm,
+    return {"split": str(sp), "actors": list(sp.train), "features": fp.name, "speaker_norm": speaker_norm,
             "mode": mode, "summary": summary, "models": sorted(results, key=lambda r: (-r["mean"], r["model"]))}

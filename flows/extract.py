@@ -18,7 +18,7 @@ from emotion.audio.seed import AudioFeatureParams
 from emotion.core.errors import EmotionError, StoreError, UsageError
 from emotion.core.provenance import corpus_origin
 from emotion.extract import Inventory, Plan, Step, audio_step, chunked, data_version, duplicate_recordings, video_step
-from emotion.featuresets import FeatureParams, is_face_set
+from emotion.featuresets import FeatureParams, feature_params, is_face_set
 from emotion.store.store import Store
 from emotion.video.frames import FrameParams
 from flows.naming import current_run, frames_label, name, run_tags, tagged
@@ -90,7 +90,11 @@ def extract_run_name() -> str:
     """``extract-audio-seed-data-1a2b3c4d-9f8e7d``: modality, feature set, data version, run id."""
     rid, p = current_run()
     modality = p.get("modality", "all")
-    features, frames = p.get("features", AudioFeatureParams()), p.get("frames", FrameParams())
+    frames = p.get("frames", FrameParams())
+    try:
+        features = feature_params(p.get("features", "seed"), p.get("augment"))
+    except EmotionError:
+        features = AudioFeatureParams()  # the run itself reports the problem
     try:
         kind, used = (modality, frames) if not is_face_set(features, modality) else ("video", features.frame_params())  # type: ignore[union-attr]
         steps = steps_for(kind, features, used, p.get("chunk_size"))  # the steps the run takes (its inventory is kept)
@@ -113,7 +117,7 @@ def extract(
     data: str,
     out: str,
     modality: str = "all",
-    features: FeatureParams = AudioFeatureParams(),
+    features: str = "seed",
     frames: FrameParams = FrameParams(),
     full: bool = False,
     chunk_size: int | None = None,
@@ -121,6 +125,7 @@ def extract(
     workers: int | None = None,
     replace_data: bool = False,
     verify: bool = False,
+    augment: tuple[float, ...] = (),
 ) -> dict[str, ExtractSummary]:
     """Audio features of ``.wav``/``.flac`` clips and of the audio track of ``.mp4`` clips, and sampled
     frames of ``.mp4`` clips under ``data``.
@@ -132,6 +137,8 @@ def extract(
     hashed by the workers, and recordings found twice under two ids are told
     once their hashes are known. ``verify`` reads and hashes every clip (for
     changes that keep size and time). Returns one summary per modality.
+    ``features`` names the audio feature set, ``augment`` the speeds of its
+    augmented copies (``extended`` only).
 
     Progress (``<modality>-extract-progress``) moves with every clip done:
     the workers report each clip as a Dask event, and the flow updates the
@@ -141,11 +148,12 @@ def extract(
     root; another root is refused unless ``replace_data`` (then the rows of the
     old root's clips are dropped, and counted as removed).
     """
+    fp = feature_params(features, augment)  # the audio feature set's name and copies (plain: deployments, the UI)
     store = Store(out)
     with store.writer_lock(f"emotion extract {data}"):
         root = data if "://" in data else os.path.realpath(data)
         store.check_data_root(root, replace=replace_data, origin=corpus_origin(root))
-        return _extract_locked(data, out, modality, features, frames, full, chunk_size, dask_address, workers, verify)
+        return _extract_locked(data, out, modality, fp, frames, full, chunk_size, dask_address, workers, verify)
 
 
 def _extract_locked(data: str, out: str, modality: str, features: FeatureParams, frames: FrameParams, full: bool,
@@ -284,5 +292,5 @@ def extract_audio(data: str, out: str, features: FeatureParams = AudioFeaturePar
                   chunk_size: int = 40, dask_address: str | None = None, workers: int | None = None,
                   replace_data: bool = False, verify: bool = False) -> ExtractSummary:
     """Audio features only (the ``extract`` flow with ``modality="audio"``)."""
-    return extract(data, out, "audio", features, full=full, chunk_size=chunk_size, dask_address=dask_address,
-                   workers=workers, replace_data=replace_data, verify=verify)["audio"]
+    return extract(data, out, "audio", features.name, full=full, chunk_size=chunk_size, dask_address=dask_address,
+                   workers=workers, replace_data=replace_data, verify=verify, augment=features.augment_speeds())["audio"]

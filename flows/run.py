@@ -12,8 +12,9 @@ from emotion.audio.seed import AudioFeatureParams
 from emotion.core.errors import UsageError
 from emotion.core.names import DEFAULT_MODELS, FUSION_MODELS, VIDEO_MODELS, split_models
 from emotion.core.splits import DEFAULT_SPLIT, ActorSplit
-from emotion.featuresets import FeatureParams, is_face_set
+from emotion.featuresets import FeatureParams, feature_params, is_face_set
 from emotion.models.tuning import SearchParams
+from emotion.store.catalog import rank_rows
 from emotion.video.frames import FrameParams
 from flows.extract import extract
 from flows.naming import current_run, frames_label, name, run_tags, split_label, tagged
@@ -25,7 +26,7 @@ def pipeline_run_name() -> str:
     """``pipeline-audio-seed-speakernorm-train=1-20,test=21-24-9f8e7d``."""
     rid, p = current_run()
     norm = "speakernorm" if p.get("speaker_norm") else None
-    return name("pipeline", p.get("modality", "all"), p.get("features", AudioFeatureParams()).name, norm,
+    return name("pipeline", p.get("modality", "all"), str(p.get("features", "seed")), norm,
                 split_label(p.get("split", DEFAULT_SPLIT)), rid)
 
 
@@ -35,7 +36,7 @@ def run_pipeline(
     out: str,
     split: str = DEFAULT_SPLIT,
     models: tuple[str, ...] = DEFAULT_MODELS + VIDEO_MODELS + FUSION_MODELS,
-    features: FeatureParams = AudioFeatureParams(),
+    features: str = "seed",
     search: SearchParams = SearchParams(),
     modality: str = "all",
     frames: FrameParams = FrameParams(),
@@ -45,11 +46,13 @@ def run_pipeline(
     workers: int | None = None,
     n_jobs: int | None = None,
     speaker_norm: bool = False,
+    augment: tuple[float, ...] = (),
 ) -> dict[str, Any]:
     """Extract what ``modality`` needs, then train the audio, video and fused models in ``models``.
 
-    ``features`` is the audio feature set (of the audio and the fused
-    models); ``speaker_norm`` standardises each actor's audio features over
+    ``features`` is the name of the audio feature set (of the audio and the
+    fused models), ``augment`` the speeds of its augmented copies (``extended``
+    only); ``speaker_norm`` standardises each actor's audio features over
     that actor's clips (audio models only).
 
     With ``modality="all"`` a modality without any clip under ``data`` is
@@ -57,12 +60,13 @@ def run_pipeline(
     """
     if modality not in ("audio", "video", "all"):
         raise UsageError(f"unknown modality {modality!r}; choose audio, video or all")
+    fp = feature_params(features, augment)  # plain parameters (a deployment, the UI's run form) -> the typed set
     audio_models, video_models, fusion_models = split_models(models)
     # a face feature set (landmarks) feeds the feature models from the video's face crops, not from the voice
-    face_set = is_face_set(features, modality)
+    face_set = is_face_set(fp, modality)
     notes: list[str] = []
     if face_set and fusion_models:
-        notes.append(f"fused models read an audio feature set, not {features.name}: skipped (their face side adds the "
+        notes.append(f"fused models read an audio feature set, not {fp.name}: skipped (their face side adds the "
                      "landmark features by itself)")
         fusion_models = ()
     if modality == "audio":
@@ -73,8 +77,8 @@ def run_pipeline(
             audio_models = ()
     if not audio_models and not video_models and not fusion_models:
         raise UsageError(f"no {modality} model among {', '.join(models)}")
-    with tagged(run_tags(modality=modality, features=features.name, split=split, speaker_norm=speaker_norm)):
-        return _pipeline(data, out, split, features, search, modality, frames, video_params, full, dask_address,
+    with tagged(run_tags(modality=modality, features=fp.name, split=split, speaker_norm=speaker_norm)):
+        return _pipeline(data, out, split, fp, search, modality, frames, video_params, full, dask_address,
                          workers, n_jobs, speaker_norm, audio_models, video_models, fusion_models, notes)
 
 
@@ -88,12 +92,13 @@ def _pipeline(data: str, out: str, split: str, features: FeatureParams, search: 
     ex = {"full": full, "dask_address": dask_address, "workers": workers}
     if audio_models or fusion_models:
         kind = "video" if face_set else "audio"
-        step = partial(extract, data, out, kind, features, **ex)
+        step = partial(extract, data, out, kind, features.name, augment=features.augment_speeds(), **ex)
         got = pipeline_step(f"extract-{kind}-{features.name}", step)
         extracted.update({(features.name if face_set else m): s.to_dict() for m, s in got.items()})
     frame_sets = list(dict.fromkeys(frames_for(m, frames) for m in (*video_models, *fusion_models)))
     for fp in frame_sets:
-        step = partial(extract, data, out, "video", features if not face_set else AudioFeatureParams(), fp, **ex)
+        audio = features if not face_set else AudioFeatureParams()
+        step = partial(extract, data, out, "video", audio.name, fp, augment=audio.augment_speeds(), **ex)
         s = pipeline_step(f"extract-video-{frames_label(fp)}", step)["video"].to_dict()
         extracted["video" if fp == frame_sets[0] else f"video ({fp.key})"] = s
     feature_key = features.name if face_set else "audio"
@@ -134,21 +139,22 @@ def train_models(
     results = []
     if audio_models:
         results.append(run(f"train-audio-{'-'.join(audio_models)}", partial(
-            train_audio, out, split, audio_models, features, search, n_jobs=n_jobs, force=force,
-            speaker_norm=speaker_norm)))
+            train_audio, out, split, audio_models, features.name, search, n_jobs=n_jobs, force=force,
+            speaker_norm=speaker_norm, augment=features.augment_speeds())))
     if video_models:
         results.append(run(f"train-video-{'-'.join(video_models)}", partial(
             train_video, out, split, video_models, frames, video_params, force=force)))
     if fusion_models:
         results.append(run(f"train-fusion-{'-'.join(m.removeprefix('fusion-') for m in fusion_models)}", partial(
-            train_fusion, out, split, fusion_models, features, frames, force=force)))
+            train_fusion, out, split, fusion_models, features.name, frames, force=force,
+            augment=features.augment_speeds())))
     runs = [{"modality": "audio", **r} for t in results for r in t["models"]]
     sp = ActorSplit.parse(split)
     last = results[-1] if results else {}
     return {"split": str(sp), "split_id": sp.id, "summary": last.get("summary", ""), "report": last.get("report", ""),
             "features": features.name if audio_models or fusion_models else None,
             "speaker_norm": bool(audio_models) and speaker_norm,
-            "models": sorted(runs, key=lambda r: (-r["accuracy"], r["model"]))}
+            "models": rank_rows(runs)}
 
 
 def recipe(features: FeatureParams, speaker_norm: bool) -> dict[str, Any]:

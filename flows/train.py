@@ -7,12 +7,12 @@ from typing import Any
 
 from prefect import flow
 
-from emotion.audio.seed import AudioFeatureParams
 from emotion.core.errors import UsageError
 from emotion.core.names import DEFAULT_MODELS, FUSION_MODELS, VIDEO_MODELS
 from emotion.core.splits import DEFAULT_SPLIT, ActorSplit
-from emotion.featuresets import FeatureParams, modality_of
+from emotion.featuresets import FeatureParams, feature_params, modality_of
 from emotion.models.catalog import SearchParams, check_features
+from emotion.store.catalog import rank_rows
 from emotion.training.video import build_model
 from emotion.video.frames import FrameParams
 from flows.naming import current_run, frames_label, name, run_tags, split_label, split_used, tagged
@@ -36,7 +36,7 @@ def _audio_data(out: str, features: FeatureParams) -> tuple[str, tuple[int, ...]
 def train_audio_run_name() -> str:
     """``train-audio-seed-speakernorm-train=1-20,test=21-24-data-1a2b3c4d-9f8e7d``."""
     rid, p = current_run()
-    features = p.get("features", AudioFeatureParams())
+    features = feature_params(p.get("features", "seed"), p.get("augment"))
     norm = "speakernorm" if p.get("speaker_norm") else None
     version, actors = _audio_data(p["out"], features)
     return name("train-audio", features.name, norm, split_used(p.get("split", DEFAULT_SPLIT), actors), _data(version), rid)
@@ -52,30 +52,35 @@ def train_audio(
     out: str,
     split: str = DEFAULT_SPLIT,
     models: tuple[str, ...] = DEFAULT_MODELS,
-    features: FeatureParams = AudioFeatureParams(),
+    features: str = "seed",
     search: SearchParams = SearchParams(),
     n_jobs: int | None = None,
     force: bool = False,
     speaker_norm: bool = False,
+    augment: tuple[float, ...] = (),
 ) -> dict[str, Any]:
-    """Train every model in ``models`` on ``split``; returns the summary, best first."""
+    """Train every model in ``models`` on ``split``; returns the summary, best first.
+
+    ``features``: the feature set's name; ``augment``: the speeds of its augmented copies (``extended`` only).
+    """
     sp = ActorSplit.parse(split)
+    fp = feature_params(features, augment)  # plain parameters (a deployment, the UI's run form) -> the typed set
     for m in models:
-        check_features(m, features.name)  # fail fast on an unknown name or a set the model cannot read
+        check_features(m, fp.name)  # fail fast on an unknown name or a set the model cannot read
     jobs = n_jobs or default_workers()
-    version, actors = _audio_data(out, features)
-    labels = run_tags(modality="audio", features=features.name, split=split, data_version=version,
+    version, actors = _audio_data(out, fp)
+    labels = run_tags(modality="audio", features=fp.name, split=split, data_version=version,
                       speaker_norm=speaker_norm, actors=actors)
     with tagged(labels):
         progress = _progress("audio", models, split)
-        results = [train_model(out, m, sp, features, search, jobs, force, speaker_norm, progress) for m in models]
-        return {**_finish(out, sp, results, "audio"), "features": features.name, "speaker_norm": speaker_norm}
+        results = [train_model(out, m, sp, fp, search, jobs, force, speaker_norm, progress) for m in models]
+        return {**_finish(out, sp, results, "audio"), "features": fp.name, "speaker_norm": speaker_norm}
 
 
 def _finish(out: str, sp: ActorSplit, results: list[dict[str, Any]], modality: str) -> dict[str, Any]:
     """Summary, artifacts and report after training ``results`` on ``sp``; the flows' common result."""
     path = write_summary(out, sp, results)
-    ranked = sorted(results, key=lambda r: (-r["accuracy"], r["model"]))
+    ranked = rank_rows(results)  # best first by grouped-CV accuracy (emotion.store.catalog.SELECTION_RULE)
     publish_metrics(str(sp), ranked, {r["model"]: r.pop("confusion_matrix") for r in ranked}, modality=modality)
     report_path = report(out, sp)
     return {"split": str(sp), "split_id": sp.id, "summary": path, "report": report_path, "models": ranked}
@@ -136,7 +141,8 @@ def train_video(
 def train_fusion_run_name() -> str:
     """``train-fusion-seed-face256-every20-train=1-20,test=21-24-data-1a2b3c4d-9f8e7d`` (the audio data version)."""
     rid, p = current_run()
-    features, frames = p.get("features", AudioFeatureParams()), p.get("frames", FrameParams(face_crop=True))
+    features = feature_params(p.get("features", "seed"), p.get("augment"))
+    frames = p.get("frames", FrameParams(face_crop=True))
     face = replace(frames, face_crop=True)
     version, actors = _audio_data(p["out"], features)
     return name("train-fusion", features.name, frames_label(face), split_used(p.get("split", DEFAULT_SPLIT), actors),
@@ -148,19 +154,24 @@ def train_fusion(
     out: str,
     split: str = DEFAULT_SPLIT,
     models: tuple[str, ...] = FUSION_MODELS,
-    features: FeatureParams = AudioFeatureParams(),
+    features: str = "seed",
     frames: FrameParams = FrameParams(face_crop=True),
     force: bool = False,
+    augment: tuple[float, ...] = (),
 ) -> dict[str, Any]:
-    """Fuse voice and face on the mp4 clips of ``split`` (late, stacked and early fusion); best first."""
+    """Fuse voice and face on the mp4 clips of ``split`` (late, stacked and early fusion); best first.
+
+    ``features``: the audio feature set's name; ``augment``: the speeds of its augmented copies.
+    """
     sp = ActorSplit.parse(split)
+    fp = feature_params(features, augment)
     bad = [m for m in models if m not in FUSION_MODELS]
     if bad:
         raise UsageError(f"unknown fusion model {bad[0]!r}; choose from {', '.join(FUSION_MODELS)}")
     face = replace(frames, face_crop=True)  # the face embedding is FER2013's: it reads face crops
-    version, actors = _audio_data(out, features)
-    labels = run_tags(modality="fusion", features=features.name, split=split, data_version=version, actors=actors)
+    version, actors = _audio_data(out, fp)
+    labels = run_tags(modality="fusion", features=fp.name, split=split, data_version=version, actors=actors)
     with tagged([*labels, f"frames:{frames_label(face)}"]):
         progress = _progress("fusion", models, split)
-        results = [train_fusion_model(out, m, sp, features, face, force, progress) for m in models]
+        results = [train_fusion_model(out, m, sp, fp, face, force, progress) for m in models]
         return _finish(out, sp, results, "fusion")

@@ -16,26 +16,28 @@ from emotion.models.catalog import SearchParams, model_spec
 from emotion.models.persist import load_run
 from emotion.reporting.report import loso_markdown, merge_loso
 from emotion.reporting.report_html import write_reports
+from emotion.store import catalog
 from emotion.store.store import Store
 from emotion.training.loso import loso, loso_data
 
 
 def loso_dir(store: Store, split: ActorSplit) -> str:
-    return store.path("runs", split.id, "loso")
+    return catalog.loso_dir(store, split.id)
 
 
 def _stored_estimator(store: Store, split: ActorSplit, model: str, features: FeatureParams, speaker_norm: bool) -> tuple[
         BaseEstimator, str]:
-    """The model of the latest stored run of ``model`` with these features and normalisation on ``split``."""
-    path = store.path("runs", split.id, "summary.json")
-    rows = store.read_json(path).get("all", []) if store.exists(path) else []
-    for r in rows:
-        if r["model"] == model and r.get("features", "seed") == features.name and bool(r.get("speaker_norm")) == speaker_norm:
-            est, _ = load_run(store, r["run_dir"])
-            return est, r["run_dir"]
+    """The model of the latest stored run of ``model`` on ``split`` with these feature parameters (the set's key:
+    name and hash of every parameter, augmentation included) and normalisation."""
+    found = catalog.find_run(store, split.id, model, features.key, speaker_norm)
+    if found is not None:
+        est, _ = load_run(store, catalog.folder_of(store, found))
+        return est, store.url_of(catalog.folder_of(store, found))
     norm = " --speaker-norm" if speaker_norm else ""
-    raise StoreError(f"no stored {model} run with features {features.name}{norm} on {split}: run `emotion train "
-                     f"{store.url} --split {split} --model {model} --features {features.name}{norm}` first, "
+    speeds = features.augment_speeds()
+    aug = f" --augment {','.join(f'{s:g}' for s in speeds)}" if speeds else ""
+    raise StoreError(f"no stored {model} run with features {features.key}{norm} on {split}: run `emotion train "
+                     f"{store.url} --split {split} --model {model} --features {features.name}{aug}{norm}` first, "
                      "or drop --fixed-params")
 
 

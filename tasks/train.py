@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import posixpath
 from functools import lru_cache
 from typing import Any
 
@@ -19,8 +18,17 @@ from emotion.models.frame_nets import FaceEmbedder
 from emotion.models.fusion import AudioVisualFusion
 from emotion.reporting.report import merge_results
 from emotion.reporting.report_html import write_reports
+from emotion.store.catalog import (
+    SELECTION_RULE,
+    RunRecord,
+    Trained,
+    best_per_modality,
+    rank_rows,
+    reuse_or_train,
+    summary_path,
+)
 from emotion.store.store import Store
-from emotion.training.audio import run_version, split_data, train_and_evaluate
+from emotion.training.audio import RunOutput, run_version, split_data, train_and_evaluate
 from emotion.training.fusion import fusion_data_hash, fusion_table, fusion_version, train_and_evaluate_fusion
 from emotion.training.video import (
     build_model,
@@ -57,24 +65,32 @@ def train_model(
     data = split_data(df, features.column_names(), split, features.hash(), speaker_norm=speaker_norm,
                       copies=features.copies)
     version = run_version(model, split, search, features.hash(), data.data_hash, speaker_norm)
-    folder = store.run_dir(split.id, model, version)
-    if store.run_reusable(folder) and not force:  # a run whose model file is gone is trained again
-        log.info("%s: run %s is complete in the store; reusing it", model, version)
-        metrics = store.read_json(posixpath.join(folder, "metrics.json"))
+
+    def train() -> RunOutput:
+        _advance(progress)
+        log.info("%s: tuning on %d clips of %d actors", model, len(data.y_train), len(set(data.groups)))
+        out = train_and_evaluate(model_spec(model), data, split, search, features.to_dict(), features.hash(), n_jobs,
+                                 on_stage=lambda _: _advance(progress))
+        stamp_run(out, store.data_origin())  # synthetic or recorded training data, from store.json
+        log.info("%s: test accuracy %.3f (grouped CV %.3f)", model, out.metrics["accuracy"], out.metrics["cv_accuracy"])
+        return out
+
+    return _result(reuse_or_train(store, split.id, model, version, train, force=force), progress, log)
+
+
+def _result(t: Trained, progress: Progress | None, log: Any) -> dict[str, Any]:
+    """A trained or reused run as the flows and ``summary.json`` list it (from its record in the catalog)."""
+    if t.reused:  # a run whose model file is gone is trained again
+        log.info("%s: run %s is complete in the store; reusing it", t.record.model, t.record.version)
         _advance(progress, STEPS_PER_MODEL)
-        return {"model": model, "version": version, "run_dir": store.url_of(folder), "reused": True,
-                "feature_set": features.key, "augment": list(features.augment_speeds()), **_brief(metrics)}
-    _advance(progress)
-    log.info("%s: tuning on %d clips of %d actors", model, len(data.y_train), len(set(data.groups)))
-    result = train_and_evaluate(model_spec(model), data, split, search, features.to_dict(), features.hash(), n_jobs,
-                                on_stage=lambda _: _advance(progress))
-    stamp_run(result, store.data_origin())  # synthetic or recorded training data, from store.json
-    for name, blob in result.files().items():  # run.json last: marks the folder complete
-        store.write_bytes(posixpath.join(folder, name), blob)
-    _advance(progress)
-    log.info("%s: test accuracy %.3f (grouped CV %.3f)", model, result.metrics["accuracy"], result.metrics["cv_accuracy"])
-    return {"model": model, "version": version, "run_dir": store.url_of(folder), "reused": False,
-            "feature_set": features.key, "augment": list(features.augment_speeds()), **_brief(result.metrics)}
+    else:
+        _advance(progress)
+    r = t.record
+    row = {"model": r.model, "version": r.version, "run_dir": t.run_dir, "reused": t.reused, **_brief(r.metrics)}
+    if r.feature_params is not None and r.modality != "fusion":  # feature models: the set's key and copies
+        row.update(feature_set=r.feature_set, augment=list(r.augment))
+    row.update(data_hash=r.data_hash, model_sha256=r.model_sha256)
+    return row
 
 
 def _brief(metrics: dict[str, Any]) -> dict[str, Any]:
@@ -86,7 +102,8 @@ def _brief(metrics: dict[str, Any]) -> dict[str, Any]:
 
 @task(name="write-summary", cache_policy=NO_CACHE, task_run_name="write-summary-{split.id}")
 def write_summary(out: str, split: ActorSplit, results: list[dict[str, Any]]) -> str:
-    """``runs/<split>/summary.json``: the latest run of every model trained on the split, best first.
+    """``runs/<split>/summary.json``: the latest run of every model trained on the split, best first (by
+    :func:`emotion.store.catalog.selection_key`: grouped-CV accuracy; the rule is written in ``selection``).
 
     ``models``: one entry per model name; models trained by this call replace
     their earlier entries, the others (e.g. the audio models when video
@@ -96,7 +113,7 @@ def write_summary(out: str, split: ActorSplit, results: list[dict[str, Any]]) ->
     are kept side by side. The markdown report is written by :func:`report`.
     """
     store = Store(out)
-    path = store.path("runs", split.id, "summary.json")
+    path = summary_path(store, split.id)
     old = store.read_json(path) if store.exists(path) else {}
     new = [{k: v for k, v in r.items() if k != "confusion_matrix"} for r in results]
     for r in new:
@@ -105,14 +122,12 @@ def write_summary(out: str, split: ActorSplit, results: list[dict[str, Any]]) ->
     merged = [r for r in old.get("models", []) if r["model"] not in names] + new
     for r in merged:
         r.setdefault("modality", "audio")
-    ranked = sorted(merged, key=lambda r: (-r["accuracy"], r["model"]))
-    best_by = {}
-    for r in ranked:
-        best_by.setdefault(r["modality"], r["model"])
+    ranked = rank_rows(merged)  # by grouped-CV accuracy (SELECTION_RULE), never by the test actors' scores
+    best_by = {m: r.model for m, r in best_per_modality(RunRecord.from_dict(r) for r in ranked).items()}
     rows = merge_results(old.get("all", []), new)
     store.write_json(path, {"split": str(split), "split_id": split.id, "best": ranked[0]["model"],
-                            "best_by_modality": best_by, "models": ranked, "all": rows})
-    get_run_logger().info("summary: %s", json.dumps([(r["model"], round(r["accuracy"], 3)) for r in ranked]))
+                            "best_by_modality": best_by, "selection": SELECTION_RULE, "models": ranked, "all": rows})
+    get_run_logger().info("summary: %s", json.dumps([(r["model"], r.get("cv_accuracy")) for r in ranked]))
     return store.url_of(path)
 
 
@@ -131,29 +146,21 @@ def train_video_model(
     est = build_model(model, **params)
     data = split_frames(store, frames, split, seed=est.seed)
     version = video_run_version(model, est.get_params(), split, frames.key, data.data_hash)
-    folder = store.run_dir(split.id, model, version)
-    if store.run_reusable(folder) and not force:  # a run whose model file is gone is trained again
-        log.info("%s: run %s is complete in the store; reusing it", model, version)
-        metrics = store.read_json(posixpath.join(folder, "metrics.json"))
-        _advance(progress, STEPS_PER_MODEL)
-        return {"model": model, "version": version, "run_dir": store.url_of(folder), "reused": True, **_brief(metrics)}
-    _advance(progress)
-    # every epoch reads the frames again: from a private copy, which a concurrent extract cannot change
-    with pinned_frames(store, frames, split, seed=est.seed) as data:
-        version = video_run_version(model, est.get_params(), split, frames.key, data.data_hash)  # the frames copied
-        folder = store.run_dir(split.id, model, version)
-        log.info("%s: fitting on %d frames of %d clips (actors %s), validating on actors %s", model,
-                 data.fit.n_frames, data.fit.n_clips, list(data.fit_actors), list(data.val_actors))
-        result = train_and_evaluate_video(est, data, split, frames)
-    _advance(progress)
-    stamp_run(result, store.data_origin())  # synthetic or recorded training data, from store.json
-    for name, blob in result.files().items():  # run.json last: marks the folder complete
-        store.write_bytes(posixpath.join(folder, name), blob)
-    _advance(progress)
-    log.info("%s: per-clip test accuracy %.3f (frames %.3f)", model, result.metrics["accuracy"],
-             result.metrics["frame_accuracy"])
-    return {"model": model, "version": version, "run_dir": store.url_of(folder), "reused": False,
-            **_brief(result.metrics)}
+
+    def train() -> RunOutput:
+        _advance(progress)
+        # every epoch reads the frames again: from a private copy, which a concurrent extract cannot change
+        with pinned_frames(store, frames, split, seed=est.seed) as pinned:  # its version: that of the frames copied
+            log.info("%s: fitting on %d frames of %d clips (actors %s), validating on actors %s", model,
+                     pinned.fit.n_frames, pinned.fit.n_clips, list(pinned.fit_actors), list(pinned.val_actors))
+            out = train_and_evaluate_video(est, pinned, split, frames)
+        stamp_run(out, store.data_origin())  # synthetic or recorded training data, from store.json
+        _advance(progress)
+        log.info("%s: per-clip test accuracy %.3f (frames %.3f)", model, out.metrics["accuracy"],
+                 out.metrics["frame_accuracy"])
+        return out
+
+    return _result(reuse_or_train(store, split.id, model, version, train, force=force), progress, log)
 
 
 @task(name="write-report", cache_policy=NO_CACHE, task_run_name="write-report-{split.id}")
@@ -178,26 +185,20 @@ def train_fusion_model(
     est.set_params(n_audio=len(acols))
     version = fusion_version(est.method, est.get_params(), split, audio.key, frames.key, fusion_data_hash(table),
                              frames.landmarks)
-    folder = store.run_dir(split.id, model, version)
-    if store.run_reusable(folder) and not force:  # a run whose model file is gone is trained again
-        log.info("%s: run %s is complete in the store; reusing it", model, version)
-        metrics = store.read_json(posixpath.join(folder, "metrics.json"))
-        _advance(progress, STEPS_PER_MODEL)
-        return {"model": model, "version": version, "run_dir": store.url_of(folder), "reused": True, **_brief(metrics)}
-    _advance(progress)
-    n_audio = int(table[acols].notna().all(axis=1).sum())
-    log.info("%s: %d mp4 clips, %d with audio", model, len(table), n_audio)
-    result = train_and_evaluate_fusion(est, table, acols, vcols, split, audio, frames)
-    _advance(progress)
-    stamp_run(result, store.data_origin())  # synthetic or recorded training data, from store.json
-    for name, blob in result.files().items():  # run.json last: marks the folder complete
-        store.write_bytes(posixpath.join(folder, name), blob)
-    _advance(progress)
-    av = result.metrics["audio_visual_clips"]
-    log.info("%s: per-clip accuracy %.3f; on voice+face clips fused %.3f, voice alone %.3f, face alone %.3f", model,
-             result.metrics["accuracy"], av["fused"], av["audio_only"], av["video_only"])
-    return {"model": model, "version": version, "run_dir": store.url_of(folder), "reused": False,
-            **_brief(result.metrics)}
+
+    def train() -> RunOutput:
+        _advance(progress)
+        n_audio = int(table[acols].notna().all(axis=1).sum())
+        log.info("%s: %d mp4 clips, %d with audio", model, len(table), n_audio)
+        out = train_and_evaluate_fusion(est, table, acols, vcols, split, audio, frames)
+        stamp_run(out, store.data_origin())  # synthetic or recorded training data, from store.json
+        _advance(progress)
+        av = out.metrics["audio_visual_clips"]
+        log.info("%s: per-clip accuracy %.3f; on voice+face clips fused %.3f, voice alone %.3f, face alone %.3f", model,
+                 out.metrics["accuracy"], av["fused"], av["audio_only"], av["video_only"])
+        return out
+
+    return _result(reuse_or_train(store, split.id, model, version, train, force=force), progress, log)
 
 
 def _parts(store: Store, audio: AudioFeatureParams, frames: FrameParams) -> tuple[str, ...]:

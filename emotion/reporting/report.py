@@ -25,104 +25,36 @@ normalisation) and of the leave-one-actor-out evaluation
 from __future__ import annotations
 
 import io
-import logging
 import math
-import posixpath
-import re
 from collections.abc import Sequence
-from dataclasses import dataclass, replace
 from typing import Any
 
 import numpy as np
 
-from emotion.audio.augment import speeds_text
-from emotion.core.errors import StoreError
 from emotion.core.ids import EMOTION_LABELS
-from emotion.core.provenance import SYNTHETIC, origin_of
+from emotion.core.provenance import SYNTHETIC
+from emotion.store.catalog import (
+    MODALITY_ORDER,
+    MODEL_CARD,
+    SELECTION_RULE,
+    RunRecord,
+    best_per_modality,
+    collect_runs,
+    read_run,
+    short_features,
+    with_augment,
+)
 from emotion.store.store import Store
 
-log = logging.getLogger(__name__)
+# the run catalog's (emotion.store.catalog), here too
+__all__ = ["RunRecord", "best_per_modality", "collect_runs", "read_run", "short_features", "with_augment"]
 
-MODALITY_ORDER = ("audio", "video", "fusion")
 REPORT = "report.md"
 REPORT_HTML = "report.html"  # the same report as one self-contained page (emotion.reporting.report_html)
-MODEL_CARD = "model_card.md"
 LOSO_REPORT = "loso/report.md"  # written by the leave-one-actor-out evaluation (tasks/evaluate.py)
 SCORES_PNG = "report_scores.png"
 RECALL_PNG = "report_recall.png"
 NONE = "—"  # a score a run does not have (never ``nan``)
-
-
-@dataclass(frozen=True)
-class RunRecord:
-    """One complete run folder, as the report and model selection see it."""
-
-    rel_dir: str  # relative to runs/<split-id>/, e.g. "svc/1a2b3c4d5e6f"
-    model: str
-    version: str
-    modality: str
-    features: str | None
-    speaker_norm: str | None
-    metrics: dict[str, Any]
-    info: dict[str, Any]  # run.json
-    written: float  # when run.json was written (seconds since the epoch; 0 if unknown)
-    split_id: str = ""
-    feature_set: str | None = None  # the set's key ``<name>-<hash>`` where known (audio runs), else ``features``
-    has_card: bool = False  # the run folder holds a model_card.md
-    show_key: bool = False  # another revision of the same set is shown too: name the set by its key
-
-    @property
-    def key(self) -> tuple[str, str, str, str]:
-        return (self.modality, self.feature_set or self.features or "", self.speaker_norm or "", self.model)
-
-    @property
-    def features_shown(self) -> str | None:
-        shown = self.feature_set if self.show_key else self.features
-        return with_augment(shown, self.speeds) if shown else shown
-
-    @property
-    def speeds(self) -> list[float]:
-        """The speeds of the augmented copies the run trained on (``--augment``; empty: none)."""
-        return list((self.info.get("feature_params") or {}).get("speeds") or [])
-
-    @property
-    def label(self) -> str:
-        norm = "speaker norm" if self.speaker_norm == "yes" else self.speaker_norm
-        extra = [x for x in (self.features_shown, norm) if x]
-        return f"{self.modality}/{self.model}" + (f" ({', '.join(extra)})" if extra else "")
-
-    @property
-    def short_label(self) -> str:
-        """A label to read at a glance, e.g. ``audio · svc · extended`` or ``fusion · early · seed + face``
-        (:func:`short_labels` makes them unique within a report)."""
-        model = self.model.removeprefix("fusion-") if self.modality == "fusion" else self.model
-        parts = [self.modality, model]
-        feats = short_features(self.features) if self.features else ""
-        if feats and self.show_key and self.feature_set and self.feature_set.startswith(f"{self.features}-"):
-            feats += f" #{self.feature_set.removeprefix(f'{self.features}-')[:6]}"  # two revisions of the set
-        if feats and feats != model:
-            parts.append(feats + (" + aug" if self.speeds else ""))
-        if self.speaker_norm:
-            parts.append("speaker-norm")
-        return " · ".join(parts)
-
-    @property
-    def data_origin(self) -> str:
-        """Where the run's training data came from: synthetic, recorded or unknown (:mod:`emotion.core.provenance`)."""
-        return origin_of(self.info)
-
-
-def short_features(text: str) -> str:
-    """A feature description without hashes and parenthesised details: ``seed-4bd90a733487 + fer2013 face embedding
-    (face256-every20-b6d1fda3f2a5)`` -> ``seed + face``."""
-    out = []
-    for part in str(text).split(" + "):
-        part = re.sub(r"\s*\([^)]*\)", "", part).strip()
-        part = re.sub(r"-[0-9a-f]{6,}$", "", part)
-        part = re.sub(r"^(fer2013 )?face embedding$|^fer2013.*", "face", part)
-        if part:
-            out.append(part)
-    return " + ".join(out)
 
 
 def short_labels(records: Sequence[RunRecord]) -> dict[str, str]:
@@ -148,125 +80,6 @@ def cv_text(metrics: dict[str, Any], digits: int = 3) -> str:
     if cv is None:
         return NONE
     return f"{cv:.{digits}f} ± {sd:.{digits}f}" if sd else f"{cv:.{digits}f}"
-
-
-def _mtime(store: Store, path: str) -> float:
-    try:
-        info = store.fs.info(path)
-    except OSError:
-        return 0.0
-    for k in ("mtime", "LastModified", "last_modified", "created"):
-        v = info.get(k)
-        if v is None:
-            continue
-        if hasattr(v, "timestamp"):
-            return float(v.timestamp())
-        try:
-            return float(v)
-        except (TypeError, ValueError):
-            continue
-    return 0.0
-
-
-def _field(info: dict[str, Any], metrics: dict[str, Any], name: str) -> Any:
-    v = info.get(name)
-    return metrics.get(name) if v is None else v
-
-
-def _norm_text(v: Any) -> str | None:
-    if v is None or v is False or v == "" or (isinstance(v, str) and v.lower() == "none"):
-        return None
-    if isinstance(v, dict):
-        return str(v.get("name") or v.get("kind") or ", ".join(f"{k}={v[k]}" for k in sorted(v)))
-    return "yes" if v is True else str(v)
-
-
-def read_run(store: Store, split_id: str, rel_dir: str) -> RunRecord | None:
-    """The record of ``runs/<split_id>/<rel_dir>``, or None when the folder is not a complete run."""
-    folder = store.path("runs", split_id, rel_dir)
-    if not store.run_complete(folder) or not store.exists(posixpath.join(folder, "metrics.json")):
-        return None
-    try:
-        info = store.read_json(posixpath.join(folder, "run.json"))
-        metrics = store.read_json(posixpath.join(folder, "metrics.json"))
-        if not isinstance(info, dict) or not isinstance(metrics, dict):
-            raise StoreError(f"{store.url_of(folder)}: run.json or metrics.json is not a JSON object")
-    except StoreError as exc:  # one damaged run folder never hides the others
-        log.warning("skipping the run %s: %s", store.url_of(folder), exc)
-        return None
-    model, version = rel_dir.split("/", 1)
-    features = _field(info, metrics, "features")
-    if features is None:
-        features = (info.get("feature_params") or {}).get("name")
-    modality = str(_field(info, metrics, "modality") or "audio")
-    name = _norm_text(features)
-    feature_set = name
-    fhash = info.get("feature_hash")
-    if modality == "audio" and name and fhash and not name.endswith(f"-{fhash}"):
-        feature_set = f"{name}-{fhash}"
-    return RunRecord(
-        rel_dir=rel_dir, model=str(info.get("model") or model), version=str(info.get("version") or version),
-        modality=modality, features=name, speaker_norm=_norm_text(_field(info, metrics, "speaker_norm")),
-        metrics=metrics, info=info, written=_mtime(store, posixpath.join(folder, "run.json")), split_id=split_id,
-        feature_set=feature_set, has_card=store.exists(posixpath.join(folder, MODEL_CARD)),
-    )
-
-
-def collect_runs(store: Store, split_id: str, *, newest_only: bool = True) -> list[RunRecord]:
-    """Complete runs of a split; with ``newest_only``, the newest per (modality, features, speaker_norm, model)."""
-    base = store.path("runs", split_id)
-    store.fs.invalidate_cache(base)
-    if not store.fs.isdir(base):
-        return []
-    records = []
-    for model_dir in sorted(store.fs.ls(base, detail=False)):
-        if not store.fs.isdir(model_dir):
-            continue
-        for run_dir in sorted(store.fs.ls(model_dir, detail=False)):
-            if not store.fs.isdir(run_dir):
-                continue
-            rec = read_run(store, split_id, f"{posixpath.basename(model_dir)}/{posixpath.basename(run_dir)}")
-            if rec is not None:
-                records.append(rec)
-    if not newest_only:
-        return records
-    newest: dict[tuple[str, str, str, str], RunRecord] = {}
-    for r in records:
-        if r.key not in newest or (r.written, r.version) > (newest[r.key].written, newest[r.key].version):
-            newest[r.key] = r
-    kept = list(newest.values())
-    revisions: dict[tuple[str, str | None], set[str | None]] = {}
-    for r in kept:
-        revisions.setdefault((r.modality, r.features), set()).add(r.feature_set)
-    kept = [replace(r, show_key=True) if len(revisions[(r.modality, r.features)]) > 1 else r for r in kept]
-    return sorted(kept, key=_rank)
-
-
-def _modality_rank(m: str) -> int:
-    return MODALITY_ORDER.index(m) if m in MODALITY_ORDER else len(MODALITY_ORDER)
-
-
-def _rank(r: RunRecord) -> tuple[int, str, float, str]:
-    return (_modality_rank(r.modality), r.modality, -float(r.metrics.get("accuracy", 0.0)), r.label)
-
-
-def selection_score(r: RunRecord) -> tuple[float, float, str]:
-    """How a model is chosen: grouped-CV accuracy on the train actors (test accuracy only breaks ties).
-
-    Choosing by the test actors' scores would use them for selection; runs
-    without a CV score (if any) fall back to their test accuracy.
-    """
-    m = r.metrics
-    acc, cv = number(m.get("accuracy")) or 0.0, number(m.get("cv_accuracy"))  # NaN: no CV score
-    return (acc if cv is None else cv, acc, r.label)
-
-
-def best_per_modality(records: Sequence[RunRecord]) -> dict[str, RunRecord]:
-    best: dict[str, RunRecord] = {}
-    for r in records:
-        if r.modality not in best or selection_score(r) > selection_score(best[r.modality]):
-            best[r.modality] = r
-    return best
 
 
 def _f(v: Any, digits: int = 3) -> str:
@@ -314,10 +127,9 @@ def render_report(split_id: str, records: Sequence[RunRecord], *, figures: Seque
         row += [_run_links(r)]
         lines.append("| " + " | ".join(row) + " |")
     if any(cv_text(r.metrics) == NONE for r in records):
-        lines += ["", f"{NONE} in grouped-CV acc: the run recorded no grouped-CV score (selection then falls back to "
-                  "its test accuracy)."]
-    lines += ["", "Selected per modality (in bold; chosen by grouped-CV accuracy on the train actors, the model "
-              "`emotion predict` uses): "
+        lines += ["", f"{NONE} in grouped-CV acc: the run recorded no grouped-CV score (it is selected only where no "
+                  "run of its modality has one)."]
+    lines += ["", f"Selected per modality (in bold; the model `emotion predict` uses; {SELECTION_RULE}): "
               + ", ".join(f"{r.label} (test accuracy {_f(r.metrics.get('accuracy'))})" for m, r in best.items()) + "."]
     absent = [m for m in MODALITY_ORDER if m not in best]
     if absent:
@@ -530,11 +342,6 @@ def report_markdown(split: str, rows: list[dict[str, Any]]) -> str:
              "Selection used actor-grouped CV on the training actors only; the test actors were used for nothing "
              "but these numbers. " + SPEAKER_NORM_NOTE, "", *feature_set_table(rows)]
     return "\n".join(lines) + "\n"
-
-
-def with_augment(feature_set: str, speeds: Sequence[float] | None) -> str:
-    """A feature set's name in a table, with its speed copies where the row was augmented (``--augment``)."""
-    return f"{feature_set} + copies at {speeds_text(speeds)}" if speeds else feature_set
 
 
 def _loso_set(r: dict[str, Any]) -> str:

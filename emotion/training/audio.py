@@ -26,6 +26,7 @@ from emotion.core.splits import ActorSplit
 from emotion.models.persist import SavedModel, dump_model
 from emotion.models.tuning import ModelSpec, SearchParams, predict_copies, predict_scores, tune
 from emotion.reporting.metrics import confusion_png, evaluate
+from emotion.store import catalog
 from emotion.store.store import LABEL_COLUMNS
 
 
@@ -130,12 +131,10 @@ def split_data(
 def run_version(
     model: str, split: ActorSplit, search: SearchParams, feature_hash: str, data_hash: str, speaker_norm: bool = False
 ) -> str:
-    """The version of a run: a hash of everything that changes its result."""
-    what: dict[str, Any] = {"model": model, "split": split.id, "search": search.to_dict(),
-                            "feature_hash": feature_hash, "data_hash": data_hash, "revision": 1}
-    if speaker_norm:  # absent when off, so versions of runs without it are unchanged
-        what["speaker_norm"] = True
-    return stable_hash(what)
+    """The version of a feature model's run (:func:`emotion.store.catalog.run_version` of its inputs)."""
+    norm = {"speaker_norm": True} if speaker_norm else {}  # absent when off, so versions of runs without it are unchanged
+    return catalog.run_version(model, split.id, search=search.to_dict(), feature_hash=feature_hash,
+                               data_hash=data_hash, **norm)
 
 
 def scores_and_labels(est: Any, X: np.ndarray, copies: int = 1) -> tuple[np.ndarray, np.ndarray]:

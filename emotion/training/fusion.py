@@ -22,6 +22,7 @@ from emotion.models.frame_nets import FaceEmbedder
 from emotion.models.fusion import AudioVisualFusion
 from emotion.models.persist import dump_model
 from emotion.reporting.metrics import confusion_png, evaluate
+from emotion.store import catalog
 from emotion.store.store import READ_RETRIES, Store
 from emotion.training.audio import RunOutput, parquet_bytes, prediction_table
 from emotion.video.frames import FrameParams
@@ -86,11 +87,11 @@ def fusion_data_hash(table: pd.DataFrame) -> str:
 
 def fusion_version(method: str, params: dict[str, Any], split: ActorSplit, audio_key: str, frames_key: str,
                    data_hash: str, landmarks: bool = False) -> str:
-    what = {"model": f"fusion-{method}", "params": params, "split": split.id, "audio": audio_key,
-            "frames": frames_key, "data_hash": data_hash, "embedding": "fer2013-gap", "revision": 1}
-    if landmarks:  # mesh face crops: the embedding over the frames with a face, and the landmark features
-        what.update(embedding="fer2013-gap+landmarks", revision=2)
-    return stable_hash(what)
+    """The version of a fused run (:func:`emotion.store.catalog.run_version` of its inputs)."""
+    # mesh face crops: the embedding over the frames with a face, and the landmark features
+    embedding, revision = ("fer2013-gap+landmarks", 2) if landmarks else ("fer2013-gap", 1)
+    return catalog.run_version(f"fusion-{method}", split.id, revision, params=params, audio=audio_key,
+                               frames=frames_key, data_hash=data_hash, embedding=embedding)
 
 
 def train_and_evaluate_fusion(

@@ -32,6 +32,7 @@ from emotion.core.splits import ActorSplit
 from emotion.models.frame_nets import NN_MODELS, KerasFrameClassifier, curves_png
 from emotion.models.persist import dump_model
 from emotion.reporting.metrics import confusion_png, evaluate
+from emotion.store import catalog
 from emotion.store.store import READ_RETRIES, Store
 from emotion.training.audio import RunOutput, parquet_bytes, prediction_table
 from emotion.video.frames import FrameParams
@@ -114,8 +115,9 @@ def pinned_frames(store: Store, params: FrameParams, split: ActorSplit, seed: in
 
 
 def video_run_version(model: str, est_params: dict[str, Any], split: ActorSplit, frames_key: str, data_hash: str) -> str:
-    return stable_hash({"model": model, "params": est_params, "split": split.id, "frames": frames_key,
-                        "data_hash": data_hash, "val_share": VAL_SHARE, "revision": 1})
+    """The version of a frame model's run (:func:`emotion.store.catalog.run_version` of its inputs)."""
+    return catalog.run_version(model, split.id, params=est_params, frames=frames_key, data_hash=data_hash,
+                               val_share=VAL_SHARE)
 
 
 def build_model(name: str, **params: Any) -> KerasFrameClassifier:

@@ -125,7 +125,8 @@ def cmd_extract(args: argparse.Namespace) -> int:
 
 def _extract_locked(args: argparse.Namespace, data: str, out: str) -> int:
     extract = flows_module("extract").extract.extract
-    s = extract(data, out, args.modality, feature_params(args), frame_params(args), full=args.full,
+    features = feature_params(args)  # checked before the flow starts; the flow takes its plain name and speeds
+    s = extract(data, out, args.modality, features.name, frame_params(args), full=args.full, augment=features.augment_speeds(),
                 chunk_size=args.chunk_size, dask_address=args.dask_address, workers=args.workers,
                 replace_data=args.replace_data, verify=args.verify)
     payload = extract_payload({m: v.to_dict() for m, v in s.items()})
@@ -161,8 +162,9 @@ def _run(args: argparse.Namespace, data: str, out: str) -> dict[str, Any]:
     default = {"audio": audio, "video": video}.get(args.modality, ",".join((audio, video, *FUSION_MODELS)))
     models = parse_models(args.model, default)
     check_feature_models(split_models(models)[0], args.features)
-    r = fl.run.run_pipeline(data, out, split, models, feature_params(args),
-                            search_params(args), modality=args.modality, frames=frame_params(args),
+    features = feature_params(args)  # checked before the flow starts; the flow takes its plain name and speeds
+    r = fl.run.run_pipeline(data, out, split, models, features.name, augment=features.augment_speeds(),
+                            search=search_params(args), modality=args.modality, frames=frame_params(args),
                             video_params=video_params(args), full=args.full, dask_address=args.dask_address,
                             workers=args.workers, n_jobs=args.jobs, speaker_norm=args.speaker_norm)
     return {**r, "extract": extract_payload(r["extract"])}
@@ -218,7 +220,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     features = feature_params(args)
     models = parse_models(args.model, "lr")
     check_feature_models(models, args.features)
-    t = evaluate_loso(out, split, models, features, search_params(args),
+    t = evaluate_loso(out, split, models, features.name, search_params(args), augment=features.augment_speeds(),
                       speaker_norm=args.speaker_norm, mode="fixed" if args.fixed_params else "nested", n_jobs=args.jobs,
                       params_from=str(ActorSplit.parse(args.params_from)) if args.params_from else None)
     emit(args, t, print_loso)

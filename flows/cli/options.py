@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 import argparse
-import dataclasses
 from pathlib import Path
 from typing import Any
 
 from emotion.core.errors import UsageError
 from emotion.core.names import check_features
 from emotion.core.splits import ActorSplit
-from emotion.featuresets import feature_set
+from emotion.featuresets import feature_params as typed_feature_params
 from emotion.models.tuning import SearchParams
 from emotion.video.frames import FrameParams
 
@@ -80,10 +79,4 @@ def search_params(args: argparse.Namespace) -> SearchParams:
 
 def feature_params(args: argparse.Namespace) -> Any:
     """The parameters of ``--features``, with ``--augment``'s speeds where given."""
-    params = feature_set(args.features)
-    speeds = getattr(args, "augment", None)
-    if speeds:
-        if not hasattr(params, "speeds"):
-            raise UsageError(f"--augment needs --features extended (the {args.features} set has no augmented copies)")
-        params = dataclasses.replace(params, speeds=speeds)
-    return params
+    return typed_feature_params(args.features, getattr(args, "augment", None))

@@ -113,6 +113,15 @@ def test_same_speaker_clips_are_normalised_by_their_own_statistics_as_in_trainin
                                    [row[f"p_{e}"] for e in EMOTION_LABELS], atol=1e-4)
     few = predict_files(files[:3], load_predictors(model_path=str(folder)), same_speaker=True)
     assert all(any("only 3 clip(s)" in n and "pooled training statistics" in n for n in r.notes) for r in few)
+    # the same loaded models give the same answer however often and in whatever order they are called (issue 13):
+    # --same-speaker, then without it, is without it alone
+    loaded = load_predictors(model_path=str(folder))
+    first = predict_files(files, loaded, same_speaker=True)
+    after = predict_files(files, loaded)
+    alone = predict_files(files, load_predictors(model_path=str(folder)))
+    assert [r.to_dict() for r in after] == [r.to_dict() for r in alone]  # type: ignore[union-attr]
+    assert [r.to_dict() for r in predict_files(files, loaded, same_speaker=True)] == [r.to_dict() for r in first]  # type: ignore[union-attr]
+    assert all(any("pooled training statistics" in n for n in r.notes) for r in alone)  # type: ignore[union-attr]
 
 
 def test_a_file_without_a_ravdess_name_is_predicted(trained, tmp_path):

@@ -260,11 +260,12 @@ def test_no_float_nan_in_json_of_the_fixture_is_what_the_page_is_tested_with(sto
     assert math.isnan(m["cv_accuracy"])  # the fused runs really carry NaN, as the pipeline writes them
 
 
-def test_a_run_without_a_cv_score_is_selected_by_its_test_accuracy_as_the_report_says(tmp_path):
+def test_a_run_without_a_cv_score_never_wins_over_one_with_a_score_as_the_report_says(tmp_path):
+    """Issue 13: selection reads grouped-CV scores only (emotion.store.catalog.SELECTION_RULE), never test accuracy."""
     from emotion.reporting.report import best_per_modality
 
     out = tmp_path / "sel"
-    write_run(out, "fusion-late", "f00000000001", 0.70, cv=0.50, modality="fusion", features=FUSED_FEATURES)
-    write_run(out, "fusion-early", "f00000000002", 0.60, cv=None, modality="fusion", features=FUSED_FEATURES)
+    write_run(out, "fusion-late", "f00000000001", 0.60, cv=0.50, modality="fusion", features=FUSED_FEATURES)
+    write_run(out, "fusion-early", "f00000000002", 0.70, cv=None, modality="fusion", features=FUSED_FEATURES)
     best = best_per_modality(collect_runs(Store(str(out)), SPLIT))
-    assert best["fusion"].model == "fusion-early"  # NaN CV: its test accuracy 0.60 beats the other's CV 0.50
+    assert best["fusion"].model == "fusion-late"  # NaN CV never beats a CV score, whatever the test accuracy

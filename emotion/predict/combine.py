@@ -1,0 +1,120 @@
+"""One file's outcome from the models at hand: fused voice+face, the face, the voice, and the notes that say which."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from emotion.core.errors import NoAudioError, NoFaceError, RejectedInput
+from emotion.core.ids import EMOTION_LABELS, try_parse_id
+from emotion.core.provenance import warning_for
+from emotion.predict.audio import SpeakerGroup
+from emotion.predict.face import ZeroShotFaceModel
+from emotion.predict.outcome import Prediction
+from emotion.predict.runs import Predictors
+from emotion.store.sources import AUDIO_EXTENSIONS, VIDEO_EXTENSIONS, extension, max_file_bytes, read_local_file
+
+SUPPORTED_EXTENSIONS = AUDIO_EXTENSIONS | VIDEO_EXTENSIONS
+
+
+def read_file(path: str) -> bytes:
+    p = Path(path)
+    ext = extension(p.name)
+    if ext not in SUPPORTED_EXTENSIONS:
+        raise RejectedInput(f"unsupported file type {ext or '(none)'!r}: expected .wav, .flac or .mp4")
+    return read_local_file(str(p), max_file_bytes(p.name), missing="file not found")
+
+
+def predict_file(path: str, predictors: Predictors, speaker: SpeakerGroup | None = None) -> Prediction:
+    """The emotion of one file; raises :class:`RejectedInput` (one-line reason) for a file that cannot be read.
+
+    ``speaker``: the statistics of a group of the file's speaker's clips, for a speaker-normalised audio model.
+    """
+    data = read_file(path)
+    rid = try_parse_id(Path(path).name)
+    pred = Prediction(file=path, emotion=None, probabilities=None, model=None,
+                      label=rid.emotion.label if rid else None)
+    video = extension(path) in VIDEO_EXTENSIONS
+    audio_p: dict[str, float] | None = None
+    audio_absent: str | None = None
+    if predictors.audio is not None:
+        try:
+            audio_p = predictors.audio.predict_bytes(data, video=video, group=speaker)
+        except NoAudioError as exc:
+            audio_absent = exc.reason
+        else:
+            pred.unlike_speech = predictors.audio.unusual(data, video=video)
+            if pred.unlike_speech:
+                pred.notes.append(f"warning: input unlike the training speech: {pred.unlike_speech}; the answer "
+                                  "means little")
+            if predictors.audio.known_note:
+                pred.notes.append(predictors.audio.known_note)
+    video_p: dict[str, float] | None = None
+    no_face: str | None = None
+    if video and predictors.video is not None:
+        try:
+            video_p, pred.timeline = predictors.video.predict_video(data)
+        except NoFaceError as exc:
+            no_face = exc.reason
+        else:
+            pred.timeline_model = predictors.video.name
+            top = max(video_p.items(), key=lambda kv: (kv[1], -EMOTION_LABELS.index(kv[0])))
+            pred.timeline_outcome = {"emotion": top[0], "probability": top[1]}
+            if isinstance(predictors.video, ZeroShotFaceModel):
+                pred.notes.append("face read by the pretrained FER2013 model, zero-shot: no face model was trained "
+                                  "on RAVDESS here (calm is never predicted)")
+    if video and predictors.fusion is not None and no_face is None:
+        fused, absent = predictors.fusion.predict_data(data)
+        pred.probabilities, pred.model = fused, predictors.fusion.name
+        if absent is None:
+            pred.modalities_used = ["audio", "video"]
+        else:
+            audio_absent = audio_absent or absent
+            pred.modalities_used = ["video"]
+            pred.notes.append("fused model without a voice: predicted from the face alone")
+    elif audio_p is not None and video_p is not None and isinstance(predictors.video, ZeroShotFaceModel):
+        # a trained voice model beats an untrained face model: the outcome is the voice's, the face's is in the timeline
+        pred.probabilities, pred.model, pred.modalities_used = audio_p, predictors.audio.name, ["audio"]  # type: ignore[union-attr]
+        if predictors.audio is not None and (note := predictors.audio.note(speaker)):
+            pred.notes.append(note)
+        top_face = max(video_p.items(), key=lambda kv: kv[1])
+        pred.notes.append(f"outcome from the trained voice model; the zero-shot face alone says {top_face[0]} "
+                          f"({top_face[1]:.2f})")
+    elif audio_p is not None and video_p is not None:
+        # no fused model: the outcome is the face model's, and the voice model's verdict is reported in the notes
+        pred.probabilities, pred.model, pred.modalities_used = video_p, predictors.video.name, ["video"]  # type: ignore[union-attr]
+        top_audio = max(audio_p.items(), key=lambda kv: kv[1])
+        pred.notes.append(f"no fused model: outcome from the face; the voice alone says {top_audio[0]} ({top_audio[1]:.2f})")
+    elif audio_p is not None:
+        pred.probabilities, pred.model, pred.modalities_used = audio_p, predictors.audio.name, ["audio"]  # type: ignore[union-attr]
+        if predictors.audio is not None and (note := predictors.audio.note(speaker)):
+            pred.notes.append(note)
+    elif video_p is not None:
+        pred.probabilities, pred.model, pred.modalities_used = video_p, predictors.video.name, ["video"]  # type: ignore[union-attr]
+    if audio_absent is not None:
+        pred.notes.insert(0, f"audio absent: {audio_absent}")
+    if predictors.audio is None and predictors.fusion is None:
+        pred.notes.append("no audio model: the voice is not used")
+    if no_face is not None:
+        pred.notes.append(no_face)
+    elif video and predictors.video is None and predictors.fusion is None:
+        pred.notes.append("no video model: the face is not used")
+    if pred.probabilities is None:
+        pred.notes.append("no prediction: no model could read this file")
+    if pred.probabilities is not None:
+        pred.emotion = max(pred.probabilities.items(), key=lambda kv: (kv[1], -EMOTION_LABELS.index(kv[0])))[0]
+    _origins(pred, predictors)
+    return pred
+
+
+def _origins(pred: Prediction, predictors: Predictors) -> None:
+    """Where the models behind ``pred`` learnt, and the warning when one of them learnt from synthetic data."""
+    models = [m for m in (predictors.fusion, predictors.audio, predictors.video) if m is not None]
+    by_name = {m.name: m for m in reversed(models)}
+    if pred.model in by_name:
+        pred.data_origin = getattr(by_name[pred.model], "data_origin", None)
+    if pred.timeline_model in by_name:
+        pred.timeline_data_origin = getattr(by_name[pred.timeline_model], "data_origin", None)
+    # the outcome, the timeline and the voice's own verdict in the notes are all answers
+    used = [m for m in models if m.name in (pred.model, pred.timeline_model)
+            or (m is predictors.audio and any("voice alone says" in n for n in pred.notes))]
+    pred.origin_warning = next((w for m in used if (w := warning_for(getattr(m, "data_origin", None)))), None)

@@ -1,0 +1,43 @@
+"""Predicting a list of files: each one's outcome or its one-line error; the others go on."""
+
+from __future__ import annotations
+
+import hashlib
+
+from emotion.core.errors import EmotionError, RejectedInput
+from emotion.predict.combine import predict_file, read_file
+from emotion.predict.outcome import Prediction
+from emotion.predict.runs import Predictors
+from emotion.store.sources import VIDEO_EXTENSIONS, extension
+
+
+def predict_files(paths: list[str], predictors: Predictors, *, same_speaker: bool = False) -> list[Prediction | tuple[str, str]]:
+    """Every file's prediction, or ``(file, error)`` for a file that cannot be used; the others go on.
+
+    ``same_speaker``: the files are clips of one speaker, so a
+    speaker-normalised audio model standardises them by their own statistics.
+    """
+    speaker = None
+    if same_speaker and predictors.audio is not None:
+        rows = []
+        seen: set[bytes] = set()  # one recording given twice counts once (its statistics would shrink to nothing)
+        for p in paths:
+            try:
+                data = read_file(p)
+                digest = hashlib.sha256(data).digest()
+                if digest in seen:
+                    continue
+                rows.append(predictors.audio.raw_features(data, video=extension(p) in VIDEO_EXTENSIONS))
+                seen.add(digest)
+            except EmotionError:  # unreadable or without a voice: reported by the pass below
+                continue
+        speaker = predictors.audio.speaker_group(rows)  # an argument of each prediction: the model is unchanged
+    out: list[Prediction | tuple[str, str]] = []
+    for p in paths:
+        try:
+            out.append(predict_file(p, predictors, speaker))
+        except RejectedInput as exc:
+            out.append((p, exc.reason))
+        except EmotionError as exc:
+            out.append((p, " ".join(str(exc).split())))
+    return out

@@ -1,0 +1,178 @@
+"""Which runs to predict with, and loading them (each model file checked against the SHA-256 in its run.json).
+
+A run folder (or the model file inside it) is loaded as given; in a store,
+the split is the one asked for, else the default split when it has runs,
+else the split with the newest run; within it, the run the catalog selects
+per modality (:func:`emotion.store.catalog.best_per_modality`: grouped-CV
+accuracy on the train actors).
+"""
+
+from __future__ import annotations
+
+import posixpath
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from emotion.audio.normalize import Stats
+from emotion.core.errors import ModelIntegrityError, StoreError, UsageError
+from emotion.core.splits import DEFAULT_SPLIT, ActorSplit
+from emotion.models.persist import load_model
+from emotion.predict.audio import AudioModel
+from emotion.predict.face import FusionRunModel, LandmarkRunModel, VideoModel, VideoRunModel, ZeroShotFaceModel
+from emotion.store import catalog
+from emotion.store.catalog import RunRecord, best_per_modality, collect_runs
+from emotion.store.runs import MAX_MODEL_BYTES, model_file_path
+from emotion.store.store import Store
+
+DEFAULT_SPLIT_ID = ActorSplit.parse(DEFAULT_SPLIT).id
+
+
+@dataclass
+class Predictors:
+    audio: AudioModel | None = None
+    video: VideoModel | None = None
+    fusion: FusionRunModel | None = None
+
+
+def _read_run(folder: Store) -> tuple[Any, dict[str, Any]]:
+    run_json = folder.path("run.json")
+    if not folder.exists(run_json):
+        raise UsageError(f"{folder.url}: no run.json (not a trained run folder)")
+    info = folder.read_json(run_json)
+    if not isinstance(info, dict):
+        raise ModelIntegrityError(f"{folder.url}: run.json is not a JSON object")
+    record = info.get("model_file") or {}
+    path = model_file_path(folder.root, record, folder.url)
+    if not folder.exists(path):
+        raise ModelIntegrityError(f"{folder.url}: the model file recorded in run.json ({record.get('file')}) is missing")
+    data = folder.read_limited(path, MAX_MODEL_BYTES)
+    return load_model(data, record, source=path), info
+
+
+def _fallback(folder: Store, info: dict[str, Any]) -> Stats | None:
+    """The pooled training statistics of a speaker-normalised run (``normalization.json``), else None."""
+    norm_json = folder.path("normalization.json")
+    if info.get("speaker_norm") in (None, False, "", "none") or not folder.exists(norm_json):
+        return None
+    try:
+        return Stats.from_dict(folder.read_json(norm_json)["fallback"])
+    except (KeyError, TypeError, ValueError) as exc:
+        raise ModelIntegrityError(f"{folder.url}: normalization.json is not readable ({type(exc).__name__})") from None
+
+
+def load_audio_run(run_dir: str) -> AudioModel:
+    folder = Store(run_dir)
+    est, info = _read_run(folder)
+    return AudioModel(est, info, folder.url_of(folder.root), _fallback(folder, info))
+
+
+def load_video_run(run_dir: str) -> Any:
+    """A face run: a frame model (cnn, fer), or a feature model on the ``landmarks`` set."""
+    folder = Store(run_dir)
+    est, info = _read_run(folder)
+    if (info.get("feature_params") or {}).get("name") == "landmarks":
+        return LandmarkRunModel(est, info, folder.url_of(folder.root), _fallback(folder, info))
+    return VideoRunModel(est, info, folder.url_of(folder.root))
+
+
+def _run_loader(cls: Callable[[Any, dict[str, Any], str], Any]) -> Callable[[str], Any]:
+    """A loader of run folders of one modality: the verified model wrapped in ``cls``."""
+
+    def load(run_dir: str) -> Any:
+        folder = Store(run_dir)
+        est, info = _read_run(folder)
+        return cls(est, info, folder.url_of(folder.root))
+
+    return load
+
+
+# modality in run.json -> loader of that run folder
+LOADERS: dict[str, Callable[[str], Any]] = {
+    "audio": load_audio_run, "video": load_video_run, "fusion": _run_loader(FusionRunModel),
+}
+
+
+def run_modality(run_dir: str) -> str:
+    folder = Store(run_dir)
+    if not folder.exists(folder.path("run.json")):
+        raise UsageError(f"{run_dir}: no run.json (not a trained run folder)")
+    return str(folder.read_json(folder.path("run.json")).get("modality") or "audio")
+
+
+def load_model_path(path: str) -> Predictors:
+    """``--model PATH``: a run folder, or the model file inside it (beside its run.json)."""
+    p = Path(path)
+    if not p.exists():
+        raise UsageError(f"model {path!r} does not exist")
+    run_dir = p if p.is_dir() else p.parent
+    if p.is_file() and p.name != "run.json":
+        folder = Store(str(run_dir))
+        if not folder.exists(folder.path("run.json")):
+            raise UsageError(f"{path}: no run.json beside the model file (not a trained run folder)")
+        recorded = (folder.read_json(folder.path("run.json")).get("model_file") or {}).get("file")
+        if p.name != recorded:
+            raise ModelIntegrityError(f"{path}: not the model file recorded in run.json ({recorded}); refusing it")
+    return _predictors_of({run_modality(str(run_dir)): str(run_dir)})
+
+
+def _predictors_of(runs: dict[str, str]) -> Predictors:
+    out = Predictors()
+    for modality, run_dir in runs.items():
+        loader = LOADERS.get(modality)
+        if loader is None:
+            raise UsageError(f"{run_dir}: predicting with {modality} models is not supported yet")
+        model = loader(run_dir)
+        if modality == "audio":
+            out.audio = model
+        elif modality == "video":
+            out.video = model
+        else:
+            out.fusion = model
+    return out
+
+
+def _splits(store: Store) -> list[str]:
+    base = store.path(catalog.RUNS)
+    store.fs.invalidate_cache(base)
+    if not store.fs.isdir(base):
+        return []
+    return sorted(posixpath.basename(d) for d in store.fs.ls(base, detail=False) if store.fs.isdir(d))
+
+
+def choose_runs(store: Store, split: str | None = None, modalities: tuple[str, ...] = ("audio",)) -> dict[str, RunRecord]:
+    """The run to use per modality: see the module docstring for the rule."""
+    if split is not None:
+        split_id = ActorSplit.parse(split).id if "=" in split else split
+        candidates = [split_id]
+    else:
+        candidates = _splits(store)
+    found: dict[str, dict[str, RunRecord]] = {}
+    for sid in candidates:
+        best = {m: r for m, r in best_per_modality(collect_runs(store, sid)).items() if m in modalities}
+        if best:
+            found[sid] = best
+    if not found:
+        where = f"split {candidates[0]}" if split is not None else "any split"
+        raise StoreError(f"no trained {'/'.join(modalities)} model in {store.url} for {where} (run `emotion train` first)")
+    if DEFAULT_SPLIT_ID in found and split is None:
+        return found[DEFAULT_SPLIT_ID]
+    return max(found.values(), key=lambda b: max(r.written for r in b.values()))
+
+
+def load_predictors(store_url: str | None = None, model_path: str | None = None, split: str | None = None) -> Predictors:
+    """The models to predict with: ``model_path`` if given, else the chosen runs of the store."""
+    if model_path:
+        return load_model_path(model_path)
+    if not store_url:  # no trained model at all: the face is still read, by the pretrained FER2013 model
+        return Predictors(video=ZeroShotFaceModel())
+    store = Store(store_url)
+    if store.is_local and not Path(store.root).is_dir():
+        raise UsageError(f"store {store_url!r} does not exist or is not a folder")
+    modalities = tuple(m for m in ("audio", "video", "fusion") if m in LOADERS)
+    runs = choose_runs(store, split, modalities)
+    out = _predictors_of({m: store.url_of(catalog.folder_of(store, r)) for m, r in runs.items()})
+    if out.video is None:  # a store without a trained face model: the pretrained one reads the face
+        out.video = ZeroShotFaceModel()
+    return out

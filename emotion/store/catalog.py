@@ -1,0 +1,409 @@
+"""The run catalog: one typed record per run folder, one path convention, one version, one selection rule.
+
+A run lives in ``runs/<split-id>/<model>/<version>/`` (:func:`run_dir`): its
+``run.json`` (written last: it marks the folder complete), ``metrics.json``,
+the model file named in ``run.json`` and what else the run keeps. Its
+version (:func:`run_version`) is a hash of everything that changes its
+result, so the same inputs find the same folder and reuse it
+(:func:`reuse_or_train`) instead of training again.
+
+:class:`RunRecord` is a run folder as everyone reads it (the summary, the
+report, leave-one-actor-out, predict): :meth:`RunRecord.from_dict` reads
+``run.json`` (and ``metrics.json``) of every earlier version, a field the
+folder does not record being None.
+
+Selection (:func:`selection_key`, :func:`best_per_modality`): see
+:data:`SELECTION_RULE`; it never reads the test actors' scores.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import posixpath
+import re
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field, replace
+from typing import Any, Protocol
+
+from emotion.audio.augment import speeds_text
+from emotion.core.errors import StoreError
+from emotion.core.params import stable_hash
+from emotion.core.provenance import origin_of
+from emotion.store.store import Store
+
+log = logging.getLogger(__name__)
+
+RUNS = "runs"
+SUMMARY = "summary.json"
+MODEL_CARD = "model_card.md"
+MODALITY_ORDER = ("audio", "video", "fusion")
+
+SELECTION_RULE = ("chosen per modality by grouped-CV accuracy on the train actors (never by the test actors' "
+                  "scores); a run without a CV score (none recorded, or not a number) never wins over one with a "
+                  "score; ties and runs without a score are ordered by model name, feature set, normalisation and "
+                  "version")
+
+
+# -- where runs live ---------------------------------------------------------------------------------------------
+
+def split_dir(store: Store, split_id: str) -> str:
+    """``runs/<split-id>``: every run of one split, its summary and report."""
+    return store.path(RUNS, split_id)
+
+
+def run_dir(store: Store, split_id: str, model: str, version: str) -> str:
+    """``runs/<split-id>/<model>/<version>``: one run folder."""
+    return posixpath.join(split_dir(store, split_id), model, version)
+
+
+def folder_of(store: Store, record: RunRecord) -> str:
+    """The run folder a record was read from (``runs/<split-id>/<rel_dir>``)."""
+    return posixpath.join(split_dir(store, record.split_id), record.rel_dir)
+
+
+def summary_path(store: Store, split_id: str) -> str:
+    return posixpath.join(split_dir(store, split_id), SUMMARY)
+
+
+def loso_dir(store: Store, split_id: str) -> str:
+    return posixpath.join(split_dir(store, split_id), "loso")
+
+
+def run_version(model: str, split_id: str, revision: int = 1, **inputs: Any) -> str:
+    """The version of a run: a hash of the model's name, the split and every input that changes its result.
+
+    Audio, video and fused runs each name their own inputs (``emotion.training``); keys are hashed in sorted
+    order, so the versions of earlier releases are unchanged.
+    """
+    return stable_hash({"model": model, "split": split_id, "revision": revision, **inputs})
+
+
+# -- the record --------------------------------------------------------------------------------------------------
+
+def _score(v: Any) -> float | None:
+    """A metric as a float, None when absent or not a number (NaN: no score)."""
+    if isinstance(v, bool) or not isinstance(v, (int, float)):
+        return None
+    return None if math.isnan(float(v)) else float(v)
+
+
+def _count(v: Any) -> int | None:
+    return int(v) if isinstance(v, (int, float)) and not isinstance(v, bool) else None
+
+
+def _norm_text(v: Any) -> str | None:
+    """Speaker normalisation as recorded (a bool, a name or, in early runs, a dict) as text; None when off."""
+    if v is None or v is False or v == "" or (isinstance(v, str) and v.lower() == "none"):
+        return None
+    if isinstance(v, dict):
+        return str(v.get("name") or v.get("kind") or ", ".join(f"{k}={v[k]}" for k in sorted(v)))
+    return "yes" if v is True else str(v)
+
+
+def with_augment(feature_set: str, speeds: Sequence[float] | None) -> str:
+    """A feature set's name in a table, with its speed copies where the row was augmented (``--augment``)."""
+    return f"{feature_set} + copies at {speeds_text(speeds)}" if speeds else feature_set
+
+
+def short_features(text: str) -> str:
+    """A feature description without hashes and parenthesised details: ``seed-4bd90a733487 + fer2013 face embedding
+    (face256-every20-b6d1fda3f2a5)`` -> ``seed + face``."""
+    out = []
+    for part in str(text).split(" + "):
+        part = re.sub(r"\s*\([^)]*\)", "", part).strip()
+        part = re.sub(r"-[0-9a-f]{6,}$", "", part)
+        part = re.sub(r"^(fer2013 )?face embedding$|^fer2013.*", "face", part)
+        if part:
+            out.append(part)
+    return " + ".join(out)
+
+
+@dataclass(frozen=True)
+class RunRecord:
+    """One complete run folder: what it trained on, how, its scores and its model file.
+
+    ``metrics`` and ``info`` keep the whole ``metrics.json`` and ``run.json``
+    (per-class scores, figures' inputs, fields this type does not name).
+    """
+
+    model: str
+    version: str
+    modality: str = "audio"  # runs of the first release record none: audio
+    split: str | None = None
+    split_id: str = ""
+    features: str | None = None  # the feature set's name (audio), frames key (video), what was fused (fusion)
+    feature_set: str | None = None  # the set's key ``<name>-<hash>`` (feature models), else ``features``
+    feature_hash: str | None = None
+    feature_params: dict[str, Any] | None = None
+    frame_params: dict[str, Any] | None = None
+    speaker_norm: str | None = None  # "yes" (or the recorded kind) when on; None when off or not recorded
+    augment: tuple[float, ...] = ()  # speeds of the augmented copies trained on (``--augment``)
+    data_hash: str | None = None
+    model_file: str | None = None
+    model_sha256: str | None = None
+    params: dict[str, Any] | None = None  # the search (feature models) or the estimator's parameters
+    accuracy: float | None = None  # on the test actors
+    macro_f1: float | None = None
+    uar: float | None = None
+    cv_accuracy: float | None = None  # grouped CV on the train actors (None: no score, e.g. NaN)
+    cv_std: float | None = None
+    n_train: int | None = None
+    n_test: int | None = None
+    metrics: dict[str, Any] = field(default_factory=dict, repr=False)  # metrics.json
+    info: dict[str, Any] = field(default_factory=dict, repr=False)  # run.json
+    # where the folder is, as the report and predict see it
+    rel_dir: str = ""  # relative to runs/<split-id>/, e.g. "svc/1a2b3c4d5e6f"
+    written: float = 0.0  # when run.json was written (seconds since the epoch; 0 if unknown)
+    has_card: bool = False  # the run folder holds a model_card.md
+    show_key: bool = False  # another revision of the same set is shown too: name the set by its key
+
+    @classmethod
+    def from_dict(cls, info: Mapping[str, Any], metrics: Mapping[str, Any] | None = None, **where: Any) -> RunRecord:
+        """The record of a ``run.json`` (and its ``metrics.json``) of any version; absent fields are None.
+
+        Also reads :meth:`to_dict`'s output back. ``where``: rel_dir, split_id, written, has_card.
+        """
+        info, metrics = dict(info), dict(metrics or {})
+
+        def get(name: str) -> Any:
+            v = info.get(name)
+            return metrics.get(name) if v is None else v
+
+        fp = info.get("feature_params") if isinstance(info.get("feature_params"), dict) else None
+        features = get("features")
+        if features is None:
+            features = (fp or {}).get("name")
+        modality = str(get("modality") or "audio")
+        name = _norm_text(features)
+        fhash = info.get("feature_hash")
+        feature_set = info.get("feature_set") or name
+        if modality != "fusion" and fp is not None and name and fhash and not str(feature_set).endswith(f"-{fhash}"):
+            feature_set = f"{name}-{fhash}"
+        mf = info.get("model_file")
+        model_file = mf.get("file") if isinstance(mf, dict) else info.get("model_file_name")
+        sha = mf.get("sha256") if isinstance(mf, dict) else info.get("model_sha256")
+        speeds = info.get("augment")
+        if speeds is None:
+            speeds = (fp or {}).get("speeds") or ()
+        params = info.get("params")
+        if params is None:
+            params = info.get("search") if info.get("search") is not None else info.get("estimator_params")
+        rel = where.get("rel_dir", "")
+        model, version = (rel.split("/", 1) + [""])[:2] if rel else ("", "")
+        return cls(
+            model=str(info.get("model") or metrics.get("model") or model), version=str(info.get("version") or version),
+            modality=modality, split=info.get("split"), split_id=str(where.get("split_id") or info.get("split_id") or ""),
+            features=name, feature_set=str(feature_set) if feature_set else None, feature_hash=fhash,
+            feature_params=fp, frame_params=info.get("frame_params") if isinstance(info.get("frame_params"), dict) else None,
+            speaker_norm=_norm_text(get("speaker_norm")), augment=tuple(float(s) for s in speeds),
+            data_hash=info.get("data_hash"), model_file=model_file, model_sha256=sha,
+            params=params if isinstance(params, dict) else None,
+            accuracy=_score(get("accuracy")), macro_f1=_score(get("macro_f1")), uar=_score(get("uar")),
+            cv_accuracy=_score(get("cv_accuracy")), cv_std=_score(get("cv_std")),
+            n_train=_count(get("n_train")), n_test=_count(get("n_test")), metrics=metrics, info=info,
+            rel_dir=rel, written=float(where.get("written", 0.0)), has_card=bool(where.get("has_card", False)),
+        )
+
+    def to_dict(self) -> dict[str, Any]:
+        """The record's typed fields as a JSON-able dict (:meth:`from_dict` reads it back)."""
+        return {
+            "model": self.model, "version": self.version, "modality": self.modality, "split": self.split,
+            "split_id": self.split_id, "features": self.features, "feature_set": self.feature_set,
+            "feature_hash": self.feature_hash, "feature_params": self.feature_params,
+            "frame_params": self.frame_params, "speaker_norm": self.speaker_norm, "augment": list(self.augment),
+            "data_hash": self.data_hash, "model_file_name": self.model_file, "model_sha256": self.model_sha256,
+            "params": self.params, "accuracy": self.accuracy, "macro_f1": self.macro_f1, "uar": self.uar,
+            "cv_accuracy": self.cv_accuracy, "cv_std": self.cv_std, "n_train": self.n_train, "n_test": self.n_test,
+        }
+
+    @property
+    def key(self) -> tuple[str, str, str, str]:
+        """What makes two runs the same row of a report: modality, feature set, normalisation, model."""
+        return (self.modality, self.feature_set or self.features or "", self.speaker_norm or "", self.model)
+
+    @property
+    def speeds(self) -> list[float]:
+        """The speeds of the augmented copies the run trained on (``--augment``; empty: none)."""
+        return list(self.augment)
+
+    @property
+    def features_shown(self) -> str | None:
+        shown = self.feature_set if self.show_key else self.features
+        return with_augment(shown, self.speeds) if shown else shown
+
+    @property
+    def label(self) -> str:
+        norm = "speaker norm" if self.speaker_norm == "yes" else self.speaker_norm
+        extra = [x for x in (self.features_shown, norm) if x]
+        return f"{self.modality}/{self.model}" + (f" ({', '.join(extra)})" if extra else "")
+
+    @property
+    def short_label(self) -> str:
+        """A label to read at a glance, e.g. ``audio · svc · extended`` or ``fusion · early · seed + face``
+        (:func:`short_labels` makes them unique within a report)."""
+        model = self.model.removeprefix("fusion-") if self.modality == "fusion" else self.model
+        parts = [self.modality, model]
+        feats = short_features(self.features) if self.features else ""
+        if feats and self.show_key and self.feature_set and self.feature_set.startswith(f"{self.features}-"):
+            feats += f" #{self.feature_set.removeprefix(f'{self.features}-')[:6]}"  # two revisions of the set
+        if feats and feats != model:
+            parts.append(feats + (" + aug" if self.speeds else ""))
+        if self.speaker_norm:
+            parts.append("speaker-norm")
+        return " · ".join(parts)
+
+    @property
+    def data_origin(self) -> str:
+        """Where the run's training data came from: synthetic, recorded or unknown (:mod:`emotion.core.provenance`)."""
+        return origin_of(self.info)
+
+
+# -- reading the catalog -----------------------------------------------------------------------------------------
+
+def _mtime(store: Store, path: str) -> float:
+    try:
+        info = store.fs.info(path)
+    except OSError:
+        return 0.0
+    for k in ("mtime", "LastModified", "last_modified", "created"):
+        v = info.get(k)
+        if v is None:
+            continue
+        if hasattr(v, "timestamp"):
+            return float(v.timestamp())
+        try:
+            return float(v)
+        except (TypeError, ValueError):
+            continue
+    return 0.0
+
+
+def read_run(store: Store, split_id: str, rel_dir: str) -> RunRecord | None:
+    """The record of ``runs/<split_id>/<rel_dir>``, or None when the folder is not a complete run."""
+    folder = posixpath.join(split_dir(store, split_id), rel_dir)
+    if not store.run_complete(folder) or not store.exists(posixpath.join(folder, "metrics.json")):
+        return None
+    try:
+        info = store.read_json(posixpath.join(folder, "run.json"))
+        metrics = store.read_json(posixpath.join(folder, "metrics.json"))
+        if not isinstance(info, dict) or not isinstance(metrics, dict):
+            raise StoreError(f"{store.url_of(folder)}: run.json or metrics.json is not a JSON object")
+    except StoreError as exc:  # one damaged run folder never hides the others
+        log.warning("skipping the run %s: %s", store.url_of(folder), exc)
+        return None
+    return RunRecord.from_dict(info, metrics, rel_dir=rel_dir, split_id=split_id,
+                               written=_mtime(store, posixpath.join(folder, "run.json")),
+                               has_card=store.exists(posixpath.join(folder, MODEL_CARD)))
+
+
+def collect_runs(store: Store, split_id: str, *, newest_only: bool = True) -> list[RunRecord]:
+    """Complete runs of a split; with ``newest_only``, the newest per (modality, features, speaker_norm, model)."""
+    base = split_dir(store, split_id)
+    store.fs.invalidate_cache(base)
+    if not store.fs.isdir(base):
+        return []
+    records = []
+    for model_dir in sorted(store.fs.ls(base, detail=False)):
+        if not store.fs.isdir(model_dir):
+            continue
+        for folder in sorted(store.fs.ls(model_dir, detail=False)):
+            if not store.fs.isdir(folder):
+                continue
+            rec = read_run(store, split_id, f"{posixpath.basename(model_dir)}/{posixpath.basename(folder)}")
+            if rec is not None:
+                records.append(rec)
+    if not newest_only:
+        return records
+    newest: dict[tuple[str, str, str, str], RunRecord] = {}
+    for r in records:
+        if r.key not in newest or (r.written, r.version) > (newest[r.key].written, newest[r.key].version):
+            newest[r.key] = r
+    kept = list(newest.values())
+    revisions: dict[tuple[str, str | None], set[str | None]] = {}
+    for r in kept:
+        revisions.setdefault((r.modality, r.features), set()).add(r.feature_set)
+    kept = [replace(r, show_key=True) if len(revisions[(r.modality, r.features)]) > 1 else r for r in kept]
+    return sorted(kept, key=_rank)
+
+
+def _modality_rank(m: str) -> int:
+    return MODALITY_ORDER.index(m) if m in MODALITY_ORDER else len(MODALITY_ORDER)
+
+
+def _rank(r: RunRecord) -> tuple[int, str, float, str]:
+    """The report's order: by modality, then test accuracy (a table, not a choice)."""
+    return (_modality_rank(r.modality), r.modality, -(r.accuracy or 0.0), r.label)
+
+
+def find_run(store: Store, split_id: str, model: str, feature_key: str, speaker_norm: bool) -> RunRecord | None:
+    """The newest complete audio-side run of ``model`` on the feature set ``feature_key`` (``<name>-<hash>``: the
+    hash covers every parameter, augmentation included) with this speaker normalisation, or None."""
+    found = [r for r in collect_runs(store, split_id, newest_only=False)
+             if r.model == model and r.feature_set == feature_key and bool(r.speaker_norm) == speaker_norm]
+    return max(found, key=lambda r: (r.written, r.version)) if found else None
+
+
+# -- selection ---------------------------------------------------------------------------------------------------
+
+def selection_key(r: RunRecord) -> tuple[int, float, str, str, str, str]:
+    """Smaller is better: see :data:`SELECTION_RULE` (the test actors' scores are never read)."""
+    cv = r.cv_accuracy
+    return (0 if cv is not None else 1, -cv if cv is not None else 0.0, r.model, r.feature_set or r.features or "",
+            r.speaker_norm or "", r.version)
+
+
+def ranked(records: Iterable[RunRecord]) -> list[RunRecord]:
+    """``records`` best first by :func:`selection_key`."""
+    return sorted(records, key=selection_key)
+
+
+def rank_rows(rows: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Result rows (as the training tasks and ``summary.json`` list runs) best first by :func:`selection_key`."""
+    return sorted(rows, key=lambda r: selection_key(RunRecord.from_dict(r)))
+
+
+def best_per_modality(records: Iterable[RunRecord]) -> dict[str, RunRecord]:
+    """The selected run of each modality (:data:`SELECTION_RULE`), in the order of :data:`MODALITY_ORDER`."""
+    best: dict[str, RunRecord] = {}
+    for r in ranked(records):
+        best.setdefault(r.modality, r)
+    return dict(sorted(best.items(), key=lambda kv: (_modality_rank(kv[0]), kv[0])))
+
+
+# -- reuse or train ----------------------------------------------------------------------------------------------
+
+class RunFiles(Protocol):
+    version: str  # the version of what was trained (e.g. of the frames actually read)
+
+    def files(self) -> dict[str, bytes]: ...
+
+
+@dataclass(frozen=True)
+class Trained:
+    """A run folder after :func:`reuse_or_train`: its record, URL and whether it was reused."""
+
+    record: RunRecord
+    run_dir: str
+    reused: bool
+
+
+def reuse_or_train(store: Store, split_id: str, model: str, version: str, train: Callable[[], RunFiles], *,
+                   force: bool = False) -> Trained:
+    """The run ``runs/<split_id>/<model>/<version>``: reused when complete (and its model file is there) unless
+    ``force``, else ``train()``'s files are written, ``run.json`` last (it marks the folder complete)."""
+    folder = run_dir(store, split_id, model, version)
+    reused = store.run_reusable(folder) and not force
+    if not reused:
+        output = train()
+        version = output.version or version  # the inputs read may differ from those looked up (a concurrent extract)
+        folder = run_dir(store, split_id, model, version)
+        files = output.files()
+        for name, blob in files.items():
+            if name != "run.json":
+                store.write_bytes(posixpath.join(folder, name), blob)
+        store.write_bytes(posixpath.join(folder, "run.json"), files["run.json"])
+    record = read_run(store, split_id, f"{model}/{version}")
+    if record is None:
+        raise StoreError(f"{store.url_of(folder)}: the run folder is not readable after training")
+    return Trained(record, store.url_of(folder), reused)

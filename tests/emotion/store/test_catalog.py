@@ -1,0 +1,62 @@
+"""The run catalog: versions as earlier releases computed them, the typed record, the selection rule."""
+
+from __future__ import annotations
+
+import json
+import math
+
+from emotion.core.splits import ActorSplit
+from emotion.models.catalog import SearchParams
+from emotion.store.catalog import SELECTION_RULE, RunRecord, best_per_modality, ranked
+from emotion.training.audio import run_version
+from emotion.training.fusion import fusion_version
+from emotion.training.video import video_run_version
+
+SPLIT = ActorSplit.parse("train=1-20,test=21-24")
+
+
+def test_run_versions_are_those_earlier_releases_computed():
+    """Computed by the code before the run catalog (commit 9ccc2ca): existing stores' runs are reused, not retrained."""
+    assert run_version("svc", SPLIT, SearchParams(), "abc123", "data456") == "676111b6b1d2"
+    assert run_version("svc", SPLIT, SearchParams(), "abc123", "data456", True) == "4c99bdb6e276"
+    assert video_run_version("cnn", {"epochs": 3, "seed": 0}, SPLIT, "face96-every20-1a2b", "data456") == "2f96460fda21"
+    assert fusion_version("late", {"n_audio": 5}, SPLIT, "seed-abc", "face96-x", "data456") == "ee9a44baeb3f"
+    assert fusion_version("late", {"n_audio": 5}, SPLIT, "seed-abc", "face96-x", "data456", True) == "94e8dac29b24"
+
+
+def test_a_run_json_of_an_earlier_release_reads_with_absent_fields_none():
+    first = RunRecord.from_dict({"model": "svc", "version": "abc", "feature_params": {"n_mfcc": 40}},
+                                {"accuracy": 0.5})
+    assert (first.modality, first.features, first.speaker_norm, first.cv_accuracy, first.model_sha256) == (
+        "audio", None, None, None, None)
+    assert first.accuracy == 0.5 and first.augment == ()
+    # a fused run.json as the release before the catalog wrote it (its metrics.json: cv_accuracy NaN)
+    info = {"model": "fusion-late", "modality": "fusion", "method": "late", "version": "ee9a44baeb3f",
+            "split": str(SPLIT), "split_id": SPLIT.id, "feature_params": {"name": "seed"}, "feature_hash": "abc",
+            "frame_params": {"every": 20}, "frames_key": "face96-x", "data_hash": "d",
+            "estimator_params": {"n_audio": 5}, "fit_seconds": 1.0, "classes": [],
+            "model_file": {"file": "model.skops", "format": "skops", "sha256": "17c3"}}
+    metrics = json.loads('{"accuracy": 0.9, "cv_accuracy": NaN, "cv_std": 0.0, "n_train": 10}')
+    fused = RunRecord.from_dict(info, metrics)
+    assert (fused.modality, fused.model_file, fused.model_sha256, fused.params) == (
+        "fusion", "model.skops", "17c3", {"n_audio": 5})
+    assert fused.cv_accuracy is None and fused.accuracy == 0.9 and fused.speaker_norm is None and fused.uar is None
+    assert RunRecord.from_dict(fused.to_dict()).to_dict() == fused.to_dict()
+
+
+def _run(model: str, modality: str, cv: float | None, acc: float, version: str = "v") -> RunRecord:
+    return RunRecord.from_dict({"model": model, "version": version, "modality": modality},
+                               {"accuracy": acc, "cv_accuracy": cv, "cv_std": 0.0})
+
+
+def test_selection_is_by_grouped_cv_and_runs_without_a_score_never_win():
+    svc, rf = _run("svc", "audio", 0.90, 0.96), _run("rf", "audio", 0.94, 0.90)
+    early, late = _run("fusion-early", "fusion", math.nan, 0.99), _run("fusion-late", "fusion", 0.80, 0.70)
+    stack = _run("fusion-stack", "fusion", None, 0.98)
+    best = best_per_modality([svc, early, rf, stack, late])
+    assert best["audio"] is rf and best["fusion"] is late
+    assert math.isnan(early.metrics["cv_accuracy"]) and early.cv_accuracy is None
+    # without any score, the order is by name, whatever order the runs come in (never a NaN comparison)
+    assert [r.model for r in ranked([stack, early])] == [r.model for r in ranked([early, stack])] == [
+        "fusion-early", "fusion-stack"]
+    assert "grouped-CV" in SELECTION_RULE

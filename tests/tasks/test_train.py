@@ -1,0 +1,32 @@
+"""``summary.json`` of a split: best first by grouped-CV accuracy, never by the test actors' scores."""
+
+from __future__ import annotations
+
+import math
+
+from prefect.logging import disable_run_logger
+
+from emotion.core.splits import ActorSplit
+from emotion.store.store import Store
+from tasks.train import write_summary
+
+SPLIT = ActorSplit.parse("train=1-20,test=21-24")
+
+
+def _row(model: str, modality: str, acc: float, cv: float) -> dict:
+    return {"model": model, "version": "v", "run_dir": f"runs/{model}/v", "reused": False, "modality": modality,
+            "accuracy": acc, "macro_f1": acc, "uar": acc, "cv_accuracy": cv, "cv_std": 0.0, "features": "seed"}
+
+
+def test_summary_best_is_chosen_by_grouped_cv_and_a_run_without_a_score_never_wins(tmp_path):
+    """The demo's store: svc best on the test actors, rf by grouped CV; fusion-early best on test, without CV."""
+    rows = [_row("svc", "audio", 0.963, 0.90), _row("rf", "audio", 0.93, 0.94),
+            _row("fusion-early", "fusion", 0.99, math.nan), _row("fusion-late", "fusion", 0.95, 0.91),
+            _row("fusion-stack", "fusion", 0.98, math.nan)]
+    with disable_run_logger():
+        write_summary.fn(str(tmp_path), SPLIT, rows)
+    summary = Store(str(tmp_path)).read_json(f"{tmp_path}/runs/{SPLIT.id}/summary.json")
+    assert summary["best"] == "rf"
+    assert summary["best_by_modality"] == {"audio": "rf", "fusion": "fusion-late"}
+    assert [r["model"] for r in summary["models"]] == ["rf", "fusion-late", "svc", "fusion-early", "fusion-stack"]
+    assert "grouped-CV" in summary["selection"]
