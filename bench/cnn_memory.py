@@ -25,7 +25,7 @@ import pyarrow as pa
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from emotion.core.ids import Emotion, Modality, RavdessId, VocalChannel  # noqa: E402
-from emotion.extract import frame_schema  # noqa: E402
+from emotion.extract.chunk import frame_schema  # noqa: E402
 from emotion.store.store import Store  # noqa: E402
 from emotion.video.frames import FrameParams, encode_png  # noqa: E402
 

@@ -17,7 +17,8 @@ from prefect.utilities.annotations import quote
 from emotion.audio.seed import AudioFeatureParams
 from emotion.core.errors import EmotionError, StoreError, UsageError
 from emotion.core.provenance import corpus_origin
-from emotion.extract import Inventory, Plan, Step, audio_step, chunked, data_version, duplicate_recordings, video_step
+from emotion.extract.inventory import Inventory, Step, audio_step, duplicate_recordings, video_step
+from emotion.extract.plan import Plan, chunked, data_version
 from emotion.featuresets import FeatureParams, feature_params, is_face_set
 from emotion.store.store import Store
 from emotion.video.frames import FrameParams

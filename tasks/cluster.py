@@ -10,7 +10,8 @@ from contextlib import contextmanager
 from distributed import Client, LocalCluster, get_worker
 
 from emotion.core.errors import UsageError
-from emotion.extract import ChunkResult, ClipRef, Step, extract_chunk
+from emotion.extract.chunk import ChunkResult, extract_chunk
+from emotion.extract.inventory import ClipRef, Step
 
 # Work this small (clips) runs on worker threads inside the flow's process: starting worker processes and
 # importing the audio stack in each costs seconds, more than a few clips' work.
@@ -81,7 +82,7 @@ def dask_client(address: str | None = None, workers: int | None = None, jobs: in
 
 def extract_chunk_reporting(step: Step, clips: list[ClipRef], data: str, out: str, run_tag: str, topic: str,
                             index: int) -> ChunkResult:
-    """:func:`emotion.extract.extract_chunk` on a Dask worker, reporting each clip done as a Dask event.
+    """:func:`emotion.extract.chunk.extract_chunk` on a Dask worker, reporting each clip done as a Dask event.
 
     Workers never talk to Prefect: the client that submitted the chunk
     subscribes to ``topic`` (:class:`ClipCounter`) and turns the counts into

@@ -1,7 +1,7 @@
 """Prefect tasks of the extraction flow, generic over extraction steps (audio, video).
 
 Chunks of clips are computed on Dask workers by
-:func:`emotion.extract.extract_chunk`; the Prefect task that owns a chunk
+:func:`emotion.extract.chunk.extract_chunk`; the Prefect task that owns a chunk
 only submits it and waits, so workers never talk to Prefect and a worker
 that dies has its chunk rerun by Dask elsewhere.
 
@@ -28,21 +28,9 @@ from prefect.states import State
 from prefect.utilities.annotations import quote
 
 from emotion.core.errors import StoreError
-from emotion.extract import (
-    ChunkResult,
-    ClipRef,
-    Inventory,
-    Plan,
-    Step,
-    compact,
-    duplicate_rows,
-    extract_chunk,
-    load_known,
-    manifest_frame,
-    plan_extraction,
-    stale_rows,
-    take_inventory,
-)
+from emotion.extract.chunk import ChunkResult, compact, extract_chunk
+from emotion.extract.inventory import ClipRef, Inventory, Step, load_known, manifest_frame, take_inventory
+from emotion.extract.plan import Plan, duplicate_rows, plan_extraction, stale_rows
 from emotion.store.sources import DataRoot
 from emotion.store.store import Store
 from emotion.video.frames import FrameParams

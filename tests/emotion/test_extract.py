@@ -6,7 +6,9 @@ import pytest
 
 from emotion.audio.seed import AudioFeatureParams
 from emotion.core.errors import RejectedInput
-from emotion.extract import extract_audio_chunk, plan_extraction, take_inventory
+from emotion.extract.chunk import extract_audio_chunk
+from emotion.extract.inventory import take_inventory
+from emotion.extract.plan import plan_extraction
 from emotion.store.sources import DataRoot
 from emotion.store.store import Store
 from tests.conftest import write_tone
@@ -101,7 +103,8 @@ def test_audio_step_takes_the_speech_of_av_clips_and_sets_video_only_clips_aside
     """mp4 modality 01 -> a feature row like a WAV; modality 02 -> no audio (not a reject, never decoded)."""
     import shutil
 
-    from emotion.extract import NO_AUDIO_VIDEO_ONLY, audio_step, extract_chunk
+    from emotion.extract.chunk import extract_chunk
+    from emotion.extract.inventory import NO_AUDIO_VIDEO_ONLY, audio_step
     from tests.emotion.audio.test_decode import mux_mp4
 
     data = tmp_path / "data"
@@ -130,7 +133,8 @@ def test_audio_step_takes_the_speech_of_av_clips_and_sets_video_only_clips_aside
 def test_extended_set_reads_the_speech_track_of_av_clips(tiny_video_corpus, tmp_path):
     """Every feature set goes through the same audio step: mp4 speech tracks too, video-only clips set aside."""
     from emotion.audio.extended import ExtendedFeatureParams
-    from emotion.extract import audio_step, extract_chunk
+    from emotion.extract.chunk import extract_chunk
+    from emotion.extract.inventory import audio_step
 
     ext = ExtendedFeatureParams()
     step = audio_step(ext)
@@ -176,7 +180,7 @@ def test_one_recording_under_two_ids_is_rejected_naming_both(corpus):
 
 
 def test_a_row_arrow_cannot_store_is_a_reject_not_a_lost_chunk(corpus, tmp_path, monkeypatch):
-    import emotion.extract as ex
+    import emotion.extract.chunk as ex
 
     real = ex.audio_row
     inv = take_inventory(DataRoot(str(corpus)))
@@ -219,7 +223,8 @@ def _one_actor(corpus: Path) -> Path:
 
 def _run_like_the_flow(data: Path, out: Path, known: bool = True):
     """Inventory (with the previous manifest unless ``known`` is False, as --verify), plan, one chunk, commit's manifest."""
-    from emotion.extract import audio_step, extract_chunk, load_known, manifest_frame
+    from emotion.extract.chunk import extract_chunk
+    from emotion.extract.inventory import audio_step, load_known, manifest_frame
 
     step, store = audio_step(PARAMS), Store(str(out))
     inv = take_inventory(DataRoot(str(data)), step.extensions, known=load_known(store, "audio") if known else None,

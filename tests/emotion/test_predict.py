@@ -16,7 +16,8 @@ from emotion.audio.seed import AudioFeatureParams
 from emotion.core.errors import ModelIntegrityError, StoreError, UsageError
 from emotion.core.ids import EMOTION_LABELS
 from emotion.core.splits import ActorSplit
-from emotion.extract import extract_audio_chunk, take_inventory
+from emotion.extract.chunk import extract_audio_chunk
+from emotion.extract.inventory import take_inventory
 from emotion.models.catalog import SearchParams, model_spec
 from emotion.predict import Prediction, ZeroShotFaceModel, choose_runs, load_predictors, predict_file, predict_files
 from emotion.store.sources import DataRoot

@@ -7,7 +7,9 @@ import uuid
 import pytest
 
 import tasks.artifacts as artifacts
-from emotion.extract import ClipRef, audio_step, data_version, extract_chunk
+from emotion.extract.chunk import extract_chunk
+from emotion.extract.inventory import ClipRef, audio_step
+from emotion.extract.plan import data_version
 from flows.naming import merge_tags, run_tags, short_id, split_label, split_used
 from tasks.cluster import ClipCounter
 

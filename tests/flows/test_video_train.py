@@ -87,7 +87,7 @@ def test_video_training_survives_an_extract_rewriting_the_frame_parts(tmp_path, 
     import pyarrow as pa
 
     from emotion.core.ids import parse_id
-    from emotion.extract import compact, frame_schema
+    from emotion.extract.chunk import compact, frame_schema
     from emotion.video.frames import encode_png
     from emotion.video.frameset import FrameSet
 

@@ -113,7 +113,7 @@ def test_permission_denied_becomes_a_reject_reason(tmp_path, monkeypatch):
     with pytest.raises(RejectedInput, match="permission denied"):
         root.read_bytes(f"Actor_01/{NAME}")
 
-    from emotion.extract import take_inventory
+    from emotion.extract.inventory import take_inventory
 
     inv = take_inventory(root)
     assert inv.rejects == [{"path": f"Actor_01/{NAME}", "reason": "permission denied", "stage": "read"}]

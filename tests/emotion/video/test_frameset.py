@@ -11,7 +11,7 @@ import pytest
 
 from emotion.core.errors import StoreError
 from emotion.core.ids import parse_id
-from emotion.extract import frame_schema
+from emotion.extract.chunk import frame_schema
 from emotion.store.store import Store
 from emotion.video.frames import FrameParams, encode_png
 from emotion.video.frameset import FrameSet, aggregate_clips, frame_index, top_two
@@ -82,7 +82,7 @@ def _frames(fs: FrameSet) -> list[tuple[str, int, int]]:
 
 def _compact_everything(store: Store) -> None:
     """What an extract committing meanwhile may do: rewrite every part under a new name and delete the old one."""
-    from emotion.extract import compact
+    from emotion.extract.chunk import compact
 
     folder = store.dataset_dir("frames", PARAMS.key)
     compact(store, folder, {posixpath.basename(p): set() for p in store.list_parts(folder)})

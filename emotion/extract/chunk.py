@@ -1,0 +1,193 @@
+"""Step 3 of extraction: one chunk of clips read, hashed and turned into one Parquet part (on a Dask worker)."""
+
+from __future__ import annotations
+
+import os
+import socket
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from functools import lru_cache
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from emotion.audio.decode import load_audio
+from emotion.core.errors import NoAudioError, RejectedInput
+from emotion.core.ids import parse_id
+from emotion.extract.inventory import ClipRef, Step, audio_step, reject
+from emotion.featuresets import Extractor, FeatureParams, make_extractor
+from emotion.store.sources import VIDEO_EXTENSIONS, DataRoot, content_hash, extension
+from emotion.store.store import Store, label_fields, params_metadata
+from emotion.video.frames import FrameParams, encode_png, sample_frames
+from emotion.video.landmarks import encode_landmarks
+
+
+@dataclass
+class ChunkResult:
+    part: str | None
+    processed: int  # clips that gave rows
+    rejects: list[dict[str, Any]]
+    seconds: float
+    worker: str
+    no_audio: list[dict[str, Any]] = field(default_factory=list)  # mp4s whose audio track is missing or silent
+    hashes: dict[str, str] = field(default_factory=dict)  # content hash of every clip read
+    unchanged: int = 0  # clips read whose hash matched their stored row (a new time, the same content)
+
+
+@lru_cache(maxsize=4)
+def _extractor(params: FeatureParams) -> Extractor:
+    """The extractor of ``params``' feature set, built once per process (filter banks are cached)."""
+    return make_extractor(params)
+
+
+@lru_cache(maxsize=4)
+def _root(url: str) -> DataRoot:
+    return DataRoot(url)
+
+
+@lru_cache(maxsize=4)
+def _store(url: str) -> Store:
+    return Store(url)
+
+
+def feature_schema(params: FeatureParams) -> pa.Schema:
+    fields = label_fields() + [pa.field(n, pa.float32()) for n in params.column_names()]
+    return pa.schema(fields, metadata=params_metadata(params))
+
+
+def frame_schema(params: FrameParams) -> pa.Schema:
+    fields = label_fields() + [
+        pa.field("frame_index", pa.int32()), pa.field("time", pa.float32()),
+        pa.field("face_found", pa.bool_()),  # null when no face detection was asked for
+        pa.field("face_x", pa.int32()), pa.field("face_y", pa.int32()),
+        pa.field("face_w", pa.int32()), pa.field("face_h", pa.int32()),
+        pa.field("height", pa.int16()), pa.field("width", pa.int16()),
+        pa.field("image", pa.binary()),  # PNG, 8-bit gray
+    ]
+    if params.landmarks:  # the face's 468 landmarks in the aligned crop (x, y as shares of its side), float16
+        fields.append(pa.field("landmarks", pa.binary()))
+    return pa.schema(fields, metadata=params_metadata(params))
+
+
+def audio_row(root: DataRoot, ref: ClipRef, extractor: Extractor, data: bytes | None = None) -> dict[str, Any]:
+    """Decode one clip (``data``: its bytes, if already read) and compute its feature row; raises RejectedInput."""
+    rid = parse_id(ref.path)
+    data = root.read_bytes(ref.path) if data is None else data
+    y = load_audio(data, extractor.params.sample_rate, video=extension(ref.path) in VIDEO_EXTENSIONS)
+    vec = extractor(y)
+    row: dict[str, Any] = {"path": ref.path, "content_hash": content_hash(data), **rid.labels()}
+    row.update(zip(extractor.names, vec.tolist(), strict=True))
+    return row
+
+
+def frame_rows(root: DataRoot, ref: ClipRef, params: FrameParams, data: bytes | None = None) -> list[dict[str, Any]]:
+    """Decode one video clip (``data``: its bytes, if already read) into rows of kept frames; raises RejectedInput."""
+    rid = parse_id(ref.path)
+    data = root.read_bytes(ref.path) if data is None else data
+    base = {"path": ref.path, "content_hash": content_hash(data), **rid.labels()}
+    rows = []
+    for f in sample_frames(data, params):
+        x, y, w, h = f.face_box or (None, None, None, None)
+        row = {**base, "frame_index": f.index, "time": f.time, "face_found": f.face_found,
+               "face_x": x, "face_y": y, "face_w": w, "face_h": h,
+               "height": f.image.shape[0], "width": f.image.shape[1], "image": encode_png(f.image)}
+        if params.landmarks:
+            row["landmarks"] = None if f.landmarks is None else encode_landmarks(f.landmarks)
+        rows.append(row)
+    if not rows:
+        raise RejectedInput("video has no frames to keep")
+    return rows
+
+
+def extract_chunk(step: Step, clips: Sequence[ClipRef], data_url: str, store_url: str, run_tag: str = "",
+                  on_clip: Callable[[int], None] | None = None) -> ChunkResult:
+    """Process ``clips`` for ``step`` and write their rows as one Parquet part (temporaries tagged ``run_tag``).
+
+    Every clip read is hashed here (the result's ``hashes``); a clip whose hash is its ``stored_hash`` is
+    counted ``unchanged`` and not recomputed.
+
+    ``on_clip(n)`` is called after each clip with the number of clips of the chunk done so far (processed,
+    unchanged, rejected or without audio), so that progress can move with clips rather than chunks.
+    """
+    t0 = time.perf_counter()
+    root, store = _root(data_url), _store(store_url)
+    rows: list[dict[str, Any]] = []
+    rejects = []
+    no_audio = []
+    hashes: dict[str, str] = {}
+    n_ok = unchanged = 0
+    for ref in clips:
+        try:
+            data = root.read_bytes(ref.path)
+            hashes[ref.path] = digest = content_hash(data)
+            if ref.stored_hash == digest:
+                unchanged += 1
+            elif isinstance(step.params, FrameParams):
+                rows.extend(frame_rows(root, ref, step.params, data))
+                n_ok += 1
+            else:
+                rows.append(audio_row(root, ref, _extractor(step.params), data))
+                n_ok += 1
+        except NoAudioError as exc:
+            no_audio.append(reject(ref.path, f"no audio: {exc.reason}", "decode"))
+        except RejectedInput as exc:
+            rejects.append(reject(ref.path, exc.reason, "read" if ref.path not in hashes else "decode"))
+        except Exception as exc:  # noqa: BLE001 - a bad file must not stop the others
+            rejects.append(reject(ref.path, f"unexpected {type(exc).__name__}: {exc}", "decode"))
+        if on_clip is not None:
+            on_clip(n_ok + unchanged + len(rejects) + len(no_audio))
+    part = None
+    if rows:
+        schema = frame_schema(step.params) if isinstance(step.params, FrameParams) else feature_schema(step.params)
+        table, bad = _to_table(rows, schema)
+        rejects.extend(bad)
+        n_ok -= len({r["path"] for r in bad})
+        if table.num_rows:
+            part = f"{store.dataset_dir(step.dataset, step.key)}/{Store.new_part_name()}"
+            store.write_table(part, table, tag=run_tag)
+    worker = f"{socket.gethostname()}:{os.getpid()}"
+    return ChunkResult(part, n_ok, rejects, time.perf_counter() - t0, worker, no_audio, hashes, unchanged)
+
+
+def _to_table(rows: list[dict[str, Any]], schema: pa.Schema) -> tuple[pa.Table, list[dict[str, Any]]]:
+    """The rows as one table; a clip whose rows Arrow cannot store becomes a reject instead of sinking the chunk."""
+    try:
+        return pa.Table.from_pylist(rows, schema=schema), []
+    except (pa.ArrowException, UnicodeError, ValueError, TypeError, OverflowError):
+        pass
+    good: list[dict[str, Any]] = []
+    why: dict[str, str] = {}
+    for r in rows:
+        try:
+            pa.Table.from_pylist([r], schema=schema)
+            good.append(r)
+        except (pa.ArrowException, UnicodeError, ValueError, TypeError, OverflowError) as exc:
+            why.setdefault(r["path"], f"cannot store its row: {type(exc).__name__}")
+    good = [r for r in good if r["path"] not in why]
+    return pa.Table.from_pylist(good, schema=schema), [reject(p, w, "store") for p, w in why.items()]
+
+
+def extract_audio_chunk(
+    clips: Sequence[ClipRef], data_url: str, store_url: str, params: FeatureParams
+) -> ChunkResult:
+    """Compute audio features for ``clips`` and write them as one Parquet part."""
+    return extract_chunk(audio_step(params), clips, data_url, store_url)
+
+
+def compact(store: Store, folder: str, stale: dict[str, set[tuple[str, str]]]) -> int:
+    """Rewrite each part in ``stale`` without the listed rows; returns rows dropped."""
+    dropped = 0
+    for name, keys in sorted(stale.items()):
+        path = f"{folder}/{name}"
+        with store.fs.open(path, "rb") as fh:
+            table = pq.read_table(fh)
+        keep = np.array([(p, h) not in keys for p, h in zip(
+            table["path"].to_pylist(), table["content_hash"].to_pylist(), strict=True)], dtype=bool)
+        dropped += int((~keep).sum())
+        if keep.any():
+            store.write_table(f"{folder}/{Store.new_part_name()}", table.filter(pa.array(keep)))
+        store.remove([path])
+    return dropped

@@ -1,0 +1,276 @@
+"""Step 1 of extraction: list the clips under a data root, validate their ids, and tell what changed.
+
+See :mod:`emotion.extract` for the steps together.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import pandas as pd
+
+from emotion.audio.seed import AudioFeatureParams
+from emotion.core.errors import InvalidIdError, RejectedInput
+from emotion.core.ids import Modality, RavdessId, parse_id
+from emotion.featuresets import FeatureParams
+from emotion.store.sources import AUDIO_EXTENSIONS, VIDEO_EXTENSIONS, DataRoot, content_hash, extension
+from emotion.store.store import LABEL_COLUMNS, Store
+from emotion.video.frames import FrameParams
+
+
+@dataclass(frozen=True)
+class ClipRef:
+    """One clip to process: its path under the data root and content hash.
+
+    ``content_hash`` is None when it is not known yet (a new clip, or one whose listing fingerprint ``meta``
+    changed): the worker that reads the clip hashes it. ``stored_hash`` is the hash of the clip's row in the
+    store, if any: a worker that finds the same hash leaves that row as it is instead of recomputing it.
+    """
+
+    path: str
+    content_hash: str | None = None
+    meta: str = ""
+    stored_hash: str | None = None
+
+
+OK, REJECTED, NO_AUDIO = "ok", "rejected", "no_audio"
+MANIFEST_COLUMNS = ["path", "content_hash", "size", "meta", "status", "reason", "stage", "params_key", *LABEL_COLUMNS]
+
+
+@dataclass
+class Inventory:
+    clips: list[tuple[ClipRef, RavdessId, int]] = field(default_factory=list)  # (ref, id, size)
+    rejects: list[dict[str, Any]] = field(default_factory=list)
+    no_audio: list[dict[str, Any]] = field(default_factory=list)  # clips without audio (not rejects)
+    # clips unchanged since a run (with the same parameters) that rejected them or found no audio in them:
+    # their outcome is repeated (in ``rejects``/``no_audio`` too) without reading them again
+    settled: list[tuple[ClipRef, RavdessId, int, dict[str, Any]]] = field(default_factory=list)
+    read: int = 0  # clips read (and hashed) by the inventory itself: all of them without ``known``, else none
+    # every clip's listing is as the previous manifest recorded it (no clip new, changed or gone): the data version
+    # the last extraction recorded still holds
+    unchanged_listing: bool = False
+
+    def manifest(self) -> pd.DataFrame:
+        return manifest_frame(self, {}, [], [], "")
+
+    @property
+    def unhashed(self) -> int:
+        """Clips whose content hash is left to the workers."""
+        return sum(ref.content_hash is None for ref, _, _ in self.clips)
+
+
+def manifest_frame(inv: Inventory, hashes: dict[str, str], rejects: Sequence[dict[str, Any]],
+                   no_audio: Sequence[dict[str, Any]], params_key: str) -> pd.DataFrame:
+    """One row per clip that passed the inventory: path, content hash, size, listing fingerprint, outcome.
+
+    ``hashes`` are the hashes the workers found (they win over the inventory's); ``rejects`` and ``no_audio``
+    give the outcome of clips that were rejected or have no audio (``status`` ``rejected``/``no_audio`` with
+    ``reason`` and ``stage``; ``ok`` otherwise). ``params_key`` names the parameters the outcomes hold for.
+    """
+    outcome = {r["path"]: (REJECTED, r) for r in rejects} | {r["path"]: (NO_AUDIO, r) for r in no_audio}
+    rows = []
+    for ref, rid, size in [*inv.clips, *((r, i, n) for r, i, n, _ in inv.settled)]:
+        status, why = outcome.get(ref.path, (OK, None))
+        rows.append({"path": ref.path, "content_hash": hashes.get(ref.path) or ref.content_hash, "size": size,
+                     "meta": ref.meta, "status": status, "reason": why["reason"] if why else None,
+                     "stage": why["stage"] if why else None, "params_key": params_key, **rid.labels()})
+    return pd.DataFrame(rows, columns=MANIFEST_COLUMNS)
+
+
+def load_known(store: Store, modality: str) -> pd.DataFrame:
+    """The previous run's manifest of ``modality`` (empty when there is none, or it predates fingerprints)."""
+    df = store.read_table(store.path("manifest", f"{modality}.parquet"))
+    if df is None or "meta" not in df.columns:
+        return pd.DataFrame(columns=MANIFEST_COLUMNS)
+    return df
+
+
+def printable(name: str) -> str:
+    """``name`` as valid UTF-8 text: bytes of a non-UTF-8 file name (surrogate escapes) are shown as ``\\xNN``."""
+    try:
+        name.encode("utf-8")
+        return name
+    except UnicodeEncodeError:
+        return name.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
+
+
+def reject(path: str, reason: str, stage: str) -> dict[str, Any]:
+    return {"path": printable(path), "reason": " ".join(printable(reason).split()), "stage": stage}
+
+
+DUPLICATE_REASON = "same recording as {} (identical content under another id)"
+
+
+def duplicate_reject(path: str, original: str) -> dict[str, Any]:
+    """The reject of a clip whose content is that of ``original`` (one recording under two ids)."""
+    return reject(path, DUPLICATE_REASON.format(original), "id")
+
+
+def is_duplicate_reject(outcome: dict[str, Any]) -> bool:
+    return outcome.get("stage") == "id" and str(outcome.get("reason") or "").startswith("same recording as ")
+
+
+def duplicate_recordings(inv: Inventory, hashes: dict[str, str], rejected: Iterable[str]) -> list[dict[str, Any]]:
+    """Rejects for clips of ``inv`` whose content is that of another clip, once every hash is known.
+
+    The inventory compares only the hashes it knows (those of unchanged clips); a new or changed clip is hashed
+    by its worker (``hashes``), so the comparison is finished here, after the workers return, without reading
+    anything. As in the inventory, the first clip by path keeps the recording and the later ones are rejected
+    naming it; clips already ``rejected`` and empty files take no part.
+    """
+    skip = set(rejected)
+    by_content: dict[str, str] = {}
+    out = []
+    for ref, _, size in sorted(inv.clips, key=lambda c: c[0].path):
+        digest = hashes.get(ref.path) or ref.content_hash
+        if ref.path in skip or not size or digest is None:
+            continue
+        if digest in by_content:
+            out.append(duplicate_reject(ref.path, by_content[digest]))
+        else:
+            by_content[digest] = ref.path
+    return out
+
+
+@dataclass(frozen=True)
+class Step:
+    """One kind of extraction: which files it takes, what it computes, where rows go.
+
+    ``audio``: ``.wav``/``.flac`` clips and the audio track of ``.mp4`` clips
+    -> one feature row per clip in ``features/audio``; ``video``: ``.mp4`` clips -> one row per kept frame
+    in ``frames``. Both are keyed by the parameters' hash.
+    """
+
+    modality: str
+    params: FeatureParams | FrameParams
+    chunk_size: int
+
+    @property
+    def dataset(self) -> str:
+        return "features/audio" if self.modality == "audio" else "frames"
+
+    @property
+    def extensions(self) -> frozenset[str]:
+        return AUDIO_EXTENSIONS | VIDEO_EXTENSIONS if self.modality == "audio" else VIDEO_EXTENSIONS
+
+    @property
+    def key(self) -> str:
+        return self.params.key
+
+    def accept(self, rid: RavdessId) -> str | None:
+        if self.modality == "video" and rid.modality == Modality.AUDIO_ONLY:
+            return f"an mp4 named as audio-only (modality 03) in {rid.stem}: expected modality 01 or 02"
+        return None
+
+    def absent(self, relpath: str, rid: RavdessId) -> str | None:
+        """Why a valid clip has nothing for this step (not a reject), or None."""
+        if self.modality == "audio" and extension(relpath) in VIDEO_EXTENSIONS and rid.modality == Modality.VIDEO_ONLY:
+            return NO_AUDIO_VIDEO_ONLY
+        return None
+
+
+NO_AUDIO_VIDEO_ONLY = "no audio: video-only clip (modality 02)"
+
+
+def audio_step(params: FeatureParams | None = None, chunk_size: int = 40) -> Step:
+    return Step("audio", params or AudioFeatureParams(), chunk_size)
+
+
+def video_step(params: FrameParams | None = None, chunk_size: int = 6) -> Step:
+    return Step("video", params or FrameParams(), chunk_size)
+
+
+def take_inventory(
+    root: DataRoot,
+    extensions: Iterable[str] = AUDIO_EXTENSIONS,
+    accept: Callable[[RavdessId], str | None] | None = None,
+    absent: Callable[[str, RavdessId], str | None] | None = None,
+    known: pd.DataFrame | None = None,
+    params_key: str | None = "",
+) -> Inventory:
+    """Discover and validate every clip; problems become rejects.
+
+    ``known`` is the previous run's manifest (:func:`load_known`). A clip
+    whose listing fingerprint matches its row there keeps the recorded
+    content hash, unread; if that run (with parameters ``params_key``)
+    rejected it or found no audio in it, the outcome is repeated, unread. A
+    new or changed clip is left unhashed (the worker hashes it). With
+    ``params_key`` None no outcome is repeated (``--full``). Without
+    ``known`` every clip is read and hashed here (``--verify``): a change
+    that keeps size and time is caught, and unreadable files are rejected.
+
+    ``accept`` may refuse a valid id with a reason (e.g. a modality this
+    step does not handle). ``absent`` may set a valid clip aside with a
+    reason, unread and not as a reject (a video-only clip has no audio). Of two files with the same id, the first by path
+    is kept and the other rejected.
+    """
+    inv = Inventory()
+    seen: dict[str, str] = {}
+    by_content: dict[str, str] = {}  # content hash -> the clip that has it (one recording under two ids)
+    prior: dict[str, dict[str, Any]] = {}
+    if known is not None and len(known):
+        prior = {r["path"]: r for r in known.to_dict("records") if r.get("meta")}
+    listed: set[str] = set()
+    changed = False
+    for cand in root.discover(extensions):
+        if printable(cand.relpath) != cand.relpath:  # the store keeps UTF-8 text only
+            inv.rejects.append(reject(cand.relpath, "file name is not valid UTF-8", "discover"))
+            continue
+        if cand.problem:
+            inv.rejects.append(reject(cand.relpath, cand.problem, "discover"))
+            continue
+        try:
+            rid = parse_id(cand.relpath)
+        except InvalidIdError as exc:
+            inv.rejects.append(reject(cand.relpath, str(exc), "id"))
+            continue
+        why = accept(rid) if accept else None
+        if why:
+            inv.rejects.append(reject(cand.relpath, why, "id"))
+            continue
+        none = absent(cand.relpath, rid) if absent else None
+        if none:
+            inv.no_audio.append(reject(cand.relpath, none, "id"))
+            continue
+        if rid.stem in seen:
+            inv.rejects.append(reject(cand.relpath, f"duplicate id {rid.stem}: already given by {seen[rid.stem]}", "id"))
+            continue
+        if known is None:
+            try:
+                data = root.read_bytes(cand.relpath)
+            except RejectedInput as exc:
+                inv.rejects.append(reject(cand.relpath, exc.reason, "read"))
+                continue
+            inv.read += 1
+            ref, size = ClipRef(cand.relpath, content_hash(data), cand.meta), len(data)
+        else:
+            row = prior.get(cand.relpath) or {}
+            same = row.get("meta") == cand.meta
+            listed.add(cand.relpath)
+            changed = changed or not same
+            digest = row.get("content_hash") if same else None
+            ref, size = ClipRef(cand.relpath, digest if isinstance(digest, str) else None, cand.meta), cand.size
+            # a duplicate is not repeated from the record: whether it still is one depends on the other clip
+            if (same and params_key is not None and row.get("status") in (REJECTED, NO_AUDIO)
+                    and row.get("params_key") == params_key and not is_duplicate_reject(row)):
+                status = row["status"]
+                outcome = reject(cand.relpath, row["reason"], row.get("stage") or "decode")
+                (inv.rejects if status == REJECTED else inv.no_audio).append(outcome)
+                inv.settled.append((ref, rid, cand.size, outcome))
+                seen[rid.stem] = cand.relpath
+                continue
+        if size and ref.content_hash is not None and ref.content_hash in by_content:
+            # (empty files are rejected at decoding, each for itself); recorded in the manifest with its hash, so
+            # that the next run rejects it again unread while both clips are unchanged
+            outcome = duplicate_reject(cand.relpath, by_content[ref.content_hash])
+            inv.rejects.append(outcome)
+            inv.settled.append((ref, rid, size, outcome))
+            continue
+        seen[rid.stem] = cand.relpath
+        if ref.content_hash is not None:
+            by_content[ref.content_hash] = cand.relpath
+        inv.clips.append((ref, rid, size))
+    inv.unchanged_listing = bool(prior) and not changed and listed == set(prior)
+    return inv
