@@ -87,10 +87,13 @@ def feature_set(name: str) -> FeatureParams:
     return params
 
 
-def feature_params(name: str = "seed", augment: Sequence[float] | None = ()) -> FeatureParams:
+def feature_params(name: str = "seed", augment: Sequence[float] | None = (), frames: Any = None) -> FeatureParams:
     """The parameters of the feature set ``name`` with the speeds of its augmented copies (``--augment``), from the
-    plain values a flow, a deployment or the Prefect UI's run form gives."""
+    plain values a flow, a deployment or the Prefect UI's run form gives. ``frames`` (a :class:`FrameParams`):
+    the frames a face feature set (``landmarks``) is measured on, every Nth at that size (default: its own)."""
     params = feature_set(name)
+    if isinstance(params, LandmarkParams) and frames is not None:
+        params = LandmarkParams(every=frames.every, size=frames.size)
     if augment:
         if not isinstance(params, ExtendedFeatureParams):
             raise UsageError(f"--augment needs --features extended (the {name} set has no augmented copies)")

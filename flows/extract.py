@@ -93,7 +93,7 @@ def extract_run_name() -> str:
     modality = p.get("modality", "all")
     frames = p.get("frames", FrameParams())
     try:
-        features = feature_params(p.get("features", "seed"), p.get("augment"))
+        features = feature_params(p.get("features", "seed"), p.get("augment"), p.get("frames"))
     except EmotionError:
         features = AudioFeatureParams()  # the run itself reports the problem
     try:
@@ -149,7 +149,7 @@ def extract(
     root; another root is refused unless ``replace_data`` (then the rows of the
     old root's clips are dropped, and counted as removed).
     """
-    fp = feature_params(features, augment)  # the audio feature set's name and copies (plain: deployments, the UI)
+    fp = feature_params(features, augment, frames)  # the audio feature set's name and copies (plain: deployments, the UI)
     store = Store(out)
     with store.writer_lock(f"emotion extract {data}"):
         root = data if "://" in data else os.path.realpath(data)

@@ -60,7 +60,7 @@ def run_pipeline(
     """
     if modality not in ("audio", "video", "all"):
         raise UsageError(f"unknown modality {modality!r}; choose audio, video or all")
-    fp = feature_params(features, augment)  # plain parameters (a deployment, the UI's run form) -> the typed set
+    fp = feature_params(features, augment, frames)  # plain parameters (a deployment, the UI's run form) -> the typed set
     audio_models, video_models, fusion_models = split_models(models)
     # a face feature set (landmarks) feeds the feature models from the video's face crops, not from the voice
     face_set = is_face_set(fp, modality)
@@ -140,7 +140,8 @@ def train_models(
     if audio_models:
         results.append(run(f"train-audio-{'-'.join(audio_models)}", partial(
             train_audio, out, split, audio_models, features.name, search, n_jobs=n_jobs, force=force,
-            speaker_norm=speaker_norm, augment=features.augment_speeds())))
+            speaker_norm=speaker_norm, augment=features.augment_speeds(),
+            frames=features.frame_params() if is_face_set(features) else None)))
     if video_models:
         results.append(run(f"train-video-{'-'.join(video_models)}", partial(
             train_video, out, split, video_models, frames, video_params, force=force)))

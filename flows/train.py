@@ -36,7 +36,7 @@ def _audio_data(out: str, features: FeatureParams) -> tuple[str, tuple[int, ...]
 def train_audio_run_name() -> str:
     """``train-audio-seed-speakernorm-train=1-20,test=21-24-data-1a2b3c4d-9f8e7d``."""
     rid, p = current_run()
-    features = feature_params(p.get("features", "seed"), p.get("augment"))
+    features = feature_params(p.get("features", "seed"), p.get("augment"), p.get("frames"))
     norm = "speakernorm" if p.get("speaker_norm") else None
     version, actors = _audio_data(p["out"], features)
     return name("train-audio", features.name, norm, split_used(p.get("split", DEFAULT_SPLIT), actors), _data(version), rid)
@@ -58,13 +58,15 @@ def train_audio(
     force: bool = False,
     speaker_norm: bool = False,
     augment: tuple[float, ...] = (),
+    frames: FrameParams | None = None,
 ) -> dict[str, Any]:
     """Train every model in ``models`` on ``split``; returns the summary, best first.
 
-    ``features``: the feature set's name; ``augment``: the speeds of its augmented copies (``extended`` only).
+    ``features``: the feature set's name; ``augment``: the speeds of its augmented copies (``extended`` only);
+    ``frames``: the frames a face feature set (``landmarks``) was measured on (default: its own).
     """
     sp = ActorSplit.parse(split)
-    fp = feature_params(features, augment)  # plain parameters (a deployment, the UI's run form) -> the typed set
+    fp = feature_params(features, augment, frames)  # plain parameters (a deployment, the UI's run form) -> the typed set
     for m in models:
         check_features(m, fp.name)  # fail fast on an unknown name or a set the model cannot read
     jobs = n_jobs or default_workers()

@@ -79,4 +79,5 @@ def search_params(args: argparse.Namespace) -> SearchParams:
 
 def feature_params(args: argparse.Namespace) -> Any:
     """The parameters of ``--features``, with ``--augment``'s speeds where given."""
-    return typed_feature_params(args.features, getattr(args, "augment", None))
+    frames = frame_params(args) if getattr(args, "every", None) is not None else None  # landmarks: on these frames
+    return typed_feature_params(args.features, getattr(args, "augment", None), frames)
