@@ -64,9 +64,12 @@ class PlainProgress:
             rate = f", {t.done / elapsed:.1f}{unit}/s" if t.unit in ("clips", "files", "fits") and elapsed > 0 else ""
             return f"{t.task}: {t.done}/{t.total}{unit} done in {_seconds(elapsed)}{rate}{note}"
         pct = 100 * t.done / t.total if t.total else 0.0
-        rate = t.done / elapsed if elapsed > 0 else 0.0
-        left = f", about {_seconds((t.total - t.done) / rate)} left" if rate > 0 else ""
-        return f"{t.task}: {t.done}/{t.total}{unit} ({pct:.0f} %), {rate:.1f}{unit}/s{left}{note}"
+        if t.done < max(2, t.total / 50) or elapsed <= 0:  # too early for a rate worth showing
+            return f"{t.task}: {t.done}/{t.total}{unit} ({pct:.0f} %) after {_seconds(elapsed)}{note}"
+        rate = t.done / elapsed
+        left = f", about {_seconds((t.total - t.done) / rate)} left"
+        speed = f"{rate:.1f}{unit}/s" if rate >= 0.2 else f"{_seconds(1 / rate)} per{unit.rstrip('s')}"
+        return f"{t.task}: {t.done}/{t.total}{unit} ({pct:.0f} %), {speed}{left}{note}"
 
     def __enter__(self) -> PlainProgress:
         return self
