@@ -188,7 +188,7 @@ def cmd_run(args: argparse.Namespace) -> int:
 # The demo's corpus (its budgets: flows.cli.parser.DEMO_DEFAULTS): one take of each line, 1 s clips; mp4s of
 # 15 frames (1 s at 15 fps)
 DEMO_AUDIO: dict[str, Any] = {"repetitions": 1, "duration": 1.0}
-DEMO_VIDEO: dict[str, Any] = {"duration": 1.0, "fps": 15}
+DEMO_VIDEO: dict[str, Any] = {"duration": 1.0, "fps": 15, "modalities": (1,)}  # face and voice: what fusion reads
 
 
 def cmd_demo(args: argparse.Namespace) -> int:

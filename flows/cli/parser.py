@@ -208,7 +208,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("demo", help="synthesize a corpus, then run the whole pipeline on it")
     p.add_argument("--out", default="emotion-demo", help="folder for the corpus and the store (default ./emotion-demo)")
-    p.add_argument("--actors", default="1-8,21-24", help="synthetic actors (default 1-8,21-24)")
+    p.add_argument("--actors", default="1-6,21-22", help="synthetic actors (default 1-6,21-22: six to train, two held out)")
     p.add_argument("--modality", choices=("audio", "video", "all"), default="all",
                    help="audio, video or both (default all)")
     _add_frame_opts(p)
