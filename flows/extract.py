@@ -23,6 +23,7 @@ from emotion.featuresets import FeatureParams, feature_params, is_face_set
 from emotion.store.store import Store
 from emotion.video.frames import FrameParams
 from flows.naming import current_run, frames_label, name, run_tags, tagged
+from tasks import progress as console
 from tasks.artifacts import Progress, progress_key, publish_extract
 from tasks.cluster import ClipCounter, cluster_threads, dask_client, in_flight_limit
 from tasks.extract import commit, inventory, landmark_features, plan, run_chunk, stored_extraction, take_inventory_for_run
@@ -208,6 +209,8 @@ def _extract_steps(data: str, out: str, steps: list[Step], invs: dict[str, Inven
                                          starting=starting) for s in steps if plans[s.modality].todo}
         chunks_of = {m: [i for s, i, _, _ in work if s.modality == m] for m in progress}
         topic = f"emotion-progress-{run_tag}"
+        for m, p in progress.items():
+            console.tick(f"extract {m}", 0, p.total, "clips", starting)
         with dask_client(dask_address, workers, jobs=len(work), clips=total) as client:
             counter = ClipCounter(client, topic)
             try:
@@ -245,14 +248,16 @@ def _extract_steps(data: str, out: str, steps: list[Step], invs: dict[str, Inven
                         counter.finish(i, res.processed + res.unchanged + len(res.rejects) + len(res.no_audio))
                     for m, p in progress.items():
                         p.set(counter.done(chunks_of[m]))
+                        console.tick(f"extract {m}", min(counter.done(chunks_of[m]), p.total), p.total, "clips")
                     if fut is not None:
                         log.info("extracted %d/%d clips (%d chunks in flight)", counter.done(), total, len(in_flight))
                 for summary in summaries.values():
                     summary.max_in_flight, summary.cluster_threads = peak, threads
             finally:
                 counter.close()
-        for p in progress.values():
+        for m, p in progress.items():
             p.set(p.total, force=True)
+            console.tick(f"extract {m}", p.total, p.total, "clips")
     for s in steps:
         summary = summaries[s.modality]
         dups = duplicate_recordings(invs[s.modality], hashes[s.modality], (r["path"] for r in summary.rejects))

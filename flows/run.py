@@ -19,6 +19,7 @@ from emotion.video.frames import FrameParams
 from flows.extract import extract
 from flows.naming import current_run, frames_label, name, run_tags, split_label, tagged
 from flows.train import frames_for, train_audio, train_fusion, train_video
+from tasks.cluster import shared_cluster
 from tasks.pipeline import pipeline_step
 
 
@@ -90,17 +91,18 @@ def _pipeline(data: str, out: str, split: str, features: FeatureParams, search: 
     face_set = is_face_set(features)
     extracted: dict[str, dict[str, Any]] = {}
     ex = {"full": full, "dask_address": dask_address, "workers": workers}
-    if audio_models or fusion_models:
-        kind = "video" if face_set else "audio"
-        step = partial(extract, data, out, kind, features.name, augment=features.augment_speeds(), **ex)
-        got = pipeline_step(f"extract-{kind}-{features.name}", step)
-        extracted.update({(features.name if face_set else m): s.to_dict() for m, s in got.items()})
     frame_sets = list(dict.fromkeys(frames_for(m, frames) for m in (*video_models, *fusion_models)))
-    for fp in frame_sets:
-        audio = features if not face_set else AudioFeatureParams()
-        step = partial(extract, data, out, "video", audio.name, fp, augment=audio.augment_speeds(), **ex)
-        s = pipeline_step(f"extract-video-{frames_label(fp)}", step)["video"].to_dict()
-        extracted["video" if fp == frame_sets[0] else f"video ({fp.key})"] = s
+    with shared_cluster(dask_address, workers):  # one local Dask cluster for all the extractions
+        if audio_models or fusion_models:
+            kind = "video" if face_set else "audio"
+            step = partial(extract, data, out, kind, features.name, augment=features.augment_speeds(), **ex)
+            got = pipeline_step(f"extract-{kind}-{features.name}", step)
+            extracted.update({(features.name if face_set else m): s.to_dict() for m, s in got.items()})
+        for fp in frame_sets:
+            audio = features if not face_set else AudioFeatureParams()
+            step = partial(extract, data, out, "video", audio.name, fp, augment=audio.augment_speeds(), **ex)
+            s = pipeline_step(f"extract-video-{frames_label(fp)}", step)["video"].to_dict()
+            extracted["video" if fp == frame_sets[0] else f"video ({fp.key})"] = s
     feature_key = features.name if face_set else "audio"
     has_audio = feature_key in extracted and _found(extracted[feature_key])
     has_video = any(_found(s) for k, s in extracted.items() if k.startswith("video"))

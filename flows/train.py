@@ -16,6 +16,7 @@ from emotion.store.catalog import rank_rows
 from emotion.training.video import build_model
 from emotion.video.frames import FrameParams
 from flows.naming import current_run, frames_label, name, run_tags, split_label, split_used, tagged
+from tasks import progress as console
 from tasks.artifacts import Progress, progress_key, publish_metrics
 from tasks.cluster import default_workers
 from tasks.extract import stored_extraction
@@ -175,5 +176,10 @@ def train_fusion(
     labels = run_tags(modality="fusion", features=fp.name, split=split, data_version=version, actors=actors)
     with tagged([*labels, f"frames:{frames_label(face)}"]):
         progress = _progress("fusion", models, split)
-        results = [train_fusion_model(out, m, sp, fp, face, force, progress) for m in models]
+        results = []
+        for i, m in enumerate(models):
+            console.tick("fuse voice and face", i, len(models), "models",
+                         f"{m}{' (FER2013 embedding of every face first)' if i == 0 else ''}")
+            results.append(train_fusion_model(out, m, sp, fp, face, force, progress))
+        console.tick("fuse voice and face", len(models), len(models), "models")
         return _finish(out, sp, results, "fusion")

@@ -66,6 +66,18 @@ def dask_client(address: str | None = None, workers: int | None = None, jobs: in
     if workers is not None and workers < 1:
         raise UsageError("--workers must be at least 1")
     n = min(workers or default_workers(), max(jobs or 1_000_000, 1))
+    shared = _SHARED[-1] if _SHARED else None
+    if shared is not None and (jobs or 2) > 1 and (clips is None or clips > SMALL_WORK):  # one cluster for a pipeline
+        if shared.cluster is None:
+            shared.cluster = LocalCluster(n_workers=min(workers or default_workers(), shared.workers or 1_000_000),
+                                          threads_per_worker=1, processes=True, host="127.0.0.1",
+                                          dashboard_address=None, silence_logs=40)
+        client = Client(shared.cluster)
+        try:
+            yield client
+        finally:
+            client.close()
+        return
     if (jobs or 2) > 1 and (clips is None or clips > SMALL_WORK):
         cluster = LocalCluster(n_workers=n, threads_per_worker=1, processes=True, host="127.0.0.1",
                                dashboard_address=None, silence_logs=40)
@@ -78,6 +90,35 @@ def dask_client(address: str | None = None, workers: int | None = None, jobs: in
     finally:
         client.close()
         cluster.close()
+
+
+class _Shared:
+    def __init__(self, workers: int | None) -> None:
+        self.workers = workers
+        self.cluster: LocalCluster | None = None
+
+
+_SHARED: list[_Shared] = []
+
+
+@contextmanager
+def shared_cluster(address: str | None = None, workers: int | None = None) -> Iterator[None]:
+    """Inside the block, every :func:`dask_client` without an address that needs worker processes uses one local
+    cluster (started on first use, closed at the end), not a cluster of its own: the pipeline's audio and video
+    extractions share its start-up. With ``address`` (an existing cluster) nothing changes."""
+    if address:
+        yield
+        return
+    if workers is not None and workers < 1:
+        raise UsageError("--workers must be at least 1")
+    shared = _Shared(workers)
+    _SHARED.append(shared)
+    try:
+        yield
+    finally:
+        _SHARED.remove(shared)
+        if shared.cluster is not None:
+            shared.cluster.close()
 
 
 def extract_chunk_reporting(step: Step, clips: list[ClipRef], data: str, out: str, run_tag: str, topic: str,

@@ -19,6 +19,7 @@ from emotion.reporting.report_html import write_reports
 from emotion.store import catalog
 from emotion.store.store import Store
 from emotion.training.loso import loso, loso_data
+from tasks import progress as console
 
 
 def loso_dir(store: Store, split: ActorSplit) -> str:
@@ -52,8 +53,17 @@ def loso_model(out: str, model: str, split: ActorSplit, features: FeatureParams,
     fixed, source = (None, None)
     if mode == "fixed":
         fixed, source = _stored_estimator(store, params_from or split, model, features, speaker_norm)
-    r = loso(model_spec(model), data, search, mode=mode, fixed=fixed, n_jobs=n_jobs,
-             progress=lambda a, acc: log.info("%s: actor %02d held out: accuracy %.3f", model, a, acc))
+    actors = sorted(set(int(a) for a in data.groups))
+    done: list[int] = []
+
+    def actor_done(a: int, acc: float) -> None:
+        done.append(a)
+        log.info("%s: actor %02d held out: accuracy %.3f", model, a, acc)
+        console.tick(f"{model} LOSO", len(done), len(actors), "actors", f"actor {a:02d} held out: accuracy {acc:.3f}")
+
+    console.tick(f"{model} LOSO", 0, len(actors), "actors")
+    r = loso(model_spec(model), data, search, mode=mode, fixed=fixed, n_jobs=n_jobs, progress=actor_done,
+             fits=console.sink())
     r.update({"features": features.name, "feature_hash": features.hash(), "speaker_norm": speaker_norm,
               "augment": list(features.augment_speeds()),
               "split": str(split), "actors": sorted(int(a) for a in set(data.groups)), "params_from": source})

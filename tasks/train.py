@@ -38,6 +38,7 @@ from emotion.training.video import (
     video_run_version,
 )
 from emotion.video.frames import FrameParams
+from tasks import progress as console
 from tasks.artifacts import Progress
 
 STEPS_PER_MODEL = 3  # data read and split, search done, fitted, evaluated and written
@@ -70,7 +71,7 @@ def train_model(
         _advance(progress)
         log.info("%s: tuning on %d clips of %d actors", model, len(data.y_train), len(set(data.groups)))
         out = train_and_evaluate(model_spec(model), data, split, search, features.to_dict(), features.hash(), n_jobs,
-                                 on_stage=lambda _: _advance(progress))
+                                 on_stage=lambda _: _advance(progress), progress=console.sink())
         stamp_run(out, store.data_origin())  # synthetic or recorded training data, from store.json
         log.info("%s: test accuracy %.3f (grouped CV %.3f)", model, out.metrics["accuracy"], out.metrics["cv_accuracy"])
         return out
@@ -153,7 +154,7 @@ def train_video_model(
         with pinned_frames(store, frames, split, seed=est.seed) as pinned:  # its version: that of the frames copied
             log.info("%s: fitting on %d frames of %d clips (actors %s), validating on actors %s", model,
                      pinned.fit.n_frames, pinned.fit.n_clips, list(pinned.fit_actors), list(pinned.val_actors))
-            out = train_and_evaluate_video(est, pinned, split, frames)
+            out = train_and_evaluate_video(est, pinned, split, frames, progress=console.sink())
         stamp_run(out, store.data_origin())  # synthetic or recorded training data, from store.json
         _advance(progress)
         log.info("%s: per-clip test accuracy %.3f (frames %.3f)", model, out.metrics["accuracy"],

@@ -16,6 +16,7 @@ import numpy as np
 import soundfile as sf
 
 from emotion.core.ids import Emotion, Modality, RavdessId, VocalChannel
+from emotion.core.progress import ProgressFn, report
 
 # per emotion (neutral ... surprised)
 _F0 = np.array([1.00, 0.93, 1.22, 0.86, 1.30, 1.42, 0.97, 1.55])
@@ -108,9 +109,9 @@ def synth_clip(rid: RavdessId, params: SynthParams) -> tuple[np.ndarray, int]:
     return out, sr
 
 
-def write_corpus(root: str | Path, params: SynthParams = SynthParams()) -> list[Path]:
+def write_corpus(root: str | Path, params: SynthParams = SynthParams(), progress: ProgressFn | None = None) -> list[Path]:
     """Write ``Actor_XX/<id>.wav|.flac`` files under ``root``, and the synthetic-corpus marker
-    (:func:`emotion.core.provenance.mark_synthetic`) at its top; returns the clips' paths."""
+    (:func:`emotion.core.provenance.mark_synthetic`) at its top; returns the clips' paths (``progress``: clip by clip)."""
     from dataclasses import asdict
 
     from emotion.core.provenance import mark_synthetic
@@ -118,11 +119,13 @@ def write_corpus(root: str | Path, params: SynthParams = SynthParams()) -> list[
     root = Path(root)
     mark_synthetic(root, "emotion.synth.write_corpus", asdict(params))
     paths = []
-    for rid in all_ids(params):
+    ids = all_ids(params)
+    for rid in ids:
         y, sr = synth_clip(rid, params)
         ext = "flac" if rid.actor % 2 else "wav"
         path = root / f"Actor_{rid.actor:02d}" / f"{rid.stem}.{ext}"
         path.parent.mkdir(parents=True, exist_ok=True)
         sf.write(path, y, sr, subtype="PCM_16")
         paths.append(path)
+        report(progress, "synth audio", len(paths), len(ids), "clips")
     return paths

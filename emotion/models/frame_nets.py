@@ -30,6 +30,7 @@ from sklearn.base import BaseEstimator, ClassifierMixin
 
 from emotion.core.errors import ModelIntegrityError, UsageError
 from emotion.core.ids import EMOTION_LABELS
+from emotion.core.progress import ProgressFn, report
 from emotion.video.frameset import FrameSet
 
 log = logging.getLogger("emotion.models.frame_nets")
@@ -60,14 +61,21 @@ def _keras() -> Any:
     return keras
 
 
-def _epoch_logger(name: str) -> Any:
-    """A Keras callback that logs one line per epoch."""
+def _epoch_logger(name: str, epochs: int = 0, progress: ProgressFn | None = None) -> Any:
+    """A Keras callback that logs one line per epoch, and tells ``progress`` (epoch of ``epochs``, loss, accuracy)."""
 
     def on_epoch_end(epoch: int, logs: dict[str, float] | None = None) -> None:
         parts = " ".join(f"{k} {v:.3f}" for k, v in sorted((logs or {}).items()) if k != "learning_rate")
         log.info("%s epoch %d: %s", name, epoch + 1, parts)
+        report(progress, name, epoch + 1, epochs, "epochs", epoch_note(logs or {}))
 
     return _keras().callbacks.LambdaCallback(on_epoch_end=on_epoch_end)
+
+
+def epoch_note(logs: dict[str, float]) -> str:
+    """``loss 0.512 acc 0.834 val_loss 0.601 val_acc 0.790`` from Keras' epoch logs."""
+    names = (("loss", "loss"), ("accuracy", "acc"), ("val_loss", "val_loss"), ("val_accuracy", "val_acc"))
+    return " ".join(f"{short} {float(logs[k]):.3f}" for k, short in names if k in logs)
 
 
 class KerasFrameClassifier(ClassifierMixin, BaseEstimator):
@@ -99,11 +107,16 @@ class KerasFrameClassifier(ClassifierMixin, BaseEstimator):
     # -- shared machinery ------------------------------------------------------
     def _fit_phase(self, train: Any, val: Any, epochs: int, phase: str) -> dict[str, list[float]]:
         keras = _keras()
-        callbacks = [_epoch_logger(f"{self.name} {phase}")]
+        callbacks = [_epoch_logger(f"{self.name} {phase}", epochs, getattr(self, "_progress", None))]
         if val is not None and self.patience > 0:
             callbacks.append(keras.callbacks.EarlyStopping(monitor="val_loss", patience=self.patience,
                                                            restore_best_weights=True))
         h = self.model_.fit(train, validation_data=val, epochs=epochs, verbose=0, callbacks=callbacks, shuffle=False)
+        ran = len(h.history.get("loss", []))
+        if 0 < ran < epochs:  # early stopping: the phase is over before its last epoch
+            last = {k: v[-1] for k, v in h.history.items() if v}
+            report(getattr(self, "_progress", None), f"{self.name} {phase}", ran, ran, "epochs",
+                   f"{epoch_note(last)} (stopped early)")
         return {k: [float(v) for v in vals] for k, vals in h.history.items()}
 
     def _dataset(self, X: FrameSet | np.ndarray, y: np.ndarray | None, training: bool) -> Any:
@@ -130,6 +143,7 @@ class KerasFrameClassifier(ClassifierMixin, BaseEstimator):
         # augmentation works at the network's input size; frames passed to predict are resized by the network
         size = self.input_size
 
+        @tf.autograph.experimental.do_not_convert  # plain TensorFlow calls: nothing to convert (and no warning)
         def resize(img: Any, lab: Any) -> Any:
             return tf.cast(tf.round(tf.image.resize(img, (size, size), method="area")), tf.uint8), lab
 
@@ -145,6 +159,7 @@ class KerasFrameClassifier(ClassifierMixin, BaseEstimator):
 
         seed = self.seed
 
+        @tf.autograph.experimental.do_not_convert
         def aug(img: Any, lab: Any) -> Any:
             x = tf.image.random_flip_left_right(img, seed=seed)
             shape = tf.shape(x)
@@ -157,15 +172,23 @@ class KerasFrameClassifier(ClassifierMixin, BaseEstimator):
         return aug
 
     def fit(self, X: FrameSet | np.ndarray, y: np.ndarray | None = None,
-            validation: tuple[FrameSet | np.ndarray, np.ndarray | None] | None = None) -> KerasFrameClassifier:
-        """Train on ``X`` (a FrameSet, or uint8 frames [n, h, w] with labels ``y`` 0-7)."""
+            validation: tuple[FrameSet | np.ndarray, np.ndarray | None] | None = None,
+            progress: ProgressFn | None = None) -> KerasFrameClassifier:
+        """Train on ``X`` (a FrameSet, or uint8 frames [n, h, w] with labels ``y`` 0-7).
+
+        ``progress`` is told of every epoch (with its loss and accuracy) of each training phase.
+        """
+        self._progress = progress  # not a parameter: it changes nothing in the model
         keras = _keras()
         keras.utils.set_random_seed(self.seed)
         self.classes_ = np.arange(N_CLASSES)
         self.model_ = self._build()
         train = self._dataset(X, y, training=True)
         val = self._dataset(validation[0], validation[1], training=False) if validation is not None else None
-        self.history_ = self._train(train, val)
+        try:
+            self.history_ = self._train(train, val)
+        finally:
+            self._progress = None
         return self
 
     def predict_proba(self, X: np.ndarray) -> np.ndarray:

@@ -20,10 +20,12 @@ from typing import Any
 
 import numpy as np
 from sklearn.base import BaseEstimator, clone
-from sklearn.model_selection import GridSearchCV, GroupKFold, RandomizedSearchCV
+from sklearn.model_selection import GroupKFold, ParameterGrid, ParameterSampler
+from sklearn.utils.parallel import Parallel, delayed
 
 from emotion.audio.augment import copies_of
 from emotion.core.errors import UsageError
+from emotion.core.progress import ProgressFn, report
 
 
 @dataclass(frozen=True)
@@ -89,9 +91,13 @@ class TuneResult:
 
 
 def tune(
-    spec: ModelSpec, X: np.ndarray, y: np.ndarray, groups: np.ndarray, params: SearchParams, n_jobs: int = 1
+    spec: ModelSpec, X: np.ndarray, y: np.ndarray, groups: np.ndarray, params: SearchParams, n_jobs: int = 1,
+    progress: ProgressFn | None = None,
 ) -> TuneResult:
-    """Randomized search (then grid refinement) with actor-grouped CV; refits the best on all of ``X``."""
+    """Randomized search (then grid refinement) with actor-grouped CV; refits the best on all of ``X``.
+
+    ``progress`` is told of every fit (candidate and fold) as it finishes.
+    """
     n_groups = len(np.unique(groups))
     if n_groups < params.cv_folds:
         raise UsageError(f"grouped CV needs at least {params.cv_folds} training actors, got {n_groups}")
@@ -102,19 +108,16 @@ def tune(
     stages: list[dict[str, Any]] = []
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", category=UserWarning)
-        search: RandomizedSearchCV | GridSearchCV = RandomizedSearchCV(
-            spec.build(params.seed), spec.space, n_iter=params.n_iter, cv=cv, scoring="accuracy",
-            random_state=params.seed, n_jobs=n_jobs, refit=False, error_score="raise",
-        )
-        search.fit(X, y, groups=groups)
+        candidates = list(ParameterSampler(spec.space, params.n_iter, random_state=params.seed))
+        search = grid_search(spec.build(params.seed), candidates, X, y, groups, cv, n_jobs,
+                             _search_progress(progress, spec.name, "search"))
         stages.append(_stage("randomized", search))
         if spec.name == "svc":
             stages[-1]["best_by_kernel"] = _best_by(search, "param_clf__estimator__kernel")
         if params.refine and spec.refine is not None:
             grid = spec.refine({k: _plain(v) for k, v in search.best_params_.items()})
-            refined = GridSearchCV(spec.build(params.seed), grid, cv=cv, scoring="accuracy", n_jobs=n_jobs,
-                                   refit=False, error_score="raise")
-            refined.fit(X, y, groups=groups)
+            refined = grid_search(spec.build(params.seed), list(ParameterGrid(grid)), X, y, groups, cv, n_jobs,
+                                  _search_progress(progress, spec.name, "refine"))
             stages.append(_stage("grid", refined))
             if refined.best_score_ >= search.best_score_:
                 search = refined
@@ -125,6 +128,73 @@ def tune(
     final = clone(spec.build(params.seed)).set_params(**best, **spec.finalize)
     final.fit(X, y)
     return TuneResult(final, best, cv_acc, cv_std, stages, time.perf_counter() - t0)
+
+
+@dataclass
+class SearchResult:
+    """What :func:`grid_search` found, under the names of scikit-learn's search objects."""
+
+    cv_results_: dict[str, Any]
+    best_index_: int
+    best_params_: dict[str, Any]
+    best_score_: float
+
+
+FitProgress = Callable[[int, int, int, float], None]  # fits done, fits in all, folds, best mean score so far
+
+
+def _search_progress(progress: ProgressFn | None, model: str, stage: str) -> FitProgress | None:
+    if progress is None:
+        return None
+
+    def tell(done: int, total: int, folds: int, best: float) -> None:
+        note = f"{total // folds} candidates x {folds} folds" + (f", best CV {best:.3f}" if best == best else "")
+        report(progress, f"{model} {stage}", done, total, "fits", note)
+
+    return tell
+
+
+def _fit_and_score(est: BaseEstimator, params: dict[str, Any], X: np.ndarray, y: np.ndarray, train: np.ndarray,
+                   test: np.ndarray) -> float:
+    est = clone(est).set_params(**params)
+    est.fit(X[train], y[train])
+    return float(np.mean(np.asarray(est.predict(X[test])) == y[test]))
+
+
+def grid_search(est: BaseEstimator, candidates: list[dict[str, Any]], X: np.ndarray, y: np.ndarray, groups: np.ndarray,
+                cv: GroupKFold, n_jobs: int = 1, progress: FitProgress | None = None) -> SearchResult:
+    """Accuracy of every candidate in every fold of ``cv`` (grouped by ``groups``), fits in ``n_jobs`` processes.
+
+    The same fits, scores and choice as scikit-learn's ``RandomizedSearchCV`` / ``GridSearchCV`` with
+    ``scoring="accuracy"`` and ``refit=False`` (the best candidate is the first of the highest mean), but
+    ``progress`` hears of each fit as it finishes, in this process.
+    """
+    splits = list(cv.split(X, y, groups))
+    jobs = [(c, f) for c in range(len(candidates)) for f in range(len(splits))]
+    scores = np.full((len(candidates), len(splits)), np.nan)
+    done = 0
+    if progress is not None:
+        progress(0, len(jobs), len(splits), float("nan"))
+    parallel = Parallel(n_jobs=n_jobs, return_as="generator_unordered")
+    results = parallel(delayed(_indexed)(c, f, est, candidates[c], X, y, *splits[f]) for c, f in jobs)
+    for c, f, score in results:
+        scores[c, f] = score
+        done += 1
+        if progress is not None:
+            complete = ~np.isnan(scores).any(axis=1)
+            best = float(scores[complete].mean(axis=1).max()) if complete.any() else float("nan")
+            progress(done, len(jobs), len(splits), best)
+    means, stds = scores.mean(axis=1), scores.std(axis=1)
+    best_index = int(np.argmax(means))
+    results_table: dict[str, Any] = {"params": candidates, "mean_test_score": means, "std_test_score": stds}
+    for name in {k for c in candidates for k in c}:
+        results_table[f"param_{name}"] = [c.get(name) for c in candidates]
+    return SearchResult(results_table, best_index, candidates[best_index], float(means[best_index]))
+
+
+def _indexed(c: int, f: int, est: BaseEstimator, params: dict[str, Any], X: np.ndarray, y: np.ndarray,
+             train: np.ndarray, test: np.ndarray) -> tuple[int, int, float]:
+    return c, f, _fit_and_score(est, params, X, y, train, test)
 
 
 def _stage(kind: str, search: Any) -> dict[str, Any]:

@@ -5,17 +5,20 @@ from __future__ import annotations
 import hashlib
 
 from emotion.core.errors import EmotionError, RejectedInput
+from emotion.core.progress import ProgressFn, report
 from emotion.predict.combine import predict_file, read_file
 from emotion.predict.outcome import Prediction
 from emotion.predict.runs import Predictors
 from emotion.store.sources import VIDEO_EXTENSIONS, extension
 
 
-def predict_files(paths: list[str], predictors: Predictors, *, same_speaker: bool = False) -> list[Prediction | tuple[str, str]]:
+def predict_files(paths: list[str], predictors: Predictors, *, same_speaker: bool = False,
+                  progress: ProgressFn | None = None) -> list[Prediction | tuple[str, str]]:
     """Every file's prediction, or ``(file, error)`` for a file that cannot be used; the others go on.
 
     ``same_speaker``: the files are clips of one speaker, so a
     speaker-normalised audio model standardises them by their own statistics.
+    ``progress`` hears of every file done.
     """
     speaker = None
     if same_speaker and predictors.audio is not None:
@@ -33,11 +36,12 @@ def predict_files(paths: list[str], predictors: Predictors, *, same_speaker: boo
                 continue
         speaker = predictors.audio.speaker_group(rows)  # an argument of each prediction: the model is unchanged
     out: list[Prediction | tuple[str, str]] = []
-    for p in paths:
+    for i, p in enumerate(paths):
         try:
             out.append(predict_file(p, predictors, speaker))
         except RejectedInput as exc:
             out.append((p, exc.reason))
         except EmotionError as exc:
             out.append((p, " ".join(str(exc).split())))
+        report(progress, "predict", i + 1, len(paths), "files")
     return out

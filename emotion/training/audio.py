@@ -22,6 +22,7 @@ from emotion.audio.normalize import Stats, speaker_standardize
 from emotion.core.errors import StoreError
 from emotion.core.ids import EMOTION_LABELS
 from emotion.core.params import stable_hash
+from emotion.core.progress import ProgressFn
 from emotion.core.splits import ActorSplit
 from emotion.models.persist import SavedModel, dump_model
 from emotion.models.tuning import ModelSpec, SearchParams, predict_copies, predict_scores, tune
@@ -223,12 +224,14 @@ def train_and_evaluate(
     feature_hash: str,
     n_jobs: int = 1,
     on_stage: Callable[[str], None] | None = None,
+    progress: ProgressFn | None = None,
 ) -> RunOutput:
     """Tune ``spec`` by grouped CV on the training actors, fit it and evaluate it on the test actors.
 
-    ``on_stage`` is told when the search is done ("tuned"), so a caller can show progress.
+    ``on_stage`` is told when the search is done ("tuned"), ``progress`` of every fit of the search, so a
+    caller can show progress.
     """
-    result = tune(spec, data.X_train, data.y_train, data.groups, search, n_jobs=n_jobs)
+    result = tune(spec, data.X_train, data.y_train, data.groups, search, n_jobs=n_jobs, progress=progress)
     if on_stage is not None:
         on_stage("tuned")
     est = result.estimator

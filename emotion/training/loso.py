@@ -29,6 +29,7 @@ from emotion.audio.augment import copies_of, stack_copies
 from emotion.audio.normalize import speaker_standardize
 from emotion.core.errors import StoreError, UsageError
 from emotion.core.params import stable_hash
+from emotion.core.progress import ProgressFn
 from emotion.core.splits import ActorSplit
 from emotion.models.tuning import ModelSpec, SearchParams, tune
 from emotion.training.audio import one_row_per_recording, scores_and_labels
@@ -80,8 +81,12 @@ def loso(
     fixed: BaseEstimator | None = None,
     n_jobs: int = 1,
     progress: Callable[[int, float], None] | None = None,
+    fits: ProgressFn | None = None,
 ) -> dict[str, Any]:
-    """Per-actor accuracy of ``spec`` trained on the other actors; mean, std, min, max over actors."""
+    """Per-actor accuracy of ``spec`` trained on the other actors; mean, std, min, max over actors.
+
+    ``progress`` hears of each actor done (actor, accuracy), ``fits`` of every fit of the nested searches.
+    """
     if mode not in MODES:
         raise UsageError(f"unknown LOSO mode {mode!r}; choose from {', '.join(MODES)}")
     if mode == "fixed" and fixed is None:
@@ -96,7 +101,7 @@ def loso(
             warnings.simplefilter("ignore", category=UserWarning)
             if mode == "nested":  # tuned on the clips themselves (the first copy), as a training run is
                 plain = X_aug[: int(tr.sum())]
-                est = tune(spec, plain, data.y[tr], data.groups[tr], search, n_jobs=n_jobs).estimator
+                est = tune(spec, plain, data.y[tr], data.groups[tr], search, n_jobs=n_jobs, progress=fits).estimator
                 est = clone(est).fit(X_aug, y_aug) if k > 1 else est
             else:
                 est = clone(fixed).fit(X_aug, y_aug)

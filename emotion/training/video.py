@@ -28,6 +28,7 @@ import pandas as pd
 from emotion.core.errors import StoreError, UsageError
 from emotion.core.ids import EMOTION_LABELS
 from emotion.core.params import stable_hash
+from emotion.core.progress import ProgressFn
 from emotion.core.splits import ActorSplit
 from emotion.models.frame_nets import NN_MODELS, KerasFrameClassifier, curves_png
 from emotion.models.persist import dump_model
@@ -148,11 +149,14 @@ def frame_timeline(meta: pd.DataFrame, proba: np.ndarray) -> pd.DataFrame:
 
 def train_and_evaluate_video(
     est: KerasFrameClassifier, data: VideoSplit, split: ActorSplit, frames: FrameParams,
+    progress: ProgressFn | None = None,
 ) -> RunOutput:
+    """Fit ``est`` on the fit actors' frames (``progress`` hears of every epoch), score the test clips."""
     t0 = time.perf_counter()
     if data.fit.n_frames == 0:
         raise StoreError(f"no usable training frames for {split} (no faces found?)")
-    est.fit(data.fit, validation=(data.val, None) if data.val is not None and data.val.n_frames else None)
+    est.fit(data.fit, validation=(data.val, None) if data.val is not None and data.val.n_frames else None,
+            progress=progress)
     fit_seconds = time.perf_counter() - t0
     meta, proba = predict_frameset(est, data.test)
     clip_paths, clip_proba = aggregate_clips(meta["path"].to_numpy(), proba)

@@ -22,6 +22,9 @@ from __future__ import annotations
 
 import importlib.util
 import math
+import os
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
@@ -67,9 +70,28 @@ def _interpreter(path: Path) -> Any:
         import tensorflow as tf
 
         Interpreter = tf.lite.Interpreter  # noqa: N806
-    it = Interpreter(model_path=str(path), num_threads=1)
-    it.allocate_tensors()
+    with _native_stderr_silenced():  # LiteRT's C++ prints "INFO: Created TensorFlow Lite XNNPACK delegate for CPU."
+        it = Interpreter(model_path=str(path), num_threads=1)
+        it.allocate_tensors()
     return it
+
+
+@contextmanager
+def _native_stderr_silenced() -> Iterator[None]:
+    """File descriptor 2 goes to /dev/null inside the block (native libraries' notices; Python errors still raise)."""
+    try:
+        saved = os.dup(2)
+    except OSError:  # no stderr at all
+        yield
+        return
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    try:
+        os.dup2(devnull, 2)
+        yield
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
+        os.close(devnull)
 
 
 def _anchors() -> np.ndarray:

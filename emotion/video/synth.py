@@ -19,6 +19,7 @@ import numpy as np
 
 from emotion.audio.synth import DEFAULT_ACTORS, FACE_PAIRS, SynthParams, synth_clip
 from emotion.core.ids import Emotion, Modality, RavdessId, VocalChannel
+from emotion.core.progress import ProgressFn, report
 
 # per emotion: brow tilt (+ inner ends raised), brow height, eye openness, mouth curve (+ smile), mouth opening
 _BROW_TILT = np.array([0.0, 0.0, 0.1, 0.5, -0.7, 0.6, -0.4, 0.2])
@@ -148,9 +149,10 @@ def _write_one(job: tuple[Path, RavdessId, VideoSynthParams]) -> Path:
 
 
 def write_video_corpus(root: str | Path, params: VideoSynthParams = VideoSynthParams(),
-                       workers: int | None = None) -> list[Path]:
+                       workers: int | None = None, progress: ProgressFn | None = None) -> list[Path]:
     """Write every clip of ``params`` under ``root/Actor_NN/``, in ``workers`` processes (default: one per core),
-    and the synthetic-corpus marker (:func:`emotion.core.provenance.mark_synthetic`) at its top."""
+    and the synthetic-corpus marker (:func:`emotion.core.provenance.mark_synthetic`) at its top; ``progress`` hears
+    of every clip written."""
     from dataclasses import asdict
 
     from emotion.core.provenance import mark_synthetic
@@ -159,9 +161,17 @@ def write_video_corpus(root: str | Path, params: VideoSynthParams = VideoSynthPa
     mark_synthetic(root, "emotion.synth_video.write_video_corpus", asdict(params))
     jobs = [(root / f"Actor_{rid.actor:02d}" / f"{rid.stem}.mp4", rid, params) for rid in video_ids(params)]
     n = max(1, min(workers or os.cpu_count() or 1, len(jobs)))
+    out: list[Path] = []
+    report(progress, "synth video", 0, len(jobs), "clips")
     if n == 1:
-        return [_write_one(j) for j in jobs]
+        for j in jobs:
+            out.append(_write_one(j))
+            report(progress, "synth video", len(out), len(jobs), "clips")
+        return out
     import multiprocessing as mp
 
     with mp.get_context("spawn").Pool(n) as pool:
-        return list(pool.imap(_write_one, jobs, chunksize=8))
+        for p in pool.imap(_write_one, jobs, chunksize=4):
+            out.append(p)
+            report(progress, "synth video", len(out), len(jobs), "clips")
+    return out

@@ -13,9 +13,11 @@ command line is understood), :mod:`flows.cli.render` (what is printed).
 
 from __future__ import annotations
 
+import contextlib
 import importlib
 import os
 import sys
+from collections.abc import Iterator
 
 # Quiet defaults, set before Prefect, Dask or TensorFlow are imported.
 for _k, _v in {
@@ -36,13 +38,30 @@ from flows.cli.parser import build_parser, check_numbers  # noqa: E402
 COMMAND_MODULES = {"server": "flows.cli.server", "deploy": "flows.cli.server"}
 
 
+@contextlib.contextmanager
+def _progress_display(args: object) -> Iterator[None]:
+    """Progress of the long stages on stderr: redrawn in place on a terminal, a few plain lines otherwise."""
+    from flows.console import display
+    from tasks import progress
+
+    shown = display(getattr(args, "command", "") not in ("server", "deploy"))
+    if shown is None:
+        yield
+        return
+    with shown, progress.use(shown):
+        yield
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     try:
         check_numbers(args)
         module = importlib.import_module(COMMAND_MODULES.get(args.command, "flows.cli.commands"))
-        return int(getattr(module, f"cmd_{args.command}")(args))
+        if hasattr(module, "VERBOSE"):
+            module.VERBOSE[0] = bool(getattr(args, "verbose", False))
+        with _progress_display(args):
+            return int(getattr(module, f"cmd_{args.command}")(args))
     except UsageError as exc:
         print(f"emotion: error: {exc}", file=sys.stderr)
         return 2

@@ -72,6 +72,9 @@ def check_prefect_api() -> None:
         ) from None
 
 
+VERBOSE = [False]  # --verbose (set by main): Prefect's INFO lines of flow and task runs on the console too
+
+
 def flows_module(only: str | None = None) -> Any:
     """The flows (and so Prefect), imported on first use: synth needs neither. ``only``: just that flow module
     (``extract`` spares the start-up of a small rerun the model and training imports)."""
@@ -88,7 +91,12 @@ def flows_module(only: str | None = None) -> Any:
             handler.addFilter(_DomainErrorsWithoutTraceback())
         if isinstance(handler, PrefectConsoleHandler):
             # main() may run many times in one process (tests, notebooks): log to the stderr of this call
-            handler.console.file = sys.stderr
+            # (the real one, when a progress display has put a proxy of it in its place)
+            handler.console.file = getattr(sys.stderr, "rich_proxied_file", sys.stderr)
+            # the console shows warnings and errors only, unless --verbose: the Prefect API still gets every line
+            handler.setLevel(logging.NOTSET if VERBOSE[0] else logging.WARNING)
+    # Dask's own notices (e.g. a worker killed at shutdown after its work was done) likewise
+    logging.getLogger("distributed").setLevel(logging.INFO if VERBOSE[0] else logging.ERROR)
     return importlib.import_module("flows")
 
 
@@ -177,20 +185,29 @@ def cmd_run(args: argparse.Namespace) -> int:
     return _strict_exit(args, r["extract"])
 
 
+# The demo's corpus (its budgets: flows.cli.parser.DEMO_DEFAULTS): one take of each line, 1 s clips; mp4s of
+# 15 frames (1 s at 15 fps)
+DEMO_AUDIO: dict[str, Any] = {"repetitions": 1, "duration": 1.0}
+DEMO_VIDEO: dict[str, Any] = {"duration": 1.0, "fps": 15, "modalities": (1,)}  # face and voice: what fusion reads
+
+
 def cmd_demo(args: argparse.Namespace) -> int:
     out = Path(out_dir(args.out))
     data = out / "data"
-    params = SynthParams(actors=parse_actors(args.actors))
+    from tasks import progress
+
+    params = SynthParams(actors=parse_actors(args.actors), **DEMO_AUDIO)
     t0 = time.perf_counter()
     if not args.json:
         what = {"audio": "audio", "video": "video", "all": "audio and video"}[args.modality]
         print(f"demo: writing a synthetic {what} corpus ({len(params.actors)} actors) to {data}", flush=True)
     if args.modality in ("audio", "all"):
-        write_corpus(data, params)
+        write_corpus(data, params, progress=progress.sink())
     if args.modality in ("video", "all"):
         from emotion.video.synth import VideoSynthParams, write_video_corpus
 
-        write_video_corpus(data, VideoSynthParams(actors=params.actors), workers=args.workers)
+        write_video_corpus(data, VideoSynthParams(actors=params.actors, **DEMO_VIDEO), workers=args.workers,
+                           progress=progress.sink())
     r = _run(args, str(data), str(out / "store"))
     if args.modality in ("video", "all") and frame_params(args).detector == "mesh":
         # the face's geometry: logistic regression on the landmarks feature set of the face crops just extracted
@@ -234,7 +251,10 @@ def cmd_predict(args: argparse.Namespace) -> int:
         raise UsageError("give --store OUT (picks the best trained model) or --model PATH; without them only the face "
                          "of an .mp4 is read, by the pretrained FER2013 model")
     predictors = load_predictors(args.store, args.model, args.split)
-    results = predict_files(args.files, predictors, same_speaker=args.same_speaker)
+    from tasks import progress
+
+    results = predict_files(args.files, predictors, same_speaker=args.same_speaker,
+                            progress=progress.sink() if len(args.files) > 1 else None)
     files = [r.to_dict() if isinstance(r, Prediction) else {"file": r[0], "error": r[1]} for r in results]
     failed = sum(1 for f in files if f.get("error") or f.get("emotion") is None)  # "no prediction" is no success
     if args.json:

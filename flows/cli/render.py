@@ -45,10 +45,13 @@ def print_extract(s: dict[str, Any]) -> None:
         print(f"  rejected {r['path']}: {r['reason']}")
     if len(s["rejects"]) > 20:
         print(f"  ... and {len(s['rejects']) - 20} more (see OUT/rejects/)")
-    for r in s["no_audio_clips"][:10]:
+    # video-only clips (modality 02) have no audio by design: counted above, not listed; an mp4 that should carry
+    # speech but has no usable track is named
+    odd = [r for r in s["no_audio_clips"] if r.get("stage") != "id"]
+    for r in odd[:10]:
         print(f"  no audio features for {r['path']}: {r['reason']}")
-    if len(s["no_audio_clips"]) > 10:
-        print(f"  ... and {len(s['no_audio_clips']) - 10} more clips without audio (see OUT/manifest/no_audio.parquet)")
+    if len(odd) > 10:
+        print(f"  ... and {len(odd) - 10} more clips without audio (see OUT/manifest/no_audio.parquet)")
 
 
 def print_train(t: dict[str, Any]) -> None:

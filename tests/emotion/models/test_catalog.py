@@ -181,3 +181,33 @@ def test_skops_file_with_foreign_types_is_refused():
 
     with pytest.raises(ModelIntegrityError, match="outside the allow-list"):
         load_model(blob, {"format": "skops", "sha256": sha256(blob)})
+
+
+@pytest.mark.parametrize("name", ["svc", "rf"])
+def test_search_matches_scikit_learn_and_reports_every_fit(name, data):
+    """The search fits in worker processes and tells progress of each fit here; it chooses as scikit-learn does."""
+    from sklearn.model_selection import GroupKFold, ParameterSampler, RandomizedSearchCV
+
+    from emotion.models.tuning import grid_search
+
+    X, y, groups = data
+    spec = MODELS[name]
+    ref = RandomizedSearchCV(spec.build(0), spec.space, n_iter=4, cv=GroupKFold(3), scoring="accuracy",
+                             random_state=0, refit=False).fit(X, y, groups=groups)
+    ticks = []
+    ours = grid_search(spec.build(0), list(ParameterSampler(spec.space, 4, random_state=0)), X, y, groups, GroupKFold(3),
+                       n_jobs=2, progress=lambda *a: ticks.append(a))
+    assert ours.best_index_ == ref.best_index_ and ours.best_params_ == ref.best_params_
+    np.testing.assert_allclose(ours.cv_results_["mean_test_score"], ref.cv_results_["mean_test_score"])
+    np.testing.assert_allclose(ours.cv_results_["std_test_score"], ref.cv_results_["std_test_score"])
+    assert [t[0] for t in ticks] == list(range(13)) and all(t[1:3] == (12, 3) for t in ticks)
+
+
+def test_tune_tells_progress_of_search_and_refinement(data):
+    X, y, groups = data
+    seen = []
+    tune(MODELS["lr"], X, y, groups, FAST, progress=seen.append)
+    stages = {t.task for t in seen}
+    assert stages == {"lr search", "lr refine"}
+    last = [t for t in seen if t.task == "lr search"][-1]
+    assert (last.done, last.total, last.unit) == (6, 6, "fits") and "2 candidates x 3 folds" in last.info

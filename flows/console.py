@@ -1,0 +1,135 @@
+"""The console side of progress: a bar redrawn in place on a terminal, a few plain lines elsewhere.
+
+:func:`display` returns the display for a command: on a terminal (stderr is
+a TTY) a ``rich`` progress display that redraws each running task in place
+(done of total, rate, time left, a note such as the loss); without one (CI,
+logs, pipes) :class:`PlainProgress`, which writes a line when a task
+finishes and, for a long task, one now and then while it runs. Both write to
+stderr only, so that ``--json`` output on stdout stays clean.
+"""
+
+from __future__ import annotations
+
+import sys
+import threading
+import time
+from collections.abc import Callable
+from typing import Any, TextIO
+
+from emotion.core.progress import Tick
+
+
+def _seconds(s: float) -> str:
+    s = max(0.0, s)
+    return f"{s:.0f} s" if s < 90 else f"{s // 60:.0f} min {s % 60:02.0f} s"
+
+
+class PlainProgress:
+    """Plain lines for logs: one when a task ends, and one every ``interval`` seconds while it runs."""
+
+    def __init__(self, stream: TextIO | None = None, interval: float = 20.0,
+                 clock: Callable[[], float] = time.monotonic) -> None:
+        self.stream = stream
+        self.interval = interval
+        self.clock = clock
+        self._lock = threading.Lock()
+        self._started: dict[str, float] = {}
+        self._printed: dict[str, float] = {}
+        self._finished: set[str] = set()
+
+    def __call__(self, t: Tick) -> None:
+        now = self.clock()
+        with self._lock:
+            if t.task not in self._started or t.task in self._finished and t.done < t.total:  # the task (re)starts
+                self._finished.discard(t.task)
+                self._started[t.task] = self._printed[t.task] = now
+            start = self._started[t.task]
+            if t.task in self._finished:
+                return
+            finished = t.total > 0 and t.done >= t.total
+            if not finished and now - self._printed[t.task] < self.interval:
+                return
+            self._printed[t.task] = now
+            if finished:
+                self._finished.add(t.task)
+            line = self._line(t, now - start, finished)
+        stream = self.stream or sys.stderr
+        print(line, file=stream, flush=True)
+
+    @staticmethod
+    def _line(t: Tick, elapsed: float, finished: bool) -> str:
+        unit = f" {t.unit}" if t.unit else ""
+        note = f"; {t.info}" if t.info else ""
+        if finished:
+            rate = f", {t.done / elapsed:.1f}{unit}/s" if t.unit in ("clips", "files", "fits") and elapsed > 0 else ""
+            return f"{t.task}: {t.done}/{t.total}{unit} done in {_seconds(elapsed)}{rate}{note}"
+        pct = 100 * t.done / t.total if t.total else 0.0
+        if t.done < max(2, t.total / 50) or elapsed <= 0:  # too early for a rate worth showing
+            return f"{t.task}: {t.done}/{t.total}{unit} ({pct:.0f} %) after {_seconds(elapsed)}{note}"
+        rate = t.done / elapsed
+        left = f", about {_seconds((t.total - t.done) / rate)} left"
+        speed = f"{rate:.1f}{unit}/s" if rate >= 0.2 else f"{_seconds(1 / rate)} per{unit.rstrip('s')}"
+        return f"{t.task}: {t.done}/{t.total}{unit} ({pct:.0f} %), {speed}{left}{note}"
+
+    def __enter__(self) -> PlainProgress:
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        return None
+
+
+class RichProgress:
+    """A ``rich`` display on stderr: one line per task, redrawn in place (done of total, rate, time left, note)."""
+
+    def __init__(self, stream: TextIO | None = None) -> None:
+        from rich.console import Console
+        from rich.progress import (
+            BarColumn,
+            MofNCompleteColumn,
+            Progress,
+            TaskProgressColumn,
+            TextColumn,
+            TimeElapsedColumn,
+            TimeRemainingColumn,
+        )
+
+        self.console = Console(file=stream or sys.stderr)
+        self.progress = Progress(
+            TextColumn("{task.description}"), BarColumn(bar_width=24), MofNCompleteColumn(),
+            TextColumn("{task.fields[unit]}"), TaskProgressColumn(), TextColumn("{task.fields[rate]}"),
+            TimeElapsedColumn(), TextColumn("left"), TimeRemainingColumn(), TextColumn("{task.fields[info]}"),
+            console=self.console, transient=False, refresh_per_second=4,
+            redirect_stdout=sys.stdout.isatty(), redirect_stderr=True,
+        )
+        self._ids: dict[str, Any] = {}
+        self._lock = threading.Lock()
+
+    def __call__(self, t: Tick) -> None:
+        with self._lock:
+            tid = self._ids.get(t.task)
+            tasks = {x.id: x for x in self.progress.tasks}
+            if tid is None or (t.done < t.total and tasks[tid].finished):
+                tid = self.progress.add_task(t.task, total=max(t.total, 1), unit=t.unit, rate="", info=t.info)
+                self._ids[t.task] = tid
+                tasks = {x.id: x for x in self.progress.tasks}
+            task = tasks[tid]
+            elapsed = task.elapsed or 0.0
+            rate = f"{t.done / elapsed:.1f}/s" if t.unit in ("clips", "files", "fits") and elapsed > 0 and t.done else ""
+            self.progress.update(tid, completed=t.done, total=max(t.total, 1), info=t.info, rate=rate)
+
+    def __enter__(self) -> RichProgress:
+        self.progress.start()
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.progress.stop()
+
+
+def display(enabled: bool = True, stream: TextIO | None = None) -> PlainProgress | RichProgress | None:
+    """The progress display for this command: rich on a terminal, plain lines otherwise, None when disabled."""
+    if not enabled:
+        return None
+    out = stream or sys.stderr
+    if out.isatty():
+        return RichProgress(stream)
+    return PlainProgress(stream)
