@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 
 from emotion.core.errors import ModelIntegrityError
-from emotion.models.catalog import SearchParams
+from emotion.models.catalog import SearchParams, model_spec
 from emotion.models.ensemble import SoftVotingEnsemble, greedy_weights, tune_ensemble
 from emotion.models.persist import dump_model, load_model
 
@@ -37,7 +37,8 @@ def test_greedy_selection_prefers_the_better_member_and_stops():
 @pytest.mark.slow
 def test_ensemble_with_mlp_member_is_chosen_by_grouped_cv_and_persists(data):
     X, y, groups = data
-    r = tune_ensemble(X, y, groups, SearchParams(n_iter=1, refine=False, seed=0), candidates=("lr", "mlp"))
+    r = tune_ensemble(X, y, groups, SearchParams(n_iter=1, refine=False, seed=0), candidates=("lr", "mlp"),
+                      spec_of=model_spec)
     est = r.estimator
     assert isinstance(est, SoftVotingEnsemble)
     assert set(r.best_params["members"]) <= {"lr", "mlp"} and r.best_params["members"]
