@@ -67,20 +67,18 @@ def dask_client(address: str | None = None, workers: int | None = None, jobs: in
         raise UsageError("--workers must be at least 1")
     n = min(workers or default_workers(), max(jobs or 1_000_000, 1))
     shared = _SHARED[-1] if _SHARED else None
-    if shared is not None and (jobs or 2) > 1 and (clips is None or clips > SMALL_WORK):  # one cluster for a pipeline
+    on_processes = (jobs or 2) > 1 and (clips is None or clips > SMALL_WORK)
+    if shared is not None and on_processes:  # one cluster for every extraction of a pipeline
         if shared.cluster is None:
-            shared.cluster = LocalCluster(n_workers=min(workers or default_workers(), shared.workers or 1_000_000),
-                                          threads_per_worker=1, processes=True, host="127.0.0.1",
-                                          dashboard_address=None, silence_logs=40)
+            shared.cluster = _process_cluster(min(workers or default_workers(), shared.workers or 1_000_000))
         client = Client(shared.cluster)
         try:
             yield client
         finally:
             client.close()
         return
-    if (jobs or 2) > 1 and (clips is None or clips > SMALL_WORK):
-        cluster = LocalCluster(n_workers=n, threads_per_worker=1, processes=True, host="127.0.0.1",
-                               dashboard_address=None, silence_logs=40)
+    if on_processes:
+        cluster = _process_cluster(n)
     else:  # in-process (inproc:// transport): nothing listens on the network
         cluster = LocalCluster(n_workers=1, threads_per_worker=n, processes=False, dashboard_address=None,
                                silence_logs=40)
@@ -90,6 +88,13 @@ def dask_client(address: str | None = None, workers: int | None = None, jobs: in
     finally:
         client.close()
         cluster.close()
+
+
+
+def _process_cluster(n_workers: int) -> LocalCluster:
+    """A local cluster of ``n_workers`` single-thread worker processes on the loopback address."""
+    return LocalCluster(n_workers=n_workers, threads_per_worker=1, processes=True, host="127.0.0.1",
+                        dashboard_address=None, silence_logs=40)
 
 
 class _Shared:
