@@ -1,13 +1,7 @@
 """The audio models: what each is, its search space and refinement, and which feature sets it reads.
 
-Each model is a scikit-learn estimator (XGBoost's sklearn API included), so
-search, ``clone`` and pipelines treat them alike. Tuning is speaker
-independent: every cross-validation fold holds out whole actors
-(:class:`~sklearn.model_selection.GroupKFold` on the actor column).
-
-Tuning follows the baseline recipe: a randomized search over ``n_iter``
-candidates, then, for models with a ``refine`` rule, a grid search around the
-best candidate. Seeds are fixed, so a rerun gives the same numbers.
+How they are tuned (actor-grouped randomized search, then a grid around the
+best candidate) is :mod:`emotion.models.tuning`.
 """
 
 from __future__ import annotations

@@ -35,16 +35,6 @@ def small_ensembles(monkeypatch):
 
 
 @pytest.fixture(scope="module")
-def data():
-    rng = np.random.default_rng(0)
-    y = np.tile(np.arange(8), 24)
-    groups = np.repeat(np.arange(1, 7), 32)
-    X = rng.standard_normal((len(y), 12)).astype(np.float32)
-    X[:, :8] += 2.5 * np.eye(8)[y]
-    return X, y, groups
-
-
-@pytest.fixture(scope="module")
 def spectra():
     """8-band, 16-frame 'spectrograms' (the melcnn's input): class k brightens band k for a while."""
     from tests.emotion.models.test_feature_nets import spectrograms

@@ -10,16 +10,6 @@ from emotion.models.ensemble import SoftVotingEnsemble, greedy_weights, tune_ens
 from emotion.models.persist import dump_model, load_model
 
 
-@pytest.fixture(scope="module")
-def data():
-    rng = np.random.default_rng(0)
-    y = np.tile(np.arange(8), 24)
-    groups = np.repeat(np.arange(1, 7), 32)
-    X = rng.standard_normal((len(y), 12)).astype(np.float32)
-    X[:, :8] += 2.5 * np.eye(8)[y]
-    return X, y, groups
-
-
 def test_greedy_selection_prefers_the_better_member_and_stops():
     rng = np.random.default_rng(0)
     y = np.repeat(np.arange(4), 25)
