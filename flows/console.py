@@ -77,6 +77,9 @@ class PlainProgress:
     def __exit__(self, *exc: Any) -> None:
         return None
 
+    def close(self) -> None:
+        """Nothing to take down: plain lines stay where they are."""
+
 
 class RichProgress:
     """A ``rich`` display on stderr: one line per task, redrawn in place (done of total, rate, time left, note)."""
@@ -122,6 +125,10 @@ class RichProgress:
         return self
 
     def __exit__(self, *exc: Any) -> None:
+        self.close()
+
+    def close(self) -> None:
+        """The last redraw, then stdout and stderr are the terminal's again (stopping twice is harmless)."""
         self.progress.stop()
 
 

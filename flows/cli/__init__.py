@@ -41,6 +41,7 @@ COMMAND_MODULES = {"server": "flows.cli.server", "deploy": "flows.cli.server"}
 @contextlib.contextmanager
 def _progress_display(args: object) -> Iterator[None]:
     """Progress of the long stages on stderr: redrawn in place on a terminal, a few plain lines otherwise."""
+    from flows.cli import render
     from flows.console import display
     from tasks import progress
 
@@ -49,7 +50,12 @@ def _progress_display(args: object) -> Iterator[None]:
         yield
         return
     with shown, progress.use(shown):
-        yield
+        render.before_output(shown.close)  # the summary is printed after the display's last redraw, not into it
+        try:
+            yield
+        finally:
+            render.forget(shown.close)
+
 
 
 def main(argv: list[str] | None = None) -> int:

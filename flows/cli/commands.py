@@ -56,6 +56,29 @@ class _DomainErrorsWithoutTraceback(logging.Filter):
         return True
 
 
+class _ConsoleLines(logging.Filter):
+    """What of Prefect's log reaches the console: warnings and errors, and, for each flow run, one line of ours
+    with its name (and, against a lasting server, its page in the Prefect UI), so the run is found there.
+    ``--verbose``: every line. The Prefect API gets every line either way."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if VERBOSE[0] or record.levelno >= logging.WARNING:
+            return True
+        name = getattr(record, "flow_run_name", None)
+        if name and str(record.msg).startswith(("Beginning flow run", "Beginning subflow run")):
+            print(flow_run_line(str(name), str(getattr(record, "flow_run_id", ""))),
+                  file=sys.stderr, flush=True)
+        return False
+
+
+def flow_run_line(name: str, run_id: str) -> str:
+    """``flow run NAME`` and, against a server that outlives the command (PREFECT_API_URL), the run's UI page."""
+    url = os.environ.get("PREFECT_API_URL", "").rstrip("/")
+    if url and run_id:
+        return f"flow run {name}: {url.removesuffix('/api')}/runs/flow-run/{run_id}"
+    return f"flow run {name}"
+
+
 def check_prefect_api() -> None:
     """Fail with a clear message when ``PREFECT_API_URL`` names a server that does not answer."""
     url = os.environ.get("PREFECT_API_URL")
@@ -93,8 +116,11 @@ def flows_module(only: str | None = None) -> Any:
             # main() may run many times in one process (tests, notebooks): log to the stderr of this call
             # (the real one, when a progress display has put a proxy of it in its place)
             handler.console.file = getattr(sys.stderr, "rich_proxied_file", sys.stderr)
-            # the console shows warnings and errors only, unless --verbose: the Prefect API still gets every line
-            handler.setLevel(logging.NOTSET if VERBOSE[0] else logging.WARNING)
+            # the console shows warnings, errors and the name of each flow run, unless --verbose: the Prefect API
+            # still gets every line
+            handler.setLevel(logging.NOTSET)
+            if not any(isinstance(f, _ConsoleLines) for f in handler.filters):
+                handler.addFilter(_ConsoleLines())
     # Dask's own notices (e.g. a worker killed at shutdown after its work was done) likewise
     logging.getLogger("distributed").setLevel(logging.INFO if VERBOSE[0] else logging.ERROR)
     return importlib.import_module("flows")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+from collections.abc import Callable
 from typing import Any
 
 COUNTS = ("processed", "skipped", "removed", "rejected")
@@ -78,7 +79,23 @@ def print_train(t: dict[str, Any]) -> None:
         print(f"  report:  {t['report']}")
 
 
+_before_output: list[Callable[[], None]] = []
+
+
+def before_output(fn: Callable[[], None]) -> None:
+    """Call ``fn`` once before the summary is printed (the progress display ends, so the summary stands alone)."""
+    _before_output.append(fn)
+
+
+def forget(fn: Callable[[], None]) -> None:
+    """No longer call ``fn`` (the command ended without a summary)."""
+    if fn in _before_output:
+        _before_output.remove(fn)
+
+
 def emit(args: argparse.Namespace, payload: dict[str, Any], printer: Any) -> None:
+    while _before_output:
+        _before_output.pop()()
     if args.json:
         print(json.dumps(payload, indent=2, default=str))
     else:

@@ -66,7 +66,7 @@ def test_pipeline_runs_are_recorded_with_tasks_and_artifacts(prefect_api, tiny_c
     for r in (pipeline, extract, train):
         assert r["name"].endswith(r["id"].replace("-", "")[-6:])
     # named when they begin: the names the terminal printed are the names the API holds, never renamed
-    printed = set(re.findall(r"Beginning (?:sub)?flow run '([^']+)'", res.stderr))
+    printed = set(re.findall(r"^flow run ([^\s:]+): ", res.stderr, re.M))
     assert printed == {pipeline["name"], extract["name"], train["name"]}, res.stderr[-2000:]
     # every flow run carries its split, feature set, modality, data version and normalisation as tags
     for r in (pipeline, extract, train):

@@ -52,14 +52,18 @@ def _emotion(args: list[str], env: dict[str, str], api: str) -> subprocess.Compl
 
 
 @pytest.fixture(scope="module")
-def two_extractions(emotion_server, tiny_corpus: Path, tmp_path_factory) -> list[str]:
-    """Two identical `emotion extract` runs against the server; the run names their terminals printed."""
+def two_extractions(emotion_server, tiny_corpus: Path, tmp_path_factory) -> list[tuple[str, str, str]]:
+    """Two identical `emotion extract` runs against the server; (name, UI page, id) of the run each terminal printed."""
     api, env, _ = emotion_server
     out = tmp_path_factory.mktemp("ui-store")
     names = []
     for _ in range(2):
         res = _emotion(["extract", str(tiny_corpus), "--out", str(out), "--modality", "audio", "--workers", "1"], env, api)
-        names += re.findall(r"Beginning flow run '([^']+)'", res.stderr)
+        # our own line per flow run (Prefect's INFO lines stay off the console): its name and its page in the UI
+        found = re.findall(r"^flow run ([^\s:]+): (http://\S+/runs/flow-run/([0-9a-f-]{36}))$", res.stderr, re.M)
+        assert len(found) == 1, res.stderr[-2000:]
+        assert "| INFO " not in res.stderr
+        names += [(name, url, run_id) for name, url, run_id in found]
     return names
 
 
@@ -77,13 +81,16 @@ def test_emotion_server_serves_a_ui_that_reaches_its_own_api(emotion_server):
 @pytest.mark.slow
 def test_identical_extractions_get_different_names_and_the_terminal_shows_the_ui_name(emotion_server, two_extractions):
     api, _, _ = emotion_server
-    first, second = two_extractions
+    (first, url, run_id), (second, _, _) = two_extractions
     assert first != second
     # the same data: the same feature set and data version, then each run's own id
     assert first.rsplit("-", 1)[0] == second.rsplit("-", 1)[0]
     assert re.fullmatch(r"extract-audio-seed-data-[0-9a-f]{8}-[0-9a-f]{6}", first)
     runs = {r["name"]: r for r in post(api, "flow_runs/filter")}
     assert {first, second} <= set(runs)  # found in the UI under the name the terminal printed
+    assert runs[first]["id"] == run_id and url.startswith(api.removesuffix("/api"))  # and at the page it printed
+    page = httpx.get(url, headers={"Accept": "text/html"}, timeout=10)  # as a browser asks for it
+    assert page.status_code == 200 and "<html" in page.text.lower()  # the UI serves the run's page
     for n in (first, second):
         assert {"modality:audio", "features:seed", f"data:{n.split('-data-')[1][:8]}"} <= set(runs[n]["tags"])
 
@@ -98,7 +105,7 @@ def test_the_ui_in_a_browser_lists_a_finished_run(emotion_server, two_extraction
     for page in ("/runs", "/v2/runs"):  # the classic UI and the new one
         dom = render_page(f"{ui}{page}", tmp_path, screenshot=shot if page == "/runs" else None)
         assert "connect to Server API" not in dom and "Can't connect" not in dom, page
-        assert two_extractions[-1] in dom, f"{page}: no run listed (screenshot {shot})"
+        assert two_extractions[-1][0] in dom, f"{page}: no run listed (screenshot {shot})"
         assert "Completed" in dom, page  # listed as finished
     assert shot.stat().st_size > 10_000
 
@@ -111,7 +118,7 @@ def test_extraction_progress_moves_with_the_clips(emotion_server, tmp_path: Path
     data = tmp_path / "data"
     # 1,200 distinct recordings (copies of one clip under other ids would be rejected as duplicates)
     write_corpus(data, SynthParams(actors=tuple(range(1, 21)), repetitions=2, duration=1.0, seed=11))
-    assert sum(1 for p in data.rglob("*") if p.is_file()) == 1200
+    assert sum(1 for p in data.rglob("*") if p.suffix in (".wav", ".flac")) == 1200  # beside SYNTHETIC-CORPUS.json
     argv = [str(BIN / "emotion"), "extract", str(data), "--out", str(tmp_path / "store"), "--modality", "audio",
             "--workers", "2", "--json"]
     seen: list[float] = []
