@@ -61,8 +61,8 @@ class PlainProgress:
         unit = f" {t.unit}" if t.unit else ""
         note = f"; {t.info}" if t.info else ""
         if finished:
-            rate = f", {t.done / elapsed:.1f}{unit}/s" if t.unit in ("clips", "files", "fits") and elapsed > 0 else ""
-            return f"{t.task}: {t.done}/{t.total}{unit} done in {_seconds(elapsed)}{rate}{note}"
+            done_rate = f", {t.done / elapsed:.1f}{unit}/s" if t.unit in ("clips", "files", "fits") and elapsed > 0 else ""
+            return f"{t.task}: {t.done}/{t.total}{unit} done in {_seconds(elapsed)}{done_rate}{note}"
         pct = 100 * t.done / t.total if t.total else 0.0
         if t.done < max(2, t.total / 50) or elapsed <= 0:  # too early for a rate worth showing
             return f"{t.task}: {t.done}/{t.total}{unit} ({pct:.0f} %) after {_seconds(elapsed)}{note}"
