@@ -17,9 +17,7 @@ written last, is there.
 
 Only files named like the parts the store writes (:meth:`Store.new_part_name`)
 count as parts; a stray ``.parquet`` file is ignored. One writer at a time:
-:meth:`Store.writer_lock` (``OUT/.lock``, an exclusive ``flock`` held for the
-whole extraction, released by the kernel when the process dies, so a killed
-writer leaves no stale lock). Readers take a snapshot: the parts are listed
+:meth:`Store.writer_lock` (:mod:`emotion.store.lock`). Readers take a snapshot: the parts are listed
 once and read; when one vanishes under them (a writer compacted it), they list
 again, a bounded number of times. A damaged part is named by its path.
 """
@@ -32,11 +30,10 @@ import json
 import os
 import posixpath
 import re
-import socket
 import stat
 import time
 import uuid
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -47,6 +44,7 @@ import pyarrow.parquet as pq
 from fsspec.implementations.local import LocalFileSystem
 
 from emotion.core.errors import StoreError
+from emotion.store.lock import writer_lock
 
 # Columns that identify a clip; every row of every table carries them.
 KEY_COLUMNS = ("path", "content_hash")
@@ -61,7 +59,6 @@ TMP_PREFIX = ".tmp-"
 PART_NAME = re.compile(r"^part-\d{20}-[0-9a-f]{8}\.parquet$")  # what Store.new_part_name writes
 READ_RETRIES = 5  # a reader re-lists the parts this many times when one vanishes under it
 MAX_JSON_BYTES = 16 << 20  # run.json, metrics.json, params.json...: never read past this
-LOCK_FILE = ".lock"
 STORE_FILE = "store.json"  # what the store was built from (its data root)
 
 
@@ -388,66 +385,10 @@ class Store:
         return bool(name) and posixpath.basename(name) == name and self.exists(posixpath.join(run_dir, name))
 
     # -- one writer at a time, and the data root ------------------------------
-    @contextlib.contextmanager
-    def writer_lock(self, what: str = "extract") -> Iterator[None]:
-        """Hold the store's writer lock for the block, or raise :class:`StoreError` saying who holds it.
-
-        Local stores: an exclusive ``flock`` on ``OUT/.lock`` (the kernel drops
-        it when the holder dies: no stale locks). Object stores have no such
-        lock; there a lock object older than 6 hours counts as stale, and two
-        writers starting within the same instant are not excluded.
-        """
-        path = self.path(LOCK_FILE)
-        if _HELD.get(path):  # this process holds it already (the CLI takes it before the flow does): re-entrant
-            _HELD[path] += 1
-            try:
-                yield
-            finally:
-                _HELD[path] -= 1
-            return
-        me = {"pid": os.getpid(), "host": socket.gethostname(), "since": _now_ms().isoformat(), "what": what}
-        if not self.is_local:
-            yield from self._object_lock(path, me)
-            return
-        import fcntl
-
-        os.makedirs(self.root, exist_ok=True)
-        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
-        try:
-            try:
-                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            except BlockingIOError:
-                raise StoreError(f"the store {self.url} is being written by {_holder(os.pread(fd, 4096, 0))}; "
-                                 "one writer at a time: try again when it has finished") from None
-            os.ftruncate(fd, 0)
-            os.pwrite(fd, json.dumps(me).encode(), 0)
-            _HELD[path] = 1
-            try:
-                yield
-            finally:
-                _HELD.pop(path, None)
-                os.ftruncate(fd, 0)
-        finally:
-            os.close(fd)  # releases the flock
-
-    def _object_lock(self, path: str, me: dict[str, Any]) -> Iterator[None]:
-        if self.fs.exists(path):
-            try:
-                held = self.fs.cat_file(path)
-                since = pd.Timestamp(json.loads(held)["since"])
-            except (ValueError, KeyError, TypeError, OSError):
-                held, since = b"", pd.Timestamp(0, tz="UTC")
-            if _now_ms() - since < pd.Timedelta(hours=6):
-                raise StoreError(f"the store {self.url} is being written by {_holder(held)}; "
-                                 "one writer at a time: try again when it has finished")
-        self.fs.pipe_file(path, json.dumps(me).encode())
-        _HELD[path] = 1  # re-entrant in this process, as the local lock (the CLI holds it when the flow asks again)
-        try:
-            yield
-        finally:
-            _HELD.pop(path, None)
-            with contextlib.suppress(OSError):
-                self.fs.rm_file(path)
+    def writer_lock(self, what: str = "extract") -> contextlib.AbstractContextManager[None]:
+        """Hold the store's writer lock for the block, or raise :class:`StoreError` saying who holds it
+        (:func:`emotion.store.lock.writer_lock`)."""
+        return writer_lock(self.fs, self.root, self.url, self.is_local, what)
 
     def check_data_root(self, data_url: str, *, replace: bool = False, origin: str | None = None) -> None:
         """Record the data root the store is built from; refuse another one unless ``replace``.
@@ -478,15 +419,3 @@ class Store:
             return origin_of(self.read_json(path)) if self.exists(path) else origin_of(None)
         except (StoreError, AttributeError):
             return origin_of(None)
-
-
-_HELD: dict[str, int] = {}  # writer locks this process holds (path -> depth)
-
-
-def _holder(raw: bytes) -> str:
-    """Who holds a lock, from its JSON record, in a few words."""
-    try:
-        h = json.loads(raw)
-        return f"{h.get('what', 'a writer')} (pid {h['pid']} on {h['host']}, since {h['since']})"
-    except (ValueError, KeyError, TypeError):
-        return "another process"

@@ -100,3 +100,37 @@ def test_a_second_data_root_is_refused_not_silently_dropped(tiny_corpus: Path, t
     err = capsys.readouterr().err
     assert code == 1 and "was built from" in err and "--replace-data" in err
     assert not (out / "features").exists()
+
+
+def _train(out: Path) -> subprocess.Popen[str]:
+    home = out.parent / f"prefect-home-{uuid.uuid4().hex[:8]}"
+    env = {**os.environ, "PYTHONPATH": str(PROJECT), "PREFECT_HOME": str(home)}
+    env.pop("PREFECT_API_URL", None)
+    return subprocess.Popen([sys.executable, "-m", "flows.cli", "train", str(out), "--split", "train=1,test=2",
+                             "--model", "lr", "--n-iter", "2", "--force"],
+                            env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+
+@pytest.mark.slow
+def test_a_training_run_started_during_an_extraction_reads_a_whole_store(tmp_path: Path):
+    """`emotion train` started while an extraction rewrites changed clips: the training succeeds on a whole set of
+    rows (every clip once) and the store ends consistent, round after round."""
+    data = tmp_path / "data"
+    write_corpus(data, SynthParams(actors=(1, 2), repetitions=1, duration=0.6, seed=3))
+    out = tmp_path / "store"
+    first = _extract(data, out)
+    _, err = first.communicate(timeout=300)
+    assert first.returncode == 0, err
+    clips = sorted(data.rglob("*.wav")) + sorted(data.rglob("*.flac"))
+    for r in range(ROUNDS):
+        for f in clips[r % 4::4][:8]:  # changed clips: the extraction rewrites and compacts their rows
+            f.write_bytes(f.read_bytes()[:-2000] + os.urandom(2000))
+        extraction = _extract(data, out)
+        time.sleep(1.0 + 0.7 * (r % 3))  # the training starts at different moments of the extraction
+        training = _train(out)
+        (_, e_err), (t_out, t_err) = extraction.communicate(timeout=300), training.communicate(timeout=600)
+        assert extraction.returncode == 0, e_err
+        assert training.returncode == 0, t_err[-3000:]
+        assert "Traceback" not in t_err
+        assert "lr" in t_out
+        _consistent(out)

@@ -1,0 +1,103 @@
+"""One writer at a time per store: the writer lock ``OUT/.lock``.
+
+Local stores: an exclusive ``flock`` on ``OUT/.lock``, held for the whole
+extraction and released by the kernel when the holder dies, so a killed
+writer leaves no stale lock. Object stores have no such lock; there a lock
+object older than 6 hours counts as stale, and two writers starting within the
+same instant are not excluded. The lock is re-entrant within a process (the
+command line takes it before the flow asks for it again). The second writer
+gets a one-line :class:`~emotion.core.errors.StoreError` naming the first.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import posixpath
+import socket
+from collections.abc import Iterator
+from typing import Any
+
+import pandas as pd
+
+from emotion.core.errors import StoreError
+
+LOCK_FILE = ".lock"
+STALE_AFTER = pd.Timedelta(hours=6)  # an object-store lock this old was left by a writer that died
+
+_HELD: dict[str, int] = {}  # writer locks this process holds (path -> depth)
+
+
+def _now() -> pd.Timestamp:
+    return pd.Timestamp.now(tz="UTC").floor("ms")
+
+
+def _busy(url: str, raw: bytes) -> StoreError:
+    return StoreError(f"the store {url} is being written by {holder(raw)}; "
+                      "one writer at a time: try again when it has finished")
+
+
+@contextlib.contextmanager
+def writer_lock(fs: Any, root: str, url: str, is_local: bool, what: str = "extract") -> Iterator[None]:
+    """Hold the writer lock of the store at ``root`` (on the fsspec filesystem ``fs``) for the block, or raise
+    :class:`StoreError` saying who holds it. ``what`` says who this writer is, for the message the next one gets."""
+    path = posixpath.join(root, LOCK_FILE)
+    if _HELD.get(path):  # this process holds it already: re-entrant
+        _HELD[path] += 1
+        try:
+            yield
+        finally:
+            _HELD[path] -= 1
+        return
+    me = {"pid": os.getpid(), "host": socket.gethostname(), "since": _now().isoformat(), "what": what}
+    if not is_local:
+        yield from _object_lock(fs, path, url, me)
+        return
+    import fcntl
+
+    os.makedirs(root, exist_ok=True)
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise _busy(url, os.pread(fd, 4096, 0)) from None
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, json.dumps(me).encode(), 0)
+        _HELD[path] = 1
+        try:
+            yield
+        finally:
+            _HELD.pop(path, None)
+            os.ftruncate(fd, 0)
+    finally:
+        os.close(fd)  # releases the flock
+
+
+def _object_lock(fs: Any, path: str, url: str, me: dict[str, Any]) -> Iterator[None]:
+    if fs.exists(path):
+        try:
+            held = fs.cat_file(path)
+            since = pd.Timestamp(json.loads(held)["since"])
+        except (ValueError, KeyError, TypeError, OSError):
+            held, since = b"", pd.Timestamp(0, tz="UTC")
+        if _now() - since < STALE_AFTER:
+            raise _busy(url, held)
+    fs.pipe_file(path, json.dumps(me).encode())
+    _HELD[path] = 1
+    try:
+        yield
+    finally:
+        _HELD.pop(path, None)
+        with contextlib.suppress(OSError):
+            fs.rm_file(path)
+
+
+def holder(raw: bytes) -> str:
+    """Who holds a lock, from its JSON record, in a few words."""
+    try:
+        h = json.loads(raw)
+        return f"{h.get('what', 'a writer')} (pid {h['pid']} on {h['host']}, since {h['since']})"
+    except (ValueError, KeyError, TypeError):
+        return "another process"
