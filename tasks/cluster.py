@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import os
 import threading
+import time
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
+from typing import Any
 
-from distributed import Client, LocalCluster, get_worker
+from distributed import Client, Future, LocalCluster, get_worker
 
-from emotion.core.errors import UsageError
+from emotion.core.errors import EmotionError, UsageError
 from emotion.extract.chunk import ChunkResult, extract_chunk
 from emotion.extract.inventory import ClipRef, Step
 
@@ -28,6 +30,37 @@ def cluster_threads(client: Client) -> int:
         return int(sum(client.nthreads().values()))
     except (OSError, TimeoutError):
         return 0
+
+
+def no_workers_timeout() -> float:
+    """Seconds a cluster may have no worker at all before the work waiting on it fails (runtime setting:
+    ``EMOTION_NO_WORKERS_TIMEOUT``, default 300: long enough for a remote cluster's workers to start)."""
+    try:
+        return max(1.0, float(os.environ.get("EMOTION_NO_WORKERS_TIMEOUT", "300")))
+    except ValueError:
+        return 300.0
+
+
+def result_while_workers(future: Future, client: Client, what: str, timeout: float | None = None,
+                         poll: float = 2.0) -> Any:
+    """``future.result()``, but a one-line :class:`EmotionError` instead of a wait without end when the cluster
+    has had no worker for ``timeout`` seconds (its workers died, or never started)."""
+    limit = no_workers_timeout() if timeout is None else timeout
+    idle_since: float | None = None
+    while True:
+        try:
+            return future.result(timeout=poll)
+        except TimeoutError:
+            pass
+        if cluster_threads(client) > 0:
+            idle_since = None
+            continue
+        now = time.monotonic()
+        idle_since = now if idle_since is None else idle_since
+        if now - idle_since >= limit:
+            future.cancel()
+            raise EmotionError(f"the Dask cluster at {client.scheduler.address} has had no worker for {limit:.0f} s "
+                               f"(its workers died or never started): {what} not done")
 
 
 def in_flight_limit(client: Client) -> int:

@@ -35,7 +35,7 @@ from emotion.store.sources import DataRoot
 from emotion.store.store import Store
 from emotion.video.frames import FrameParams
 from emotion.video.landmarks import LandmarkParams, update_landmark_features
-from tasks.cluster import extract_chunk_reporting
+from tasks.cluster import extract_chunk_reporting, result_while_workers
 
 # (flow run id, data, step key, store, verify, full) -> inventory
 _TAKEN: OrderedDict[tuple[str, str, str, str | None, bool, bool], Inventory] = OrderedDict()
@@ -129,7 +129,7 @@ def run_chunk(index: int, step: Step, clips: list[ClipRef], data: str, out: str,
                                key=key)
     else:
         future = client.submit(extract_chunk, step, clips, data, out, run_tag, pure=False, key=key)
-    return future.result()
+    return result_while_workers(future, client, f"{step.modality} clips {first + 1}-{first + len(clips)}")
 
 
 @task(name="commit", cache_policy=NO_CACHE, task_run_name="commit-{step.modality}",

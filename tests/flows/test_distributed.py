@@ -64,6 +64,25 @@ def test_unreachable_scheduler_is_a_one_line_error(corpus: Path, tmp_path: Path,
     assert "cannot reach the Dask scheduler" in err[-1]
 
 
+def test_a_scheduler_without_workers_is_a_one_line_error_not_a_hang(tiny_corpus: Path, tmp_path: Path, capsys,
+                                                                    monkeypatch):
+    """A scheduler whose workers are gone (died, or never started): the extraction fails after the set time with
+    one line, nothing half-written, instead of waiting forever."""
+    port = free_port()
+    env = service_env(tmp_path)
+    monkeypatch.setenv("EMOTION_NO_WORKERS_TIMEOUT", "3")
+    with process([str(BIN / "dask"), "scheduler", "--host", "127.0.0.1", "--port", str(port), "--no-dashboard"],
+                 tmp_path / "scheduler.log", env) as sp:
+        wait_for(lambda: port_open(port), 60, "dask scheduler", sp)
+        code = main(["extract", str(tiny_corpus), "--out", str(tmp_path / "o"), "--modality", "audio",
+                     "--dask-address", f"tcp://127.0.0.1:{port}"])
+    assert code == 1
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err[-1].startswith("emotion: extract failed: the Dask cluster at tcp://127.0.0.1:") and \
+        "has had no worker for 3 s (its workers died or never started)" in err[-1], err[-5:]
+    assert not any(Path(tmp_path / "o").rglob("part-*.parquet"))  # no features kept from a run that did nothing
+
+
 def test_extract_from_and_to_s3(tiny_corpus: Path, tmp_path: Path):
     boto3 = pytest.importorskip("boto3")
     pytest.importorskip("s3fs")

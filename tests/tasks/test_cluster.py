@@ -1,0 +1,29 @@
+import time
+
+import pytest
+from distributed import Client, LocalCluster
+
+from emotion.core.errors import EmotionError
+from tasks.cluster import in_flight_limit, result_while_workers
+
+
+def _slow(x: int) -> int:
+    time.sleep(0.2)
+    return x + 1
+
+
+def test_a_result_is_awaited_while_the_cluster_has_workers():
+    with LocalCluster(n_workers=1, threads_per_worker=2, processes=False, dashboard_address=None) as cluster, \
+            Client(cluster) as client:
+        assert result_while_workers(client.submit(_slow, 1), client, "one job", timeout=1, poll=0.05) == 2
+        assert in_flight_limit(client) == 2 + 2  # one per thread and a backlog of at least 2
+
+
+def test_a_cluster_without_workers_fails_with_one_line_instead_of_waiting_forever():
+    with LocalCluster(n_workers=0, processes=False, dashboard_address=None) as cluster, Client(cluster) as client:
+        future = client.submit(_slow, 1)
+        t0 = time.monotonic()
+        with pytest.raises(EmotionError, match=r"has had no worker for 1 s \(its workers died or never started\): "
+                                               r"audio clips 1-8 not done"):
+            result_while_workers(future, client, "audio clips 1-8", timeout=1, poll=0.1)
+        assert time.monotonic() - t0 < 10
