@@ -13,7 +13,7 @@ from emotion.core.errors import UsageError
 from emotion.core.names import DEFAULT_MODELS, FUSION_MODELS, VIDEO_MODELS, split_models
 from emotion.core.splits import DEFAULT_SPLIT, ActorSplit
 from emotion.featuresets import FeatureParams, feature_params, is_face_set
-from emotion.models.tuning import SearchParams
+from emotion.models.search import SearchParams
 from emotion.store.catalog import rank_rows
 from emotion.video.frames import FrameParams
 from flows.extract import extract

@@ -15,7 +15,7 @@ from __future__ import annotations
 import time
 import warnings
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -26,20 +26,7 @@ from sklearn.utils.parallel import Parallel, delayed
 from emotion.audio.augment import copies_of
 from emotion.core.errors import UsageError
 from emotion.core.progress import ProgressFn, report
-
-
-@dataclass(frozen=True)
-class SearchParams:
-    """Result-changing settings of the hyper-parameter search."""
-
-    n_iter: int = 50
-    cv_folds: int = 3
-    refine: bool = True
-    seed: int = 0
-
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
-
+from emotion.models.search import SearchParams  # noqa: F401 - where the catalog and the training find it too
 
 Refiner = Callable[[dict[str, Any]], dict[str, list[Any]]]
 

@@ -10,7 +10,7 @@ from emotion.core.errors import UsageError
 from emotion.core.names import check_features
 from emotion.core.splits import ActorSplit
 from emotion.featuresets import feature_params as typed_feature_params
-from emotion.models.tuning import SearchParams
+from emotion.models.search import SearchParams
 from emotion.video.frames import FrameParams
 
 

@@ -39,3 +39,14 @@ def test_the_parser_imports_nothing_heavy() -> None:
             f"print(','.join(m for m in {HEAVY!r} if m in sys.modules))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=120)
     assert out.stdout.strip() == ""
+
+
+def test_extract_loads_no_model_stack() -> None:
+    """``emotion extract`` (a nightly rerun with few changes is mostly start-up) loads neither scikit-learn nor the
+    neural-network stack: only the commands that train or predict need them."""
+    code = ("import sys; import flows.cli.commands as c; c.flows_module('extract'); "
+            "print(','.join(m for m in ('sklearn', 'xgboost', 'tensorflow', 'keras', 'matplotlib') if m in sys.modules))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120,
+                         env={**os.environ, "PREFECT_API_URL": ""})
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert out.stdout.strip() == "", f"loaded by extract: {out.stdout.strip()}"
