@@ -81,6 +81,9 @@ class PlainProgress:
         """Nothing to take down: plain lines stay where they are."""
 
 
+WIDE = 140  # terminal columns from which the progress display shows every column
+
+
 class RichProgress:
     """A ``rich`` display on stderr: one line per task, redrawn in place (done of total, rate, time left, note)."""
 
@@ -90,18 +93,38 @@ class RichProgress:
             BarColumn,
             MofNCompleteColumn,
             Progress,
+            ProgressColumn,
             TaskProgressColumn,
             TextColumn,
             TimeElapsedColumn,
             TimeRemainingColumn,
         )
+        from rich.table import Column
 
         self.console = Console(file=stream or sys.stderr)
+
+        def fixed(width: int) -> Column:  # a column that keeps its width: the numbers never turn into "…"
+            return Column(width=width, no_wrap=True, overflow="ellipsis")
+
+        # The numbers keep their room; the note (loss, best CV...) takes what is left of the terminal's width and is
+        # cut with an ellipsis. Below WIDE columns the bar is shorter and the elapsed time and percentage are left out.
+        wide = self.console.width >= WIDE
+        columns: list[ProgressColumn] = [
+            TextColumn("{task.description}", table_column=fixed(20 if wide else 15)),
+            BarColumn(bar_width=24 if wide else 10, table_column=fixed(24 if wide else 10)),
+            MofNCompleteColumn(table_column=fixed(11)),
+            TextColumn("{task.fields[unit]}", table_column=fixed(6)),
+        ]
+        if wide:
+            columns.append(TaskProgressColumn(table_column=fixed(4)))
+        columns.append(TextColumn("{task.fields[rate]}", table_column=fixed(8)))
+        if wide:
+            columns += [TimeElapsedColumn(table_column=fixed(7)), TextColumn("left", table_column=fixed(4))]
+        columns.append(TimeRemainingColumn(table_column=fixed(7)))
+        used = sum(c.get_table_column().width or 0 for c in columns) + len(columns)  # one space between columns
+        columns.append(TextColumn("{task.fields[info]}", table_column=fixed(max(8, self.console.width - used - 1))))
         self.progress = Progress(
-            TextColumn("{task.description}"), BarColumn(bar_width=24), MofNCompleteColumn(),
-            TextColumn("{task.fields[unit]}"), TaskProgressColumn(), TextColumn("{task.fields[rate]}"),
-            TimeElapsedColumn(), TextColumn("left"), TimeRemainingColumn(), TextColumn("{task.fields[info]}"),
-            console=self.console, transient=False, refresh_per_second=4,
+            *columns, console=self.console, transient=False, refresh_per_second=4,
             redirect_stdout=sys.stdout.isatty(), redirect_stderr=True,
         )
         self._ids: dict[str, Any] = {}
@@ -117,7 +140,8 @@ class RichProgress:
                 tasks = {x.id: x for x in self.progress.tasks}
             task = tasks[tid]
             elapsed = task.elapsed or 0.0
-            rate = f"{t.done / elapsed:.1f}/s" if t.unit in ("clips", "files", "fits") and elapsed > 0 and t.done else ""
+            per_s = t.done / elapsed if t.unit in ("clips", "files", "fits") and elapsed > 0 and t.done else 0.0
+            rate = "" if not per_s else f"{per_s:.0f}/s" if per_s >= 100 else f"{per_s:.1f}/s"
             self.progress.update(tid, completed=t.done, total=max(t.total, 1), info=t.info, rate=rate)
 
     def __enter__(self) -> RichProgress:

@@ -56,6 +56,28 @@ def test_display_is_rich_on_a_terminal_and_plain_elsewhere():
         os.close(slave)
 
 
+@pytest.mark.parametrize("columns", [80, 100, 160])
+def test_the_counts_stay_whole_on_a_narrow_terminal_and_the_note_is_cut(columns: int, monkeypatch):
+    """On an 80-column terminal every number of every line is shown whole (the note, e.g. the loss, gives way),
+    and no line is wider than the terminal."""
+    monkeypatch.setenv("COLUMNS", str(columns))
+    out = io.StringIO()
+    shown = RichProgress(out)
+    with shown:
+        shown(Tick("extract audio", 1140, 1200, "clips"))
+        shown(Tick("svc search", 18, 18, "fits", "6 candidates x 3 folds, best CV 0.817"))
+        shown(Tick("fer fine-tune", 3, 6, "epochs", "loss 1.608 acc 0.601 val_loss 1.514 val_acc 0.812 " * 2))
+        shown(Tick("fuse voice and face", 1, 3, "models", "fusion-late"))
+    lines = [ANSI.sub("", line).rstrip() for line in ANSI.sub("", out.getvalue()).replace("\r", "\n").splitlines()]
+    last = lines[-4:]
+    assert all(len(line) <= columns for line in last), last
+    for count, unit in (("1140/1200", "clips"), ("18/18", "fits"), ("3/6", "epochs"), ("1/3", "models")):
+        assert any(re.search(rf"\b{count}\s+{unit}\b", line) for line in last), (count, last)
+    if columns != 100:  # the note where there is room for it, cut where there is little
+        assert any("0.817" in line for line in last) == (columns > 100), last
+    assert "…" in last[2]  # a long note is cut, not wrapped onto more lines
+
+
 def test_ticks_reach_the_installed_display_only_inside_its_block():
     seen: list[Tick] = []
     assert progress.sink() is None
