@@ -216,6 +216,8 @@ class DataRoot:
                     continue
                 if stat.S_ISREG(st.st_mode):
                     yield rel, st.st_size, None, f"s{st.st_size}:m{st.st_mtime_ns}"
+                else:  # a FIFO, socket or device named like a clip: refused unread (reading one may block forever)
+                    yield rel, 0, f"not a regular file ({_kind(st.st_mode)})", ""
 
     def _discover_archive(self, rel: str, exts: frozenset[str]) -> Iterator[Candidate]:
         try:
@@ -299,3 +301,14 @@ def _read_bounded(src: IO[bytes], limit: int) -> bytes:
     if len(data) > limit:
         raise UnsafeArchiveError(f"archive member inflates past the limit of {limit} bytes")
     return data
+
+
+def _kind(mode: int) -> str:
+    """What a file that is not a regular one is, in a word."""
+    if stat.S_ISFIFO(mode):
+        return "a FIFO"
+    if stat.S_ISSOCK(mode):
+        return "a socket"
+    if stat.S_ISCHR(mode) or stat.S_ISBLK(mode):
+        return "a device"
+    return "a special file"

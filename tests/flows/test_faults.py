@@ -84,6 +84,9 @@ def build_bad_corpus(audio: Path, video: Path, root: Path) -> tuple[set[str], di
     put("copies/03-01-02-01-01-01-02.wav", good_wav, "duplicate id 03-01-02-01-01-01-02")
     (root / "Actor_02" / "03-01-06-01-01-02-02.wav").symlink_to(root / "nowhere.wav")
     bad["Actor_02/03-01-06-01-01-02-02.wav"] = "broken symbolic link"
+    (root / "Actor_20").mkdir()
+    os.mkfifo(root / "Actor_20" / "03-01-08-02-02-02-20.wav")  # reading it would block forever
+    bad["Actor_20/03-01-08-02-02-02-20.wav"] = "not a regular file (a FIFO)"
     if os.geteuid() != 0:  # root reads any file: permissions cannot make one unreadable
         p = root / "Actor_02" / "03-01-07-01-01-01-02.wav"
         p.chmod(0)

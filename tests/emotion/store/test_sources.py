@@ -84,6 +84,15 @@ def test_symlinked_clips_are_followed(tmp_path):
     assert root.read_bytes(cand.relpath) == real.read_bytes()
 
 
+def test_a_fifo_named_like_a_clip_is_refused_unread(tmp_path):
+    os.mkfifo(tmp_path / NAME)  # opening it to read would block until someone writes
+    (tmp_path / "Actor_01").mkdir()
+    (tmp_path / "Actor_01" / "dev.wav").symlink_to("/dev/null")
+    root = DataRoot(str(tmp_path))
+    found = {c.relpath: c.problem for c in root.discover(AUDIO_EXTENSIONS)}
+    assert found == {NAME: "not a regular file (a FIFO)", "Actor_01/dev.wav": "not a regular file (a device)"}
+
+
 def test_broken_symlink_and_unreadable_file(tmp_path):
     (tmp_path / NAME).symlink_to(tmp_path / "gone.wav")
     root = DataRoot(str(tmp_path))
