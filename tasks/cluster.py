@@ -47,11 +47,11 @@ def result_while_workers(future: Future, client: Client, what: str, timeout: flo
     has had no worker for ``timeout`` seconds (its workers died, or never started)."""
     limit = no_workers_timeout() if timeout is None else timeout
     idle_since: float | None = None
-    while True:
-        try:
-            return future.result(timeout=poll)
-        except TimeoutError:
-            pass
+    # wait on a done-callback, not on future.result(timeout=...): distributed's timed result() can lose a result
+    # that arrives as the timeout fires (UnboundLocalError 'result' inside distributed.utils.sync, seen in CI)
+    done = threading.Event()
+    future.add_done_callback(lambda _: done.set())
+    while not done.wait(poll):
         if cluster_threads(client) > 0:
             idle_since = None
             continue
@@ -61,6 +61,7 @@ def result_while_workers(future: Future, client: Client, what: str, timeout: flo
             future.cancel()
             raise EmotionError(f"the Dask cluster at {client.scheduler.address} has had no worker for {limit:.0f} s "
                                f"(its workers died or never started): {what} not done")
+    return future.result()
 
 
 def in_flight_limit(client: Client) -> int:
