@@ -22,7 +22,8 @@ from emotion.core import names
 from emotion.core.errors import UsageError
 from emotion.core.names import DEFAULT_MODELS, default_models
 from emotion.models.ensemble import SoftVotingEnsemble, tune_ensemble
-from emotion.models.tuning import ModelSpec, SearchParams, TuneResult, predict_scores, tune
+from emotion.models.search import SearchParams
+from emotion.models.tuning import ModelSpec, TuneResult, predict_scores, tune
 
 __all__ = ["MODELS", "DEFAULT_MODELS", "ModelSpec", "SearchParams", "TuneResult", "check_features", "default_models",
            "model_spec", "predict_scores", "tune"]

@@ -26,7 +26,7 @@ from sklearn.utils.parallel import Parallel, delayed
 from emotion.audio.augment import copies_of
 from emotion.core.errors import UsageError
 from emotion.core.progress import ProgressFn, report
-from emotion.models.search import SearchParams  # noqa: F401 - where the catalog and the training find it too
+from emotion.models.search import SearchParams
 
 Refiner = Callable[[dict[str, Any]], dict[str, list[Any]]]
 

@@ -25,7 +25,8 @@ from emotion.core.params import stable_hash
 from emotion.core.progress import ProgressFn
 from emotion.core.splits import ActorSplit
 from emotion.models.persist import SavedModel, dump_model
-from emotion.models.tuning import ModelSpec, SearchParams, predict_copies, predict_scores, tune
+from emotion.models.search import SearchParams
+from emotion.models.tuning import ModelSpec, predict_copies, predict_scores, tune
 from emotion.reporting.metrics import confusion_png, evaluate
 from emotion.store import catalog
 from emotion.store.store import LABEL_COLUMNS

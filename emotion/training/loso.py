@@ -31,7 +31,8 @@ from emotion.core.errors import StoreError, UsageError
 from emotion.core.params import stable_hash
 from emotion.core.progress import ProgressFn
 from emotion.core.splits import ActorSplit
-from emotion.models.tuning import ModelSpec, SearchParams, tune
+from emotion.models.search import SearchParams
+from emotion.models.tuning import ModelSpec, tune
 from emotion.training.audio import one_row_per_recording, scores_and_labels
 
 MODES = ("nested", "fixed")

@@ -57,7 +57,6 @@ def _progress_display(args: object) -> Iterator[None]:
             render.forget(shown.close)
 
 
-
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)

@@ -21,15 +21,19 @@ PROJECT = Path(__file__).resolve().parents[2]
 ROUNDS = int(os.environ.get("EMOTION_CONCURRENCY_ROUNDS", "1"))
 
 
-def _extract(data: Path, out: Path) -> subprocess.Popen[str]:
+def _emotion(out: Path, *argv: str) -> subprocess.Popen[str]:
     # each command with its own temporary Prefect server and its own Prefect home: two temporary servers migrating
     # one SQLite database at the same moment can fail to start (Prefect's limit; a shared `emotion server` has none)
     home = out.parent / f"prefect-home-{uuid.uuid4().hex[:8]}"
     env = {**os.environ, "PYTHONPATH": str(PROJECT), "PREFECT_HOME": str(home)}
     env.pop("PREFECT_API_URL", None)
-    return subprocess.Popen([sys.executable, "-m", "flows.cli", "extract", str(data), "--out", str(out),
-                             "--modality", "audio", "--workers", "1", "--chunk-size", "8"],
-                            env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    return subprocess.Popen([sys.executable, "-m", "flows.cli", *argv], env=env, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
+
+
+def _extract(data: Path, out: Path) -> subprocess.Popen[str]:
+    return _emotion(out, "extract", str(data), "--out", str(out), "--modality", "audio", "--workers", "1",
+                    "--chunk-size", "8")
 
 
 def _consistent(out: Path) -> None:
@@ -104,12 +108,7 @@ def test_a_second_data_root_is_refused_not_silently_dropped(tiny_corpus: Path, t
 
 
 def _train(out: Path) -> subprocess.Popen[str]:
-    home = out.parent / f"prefect-home-{uuid.uuid4().hex[:8]}"
-    env = {**os.environ, "PYTHONPATH": str(PROJECT), "PREFECT_HOME": str(home)}
-    env.pop("PREFECT_API_URL", None)
-    return subprocess.Popen([sys.executable, "-m", "flows.cli", "train", str(out), "--split", "train=1-3,test=4",
-                             "--model", "lr", "--n-iter", "2", "--force"],
-                            env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    return _emotion(out, "train", str(out), "--split", "train=1-3,test=4", "--model", "lr", "--n-iter", "2", "--force")
 
 
 @pytest.mark.slow
