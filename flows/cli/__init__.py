@@ -66,13 +66,29 @@ def main(argv: list[str] | None = None) -> int:
         if hasattr(module, "VERBOSE"):
             module.VERBOSE[0] = bool(getattr(args, "verbose", False))
         with _progress_display(args):
-            return int(getattr(module, f"cmd_{args.command}")(args))
+            code = int(getattr(module, f"cmd_{args.command}")(args))
+        _held_errors(None)
+        return code
     except UsageError as exc:
+        _held_errors(str(exc))
         print(f"emotion: error: {exc}", file=sys.stderr)
         return 2
     except EmotionError as exc:
+        _held_errors(str(exc))
         print(f"emotion: {args.command} failed: {exc}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
+        _held_errors(None)
         print("emotion: interrupted", file=sys.stderr)
         return 130
+    except BaseException:
+        _held_errors(None)
+        raise
+
+
+def _held_errors(told: str | None) -> None:
+    """Prints Prefect's error lines held back from the console, but those about ``told`` (the error our one-line
+    message is about to give)."""
+    commands = sys.modules.get("flows.cli.commands")
+    for line in getattr(commands, "held_errors", lambda _: [])(told):
+        print(line, file=sys.stderr)

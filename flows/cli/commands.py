@@ -51,6 +51,7 @@ class _DomainErrorsWithoutTraceback(logging.Filter):
 
     def filter(self, record: logging.LogRecord) -> bool:
         if record.exc_info and isinstance(record.exc_info[1], EmotionError):
+            record.emotion_error = str(record.exc_info[1])  # for _ConsoleLines: the command's own line will say it
             record.exc_info = None
             record.exc_text = None
         return True
@@ -62,13 +63,48 @@ class _ConsoleLines(logging.Filter):
     ``--verbose``: every line. The Prefect API gets every line either way."""
 
     def filter(self, record: logging.LogRecord) -> bool:
-        if VERBOSE[0] or record.levelno >= logging.WARNING:
+        if VERBOSE[0]:
+            return True
+        if record.levelno >= logging.ERROR:
+            return not _hold(record)
+        if record.levelno >= logging.WARNING:
             return True
         name = getattr(record, "flow_run_name", None)
         if name and str(record.msg).startswith(("Beginning flow run", "Beginning subflow run")):
             print(flow_run_line(str(name), str(getattr(record, "flow_run_id", ""))),
                   file=sys.stderr, flush=True)
         return False
+
+
+# Prefect's error lines about one of our errors (bad input): the task's failure, its final state, the flow's.
+# They are held back from the console, as the command ends with that error's one-line message; should the
+# command succeed after all, they are printed then (held_errors), never lost.
+_HELD: list[tuple[logging.Handler | None, logging.LogRecord]] = []
+_OURS: set[str] = set()
+
+
+def _hold(record: logging.LogRecord) -> bool:
+    ours = getattr(record, "emotion_error", None)
+    if ours:
+        _OURS.add(str(ours))
+    if not ours and not any(m in record.getMessage() for m in _OURS):
+        return False
+    console = next((h for h in logging.getLogger().handlers if any(f is _CONSOLE_LINES for f in h.filters)), None)
+    _HELD.append((console, record))
+    return True
+
+
+def held_errors(told: str | None) -> list[str]:
+    """The error lines held back since the last call, as the console would have shown them, but those about
+    ``told`` (the error the command's one-line message gave); the hold is then emptied."""
+    lines = [h.format(r) if h is not None else r.getMessage() for h, r in _HELD
+             if not told or told not in r.getMessage()]
+    _HELD.clear()
+    _OURS.clear()
+    return lines
+
+
+_CONSOLE_LINES = _ConsoleLines()
 
 
 def flow_run_line(name: str, run_id: str) -> str:
@@ -119,8 +155,8 @@ def flows_module(only: str | None = None) -> Any:
             # the console shows warnings, errors and the name of each flow run, unless --verbose: the Prefect API
             # still gets every line
             handler.setLevel(logging.NOTSET)
-            if not any(isinstance(f, _ConsoleLines) for f in handler.filters):
-                handler.addFilter(_ConsoleLines())
+            if _CONSOLE_LINES not in handler.filters:
+                handler.addFilter(_CONSOLE_LINES)
     # Dask's own notices (e.g. a worker killed at shutdown after its work was done) likewise
     logging.getLogger("distributed").setLevel(logging.INFO if VERBOSE[0] else logging.ERROR)
     return importlib.import_module("flows")

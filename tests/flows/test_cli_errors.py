@@ -1,0 +1,69 @@
+"""The console's error lines: Prefect's lines about one of our errors give way to the command's one line."""
+
+from __future__ import annotations
+
+import logging
+import sys
+
+import pytest
+
+from emotion.core.errors import StoreError
+from flows.cli import commands
+
+MESSAGE = "no clips of the test actors of train=01-10,test=23 in the store"
+
+
+def _record(msg: str, err: BaseException | None = None) -> logging.LogRecord:
+    exc_info = None
+    if err is not None:
+        try:
+            raise err
+        except type(err):
+            exc_info = sys.exc_info()
+    return logging.LogRecord("prefect.task_runs", logging.ERROR, __file__, 1, msg, None, exc_info)
+
+
+def _shown(record: logging.LogRecord) -> bool:
+    """Through the console handler's filters, in the order flows_module adds them."""
+    return commands._DomainErrorsWithoutTraceback().filter(record) and commands._CONSOLE_LINES.filter(record)
+
+
+@pytest.fixture(autouse=True)
+def _clean(monkeypatch):
+    monkeypatch.setattr(commands, "VERBOSE", [False])
+    commands.held_errors(None)
+    yield
+    commands.held_errors(None)
+
+
+def _prefect_lines_about_our_error() -> list[bool]:
+    err = StoreError(MESSAGE)
+    return [_shown(_record(f"Task run failed with exception: {err!r}", err)),
+            _shown(_record(f"Finished in state Failed('Task run encountered an exception StoreError: {MESSAGE}')")),
+            _shown(_record(f"Encountered exception during execution: {err!r}", err))]
+
+
+def test_prefect_lines_about_the_error_the_command_reports_are_not_repeated():
+    assert _prefect_lines_about_our_error() == [False, False, False]
+    assert _shown(_record("Finished in state Failed('the disk is on fire')"))  # not ours: shown as it comes
+    assert commands.held_errors(MESSAGE) == []
+
+
+def test_held_lines_are_shown_when_the_command_does_not_report_their_error():
+    _prefect_lines_about_our_error()
+    held = commands.held_errors(None)  # the command succeeded after all
+    assert len(held) == 3 and all(MESSAGE in line for line in held)
+    _prefect_lines_about_our_error()
+    assert len(commands.held_errors("another error")) == 3
+    assert commands.held_errors(None) == []  # each is given once
+
+
+def test_verbose_shows_every_line_as_it_comes(monkeypatch):
+    monkeypatch.setattr(commands, "VERBOSE", [True])
+    assert _prefect_lines_about_our_error() == [True, True, True]
+    assert commands.held_errors(None) == []
+
+
+def test_other_errors_keep_their_traceback():
+    record = _record("Task run failed with exception: ValueError('x')", ValueError("x"))
+    assert _shown(record) and record.exc_info is not None
