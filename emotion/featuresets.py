@@ -19,7 +19,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import replace
-from typing import Any, Protocol
+from typing import Any, Protocol, TypeGuard
 
 import numpy as np
 import pandas as pd
@@ -41,9 +41,12 @@ def modality_of(params: Any) -> str:
     return str(getattr(params, "modality", "audio"))
 
 
-def is_face_set(params: Any, modality: str = "all") -> bool:
+def is_face_set(params: FeatureParams, modality: str = "all") -> TypeGuard[LandmarkParams]:
     """Whether ``params`` is a face feature set (``landmarks``); asking for one with ``modality="audio"`` is a
-    usage error."""
+    usage error.
+
+    Of the feature sets only :class:`LandmarkParams` is measured on video, so a true answer narrows ``params`` to
+    it (its :meth:`~LandmarkParams.frame_params` is then at hand without another check)."""
     face = modality_of(params) == "video"
     if face and modality == "audio":
         raise UsageError(f"the {params.name} feature set is measured on video frames; use --modality video or all")

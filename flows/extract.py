@@ -7,7 +7,7 @@ import queue
 import time
 import uuid
 from dataclasses import asdict, dataclass, field
-from typing import Any
+from typing import Any, TypeVar, cast
 
 from prefect import flow, get_run_logger
 from prefect.context import FlowRunContext
@@ -17,7 +17,7 @@ from prefect.utilities.annotations import quote
 from emotion.audio.seed import AudioFeatureParams
 from emotion.core.errors import EmotionError, StoreError, UsageError
 from emotion.core.provenance import corpus_origin
-from emotion.extract.inventory import Inventory, Step, audio_step, duplicate_recordings, video_step
+from emotion.extract.inventory import ClipRef, Inventory, Step, audio_step, duplicate_recordings, video_step
 from emotion.extract.plan import Plan, chunked, data_version
 from emotion.featuresets import FeatureParams, feature_params, is_face_set
 from emotion.store.store import Store
@@ -29,6 +29,8 @@ from tasks.cluster import ClipCounter, cluster_threads, dask_client, in_flight_l
 from tasks.extract import commit, inventory, landmark_features, plan, run_chunk, stored_extraction, take_inventory_for_run
 
 MODALITIES = ("audio", "video")
+
+T = TypeVar("T")
 
 
 @dataclass
@@ -98,7 +100,7 @@ def extract_run_name() -> str:
     except EmotionError:
         features = AudioFeatureParams()  # the run itself reports the problem
     try:
-        kind, used = (modality, frames) if not is_face_set(features, modality) else ("video", features.frame_params())  # type: ignore[union-attr]
+        kind, used = (modality, frames) if not is_face_set(features, modality) else ("video", features.frame_params())
         steps = steps_for(kind, features, used, p.get("chunk_size"))  # the steps the run takes (its inventory is kept)
         out, verify, full = p.get("out"), bool(p.get("verify")), bool(p.get("full"))
         version = _version(out, steps, _inventories(_run_id(), p["data"], out, steps, verify, full))
@@ -113,8 +115,10 @@ def _run_id() -> str:
 
 
 # The flow bounds the chunks in flight itself (tasks.cluster.in_flight_limit, which follows the cluster's size);
-# the thread pool only needs to be as large, so it is not capped here.
-@flow(name="extract", flow_run_name=extract_run_name, task_runner=ThreadPoolTaskRunner(max_workers=None))
+# the thread pool only needs to be as large, so it is not capped here. (Prefect types task_runner as
+# TaskRunner[PrefectFuture[Any]], which no concrete runner is: TaskRunner is invariant in its future type.)
+@flow(name="extract", flow_run_name=extract_run_name,
+      task_runner=ThreadPoolTaskRunner(max_workers=None))  # type: ignore[arg-type]
 def extract(
     data: str,
     out: str,
@@ -163,7 +167,7 @@ def _extract_locked(data: str, out: str, modality: str, features: FeatureParams,
                     verify: bool) -> dict[str, ExtractSummary]:
     log = get_run_logger()
     if is_face_set(features, modality):  # landmarks: measured on its face-crop frames
-        frames, modality = features.frame_params(), "video"  # type: ignore[union-attr]
+        frames, modality = features.frame_params(), "video"
     t0, started = time.perf_counter(), time.time()
     run_tag = uuid.uuid4().hex[:12]  # names this run's temporary files
     steps = steps_for(modality, features, frames, chunk_size)
@@ -183,19 +187,29 @@ def _extract_locked(data: str, out: str, modality: str, features: FeatureParams,
     return summaries
 
 
+def as_is(value: T) -> T:
+    """Hand a large value to a task without Prefect walking it: ``quote(value)``, typed as the value itself.
+
+    Prefect otherwise visits every element of a task's inputs on every call
+    (about a second per call for 1200 clips); a :class:`quote` is handed over
+    as it is and the task receives the value, unwrapped. Prefect types a task
+    call by the task's own parameters, which a ``quote`` is not: hence the cast.
+    """
+    return cast(T, quote(value))
+
+
 def _extract_steps(data: str, out: str, steps: list[Step], invs: dict[str, Inventory], version: str, full: bool,
                    dask_address: str | None, workers: int | None, run_tag: str,
                    started: float) -> dict[str, ExtractSummary]:
     log = get_run_logger()
-    # quote(): large inputs (an inventory of every clip, a plan, hashes) are handed over as they are; Prefect would
-    # otherwise walk every element of them on every task call (about a second per call for 1200 clips)
-    plans = {s.modality: plan(quote(invs[s.modality]), out, s, full) for s in steps}
+    # as_is(): large inputs (an inventory of every clip, a plan, hashes) are handed over without Prefect walking them
+    plans = {s.modality: plan(as_is(invs[s.modality]), out, s, full) for s in steps}
     summaries = {s.modality: ExtractSummary(skipped=plans[s.modality].skipped, removed=len(plans[s.modality].removed),
                                             feature_set=s.key, rejects=list(invs[s.modality].rejects),
                                             no_audio_clips=list(invs[s.modality].no_audio),
                                             read_by_flow=invs[s.modality].read) for s in steps}
     hashes: dict[str, dict[str, str]] = {s.modality: {} for s in steps}
-    work = []  # (step, chunk index, first clip's position in the step, clips)
+    work: list[tuple[Step, int, int, list[ClipRef]]] = []  # (step, chunk index, first clip's position in the step, clips)
     for s in steps:
         first = 0
         for c in chunked(plans[s.modality].todo, s.chunk_size):
@@ -223,7 +237,7 @@ def _extract_steps(data: str, out: str, steps: list[Step], invs: dict[str, Inven
                     limit = in_flight_limit(client)
                     while len(in_flight) < limit and (nxt := next(pending, None)) is not None:
                         s, i, first, c = nxt
-                        fut = run_chunk.submit(i, s, quote(c), data, out, client, run_tag, topic, first)
+                        fut = run_chunk.submit(i, s, as_is(c), data, out, client, run_tag, topic, first)
                         in_flight[fut] = (s, i)
                         fut.add_done_callback(finished_q.put)
 
@@ -264,13 +278,13 @@ def _extract_steps(data: str, out: str, steps: list[Step], invs: dict[str, Inven
         if dups:
             _reject_duplicates(summary, plans[s.modality], hashes[s.modality], dups)
             log.warning("%s: %d clips are recordings already found under another id (rejected)", s.modality, len(dups))
-        commit(out, s, quote(plans[s.modality]), quote(invs[s.modality]), quote(summary.rejects), started,
-               quote(summary.no_audio_clips), run_tag, version, quote(hashes[s.modality]))
+        commit(out, s, as_is(plans[s.modality]), as_is(invs[s.modality]), as_is(summary.rejects), started,
+               as_is(summary.no_audio_clips), run_tag, version, as_is(hashes[s.modality]))
         summary.rejected = len(summary.rejects)
         summary.no_audio = len(summary.no_audio_clips)
         summary.workers = sorted(set(summary.workers))
         summary.n_workers = len(summary.workers)
-        if s.modality == "video" and s.params.landmarks:  # type: ignore[union-attr]
+        if isinstance(s.params, FrameParams) and s.params.landmarks:  # the video step (frames), mesh face crops
             try:
                 summary.faces = landmark_features(out, s.params)
             except StoreError as exc:  # no face anywhere: no landmark features, and the summary says why

@@ -14,7 +14,7 @@ Artifacts page shows each one's history:
 from __future__ import annotations
 
 import time
-from typing import Any
+from typing import Any, cast
 from uuid import UUID
 
 from prefect.artifacts import (
@@ -53,7 +53,8 @@ class Progress:
         self.total, self.what, self.unit, self.step, self.interval = max(total, 1), what, unit, step, interval
         self.done, self._shown, self._at = 0, 0.0, 0.0
         start = self._description(0) + (f": {starting}" if starting else "")  # until the first update
-        self.id: UUID = create_progress_artifact(0.0, key=key, description=start)
+        # called from sync code: Prefect's async_dispatch returns the coroutine (typed in the union) only in an event loop
+        self.id = cast(UUID, create_progress_artifact(0.0, key=key, description=start))
 
     def _description(self, done: int) -> str:
         return f"`{progress_bar(done / self.total)}` {done} of {self.total} {self.unit} {self.what}".rstrip()

@@ -117,7 +117,9 @@ def chunk_run_name(parameters: dict[str, Any]) -> str:
     return f"extract-{step.modality}-clips-{first + 1:04d}-{first + n:04d}"
 
 
-@task(name="extract-chunk", cache_policy=NO_CACHE, task_run_name=chunk_run_name,
+# Prefect calls a task_run_name callable with the parameters when it takes a ``parameters`` argument, but types it as
+# a protocol that also demands its own classmethod (is_callback_with_parameters), which no plain function has
+@task(name="extract-chunk", cache_policy=NO_CACHE, task_run_name=chunk_run_name,  # type: ignore[arg-type]
       retries=STORE_RETRIES, retry_delay_seconds=STORE_RETRY_DELAYS, retry_condition_fn=transient_store_error)
 def run_chunk(index: int, step: Step, clips: list[ClipRef], data: str, out: str, client: Client,
               run_tag: str = "", topic: str = "", first: int = 0) -> ChunkResult:

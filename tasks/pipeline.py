@@ -3,14 +3,16 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
+from typing import TypeVar
 
 from prefect import task
 from prefect.cache_policies import NO_CACHE
 
+T = TypeVar("T")
+
 
 @task(name="pipeline-step", cache_policy=NO_CACHE, task_run_name="{step}")
-def pipeline_step(step: str, run: Callable[[], Any]) -> Any:
+def pipeline_step(step: str, run: Callable[[], T]) -> T:
     """Run one step of the pipeline (an extraction or a training flow) inside a task run of the pipeline.
 
     The step's flow run becomes a child of this task run, so the pipeline's

@@ -9,7 +9,6 @@ from typing import Any
 from prefect import get_run_logger, task
 from prefect.cache_policies import NO_CACHE
 
-from emotion.audio.seed import AudioFeatureParams
 from emotion.core.provenance import stamp_run
 from emotion.core.splits import ActorSplit
 from emotion.featuresets import FeatureParams, read_feature_table
@@ -202,13 +201,13 @@ def train_fusion_model(
     return _result(reuse_or_train(store, split.id, model, version, train, force=force), progress, log)
 
 
-def _parts(store: Store, audio: AudioFeatureParams, frames: FrameParams) -> tuple[str, ...]:
+def _parts(store: Store, audio: FeatureParams, frames: FrameParams) -> tuple[str, ...]:
     """The stored parts the fusion table is built from: a new part means a new table."""
     return (*store.list_parts(store.features_dir("audio", audio.key)), *store.list_parts(store.dataset_dir("frames", frames.key)))
 
 
 @lru_cache(maxsize=2)
-def _fusion_table(out: str, audio: AudioFeatureParams, frames: FrameParams, actors: tuple[int, ...],
+def _fusion_table(out: str, audio: FeatureParams, frames: FrameParams, actors: tuple[int, ...],
                   parts: tuple[str, ...]) -> tuple[Any, list[str], list[str]]:
     """The fusion table, computed once for the fused models of one run (the face embedding is the costly part)."""
     return fusion_table(Store(out), audio, frames, actors, _embedder())
