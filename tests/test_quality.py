@@ -14,7 +14,8 @@ def test_ruff_passes():
     assert res.returncode == 0, res.stdout[-3000:]
 
 
-def test_mypy_passes_on_the_domain():
+def test_mypy_passes_on_every_layer():
+    """mypy over the files pyproject.toml names: the domain, its Prefect tasks, the flows and the deployments."""
     res = subprocess.run([str(BIN / "mypy")], cwd=PROJECT, capture_output=True, text=True, timeout=600)
     assert res.returncode == 0, res.stdout[-3000:]
 
