@@ -18,6 +18,7 @@ process (searches run several processes instead).
 from __future__ import annotations
 
 import os
+import sys
 import tempfile
 from typing import Any
 
@@ -29,6 +30,33 @@ from emotion.core.errors import UsageError
 _configured = False
 
 
+class _CurrentStderr:
+    """``sys.stderr`` as it is at each write, for absl's log handler; not the handler's to close."""
+
+    def write(self, text: str) -> int:
+        return sys.stderr.write(text)
+
+    def flush(self) -> None:
+        sys.stderr.flush()
+
+    def close(self) -> None:
+        pass
+
+
+def absl_follows_stderr() -> None:
+    """absl (imported by TensorFlow and Keras) makes a log handler holding ``sys.stderr`` of that moment, and closes
+    that stream when logging is configured anew (Prefect does so on its first import: every live handler is closed)
+    unless it is still ``sys.stderr``. So, in one process, a later ``sys.stderr`` (pytest's ``capsys``, a redirection)
+    left the earlier one closed: under pytest, its capture file ("I/O operation on closed file", "lost sys.stderr").
+    The handler writes to the ``sys.stderr`` of the moment instead, and closes nothing."""
+    absl_logging = sys.modules.get("absl.logging")
+    if absl_logging is None:
+        return
+    handler = absl_logging.get_absl_handler().python_handler
+    if not isinstance(handler.stream, _CurrentStderr):
+        handler.setStream(_CurrentStderr())
+
+
 def _keras() -> Any:
     """Import Keras (TensorFlow backend) quietly, single-threaded, deterministic."""
     global _configured
@@ -38,6 +66,7 @@ def _keras() -> Any:
     import keras
     import tensorflow as tf
 
+    absl_follows_stderr()
     if not _configured:
         try:
             tf.config.threading.set_intra_op_parallelism_threads(1)

@@ -58,6 +58,9 @@ def _keras() -> Any:
     os.environ.setdefault("KERAS_BACKEND", "tensorflow")
     import keras
 
+    from emotion.models.feature_nets import absl_follows_stderr
+
+    absl_follows_stderr()
     return keras
 
 

@@ -106,3 +106,22 @@ def test_spectrogram_augmentation_shifts_adds_noise_and_masks_with_the_band_mean
     noisy.n_frames_ = frames
     out = noisy._augment_fn(mean, std)(tf.constant(img.reshape(-1)), 0)[0].numpy()
     assert 0.3 < np.std(out - img.reshape(-1)) < 0.7
+
+
+def test_keras_leaves_no_log_handler_that_closes_an_earlier_stderr(tmp_path):
+    """absl (imported with TensorFlow) kept the sys.stderr of that moment and closed it when logging was configured
+    anew (Prefect's first import does so) once sys.stderr had changed: under pytest, the capture file."""
+    import subprocess
+    import sys
+
+    script = (
+        "import io, logging.config, sys\n"
+        "earlier = sys.stderr = io.StringIO()\n"
+        "from emotion.models.feature_nets import _keras\n"
+        "_keras()\n"
+        "sys.stderr = io.StringIO()\n"
+        "logging.config.dictConfig({'version': 1})\n"
+        "sys.exit(3 if earlier.closed else 0)\n"
+    )
+    res = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=300)
+    assert res.returncode == 0, "absl's handler closed the stderr it was made with" if res.returncode == 3 else res.stderr
