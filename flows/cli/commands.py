@@ -97,11 +97,20 @@ def _hold(record: logging.LogRecord) -> bool:
 def held_errors(told: str | None) -> list[str]:
     """The error lines held back since the last call, as the console would have shown them, but those about
     ``told`` (the error the command's one-line message gave); the hold is then emptied."""
-    lines = [h.format(r) if h is not None else r.getMessage() for h, r in _HELD
-             if not told or told not in r.getMessage()]
+    held = list(_HELD)
     _HELD.clear()
     _OURS.clear()
-    return lines
+    return [_console_text(h, r) for h, r in held if not told or told not in r.getMessage()]
+
+
+def _console_text(console: logging.Handler | None, record: logging.LogRecord) -> str:
+    """``record`` as the console shows it, or plainly where the console's format does not fit it."""
+    if console is not None:
+        try:
+            return console.format(record)
+        except Exception:  # noqa: BLE001 - a record the console cannot format is still given
+            pass
+    return f"{record.levelname} | {record.getMessage()}"
 
 
 _CONSOLE_LINES = _ConsoleLines()

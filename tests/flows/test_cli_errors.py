@@ -20,7 +20,9 @@ def _record(msg: str, err: BaseException | None = None) -> logging.LogRecord:
             raise err
         except type(err):
             exc_info = sys.exc_info()
-    return logging.LogRecord("prefect.task_runs", logging.ERROR, __file__, 1, msg, None, exc_info)
+    record = logging.LogRecord("prefect.task_runs", logging.ERROR, __file__, 1, msg, None, exc_info)
+    record.task_run_name = "train-lr"  # as Prefect's task run logger gives it (its console format names the task run)
+    return record
 
 
 def _shown(record: logging.LogRecord) -> bool:
@@ -67,3 +69,15 @@ def test_verbose_shows_every_line_as_it_comes(monkeypatch):
 def test_other_errors_keep_their_traceback():
     record = _record("Task run failed with exception: ValueError('x')", ValueError("x"))
     assert _shown(record) and record.exc_info is not None
+
+
+def test_a_held_line_the_console_cannot_format_is_still_given_and_the_hold_empties():
+    record = logging.LogRecord("prefect.task_runs", logging.ERROR, __file__, 1, f"Task run failed: {MESSAGE}", None, None)
+    try:
+        raise StoreError(MESSAGE)
+    except StoreError:
+        record.exc_info = sys.exc_info()  # no task_run_name: Prefect's console format does not fit it
+    assert not _shown(record)
+    held = commands.held_errors(None)
+    assert len(held) == 1 and MESSAGE in held[0]
+    assert commands.held_errors(None) == []
