@@ -105,7 +105,12 @@ def test_emotion_server_on_postgresql_records_extraction_and_training(tiny_corpu
         extract = next(r for n, r in by_flow.items() if n.startswith("extract-"))
         train = next(r for n, r in by_flow.items() if n.startswith("train-"))
         assert extract["state_type"] == train["state_type"] == "COMPLETED"
-        tasks = post(api, "task_runs/filter", {"flow_runs": {"id": {"any_": [extract["id"], train["id"]]}}})
+        def task_runs() -> list[dict]:
+            return post(api, "task_runs/filter", {"flow_runs": {"id": {"any_": [extract["id"], train["id"]]}}})
+
+        # the server records task runs from the events a command sent, a moment after it exits: wait for the last
+        wait_for(lambda: "train-lr" in {t["name"] for t in task_runs()}, 60, "the training's task runs")
+        tasks = task_runs()
         names = {t["name"] for t in tasks}
         assert {"inventory-audio", "plan-audio", "commit-audio"} <= names and "train-lr" in names
         assert sum(n.startswith("extract-audio-") for n in names) == 3  # 120 clips in chunks of 40

@@ -22,6 +22,9 @@ def prefect_api(tmp_path_factory):
         yield server
 
 
+FINAL = {"COMPLETED", "FAILED", "CRASHED", "CANCELLED"}
+
+
 def call(method: str, url: str, body: dict | None = None) -> httpx.Response:
     """One API request, retried as Prefect's own client does on 429 and 5xx.
 
@@ -74,6 +77,11 @@ def test_pipeline_runs_are_recorded_with_tasks_and_artifacts(prefect_api, tiny_c
     assert {"modality:audio", f"data:{version}"} <= set(extract["tags"]) & set(train["tags"])
     assert "modality:all" in pipeline["tags"] and "modality:all" not in extract["tags"]  # a step's own tag wins
     # the pipeline's steps are task runs of its own run (not "0 Task runs"), each the parent of its step's flow run
+    # the server records task run states from the events the command sent, a moment after it exits: wait for them
+    run_ids = [pipeline["id"], extract["id"], train["id"]]
+    wait_for(lambda: all(t["state_type"] in FINAL for t in post(api, "task_runs/filter",
+                                                                  {"flow_runs": {"id": {"any_": run_ids}}})),
+             60, "the task run states of the pipeline's flow runs")
     steps = {t["name"]: t for t in post(api, "task_runs/filter", {"flow_runs": {"id": {"any_": [pipeline["id"]]}}})}
     assert {"extract-audio-seed", "train-audio-svc"} <= set(steps)
     assert all(t["state_type"] == "COMPLETED" for t in steps.values())
