@@ -79,18 +79,15 @@ class _ConsoleLines(logging.Filter):
 # Prefect's error lines about one of our errors (bad input): the task's failure, its final state, the flow's.
 # They are held back from the console, as the command ends with that error's one-line message; should the
 # command succeed after all, they are printed then (held_errors), never lost.
-_HELD: list[tuple[logging.Handler | None, logging.LogRecord]] = []
-_OURS: set[str] = set()
+_HELD: list[logging.LogRecord] = []
 
 
 def _hold(record: logging.LogRecord) -> bool:
-    ours = getattr(record, "emotion_error", None)
-    if ours:
-        _OURS.add(str(ours))
-    if not ours and not any(m in record.getMessage() for m in _OURS):
+    """Hold ``record`` if it is about one of our errors: it carries one, or repeats the message of one held."""
+    ours = {str(m) for r in _HELD if (m := getattr(r, "emotion_error", None))}
+    if not getattr(record, "emotion_error", None) and not any(m in record.getMessage() for m in ours):
         return False
-    console = next((h for h in logging.getLogger().handlers if any(f is _CONSOLE_LINES for f in h.filters)), None)
-    _HELD.append((console, record))
+    _HELD.append(record)
     return True
 
 
@@ -99,8 +96,8 @@ def held_errors(told: str | None) -> list[str]:
     ``told`` (the error the command's one-line message gave); the hold is then emptied."""
     held = list(_HELD)
     _HELD.clear()
-    _OURS.clear()
-    return [_console_text(h, r) for h, r in held if not told or told not in r.getMessage()]
+    console = next((h for h in logging.getLogger().handlers if _CONSOLE_LINES in h.filters), None)
+    return [_console_text(console, r) for r in held if not told or told not in r.getMessage()]
 
 
 def _console_text(console: logging.Handler | None, record: logging.LogRecord) -> str:
