@@ -47,6 +47,8 @@ class ExtractSummary:
     cluster_threads: int = 0  # worker threads of the cluster when the work was submitted (0: no cluster needed)
     max_in_flight: int = 0  # most chunks submitted and not yet finished at once (both modalities)
     read_by_flow: int = 0  # clips read by the inventory in the flow's process (0 unless --verify)
+    parts: int = 0  # Parquet parts of the stored dataset after the run
+    merged_parts: int = 0  # small parts this run merged into fewer (once there were many)
     rejects: list[dict[str, Any]] = field(default_factory=list)
     no_audio_clips: list[dict[str, Any]] = field(default_factory=list)
     faces: dict[str, Any] | None = None  # mesh face crops: the landmark feature set, face-found rate, clips without a face
@@ -278,8 +280,9 @@ def _extract_steps(data: str, out: str, steps: list[Step], invs: dict[str, Inven
         if dups:
             _reject_duplicates(summary, plans[s.modality], hashes[s.modality], dups)
             log.warning("%s: %d clips are recordings already found under another id (rejected)", s.modality, len(dups))
-        commit(out, s, as_is(plans[s.modality]), as_is(invs[s.modality]), as_is(summary.rejects), started,
-               as_is(summary.no_audio_clips), run_tag, version, as_is(hashes[s.modality]))
+        done = commit(out, s, as_is(plans[s.modality]), as_is(invs[s.modality]), as_is(summary.rejects), started,
+                      as_is(summary.no_audio_clips), run_tag, version, as_is(hashes[s.modality]))
+        summary.parts, summary.merged_parts = done.parts, done.merged
         summary.rejected = len(summary.rejects)
         summary.no_audio = len(summary.no_audio_clips)
         summary.workers = sorted(set(summary.workers))

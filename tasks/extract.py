@@ -18,6 +18,7 @@ import posixpath
 import threading
 import uuid
 from collections import OrderedDict
+from dataclasses import dataclass
 from typing import Any
 
 from distributed import Client
@@ -134,12 +135,20 @@ def run_chunk(index: int, step: Step, clips: list[ClipRef], data: str, out: str,
     return result_while_workers(future, client, f"{step.modality} clips {first + 1}-{first + len(clips)}")
 
 
+@dataclass(frozen=True)
+class Committed:
+    dropped: int  # stale and duplicate rows dropped
+    merged: int  # small parts merged into fewer
+    parts: int  # parts of the dataset after the commit
+
+
 @task(name="commit", cache_policy=NO_CACHE, task_run_name="commit-{step.modality}",
       retries=STORE_RETRIES, retry_delay_seconds=STORE_RETRY_DELAYS, retry_condition_fn=transient_store_error)
 def commit(out: str, step: Step, p: Plan, inv: Inventory, rejects: list[dict[str, Any]], started: float,
            no_audio: list[dict[str, Any]] | None = None, run_tag: str = "", data_version: str = "",
-           hashes: dict[str, str] | None = None) -> int:
-    """Drop stale and duplicate rows, then write the manifest, parameters and rejects table.
+           hashes: dict[str, str] | None = None) -> Committed:
+    """Drop stale and duplicate rows, merge small parts once there are many, then write the manifest, parameters
+    and rejects table.
 
     ``hashes`` are the content hashes the workers found: a clip whose hash was not known before the run is
     settled here (its older row is stale only if the content differs).
@@ -168,6 +177,7 @@ def commit(out: str, step: Step, p: Plan, inv: Inventory, rejects: list[dict[str
     if dropped:
         stored = store.dataset_keys(step.dataset, step.key, damaged=[])
     dropped += compact(store, folder, duplicate_rows(stored))
+    merged = store.merge_small_parts(folder)  # every clip is in one part now
     store.remove_stale_temporaries(folder, older_than=started, tag=run_tag)
     store.write_json(f"{folder}/params.json", {"params": step.params.to_dict(), "hash": step.params.hash(),
                                                "data_version": data_version,
@@ -176,7 +186,7 @@ def commit(out: str, step: Step, p: Plan, inv: Inventory, rejects: list[dict[str
     store.write_rejects(step.modality, rejects)
     if step.modality == "audio":
         store.write_no_audio(no_audio or [])
-    return dropped
+    return Committed(dropped, merged, len(store.list_parts(folder)))
 
 
 @task(name="landmark-features", cache_policy=NO_CACHE)

@@ -16,7 +16,8 @@ read picks up. A run folder counts as complete only once its ``run.json``,
 written last, is there.
 
 Only files named like the parts the store writes (:meth:`Store.new_part_name`)
-count as parts; a stray ``.parquet`` file is ignored. One writer at a time:
+count as parts; a stray ``.parquet`` file is ignored. The writer merges small
+parts once there are many (:meth:`Store.merge_small_parts`). One writer at a time:
 :meth:`Store.writer_lock` (:mod:`emotion.store.lock`). Readers take a snapshot: the parts are listed
 once and read; when one vanishes under them (a writer compacted it), they list
 again, a bounded number of times. A damaged part is named by its path.
@@ -58,6 +59,12 @@ REJECT_SCHEMA = pa.schema([
 TMP_PREFIX = ".tmp-"
 PART_NAME = re.compile(r"^part-\d{20}-[0-9a-f]{8}\.parquet$")  # what Store.new_part_name writes
 READ_RETRIES = 5  # a reader re-lists the parts this many times when one vanishes under it
+# Small parts accumulate: every run with changes adds one and compaction rewrites others. Once a folder holds more
+# than MAX_SMALL_PARTS parts under SMALL_PART_BYTES, the writer merges them into parts of about MERGE_TARGET_BYTES
+# (sizes in the store, as listed), so what a rerun or a training reads stays a few files however many runs came before.
+SMALL_PART_BYTES = 8 << 20
+MAX_SMALL_PARTS = 16
+MERGE_TARGET_BYTES = 32 << 20
 MAX_JSON_BYTES = 16 << 20  # run.json, metrics.json, params.json...: never read past this
 STORE_FILE = "store.json"  # what the store was built from (its data root)
 
@@ -306,6 +313,54 @@ class Store:
 
     def features_dir(self, modality: str, key: str) -> str:
         return self.dataset_dir(f"features/{modality}", key)
+
+    def merge_small_parts(self, folder: str, *, small: int = SMALL_PART_BYTES, most: int = MAX_SMALL_PARTS,
+                          target: int = MERGE_TARGET_BYTES) -> int:
+        """Merge the parts of ``folder`` under ``small`` bytes into parts of about ``target`` bytes (as listed),
+        once there are more than ``most`` of them; the number of parts merged (0: nothing to do).
+
+        For the writer, after it dropped duplicate rows (every clip in one
+        part): a merged part is written under a new name, then the parts it
+        holds are removed, so a reader sees each clip's rows in one part or,
+        for a moment, also in the newer merged part, whose rows win (the same
+        rows). Parts are merged oldest first, a run of equal schemas at a time
+        (a part written by an older version keeps its own); a damaged part is
+        left for extraction to recompute, and one that vanished is skipped.
+        """
+        self.fs.invalidate_cache(folder)
+        if not self.fs.isdir(folder):
+            return 0
+        sizes = {str(e["name"]): int(e.get("size") or 0) for e in self.fs.ls(folder, detail=True)
+                 if is_part(str(e["name"])) and e.get("type") == "file"}
+        smalls = sorted((p for p, n in sizes.items() if n < small), key=posixpath.basename)
+        if len(smalls) <= most:
+            return 0
+        merged = 0
+        batch: list[tuple[str, pa.Table]] = []
+        size = 0
+
+        def flush() -> None:
+            nonlocal merged, size
+            if len(batch) > 1:
+                self.write_table(f"{folder}/{Store.new_part_name()}", pa.concat_tables([t for _, t in batch]))
+                self.remove(p for p, _ in batch)
+                merged += len(batch)
+            batch.clear()
+            size = 0
+
+        for p in smalls:
+            try:
+                table = self._read_part(p, None)
+            except (_Vanished, StoreError):
+                continue
+            if batch and not table.schema.equals(batch[0][1].schema, check_metadata=True):
+                flush()
+            batch.append((p, table))
+            size += sizes[p]
+            if size >= target:
+                flush()
+        flush()
+        return merged
 
     @staticmethod
     def new_part_name() -> str:

@@ -130,6 +130,10 @@ def test_chunks_in_flight_follow_the_cluster_size(tiny_corpus: Path, tmp_path: P
     limit = 24 + 12  # one chunk per thread plus a backlog of half the threads
     assert audio["max_in_flight"] <= limit and plugin.peak_known <= limit  # bounded: memory does not grow with the work
     assert summary["n_workers"] > 16
+    # 48 one-clip parts are more small parts than the store keeps: the commit merged them into one, rows intact
+    assert (audio["merged_parts"], audio["parts"]) == (48, 1)
+    stored = Store(str(tmp_path / "store")).read_features("audio", audio["feature_set"])
+    assert len(stored) == 48 and stored["path"].is_unique
 
 
 def test_one_recording_under_two_ids_is_found_from_the_hashes_without_reading_in_the_flow(

@@ -172,3 +172,91 @@ def test_bounded_reads_refuse_special_and_large_files(tmp_path):
     (tmp_path / "bad.json").write_text("{not json")
     with pytest.raises(StoreError, match="bad.json is not valid JSON"):
         store.read_json(str(tmp_path / "bad.json"))
+
+
+# -- small parts merged once there are many (a nightly rerun adds one part; reading them all grows with the runs) ----
+def _small_parts(store, folder, n, start=0):
+    return [_part(store, folder, [f"c{i:03d}"], [f"h{i:03d}"]) for i in range(start, start + n)]  # one size
+
+
+def test_many_small_parts_are_merged_into_one_with_the_same_rows(tmp_path):
+    store = Store(str(tmp_path))
+    folder = store.features_dir("audio", "k")
+    parts = _small_parts(store, folder, 20)
+    before = store.read_features("audio", "k")
+    assert store.merge_small_parts(folder, most=16) == 20
+    after = store.list_parts(folder)
+    assert len(after) == 1 and not set(after) & set(parts)
+    assert store.read_features("audio", "k").equals(before)
+    assert store.merge_small_parts(folder, most=16) == 0  # one part: nothing to do
+
+
+def test_a_few_small_parts_are_left_alone(tmp_path):
+    store = Store(str(tmp_path))
+    folder = store.features_dir("audio", "k")
+    parts = _small_parts(store, folder, 16)
+    assert store.merge_small_parts(folder, most=16) == 0
+    assert store.list_parts(folder) == parts
+    assert store.merge_small_parts(str(tmp_path / "absent"), most=16) == 0
+
+
+def test_merged_parts_are_about_the_target_size_and_large_parts_stay(tmp_path):
+    store = Store(str(tmp_path))
+    folder = store.features_dir("audio", "k")
+    parts = _small_parts(store, folder, 12)
+    size = os.path.getsize(parts[0])
+    merged = store.merge_small_parts(folder, most=4, small=size + 1, target=4 * size)
+    assert merged == 12
+    after = store.list_parts(folder)
+    assert len(after) == 3  # 4 parts' worth each
+    # merged parts are no longer small: a second merge leaves them, however many there are
+    assert store.merge_small_parts(folder, most=1, small=size + 1, target=4 * size) == 0
+    assert sorted(store.read_features("audio", "k")["path"]) == [f"c{i:03d}" for i in range(12)]
+
+
+def test_parts_of_another_schema_and_damaged_parts_are_not_merged(tmp_path):
+    store = Store(str(tmp_path))
+    folder = store.features_dir("audio", "k")
+    first = _small_parts(store, folder, 5)
+    other = f"{folder}/{Store.new_part_name()}"  # written by an older version: one more column
+    store.write_table(other, pa.table({"path": ["z"], "content_hash": ["hz"], "x": [1.0], "y": [2.0]}))
+    bad = _part(store, folder, ["b"])
+    with open(bad, "r+b") as fh:
+        fh.truncate(40)
+    last = _small_parts(store, folder, 5, start=5)
+    assert store.merge_small_parts(folder, most=4) == 10  # the 5 before and the 5 after the odd ones, apart
+    after = store.list_parts(folder)
+    assert other in after and bad in after and len(after) == 4
+    assert not set(after) & set(first + last)
+    damaged: list[str] = []
+    keys = store.feature_keys("audio", "k", damaged=damaged)
+    assert sorted(keys["path"]) == sorted([f"c{i:03d}" for i in range(10)] + ["z"]) and damaged == [bad]
+
+
+def test_a_merge_keeps_the_parts_parameters(tmp_path):
+    import pyarrow.parquet as pq
+
+    store = Store(str(tmp_path))
+    folder = store.features_dir("audio", "k")
+    meta = {"emotion.params_hash": "abc"}
+    for i in range(3):
+        store.write_table(f"{folder}/{Store.new_part_name()}",
+                          pa.table({"path": [f"c{i}"], "content_hash": ["h"]}).replace_schema_metadata(meta))
+    assert store.merge_small_parts(folder, most=2) == 3
+    (merged,) = store.list_parts(folder)
+    assert pq.read_schema(merged).metadata[b"emotion.params_hash"] == b"abc"
+
+
+def test_a_merge_that_fails_to_write_loses_nothing(tmp_path, monkeypatch):
+    store = Store(str(tmp_path))
+    folder = store.features_dir("audio", "k")
+    parts = _small_parts(store, folder, 6)
+
+    def full_disk(*_a, **_k):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(os, "replace", full_disk)
+    with pytest.raises(StoreError, match="No space left on device"):
+        store.merge_small_parts(folder, most=4)
+    monkeypatch.undo()
+    assert store.list_parts(folder) == parts and sorted(os.listdir(folder)) == sorted(os.path.basename(p) for p in parts)
