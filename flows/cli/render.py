@@ -33,6 +33,8 @@ def print_extract(s: dict[str, Any]) -> None:
         if d.get("n_workers"):
             print(f"  on {d['n_workers']} Dask worker(s), up to {d.get('max_in_flight', 0)} chunks in flight "
                   f"({d.get('cluster_threads', 0)} worker threads)")
+        if d.get("merged_parts"):
+            print(f"  merged {d['merged_parts']} small Parquet parts: {d['parts']} part(s) stored")
         faces = d.get("faces") or {}
         if faces.get("error"):
             print(f"  faces: {faces['error']}")

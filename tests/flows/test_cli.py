@@ -119,9 +119,10 @@ def test_synth_and_extract_print_readable_summaries(tmp_path: Path, capsys):
     code, synth, _ = run_cli(capsys, "synth", str(tmp_path / "v"), "--actors", "3", "--repetitions", "1", "--video", "--json")
     assert code == 0 and synth["clips"] == 30 and synth["videos"] == 60
     assert len(list((tmp_path / "v" / "Actor_03").glob("0[12]-*.mp4"))) == 60
-    assert main(["extract", str(tmp_path / "d"), "--out", str(tmp_path / "o"), "--workers", "1"]) == 0
+    assert main(["extract", str(tmp_path / "d"), "--out", str(tmp_path / "o"), "--workers", "1", "--chunk-size", "3"]) == 0
     out = capsys.readouterr().out
     assert "extract audio: 60 processed, 0 skipped, 0 removed, 0 rejected" in out
+    assert "merged 20 small Parquet parts: 1 part(s) stored" in out  # 20 chunks of 3 clips, more than 16 parts
     assert "extract video: 0 processed" in out
 
 
