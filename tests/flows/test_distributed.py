@@ -101,10 +101,14 @@ def test_extract_from_and_to_s3(tiny_corpus: Path, tmp_path: Path):
         s3.put_object(Bucket="corpus", Key="ravdess/Actor_01/03-01-05-01-01-02-01.wav", Body=b"")  # a bad one
         env = {**os.environ, **service_env(tmp_path), **creds, "FSSPEC_S3_ENDPOINT_URL": endpoint}
         cmd = [str(BIN / "emotion"), "extract", "s3://corpus/ravdess", "--out", "s3://corpus/store", "--workers", "1", "--json"]
-        res = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=600)
+        res = subprocess.run([*cmd, "--chunk-size", "3"], env=env, capture_output=True, text=True, timeout=600)
         assert res.returncode == 0, res.stderr[-3000:]
         summary = json.loads(res.stdout)
         assert summary["processed"] == len(files) and summary["rejected"] == 1
+        audio = summary["modalities"]["audio"]  # one part per 3 of 60 clips, more than 16: merged on S3 too
+        assert audio["merged_parts"] > 16 and audio["parts"] == 1
+        listed = s3.list_objects_v2(Bucket="corpus", Prefix=f"store/features/audio/{audio['feature_set']}/")["Contents"]
+        assert len([o for o in listed if o["Key"].endswith(".parquet")]) == 1
         # a rerun reads the store back from S3 and skips everything
         res2 = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=600)
         assert json.loads(res2.stdout)["skipped"] == len(files)

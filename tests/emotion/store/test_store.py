@@ -260,3 +260,13 @@ def test_a_merge_that_fails_to_write_loses_nothing(tmp_path, monkeypatch):
         store.merge_small_parts(folder, most=4)
     monkeypatch.undo()
     assert store.list_parts(folder) == parts and sorted(os.listdir(folder)) == sorted(os.path.basename(p) for p in parts)
+
+
+def test_remove_deletes_in_one_call_and_passes_over_files_already_gone(tmp_path):
+    store = Store(str(tmp_path))
+    folder = store.features_dir("audio", "k")
+    parts = _small_parts(store, folder, 3)
+    os.unlink(parts[1])  # gone already (another cleanup, or a retry of this one)
+    store.remove([*parts, f"{folder}/never-there.parquet"])
+    assert os.listdir(folder) == []
+    store.remove([])
