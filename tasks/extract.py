@@ -147,8 +147,8 @@ class Committed:
 def commit(out: str, step: Step, p: Plan, inv: Inventory, rejects: list[dict[str, Any]], started: float,
            no_audio: list[dict[str, Any]] | None = None, run_tag: str = "", data_version: str = "",
            hashes: dict[str, str] | None = None) -> Committed:
-    """Drop stale and duplicate rows, merge small parts once there are many, then write the manifest, parameters
-    and rejects table.
+    """Drop stale and duplicate rows, write the manifest, parameters and rejects table, then merge small parts
+    once there are many (a merge that fails is a warning: the store reads the same without it).
 
     ``hashes`` are the content hashes the workers found: a clip whose hash was not known before the run is
     settled here (its older row is stale only if the content differs).
@@ -177,7 +177,6 @@ def commit(out: str, step: Step, p: Plan, inv: Inventory, rejects: list[dict[str
     if dropped:
         stored = store.dataset_keys(step.dataset, step.key, damaged=[])
     dropped += compact(store, folder, duplicate_rows(stored))
-    merged = store.merge_small_parts(folder)  # every clip is in one part now
     store.remove_stale_temporaries(folder, older_than=started, tag=run_tag)
     store.write_json(f"{folder}/params.json", {"params": step.params.to_dict(), "hash": step.params.hash(),
                                                "data_version": data_version,
@@ -186,6 +185,12 @@ def commit(out: str, step: Step, p: Plan, inv: Inventory, rejects: list[dict[str
     store.write_rejects(step.modality, rejects)
     if step.modality == "audio":
         store.write_no_audio(no_audio or [])
+    try:  # last: the run's outputs are in place; the store reads the same with its parts merged or not
+        merged = store.merge_small_parts(folder)
+    except (StoreError, OSError) as exc:
+        merged = 0
+        get_run_logger().warning("%s: small parts not merged (%s); they stay as they are", step.modality,
+                                 str(exc) or type(exc).__name__)
     return Committed(dropped, merged, len(store.list_parts(folder)))
 
 

@@ -185,8 +185,9 @@ class Store:
         return n
 
     def remove(self, paths: Iterable[str]) -> None:
-        """Delete the files ``paths``, those already gone aside: in one call where the store allows it (an object
-        store deletes up to 1,000 keys per request), so readers see a merge's parts go at once, not one by one."""
+        """Delete the files ``paths``, those already gone aside; in one call (an object store deletes up to
+        1,000 keys per request). An object store reports no failed key of such a call: its folders are listed
+        again, and a file still there raises :class:`StoreError` naming it."""
         todo = list(paths)
         if not todo:
             return
@@ -196,6 +197,15 @@ class Store:
             for p in todo:
                 if self.fs.exists(p):
                     self.fs.rm_file(p)
+        if self.is_local:
+            return
+        for parent in sorted({posixpath.dirname(p) for p in todo}):
+            self.fs.invalidate_cache(parent)
+            there = set(self.fs.ls(parent, detail=False)) if self.fs.isdir(parent) else set()
+            left = sorted(p for p in todo if posixpath.dirname(p) == parent and p in there)
+            if left:
+                raise StoreError(f"cannot delete {self.url_of(left[0])}"
+                                 f"{f' and {len(left) - 1} more' if len(left) > 1 else ''}: still there after deleting")
 
     # -- reading ---------------------------------------------------------
     def exists(self, path: str) -> bool:
@@ -327,13 +337,15 @@ class Store:
         """Merge the parts of ``folder`` under ``small`` bytes into parts of about ``target`` bytes (as listed),
         once there are more than ``most`` of them; the number of parts merged (0: nothing to do).
 
-        For the writer, after it dropped duplicate rows (every clip in one
-        part): a merged part is written under a new name, then the parts it
-        holds are removed, so a reader sees each clip's rows in one part or,
-        for a moment, also in the newer merged part, whose rows win (the same
-        rows). Parts are merged oldest first, a run of equal schemas at a time
-        (a part written by an older version keeps its own); a damaged part is
-        left for extraction to recompute, and one that vanished is skipped.
+        Readers see the same rows before, during and after: a merged part
+        takes, from each part it merges, only the rows of the clips whose
+        newest part that is (older duplicates, which a writer killed after
+        writing can leave, are dropped, not revived), and it is written under
+        a new name before any part it holds is removed; those are removed
+        together at the end. Parts are merged oldest first, a run of equal
+        schemas at a time (a part written by an older version keeps its own).
+        A damaged part is left as it is (readers name it), and one that
+        vanished is skipped.
         """
         self.fs.invalidate_cache(folder)
         if not self.fs.isdir(folder):
@@ -343,16 +355,24 @@ class Store:
         smalls = sorted((p for p, n in sizes.items() if n < small), key=posixpath.basename)
         if len(smalls) <= most:
             return 0
-        merged = 0
+        newest: dict[str, str] = {}  # clip path -> its newest part, over every part listed (the large ones too)
+        for p in sorted(sizes, key=posixpath.basename):
+            try:
+                paths = self._read_part(p, ["path"]).column("path").to_pylist()
+            except (_Vanished, StoreError):
+                continue
+            newest.update(dict.fromkeys(paths, p))
+        merged: list[str] = []
         batch: list[tuple[str, pa.Table]] = []
         size = 0
 
         def flush() -> None:
-            nonlocal merged, size
+            nonlocal size
             if len(batch) > 1:
-                self.write_table(f"{folder}/{Store.new_part_name()}", pa.concat_tables([t for _, t in batch]))
-                self.remove(p for p, _ in batch)
-                merged += len(batch)
+                table = pa.concat_tables([t for _, t in batch])
+                if table.num_rows:  # (rows that were all superseded need no part)
+                    self.write_table(f"{folder}/{Store.new_part_name()}", table)
+                merged.extend(p for p, _ in batch)
             batch.clear()
             size = 0
 
@@ -363,12 +383,14 @@ class Store:
                 continue
             if batch and not table.schema.equals(batch[0][1].schema, check_metadata=True):
                 flush()
-            batch.append((p, table))
+            mine = [newest.get(path) == p for path in table.column("path").to_pylist()]
+            batch.append((p, table if all(mine) else table.filter(pa.array(mine, pa.bool_()))))
             size += sizes[p]
             if size >= target:
                 flush()
         flush()
-        return merged
+        self.remove(merged)
+        return len(merged)
 
     @staticmethod
     def new_part_name() -> str:

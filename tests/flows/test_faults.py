@@ -176,6 +176,25 @@ def test_a_run_killed_with_sigkill_resumes_without_redoing_work(corpus, tmp_path
     _assert_exactly_once(out, 120)
 
 
+def test_a_merge_that_fails_is_a_warning_and_the_run_keeps_its_rows(corpus, tmp_path, capsys, monkeypatch):
+    from emotion.core.errors import StoreError
+
+    def full_disk(self, folder, **_k):
+        raise StoreError(f"cannot write {folder}/part-x.parquet: No space left on device")
+
+    monkeypatch.setattr(Store, "merge_small_parts", full_disk)
+    out = tmp_path / "store"
+    code = main(["extract", str(corpus), "--out", str(out), "--modality", "audio", "--workers", "1",
+                 "--chunk-size", "5", "--json"])
+    captured = capsys.readouterr()
+    assert code == 0, captured.err[-3000:]
+    audio = json.loads(captured.out)["modalities"]["audio"]
+    assert (audio["processed"], audio["merged_parts"], audio["parts"]) == (120, 0, 24)
+    assert "small parts not merged (cannot write" in captured.err and "No space left on device" in captured.err
+    _assert_exactly_once(out, 120)
+    assert Store(str(out)).exists(str(out / "manifest" / "audio.parquet"))  # the run's outputs landed first
+
+
 def test_tampered_and_swapped_models_are_refused(tiny_corpus, tmp_path, capsys):
     out = tmp_path / "store"
     assert main(["run", str(tiny_corpus), "--out", str(out), "--split", "train=1-3,test=21", "--features", "seed",

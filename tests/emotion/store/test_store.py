@@ -270,3 +270,65 @@ def test_remove_deletes_in_one_call_and_passes_over_files_already_gone(tmp_path)
     store.remove([*parts, f"{folder}/never-there.parquet"])
     assert os.listdir(folder) == []
     store.remove([])
+
+
+def test_a_merge_never_revives_an_older_row_nor_keeps_a_duplicate(tmp_path):
+    """A writer killed after writing can leave a clip's rows in two parts (the next commit drops the older ones);
+    a merge in between must not make the older row the newest, nor fold both into one part."""
+    store = Store(str(tmp_path))
+    folder = store.features_dir("audio", "k")
+    _part(store, folder, ["x"], ["old"])  # small and oldest
+    _small_parts(store, folder, 18)
+    big = pa.table({"path": ["x", *(f"b{i:05d}" for i in range(3000))], "content_hash": ["new", *["h"] * 3000],
+                    "x": [float(i) for i in range(3001)]})
+    big_part = f"{folder}/{Store.new_part_name()}"
+    store.write_table(big_part, big)  # x's newest row, in a part that is not small
+    _part(store, folder, ["c000"], ["h000"])  # c000 twice among the small parts: the newer copy wins
+    before = store.read_features("audio", "k")
+    size = os.path.getsize(big_part)
+    assert store.merge_small_parts(folder, most=16, small=size) == 20
+    after = store.read_features("audio", "k")
+    assert after.equals(before) and dict(zip(after["path"], after["content_hash"], strict=True))["x"] == "new"
+    rows = store.read_snapshot(folder)
+    assert len(rows) == len(before)  # the superseded rows are gone, not folded into the merged part
+
+
+def test_a_merge_removes_what_it_merged_only_after_writing_everything(tmp_path, monkeypatch):
+    """Several merged parts, one removal at the end: a reader re-lists once, not once per merged part."""
+    store = Store(str(tmp_path))
+    folder = store.features_dir("audio", "k")
+    parts = _small_parts(store, folder, 12)
+    size = os.path.getsize(parts[0])
+    events = []
+    real_write, real_remove = Store.write_table, Store.remove
+    monkeypatch.setattr(Store, "write_table", lambda self, *a, **k: (events.append("write"), real_write(self, *a, **k)))
+    monkeypatch.setattr(Store, "remove", lambda self, paths: (events.append("remove"), real_remove(self, paths)))
+    assert store.merge_small_parts(folder, most=4, small=size + 1, target=4 * size) == 12
+    assert events == ["write", "write", "write", "remove"]
+
+
+def test_an_object_store_that_keeps_a_deleted_file_is_an_error_naming_it(tmp_path):
+    """S3's multi-object delete answers 200 and lists failed keys in its body, which s3fs does not read: the
+    store lists the folder again and names what is still there (a bucket that allows writes but not deletes)."""
+    import fsspec
+    from fsspec.implementations.memory import MemoryFileSystem
+
+    class KeepsFiles(MemoryFileSystem):
+        protocol = "keepsfiles"
+        store: dict = {}  # noqa: RUF012 (fsspec's own convention: the class holds the files)
+        pseudo_dirs = [""]
+
+        @classmethod
+        def _strip_protocol(cls, path):
+            return super()._strip_protocol(path.removeprefix("keepsfiles://"))
+
+        def rm(self, path, recursive=False, maxdepth=None):
+            pass  # "deleted", says the call
+
+    fsspec.register_implementation("keepsfiles", KeepsFiles, clobber=True)
+    store = Store("keepsfiles://bucket/store")
+    folder = store.features_dir("audio", "k")
+    parts = _small_parts(store, folder, 3)
+    with pytest.raises(StoreError, match=r"cannot delete keepsfiles://.*part-.*\.parquet and 1 more: still there"):
+        store.remove(parts[:2])
+    assert store.list_parts(folder) == parts
