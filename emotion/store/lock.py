@@ -16,6 +16,7 @@ import json
 import os
 import posixpath
 import socket
+import time
 from collections.abc import Iterator
 from typing import Any
 
@@ -25,6 +26,7 @@ from emotion.core.errors import StoreError
 
 LOCK_FILE = ".lock"
 STALE_AFTER = pd.Timedelta(hours=6)  # an object-store lock this old was left by a writer that died
+NAMING_WAIT = 1.0  # seconds a second writer waits for the holder of a local lock to write who it is
 
 _HELD: dict[str, int] = {}  # writer locks this process holds (path -> depth)
 
@@ -59,10 +61,18 @@ def writer_lock(fs: Any, root: str, url: str, is_local: bool, what: str = "extra
     os.makedirs(root, exist_ok=True)
     fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
     try:
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            raise _busy(url, os.pread(fd, 4096, 0)) from None
+        deadline = time.monotonic() + NAMING_WAIT
+        while True:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except BlockingIOError:
+                raw = os.pread(fd, 4096, 0)
+                # an empty record: the holder has just taken the lock and not yet written who it is, or is letting
+                # go (it empties the record before it unlocks); look again for a moment
+                if raw.strip() or time.monotonic() > deadline:
+                    raise _busy(url, raw) from None
+                time.sleep(0.02)
         os.ftruncate(fd, 0)
         os.pwrite(fd, json.dumps(me).encode(), 0)
         _HELD[path] = 1

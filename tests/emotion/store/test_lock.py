@@ -51,3 +51,50 @@ def test_an_object_store_lock_names_its_holder_and_goes_stale(tmp_path):
 
 def test_holder_of_an_unreadable_record():
     assert holder(b"not json") == "another process"
+
+
+def test_a_writer_caught_between_taking_the_lock_and_naming_itself_is_still_named(tmp_path):
+    """The holder takes the flock, then writes who it is: a second writer that looks in between waits for the
+    name rather than saying "another process" (seen in the concurrency test, two extractions started at once)."""
+    import fcntl
+    import threading
+    import time
+
+    store = Store(str(tmp_path))
+    path = os.path.join(str(tmp_path), ".lock")
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+    fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)  # taken; the record is still empty
+
+    def name_later():
+        time.sleep(0.2)
+        os.pwrite(fd, json.dumps({"pid": 1, "host": "h", "since": "t", "what": "emotion extract D"}).encode(), 0)
+
+    t = threading.Thread(target=name_later)
+    t.start()
+    try:
+        with pytest.raises(StoreError, match=r"being written by emotion extract D \(pid 1 on h"):
+            with store.writer_lock("emotion extract E"):
+                pass
+    finally:
+        t.join()
+        os.close(fd)
+
+
+def test_a_writer_that_lets_go_while_another_looks_lets_the_other_in(tmp_path):
+    """The holder empties its record, then unlocks: a second writer looking in between gets the lock."""
+    import fcntl
+    import threading
+    import time
+
+    store = Store(str(tmp_path))
+    path = os.path.join(str(tmp_path), ".lock")
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+    fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)  # held, its record already emptied
+
+    t = threading.Thread(target=lambda: (time.sleep(0.2), os.close(fd)))
+    t.start()
+    try:
+        with store.writer_lock("emotion extract E"):
+            assert "emotion extract E" in open(path).read()
+    finally:
+        t.join()
