@@ -125,6 +125,23 @@ def no_change_rerun(data: Path, out: Path, api: str, roots: list[Path], tmp: Pat
     return summary, wall, opened
 
 
+def real_or_synthetic_corpus(data: Path) -> tuple[list[Path], str]:
+    """``data``: links to the 1,200 real clips (never copies), or 1,200 synthetic ones where they are absent;
+    its clips and where they came from."""
+    if REAL.is_dir():
+        for f in sorted(REAL.rglob("*.flac")):
+            dst = data / f.parent.name / f.name
+            dst.parent.mkdir(parents=True, exist_ok=True)
+            dst.symlink_to(f)
+        source = f"links to {REAL}"
+    else:
+        from emotion.audio.synth import SynthParams, write_corpus
+
+        write_corpus(data, SynthParams(actors=tuple(range(1, 21)), duration=3.5))
+        source = "synthetic corpus (real RAVDESS audio not found)"
+    return sorted(p for p in data.rglob("*") if p.suffix in (".flac", ".wav")), source
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--workers", type=int, default=2)
@@ -132,18 +149,7 @@ def main() -> int:
     tmp = Path(tempfile.mkdtemp(prefix="bench-incr-"))
     data, out = tmp / "data", tmp / "store"
     try:
-        if REAL.is_dir():
-            for f in sorted(REAL.rglob("*.flac")):
-                dst = data / f.parent.name / f.name
-                dst.parent.mkdir(parents=True, exist_ok=True)
-                dst.symlink_to(f)
-            source = f"links to {REAL}"
-        else:
-            from emotion.audio.synth import SynthParams, write_corpus
-
-            write_corpus(data, SynthParams(actors=tuple(range(1, 21)), duration=3.5))
-            source = "synthetic corpus (real RAVDESS audio not found)"
-        files = sorted(p for p in data.rglob("*") if p.suffix in (".flac", ".wav"))
+        files, source = real_or_synthetic_corpus(data)
         print(f"{len(files)} clips ({source}); {args.workers} workers; emotion extract against a running Prefect server",
               flush=True)
         (tmp / "prefect").mkdir()

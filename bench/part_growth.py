@@ -35,7 +35,7 @@ from pathlib import Path
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from bench.incremental import REAL, emotion_extract, prefect_server, quieter
+from bench.incremental import emotion_extract, prefect_server, quieter, real_or_synthetic_corpus
 from emotion.store.store import MAX_SMALL_PARTS, Store
 
 
@@ -62,18 +62,7 @@ def main() -> int:
     tmp = Path(tempfile.mkdtemp(prefix="bench-parts-"))
     data, out = tmp / "data", tmp / "store"
     try:
-        if REAL.is_dir():
-            for f in sorted(REAL.rglob("*.flac")):
-                dst = data / f.parent.name / f.name
-                dst.parent.mkdir(parents=True, exist_ok=True)
-                dst.symlink_to(f)
-            source = f"links to {REAL}"
-        else:
-            from emotion.audio.synth import SynthParams, write_corpus
-
-            write_corpus(data, SynthParams(actors=tuple(range(1, 21)), duration=3.5))
-            source = "synthetic corpus (real RAVDESS audio not found)"
-        files = sorted(p for p in data.rglob("*") if p.suffix in (".flac", ".wav"))
+        files, source = real_or_synthetic_corpus(data)
         print(f"{len(files)} clips ({source}); emotion extract against a running Prefect server", flush=True)
         (tmp / "prefect").mkdir()
         with prefect_server(tmp / "prefect") as api:
