@@ -17,6 +17,7 @@ process (searches run several processes instead).
 
 from __future__ import annotations
 
+import logging
 import os
 import sys
 import tempfile
@@ -57,6 +58,27 @@ def absl_follows_stderr() -> None:
         handler.setStream(_CurrentStderr())
 
 
+class _AcrossModels(logging.Filter):
+    """Drops TensorFlow's "N out of the last M calls ... triggered tf.function retracing" warning.
+
+    TensorFlow counts the traces of a function by its code, and every Keras
+    model's predict step has the same code: a process that builds several
+    models (the pipeline builds one per estimator, search candidate and fold)
+    traces each model's step once, and the count across models trips the
+    warning, which says nothing about any one model retracing.
+    """
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return "triggered tf.function retracing" not in record.getMessage()
+
+
+def quiet_tracing_across_models() -> None:
+    """Install :class:`_AcrossModels` on TensorFlow's logger (once)."""
+    log = logging.getLogger("tensorflow")
+    if not any(isinstance(f, _AcrossModels) for f in log.filters):
+        log.addFilter(_AcrossModels())
+
+
 def _keras() -> Any:
     """Import Keras (TensorFlow backend) quietly, single-threaded, deterministic."""
     global _configured
@@ -67,6 +89,7 @@ def _keras() -> Any:
     import tensorflow as tf
 
     absl_follows_stderr()
+    quiet_tracing_across_models()
     if not _configured:
         try:
             tf.config.threading.set_intra_op_parallelism_threads(1)

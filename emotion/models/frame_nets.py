@@ -58,9 +58,10 @@ def _keras() -> Any:
     os.environ.setdefault("KERAS_BACKEND", "tensorflow")
     import keras
 
-    from emotion.models.feature_nets import absl_follows_stderr
+    from emotion.models.feature_nets import absl_follows_stderr, quiet_tracing_across_models
 
     absl_follows_stderr()
+    quiet_tracing_across_models()
     return keras
 
 
