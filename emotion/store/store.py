@@ -355,13 +355,9 @@ class Store:
         smalls = sorted((p for p, n in sizes.items() if n < small), key=posixpath.basename)
         if len(smalls) <= most:
             return 0
-        newest: dict[str, str] = {}  # clip path -> its newest part, over every part listed (the large ones too)
-        for p in sorted(sizes, key=posixpath.basename):
-            try:
-                paths = self._read_part(p, ["path"]).column("path").to_pylist()
-            except (_Vanished, StoreError):
-                continue
-            newest.update(dict.fromkeys(paths, p))
+        # each clip's newest part (by name, over every part, the large ones too): the rule readers apply
+        keys = self.read_snapshot(folder, columns=["path"], damaged=[])
+        newest = keys.groupby("path")["_part"].max().to_dict() if len(keys) else {}
         merged: list[str] = []
         batch: list[tuple[str, pa.Table]] = []
         size = 0
@@ -383,7 +379,8 @@ class Store:
                 continue
             if batch and not table.schema.equals(batch[0][1].schema, check_metadata=True):
                 flush()
-            mine = [newest.get(path) == p for path in table.column("path").to_pylist()]
+            name = posixpath.basename(p)
+            mine = [newest.get(path) == name for path in table.column("path").to_pylist()]
             batch.append((p, table if all(mine) else table.filter(pa.array(mine, pa.bool_()))))
             size += sizes[p]
             if size >= target:
