@@ -79,6 +79,12 @@ def quiet_tracing_across_models() -> None:
         log.addFilter(_AcrossModels())
 
 
+def logging_after_keras_import() -> None:
+    """What importing TensorFlow and Keras leaves in logging, put right (both ``_keras`` call it)."""
+    absl_follows_stderr()
+    quiet_tracing_across_models()
+
+
 def _keras() -> Any:
     """Import Keras (TensorFlow backend) quietly, single-threaded, deterministic."""
     global _configured
@@ -88,8 +94,7 @@ def _keras() -> Any:
     import keras
     import tensorflow as tf
 
-    absl_follows_stderr()
-    quiet_tracing_across_models()
+    logging_after_keras_import()
     if not _configured:
         try:
             tf.config.threading.set_intra_op_parallelism_threads(1)

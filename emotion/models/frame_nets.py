@@ -58,10 +58,9 @@ def _keras() -> Any:
     os.environ.setdefault("KERAS_BACKEND", "tensorflow")
     import keras
 
-    from emotion.models.feature_nets import absl_follows_stderr, quiet_tracing_across_models
+    from emotion.models.feature_nets import logging_after_keras_import
 
-    absl_follows_stderr()
-    quiet_tracing_across_models()
+    logging_after_keras_import()
     return keras
 
 
