@@ -154,7 +154,8 @@ def train_models(
     runs = [{"modality": "audio", **r} for t in results for r in t["models"]]
     sp = ActorSplit.parse(split)
     last = results[-1] if results else {}
-    return {"split": str(sp), "split_id": sp.id, "summary": last.get("summary", ""), "report": last.get("report", ""),
+    return {"split": str(sp), "split_id": sp.id, "split_used": last.get("split_used", str(sp)),
+            "summary": last.get("summary", ""), "report": last.get("report", ""),
             "features": features.name if audio_models or fusion_models else None,
             "speaker_norm": bool(audio_models) and speaker_norm,
             "models": rank_rows(runs)}

@@ -77,16 +77,22 @@ def train_audio(
     with tagged(labels):
         progress = _progress("audio", models, split)
         results = [train_model(out, m, sp, fp, search, jobs, force, speaker_norm, progress) for m in models]
-        return {**_finish(out, sp, results, "audio"), "features": fp.name, "speaker_norm": speaker_norm}
+        return {**_finish(out, sp, results, "audio", actors), "features": fp.name, "speaker_norm": speaker_norm}
 
 
-def _finish(out: str, sp: ActorSplit, results: list[dict[str, Any]], modality: str) -> dict[str, Any]:
-    """Summary, artifacts and report after training ``results`` on ``sp``; the flows' common result."""
+def _finish(out: str, sp: ActorSplit, results: list[dict[str, Any]], modality: str,
+            actors: tuple[int, ...]) -> dict[str, Any]:
+    """Summary, artifacts and report after training ``results`` on ``sp``; the flows' common result.
+
+    ``actors``: those the data has; ``split_used`` names the split's actors among them (``train=01-06,test=21-22``
+    for the demo's data under ``train=1-20,test=21-24``), the split as given where the data has them all.
+    """
     path = write_summary(out, sp, results)
     ranked = rank_rows(results)  # best first by grouped-CV accuracy (emotion.store.catalog.SELECTION_RULE)
     publish_metrics(str(sp), ranked, {r["model"]: r.pop("confusion_matrix") for r in ranked}, modality=modality)
     report_path = report(out, sp)
-    return {"split": str(sp), "split_id": sp.id, "summary": path, "report": report_path, "models": ranked}
+    return {"split": str(sp), "split_id": sp.id, "split_used": split_used(str(sp), actors), "summary": path,
+            "report": report_path, "models": ranked}
 
 
 
@@ -138,7 +144,7 @@ def train_video(
         progress = _progress("video", models, split)
         results = [train_video_model(out, m, sp, frames_for(m, frames), (params or {}).get(m, {}), force, progress)
                    for m in models]
-        return _finish(out, sp, results, "video")
+        return _finish(out, sp, results, "video", actors)
 
 
 def train_fusion_run_name() -> str:
@@ -182,4 +188,4 @@ def train_fusion(
                          f"{m}{' (FER2013 embedding of every face first)' if i == 0 else ''}")
             results.append(train_fusion_model(out, m, sp, fp, face, force, progress))
         console.tick("fuse voice and face", len(models), len(models), "models")
-        return _finish(out, sp, results, "fusion")
+        return _finish(out, sp, results, "fusion", actors)

@@ -236,6 +236,7 @@ def test_train_writes_the_report_and_predict_reads_new_files(corpus: Path, tmp_p
     assert code == 0
     report = out / "runs" / "train01-03_test21" / "report.md"
     assert r["train"]["report"] == str(report)
+    assert r["train"]["split_used"] == r["train"]["split"] == "train=01-03,test=21"  # the data has every actor
     text = report.read_text()
     run_rel = Path(r["train"]["models"][0]["run_dir"]).relative_to(report.parent).as_posix()
     assert f"| audio | **svc** | seed | {r['train']['models'][0]['accuracy']:.3f} |" in text
@@ -420,3 +421,16 @@ def test_run_defaults_to_the_strongest_recipe_and_keeps_the_baseline_one_flag_aw
     from emotion.audio.seed import AudioFeatureParams
 
     assert recipe(AudioFeatureParams(), False)["description"] == "seed features (the 2018 baseline)"
+
+
+def test_the_table_names_the_actors_the_data_has_where_the_split_names_more(capsys):
+    from flows.cli.render import print_train
+
+    model = {"model": "lr", "modality": "audio", "accuracy": 0.8, "macro_f1": 0.8, "uar": 0.8, "cv_accuracy": 0.7,
+             "cv_std": 0.1, "n_train": 180, "n_test": 60, "run_dir": "RUN"}
+    t = {"split": "train=01-20,test=21-24", "split_used": "train=01-06,test=21-22", "summary": "X", "models": [model]}
+    print_train(t)
+    first = capsys.readouterr().out.splitlines()[0]
+    assert first.startswith("split train=01-20,test=21-24 (actors in the data: train=01-06,test=21-22): models ranked")
+    print_train({**t, "split_used": t["split"]})  # the data has every actor of the split: said once
+    assert capsys.readouterr().out.splitlines()[0].startswith("split train=01-20,test=21-24: models ranked")
