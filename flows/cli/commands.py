@@ -71,9 +71,24 @@ class _ConsoleLines(logging.Filter):
             return True
         name = getattr(record, "flow_run_name", None)
         if name and str(record.msg).startswith(("Beginning flow run", "Beginning subflow run")):
-            print(flow_run_line(str(name), str(getattr(record, "flow_run_id", ""))),
-                  file=sys.stderr, flush=True)
+            print(flow_run_line(str(name), _run_id(record)), file=sys.stderr, flush=True)
         return False
+
+
+def _run_id(record: logging.LogRecord) -> str:
+    """The id of the flow run a ``Beginning ... run`` record announces.
+
+    A subflow called inside a task run (each step of the pipeline) is announced with the name of its own run but
+    the id of its parent's (Prefect logs it through the task run's logger); the record is logged inside the
+    subflow's own run context, which has its id.
+    """
+    from prefect.context import FlowRunContext
+
+    ctx = FlowRunContext.get()
+    run = ctx.flow_run if ctx is not None else None
+    if run is not None and run.name == getattr(record, "flow_run_name", None):
+        return str(run.id)
+    return str(getattr(record, "flow_run_id", ""))
 
 
 # Prefect's error lines about one of our errors (bad input): the task's failure, its final state, the flow's.

@@ -167,6 +167,35 @@ def test_a_prefect_server_that_is_down_is_reported_with_the_way_out(tiny_corpus:
     assert not (tmp_path / "o" / "features").exists()  # nothing was started
 
 
+def test_a_pipeline_step_prints_the_ui_page_of_its_own_flow_run_not_the_pipelines(monkeypatch):
+    # each step's flow run is called inside a task run of the pipeline; Prefect announces it with the step's
+    # name but the pipeline's id, so every step's line pointed at the pipeline's page
+    from prefect import flow, task
+    from prefect.runtime import flow_run
+
+    from flows.cli import commands
+
+    printed: list[tuple[str, str]] = []
+    monkeypatch.setattr(commands, "flow_run_line", lambda name, run_id: printed.append((name, run_id)) or "")
+    commands.flows_module("extract")  # the console filters, as the commands install them
+
+    @flow(flow_run_name="step-run")
+    def step_flow() -> str:
+        return flow_run.id
+
+    @task(name="step")
+    def step() -> str:
+        return step_flow()
+
+    @flow(flow_run_name="pipeline-run")
+    def pipeline() -> tuple[str, str]:
+        return flow_run.id, step()
+
+    pipeline_id, step_id = pipeline()
+    assert pipeline_id != step_id
+    assert set(printed) == {("pipeline-run", pipeline_id), ("step-run", step_id)}
+
+
 def test_extended_features_speaker_norm_neural_models_and_loso(corpus: Path, tmp_path: Path, capsys):
     out = tmp_path / "store"
     code, r, _ = run_cli(capsys, "run", str(corpus), "--out", str(out), *SPLIT, *FAST, "--features", "extended",
