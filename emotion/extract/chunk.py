@@ -15,7 +15,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from emotion.audio.decode import load_audio
-from emotion.core.errors import NoAudioError, RejectedInput
+from emotion.core.errors import EmotionError, NoAudioError, RejectedInput
 from emotion.core.ids import parse_id
 from emotion.extract.inventory import ClipRef, Step, audio_step, reject
 from emotion.featuresets import Extractor, FeatureParams, make_extractor
@@ -44,8 +44,22 @@ def _extractor(params: FeatureParams) -> Extractor:
 
 
 @lru_cache(maxsize=4)
-def _root(url: str) -> DataRoot:
+def _cached_root(url: str) -> DataRoot:
     return DataRoot(url)
+
+
+def _root(url: str) -> DataRoot:
+    """The data root, opened where the chunk runs: on a Dask worker, a process (and often a machine) of its own,
+    whose environment may lack what the command's had (credentials, endpoint, a mounted folder)."""
+    try:
+        return _cached_root(url)
+    except Exception as exc:  # noqa: BLE001 - whatever the cause, it is named
+        cause = str(exc) if isinstance(exc, EmotionError) else f"{type(exc).__name__}: {exc}"
+        raise EmotionError(
+            f"the data root {url!r} cannot be opened on {socket.gethostname()} (pid {os.getpid()}), where its clips "
+            f"are processed: {cause}; every Dask worker needs it under the same path or URL, and for object storage "
+            "the same credentials and endpoint in its environment (AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY, "
+            "AWS_DEFAULT_REGION, FSSPEC_S3_ENDPOINT_URL) as the command") from None
 
 
 @lru_cache(maxsize=4)

@@ -291,3 +291,32 @@ def test_rejects_found_by_reading_come_back_unread_while_unchanged(corpus, tmp_p
         inv, p, res = _run_like_the_flow(corpus, out)
     assert opened == [] and p.todo == [] and res is None
     assert inv.rejects == [{"path": "Actor_02/03-01-05-01-01-01-02.wav", "reason": reason, "stage": "decode"}]
+
+
+def test_a_data_root_a_worker_cannot_open_is_an_error_naming_the_host_and_the_environment(corpus, tmp_path, monkeypatch):
+    # the command lists the clips with its own credentials; a Dask worker without them used to fail with a bare
+    # 'NoCredentialsError: Unable to locate credentials' and hundreds of lines of traceback
+    import socket
+
+    from emotion.core.errors import EmotionError
+    from emotion.extract import chunk
+    from emotion.extract.chunk import extract_chunk
+
+    inv = take_inventory(DataRoot(str(corpus)))
+    todo = plan_extraction(inv, Store(str(tmp_path / "out")).feature_keys("audio", PARAMS.key)).todo
+    step = chunk.audio_step(PARAMS)
+
+    def no_credentials(url):
+        raise RuntimeError("Unable to locate credentials")
+
+    chunk._cached_root.cache_clear()
+    monkeypatch.setattr(chunk, "DataRoot", no_credentials)
+    with pytest.raises(EmotionError) as err:
+        extract_chunk(step, todo[:2], "s3://bucket/ravdess", str(tmp_path / "out"))
+    msg = str(err.value)
+    assert "'s3://bucket/ravdess'" in msg and socket.gethostname() in msg
+    assert "RuntimeError: Unable to locate credentials" in msg and "AWS_ACCESS_KEY_ID" in msg and "every Dask worker" in msg
+    monkeypatch.undo()
+    chunk._cached_root.cache_clear()
+    with pytest.raises(EmotionError, match=r"cannot be opened on .*: data root .* is not a folder"):  # a folder not mounted
+        extract_chunk(step, todo[:2], str(tmp_path / "not-mounted"), str(tmp_path / "out"))
