@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import inspect
 import os
 import re
 from dataclasses import dataclass, field
@@ -54,7 +55,18 @@ def load_specs(path: str | Path = DEFAULT_FILE) -> list[DeploymentSpec]:
             raise UsageError(f"{p}: deployment {d['name']!r} names unknown flow {d['flow']!r}; choose from {sorted(FLOWS)}")
         if len(str(d["cron"]).split()) != 5:
             raise UsageError(f"{p}: deployment {d['name']!r} has cron {d['cron']!r}; expected 5 fields")
-        params = {k: v for k, v in _expand(d.get("parameters") or {}).items() if v not in ("", None)}
+        # defaults: apply to every deployment whose flow takes them (data and out, not the training's data)
+        takes = inspect.signature(FLOWS[d["flow"]].fn).parameters
+        given = {**{k: v for k, v in defaults.items() if k in takes}, **(d.get("parameters") or {})}
+        params = {k: v for k, v in _expand(given).items() if v not in ("", None)}
+        unknown = sorted(set(params) - set(takes))
+        if unknown:
+            raise UsageError(f"{p}: deployment {d['name']!r} gives {', '.join(unknown)}, which flow {d['flow']!r} does "
+                             f"not take; it takes {', '.join(takes)}")
+        lacking = [k for k, v in takes.items() if v.default is inspect.Parameter.empty and k not in params]
+        if lacking:
+            raise UsageError(f"{p}: deployment {d['name']!r} lacks {', '.join(lacking)}, which flow {d['flow']!r} "
+                             "needs (set it under its parameters, or under defaults)")
         specs.append(DeploymentSpec(d["name"], d["flow"], str(d["cron"]), d.get("timezone", defaults.get("timezone", "UTC")),
                                     d.get("description", ""), params))
     if not specs:

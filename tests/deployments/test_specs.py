@@ -28,3 +28,29 @@ def test_bad_files_are_refused_with_a_reason(tmp_path, body, message):
     p.write_text(body)
     with pytest.raises(UsageError, match=message):
         load_specs(p)
+
+
+def test_defaults_give_data_and_out_to_the_flows_that_take_them(tmp_path):
+    # defaults: data and out were read for nothing: deployments without them registered, and each run failed
+    p = tmp_path / "d.yaml"
+    p.write_text("defaults:\n  data: /srv/ravdess\n  out: /srv/store\n  timezone: Europe/Paris\n"
+                 "deployments:\n  - {name: e, flow: extract, cron: '0 2 * * *'}\n"
+                 "  - {name: t, flow: train-audio, cron: '0 4 * * 0', parameters: {out: /srv/other}}\n")
+    e, t = load_specs(p)
+    assert e.parameters == {"data": "/srv/ravdess", "out": "/srv/store"} and e.timezone == "Europe/Paris"
+    assert t.parameters == {"out": "/srv/other"}  # its own value wins; train-audio takes no data
+
+
+@pytest.mark.parametrize("body, message", [
+    ("deployments:\n  - {name: a, flow: extract, cron: '0 1 * * *', parameters: {data: /d}}\n",
+     "deployment 'a' lacks out, which flow 'extract' needs"),
+    ("deployments:\n  - {name: a, flow: extract, cron: '0 1 * * *', parameters: {data: '${NOT_SET_ANYWHERE}', out: /o}}\n",
+     "lacks data"),
+    ("deployments:\n  - {name: a, flow: train-audio, cron: '0 1 * * *', parameters: {out: /o, dask-address: x}}\n",
+     "gives dask-address, which flow 'train-audio' does not take"),
+])
+def test_parameters_a_flow_lacks_or_does_not_take_are_refused_when_registering(tmp_path, body, message):
+    p = tmp_path / "d.yaml"
+    p.write_text(body)
+    with pytest.raises(UsageError, match=message):
+        load_specs(p)
