@@ -10,6 +10,7 @@ import argparse
 import json
 import logging
 import os
+import re
 import sys
 import time
 from pathlib import Path
@@ -97,10 +98,26 @@ def _run_id(record: logging.LogRecord) -> str:
 _HELD: list[logging.LogRecord] = []
 
 
+_FAILED_STATE = re.compile(r"run encountered an exception (\w+): ")
+
+
+def _our_failed_state(msg: str) -> bool:
+    """``msg`` is Prefect's failed state of a task run that raised one of our errors. A task whose retry condition
+    declines logs only that, with no traceback to recognise our error by first (a chunk that failed on a Dask
+    worker: the data root it cannot open)."""
+    found = _FAILED_STATE.search(msg)
+    return bool(found) and found[1] in _error_names(EmotionError)
+
+
+def _error_names(cls: type) -> set[str]:
+    return {cls.__name__}.union(*(_error_names(c) for c in cls.__subclasses__()))
+
+
 def _hold(record: logging.LogRecord) -> bool:
     """Hold ``record`` if it is about one of our errors: it carries one, or repeats the message of one held."""
     ours = {str(m) for r in _HELD if (m := getattr(r, "emotion_error", None))}
-    if not getattr(record, "emotion_error", None) and not any(m in record.getMessage() for m in ours):
+    msg = record.getMessage()
+    if not getattr(record, "emotion_error", None) and not any(m in msg for m in ours) and not _our_failed_state(msg):
         return False
     _HELD.append(record)
     return True

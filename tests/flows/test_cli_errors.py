@@ -81,3 +81,12 @@ def test_a_held_line_the_console_cannot_format_is_still_given_and_the_hold_empti
     held = commands.held_errors(None)
     assert len(held) == 1 and MESSAGE in held[0]
     assert commands.held_errors(None) == []
+
+
+def test_a_failed_state_of_our_error_with_no_traceback_before_it_is_held():
+    # a chunk task whose retry condition declines logs only its failed state, with no traceback first (a Dask
+    # worker that cannot open the data root): one such line per chunk reached the console before the one line
+    assert not _shown(_record(f"Finished in state Failed('Task run encountered an exception EmotionError: {MESSAGE}')"))
+    assert not _shown(_record(f"Finished in state Failed(\"Task run encountered an exception StoreError: {MESSAGE}\")"))
+    assert _shown(_record("Finished in state Failed('Task run encountered an exception OSError: disk on fire')"))
+    assert commands.held_errors(MESSAGE) == []
