@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import errno
 import os
 import re
 import socket
@@ -43,7 +44,24 @@ def database_location(env: dict[str, str]) -> str:
     return f"SQLite in {home / 'prefect.db'}"
 
 
+def check_can_listen(host: str, port: int) -> None:
+    """Fail, naming why, where the server could not listen: Prefect calls every such failure "Port P is already in
+    use", an address this machine does not have included, and only after our banner announced the server."""
+    bare = host.strip("[]")
+    with socket.socket(socket.AF_INET6 if ":" in bare else socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as a server does: a port in TIME_WAIT is free
+        try:
+            s.bind((bare, port))
+        except OSError as exc:
+            if exc.errno == errno.EADDRINUSE:
+                raise UsageError(f"port {port} on {host or '0.0.0.0'} is in use (another server?); choose another "
+                                 "with --port") from None
+            raise UsageError(f"cannot listen on {host}:{port}: {exc.strerror or exc} (--host takes an address of this "
+                             "machine, e.g. 127.0.0.1 or 0.0.0.0)") from None
+
+
 def cmd_server(args: argparse.Namespace) -> int:
+    check_can_listen(args.host, args.port)
     env = server_env(args.host, args.port)
     shown = socket.gethostname() if args.host in WILDCARD_HOSTS else _url_host(args.host)
     api = f"http://{shown}:{args.port}/api"

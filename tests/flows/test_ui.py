@@ -36,6 +36,25 @@ def test_the_ui_is_pointed_at_the_port_and_host_the_server_listens_on():
         == "postgresql+asyncpg://u:***@db:5432/p"
 
 
+def test_emotion_server_names_why_it_cannot_listen_before_announcing_itself(capsys):
+    import socket
+
+    from flows.cli import main
+
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        assert main(["server", "--port", str(port)]) == 2
+        out, err = capsys.readouterr()
+        assert "Prefect server and UI at" not in out  # no banner for a server that will not start
+        assert f"port {port} on 127.0.0.1 is in use" in err and "--port" in err
+    # an address this machine does not have: Prefect said "Port ... is already in use"
+    assert main(["server", "--host", "192.0.2.1", "--port", str(port)]) == 2
+    err = capsys.readouterr().err
+    assert f"cannot listen on 192.0.2.1:{port}: Cannot assign requested address" in err and "in use" not in err
+
+
 @pytest.fixture(scope="module")
 def emotion_server(tmp_path_factory):
     """``emotion server --port P`` on a free port, with its own PREFECT_HOME; yields (api, env, folder)."""
