@@ -162,6 +162,12 @@ def check_prefect_api() -> None:
 
     try:
         httpx.get(url.rstrip("/") + "/health", timeout=5).raise_for_status()
+    except httpx.HTTPStatusError as exc:  # something answers there, but not a Prefect API
+        hint = " (a Prefect server's API is under /api)" if not url.rstrip("/").endswith("/api") else ""
+        raise EmotionError(
+            f"PREFECT_API_URL={url} answers but is not a Prefect API: GET /health gave HTTP "
+            f"{exc.response.status_code}{hint}; `emotion server` prints the URL to export"
+        ) from None
     except (httpx.HTTPError, OSError) as exc:
         raise EmotionError(
             f"the Prefect server at PREFECT_API_URL={url} is not reachable ({type(exc).__name__}); "

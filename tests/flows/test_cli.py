@@ -167,6 +167,29 @@ def test_a_prefect_server_that_is_down_is_reported_with_the_way_out(tiny_corpus:
     assert not (tmp_path / "o" / "features").exists()  # nothing was started
 
 
+def test_a_prefect_api_url_without_api_is_not_called_a_server_that_is_down(tiny_corpus: Path, tmp_path: Path, capsys,
+                                                                          monkeypatch):
+    # http://HOST:PORT instead of http://HOST:PORT/api: the server answers 404, and was reported as not reachable
+    import http.server
+    import threading
+
+    class NotPrefect(http.server.BaseHTTPRequestHandler):  # 501 to every GET, and quiet
+        def log_message(self, *args) -> None:
+            pass
+
+    httpd = http.server.HTTPServer(("127.0.0.1", 0), NotPrefect)
+    threading.Thread(target=httpd.serve_forever, daemon=True).start()
+    try:
+        monkeypatch.setenv("PREFECT_API_URL", f"http://127.0.0.1:{httpd.server_port}")
+        code, _, err = run_cli(capsys, "extract", str(tiny_corpus), "--out", str(tmp_path / "o"))
+    finally:
+        httpd.shutdown()
+    assert code == 1
+    [line] = err.strip().splitlines()
+    assert "answers but is not a Prefect API" in line and "HTTP 501" in line and "under /api" in line
+    assert "not reachable" not in line
+
+
 def test_a_pipeline_step_prints_the_ui_page_of_its_own_flow_run_not_the_pipelines(monkeypatch):
     # each step's flow run is called inside a task run of the pipeline; Prefect announces it with the step's
     # name but the pipeline's id, so every step's line pointed at the pipeline's page
