@@ -75,13 +75,20 @@ def load_specs(path: str | Path = DEFAULT_FILE) -> list[DeploymentSpec]:
 
 
 def build(specs: list[DeploymentSpec]) -> list[Any]:
-    """Prefect ``RunnerDeployment`` objects for ``prefect.serve``."""
+    """Prefect ``RunnerDeployment`` objects for ``prefect.serve``.
+
+    One run of a deployment at a time, and a run due while one is running is cancelled, not queued: when
+    ``emotion deploy`` starts after a while down, every run its schedule made meanwhile is due at once, and they all
+    started together, each but one failing on the store's lock. One run catches up on them all.
+    """
+    from prefect.client.schemas.objects import ConcurrencyLimitConfig, ConcurrencyLimitStrategy
     from prefect.schedules import Cron
 
     from flows.registry import FLOWS
 
+    one_at_a_time = ConcurrencyLimitConfig(limit=1, collision_strategy=ConcurrencyLimitStrategy.CANCEL_NEW)
     return [
         FLOWS[s.flow].to_deployment(name=s.name, schedule=Cron(s.cron, timezone=s.timezone), parameters=s.parameters,
-                                    description=s.description, tags=["emotion"])
+                                    description=s.description, tags=["emotion"], concurrency_limit=one_at_a_time)
         for s in specs
     ]
