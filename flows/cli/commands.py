@@ -106,11 +106,14 @@ def _our_failed_state(msg: str) -> bool:
     declines logs only that, with no traceback to recognise our error by first (a chunk that failed on a Dask
     worker: the data root it cannot open)."""
     found = _FAILED_STATE.search(msg)
-    return bool(found) and found[1] in _error_names(EmotionError)
+    return found is not None and found[1] in _error_names(EmotionError)
 
 
-def _error_names(cls: type) -> set[str]:
-    return {cls.__name__}.union(*(_error_names(c) for c in cls.__subclasses__()))
+def _error_names(cls: type[Exception]) -> set[str]:
+    names = {cls.__name__}
+    for sub in cls.__subclasses__():
+        names |= _error_names(sub)
+    return names
 
 
 def _hold(record: logging.LogRecord) -> bool:
