@@ -58,8 +58,11 @@ def writer_lock(fs: Any, root: str, url: str, is_local: bool, what: str = "extra
         return
     import fcntl
 
-    os.makedirs(root, exist_ok=True)
-    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+    try:  # a read-only store (or a .lock that is not a file) is named in one line, like any write that fails
+        os.makedirs(root, exist_ok=True)
+        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+    except OSError as exc:
+        raise StoreError(f"cannot write {path}: {exc.strerror or exc}") from None
     try:
         deadline = time.monotonic() + NAMING_WAIT
         while True:

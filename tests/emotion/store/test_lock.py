@@ -98,3 +98,12 @@ def test_a_writer_that_lets_go_while_another_looks_lets_the_other_in(tmp_path):
             assert "emotion extract E" in open(path).read()
     finally:
         t.join()
+
+
+def test_a_lock_that_cannot_be_written_is_named_in_one_line(tmp_path):
+    """A read-only store (here: a ``.lock`` that is a folder, which root cannot open for writing either) stops the
+    writer with ``cannot write <file>: <reason>``, not a traceback."""
+    os.mkdir(tmp_path / ".lock")
+    with pytest.raises(StoreError, match=r"^cannot write .*\.lock: Is a directory$"):
+        with Store(str(tmp_path)).writer_lock("extract"):
+            pass
