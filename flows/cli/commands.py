@@ -235,14 +235,15 @@ def cmd_synth(args: argparse.Namespace) -> int:
 def cmd_extract(args: argparse.Namespace) -> int:
     from emotion.store.store import Store
 
-    data, out = existing_dir(args.data, "data root"), out_dir(args.out)
+    data = existing_dir(args.data, "data root")
+    features = feature_params(args)  # checked before OUT is created; the flow takes its plain name and speeds
+    out = out_dir(args.out)
     with Store(out).writer_lock(f"emotion extract {data}"):  # a second writer is refused before Prefect starts
-        return _extract_locked(args, data, out)
+        return _extract_locked(args, data, out, features)
 
 
-def _extract_locked(args: argparse.Namespace, data: str, out: str) -> int:
+def _extract_locked(args: argparse.Namespace, data: str, out: str, features: Any) -> int:
     extract = flows_module("extract").extract.extract
-    features = feature_params(args)  # checked before the flow starts; the flow takes its plain name and speeds
     s = extract(data, out, args.modality, features.name, frame_params(args), full=args.full, augment=features.augment_speeds(),
                 chunk_size=args.chunk_size, dask_address=args.dask_address, workers=args.workers,
                 replace_data=args.replace_data, verify=args.verify)
@@ -280,6 +281,7 @@ def _run(args: argparse.Namespace, data: str, out: str) -> dict[str, Any]:
     models = parse_models(args.model, default)
     check_feature_models(split_models(models)[0], args.features)
     features = feature_params(args)  # checked before the flow starts; the flow takes its plain name and speeds
+    out = out_dir(out)  # created only once the command line is known to be good
     r = fl.run.run_pipeline(data, out, split, models, features.name, augment=features.augment_speeds(),
                             search=search_params(args), modality=args.modality, frames=frame_params(args),
                             video_params=video_params(args), full=args.full, dask_address=args.dask_address,
@@ -288,8 +290,8 @@ def _run(args: argparse.Namespace, data: str, out: str) -> dict[str, Any]:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    data, out = existing_dir(args.data, "data root"), out_dir(args.out)
-    r = _run(run_recipe(args), data, out)
+    data = existing_dir(args.data, "data root")
+    r = _run(run_recipe(args), data, args.out)
     emit(args, r, print_run_recipe)
     return _strict_exit(args, r["extract"])
 

@@ -113,6 +113,18 @@ def test_bad_usage_exits_2_with_one_line(argv, message, capsys):
     assert len(err.strip().splitlines()) == 1 and message in err
 
 
+@pytest.mark.parametrize("argv", [
+    ["extract", ".", "--features", "nope"], ["extract", ".", "--augment"],
+    ["run", ".", "--split", "train=1-20"], ["run", ".", "--features", "seed", "--augment"],
+])
+def test_bad_usage_leaves_no_output_folder_behind(argv, tmp_path: Path, capsys):
+    """A command line refused with exit 2 creates nothing: no empty store (with a lock file) under --out."""
+    out = tmp_path / "new-store"
+    code, _, err = run_cli(capsys, *argv, "--out", str(out))
+    assert code == 2 and len(err.strip().splitlines()) == 1, err
+    assert not out.exists()
+
+
 def test_synth_and_extract_print_readable_summaries(tmp_path: Path, capsys):
     code, _, _ = run_cli(capsys, "synth", str(tmp_path / "d"), "--actors", "1,2", "--repetitions", "1", "--duration", "0.6")
     assert code == 0
