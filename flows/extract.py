@@ -15,7 +15,7 @@ from prefect.task_runners import ThreadPoolTaskRunner
 from prefect.utilities.annotations import quote
 
 from emotion.audio.seed import AudioFeatureParams
-from emotion.core.errors import EmotionError, StoreError, UsageError
+from emotion.core.errors import EmotionError, UsageError
 from emotion.core.provenance import corpus_origin
 from emotion.extract.inventory import ClipRef, Inventory, Step, audio_step, duplicate_recordings, video_step
 from emotion.extract.plan import Plan, chunked, data_version
@@ -288,10 +288,7 @@ def _extract_steps(data: str, out: str, steps: list[Step], invs: dict[str, Inven
         summary.workers = sorted(set(summary.workers))
         summary.n_workers = len(summary.workers)
         if isinstance(s.params, FrameParams) and s.params.landmarks:  # the video step (frames), mesh face crops
-            try:
-                summary.faces = landmark_features(out, s.params)
-            except StoreError as exc:  # no face anywhere: no landmark features, and the summary says why
-                summary.faces = {"error": str(exc)}
+            summary.faces = landmark_features(out, s.params)  # no face anywhere: {"error": why}, the summary says it
     return summaries
 
 

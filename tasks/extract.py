@@ -196,9 +196,14 @@ def commit(out: str, step: Step, p: Plan, inv: Inventory, rejects: list[dict[str
 
 @task(name="landmark-features", cache_policy=NO_CACHE)
 def landmark_features(out: str, frames: FrameParams) -> dict[str, Any]:
-    """Measure the landmarks of the stored mesh face crops into the ``landmarks`` feature set; its summary."""
+    """Measure the landmarks of the stored mesh face crops into the ``landmarks`` feature set; its summary, or
+    ``{"error": why}`` when there are none (no face in any clip): an outcome the summary reports, not a failure
+    of the task (Prefect would print its failure lines at the end of a command that succeeded)."""
     params = LandmarkParams(every=frames.every, size=frames.size)
-    table = update_landmark_features(Store(out), params)
+    try:
+        table = update_landmark_features(Store(out), params)
+    except StoreError as exc:
+        return {"error": str(exc)}
     return {"feature_set": params.key, "clips": len(table.features), "clips_without_face": table.no_face,
             "frames_with_face": table.frames_with_face, "frames": table.frames,
             "face_rate": round(table.face_rate, 4)}
