@@ -36,6 +36,10 @@ class DecodeError(RejectedInput):
     """The bytes of a file cannot be decoded as audio or video."""
 
 
+class NoVideoError(DecodeError):
+    """An mp4 has no video stream (an audio-only recording): no face can be read (its voice may still be used)."""
+
+
 class NoAudioError(RejectedInput):
     """A video clip carries no usable audio: no audio track, or a silent one (video-only clips).
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from emotion.core.errors import NoAudioError, NoFaceError, RejectedInput
+from emotion.core.errors import NoAudioError, NoFaceError, NoVideoError, RejectedInput
 from emotion.core.ids import EMOTION_LABELS, try_parse_id
 from emotion.core.provenance import warning_for
 from emotion.predict.audio import SpeakerGroup
@@ -53,8 +53,8 @@ def predict_file(path: str, predictors: Predictors, speaker: SpeakerGroup | None
     if video and predictors.video is not None:
         try:
             video_p, pred.timeline = predictors.video.predict_video(data)
-        except NoFaceError as exc:
-            no_face = exc.reason
+        except (NoFaceError, NoVideoError) as exc:  # an audio-only mp4: its voice is still used
+            no_face = _face_unused(exc)
         else:
             pred.timeline_model = predictors.video.name
             top = max(video_p.items(), key=lambda kv: (kv[1], -EMOTION_LABELS.index(kv[0])))
@@ -62,9 +62,14 @@ def predict_file(path: str, predictors: Predictors, speaker: SpeakerGroup | None
             if isinstance(predictors.video, ZeroShotFaceModel):
                 pred.notes.append("face read by the pretrained FER2013 model, zero-shot: no face model was trained "
                                   "on RAVDESS here (calm is never predicted)")
+    fused = None
     if video and predictors.fusion is not None and no_face is None:
-        fused, absent = predictors.fusion.predict_data(data)
-        pred.probabilities, pred.model = fused, predictors.fusion.name
+        try:
+            fused, absent = predictors.fusion.predict_data(data)
+        except (NoFaceError, NoVideoError) as exc:  # no face model ran before it: the fused model finds it out
+            no_face = _face_unused(exc)
+    if fused is not None:
+        pred.probabilities, pred.model = fused, predictors.fusion.name  # type: ignore[union-attr]
         if absent is None:
             pred.modalities_used = ["audio", "video"]
         else:
@@ -104,6 +109,11 @@ def predict_file(path: str, predictors: Predictors, speaker: SpeakerGroup | None
         pred.emotion = max(pred.probabilities.items(), key=lambda kv: (kv[1], -EMOTION_LABELS.index(kv[0])))[0]
     _origins(pred, predictors)
     return pred
+
+
+def _face_unused(exc: NoFaceError | NoVideoError) -> str:
+    """Why the face of an mp4 is not used (no face in its frames, or no video stream at all)."""
+    return exc.reason if isinstance(exc, NoFaceError) else f"{exc.reason}: the face is not used"
 
 
 def _origins(pred: Prediction, predictors: Predictors) -> None:

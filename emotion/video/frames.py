@@ -24,7 +24,7 @@ from typing import Any
 
 import numpy as np
 
-from emotion.core.errors import DecodeError, RejectedInput, UsageError
+from emotion.core.errors import DecodeError, NoVideoError, RejectedInput, UsageError
 from emotion.core.media import open_container
 from emotion.core.params import stable_hash
 
@@ -165,7 +165,7 @@ def sample_frames(data: bytes, params: FrameParams) -> Iterator[Frame]:
     container = open_container(data)
     with container:
         if not container.streams.video:
-            raise DecodeError("no video stream in the file")
+            raise NoVideoError("no video stream in the file")
         stream = container.streams.video[0]
         stream.thread_type = "NONE"  # one core per worker: threads would only contend
         if stream.codec_context.width * stream.codec_context.height > MAX_PIXELS:

@@ -162,6 +162,28 @@ def test_mp4_speech_is_predicted_and_a_silent_track_says_audio_absent(trained, t
     assert json.loads(json.dumps(q.to_dict()))["emotion"] == q.emotion
 
 
+def test_an_mp4_without_a_video_stream_is_predicted_from_its_voice(trained, tmp_path):
+    """An audio-only mp4 (a voice memo): extraction keeps its speech, so prediction uses it too; the face is noted."""
+    import av
+    import soundfile as sf
+
+    data, store, _ = trained
+    voice, sr = sf.read(str(next((data / "Actor_21").glob("*.*"))), dtype="float32")
+    clip = tmp_path / "memo.mp4"
+    with av.open(str(clip), "w", format="mp4") as out:
+        s = out.add_stream("aac", rate=sr)
+        fr = av.AudioFrame.from_ndarray(voice.reshape(1, -1), format="flt", layout="mono")
+        fr.sample_rate = sr
+        for pkt in [*s.encode(fr), *s.encode()]:
+            out.mux(pkt)
+    preds = load_predictors(store.url)
+    assert preds.video is not None  # the zero-shot face model is asked first, and finds no video stream
+    p = predict_file(str(clip), preds)
+    _check_shape(p)
+    assert p.modalities_used == ["audio"] and p.model == preds.audio.name and not p.timeline
+    assert "no video stream in the file: the face is not used" in p.notes
+
+
 @pytest.mark.real_data
 def test_predict_without_any_store_reads_real_faces_zero_shot():
     from tests.conftest import real_video_files
