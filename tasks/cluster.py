@@ -75,6 +75,12 @@ def in_flight_limit(client: Client) -> int:
     return threads + max(2, threads // 2)
 
 
+# Without a dashboard the scheduler still serves its health and metrics pages, on port 8787 by default: when that
+# port is taken (another command's cluster, a notebook) Dask warns on the console "Port 8787 is already in use...".
+# A free port of the loopback interface instead: nothing to warn about, and nothing listens beyond this machine.
+NO_DASHBOARD_PORT = {"dashboard_address": "127.0.0.1:0"}
+
+
 @contextmanager
 def dask_client(address: str | None = None, workers: int | None = None, jobs: int | None = None,
                 clips: int | None = None) -> Iterator[Client]:
@@ -115,7 +121,7 @@ def dask_client(address: str | None = None, workers: int | None = None, jobs: in
         cluster = _process_cluster(n)
     else:  # in-process (inproc:// transport): nothing listens on the network
         cluster = LocalCluster(n_workers=1, threads_per_worker=n, processes=False, dashboard_address=None,
-                               silence_logs=40)
+                               silence_logs=40, scheduler_kwargs=NO_DASHBOARD_PORT)
     client = Client(cluster)
     try:
         yield client
@@ -128,7 +134,7 @@ def dask_client(address: str | None = None, workers: int | None = None, jobs: in
 def _process_cluster(n_workers: int) -> LocalCluster:
     """A local cluster of ``n_workers`` single-thread worker processes on the loopback address."""
     return LocalCluster(n_workers=n_workers, threads_per_worker=1, processes=True, host="127.0.0.1",
-                        dashboard_address=None, silence_logs=40)
+                        dashboard_address=None, silence_logs=40, scheduler_kwargs=NO_DASHBOARD_PORT)
 
 
 class _Shared:

@@ -27,3 +27,23 @@ def test_a_cluster_without_workers_fails_with_one_line_instead_of_waiting_foreve
                                                r"audio clips 1-8 not done"):
             result_while_workers(future, client, "audio clips 1-8", timeout=1, poll=0.1)
         assert time.monotonic() - t0 < 10
+
+
+def test_a_local_cluster_says_nothing_when_port_8787_is_taken(recwarn):
+    """Another command's cluster holds 8787: ours picks a free loopback port without Dask's 'already in use' warning."""
+    import socket
+
+    from tasks.cluster import dask_client
+
+    taken = socket.socket()
+    try:
+        taken.bind(("", 8787))
+        taken.listen()
+    except OSError:  # taken already, by something else: the same situation
+        pass
+    try:
+        with dask_client(workers=1, jobs=1) as client:
+            assert client.submit(_slow, 1).result(timeout=30) == 2
+    finally:
+        taken.close()
+    assert not [w for w in recwarn if "already in use" in str(w.message)]
