@@ -23,6 +23,7 @@ from emotion.core.names import FUSION_MODELS, VIDEO_MODELS, default_models, pars
 from emotion.core.splits import ActorSplit, parse_actors
 from flows.cli.options import (
     check_feature_models,
+    data_root,
     existing_dir,
     feature_params,
     frame_params,
@@ -235,7 +236,7 @@ def cmd_synth(args: argparse.Namespace) -> int:
 def cmd_extract(args: argparse.Namespace) -> int:
     from emotion.store.store import Store
 
-    data = existing_dir(args.data, "data root")
+    data = data_root(args.data)
     features = feature_params(args)  # checked before OUT is created; the flow takes its plain name and speeds
     out = out_dir(args.out)
     with Store(out).writer_lock(f"emotion extract {data}"):  # a second writer is refused before Prefect starts
@@ -290,7 +291,7 @@ def _run(args: argparse.Namespace, data: str, out: str) -> dict[str, Any]:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    data = existing_dir(args.data, "data root")
+    data = data_root(args.data)
     r = _run(run_recipe(args), data, args.out)
     emit(args, r, print_run_recipe)
     return _strict_exit(args, r["extract"])

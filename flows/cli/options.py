@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 from pathlib import Path
 from typing import Any
 
@@ -43,6 +44,25 @@ def existing_dir(path: str, what: str) -> str:
     if not Path(path).is_dir():
         raise UsageError(f"{what} {path!r} does not exist or is not a folder")
     return str(Path(path).resolve())
+
+
+def data_root(path: str) -> str:
+    """An existing data folder with at least one clip (or zip archive) under it: a wrong folder (the parent of the
+    corpus is fine, an empty one or one of .mp3s is not) is said in one line before anything is created or run."""
+    from emotion.store.sources import AUDIO_EXTENSIONS, VIDEO_EXTENSIONS, extension
+
+    root = existing_dir(path, "data root")
+    if "://" in root:
+        return root  # object storage: listed by the inventory itself
+    seen: set[str] = set()
+    for dirpath, dirnames, filenames in os.walk(root, followlinks=True):  # links followed, as the inventory does
+        if os.path.realpath(dirpath) in seen:
+            dirnames[:] = []
+            continue
+        seen.add(os.path.realpath(dirpath))
+        if any(extension(f) in AUDIO_EXTENSIONS | VIDEO_EXTENSIONS | {".zip"} for f in filenames):
+            return root
+    raise UsageError(f"data root {path!r} holds no .wav, .flac, .mp4 or .zip file: nothing to extract")
 
 
 def not_in_memory(path: str) -> None:

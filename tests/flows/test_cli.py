@@ -101,7 +101,6 @@ def test_split_without_test_clips_fails_with_one_line(corpus: Path, tmp_path: Pa
     (["train", ".", "--split", "train=1-20"], "bad split"),
     (["train", ".", "--model", "knn"], "unknown model"),
     (["train", ".", "--n-iter", "0"], "--n-iter"),
-    (["extract", ".", "--out", "/proc/emotion-store"], "cannot create the output folder"),
     (["train", ".", "--features", "nope"], "unknown feature set 'nope'"),
     (["evaluate", "."], "evaluate needs --loso"),
     (["evaluate", ".", "--loso", "--model", "knn"], "unknown model"),
@@ -119,10 +118,32 @@ def test_bad_usage_exits_2_with_one_line(argv, message, capsys):
 ])
 def test_bad_usage_leaves_no_output_folder_behind(argv, tmp_path: Path, capsys):
     """A command line refused with exit 2 creates nothing: no empty store (with a lock file) under --out."""
-    out = tmp_path / "new-store"
+    data, out = tmp_path / "data", tmp_path / "new-store"
+    data.mkdir()
+    (data / "03-01-01-01-01-01-01.wav").write_bytes(b"")
+    argv = [str(data) if a == "." else a for a in argv]
     code, _, err = run_cli(capsys, *argv, "--out", str(out))
     assert code == 2 and len(err.strip().splitlines()) == 1, err
     assert not out.exists()
+
+
+def test_a_data_root_without_any_clip_is_named_before_anything_is_created(tmp_path: Path, capsys):
+    """extract (and run) on a folder with no .wav/.flac/.mp4/.zip under it: one line, exit 2, no store created."""
+    data = tmp_path / "data"
+    (data / "Actor_01").mkdir(parents=True)
+    (data / "Actor_01" / "notes.txt").write_text("not a clip")
+    (data / "Actor_01" / "03-01-01-01-01-01-01.mp3").write_bytes(b"ID3")
+    for command in ("extract", "run"):
+        code, _, err = run_cli(capsys, command, str(data), "--out", str(tmp_path / "store"))
+        assert code == 2 and err.strip() == (f"emotion: error: data root {str(data)!r} holds no .wav, .flac, .mp4 or "
+                                             ".zip file: nothing to extract"), err
+    assert not (tmp_path / "store").exists()
+    (data / "Actor_01" / "deeper").mkdir()
+    (data / "Actor_01" / "deeper" / "link").symlink_to(data)  # a link cycle is walked once, not forever
+    assert run_cli(capsys, "extract", str(data), "--out", str(tmp_path / "store"))[0] == 2
+    (data / "Actor_01" / "deeper" / "03-01-01-01-01-01-01.wav").write_bytes(b"")  # a clip (even a bad one): go on
+    code, _, err = run_cli(capsys, "extract", str(data), "--out", "/proc/emotion-store")
+    assert code == 2 and "cannot create the output folder" in err and len(err.strip().splitlines()) == 1
 
 
 def test_synth_and_extract_print_readable_summaries(tmp_path: Path, capsys):
