@@ -134,7 +134,19 @@ def dask_client(address: str | None = None, workers: int | None = None, jobs: in
 def _process_cluster(n_workers: int) -> LocalCluster:
     """A local cluster of ``n_workers`` single-thread worker processes on the loopback address."""
     return LocalCluster(n_workers=n_workers, threads_per_worker=1, processes=True, host="127.0.0.1",
-                        dashboard_address=None, silence_logs=40, scheduler_kwargs=NO_DASHBOARD_PORT)
+                        dashboard_address=None, silence_logs=40, scheduler_kwargs=NO_DASHBOARD_PORT,
+                        preload=["tasks.cluster"])  # dask_setup below, in each worker process
+
+
+def dask_setup(worker: object) -> None:
+    """Run by each worker process of a local cluster as it starts (Dask's preload hook): Ctrl-C, which the terminal
+    sends to the whole process group, is left to the command, which stops the cluster; without this every worker
+    printed its own KeyboardInterrupt traceback."""
+    import signal
+    import threading
+
+    if threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
 
 
 class _Shared:

@@ -11,7 +11,9 @@ import json
 import logging
 import os
 import re
+import signal
 import sys
+import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -67,6 +69,8 @@ class _ConsoleLines(logging.Filter):
     def filter(self, record: logging.LogRecord) -> bool:
         if VERBOSE[0]:
             return True
+        if INTERRUPTED[0]:  # Ctrl-C: the command ends with "emotion: interrupted", not Prefect's lines on its way out
+            return False
         if record.levelno >= logging.ERROR:
             return not _hold(record)
         if record.levelno >= logging.WARNING:
@@ -180,6 +184,28 @@ def check_prefect_api() -> None:
 
 
 VERBOSE = [False]  # --verbose (set by main): Prefect's INFO lines of flow and task runs on the console too
+INTERRUPTED = [False]  # set by Ctrl-C once the flows run (_on_interrupt)
+
+
+def _on_interrupt(signum: int, frame: Any) -> None:
+    INTERRUPTED[0] = True
+    signal.default_int_handler(signum, frame)  # KeyboardInterrupt, as always
+
+
+def _start_temporary_server() -> None:
+    """Without PREFECT_API_URL, start Prefect's temporary server now, with SIGINT blocked while it is spawned: it
+    inherits the block, so Ctrl-C (which the terminal sends to the whole process group) stops the command and not
+    the server under it; a dead server had the command retry it for minutes, then exit 1 with pages of tracebacks."""
+    from prefect.server.api.server import SubprocessASGIServer
+    from prefect.settings import PREFECT_API_URL
+
+    if PREFECT_API_URL.value() or SubprocessASGIServer().running:
+        return
+    blocked = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
+    try:
+        SubprocessASGIServer().start()
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, blocked)
 
 
 def flows_module(only: str | None = None) -> Any:
@@ -207,6 +233,11 @@ def flows_module(only: str | None = None) -> Any:
                 handler.addFilter(_CONSOLE_LINES)
     # Dask's own notices (e.g. a worker killed at shutdown after its work was done) likewise
     logging.getLogger("distributed").setLevel(logging.INFO if VERBOSE[0] else logging.ERROR)
+    INTERRUPTED[0] = False
+    if threading.current_thread() is threading.main_thread() and signal.getsignal(signal.SIGINT) in (
+            signal.default_int_handler, _on_interrupt):
+        signal.signal(signal.SIGINT, _on_interrupt)
+    _start_temporary_server()
     return importlib.import_module("flows")
 
 

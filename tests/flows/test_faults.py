@@ -176,6 +176,27 @@ def test_a_run_killed_with_sigkill_resumes_without_redoing_work(corpus, tmp_path
     _assert_exactly_once(out, 120)
 
 
+def test_ctrl_c_stops_extract_at_once_with_one_line_and_the_rerun_finishes(corpus, tmp_path):
+    """Ctrl-C: the terminal sends SIGINT to the whole process group (the CLI, its Dask workers, Prefect's temporary
+    server). The command stops within seconds, exit 130, with one line of its own (no tracebacks, no minutes of
+    retries against a server that died with it); the rerun stores every clip once."""
+    out = tmp_path / "store"
+    env = {k: v for k, v in {**os.environ, **service_env(tmp_path)}.items() if k != "PREFECT_API_URL"}
+    cmd = [str(BIN / "emotion"), "extract", str(corpus), "--out", str(out), "--modality", "audio", "--workers", "2",
+           "--chunk-size", "3"]
+    run = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env,
+                           start_new_session=True)
+    wait_for(lambda: len(_parts(out)) >= 4, 180, "the first parts")
+    os.killpg(run.pid, signal.SIGINT)  # what Ctrl-C does
+    _, err = run.communicate(timeout=60)
+    assert run.returncode == 130, err[-3000:]
+    assert err.strip().splitlines()[-1] == "emotion: interrupted" and "Traceback" not in err, err[-3000:]
+    assert len(err.strip().splitlines()) <= 3, err[-3000:]  # the flow run's name, the progress line at most
+    res = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=600)
+    assert res.returncode == 0, res.stderr[-3000:]
+    _assert_exactly_once(out, 120)
+
+
 def test_a_merge_that_fails_is_a_warning_and_the_run_keeps_its_rows(corpus, tmp_path, capsys, monkeypatch):
     from emotion.core.errors import StoreError
 
