@@ -44,10 +44,12 @@ def print_extract(s: dict[str, Any]) -> None:
                   f"landmark features {faces['feature_set']}")
             for p in faces["clips_without_face"][:10]:
                 print(f"    no face in any kept frame of {p}")
-    for r in s["rejects"][:20]:
-        print(f"  rejected {r['path']}: {r['reason']}")
-    if len(s["rejects"]) > 20:
-        print(f"  ... and {len(s['rejects']) - 20} more (see OUT/rejects/)")
+    # a file both modalities refuse for the same reason (an empty mp4) is named once; --json keeps one per modality
+    shown = list(dict.fromkeys((r["path"], r["reason"]) for r in s["rejects"]))
+    for path, reason in shown[:20]:
+        print(f"  rejected {path}: {reason}")
+    if len(shown) > 20:
+        print(f"  ... and {len(shown) - 20} more (see OUT/rejects/)")
     # video-only clips (modality 02) have no audio by design: counted above, not listed; an mp4 that should carry
     # speech but has no usable track is named
     odd = [r for r in s["no_audio_clips"] if r.get("stage") != "id"]
