@@ -19,6 +19,8 @@ SUPPORTED_EXTENSIONS = AUDIO_EXTENSIONS | VIDEO_EXTENSIONS
 def read_file(path: str) -> bytes:
     p = Path(path)
     ext = extension(p.name)
+    if p.is_dir():  # e.g. a shell glob that caught the actor folders
+        raise RejectedInput("a folder, not a file: give its .wav, .flac or .mp4 files")
     if ext not in SUPPORTED_EXTENSIONS:
         raise RejectedInput(f"unsupported file type {ext or '(none)'!r}: expected .wav, .flac or .mp4")
     return read_local_file(str(p), max_file_bytes(p.name), missing="file not found")

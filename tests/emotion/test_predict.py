@@ -214,6 +214,16 @@ def test_bad_files_get_their_own_error_and_the_others_are_predicted(trained, tmp
     assert errors["broken.mp4"].startswith("cannot open video")
 
 
+def test_a_folder_given_as_a_file_is_named_as_such(tmp_path):
+    from emotion.core.errors import RejectedInput
+    from emotion.predict import read_file
+
+    for folder in (tmp_path / "Actor_01", tmp_path / "clips.wav"):
+        folder.mkdir()
+        with pytest.raises(RejectedInput, match=r"^a folder, not a file: give its .wav, .flac or .mp4 files$"):
+            read_file(str(folder))
+
+
 def test_a_tampered_or_swapped_model_file_is_refused(trained, tmp_path):
     _, store, run = trained
     copy = tmp_path / "run"
