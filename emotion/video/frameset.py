@@ -54,7 +54,9 @@ def frame_index(store: Store, key: str) -> pd.DataFrame:
     folder = store.dataset_dir("frames", key)
     df = store.read_snapshot(folder, columns=INDEX_COLUMNS)
     if df.empty:
-        raise StoreError(f"no frames for {key} under {store.url} (run `emotion extract --modality video` first)")
+        crop = " --face-crop" if key.startswith("face") else ""  # the fer, fused and landmarks models read face crops
+        raise StoreError(f"no frames for {key} under {store.url} (run `emotion extract --modality video{crop}` "
+                         "with the same frame options first)")
     newest = df.groupby("path")["_part"].transform("max")
     return df[df["_part"] == newest].reset_index(drop=True)
 

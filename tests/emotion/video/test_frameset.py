@@ -131,6 +131,14 @@ def test_empty_store_is_a_clear_error(tmp_path):
         frame_index(Store(str(tmp_path)), PARAMS.key)
 
 
+def test_missing_face_crops_say_that_face_crops_are_needed(tmp_path):
+    """train --model fer (or cnn) on a store without face crops: the hint gives the flag that makes them."""
+    with pytest.raises(StoreError, match=r"run `emotion extract --modality video --face-crop` with the same frame"):
+        frame_index(Store(str(tmp_path)), FrameParams(face_crop=True).key)
+    with pytest.raises(StoreError, match=r"run `emotion extract --modality video` with the same frame"):
+        frame_index(Store(str(tmp_path)), FrameParams(face_crop=False).key)
+
+
 def test_clip_outcome_is_the_mean_of_its_frames():
     paths = np.array(["b", "a", "b", "a", "a"], dtype=object)
     proba = np.array([[0.9, 0.1], [0.2, 0.8], [0.5, 0.5], [0.4, 0.6], [0.3, 0.7]])
