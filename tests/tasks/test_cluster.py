@@ -29,21 +29,25 @@ def test_a_cluster_without_workers_fails_with_one_line_instead_of_waiting_foreve
         assert time.monotonic() - t0 < 10
 
 
-def test_a_local_cluster_says_nothing_when_port_8787_is_taken(recwarn):
-    """Another command's cluster holds 8787: ours picks a free loopback port without Dask's 'already in use' warning."""
+@pytest.mark.parametrize("clips", [1, 100], ids=["in-process", "worker-processes"])
+def test_a_local_cluster_serves_http_on_a_free_loopback_port_without_a_warning(clips):
     import socket
+    import warnings
 
     from tasks.cluster import dask_client
 
-    taken = socket.socket()
-    try:
-        taken.bind(("", 8787))
-        taken.listen()
-    except OSError:  # taken already, by something else: the same situation
+    holder = socket.socket()
+    try:  # another cluster holds Dask's default port (if nothing else already does)
+        holder.bind(("127.0.0.1", 8787))
+        holder.listen()
+    except OSError:
         pass
     try:
-        with dask_client(workers=1, jobs=1) as client:
-            assert client.submit(_slow, 1).result(timeout=30) == 2
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            with dask_client(workers=1, jobs=2, clips=clips) as client:
+                http = client.cluster.scheduler.http_server
+                assert (http.address, http.port != 8787) == ("127.0.0.1", True)
+        assert not [w for w in caught if "already in use" in str(w.message)]
     finally:
-        taken.close()
-    assert not [w for w in recwarn if "already in use" in str(w.message)]
+        holder.close()
