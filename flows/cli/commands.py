@@ -183,6 +183,44 @@ def check_prefect_api() -> None:
         ) from None
 
 
+def check_prefect_database(url: str | None = None) -> None:
+    """Fail with one line when the temporary server's SQLite database was migrated by another Prefect version.
+
+    Prefect cannot start on it ("Can't locate revision ..."): it retried for the 2 minutes of its start-up
+    timeout, printing a traceback each time, and the command died with a bare RuntimeError naming no file.
+    """
+    if os.environ.get("PREFECT_API_URL"):
+        return  # a running server: not ours to start
+    import re
+    import sqlite3
+    from contextlib import closing
+
+    import prefect
+    from prefect.settings import get_current_settings
+
+    if url is None:
+        secret = get_current_settings().server.database.connection_url
+        url = secret.get_secret_value() if secret is not None else ""
+    if not url.startswith("sqlite") or ":///" not in url:
+        return
+    path = Path(url.split(":///", 1)[1].split("?", 1)[0])
+    if not path.is_file():
+        return
+    try:
+        with closing(sqlite3.connect(f"file:{path}?mode=ro", uri=True)) as db:
+            found = [row[0] for row in db.execute("SELECT version_num FROM alembic_version")]
+    except sqlite3.Error:
+        return  # no migrations yet, or not readable: Prefect says what it finds
+    versions = Path(prefect.__file__).parent / "server" / "database" / "_migrations" / "versions" / "sqlite"
+    known = set(re.findall(r'^revision = "(\w+)"', "\n".join(f.read_text() for f in versions.glob("*.py")), re.M))
+    unknown = [r for r in found if r not in known]
+    if known and unknown:
+        raise EmotionError(
+            f"the Prefect database {path} was migrated by another Prefect version (revision {unknown[0]} is "
+            f"unknown to Prefect {prefect.__version__} here), so the temporary Prefect server cannot start; "
+            "set PREFECT_HOME to another folder, or PREFECT_API_URL to a running server")
+
+
 VERBOSE = [False]  # --verbose (set by main): Prefect's INFO lines of flow and task runs on the console too
 INTERRUPTED = [False]  # set by Ctrl-C once the flows run (_on_interrupt)
 
@@ -212,6 +250,7 @@ def flows_module(only: str | None = None) -> Any:
     """The flows (and so Prefect), imported on first use: synth needs neither. ``only``: just that flow module
     (``extract`` spares the start-up of a small rerun the model and training imports)."""
     check_prefect_api()
+    check_prefect_database()
     import importlib
 
     from prefect.logging.handlers import PrefectConsoleHandler

@@ -90,3 +90,33 @@ def test_a_failed_state_of_our_error_with_no_traceback_before_it_is_held():
     assert not _shown(_record(f"Finished in state Failed(\"Task run encountered an exception StoreError: {MESSAGE}\")"))
     assert _shown(_record("Finished in state Failed('Task run encountered an exception OSError: disk on fire')"))
     assert commands.held_errors(MESSAGE) == []
+
+
+def _prefect_db(path, revision: str) -> str:
+    import sqlite3
+
+    with sqlite3.connect(path) as db:
+        db.execute("CREATE TABLE alembic_version (version_num VARCHAR(32) NOT NULL)")
+        db.execute("INSERT INTO alembic_version VALUES (?)", (revision,))
+    db.close()
+    return f"sqlite+aiosqlite:///{path}"
+
+
+def test_a_prefect_database_migrated_by_another_prefect_fails_at_once_naming_the_file(tmp_path, monkeypatch):
+    import re
+    from pathlib import Path
+
+    import prefect
+
+    from emotion.core.errors import EmotionError
+
+    monkeypatch.delenv("PREFECT_API_URL", raising=False)
+    newer = _prefect_db(tmp_path / "newer.db", "27d8f4e1a6c9")  # a revision this Prefect does not have
+    with pytest.raises(EmotionError, match=rf"the Prefect database {re.escape(str(tmp_path))}/newer.db was migrated "
+                                           r"by another Prefect version \(revision 27d8f4e1a6c9 .*PREFECT_HOME"):
+        commands.check_prefect_database(newer)
+    versions = Path(prefect.__file__).parent / "server" / "database" / "_migrations" / "versions" / "sqlite"
+    current = re.search(r'^revision = "(\w+)"', next(versions.glob("*.py")).read_text(), re.M).group(1)
+    commands.check_prefect_database(_prefect_db(tmp_path / "ours.db", current))  # a revision of ours: no error
+    commands.check_prefect_database(f"sqlite+aiosqlite:///{tmp_path}/absent.db")  # a first start: no error
+    commands.check_prefect_database("postgresql+asyncpg://u@host/db")  # not a file: Prefect's to check
