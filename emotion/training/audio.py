@@ -304,7 +304,9 @@ def model_card(title: str, metrics: dict[str, Any], run: dict[str, Any], best_pa
         "## Data",
         f"- {metrics['n_train']} training clips of actors {metrics['train_actors']}; "
         f"{metrics['n_test']} test clips of actors {metrics['test_actors']}",
-        f"- data version {run['data_hash']} (hash of every clip's path and content)", "",
+        # not "data version": that is the extraction's hash in the run names (data-1a2b3c4d), another number
+        f"- training-data hash {run['data_hash']} (of the feature set and of every train and test clip's path and "
+        "content; part of the run version)", "",
         "## Split and selection",
         f"- speaker-independent split {run['split']}: no test actor was used for any choice",
         f"- hyper-parameters chosen by {metrics['cv']}: accuracy {metrics['cv_accuracy']:.3f} ± {metrics['cv_std']:.3f}",

@@ -85,8 +85,9 @@ def test_outputs_record_features_and_speaker_norm_with_a_model_card(table):
     assert len(norm["fallback"]["mean"]) == 3
     card = files["model_card.md"].decode()
     for s in ("## Data", "## Split and selection", "## Features", "speaker normalisation: on", "## Metrics",
-              "## Known limits", "North-American", "studio"):
+              "## Known limits", "North-American", "studio", f"training-data hash {run['data_hash']} "):
         assert s in card
+    assert "data version" not in card  # the name of the extraction's hash (data-1a2b3c4d in the run names)
     assert metrics["accuracy"] > 0.8  # the within-speaker signal is found once the offsets are gone
 
     raw = train_and_evaluate(model_spec("svc"), split_data(table, NAMES, SPLIT, "fh"), SPLIT,
