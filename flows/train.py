@@ -109,14 +109,20 @@ def frames_for(model: str, frames: FrameParams) -> FrameParams:
     return frames
 
 
+def _read_frames(models: tuple[str, ...], frames: FrameParams) -> FrameParams:
+    """The frame set the video models read (``frames`` asked for whole frames, but they read the face crops): it
+    names the run and gives its data version and actors; "full256" and no data version named a set never read."""
+    return frames_for(models[0], frames) if models else frames
+
+
 def _video_data(out: str, frames: FrameParams) -> tuple[str, tuple[int, ...]]:
     return stored_extraction(out, "frames", frames.key)
 
 
 def train_video_run_name() -> str:
-    """``train-video-full256-every20-train=1-20,test=21-24-data-1a2b3c4d-9f8e7d``."""
+    """``train-video-face256-every20-train=1-20,test=21-24-data-1a2b3c4d-9f8e7d``: the frame set the models read."""
     rid, p = current_run()
-    frames = p.get("frames", FrameParams())
+    frames = _read_frames(tuple(p.get("models", VIDEO_MODELS)), p.get("frames", FrameParams()))
     version, actors = _video_data(p["out"], frames)
     return name("train-video", frames_label(frames), split_used(p.get("split", DEFAULT_SPLIT), actors), _data(version),
                 rid)
@@ -138,8 +144,9 @@ def train_video(
     sp = ActorSplit.parse(split)
     for m in models:
         build_model(m, **(params or {}).get(m, {}))  # fail fast on an unknown name or parameter
-    version, actors = _video_data(out, frames)
-    labels = run_tags(modality="video", features=frames_label(frames), split=split, data_version=version, actors=actors)
+    read = _read_frames(models, frames)
+    version, actors = _video_data(out, read)
+    labels = run_tags(modality="video", features=frames_label(read), split=split, data_version=version, actors=actors)
     with tagged(labels):
         progress = _progress("video", models, split)
         results = [train_video_model(out, m, sp, frames_for(m, frames), (params or {}).get(m, {}), force, progress)

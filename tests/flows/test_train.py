@@ -1,0 +1,21 @@
+"""flows.train: what a training flow run is named after."""
+
+from __future__ import annotations
+
+import json
+
+import flows.train as train
+from emotion.video.frames import FrameParams
+
+
+def test_a_video_training_run_is_named_after_the_face_crops_its_models_read(tmp_path, monkeypatch):
+    face = train.frames_for("cnn", FrameParams())  # asked for whole frames, the models read the face crops
+    assert face.face_crop and not FrameParams().face_crop
+    (tmp_path / "frames" / face.key).mkdir(parents=True)
+    (tmp_path / "frames" / face.key / "params.json").write_text(json.dumps({"data_version": "77e0c2aa",
+                                                                            "actors": [1, 5]}))
+    params = {"out": str(tmp_path), "split": "train=1-16,test=17-20", "models": ("cnn", "fer"), "frames": FrameParams()}
+    monkeypatch.setattr(train, "current_run", lambda: ("02d5f1", params))
+    got = train.train_video_run_name()
+    assert got.startswith(f"train-video-{face.key.rsplit('-', 1)[0]}-") and got.endswith("-data-77e0c2aa-02d5f1")
+    assert "full" not in got
