@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import os
 import posixpath
+import re
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 
@@ -28,7 +29,7 @@ import pyarrow.parquet as pq
 
 from emotion.core.errors import StoreError
 from emotion.store.store import Store
-from emotion.video.frames import decode_png
+from emotion.video.frames import FrameParams, decode_png
 
 INDEX_COLUMNS = ["path", "content_hash", "actor", "emotion", "frame_index", "time", "face_found"]
 BATCH_COLUMNS = ["path", "emotion", "frame_index", "time", "face_found", "image"]  # what FrameSet.batches reads
@@ -46,6 +47,18 @@ class FrameBatch:
         return len(self.labels)
 
 
+def extract_command(key: str, out: str = "OUT") -> str:
+    """The extraction that writes the frame set ``key`` (``face256-every20-<hash>``): the face crops every face model
+    reads need ``--face-crop``, which the bare ``emotion extract --modality video`` once advised did not write."""
+    m = re.fullmatch(r"(face|full)(\d+)-every(\d+)-\w+", key)
+    if m is None:
+        return f"emotion extract DATA --out {out} --modality video"
+    default = FrameParams()
+    opts = [" --face-crop" * (m[1] == "face"), f" --frame-size {m[2]}" * (int(m[2]) != default.size),
+            f" --every {m[3]}" * (int(m[3]) != default.every)]
+    return f"emotion extract DATA --out {out} --modality video" + "".join(opts)
+
+
 def frame_index(store: Store, key: str) -> pd.DataFrame:
     """One row per current stored frame (no images): the newest part of each clip wins.
 
@@ -54,9 +67,7 @@ def frame_index(store: Store, key: str) -> pd.DataFrame:
     folder = store.dataset_dir("frames", key)
     df = store.read_snapshot(folder, columns=INDEX_COLUMNS)
     if df.empty:
-        crop = " --face-crop" if key.startswith("face") else ""  # the fer, fused and landmarks models read face crops
-        raise StoreError(f"no frames for {key} under {store.url} (run `emotion extract --modality video{crop}` "
-                         "with the same frame options first)")
+        raise StoreError(f"no frames for {key} under {store.url} (run `{extract_command(key, store.url)}` first)")
     newest = df.groupby("path")["_part"].transform("max")
     return df[df["_part"] == newest].reset_index(drop=True)
 

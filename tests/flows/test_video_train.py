@@ -140,7 +140,7 @@ def test_video_training_without_frames_is_a_clear_error(tmp_path, capsys):
     store = tmp_path / "empty"
     store.mkdir()
     assert main(["train", str(store), "--model", "cnn", "--split", SPLIT]) == 1
-    assert "emotion extract --modality video" in capsys.readouterr().err
+    assert f"emotion extract DATA --out {store} --modality video --face-crop` first" in capsys.readouterr().err
 
 
 def test_fusion_and_predict_on_video_files(video_run, tiny_video_corpus: Path, capsys):

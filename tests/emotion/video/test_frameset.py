@@ -14,7 +14,7 @@ from emotion.core.ids import parse_id
 from emotion.extract.chunk import frame_schema
 from emotion.store.store import Store
 from emotion.video.frames import FrameParams, encode_png
-from emotion.video.frameset import FrameSet, aggregate_clips, frame_index, top_two
+from emotion.video.frameset import FrameSet, aggregate_clips, extract_command, frame_index, top_two
 
 PARAMS = FrameParams(size=16)
 
@@ -127,16 +127,24 @@ def test_pinned_frames_select_again_when_a_part_vanishes_during_the_copy(store: 
 
 
 def test_empty_store_is_a_clear_error(tmp_path):
-    with pytest.raises(StoreError, match="emotion extract --modality video"):
+    with pytest.raises(StoreError, match=rf"emotion extract DATA --out {tmp_path} --modality video --frame-size 16`"):
         frame_index(Store(str(tmp_path)), PARAMS.key)
 
 
 def test_missing_face_crops_say_that_face_crops_are_needed(tmp_path):
     """train --model fer (or cnn) on a store without face crops: the hint gives the flag that makes them."""
-    with pytest.raises(StoreError, match=r"run `emotion extract --modality video --face-crop` with the same frame"):
+    with pytest.raises(StoreError, match=r"run `emotion extract DATA --out .* --modality video --face-crop` first"):
         frame_index(Store(str(tmp_path)), FrameParams(face_crop=True).key)
-    with pytest.raises(StoreError, match=r"run `emotion extract --modality video` with the same frame"):
+    with pytest.raises(StoreError, match=r"run `emotion extract DATA --out .* --modality video` first"):
         frame_index(Store(str(tmp_path)), FrameParams(face_crop=False).key)
+
+
+def test_the_advice_for_missing_frames_writes_the_frame_set_asked_for():
+    """The face crops every face model reads need --face-crop: `emotion extract --modality video` writes whole frames."""
+    face = FrameParams(face_crop=True)
+    assert extract_command(face.key) == "emotion extract DATA --out OUT --modality video --face-crop"
+    assert extract_command(FrameParams(every=10, size=64).key, "/s") == \
+        "emotion extract DATA --out /s --modality video --frame-size 64 --every 10"
 
 
 def test_clip_outcome_is_the_mean_of_its_frames():
