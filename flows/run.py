@@ -20,6 +20,7 @@ from flows.extract import extract
 from flows.naming import current_run, frames_label, name, run_tags, split_label, tagged
 from flows.train import frames_for, train_audio, train_fusion, train_video
 from tasks.cluster import shared_cluster
+from tasks.extract import stored_extraction
 from tasks.pipeline import pipeline_step
 
 
@@ -116,6 +117,11 @@ def _pipeline(data: str, out: str, split: str, features: FeatureParams, search: 
         if fusion_models and not (has_audio and has_video):
             notes.append("fusion needs mp4 clips with speech and face: fused models skipped")
             fusion_models = ()
+        if (video_models or fusion_models) and (lack := lacks_split(
+                stored_extraction(out, "frames", frame_sets[0].key)[1], split, "video")):
+            # else the run failed on them after training the audio models, and printed none of their results
+            notes.append(f"{lack}: video and fused models skipped")
+            video_models = fusion_models = ()
     if speaker_norm and fusion_models:
         notes.append("speaker normalisation applies to the audio models only: fused models use raw voice features")
     for n in notes:
@@ -179,6 +185,18 @@ def recipe(features: FeatureParams, speaker_norm: bool) -> dict[str, Any]:
                     "speaker is normalised with pooled training statistics instead (`emotion predict --same-speaker` "
                     "with 8 or more clips of one speaker normalises them together)") if speaker_norm else None,
     }
+
+
+def lacks_split(actors: tuple[int, ...], split: str, what: str) -> str | None:
+    """What clips of ``actors`` (as their extraction recorded them) lack for ``split``: none of its test actors or
+    none of its train actors; None when they have both, or when the actors are unknown (training then says)."""
+    if not actors:
+        return None
+    sp = ActorSplit.parse(split)
+    for side, wanted in (("test", sp.test), ("train", sp.train)):
+        if not set(wanted) & set(actors):
+            return f"no {what} clips of the {side} actors of {sp} (actors with {what}: {', '.join(map(str, actors))})"
+    return None
 
 
 def _found(summary: dict[str, Any]) -> bool:
