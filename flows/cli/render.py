@@ -64,7 +64,9 @@ def print_train(t: dict[str, Any]) -> None:
     audio = f" (audio features {t['features']}{norm})" if t.get("features") else ""
     used = t.get("split_used")
     present = f" (actors in the data: {used})" if used and used != t["split"] else ""
-    print(f"split {t['split']}{present}{audio}: models ranked by per-clip accuracy on the test actors")
+    # ranked as rank_rows ranks them (validation, as `emotion predict` chooses), not by the test accuracy shown
+    print(f"split {t['split']}{present}{audio}: models ranked by validation accuracy (never by the test actors), "
+          "scored per clip on the test actors")
     print(f"  {'model':<12} {'input':<6} {'accuracy':>8} {'macro-F1':>8} {'UAR':>6} {'validation acc':>15} {'train':>6} "
           f"{'test':>5}  run")
     for r in t["models"]:

@@ -516,6 +516,6 @@ def test_the_table_names_the_actors_the_data_has_where_the_split_names_more(caps
     t = {"split": "train=01-20,test=21-24", "split_used": "train=01-06,test=21-22", "summary": "X", "models": [model]}
     print_train(t)
     first = capsys.readouterr().out.splitlines()[0]
-    assert first.startswith("split train=01-20,test=21-24 (actors in the data: train=01-06,test=21-22): models ranked")
+    assert first.startswith("split train=01-20,test=21-24 (actors in the data: train=01-06,test=21-22): models ranked by")
     print_train({**t, "split_used": t["split"]})  # the data has every actor of the split: said once
-    assert capsys.readouterr().out.splitlines()[0].startswith("split train=01-20,test=21-24: models ranked")
+    assert capsys.readouterr().out.splitlines()[0].startswith("split train=01-20,test=21-24: models ranked by")

@@ -1,0 +1,21 @@
+"""flows.cli.render: the training table says how its rows are ordered."""
+
+from __future__ import annotations
+
+from emotion.store.catalog import rank_rows
+from flows.cli.render import print_train
+
+
+def _row(model: str, accuracy: float, cv: float) -> dict:
+    return {"model": model, "modality": "audio", "accuracy": accuracy, "macro_f1": accuracy, "uar": accuracy,
+            "cv_accuracy": cv, "cv_std": 0.01, "n_train": 959, "n_test": 240, "run_dir": f"runs/{model}"}
+
+
+def test_the_table_is_said_to_be_ranked_by_validation_as_it_is_not_by_test_accuracy(capsys):
+    # as on the real proxy split: svc scored higher on the test actors, lr higher in grouped CV (and is chosen)
+    models = rank_rows([_row("svc", 0.517, 0.456), _row("lr", 0.496, 0.465)])
+    print_train({"split": "train=01-16,test=17-20", "features": "seed", "summary": "S", "models": models})
+    lines = capsys.readouterr().out.splitlines()
+    assert "models ranked by validation accuracy (never by the test actors)" in lines[0]
+    assert "ranked by per-clip accuracy" not in lines[0]
+    assert [ln.split()[0] for ln in lines[2:4]] == ["lr", "svc"]
