@@ -402,10 +402,24 @@ class Store:
         cols = None if columns is None else list(dict.fromkeys(["path", *columns]))
         df = self.read_snapshot(folder, columns=cols)
         if df.empty:
-            raise StoreError(f"no {dataset} rows for {key} under {self.url} (run `emotion extract` first)")
+            raise StoreError(f"no {dataset} rows for {key} under {self.url} ({self._extract_advice(dataset, key)})")
         newest = df.groupby("path")["_part"].transform("max")
         df = df[df["_part"] == newest].drop(columns="_part")
         return df.sort_values("path", kind="stable", ignore_index=True)
+
+    def _extract_advice(self, dataset: str, key: str) -> str:
+        """The extraction that writes ``key`` (``extended-<hash>``), and the set's keys stored under other parameters:
+        a bare `emotion extract` computes the seed set, and a run's default stores extended with --augment, which
+        `evaluate --features extended` without --augment does not read."""
+        name = key.rsplit("-", 1)[0]
+        features = f" --features {name}" if dataset.startswith("features/") else ""
+        try:
+            stored = [posixpath.basename(p) for p in self.fs.ls(self.path(dataset), detail=False)]
+        except OSError:
+            stored = []
+        others = sorted(k for k in stored if k.startswith(f"{name}-") and k != key)
+        also = f"; stored with other parameters (--augment, another revision): {', '.join(others)}" if others else ""
+        return f"run `emotion extract DATA --out {self.url}{features}` first{also}"
 
     def read_features(self, modality: str, key: str) -> pd.DataFrame:
         """Current feature rows: one per clip path (the newest wins)."""

@@ -82,8 +82,18 @@ def test_newest_row_of_a_path_wins(tmp_path):
 
 
 def test_missing_features_say_what_to_do(tmp_path):
-    with pytest.raises(StoreError, match="run `emotion extract` first"):
-        Store(str(tmp_path)).read_features("audio", "nope")
+    with pytest.raises(StoreError, match=rf"run `emotion extract DATA --out {tmp_path} --features nope` first\)"):
+        Store(str(tmp_path)).read_features("audio", "nope-0123")
+
+
+def test_missing_features_name_the_same_set_stored_with_other_parameters(tmp_path):
+    """`run` stores extended with --augment; `evaluate --features extended` reads the set without it."""
+    store = Store(str(tmp_path))
+    folder = store.features_dir("audio", "extended-aug1")
+    store.write_table(f"{folder}/{Store.new_part_name()}", pa.table({"path": ["a"], "content_hash": ["1"]}))
+    with pytest.raises(StoreError, match=r"--features extended` first; stored with other parameters "
+                                         r"\(--augment, another revision\): extended-aug1\)$"):
+        store.read_features("audio", "extended-plain2")
 
 
 def test_rejects_table_roundtrip(tmp_path):
