@@ -60,4 +60,5 @@ def evaluate_loso(
         results = [loso_model(out, m, sp, fp, search, speaker_norm, mode, jobs, source) for m in models]
         summary = write_loso_summary(out, sp, results)
     return {"split": str(sp), "actors": list(sp.train), "features": fp.name, "speaker_norm": speaker_norm,
+            "augment": list(fp.augment_speeds()),
             "mode": mode, "summary": summary, "models": sorted(results, key=lambda r: (-r["mean"], r["model"]))}

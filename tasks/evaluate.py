@@ -18,7 +18,7 @@ from emotion.reporting.report import loso_markdown, merge_loso
 from emotion.reporting.report_html import write_reports
 from emotion.store import catalog
 from emotion.store.store import Store
-from emotion.training.loso import loso, loso_data
+from emotion.training.loso import fixed_note, loso, loso_data
 from tasks import progress as console
 
 
@@ -67,6 +67,8 @@ def loso_model(out: str, model: str, split: ActorSplit, features: FeatureParams,
     r.update({"features": features.name, "feature_hash": features.hash(), "speaker_norm": speaker_norm,
               "augment": list(features.augment_speeds()),
               "split": str(split), "actors": sorted(int(a) for a in set(data.groups)), "params_from": source})
+    if mode == "fixed":  # the run may come from another split (--params-from): say whose actors chose them
+        r["note"] = fixed_note(params_from or split, r["actors"])
     # the set's key (name and parameters hash): two parameterisations of a set (e.g. with --augment) never collide
     folder = posixpath.join(loso_dir(store, split), f"{features.key}{'-speakernorm' if speaker_norm else ''}")
     path = posixpath.join(folder, f"{model}-{mode}.json")

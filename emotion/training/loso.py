@@ -73,6 +73,15 @@ def loso_data(
                     stable_hash({"feature_hash": feature_hash, "clips": keys}, 16), copies)
 
 
+def fixed_note(chosen_on: ActorSplit, held_out: list[int]) -> str:
+    """What LOSO with the hyper-parameters of the stored run on ``chosen_on`` assumes: which of the ``held_out``
+    actors took part in choosing them (its train actors did, by grouped CV; its test actors did not)."""
+    took_part = [a for a in held_out if a in chosen_on.train]
+    return (f"hyper-parameters fixed from the stored run on {chosen_on}, chosen by grouped CV over its train actors: "
+            f"{len(took_part)} of the {len(held_out)} held-out actors took part in that choice"
+            + (" (mildly optimistic)" if took_part else ""))
+
+
 def loso(
     spec: ModelSpec,
     data: LosoData,

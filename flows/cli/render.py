@@ -132,15 +132,17 @@ def print_run_recipe(r: dict[str, Any]) -> None:
 
 def print_loso(t: dict[str, Any]) -> None:
     norm = ", speaker-normalised" if t["speaker_norm"] else ""
-    print(f"leave-one-actor-out over the training actors of {t['split']} (features {t['features']}{norm}; "
+    copies = f" + copies at {', '.join(f'{s:g}x' for s in t['augment'])}" if t.get("augment") else ""
+    print(f"leave-one-actor-out over the training actors of {t['split']} (features {t['features']}{copies}{norm}; "
           f"hyper-parameters {t['mode']}):")
     for r in t["models"]:
         per = " ".join(f"{a}:{v:.2f}" for a, v in r["per_actor"].items())
         print(f"  {r['model']:<8} mean {r['mean']:.3f}  std {r['std']:.3f}  min {r['min']:.3f}  max {r['max']:.3f}"
               f"  ({r['n_actors']} actors, {r['seconds']:.0f} s)")
         print(f"           per actor: {per}")
-    if t["mode"] == "fixed":
-        print("  note: fixed hyper-parameters come from the stored runs, chosen with these actors: mildly optimistic")
+    if t["mode"] == "fixed":  # whose actors chose them (another split's run with --params-from)
+        for note in dict.fromkeys(r.get("note") or "" for r in t["models"]):
+            print(f"  note: {note or 'fixed hyper-parameters come from the stored runs: mildly optimistic'}")
     print(f"  summary: {t['summary']}")
 
 

@@ -19,3 +19,16 @@ def test_the_table_is_said_to_be_ranked_by_validation_as_it_is_not_by_test_accur
     assert "models ranked by validation accuracy (never by the test actors)" in lines[0]
     assert "ranked by per-clip accuracy" not in lines[0]
     assert [ln.split()[0] for ln in lines[2:4]] == ["lr", "svc"]
+
+
+def test_loso_names_the_speed_copies_and_whose_actors_chose_fixed_hyper_parameters(capsys):
+    from flows.cli.render import print_loso
+
+    note = "hyper-parameters fixed from the stored run on train=01-16,test=17-20, chosen by grouped CV over its ..."
+    row = {"model": "lr", "mean": 0.751, "std": 0.091, "min": 0.567, "max": 0.9, "n_actors": 20, "seconds": 287,
+           "per_actor": {"01": 0.83}, "note": note}
+    print_loso({"split": "train=01-20,test=21-24", "features": "extended", "augment": [0.9, 1.1], "speaker_norm": True,
+                "mode": "fixed", "summary": "S", "models": [row]})
+    out = capsys.readouterr().out
+    assert "(features extended + copies at 0.9x, 1.1x, speaker-normalised; hyper-parameters fixed)" in out
+    assert f"  note: {note}\n" in out and "chosen with these actors" not in out
