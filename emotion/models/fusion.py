@@ -78,7 +78,8 @@ class AudioVisualFusion(ClassifierMixin, BaseEstimator):
         A, V, has = self._split(X)
         y = np.asarray(y, dtype=int)
         if has.sum() < 2 * self.cv_folds:
-            raise UsageError(f"fusion needs clips with audio in the train actors; found {int(has.sum())}")
+            raise UsageError(f"fusion needs at least {2 * self.cv_folds} clips with audio (mp4 with speech) in the "
+                             f"train actors; found {int(has.sum())}")
         self.classes_ = np.arange(N_CLASSES)
         self.video_ = _lr(self.C_video, self.seed).fit(V, y)  # all clips: the face is always there
         self.audio_ = _lr(self.C_audio, self.seed).fit(A[has], y[has])

@@ -78,6 +78,11 @@ def test_contract_errors_and_saving():
         AudioVisualFusion(n_audio=11).fit(X, y, groups=g)
     with pytest.raises(UsageError, match="two train actors"):
         AudioVisualFusion(n_audio=6).fit(X, y, groups=np.zeros(len(y)))
+    no_voice = X.copy()
+    no_voice[1:, :6] = np.nan  # as on the real subset: one training clip with speech
+    with pytest.raises(UsageError, match=r"needs at least 6 clips with audio \(mp4 with speech\) in the train actors; "
+                                         r"found 1$"):
+        AudioVisualFusion(n_audio=6).fit(no_voice, y, groups=g)
     est.fit(X, y, groups=g)
     data, saved = dump_model(est)
     again = load_model(data, saved.to_dict())
