@@ -41,6 +41,9 @@ def existing_dir(path: str, what: str) -> str:
     not_in_memory(path)
     if "://" in path:
         return path
+    if Path(path).is_file() and path.lower().endswith(".zip"):  # the Zenodo download itself, as the README suggested
+        raise UsageError(f"{what} {path!r} is a zip archive: give the folder that holds it "
+                         f"({str(Path(path).resolve().parent)!r}); the archives under it are read in place")
     if not Path(path).is_dir():
         raise UsageError(f"{what} {path!r} does not exist or is not a folder")
     return str(Path(path).resolve())
