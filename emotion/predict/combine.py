@@ -100,7 +100,8 @@ def predict_file(path: str, predictors: Predictors, speaker: SpeakerGroup | None
     if audio_absent is not None:
         pred.notes.insert(0, f"audio absent: {audio_absent}")
     if predictors.audio is None and predictors.fusion is None:
-        pred.notes.append("no audio model: the voice is not used")
+        where = predictors.elsewhere.get("audio")
+        pred.notes.append("no audio model: the voice is not used" + (f" ({where})" if where else ""))
     if no_face is not None:
         pred.notes.append(no_face)
     elif video and predictors.video is None and predictors.fusion is None:

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import posixpath
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -34,6 +34,8 @@ class Predictors:
     audio: AudioModel | None = None
     video: VideoModel | None = None
     fusion: FusionRunModel | None = None
+    # a modality the chosen split lacks but another split of the store has: where (said beside "no audio model")
+    elsewhere: dict[str, str] = field(default_factory=dict)
 
 
 def _read_run(folder: Store) -> tuple[Any, dict[str, Any]]:
@@ -173,6 +175,15 @@ def load_predictors(store_url: str | None = None, model_path: str | None = None,
     modalities = tuple(m for m in ("audio", "video", "fusion") if m in LOADERS)
     runs = choose_runs(store, split, modalities)
     out = _predictors_of({m: store.url_of(catalog.folder_of(store, r)) for m, r in runs.items()})
+    if split is None and "audio" not in runs and "fusion" not in runs:
+        # the split trained last has no voice model (e.g. a face-only run): say which split has one, not just "none"
+        chosen = next(iter(runs.values())).split_id
+        try:
+            other = next(iter(choose_runs(store, None, ("audio",)).values()))
+            out.elsewhere["audio"] = (f"none in split {chosen}, the split trained last; split {other.split_id} has "
+                                      f"one: --split {other.split or other.split_id}")
+        except StoreError:
+            pass
     if out.video is None:  # a store without a trained face model: the pretrained one reads the face
         out.video = ZeroShotFaceModel()
     return out

@@ -356,3 +356,29 @@ def test_inputs_unlike_speech_are_flagged(trained, tmp_path):
     assert any(n.startswith("warning: input unlike the training speech") for n in out["dc.wav"].notes)
     speech = predict_file(str(next(Path(trained[0]).rglob("*.wav"))), pred)  # a synthetic clip: not flagged
     assert speech.unlike_speech is None
+
+
+def test_a_split_without_a_voice_model_says_which_split_has_one(trained, tmp_path, monkeypatch):
+    """As on the real store: a face-only smoke run trained last left `predict x.flac --store` with 'no audio model'."""
+    import emotion.predict.runs as runs
+
+    corpus, store, run = trained
+    out = tmp_path / "store"
+    shutil.copytree(store.root, out)
+    face_only = out / "runs" / "train01_test05" / "cnn" / "v1"  # stands for a video run trained later
+    shutil.copytree(Path(run), face_only)
+    for name, changes in (("run.json", {"model": "cnn", "modality": "video", "split": "train=01,test=05",
+                                         "split_id": "train01_test05"}), ("metrics.json", {"modality": "video"})):
+        d = json.loads((face_only / name).read_text())
+        d.update(changes)
+        (face_only / name).write_text(json.dumps(d))
+    os.utime(face_only / "run.json")
+    monkeypatch.setattr(runs, "_predictors_of", lambda chosen: runs.Predictors())  # loading is tested elsewhere
+    pred = load_predictors(str(out))
+    assert pred.elsewhere["audio"] == ("none in split train01_test05, the split trained last; split "
+                                       f"{SPLIT.id} has one: --split {SPLIT}")
+    assert load_predictors(str(out), split=str(SPLIT)).elsewhere == {}  # a split asked for: nothing to point at
+    wav = next(corpus.rglob("*.wav"))
+    note = predict_file(str(wav), runs.Predictors(elsewhere=pred.elsewhere)).notes
+    assert f"no audio model: the voice is not used (none in split train01_test05, the split trained last; split " \
+           f"{SPLIT.id} has one: --split {SPLIT})" in note
