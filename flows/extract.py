@@ -279,7 +279,10 @@ def _extract_steps(data: str, out: str, steps: list[Step], invs: dict[str, Inven
         dups = duplicate_recordings(invs[s.modality], hashes[s.modality], (r["path"] for r in summary.rejects))
         if dups:
             _reject_duplicates(summary, plans[s.modality], hashes[s.modality], dups)
-            log.warning("%s: %d clips are recordings already found under another id (rejected)", s.modality, len(dups))
+            # info, not a warning: the summary lists each of them with the clip it copies (a console warning
+            # printed "1 clips are recordings ..." mid-progress, naming none); the Prefect UI keeps this line
+            log.info("%s: %d clip(s) rejected as recordings already found under another id: %s", s.modality,
+                     len(dups), ", ".join(sorted(r["path"] for r in dups)[:5]) + (" ..." if len(dups) > 5 else ""))
         done = commit(out, s, as_is(plans[s.modality]), as_is(invs[s.modality]), as_is(summary.rejects), started,
                       as_is(summary.no_audio_clips), run_tag, version, as_is(hashes[s.modality]))
         summary.parts, summary.merged_parts = done.parts, done.merged
