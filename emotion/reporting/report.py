@@ -99,8 +99,9 @@ def render_report(split_id: str, records: Sequence[RunRecord], *, figures: Seque
     """The markdown report of ``records`` (as from :func:`collect_runs`); ``figures`` are PNG names beside it,
     ``links`` (title, relative path) other reports of the split (the leave-one-actor-out one)."""
     lines = [f"# Evaluation report: {split_id}", ""]
-    if not records:
-        return "\n".join([*lines, "No complete runs for this split yet.", ""])
+    if not records:  # a split evaluated only by LOSO (e.g. the default one, its test actors withheld) still links it
+        return "\n".join([*lines, "No complete runs for this split yet.", "",
+                          *[f"{title}: [{rel}]({rel})\n" for title, rel in links]])
     split = records[0].info.get("split") or split_id
     lines += [f"Split {split}: models tuned by cross-validation grouped by actor on the train actors and scored "
               "on the test actors, never seen in training. Accuracy, macro-F1 and UAR (unweighted average recall) "

@@ -231,8 +231,12 @@ def render_html(store: Store, split_id: str, records: Sequence[RunRecord], *, sc
              f"<header><h1>Emotion recognition: evaluation report</h1><p class=\"sub\">Split {_e(split)} · "
              f"{len(records)} model{'s' * (len(records) != 1)} · written {_e(time.strftime('%Y-%m-%d %H:%M'))} · "
              f'the same report as markdown: <a href="{REPORT}">{REPORT}</a></p></header>']
-    if not records:
-        parts.append("<section><p>No complete runs for this split yet.</p></section></main></body></html>")
+    if not records:  # a split evaluated only by LOSO (e.g. the default one, its test actors withheld) still shows it
+        loso_only = _loso_rows(store, split_id)
+        parts.append("<section><p>No complete runs for this split yet.</p></section>" + (
+            '<section id="loso"><h2>Leave-one-actor-out over the train actors</h2><p class="muted">Details: '
+            f'<a href="{LOSO_REPORT}">{LOSO_REPORT}</a>.</p>{_loso_table(loso_only)}</section>' if loso_only else "")
+            + "</main></body></html>")
         return "\n".join(parts)
     if synthetic:
         note = synthetic_note(synthetic, records).replace("**", "")

@@ -93,6 +93,10 @@ def test_report_of_audio_only_runs_names_the_missing_modalities_and_hides_empty_
     assert "features" not in text.split("## Per-emotion")[0].split("| modality")[1].split("\n")[0]
     assert "speaker norm" not in text
     assert render_report(SPLIT, []).endswith("No complete runs for this split yet.\n")
+    # only LOSO results on the split (its test actors withheld): the report still leads to them
+    loso = render_report(SPLIT, [], links=[("Leave-one-actor-out evaluation over the train actors", "loso/report.md")])
+    assert loso.endswith("No complete runs for this split yet.\n\n"
+                         "Leave-one-actor-out evaluation over the train actors: [loso/report.md](loso/report.md)\n")
 
 
 

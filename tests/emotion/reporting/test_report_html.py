@@ -207,6 +207,13 @@ def test_a_split_without_runs_gets_a_page_too(tmp_path):
     (tmp_path / "empty" / "runs" / SPLIT).mkdir(parents=True)
     write_reports(store, SPLIT)
     assert "No complete runs" in (tmp_path / "empty" / "runs" / SPLIT / REPORT_HTML).read_text()
+    # only LOSO results (the default split, its test actors withheld): the page shows them and links their report
+    row = {"model": "lr", "mode": "fixed", "features": "extended", "speaker_norm": True, "mean": 0.751, "std": 0.091,
+           "min": 0.567, "max": 0.9, "n_actors": 2, "per_actor": {"01": 0.83, "02": 0.67}}
+    store.write_json(store.path("runs", SPLIT, "loso", "summary.json"), {"split": SPLIT, "all": [row]})
+    write_reports(store, SPLIT)
+    page = (tmp_path / "empty" / "runs" / SPLIT / REPORT_HTML).read_text()
+    assert "No complete runs" in page and 'href="loso/report.md"' in page and "0.751" in page
 
 
 # -- the page in a real browser ----------------------------------------------------------------------------------
