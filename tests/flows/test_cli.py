@@ -507,15 +507,3 @@ def test_run_defaults_to_the_strongest_recipe_and_keeps_the_baseline_one_flag_aw
 
     assert recipe(AudioFeatureParams(), False)["description"] == "seed features (the 2018 baseline)"
 
-
-def test_the_table_names_the_actors_the_data_has_where_the_split_names_more(capsys):
-    from flows.cli.render import print_train
-
-    model = {"model": "lr", "modality": "audio", "accuracy": 0.8, "macro_f1": 0.8, "uar": 0.8, "cv_accuracy": 0.7,
-             "cv_std": 0.1, "n_train": 180, "n_test": 60, "run_dir": "RUN"}
-    t = {"split": "train=01-20,test=21-24", "split_used": "train=01-06,test=21-22", "summary": "X", "models": [model]}
-    print_train(t)
-    first = capsys.readouterr().out.splitlines()[0]
-    assert first.startswith("split train=01-20,test=21-24 (actors in the data: train=01-06,test=21-22): models ranked by")
-    print_train({**t, "split_used": t["split"]})  # the data has every actor of the split: said once
-    assert capsys.readouterr().out.splitlines()[0].startswith("split train=01-20,test=21-24: models ranked by")
