@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import atexit
 import os
 import shutil
+import tempfile
 from pathlib import Path
 
 import numpy as np
@@ -12,6 +14,12 @@ import pytest
 import soundfile as sf
 
 os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
+# The tests never touch the Prefect of the person running them: not the server their shell points at, not the
+# database under ~/.prefect (which another Prefect version may have migrated); a command the tests run without a
+# server of their own gets a temporary one on a database of this session's.
+os.environ.pop("PREFECT_API_URL", None)
+os.environ["PREFECT_HOME"] = tempfile.mkdtemp(prefix="emotion-tests-prefect-home-")
+atexit.register(shutil.rmtree, os.environ["PREFECT_HOME"], True)
 os.environ.setdefault("DASK_LOGGING__DISTRIBUTED", "warning")
 
 from emotion.audio.synth import SynthParams, write_corpus  # noqa: E402

@@ -183,15 +183,10 @@ def check_prefect_api() -> None:
         ) from None
 
 
-def check_prefect_database(url: str | None = None) -> None:
-    """Fail with one line when the temporary server's SQLite database was migrated by another Prefect version.
-
-    Prefect cannot start on it ("Can't locate revision ..."): it retried for the 2 minutes of its start-up
-    timeout, printing a traceback each time, and the command died with a bare RuntimeError naming no file.
-    """
-    if os.environ.get("PREFECT_API_URL"):
-        return  # a running server: not ours to start
-    import re
+def foreign_prefect_database(url: str | None = None) -> tuple[Path, str] | None:
+    """The SQLite file and revision of a Prefect database migrated by another Prefect version, which this Prefect
+    cannot start a server on ("Can't locate revision ..."); ``None`` for one it can (ours, a first start, or not
+    SQLite: Prefect checks that itself). ``url``: the database's URL, by default the one the settings give."""
     import sqlite3
     from contextlib import closing
 
@@ -202,23 +197,54 @@ def check_prefect_database(url: str | None = None) -> None:
         secret = get_current_settings().server.database.connection_url
         url = secret.get_secret_value() if secret is not None else ""
     if not url.startswith("sqlite") or ":///" not in url:
-        return
+        return None
     path = Path(url.split(":///", 1)[1].split("?", 1)[0])
     if not path.is_file():
-        return
+        return None
     try:
         with closing(sqlite3.connect(f"file:{path}?mode=ro", uri=True)) as db:
             found = [row[0] for row in db.execute("SELECT version_num FROM alembic_version")]
     except sqlite3.Error:
-        return  # no migrations yet, or not readable: Prefect says what it finds
+        return None  # no migrations yet, or not readable: Prefect says what it finds
     versions = Path(prefect.__file__).parent / "server" / "database" / "_migrations" / "versions" / "sqlite"
     known = set(re.findall(r'^revision = "(\w+)"', "\n".join(f.read_text() for f in versions.glob("*.py")), re.M))
     unknown = [r for r in found if r not in known]
-    if known and unknown:
-        raise EmotionError(
-            f"the Prefect database {path} was migrated by another Prefect version (revision {unknown[0]} is "
-            f"unknown to Prefect {prefect.__version__} here), so the temporary Prefect server cannot start; "
-            "set PREFECT_HOME to another folder, or PREFECT_API_URL to a running server")
+    return (path, unknown[0]) if known and unknown else None
+
+
+def foreign_database_reason(path: Path, revision: str) -> str:
+    import prefect
+
+    return (f"the Prefect database {path} was migrated by another Prefect version (revision {revision} is unknown "
+            f"to Prefect {prefect.__version__} here)")
+
+
+_THROWAWAY_DB: list[str] = []  # the database the temporary server falls back to, once per process
+
+
+def check_prefect_database(url: str | None = None) -> None:
+    """Give the temporary server (no PREFECT_API_URL) a throwaway database, with a note, where the one the
+    settings name was migrated by another Prefect version (e.g. a newer Prefect in another project shares
+    ``~/.prefect``): Prefect cannot start on it, and retried for the 2 minutes of its start-up timeout, printing a
+    traceback each time, before the command died with a bare RuntimeError naming no file. The command's outputs
+    do not depend on where Prefect records its runs; only that record is not kept."""
+    if os.environ.get("PREFECT_API_URL") or _THROWAWAY_DB:
+        return  # a running server (not ours to start), or the fallback is taken already
+    found = foreign_prefect_database(url)
+    if found is None:
+        return
+    import atexit
+    import shutil
+    import tempfile
+
+    folder = tempfile.mkdtemp(prefix="emotion-prefect-")
+    atexit.register(shutil.rmtree, folder, True)  # registered before the server's stop: runs after it
+    db = f"sqlite+aiosqlite:///{folder}/prefect.db"
+    os.environ["PREFECT_SERVER_DATABASE_CONNECTION_URL"] = db  # the server's process reads it as it starts
+    _THROWAWAY_DB.append(db)
+    print(f"note: {foreign_database_reason(*found)}; this command's runs are recorded in a throwaway database "
+          "instead (set PREFECT_HOME to another folder, or PREFECT_API_URL to a running server, to keep them)",
+          file=sys.stderr, flush=True)
 
 
 VERBOSE = [False]  # --verbose (set by main): Prefect's INFO lines of flow and task runs on the console too

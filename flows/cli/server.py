@@ -10,7 +10,7 @@ import socket
 import sys
 from pathlib import Path
 
-from emotion.core.errors import UsageError
+from emotion.core.errors import EmotionError, UsageError
 
 WILDCARD_HOSTS = ("0.0.0.0", "::", "")
 
@@ -60,8 +60,20 @@ def check_can_listen(host: str, port: int) -> None:
                              "machine, e.g. 127.0.0.1 or 0.0.0.0)") from None
 
 
+def check_server_database() -> None:
+    """Fail with one line where the database is one another Prefect version migrated: Prefect's own server prints
+    pages of alembic tracebacks ("Can't locate revision ...") instead."""
+    from flows.cli.commands import foreign_database_reason, foreign_prefect_database
+
+    found = foreign_prefect_database()
+    if found is not None:
+        raise EmotionError(f"{foreign_database_reason(*found)}; start the server with that version, or set "
+                           "PREFECT_HOME to another folder (or PREFECT_API_DATABASE_CONNECTION_URL to another database)")
+
+
 def cmd_server(args: argparse.Namespace) -> int:
     check_can_listen(args.host, args.port)
+    check_server_database()
     env = server_env(args.host, args.port)
     shown = socket.gethostname() if args.host in WILDCARD_HOSTS else _url_host(args.host)
     api = f"http://{shown}:{args.port}/api"

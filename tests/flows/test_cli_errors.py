@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import socket
 import sys
 
 import pytest
@@ -102,21 +103,80 @@ def _prefect_db(path, revision: str) -> str:
     return f"sqlite+aiosqlite:///{path}"
 
 
-def test_a_prefect_database_migrated_by_another_prefect_fails_at_once_naming_the_file(tmp_path, monkeypatch):
+def _current_revision() -> str:
     import re
     from pathlib import Path
 
     import prefect
 
-    from emotion.core.errors import EmotionError
+    versions = Path(prefect.__file__).parent / "server" / "database" / "_migrations" / "versions" / "sqlite"
+    return re.search(r'^revision = "(\w+)"', next(versions.glob("*.py")).read_text(), re.M).group(1)
+
+
+def test_a_prefect_database_of_another_prefect_version_is_found_by_its_revision(tmp_path):
+    newer = _prefect_db(tmp_path / "newer.db", "27d8f4e1a6c9")  # a revision this Prefect does not have
+    assert commands.foreign_prefect_database(newer) == (tmp_path / "newer.db", "27d8f4e1a6c9")
+    assert commands.foreign_prefect_database(_prefect_db(tmp_path / "ours.db", _current_revision())) is None
+    assert commands.foreign_prefect_database(f"sqlite+aiosqlite:///{tmp_path}/absent.db") is None  # a first start
+    assert commands.foreign_prefect_database("postgresql+asyncpg://u@host/db") is None  # not a file: Prefect's
+    (tmp_path / "empty.db").touch()
+    assert commands.foreign_prefect_database(f"sqlite+aiosqlite:///{tmp_path}/empty.db") is None  # no tables yet
+
+
+def test_the_temporary_server_falls_back_to_a_throwaway_database_with_a_note(tmp_path, monkeypatch, capsys):
+    import re
 
     monkeypatch.delenv("PREFECT_API_URL", raising=False)
-    newer = _prefect_db(tmp_path / "newer.db", "27d8f4e1a6c9")  # a revision this Prefect does not have
-    with pytest.raises(EmotionError, match=rf"the Prefect database {re.escape(str(tmp_path))}/newer.db was migrated "
-                                           r"by another Prefect version \(revision 27d8f4e1a6c9 .*PREFECT_HOME"):
-        commands.check_prefect_database(newer)
-    versions = Path(prefect.__file__).parent / "server" / "database" / "_migrations" / "versions" / "sqlite"
-    current = re.search(r'^revision = "(\w+)"', next(versions.glob("*.py")).read_text(), re.M).group(1)
-    commands.check_prefect_database(_prefect_db(tmp_path / "ours.db", current))  # a revision of ours: no error
-    commands.check_prefect_database(f"sqlite+aiosqlite:///{tmp_path}/absent.db")  # a first start: no error
-    commands.check_prefect_database("postgresql+asyncpg://u@host/db")  # not a file: Prefect's to check
+    monkeypatch.delenv("PREFECT_SERVER_DATABASE_CONNECTION_URL", raising=False)
+    monkeypatch.setattr(commands, "_THROWAWAY_DB", [])
+    commands.check_prefect_database(_prefect_db(tmp_path / "ours.db", _current_revision()))
+    assert "PREFECT_SERVER_DATABASE_CONNECTION_URL" not in __import__("os").environ  # its own database: kept
+    commands.check_prefect_database(_prefect_db(tmp_path / "newer.db", "27d8f4e1a6c9"))
+    url = __import__("os").environ["PREFECT_SERVER_DATABASE_CONNECTION_URL"]
+    assert url.startswith("sqlite+aiosqlite:///") and "emotion-prefect-" in url and commands._THROWAWAY_DB == [url]
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1, err
+    assert re.match(rf"note: the Prefect database {re.escape(str(tmp_path))}/newer.db was migrated by another Prefect "
+                    r"version \(revision 27d8f4e1a6c9 is unknown .*throwaway database.*PREFECT_HOME", err), err
+
+
+def test_emotion_server_refuses_a_database_of_another_prefect_version_in_one_line(tmp_path, monkeypatch, capsys):
+    from flows.cli import main
+
+    newer = _prefect_db(tmp_path / "prefect.db", "27d8f4e1a6c9")
+    real = commands.foreign_prefect_database
+    monkeypatch.setattr(commands, "foreign_prefect_database", lambda url=None: real(newer))  # as the settings name it
+
+    def started(*args):
+        raise AssertionError("Prefect's server was started on a database it cannot migrate")
+
+    monkeypatch.setattr("flows.cli.server.os.execve", started)
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    assert main(["server", "--port", str(port)]) == 1
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and err.startswith("emotion: server failed: the Prefect database "), err
+    assert "27d8f4e1a6c9" in err and "PREFECT_HOME" in err
+
+
+@pytest.mark.slow
+def test_a_command_runs_on_a_throwaway_database_beside_one_of_another_prefect_version(tiny_corpus, tmp_path):
+    """The whole command, as a user with a newer Prefect's ~/.prefect runs it: the note, the run, the database kept."""
+    import os
+    import subprocess
+
+    home = tmp_path / "prefect-home"
+    home.mkdir()
+    _prefect_db(home / "prefect.db", "27d8f4e1a6c9")
+    before = (home / "prefect.db").read_bytes()
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PREFECT_API") and "DATABASE" not in k}
+    proc = subprocess.run([sys.executable, "-m", "flows.cli", "extract", str(tiny_corpus), "--out", str(tmp_path / "s"),
+                           "--modality", "audio", "--workers", "1"], env={**env, "PREFECT_HOME": str(home)},
+                          capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert proc.stderr.startswith(f"note: the Prefect database {home / 'prefect.db'} was migrated by another Prefect"), \
+        proc.stderr[:2000]
+    assert "Can't locate revision" not in proc.stderr and "Traceback" not in proc.stderr
+    assert "extract audio: 120 processed" in proc.stdout
+    assert (home / "prefect.db").read_bytes() == before  # the other version's database is left as it was
