@@ -74,21 +74,22 @@ def load_specs(path: str | Path = DEFAULT_FILE) -> list[DeploymentSpec]:
     return specs
 
 
-def build(specs: list[DeploymentSpec]) -> list[Any]:
-    """Prefect ``RunnerDeployment`` objects for ``prefect.serve``.
+# The flow runs `emotion deploy` runs at once, across its deployments. Runs that come due while one runs (the backlog
+# an `emotion deploy` finds after a while down, a nightly extraction and a monthly pipeline due the same night) wait
+# their turn, oldest first: together they all started at once, and all but one failed on the store's lock. Prefect's
+# runner holds them in its own process; a deployment concurrency limit would hold them on the server, with leases
+# that a server restart loses (killing the run in flight) and that a reboot mid-run leaves taken.
+RUNS_AT_ONCE = 1
 
-    One run of a deployment at a time, and a run due while one is running is cancelled, not queued: when
-    ``emotion deploy`` starts after a while down, every run its schedule made meanwhile is due at once, and they all
-    started together, each but one failing on the store's lock. One run catches up on them all.
-    """
-    from prefect.client.schemas.objects import ConcurrencyLimitConfig, ConcurrencyLimitStrategy
+
+def build(specs: list[DeploymentSpec]) -> list[Any]:
+    """Prefect ``RunnerDeployment`` objects for ``prefect.serve`` (which runs them one at a time: :data:`RUNS_AT_ONCE`)."""
     from prefect.schedules import Cron
 
     from flows.registry import FLOWS
 
-    one_at_a_time = ConcurrencyLimitConfig(limit=1, collision_strategy=ConcurrencyLimitStrategy.CANCEL_NEW)
     return [
         FLOWS[s.flow].to_deployment(name=s.name, schedule=Cron(s.cron, timezone=s.timezone), parameters=s.parameters,
-                                    description=s.description, tags=["emotion"], concurrency_limit=one_at_a_time)
+                                    description=s.description, tags=["emotion"])
         for s in specs
     ]

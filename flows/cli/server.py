@@ -104,7 +104,14 @@ def cmd_deploy(args: argparse.Namespace) -> int:
             d.apply()
         print(f"registered {len(deployments)} deployments; run `emotion deploy` to serve them")
         return 0
+    import signal
+
     from prefect import serve
 
-    serve(*deployments, print_starting_message=True)
+    from deployments import RUNS_AT_ONCE
+
+    # Prefect's serve stops gracefully on Ctrl-C (pausing the schedules) only where SIGINT has Python's own handler;
+    # flows_module installed the one batch commands use
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+    serve(*deployments, print_starting_message=True, limit=RUNS_AT_ONCE)
     return 0

@@ -54,12 +54,3 @@ def test_parameters_a_flow_lacks_or_does_not_take_are_refused_when_registering(t
     p.write_text(body)
     with pytest.raises(UsageError, match=message):
         load_specs(p)
-
-
-def test_runs_due_together_run_once_and_the_rest_are_cancelled(monkeypatch):
-    # a runner started after a while down found every run its schedules made meanwhile due at once: they all
-    # started, and all but one failed on the store's lock ("being written by ... one writer at a time")
-    monkeypatch.delenv("EMOTION_DASK_ADDRESS", raising=False)
-    for d in build(load_specs(DEFAULT_FILE)):
-        assert d.concurrency_limit == 1, d.name
-        assert d.concurrency_options.collision_strategy == "CANCEL_NEW", d.name
