@@ -160,7 +160,7 @@ def train_models(
     runs = [{"modality": "audio", **r} for t in results for r in t["models"]]
     sp = ActorSplit.parse(split)
     last = results[-1] if results else {}
-    return {"split": str(sp), "split_id": sp.id, "split_used": last.get("split_used", str(sp)),
+    return {"split": str(sp), "split_id": sp.id, "split_used": _split_used(results, str(sp)),
             "summary": last.get("summary", ""), "report": last.get("report", ""),
             "features": features.name if audio_models or fusion_models else None,
             "speaker_norm": bool(audio_models) and speaker_norm,
@@ -201,3 +201,12 @@ def lacks_split(actors: tuple[int, ...], split: str, what: str) -> str | None:
 
 def _found(summary: dict[str, Any]) -> bool:
     return bool(summary["processed"] + summary["skipped"])
+
+
+def _split_used(results: list[dict[str, Any]], split: str) -> str:
+    """The split's actors the data has, as the training flows found them: one text where they agree, else each
+    modality's (``audio train=01-16,test=17-20; video train=01,05,test=none``: the mp4 clips are other actors')."""
+    used = {r.get("modality", "audio"): r.get("split_used", split) for r in results}
+    if len(set(used.values())) <= 1:
+        return next(iter(used.values()), split)
+    return "; ".join(f"{m} {u}" for m, u in used.items())

@@ -91,8 +91,8 @@ def _finish(out: str, sp: ActorSplit, results: list[dict[str, Any]], modality: s
     ranked = rank_rows(results)  # best first by grouped-CV accuracy (emotion.store.catalog.SELECTION_RULE)
     publish_metrics(str(sp), ranked, {r["model"]: r.pop("confusion_matrix") for r in ranked}, modality=modality)
     report_path = report(out, sp)
-    return {"split": str(sp), "split_id": sp.id, "split_used": split_used(str(sp), actors), "summary": path,
-            "report": report_path, "models": ranked}
+    return {"split": str(sp), "split_id": sp.id, "split_used": split_used(str(sp), actors), "modality": modality,
+            "summary": path, "report": report_path, "models": ranked}
 
 
 

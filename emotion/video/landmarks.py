@@ -29,6 +29,7 @@ from emotion.core.params import HashedParams
 from emotion.store.store import LABEL_COLUMNS, Store, label_fields, params_metadata
 from emotion.video.face import LEFT_EYE, N_LANDMARKS, RIGHT_EYE
 from emotion.video.frames import FrameParams
+from emotion.video.frameset import extract_command
 
 STATS = FUNCTIONALS  # the statistics of the extended audio set, over the frames with a face
 
@@ -214,8 +215,8 @@ def _measure(store: Store, params: LandmarkParams) -> LandmarkTable:
     fkey = params.frame_params().key
     frames = store.read_dataset("frames", fkey, columns=FRAME_COLUMNS)
     if frames.empty:
-        raise StoreError(f"no face-crop frames {fkey} under {store.url} (run `emotion extract --modality video "
-                         f"--face-crop` first)")
+        raise StoreError(f"no face-crop frames {fkey} under {store.url} (run `{extract_command(fkey, store.url)}` "
+                         "first)")
     table = landmark_table(frames.drop(columns="_part", errors="ignore"), params)
     if table.features.empty:
         raise StoreError(f"no face was found in any clip of {fkey}: no landmark features")

@@ -7,11 +7,13 @@ the flows, and print through :mod:`flows.cli.render`.
 from __future__ import annotations
 
 import argparse
+import atexit
 import json
 import logging
 import os
 import re
 import signal
+import subprocess
 import sys
 import threading
 import time
@@ -228,12 +230,15 @@ def check_prefect_database(url: str | None = None) -> None:
     ``~/.prefect``): Prefect cannot start on it, and retried for the 2 minutes of its start-up timeout, printing a
     traceback each time, before the command died with a bare RuntimeError naming no file. The command's outputs
     do not depend on where Prefect records its runs; only that record is not kept."""
-    if os.environ.get("PREFECT_API_URL") or _THROWAWAY_DB:
-        return  # a running server (not ours to start), or the fallback is taken already
+    if _THROWAWAY_DB:
+        return  # the fallback is taken already
+    from prefect.settings import PREFECT_API_URL
+
+    if PREFECT_API_URL.value():
+        return  # a running server (set in the environment or a Prefect profile): not ours to start
     found = foreign_prefect_database(url)
     if found is None:
         return
-    import atexit
     import shutil
     import tempfile
 
@@ -257,19 +262,39 @@ def _on_interrupt(signum: int, frame: Any) -> None:
 
 
 def _start_temporary_server() -> None:
-    """Without PREFECT_API_URL, start Prefect's temporary server now, with SIGINT blocked while it is spawned: it
-    inherits the block, so Ctrl-C (which the terminal sends to the whole process group) stops the command and not
-    the server under it; a dead server had the command retry it for minutes, then exit 1 with pages of tracebacks."""
+    """Without a Prefect API, start Prefect's temporary server now, spawned with SIGINT blocked: it inherits the
+    block, so Ctrl-C (which the terminal sends to the whole process group) stops the command and not the server
+    under it; a dead server had the command retry it for minutes, then exit 1 with pages of tracebacks. SIGINT is
+    blocked only while the process is spawned: a Ctrl-C while the server comes up stops the command at once."""
     from prefect.server.api.server import SubprocessASGIServer
     from prefect.settings import PREFECT_API_URL
 
-    if PREFECT_API_URL.value() or SubprocessASGIServer().running:
+    server = SubprocessASGIServer()
+    if PREFECT_API_URL.value() or server.running:
         return
-    blocked = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
-    try:
-        SubprocessASGIServer().start()
-    finally:
-        signal.pthread_sigmask(signal.SIG_SETMASK, blocked)
+    spawn = server._run_uvicorn_command
+
+    def spawn_deaf_to_ctrl_c() -> Any:
+        blocked = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
+        try:
+            process = spawn()
+            atexit.register(_end_process, process)  # before a Ctrl-C held meanwhile can interrupt: never orphaned
+            return process
+        finally:
+            signal.pthread_sigmask(signal.SIG_SETMASK, blocked)
+
+    server._run_uvicorn_command = spawn_deaf_to_ctrl_c  # type: ignore[method-assign]  # this one server only
+    server.start()
+
+
+def _end_process(process: Any) -> None:
+    """Stop a temporary server's process at exit if Prefect's own stop did not (it ran before Prefect held it)."""
+    if process.poll() is None:
+        process.terminate()
+        try:
+            process.wait(timeout=5)
+        except subprocess.TimeoutExpired:
+            process.kill()
 
 
 def flows_module(only: str | None = None) -> Any:
@@ -358,12 +383,13 @@ def _strict_exit(args: argparse.Namespace, extracted: dict[str, Any]) -> int:
 
 
 def cmd_train(args: argparse.Namespace) -> int:
-    fl = flows_module()
     out = existing_dir(args.out, "store")
     split = split_text(args.split)
     audio, video, fusion = split_models(parse_models(args.model, ",".join(default_models(args.features))))
     check_feature_models(audio, args.features)
-    t = fl.run.train_models(out, split, audio, video, fusion, feature_params(args), search_params(args),
+    features = feature_params(args)
+    fl = flows_module()  # Prefect (and its temporary server) once the command line is known to be good
+    t = fl.run.train_models(out, split, audio, video, fusion, features, search_params(args),
                             frame_params(args), video_params(args), n_jobs=args.jobs, force=args.force,
                             speaker_norm=args.speaker_norm)
     emit(args, t, print_train)
@@ -371,14 +397,14 @@ def cmd_train(args: argparse.Namespace) -> int:
 
 
 def _run(args: argparse.Namespace, data: str, out: str) -> dict[str, Any]:
-    fl = flows_module()
     split = split_text(args.split)
     audio, video = ",".join(default_models(args.features)), ",".join(VIDEO_MODELS)
     default = {"audio": audio, "video": video}.get(args.modality, ",".join((audio, video, *FUSION_MODELS)))
     models = parse_models(args.model, default)
     check_feature_models(split_models(models)[0], args.features)
     features = feature_params(args)  # checked before the flow starts; the flow takes its plain name and speeds
-    out = out_dir(out)  # created only once the command line is known to be good
+    fl = flows_module()  # Prefect (and its temporary server) once the command line is known to be good
+    out = out_dir(out)  # created only then too
     r = fl.run.run_pipeline(data, out, split, models, features.name, augment=features.augment_speeds(),
                             search=search_params(args), modality=args.modality, frames=frame_params(args),
                             video_params=video_params(args), full=args.full, dask_address=args.dask_address,
@@ -424,8 +450,10 @@ def cmd_demo(args: argparse.Namespace) -> int:
         lm = LandmarkParams(every=args.every, size=args.frame_size)
         t = flows_module().run.train_models(str(out / "store"), r["train"]["split"], ("lr",), (), (), lm, search_params(args),
                                       frame_params(args), None, n_jobs=args.jobs, force=args.full)
-        r["train"]["models"] = sorted([*r["train"]["models"], *({**m, "modality": "video"} for m in t["models"])],
-                                      key=lambda m: (-m["accuracy"], m["model"]))
+        from emotion.store.catalog import rank_rows
+
+        # ranked as every table is, by validation accuracy (the header says so), never by the test actors
+        r["train"]["models"] = rank_rows([*r["train"]["models"], *({**m, "modality": "video"} for m in t["models"])])
         r["train"]["report"] = t.get("report") or r["train"].get("report")
     r["seconds"] = round(time.perf_counter() - t0, 1)
     emit(args, r, print_run)
@@ -439,12 +467,12 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
         raise UsageError("evaluate needs --loso (leave-one-actor-out over the training actors; the only evaluation so far)")
     if args.params_from and not args.fixed_params:
         raise UsageError("--params-from needs --fixed-params")
-    evaluate_loso = flows_module().evaluate.evaluate_loso
     out = existing_dir(args.out, "store")
     split = split_text(args.split)
     features = feature_params(args)
     models = parse_models(args.model, "lr")
     check_feature_models(models, args.features)
+    evaluate_loso = flows_module().evaluate.evaluate_loso  # Prefect once the command line is known to be good
     t = evaluate_loso(out, split, models, features.name, search_params(args), augment=features.augment_speeds(),
                       speaker_norm=args.speaker_norm, mode="fixed" if args.fixed_params else "nested", n_jobs=args.jobs,
                       params_from=str(ActorSplit.parse(args.params_from)) if args.params_from else None)

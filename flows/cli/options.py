@@ -41,7 +41,7 @@ def existing_dir(path: str, what: str) -> str:
     not_in_memory(path)
     if "://" in path:
         return path
-    if Path(path).is_file() and path.lower().endswith(".zip"):  # the Zenodo download itself, as the README suggested
+    if what == "data root" and Path(path).is_file() and path.lower().endswith(".zip"):  # the Zenodo download itself
         raise UsageError(f"{what} {path!r} is a zip archive: give the folder that holds it "
                          f"({str(Path(path).resolve().parent)!r}); the archives under it are read in place")
     if not Path(path).is_dir():
@@ -58,14 +58,20 @@ def data_root(path: str) -> str:
     if "://" in root:
         return root  # object storage: listed by the inventory itself
     seen: set[str] = set()
-    for dirpath, dirnames, filenames in os.walk(root, followlinks=True):  # links followed, as the inventory does
+    unreadable: list[OSError] = []
+    for dirpath, dirnames, filenames in os.walk(root, followlinks=True, onerror=unreadable.append):  # as the inventory
         if os.path.realpath(dirpath) in seen:
             dirnames[:] = []
             continue
         seen.add(os.path.realpath(dirpath))
         if any(extension(f) in AUDIO_EXTENSIONS | VIDEO_EXTENSIONS | {".zip"} for f in filenames):
             return root
-    raise UsageError(f"data root {path!r} holds no .wav, .flac, .mp4 or .zip file: nothing to extract")
+    if unreadable:
+        raise UsageError(f"data root {path!r}: cannot read {unreadable[0].filename}: {unreadable[0].strerror}")
+    # an empty root is a mistake far more often than a corpus whose every clip was deleted (an unmounted drive, a
+    # wrong path): it is refused rather than taken as "every clip deleted", which would drop every stored row
+    raise UsageError(f"data root {path!r} holds no .wav, .flac, .mp4 or .zip file: nothing to extract (a store "
+                     "is never emptied by an empty data root; to start over, remove the store)")
 
 
 def not_in_memory(path: str) -> None:

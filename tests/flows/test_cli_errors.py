@@ -129,9 +129,15 @@ def test_the_temporary_server_falls_back_to_a_throwaway_database_with_a_note(tmp
     monkeypatch.delenv("PREFECT_API_URL", raising=False)
     monkeypatch.delenv("PREFECT_SERVER_DATABASE_CONNECTION_URL", raising=False)
     monkeypatch.setattr(commands, "_THROWAWAY_DB", [])
-    commands.check_prefect_database(_prefect_db(tmp_path / "ours.db", _current_revision()))
-    assert "PREFECT_SERVER_DATABASE_CONNECTION_URL" not in __import__("os").environ  # its own database: kept
-    commands.check_prefect_database(_prefect_db(tmp_path / "newer.db", "27d8f4e1a6c9"))
+    from prefect.settings import PREFECT_API_URL, temporary_settings
+
+    newer = _prefect_db(tmp_path / "newer.db", "27d8f4e1a6c9")
+    commands.check_prefect_database(newer)  # the tests' own Prefect API is set: no temporary server, nothing to do
+    assert "PREFECT_SERVER_DATABASE_CONNECTION_URL" not in __import__("os").environ
+    with temporary_settings(restore_defaults={PREFECT_API_URL}):  # as a command with no Prefect API set
+        commands.check_prefect_database(_prefect_db(tmp_path / "ours.db", _current_revision()))
+        assert "PREFECT_SERVER_DATABASE_CONNECTION_URL" not in __import__("os").environ  # its own database: kept
+        commands.check_prefect_database(newer)
     url = __import__("os").environ["PREFECT_SERVER_DATABASE_CONNECTION_URL"]
     assert url.startswith("sqlite+aiosqlite:///") and "emotion-prefect-" in url and commands._THROWAWAY_DB == [url]
     err = capsys.readouterr().err.strip()

@@ -1,9 +1,9 @@
-"""flows.cli.render: the training table says how its rows are ordered."""
+"""flows.cli.render: what the summaries print (the extract lines, the training table and how it is ordered)."""
 
 from __future__ import annotations
 
 from emotion.store.catalog import rank_rows
-from flows.cli.render import print_train
+from flows.cli.render import extract_payload, print_extract, print_train
 
 
 def _row(model: str, accuracy: float, cv: float) -> dict:
@@ -43,3 +43,19 @@ def test_the_table_names_the_actors_the_data_has_where_the_split_names_more(caps
     assert first.startswith("split train=01-20,test=21-24 (actors in the data: train=01-06,test=21-22): models ranked by")
     print_train({**t, "split_used": t["split"]})  # the data has every actor of the split: said once
     assert capsys.readouterr().out.splitlines()[0].startswith("split train=01-20,test=21-24: models ranked by")
+
+
+def _summary(rejects: list[dict]) -> dict:
+    return {"processed": 1, "skipped": 0, "removed": 0, "rejected": len(rejects), "seconds": 0.1, "workers": [],
+            "feature_set": "k", "no_audio": 0, "rejects": rejects, "no_audio_clips": []}
+
+
+def test_a_file_both_modalities_reject_for_one_reason_is_named_once(capsys):
+    empty = {"path": "Actor_01/01-01-03-01-01-02-01.mp4", "reason": "empty file (0 bytes)", "stage": "decode"}
+    no_video = {"path": "Actor_02/01-01-06-01-01-02-02.mp4", "reason": "no video stream in the file", "stage": "decode"}
+    payload = extract_payload({"audio": _summary([empty]), "video": _summary([empty, no_video])})
+    assert len(payload["rejects"]) == 3  # the machine-readable summary keeps one row per modality
+    print_extract(payload)
+    lines = [x for x in capsys.readouterr().out.splitlines() if x.startswith("  rejected")]
+    assert lines == [f"  rejected {empty['path']}: {empty['reason']}",
+                     f"  rejected {no_video['path']}: {no_video['reason']}"]

@@ -36,10 +36,15 @@ def test_the_ui_is_pointed_at_the_port_and_host_the_server_listens_on():
         == "postgresql+asyncpg://u:***@db:5432/p"
 
 
-def test_emotion_server_names_why_it_cannot_listen_before_announcing_itself(capsys):
+def test_emotion_server_names_why_it_cannot_listen_before_announcing_itself(capsys, monkeypatch):
     import socket
 
     from flows.cli import main
+
+    def started(*args):
+        raise AssertionError("Prefect's server was started where it cannot listen")
+
+    monkeypatch.setattr("flows.cli.server.os.execve", started)  # never the test process replaced by a server
 
     with socket.socket() as taken:
         taken.bind(("127.0.0.1", 0))

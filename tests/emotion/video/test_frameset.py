@@ -131,14 +131,6 @@ def test_empty_store_is_a_clear_error(tmp_path):
         frame_index(Store(str(tmp_path)), PARAMS.key)
 
 
-def test_missing_face_crops_say_that_face_crops_are_needed(tmp_path):
-    """train --model fer (or cnn) on a store without face crops: the hint gives the flag that makes them."""
-    with pytest.raises(StoreError, match=r"run `emotion extract DATA --out .* --modality video --face-crop` first"):
-        frame_index(Store(str(tmp_path)), FrameParams(face_crop=True).key)
-    with pytest.raises(StoreError, match=r"run `emotion extract DATA --out .* --modality video` first"):
-        frame_index(Store(str(tmp_path)), FrameParams(face_crop=False).key)
-
-
 def test_the_advice_for_missing_frames_writes_the_frame_set_asked_for():
     """The face crops every face model reads need --face-crop: `emotion extract --modality video` writes whole frames."""
     face = FrameParams(face_crop=True)
