@@ -127,7 +127,10 @@ def test_the_temporary_server_falls_back_to_a_throwaway_database_with_a_note(tmp
     import re
 
     monkeypatch.delenv("PREFECT_API_URL", raising=False)
-    monkeypatch.delenv("PREFECT_SERVER_DATABASE_CONNECTION_URL", raising=False)
+    # set, then removed: monkeypatch then removes what the check sets (a delenv of an absent variable records
+    # nothing, and the throwaway URL leaked into every later test's Prefect servers)
+    monkeypatch.setenv("PREFECT_SERVER_DATABASE_CONNECTION_URL", "unset")
+    monkeypatch.delenv("PREFECT_SERVER_DATABASE_CONNECTION_URL")
     monkeypatch.setattr(commands, "_THROWAWAY_DB", [])
     from prefect.settings import PREFECT_API_URL, temporary_settings
 

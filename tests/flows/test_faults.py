@@ -186,8 +186,10 @@ def test_ctrl_c_stops_extract_at_once_with_one_line_and_the_rerun_finishes(corpu
     # 2 workers and 3 clips a chunk the run had finished when it came, once)
     cmd = [str(BIN / "emotion"), "extract", str(corpus), "--out", str(out), "--modality", "audio", "--workers", "1",
            "--chunk-size", "1"]
+    # as from a terminal: SIGINT at its default (a shell starts background jobs, e.g. a CI run, with it ignored, and
+    # the command keeps an inherited ignore, as Unix programs do)
     run = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env,
-                           start_new_session=True)
+                           start_new_session=True, preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     wait_for(lambda: len(_parts(out)) >= 2, 180, "the first parts")
     os.killpg(run.pid, signal.SIGINT)  # what Ctrl-C does
     stdout, err = run.communicate(timeout=60)
