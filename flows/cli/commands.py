@@ -266,11 +266,14 @@ def _start_temporary_server() -> None:
     block, so Ctrl-C (which the terminal sends to the whole process group) stops the command and not the server
     under it; a dead server had the command retry it for minutes, then exit 1 with pages of tracebacks. SIGINT is
     blocked only while the process is spawned: a Ctrl-C while the server comes up stops the command at once."""
-    from prefect.server.api.server import SubprocessASGIServer
     from prefect.settings import PREFECT_API_URL
 
+    if PREFECT_API_URL.value():
+        return  # a running server: Prefect's server code (FastAPI, SQLAlchemy: a second of start-up) is never loaded
+    from prefect.server.api.server import SubprocessASGIServer
+
     server = SubprocessASGIServer()
-    if PREFECT_API_URL.value() or server.running:
+    if server.running:
         return
     spawn = server._run_uvicorn_command
 
