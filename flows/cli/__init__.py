@@ -13,11 +13,18 @@ command line is understood), :mod:`flows.cli.render` (what is printed).
 
 from __future__ import annotations
 
+import atexit
 import contextlib
+import gc
 import importlib
 import os
 import sys
 from collections.abc import Iterator
+
+# The last exit handler (the first registered): the objects left as the interpreter ends are spared its last
+# garbage collections, which only free memory the process gives back anyway: 0.3 s of a 1.9 s rerun with nothing
+# to do. Every other exit handler (Prefect's, Dask's, logging's) has run before; each module is still torn down.
+atexit.register(gc.freeze)
 
 # Quiet defaults, set before Prefect, Dask or TensorFlow are imported.
 for _k, _v in {
@@ -84,6 +91,10 @@ def main(argv: list[str] | None = None) -> int:
     except BaseException:
         _held_errors(None)
         raise
+    finally:
+        commands = sys.modules.get("flows.cli.commands")
+        if commands is not None:
+            commands.end_run_settings()
 
 
 def _held_errors(told: str | None) -> None:

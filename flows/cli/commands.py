@@ -17,6 +17,7 @@ import subprocess
 import sys
 import threading
 import time
+from contextlib import ExitStack
 from pathlib import Path
 from typing import Any
 
@@ -300,11 +301,38 @@ def _end_process(process: Any) -> None:
             process.kill()
 
 
-def flows_module(only: str | None = None) -> Any:
+# Settings of the flow runs this process runs itself, undone by end_run_settings() as main() returns
+RUN_SETTINGS = ExitStack()
+
+
+def end_run_settings() -> None:
+    RUN_SETTINGS.close()
+
+
+def without_unasked_heartbeats() -> None:
+    """Flow runs of this process send no heartbeats unless the user asked for them
+    (``PREFECT_FLOWS_HEARTBEAT_FREQUENCY`` in the environment or the Prefect profile).
+
+    Prefect 3.9 sends them every 180 s by default, from a thread it joins as every flow run (and subflow) ends;
+    the thread sleeps in steps of 1 s, so each end waited up to a second, a whole second for a short flow: a third
+    of a rerun with nothing to do. Heartbeats serve only an automation that marks silent runs as crashed, which a
+    user creates (Prefect's "detect zombie flows" guide), setting the frequency as it says. Served deployments
+    (``emotion deploy``) keep Prefect's default: their runs are processes of their own.
+    """
+    from prefect.settings import PREFECT_FLOWS_HEARTBEAT_FREQUENCY, get_current_settings, temporary_settings
+
+    if "heartbeat_frequency" not in get_current_settings().flows.model_fields_set:
+        RUN_SETTINGS.enter_context(temporary_settings({PREFECT_FLOWS_HEARTBEAT_FREQUENCY: None}))
+
+
+def flows_module(only: str | None = None, served: bool = False) -> Any:
     """The flows (and so Prefect), imported on first use: synth needs neither. ``only``: just that flow module
-    (``extract`` spares the start-up of a small rerun the model and training imports)."""
+    (``extract`` spares the start-up of a small rerun the model and training imports). ``served``: the flows are
+    served as deployments (their runs keep Prefect's heartbeats), not run by this process."""
     check_prefect_api()
     check_prefect_database()
+    if not served:
+        without_unasked_heartbeats()
     import importlib
 
     from prefect.logging.handlers import PrefectConsoleHandler

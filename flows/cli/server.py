@@ -94,7 +94,7 @@ def cmd_deploy(args: argparse.Namespace) -> int:
         raise UsageError("set PREFECT_API_URL to the Prefect server that schedules the runs (start one with `emotion server`)")
     from flows.cli.commands import flows_module
 
-    flows_module()
+    flows_module(served=True)
     specs = load_specs(args.file or DEFAULT_FILE)
     deployments = build(specs)
     for s in specs:

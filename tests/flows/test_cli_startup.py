@@ -61,3 +61,57 @@ def test_a_command_against_a_running_server_never_loads_prefects_server_code() -
                          env={**os.environ, "PREFECT_API_URL": "http://127.0.0.1:9/api"})
     assert out.returncode == 0, out.stderr[-2000:]
     assert out.stdout.strip() == "False"
+
+
+@pytest.fixture
+def no_server(monkeypatch: pytest.MonkeyPatch) -> None:
+    """flows_module() without the Prefect API checks and the temporary server (not what these tests are about)."""
+    import flows.cli.commands as c
+
+    for fn in ("check_prefect_api", "check_prefect_database", "_start_temporary_server"):
+        monkeypatch.setattr(c, fn, lambda *a, **k: None)
+
+
+def _heartbeat() -> int | None:
+    from prefect.settings import get_current_settings
+
+    return get_current_settings().flows.heartbeat_frequency
+
+
+def test_flows_run_by_a_command_send_no_heartbeats_unless_asked(no_server: None) -> None:
+    """Prefect joins its heartbeat thread, which sleeps in steps of a second, as every flow run ends: up to 1 s per
+    flow and subflow. A command's own runs go without, and the setting is undone as the command returns."""
+    import flows.cli.commands as c
+
+    default = _heartbeat()
+    assert default is not None  # Prefect's default sends them: the test would prove nothing otherwise
+    try:
+        c.flows_module("extract")
+        assert _heartbeat() is None
+    finally:
+        c.end_run_settings()
+    assert _heartbeat() == default
+
+
+def test_heartbeats_the_user_asked_for_are_kept(no_server: None) -> None:
+    from prefect.settings import PREFECT_FLOWS_HEARTBEAT_FREQUENCY, temporary_settings
+
+    import flows.cli.commands as c
+
+    with temporary_settings({PREFECT_FLOWS_HEARTBEAT_FREQUENCY: 45}):  # as from the environment or a profile
+        try:
+            c.flows_module("extract")
+            assert _heartbeat() == 45
+        finally:
+            c.end_run_settings()
+
+
+def test_served_deployments_keep_prefects_heartbeats(no_server: None) -> None:
+    import flows.cli.commands as c
+
+    default = _heartbeat()
+    try:
+        c.flows_module("extract", served=True)
+        assert _heartbeat() == default is not None
+    finally:
+        c.end_run_settings()
