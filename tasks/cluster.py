@@ -7,13 +7,14 @@ import threading
 import time
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
-from typing import Any
-
-from distributed import Client, Future, LocalCluster, get_worker
+from typing import TYPE_CHECKING, Any
 
 from emotion.core.errors import EmotionError, UsageError
 from emotion.extract.chunk import ChunkResult, extract_chunk
 from emotion.extract.inventory import ClipRef, Step
+
+if TYPE_CHECKING:  # Dask itself is imported where a cluster is needed: a rerun with nothing to do never loads it
+    from distributed import Client, Future, LocalCluster
 
 # Work this small (clips) runs on worker threads inside the flow's process: starting worker processes and
 # importing the audio stack in each costs seconds, more than a few clips' work.
@@ -93,6 +94,8 @@ def dask_client(address: str | None = None, workers: int | None = None, jobs: in
     ``SMALL_WORK`` clips, runs on worker threads inside this process, which
     spares the start-up of worker processes (seconds) for small incremental runs.
     """
+    from distributed import Client, LocalCluster
+
     if address:
         try:
             client = Client(address, timeout="15s")
@@ -133,6 +136,8 @@ def dask_client(address: str | None = None, workers: int | None = None, jobs: in
 
 def _process_cluster(n_workers: int) -> LocalCluster:
     """A local cluster of ``n_workers`` single-thread worker processes on the loopback address."""
+    from distributed import LocalCluster
+
     return LocalCluster(n_workers=n_workers, threads_per_worker=1, processes=True, host="127.0.0.1",
                         dashboard_address=None, silence_logs=40, scheduler_kwargs=NO_DASHBOARD_PORT,
                         preload=["tasks.cluster"])  # dask_setup below, in each worker process
@@ -186,6 +191,8 @@ def extract_chunk_reporting(step: Step, clips: list[ClipRef], data: str, out: st
     subscribes to ``topic`` (:class:`ClipCounter`) and turns the counts into
     progress in the UI.
     """
+    from distributed import get_worker
+
     try:
         worker = get_worker()
     except ValueError:  # not on a worker (called directly)

@@ -19,9 +19,8 @@ import threading
 import uuid
 from collections import OrderedDict
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from distributed import Client
 from prefect import get_run_logger, task
 from prefect.cache_policies import NO_CACHE
 from prefect.client.schemas.objects import TaskRun
@@ -37,6 +36,9 @@ from emotion.store.store import Store
 from emotion.video.frames import FrameParams
 from emotion.video.landmarks import LandmarkParams, update_landmark_features
 from tasks.cluster import extract_chunk_reporting, result_while_workers
+
+if TYPE_CHECKING:
+    from distributed import Client
 
 # (flow run id, data, step key, store, verify, full) -> inventory
 _TAKEN: OrderedDict[tuple[str, str, str, str | None, bool, bool], Inventory] = OrderedDict()
