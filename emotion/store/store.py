@@ -44,6 +44,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 from fsspec.implementations.local import LocalFileSystem
 
+from emotion.core import jsontext
 from emotion.core.errors import StoreError
 from emotion.store.lock import writer_lock
 
@@ -158,7 +159,7 @@ class Store:
             self.fs.pipe_file(path, data)
 
     def write_json(self, path: str, obj: Any) -> None:
-        self.write_bytes(path, (json.dumps(obj, indent=2, sort_keys=True, default=str) + "\n").encode())
+        self.write_bytes(path, (jsontext.dumps(obj, indent=2, sort_keys=True, default=str) + "\n").encode())
 
     def write_table(self, path: str, table: pa.Table, tag: str = "") -> None:
         buf = io.BytesIO()

@@ -19,6 +19,7 @@ from sklearn.base import clone
 
 from emotion.audio.augment import speeds_text, stack_copies
 from emotion.audio.normalize import Stats, speaker_standardize
+from emotion.core import jsontext
 from emotion.core.errors import StoreError
 from emotion.core.ids import EMOTION_LABELS
 from emotion.core.params import stable_hash
@@ -200,10 +201,8 @@ class RunOutput:
     extra: dict[str, bytes] = field(default_factory=dict)  # model card, normalisation fallback, curves, frame predictions
 
     def files(self) -> dict[str, bytes]:
-        import json
-
         def js(o: Any) -> bytes:
-            return (json.dumps(o, indent=2, sort_keys=True) + "\n").encode()
+            return (jsontext.dumps(o, indent=2, sort_keys=True) + "\n").encode()
 
         return {
             "metrics.json": js(self.metrics),
@@ -273,9 +272,7 @@ def train_and_evaluate(
     }
     extra = {"model_card.md": model_card(spec.title, metrics, run, result.best_params).encode()}
     if data.fallback is not None:
-        import json
-
-        extra["normalization.json"] = (json.dumps({
+        extra["normalization.json"] = (jsontext.dumps({
             "speaker_norm": True,
             "how": "each speaker standardised by the mean and std of their own clips; without a group of clips "
                    "of one speaker, fall back to these pooled statistics of the raw training features",

@@ -14,7 +14,6 @@ rewrite and delete parts) cannot pull a part from under a run.
 from __future__ import annotations
 
 import contextlib
-import json
 import shutil
 import tempfile
 import time
@@ -25,6 +24,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from emotion.core import jsontext
 from emotion.core.errors import StoreError, UsageError
 from emotion.core.ids import EMOTION_LABELS
 from emotion.core.params import stable_hash
@@ -198,6 +198,6 @@ def train_and_evaluate_video(
         "fit_seconds": round(fit_seconds, 2), "classes": list(EMOTION_LABELS),
     }
     extra = {"curves.png": curves_png(hist, title), "frame_predictions.parquet": parquet_bytes(timeline),
-             "history.json": (json.dumps(hist, indent=2) + "\n").encode()}
+             "history.json": (jsontext.dumps(hist, indent=2) + "\n").encode()}
     return RunOutput(version, metrics, {"model": est.name, "params": params, "history": hist}, run, model_bytes, saved,
                      confusion_png(metrics["confusion_matrix"], title), parquet_bytes(preds), extra)

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import argparse
 import atexit
-import json
 import logging
 import os
 import re
@@ -22,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from emotion.audio.synth import SynthParams, write_corpus
+from emotion.core import jsontext
 from emotion.core.errors import EmotionError, UsageError
 from emotion.core.ids import MAX_ACTOR
 from emotion.core.names import FUSION_MODELS, VIDEO_MODELS, default_models, parse_models, split_models
@@ -525,7 +525,7 @@ def cmd_predict(args: argparse.Namespace) -> int:
     files = [r.to_dict() if isinstance(r, Prediction) else {"file": r[0], "error": r[1]} for r in results]
     failed = sum(1 for f in files if f.get("error") or f.get("emotion") is None)  # "no prediction" is no success
     if args.json:
-        print(json.dumps(files, indent=2))
+        print(jsontext.dumps(files, indent=2))
     else:
         print_predictions({"files": files})
     if failed:

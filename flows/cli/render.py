@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import argparse
-import json
 from collections.abc import Callable
 from typing import Any
+
+from emotion.core import jsontext
 
 COUNTS = ("processed", "skipped", "removed", "rejected")
 
@@ -105,7 +106,7 @@ def emit(args: argparse.Namespace, payload: dict[str, Any], printer: Any) -> Non
     while _before_output:
         _before_output.pop()()
     if args.json:
-        print(json.dumps(payload, indent=2, default=str))
+        print(jsontext.dumps(payload, indent=2, default=str))
     else:
         printer(payload)
 
