@@ -18,7 +18,7 @@ import soundfile as sf
 import soxr
 
 from emotion.core.errors import DecodeError, NoAudioError, RejectedInput
-from emotion.core.media import open_container
+from emotion.core.media import ffmpeg_reason, open_container
 
 SILENCE_PEAK = 1e-4  # -80 dBFS: quieter than any usable recording
 MAX_SECONDS = 600.0  # longer recordings are refused before they are decoded (memory bound)
@@ -116,8 +116,10 @@ def decode_video_audio(data: bytes) -> tuple[np.ndarray, int]:
                     raise RejectedInput(f"audio is over the limit of {MAX_SECONDS:.0f} s")
         except av.FFmpegError as exc:
             if not chunks:
-                raise DecodeError(f"audio track is corrupt: {str(exc).splitlines()[0]}") from None
+                raise DecodeError(f"audio track is corrupt: {ffmpeg_reason(exc)}") from None
     if not chunks or total == 0:
+        if declared:  # a track that says how long it is, but none of it decodes: the file is damaged, not silent
+            raise DecodeError(f"audio track is cut off: none of its {declared} samples decode")
         raise NoAudioError("the audio track has no samples")
     y = np.concatenate(chunks, axis=0)
     if declared:

@@ -25,7 +25,7 @@ from typing import Any
 import numpy as np
 
 from emotion.core.errors import DecodeError, NoVideoError, RejectedInput, UsageError
-from emotion.core.media import open_container
+from emotion.core.media import ffmpeg_reason, open_container
 from emotion.core.params import stable_hash
 
 MAX_FRAMES = 30 * 60 * 10  # 10 minutes at 30 fps: longer clips are refused
@@ -188,10 +188,11 @@ def sample_frames(data: bytes, params: FrameParams) -> Iterator[Frame]:
                     raise RejectedInput(f"video has more than {MAX_FRAMES} frames (over 10 minutes)")
         except av.FFmpegError as exc:
             if kept == 0:
-                raise DecodeError(f"video stream is corrupt: {str(exc).splitlines()[0]}") from None
-        if n == 0:
-            raise DecodeError("video stream has no decodable frames")
+                raise DecodeError(f"video stream is corrupt: {ffmpeg_reason(exc)}") from None
         declared = int(stream.frames or 0)
+        if n == 0:
+            raise DecodeError(f"video is cut off: none of its {declared} frames decode" if declared
+                              else "video stream has no decodable frames")
         if declared and n < declared - max(2, declared // 50):  # complete files decode all but at most a frame
             raise DecodeError(f"video is cut off: {n} of its {declared} frames decode")
 

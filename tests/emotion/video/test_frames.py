@@ -116,6 +116,27 @@ def test_real_clip_cut_off_mid_stream_is_rejected():
 
 
 @pytest.mark.real_data
+def test_real_clip_damaged_anywhere_gets_a_reason_in_words():
+    """Each way a real clip can be damaged is named as such, without FFmpeg's error numbers and C functions."""
+    from emotion.audio.decode import load_audio
+
+    data = real_video_files()[0].read_bytes()
+    cases = {  # bytes -> (reason of the frames, reason of the audio track)
+        data[:100]: ("cannot open video: no audio or video stream in its 100 bytes (the file is cut off or not an MP4)",) * 2,
+        data[:5000]: ("video is cut off: none of its 99 frames decode", "audio track is cut off: none of its"),
+        data[-len(data) // 2:]: ("cannot open video: invalid data (the file is damaged, cut off or not an MP4)",) * 2,
+    }
+    for cut, (frames_reason, audio_reason) in cases.items():
+        with pytest.raises(DecodeError) as frames_err:
+            list(sample_frames(cut, FrameParams()))
+        assert str(frames_err.value).startswith(frames_reason)
+        with pytest.raises(DecodeError) as audio_err:  # a damaged track, not a clip "without audio" (NoAudioError)
+            load_audio(cut, 22050, video=True)
+        assert str(audio_err.value).startswith(audio_reason)
+        assert "Errno" not in str(frames_err.value) + str(audio_err.value)
+
+
+@pytest.mark.real_data
 def test_real_clips_decode_to_gray_256_frames_with_faces():
     files = real_video_files()
     assert len(files) == 5
