@@ -51,6 +51,8 @@ class ExtractSummary:
     merged_parts: int = 0  # small parts this run merged into fewer (once there were many)
     rejects: list[dict[str, Any]] = field(default_factory=list)
     no_audio_clips: list[dict[str, Any]] = field(default_factory=list)
+    band_limited: list[dict[str, Any]] = field(default_factory=list)  # clips processed that were recorded below the
+    # features' sample rate (kept, with a note: their upper band is empty)
     faces: dict[str, Any] | None = None  # mesh face crops: the landmark feature set, face-found rate, clips without a face
 
     def to_dict(self) -> dict[str, Any]:
@@ -259,6 +261,7 @@ def _extract_steps(data: str, out: str, steps: list[Step], invs: dict[str, Inven
                         summary.skipped += res.unchanged
                         summary.rejects.extend(res.rejects)
                         summary.no_audio_clips.extend(res.no_audio)
+                        summary.band_limited.extend(res.band_limited)
                         summary.workers.append(res.worker)
                         hashes[s.modality].update(res.hashes)
                         counter.finish(i, res.processed + res.unchanged + len(res.rejects) + len(res.no_audio))
@@ -299,6 +302,7 @@ def _reject_duplicates(summary: ExtractSummary, p: Plan, hashes: dict[str, str],
     """Count ``dups`` (clips whose content the workers found to be another clip's) as rejects instead of
     processed, unchanged or without audio; their rows are dropped at commit like those of any reject."""
     paths = {d["path"] for d in dups}
+    summary.band_limited = [b for b in summary.band_limited if b["path"] not in paths]
     without = paths & {r["path"] for r in summary.no_audio_clips}
     summary.no_audio_clips = [r for r in summary.no_audio_clips if r["path"] not in paths]
     todo = {r.path: r for r in p.todo}

@@ -155,6 +155,20 @@ def load_audio(data: bytes, target_sr: int, *, video: bool = False) -> np.ndarra
     used; a missing or silent track raises :class:`NoAudioError` (a video-only
     clip), not a plain rejection.
     """
+    return load_audio_rate(data, target_sr, video=video)[0]
+
+
+def band_limited(recorded_sr: int, target_sr: int) -> str | None:
+    """Why audio recorded at ``recorded_sr`` lacks part of what features computed at ``target_sr`` measure (an 8 kHz
+    telephone recording has nothing above 4 kHz: upsampling leaves that band empty), or None."""
+    if recorded_sr >= target_sr:
+        return None
+    return (f"recorded at {recorded_sr} Hz, below the {target_sr} Hz its features are computed at: nothing above "
+            f"{recorded_sr // 2} Hz, where full-band recordings (RAVDESS: 48000 Hz) have energy")
+
+
+def load_audio_rate(data: bytes, target_sr: int, *, video: bool = False) -> tuple[np.ndarray, int]:
+    """:func:`load_audio`, and the sample rate the audio was recorded at."""
     y, sr = decode_video_audio(data) if video else decode_audio(data)
     mono = resample(to_mono(y), sr, target_sr)
     peak = float(np.max(np.abs(mono))) if mono.size else 0.0
@@ -163,7 +177,7 @@ def load_audio(data: bytes, target_sr: int, *, video: bool = False) -> np.ndarra
         if video:
             raise NoAudioError(f"the audio track is silent (peak {db:.0f} dBFS)")
         raise RejectedInput(f"audio is silent (peak {db:.0f} dBFS)")
-    return mono
+    return mono, sr
 
 
 LONG_INPUT_SECONDS = 30.0  # the models learn from clips of a few seconds

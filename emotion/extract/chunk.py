@@ -14,7 +14,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from emotion.audio.decode import load_audio
+from emotion.audio.decode import band_limited, load_audio_rate
 from emotion.core.errors import EmotionError, NoAudioError, RejectedInput
 from emotion.core.ids import parse_id
 from emotion.extract.inventory import ClipRef, Step, audio_step, reject
@@ -35,6 +35,7 @@ class ChunkResult:
     no_audio: list[dict[str, Any]] = field(default_factory=list)  # mp4s whose audio track is missing or silent
     hashes: dict[str, str] = field(default_factory=dict)  # content hash of every clip read
     unchanged: int = 0  # clips read whose hash matched their stored row (a new time, the same content)
+    band_limited: list[dict[str, Any]] = field(default_factory=list)  # clips recorded below the features' rate
 
 
 @lru_cache(maxsize=4)
@@ -86,11 +87,16 @@ def frame_schema(params: FrameParams) -> pa.Schema:
     return pa.schema(fields, metadata=params_metadata(params))
 
 
-def audio_row(root: DataRoot, ref: ClipRef, extractor: Extractor, data: bytes | None = None) -> dict[str, Any]:
-    """Decode one clip (``data``: its bytes, if already read) and compute its feature row; raises RejectedInput."""
+def audio_row(root: DataRoot, ref: ClipRef, extractor: Extractor, data: bytes | None = None,
+              notes: list[dict[str, Any]] | None = None) -> dict[str, Any]:
+    """Decode one clip (``data``: its bytes, if already read) and compute its feature row; raises RejectedInput.
+    A clip recorded below the features' sample rate is kept, with a note appended to ``notes``."""
     rid = parse_id(ref.path)
     data = root.read_bytes(ref.path) if data is None else data
-    y = load_audio(data, extractor.params.sample_rate, video=extension(ref.path) in VIDEO_EXTENSIONS)
+    y, recorded = load_audio_rate(data, extractor.params.sample_rate, video=extension(ref.path) in VIDEO_EXTENSIONS)
+    band = band_limited(recorded, extractor.params.sample_rate)
+    if band is not None and notes is not None:
+        notes.append({"path": ref.path, "sample_rate": recorded, "note": band})
     vec = extractor(y)
     row: dict[str, Any] = {"path": ref.path, "content_hash": content_hash(data), **rid.labels()}
     row.update(zip(extractor.names, vec.tolist(), strict=True))
@@ -132,6 +138,7 @@ def extract_chunk(step: Step, clips: Sequence[ClipRef], data_url: str, store_url
     rejects = []
     no_audio = []
     hashes: dict[str, str] = {}
+    band: list[dict[str, Any]] = []
     n_ok = unchanged = 0
     for ref in clips:
         try:
@@ -143,7 +150,7 @@ def extract_chunk(step: Step, clips: Sequence[ClipRef], data_url: str, store_url
                 rows.extend(frame_rows(root, ref, step.params, data))
                 n_ok += 1
             else:
-                rows.append(audio_row(root, ref, _extractor(step.params), data))
+                rows.append(audio_row(root, ref, _extractor(step.params), data, band))
                 n_ok += 1
         except NoAudioError as exc:
             no_audio.append(reject(ref.path, f"no audio: {exc.reason}", "decode"))
@@ -163,7 +170,9 @@ def extract_chunk(step: Step, clips: Sequence[ClipRef], data_url: str, store_url
             part = f"{store.dataset_dir(step.dataset, step.key)}/{Store.new_part_name()}"
             store.write_table(part, table, tag=run_tag)
     worker = f"{socket.gethostname()}:{os.getpid()}"
-    return ChunkResult(part, n_ok, rejects, time.perf_counter() - t0, worker, no_audio, hashes, unchanged)
+    stored = {r["path"] for r in rows} - {r["path"] for r in rejects}
+    return ChunkResult(part, n_ok, rejects, time.perf_counter() - t0, worker, no_audio, hashes, unchanged,
+                       [b for b in band if b["path"] in stored])
 
 
 def _to_table(rows: list[dict[str, Any]], schema: pa.Schema) -> tuple[pa.Table, list[dict[str, Any]]]:

@@ -14,7 +14,7 @@ from typing import Any
 
 import numpy as np
 
-from emotion.audio.decode import load_audio, unlike_speech
+from emotion.audio.decode import band_limited, load_audio_rate, unlike_speech
 from emotion.audio.normalize import Stats, normalize_for_prediction
 from emotion.core.errors import ModelIntegrityError, UsageError
 from emotion.core.ids import EMOTION_LABELS
@@ -57,6 +57,7 @@ class AudioModel:
         # memoised feature rows of files already read (a --same-speaker pass, then the predictions): never an answer
         self._raw: dict[tuple[bytes, bool], np.ndarray] = {}
         self._unusual: dict[tuple[bytes, bool], str | None] = {}
+        self._band: dict[tuple[bytes, bool], str | None] = {}
         known = info.get("emotions") if isinstance(info.get("emotions"), list) else None
         self.known_note = (f"the model knows only {len(known)} emotions ({', '.join(map(str, known))}); the others "
                            "get probability 0" if known and len(known) < len(EMOTION_LABELS) else None)
@@ -79,14 +80,20 @@ class AudioModel:
         """The feature row of a file's audio, before any normalisation (kept, so a group pass computes it once)."""
         key = (hashlib.sha1(data).digest(), video)
         if key not in self._raw:
-            samples = load_audio(data, self.params.sample_rate, video=video)
+            samples, recorded = load_audio_rate(data, self.params.sample_rate, video=video)
             self._raw[key] = np.asarray(self.extractor(samples), dtype=np.float32)
             self._unusual[key] = unlike_speech(samples, self.params.sample_rate)
+            self._band[key] = band_limited(recorded, self.params.sample_rate)
         return self._raw[key]
 
     def unusual(self, data: bytes, *, video: bool = False) -> str | None:
         """Why the file's audio looks unlike the speech the model learnt from, or None (after :meth:`raw_features`)."""
         return self._unusual.get((hashlib.sha1(data).digest(), video))
+
+    def band_note(self, data: bytes, *, video: bool = False) -> str | None:
+        """Why the file's audio lacks the upper band the features measure (recorded at a lower sample rate), or None
+        (after :meth:`raw_features`)."""
+        return self._band.get((hashlib.sha1(data).digest(), video))
 
     def speaker_group(self, rows: list[np.ndarray]) -> SpeakerGroup | None:
         """The statistics of ``rows``, clips of one speaker, to pass to the predictions of that speaker's files

@@ -48,6 +48,9 @@ def predict_file(path: str, predictors: Predictors, speaker: SpeakerGroup | None
             if pred.unlike_speech:
                 pred.notes.append(f"warning: input unlike the training speech: {pred.unlike_speech}; the answer "
                                   "means little")
+            band = predictors.audio.band_note(data, video=video)
+            if band:
+                pred.notes.append(f"note: the voice was {band}; a model trained on such recordings alone reads it best")
             if predictors.audio.known_note:
                 pred.notes.append(predictors.audio.known_note)
     video_p: dict[str, float] | None = None

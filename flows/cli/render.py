@@ -20,7 +20,8 @@ def extract_payload(summaries: dict[str, dict[str, Any]]) -> dict[str, Any]:
     total["no_audio"] = sum(s.get("no_audio", 0) for s in summaries.values())
     total["rejects"] = [{**r, "modality": m} for m, s in summaries.items() for r in s["rejects"]]
     total["no_audio_clips"] = [r for s in summaries.values() for r in s.get("no_audio_clips", [])]
-    total["modalities"] = {m: {k: v for k, v in s.items() if k not in ("rejects", "no_audio_clips")}
+    total["band_limited"] = [r for s in summaries.values() for r in s.get("band_limited", [])]
+    total["modalities"] = {m: {k: v for k, v in s.items() if k not in ("rejects", "no_audio_clips", "band_limited")}
                            for m, s in summaries.items()}
     return total
 
@@ -58,6 +59,16 @@ def print_extract(s: dict[str, Any]) -> None:
         print(f"  no audio features for {r['path']}: {r['reason']}")
     if len(odd) > 10:
         print(f"  ... and {len(odd) - 10} more clips without audio (see OUT/manifest/no_audio.parquet)")
+    band = s.get("band_limited", [])
+    if band:  # kept: a corpus may be narrowband throughout; mixed with full-band clips, they are told
+        rates = sorted({b["sample_rate"] for b in band})
+        print(f"  note: {len(band)} clip(s) processed were recorded at {', '.join(f'{r} Hz' for r in rates)}, below "
+              f"the sample rate their features are computed at: nothing above {rates[-1] // 2} Hz, so a model trained "
+              "on full-band recordings misjudges them")
+        for b in band[:5]:
+            print(f"    {b['path']}: {b['note']}")
+        if len(band) > 5:
+            print(f"    ... and {len(band) - 5} more (--json lists them)")
 
 
 def print_train(t: dict[str, Any]) -> None:

@@ -320,3 +320,18 @@ def test_a_data_root_a_worker_cannot_open_is_an_error_naming_the_host_and_the_en
     chunk._cached_root.cache_clear()
     with pytest.raises(EmotionError, match=r"cannot be opened on .*: data root .* is not a folder"):  # a folder not mounted
         extract_chunk(step, todo[:2], str(tmp_path / "not-mounted"), str(tmp_path / "out"))
+
+
+def test_a_clip_recorded_below_the_features_rate_is_kept_with_a_note(corpus, tmp_path):
+    """An 8 kHz (telephone) recording among full-band clips: its features lack everything above 4 kHz. It is
+    processed like the others, and the result names it with its rate; the full-band clips are not named."""
+    (narrow,) = (corpus / "Actor_01").glob("03-01-05-01-01-01-01.*")
+    (wide,) = (corpus / "Actor_02").glob("03-01-05-01-01-01-02.*")
+    for f in (narrow, wide):
+        f.unlink()
+    write_tone(narrow.with_suffix(".wav"), seconds=1.5, sr=8000)
+    write_tone(wide.with_suffix(".wav"), seconds=1.5, sr=48000)
+    inv, _, res = _extract_all(corpus, tmp_path / "out")
+    assert res.processed == 120 and not res.rejects and not inv.rejects
+    assert [(b["path"], b["sample_rate"]) for b in res.band_limited] == [("Actor_01/03-01-05-01-01-01-01.wav", 8000)]
+    assert "below the 22050 Hz its features are computed at: nothing above 4000 Hz" in res.band_limited[0]["note"]

@@ -382,3 +382,20 @@ def test_a_split_without_a_voice_model_says_which_split_has_one(trained, tmp_pat
     note = predict_file(str(wav), runs.Predictors(elsewhere=pred.elsewhere)).notes
     assert f"no audio model: the voice is not used (none in split train01_test05, the split trained last; split " \
            f"{SPLIT.id} has one: --split {SPLIT})" in note
+
+
+def test_a_voice_recorded_below_the_features_rate_is_predicted_with_a_note(trained, tmp_path):
+    import soundfile as sf
+
+    _, store, _ = trained
+    clip = next(Path(trained[0]).rglob("03-01-05-*.wav"), None) or next(Path(trained[0]).rglob("03-01-05-*.flac"))
+    y, sr = sf.read(str(clip), dtype="float32")
+    from emotion.audio.decode import resample
+
+    narrow = tmp_path / "phone.wav"
+    sf.write(narrow, resample(y if y.ndim == 1 else y.mean(axis=1), sr, 8000), 8000)
+    pred = load_predictors(store.url)
+    out = {Path(r.file).name: r for r in predict_files([str(narrow), str(clip)], pred)}
+    assert out["phone.wav"].emotion is not None  # still predicted
+    assert any(n.startswith("note: the voice was recorded at 8000 Hz, below the 22050 Hz") for n in out["phone.wav"].notes)
+    assert not any("recorded at" in n for n in out[clip.name].notes)  # the full-band clip: nothing said
