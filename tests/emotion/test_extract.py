@@ -186,8 +186,8 @@ def test_a_row_arrow_cannot_store_is_a_reject_not_a_lost_chunk(corpus, tmp_path,
     inv = take_inventory(DataRoot(str(corpus)))
     refs = [r for r, _, _ in inv.clips if r.path.startswith("Actor_01/")][:8]
 
-    def odd(root, ref, extractor, data=None):
-        row = real(root, ref, extractor, data)
+    def odd(root, ref, extractor, data=None, notes=None):
+        row = real(root, ref, extractor, data, notes)
         if ref.path == refs[3].path:
             row["path"] = row["path"] + "\udcff"  # what a non-UTF-8 name decodes to
         return row
