@@ -98,6 +98,11 @@ METRIC_COLUMNS = {"model": "model", "accuracy": "test accuracy", "macro_f1": "ma
                   "n_test": "test clips", "version": "run version"}
 
 
+def _3(v: Any) -> str:
+    """A score with 3 decimals; ``—`` for none (None, NaN)."""
+    return f"{v:.3f}" if isinstance(v, (int, float)) and v == v else "—"
+
+
 def publish_metrics(split: str, results: list[dict[str, Any]], confusion: dict[str, list[list[int]]],
                     modality: str = "audio") -> None:
     table = [{label: (round(r[c], 4) if isinstance(r.get(c), float) else r.get(c)) for c, label in METRIC_COLUMNS.items()}
@@ -108,8 +113,8 @@ def publish_metrics(split: str, results: list[dict[str, Any]], confusion: dict[s
     lines = [f"# {modality.capitalize()} evaluation on {split}{unit}", "",
              "| model | accuracy | macro-F1 | UAR | validation accuracy |",
              "|---|---|---|---|---|"]
-    lines += [f"| {r['model']} | {r['accuracy']:.3f} | {r['macro_f1']:.3f} | {r['uar']:.3f} | "
-              f"{r['cv_accuracy']:.3f} ± {r['cv_std']:.3f} |" for r in results]
+    lines += [f"| {r['model']} | {_3(r.get('accuracy'))} | {_3(r.get('macro_f1'))} | {_3(r.get('uar'))} | "
+              f"{_3(r.get('cv_accuracy'))} ± {_3(r.get('cv_std'))} |" for r in results]
     for r in results:
         cm = confusion.get(r["model"])
         if not cm:

@@ -279,6 +279,21 @@ def _mtime(store: Store, path: str) -> float:
     return 0.0
 
 
+# Scores a run may lack (a video model without validation actors, a fused model without clips of both kinds): null in
+# metrics.json (strict JSON), NaN in memory, as the training code computes them and every reader expects
+_SCORES = frozenset({"accuracy", "macro_f1", "uar", "cv_accuracy", "cv_std", "frame_accuracy", "accuracy_single_clip",
+                     "fused", "audio_only", "video_only"})
+
+
+def scores_as_nan(metrics: dict[str, Any]) -> dict[str, Any]:
+    """``metrics`` as read from ``metrics.json``, with the scores written as null (no score) back to NaN, also one
+    level down (``audio_visual_clips``)."""
+    def fix(d: dict[str, Any]) -> dict[str, Any]:
+        return {k: math.nan if v is None and k in _SCORES else fix(v) if isinstance(v, dict) else v for k, v in d.items()}
+
+    return fix(metrics)
+
+
 def read_run(store: Store, split_id: str, rel_dir: str) -> RunRecord | None:
     """The record of ``runs/<split_id>/<rel_dir>``, or None when the folder is not a complete run."""
     folder = posixpath.join(split_dir(store, split_id), rel_dir)
@@ -292,7 +307,7 @@ def read_run(store: Store, split_id: str, rel_dir: str) -> RunRecord | None:
     except StoreError as exc:  # one damaged run folder never hides the others
         log.warning("skipping the run %s: %s", store.url_of(folder), exc)
         return None
-    return RunRecord.from_dict(info, metrics, rel_dir=rel_dir, split_id=split_id,
+    return RunRecord.from_dict(info, scores_as_nan(metrics), rel_dir=rel_dir, split_id=split_id,
                                written=_mtime(store, posixpath.join(folder, "run.json")),
                                has_card=store.exists(posixpath.join(folder, MODEL_CARD)))
 

@@ -60,3 +60,22 @@ def test_selection_is_by_grouped_cv_and_runs_without_a_score_never_win():
     assert [r.model for r in ranked([stack, early])] == [r.model for r in ranked([early, stack])] == [
         "fusion-early", "fusion-stack"]
     assert "grouped-CV" in SELECTION_RULE
+
+
+def test_scores_written_as_null_read_back_as_nan_as_training_computed_them(tmp_path):
+    """metrics.json is strict JSON (no score: null); a run read back from the store has NaN there, as the training
+    code computed it and as every formatter of the metrics expects (a fused run's summary once failed on None)."""
+    from emotion.store.catalog import read_run, split_dir
+    from emotion.store.store import Store
+
+    store = Store(str(tmp_path))
+    folder = f"{split_dir(store, SPLIT.id)}/fusion-late/f00000000001"
+    metrics = {"accuracy": 0.9, "cv_accuracy": math.nan, "cv_std": math.nan, "n_train": 10, "note": None,
+               "audio_visual_clips": {"fused": math.nan, "audio_only": 0.5, "n": 3}}
+    store.write_json(f"{folder}/metrics.json", metrics)
+    assert store.read_json(f"{folder}/metrics.json")["cv_accuracy"] is None  # on disk: null
+    store.write_json(f"{folder}/run.json", {"model": "fusion-late", "modality": "fusion", "version": "f00000000001"})
+    r = read_run(store, SPLIT.id, "fusion-late/f00000000001")
+    assert r is not None and r.cv_accuracy is None and r.accuracy == 0.9
+    assert math.isnan(r.metrics["cv_accuracy"]) and math.isnan(r.metrics["cv_std"]) and r.metrics["note"] is None
+    assert math.isnan(r.metrics["audio_visual_clips"]["fused"]) and r.metrics["audio_visual_clips"]["n"] == 3
