@@ -96,7 +96,8 @@ def audio_row(root: DataRoot, ref: ClipRef, extractor: Extractor, data: bytes | 
     y, recorded = load_audio_rate(data, extractor.params.sample_rate, video=extension(ref.path) in VIDEO_EXTENSIONS)
     band = band_limited(recorded, extractor.params.sample_rate)
     if band is not None and notes is not None:
-        notes.append({"path": ref.path, "sample_rate": recorded, "note": band})
+        notes.append({"path": ref.path, "sample_rate": recorded, "features_rate": extractor.params.sample_rate,
+                      "note": band})
     vec = extractor(y)
     row: dict[str, Any] = {"path": ref.path, "content_hash": content_hash(data), **rid.labels()}
     row.update(zip(extractor.names, vec.tolist(), strict=True))

@@ -50,7 +50,7 @@ def predict_file(path: str, predictors: Predictors, speaker: SpeakerGroup | None
                                   "means little")
             band = predictors.audio.band_note(data, video=video)
             if band:
-                pred.notes.append(f"note: the voice was {band}; a model trained on such recordings alone reads it best")
+                pred.notes.append(f"note: the voice was {band}: the answer may be less sure")
             if predictors.audio.known_note:
                 pred.notes.append(predictors.audio.known_note)
     video_p: dict[str, float] | None = None

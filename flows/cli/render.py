@@ -60,15 +60,12 @@ def print_extract(s: dict[str, Any]) -> None:
     if len(odd) > 10:
         print(f"  ... and {len(odd) - 10} more clips without audio (see OUT/manifest/no_audio.parquet)")
     band = s.get("band_limited", [])
-    if band:  # kept: a corpus may be narrowband throughout; mixed with full-band clips, they are told
+    if band:  # kept (a corpus may be narrowband throughout), and told in one line: --json lists every clip
         rates = sorted({b["sample_rate"] for b in band})
-        print(f"  note: {len(band)} clip(s) processed were recorded at {', '.join(f'{r} Hz' for r in rates)}, below "
-              f"the sample rate their features are computed at: nothing above {rates[-1] // 2} Hz, so a model trained "
-              "on full-band recordings misjudges them")
-        for b in band[:5]:
-            print(f"    {b['path']}: {b['note']}")
-        if len(band) > 5:
-            print(f"    ... and {len(band) - 5} more (--json lists them)")
+        target = max(b.get("features_rate", 0) for b in band)
+        print(f"  note: {len(band)} clip(s) were recorded at {', '.join(f'{r} Hz' for r in rates)}, below the "
+              f"{target} Hz their features are computed at: nothing above {rates[-1] // 2} Hz, unlike full-band "
+              f"recordings (e.g. {band[0]['path']}; --json lists them)")
 
 
 def print_train(t: dict[str, Any]) -> None:
