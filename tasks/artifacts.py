@@ -103,6 +103,11 @@ def _3(v: Any) -> str:
     return f"{v:.3f}" if isinstance(v, (int, float)) and v == v else "—"
 
 
+def _pm(r: dict[str, Any]) -> str:
+    """`` ± 0.010``: the spread of a validation score there is (none for a missing score)."""
+    return f" ± {_3(r.get('cv_std'))}" if _3(r.get("cv_accuracy")) != "—" and _3(r.get("cv_std")) != "—" else ""
+
+
 def publish_metrics(split: str, results: list[dict[str, Any]], confusion: dict[str, list[list[int]]],
                     modality: str = "audio") -> None:
     table = [{label: (round(r[c], 4) if isinstance(r.get(c), float) else r.get(c)) for c, label in METRIC_COLUMNS.items()}
@@ -114,7 +119,7 @@ def publish_metrics(split: str, results: list[dict[str, Any]], confusion: dict[s
              "| model | accuracy | macro-F1 | UAR | validation accuracy |",
              "|---|---|---|---|---|"]
     lines += [f"| {r['model']} | {_3(r.get('accuracy'))} | {_3(r.get('macro_f1'))} | {_3(r.get('uar'))} | "
-              f"{_3(r.get('cv_accuracy'))} ± {_3(r.get('cv_std'))} |" for r in results]
+              f"{_3(r.get('cv_accuracy'))}{_pm(r)} |" for r in results]
     for r in results:
         cm = confusion.get(r["model"])
         if not cm:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import os
 import threading
 import time
@@ -82,6 +83,18 @@ def in_flight_limit(client: Client) -> int:
 NO_DASHBOARD_PORT = {"dashboard_address": "127.0.0.1:0"}
 
 
+def _distributed() -> tuple[type[Client], type[LocalCluster]]:
+    """Dask's client and local cluster, imported on first use. Its import sets the ``distributed`` logger's level
+    from Dask's config, undoing the command's (its notices on the console only with --verbose): that level is kept."""
+    logger = logging.getLogger("distributed")
+    level = logger.level
+    from distributed import Client, LocalCluster
+
+    if level != logging.NOTSET:
+        logger.setLevel(level)
+    return Client, LocalCluster
+
+
 @contextmanager
 def dask_client(address: str | None = None, workers: int | None = None, jobs: int | None = None,
                 clips: int | None = None) -> Iterator[Client]:
@@ -94,7 +107,7 @@ def dask_client(address: str | None = None, workers: int | None = None, jobs: in
     ``SMALL_WORK`` clips, runs on worker threads inside this process, which
     spares the start-up of worker processes (seconds) for small incremental runs.
     """
-    from distributed import Client, LocalCluster
+    Client, LocalCluster = _distributed()
 
     if address:
         try:
@@ -136,7 +149,7 @@ def dask_client(address: str | None = None, workers: int | None = None, jobs: in
 
 def _process_cluster(n_workers: int) -> LocalCluster:
     """A local cluster of ``n_workers`` single-thread worker processes on the loopback address."""
-    from distributed import LocalCluster
+    _, LocalCluster = _distributed()
 
     return LocalCluster(n_workers=n_workers, threads_per_worker=1, processes=True, host="127.0.0.1",
                         dashboard_address=None, silence_logs=40, scheduler_kwargs=NO_DASHBOARD_PORT,

@@ -8,3 +8,14 @@ def prefect_server():
 
     with prefect_test_harness(server_startup_timeout=120):
         yield
+
+
+@pytest.fixture(autouse=True)
+def undo_run_settings():
+    """A test that calls flows_module() itself, outside main(), leaves no run settings (no heartbeats) to the next."""
+    yield
+    import sys
+
+    commands = sys.modules.get("flows.cli.commands")
+    if commands is not None:
+        commands.end_run_settings()

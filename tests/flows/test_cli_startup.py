@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import os
 import resource
 import subprocess
@@ -53,7 +54,8 @@ def test_extract_loads_no_model_stack() -> None:
 
 
 def test_extract_loads_dask_only_for_work() -> None:
-    """A rerun with nothing to do starts no cluster, so it does not load Dask either (0.2 s of a 1.7 s rerun)."""
+    """The extract flow loads Dask only as it starts a cluster: a rerun with nothing to do never does (0.2 s of a
+    1.7 s rerun)."""
     code = ("import sys; import flows.cli.commands as c; c.flows_module('extract'); "
             "print('distributed' in sys.modules, 'dask' in sys.modules)")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120,
@@ -125,3 +127,32 @@ def test_served_deployments_keep_prefects_heartbeats(no_server: None) -> None:
         assert _heartbeat() == default is not None
     finally:
         c.end_run_settings()
+
+
+def test_dask_loaded_late_keeps_the_commands_quiet_console() -> None:
+    """Dask's import sets its logger's level from its config; loaded as a cluster starts (after the command set the
+    level: its notices only with --verbose), it must not undo the command's."""
+    code = ("import logging, sys; import flows.cli.commands as c; c.flows_module('extract'); "
+            "assert 'distributed' not in sys.modules; from tasks.cluster import dask_client\n"
+            "with dask_client(jobs=1, clips=1): print(logging.getLogger('distributed').level)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300,
+                         env={**os.environ, "PREFECT_API_URL": ""})
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert out.stdout.strip().splitlines()[-1] == str(logging.ERROR)
+
+
+def test_main_undoes_the_run_settings_as_it_returns(no_server: None, monkeypatch: pytest.MonkeyPatch,
+                                                    tmp_path: os.PathLike[str]) -> None:
+    import flows.cli.commands as c
+    from flows.cli import main
+
+    default, seen = _heartbeat(), []
+
+    def a_command(args: object) -> int:
+        c.flows_module("extract")
+        seen.append(_heartbeat())
+        return 0
+
+    monkeypatch.setattr(c, "cmd_synth", a_command)
+    assert main(["synth", str(tmp_path)]) == 0
+    assert seen == [None] and _heartbeat() == default
