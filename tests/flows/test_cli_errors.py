@@ -93,6 +93,11 @@ def test_a_failed_state_of_our_error_with_no_traceback_before_it_is_held():
     assert commands.held_errors(MESSAGE) == []
 
 
+# A migration revision no Prefect has (as one of a newer Prefect than this one). Not a real one: 27d8f4e1a6c9, the
+# revision of Prefect 3.9.1 that this machine's ~/.prefect had when the tests installed 3.9.0, is known since 3.9.1
+NEWER = "feedfacecafe"
+
+
 def _prefect_db(path, revision: str) -> str:
     import sqlite3
 
@@ -114,8 +119,8 @@ def _current_revision() -> str:
 
 
 def test_a_prefect_database_of_another_prefect_version_is_found_by_its_revision(tmp_path):
-    newer = _prefect_db(tmp_path / "newer.db", "27d8f4e1a6c9")  # a revision this Prefect does not have
-    assert commands.foreign_prefect_database(newer) == (tmp_path / "newer.db", "27d8f4e1a6c9")
+    newer = _prefect_db(tmp_path / "newer.db", NEWER)  # a revision this Prefect does not have
+    assert commands.foreign_prefect_database(newer) == (tmp_path / "newer.db", NEWER)
     assert commands.foreign_prefect_database(_prefect_db(tmp_path / "ours.db", _current_revision())) is None
     assert commands.foreign_prefect_database(f"sqlite+aiosqlite:///{tmp_path}/absent.db") is None  # a first start
     assert commands.foreign_prefect_database("postgresql+asyncpg://u@host/db") is None  # not a file: Prefect's
@@ -134,7 +139,7 @@ def test_the_temporary_server_falls_back_to_a_throwaway_database_with_a_note(tmp
     monkeypatch.setattr(commands, "_THROWAWAY_DB", [])
     from prefect.settings import PREFECT_API_URL, temporary_settings
 
-    newer = _prefect_db(tmp_path / "newer.db", "27d8f4e1a6c9")
+    newer = _prefect_db(tmp_path / "newer.db", NEWER)
     commands.check_prefect_database(newer)  # the tests' own Prefect API is set: no temporary server, nothing to do
     assert "PREFECT_SERVER_DATABASE_CONNECTION_URL" not in __import__("os").environ
     with temporary_settings(restore_defaults={PREFECT_API_URL}):  # as a command with no Prefect API set
@@ -146,13 +151,13 @@ def test_the_temporary_server_falls_back_to_a_throwaway_database_with_a_note(tmp
     err = capsys.readouterr().err.strip()
     assert len(err.splitlines()) == 1, err
     assert re.match(rf"note: the Prefect database {re.escape(str(tmp_path))}/newer.db was migrated by another Prefect "
-                    r"version \(revision 27d8f4e1a6c9 is unknown .*throwaway database.*PREFECT_HOME", err), err
+                    rf"version \(revision {NEWER} is unknown .*throwaway database.*PREFECT_HOME", err), err
 
 
 def test_emotion_server_refuses_a_database_of_another_prefect_version_in_one_line(tmp_path, monkeypatch, capsys):
     from flows.cli import main
 
-    newer = _prefect_db(tmp_path / "prefect.db", "27d8f4e1a6c9")
+    newer = _prefect_db(tmp_path / "prefect.db", NEWER)
     real = commands.foreign_prefect_database
     monkeypatch.setattr(commands, "foreign_prefect_database", lambda url=None: real(newer))  # as the settings name it
 
@@ -166,7 +171,7 @@ def test_emotion_server_refuses_a_database_of_another_prefect_version_in_one_lin
     assert main(["server", "--port", str(port)]) == 1
     err = capsys.readouterr().err.strip()
     assert len(err.splitlines()) == 1 and err.startswith("emotion: server failed: the Prefect database "), err
-    assert "27d8f4e1a6c9" in err and "PREFECT_HOME" in err
+    assert NEWER in err and "PREFECT_HOME" in err
 
 
 @pytest.mark.slow
@@ -177,7 +182,7 @@ def test_a_command_runs_on_a_throwaway_database_beside_one_of_another_prefect_ve
 
     home = tmp_path / "prefect-home"
     home.mkdir()
-    _prefect_db(home / "prefect.db", "27d8f4e1a6c9")
+    _prefect_db(home / "prefect.db", NEWER)
     before = (home / "prefect.db").read_bytes()
     env = {k: v for k, v in os.environ.items() if not k.startswith("PREFECT_API") and "DATABASE" not in k}
     proc = subprocess.run([sys.executable, "-m", "flows.cli", "extract", str(tiny_corpus), "--out", str(tmp_path / "s"),
