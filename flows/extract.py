@@ -180,7 +180,8 @@ def _extract_locked(data: str, out: str, modality: str, features: FeatureParams,
     version = _version(out, steps, invs)
     labels = run_tags(modality=modality, features=_run_label(modality, features, frames), data_version=version)
     with tagged(labels):
-        summaries = _extract_steps(data, out, steps, invs, version, full, dask_address, workers, run_tag, started)
+        summaries = _extract_steps(data, out, steps, invs, version, full, verify, dask_address, workers, run_tag,
+                                   started)
     for summary in summaries.values():
         summary.seconds = round(time.perf_counter() - t0, 2)
     for s in steps:
@@ -203,11 +204,11 @@ def as_is(value: T) -> T:
 
 
 def _extract_steps(data: str, out: str, steps: list[Step], invs: dict[str, Inventory], version: str, full: bool,
-                   dask_address: str | None, workers: int | None, run_tag: str,
+                   verify: bool, dask_address: str | None, workers: int | None, run_tag: str,
                    started: float) -> dict[str, ExtractSummary]:
     log = get_run_logger()
     # as_is(): large inputs (an inventory of every clip, a plan, hashes) are handed over without Prefect walking them
-    plans = {s.modality: plan(as_is(invs[s.modality]), out, s, full) for s in steps}
+    plans = {s.modality: plan(as_is(invs[s.modality]), out, s, full, verify) for s in steps}
     summaries = {s.modality: ExtractSummary(skipped=plans[s.modality].skipped, removed=len(plans[s.modality].removed),
                                             feature_set=s.key, rejects=list(invs[s.modality].rejects),
                                             no_audio_clips=list(invs[s.modality].no_audio),

@@ -102,11 +102,16 @@ def inventory(data: str, step: Step, run_id: str = "", out: str | None = None, v
 
 
 @task(name="plan", cache_policy=NO_CACHE, task_run_name="plan-{step.modality}")
-def plan(inv: Inventory, out: str, step: Step, full: bool) -> Plan:
+def plan(inv: Inventory, out: str, step: Step, full: bool, verify: bool = False) -> Plan:
+    """What to process, skip and remove; damaged parts are dropped and their clips recomputed. ``verify`` reads
+    every column of every stored part (each page's checksum checked), not only the keys: damage anywhere is found."""
     damaged: list[str] = []
-    p = plan_extraction(inv, Store(out).dataset_keys(step.dataset, step.key, damaged=damaged), full=full)
+    store = Store(out)
+    stored = store.dataset_keys(step.dataset, step.key, damaged=damaged, whole=verify)
+    p = plan_extraction(inv, stored, full=full)
     for d in damaged:  # their clips are not counted as stored, so they are recomputed; the part goes at commit
-        get_run_logger().warning("%s: damaged part %s is dropped and its clips recomputed", step.modality, d)
+        get_run_logger().warning("%s: damaged part %s is dropped and its clips recomputed", step.modality,
+                                 store.url_of(d))
         p.drop_parts.append(posixpath.basename(d))
     get_run_logger().info("%s: %d clips to process, %d unchanged, %d removed", step.modality, len(p.todo), p.skipped,
                           len(p.removed))
@@ -175,10 +180,15 @@ def commit(out: str, step: Step, p: Plan, inv: Inventory, rejects: list[dict[str
     store.remove(f"{folder}/{name}" for name in p.drop_parts)
     stored = store.dataset_keys(step.dataset, step.key, damaged=[])
     ok = manifest[manifest["status"] == "ok"]
-    dropped = compact(store, folder, stale_rows(stored, set(zip(ok["path"], ok["content_hash"], strict=True))))
-    if dropped:
+    damaged: list[str] = []
+    dropped = compact(store, folder, stale_rows(stored, set(zip(ok["path"], ok["content_hash"], strict=True))),
+                      damaged)
+    if dropped or damaged:
         stored = store.dataset_keys(step.dataset, step.key, damaged=[])
-    dropped += compact(store, folder, duplicate_rows(stored))
+    dropped += compact(store, folder, duplicate_rows(stored), damaged)
+    for d in damaged:
+        get_run_logger().warning("%s: damaged part %s is dropped; the next extraction recomputes its clips",
+                                 step.modality, store.url_of(d))
     store.remove_stale_temporaries(folder, older_than=started, tag=run_tag)
     store.write_json(f"{folder}/params.json", {"params": step.params.to_dict(), "hash": step.params.hash(),
                                                "data_version": data_version,

@@ -55,6 +55,25 @@ def corpus(tiny_corpus: Path, tmp_path: Path) -> Path:
     return dst
 
 
+def flip_value_bytes(path: str | Path, column: str) -> None:
+    """Damage that keeps a Parquet file whole: 4 bytes flipped among ``column``'s stored values, away from the
+    other columns and the footer (a bad disk block, a partial overwrite). The values are those of its dictionary
+    page where it has one: its data page's header holds statistics (min and max) that no reader uses."""
+    import pyarrow.parquet as pq
+
+    rg = pq.ParquetFile(path).metadata.row_group(0)
+    chunk = next(rg.column(i) for i in range(rg.num_columns) if rg.column(i).path_in_schema == column)
+    if chunk.dictionary_page_offset:
+        at = chunk.dictionary_page_offset + (chunk.data_page_offset - chunk.dictionary_page_offset) * 3 // 4
+    else:
+        at = chunk.data_page_offset + chunk.total_compressed_size * 3 // 4
+    with open(path, "r+b") as fh:
+        fh.seek(at)
+        old = fh.read(4)
+        fh.seek(at)
+        fh.write(bytes(b ^ 0xFF for b in old))
+
+
 def speaker_table(names: tuple[str, ...] = ("f1", "f2", "f3")) -> pd.DataFrame:
     """A feature table of five actors with 48 clips each and a large per-actor offset; the emotion (1-8) puts
     the first two features on a circle within each speaker, the others are noise."""

@@ -10,6 +10,8 @@ objects by these names; a test checks they agree.
 
 from __future__ import annotations
 
+import re
+
 from emotion.core.errors import UsageError
 
 # -- feature sets ---------------------------------------------------------------
@@ -17,6 +19,27 @@ OPENSMILE_SETS = ("egemaps", "compare")  # only where the optional opensmile pac
 FEATURE_SET_NAMES = ("seed", "extended", "logmel", "landmarks", *OPENSMILE_SETS)
 VIDEO_FEATURE_SETS = ("landmarks",)  # measured on the face crops, trained on the video side
 WIDE_SETS = ("extended", "compare")  # over a thousand columns
+
+# -- frame sets: the defaults of emotion.video.frames.FrameParams ---------------------------------------------------
+FRAME_EVERY = 20  # every 20th frame
+FRAME_SIZE = 256  # pixels on a side
+
+
+def extract_command(dataset: str, key: str, out: str = "OUT", data: str = "DATA") -> str:
+    """The ``emotion extract`` command that writes ``key`` of ``dataset`` (``features/audio``, ``frames``): the
+    feature set by name (``extended-<hash>`` needs ``--features extended``), and a frame set's options
+    (``face256-every20-<hash>``: the face crops every face model reads need ``--face-crop``)."""
+    head = f"emotion extract {data} --out {out}"
+    if dataset.startswith("features/"):
+        name, modality = key.rsplit("-", 1)[0], dataset.split("/", 1)[1]
+        return f"{head}{' --modality video' * (modality == 'video')} --features {name}"
+    m = re.fullmatch(r"(face|full)(\d+)-every(\d+)-\w+", key)
+    if m is None:
+        return f"{head} --modality video"
+    opts = [" --face-crop" * (m[1] == "face"), f" --frame-size {m[2]}" * (int(m[2]) != FRAME_SIZE),
+            f" --every {m[3]}" * (int(m[3]) != FRAME_EVERY)]
+    return f"{head} --modality video" + "".join(opts)
+
 
 # -- models ---------------------------------------------------------------------
 AUDIO_MODELS = ("rf", "svc", "lr", "mlp", "melcnn", "xgb", "ensemble")  # on a feature set (audio, or landmarks)

@@ -12,10 +12,9 @@ from typing import Any
 
 import numpy as np
 import pyarrow as pa
-import pyarrow.parquet as pq
 
 from emotion.audio.decode import band_limited, load_audio_rate
-from emotion.core.errors import EmotionError, NoAudioError, RejectedInput
+from emotion.core.errors import EmotionError, NoAudioError, RejectedInput, StoreError
 from emotion.core.ids import parse_id
 from emotion.extract.inventory import ClipRef, Step, audio_step, reject
 from emotion.featuresets import Extractor, FeatureParams, make_extractor
@@ -201,13 +200,24 @@ def extract_audio_chunk(
     return extract_chunk(audio_step(params), clips, data_url, store_url)
 
 
-def compact(store: Store, folder: str, stale: dict[str, set[tuple[str, str]]]) -> int:
-    """Rewrite each part in ``stale`` without the listed rows; returns rows dropped."""
+def compact(store: Store, folder: str, stale: dict[str, set[tuple[str, str]]],
+            damaged: list[str] | None = None) -> int:
+    """Rewrite each part in ``stale`` without the listed rows; returns rows dropped.
+
+    A part found damaged on reading it whole is removed, not copied (its
+    other clips, no longer stored, are recomputed by the next extraction) and
+    appended to ``damaged`` when a list is given.
+    """
     dropped = 0
     for name, keys in sorted(stale.items()):
         path = f"{folder}/{name}"
-        with store.fs.open(path, "rb") as fh:
-            table = pq.read_table(fh)
+        try:
+            table = store.read_part(path)
+        except StoreError:
+            store.remove([path])
+            if damaged is not None:
+                damaged.append(path)
+            continue
         keep = np.array([(p, h) not in keys for p, h in zip(
             table["path"].to_pylist(), table["content_hash"].to_pylist(), strict=True)], dtype=bool)
         dropped += int((~keep).sum())

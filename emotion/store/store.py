@@ -20,7 +20,10 @@ count as parts; a stray ``.parquet`` file is ignored. The writer merges small
 parts once there are many (:meth:`Store.merge_small_parts`). One writer at a time:
 :meth:`Store.writer_lock` (:mod:`emotion.store.lock`). Readers take a snapshot: the parts are listed
 once and read; when one vanishes under them (a writer compacted it), they list
-again, a bounded number of times. A damaged part is named by its path.
+again, a bounded number of times. A damaged part is named by its path. Every
+page the store writes carries a CRC-32 that readers check: a part whose bytes
+changed after writing (a bad disk, a partial overwrite) is named as damaged,
+never read as other numbers.
 """
 
 from __future__ import annotations
@@ -44,7 +47,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 from fsspec.implementations.local import LocalFileSystem
 
-from emotion.core import jsontext
+from emotion.core import jsontext, names
 from emotion.core.errors import StoreError
 from emotion.store.lock import writer_lock
 
@@ -163,7 +166,7 @@ class Store:
 
     def write_table(self, path: str, table: pa.Table, tag: str = "") -> None:
         buf = io.BytesIO()
-        pq.write_table(table, buf, compression="zstd")
+        pq.write_table(table, buf, compression="zstd", write_page_checksum=True)
         self.write_bytes(path, buf.getvalue(), tag)
 
     def remove_stale_temporaries(self, folder: str, older_than: float, tag: str = "") -> int:
@@ -258,29 +261,52 @@ class Store:
             return []
         return sorted((p for p in self.fs.ls(folder, detail=False) if is_part(p)), key=posixpath.basename)
 
-    def _read_part(self, path: str, columns: list[str] | None) -> pa.Table:
+    def _read_part(self, path: str, columns: list[str] | None, whole: bool = False) -> pa.Table:
+        """``columns`` of a part (all when None); ``whole`` reads and checks every column, then keeps ``columns``."""
         try:
             with self.fs.open(path, "rb") as fh:
-                return pq.read_table(fh, columns=columns)
+                table = pq.read_table(fh, columns=None if whole else columns, page_checksum_verification=True)
         except FileNotFoundError:
             raise _Vanished(path) from None
         except (pa.ArrowException, OSError, ValueError) as exc:
-            msg = " ".join(str(exc).split()) or type(exc).__name__
-            raise StoreError(f"damaged part {self.url_of(path)}: {msg[:200]} (run `emotion extract` again to "
-                             "rebuild it)") from None
+            raise self.damaged_part(path, exc) from None
+        return table.select(columns) if whole and columns is not None else table
+
+    def read_part(self, path: str) -> pa.Table:
+        """One part, every column, each page's checksum checked (a damaged part raises :class:`StoreError`)."""
+        try:
+            return self._read_part(path, None)
+        except _Vanished:
+            raise FileNotFoundError(path) from None
+
+    def damaged_part(self, path: str, exc: BaseException) -> StoreError:
+        """The error for a part that cannot be read whole, naming it, the reason and the command that rebuilds it
+        (``--verify`` reads every part whole: a plain rerun reads only the key columns, which may be intact)."""
+        msg = " ".join(str(exc).split()) or type(exc).__name__
+        folder = posixpath.dirname(path)
+        dataset, key = posixpath.relpath(posixpath.dirname(folder), self.root), posixpath.basename(folder)
+        try:
+            data = str(self.read_json(self.path(STORE_FILE)).get("data_root") or "DATA")
+        except (StoreError, OSError, AttributeError):
+            data = "DATA"
+        command = names.extract_command(dataset, key, self.url, data)
+        return StoreError(f"damaged part {self.url_of(path)}: {msg[:200]} (`{command} --verify` drops it and "
+                          "recomputes its clips)")
 
     def read_parts(self, parts: list[str], columns: list[str] | None = None, *,
-                   damaged: list[str] | None = None) -> pd.DataFrame:
+                   damaged: list[str] | None = None, whole: bool = False) -> pd.DataFrame:
         """Rows of ``parts`` with their part's name in ``_part``.
 
         A damaged part raises :class:`StoreError` naming it, or, when a list is
         given as ``damaged``, is skipped and appended to it. A part that is gone
-        raises ``FileNotFoundError`` (see :meth:`read_snapshot`).
+        raises ``FileNotFoundError`` (see :meth:`read_snapshot`). ``whole``
+        reads every column of each part, one part at a time, to find damage
+        outside ``columns`` too.
         """
         frames = []
         for p in parts:
             try:
-                t = self._read_part(p, columns)
+                t = self._read_part(p, columns, whole)
             except _Vanished:
                 raise FileNotFoundError(p) from None
             except StoreError:
@@ -294,7 +320,7 @@ class Store:
         return pd.concat(frames, ignore_index=True)
 
     def read_snapshot(self, folder: str, columns: list[str] | None = None, *,
-                      damaged: list[str] | None = None) -> pd.DataFrame:
+                      damaged: list[str] | None = None, whole: bool = False) -> pd.DataFrame:
         """Rows of every part of ``folder``, as listed at one moment.
 
         A writer may replace parts meanwhile (compaction); when a listed part is
@@ -303,7 +329,8 @@ class Store:
         for attempt in range(READ_RETRIES):
             seen: list[str] = []
             try:
-                df = self.read_parts(self.list_parts(folder), columns, damaged=seen if damaged is not None else None)
+                df = self.read_parts(self.list_parts(folder), columns, damaged=seen if damaged is not None else None,
+                                     whole=whole)
             except FileNotFoundError:
                 time.sleep(0.05 * (attempt + 1))
                 continue
@@ -318,7 +345,7 @@ class Store:
             return None
         try:
             with self.fs.open(path, "rb") as fh:
-                return pq.read_table(fh).to_pandas()
+                return pq.read_table(fh, page_checksum_verification=True).to_pandas()
         except FileNotFoundError:
             return None
         except (pa.ArrowException, OSError, ValueError) as exc:
@@ -413,29 +440,33 @@ class Store:
         a bare `emotion extract` computes the seed set, and a run's default stores extended with --augment, which
         `evaluate --features extended` without --augment does not read."""
         name = key.rsplit("-", 1)[0]
-        features = f" --features {name}" if dataset.startswith("features/") else ""
         try:
             stored = [posixpath.basename(p) for p in self.fs.ls(self.path(dataset), detail=False)]
         except OSError:
             stored = []
         others = sorted(k for k in stored if k.startswith(f"{name}-") and k != key)
         also = f"; stored with other parameters (--augment, another revision): {', '.join(others)}" if others else ""
-        return f"run `emotion extract DATA --out {self.url}{features}` first{also}"
+        return f"run `{names.extract_command(dataset, key, self.url)}` first{also}"
 
     def read_features(self, modality: str, key: str) -> pd.DataFrame:
         """Current feature rows: one per clip path (the newest wins)."""
         return self.read_dataset(f"features/{modality}", key)
 
-    def dataset_keys(self, dataset: str, key: str, damaged: list[str] | None = None) -> pd.DataFrame:
-        """``path``, ``content_hash`` and ``_part`` of every stored row (cheap).
+    def dataset_keys(self, dataset: str, key: str, damaged: list[str] | None = None,
+                     whole: bool = False) -> pd.DataFrame:
+        """``path``, ``content_hash`` and ``_part`` of every stored row (cheap: only these columns are read).
 
         With a list as ``damaged``, damaged parts are skipped and listed there
-        (extraction recomputes their clips and deletes them).
+        (extraction recomputes their clips and deletes them). ``whole`` reads
+        every column of every part, so that damage anywhere in a part is found
+        (``extract --verify``).
         """
-        return self.read_snapshot(self.dataset_dir(dataset, key), columns=list(KEY_COLUMNS), damaged=damaged)
+        return self.read_snapshot(self.dataset_dir(dataset, key), columns=list(KEY_COLUMNS), damaged=damaged,
+                                  whole=whole)
 
-    def feature_keys(self, modality: str, key: str, damaged: list[str] | None = None) -> pd.DataFrame:
-        return self.dataset_keys(f"features/{modality}", key, damaged)
+    def feature_keys(self, modality: str, key: str, damaged: list[str] | None = None,
+                     whole: bool = False) -> pd.DataFrame:
+        return self.dataset_keys(f"features/{modality}", key, damaged, whole)
 
     # -- rejects and manifest ----------------------------------------------
     def write_rejects(self, modality: str, rows: list[dict[str, Any]]) -> None:

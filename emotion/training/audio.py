@@ -182,7 +182,7 @@ def prediction_table(rows: pd.DataFrame, y_true: np.ndarray, y_pred: np.ndarray,
 
 def parquet_bytes(df: pd.DataFrame) -> bytes:
     buf = io.BytesIO()
-    pq.write_table(pa.Table.from_pandas(df, preserve_index=False), buf)
+    pq.write_table(pa.Table.from_pandas(df, preserve_index=False), buf, write_page_checksum=True)
     return buf.getvalue()
 
 

@@ -26,6 +26,7 @@ import numpy as np
 
 from emotion.core.errors import DecodeError, NoVideoError, RejectedInput, UsageError
 from emotion.core.media import ffmpeg_reason, open_container
+from emotion.core.names import FRAME_EVERY, FRAME_SIZE
 from emotion.core.params import stable_hash
 
 MAX_FRAMES = 30 * 60 * 10  # 10 minutes at 30 fps: longer clips are refused
@@ -37,8 +38,8 @@ DETECTORS = ("mesh", "haar")
 class FrameParams:
     """Everything that changes the stored frames; its hash names the frame set."""
 
-    every: int = 20
-    size: int = 256
+    every: int = FRAME_EVERY
+    size: int = FRAME_SIZE
     face_crop: bool = False
     margin: float = 0.0  # widening of the crop on every side, as a share of the tight face (haar: of its box)
     detect_width: int = 320  # haar only: frames are downscaled to this width for face detection

@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import os
 import posixpath
-import re
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 
@@ -27,9 +26,10 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
+from emotion.core import names
 from emotion.core.errors import StoreError
 from emotion.store.store import Store
-from emotion.video.frames import FrameParams, decode_png
+from emotion.video.frames import decode_png
 
 INDEX_COLUMNS = ["path", "content_hash", "actor", "emotion", "frame_index", "time", "face_found"]
 BATCH_COLUMNS = ["path", "emotion", "frame_index", "time", "face_found", "image"]  # what FrameSet.batches reads
@@ -50,13 +50,7 @@ class FrameBatch:
 def extract_command(key: str, out: str = "OUT") -> str:
     """The extraction that writes the frame set ``key`` (``face256-every20-<hash>``): the face crops every face model
     reads need ``--face-crop``, which the bare ``emotion extract --modality video`` once advised did not write."""
-    m = re.fullmatch(r"(face|full)(\d+)-every(\d+)-\w+", key)
-    if m is None:
-        return f"emotion extract DATA --out {out} --modality video"
-    default = FrameParams()
-    opts = [" --face-crop" * (m[1] == "face"), f" --frame-size {m[2]}" * (int(m[2]) != default.size),
-            f" --every {m[3]}" * (int(m[3]) != default.every)]
-    return f"emotion extract DATA --out {out} --modality video" + "".join(opts)
+    return names.extract_command("frames", key, out)
 
 
 def frame_index(store: Store, key: str) -> pd.DataFrame:
@@ -117,21 +111,18 @@ class FrameSet:
         for i in order:
             part, paths = self.selection[i]
             wanted = set(paths)
-            with store.fs.open(part, "rb") as fh:
-                pf = pq.ParquetFile(fh)
-                for rb in pf.iter_batches(batch_size=batch_rows, columns=cols):
-                    d = rb.to_pydict()
-                    keep = [j for j, p in enumerate(d["path"]) if p in wanted
-                            and not (self.faces_only and d["face_found"][j] is False)]
-                    if not keep:
-                        continue
-                    yield FrameBatch(
-                        images=np.stack([decode_png(d["image"][j]) for j in keep]),
-                        labels=np.array([d["emotion"][j] - 1 for j in keep], dtype=np.int32),
-                        paths=np.array([d["path"][j] for j in keep], dtype=object),
-                        frame_index=np.array([d["frame_index"][j] for j in keep], dtype=np.int32),
-                        time=np.array([d["time"][j] for j in keep], dtype=np.float32),
-                    )
+            for d in _record_batches(store, part, batch_rows, cols):
+                keep = [j for j, p in enumerate(d["path"]) if p in wanted
+                        and not (self.faces_only and d["face_found"][j] is False)]
+                if not keep:
+                    continue
+                yield FrameBatch(
+                    images=np.stack([decode_png(d["image"][j]) for j in keep]),
+                    labels=np.array([d["emotion"][j] - 1 for j in keep], dtype=np.int32),
+                    paths=np.array([d["path"][j] for j in keep], dtype=object),
+                    frame_index=np.array([d["frame_index"][j] for j in keep], dtype=np.int32),
+                    time=np.array([d["time"][j] for j in keep], dtype=np.float32),
+                )
 
 
     def copy_to(self, folder: str, batch_rows: int = 256) -> FrameSet:
@@ -148,17 +139,36 @@ class FrameSet:
         for i, (part, paths) in enumerate(self.selection):
             dest = os.path.join(folder, f"{i:06d}-{posixpath.basename(part)}")
             wanted = pa.array(list(paths), pa.string())
-            with store.fs.open(part, "rb") as fh:
-                pf = pq.ParquetFile(fh)
-                schema = pf.schema_arrow
-                schema = pa.schema([schema.field(c) for c in BATCH_COLUMNS])
-                with pq.ParquetWriter(dest, schema) as writer:
-                    for rb in pf.iter_batches(batch_size=batch_rows, columns=BATCH_COLUMNS):
-                        t = pa.Table.from_batches([rb], schema=schema)
-                        writer.write_table(t.filter(pc.is_in(t["path"], value_set=wanted)))
+            try:
+                with store.fs.open(part, "rb") as fh:
+                    pf = pq.ParquetFile(fh, page_checksum_verification=True)
+                    schema = pf.schema_arrow
+                    schema = pa.schema([schema.field(c) for c in BATCH_COLUMNS])
+                    with pq.ParquetWriter(dest, schema, write_page_checksum=True) as writer:
+                        for rb in pf.iter_batches(batch_size=batch_rows, columns=BATCH_COLUMNS):
+                            t = pa.Table.from_batches([rb], schema=schema)
+                            writer.write_table(t.filter(pc.is_in(t["path"], value_set=wanted)))
+            except FileNotFoundError:
+                raise
+            except (pa.ArrowException, OSError, ValueError) as exc:
+                raise store.damaged_part(part, exc) from None
             selection.append((os.path.abspath(dest), paths))
         return FrameSet(os.path.abspath(folder), self.key, tuple(selection), self.n_frames, self.n_clips,
                         self.faces_only)
+
+
+def _record_batches(store: Store, part: str, batch_rows: int, columns: list[str]) -> Iterator[dict[str, list]]:
+    """``columns`` of a stored part, a record batch at a time (as lists); each page's checksum checked, and damage
+    named by :meth:`Store.damaged_part`."""
+    try:
+        with store.fs.open(part, "rb") as fh:
+            pf = pq.ParquetFile(fh, page_checksum_verification=True)
+            for rb in pf.iter_batches(batch_size=batch_rows, columns=columns):
+                yield rb.to_pydict()
+    except FileNotFoundError:
+        raise
+    except (pa.ArrowException, OSError, ValueError) as exc:
+        raise store.damaged_part(part, exc) from None
 
 
 def aggregate_clips(paths: np.ndarray, proba: np.ndarray) -> tuple[list[str], np.ndarray]:

@@ -223,11 +223,14 @@ def _measure(store: Store, params: LandmarkParams) -> LandmarkTable:
     return table
 
 
-def _stored_keys(store: Store, params: LandmarkParams) -> tuple[list[str], set[tuple[str, str]]]:
+def _stored_keys(store: Store, params: LandmarkParams, whole: bool = False) -> tuple[list[str], set[tuple[str, str]]]:
+    """The table's parts and its (path, content hash) keys; ``whole`` reads the parts whole, and a damaged part
+    counts as holding no key (so the table is measured again)."""
     folder = store.features_dir("video", params.key)
     parts = store.list_parts(folder)
     cols = ["path", "content_hash"]
-    stored = store.read_snapshot(folder, columns=cols) if parts else pd.DataFrame(columns=cols)
+    stored = store.read_snapshot(folder, columns=cols, damaged=[] if whole else None, whole=whole) if parts \
+        else pd.DataFrame(columns=cols)
     return parts, set(zip(stored["path"], stored["content_hash"], strict=True))
 
 
@@ -240,7 +243,7 @@ def update_landmark_features(store: Store, params: LandmarkParams) -> LandmarkTa
     part, after which the older parts go; an unchanged table is not rewritten.
     """
     table = _measure(store, params)
-    old, keys = _stored_keys(store, params)
+    old, keys = _stored_keys(store, params, whole=True)  # one small part: read whole, so damage anywhere is mended
     if len(old) == 1 and keys == set(zip(table.features["path"], table.features["content_hash"], strict=True)):
         return table
     folder = store.features_dir("video", params.key)
@@ -271,7 +274,10 @@ def read_landmark_features(store: Store, params: LandmarkParams) -> pd.DataFrame
         faceless = set(_no_face_clips(store, params))
         expected = {(p, h) for p, h in zip(frames["path"], frames["content_hash"], strict=True) if p not in faceless}
         if keys == expected:
-            return store.read_features("video", params.key)
+            try:
+                return store.read_features("video", params.key)
+            except StoreError:  # damaged: measured afresh below (the next extraction of the frames rewrites it)
+                pass
     return _measure(store, params).features
 
 

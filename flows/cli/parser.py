@@ -159,7 +159,8 @@ def build_parser() -> argparse.ArgumentParser:
     _add_frame_opts(p)
     p.add_argument("--chunk-size", type=int, help="clips per Dask task (default 40 audio, 6 video)")
     p.add_argument("--verify", action="store_true",
-                   help="read and hash every clip, not only those whose size or modification time (or ETag) changed")
+                   help="read and hash every clip, not only those whose size or modification time (or ETag) changed, "
+                        "and read every stored part whole (damaged parts are dropped and their clips recomputed)")
     _add_extract_opts(p)
     _add_common(p)
 

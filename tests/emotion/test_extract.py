@@ -335,3 +335,25 @@ def test_a_clip_recorded_below_the_features_rate_is_kept_with_a_note(corpus, tmp
     assert res.processed == 120 and not res.rejects and not inv.rejects
     assert [(b["path"], b["sample_rate"]) for b in res.band_limited] == [("Actor_01/03-01-05-01-01-01-01.wav", 8000)]
     assert "below the 22050 Hz its features are computed at: nothing above 4000 Hz" in res.band_limited[0]["note"]
+
+
+def test_compacting_a_damaged_part_drops_it_rather_than_copy_the_damage(tmp_path):
+    """A part with stale rows is rewritten without them; one that is damaged is removed (its other clips are no
+    longer stored, so the next extraction recomputes them), never copied into a part with fresh checksums."""
+    import pyarrow as pa
+
+    from emotion.extract.chunk import compact
+    from tests.conftest import flip_value_bytes
+
+    store = Store(str(tmp_path))
+    folder = store.features_dir("audio", "k")
+    good, bad = (f"{folder}/{Store.new_part_name()}" for _ in range(2))
+    for path, prefix in ((good, "g"), (bad, "b")):
+        store.write_table(path, pa.table({"path": [f"{prefix}{i:03d}" for i in range(200)], "content_hash": ["h"] * 200,
+                                          "x": np.random.default_rng(1).random(200)}))
+    flip_value_bytes(bad, "x")
+    damaged: list[str] = []
+    stale = {os.path.basename(good): {("g000", "h")}, os.path.basename(bad): {("b000", "h")}}
+    assert compact(store, folder, stale, damaged) == 1
+    assert damaged == [bad] and not os.path.exists(bad) and not os.path.exists(good)
+    assert sorted(store.read_features("audio", "k")["path"]) == [f"g{i:03d}" for i in range(1, 200)]

@@ -7,10 +7,13 @@ import os
 import shutil
 from pathlib import Path
 
+import pandas as pd
 import pytest
 
+from emotion.core.errors import StoreError
 from emotion.store.store import Store
 from flows.cli import main
+from tests.conftest import flip_value_bytes
 
 pytestmark = pytest.mark.slow
 
@@ -48,6 +51,29 @@ def test_a_rerun_without_changes_reads_no_clip_and_starts_no_cluster(corpus: Pat
         verified = extract_json(capsys, str(corpus), "--out", out, "--verify")
     assert verified["modalities"]["audio"]["read_by_flow"] == 30 and len(set(opened)) == 30
     assert (verified["processed"], verified["skipped"]) == (1, 29)
+
+
+def test_verify_recomputes_a_part_damaged_outside_its_key_columns(corpus: Path, tmp_path: Path, capsys):
+    for d in corpus.iterdir():  # actor 02 only: 30 WAV clips
+        if d.is_dir() and d.name != "Actor_02":
+            shutil.rmtree(d)
+    out = str(tmp_path / "store")
+    first = extract_json(capsys, str(corpus), "--out", out, "--chunk-size", "10")
+    store, key = Store(out), first["modalities"]["audio"]["feature_set"]
+    before = store.read_features("audio", key)
+    part = store.list_parts(store.features_dir("audio", key))[0]
+    in_part = len(store.read_parts([part]))
+    feature = next(c for c in before.columns if c.startswith("mfcc"))
+    flip_value_bytes(part, feature)
+    # a plain rerun reads the key columns only: the damage stays, and readers name it
+    assert extract_json(capsys, str(corpus), "--out", out)["processed"] == 0
+    with pytest.raises(StoreError, match=f"damaged part {part}: .*--verify"):
+        store.read_features("audio", key)
+    verified = extract_json(capsys, str(corpus), "--out", out, "--verify")
+    assert (verified["processed"], verified["skipped"]) == (in_part, 30 - in_part)
+    assert part not in store.list_parts(store.features_dir("audio", key))
+    # (recomputed in this process, not on the first run's worker processes: equal to float32 rounding)
+    pd.testing.assert_frame_equal(store.read_features("audio", key), before, rtol=1e-4, atol=1e-5)
 
 
 def _flaky_store(fail_writes: int, error: OSError):

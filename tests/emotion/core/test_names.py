@@ -45,3 +45,13 @@ def test_the_catalog_imports_nothing_heavy():
             "'pandas', 'pyarrow', 'prefect') if m in sys.modules]; print(','.join(heavy))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.strip()
     assert out == ""
+
+
+def test_the_command_that_writes_a_stored_set():
+    assert names.extract_command("features/audio", "extended-0123abcd", "/s", "/d") == \
+        "emotion extract /d --out /s --features extended"
+    assert names.extract_command("features/video", "landmarks-0123abcd") == \
+        "emotion extract DATA --out OUT --modality video --features landmarks"
+    assert names.extract_command("frames", "face96-every5-0123abcd", "s3://b/s") == \
+        "emotion extract DATA --out s3://b/s --modality video --face-crop --frame-size 96 --every 5"
+    assert names.extract_command("frames", "full256-every20-0123abcd") == "emotion extract DATA --out OUT --modality video"

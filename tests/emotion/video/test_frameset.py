@@ -15,6 +15,7 @@ from emotion.extract.chunk import frame_schema
 from emotion.store.store import Store
 from emotion.video.frames import FrameParams, encode_png
 from emotion.video.frameset import FrameSet, aggregate_clips, extract_command, frame_index, top_two
+from tests.conftest import flip_value_bytes
 
 PARAMS = FrameParams(size=16)
 
@@ -137,6 +138,19 @@ def test_the_advice_for_missing_frames_writes_the_frame_set_asked_for():
     assert extract_command(face.key) == "emotion extract DATA --out OUT --modality video --face-crop"
     assert extract_command(FrameParams(every=10, size=64).key, "/s") == \
         "emotion extract DATA --out /s --modality video --frame-size 64 --every 10"
+
+
+def test_frames_whose_bytes_changed_are_a_damaged_part_with_the_command_that_rebuilds_it(store: Store, tmp_path):
+    store.check_data_root("/corpus")
+    part = store.list_parts(store.dataset_dir("frames", PARAMS.key))[1]
+    flip_value_bytes(part, "image")
+    fs = FrameSet.select(store, PARAMS.key, actors=[1, 2, 21])  # the index columns are intact
+    expected = rf"damaged part {part}: .*CRC.* \(`emotion extract /corpus --out {store.url} --modality video " \
+               r"--frame-size 16 --verify` drops it and recomputes its clips\)"
+    with pytest.raises(StoreError, match=expected):
+        _frames(fs)
+    with pytest.raises(StoreError, match=expected):
+        fs.copy_to(str(tmp_path / "copy"))
 
 
 def test_clip_outcome_is_the_mean_of_its_frames():

@@ -7,6 +7,8 @@ import pandas as pd
 import pytest
 
 from emotion.core.errors import UsageError
+from emotion.core.ids import parse_id
+from emotion.store.store import Store
 from emotion.video.frames import FrameParams, sample_frames
 from emotion.video.landmarks import (
     MEASURES,
@@ -17,9 +19,11 @@ from emotion.video.landmarks import (
     encode_landmarks,
     frame_measures,
     landmark_table,
+    read_landmark_features,
     summarise,
+    update_landmark_features,
 )
-from tests.conftest import real_video_files
+from tests.conftest import flip_value_bytes, real_video_files
 
 
 def _face(rng: np.random.Generator) -> np.ndarray:
@@ -85,6 +89,41 @@ def test_params_name_their_frames_and_hash_apart():
     assert len(p.feature_names()) == len(MEASURES) * len(STATS)
     assert LandmarkParams(every=10).hash() != p.hash()
     assert LandmarkParams.from_dict(p.to_dict()) == p
+
+
+def _face_frames_store(tmp_path) -> tuple[Store, LandmarkParams]:
+    """A store holding face-crop frames, with landmarks, of two clips."""
+    import pyarrow as pa
+
+    from emotion.extract.chunk import frame_schema
+    from emotion.video.frames import encode_png
+
+    params, rng = LandmarkParams(), np.random.default_rng(4)
+    fp = params.frame_params()
+    store, rows = Store(str(tmp_path)), []
+    for stem in ("02-01-03-01-01-01-01", "02-01-04-01-01-01-02"):
+        rid = parse_id(f"{stem}.mp4")
+        rows += [{"path": f"Actor_{rid.actor:02d}/{stem}.mp4", "content_hash": f"h{stem[-2:]}", **rid.labels(),
+                  "frame_index": 20 * i, "time": 20 * i / 30, "face_found": True, "face_x": 0, "face_y": 0,
+                  "face_w": 8, "face_h": 8, "height": 8, "width": 8, "image": encode_png(np.zeros((8, 8), np.uint8)),
+                  "landmarks": encode_landmarks(_face(rng))} for i in range(3)]
+    store.write_table(f"{store.dataset_dir('frames', fp.key)}/{Store.new_part_name()}",
+                      pa.Table.from_pylist(rows, schema=frame_schema(fp)))
+    return store, params
+
+
+def test_a_damaged_landmark_table_is_measured_again_and_rewritten(tmp_path):
+    store, params = _face_frames_store(tmp_path)
+    measured = update_landmark_features(store, params).features
+    folder = store.features_dir("video", params.key)
+    [part] = store.list_parts(folder)
+    flip_value_bytes(part, params.feature_names()[0])
+    read = read_landmark_features(store, params)  # a reader never writes: it measures afresh, in memory
+    pd.testing.assert_frame_equal(read.reset_index(drop=True), measured.reset_index(drop=True), check_dtype=False)
+    assert store.list_parts(folder) == [part]
+    update_landmark_features(store, params)  # the next extraction of the frames: the table's keys are intact
+    [new] = store.list_parts(folder)
+    assert new != part and len(store.read_features("video", params.key)) == 2
 
 
 @pytest.mark.real_data
