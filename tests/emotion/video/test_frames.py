@@ -1,3 +1,5 @@
+import re
+
 import av
 import numpy as np
 import pytest
@@ -121,15 +123,17 @@ def test_real_clip_damaged_anywhere_gets_a_reason_in_words():
     from emotion.audio.decode import load_audio
 
     data = real_video_files()[0].read_bytes()
-    cases = {  # bytes -> (reason of the frames, reason of the audio track)
-        data[:100]: ("cannot open video: no audio or video stream in its 100 bytes (the file is cut off or not an MP4)",) * 2,
-        data[:5000]: ("video is cut off: none of its 99 frames decode", "audio track is cut off: none of its"),
-        data[-len(data) // 2:]: ("cannot open video: invalid data (the file is damaged, cut off or not an MP4)",) * 2,
+    no_stream = "cannot open video: no audio or video stream in its 100 bytes (the file is cut off or not an MP4)"
+    invalid = "cannot open video: invalid data (the file is damaged, cut off or not an MP4)"
+    cases = {  # bytes -> (the reason of the frames, a pattern; the start of the reason of the audio track)
+        data[:100]: (re.escape(no_stream), no_stream),
+        data[:5000]: (r"video is cut off: none of its \d+ frames decode", "audio track is cut off: none of its"),
+        data[-len(data) // 2:]: (re.escape(invalid), invalid),
     }
     for cut, (frames_reason, audio_reason) in cases.items():
         with pytest.raises(DecodeError) as frames_err:
             list(sample_frames(cut, FrameParams()))
-        assert str(frames_err.value).startswith(frames_reason)
+        assert re.match(frames_reason, str(frames_err.value)), str(frames_err.value)
         with pytest.raises(DecodeError) as audio_err:  # a damaged track, not a clip "without audio" (NoAudioError)
             load_audio(cut, 22050, video=True)
         assert str(audio_err.value).startswith(audio_reason)
