@@ -26,6 +26,13 @@ def read_file(path: str) -> bytes:
     return read_local_file(str(p), max_file_bytes(p.name), missing="file not found")
 
 
+def _note_band(pred: Prediction, band: str | None) -> None:
+    """The note for a voice recorded below the features' sample rate (once, whichever model read it)."""
+    note = f"note: the voice was {band}: the answer may be less sure"
+    if band and note not in pred.notes:
+        pred.notes.append(note)
+
+
 def predict_file(path: str, predictors: Predictors, speaker: SpeakerGroup | None = None) -> Prediction:
     """The emotion of one file; raises :class:`RejectedInput` (one-line reason) for a file that cannot be read.
 
@@ -48,9 +55,7 @@ def predict_file(path: str, predictors: Predictors, speaker: SpeakerGroup | None
             if pred.unlike_speech:
                 pred.notes.append(f"warning: input unlike the training speech: {pred.unlike_speech}; the answer "
                                   "means little")
-            band = predictors.audio.band_note(data, video=video)
-            if band:
-                pred.notes.append(f"note: the voice was {band}: the answer may be less sure")
+            _note_band(pred, predictors.audio.band_note(data, video=video))
             if predictors.audio.known_note:
                 pred.notes.append(predictors.audio.known_note)
     video_p: dict[str, float] | None = None
@@ -67,16 +72,17 @@ def predict_file(path: str, predictors: Predictors, speaker: SpeakerGroup | None
             if isinstance(predictors.video, ZeroShotFaceModel):
                 pred.notes.append("face read by the pretrained FER2013 model, zero-shot: no face model was trained "
                                   "on RAVDESS here (calm is never predicted)")
-    fused = None
+    fused = band = None
     if video and predictors.fusion is not None and no_face is None:
         try:
-            fused, absent = predictors.fusion.predict_data(data)
+            fused, absent, band = predictors.fusion.predict_data(data)
         except (NoFaceError, NoVideoError) as exc:  # no face model ran before it: the fused model finds it out
             no_face = _face_unused(exc)
     if fused is not None:
         pred.probabilities, pred.model = fused, predictors.fusion.name  # type: ignore[union-attr]
         if absent is None:
             pred.modalities_used = ["audio", "video"]
+            _note_band(pred, band)
         else:
             audio_absent = audio_absent or absent
             pred.modalities_used = ["video"]

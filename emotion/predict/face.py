@@ -7,7 +7,7 @@ from typing import Any, Protocol
 
 import numpy as np
 
-from emotion.audio.decode import load_audio
+from emotion.audio.decode import band_limited, load_audio_rate
 from emotion.audio.normalize import Stats, normalize_for_prediction
 from emotion.core.errors import ModelIntegrityError, NoAudioError, NoFaceError, UsageError
 from emotion.core.ids import EMOTION_LABELS
@@ -167,8 +167,9 @@ class FusionRunModel:
     def name(self) -> str:
         return self.run_dir
 
-    def predict_data(self, data: bytes) -> tuple[dict[str, float], str | None]:
-        """Fused probabilities of an mp4, and the reason audio was absent (None when the voice was used)."""
+    def predict_data(self, data: bytes) -> tuple[dict[str, float], str | None, str | None]:
+        """Fused probabilities of an mp4, the reason audio was absent (None when the voice was used), and why the
+        voice lacks the upper band its features measure (recorded at a lower sample rate; None when it does not)."""
         from emotion.models.frame_nets import FaceEmbedder
         from emotion.video.landmarks import LandmarkParams, clip_features
 
@@ -182,10 +183,12 @@ class FusionRunModel:
             geometry = (clip_features(np.array([f.time for f in lm]), np.stack([f.landmarks for f in lm]))
                         if lm else np.full(n, np.nan))
             face = np.concatenate([face, geometry])
-        absent = None
+        absent = band = None
         try:
-            voice = self.extractor(load_audio(data, self.audio.sample_rate, video=True))
+            samples, recorded = load_audio_rate(data, self.audio.sample_rate, video=True)
         except NoAudioError as exc:
             voice, absent = np.full(len(self.audio.feature_names()), np.nan), exc.reason
+        else:
+            voice, band = self.extractor(samples), band_limited(recorded, self.audio.sample_rate)
         proba = self.estimator.predict_proba(np.concatenate([voice, face])[None, :])[0]
-        return full_probabilities(np.arange(len(EMOTION_LABELS)), proba), absent
+        return full_probabilities(np.arange(len(EMOTION_LABELS)), proba), absent, band

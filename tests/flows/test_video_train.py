@@ -143,7 +143,7 @@ def test_video_training_without_frames_is_a_clear_error(tmp_path, capsys):
     assert f"emotion extract DATA --out {store} --modality video --face-crop` first" in capsys.readouterr().err
 
 
-def test_fusion_and_predict_on_video_files(video_run, tiny_video_corpus: Path, capsys):
+def test_fusion_and_predict_on_video_files(video_run, tiny_video_corpus: Path, capsys, tmp_path):
     out, _ = video_run
     argv = ["run", str(tiny_video_corpus), "--out", str(out), "--split", SPLIT, "--model", "fusion-late,fusion-early",
             "--features", "seed", "--workers", "2", "--json"]
@@ -185,6 +185,19 @@ def test_fusion_and_predict_on_video_files(video_run, tiny_video_corpus: Path, c
     assert "audio absent" in text and "(time, top two emotions):" in text
     assert "frame   20" in text and "clip outcome of this face model:" in text
     assert "is the fused model's" in text  # the timeline's own outcome, and whose the outcome above is
+    # a voice recorded at 16 kHz (the synthetic actor 24's), below the seed features' 22050 Hz: said once, by the
+    # fused model that read it
+    from emotion.core.ids import parse_id
+    from emotion.video.synth import VideoSynthParams, write_clip
+
+    narrow = tmp_path / "01-01-03-02-01-01-24.mp4"
+    write_clip(narrow, parse_id(narrow.name), VideoSynthParams(duration=1.4, seed=5))
+    assert main(["predict", str(narrow), "--store", str(out), "--split", SPLIT, "--json"]) == 0
+    [p] = json.loads(capsys.readouterr().out)
+    assert "/fusion-" in p["model"] and p["modalities_used"] == ["audio", "video"]
+    assert [n for n in p["notes"] if "recorded at" in n] == [
+        "note: the voice was recorded at 16000 Hz, below the 22050 Hz its features are computed at: nothing above "
+        "8000 Hz, where full-band recordings (RAVDESS: 48000 Hz) have energy: the answer may be less sure"]
 
 
 def test_landmark_features_train_feature_models_with_speaker_norm_and_predict(video_run, tiny_video_corpus: Path,
