@@ -27,10 +27,10 @@ from prefect.client.schemas.objects import TaskRun
 from prefect.states import State
 from prefect.utilities.annotations import quote
 
-from emotion.core.errors import StoreError
+from emotion.core.errors import DamagedPartError, StoreError
 from emotion.extract.chunk import ChunkResult, compact, extract_chunk
 from emotion.extract.inventory import ClipRef, Inventory, Step, load_known, manifest_frame, take_inventory
-from emotion.extract.plan import Plan, duplicate_rows, plan_extraction, stale_rows
+from emotion.extract.plan import Plan, duplicate_rows, plan_extraction, stale_rows, touched_parts
 from emotion.store.sources import DataRoot
 from emotion.store.store import Store
 from emotion.video.frames import FrameParams
@@ -109,6 +109,13 @@ def plan(inv: Inventory, out: str, step: Step, full: bool, verify: bool = False)
     store = Store(out)
     stored = store.dataset_keys(step.dataset, step.key, damaged=damaged, whole=verify)
     p = plan_extraction(inv, stored, full=full)
+    if not verify and not full:  # the parts the commit may rewrite are read whole now: damage in them is mended today
+        folder = store.dataset_dir(step.dataset, step.key)
+        found = [f"{folder}/{name}" for name in touched_parts(p, stored) if not _readable(store, f"{folder}/{name}")]
+        if found:
+            damaged += found
+            stored = stored[~stored["_part"].isin([posixpath.basename(d) for d in found])]
+            p = plan_extraction(inv, stored, full=full)
     for d in damaged:  # their clips are not counted as stored, so they are recomputed; the part goes at commit
         get_run_logger().warning("%s: damaged part %s is dropped and its clips recomputed", step.modality,
                                  store.url_of(d))
@@ -116,6 +123,17 @@ def plan(inv: Inventory, out: str, step: Step, full: bool, verify: bool = False)
     get_run_logger().info("%s: %d clips to process, %d unchanged, %d removed", step.modality, len(p.todo), p.skipped,
                           len(p.removed))
     return p
+
+
+def _readable(store: Store, path: str) -> bool:
+    """False for a damaged part (a part gone meanwhile is no concern of the plan's)."""
+    try:
+        store.read_part(path)
+    except DamagedPartError:
+        return False
+    except FileNotFoundError:
+        pass
+    return True
 
 
 def chunk_run_name(parameters: dict[str, Any]) -> str:

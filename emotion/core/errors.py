@@ -59,5 +59,10 @@ class StoreError(EmotionError):
     """The output store is missing, unreadable, or holds no usable data."""
 
 
+class DamagedPartError(StoreError):
+    """A stored part whose bytes do not read back as written (a page's checksum fails, or it does not parse); a part
+    the storage failed to deliver (access denied, a timeout) is a plain :class:`StoreError`, never this."""
+
+
 class ModelIntegrityError(EmotionError):
     """A saved model does not match its recorded hash or uses unsafe types."""

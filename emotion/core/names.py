@@ -11,6 +11,9 @@ objects by these names; a test checks they agree.
 from __future__ import annotations
 
 import re
+import shlex
+from collections.abc import Mapping
+from typing import Any
 
 from emotion.core.errors import UsageError
 
@@ -25,20 +28,37 @@ FRAME_EVERY = 20  # every 20th frame
 FRAME_SIZE = 256  # pixels on a side
 
 
-def extract_command(dataset: str, key: str, out: str = "OUT", data: str = "DATA") -> str:
-    """The ``emotion extract`` command that writes ``key`` of ``dataset`` (``features/audio``, ``frames``): the
-    feature set by name (``extended-<hash>`` needs ``--features extended``), and a frame set's options
-    (``face256-every20-<hash>``: the face crops every face model reads need ``--face-crop``)."""
-    head = f"emotion extract {data} --out {out}"
+def extract_command(dataset: str, key: str, out: str = "OUT", data: str = "DATA",
+                    recorded: Mapping[str, Any] | None = None) -> str:
+    """The ``emotion extract`` command that writes ``key`` of ``dataset`` (``features/audio``, ``features/video``,
+    ``frames``): the feature set by name (``extended-<hash>`` needs ``--features extended``) and a frame set's
+    options (``face256-every20-<hash>``: the face crops every face model reads need ``--face-crop``).
+
+    ``recorded`` is the set's ``params.json``, for the options its key does not show: ``--augment``'s speeds,
+    the haar face detector, the frames a landmark table was measured on.
+    """
+    params = (recorded or {}).get("params") or {}
+    head = f"emotion extract {shlex.quote(data)} --out {shlex.quote(out)}"
+    if dataset == "features/video":  # measured on face crops, which --features landmarks implies
+        frames = str((recorded or {}).get("frames") or "")
+        return f"{head} --modality video --features {key.rsplit('-', 1)[0]}" + _frame_options(frames, {}, crop=False)
     if dataset.startswith("features/"):
-        name, modality = key.rsplit("-", 1)[0], dataset.split("/", 1)[1]
-        return f"{head}{' --modality video' * (modality == 'video')} --features {name}"
+        speeds = tuple(float(s) for s in params.get("speeds") or ())
+        augment = "" if not speeds else " --augment" if speeds == (0.9, 1.1) else \
+            " --augment " + ",".join(f"{s:g}" for s in speeds)
+        return f"{head} --modality audio --features {key.rsplit('-', 1)[0]}{augment}"
+    return f"{head} --modality video" + _frame_options(key, params)
+
+
+def _frame_options(key: str, params: Mapping[str, Any], crop: bool = True) -> str:
+    """The options of ``extract`` that give the frame set ``key`` (``face96-every5-<hash>``); ``params``: its
+    recorded parameters, where the haar detector shows (its records have no ``detector``, as the first release's)."""
     m = re.fullmatch(r"(face|full)(\d+)-every(\d+)-\w+", key)
     if m is None:
-        return f"{head} --modality video"
-    opts = [" --face-crop" * (m[1] == "face"), f" --frame-size {m[2]}" * (int(m[2]) != FRAME_SIZE),
-            f" --every {m[3]}" * (int(m[3]) != FRAME_EVERY)]
-    return f"{head} --modality video" + "".join(opts)
+        return ""
+    haar = m[1] == "face" and bool(params) and "detector" not in params
+    return "".join([" --face-crop" * (crop and m[1] == "face"), " --face-detector haar" * haar,
+                    f" --frame-size {m[2]}" * (int(m[2]) != FRAME_SIZE), f" --every {m[3]}" * (int(m[3]) != FRAME_EVERY)])
 
 
 # -- models ---------------------------------------------------------------------

@@ -14,7 +14,7 @@ import numpy as np
 import pyarrow as pa
 
 from emotion.audio.decode import band_limited, load_audio_rate
-from emotion.core.errors import EmotionError, NoAudioError, RejectedInput, StoreError
+from emotion.core.errors import DamagedPartError, EmotionError, NoAudioError, RejectedInput
 from emotion.core.ids import parse_id
 from emotion.extract.inventory import ClipRef, Step, audio_step, reject
 from emotion.featuresets import Extractor, FeatureParams, make_extractor
@@ -213,7 +213,7 @@ def compact(store: Store, folder: str, stale: dict[str, set[tuple[str, str]]],
         path = f"{folder}/{name}"
         try:
             table = store.read_part(path)
-        except StoreError:
+        except DamagedPartError:
             store.remove([path])
             if damaged is not None:
                 damaged.append(path)

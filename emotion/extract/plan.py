@@ -47,6 +47,14 @@ def plan_extraction(inventory: Inventory, stored: pd.DataFrame, *, full: bool = 
     return Plan(todo, len(current) - len(todo), removed, stale, [])
 
 
+def touched_parts(plan: Plan, stored: pd.DataFrame) -> list[str]:
+    """The parts holding a row of a clip the run processes or removes: those the commit may rewrite."""
+    if stored.empty:
+        return []
+    paths = {r.path for r in plan.todo} | set(plan.removed)
+    return sorted(set(stored.loc[stored["path"].isin(paths), "_part"]))
+
+
 def stale_rows(stored: pd.DataFrame, wanted: set[tuple[str, str | None]]) -> dict[str, set[tuple[str, str]]]:
     """Stored ``(path, content_hash)`` rows that are not ``wanted`` (deleted or changed clips), by part."""
     stale: dict[str, set[tuple[str, str]]] = {}

@@ -37,7 +37,7 @@ import re
 import stat
 import time
 import uuid
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -48,7 +48,7 @@ import pyarrow.parquet as pq
 from fsspec.implementations.local import LocalFileSystem
 
 from emotion.core import jsontext, names
-from emotion.core.errors import StoreError
+from emotion.core.errors import DamagedPartError, StoreError
 from emotion.store.lock import writer_lock
 
 # Columns that identify a clip; every row of every table carries them.
@@ -89,6 +89,35 @@ def params_metadata(params: Any) -> dict[str, str]:
 def is_part(path: str) -> bool:
     """Whether ``path`` names a part the store wrote (not a stray Parquet file, not a temporary)."""
     return bool(PART_NAME.match(posixpath.basename(path)))
+
+
+def _reason(exc: BaseException) -> str:
+    return (" ".join(str(exc).split()) or type(exc).__name__)[:200]
+
+
+class _Watched:
+    """A part's file handle that remembers a failure of the storage itself, as opposed to bytes that do not parse
+    (pyarrow raises both as ``OSError``)."""
+
+    _CALLS = frozenset({"read", "readinto", "read1", "readall", "seek", "tell", "peek"})
+
+    def __init__(self, fh: Any) -> None:
+        self._fh = fh
+        self.failure: BaseException | None = None
+
+    def __getattr__(self, name: str) -> Any:
+        attr = getattr(self._fh, name)
+        if name not in self._CALLS:
+            return attr
+
+        def call(*args: Any, **kwargs: Any) -> Any:
+            try:
+                return attr(*args, **kwargs)
+            except Exception as exc:
+                self.failure = exc
+                raise
+
+        return call
 
 
 class _Vanished(Exception):
@@ -261,16 +290,35 @@ class Store:
             return []
         return sorted((p for p in self.fs.ls(folder, detail=False) if is_part(p)), key=posixpath.basename)
 
+    @contextlib.contextmanager
+    def reading_part(self, path: str) -> Iterator[Any]:
+        """A stored part, open for pyarrow to parse, with what goes wrong sorted out: a part gone raises
+        ``FileNotFoundError``; the storage failing to deliver it (access denied, a timeout) a :class:`StoreError`
+        "cannot read part"; bytes that do not parse or fail a page's checksum a :class:`DamagedPartError` naming
+        the command that rebuilds it. Only the last kind is ever dropped and recomputed."""
+        watched: _Watched | None = None
+        try:
+            with self.fs.open(path, "rb") as fh:
+                watched = _Watched(fh)
+                yield watched
+        except FileNotFoundError:
+            raise
+        except (pa.ArrowException, OSError, ValueError, KeyError) as exc:
+            failure = exc if watched is None else watched.failure
+            if isinstance(failure, FileNotFoundError):
+                raise FileNotFoundError(path) from None
+            if failure is not None:
+                raise StoreError(f"cannot read part {self.url_of(path)}: {_reason(failure)}") from None
+            raise self.damaged_part(path, exc) from None
+
     def _read_part(self, path: str, columns: list[str] | None, whole: bool = False) -> pa.Table:
         """``columns`` of a part (all when None); ``whole`` reads and checks every column, then keeps ``columns``."""
         try:
-            with self.fs.open(path, "rb") as fh:
+            with self.reading_part(path) as fh:
                 table = pq.read_table(fh, columns=None if whole else columns, page_checksum_verification=True)
+                return table.select(columns) if whole and columns is not None else table
         except FileNotFoundError:
             raise _Vanished(path) from None
-        except (pa.ArrowException, OSError, ValueError) as exc:
-            raise self.damaged_part(path, exc) from None
-        return table.select(columns) if whole and columns is not None else table
 
     def read_part(self, path: str) -> pa.Table:
         """One part, every column, each page's checksum checked (a damaged part raises :class:`StoreError`)."""
@@ -279,19 +327,24 @@ class Store:
         except _Vanished:
             raise FileNotFoundError(path) from None
 
-    def damaged_part(self, path: str, exc: BaseException) -> StoreError:
-        """The error for a part that cannot be read whole, naming it, the reason and the command that rebuilds it
-        (``--verify`` reads every part whole: a plain rerun reads only the key columns, which may be intact)."""
-        msg = " ".join(str(exc).split()) or type(exc).__name__
+    def damaged_part(self, path: str, exc: BaseException) -> DamagedPartError:
+        """The error for a part whose bytes do not read back, naming it, the reason and the command that rebuilds
+        it (``--verify`` reads every part whole: a plain rerun reads only the key columns, which may be intact; a
+        landmark table is read whole by any extraction of its frames)."""
         folder = posixpath.dirname(path)
         dataset, key = posixpath.relpath(posixpath.dirname(folder), self.root), posixpath.basename(folder)
-        try:
+        recorded: dict[str, Any] = {}
+        data = "DATA"
+        with contextlib.suppress(StoreError, OSError, AttributeError, TypeError):
             data = str(self.read_json(self.path(STORE_FILE)).get("data_root") or "DATA")
-        except (StoreError, OSError, AttributeError):
-            data = "DATA"
-        command = names.extract_command(dataset, key, self.url, data)
-        return StoreError(f"damaged part {self.url_of(path)}: {msg[:200]} (`{command} --verify` drops it and "
-                          "recomputes its clips)")
+        with contextlib.suppress(StoreError, OSError, AttributeError, TypeError):
+            recorded = dict(self.read_json(f"{folder}/params.json"))
+        command = names.extract_command(dataset, key, self.url, data, recorded)
+        if dataset == "features/video":
+            return DamagedPartError(f"damaged part {self.url_of(path)}: {_reason(exc)} (`{command}` measures it "
+                                    "again)")
+        return DamagedPartError(f"damaged part {self.url_of(path)}: {_reason(exc)} (`{command} --verify` drops it "
+                                "and recomputes its clips)")
 
     def read_parts(self, parts: list[str], columns: list[str] | None = None, *,
                    damaged: list[str] | None = None, whole: bool = False) -> pd.DataFrame:
@@ -309,7 +362,7 @@ class Store:
                 t = self._read_part(p, columns, whole)
             except _Vanished:
                 raise FileNotFoundError(p) from None
-            except StoreError:
+            except DamagedPartError:
                 if damaged is None:
                     raise
                 damaged.append(p)

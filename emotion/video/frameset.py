@@ -15,6 +15,7 @@ frames with :meth:`FrameSet.copy_to` (one pass over the store, streamed).
 
 from __future__ import annotations
 
+import contextlib
 import os
 import posixpath
 from collections.abc import Iterator, Sequence
@@ -111,7 +112,8 @@ class FrameSet:
         for i in order:
             part, paths = self.selection[i]
             wanted = set(paths)
-            for d in _record_batches(store, part, batch_rows, cols):
+            for rb in _record_batches(store, part, batch_rows, cols):
+                d = rb.to_pydict()
                 keep = [j for j, p in enumerate(d["path"]) if p in wanted
                         and not (self.faces_only and d["face_found"][j] is False)]
                 if not keep:
@@ -138,37 +140,45 @@ class FrameSet:
         selection = []
         for i, (part, paths) in enumerate(self.selection):
             dest = os.path.join(folder, f"{i:06d}-{posixpath.basename(part)}")
-            wanted = pa.array(list(paths), pa.string())
-            try:
-                with store.fs.open(part, "rb") as fh:
-                    pf = pq.ParquetFile(fh, page_checksum_verification=True)
-                    schema = pf.schema_arrow
-                    schema = pa.schema([schema.field(c) for c in BATCH_COLUMNS])
-                    with pq.ParquetWriter(dest, schema, write_page_checksum=True) as writer:
-                        for rb in pf.iter_batches(batch_size=batch_rows, columns=BATCH_COLUMNS):
-                            t = pa.Table.from_batches([rb], schema=schema)
-                            writer.write_table(t.filter(pc.is_in(t["path"], value_set=wanted)))
-            except FileNotFoundError:
-                raise
-            except (pa.ArrowException, OSError, ValueError) as exc:
-                raise store.damaged_part(part, exc) from None
+            _copy_part(store, part, dest, pa.array(list(paths), pa.string()), batch_rows)
             selection.append((os.path.abspath(dest), paths))
         return FrameSet(os.path.abspath(folder), self.key, tuple(selection), self.n_frames, self.n_clips,
                         self.faces_only)
 
 
-def _record_batches(store: Store, part: str, batch_rows: int, columns: list[str]) -> Iterator[dict[str, list]]:
-    """``columns`` of a stored part, a record batch at a time (as lists); each page's checksum checked, and damage
-    named by :meth:`Store.damaged_part`."""
+def _record_batches(store: Store, part: str, batch_rows: int, columns: list[str]) -> Iterator[pa.RecordBatch]:
+    """``columns`` of a stored part, a record batch at a time, each page's checksum checked (what goes wrong is
+    sorted out by :meth:`Store.reading_part`)."""
+    with store.reading_part(part) as fh:
+        pf = pq.ParquetFile(fh, page_checksum_verification=True)
+        yield from pf.iter_batches(batch_size=batch_rows, columns=columns)
+
+
+def _copy_part(store: Store, part: str, dest: str, wanted: pa.Array, batch_rows: int) -> None:
+    """The rows of ``wanted`` clips of a stored part, in the columns :meth:`FrameSet.batches` reads, into the local
+    file ``dest``; a failure to write it is named as such (not as the part's), and leaves no file behind."""
+    writer: pq.ParquetWriter | None = None
     try:
-        with store.fs.open(part, "rb") as fh:
-            pf = pq.ParquetFile(fh, page_checksum_verification=True)
-            for rb in pf.iter_batches(batch_size=batch_rows, columns=columns):
-                yield rb.to_pydict()
-    except FileNotFoundError:
+        for rb in _record_batches(store, part, batch_rows, BATCH_COLUMNS):
+            t = pa.Table.from_batches([rb])
+            try:
+                writer = writer or pq.ParquetWriter(dest, t.schema, write_page_checksum=True)
+                writer.write_table(t.filter(pc.is_in(t["path"], value_set=wanted)))
+            except (pa.ArrowException, OSError) as exc:
+                raise StoreError(f"cannot write {dest}: {' '.join(str(exc).split()) or type(exc).__name__}") from None
+        if writer is not None:
+            w, writer = writer, None
+            try:
+                w.close()
+            except (pa.ArrowException, OSError) as exc:
+                raise StoreError(f"cannot write {dest}: {' '.join(str(exc).split()) or type(exc).__name__}") from None
+    except BaseException:
+        if writer is not None:
+            with contextlib.suppress(Exception):
+                writer.close()
+        with contextlib.suppress(OSError):
+            os.unlink(dest)
         raise
-    except (pa.ArrowException, OSError, ValueError) as exc:
-        raise store.damaged_part(part, exc) from None
 
 
 def aggregate_clips(paths: np.ndarray, proba: np.ndarray) -> tuple[list[str], np.ndarray]:

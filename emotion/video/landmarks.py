@@ -24,7 +24,7 @@ import pandas as pd
 import pyarrow as pa
 
 from emotion.audio.extended import FUNCTIONALS, functionals_at
-from emotion.core.errors import StoreError, UsageError
+from emotion.core.errors import DamagedPartError, StoreError, UsageError
 from emotion.core.params import HashedParams
 from emotion.store.store import LABEL_COLUMNS, Store, label_fields, params_metadata
 from emotion.video.face import LEFT_EYE, N_LANDMARKS, RIGHT_EYE
@@ -224,13 +224,12 @@ def _measure(store: Store, params: LandmarkParams) -> LandmarkTable:
 
 
 def _stored_keys(store: Store, params: LandmarkParams, whole: bool = False) -> tuple[list[str], set[tuple[str, str]]]:
-    """The table's parts and its (path, content hash) keys; ``whole`` reads the parts whole, and a damaged part
-    counts as holding no key (so the table is measured again)."""
+    """The table's parts and its (path, content hash) keys; a damaged part counts as holding no key (so the table
+    is measured again), and ``whole`` reads the parts whole to find damage outside the keys too."""
     folder = store.features_dir("video", params.key)
     parts = store.list_parts(folder)
     cols = ["path", "content_hash"]
-    stored = store.read_snapshot(folder, columns=cols, damaged=[] if whole else None, whole=whole) if parts \
-        else pd.DataFrame(columns=cols)
+    stored = store.read_snapshot(folder, columns=cols, damaged=[], whole=whole) if parts else pd.DataFrame(columns=cols)
     return parts, set(zip(stored["path"], stored["content_hash"], strict=True))
 
 
@@ -276,7 +275,7 @@ def read_landmark_features(store: Store, params: LandmarkParams) -> pd.DataFrame
         if keys == expected:
             try:
                 return store.read_features("video", params.key)
-            except StoreError:  # damaged: measured afresh below (the next extraction of the frames rewrites it)
+            except DamagedPartError:  # measured afresh below (the next extraction of the frames rewrites it)
                 pass
     return _measure(store, params).features
 

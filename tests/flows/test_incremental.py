@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
+import soundfile as sf
 
 from emotion.core.errors import StoreError
 from emotion.store.store import Store
@@ -74,6 +75,17 @@ def test_verify_recomputes_a_part_damaged_outside_its_key_columns(corpus: Path, 
     assert part not in store.list_parts(store.features_dir("audio", key))
     # (recomputed in this process, not on the first run's worker processes: equal to float32 rounding)
     pd.testing.assert_frame_equal(store.read_features("audio", key), before, rtol=1e-4, atol=1e-5)
+    # a part the rerun would rewrite (it holds a changed clip) is read whole first: its damage is mended in the
+    # same run, without --verify, by recomputing every clip it held
+    part = store.list_parts(store.features_dir("audio", key))[0]
+    held = sorted(store.read_parts([part])["path"])
+    flip_value_bytes(part, feature)
+    changed = corpus / held[0]
+    y, sr = sf.read(changed, dtype="float32")
+    sf.write(changed, 0.8 * y, sr)
+    rerun = extract_json(capsys, str(corpus), "--out", out)
+    assert (rerun["processed"], rerun["skipped"]) == (len(held), 30 - len(held))
+    assert len(store.read_features("audio", key)) == 30
 
 
 def _flaky_store(fail_writes: int, error: OSError):

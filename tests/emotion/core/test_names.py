@@ -48,10 +48,22 @@ def test_the_catalog_imports_nothing_heavy():
 
 
 def test_the_command_that_writes_a_stored_set():
-    assert names.extract_command("features/audio", "extended-0123abcd", "/s", "/d") == \
-        "emotion extract /d --out /s --features extended"
-    assert names.extract_command("features/video", "landmarks-0123abcd") == \
-        "emotion extract DATA --out OUT --modality video --features landmarks"
-    assert names.extract_command("frames", "face96-every5-0123abcd", "s3://b/s") == \
+    cmd = names.extract_command
+    assert cmd("features/audio", "extended-0123abcd", "/s", "/d") == \
+        "emotion extract /d --out /s --modality audio --features extended"
+    assert cmd("features/audio", "extended-0123abcd", recorded={"params": {"speeds": [0.9, 1.1]}}) == \
+        "emotion extract DATA --out OUT --modality audio --features extended --augment"
+    assert cmd("features/audio", "extended-0123abcd", recorded={"params": {"speeds": [0.8, 1.25]}}).endswith(
+        "--features extended --augment 0.8,1.25")
+    assert cmd("features/video", "landmarks-0123abcd", recorded={"frames": "face128-every10-4567cdef"}) == \
+        "emotion extract DATA --out OUT --modality video --features landmarks --frame-size 128 --every 10"
+    assert cmd("frames", "face96-every5-0123abcd", "s3://b/s") == \
         "emotion extract DATA --out s3://b/s --modality video --face-crop --frame-size 96 --every 5"
-    assert names.extract_command("frames", "full256-every20-0123abcd") == "emotion extract DATA --out OUT --modality video"
+    # the haar detector's records have no "detector" (as the first release's), the mesh's do
+    assert cmd("frames", "face256-every20-0123abcd", recorded={"params": {"every": 20}}) == \
+        "emotion extract DATA --out OUT --modality video --face-crop --face-detector haar"
+    assert cmd("frames", "face256-every20-0123abcd", recorded={"params": {"detector": "mesh"}}) == \
+        "emotion extract DATA --out OUT --modality video --face-crop"
+    assert cmd("frames", "full256-every20-0123abcd") == "emotion extract DATA --out OUT --modality video"
+    assert cmd("frames", "full256-every20-0123abcd", "/my store", "/my data") == \
+        "emotion extract '/my data' --out '/my store' --modality video"  # a command to paste as it is

@@ -83,7 +83,8 @@ def test_newest_row_of_a_path_wins(tmp_path):
 
 
 def test_missing_features_say_what_to_do(tmp_path):
-    with pytest.raises(StoreError, match=rf"run `emotion extract DATA --out {tmp_path} --features nope` first\)"):
+    advice = rf"run `emotion extract DATA --out {tmp_path} --modality audio --features nope` first\)"
+    with pytest.raises(StoreError, match=advice):
         Store(str(tmp_path)).read_features("audio", "nope-0123")
 
 
@@ -240,12 +241,49 @@ def test_changed_bytes_in_a_value_column_are_damage_not_other_numbers(tmp_path):
     # without the pages' checksums the damage reads as other numbers, silently
     assert not np.allclose(pq.read_table(bad, page_checksum_verification=False)["x"].to_numpy(), x)
     with pytest.raises(StoreError, match=rf"damaged part {bad}: .*CRC.* \(`emotion extract /corpus --out {tmp_path} "
-                                         r"--features k --verify` drops it and recomputes its clips\)"):
+                                         r"--modality audio --features k --verify` drops it and recomputes its clips\)"):
         store.read_features("audio", "k")
     assert len(store.feature_keys("audio", "k", damaged=[])) == 201  # the key columns are intact: a plain rerun
     damaged: list[str] = []
     keys = store.feature_keys("audio", "k", damaged=damaged, whole=True)  # extract --verify reads parts whole
     assert list(keys["path"]) == ["a"] and damaged == [bad] and list(keys.columns) == ["path", "content_hash", "_part"]
+
+
+def test_storage_that_fails_to_deliver_a_part_is_not_damage(tmp_path, monkeypatch):
+    """Access denied or a timeout half-way through a part says so, and is never taken for damage: no reader skips
+    the part, and compaction does not delete it."""
+    from emotion.core.errors import DamagedPartError
+    from emotion.extract.chunk import compact
+
+    store = Store(str(tmp_path))
+    folder = store.features_dir("audio", "k")
+    part = _part(store, folder, ["a", "b"])
+    real_open = store.fs.open
+
+    class Denied:
+        def __init__(self, fh):
+            self.fh = fh
+
+        def __getattr__(self, name):
+            return getattr(self.fh, name)
+
+        def read(self, *a):
+            raise PermissionError(13, "Access Denied")
+
+        def __enter__(self):
+            return self
+
+        def __exit__(self, *exc):
+            self.fh.close()
+
+    monkeypatch.setattr(store.fs, "open", lambda path, mode="rb", **kw: Denied(real_open(path, mode, **kw)))
+    for read in (lambda: store.read_features("audio", "k"), lambda: store.feature_keys("audio", "k", damaged=[]),
+                 lambda: compact(store, folder, {os.path.basename(part): {("a", "h")}}, [])):
+        with pytest.raises(StoreError, match=f"cannot read part {part}: .*Access Denied") as err:
+            read()
+        assert not isinstance(err.value, DamagedPartError)
+    monkeypatch.undo()
+    assert store.list_parts(folder) == [part] and list(store.read_features("audio", "k")["path"]) == ["a", "b"]
 
 
 def test_parts_of_another_schema_and_damaged_parts_are_not_merged(tmp_path):

@@ -153,6 +153,22 @@ def test_frames_whose_bytes_changed_are_a_damaged_part_with_the_command_that_reb
         fs.copy_to(str(tmp_path / "copy"))
 
 
+def test_a_copy_that_cannot_be_written_says_so_and_leaves_no_file(store: Store, tmp_path, monkeypatch):
+    import errno
+
+    import pyarrow.parquet as pq
+
+    class Full(pq.ParquetWriter):
+        def write_table(self, *a, **k):
+            raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(pq, "ParquetWriter", Full)
+    fs = FrameSet.select(store, PARAMS.key, actors=[1, 21])
+    with pytest.raises(StoreError, match=rf"cannot write {tmp_path}/copy/000000-part-\S+: .*No space left") as err:
+        fs.copy_to(str(tmp_path / "copy"))
+    assert "damaged" not in str(err.value) and os.listdir(tmp_path / "copy") == []
+
+
 def test_clip_outcome_is_the_mean_of_its_frames():
     paths = np.array(["b", "a", "b", "a", "a"], dtype=object)
     proba = np.array([[0.9, 0.1], [0.2, 0.8], [0.5, 0.5], [0.4, 0.6], [0.3, 0.7]])
