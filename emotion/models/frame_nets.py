@@ -67,12 +67,15 @@ def _keras() -> Any:
 def _epoch_logger(name: str, epochs: int = 0, progress: ProgressFn | None = None) -> Any:
     """A Keras callback that logs one line per epoch, and tells ``progress`` (epoch of ``epochs``, loss, accuracy)."""
 
+    def on_train_begin(logs: dict[str, float] | None = None) -> None:
+        report(progress, name, 0, epochs, "epochs")  # the display's clock starts with the first epoch, not after it
+
     def on_epoch_end(epoch: int, logs: dict[str, float] | None = None) -> None:
         parts = " ".join(f"{k} {v:.3f}" for k, v in sorted((logs or {}).items()) if k != "learning_rate")
         log.info("%s epoch %d: %s", name, epoch + 1, parts)
         report(progress, name, epoch + 1, epochs, "epochs", epoch_note(logs or {}))
 
-    return _keras().callbacks.LambdaCallback(on_epoch_end=on_epoch_end)
+    return _keras().callbacks.LambdaCallback(on_train_begin=on_train_begin, on_epoch_end=on_epoch_end)
 
 
 def epoch_note(logs: dict[str, float]) -> str:

@@ -18,8 +18,9 @@ def predict_files(paths: list[str], predictors: Predictors, *, same_speaker: boo
 
     ``same_speaker``: the files are clips of one speaker, so a
     speaker-normalised audio model standardises them by their own statistics.
-    ``progress`` hears of every file done.
+    ``progress`` hears of the start, then of every file done.
     """
+    report(progress, "predict", 0, len(paths), "files")  # the clock of the display starts here, not at the first file
     speaker = None
     if same_speaker and predictors.audio is not None:
         rows = []

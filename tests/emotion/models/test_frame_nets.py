@@ -33,6 +33,15 @@ def trained() -> FrameCNN:
     return FrameCNN(input_size=32, epochs=12, batch_size=16, augment=False, patience=0, seed=1).fit(X, y)
 
 
+def test_training_tells_progress_from_before_the_first_epoch():
+    """A display's clock starts at the first tick: one before the first epoch, or its time is missed."""
+    X, y = patterns(2)
+    ticks: list = []
+    FrameCNN(input_size=16, epochs=2, batch_size=16, filters=(4,), augment=False, patience=0).fit(X, y,
+                                                                                             progress=ticks.append)
+    assert [(t.task, t.done, t.total) for t in ticks] == [("cnn train", 0, 2), ("cnn train", 1, 2), ("cnn train", 2, 2)]
+
+
 def test_cnn_follows_the_estimator_contract():
     est = FrameCNN(epochs=3, filters=(8, 16))
     c = clone(est)
