@@ -51,6 +51,19 @@ def test_extract_video_frames_with_face_crop(tiny_video_corpus: Path, tmp_path: 
     assert len(Store(str(out)).read_dataset("frames", key)) == 178 * 3
 
 
+def test_face_crops_of_clips_all_rejected_say_so_not_run_extract_first(tiny_video_corpus: Path, tmp_path: Path,
+                                                                        capsys):
+    data = tmp_path / "data"
+    data.mkdir()
+    clip = next(tiny_video_corpus.rglob("01-*.mp4"))
+    shutil.copy(clip, data / f"{clip.stem}_copy.mp4")  # not a RAVDESS id: rejected
+    argv = ["extract", str(data), "--out", str(tmp_path / "store"), "--modality", "video", "--face-crop"]
+    assert main(argv) == 0
+    text = "".join(capsys.readouterr())
+    assert "faces: no frames stored: none of the clips could be used (1 rejected, listed below)" in text
+    assert "first" not in text
+
+
 def test_extract_all_handles_audio_and_video_together(tiny_corpus: Path, tiny_video_corpus: Path, tmp_path: Path, capsys):
     data = tmp_path / "data"
     shutil.copytree(tiny_corpus / "Actor_01", data / "audio" / "Actor_01")
