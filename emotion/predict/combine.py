@@ -20,7 +20,7 @@ def read_file(path: str) -> bytes:
     p = Path(path)
     ext = extension(p.name)
     if p.is_dir():  # e.g. a shell glob that caught the actor folders
-        raise RejectedInput("a folder, not a file: give its .wav, .flac or .mp4 files")
+        raise RejectedInput(f"a folder, not a file: give its .wav, .flac or .mp4 files (e.g. {path.rstrip('/')}/*.mp4)")
     if ext not in SUPPORTED_EXTENSIONS:
         raise RejectedInput(f"unsupported file type {ext or '(none)'!r}: expected .wav, .flac or .mp4")
     return read_local_file(str(p), max_file_bytes(p.name), missing="file not found")

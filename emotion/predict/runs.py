@@ -143,8 +143,10 @@ def _splits(store: Store) -> list[str]:
     return sorted(posixpath.basename(d) for d in store.fs.ls(base, detail=False) if store.fs.isdir(d))
 
 
-def choose_runs(store: Store, split: str | None = None, modalities: tuple[str, ...] = ("audio",)) -> dict[str, RunRecord]:
-    """The run to use per modality: see the module docstring for the rule."""
+def choose_runs(store: Store, split: str | None = None, modalities: tuple[str, ...] = ("audio",),
+                required: bool = True) -> dict[str, RunRecord]:
+    """The run to use per modality: see the module docstring for the rule. With none, a :class:`StoreError`, or
+    an empty dict when not ``required``."""
     if split is not None:
         split_id = ActorSplit.parse(split).id if "=" in split else split
         candidates = [split_id]
@@ -155,6 +157,8 @@ def choose_runs(store: Store, split: str | None = None, modalities: tuple[str, .
         best = {m: r for m, r in best_per_modality(collect_runs(store, sid)).items() if m in modalities}
         if best:
             found[sid] = best
+    if not found and not required:
+        return {}
     if not found:
         where = f"split {candidates[0]}" if split is not None else "any split"
         raise StoreError(f"no trained {'/'.join(modalities)} model in {store.url} for {where} (run `emotion train` first)")
@@ -173,7 +177,10 @@ def load_predictors(store_url: str | None = None, model_path: str | None = None,
     if store.is_local and not Path(store.root).is_dir():
         raise UsageError(f"store {store_url!r} does not exist or is not a folder")
     modalities = tuple(m for m in ("audio", "video", "fusion") if m in LOADERS)
-    runs = choose_runs(store, split, modalities)
+    runs = choose_runs(store, split, modalities, required=split is not None)
+    if not runs:  # nothing trained in the store yet (only extracted): the face is still read, as without a store
+        return Predictors(video=ZeroShotFaceModel(),
+                          elsewhere={"audio": f"no trained model in {store.url}: run `emotion train {store.url}` first"})
     out = _predictors_of({m: store.url_of(catalog.folder_of(store, r)) for m, r in runs.items()})
     if split is None and "audio" not in runs and "fusion" not in runs:
         # the split trained last has no voice model (e.g. a face-only run): say which split has one, not just "none"

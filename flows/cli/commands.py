@@ -514,7 +514,9 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
 def cmd_predict(args: argparse.Namespace) -> int:
     from emotion.predict import Prediction, load_predictors, predict_files
 
-    if not args.store and not args.model and any(not f.lower().endswith(".mp4") for f in args.files):
+    # (a folder is named as such by the prediction, with what to give instead)
+    if not args.store and not args.model and any(not f.lower().endswith(".mp4") and not os.path.isdir(f)
+                                                 for f in args.files):
         raise UsageError("give --store OUT (picks the best trained model) or --model PATH; without them only the face "
                          "of an .mp4 is read, by the pretrained FER2013 model")
     predictors = load_predictors(args.store, args.model, args.split)

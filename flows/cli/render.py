@@ -172,12 +172,14 @@ def print_predictions(payload: dict[str, Any]) -> None:
         for note in r["notes"]:
             print(f"  {note}")
         if r.get("timeline"):
-            print(f"  timeline of the face model {r.get('timeline_model')} (time, top two emotions):")
+            same = r.get("timeline_model") == r.get("model")
+            # the model is named once: on the "model:" line above when it gave the outcome (its description cut here)
+            who = "" if same else f" of the face model {str(r.get('timeline_model')).split(' (')[0]}"
+            print(f"  timeline{who} (time, top two emotions):")
             for t in r["timeline"]:
                 print(f"    {t['time']:6.2f} s  frame {t['frame_index']:>4}  "
                       + ", ".join(f"{x['emotion']} {x['probability']:.2f}" for x in t["top"]))
             own = r.get("timeline_outcome") or {}
-            same = r.get("timeline_model") == r.get("model")
             kind = "fused" if "/fusion-" in str(r.get("model")) else "voice" if r["modalities_used"] == ["audio"] else "face"
             print(f"  clip outcome of this face model: {own.get('emotion')} ({own.get('probability', 0):.2f})"
                   + ("" if same else f"; the outcome above ({r['emotion']}) is the {kind} model's"))

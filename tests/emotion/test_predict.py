@@ -112,7 +112,9 @@ def test_same_speaker_clips_are_normalised_by_their_own_statistics_as_in_trainin
         assert isinstance(r, Prediction) and any(f"the {len(files)} given clips of one speaker" in n for n in r.notes)
         np.testing.assert_allclose([r.probabilities[e] for e in EMOTION_LABELS],
                                    [row[f"p_{e}"] for e in EMOTION_LABELS], atol=1e-4)
-    few = predict_files(files[:3], load_predictors(model_path=str(folder)), same_speaker=True)
+    ticks: list = []
+    few = predict_files(files[:3], load_predictors(model_path=str(folder)), same_speaker=True, progress=ticks.append)
+    assert [(t.done, t.total) for t in ticks] == [(0, 3), (1, 3), (2, 3), (3, 3)]  # a display's clock starts at 0
     assert all(any("only 3 clip(s)" in n and "pooled training statistics" in n for n in r.notes) for r in few)
     # the same loaded models give the same answer however often and in whatever order they are called (issue 13):
     # --same-speaker, then without it, is without it alone
@@ -184,6 +186,18 @@ def test_an_mp4_without_a_video_stream_is_predicted_from_its_voice(trained, tmp_
     assert "no video stream in the file: the face is not used" in p.notes
 
 
+def test_a_store_with_nothing_trained_yet_reads_faces_zero_shot_and_says_what_to_run(tmp_path):
+    """As without a store: the face is read by the pretrained model, and the voice's note says to train first. A
+    split asked for by name that has no model is still an error (a typo must not pass for "nothing trained")."""
+    out = tmp_path / "store"
+    out.mkdir()
+    preds = load_predictors(str(out))
+    assert preds.audio is None and preds.fusion is None and isinstance(preds.video, ZeroShotFaceModel)
+    assert preds.elsewhere == {"audio": f"no trained model in {out}: run `emotion train {out}` first"}
+    with pytest.raises(StoreError, match="no trained audio/video/fusion model .* for split train01-20_test21-24"):
+        load_predictors(str(out), split="train=1-20,test=21-24")
+
+
 @pytest.mark.real_data
 def test_predict_without_any_store_reads_real_faces_zero_shot():
     from tests.conftest import real_video_files
@@ -220,7 +234,8 @@ def test_a_folder_given_as_a_file_is_named_as_such(tmp_path):
 
     for folder in (tmp_path / "Actor_01", tmp_path / "clips.wav"):
         folder.mkdir()
-        with pytest.raises(RejectedInput, match=r"^a folder, not a file: give its .wav, .flac or .mp4 files$"):
+        with pytest.raises(RejectedInput, match=rf"^a folder, not a file: give its .wav, .flac or .mp4 files "
+                                                rf"\(e.g. {folder}/\*.mp4\)$"):
             read_file(str(folder))
 
 

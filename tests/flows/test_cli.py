@@ -366,6 +366,9 @@ def test_train_writes_the_report_and_predict_reads_new_files(corpus: Path, tmp_p
     assert code == 1 and len(err.strip().splitlines()) == 1 and "refusing to load a modified model" in err
     code, _, err = run_cli(capsys, "predict", str(flac))
     assert code == 2 and "--store" in err
+    assert main(["predict", str(flac.parent)]) == 1  # a folder: named as one, not "give --store"
+    out = capsys.readouterr().out
+    assert "a folder, not a file" in out and f"(e.g. {flac.parent}/*.mp4)" in out
 
 
 def test_logmel_spectrograms_train_the_spectrogram_cnn_and_predict_new_files(corpus: Path, tmp_path: Path, capsys,
