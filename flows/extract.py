@@ -294,12 +294,11 @@ def _extract_steps(data: str, out: str, steps: list[Step], invs: dict[str, Inven
         summary.no_audio = len(summary.no_audio_clips)
         summary.workers = sorted(set(summary.workers))
         summary.n_workers = len(summary.workers)
-        if isinstance(s.params, FrameParams) and s.params.landmarks and not done.parts:
-            # not "run emotion extract first": this was that run, and the rejects below say why no clip was kept
-            summary.faces = {"error": f"no frames stored: none of the clips could be used ({summary.rejected} "
-                                      "rejected, listed below)"}
-        elif isinstance(s.params, FrameParams) and s.params.landmarks:  # the video step (frames), mesh face crops
-            summary.faces = landmark_features(out, s.params)  # no face anywhere: {"error": why}, the summary says it
+        if isinstance(s.params, FrameParams) and s.params.landmarks:  # the video step (frames), mesh face crops
+            # no face anywhere: {"error": why}, the summary says it; no frames at all: not "run emotion extract
+            # first" (this was that run), the rejects below say why no clip was kept
+            summary.faces = landmark_features(out, s.params) if done.parts else {
+                "error": f"no frames stored: none of the clips could be used ({summary.rejected} rejected, listed below)"}
     return summaries
 
 

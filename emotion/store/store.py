@@ -91,7 +91,8 @@ def is_part(path: str) -> bool:
     return bool(PART_NAME.match(posixpath.basename(path)))
 
 
-def _reason(exc: BaseException) -> str:
+def one_line(exc: BaseException) -> str:
+    """An exception's message on one line (at most 200 characters), or its type's name when it has none."""
     return (" ".join(str(exc).split()) or type(exc).__name__)[:200]
 
 
@@ -308,7 +309,7 @@ class Store:
             if isinstance(failure, FileNotFoundError):
                 raise FileNotFoundError(path) from None
             if failure is not None:
-                raise StoreError(f"cannot read part {self.url_of(path)}: {_reason(failure)}") from None
+                raise StoreError(f"cannot read part {self.url_of(path)}: {one_line(failure)}") from None
             raise self.damaged_part(path, exc) from None
 
     def _read_part(self, path: str, columns: list[str] | None, whole: bool = False) -> pa.Table:
@@ -341,9 +342,9 @@ class Store:
             recorded = dict(self.read_json(f"{folder}/params.json"))
         command = names.extract_command(dataset, key, self.url, data, recorded)
         if dataset == "features/video":
-            return DamagedPartError(f"damaged part {self.url_of(path)}: {_reason(exc)} (`{command}` measures it "
+            return DamagedPartError(f"damaged part {self.url_of(path)}: {one_line(exc)} (`{command}` measures it "
                                     "again)")
-        return DamagedPartError(f"damaged part {self.url_of(path)}: {_reason(exc)} (`{command} --verify` drops it "
+        return DamagedPartError(f"damaged part {self.url_of(path)}: {one_line(exc)} (`{command} --verify` drops it "
                                 "and recomputes its clips)")
 
     def read_parts(self, parts: list[str], columns: list[str] | None = None, *,
@@ -402,8 +403,7 @@ class Store:
         except FileNotFoundError:
             return None
         except (pa.ArrowException, OSError, ValueError) as exc:
-            msg = " ".join(str(exc).split()) or type(exc).__name__
-            raise StoreError(f"damaged table {self.url_of(path)}: {msg[:200]}") from None
+            raise StoreError(f"damaged table {self.url_of(path)}: {one_line(exc)}") from None
 
     # -- datasets: features/audio, frames ------------------------------------
     def dataset_dir(self, dataset: str, key: str) -> str:

@@ -29,7 +29,7 @@ import pyarrow.parquet as pq
 
 from emotion.core import names
 from emotion.core.errors import StoreError
-from emotion.store.store import Store
+from emotion.store.store import Store, one_line
 from emotion.video.frames import decode_png
 
 INDEX_COLUMNS = ["path", "content_hash", "actor", "emotion", "frame_index", "time", "face_found"]
@@ -154,6 +154,15 @@ def _record_batches(store: Store, part: str, batch_rows: int, columns: list[str]
         yield from pf.iter_batches(batch_size=batch_rows, columns=columns)
 
 
+@contextlib.contextmanager
+def _writing(dest: str) -> Iterator[None]:
+    """A failure to write the local file ``dest``, named as such (not as the store part's)."""
+    try:
+        yield
+    except (pa.ArrowException, OSError) as exc:
+        raise StoreError(f"cannot write {dest}: {one_line(exc)}") from None
+
+
 def _copy_part(store: Store, part: str, dest: str, wanted: pa.Array, batch_rows: int) -> None:
     """The rows of ``wanted`` clips of a stored part, in the columns :meth:`FrameSet.batches` reads, into the local
     file ``dest``; a failure to write it is named as such (not as the part's), and leaves no file behind."""
@@ -161,17 +170,12 @@ def _copy_part(store: Store, part: str, dest: str, wanted: pa.Array, batch_rows:
     try:
         for rb in _record_batches(store, part, batch_rows, BATCH_COLUMNS):
             t = pa.Table.from_batches([rb])
-            try:
+            with _writing(dest):
                 writer = writer or pq.ParquetWriter(dest, t.schema, write_page_checksum=True)
                 writer.write_table(t.filter(pc.is_in(t["path"], value_set=wanted)))
-            except (pa.ArrowException, OSError) as exc:
-                raise StoreError(f"cannot write {dest}: {' '.join(str(exc).split()) or type(exc).__name__}") from None
         if writer is not None:
-            w, writer = writer, None
-            try:
-                w.close()
-            except (pa.ArrowException, OSError) as exc:
-                raise StoreError(f"cannot write {dest}: {' '.join(str(exc).split()) or type(exc).__name__}") from None
+            with _writing(dest):
+                writer.close()
     except BaseException:
         if writer is not None:
             with contextlib.suppress(Exception):
