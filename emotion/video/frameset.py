@@ -81,6 +81,7 @@ class FrameSet:
     n_frames: int
     n_clips: int
     faces_only: bool = False  # skip frames in which no face was found (face-crop sets)
+    copied_from: str | None = None  # a private copy (:meth:`copy_to`): the store the frames were copied from
 
     @classmethod
     def select(
@@ -104,7 +105,7 @@ class FrameSet:
 
     def batches(self, batch_rows: int = 256, rng: np.random.Generator | None = None) -> Iterator[FrameBatch]:
         """Decoded frames, a record batch at a time; ``rng`` shuffles the order of the parts."""
-        store = Store(self.store_url)
+        store = None if self.copied_from is not None else Store(self.store_url)
         order = list(range(len(self.selection)))
         if rng is not None:
             rng.shuffle(order)
@@ -112,7 +113,9 @@ class FrameSet:
         for i in order:
             part, paths = self.selection[i]
             wanted = set(paths)
-            for rb in _record_batches(store, part, batch_rows, cols):
+            batches = (_copy_batches(part, self.copied_from or "", batch_rows, cols) if store is None
+                       else _record_batches(store, part, batch_rows, cols))
+            for rb in batches:
                 d = rb.to_pydict()
                 keep = [j for j, p in enumerate(d["path"]) if p in wanted
                         and not (self.faces_only and d["face_found"][j] is False)]
@@ -143,7 +146,7 @@ class FrameSet:
             _copy_part(store, part, dest, pa.array(list(paths), pa.string()), batch_rows)
             selection.append((os.path.abspath(dest), paths))
         return FrameSet(os.path.abspath(folder), self.key, tuple(selection), self.n_frames, self.n_clips,
-                        self.faces_only)
+                        self.faces_only, copied_from=self.copied_from or store.url)
 
 
 def _record_batches(store: Store, part: str, batch_rows: int, columns: list[str]) -> Iterator[pa.RecordBatch]:
@@ -152,6 +155,17 @@ def _record_batches(store: Store, part: str, batch_rows: int, columns: list[str]
     with store.reading_part(part) as fh:
         pf = pq.ParquetFile(fh, page_checksum_verification=True)
         yield from pf.iter_batches(batch_size=batch_rows, columns=columns)
+
+
+def _copy_batches(path: str, origin: str, batch_rows: int, columns: list[str]) -> Iterator[pa.RecordBatch]:
+    """:func:`_record_batches` of a private copy: what goes wrong with it is named as the copy's, not as a part of
+    the store ``origin`` (whose rebuild command would name the copy's temporary folder as the store)."""
+    try:
+        pf = pq.ParquetFile(path, page_checksum_verification=True)
+        yield from pf.iter_batches(batch_size=batch_rows, columns=columns)
+    except (pa.ArrowException, OSError, ValueError) as exc:
+        raise StoreError(f"cannot read {path}, the private copy of frames from {origin}: {one_line(exc)} (the "
+                         "store is not affected; running the command again copies them anew)") from None
 
 
 @contextlib.contextmanager

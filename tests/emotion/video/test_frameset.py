@@ -153,6 +153,20 @@ def test_frames_whose_bytes_changed_are_a_damaged_part_with_the_command_that_reb
         fs.copy_to(str(tmp_path / "copy"))
 
 
+def test_a_damaged_private_copy_is_named_as_the_copy_not_as_a_store_part(store: Store, tmp_path):
+    """Damage to a training run's private copy is the copy's: the store's rebuild command would name the copy's
+    temporary folder as the store."""
+    fs = FrameSet.select(store, PARAMS.key, actors=[1, 21])
+    copy = fs.copy_to(str(tmp_path / "copy"))
+    assert copy.copied_from == store.url and copy.copy_to(str(tmp_path / "again")).copied_from == store.url
+    flip_value_bytes(copy.selection[0][0], "image")
+    with pytest.raises(StoreError, match=rf"cannot read {tmp_path}/copy/000000-part-\S+, the private copy of frames "
+                                         rf"from {store.url}: .*CRC.*store is not affected") as err:
+        _frames(copy)
+    assert "--out" not in str(err.value)
+    assert _frames(fs)  # the store's own parts read as before
+
+
 def test_a_copy_that_cannot_be_written_says_so_and_leaves_no_file(store: Store, tmp_path, monkeypatch):
     import errno
 
