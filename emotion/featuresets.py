@@ -31,7 +31,7 @@ from emotion.audio.seed import AudioFeatureExtractor, AudioFeatureParams
 from emotion.core.errors import UsageError
 from emotion.core.names import FEATURE_SET_NAMES
 from emotion.store.store import Store
-from emotion.video.landmarks import LandmarkParams, read_landmark_features
+from emotion.video.landmarks import LandmarkParams, faceless_clips, read_landmark_features
 
 FeatureParams = AudioFeatureParams | ExtendedFeatureParams | LogMelParams | OpenSmileParams | LandmarkParams
 
@@ -125,3 +125,11 @@ def read_feature_table(store: Store, params: FeatureParams) -> pd.DataFrame:
     if isinstance(params, LandmarkParams):
         return read_landmark_features(store, params)
     return store.read_features("audio", params.key)
+
+
+def read_faceless_clips(store: Store, params: FeatureParams, features: pd.DataFrame) -> pd.DataFrame | None:
+    """For the ``landmarks`` set, the clips without a row in its ``features`` (no face found: path, content_hash,
+    actor, emotion), which its models are still scored on; None for an audio set (every clip has a row)."""
+    if isinstance(params, LandmarkParams):
+        return faceless_clips(store, params, features)
+    return None

@@ -11,7 +11,7 @@ from prefect.cache_policies import NO_CACHE
 
 from emotion.core.provenance import stamp_run
 from emotion.core.splits import ActorSplit
-from emotion.featuresets import FeatureParams, read_feature_table
+from emotion.featuresets import FeatureParams, read_faceless_clips, read_feature_table
 from emotion.models.catalog import SearchParams, model_spec
 from emotion.models.frame_nets import FaceEmbedder
 from emotion.models.fusion import AudioVisualFusion
@@ -63,7 +63,7 @@ def train_model(
     store = Store(out)
     df = read_feature_table(store, features)
     data = split_data(df, features.column_names(), split, features.hash(), speaker_norm=speaker_norm,
-                      copies=features.copies)
+                      copies=features.copies, faceless=read_faceless_clips(store, features, df))
     version = run_version(model, split, search, features.hash(), data.data_hash, speaker_norm)
 
     def train() -> RunOutput:
@@ -96,7 +96,7 @@ def _result(t: Trained, progress: Progress | None, log: Any) -> dict[str, Any]:
 def _brief(metrics: dict[str, Any]) -> dict[str, Any]:
     keys = ("accuracy", "macro_f1", "uar", "cv_accuracy", "cv_std", "n_train", "n_test", "confusion_matrix",
             "modality", "features", "speaker_norm", "frame_accuracy", "audio_visual_clips", "audio_weight", "data_origin",
-            "accuracy_single_clip")
+            "accuracy_single_clip", "n_test_clips_without_face")
     return {k: metrics[k] for k in keys if k in metrics}
 
 

@@ -33,6 +33,7 @@ import numpy as np
 
 from emotion.core.ids import EMOTION_LABELS
 from emotion.core.provenance import SYNTHETIC
+from emotion.reporting.metrics import NO_FACE_LABEL
 from emotion.store.catalog import (
     MODALITY_ORDER,
     MODEL_CARD,
@@ -82,6 +83,18 @@ def cv_text(metrics: dict[str, Any], digits: int = 3) -> str:
     return f"{cv:.{digits}f} ± {sd:.{digits}f}" if sd else f"{cv:.{digits}f}"
 
 
+def test_clips(metrics: dict[str, Any]) -> str:
+    """The number of test clips as shown: ``8``, or ``8 (3 no face)`` when a face model found no face in some (they
+    count as wrong)."""
+    n, none = metrics.get("n_test", NONE), number(metrics.get("n_test_clips_without_face"))
+    return f"{n} ({int(none)} {NO_FACE_LABEL})" if none else str(n)
+
+
+NO_FACE_NOTE = (f"({NO_FACE_LABEL}) in the test clips: clips in none of whose frames a face was found; a face model has "
+                "no prediction for them, so they count as wrong and form the confusion matrix's "
+                f"\"{NO_FACE_LABEL}\" column.")
+
+
 def _f(v: Any, digits: int = 3) -> str:
     x = number(v)
     return NONE if x is None else f"{x:.{digits}f}"
@@ -123,10 +136,12 @@ def render_report(split_id: str, records: Sequence[RunRecord], *, figures: Seque
         row += [shown or "–"] if show_features else []
         row += [r.speaker_norm or "–"] if show_norm else []
         row += [_f(m.get("accuracy")), _f(m.get("macro_f1")), _f(m.get("uar")), cv_text(m),
-                str(m.get("n_train", NONE)), str(m.get("n_test", NONE))]
+                str(m.get("n_train", NONE)), test_clips(m)]
         row += [r.data_origin] if synthetic else []
         row += [_run_links(r)]
         lines.append("| " + " | ".join(row) + " |")
+    if any(number(r.metrics.get("n_test_clips_without_face")) for r in records):
+        lines += ["", NO_FACE_NOTE]
     if any(cv_text(r.metrics) == NONE for r in records):
         lines += ["", f"{NONE} in grouped-CV acc: the run recorded no grouped-CV score (it is selected only where no "
                   "run of its modality has one)."]

@@ -28,6 +28,7 @@ from emotion.core.provenance import SYNTHETIC, origin_text
 from emotion.reporting.report import (
     LOSO_REPORT,
     MODEL_CARD,
+    NO_FACE_NOTE,
     NONE,
     RECALL_PNG,
     REPORT,
@@ -42,6 +43,7 @@ from emotion.reporting.report import (
     number,
     short_labels,
     synthetic_note,
+    test_clips,
     with_augment,
     write_report,
 )
@@ -119,20 +121,22 @@ def _read(store: Store, path: str) -> bytes | None:
         return None
 
 
-def confusion_figure(cm: Sequence[Sequence[int]], title: str) -> bytes:
-    """A compact confusion matrix (rows true, columns predicted; colour: share of the true class; numbers: clips)."""
+def confusion_figure(cm: Sequence[Sequence[int]], title: str, no_face: Sequence[int] | None = None) -> bytes:
+    """A compact confusion matrix (rows true, columns predicted, a last "no face" column for a face model's test clips
+    without a face; colour: share of the true class; numbers: clips)."""
     import numpy as np
 
+    from emotion.reporting.metrics import with_no_face
     from emotion.reporting.report import _plt, _save
 
     plt = _plt()
-    m = np.asarray(cm, dtype=float)
+    m, columns = with_no_face(cm, no_face)
     norm = m / np.maximum(m.sum(axis=1, keepdims=True), 1)
-    fig, ax = plt.subplots(figsize=(4.6, 4.3), dpi=100, layout="constrained")
+    fig, ax = plt.subplots(figsize=(4.6 + 0.4 * (len(columns) - len(EMOTION_LABELS)), 4.3), dpi=100,
+                           layout="constrained")
     ax.imshow(norm, cmap="Blues", vmin=0, vmax=1)
-    ticks = np.arange(len(EMOTION_LABELS))
-    ax.set_xticks(ticks, EMOTION_LABELS, rotation=40, ha="right", fontsize=8)
-    ax.set_yticks(ticks, EMOTION_LABELS, fontsize=8)
+    ax.set_xticks(np.arange(len(columns)), columns, rotation=40, ha="right", fontsize=8)
+    ax.set_yticks(np.arange(len(EMOTION_LABELS)), EMOTION_LABELS, fontsize=8)
     ax.set_xlabel("predicted", fontsize=8)
     ax.set_ylabel("true", fontsize=8)
     ax.set_title(title, fontsize=9)
@@ -187,7 +191,7 @@ def _scores_table(records: Sequence[RunRecord], labels: dict[str, str], show_ori
                  f'<td class="num"><strong>{_num(acc)}</strong></td>',
                  f'<td class="num">{_num(m.get("macro_f1"))}</td>', f'<td class="num">{_num(m.get("uar"))}</td>',
                  f'<td class="num">{_e(cv_text(m))}</td>',
-                 f'<td class="num">{_e(m.get("n_train", NONE))}</td>', f'<td class="num">{_e(m.get("n_test", NONE))}</td>']
+                 f'<td class="num">{_e(m.get("n_train", NONE))}</td>', f'<td class="num">{_e(test_clips(m))}</td>']
         if show_origin:
             o = r.data_origin
             cells.append(f'<td><span class="tag {_e(o)}">{_e(o)}</span></td>' if o == SYNTHETIC else f"<td>{_e(o)}</td>")
@@ -262,6 +266,8 @@ def render_html(store: Store, split_id: str, records: Sequence[RunRecord], *, sc
     parts.append(_scores_table(records, labels, bool(synthetic)))
     notes = ["Accuracy, macro-F1 and UAR (unweighted average recall) are on the test actors; for video models the "
              "grouped-CV column holds the accuracy on held-out training actors (validation)."]
+    if any(number(r.metrics.get("n_test_clips_without_face")) for r in records):
+        notes.append(NO_FACE_NOTE)
     if any(cv_text(r.metrics) == NONE for r in records):
         notes.append(f"{NONE}: the run recorded no grouped-CV score.")
     parts.append("".join(f'<p class="note">{_e(n)}</p>' for n in notes) + "</section>")
@@ -314,9 +320,11 @@ def _folder(store: Store, r: RunRecord) -> str:
 
 def _confusion(store: Store, r: RunRecord, label: str) -> bytes | None:
     cm = r.metrics.get("confusion_matrix")
-    if isinstance(cm, list) and len(cm) == len(EMOTION_LABELS) and any(any(row) for row in cm):
+    no_face = r.metrics.get("confusion_no_face")
+    no_face = no_face if isinstance(no_face, list) else None
+    if isinstance(cm, list) and len(cm) == len(EMOTION_LABELS) and (any(any(row) for row in cm) or any(no_face or ())):
         try:
-            return confusion_figure(cm, f"{label}\ntest accuracy {_num(r.metrics.get('accuracy'))}")
+            return confusion_figure(cm, f"{label}\ntest accuracy {_num(r.metrics.get('accuracy'))}", no_face)
         except (TypeError, ValueError):
             pass
     return _read(store, posixpath.join(_folder(store, r), "confusion_matrix.png"))

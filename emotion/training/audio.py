@@ -28,7 +28,7 @@ from emotion.core.splits import ActorSplit
 from emotion.models.persist import SavedModel, dump_model
 from emotion.models.search import SearchParams
 from emotion.models.tuning import ModelSpec, predict_copies, predict_scores, tune
-from emotion.reporting.metrics import confusion_png, evaluate
+from emotion.reporting.metrics import NO_FACE, NO_FACE_LABEL, confusion_png, evaluate
 from emotion.store import catalog
 from emotion.store.store import LABEL_COLUMNS
 
@@ -52,6 +52,9 @@ class SplitData:
     # with speaker_norm: the test clips standardised by the pooled fallback instead, as a single clip of an unknown
     # speaker is at prediction time (the accuracy without a group of the speaker's clips)
     X_test_pooled: np.ndarray | None = None
+    # a face feature set (landmarks): the test clips without a row (no face found; path, actor, emotion), scored as
+    # clips with no prediction (wrong, "no face"), so that n_test counts every test clip as the frame models do
+    test_faceless: pd.DataFrame | None = None
 
     def augmented_train(self) -> tuple[np.ndarray, np.ndarray]:
         """The training rows with every augmented copy added (the plain rows without augmentation)."""
@@ -80,7 +83,7 @@ def one_row_per_recording(df: pd.DataFrame) -> pd.DataFrame:
 
 def split_data(
     df: pd.DataFrame, feature_names: list[str], split: ActorSplit, feature_hash: str, *, speaker_norm: bool = False,
-    copies: int = 1,
+    copies: int = 1, faceless: pd.DataFrame | None = None,
 ) -> SplitData:
     """Select the split's actors (one row per recording); labels become 0-7 (emotion code - 1).
 
@@ -89,7 +92,9 @@ def split_data(
     twin rows are dropped, so no recording weighs twice); no label is used.
     ``feature_names`` are all stored columns; with ``copies`` > 1 they hold
     that many vectors per clip (:mod:`emotion.audio.augment`), each normalised
-    with statistics of its own kind.
+    with statistics of its own kind. ``faceless`` (a face feature set: the
+    clips without a row, :func:`emotion.featuresets.read_faceless_clips`) adds
+    the test actors' ones as test clips without a prediction.
     """
     df = one_row_per_recording(df)
     missing = [c for c in feature_names if c not in df.columns]
@@ -103,6 +108,10 @@ def split_data(
         present = sorted(int(a) for a in df["actor"].unique())
         raise StoreError(f"no clips of the test actors of {split} in the store (actors present: {present})")
     keys = sorted(zip(pd.concat([tr, te])["path"], pd.concat([tr, te])["content_hash"], strict=True))
+    none = faceless[faceless["actor"].isin(split.test)] if faceless is not None else None
+    hashed: dict[str, Any] = {"feature_hash": feature_hash, "clips": keys}
+    if none is not None and len(none):  # they change the test scores (absent otherwise: versions stay as they were)
+        hashed["test_clips_without_face"] = sorted(zip(none["path"], none["content_hash"], strict=True))
     X_train, X_test = tr[feature_names].to_numpy(np.float32), te[feature_names].to_numpy(np.float32)
     groups = tr["actor"].to_numpy(int)
     fallback = X_test_pooled = None
@@ -121,13 +130,14 @@ def split_data(
         X_test=X_test,
         y_test=te["emotion"].to_numpy(int) - 1,
         test_rows=te[["path", "actor", "emotion"]].reset_index(drop=True),
-        data_hash=stable_hash({"feature_hash": feature_hash, "clips": keys}, 16),
+        data_hash=stable_hash(hashed, 16),
         speaker_norm=speaker_norm,
         fallback=fallback,
         copies=copies,
         X_extra=X_all[n:] if copies > 1 else None,
         y_extra=y_all[n:] if copies > 1 else None,
         X_test_pooled=X_test_pooled,
+        test_faceless=none[["path", "actor", "emotion"]].reset_index(drop=True) if none is not None else None,
     )
 
 
@@ -172,10 +182,12 @@ def known_emotions(classes: np.ndarray) -> list[str]:
 def prediction_table(rows: pd.DataFrame, y_true: np.ndarray, y_pred: np.ndarray, proba: np.ndarray,
                      classes: np.ndarray | None = None) -> pd.DataFrame:
     """``predictions.parquet`` of every run: the test clips' ``rows`` with true and predicted emotion and ``p_<emotion>``
-    (0 for an emotion the model does not know)."""
+    (0 for an emotion the model does not know); a face model's clip without a face is predicted "no face" (its
+    scores NaN)."""
     proba = all_emotions(proba, classes)
     return rows.reset_index(drop=True).assign(
-        true=[EMOTION_LABELS[k] for k in y_true], predicted=[EMOTION_LABELS[k] for k in y_pred],
+        true=[EMOTION_LABELS[k] for k in y_true],
+        predicted=[NO_FACE_LABEL if k == NO_FACE else EMOTION_LABELS[k] for k in y_pred],
         **{f"p_{lab}": proba[:, k].astype(np.float32) for k, lab in enumerate(EMOTION_LABELS)},
     )
 
@@ -238,21 +250,28 @@ def train_and_evaluate(
     if data.copies > 1:  # hyper-parameters chosen on the clips themselves; the final fit adds their copies
         est = clone(est).fit(*data.augmented_train())
     proba, pred = scores_and_labels(est, data.X_test, data.copies)
-    metrics = evaluate(data.y_test, pred, train_actors=split.train, test_actors=split.test,
-                       n_train=len(data.y_train))
-    version = run_version(spec.name, split, search, feature_hash, data.data_hash, data.speaker_norm)
     features = str(feature_params.get("name", "?"))
     modality = "video" if features == "landmarks" else "audio"  # feature models also read the face's landmarks
+    rows, y_test = data.test_rows, data.y_test
+    none = data.test_faceless
+    if none is not None and len(none):  # test clips without a face: no prediction, counted as wrong ("no face")
+        rows = pd.concat([rows, none], ignore_index=True)
+        y_test = np.concatenate([y_test, none["emotion"].to_numpy(int) - 1])
+        pred = np.concatenate([pred, np.full(len(none), NO_FACE)])
+        proba = np.vstack([np.asarray(proba, dtype=np.float64), np.full((len(none), np.shape(proba)[1]), np.nan)])
+    metrics = evaluate(y_test, pred, train_actors=split.train, test_actors=split.test, n_train=len(data.y_train),
+                       faces=modality == "video")
+    version = run_version(spec.name, split, search, feature_hash, data.data_hash, data.speaker_norm)
     if data.X_test_pooled is not None:  # what the accuracy is without grouping each test speaker's clips
-        metrics["accuracy_single_clip"] = float(np.mean(
-            scores_and_labels(est, data.X_test_pooled, data.copies)[1] == data.y_test))
+        single = scores_and_labels(est, data.X_test_pooled, data.copies)[1] == data.y_test
+        metrics["accuracy_single_clip"] = float(np.sum(single) / len(y_test))  # clips without a face: wrong
     metrics.update({"model": spec.name, "modality": modality, "emotions": known_emotions(np.unique(data.y_train)),
                     "cv_accuracy": result.cv_accuracy, "cv_std": result.cv_std,
                     "cv": f"GroupKFold({search.cv_folds}) by actor on train actors",
                     "features": features, "speaker_norm": data.speaker_norm})
     model_bytes, saved = dump_model(est)
     classes = np.asarray(getattr(est, "classes_", np.arange(np.asarray(proba).shape[1])), dtype=int)
-    preds = prediction_table(data.test_rows, data.y_test, pred, proba, classes)
+    preds = prediction_table(rows, y_test, pred, proba, classes)
     title = f"{spec.title}: {split.id}\naccuracy {metrics['accuracy']:.3f}, UAR {metrics['uar']:.3f}"
     params = {"model": spec.name, "best_params": result.best_params, "search": search.to_dict(),
               "stages": result.stages, "features": features, "speaker_norm": data.speaker_norm}
@@ -278,7 +297,8 @@ def train_and_evaluate(
                    "of one speaker, fall back to these pooled statistics of the raw training features",
             "fallback": data.fallback.to_dict()}) + "\n").encode()
     return RunOutput(version, metrics, params, run, model_bytes, saved,
-                     confusion_png(metrics["confusion_matrix"], title), parquet_bytes(preds), extra)
+                     confusion_png(metrics["confusion_matrix"], title, metrics.get("confusion_no_face")),
+                     parquet_bytes(preds), extra)
 
 
 KNOWN_LIMITS = (
@@ -301,6 +321,9 @@ def model_card(title: str, metrics: dict[str, Any], run: dict[str, Any], best_pa
         "## Data",
         f"- {metrics['n_train']} training clips of actors {metrics['train_actors']}; "
         f"{metrics['n_test']} test clips of actors {metrics['test_actors']}",
+        *([f"- {metrics['n_test_clips_without_face']} of the test clips had no face in any kept frame: no prediction, "
+           "counted as wrong (the confusion matrix's \"no face\" column)"]
+          if metrics.get("n_test_clips_without_face") else []),
         # not "data version": that is the extraction's hash in the run names (data-1a2b3c4d), another number
         f"- training-data hash {run['data_hash']} (of the feature set and of every train and test clip's path and "
         "content; part of the run version)", "",

@@ -32,7 +32,7 @@ from emotion.core.progress import ProgressFn
 from emotion.core.splits import ActorSplit
 from emotion.models.frame_nets import NN_MODELS, KerasFrameClassifier, curves_png
 from emotion.models.persist import dump_model
-from emotion.reporting.metrics import confusion_png, evaluate
+from emotion.reporting.metrics import NO_FACE, confusion_png, evaluate
 from emotion.store import catalog
 from emotion.store.store import READ_RETRIES, Store
 from emotion.training.audio import RunOutput, parquet_bytes, prediction_table
@@ -160,18 +160,20 @@ def train_and_evaluate_video(
     fit_seconds = time.perf_counter() - t0
     meta, proba = predict_frameset(est, data.test)
     clip_paths, clip_proba = aggregate_clips(meta["path"].to_numpy(), proba)
-    # a test clip in none of whose kept frames a face was found cannot be read by a face model: it is counted, and
-    # scored with no information (all emotions equally likely), never with the whole frame in place of a face
+    y_pred = clip_proba.argmax(axis=1)
+    # a test clip in none of whose kept frames a face was found cannot be read by a face model: it has no
+    # prediction (NO_FACE), counts as wrong and is counted apart ("no face"), never read from the whole frame
     tested = data.clips[data.clips["actor"].isin(split.test)]
     faceless = sorted(set(tested["path"]) - set(clip_paths))
     if faceless:
         clip_paths = [*clip_paths, *faceless]
-        clip_proba = np.vstack([clip_proba, np.full((len(faceless), clip_proba.shape[1]), 1 / clip_proba.shape[1])])
+        clip_proba = np.vstack([clip_proba, np.full((len(faceless), clip_proba.shape[1]), np.nan)])
+        y_pred = np.concatenate([y_pred, np.full(len(faceless), NO_FACE)])
     truth = data.clips.set_index("path").loc[clip_paths]
     y_true = truth["emotion"].to_numpy(int) - 1
-    y_pred = clip_proba.argmax(axis=1)
     n_train_clips = int(data.clips["actor"].isin(split.train).sum())
-    metrics = evaluate(y_true, y_pred, train_actors=split.train, test_actors=split.test, n_train=n_train_clips)
+    metrics = evaluate(y_true, y_pred, train_actors=split.train, test_actors=split.test, n_train=n_train_clips,
+                       faces=True)
     frame_acc = float((proba.argmax(axis=1) == meta["label"].to_numpy()).mean())
     hist = est.history_
     best = int(np.argmin(hist["val_loss"])) if hist.get("val_loss") else len(hist["loss"]) - 1
@@ -180,7 +182,7 @@ def train_and_evaluate_video(
     metrics.update({
         "model": est.name, "modality": "video", "features": frames.key, "speaker_norm": False,
         "unit": "clip (mean of frame probabilities)", "frame_accuracy": frame_acc,
-        "n_test_frames": int(len(meta)), "n_fit_frames": data.fit.n_frames, "n_test_clips_without_face": len(faceless),
+        "n_test_frames": int(len(meta)), "n_fit_frames": data.fit.n_frames,
         "cv_accuracy": float(hist["val_accuracy"][best]) if hist.get("val_accuracy") else float("nan"),
         "cv_std": 0.0,
         "cv": f"held-out training actors {list(data.val_actors)} (frame accuracy at the best epoch)",
@@ -200,4 +202,5 @@ def train_and_evaluate_video(
     extra = {"curves.png": curves_png(hist, title), "frame_predictions.parquet": parquet_bytes(timeline),
              "history.json": (jsontext.dumps(hist, indent=2) + "\n").encode()}
     return RunOutput(version, metrics, {"model": est.name, "params": params, "history": hist}, run, model_bytes, saved,
-                     confusion_png(metrics["confusion_matrix"], title), parquet_bytes(preds), extra)
+                     confusion_png(metrics["confusion_matrix"], title, metrics["confusion_no_face"]),
+                     parquet_bytes(preds), extra)

@@ -29,7 +29,7 @@ from emotion.core.params import HashedParams
 from emotion.store.store import LABEL_COLUMNS, Store, label_fields, params_metadata
 from emotion.video.face import LEFT_EYE, N_LANDMARKS, RIGHT_EYE
 from emotion.video.frames import FrameParams
-from emotion.video.frameset import extract_command
+from emotion.video.frameset import extract_command, frame_index
 
 STATS = FUNCTIONALS  # the statistics of the extended audio set, over the frames with a face
 
@@ -278,6 +278,15 @@ def read_landmark_features(store: Store, params: LandmarkParams) -> pd.DataFrame
             except DamagedPartError:  # measured afresh below (the next extraction of the frames rewrites it)
                 pass
     return _measure(store, params).features
+
+
+def faceless_clips(store: Store, params: LandmarkParams, features: pd.DataFrame) -> pd.DataFrame:
+    """The clips of the store's current face-crop frames of ``params`` that have no row in ``features`` (as from
+    :func:`read_landmark_features`: no face in any kept frame), with ``path``, ``content_hash``, ``actor`` and
+    ``emotion``: a landmark model has no prediction for them, and they still count among its test clips."""
+    clips = frame_index(store, params.frame_params().key).drop_duplicates("path")
+    out = clips[~clips["path"].isin(set(features["path"]))]
+    return out[["path", "content_hash", "actor", "emotion"]].sort_values("path").reset_index(drop=True)
 
 
 def _no_face_clips(store: Store, params: LandmarkParams) -> list[str]:

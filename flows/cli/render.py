@@ -85,8 +85,12 @@ def print_train(t: dict[str, Any]) -> None:
         print(f"  {name:<12} {r.get('modality', 'audio'):<6} {r['accuracy']:>8.3f} {r['macro_f1']:>8.3f} "
               f"{r['uar']:>6.3f} {cv:>15} {r['n_train']:>6} {r['n_test']:>5}  "
               f"{r['run_dir']}{' (reused)' if r.get('reused') else ''}")
-    print("  (validation: actor-grouped CV for audio and fused models, held-out training actors for video models; "
-          "—: none recorded)")
+    print("  (validation: actor-grouped CV for audio, fused and landmark models, held-out training actors for cnn "
+          "and fer; —: none recorded)")
+    for r in t["models"]:
+        if r.get("n_test_clips_without_face"):
+            print(f"  {r['model']}: no face in {r['n_test_clips_without_face']} of its {r['n_test']} test clips "
+                  "(no prediction: counted as wrong)")
     synthetic = [r["model"] for r in t["models"] if r.get("data_origin") == "synthetic"]
     if synthetic:
         print(f"  {'all' if len(synthetic) == len(t['models']) else ', '.join(synthetic)}: trained on synthetic data, "

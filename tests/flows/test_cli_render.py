@@ -73,3 +73,11 @@ def test_clips_recorded_below_the_features_rate_are_noted_with_their_rate(capsys
                      "--json lists them)"]  # one line, however many clips
     print_extract(extract_payload({"audio": _summary([])}))  # full-band clips: nothing said
     assert "note:" not in capsys.readouterr().out
+
+
+def test_test_clips_without_a_face_are_named_under_the_table(capsys):
+    cnn = {**_row("cnn", 0.4, 0.5), "modality": "video", "n_test": 8, "n_test_clips_without_face": 3}
+    print_train({"split": "train=01-16,test=17-20", "summary": "S", "models": [cnn, _row("lr", 0.5, 0.4)]})
+    out = capsys.readouterr().out
+    assert "cnn: no face in 3 of its 8 test clips (no prediction: counted as wrong)" in out
+    assert out.count("no face") == 1

@@ -23,7 +23,7 @@ from emotion.reporting.report import (
     short_features,
     short_labels,
 )
-from emotion.reporting.report_html import write_reports
+from emotion.reporting.report_html import confusion_figure, write_reports
 from emotion.store.store import Store
 
 SPLIT = "train01-20_test21-24"
@@ -46,11 +46,12 @@ def _metrics(acc: float, rng: np.random.Generator, *, cv: float | None = None, c
 
 
 def write_run(out: Path, model: str, version: str, acc: float, *, cv: float | None = None, mtime: float = 1000,
-              card: bool = True, history: dict | None = None, **info) -> Path:
+              card: bool = True, history: dict | None = None, metrics: dict | None = None, **info) -> Path:
     rng = np.random.default_rng(len(model) + int(acc * 100))
     d = out / "runs" / SPLIT / model / version
     d.mkdir(parents=True)
     m = _metrics(acc, rng, cv=cv, cv_std=0.0 if info.get("modality") in ("video", "fusion") else 0.02)
+    m.update(metrics or {})
     (d / "metrics.json").write_text(json.dumps(m))  # NaN, as stores written before strict JSON (null now) hold it
     (d / "confusion_matrix.png").write_bytes(b"\x89PNG")
     if card:
@@ -278,3 +279,23 @@ def test_a_run_without_a_cv_score_never_wins_over_one_with_a_score_as_the_report
     write_run(out, "fusion-early", "f00000000002", 0.70, cv=None, modality="fusion", features=FUSED_FEATURES)
     best = best_per_modality(collect_runs(Store(str(out)), SPLIT))
     assert best["fusion"].model == "fusion-late"  # NaN CV never beats a CV score, whatever the test accuracy
+
+
+def test_test_clips_without_a_face_are_counted_in_both_reports_and_drawn_in_a_column_of_their_own(tmp_path):
+    out = tmp_path / "nf"
+    no_face = {"n_test_clips_without_face": 3, "confusion_no_face": [2, 0, 0, 1, 0, 0, 0, 0]}
+    write_run(out, "cnn", "v00000000001", 0.48, cv=0.50, modality="video", features="face256-every20-b6d1fda3f2a5",
+              metrics=no_face)
+    write_run(out, "lr", "a00000000001", 0.66, cv=0.64, features="seed", feature_params={"name": "seed"})
+    store = Store(str(out))
+    md = Path(write_reports(store, SPLIT)).read_text()
+    page = (out / "runs" / SPLIT / "report.html").read_text()
+    for text in (md, page):
+        assert "240 (3 no face)" in text and text.count("(3 no face)") == 1  # the audio run has every clip
+        assert "a face model has no prediction for them, so they count as wrong" in text
+    cm = np.eye(8, dtype=int).tolist()
+
+    def width(png: bytes) -> int:
+        return int.from_bytes(png[16:20], "big")
+
+    assert width(confusion_figure(cm, "t", no_face["confusion_no_face"])) > width(confusion_figure(cm, "t"))

@@ -117,3 +117,26 @@ def test_a_corpus_without_every_emotion_trains_and_says_which_it_knows(table, mo
     assert np.allclose(preds[[f"p_{lab}" for lab in labels]].sum(axis=1), 1, atol=1e-4)
     assert set(preds["predicted"]) <= {labels[e - 1] for e in emotions}
     assert out.metrics["accuracy"] > 0.6 and out.metrics["emotions"] == run["emotions"]
+
+
+def test_landmark_models_are_scored_on_every_test_clip_those_without_a_face_as_wrong(table):
+    """A test clip without a face has no landmark row; it stays a test clip (as for cnn and fer), with no prediction."""
+    faceless = pd.DataFrame({"path": ["n1.mp4", "n2.mp4", "n3.mp4"], "content_hash": ["c1", "c2", "c3"],
+                             "actor": [5, 5, 1], "emotion": [1, 2, 1]})  # the third: a training actor's, unused
+    plain = split_data(table, NAMES, SPLIT, "fh")
+    data = split_data(table, NAMES, SPLIT, "fh", faceless=faceless)
+    assert list(data.test_faceless["path"]) == ["n1.mp4", "n2.mp4"] and data.data_hash != plain.data_hash
+    assert split_data(table, NAMES, SPLIT, "fh", faceless=faceless.iloc[2:]).data_hash == plain.data_hash
+    out = train_and_evaluate(model_spec("lr"), data, SPLIT, SearchParams(n_iter=1, refine=False),
+                             {"name": "landmarks"}, "fh")
+    m = out.metrics
+    assert m["modality"] == "video" and m["n_test"] == len(plain.y_test) + 2 and m["n_test_clips_without_face"] == 2
+    assert m["confusion_no_face"][:2] == [1, 1] and np.array(m["confusion_matrix"]).sum() == len(plain.y_test)
+    scored = np.sum(np.diag(m["confusion_matrix"]))
+    assert m["accuracy"] == pytest.approx(scored / (len(plain.y_test) + 2))
+    preds = pd.read_parquet(__import__("io").BytesIO(out.predictions)).set_index("path")
+    assert list(preds.loc[["n1.mp4", "n2.mp4"], "predicted"]) == ["no face", "no face"]
+    assert "2 of the test clips had no face" in out.files()["model_card.md"].decode()
+    audio = train_and_evaluate(model_spec("lr"), plain, SPLIT, SearchParams(n_iter=1, refine=False),
+                               {"name": "seed"}, "fh")
+    assert "n_test_clips_without_face" not in audio.metrics  # an audio model has every clip

@@ -6,8 +6,10 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from emotion.audio.seed import AudioFeatureParams
 from emotion.core.errors import UsageError
 from emotion.core.ids import parse_id
+from emotion.featuresets import read_faceless_clips
 from emotion.store.store import Store
 from emotion.video.frames import FrameParams, sample_frames
 from emotion.video.landmarks import (
@@ -17,6 +19,7 @@ from emotion.video.landmarks import (
     clip_features,
     decode_landmarks,
     encode_landmarks,
+    faceless_clips,
     frame_measures,
     landmark_table,
     read_landmark_features,
@@ -91,8 +94,8 @@ def test_params_name_their_frames_and_hash_apart():
     assert LandmarkParams.from_dict(p.to_dict()) == p
 
 
-def _face_frames_store(tmp_path) -> tuple[Store, LandmarkParams]:
-    """A store holding face-crop frames, with landmarks, of two clips."""
+def _face_frames_store(tmp_path, faceless: tuple[str, ...] = ()) -> tuple[Store, LandmarkParams]:
+    """A store holding face-crop frames, with landmarks, of two clips (and of ``faceless`` ones, without a face)."""
     import pyarrow as pa
 
     from emotion.extract.chunk import frame_schema
@@ -101,12 +104,12 @@ def _face_frames_store(tmp_path) -> tuple[Store, LandmarkParams]:
     params, rng = LandmarkParams(), np.random.default_rng(4)
     fp = params.frame_params()
     store, rows = Store(str(tmp_path)), []
-    for stem in ("02-01-03-01-01-01-01", "02-01-04-01-01-01-02"):
-        rid = parse_id(f"{stem}.mp4")
+    for stem in ("02-01-03-01-01-01-01", "02-01-04-01-01-01-02", *faceless):
+        rid, face = parse_id(f"{stem}.mp4"), stem not in faceless
         rows += [{"path": f"Actor_{rid.actor:02d}/{stem}.mp4", "content_hash": f"h{stem[-2:]}", **rid.labels(),
-                  "frame_index": 20 * i, "time": 20 * i / 30, "face_found": True, "face_x": 0, "face_y": 0,
+                  "frame_index": 20 * i, "time": 20 * i / 30, "face_found": face, "face_x": 0, "face_y": 0,
                   "face_w": 8, "face_h": 8, "height": 8, "width": 8, "image": encode_png(np.zeros((8, 8), np.uint8)),
-                  "landmarks": encode_landmarks(_face(rng))} for i in range(3)]
+                  "landmarks": encode_landmarks(_face(rng)) if face else None} for i in range(3)]
     store.write_table(f"{store.dataset_dir('frames', fp.key)}/{Store.new_part_name()}",
                       pa.Table.from_pylist(rows, schema=frame_schema(fp)))
     return store, params
@@ -124,6 +127,17 @@ def test_a_damaged_landmark_table_is_measured_again_and_rewritten(tmp_path):
     update_landmark_features(store, params)  # the next extraction of the frames: the table's keys are intact
     [new] = store.list_parts(folder)
     assert new != part and len(store.read_features("video", params.key)) == 2
+
+
+def test_the_clips_without_a_landmark_row_are_listed_with_their_labels(tmp_path):
+    store, params = _face_frames_store(tmp_path, faceless=("02-01-05-01-01-01-21",))
+    update_landmark_features(store, params)
+    features = read_landmark_features(store, params)
+    out = faceless_clips(store, params, features)
+    assert out.to_dict("records") == [{"path": "Actor_21/02-01-05-01-01-01-21.mp4", "content_hash": "h21", "actor": 21,
+                                       "emotion": 5}]
+    assert read_faceless_clips(store, params, features).equals(out)
+    assert read_faceless_clips(store, AudioFeatureParams(), features) is None  # an audio set: every clip has a row
 
 
 @pytest.mark.real_data

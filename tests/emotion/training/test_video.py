@@ -1,0 +1,82 @@
+"""Scoring a frame model per clip: clips without a face, and the validation accuracy recorded (no Keras: a stub
+model on stub frame sets)."""
+
+from __future__ import annotations
+
+import io
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from emotion.core.splits import ActorSplit
+from emotion.models.frame_nets import KerasFrameClassifier
+from emotion.training.video import VideoSplit, train_and_evaluate_video
+from emotion.video.frames import FrameParams
+from emotion.video.frameset import FrameBatch
+
+
+class StubFrames:
+    """Frames of some clips: each frame's image is filled with a code the stub model reads."""
+
+    def __init__(self, paths: list[str], labels: list[int], codes: list[int] | None = None) -> None:
+        self.paths, self.labels = paths, labels
+        self.codes = codes if codes is not None else labels
+        self.n_frames, self.n_clips = len(paths), len(set(paths))
+
+    def batches(self, rng: Any = None) -> Any:
+        images = np.stack([np.full((4, 4), c, np.uint8) for c in self.codes])
+        yield FrameBatch(images, np.array(self.labels), np.array(self.paths, dtype=object),
+                         np.arange(self.n_frames, dtype=np.int32), np.zeros(self.n_frames, np.float32))
+
+
+# a frame's code -> its probabilities: 2 = mostly happy, 3 = clearly sad, 9 = a little happy but mostly sad
+PROBA = {2: {2: 0.6, 3: 0.4}, 3: {3: 0.9, 2: 0.1}, 9: {2: 0.1, 3: 0.9}}
+
+
+class Stub(KerasFrameClassifier):
+    name = "cnn"
+
+    def fit(self, X: Any, y: Any = None, validation: Any = None, progress: Any = None) -> Stub:
+        # a validation frame accuracy that is not the one of the model kept (it must not be what is recorded)
+        self.history_ = {"loss": [1.0, 0.9], "val_loss": [1.0, 0.8], "val_accuracy": [0.3, 0.9]}
+        return self
+
+    def predict_proba(self, X: np.ndarray) -> np.ndarray:
+        p = np.zeros((len(X), 8))
+        for i, img in enumerate(X):
+            for k, v in PROBA[int(img[0, 0])].items():
+                p[i, k] = v
+        return p
+
+    def to_bytes(self) -> bytes:
+        return b"stub"
+
+
+def _clip(emotion: int, actor: int, name: str) -> dict[str, Any]:
+    return {"path": name, "actor": actor, "emotion": emotion}
+
+
+def test_a_test_clip_without_a_face_has_no_prediction_and_counts_as_wrong():
+    """Two neutral test clips without a face were scored neutral (the argmax of a uniform guess): always correct."""
+    split = ActorSplit.parse("train=1,test=21")
+    clips = pd.DataFrame([_clip(3, 21, "a.mp4"), _clip(1, 21, "b.mp4"), _clip(1, 21, "c.mp4"), _clip(3, 1, "t.mp4")])
+    data = VideoSplit(fit=StubFrames(["t.mp4"], [2]), val=None, test=StubFrames(["a.mp4"], [2]),  # type: ignore[arg-type]
+                      fit_actors=(1,), val_actors=(), clips=clips, data_hash="h")
+    m = train_and_evaluate_video(Stub(), data, split, FrameParams(face_crop=True)).metrics
+    assert m["n_test"] == 3 and m["n_test_clips_without_face"] == 2
+    assert m["accuracy"] == 1 / 3 and m["per_class"]["neutral"]["recall"] == 0
+    assert m["confusion_matrix"][0] == [0] * 8 and sum(r[0] for r in m["confusion_matrix"]) == 0
+    assert m["confusion_no_face"] == [2, 0, 0, 0, 0, 0, 0, 0]
+
+
+def test_predictions_name_a_clip_without_a_face_as_such():
+    split = ActorSplit.parse("train=1,test=21")
+    clips = pd.DataFrame([_clip(3, 21, "a.mp4"), _clip(1, 21, "b.mp4"), _clip(3, 1, "t.mp4")])
+    data = VideoSplit(fit=StubFrames(["t.mp4"], [2]), val=None, test=StubFrames(["a.mp4"], [2]),  # type: ignore[arg-type]
+                      fit_actors=(1,), val_actors=(), clips=clips, data_hash="h")
+    preds = pd.read_parquet(io.BytesIO(train_and_evaluate_video(Stub(), data, split, FrameParams(face_crop=True))
+                                       .predictions)).set_index("path")
+    assert preds.loc["a.mp4", "predicted"] == "happy" and preds.loc["b.mp4", "predicted"] == "no face"
+    assert preds.loc["b.mp4", "true"] == "neutral" and np.isnan(preds.loc["b.mp4", "p_neutral"])
+
