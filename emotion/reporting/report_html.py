@@ -264,8 +264,8 @@ def render_html(store: Store, split_id: str, records: Sequence[RunRecord], *, sc
     if scores:
         parts.append(f'<figure class="wide">{_img(scores, "test and grouped-CV accuracy of every model")}</figure>')
     parts.append(_scores_table(records, labels, bool(synthetic)))
-    notes = ["Accuracy, macro-F1 and UAR (unweighted average recall) are on the test actors; for video models the "
-             "grouped-CV column holds the accuracy on held-out training actors (validation)."]
+    notes = ["Accuracy, macro-F1 and UAR (unweighted average recall) are on the test actors; for the frame models (cnn, fer) "
+             "the grouped-CV column holds the per-clip accuracy on held-out training actors (validation)."]
     if any(number(r.metrics.get("n_test_clips_without_face")) for r in records):
         notes.append(NO_FACE_NOTE)
     if any(cv_text(r.metrics) == NONE for r in records):

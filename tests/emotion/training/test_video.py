@@ -80,3 +80,17 @@ def test_predictions_name_a_clip_without_a_face_as_such():
     assert preds.loc["a.mp4", "predicted"] == "happy" and preds.loc["b.mp4", "predicted"] == "no face"
     assert preds.loc["b.mp4", "true"] == "neutral" and np.isnan(preds.loc["b.mp4", "p_neutral"])
 
+
+def test_validation_accuracy_is_per_clip_of_the_model_kept():
+    """Recorded as the landmark models' grouped CV is (per clip), from the fitted model, not from the history."""
+    split = ActorSplit.parse("train=1-3,test=21")
+    clips = pd.DataFrame([_clip(3, 1, "t.mp4"), _clip(3, 2, "v1.mp4"), _clip(4, 2, "v2.mp4"), _clip(4, 3, "v3.mp4"),
+                          _clip(1, 2, "v4.mp4"), _clip(3, 21, "a.mp4")])
+    # v1 (happy): two frames mostly happy, one clearly sad: 2 of 3 frames right, the clip (mean) wrong; v2, v3 (sad)
+    # right; v4 (neutral) has no face: left out, as the landmark models' grouped CV leaves such clips out
+    val = StubFrames(["v1.mp4", "v1.mp4", "v1.mp4", "v2.mp4", "v3.mp4"], [2, 2, 2, 3, 3], [2, 2, 9, 3, 3])
+    data = VideoSplit(fit=StubFrames(["t.mp4"], [2]), val=val, test=StubFrames(["a.mp4"], [2]),  # type: ignore[arg-type]
+                      fit_actors=(1,), val_actors=(2, 3), clips=clips, data_hash="h")
+    m = train_and_evaluate_video(Stub(), data, split, FrameParams(face_crop=True)).metrics
+    assert m["cv_accuracy"] == 2 / 3 and m["n_val_clips"] == 3  # frames: 4 / 5; the history's: 0.9
+    assert "per-clip" in m["cv"]
