@@ -291,6 +291,11 @@ class FERTransfer(KerasFrameClassifier):
                             loss="sparse_categorical_crossentropy", metrics=["accuracy"])
         hist = self._fit_phase(train, val, self.epochs, "head")
         n_head = len(hist["loss"])
+        # the head's best weights (early stopping restored them), kept unless fine-tuning beats their validation loss;
+        # the variables themselves are remembered, as the fine-tuning's trainable flags reorder get_weights()
+        variables = list(self.model_.weights)
+        head = [np.array(v.numpy()) for v in variables]
+        head_loss = min(hist["val_loss"]) if hist.get("val_loss") and self.patience > 0 else None
         base.trainable = True
         trainable = [layer for layer in base.layers if layer.weights]
         for layer in trainable[: max(0, len(trainable) - self.unfreeze)]:
@@ -304,6 +309,11 @@ class FERTransfer(KerasFrameClassifier):
             tuned = self._fit_phase(train, val, self.tune_epochs, "fine-tune")
             for k, v in tuned.items():
                 hist.setdefault(k, []).extend(v)
+            if head_loss is not None and not min(tuned.get("val_loss") or [np.inf]) < head_loss:
+                for var, value in zip(variables, head, strict=True):
+                    var.assign(value)
+                log.info("%s: fine-tuning never beat the head's validation loss %.4f; the head's weights are kept",
+                         self.name, head_loss)
         hist["head_epochs"] = [float(n_head)]
         return hist
 

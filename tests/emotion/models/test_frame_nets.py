@@ -119,6 +119,20 @@ def test_fer_head_is_trained_first_with_the_base_frozen():
     assert len(tuned.history_["loss"]) == 2
 
 
+def test_fer_keeps_the_head_when_fine_tuning_never_beats_its_validation_loss():
+    """Each phase restores its own best epoch; fine-tuning at a learning rate that wrecks the model must not replace
+    the head's better weights (the run's validation score would belong to weights thrown away)."""
+    X, y = patterns(4, size=64)
+    Xv, yv = patterns(2, size=64, seed=1)
+    est = FERTransfer(epochs=2, tune_epochs=1, tune_learning_rate=5.0, unfreeze=4, batch_size=32, augment=False,
+                      patience=1).fit(X, y, validation=(Xv, yv))
+    h = est.history_
+    n_head = int(h["head_epochs"][0])
+    assert min(h["val_loss"][n_head:]) > min(h["val_loss"][:n_head])  # fine-tuning made it worse
+    kept = est.model_.evaluate(Xv[..., None].astype(np.float32), yv, verbose=0, return_dict=True)["loss"]
+    assert kept == pytest.approx(min(h["val_loss"][:n_head]), rel=1e-3)
+
+
 def test_training_curves_png():
     png = curves_png({"loss": [2.0, 1.0], "val_loss": [2.1, 1.5], "accuracy": [0.3, 0.6], "val_accuracy": [0.2, 0.5],
                       "head_epochs": [1.0]}, "t")
