@@ -27,13 +27,13 @@ def loso_dir(store: Store, split: ActorSplit) -> str:
 
 
 def _stored_estimator(store: Store, split: ActorSplit, model: str, features: FeatureParams, speaker_norm: bool) -> tuple[
-        BaseEstimator, str]:
+        BaseEstimator, str, catalog.RunRecord]:
     """The model of the latest stored run of ``model`` on ``split`` with these feature parameters (the set's key:
-    name and hash of every parameter, augmentation included) and normalisation."""
+    name and hash of every parameter, augmentation included) and normalisation, its folder's URL and its record."""
     found = catalog.find_run(store, split.id, model, features.key, speaker_norm)
     if found is not None:
         est, _ = load_run(store, catalog.folder_of(store, found))
-        return est, store.url_of(catalog.folder_of(store, found))
+        return est, store.url_of(catalog.folder_of(store, found)), found
     norm = " --speaker-norm" if speaker_norm else ""
     speeds = features.augment_speeds()
     aug = f" --augment {','.join(f'{s:g}' for s in speeds)}" if speeds else ""
@@ -52,7 +52,10 @@ def loso_model(out: str, model: str, split: ActorSplit, features: FeatureParams,
                      copies=features.copies)
     fixed, source = (None, None)
     if mode == "fixed":
-        fixed, source = _stored_estimator(store, params_from or split, model, features, speaker_norm)
+        fixed, source, run = _stored_estimator(store, params_from or split, model, features, speaker_norm)
+        settings = catalog.loso_settings(mode, params_split=run.split_id, params_run=run.version)
+    else:
+        settings = catalog.loso_settings(mode, search.to_dict())
     actors = sorted(set(int(a) for a in data.groups))
     done: list[int] = []
 
@@ -66,12 +69,13 @@ def loso_model(out: str, model: str, split: ActorSplit, features: FeatureParams,
              fits=console.sink())
     r.update({"features": features.name, "feature_hash": features.hash(), "speaker_norm": speaker_norm,
               "augment": list(features.augment_speeds()),
-              "split": str(split), "actors": sorted(int(a) for a in set(data.groups)), "params_from": source})
+              "split": str(split), "actors": sorted(int(a) for a in set(data.groups)), "params_from": source,
+              "settings": settings, "settings_hash": catalog.loso_settings_hash(settings)})
     if mode == "fixed":  # the run may come from another split (--params-from): say whose actors chose them
         r["note"] = fixed_note(params_from or split, r["actors"])
-    # the set's key (name and parameters hash): two parameterisations of a set (e.g. with --augment) never collide
-    folder = posixpath.join(loso_dir(store, split), f"{features.key}{'-speakernorm' if speaker_norm else ''}")
-    path = posixpath.join(folder, f"{model}-{mode}.json")
+    # the set's key (name and parameters hash) and a hash of the search settings or source run: two
+    # parameterisations of a set (e.g. with --augment) or two --n-iter never collide
+    path = catalog.loso_file(store, split.id, features.key, speaker_norm, model, settings)
     store.write_json(path, r)
     log.info("%s: LOSO accuracy %.3f ± %.3f over %d actors", model, r["mean"], r["std"], r["n_actors"])
     return {**r, "path": store.url_of(path)}

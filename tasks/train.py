@@ -100,14 +100,21 @@ def _brief(metrics: dict[str, Any]) -> dict[str, Any]:
     return {k: metrics[k] for k in keys if k in metrics}
 
 
+def _summary_key(r: dict[str, Any]) -> tuple[str, str]:
+    """An entry of ``summary.json``'s ``models``: one per modality and model."""
+    return str(r["modality"]), str(r["model"])
+
+
 @task(name="write-summary", cache_policy=NO_CACHE, task_run_name="write-summary-{split.id}")
 def write_summary(out: str, split: ActorSplit, results: list[dict[str, Any]]) -> str:
     """``runs/<split>/summary.json``: the latest run of every model trained on the split, best first (by
     :func:`emotion.store.catalog.selection_key`: grouped-CV accuracy; the rule is written in ``selection``).
 
-    ``models``: one entry per model name; models trained by this call replace
-    their earlier entries, the others (e.g. the audio models when video
-    models are trained) are kept; ``best_by_modality`` names the best of each.
+    ``models``: one entry per modality and model name (``lr`` on the audio
+    features and ``lr`` on the face's landmarks are two); models trained by
+    this call replace their earlier entries of the same modality, the others
+    (e.g. the audio models when video models are trained) are kept;
+    ``best_by_modality`` names the best of each modality.
     ``all``: the latest run of every feature set, speaker normalisation and
     model (:func:`emotion.reporting.report.merge_results`), so sets and normalisation
     are kept side by side. The markdown report is written by :func:`report`.
@@ -118,10 +125,10 @@ def write_summary(out: str, split: ActorSplit, results: list[dict[str, Any]]) ->
     new = [{k: v for k, v in r.items() if k != "confusion_matrix"} for r in results]
     for r in new:
         r.setdefault("modality", "audio")
-    names = {r["model"] for r in results}
-    merged = [r for r in old.get("models", []) if r["model"] not in names] + new
-    for r in merged:
-        r.setdefault("modality", "audio")
+    for r in old.get("models", []):
+        r.setdefault("modality", "audio")  # summaries of the first release record none: audio
+    trained = {_summary_key(r) for r in new}
+    merged = [r for r in old.get("models", []) if _summary_key(r) not in trained] + new
     ranked = rank_rows(merged)  # by grouped-CV accuracy (SELECTION_RULE), never by the test actors' scores
     best_by = {m: r.model for m, r in best_per_modality(RunRecord.from_dict(r) for r in ranked).items()}
     rows = merge_results(old.get("all", []), new)

@@ -7,7 +7,10 @@ JSON (their labels in the record's ``meta``); Keras networks in Keras' native ``
 MLP and spectrogram CNN (kind, classes and parameters in the record's ``meta``) and the video frame
 models (which wrapper in ``estimator``, its parameters in ``params``); an
 ensemble as a zip of its members' files, each in one of those formats with
-its own SHA-256, plus a JSON manifest (names, weights, records). The SHA-256
+its own SHA-256, plus a JSON manifest (names, weights, records). An XGBoost model's JSON holds its trees but not
+the scikit-learn parameters it was built with (``n_estimators``, ``max_depth``, ...): they go into ``meta`` too,
+so that a copy of the loaded model (``clone``, as LOSO with ``--fixed-params`` makes) trains as the stored one
+was trained. The SHA-256
 of the model file is recorded next to it at save time and
 checked before anything is parsed: a tampered or swapped file is refused.
 """
@@ -17,6 +20,7 @@ from __future__ import annotations
 import hashlib
 import importlib
 import json
+import math
 import os
 import posixpath
 import sys
@@ -117,8 +121,8 @@ def dump_model(est: BaseEstimator) -> tuple[bytes, SavedModel]:
             est.save_model(p)  # type: ignore[attr-defined]
             with open(p, "rb") as fh:
                 data = fh.read()
-        # the labels behind XGBoost's class indices 0..k-1 (a corpus may lack some emotions)
-        meta = {"classes": [_plain(c) for c in est.classes_]}
+        # the labels behind XGBoost's class indices 0..k-1 (a corpus may lack some emotions), and the parameters
+        meta = {"classes": [_plain(c) for c in est.classes_], "params": xgb_params(est)}
         return data, SavedModel("model.json", "xgboost-json", sha256(data), meta=meta)
     import skops.io as sio
 
@@ -154,6 +158,9 @@ def load_model(data: bytes, record: dict[str, Any], *, source: str = "model") ->
             if len(classes) != model.n_classes_:
                 raise ModelIntegrityError(f"{source}: {len(classes)} recorded classes for a model of {model.n_classes_}")
             model.labels_ = np.asarray(classes)
+        params = (record.get("meta") or {}).get("params")  # absent before they were recorded: see restore_xgb_params
+        if params is not None:
+            model.set_params(**params)
         return model
     if fmt == "keras":
         if record.get("estimator") is not None:  # a video frame model (emotion.models.frame_nets)
@@ -194,6 +201,48 @@ def load_model(data: bytes, record: dict[str, Any], *, source: str = "model") ->
 
 def _plain(v: Any) -> Any:
     return v.item() if hasattr(v, "item") else v
+
+
+def xgb_params(est: Any) -> dict[str, Any]:
+    """The JSON-safe part of an XGBoost model's scikit-learn parameters: numbers, strings, booleans and None.
+
+    Left out (a fresh model's default applies on load): ``missing`` while it is NaN, callbacks and other objects."""
+    out: dict[str, Any] = {}
+    for k, v in est.get_params(deep=False).items():
+        v = _plain(v)
+        if v is None or isinstance(v, (bool, int, str)) or (isinstance(v, float) and math.isfinite(v)):
+            out[k] = v
+    return out
+
+
+def _bare_xgb(est: Any) -> bool:
+    """An XGBoost model loaded from a record without parameters: all of them unset (the catalog always sets some)."""
+    return _is_xgb(est) and est.get_params().get("n_estimators") is None and est.get_params().get("tree_method") is None
+
+
+def restore_xgb_params(est: BaseEstimator, run_params: dict[str, Any], seed: int) -> list[str]:
+    """Give the XGBoost models in ``est`` (itself, or an ensemble's members) that were loaded from a record of
+    before parameters were recorded the parameters of their run: the catalog's ``xgb`` built with ``seed`` (the
+    run's search seed) and the chosen ``run_params`` (``best_params`` of the run's params.json; an ensemble's are
+    prefixed with the member's name, ``xgb__max_depth``). Returns the names of the models it changed."""
+    from emotion.models.catalog import model_spec
+    from emotion.models.ensemble import SoftVotingEnsemble
+
+    base = xgb_params(model_spec("xgb").build(seed))
+    if isinstance(est, SoftVotingEnsemble):
+        members = [(n, m, f"{n}__") for n, m in [*est.members, *getattr(est, "fitted_", [])]]
+    else:
+        members = [("xgb", est, "")]
+    changed: list[str] = []
+    for name, m, prefix in members:
+        if not _bare_xgb(m):
+            continue
+        known = m.get_params()
+        chosen = {k[len(prefix):]: v for k, v in run_params.items() if k.startswith(prefix) and k[len(prefix):] in known}
+        m.set_params(**{**base, **chosen})
+        if name not in changed:
+            changed.append(name)
+    return changed
 
 
 def _dump_ensemble(est: Any) -> tuple[bytes, SavedModel]:
@@ -248,4 +297,17 @@ def load_run(store: Store, run_dir: str) -> tuple[BaseEstimator, dict[str, Any]]
     record = info.get("model_file") if isinstance(info, dict) else None
     path = model_file_path(run_dir, record)
     data = store.read_limited(path, MAX_MODEL_BYTES)
-    return load_model(data, record or {}, source=path), info
+    est = load_model(data, record or {}, source=path)
+    params_path = posixpath.join(run_dir, "params.json")
+    if _has_bare_xgb(est) and store.exists(params_path):  # saved before XGBoost's parameters were recorded
+        chosen = store.read_json(params_path).get("best_params") or {}
+        restore_xgb_params(est, chosen, int((info.get("search") or {}).get("seed", 0)))
+    return est, info
+
+
+def _has_bare_xgb(est: Any) -> bool:
+    from emotion.models.ensemble import SoftVotingEnsemble
+
+    if isinstance(est, SoftVotingEnsemble):
+        return any(_bare_xgb(m) for _, m in [*est.members, *getattr(est, "fitted_", [])])
+    return _bare_xgb(est)

@@ -41,6 +41,9 @@ from emotion.store.catalog import (
     RunRecord,
     best_per_modality,
     collect_runs,
+    loso_row_settings,
+    loso_settings_hash,
+    loso_settings_text,
     read_run,
     short_features,
     with_augment,
@@ -364,12 +367,19 @@ def _loso_set(r: dict[str, Any]) -> str:
     return f"{r['features']}-{r['feature_hash']}" if r.get("feature_hash") else str(r["features"])
 
 
-def _loso_key(r: dict[str, Any]) -> tuple[str, bool, str, str]:
-    return (_loso_set(r), bool(r["speaker_norm"]), str(r["model"]), str(r["mode"]))
+def _loso_key(r: dict[str, Any]) -> tuple[str, bool, str, str, str]:
+    return (_loso_set(r), bool(r["speaker_norm"]), str(r["model"]), str(r["mode"]),
+            loso_settings_hash(loso_row_settings(r)))
+
+
+def loso_settings_cell(r: dict[str, Any]) -> str:
+    """A LOSO row's search settings (nested) or source run (fixed), as the tables show them."""
+    return loso_settings_text(loso_row_settings(r))
 
 
 def merge_loso(previous: list[dict[str, Any]], new: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """The latest LOSO result of every (features, speaker_norm, model, mode), best first."""
+    """The latest LOSO result of every (features, speaker_norm, model, mode, settings), best first; the settings
+    are the search's (nested) or the source run's (fixed: :func:`emotion.store.catalog.loso_settings`)."""
     table = {_loso_key(r): r for r in previous}
     table.update({_loso_key(r): {k: v for k, v in r.items() if k != "path"} for r in new})
     return sorted(table.values(), key=lambda r: (-r["mean"], *_loso_key(r)))
@@ -379,12 +389,15 @@ def loso_markdown(split: str, rows: list[dict[str, Any]]) -> str:
     actors = sorted({a for r in rows for a in r["per_actor"]})
     lines = [f"# Leave-one-actor-out over the training actors of {split}", "",
              "Each actor held out in turn, trained on the others; test actors unused. `nested`: hyper-parameters "
-             "tuned inside every fold; `fixed`: copied from the stored run (mildly optimistic).", "",
-             "| features | speaker norm | model | params | mean | std | min | max | " + " | ".join(actors) + " |",
-             "|---" * (8 + len(actors)) + "|"]
+             "tuned inside every fold; `fixed`: copied from the stored run (mildly optimistic). Settings: the "
+             "search's (nested) or the run the hyper-parameters come from (fixed).", "",
+             "| features | speaker norm | model | params | mean | std | min | max | " + " | ".join(actors)
+             + " | settings |",
+             "|---" * (9 + len(actors)) + "|"]
     for r in rows:
         per = " | ".join(f"{r['per_actor'][a]:.2f}" if a in r["per_actor"] else "" for a in actors)
         fs = with_augment(_loso_set(r), r.get("augment"))
         lines.append(f"| {fs} | {'yes' if r['speaker_norm'] else 'no'} | {r['model']} | {r['mode']} | "
-                     f"{r['mean']:.3f} | {r['std']:.3f} | {r['min']:.3f} | {r['max']:.3f} | {per} |")
+                     f"{r['mean']:.3f} | {r['std']:.3f} | {r['min']:.3f} | {r['max']:.3f} | {per} | "
+                     f"{loso_settings_cell(r)} |")
     return "\n".join(lines) + "\n"

@@ -39,6 +39,7 @@ from emotion.reporting.report import (
     chart_order,
     collect_runs,
     cv_text,
+    loso_settings_cell,
     n_classes,
     number,
     short_labels,
@@ -206,9 +207,11 @@ def _scores_table(records: Sequence[RunRecord], labels: dict[str, str], show_ori
 
 def _loso_table(rows: list[dict[str, Any]]) -> str:
     actors = sorted({str(a) for r in rows for a in r["per_actor"]})
-    head = ["features", "speaker norm", "model", "params", "mean", "std", "min", "max", *[f"actor {a}" for a in actors]]
+    head = ["features", "speaker norm", "model", "params", "mean", "std", "min", "max", *[f"actor {a}" for a in actors],
+            "settings"]
     out = ['<div class="scroll"><table class="loso"><thead><tr>'
-           + "".join(f'<th class="num">{_e(h)}</th>' if i >= 4 else f"<th>{_e(h)}</th>" for i, h in enumerate(head))
+           + "".join(f'<th class="num">{_e(h)}</th>' if 4 <= i < len(head) - 1 else f"<th>{_e(h)}</th>"
+                     for i, h in enumerate(head))
            + "</tr></thead><tbody>"]
     for r in rows:
         fs = str(r.get("features", "?"))
@@ -216,7 +219,8 @@ def _loso_table(rows: list[dict[str, Any]]) -> str:
         cells = [fs, "yes" if r.get("speaker_norm") else "no", r.get("model", "?"), r.get("mode", "?")]
         out.append("<tr>" + "".join(f"<td>{_e(c)}</td>" for c in cells)
                    + "".join(f'<td class="num">{_num(r.get(k))}</td>' for k in ("mean", "std", "min", "max"))
-                   + "".join(f'<td class="num">{_num(r["per_actor"].get(a), 2)}</td>' for a in actors) + "</tr>")
+                   + "".join(f'<td class="num">{_num(r["per_actor"].get(a), 2)}</td>' for a in actors)
+                   + f"<td>{_e(loso_settings_cell(r))}</td></tr>")
     out.append("</tbody></table></div>")
     return "".join(out)
 

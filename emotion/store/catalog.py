@@ -70,6 +70,54 @@ def loso_dir(store: Store, split_id: str) -> str:
     return posixpath.join(split_dir(store, split_id), "loso")
 
 
+# -- leave-one-actor-out results ---------------------------------------------------------------------------------
+
+def loso_settings(mode: str, search: Mapping[str, Any] | None = None, params_split: str | None = None,
+                  params_run: str | None = None) -> dict[str, Any]:
+    """What changes a LOSO result beyond the data, feature set, normalisation and model: for ``nested`` the
+    search settings (n_iter, cv_folds, refine, seed); for ``fixed`` the split id and version of the stored run
+    whose hyper-parameters are copied (``--params-from``)."""
+    if mode == "fixed":
+        return {"mode": "fixed", "params_split": params_split, "params_run": params_run}
+    return {"mode": mode, **dict(search or {})}
+
+
+def loso_row_settings(r: Mapping[str, Any]) -> dict[str, Any] | None:
+    """The settings of a LOSO result row; for rows written before they were recorded, those its ``search``
+    (nested) or the run folder its ``params_from`` names (fixed, ``.../runs/<split-id>/<model>/<version>``) show."""
+    if isinstance(r.get("settings"), dict):
+        return dict(r["settings"])
+    if r.get("mode") == "nested" and isinstance(r.get("search"), dict):
+        return loso_settings("nested", r["search"])
+    parts = str(r.get("params_from") or "").rstrip("/").split("/")
+    if r.get("mode") == "fixed" and len(parts) >= 3:
+        return loso_settings("fixed", params_split=parts[-3], params_run=parts[-1])
+    return None
+
+
+def loso_settings_hash(settings: Mapping[str, Any] | None) -> str:
+    """8 hex digits of the settings; empty when they are not known."""
+    return stable_hash(dict(settings), 8) if settings is not None else ""
+
+
+def loso_settings_text(settings: Mapping[str, Any] | None) -> str:
+    """``n_iter 10, 3 folds, refine, seed 0`` or ``run 1a2b3c4d5e6f on train01-16_test17-20``."""
+    if not settings:
+        return "not recorded"
+    if settings.get("mode") == "fixed":
+        return f"run {settings.get('params_run')} on {settings.get('params_split')}"
+    return (f"n_iter {settings.get('n_iter')}, {settings.get('cv_folds')} folds, "
+            f"{'refine' if settings.get('refine') else 'no refine'}, seed {settings.get('seed')}")
+
+
+def loso_file(store: Store, split_id: str, feature_key: str, speaker_norm: bool, model: str, settings: Mapping[str, Any]
+              ) -> str:
+    """``runs/<split-id>/loso/<set>-<hash>[-speakernorm]/<model>-<mode>-<settings hash>.json``: one LOSO result;
+    results with other search settings or another source run sit beside it."""
+    folder = posixpath.join(loso_dir(store, split_id), f"{feature_key}{'-speakernorm' if speaker_norm else ''}")
+    return posixpath.join(folder, f"{model}-{settings['mode']}-{loso_settings_hash(settings)}.json")
+
+
 def run_version(model: str, split_id: str, revision: int = 1, **inputs: Any) -> str:
     """The version of a run: a hash of the model's name, the split and every input that changes its result.
 

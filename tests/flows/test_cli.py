@@ -455,7 +455,8 @@ def test_speed_augmentation_trains_on_copies_and_averages_over_them(corpus: Path
     split_dir = out / "runs" / "train01-03_test21"
     assert "| audio | **lr** | extended + copies at 0.9x, 1.1x | yes |" in (split_dir / "report.md").read_text()
     assert f"| {params.key} + copies at 0.9x, 1.1x | yes | lr | fixed |" in (split_dir / "loso" / "report.md").read_text()
-    assert (split_dir / "loso" / f"{params.key}-speakernorm" / "lr-fixed.json").is_file()  # beside plain extended's
+    # beside plain extended's; named by the hash of the run the hyper-parameters come from
+    assert (split_dir / "loso" / f"{params.key}-speakernorm" / f"lr-fixed-{e['models'][0]['settings_hash']}.json").is_file()
 
     code, _, err = run_cli(capsys, "run", str(corpus), "--out", str(out), *SPLIT, "--features", "seed", "--augment",
                            "--model", "lr")

@@ -43,3 +43,42 @@ def test_fixed_params_use_the_run_of_the_same_feature_parameters_not_of_the_same
         _stored_estimator(store, SPLIT, "lr", ExtendedFeatureParams(speeds=(0.8,)), False)
     with pytest.raises(StoreError, match="no stored lr run"):
         _stored_estimator(store, SPLIT, "lr", plain, True)
+
+
+def test_loso_results_of_other_settings_sit_beside_each_other(tmp_path, monkeypatch):
+    """Nested runs with other search settings, and fixed runs copying another run's hyper-parameters, write their
+    own files and keep their own rows in summary.json; the same settings again replace their row."""
+    import logging
+
+    import tasks.evaluate as ev
+    from emotion.audio.seed import AudioFeatureParams
+
+    fp = AudioFeatureParams()
+    df = speaker_table(tuple(fp.column_names()))
+    monkeypatch.setattr(ev, "read_feature_table", lambda store, features: df)
+    monkeypatch.setattr(ev, "get_run_logger", lambda: logging.getLogger("test"))
+    out = str(tmp_path)
+    store = Store(out)
+    a = ev.loso_model.fn(out, "lr", SPLIT, fp, SearchParams(n_iter=1, refine=False, seed=0), False, "nested", 1)
+    b = ev.loso_model.fn(out, "lr", SPLIT, fp, SearchParams(n_iter=2, cv_folds=2, refine=False, seed=7), False, "nested", 1)
+    a_again = ev.loso_model.fn(out, "lr", SPLIT, fp, SearchParams(n_iter=1, refine=False, seed=0), False, "nested", 1)
+    assert a["path"] != b["path"] and a["path"] == a_again["path"]
+    assert posixpath.basename(a["path"]).startswith("lr-nested-") and f"/{fp.key}/" in a["path"]
+    # two stored lr runs on other splits, each the source of a fixed LOSO
+    runs = {}
+    for other in (ActorSplit.parse("train=1-3,test=4"), ActorSplit.parse("train=2-4,test=1")):
+        data = split_data(df, fp.column_names(), other, fp.hash())
+        res = train_and_evaluate(model_spec("lr"), data, other, SearchParams(n_iter=1, refine=False),
+                                 fp.to_dict(), fp.hash())
+        for name, blob in res.files().items():
+            store.write_bytes(posixpath.join(store.run_dir(other.id, "lr", res.version), name), blob)
+        runs[other.id] = ev.loso_model.fn(out, "lr", SPLIT, fp, SearchParams(), False, "fixed", 1, other)
+    f1, f2 = runs.values()
+    assert f1["path"] != f2["path"] and f1["settings"]["params_split"] != f2["settings"]["params_split"]
+    ev.write_loso_summary.fn(out, SPLIT, [a, b])
+    ev.write_loso_summary.fn(out, SPLIT, [a_again, f1, f2])
+    rows = store.read_json(store.path("runs", SPLIT.id, "loso", "summary.json"))["all"]
+    assert sorted((r["mode"], r["settings_hash"]) for r in rows) == sorted(
+        (r["mode"], r["settings_hash"]) for r in (a, b, f1, f2))
+    report = (tmp_path / "runs" / SPLIT.id / "loso" / "report.md").read_text()
+    assert "n_iter 2, 2 folds, no refine, seed 7" in report and f"run {f1['settings']['params_run']} on " in report

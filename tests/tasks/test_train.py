@@ -30,3 +30,20 @@ def test_summary_best_is_chosen_by_grouped_cv_and_a_run_without_a_score_never_wi
     assert summary["best_by_modality"] == {"audio": "rf", "fusion": "fusion-late"}
     assert [r["model"] for r in summary["models"]] == ["rf", "fusion-late", "svc", "fusion-early", "fusion-stack"]
     assert "grouped-CV" in summary["selection"]
+
+
+def test_a_model_trained_on_another_modality_keeps_the_entry_of_its_namesake(tmp_path):
+    """``emotion demo`` trains lr on the audio, then lr on the face's landmarks (video): both stay in ``models``
+    and the audio's best is still the audio lr."""
+    with disable_run_logger():
+        write_summary.fn(str(tmp_path), SPLIT, [_row("lr", "audio", 0.9, 0.9), _row("rf", "audio", 0.6, 0.6)])
+        write_summary.fn(str(tmp_path), SPLIT, [_row("lr", "video", 0.95, 0.95)])
+        summary = Store(str(tmp_path)).read_json(f"{tmp_path}/runs/{SPLIT.id}/summary.json")
+        assert [(r["modality"], r["model"]) for r in summary["models"]] == [("video", "lr"), ("audio", "lr"),
+                                                                           ("audio", "rf")]
+        assert summary["best_by_modality"] == {"audio": "lr", "video": "lr"}
+        write_summary.fn(str(tmp_path), SPLIT, [_row("lr", "audio", 0.5, 0.5)])  # retrained: replaces the audio lr only
+        summary = Store(str(tmp_path)).read_json(f"{tmp_path}/runs/{SPLIT.id}/summary.json")
+    assert [(r["modality"], r["model"], r["cv_accuracy"]) for r in summary["models"]] == [
+        ("video", "lr", 0.95), ("audio", "rf", 0.6), ("audio", "lr", 0.5)]
+    assert summary["best_by_modality"] == {"audio": "rf", "video": "lr"}

@@ -151,3 +151,33 @@ def test_report_keys_audio_sets_by_revision_and_ranks_sets_and_normalisation_wit
                                                    ["| seed-ccc", "no", "lr"]]
     assert "cnn" not in section  # audio only
     assert "[loso/report.md](loso/report.md)" in text
+
+
+def test_loso_rows_of_other_settings_are_kept_apart_and_older_rows_find_their_settings():
+    """Rows differ by the search's settings (nested) or the source run (fixed); a row written before the settings
+    were recorded is merged by those its ``search`` or ``params_from`` show."""
+    from emotion.store.catalog import loso_settings, loso_settings_hash
+
+    base = {"features": "seed", "feature_hash": "h", "speaker_norm": False, "model": "xgb", "mean": 0.5, "std": 0.1,
+            "min": 0.4, "max": 0.6, "per_actor": {"01": 0.5}}
+
+    def nested(search, mean):
+        s = loso_settings("nested", search)
+        return {**base, "mode": "nested", "search": search, "settings": s, "settings_hash": loso_settings_hash(s),
+                "mean": mean}
+
+    def fixed(split_id, version, mean):
+        s = loso_settings("fixed", params_split=split_id, params_run=version)
+        return {**base, "mode": "fixed", "params_from": f"file:///s/runs/{split_id}/xgb/{version}", "settings": s,
+                "settings_hash": loso_settings_hash(s), "mean": mean}
+
+    s1 = {"n_iter": 10, "cv_folds": 3, "refine": True, "seed": 0}
+    s2 = {**s1, "n_iter": 50}
+    old_nested = {k: v for k, v in nested(s1, 0.4).items() if k not in ("settings", "settings_hash")}
+    old_fixed = {k: v for k, v in fixed("train01-16_test17-20", "v1", 0.3).items() if k not in ("settings", "settings_hash")}
+    rows = merge_loso([old_nested, old_fixed], [nested(s1, 0.41), nested(s2, 0.45), fixed("train01-16_test17-20", "v1", 0.31),
+                                                fixed("train01-16_test17-20", "v2", 0.35)])
+    assert [(r["mode"], r["mean"]) for r in rows] == [("nested", 0.45), ("nested", 0.41), ("fixed", 0.35), ("fixed", 0.31)]
+    md = loso_markdown("train=01-20,test=21-24", rows)
+    assert "| seed-h | no | xgb | nested | 0.450 | 0.100 | 0.400 | 0.600 | 0.50 | n_iter 50, 3 folds, refine, seed 0 |" in md
+    assert "| run v2 on train01-16_test17-20 |" in md

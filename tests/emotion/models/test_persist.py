@@ -1,0 +1,109 @@
+"""Saving and loading models (emotion.models.persist): what a stored XGBoost model keeps besides its trees."""
+
+import json
+import warnings
+
+import numpy as np
+import pytest
+from sklearn.base import clone
+
+from emotion.models.catalog import model_spec
+from emotion.models.ensemble import SoftVotingEnsemble
+from emotion.models.persist import dump_model, load_model, load_run
+from emotion.store.store import Store
+
+TUNED = {"n_estimators": 37, "max_depth": 2, "learning_rate": 0.05, "subsample": 0.7, "colsample_bytree": 0.5,
+         "min_child_weight": 3, "reg_lambda": 4.0}
+
+
+@pytest.fixture(scope="module")
+def tuned_xgb(data):
+    X, y, _ = data
+    return model_spec("xgb").build(3).set_params(**TUNED).fit(X, y)
+
+
+def _rounds(est):
+    return est.get_booster().num_boosted_rounds()
+
+
+def _refit_copy(est, data):
+    X, y, _ = data
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", category=UserWarning)
+        return clone(est).fit(X, y)
+
+
+def _kept(loaded, tuned):
+    want = {k: tuned.get_params()[k] for k in [*TUNED, "tree_method", "n_jobs", "random_state", "objective"]}
+    return {k: loaded.get_params()[k] for k in want} == want
+
+
+def test_loaded_xgb_keeps_its_parameters_and_a_copy_trains_as_the_stored_one(tuned_xgb, data):
+    """LOSO --fixed-params clones the stored model and fits the copy: it must be the tuned model, not XGBoost's
+    defaults (100 trees of depth 6)."""
+    blob, rec = dump_model(tuned_xgb)
+    loaded = load_model(blob, json.loads(json.dumps(rec.to_dict())))  # as run.json holds it
+    assert _kept(loaded, tuned_xgb)
+    np.testing.assert_allclose(loaded.predict_proba(data[0]), tuned_xgb.predict_proba(data[0]))
+    assert _rounds(_refit_copy(loaded, data)) == _rounds(tuned_xgb) == TUNED["n_estimators"]
+
+
+def test_ensemble_with_an_xgb_member_keeps_its_parameters(tuned_xgb, data):
+    X, y, _ = data
+    ens = SoftVotingEnsemble([("lr", model_spec("lr").build(0)), ("xgb", tuned_xgb)], [0.5, 0.5]).fit(X, y)
+    blob, rec = dump_model(ens)
+    loaded = load_model(blob, rec.to_dict())
+    assert _kept(dict(loaded.members)["xgb"], tuned_xgb)
+    copy = _refit_copy(loaded, data)
+    assert _rounds(dict(copy.fitted_)["xgb"]) == TUNED["n_estimators"]
+
+
+def _old_run(tmp_path, est, best_params, seed):
+    """A run folder as written before XGBoost's parameters were recorded: the record's meta has classes only."""
+    store = Store(str(tmp_path))
+    blob, rec = dump_model(est)
+    record = rec.to_dict()
+    if record["format"] == "xgboost-json":
+        record["meta"] = {"classes": record["meta"]["classes"]}
+    else:  # an ensemble: strip the parameters from its xgb member's record inside the archive
+        import io
+        import zipfile
+
+        zin = zipfile.ZipFile(io.BytesIO(blob))
+        manifest = json.loads(zin.read("manifest.json"))
+        for m in manifest["members"]:
+            if m["record"]["format"] == "xgboost-json":
+                m["record"]["meta"].pop("params")
+        buf = io.BytesIO()
+        with zipfile.ZipFile(buf, "w") as zout:
+            for name in zin.namelist():
+                if name != "manifest.json":
+                    zout.writestr(name, zin.read(name))
+            zout.writestr("manifest.json", json.dumps(manifest))
+        blob = buf.getvalue()
+        from emotion.models.persist import sha256
+
+        record["sha256"] = sha256(blob)
+    run_dir = f"{tmp_path}/run"
+    store.write_bytes(f"{run_dir}/{record['file']}", blob)
+    store.write_json(f"{run_dir}/params.json", {"best_params": best_params})
+    store.write_json(f"{run_dir}/run.json", {"model_file": record, "search": {"seed": seed}})
+    return store, run_dir
+
+
+def test_xgb_stored_without_parameters_gets_those_of_its_run(tmp_path, tuned_xgb, data):
+    """Runs saved before the parameters were recorded: the catalog's xgb with the run's seed and its best_params."""
+    store, run_dir = _old_run(tmp_path, tuned_xgb, TUNED, 3)
+    loaded, _ = load_run(store, run_dir)
+    assert _kept(loaded, tuned_xgb)
+    assert _rounds(_refit_copy(loaded, data)) == TUNED["n_estimators"]
+
+
+def test_ensemble_stored_without_xgb_parameters_gets_those_of_its_run(tmp_path, tuned_xgb, data):
+    X, y, _ = data
+    ens = SoftVotingEnsemble([("lr", model_spec("lr").build(0)), ("xgb", tuned_xgb)], [0.5, 0.5]).fit(X, y)
+    best = {"members": ["lr", "xgb"], "weights": {"lr": 0.5, "xgb": 0.5}, "lr__clf__C": 0.1,
+            **{f"xgb__{k}": v for k, v in TUNED.items()}}
+    store, run_dir = _old_run(tmp_path, ens, best, 3)
+    loaded, _ = load_run(store, run_dir)
+    assert _kept(dict(loaded.members)["xgb"], tuned_xgb)
