@@ -52,6 +52,9 @@ def _proba(est: Any, X: np.ndarray) -> np.ndarray:
     return p
 
 
+_FITTED = ("classes_", "video_", "audio_", "early_", "stack_", "weight_", "oof_accuracy_")
+
+
 class AudioVisualFusion(ClassifierMixin, BaseEstimator):
     """Fuses audio features (the first ``n_audio`` columns; NaN when a clip has no audio) and a face embedding."""
 
@@ -73,10 +76,17 @@ class AudioVisualFusion(ClassifierMixin, BaseEstimator):
         return A, V, ~np.isnan(A).any(axis=1)
 
     def fit(self, X: np.ndarray, y: np.ndarray, groups: np.ndarray | None = None) -> AudioVisualFusion:
+        for name in _FITTED:  # a refit keeps nothing of an earlier fit (another method's stacker or scores)
+            self.__dict__.pop(name, None)
         if self.method not in FUSION_METHODS:
             raise UsageError(f"unknown fusion method {self.method!r}; choose from {', '.join(FUSION_METHODS)}")
         A, V, has = self._split(X)
         y = np.asarray(y, dtype=int)
+        if groups is None and self.method != "early":
+            raise UsageError(f"fusion-{self.method} is fitted by actor-grouped CV on the train actors: give groups "
+                             "(each clip's actor) to fit")
+        if groups is not None and len(groups) != len(y):
+            raise UsageError(f"fusion groups: {len(groups)} actor ids for {len(y)} clips")
         if has.sum() < 2 * self.cv_folds:
             raise UsageError(f"fusion needs at least {2 * self.cv_folds} clips with audio (mp4 with speech) in the "
                              f"train actors; found {int(has.sum())}")
@@ -87,7 +97,7 @@ class AudioVisualFusion(ClassifierMixin, BaseEstimator):
             self.early_ = _lr(self.C_audio, self.seed).fit(np.hstack([A[has], V[has]]), y[has])
             self.weight_ = None
             return self
-        g = np.asarray(groups)[has] if groups is not None else np.arange(int(has.sum())) % self.cv_folds
+        g = np.asarray(groups)[has]
         n_groups = len(np.unique(g))
         if n_groups < 2:
             raise UsageError("fusion weights are chosen by actor-grouped CV: at least two train actors with audio are needed")

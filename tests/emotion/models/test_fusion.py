@@ -103,3 +103,26 @@ def test_fusion_trains_and_predicts_with_a_gap_in_the_labels(method):
     pred = est.predict(Xt)
     assert 6 not in set(pred.tolist()) and np.mean(pred[yt != 6] == yt[yt != 6]) > 0.6
     assert sorted(vars(est)) == before
+
+
+def test_a_refit_keeps_nothing_of_the_earlier_fit():
+    """The same object fitted as ``late`` and then as ``early`` has only what an ``early`` fit makes."""
+    X, y, g = split_signal(4, per_class=3)
+    fresh = sorted(vars(AudioVisualFusion(method="early", n_audio=6).fit(X, y, groups=g)))
+    est = AudioVisualFusion(method="stack", n_audio=6).fit(X, y, groups=g)
+    assert hasattr(est, "oof_accuracy_") and hasattr(est, "stack_")
+    est.set_params(method="early").fit(X, y, groups=g)
+    assert sorted(vars(est)) == fresh and not hasattr(est, "oof_accuracy_") and not hasattr(est, "stack_")
+    with pytest.raises(UsageError, match="unknown fusion method"):  # a failed fit leaves no earlier model behind
+        est.set_params(method="max").fit(X, y, groups=g)
+    assert not hasattr(est, "early_")
+
+
+@pytest.mark.parametrize("method", ["late", "stack"])
+def test_methods_chosen_by_grouped_cv_need_the_actors(method):
+    """Without groups the folds would not be by actor: a clear error, never folds by row number."""
+    X, y, g = split_signal(4, per_class=3)
+    with pytest.raises(UsageError, match=rf"fusion-{method} is fitted by actor-grouped CV .*give groups"):
+        AudioVisualFusion(method=method, n_audio=6).fit(X, y)
+    with pytest.raises(UsageError, match="actor ids for"):
+        AudioVisualFusion(method=method, n_audio=6).fit(X, y, groups=g[1:])
