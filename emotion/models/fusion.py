@@ -36,6 +36,7 @@ from sklearn.linear_model import LogisticRegression
 from sklearn.model_selection import GroupKFold
 from sklearn.pipeline import Pipeline, make_pipeline
 from sklearn.preprocessing import StandardScaler
+from threadpoolctl import threadpool_limits
 
 from emotion.core.errors import UsageError
 from emotion.core.ids import EMOTION_LABELS
@@ -186,12 +187,15 @@ def fusion_cv_accuracy(est: AudioVisualFusion, X: np.ndarray, y: np.ndarray, gro
                         f"{MIN_CV_ACTORS} train actors with audio, found {len(with_audio)}")
     k = min(est.cv_folds, len(np.unique(groups)))
     scores = []
-    for tr, te in GroupKFold(n_splits=k).split(X, y, groups):
-        try:
-            fold = clone(est).fit(X[tr], y[tr], groups=groups[tr])
-        except UsageError as e:  # too few clips with audio in a fold
-            return FusionCV(float("nan"), float("nan"), (), f"not measured: {e}")
-        scores.append(float((fold.predict(X[te]) == y[te]).mean()))
+    # a few hundred clips: one BLAS thread is fastest (several threads on small matrices cost ten times the time on a
+    # busy 2-core machine, measured), and the CV then adds well under a second to a fused model's training
+    with threadpool_limits(limits=1, user_api="blas"):
+        for tr, te in GroupKFold(n_splits=k).split(X, y, groups):
+            try:
+                fold = clone(est).fit(X[tr], y[tr], groups=groups[tr])
+            except UsageError as e:  # too few clips with audio in a fold
+                return FusionCV(float("nan"), float("nan"), (), f"not measured: {e}")
+            scores.append(float((fold.predict(X[te]) == y[te]).mean()))
     return FusionCV(float(np.mean(scores)), float(np.std(scores)), tuple(scores),
                     f"GroupKFold({k}) by actor on train actors, the whole fused model refitted in every fold "
                     f"(its own choices by an inner GroupKFold({est.cv_folds}) on that fold's train actors)")
