@@ -203,6 +203,8 @@ def train_fusion_model(
         av = out.metrics["audio_visual_clips"]
         log.info("%s: per-clip accuracy %.3f; on voice+face clips fused %.3f, voice alone %.3f, face alone %.3f", model,
                  out.metrics["accuracy"], av["fused"], av["audio_only"], av["video_only"])
+        log.info("%s: grouped CV on the train actors %.3f (%s; %.1f s)", model, out.metrics["cv_accuracy"],
+                 out.metrics["cv"], out.run["cv_seconds"])
         return out
 
     return _result(reuse_or_train(store, split.id, model, version, train, force=force), progress, log)

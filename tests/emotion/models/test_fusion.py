@@ -8,7 +8,7 @@ from sklearn.base import clone
 
 from emotion.audio.synth import FACE_PAIRS, VOICE_PAIRS
 from emotion.core.errors import UsageError
-from emotion.models.fusion import AudioVisualFusion
+from emotion.models.fusion import AudioVisualFusion, fusion_cv_accuracy
 from emotion.models.persist import dump_model, load_model
 
 
@@ -43,7 +43,11 @@ def test_fusion_beats_each_modality_when_each_carries_half_the_signal(method):
     assert fused >= 0.85 and fused > max(audio_alone, video_alone) + 0.25
     if method == "late":
         assert 0.2 <= est.weight_ <= 0.8  # both count
-        assert est.oof_accuracy_["fused"] > max(est.oof_accuracy_["audio"], est.oof_accuracy_["video"])
+    # the fused model's honest grouped-CV score says so as well, beside each branch's out-of-fold one
+    cv = fusion_cv_accuracy(clone(est), X, y, g)
+    assert cv.accuracy >= 0.85 and len(cv.folds) == 3
+    if method != "early":
+        assert cv.accuracy > max(est.oof_accuracy_["audio"], est.oof_accuracy_["video"]) + 0.25
 
 
 def test_clips_without_audio_are_predicted_from_the_face_alone():
@@ -103,3 +107,55 @@ def test_fusion_trains_and_predicts_with_a_gap_in_the_labels(method):
     pred = est.predict(Xt)
     assert 6 not in set(pred.tolist()) and np.mean(pred[yt != 6] == yt[yt != 6]) > 0.6
     assert sorted(vars(est)) == before
+
+
+def test_a_refit_keeps_nothing_of_the_earlier_fit():
+    """The same object fitted as ``late`` and then as ``early`` has only what an ``early`` fit makes."""
+    X, y, g = split_signal(4, per_class=3)
+    fresh = sorted(vars(AudioVisualFusion(method="early", n_audio=6).fit(X, y, groups=g)))
+    est = AudioVisualFusion(method="stack", n_audio=6).fit(X, y, groups=g)
+    assert hasattr(est, "oof_accuracy_") and hasattr(est, "stack_")
+    est.set_params(method="early").fit(X, y, groups=g)
+    assert sorted(vars(est)) == fresh and not hasattr(est, "oof_accuracy_") and not hasattr(est, "stack_")
+    with pytest.raises(UsageError, match="unknown fusion method"):  # a failed fit leaves no earlier model behind
+        est.set_params(method="max").fit(X, y, groups=g)
+    assert not hasattr(est, "early_")
+
+
+@pytest.mark.parametrize("method", ["late", "stack"])
+def test_methods_chosen_by_grouped_cv_need_the_actors(method):
+    """Without groups the folds would not be by actor: a clear error, never folds by row number."""
+    X, y, g = split_signal(4, per_class=3)
+    with pytest.raises(UsageError, match=rf"fusion-{method} is fitted by actor-grouped CV .*give groups"):
+        AudioVisualFusion(method=method, n_audio=6).fit(X, y)
+    with pytest.raises(UsageError, match="actor ids for"):
+        AudioVisualFusion(method=method, n_audio=6).fit(X, y, groups=g[1:])
+
+
+def test_every_method_is_scored_by_a_grouped_cv_that_refits_it_whole():
+    """Outer GroupKFold by actor, the whole model (late's weight, stack's stacker) refitted on each fold's actors and
+    scored per clip on the held-out actors' clips, those without audio from the face alone; the model given is not
+    fitted."""
+    from sklearn.model_selection import GroupKFold
+
+    X, y, g = split_signal(6, per_class=3)
+    X[::5, :6] = np.nan  # some clips without audio, in training and in the held-out folds
+    for method in ("late", "stack", "early"):
+        est = AudioVisualFusion(method=method, n_audio=6)
+        cv = fusion_cv_accuracy(est, X, y, g)
+        expected = [(clone(est).fit(X[tr], y[tr], groups=g[tr]).predict(X[te]) == y[te]).mean()
+                    for tr, te in GroupKFold(3).split(X, y, g)]
+        np.testing.assert_allclose(cv.folds, expected)
+        assert cv.accuracy == pytest.approx(np.mean(expected)) and cv.std == pytest.approx(np.std(expected))
+        assert "refitted in every fold" in cv.how and not hasattr(est, "classes_")
+
+
+def test_fused_models_are_not_scored_with_fewer_than_three_actors_with_audio():
+    """Two actors: a fold's training part would hold one, too few for late's and stack's inner CV; every method
+    gets no score alike (and says why), so none wins on a score the others could not have."""
+    X, y, g = split_signal(3, per_class=3)
+    X[g == 2, :6] = np.nan  # the third actor has no audio
+    for method in ("late", "stack", "early"):
+        cv = fusion_cv_accuracy(AudioVisualFusion(method=method, n_audio=6), X, y, g)
+        assert np.isnan(cv.accuracy) and cv.folds == ()
+        assert cv.how == "not measured: grouped CV of a fused model needs at least 3 train actors with audio, found 2"
