@@ -35,6 +35,12 @@ for _k, _v in {
     # the temporary Prefect server (no PREFECT_API_URL) gets 2 minutes to start, not 20 s: on 2 busy cores
     # (a training run beside it) it took longer, and the command died with "Timed out ... ephemeral Prefect API"
     "PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS": "120",
+    # BLAS on one thread, as in Dask's worker processes (its nanny sets the same before starting them): OpenBLAS
+    # splits a product differently on 2 threads, and float32 features then differ in their last bits (up to 1e-4 on
+    # MFCC statistics of real clips). Clips recomputed in this process (the in-process cluster of a small rerun,
+    # `emotion predict`) thus get the bits the full extraction's workers gave them under the same feature version.
+    "OPENBLAS_NUM_THREADS": "1",
+    "MKL_NUM_THREADS": "1",
 }.items():
     os.environ.setdefault(_k, _v)
 

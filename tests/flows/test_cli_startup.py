@@ -156,3 +156,40 @@ def test_main_undoes_the_run_settings_as_it_returns(no_server: None, monkeypatch
     monkeypatch.setattr(c, "cmd_synth", a_command)
     assert main(["synth", str(tmp_path)]) == 0
     assert seen == [None] and _heartbeat() == default
+
+
+_FEATURES = """
+import hashlib, sys
+import librosa
+from threadpoolctl import threadpool_info
+from emotion.audio.synth import SynthParams, synth_clip
+from emotion.core.ids import parse_id
+from emotion.featuresets import feature_set, make_extractor
+ex = make_extractor(feature_set("extended"))
+samples, sr = synth_clip(parse_id("03-01-05-02-01-01-01"), SynthParams())
+y = librosa.resample(samples.mean(axis=1), orig_sr=sr, target_sr=ex.params.sample_rate)
+threads = sorted({i["num_threads"] for i in threadpool_info() if i["user_api"] == "blas"})
+print(threads, hashlib.sha256(ex(y).tobytes()).hexdigest())
+"""
+
+
+def test_features_computed_by_a_command_have_the_bits_a_dask_worker_gives_them() -> None:
+    """BLAS runs on one thread in a command's own process, as in Dask's worker processes: a clip recomputed by the
+    in-process cluster of a small rerun, or read by `emotion predict`, gets the bits of the full extraction (on 2
+    threads, OpenBLAS splits the mel product differently and float32 statistics differ by up to 1e-4)."""
+    import dask
+    import distributed  # noqa: F401  (its configuration)
+
+    worker_env = dask.config.get("distributed.nanny.pre-spawn-environ")
+    assert str(worker_env.get("OPENBLAS_NUM_THREADS")) == "1"
+    env = {k: v for k, v in os.environ.items() if k not in ("OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")}
+
+    def features(code: str, extra: dict[str, str]) -> str:
+        res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300,
+                             env={**env, **extra})
+        assert res.returncode == 0, res.stderr[-2000:]
+        return res.stdout.strip()
+
+    command = features("import flows.cli\n" + _FEATURES, {})
+    worker = features(_FEATURES, {k: str(v) for k, v in worker_env.items()})
+    assert command.startswith("[1] ") and command == worker
