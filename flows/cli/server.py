@@ -25,7 +25,11 @@ def server_env(host: str, port: int, environ: dict[str, str] | None = None) -> d
     them, so the UI gets ``/api``, relative to the address the browser used.
     An explicit ``PREFECT_UI_API_URL`` is kept.
     """
-    env = {**(os.environ if environ is None else environ), "PREFECT_SERVER_ANALYTICS_ENABLED": "false"}
+    # PREFECT_CLI_PROMPT: in a terminal, Prefect's `server start` otherwise stops before it listens, at a menu
+    # asking to write PREFECT_API_URL into the Prefect profile (which would then send every command in every shell
+    # to this server); the start-up lines say what to export instead
+    env = {**(os.environ if environ is None else environ), "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
+           "PREFECT_CLI_PROMPT": "false"}
     if not env.get("PREFECT_UI_API_URL"):
         env["PREFECT_UI_API_URL"] = "/api" if host in WILDCARD_HOSTS else f"http://{_url_host(host)}:{port}/api"
     return env

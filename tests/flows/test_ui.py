@@ -167,3 +167,38 @@ def test_extraction_progress_moves_with_the_clips(emotion_server, tmp_path: Path
     print(f"progress values read while 1,200 clips were extracted: {seen}")
     assert len(set(seen) - {0.0, 50.0, 100.0}) >= 3, seen
     assert seen == sorted(seen) and seen[-1] == 100.0
+
+
+@pytest.mark.slow
+def test_emotion_server_in_a_terminal_starts_without_asking_anything(tmp_path: Path):
+    """In a terminal, Prefect's `server start` stopped at a menu about the Prefect profile before it listened."""
+    import pty
+    import select
+    import signal
+
+    from tests.services import free_port, service_env, wait_for
+
+    port, (master, slave) = free_port(), pty.openpty()
+    proc = subprocess.Popen([str(BIN / "emotion"), "server", "--port", str(port)], stdin=slave, stdout=slave,
+                            stderr=slave, env={**os.environ, **service_env(tmp_path)}, start_new_session=True)
+    os.close(slave)
+    seen = bytearray()
+
+    def up() -> bool:
+        while select.select([master], [], [], 0)[0]:
+            try:
+                seen.extend(os.read(master, 65536))
+            except OSError:  # the terminal closed: the server exited
+                break
+        assert b"How would you like to proceed" not in seen, seen.decode(errors="replace")[-2000:]
+        return httpx.get(f"http://127.0.0.1:{port}/api/health", timeout=2).status_code == 200
+
+    try:
+        wait_for(up, 120, "emotion server in a terminal", proc)
+    finally:
+        os.killpg(proc.pid, signal.SIGTERM)
+        proc.wait(30)
+        os.close(master)
+    assert b"in other shells: export PREFECT_API_URL" in seen
+    profiles = tmp_path / "prefect-home" / "profiles.toml"  # the user's Prefect profile is left as it was
+    assert not profiles.exists() or "PREFECT_API_URL" not in profiles.read_text()
