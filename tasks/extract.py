@@ -29,7 +29,15 @@ from prefect.utilities.annotations import quote
 
 from emotion.core.errors import DamagedPartError, StoreError
 from emotion.extract.chunk import ChunkResult, compact, extract_chunk
-from emotion.extract.inventory import ClipRef, Inventory, Step, load_known, manifest_frame, take_inventory
+from emotion.extract.inventory import (
+    ClipRef,
+    Inventory,
+    Step,
+    load_known,
+    manifest_frame,
+    same_contents,
+    take_inventory,
+)
 from emotion.extract.plan import Plan, duplicate_rows, plan_extraction, stale_rows, touched_parts
 from emotion.store.sources import DataRoot
 from emotion.store.store import Store
@@ -46,9 +54,12 @@ _TAKEN_LOCK = threading.Lock()
 
 
 def _take(data: str, step: Step, out: str | None, verify: bool, full: bool) -> Inventory:
-    known = None if verify or out is None else load_known(Store(out), step.modality)
-    return take_inventory(DataRoot(data), step.extensions, accept=step.accept, absent=step.absent, known=known,
-                          params_key=None if full else step.key)
+    known = None if out is None else load_known(Store(out), step.modality)
+    inv = take_inventory(DataRoot(data), step.extensions, accept=step.accept, absent=step.absent,
+                         known=None if verify else known, params_key=None if full else step.key)
+    if verify:  # every clip read: the data version holds if every content is the one recorded
+        inv.unchanged_listing = same_contents(inv, known)
+    return inv
 
 
 def take_inventory_for_run(run_id: str, data: str, step: Step, out: str | None = None, verify: bool = False,

@@ -48,8 +48,8 @@ class Inventory:
     # their outcome is repeated (in ``rejects``/``no_audio`` too) without reading them again
     settled: list[tuple[ClipRef, RavdessId, int, dict[str, Any]]] = field(default_factory=list)
     read: int = 0  # clips read (and hashed) by the inventory itself: all of them without ``known``, else none
-    # every clip's listing is as the previous manifest recorded it (no clip new, changed or gone): the data version
-    # the last extraction recorded still holds
+    # every clip's listing is as the previous manifest recorded it (no clip new, changed or gone), or with
+    # ``--verify`` every clip's content (:func:`same_contents`): the data version the last extraction recorded holds
     unchanged_listing: bool = False
 
     def manifest(self) -> pd.DataFrame:
@@ -77,6 +77,18 @@ def manifest_frame(inv: Inventory, hashes: dict[str, str], rejects: Sequence[dic
                      "meta": ref.meta, "status": status, "reason": why["reason"] if why else None,
                      "stage": why["stage"] if why else None, "params_key": params_key, **rid.labels()})
     return pd.DataFrame(rows, columns=MANIFEST_COLUMNS)
+
+
+def same_contents(inv: Inventory, known: pd.DataFrame | None) -> bool:
+    """Whether an inventory that read every clip (``--verify``) found the clips and contents that the previous run's
+    manifest ``known`` records: the data version recorded then still holds, as it does for an unchanged listing."""
+    if known is None or not len(known):
+        return False
+    recorded = {str(r["path"]): r.get("content_hash") for r in known.to_dict("records")}
+    found = {ref.path: ref.content_hash for ref, _, _ in inv.clips}
+    found.update({ref.path: ref.content_hash for ref, _, _, _ in inv.settled})
+    unread = {r["path"] for r in [*inv.rejects, *inv.no_audio]} - set(found)  # set aside before any content was read
+    return set(recorded) == set(found) | unread and all(recorded[p] == h for p, h in found.items())
 
 
 def load_known(store: Store, modality: str) -> pd.DataFrame:

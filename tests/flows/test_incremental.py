@@ -14,6 +14,7 @@ import soundfile as sf
 from emotion.core.errors import StoreError
 from emotion.store.store import Store
 from flows.cli import main
+from tasks.extract import stored_extraction
 from tests.conftest import flip_value_bytes
 
 pytestmark = pytest.mark.slow
@@ -40,6 +41,13 @@ def test_a_rerun_without_changes_reads_no_clip_and_starts_no_cluster(corpus: Pat
         again = extract_json(capsys, str(corpus), "--out", out, "--workers", "2")
     assert opened == []  # not one media file opened by the flow (and no cluster, so no worker either)
     assert (again["processed"], again["skipped"], again["n_workers"]) == (0, 30, 0)
+    # the data version the first run recorded (named in its flow run and tags) holds as long as the data
+    # does: for a rerun over the same listing, and for --verify, which reads every clip and finds the same contents
+    key = first["modalities"]["audio"]["feature_set"]
+    version = stored_extraction(out, "features/audio", key)[0]
+    assert len(version) == 8
+    assert extract_json(capsys, str(corpus), "--out", out, "--verify")["processed"] == 0
+    assert stored_extraction(out, "features/audio", key)[0] == version
     # a change that keeps size and modification time is seen by --verify only
     clip = sorted(corpus.rglob("*.*"))[0]
     st = clip.stat()
@@ -52,6 +60,7 @@ def test_a_rerun_without_changes_reads_no_clip_and_starts_no_cluster(corpus: Pat
         verified = extract_json(capsys, str(corpus), "--out", out, "--verify")
     assert verified["modalities"]["audio"]["read_by_flow"] == 30 and len(set(opened)) == 30
     assert (verified["processed"], verified["skipped"]) == (1, 29)
+    assert stored_extraction(out, "features/audio", key)[0] != version  # other data, another version
 
 
 def test_verify_recomputes_a_part_damaged_outside_its_key_columns(corpus: Path, tmp_path: Path, capsys):
