@@ -49,7 +49,7 @@ from fsspec.implementations.local import LocalFileSystem
 
 from emotion.core import jsontext, names
 from emotion.core.errors import DamagedPartError, StoreError
-from emotion.store.lock import writer_lock
+from emotion.store.lock import check_writable, writer_lock
 
 # Columns that identify a clip; every row of every table carries them.
 KEY_COLUMNS = ("path", "content_hash")
@@ -586,6 +586,11 @@ class Store:
         """Hold the store's writer lock for the block, or raise :class:`StoreError` saying who holds it
         (:func:`emotion.store.lock.writer_lock`)."""
         return writer_lock(self.fs, self.root, self.url, self.is_local, what)
+
+    def check_writable(self) -> None:
+        """Raise :class:`StoreError` naming the file when the store cannot be written
+        (:func:`emotion.store.lock.check_writable`)."""
+        check_writable(self.fs, self.root, self.url, self.is_local)
 
     def check_data_root(self, data_url: str, *, replace: bool = False, origin: str | None = None) -> None:
         """Record the data root the store is built from; refuse another one unless ``replace``.
