@@ -61,6 +61,7 @@ def evaluate_loso(
     with tagged(labels):
         results = [loso_model(out, m, sp, fp, search, speaker_norm, mode, jobs, source) for m in models]
         summary = write_loso_summary(out, sp, results)
-    return {"split": str(sp), "actors": list(sp.train), "features": fp.name, "speaker_norm": speaker_norm,
+    held_out = sorted({int(a) for r in results for a in r["actors"]})  # the train actors the data holds, not the split's
+    return {"split": str(sp), "actors": held_out, "features": fp.name, "speaker_norm": speaker_norm,
             "augment": list(fp.augment_speeds()),
             "mode": mode, "summary": summary, "models": sorted(results, key=lambda r: (-r["mean"], r["model"]))}

@@ -40,3 +40,14 @@ def test_training_and_evaluating_into_a_read_only_store_stop_before_any_work(tmp
     for flow in (train.train_audio, train.train_video, train.train_fusion, evaluate.evaluate_loso):
         with pytest.raises(StoreError, match=lock):
             flow.fn(out)
+
+
+def test_loso_names_the_actors_held_out_not_the_split_s(tmp_path, monkeypatch):
+    """On data of actors 1-3 and 17, `evaluate --loso --split train=1-16,test=17-20` held out 1-3, not 1-16."""
+    import flows.evaluate as evaluate
+
+    monkeypatch.setattr(evaluate, "stored_extraction", lambda *_a: ("v", (1, 2, 3, 17)))
+    monkeypatch.setattr(evaluate, "loso_model", lambda *_a: {"model": "lr", "mean": 0.5, "actors": [1, 2, 3]})
+    monkeypatch.setattr(evaluate, "write_loso_summary", lambda *_a: "summary.json")
+    got = evaluate.evaluate_loso.fn(str(tmp_path), "train=1-16,test=17-20", ("lr",))
+    assert got["actors"] == [1, 2, 3]
