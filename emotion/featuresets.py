@@ -124,7 +124,7 @@ def read_feature_table(store: Store, params: FeatureParams) -> pd.DataFrame:
     date with the stored face frames first (``features/video``)."""
     if isinstance(params, LandmarkParams):
         return read_landmark_features(store, params)
-    return store.read_features("audio", params.key)
+    return store.read_features("audio", params.key, requested={"params": params.to_dict()})
 
 
 def read_faceless_clips(store: Store, params: FeatureParams, features: pd.DataFrame) -> pd.DataFrame | None:

@@ -10,6 +10,7 @@ from emotion.core.errors import UsageError
 from emotion.core.splits import DEFAULT_SPLIT, ActorSplit
 from emotion.featuresets import feature_params
 from emotion.models.catalog import SearchParams, check_features
+from emotion.store.store import Store
 from emotion.training.loso import MODES
 from flows.naming import current_run, name, run_tags, split_used, tagged
 from tasks.cluster import default_workers
@@ -52,6 +53,7 @@ def evaluate_loso(
         raise UsageError(f"unknown LOSO mode {mode!r}; choose from {', '.join(MODES)}")
     for m in models:
         check_features(m, fp.name)
+    Store(out).check_writable()  # a read-only store stops here, not after every fold (the summary)
     jobs = n_jobs or default_workers()
     version, actors = stored_extraction(out, "features/audio", fp.key)
     labels = run_tags(modality="audio", features=fp.name, split=split, speaker_norm=speaker_norm,
@@ -59,6 +61,7 @@ def evaluate_loso(
     with tagged(labels):
         results = [loso_model(out, m, sp, fp, search, speaker_norm, mode, jobs, source) for m in models]
         summary = write_loso_summary(out, sp, results)
-    return {"split": str(sp), "actors": list(sp.train), "features": fp.name, "speaker_norm": speaker_norm,
+    held_out = sorted({int(a) for r in results for a in r["actors"]})  # the train actors the data holds, not the split's
+    return {"split": str(sp), "actors": held_out, "features": fp.name, "speaker_norm": speaker_norm,
             "augment": list(fp.augment_speeds()),
             "mode": mode, "summary": summary, "models": sorted(results, key=lambda r: (-r["mean"], r["model"]))}

@@ -13,6 +13,7 @@ from emotion.core.splits import DEFAULT_SPLIT, ActorSplit
 from emotion.featuresets import FeatureParams, feature_params, modality_of
 from emotion.models.catalog import SearchParams, check_features
 from emotion.store.catalog import rank_rows
+from emotion.store.store import Store
 from emotion.training.video import build_model
 from emotion.video.frames import FrameParams
 from flows.naming import current_run, frames_label, name, run_tags, split_label, split_used, tagged
@@ -70,6 +71,7 @@ def train_audio(
     fp = feature_params(features, augment, frames)  # plain parameters (a deployment, the UI's run form) -> the typed set
     for m in models:
         check_features(m, fp.name)  # fail fast on an unknown name or a set the model cannot read
+    Store(out).check_writable()  # a read-only store stops here, not after the search (runs, summary, report)
     jobs = n_jobs or default_workers()
     version, actors = _audio_data(out, fp)
     labels = run_tags(modality="audio", features=fp.name, split=split, data_version=version,
@@ -144,6 +146,7 @@ def train_video(
     sp = ActorSplit.parse(split)
     for m in models:
         build_model(m, **(params or {}).get(m, {}))  # fail fast on an unknown name or parameter
+    Store(out).check_writable()  # a read-only store stops here, not after the search (runs, summary, report)
     read = _read_frames(models, frames)
     version, actors = _video_data(out, read)
     labels = run_tags(modality="video", features=frames_label(read), split=split, data_version=version, actors=actors)
@@ -184,6 +187,7 @@ def train_fusion(
     bad = [m for m in models if m not in FUSION_MODELS]
     if bad:
         raise UsageError(f"unknown fusion model {bad[0]!r}; choose from {', '.join(FUSION_MODELS)}")
+    Store(out).check_writable()  # a read-only store stops here, not after the search (runs, summary, report)
     face = replace(frames, face_crop=True)  # the face embedding is FER2013's: it reads face crops
     version, actors = _audio_data(out, fp)
     labels = run_tags(modality="fusion", features=fp.name, split=split, data_version=version, actors=actors)

@@ -43,6 +43,52 @@ def wav_truncation(data: bytes) -> str | None:
     return "WAV has no data chunk"
 
 
+def flac_samples(data: bytes) -> int | None:
+    """The number of samples per channel a FLAC file's STREAMINFO declares (0: not said), None when ``data`` is no
+    FLAC file (no ``fLaC`` at its start, after an ID3v2 tag if any); raises :class:`DecodeError` when the file
+    ends inside its header (its metadata blocks), which libsndfile names only as ``Internal psf_fseek() failed``."""
+    pos = 0
+    if data[:3] == b"ID3" and len(data) >= 10:  # an ID3v2 tag before the stream: its size is synchsafe
+        pos = 10 + sum((b & 0x7F) << (7 * (3 - i)) for i, b in enumerate(data[6:10])) + (10 if data[5] & 0x10 else 0)
+    if data[pos : pos + 4] != b"fLaC":
+        return None
+    pos += 4
+    total = None
+    while True:
+        if pos + 4 > len(data):
+            break
+        kind, size = data[pos] & 0x7F, int.from_bytes(data[pos + 1 : pos + 4], "big")
+        if pos + 4 + size > len(data):
+            break
+        if kind == 0 and size >= 18:  # STREAMINFO: the total samples are the 36 bits after rate, channels, depth
+            total = int.from_bytes(data[pos + 4 + 13 : pos + 4 + 18], "big") & 0xFFFFFFFFF
+        if data[pos] & 0x80:  # the last metadata block
+            if total is None:
+                raise DecodeError("not a complete FLAC file: it has no STREAMINFO block")
+            return total
+        pos += 4 + size
+    raise DecodeError(f"not a complete FLAC file: it ends inside its header ({len(data)} bytes)")
+
+
+def flac_damage(data: bytes, total: int) -> str:
+    """Why a FLAC file that libsndfile stopped reading (lost sync, failed seek) is unusable: how many of its
+    ``total`` declared samples decode before it stops."""
+    got = 0
+    try:
+        with sf.SoundFile(io.BytesIO(data)) as fh:
+            while True:
+                block = fh.read(1024, dtype="float32")  # small blocks: the count stops near where decoding did
+                if not len(block):
+                    break
+                got += len(block)
+    except (sf.LibsndfileError, RuntimeError, ValueError, TypeError):
+        pass
+    if not got:
+        return f"not a complete FLAC file: none of its {total or 'declared'} samples decode ({len(data)} bytes)"
+    of = f" of its {total}" if total else ""
+    return f"FLAC is damaged or cut off: the decoder loses sync after {got}{of} samples"
+
+
 def decode_audio(data: bytes) -> tuple[np.ndarray, int]:
     """Decode WAV/FLAC bytes to ``(samples[frames, channels] float32, sample_rate)``."""
     if not data:
@@ -50,12 +96,15 @@ def decode_audio(data: bytes) -> tuple[np.ndarray, int]:
     cut = wav_truncation(data)
     if cut:
         raise DecodeError(cut)
+    flac = flac_samples(data)  # a FLAC file cut inside its header is named here
     try:
         info = sf.info(io.BytesIO(data))
         if info.samplerate and info.frames / info.samplerate > MAX_SECONDS:
             raise RejectedInput(f"audio is {info.frames / info.samplerate:.0f} s long, over the limit of {MAX_SECONDS:.0f} s")
         y, sr = sf.read(io.BytesIO(data), dtype="float32", always_2d=True)
     except (sf.LibsndfileError, RuntimeError, ValueError, TypeError) as exc:
+        if flac is not None:  # libsndfile's words ("flac decoder lost sync", "Internal psf_fseek() failed") say little
+            raise DecodeError(flac_damage(data, flac)) from None
         msg = str(exc).splitlines()[-1] if str(exc) else type(exc).__name__
         msg = re.sub(r"\s*<_io\.BytesIO object at 0x[0-9a-fA-F]+>", "", msg).strip() or type(exc).__name__
         raise DecodeError(f"cannot decode audio: {msg}") from None

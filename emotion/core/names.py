@@ -40,14 +40,23 @@ def extract_command(dataset: str, key: str, out: str = "OUT", data: str = "DATA"
     params = (recorded or {}).get("params") or {}
     head = f"emotion extract {shlex.quote(data)} --out {shlex.quote(out)}"
     if dataset == "features/video":  # measured on face crops, which --features landmarks implies
-        frames = str((recorded or {}).get("frames") or "")
-        return f"{head} --modality video --features {key.rsplit('-', 1)[0]}" + _frame_options(frames, {}, crop=False)
+        return f"{head} --modality video {feature_options(dataset, key, recorded)}"
     if dataset.startswith("features/"):
-        speeds = tuple(float(s) for s in params.get("speeds") or ())
-        augment = "" if not speeds else " --augment" if speeds == (0.9, 1.1) else \
-            " --augment " + ",".join(f"{s:g}" for s in speeds)
-        return f"{head} --modality audio --features {key.rsplit('-', 1)[0]}{augment}"
+        return f"{head} --modality audio {feature_options(dataset, key, recorded)}"
     return f"{head} --modality video" + _frame_options(key, params)
+
+
+def feature_options(dataset: str, key: str, recorded: Mapping[str, Any] | None = None) -> str:
+    """The options of ``extract``, ``train`` and ``evaluate`` that name the stored feature set ``key`` of
+    ``dataset`` (``features/audio``, ``features/video``): ``--features extended --augment`` (``recorded``: its
+    ``params.json``, as for :func:`extract_command`)."""
+    name = key.rsplit("-", 1)[0]
+    if dataset == "features/video":  # the frames it was measured on
+        return f"--features {name}" + _frame_options(str((recorded or {}).get("frames") or ""), {}, crop=False)
+    speeds = tuple(float(s) for s in ((recorded or {}).get("params") or {}).get("speeds") or ())
+    augment = "" if not speeds else " --augment" if speeds == (0.9, 1.1) else \
+        " --augment " + ",".join(f"{s:g}" for s in speeds)
+    return f"--features {name}{augment}"
 
 
 def _frame_options(key: str, params: Mapping[str, Any], crop: bool = True) -> str:

@@ -88,6 +88,29 @@ def writer_lock(fs: Any, root: str, url: str, is_local: bool, what: str = "extra
         os.close(fd)  # releases the flock
 
 
+def check_writable(fs: Any, root: str, url: str, is_local: bool) -> None:
+    """Raise :class:`StoreError` (``cannot write <file>: <reason>``) when the store at ``root`` cannot be written,
+    as the writer lock does at once, for the commands that write into a store without taking it (train, evaluate:
+    their runs, summaries and reports), so that a read-only store stops them before minutes of work, not after.
+    A store that does not exist yet is left to the command (there is nothing in it to read)."""
+    if is_local:
+        if not os.path.isdir(root):
+            return
+        path = posixpath.join(root, LOCK_FILE)  # the file the writer lock opens, opened the same way
+        try:
+            os.close(os.open(path, os.O_RDWR | os.O_CREAT, 0o644))
+        except OSError as exc:
+            raise StoreError(f"cannot write {path}: {exc.strerror or exc}") from None
+        return
+    probe = posixpath.join(root, f".write-check-{os.getpid()}-{time.time_ns()}")
+    try:
+        fs.pipe_file(probe, b"")
+    except OSError as exc:
+        raise StoreError(f"cannot write {url.rstrip('/')}/{posixpath.basename(probe)}: {exc.strerror or exc}") from None
+    with contextlib.suppress(OSError):
+        fs.rm_file(probe)
+
+
 def _object_lock(fs: Any, path: str, url: str, me: dict[str, Any]) -> Iterator[None]:
     if fs.exists(path):
         try:

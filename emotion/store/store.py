@@ -37,7 +37,7 @@ import re
 import stat
 import time
 import uuid
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -49,7 +49,7 @@ from fsspec.implementations.local import LocalFileSystem
 
 from emotion.core import jsontext, names
 from emotion.core.errors import DamagedPartError, StoreError
-from emotion.store.lock import writer_lock
+from emotion.store.lock import check_writable, writer_lock
 
 # Columns that identify a clip; every row of every table carries them.
 KEY_COLUMNS = ("path", "content_hash")
@@ -334,13 +334,7 @@ class Store:
         landmark table is read whole by any extraction of its frames)."""
         folder = posixpath.dirname(path)
         dataset, key = posixpath.relpath(posixpath.dirname(folder), self.root), posixpath.basename(folder)
-        recorded: dict[str, Any] = {}
-        data = "DATA"
-        with contextlib.suppress(StoreError, OSError, AttributeError, TypeError):
-            data = str(self.read_json(self.path(STORE_FILE)).get("data_root") or "DATA")
-        with contextlib.suppress(StoreError, OSError, AttributeError, TypeError):
-            recorded = dict(self.read_json(f"{folder}/params.json"))
-        command = names.extract_command(dataset, key, self.url, data, recorded)
+        command = names.extract_command(dataset, key, self.url, self._data_root(), self._recorded(folder))
         if dataset == "features/video":
             return DamagedPartError(f"damaged part {self.url_of(path)}: {one_line(exc)} (`{command}` measures it "
                                     "again)")
@@ -474,36 +468,58 @@ class Store:
     def new_part_name() -> str:
         return f"part-{time.time_ns():020d}-{uuid.uuid4().hex[:8]}.parquet"
 
-    def read_dataset(self, dataset: str, key: str, columns: list[str] | None = None) -> pd.DataFrame:
+    def _data_root(self) -> str:
+        """The data root ``store.json`` records (``DATA`` where none is recorded or it does not read)."""
+        with contextlib.suppress(StoreError, OSError, AttributeError, TypeError):
+            return str(self.read_json(self.path(STORE_FILE)).get("data_root") or "DATA")
+        return "DATA"
+
+    def _recorded(self, folder: str) -> dict[str, Any]:
+        """The ``params.json`` of a dataset's folder (empty where it is missing or does not read)."""
+        with contextlib.suppress(StoreError, OSError, AttributeError, TypeError, ValueError):
+            return dict(self.read_json(f"{folder}/params.json"))
+        return {}
+
+    def read_dataset(self, dataset: str, key: str, columns: list[str] | None = None, *,
+                     requested: Mapping[str, Any] | None = None) -> pd.DataFrame:
         """Current rows of a dataset: for each clip path, the rows of its newest part.
 
-        A clip has one row in ``features/*`` and one per kept frame in ``frames``.
+        A clip has one row in ``features/*`` and one per kept frame in ``frames``. ``requested``: the parameters
+        asked for, as ``params.json`` records them (``{"params": ...}``), so that the error when none are stored
+        names the extraction that writes them.
         """
         folder = self.dataset_dir(dataset, key)
         cols = None if columns is None else list(dict.fromkeys(["path", *columns]))
         df = self.read_snapshot(folder, columns=cols)
         if df.empty:
-            raise StoreError(f"no {dataset} rows for {key} under {self.url} ({self._extract_advice(dataset, key)})")
+            raise StoreError(f"no {dataset} rows for {key} under {self.url} "
+                             f"({self._extract_advice(dataset, key, requested)})")
         newest = df.groupby("path")["_part"].transform("max")
         df = df[df["_part"] == newest].drop(columns="_part")
         return df.sort_values("path", kind="stable", ignore_index=True)
 
-    def _extract_advice(self, dataset: str, key: str) -> str:
-        """The extraction that writes ``key`` (``extended-<hash>``), and the set's keys stored under other parameters:
-        a bare `emotion extract` computes the seed set, and a run's default stores extended with --augment, which
-        `evaluate --features extended` without --augment does not read."""
-        name = key.rsplit("-", 1)[0]
-        try:
-            stored = [posixpath.basename(p) for p in self.fs.ls(self.path(dataset), detail=False)]
-        except OSError:
-            stored = []
-        others = sorted(k for k in stored if k.startswith(f"{name}-") and k != key)
-        also = f"; stored with other parameters (--augment, another revision): {', '.join(others)}" if others else ""
-        return f"run `{names.extract_command(dataset, key, self.url)}` first{also}"
+    def _extract_advice(self, dataset: str, key: str, requested: Mapping[str, Any] | None = None) -> str:
+        """The extraction that writes ``key`` (``extended-<hash>``) with the ``requested`` parameters from the
+        recorded data root, and the sets of ``dataset`` that are stored, with the options that read them: a bare
+        `emotion train` reads the seed set, and a run's default stores extended with --augment."""
+        command = names.extract_command(dataset, key, self.url, self._data_root(), requested)
+        asked = names.feature_options(dataset, key, requested) if requested is not None else None
+        stored = []
+        if dataset.startswith("features/"):
+            with contextlib.suppress(OSError):
+                for folder in sorted(self.fs.ls(self.path(dataset), detail=False)):
+                    other = posixpath.basename(folder)
+                    if other == key or not self.list_parts(folder):
+                        continue
+                    opts = names.feature_options(dataset, other, self._recorded(folder))
+                    stored.append(f"{other} (the same options, written by another version)" if opts == asked
+                                  else f"{other} (give {opts})")
+        also = f"; stored: {', '.join(stored)}" if stored else ""
+        return f"run `{command}` first{also}"
 
-    def read_features(self, modality: str, key: str) -> pd.DataFrame:
-        """Current feature rows: one per clip path (the newest wins)."""
-        return self.read_dataset(f"features/{modality}", key)
+    def read_features(self, modality: str, key: str, requested: Mapping[str, Any] | None = None) -> pd.DataFrame:
+        """Current feature rows: one per clip path (the newest wins); ``requested`` as for :meth:`read_dataset`."""
+        return self.read_dataset(f"features/{modality}", key, requested=requested)
 
     def dataset_keys(self, dataset: str, key: str, damaged: list[str] | None = None,
                      whole: bool = False) -> pd.DataFrame:
@@ -570,6 +586,11 @@ class Store:
         """Hold the store's writer lock for the block, or raise :class:`StoreError` saying who holds it
         (:func:`emotion.store.lock.writer_lock`)."""
         return writer_lock(self.fs, self.root, self.url, self.is_local, what)
+
+    def check_writable(self) -> None:
+        """Raise :class:`StoreError` naming the file when the store cannot be written
+        (:func:`emotion.store.lock.check_writable`)."""
+        check_writable(self.fs, self.root, self.url, self.is_local)
 
     def check_data_root(self, data_url: str, *, replace: bool = False, origin: str | None = None) -> None:
         """Record the data root the store is built from; refuse another one unless ``replace``.

@@ -150,6 +150,11 @@ def run_version(
                                data_hash=data_hash, **norm)
 
 
+def actors_of(actors: Any) -> list[int]:
+    """The distinct actors among the clips' ``actors``, sorted (what was really trained or tested on)."""
+    return sorted({int(a) for a in np.asarray(actors).tolist()})
+
+
 def scores_and_labels(est: Any, X: np.ndarray, copies: int = 1) -> tuple[np.ndarray, np.ndarray]:
     """Class scores and predicted labels of rows of ``copies`` vectors each (averaged over the copies)."""
     if copies == 1:
@@ -259,8 +264,9 @@ def train_and_evaluate(
         y_test = np.concatenate([y_test, none["emotion"].to_numpy(int) - 1])
         pred = np.concatenate([pred, np.full(len(none), NO_FACE)])
         proba = np.vstack([np.asarray(proba, dtype=np.float64), np.full((len(none), np.shape(proba)[1]), np.nan)])
-    metrics = evaluate(y_test, pred, train_actors=split.train, test_actors=split.test, n_train=len(data.y_train),
-                       faces=modality == "video")
+    # the actors of the clips used, not the split's (the data may lack some of them); the split is in run.json
+    metrics = evaluate(y_test, pred, train_actors=actors_of(data.groups), test_actors=actors_of(rows["actor"]),
+                       n_train=len(data.y_train), faces=modality == "video")
     version = run_version(spec.name, split, search, feature_hash, data.data_hash, data.speaker_norm)
     if data.X_test_pooled is not None:  # what the accuracy is without grouping each test speaker's clips
         single = scores_and_labels(est, data.X_test_pooled, data.copies)[1] == data.y_test
@@ -320,7 +326,8 @@ def model_card(title: str, metrics: dict[str, Any], run: dict[str, Any], best_pa
         f"# Model card: {title}", "",
         "## Data",
         f"- {metrics['n_train']} training clips of actors {metrics['train_actors']}; "
-        f"{metrics['n_test']} test clips of actors {metrics['test_actors']}",
+        f"{metrics['n_test']} test clips of actors {metrics['test_actors']} (the actors of split {run['split']} "
+        "that the data holds)",
         *([f"- {metrics['n_test_clips_without_face']} of the test clips had no face in any kept frame: no prediction, "
            "counted as wrong (the confusion matrix's \"no face\" column)"]
           if metrics.get("n_test_clips_without_face") else []),

@@ -24,7 +24,7 @@ from emotion.models.persist import dump_model
 from emotion.reporting.metrics import confusion_png, evaluate
 from emotion.store import catalog
 from emotion.store.store import READ_RETRIES, Store
-from emotion.training.audio import RunOutput, parquet_bytes, prediction_table
+from emotion.training.audio import RunOutput, actors_of, parquet_bytes, prediction_table
 from emotion.video.frames import FrameParams
 from emotion.video.frameset import FrameSet, frame_index
 from emotion.video.landmarks import LandmarkParams, read_landmark_features
@@ -117,7 +117,7 @@ def train_and_evaluate_fusion(
     proba = est.predict_proba(X_te)
     pred = proba.argmax(1)
     p_audio, p_video, has = est.branch_proba(X_te)
-    metrics = evaluate(y_te, pred, train_actors=split.train, test_actors=split.test, n_train=len(tr))
+    metrics = evaluate(y_te, pred, train_actors=actors_of(tr["actor"]), test_actors=actors_of(te["actor"]), n_train=len(tr))
     on_av = {  # the clips with both voice and face: fused against each branch alone, on the same clips
         "fused": float((pred[has] == y_te[has]).mean()) if has.any() else float("nan"),
         "audio_only": float((p_audio[has].argmax(1) == y_te[has]).mean()) if has.any() else float("nan"),

@@ -35,7 +35,7 @@ from emotion.models.persist import dump_model
 from emotion.reporting.metrics import NO_FACE, confusion_png, evaluate
 from emotion.store import catalog
 from emotion.store.store import READ_RETRIES, Store
-from emotion.training.audio import RunOutput, parquet_bytes, prediction_table
+from emotion.training.audio import RunOutput, actors_of, parquet_bytes, prediction_table
 from emotion.video.frames import FrameParams
 from emotion.video.frameset import FrameSet, aggregate_clips, frame_index, top_two
 
@@ -187,8 +187,9 @@ def train_and_evaluate_video(
     truth = data.clips.set_index("path").loc[clip_paths]
     y_true = truth["emotion"].to_numpy(int) - 1
     n_train_clips = int(data.clips["actor"].isin(split.train).sum())
-    metrics = evaluate(y_true, y_pred, train_actors=split.train, test_actors=split.test, n_train=n_train_clips,
-                       faces=True)
+    trained = data.clips[data.clips["actor"].isin(split.train)]["actor"]  # the actors the data holds
+    metrics = evaluate(y_true, y_pred, train_actors=actors_of(trained), test_actors=actors_of(truth["actor"]),
+                       n_train=n_train_clips, faces=True)
     frame_acc = float((proba.argmax(axis=1) == meta["label"].to_numpy()).mean())
     hist = est.history_
     params = est.get_params()

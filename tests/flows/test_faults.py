@@ -61,7 +61,7 @@ def build_bad_corpus(audio: Path, video: Path, root: Path) -> tuple[set[str], di
     put("Actor_01/03-01-02-01-01-01-01.flac", b"", "empty file (0 bytes)")
     put("Actor_02/03-01-03-01-01-01-02.wav", good_wav[: len(good_wav) // 2], "WAV is cut off")
     flac = (audio / "Actor_01" / "03-01-04-01-01-01-01.flac").read_bytes()
-    put("Actor_01/03-01-04-01-01-01-01.flac", flac[: len(flac) // 2], "cannot decode audio")
+    put("Actor_01/03-01-04-01-01-01-01.flac", flac[: len(flac) // 2], "FLAC is damaged or cut off: the decoder loses")
     put("Actor_02/03-01-04-01-01-01-02.wav", np.random.default_rng(0).bytes(8000), "cannot decode audio")
     put("Actor_21/01-01-04-01-01-01-21.mp4", np.random.default_rng(1).bytes(8000), "cannot open video")
     no_video = io.BytesIO()

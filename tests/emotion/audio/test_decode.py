@@ -37,6 +37,29 @@ def test_truncated_flac_is_rejected(tmp_path):
         decode_audio(data[:40])
 
 
+@pytest.mark.parametrize(("cut", "message"), [
+    (40, r"not a complete FLAC file: it ends inside its header \(40 bytes\)"),  # libsndfile: "unimplemented format"
+    (100, r"not a complete FLAC file: none of its 22050 samples decode \(100 bytes\)"),  # "Internal psf_fseek() failed."
+    (0.5, r"FLAC is damaged or cut off: the decoder loses sync after \d+ of its 22050 samples"),  # "flac decoder lost sync."
+    (-1, r"FLAC is damaged or cut off: the decoder loses sync after \d+ of its 22050 samples"),
+])
+def test_a_cut_off_flac_is_named_in_words(tmp_path, cut, message):
+    """As a cut-off WAV is (``WAV is cut off: ...``), not in libsndfile's words; one line."""
+    data = write_tone(tmp_path / "a.flac").read_bytes()
+    n = int(len(data) * cut) if isinstance(cut, float) else cut
+    with pytest.raises(DecodeError, match=rf"^{message}$") as err:
+        decode_audio(data[:n])
+    assert "\n" not in str(err.value) and "psf_" not in str(err.value)
+    assert decode_audio(data)[0].shape[0] == 22050  # the whole file is fine
+
+
+def test_a_flac_after_an_id3_tag_is_read_and_checked(tmp_path):
+    data = write_tone(tmp_path / "a.flac").read_bytes()
+    tag = b"ID3\x04\x00\x00\x00\x00\x00\x0a" + bytes(10)  # an ID3v2 tag of 10 bytes before the stream
+    with pytest.raises(DecodeError, match="^FLAC is damaged or cut off: the decoder loses sync after"):
+        decode_audio(tag + data[: len(data) // 2])
+
+
 def test_silent_audio_is_rejected():
     buf = io.BytesIO()
     sf.write(buf, np.zeros(22050), 22050, format="WAV")

@@ -107,3 +107,34 @@ def test_a_lock_that_cannot_be_written_is_named_in_one_line(tmp_path):
     with pytest.raises(StoreError, match=r"^cannot write .*\.lock: Is a directory$"):
         with Store(str(tmp_path)).writer_lock("extract"):
             pass
+
+
+def _read_only(monkeypatch, root):
+    """A read-only file system under ``root`` (chmod cannot make a folder read-only for root, which the tests may
+    run as): opening a file there for writing fails with EROFS."""
+    import errno
+
+    real = os.open
+
+    def fake(path, flags, *a, **k):
+        if str(path).startswith(str(root)) and flags & (os.O_WRONLY | os.O_RDWR | os.O_CREAT):
+            raise OSError(errno.EROFS, "Read-only file system")
+        return real(path, flags, *a, **k)
+
+    monkeypatch.setattr(os, "open", fake)
+
+
+def test_a_read_only_store_is_named_by_the_writability_check(tmp_path, monkeypatch):
+    """train and evaluate write runs without the writer lock; they check first, as the lock would, in one line."""
+    Store(str(tmp_path)).check_writable()  # writable: nothing to say
+    _read_only(monkeypatch, tmp_path)
+    with pytest.raises(StoreError, match=rf"^cannot write {tmp_path}/\.lock: Read-only file system$"):
+        Store(str(tmp_path)).check_writable()
+    Store(str(tmp_path / "none")).check_writable()  # no store yet: left to the command, nothing created
+    assert not (tmp_path / "none").exists()
+
+
+def test_an_object_store_is_checked_by_writing_a_probe_it_removes():
+    store = Store("memory://writable-check")
+    store.check_writable()
+    assert not [p for p in store.fs.find(store.root) if ".write-check" in p]

@@ -88,14 +88,22 @@ def test_missing_features_say_what_to_do(tmp_path):
         Store(str(tmp_path)).read_features("audio", "nope-0123")
 
 
-def test_missing_features_name_the_same_set_stored_with_other_parameters(tmp_path):
-    """`run` stores extended with --augment; `evaluate --features extended` reads the set without it."""
+def test_missing_features_name_the_sets_stored_with_the_options_that_read_them(tmp_path):
+    """`run` stores extended with --augment; `train` reads seed by default, and extended without --augment unless
+    given it: the error lists what is stored and how to ask for it."""
     store = Store(str(tmp_path))
-    folder = store.features_dir("audio", "extended-aug1")
-    store.write_table(f"{folder}/{Store.new_part_name()}", pa.table({"path": ["a"], "content_hash": ["1"]}))
-    with pytest.raises(StoreError, match=r"--features extended` first; stored with other parameters "
-                                         r"\(--augment, another revision\): extended-aug1\)$"):
-        store.read_features("audio", "extended-plain2")
+    for key, speeds in (("extended-aug1", [0.9, 1.1]), ("extended-old3", [0.8]), ("seed-abc", None)):
+        folder = store.features_dir("audio", key)
+        store.write_table(f"{folder}/{Store.new_part_name()}", pa.table({"path": ["a"], "content_hash": ["1"]}))
+        store.write_json(f"{folder}/params.json", {"params": {"name": key.split("-")[0], "speeds": speeds}})
+    store.write_json(store.path("store.json"), {"data_root": "/corpus/audio"})
+    with pytest.raises(StoreError) as err:
+        store.read_features("audio", "extended-plain2", requested={"params": {"name": "extended", "speeds": [0.8]}})
+    msg = str(err.value)
+    assert "\n" not in msg
+    assert (f"run `emotion extract /corpus/audio --out {tmp_path} --modality audio --features extended --augment 0.8` "
+            "first; stored: extended-aug1 (give --features extended --augment), extended-old3 (the same options, "
+            "written by another version), seed-abc (give --features seed))") in msg
 
 
 def test_rejects_table_roundtrip(tmp_path):
@@ -404,3 +412,15 @@ def test_an_object_store_that_keeps_a_deleted_file_is_an_error_naming_it(tmp_pat
     with pytest.raises(StoreError, match=r"cannot delete keepsfiles://.*part-.*\.parquet and 1 more: still there"):
         store.remove(parts[:2])
     assert store.list_parts(folder) == parts
+
+
+def test_train_s_missing_features_name_the_extraction_of_the_parameters_asked_for(tmp_path):
+    """`train --features extended --augment 0.8` named `extract DATA ... --features extended` (without the speeds:
+    running it stored another set, and train failed again)."""
+    from emotion.featuresets import feature_params, read_feature_table
+
+    store = Store(str(tmp_path))
+    store.write_json(store.path("store.json"), {"data_root": "/corpus/audio"})
+    with pytest.raises(StoreError, match=rf"run `emotion extract /corpus/audio --out {tmp_path} --modality audio "
+                                         r"--features extended --augment 0\.8` first\)$"):
+        read_feature_table(store, feature_params("extended", (0.8,)))

@@ -140,3 +140,15 @@ def test_landmark_models_are_scored_on_every_test_clip_those_without_a_face_as_w
     audio = train_and_evaluate(model_spec("lr"), plain, SPLIT, SearchParams(n_iter=1, refine=False),
                                {"name": "seed"}, "fh")
     assert "n_test_clips_without_face" not in audio.metrics  # an audio model has every clip
+
+
+def test_metrics_and_model_card_name_the_actors_trained_and_tested_not_the_split(table):
+    """The split names actors 1-16 / 17-20 and 5 / 6-9; the data holds 1-4 and 5: those are what was used."""
+    split = ActorSplit.parse("train=1-4,10-16,test=5,17-20")
+    out = train_and_evaluate(model_spec("lr"), split_data(table, NAMES, split, "fh"), split,
+                             SearchParams(n_iter=1, refine=False), {"name": "seed"}, "fh")
+    metrics = json.loads(out.files()["metrics.json"])
+    assert metrics["train_actors"] == [1, 2, 3, 4] and metrics["test_actors"] == [5]
+    card = out.files()["model_card.md"].decode()
+    assert "training clips of actors [1, 2, 3, 4];" in card and "test clips of actors [5] " in card
+    assert "split train=01-04,10-16,test=05,17-20" in card  # the split as given, beside

@@ -14,6 +14,7 @@ from emotion.models.fusion import FUSION_METHODS, AudioVisualFusion, fusion_cv_a
 from emotion.store.catalog import RunRecord, best_per_modality
 from emotion.training.fusion import train_and_evaluate_fusion
 from emotion.video.frames import FrameParams
+from tests.emotion.models.test_fusion import split_signal
 
 SPLIT = ActorSplit.parse("train=1-6,test=7-8")
 ACOLS, VCOLS = [f"a{i}" for i in range(4)], [f"face{i:03d}" for i in range(4)]
@@ -54,3 +55,15 @@ def test_every_fused_run_records_the_grouped_cv_that_chooses_among_them(table):
     best = best_per_modality(records)["fusion"]
     assert best.cv_accuracy == max(scores.values()) and best.model == f"fusion-{max(scores, key=scores.get)}"
     assert best.model == "fusion-early"  # on this data; the late weight's own in-sample score no longer wins it
+
+
+def test_metrics_name_the_actors_trained_and_tested_not_the_split():
+    X, y, g = split_signal(4, per_class=3)
+    acols, vcols = [f"a{i}" for i in range(6)], [f"v{i}" for i in range(5)]
+    actor = np.array([1, 2, 3, 17])[g]  # the data holds actors 1-3 and 17 of train=1-16,test=17-20
+    table = pd.concat([pd.DataFrame({"path": [f"{k}.mp4" for k in range(len(y))], "content_hash": "h",
+                                     "actor": actor, "emotion": y + 1}),
+                       pd.DataFrame(X, columns=[*acols, *vcols])], axis=1)
+    out = train_and_evaluate_fusion(AudioVisualFusion(cv_folds=3), table, acols, vcols,
+                                    ActorSplit.parse("train=1-16,test=17-20"), AudioFeatureParams(), FrameParams())
+    assert out.metrics["train_actors"] == [1, 2, 3] and out.metrics["test_actors"] == [17]

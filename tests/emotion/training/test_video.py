@@ -94,3 +94,12 @@ def test_validation_accuracy_is_per_clip_of_the_model_kept():
     m = train_and_evaluate_video(Stub(), data, split, FrameParams(face_crop=True)).metrics
     assert m["cv_accuracy"] == 2 / 3 and m["n_val_clips"] == 3  # frames: 4 / 5; the history's: 0.9
     assert "per-clip" in m["cv"]
+
+
+def test_metrics_name_the_actors_trained_and_tested_not_the_split():
+    split = ActorSplit.parse("train=1-16,test=17-21")
+    clips = pd.DataFrame([_clip(3, 21, "a.mp4"), _clip(3, 1, "t.mp4"), _clip(3, 2, "u.mp4")])
+    data = VideoSplit(fit=StubFrames(["t.mp4", "u.mp4"], [2, 2]), val=None, test=StubFrames(["a.mp4"], [2]),  # type: ignore[arg-type]
+                      fit_actors=(1, 2), val_actors=(), clips=clips, data_hash="h")
+    m = train_and_evaluate_video(Stub(), data, split, FrameParams(face_crop=True)).metrics
+    assert m["train_actors"] == [1, 2] and m["test_actors"] == [21]
