@@ -15,6 +15,7 @@ from prefect.task_runners import ThreadPoolTaskRunner
 from prefect.utilities.annotations import quote
 
 from emotion.audio.seed import AudioFeatureParams
+from emotion.core.addresses import check_scheduler_address
 from emotion.core.errors import EmotionError, UsageError
 from emotion.core.provenance import corpus_origin
 from emotion.extract.inventory import ClipRef, Inventory, Step, audio_step, duplicate_recordings, video_step
@@ -159,6 +160,7 @@ def extract(
     old root's clips are dropped, and counted as removed).
     """
     fp = feature_params(features, augment, frames)  # the audio feature set's name and copies (plain: deployments, the UI)
+    dask_address = check_scheduler_address(dask_address, "dask_address")  # its form, even with nothing to extract
     store = Store(out)
     with store.writer_lock(f"emotion extract {data}"):
         root = data if "://" in data else os.path.realpath(data)

@@ -10,6 +10,7 @@ import argparse
 import os
 from typing import Any
 
+from emotion.core.addresses import check_scheduler_address
 from emotion.core.errors import UsageError
 from emotion.core.names import AUDIO_MODELS, DEFAULT_MODELS, FEATURE_SET_NAMES, FUSION_MODELS, VIDEO_MODELS
 from emotion.core.splits import DEFAULT_SPLIT
@@ -58,6 +59,17 @@ def check_numbers(args: argparse.Namespace) -> None:
             raise UsageError(f"--{name.replace('_', '-')} must be between {lo:g} and {hi:g}, got {v:g}")
 
 
+def check_dask_address(args: argparse.Namespace) -> None:
+    """``--dask-address``, else ``EMOTION_DASK_ADDRESS``, checked for its form (a one-line :class:`UsageError`,
+    exit 2, naming where it came from), before anything runs: not only once there is work for the cluster."""
+    if not hasattr(args, "dask_address"):
+        return
+    if args.dask_address is not None:
+        args.dask_address = check_scheduler_address(args.dask_address, "--dask-address")
+    else:
+        args.dask_address = check_scheduler_address(os.environ.get("EMOTION_DASK_ADDRESS"), "EMOTION_DASK_ADDRESS")
+
+
 def speeds(text: str) -> tuple[float, ...]:
     """``--augment 0.9,1.1`` -> (0.9, 1.1)."""
     try:
@@ -87,8 +99,9 @@ def _add_extract_opts(p: argparse.ArgumentParser) -> None:
                    help=f"feature set: {', '.join(FEATURE_SET_NAMES)} (default: seed, the baseline recipe; "
                         "egemaps and compare need the opensmile extra)")
     _add_augment(p)
-    p.add_argument("--dask-address", metavar="ADDR", default=os.environ.get("EMOTION_DASK_ADDRESS"),
-                   help="use the Dask scheduler at tcp://HOST:PORT (default: a local cluster)")
+    p.add_argument("--dask-address", metavar="ADDR",
+                   help="use the Dask scheduler at tcp://HOST:PORT (or tls://, ws://, wss://, ucx://; default: "
+                        "EMOTION_DASK_ADDRESS if set, else a local cluster)")
     p.add_argument("--workers", type=int, help="worker processes of the local cluster (default: one per core)")
     p.add_argument("--full", action="store_true", help="recompute everything, not only new or changed clips")
     p.add_argument("--strict", action="store_true", help="exit non-zero if any file was rejected (after writing the rest)")

@@ -112,6 +112,24 @@ def test_bad_usage_exits_2_with_one_line(argv, message, capsys):
     assert len(err.strip().splitlines()) == 1 and message in err
 
 
+@pytest.mark.parametrize("address", ["foo", "tcp://host", "tcp://h:abc", "http://h:8786"])
+@pytest.mark.parametrize("command", ["extract", "run"])
+def test_a_malformed_dask_address_is_refused_before_anything_runs(command, address, tmp_path: Path, capsys,
+                                                                  monkeypatch):
+    """Not Prefect's 139-line traceback ending in Dask's ValueError, exit 1; nor exit 0 when every clip is skipped
+    and the cluster is never asked for: one line, exit 2, whether it came from the option or the environment."""
+    data, out = tmp_path / "data", tmp_path / "store"
+    data.mkdir()
+    (data / "03-01-01-01-01-01-01.wav").write_bytes(b"")
+    code, _, err = run_cli(capsys, command, str(data), "--out", str(out), "--dask-address", address)
+    assert code == 2 and err.strip().startswith(f"emotion: error: --dask-address {address!r}: "), err
+    assert "expected tcp://HOST:PORT" in err and len(err.strip().splitlines()) == 1, err
+    monkeypatch.setenv("EMOTION_DASK_ADDRESS", address)
+    code, _, err = run_cli(capsys, command, str(data), "--out", str(out))
+    assert code == 2 and err.strip().startswith(f"emotion: error: EMOTION_DASK_ADDRESS {address!r}: "), err
+    assert not out.exists()
+
+
 @pytest.mark.parametrize("argv", [
     ["extract", ".", "--features", "nope"], ["extract", ".", "--augment"],
     ["run", ".", "--split", "train=1-20"], ["run", ".", "--features", "seed", "--augment"],
