@@ -298,10 +298,17 @@ def _extract_steps(data: str, out: str, steps: list[Step], invs: dict[str, Inven
         summary.n_workers = len(summary.workers)
         if isinstance(s.params, FrameParams) and s.params.landmarks:  # the video step (frames), mesh face crops
             # no face anywhere: {"error": why}, the summary says it; no frames at all: not "run emotion extract
-            # first" (this was that run), the rejects below say why no clip was kept
-            summary.faces = landmark_features(out, s.params) if done.parts else {
-                "error": f"no frames stored: none of the clips could be used ({summary.rejected} rejected, listed below)"}
+            # first" (this was that run), but that the data has no mp4 clip, or that the rejects below say why
+            # none was kept
+            summary.faces = landmark_features(out, s.params) if done.parts else {"error": _no_frames(summary, data)}
     return summaries
+
+
+def _no_frames(summary: ExtractSummary, data: str) -> str:
+    """Why a video step stored no frames: every mp4 clip was rejected, or there was none (audio-only data)."""
+    if summary.rejected:
+        return f"no frames stored: none of the clips could be used ({summary.rejected} rejected, listed below)"
+    return f"no mp4 clips under {data}"
 
 
 def _reject_duplicates(summary: ExtractSummary, p: Plan, hashes: dict[str, str], dups: list[dict[str, Any]]) -> None:
