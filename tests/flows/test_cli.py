@@ -95,6 +95,28 @@ def test_split_without_test_clips_fails_with_one_line(corpus: Path, tmp_path: Pa
     assert len(lines) == 1 and lines[0].startswith("emotion: train failed: no clips of the test actors"), err
 
 
+def test_run_checks_the_split_against_the_actors_of_the_data_before_extracting(corpus: Path, tmp_path: Path, capfd):
+    """The default split on data without actors 21-24 failed only once every clip was extracted, naming no split to
+    give; two train actors for 3 CV folds likewise (exit 2, and no --cv-folds named). Both now fail at once."""
+    import shutil
+
+    shutil.rmtree(corpus / "Actor_21")  # actors 1-3 only
+    out = tmp_path / "store"
+    code, _, err = run_cli(capfd, "run", str(corpus), "--out", str(out), "--modality", "audio")
+    lines = [line for line in err.strip().splitlines() if not line.startswith("flow run ")]
+    assert code == 1 and lines == [
+        f"emotion: run failed: no clips of the test actors of train=01-20,test=21-24 under {corpus} (actors "
+        "present: 01-03); give e.g. --split train=01-02,test=03"], err
+    assert not (out / "features").exists()  # nothing was extracted
+    code, _, err = run_cli(capfd, "run", str(corpus), "--out", str(out), "--modality", "audio",
+                           "--split", "train=1-2,test=3")
+    lines = [line for line in err.strip().splitlines() if not line.startswith("flow run ")]
+    assert code == 2 and lines == [
+        "emotion: error: grouped CV needs at least 3 training actors, got 2: give --cv-folds 2, or a split with more "
+        f"train actors (the clips under {corpus} have 2 of the train actors of train=01-02,test=03)"], err
+    assert not (out / "features").exists()
+
+
 @pytest.mark.parametrize("argv, message", [
     (["extract", "/no/such/folder", "--out", "/tmp/x"], "does not exist"),
     (["train", "/no/such/store"], "does not exist"),
