@@ -107,7 +107,8 @@ def load_model_path(path: str) -> Predictors:
     """``--model PATH``: a run folder, or the model file inside it (beside its run.json)."""
     p = Path(path)
     if not p.exists():
-        raise UsageError(f"model {path!r} does not exist")
+        raise UsageError(f"--model takes a run folder or the model file inside it (OUT/runs/SPLIT/MODEL/VERSION); "
+                         f"{path!r} is neither: no such file or folder (--store OUT picks the store's best model)")
     run_dir = p if p.is_dir() else p.parent
     if p.is_file() and p.name != "run.json":
         folder = Store(str(run_dir))

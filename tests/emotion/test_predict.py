@@ -298,6 +298,14 @@ def test_model_choice_prefers_the_default_split_then_the_newest_and_picks_by_gro
     assert choose_runs(s)["audio"].model == "rf"
 
 
+def test_model_takes_a_run_folder_or_its_model_file_and_says_so(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(UsageError) as exc:
+        load_predictors(model_path="lr")
+    assert str(exc.value) == ("--model takes a run folder or the model file inside it (OUT/runs/SPLIT/MODEL/VERSION); "
+                              "'lr' is neither: no such file or folder (--store OUT picks the store's best model)")
+
+
 # -- issue 16: nothing in a store or on the command line reads outside, without bound, or blocks ---------------------
 @pytest.mark.parametrize("name", ["../../../../etc/hostname", "/etc/hostname", "/dev/zero"])
 def test_the_model_file_must_be_a_file_of_its_run_folder(trained, tmp_path, name):
