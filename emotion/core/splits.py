@@ -63,6 +63,18 @@ class ActorSplit:
             raise UsageError(f"bad split {text!r}: write it like {DEFAULT_SPLIT}")
         return cls(parse_actors(m[1]), parse_actors(m[2]))
 
+    @classmethod
+    def parse_given(cls, text: str) -> ActorSplit:
+        """A split as written (``train=1-20,test=21-24``) or by its id (``train01-20_test21-24``, the folder of
+        its runs); anything else a one-line :class:`UsageError`."""
+        m = re.fullmatch(r"\s*train([\d.-]+)_test([\d.-]+)\s*", text)
+        if m:
+            return cls(parse_actors(m[1].replace(".", ",")), parse_actors(m[2].replace(".", ",")))
+        if "=" not in text:
+            raise UsageError(f"bad split {text!r}: write it like {DEFAULT_SPLIT} (or by its id, like "
+                             f"{cls.parse(DEFAULT_SPLIT).id})")
+        return cls.parse(text)
+
     @property
     def id(self) -> str:
         return f"train{format_actors(self.train)}_test{format_actors(self.test)}"

@@ -236,8 +236,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("files", nargs="+", metavar="FILE", help="audio or video files (any name; RAVDESS names not needed)")
     p.add_argument("--store", metavar="OUT", help="a store with trained runs: its best model for the file's modality")
     p.add_argument("--model", metavar="PATH", help="a run folder, or the model file inside it (overrides --store)")
-    p.add_argument("--split", help="the split whose models to use (default: train01-20_test21-24 if trained, "
-                                   "else the split trained last)")
+    p.add_argument("--split", help="the split whose models to use, as train=1-16,test=17-20 or by its id "
+                                   "train01-16_test17-20 (default: train01-20_test21-24 if trained, else the split "
+                                   "trained last: the one with the newest run)")
     p.add_argument("--same-speaker", action="store_true",
                    help="the files are clips of one speaker: a speaker-normalised model standardises them by their own "
                         "statistics (8 clips or more), not the pooled training statistics")

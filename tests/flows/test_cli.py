@@ -127,6 +127,8 @@ def test_run_checks_the_split_against_the_actors_of_the_data_before_extracting(c
     (["evaluate", "."], "evaluate needs --loso"),
     (["evaluate", ".", "--loso", "--model", "knn"], "unknown model"),
     (["evaluate", ".", "--loso", "--params-from", "train=1-2,test=3"], "--params-from needs --fixed-params"),
+    (["predict", "x.wav", "--store", ".", "--split", "foo"], "bad split 'foo'"),
+    (["predict", "x.wav", "--store", ".", "--split", "train=1-20"], "bad split 'train=1-20'"),
     (["predict", "x.wav", "--model", "lr"], "--model takes a run folder or the model file inside it"),
 ])
 def test_bad_usage_exits_2_with_one_line(argv, message, capsys):
