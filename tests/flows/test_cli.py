@@ -122,6 +122,7 @@ def test_run_checks_the_split_against_the_actors_of_the_data_before_extracting(c
     (["train", "/no/such/store"], "does not exist"),
     (["train", ".", "--split", "train=1-20"], "bad split"),
     (["train", ".", "--model", "knn"], "unknown model"),
+    (["train", ".", "--model", ","], "--model ',' names no model"),
     (["train", ".", "--n-iter", "0"], "--n-iter"),
     (["train", ".", "--features", "nope"], "unknown feature set 'nope'"),
     (["evaluate", "."], "evaluate needs --loso"),
