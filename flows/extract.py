@@ -15,6 +15,7 @@ from prefect.task_runners import ThreadPoolTaskRunner
 from prefect.utilities.annotations import quote
 
 from emotion.audio.seed import AudioFeatureParams
+from emotion.core.addresses import check_scheduler_address
 from emotion.core.errors import EmotionError, UsageError
 from emotion.core.provenance import corpus_origin
 from emotion.extract.inventory import ClipRef, Inventory, Step, audio_step, duplicate_recordings, video_step
@@ -159,6 +160,7 @@ def extract(
     old root's clips are dropped, and counted as removed).
     """
     fp = feature_params(features, augment, frames)  # the audio feature set's name and copies (plain: deployments, the UI)
+    dask_address = check_scheduler_address(dask_address, "dask_address")  # its form, even with nothing to extract
     store = Store(out)
     with store.writer_lock(f"emotion extract {data}"):
         root = data if "://" in data else os.path.realpath(data)
@@ -296,10 +298,17 @@ def _extract_steps(data: str, out: str, steps: list[Step], invs: dict[str, Inven
         summary.n_workers = len(summary.workers)
         if isinstance(s.params, FrameParams) and s.params.landmarks:  # the video step (frames), mesh face crops
             # no face anywhere: {"error": why}, the summary says it; no frames at all: not "run emotion extract
-            # first" (this was that run), the rejects below say why no clip was kept
-            summary.faces = landmark_features(out, s.params) if done.parts else {
-                "error": f"no frames stored: none of the clips could be used ({summary.rejected} rejected, listed below)"}
+            # first" (this was that run), but that the data has no mp4 clip, or that the rejects below say why
+            # none was kept
+            summary.faces = landmark_features(out, s.params) if done.parts else {"error": _no_frames(summary, data)}
     return summaries
+
+
+def _no_frames(summary: ExtractSummary, data: str) -> str:
+    """Why a video step stored no frames: every mp4 clip was rejected, or there was none (audio-only data)."""
+    if summary.rejected:
+        return f"no frames stored: none of the clips could be used ({summary.rejected} rejected, listed below)"
+    return f"no mp4 clips under {data}"
 
 
 def _reject_duplicates(summary: ExtractSummary, p: Plan, hashes: dict[str, str], dups: list[dict[str, Any]]) -> None:

@@ -9,12 +9,14 @@ from typing import Any
 from prefect import flow, get_run_logger
 
 from emotion.audio.seed import AudioFeatureParams
-from emotion.core.errors import UsageError
+from emotion.core.errors import EmotionError, UsageError
 from emotion.core.names import DEFAULT_MODELS, FUSION_MODELS, VIDEO_MODELS, split_models
-from emotion.core.splits import DEFAULT_SPLIT, ActorSplit
+from emotion.core.splits import DEFAULT_SPLIT, ActorSplit, lacking_actors
+from emotion.extract.inventory import actors_under
 from emotion.featuresets import FeatureParams, feature_params, is_face_set
-from emotion.models.search import SearchParams
+from emotion.models.search import SearchParams, too_few_cv_actors
 from emotion.store.catalog import rank_rows
+from emotion.store.sources import AUDIO_EXTENSIONS, VIDEO_EXTENSIONS, DataRoot
 from emotion.video.frames import FrameParams
 from flows.extract import extract
 from flows.naming import current_run, frames_label, name, run_tags, split_label, tagged
@@ -93,6 +95,8 @@ def _pipeline(data: str, out: str, split: str, features: FeatureParams, search: 
     extracted: dict[str, dict[str, Any]] = {}
     ex = {"full": full, "dask_address": dask_address, "workers": workers}
     frame_sets = list(dict.fromkeys(frames_for(m, frames) for m in (*video_models, *fusion_models)))
+    check_split_against_data(data, split, "video" if modality == "video" or face_set else "any", search,
+                             bool(audio_models))
     with shared_cluster(dask_address, workers):  # one local Dask cluster for all the extractions
         if audio_models or fusion_models:
             kind = "video" if face_set else "audio"
@@ -185,6 +189,26 @@ def recipe(features: FeatureParams, speaker_norm: bool) -> dict[str, Any]:
                     "speaker is normalised with pooled training statistics instead (`emotion predict --same-speaker` "
                     "with 8 or more clips of one speaker normalises them together)") if speaker_norm else None,
     }
+
+
+def check_split_against_data(data: str, split: str, kind: str, search: SearchParams, tuned: bool) -> None:
+    """Before any extraction: the clips under ``data`` (``kind``: "video", the mp4s, or "any" clip; told by their
+    names, none read) must have actors on both sides of ``split`` (else an :class:`EmotionError` that names a split
+    they allow), and, for models tuned by actor-grouped CV (``tuned``), enough train actors for ``search``'s folds
+    (else a :class:`UsageError` naming the ``--cv-folds`` they allow). Either failed once every clip had been
+    extracted, after minutes or hours. Data with no clip named as RAVDESS names them is left to the extraction."""
+    exts = VIDEO_EXTENSIONS if kind == "video" else AUDIO_EXTENSIONS | VIDEO_EXTENSIONS
+    actors = actors_under(DataRoot(data), exts)
+    if not actors:
+        return
+    sp = ActorSplit.parse(split)
+    lack = lacking_actors(sp, actors, "clips", f"under {data}")
+    if lack:
+        raise EmotionError(lack)
+    few = too_few_cv_actors(len(set(sp.train) & set(actors)), search.cv_folds) if tuned else None
+    if few:
+        raise UsageError(f"{few} (the clips under {data} have {len(set(sp.train) & set(actors))} of the train "
+                         f"actors of {sp})")
 
 
 def lacks_split(actors: tuple[int, ...], split: str, what: str) -> str | None:

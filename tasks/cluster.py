@@ -10,6 +10,7 @@ from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
 
+from emotion.core.addresses import check_scheduler_address
 from emotion.core.errors import EmotionError, UsageError
 from emotion.extract.chunk import ChunkResult, extract_chunk
 from emotion.extract.inventory import ClipRef, Step
@@ -109,11 +110,16 @@ def dask_client(address: str | None = None, workers: int | None = None, jobs: in
     """
     Client, LocalCluster = _distributed()
 
+    address = check_scheduler_address(address, "the Dask scheduler address")
     if address:
         try:
             client = Client(address, timeout="15s")
         except (OSError, TimeoutError) as exc:
             raise UsageError(f"cannot reach the Dask scheduler at {address}: {exc}") from None
+        except (ValueError, TypeError) as exc:  # a form Dask refuses, or a transport it cannot set up (tls:// with
+            # no TLS settings): one line, not Dask's traceback
+            reason = " ".join(str(exc).split()) or type(exc).__name__
+            raise UsageError(f"cannot use the Dask scheduler at {address}: {reason}") from None
         try:
             yield client
         finally:

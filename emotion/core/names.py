@@ -111,6 +111,9 @@ def parse_models(values: list[str] | None, default: str) -> tuple[str, ...]:
     names: list[str] = []
     for v in values or [default]:
         names.extend(n.strip() for n in v.split(",") if n.strip())
+    if not names:  # `--model ,` or `--model ""`: an empty table and exit 0 before
+        given = " ".join(f"--model {v!r}" for v in values or [default])
+        raise UsageError(f"{given} names no model; choose from {', '.join(ALL_MODELS)}")
     for n in names:
         modality_of_model(n)
     return tuple(dict.fromkeys(names))

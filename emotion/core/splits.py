@@ -8,6 +8,7 @@ A split is written ``train=1-20,test=21-24`` (ranges and lists, e.g.
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable
 from dataclasses import dataclass
 
 from emotion.core.errors import UsageError
@@ -62,9 +63,56 @@ class ActorSplit:
             raise UsageError(f"bad split {text!r}: write it like {DEFAULT_SPLIT}")
         return cls(parse_actors(m[1]), parse_actors(m[2]))
 
+    @classmethod
+    def parse_given(cls, text: str) -> ActorSplit:
+        """A split as written (``train=1-20,test=21-24``) or by its id (``train01-20_test21-24``, the folder of
+        its runs); anything else a one-line :class:`UsageError`."""
+        m = re.fullmatch(r"\s*train([\d.-]+)_test([\d.-]+)\s*", text)
+        if m:
+            return cls(parse_actors(m[1].replace(".", ",")), parse_actors(m[2].replace(".", ",")))
+        if "=" not in text:
+            raise UsageError(f"bad split {text!r}: write it like {DEFAULT_SPLIT} (or by its id, like "
+                             f"{cls.parse(DEFAULT_SPLIT).id})")
+        return cls.parse(text)
+
     @property
     def id(self) -> str:
         return f"train{format_actors(self.train)}_test{format_actors(self.test)}"
 
     def __str__(self) -> str:
         return f"train={format_actors(self.train).replace('.', ',')},test={format_actors(self.test).replace('.', ',')}"
+
+
+def actor_text(actors: Iterable[int]) -> str:
+    """``(1, 2, 3, 5)`` -> ``"01-03,05"``: actors as a split writes them."""
+    found = tuple(sorted(set(actors)))
+    return format_actors(found).replace(".", ",") if found else "none"
+
+
+def suggest_split(actors: Iterable[int], test_share: float = 0.2) -> ActorSplit | None:
+    """A split the ``actors`` allow: the last ``test_share`` of them (at least one) held out as test actors, the
+    others to train (``train=01-16,test=17-20`` for actors 1-20); ``None`` for fewer than two actors."""
+    found = sorted(set(actors))
+    if len(found) < 2:
+        return None
+    n_test = max(1, round(len(found) * test_share))
+    return ActorSplit(tuple(found[:-n_test]), tuple(found[-n_test:]))
+
+
+def split_hint(actors: Iterable[int]) -> str:
+    """``give e.g. --split train=01-16,test=17-20`` (a split the ``actors`` allow), or what is missing for one."""
+    found = suggest_split(actors)
+    if found is None:
+        return "a split needs clips of at least two actors, one to train and one to test"
+    return f"give e.g. --split {found}"
+
+
+def lacking_actors(split: ActorSplit, actors: Iterable[int], what: str, where: str) -> str | None:
+    """Why clips of ``actors`` cannot serve ``split`` (none of its train or none of its test actors), with a split
+    they allow, in one line; ``None`` when they can. ``what``: "clips", "frames"; ``where``: "in the store"..."""
+    present = set(actors)
+    for side, wanted in (("test", split.test), ("train", split.train)):
+        if not set(wanted) & present:
+            return (f"no {what} of the {side} actors of {split} {where} (actors present: {actor_text(present)}); "
+                    f"{split_hint(present)}")
+    return None

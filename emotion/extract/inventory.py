@@ -194,6 +194,20 @@ def video_step(params: FrameParams | None = None, chunk_size: int = 6) -> Step:
     return Step("video", params or FrameParams(), chunk_size)
 
 
+def actors_under(root: DataRoot, extensions: Iterable[str]) -> tuple[int, ...]:
+    """The actors of the clips under ``root`` by their names alone (a listing: no clip is read), for a check of a
+    split before any work; files that are no RAVDESS id or cannot be listed are left to the inventory to reject."""
+    actors: set[int] = set()
+    for cand in root.discover(extensions):
+        if cand.problem:
+            continue
+        try:
+            actors.add(parse_id(cand.relpath).actor)
+        except InvalidIdError:
+            continue
+    return tuple(sorted(actors))
+
+
 def take_inventory(
     root: DataRoot,
     extensions: Iterable[str] = AUDIO_EXTENSIONS,

@@ -18,3 +18,13 @@ class SearchParams:
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
+
+
+def too_few_cv_actors(n_actors: int, cv_folds: int) -> str | None:
+    """Why actor-grouped CV of ``cv_folds`` folds cannot run on ``n_actors`` training actors, with what would let it
+    (a smaller ``--cv-folds``, or a split with more train actors), in one line; ``None`` when it can."""
+    if n_actors >= cv_folds:
+        return None
+    fix = (f"give --cv-folds {n_actors}, or a split with more train actors" if n_actors >= 2 else
+           "give a split with at least 2 train actors")
+    return f"grouped CV needs at least {cv_folds} training actors, got {n_actors}: {fix}"

@@ -26,7 +26,7 @@ from sklearn.utils.parallel import Parallel, delayed
 from emotion.audio.augment import copies_of
 from emotion.core.errors import UsageError
 from emotion.core.progress import ProgressFn, report
-from emotion.models.search import SearchParams
+from emotion.models.search import SearchParams, too_few_cv_actors
 
 Refiner = Callable[[dict[str, Any]], dict[str, list[Any]]]
 
@@ -86,8 +86,9 @@ def tune(
     ``progress`` is told of every fit (candidate and fold) as it finishes.
     """
     n_groups = len(np.unique(groups))
-    if n_groups < params.cv_folds:
-        raise UsageError(f"grouped CV needs at least {params.cv_folds} training actors, got {n_groups}")
+    few = too_few_cv_actors(n_groups, params.cv_folds)
+    if few:
+        raise UsageError(few)
     if spec.tuner is not None:
         return spec.tuner(X, y, groups, params, n_jobs=n_jobs)
     t0 = time.perf_counter()

@@ -2,9 +2,10 @@
 
 A run folder (or the model file inside it) is loaded as given; in a store,
 the split is the one asked for, else the default split when it has runs,
-else the split with the newest run; within it, the run the catalog selects
-per modality (:func:`emotion.store.catalog.best_per_modality`: grouped-CV
-accuracy on the train actors).
+else the split trained last (the one with the newest run of any model);
+within it, the run the catalog selects per modality
+(:func:`emotion.store.catalog.best_per_modality`: grouped-CV accuracy on the
+train actors).
 """
 
 from __future__ import annotations
@@ -107,7 +108,8 @@ def load_model_path(path: str) -> Predictors:
     """``--model PATH``: a run folder, or the model file inside it (beside its run.json)."""
     p = Path(path)
     if not p.exists():
-        raise UsageError(f"model {path!r} does not exist")
+        raise UsageError(f"--model takes a run folder or the model file inside it (OUT/runs/SPLIT/MODEL/VERSION); "
+                         f"{path!r} is neither: no such file or folder (--store OUT picks the store's best model)")
     run_dir = p if p.is_dir() else p.parent
     if p.is_file() and p.name != "run.json":
         folder = Store(str(run_dir))
@@ -147,24 +149,28 @@ def choose_runs(store: Store, split: str | None = None, modalities: tuple[str, .
                 required: bool = True) -> dict[str, RunRecord]:
     """The run to use per modality: see the module docstring for the rule. With none, a :class:`StoreError`, or
     an empty dict when not ``required``."""
-    if split is not None:
-        split_id = ActorSplit.parse(split).id if "=" in split else split
-        candidates = [split_id]
-    else:
-        candidates = _splits(store)
+    candidates = [ActorSplit.parse_given(split).id] if split is not None else _splits(store)
     found: dict[str, dict[str, RunRecord]] = {}
+    newest: dict[str, float] = {}  # split -> when its newest run (of any model) was written
     for sid in candidates:
-        best = {m: r for m, r in best_per_modality(collect_runs(store, sid)).items() if m in modalities}
-        if best:
-            found[sid] = best
+        runs = [r for r in collect_runs(store, sid) if r.modality in modalities]
+        if runs:
+            found[sid] = best_per_modality(runs)
+            newest[sid] = max(r.written for r in runs)
     if not found and not required:
         return {}
     if not found:
-        where = f"split {candidates[0]}" if split is not None else "any split"
-        raise StoreError(f"no trained {'/'.join(modalities)} model in {store.url} for {where} (run `emotion train` first)")
+        if split is None:
+            raise StoreError(f"no trained {'/'.join(modalities)} model in {store.url} for any split (run "
+                             "`emotion train` first)")
+        trained = [sid for sid in _splits(store) if any(r.modality in modalities for r in collect_runs(store, sid))]
+        where = f"trained splits: {', '.join(trained)}" if trained else "run `emotion train` first"
+        raise StoreError(f"no trained {'/'.join(modalities)} model in {store.url} for split {candidates[0]} ({where})")
     if DEFAULT_SPLIT_ID in found and split is None:
         return found[DEFAULT_SPLIT_ID]
-    return max(found.values(), key=lambda b: max(r.written for r in b.values()))
+    # the split trained last: the one with the newest run of any model, not the one whose selected run is newest (a
+    # split trained today whose best model is an older run was passed over for one trained yesterday)
+    return found[max(found, key=lambda sid: (newest[sid], sid))]
 
 
 def load_predictors(store_url: str | None = None, model_path: str | None = None, split: str | None = None) -> Predictors:

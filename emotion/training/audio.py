@@ -24,7 +24,7 @@ from emotion.core.errors import StoreError
 from emotion.core.ids import EMOTION_LABELS
 from emotion.core.params import stable_hash
 from emotion.core.progress import ProgressFn
-from emotion.core.splits import ActorSplit
+from emotion.core.splits import ActorSplit, lacking_actors
 from emotion.models.persist import SavedModel, dump_model
 from emotion.models.search import SearchParams
 from emotion.models.tuning import ModelSpec, predict_copies, predict_scores, tune
@@ -102,11 +102,9 @@ def split_data(
         raise StoreError(f"feature table lacks {len(missing)} expected columns (e.g. {missing[0]})")
     tr = df[df["actor"].isin(split.train)]
     te = df[df["actor"].isin(split.test)]
-    if tr.empty:
-        raise StoreError(f"no clips of the train actors {split} in the store")
-    if te.empty:
-        present = sorted(int(a) for a in df["actor"].unique())
-        raise StoreError(f"no clips of the test actors of {split} in the store (actors present: {present})")
+    if tr.empty or te.empty:
+        raise StoreError(lacking_actors(split, (int(a) for a in df["actor"].unique()), "clips", "in the store")
+                         or f"no clips of {split} in the store")
     keys = sorted(zip(pd.concat([tr, te])["path"], pd.concat([tr, te])["content_hash"], strict=True))
     none = faceless[faceless["actor"].isin(split.test)] if faceless is not None else None
     hashed: dict[str, Any] = {"feature_hash": feature_hash, "clips": keys}

@@ -29,7 +29,7 @@ from emotion.core.errors import StoreError, UsageError
 from emotion.core.ids import EMOTION_LABELS
 from emotion.core.params import stable_hash
 from emotion.core.progress import ProgressFn
-from emotion.core.splits import ActorSplit
+from emotion.core.splits import ActorSplit, lacking_actors
 from emotion.models.frame_nets import NN_MODELS, KerasFrameClassifier, curves_png
 from emotion.models.persist import dump_model
 from emotion.reporting.metrics import NO_FACE, confusion_png, evaluate
@@ -66,11 +66,9 @@ def split_frames(store: Store, params: FrameParams, split: ActorSplit, seed: int
     """The fit / validation / test frame sets of ``split`` (faces only for fitting on face crops)."""
     idx = frame_index(store, params.key)
     train = tuple(a for a in split.train if a in set(idx["actor"]))
-    if not train:
-        raise StoreError(f"no frames of the train actors {split} in the store")
-    if not set(split.test) & set(idx["actor"]):
-        present = sorted(int(a) for a in idx["actor"].unique())
-        raise StoreError(f"no frames of the test actors of {split} in the store (actors present: {present})")
+    lack = lacking_actors(split, (int(a) for a in idx["actor"].unique()), "frames", "in the store")
+    if lack:
+        raise StoreError(lack)
     val_actors = validation_actors(train, seed)
     fit_actors = tuple(a for a in train if a not in val_actors)
     faces = params.face_crop

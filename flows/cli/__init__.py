@@ -45,7 +45,7 @@ for _k, _v in {
     os.environ.setdefault(_k, _v)
 
 from emotion.core.errors import EmotionError, UsageError  # noqa: E402
-from flows.cli.parser import build_parser, check_numbers  # noqa: E402
+from flows.cli.parser import build_parser, check_dask_address, check_numbers  # noqa: E402
 
 # the module holding each command's ``cmd_<name>``
 COMMAND_MODULES = {"server": "flows.cli.server", "deploy": "flows.cli.server"}
@@ -75,6 +75,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         check_numbers(args)
+        check_dask_address(args)
         module = importlib.import_module(COMMAND_MODULES.get(args.command, "flows.cli.commands"))
         if hasattr(module, "VERBOSE"):
             module.VERBOSE[0] = bool(getattr(args, "verbose", False))

@@ -514,6 +514,8 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
 def cmd_predict(args: argparse.Namespace) -> int:
     from emotion.predict import Prediction, load_predictors, predict_files
 
+    if args.split is not None:  # malformed: exit 2 before anything loads, as train and evaluate do
+        ActorSplit.parse_given(args.split)
     # (a folder is named as such by the prediction, with what to give instead)
     if not args.store and not args.model and any(not f.lower().endswith(".mp4") and not os.path.isdir(f)
                                                  for f in args.files):

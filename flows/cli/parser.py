@@ -10,6 +10,7 @@ import argparse
 import os
 from typing import Any
 
+from emotion.core.addresses import check_scheduler_address
 from emotion.core.errors import UsageError
 from emotion.core.names import AUDIO_MODELS, DEFAULT_MODELS, FEATURE_SET_NAMES, FUSION_MODELS, VIDEO_MODELS
 from emotion.core.splits import DEFAULT_SPLIT
@@ -58,6 +59,17 @@ def check_numbers(args: argparse.Namespace) -> None:
             raise UsageError(f"--{name.replace('_', '-')} must be between {lo:g} and {hi:g}, got {v:g}")
 
 
+def check_dask_address(args: argparse.Namespace) -> None:
+    """``--dask-address``, else ``EMOTION_DASK_ADDRESS``, checked for its form (a one-line :class:`UsageError`,
+    exit 2, naming where it came from), before anything runs: not only once there is work for the cluster."""
+    if not hasattr(args, "dask_address"):
+        return
+    if args.dask_address is not None:
+        args.dask_address = check_scheduler_address(args.dask_address, "--dask-address")
+    else:
+        args.dask_address = check_scheduler_address(os.environ.get("EMOTION_DASK_ADDRESS"), "EMOTION_DASK_ADDRESS")
+
+
 def speeds(text: str) -> tuple[float, ...]:
     """``--augment 0.9,1.1`` -> (0.9, 1.1)."""
     try:
@@ -87,8 +99,9 @@ def _add_extract_opts(p: argparse.ArgumentParser) -> None:
                    help=f"feature set: {', '.join(FEATURE_SET_NAMES)} (default: seed, the baseline recipe; "
                         "egemaps and compare need the opensmile extra)")
     _add_augment(p)
-    p.add_argument("--dask-address", metavar="ADDR", default=os.environ.get("EMOTION_DASK_ADDRESS"),
-                   help="use the Dask scheduler at tcp://HOST:PORT (default: a local cluster)")
+    p.add_argument("--dask-address", metavar="ADDR",
+                   help="use the Dask scheduler at tcp://HOST:PORT (or tls://, ws://, wss://, ucx://; default: "
+                        "EMOTION_DASK_ADDRESS if set, else a local cluster)")
     p.add_argument("--workers", type=int, help="worker processes of the local cluster (default: one per core)")
     p.add_argument("--full", action="store_true", help="recompute everything, not only new or changed clips")
     p.add_argument("--strict", action="store_true", help="exit non-zero if any file was rejected (after writing the rest)")
@@ -223,8 +236,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("files", nargs="+", metavar="FILE", help="audio or video files (any name; RAVDESS names not needed)")
     p.add_argument("--store", metavar="OUT", help="a store with trained runs: its best model for the file's modality")
     p.add_argument("--model", metavar="PATH", help="a run folder, or the model file inside it (overrides --store)")
-    p.add_argument("--split", help="the split whose models to use (default: train01-20_test21-24 if trained, "
-                                   "else the split trained last)")
+    p.add_argument("--split", help="the split whose models to use, as train=1-16,test=17-20 or by its id "
+                                   "train01-16_test17-20 (default: train01-20_test21-24 if trained, else the split "
+                                   "trained last: the one with the newest run)")
     p.add_argument("--same-speaker", action="store_true",
                    help="the files are clips of one speaker: a speaker-normalised model standardises them by their own "
                         "statistics (8 clips or more), not the pooled training statistics")

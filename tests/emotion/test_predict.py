@@ -298,6 +298,52 @@ def test_model_choice_prefers_the_default_split_then_the_newest_and_picks_by_gro
     assert choose_runs(s)["audio"].model == "rf"
 
 
+def test_without_split_or_default_the_split_trained_last_is_the_one_with_the_newest_run_of_any_model(trained, tmp_path):
+    """Not the split whose selected run is newest: a split trained today whose best model is an older run was passed
+    over for one trained yesterday (the README promises "the split trained last")."""
+    _, store, run = trained
+    out = tmp_path / "store"
+    shutil.copytree(store.root, out)
+    s = Store(str(out))
+    a_svc = out / Path(run).relative_to(store.root)  # split A: svc, the best by grouped CV, written first
+    other = ActorSplit.parse("train=2-3,21,test=1")  # split B: one run, written next
+    b_svc = out / "runs" / other.id / "svc" / a_svc.name
+    shutil.copytree(a_svc, b_svc)
+    a_rf = a_svc.parent.parent / "rf" / "x"  # split A again: rf, worse by grouped CV, written last
+    shutil.copytree(a_svc, a_rf)
+    metrics = json.loads((a_rf / "metrics.json").read_text())
+    metrics["cv_accuracy"] -= 0.1
+    (a_rf / "metrics.json").write_text(json.dumps(metrics))
+    info = json.loads((a_rf / "run.json").read_text())
+    info["model"] = "rf"
+    (a_rf / "run.json").write_text(json.dumps(info))
+    for t, folder in ((1_000_000, a_svc), (2_000_000, b_svc), (3_000_000, a_rf)):
+        os.utime(folder / "run.json", (t, t))
+    chosen = choose_runs(s)["audio"]
+    assert (chosen.split_id, chosen.model) == (SPLIT.id, "svc")  # split A, trained last; in it, the best by CV
+    os.utime(b_svc / "run.json", (4_000_000, 4_000_000))  # split B retrained since
+    assert choose_runs(s)["audio"].split_id == other.id
+
+
+def test_a_split_is_given_as_written_or_by_its_id_and_one_with_nothing_trained_lists_those_trained(trained):
+    _, store, _ = trained
+    assert choose_runs(store, split=SPLIT.id)["audio"].split_id == SPLIT.id
+    assert choose_runs(store, split=" train=1-3, test=21")["audio"].split_id == SPLIT.id
+    with pytest.raises(UsageError, match=r"^bad split 'foo': write it like train=1-20,test=21-24 \(or by its id, "
+                                         r"like train01-20_test21-24\)$"):
+        choose_runs(store, split="foo")
+    with pytest.raises(StoreError, match=rf"for split train05-06_test07 \(trained splits: {SPLIT.id}\)$"):
+        choose_runs(store, split="train=5-6,test=7")
+
+
+def test_model_takes_a_run_folder_or_its_model_file_and_says_so(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(UsageError) as exc:
+        load_predictors(model_path="lr")
+    assert str(exc.value) == ("--model takes a run folder or the model file inside it (OUT/runs/SPLIT/MODEL/VERSION); "
+                              "'lr' is neither: no such file or folder (--store OUT picks the store's best model)")
+
+
 # -- issue 16: nothing in a store or on the command line reads outside, without bound, or blocks ---------------------
 @pytest.mark.parametrize("name", ["../../../../etc/hostname", "/etc/hostname", "/dev/zero"])
 def test_the_model_file_must_be_a_file_of_its_run_folder(trained, tmp_path, name):

@@ -95,21 +95,65 @@ def test_split_without_test_clips_fails_with_one_line(corpus: Path, tmp_path: Pa
     assert len(lines) == 1 and lines[0].startswith("emotion: train failed: no clips of the test actors"), err
 
 
+def test_run_checks_the_split_against_the_actors_of_the_data_before_extracting(corpus: Path, tmp_path: Path, capfd):
+    """The default split on data without actors 21-24 failed only once every clip was extracted, naming no split to
+    give; two train actors for 3 CV folds likewise (exit 2, and no --cv-folds named). Both now fail at once."""
+    import shutil
+
+    shutil.rmtree(corpus / "Actor_21")  # actors 1-3 only
+    out = tmp_path / "store"
+    code, _, err = run_cli(capfd, "run", str(corpus), "--out", str(out), "--modality", "audio")
+    lines = [line for line in err.strip().splitlines() if not line.startswith("flow run ")]
+    assert code == 1 and lines == [
+        f"emotion: run failed: no clips of the test actors of train=01-20,test=21-24 under {corpus} (actors "
+        "present: 01-03); give e.g. --split train=01-02,test=03"], err
+    assert not (out / "features").exists()  # nothing was extracted
+    code, _, err = run_cli(capfd, "run", str(corpus), "--out", str(out), "--modality", "audio",
+                           "--split", "train=1-2,test=3")
+    lines = [line for line in err.strip().splitlines() if not line.startswith("flow run ")]
+    assert code == 2 and lines == [
+        "emotion: error: grouped CV needs at least 3 training actors, got 2: give --cv-folds 2, or a split with more "
+        f"train actors (the clips under {corpus} have 2 of the train actors of train=01-02,test=03)"], err
+    assert not (out / "features").exists()
+
+
 @pytest.mark.parametrize("argv, message", [
     (["extract", "/no/such/folder", "--out", "/tmp/x"], "does not exist"),
     (["train", "/no/such/store"], "does not exist"),
     (["train", ".", "--split", "train=1-20"], "bad split"),
     (["train", ".", "--model", "knn"], "unknown model"),
+    (["train", ".", "--model", ","], "--model ',' names no model"),
     (["train", ".", "--n-iter", "0"], "--n-iter"),
     (["train", ".", "--features", "nope"], "unknown feature set 'nope'"),
     (["evaluate", "."], "evaluate needs --loso"),
     (["evaluate", ".", "--loso", "--model", "knn"], "unknown model"),
     (["evaluate", ".", "--loso", "--params-from", "train=1-2,test=3"], "--params-from needs --fixed-params"),
+    (["predict", "x.wav", "--store", ".", "--split", "foo"], "bad split 'foo'"),
+    (["predict", "x.wav", "--store", ".", "--split", "train=1-20"], "bad split 'train=1-20'"),
+    (["predict", "x.wav", "--model", "lr"], "--model takes a run folder or the model file inside it"),
 ])
 def test_bad_usage_exits_2_with_one_line(argv, message, capsys):
     code, _, err = run_cli(capsys, *argv)
     assert code == 2
     assert len(err.strip().splitlines()) == 1 and message in err
+
+
+@pytest.mark.parametrize("address", ["foo", "tcp://host", "tcp://h:abc", "http://h:8786"])
+@pytest.mark.parametrize("command", ["extract", "run"])
+def test_a_malformed_dask_address_is_refused_before_anything_runs(command, address, tmp_path: Path, capsys,
+                                                                  monkeypatch):
+    """Not Prefect's 139-line traceback ending in Dask's ValueError, exit 1; nor exit 0 when every clip is skipped
+    and the cluster is never asked for: one line, exit 2, whether it came from the option or the environment."""
+    data, out = tmp_path / "data", tmp_path / "store"
+    data.mkdir()
+    (data / "03-01-01-01-01-01-01.wav").write_bytes(b"")
+    code, _, err = run_cli(capsys, command, str(data), "--out", str(out), "--dask-address", address)
+    assert code == 2 and err.strip().startswith(f"emotion: error: --dask-address {address!r}: "), err
+    assert "expected tcp://HOST:PORT" in err and len(err.strip().splitlines()) == 1, err
+    monkeypatch.setenv("EMOTION_DASK_ADDRESS", address)
+    code, _, err = run_cli(capsys, command, str(data), "--out", str(out))
+    assert code == 2 and err.strip().startswith(f"emotion: error: EMOTION_DASK_ADDRESS {address!r}: "), err
+    assert not out.exists()
 
 
 @pytest.mark.parametrize("argv", [

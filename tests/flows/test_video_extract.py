@@ -64,6 +64,17 @@ def test_face_crops_of_clips_all_rejected_say_so_not_run_extract_first(tiny_vide
     assert "first" not in text
 
 
+def test_face_crops_of_audio_only_data_say_there_is_no_mp4_clip(tiny_corpus: Path, tmp_path: Path, capsys):
+    """Not "none of the clips could be used (0 rejected, listed below)": there was no video clip to use."""
+    data = tmp_path / "data"
+    shutil.copytree(tiny_corpus / "Actor_01", data / "Actor_01")
+    argv = ["extract", str(data), "--out", str(tmp_path / "store"), "--modality", "video", "--face-crop"]
+    assert main(argv) == 0
+    text = "".join(capsys.readouterr())
+    assert f"faces: no mp4 clips under {data}\n" in text, text
+    assert "could be used" not in text and "rejected, listed below" not in text
+
+
 def test_extract_all_handles_audio_and_video_together(tiny_corpus: Path, tiny_video_corpus: Path, tmp_path: Path, capsys):
     data = tmp_path / "data"
     shutil.copytree(tiny_corpus / "Actor_01", data / "audio" / "Actor_01")

@@ -51,3 +51,25 @@ def test_a_local_cluster_serves_http_on_a_free_loopback_port_without_a_warning(c
         assert not [w for w in caught if "already in use" in str(w.message)]
     finally:
         holder.close()
+
+
+@pytest.mark.parametrize("exc", [ValueError("missing port number in address 'foo'"),
+                                 TypeError("TLS expects a `ssl_context` argument\nof type ssl.SSLContext")])
+def test_an_address_dask_refuses_is_one_line_not_a_traceback(monkeypatch, exc):
+    """Dask's client raises ValueError (a form it cannot parse) or TypeError (tls:// without TLS settings): either
+    is a one-line usage error naming the address, as an unreachable one is."""
+    import tasks.cluster as cluster
+    from emotion.core.errors import UsageError
+
+    def refuse(*a, **k):
+        raise exc
+
+    real = cluster._distributed
+    monkeypatch.setattr(cluster, "_distributed", lambda: (refuse, real()[1]))
+    with pytest.raises(UsageError) as got, cluster.dask_client("tls://127.0.0.1:8786"):
+        pass
+    assert str(got.value).startswith("cannot use the Dask scheduler at tls://127.0.0.1:8786: ")
+    assert "\n" not in str(got.value)
+    with pytest.raises(UsageError, match=r"the Dask scheduler address 'foo': no port; expected tcp://HOST:PORT"), \
+            cluster.dask_client("foo"):
+        pass

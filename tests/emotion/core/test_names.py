@@ -28,6 +28,12 @@ def test_split_and_parse_models():
         names.parse_models(["knn"], "rf")
 
 
+@pytest.mark.parametrize("values", [[","], [""], [" , ,"], [",", ""]])
+def test_a_model_option_that_names_no_model_is_refused(values):
+    with pytest.raises(UsageError, match=r"^--model '.*' names no model; choose from rf, svc, lr, "):
+        names.parse_models(values, "rf")
+
+
 def test_defaults_follow_the_feature_set():
     assert names.default_models("seed") == names.DEFAULT_MODELS
     assert names.default_models("extended") == ("lr",)

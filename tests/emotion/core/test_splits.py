@@ -26,3 +26,37 @@ def test_lists_and_ranges():
 def test_bad_splits(text, msg):
     with pytest.raises(UsageError, match=msg):
         ActorSplit.parse(text)
+
+
+def test_a_split_the_actors_allow_holds_out_the_last_fifth():
+    from emotion.core.splits import suggest_split
+
+    assert str(suggest_split(range(1, 21))) == "train=01-16,test=17-20"  # RAVDESS without 21-24: the proxy split
+    assert str(suggest_split([1, 2, 3, 21])) == "train=01-03,test=21"
+    assert str(suggest_split([4, 9])) == "train=04,test=09"
+    assert suggest_split([7]) is None and suggest_split([]) is None
+
+
+def test_actors_that_lack_a_side_of_the_split_are_told_with_a_split_they_allow():
+    from emotion.core.splits import DEFAULT_SPLIT, lacking_actors
+
+    split = ActorSplit.parse(DEFAULT_SPLIT)
+    assert lacking_actors(split, range(1, 21), "clips", "under /data") == (
+        "no clips of the test actors of train=01-20,test=21-24 under /data (actors present: 01-20); "
+        "give e.g. --split train=01-16,test=17-20")
+    assert lacking_actors(split, [22, 23], "frames", "in the store") == (
+        "no frames of the train actors of train=01-20,test=21-24 in the store (actors present: 22-23); "
+        "give e.g. --split train=22,test=23")
+    assert lacking_actors(split, [21], "clips", "in the store").endswith(
+        "(actors present: 21); a split needs clips of at least two actors, one to train and one to test")
+    assert lacking_actors(split, [1, 24], "clips", "in the store") is None
+
+
+def test_too_few_train_actors_for_grouped_cv_names_the_folds_they_allow():
+    from emotion.models.search import too_few_cv_actors
+
+    assert too_few_cv_actors(2, 3) == ("grouped CV needs at least 3 training actors, got 2: give --cv-folds 2, or a "
+                                       "split with more train actors")
+    assert too_few_cv_actors(1, 3) == ("grouped CV needs at least 3 training actors, got 1: give a split with at "
+                                       "least 2 train actors")
+    assert too_few_cv_actors(3, 3) is None and too_few_cv_actors(20, 5) is None
