@@ -37,6 +37,25 @@ def _expand(value: Any) -> Any:
     return value
 
 
+def _read(p: Path) -> dict[str, Any]:
+    """The file's top-level mapping; a YAML mistake is one line with the line number YAML gives."""
+    try:
+        doc = yaml.safe_load(p.read_text())
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" at line {mark.line + 1}" if mark is not None else ""
+        why = getattr(exc, "problem", None) or str(exc).splitlines()[0]
+        raise UsageError(f"{p}: not valid YAML{where}: {why}") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise UsageError(f"{p}: cannot read the deployments file: {getattr(exc, 'strerror', None) or exc}") from None
+    if doc is None:
+        return {}
+    if not isinstance(doc, dict):
+        raise UsageError(f"{p}: expected a mapping with a deployments: list (and optional defaults:), "
+                         f"found a {type(doc).__name__}")
+    return doc
+
+
 def load_specs(path: str | Path = DEFAULT_FILE) -> list[DeploymentSpec]:
     """Read and validate a deployments file (see ``deployments.yaml``)."""
     from flows.registry import FLOWS
@@ -44,10 +63,19 @@ def load_specs(path: str | Path = DEFAULT_FILE) -> list[DeploymentSpec]:
     p = Path(path)
     if not p.is_file():
         raise UsageError(f"deployments file {p} does not exist")
-    doc = yaml.safe_load(p.read_text()) or {}
+    doc = _read(p)
     defaults = doc.get("defaults") or {}
+    if not isinstance(defaults, dict):
+        raise UsageError(f"{p}: defaults is not a mapping (data:, out:, timezone:)")
+    listed = doc.get("deployments") or []
+    if not isinstance(listed, list):
+        raise UsageError(f"{p}: deployments is not a list (each item: - name:, flow:, cron:, parameters:)")
     specs = []
-    for i, d in enumerate(doc.get("deployments") or []):
+    for i, d in enumerate(listed):
+        if not isinstance(d, dict):
+            raise UsageError(f"{p}: deployment {i + 1} is not a mapping (name:, flow:, cron:, parameters:)")
+        if not isinstance(d.get("parameters") or {}, dict):
+            raise UsageError(f"{p}: deployment {d.get('name', i + 1)!r}: parameters is not a mapping (name: value)")
         missing = [k for k in ("name", "flow", "cron") if not d.get(k)]
         if missing:
             raise UsageError(f"{p}: deployment {i + 1} lacks {', '.join(missing)}")

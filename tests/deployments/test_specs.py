@@ -54,3 +54,22 @@ def test_parameters_a_flow_lacks_or_does_not_take_are_refused_when_registering(t
     p.write_text(body)
     with pytest.raises(UsageError, match=message):
         load_specs(p)
+
+
+@pytest.mark.parametrize("body, message", [
+    ("deployments: [\n", r"d\.yaml: not valid YAML at line 2: expected the node content"),
+    ("deployments:\n  - name: a\n    flow: extract\n   cron: '0 1 * * *'\n", r"d\.yaml: not valid YAML at line 4"),
+    ("- name: a\n", r"d\.yaml: expected a mapping with a deployments: list .*found a list"),
+    ("deployments: {name: a}\n", r"d\.yaml: deployments is not a list"),
+    ("deployments:\n  - a\n", r"d\.yaml: deployment 1 is not a mapping"),
+    ("deployments:\n  - {name: a, flow: extract, cron: '0 1 * * *', parameters: [data, out]}\n",
+     r"d\.yaml: deployment 'a': parameters is not a mapping"),
+    ("defaults: [data]\ndeployments:\n  - {name: a, flow: extract, cron: '0 1 * * *'}\n", r"d\.yaml: defaults is not"),
+])
+def test_a_malformed_file_is_one_line_naming_it(tmp_path, body, message):
+    # a YAML syntax error was 59 lines of traceback ending in yaml.parser.ParserError
+    p = tmp_path / "d.yaml"
+    p.write_text(body)
+    with pytest.raises(UsageError, match=message) as caught:
+        load_specs(p)
+    assert "\n" not in str(caught.value)
