@@ -37,6 +37,27 @@ def _expand(value: Any) -> Any:
     return value
 
 
+def schedule_problem(cron: str, timezone: str) -> str | None:
+    """What is wrong with a cron schedule in ``timezone``, by Prefect's own checks of a schedule (which raised a
+    ValueError or a pydantic ValidationError from :func:`build`, or from the deployment's registration); ``None``
+    where nothing is."""
+    from prefect.client.schemas.schedules import CronSchedule
+
+    def refused(tz: str) -> bool:
+        try:
+            CronSchedule(cron=cron, timezone=tz)
+        except ValueError:  # pydantic's ValidationError is one
+            return True
+        return False
+
+    if refused("UTC"):
+        return (f"cron {cron!r}, which is not a valid cron expression (minute 0-59, hour 0-23, day of month 1-31, "
+                "month 1-12, day of week 0-6; e.g. '0 2 * * *')")
+    if refused(timezone):
+        return f"timezone {timezone!r}, which is not an IANA time zone name (e.g. UTC, Europe/Paris, America/New_York)"
+    return None
+
+
 def _read(p: Path) -> dict[str, Any]:
     """The file's top-level mapping; a YAML mistake is one line with the line number YAML gives."""
     try:
@@ -83,6 +104,10 @@ def load_specs(path: str | Path = DEFAULT_FILE) -> list[DeploymentSpec]:
             raise UsageError(f"{p}: deployment {d['name']!r} names unknown flow {d['flow']!r}; choose from {sorted(FLOWS)}")
         if len(str(d["cron"]).split()) != 5:
             raise UsageError(f"{p}: deployment {d['name']!r} has cron {d['cron']!r}; expected 5 fields")
+        timezone = str(d.get("timezone") or defaults.get("timezone") or "UTC")
+        problem = schedule_problem(str(d["cron"]), timezone)
+        if problem:
+            raise UsageError(f"{p}: deployment {d['name']!r} has {problem}")
         # defaults: apply to every deployment whose flow takes them (data and out, not the training's data)
         takes = inspect.signature(FLOWS[d["flow"]].fn).parameters
         given = {**{k: v for k, v in defaults.items() if k in takes}, **(d.get("parameters") or {})}
@@ -95,8 +120,7 @@ def load_specs(path: str | Path = DEFAULT_FILE) -> list[DeploymentSpec]:
         if lacking:
             raise UsageError(f"{p}: deployment {d['name']!r} lacks {', '.join(lacking)}, which flow {d['flow']!r} "
                              "needs (set it under its parameters, or under defaults)")
-        specs.append(DeploymentSpec(d["name"], d["flow"], str(d["cron"]), d.get("timezone", defaults.get("timezone", "UTC")),
-                                    d.get("description", ""), params))
+        specs.append(DeploymentSpec(d["name"], d["flow"], str(d["cron"]), timezone, d.get("description", ""), params))
     if not specs:
         raise UsageError(f"{p}: no deployments declared")
     return specs

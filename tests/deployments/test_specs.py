@@ -73,3 +73,26 @@ def test_a_malformed_file_is_one_line_naming_it(tmp_path, body, message):
     with pytest.raises(UsageError, match=message) as caught:
         load_specs(p)
     assert "\n" not in str(caught.value)
+
+
+@pytest.mark.parametrize("schedule, message", [
+    ("cron: '61 * * * *'", r"d\.yaml: deployment 'a' has cron '61 \* \* \* \*', which is not a valid cron expression"),
+    ("cron: 'H 2 * * *'", r"d\.yaml: deployment 'a' has cron 'H 2 \* \* \*', which is not a valid cron expression"),
+    ("cron: '0 1 * * *'\n    timezone: Mars/Olympus",
+     r"d\.yaml: deployment 'a' has timezone 'Mars/Olympus', which is not an IANA time zone"),
+])
+def test_a_bad_schedule_is_refused_when_registering(tmp_path, schedule, message):
+    # was a raw ValueError ("Invalid cron string") or a pydantic ValidationError from build(), 25 and 40 lines long
+    p = tmp_path / "d.yaml"
+    p.write_text(f"deployments:\n  - name: a\n    flow: train-audio\n    {schedule}\n    parameters: {{out: /o}}\n")
+    with pytest.raises(UsageError, match=message) as caught:
+        load_specs(p)
+    assert "\n" not in str(caught.value)
+
+
+def test_a_timezone_under_defaults_is_checked_too(tmp_path):
+    p = tmp_path / "d.yaml"
+    p.write_text("defaults: {timezone: Europe/Pariss}\n"
+                 "deployments:\n  - {name: b, flow: train-audio, cron: '0 1 * * *', parameters: {out: /o}}\n")
+    with pytest.raises(UsageError, match="deployment 'b' has timezone 'Europe/Pariss'"):
+        load_specs(p)
