@@ -11,6 +11,7 @@ from typing import Any
 
 import yaml
 
+from deployments.checks import ParameterError, check_parameters
 from emotion.core.errors import UsageError
 
 DEFAULT_FILE = Path(__file__).with_name("deployments.yaml")
@@ -120,6 +121,10 @@ def load_specs(path: str | Path = DEFAULT_FILE) -> list[DeploymentSpec]:
         if lacking:
             raise UsageError(f"{p}: deployment {d['name']!r} lacks {', '.join(lacking)}, which flow {d['flow']!r} "
                              "needs (set it under its parameters, or under defaults)")
+        try:
+            check_parameters(FLOWS[d["flow"]], params)  # what the run would refuse at 02:00, refused now
+        except ParameterError as exc:
+            raise UsageError(f"{p}: deployment {d['name']!r} parameter {exc.parameter}: {exc}") from None
         specs.append(DeploymentSpec(d["name"], d["flow"], str(d["cron"]), timezone, d.get("description", ""), params))
     if not specs:
         raise UsageError(f"{p}: no deployments declared")
