@@ -38,6 +38,25 @@ def _expand(value: Any) -> Any:
     return value
 
 
+def _unset(value: Any) -> list[str]:
+    """The variables ``value`` names without a default (``${VAR}``) that the environment does not set."""
+    if isinstance(value, str):
+        return list(dict.fromkeys(m[1] for m in _VAR.finditer(value) if m[2] is None and m[1] not in os.environ))
+    if isinstance(value, list):
+        return list(dict.fromkeys(n for v in value for n in _unset(v)))
+    if isinstance(value, dict):
+        return list(dict.fromkeys(n for v in value.values() for n in _unset(v)))
+    return []
+
+
+def _origin(value: Any) -> str:
+    """`` (from ${EMOTION_DATA:-/data/ravdess}; EMOTION_DATA is not set)`` where ``value`` came from the environment."""
+    if not isinstance(value, str) or not _VAR.search(value):
+        return ""
+    unset = [m[1] for m in _VAR.finditer(value) if m[1] not in os.environ]
+    return f" (from {value}" + (f"; {', '.join(unset)} {'is' if len(unset) == 1 else 'are'} not set" if unset else "") + ")"
+
+
 def schedule_problem(cron: str, timezone: str) -> str | None:
     """What is wrong with a cron schedule in ``timezone``, by Prefect's own checks of a schedule (which raised a
     ValueError or a pydantic ValidationError from :func:`build`, or from the deployment's registration); ``None``
@@ -119,12 +138,21 @@ def load_specs(path: str | Path = DEFAULT_FILE) -> list[DeploymentSpec]:
                              f"not take; it takes {', '.join(takes)}")
         lacking = [k for k, v in takes.items() if v.default is inspect.Parameter.empty and k not in params]
         if lacking:
+            unset = [n for k in lacking for n in _unset(given.get(k))]
+            why = f"; {', '.join(unset)} {'is' if len(unset) == 1 else 'are'} not set in the environment" if unset else ""
             raise UsageError(f"{p}: deployment {d['name']!r} lacks {', '.join(lacking)}, which flow {d['flow']!r} "
-                             "needs (set it under its parameters, or under defaults)")
+                             f"needs (set it under its parameters, or under defaults){why}")
+        # a variable left unset inside a longer value would leave half a path ("${EMOTION_DATA}/ravdess": /ravdess)
+        for k, v in given.items():
+            if k in params and _unset(v):
+                var = _unset(v)[0]
+                raise UsageError(f"{p}: deployment {d['name']!r} parameter {k}: {v!r} uses {var}, which is not set in "
+                                 f"the environment (set it, or give a default: ${{{var}:-...}})")
         try:
             check_parameters(FLOWS[d["flow"]], params)  # what the run would refuse at 02:00, refused now
         except ParameterError as exc:
-            raise UsageError(f"{p}: deployment {d['name']!r} parameter {exc.parameter}: {exc}") from None
+            raise UsageError(f"{p}: deployment {d['name']!r} parameter {exc.parameter}: {exc}"
+                             f"{_origin(given.get(exc.parameter.split('.')[0]))}") from None
         specs.append(DeploymentSpec(d["name"], d["flow"], str(d["cron"]), timezone, d.get("description", ""), params))
     if not specs:
         raise UsageError(f"{p}: no deployments declared")

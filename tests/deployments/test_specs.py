@@ -163,3 +163,32 @@ def test_good_values_pass_and_urls_are_not_looked_up(tmp_path):
     assert [s.name for s in specs] == ["e", "s", "t", "p"]
     assert specs[0].parameters["augment"] == [0.9, 1.1]  # registered as given; the run's validation types them
     assert not (tmp_path / "o").exists()
+
+
+def test_a_variable_left_unset_is_named(tmp_path, monkeypatch):
+    monkeypatch.delenv("EMOTION_TEST_UNSET", raising=False)
+    p = tmp_path / "d.yaml"
+    # wholly unset and needed: "lacks data" said only that, not why
+    p.write_text("deployments:\n  - {name: a, flow: extract, cron: '0 1 * * *', "
+                 "parameters: {data: '${EMOTION_TEST_UNSET}', out: /o}}\n")
+    with pytest.raises(UsageError, match=r"deployment 'a' lacks data, .*; EMOTION_TEST_UNSET is not set in the env"):
+        load_specs(p)
+    # inside a longer value: was checked (or registered, for a URL) as the half path left, "/ravdess" or "s3:///x"
+    for value in ("${EMOTION_TEST_UNSET}/ravdess", "s3://${EMOTION_TEST_UNSET}/ravdess"):
+        p.write_text(f"deployments:\n  - {{name: a, flow: extract, cron: '0 1 * * *', parameters: {{data: '{value}', "
+                     "out: /o}}\n")
+        with pytest.raises(UsageError, match=r"deployment 'a' parameter data: '.*' uses EMOTION_TEST_UNSET, which is "
+                                             r"not set in the environment \(set it, or give a default"):
+            load_specs(p)
+
+
+def test_a_default_path_that_does_not_exist_says_which_variable_would_give_another(tmp_path, monkeypatch):
+    # the default file on a machine without /data/ravdess and without EMOTION_DATA
+    monkeypatch.delenv("EMOTION_DATA", raising=False)
+    p = tmp_path / "d.yaml"
+    p.write_text(f"defaults: {{data: '${{EMOTION_DATA:-{tmp_path}/nowhere}}'}}\n"
+                 "deployments:\n  - {name: a, flow: extract, cron: '0 1 * * *', parameters: {out: /o}}\n")
+    with pytest.raises(UsageError, match=rf"deployment 'a' parameter data: data root '{tmp_path}/nowhere' does not "
+                                         rf"exist or is not a folder \(from \$\{{EMOTION_DATA:-{tmp_path}/nowhere\}}; "
+                                         r"EMOTION_DATA is not set\)$"):
+        load_specs(p)
