@@ -117,5 +117,7 @@ def cmd_deploy(args: argparse.Namespace) -> int:
     # Prefect's serve stops gracefully on Ctrl-C (pausing the schedules) only where SIGINT has Python's own handler;
     # flows_module installed the one batch commands use
     signal.signal(signal.SIGINT, signal.default_int_handler)
-    serve(*deployments, print_starting_message=True, limit=RUNS_AT_ONCE)
+    serve(*deployments, print_starting_message=True, limit=RUNS_AT_ONCE)  # returns once Ctrl-C or SIGTERM stopped it
+    n = len(deployments)
+    print(f"emotion deploy: stopped; {n} deployment{'s' * (n != 1)} paused (emotion deploy serves them again)", flush=True)
     return 0

@@ -109,7 +109,8 @@ def test_pipeline_runs_are_recorded_with_tasks_and_artifacts(prefect_api, tiny_c
 def test_deployments_are_registered_with_cron_schedules(prefect_api, tmp_path: Path):
     api, env = prefect_api
     cmd = [str(BIN / "emotion"), "deploy", "--register-only"]
-    res = subprocess.run(cmd, env={**__import__("os").environ, **env, "PREFECT_API_URL": api},
+    # the data root must exist where the runs will read it: a missing one is refused when registering
+    res = subprocess.run(cmd, env={**__import__("os").environ, **env, "PREFECT_API_URL": api, "EMOTION_DATA": str(tmp_path)},
                          capture_output=True, text=True, timeout=300)
     assert res.returncode == 0, res.stderr[-3000:]
     deps = {d["name"]: d for d in post(api, "deployments/filter")}
