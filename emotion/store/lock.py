@@ -35,9 +35,14 @@ def _now() -> pd.Timestamp:
     return pd.Timestamp.now(tz="UTC").floor("ms")
 
 
-def _busy(url: str, raw: bytes) -> StoreError:
+def _busy(url: str, raw: bytes, stale_at: pd.Timestamp | None = None) -> StoreError:
+    """The second writer's error; on object storage (``stale_at``: when the lock object counts as stale) also what
+    to do when its writer died without removing it (killed, its machine lost): nothing else ever removes it."""
+    gone = "" if stale_at is None else (
+        f" (if that writer is gone, remove {url.rstrip('/')}/{LOCK_FILE}; else it counts as stale from "
+        f"{stale_at.isoformat()})")
     return StoreError(f"the store {url} is being written by {holder(raw)}; "
-                      "one writer at a time: try again when it has finished")
+                      f"one writer at a time: try again when it has finished{gone}")
 
 
 @contextlib.contextmanager
@@ -119,7 +124,7 @@ def _object_lock(fs: Any, path: str, url: str, me: dict[str, Any]) -> Iterator[N
         except (ValueError, KeyError, TypeError, OSError):
             held, since = b"", pd.Timestamp(0, tz="UTC")
         if _now() - since < STALE_AFTER:
-            raise _busy(url, held)
+            raise _busy(url, held, since + STALE_AFTER)
     fs.pipe_file(path, json.dumps(me).encode())
     _HELD[path] = 1
     try:
