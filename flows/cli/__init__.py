@@ -72,7 +72,9 @@ def _progress_display(args: object) -> Iterator[None]:
 
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
-    args = parser.parse_args(argv)
+    args, unknown = parser.parse_known_args(argv)
+    if unknown:  # named under the command's own usage (argparse gave the top level's `emotion [-h] COMMAND ...`)
+        parser.subcommand(args.command).error(f"unrecognized arguments: {' '.join(unknown)}")
     try:
         check_numbers(args)
         check_dask_address(args)

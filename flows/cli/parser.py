@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import os
+from collections.abc import Mapping
 from typing import Any
 
 from emotion.core.addresses import check_scheduler_address
@@ -145,9 +146,19 @@ def _add_train_opts(p: argparse.ArgumentParser) -> None:
                    help="standardise each actor's features over that actor's own clips (train and test; no labels)")
 
 
-def build_parser() -> argparse.ArgumentParser:
-    ap = argparse.ArgumentParser(prog="emotion", description="Emotion recognition pipeline for RAVDESS-style corpora.")
+class EmotionParser(argparse.ArgumentParser):
+    """The top-level parser, with each command's own parser (``commands``), whose usage a mistake is named under."""
+
+    commands: Mapping[str, argparse.ArgumentParser]
+
+    def subcommand(self, name: str | None) -> argparse.ArgumentParser:
+        return self.commands.get(name or "", self)
+
+
+def build_parser() -> EmotionParser:
+    ap = EmotionParser(prog="emotion", description="Emotion recognition pipeline for RAVDESS-style corpora.")
     sub = ap.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    ap.commands = sub.choices
 
     p = sub.add_parser("synth", help="write a synthetic RAVDESS-named corpus")
     p.add_argument("dir")

@@ -138,6 +138,15 @@ def test_bad_usage_exits_2_with_one_line(argv, message, capsys):
     assert len(err.strip().splitlines()) == 1 and message in err
 
 
+def test_a_misspelt_option_is_named_under_its_commands_usage(capsys):
+    """Not under the top level's `usage: emotion [-h] COMMAND ...`, which lists no option of the command."""
+    with pytest.raises(SystemExit) as exit_:
+        main(["train", "--out", "store", "--models", "lr"])
+    err = capsys.readouterr().err
+    assert exit_.value.code == 2 and err.startswith("usage: emotion train ")
+    assert err.strip().splitlines()[-1] == "emotion train: error: unrecognized arguments: --out --models lr"
+
+
 @pytest.mark.parametrize("address", ["foo", "tcp://host", "tcp://h:abc", "http://h:8786"])
 @pytest.mark.parametrize("command", ["extract", "run"])
 def test_a_malformed_dask_address_is_refused_before_anything_runs(command, address, tmp_path: Path, capsys,
