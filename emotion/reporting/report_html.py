@@ -1,7 +1,7 @@
 """The evaluation report of one split as one self-contained HTML page: ``runs/<split-id>/report.html``.
 
 Beside ``report.md`` (:mod:`emotion.reporting.report`), built from the same runs: the
-models side by side (short labels, best first, a chance line, the grouped-CV
+models side by side (short labels, ranked by grouped-CV accuracy as selected, a chance line, the grouped-CV
 score beside the test score), per-emotion recall, every run's confusion
 matrix, the training curves of the networks, the leave-one-actor-out table
 where one was run, and links to each run's model card. Every figure is
@@ -261,10 +261,11 @@ def render_html(store: Store, split_id: str, records: Sequence[RunRecord], *, sc
     k = n_classes(records)
     parts.append('<section id="scores"><h2>Models side by side</h2>'
                  "<p>Each model was tuned by cross-validation grouped by actor on the train actors and scored on the "
-                 "test actors, never seen in training. Best first by test accuracy; the lighter bar is the grouped-CV "
+                 "test actors, never seen in training. Ranked by grouped-CV accuracy on the train actors, the rule "
+                 "that selects the models (as <code>emotion train</code> and summary.json rank them), never by the "
+                 "test scores; the lighter bar is the grouped-CV "
                  f"accuracy on the train actors; the dashed line is chance (1/{k}). The selected model of each "
-                 "modality (chosen by grouped-CV accuracy, not by the test actors) is the one "
-                 "<code>emotion predict</code> uses.</p>")
+                 "modality (marked <em>selected</em>) is the one <code>emotion predict</code> uses.</p>")
     if scores:
         parts.append(f'<figure class="wide">{_img(scores, "test and grouped-CV accuracy of every model")}</figure>')
     parts.append(_scores_table(records, labels, bool(synthetic)))

@@ -486,6 +486,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
         # ranked as every table is, by validation accuracy (the header says so), never by the test actors
         r["train"]["models"] = rank_rows([*r["train"]["models"], *({**m, "modality": "video"} for m in t["models"])])
         r["train"]["report"] = t.get("report") or r["train"].get("report")
+        r["train"] = flows_module().run.with_selection(str(out / "store"), r["train"])  # the landmarks may win video
     r["seconds"] = round(time.perf_counter() - t0, 1)
     emit(args, r, print_run)
     if not args.json:

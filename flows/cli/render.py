@@ -7,6 +7,7 @@ from collections.abc import Callable
 from typing import Any
 
 from emotion.core import jsontext
+from emotion.store.catalog import rank_rows
 
 COUNTS = ("processed", "skipped", "removed", "rejected")
 
@@ -78,13 +79,18 @@ def print_train(t: dict[str, Any]) -> None:
           "scored per clip on the test actors")
     print(f"  {'model':<12} {'input':<6} {'accuracy':>8} {'macro-F1':>8} {'UAR':>6} {'validation acc':>15} {'train':>6} "
           f"{'test':>5}  run")
-    for r in t["models"]:
+    earlier = t.get("selected_earlier") or []  # the selected run of a modality trained here, trained before
+    rows = rank_rows([*t["models"], *earlier]) if earlier else t["models"]
+    for r in rows:
         cv, sd = r.get("cv_accuracy"), r.get("cv_std")
         cv = "—" if cv is None or cv != cv else f"{cv:.3f}±{sd:.3f}" if sd and sd == sd else f"{cv:.3f}"  # NaN: none
         name = f"{r['model']}/landmarks" if r.get("features") == "landmarks" else r["model"]  # lr on the face's geometry
-        print(f"  {name:<12} {r.get('modality', 'audio'):<6} {r['accuracy']:>8.3f} {r['macro_f1']:>8.3f} "
-              f"{r['uar']:>6.3f} {cv:>15} {r['n_train']:>6} {r['n_test']:>5}  "
-              f"{r['run_dir']}{' (reused)' if r.get('reused') else ''}")
+        how = " (selected, trained earlier)" if r.get("trained_earlier") else " (reused)" if r.get("reused") else ""
+        print(f"{'*' if r.get('selected') else ' '} {name:<12} {r.get('modality', 'audio'):<6} {r['accuracy']:>8.3f} "
+              f"{r['macro_f1']:>8.3f} {r['uar']:>6.3f} {cv:>15} {r['n_train']:>6} {r['n_test']:>5}  {r['run_dir']}{how}")
+    if any(r.get("selected") for r in rows):
+        print("  *: selected, the model of its input `emotion predict` uses (the best validation accuracy among the "
+              "split's runs)")
     print("  (validation: actor-grouped CV for audio, fused and landmark models, held-out training actors for cnn "
           "and fer; —: none recorded)")
     for r in t["models"]:

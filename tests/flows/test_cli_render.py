@@ -81,3 +81,37 @@ def test_test_clips_without_a_face_are_named_under_the_table(capsys):
     out = capsys.readouterr().out
     assert "cnn: no face in 3 of its 8 test clips (no prediction: counted as wrong)" in out
     assert out.count("no face") == 1
+
+
+def test_the_selected_model_is_marked_and_one_trained_earlier_is_shown_too(tmp_path, capsys):
+    """Audit: `train --model svc,rf` with lr trained earlier listed svc and rf only, none marked; lr (the best grouped
+    CV) is what predict uses: shown in its rank, marked selected and trained earlier."""
+    from emotion.store.catalog import best_per_modality, collect_runs
+    from emotion.store.store import Store
+    from flows.run import with_selection
+    from tests.emotion.reporting.test_report_html import SPLIT, write_run
+
+    out = tmp_path / "store"
+    seed = {"features": "seed", "feature_hash": "4bd90a733487", "feature_params": {"name": "seed"}}
+    write_run(out, "lr", "a00000000002", 0.575, cv=0.72, mtime=1000, **seed)  # trained earlier
+    write_run(out, "svc", "a00000000001", 0.65, cv=0.70, mtime=2000, **seed)
+    write_run(out, "rf", "a00000000003", 0.70, cv=0.60, mtime=2000, **seed)
+    assert best_per_modality(collect_runs(Store(str(out)), SPLIT))["audio"].model == "lr"
+    svc = {**_row("svc", 0.65, 0.70), "version": "a00000000001"}
+    rf = {**_row("rf", 0.70, 0.60), "version": "a00000000003"}
+    t = with_selection(str(out), {"split": "train=01-20,test=21-24", "split_id": SPLIT, "summary": "S",
+                                  "models": rank_rows([rf, svc])})
+    assert [(r["model"], r["selected"]) for r in t["models"]] == [("svc", False), ("rf", False)]
+    assert [(r["model"], r["modality"], r["selected"], r["trained_earlier"]) for r in t["selected_earlier"]] == [
+        ("lr", "audio", True, True)]
+    assert t["selected_earlier"][0]["run_dir"].endswith(f"runs/{SPLIT}/lr/a00000000002")
+    print_train(t)
+    lines = capsys.readouterr().out.splitlines()
+    assert [ln.split()[:2] for ln in lines[2:5]] == [["*", "lr"], ["svc", "audio"], ["rf", "audio"]]
+    assert lines[2].endswith("lr/a00000000002 (selected, trained earlier)") and "0.575" in lines[2]
+    assert lines[5].startswith("  *: selected")
+    # trained here and selected: marked, nothing added
+    t = with_selection(str(out), {**t, "models": [{**_row("lr", 0.575, 0.72), "version": "a00000000002"}, svc]})
+    assert [r["selected"] for r in t["models"]] == [True, False] and t["selected_earlier"] == []
+    print_train(t)
+    assert capsys.readouterr().out.splitlines()[2].startswith("* lr ")
