@@ -14,7 +14,7 @@ from emotion.core.names import DEFAULT_MODELS, FUSION_MODELS, VIDEO_MODELS, spli
 from emotion.core.splits import DEFAULT_SPLIT, ActorSplit
 from emotion.featuresets import FeatureParams, feature_params, is_face_set
 from emotion.models.search import SearchParams
-from emotion.store.catalog import best_per_modality, collect_runs, folder_of, rank_rows
+from emotion.store.catalog import SPEAKER_NORM_ASSUMES, best_per_modality, collect_runs, folder_of, rank_rows
 from emotion.store.store import Store
 from emotion.video.frames import FrameParams
 from flows.extract import extract
@@ -203,9 +203,7 @@ def recipe(features: FeatureParams, speaker_norm: bool) -> dict[str, Any]:
         "name": "+".join([features.name, *(["augment"] if speeds else []), *(["speaker-norm"] if speaker_norm else [])]),
         "description": " + ".join(parts) + (" (the 2018 baseline)" if baseline else ""),
         "features": features.name, "augment": list(speeds), "speaker_norm": speaker_norm,
-        "assumes": ("accuracy assumes each test speaker's clips are normalised together; a single clip of an unknown "
-                    "speaker is normalised with pooled training statistics instead (`emotion predict --same-speaker` "
-                    "with 8 or more clips of one speaker normalises them together)") if speaker_norm else None,
+        "assumes": SPEAKER_NORM_ASSUMES if speaker_norm else None,
     }
 
 

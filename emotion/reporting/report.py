@@ -38,6 +38,7 @@ from emotion.store.catalog import (
     MODALITY_ORDER,
     MODEL_CARD,
     SELECTION_RULE,
+    SPEAKER_NORM_ASSUMES,
     RunRecord,
     best_per_modality,
     collect_runs,
@@ -95,6 +96,17 @@ def test_clips(metrics: dict[str, Any]) -> str:
     return f"{n} ({int(none)} {NO_FACE_LABEL})" if none else str(n)
 
 
+SINGLE_CLIP = "single-clip acc"  # the column of accuracy_single_clip
+SINGLE_CLIP_NOTE = (f"{SINGLE_CLIP} (speaker-normalised runs): the speaker normalisation's {SPEAKER_NORM_ASSUMES}; "
+                    f"{SINGLE_CLIP} is the test accuracy with each test clip normalised that way, one clip at a time.")
+
+
+def single_clip(r: RunRecord) -> str:
+    """A speaker-normalised run's test accuracy one clip at a time (``accuracy_single_clip``), as shown; ``–`` for a
+    run without speaker normalisation, ``—`` where a normalised run recorded none."""
+    return _f(r.metrics.get("accuracy_single_clip")) if r.speaker_norm else "–"
+
+
 NO_FACE_NOTE = (f"({NO_FACE_LABEL}) in the test clips: clips in none of whose frames a face was found; a face model has "
                 "no prediction for them, so they count as wrong and form the confusion matrix's "
                 f"\"{NO_FACE_LABEL}\" column.")
@@ -132,7 +144,7 @@ def render_report(split_id: str, records: Sequence[RunRecord], *, figures: Seque
     show_features = any(r.features_shown for r in records)
     show_norm = any(r.speaker_norm for r in records)
     head = ["modality", "model"] + (["features"] if show_features else []) + (["speaker norm"] if show_norm else [])
-    head += ["accuracy", "macro-F1", "UAR", "grouped-CV acc", "train", "test"]
+    head += ["accuracy"] + ([SINGLE_CLIP] if show_norm else []) + ["macro-F1", "UAR", "grouped-CV acc", "train", "test"]
     head += (["training data"] if synthetic else []) + ["run"]
     lines += ["## Scores side by side", "", "| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     best = best_per_modality(records)
@@ -143,11 +155,14 @@ def render_report(split_id: str, records: Sequence[RunRecord], *, figures: Seque
         shown = r.features_shown if r.modality == "audio" else short_features(r.features or "")  # no hashes
         row += [shown or "–"] if show_features else []
         row += [r.speaker_norm or "–"] if show_norm else []
-        row += [_f(m.get("accuracy")), _f(m.get("macro_f1")), _f(m.get("uar")), cv_text(m),
+        row += [_f(m.get("accuracy"))] + ([single_clip(r)] if show_norm else [])
+        row += [_f(m.get("macro_f1")), _f(m.get("uar")), cv_text(m),
                 str(m.get("n_train", NONE)), test_clips(m)]
         row += [r.data_origin] if synthetic else []
         row += [_run_links(r)]
         lines.append("| " + " | ".join(row) + " |")
+    if show_norm:
+        lines += ["", SINGLE_CLIP_NOTE]
     if any(number(r.metrics.get("n_test_clips_without_face")) for r in records):
         lines += ["", NO_FACE_NOTE]
     if any(cv_text(r.metrics) == NONE for r in records):

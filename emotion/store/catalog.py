@@ -44,6 +44,11 @@ SELECTION_RULE = ("chosen per modality by grouped-CV accuracy on the train actor
                   "score; ties and runs without a score are ordered by model name, feature set, normalisation and "
                   "version")
 
+# what a speaker-normalised run's accuracy assumes, said beside its accuracy_single_clip (the reports, the CLI)
+SPEAKER_NORM_ASSUMES = ("accuracy assumes each test speaker's clips are normalised together; a single clip of an unknown "
+                        "speaker is normalised with pooled training statistics instead (`emotion predict --same-speaker` "
+                        "with 8 or more clips of one speaker normalises them together)")
+
 
 # -- where runs live ---------------------------------------------------------------------------------------------
 

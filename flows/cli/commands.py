@@ -423,6 +423,8 @@ def cmd_train(args: argparse.Namespace) -> int:
     t = fl.run.train_models(out, split, audio, video, fusion, features, search_params(args),
                             frame_params(args), video_params(args), n_jobs=args.jobs, force=args.force,
                             speaker_norm=args.speaker_norm)
+    if t.get("features"):  # audio or fused models ran: the recipe, and what a speaker-normalised accuracy assumes
+        t = {**t, "recipe": fl.run.recipe(features, t["speaker_norm"])}
     emit(args, t, print_train)
     return 0
 

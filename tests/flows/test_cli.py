@@ -440,6 +440,16 @@ def test_speed_augmentation_trains_on_copies_and_averages_over_them(corpus: Path
     assert m["accuracy"] >= 0.8 and m["n_train"] == 90  # clips, not copies
     assert len(json.loads((run_dir / "normalization.json").read_text())["fallback"]["mean"]) == 3 * len(
         params.feature_names())  # each copy has its own pooled statistics
+    # train names its recipe too, and prints the single-clip accuracy beside what speaker normalisation assumes
+    train = ("train", str(out), *SPLIT, "--features", "extended", "--augment", "--speaker-norm", "--model", "lr",
+             "--n-iter", "2", "--jobs", "1")
+    code, t, err = run_cli(capsys, *train, "--json")
+    assert code == 0, err
+    assert t["recipe"]["name"] == "extended+augment+speaker-norm" and t["recipe"]["assumes"] == r["recipe"]["assumes"]
+    assert t["models"][0]["reused"] and t["models"][0]["selected"]
+    assert main(list(train)) == 0
+    single = r["train"]["models"][0]["accuracy_single_clip"]
+    assert f"one clip at a time: lr {single:.3f}" in capsys.readouterr().out
 
     # predict computes the copies of a new file and averages over them; a group of one speaker's clips too
     wavs = sorted(corpus.glob("Actor_21/*.*"))[:8]

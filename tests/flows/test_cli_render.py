@@ -115,3 +115,30 @@ def test_the_selected_model_is_marked_and_one_trained_earlier_is_shown_too(tmp_p
     assert [r["selected"] for r in t["models"]] == [True, False] and t["selected_earlier"] == []
     print_train(t)
     assert capsys.readouterr().out.splitlines()[2].startswith("* lr ")
+
+
+def test_train_prints_the_single_clip_accuracy_beside_what_speaker_normalisation_assumes(capsys):
+    """Audit: only `run` printed the assumption and accuracy_single_clip; `train` (and `evaluate --speaker-norm`)
+    printed neither."""
+    from emotion.audio.extended import ExtendedFeatureParams
+    from flows.cli.render import print_loso
+    from flows.run import recipe
+
+    lr = {**_row("lr", 0.654, 0.715), "accuracy_single_clip": 0.521, "selected": True}
+    t = {"split": "train=01-16,test=17-20", "features": "extended", "speaker_norm": True, "summary": "S",
+         "models": [lr], "recipe": recipe(ExtendedFeatureParams(speeds=(0.9, 1.1)), True)}
+    print_train(t)
+    out = capsys.readouterr().out
+    assert "  recipe:  extended features + augmentation (0.9x, 1.1x speed copies) + speaker normalisation" in out
+    note = next(line for line in out.splitlines() if line.startswith("  note:"))
+    assert "each test speaker's clips are normalised together" in note and note.endswith("one clip at a time: lr 0.521")
+    print_train({**t, "recipe": recipe(ExtendedFeatureParams(), False)})  # no normalisation: nothing assumed
+    assert "note:" not in capsys.readouterr().out
+    row = {"model": "lr", "mean": 0.751, "std": 0.091, "min": 0.567, "max": 0.9, "n_actors": 20, "seconds": 287,
+           "per_actor": {"01": 0.83}}
+    loso = {"split": "train=01-20,test=21-24", "features": "extended", "speaker_norm": True, "mode": "nested",
+            "summary": "S", "models": [row]}
+    print_loso(loso)
+    assert "each test speaker's clips are normalised together" in capsys.readouterr().out
+    print_loso({**loso, "speaker_norm": False})
+    assert "normalised together" not in capsys.readouterr().out

@@ -329,3 +329,26 @@ def test_every_report_ranks_by_validation_as_selected_and_marks_the_selected_mod
     ticks = [(t.get_text(), t.get_fontweight()) for t in fig.axes[0].get_yticklabels()]
     assert ticks == [("audio · lr · seed (selected)", "bold"), ("audio · svc · seed", "normal"),
                      ("audio · rf · seed", "normal")]
+
+
+def test_a_speaker_normalised_runs_single_clip_accuracy_stands_beside_the_assumption_in_both_reports(tmp_path):
+    """Audit: accuracy_single_clip and what speaker normalisation assumes were only in run's console and the model
+    card, not in report.md or report.html."""
+    out = tmp_path / "norm"
+    write_run(out, "lr", "a00000000001", 0.78, cv=0.75, features="extended", feature_hash="1234567890ab",
+              feature_params={"name": "extended"}, speaker_norm=True, metrics={"accuracy_single_clip": 0.412})
+    write_run(out, "svc", "a00000000002", 0.60, cv=0.58, features="seed", feature_params={"name": "seed"})
+    md = Path(write_reports(Store(str(out)), SPLIT)).read_text()
+    page = (out / "runs" / SPLIT / REPORT_HTML).read_text()
+    head = next(line for line in md.splitlines() if line.startswith("| modality"))
+    assert "| accuracy | single-clip acc | macro-F1 |" in head
+    assert "| yes | 0.780 | 0.412 | 0.770 |" in md and "| – | 0.600 | – | 0.590 |" in md  # not normalised: none
+    assert "clips are normalised together" in md and "pooled training statistics" in md
+    assert re.search(r"<th[^>]*>single-clip acc</th>", page) and '<td class="num">0.412</td>' in page
+    assert "clips are normalised together" in page and "pooled training statistics" in page
+    # without a speaker-normalised run, neither column nor note
+    plain = tmp_path / "plain"
+    write_run(plain, "svc", "a00000000002", 0.60, cv=0.58, features="seed", feature_params={"name": "seed"})
+    md = Path(write_reports(Store(str(plain)), SPLIT)).read_text()
+    assert "single-clip" not in md and "single-clip" not in (plain / "runs" / SPLIT / REPORT_HTML).read_text()
+
