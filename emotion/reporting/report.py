@@ -97,8 +97,9 @@ def test_clips(metrics: dict[str, Any]) -> str:
 
 
 SINGLE_CLIP = "single-clip acc"  # the column of accuracy_single_clip
-SINGLE_CLIP_NOTE = (f"{SINGLE_CLIP} (speaker-normalised runs): the speaker normalisation's {SPEAKER_NORM_ASSUMES}; "
-                    f"{SINGLE_CLIP} is the test accuracy with each test clip normalised that way, one clip at a time.")
+SINGLE_CLIP_NOTE = (f"{SINGLE_CLIP} (speaker-normalised runs only): with speaker normalisation the test "
+                    f"{SPEAKER_NORM_ASSUMES}; {SINGLE_CLIP} is the test accuracy with every test clip normalised that "
+                    "way, one clip at a time.")
 
 
 def single_clip(r: RunRecord) -> str:
