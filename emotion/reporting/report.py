@@ -279,20 +279,22 @@ def scores_figure(records: Sequence[RunRecord]) -> Any:
         acc = number(r.metrics.get("accuracy")) or 0.0
         cv = number(r.metrics.get("cv_accuracy"))
         ax.barh(i - h / 2, acc, h, color=colour)
-        ax.text(acc + 0.01, i - h / 2, f"{acc:.2f}", va="center", fontsize=8)
+        ax.text(acc + 0.01, i - h / 2, f"{acc:.3f}", va="center", fontsize=8)  # 3 decimals, as the tables
         if cv is None:
             ax.text(1 / k + 0.01, i + h / 2, "no grouped-CV score", va="center", fontsize=7,
                     color="#666666", style="italic")  # right of the chance line
         else:
             ax.barh(i + h / 2, cv, h, color=colour, alpha=0.35, hatch="///", edgecolor=colour, lw=0)
-            ax.text(cv + 0.01, i + h / 2, f"{cv:.2f}", va="center", fontsize=7, color="#444444")
+            ax.text(cv + 0.01, i + h / 2, f"{cv:.3f}", va="center", fontsize=7, color="#444444")
     ax.axvline(1 / k, color="#b22222", ls="--", lw=1)
     ax.set_yticks(y, [f"{labels[r.rel_dir]} {SELECTED_MARK}" if id(r) in chosen else labels[r.rel_dir] for r in recs],
                   fontsize=9)
     for tick, r in zip(ax.get_yticklabels(), recs, strict=True):
         if id(r) in chosen:
             tick.set_fontweight("bold")
-    ax.invert_yaxis()  # best on top
+    # every row's slot, grouped-CV bar or not: a run without one (ranked last) has only its note there, which the
+    # bars' own limits left out of the axes; best on top
+    ax.set_ylim(n - 0.5, -0.5)
     ax.set_xlim(0, 1.1)
     ax.set_xticks(np.linspace(0, 1, 6))
     ax.set_xlabel("accuracy")
@@ -305,8 +307,9 @@ def scores_figure(records: Sequence[RunRecord]) -> Any:
                       label="grouped-CV accuracy (train actors; video: validation)"),
                 Line2D([], [], color="#b22222", ls="--", lw=1, label=f"chance (1/{k})")]
     fig.legend(handles=handles, loc="outside lower center", ncol=min(3, len(handles)), fontsize=8, frameon=False)
-    ax.set_title("Test accuracy (held-out actors) beside grouped-CV accuracy,\nranked by grouped-CV accuracy as "
-                 f"selected; in bold {SELECTED_MARK}: the model of each modality emotion predict uses", fontsize=9)
+    fig.suptitle("Test accuracy (held-out actors) beside grouped-CV accuracy, ranked by grouped-CV accuracy\n"
+                 f"in bold {SELECTED_MARK}: each modality's model chosen by it, the one emotion predict uses",
+                 fontsize=9)
     return fig
 
 

@@ -352,3 +352,24 @@ def test_a_speaker_normalised_runs_single_clip_accuracy_stands_beside_the_assump
     md = Path(write_reports(Store(str(plain)), SPLIT)).read_text()
     assert "single-clip" not in md and "single-clip" not in (plain / "runs" / SPLIT / REPORT_HTML).read_text()
 
+
+def test_the_scores_figure_labels_three_decimals_and_keeps_the_no_cv_note_inside_its_axes(tmp_path):
+    """Audit: report_scores.png labelled 0.575 as "0.57" (the tables say 0.575), and drew a run's "no grouped-CV
+    score" outside the axes, between the axis label and the legend."""
+    from emotion.reporting.report import scores_figure
+
+    out = tmp_path / "fig"
+    write_run(out, "lr", "a00000000001", 0.575, cv=0.725, features="seed", feature_params={"name": "seed"})
+    write_run(out, "fusion-late", "f00000000001", 0.60, cv=None, modality="fusion", features=FUSED_FEATURES)
+    runs = collect_runs(Store(str(out)), SPLIT)
+    for recs in (runs, runs[1:]):  # the run without a score last (ranked so), or alone
+        fig = scores_figure(recs)
+        ax = fig.axes[0]
+        fig.canvas.draw()
+        renderer = fig.canvas.get_renderer()
+        inside = ax.get_window_extent(renderer)
+        [note] = [t for t in ax.texts if t.get_text() == "no grouped-CV score"]
+        box = note.get_window_extent(renderer)
+        assert inside.y0 <= box.y0 and box.y1 <= inside.y1 and inside.x0 <= box.x0 and box.x1 <= inside.x1
+    texts = {t.get_text() for t in scores_figure(runs).axes[0].texts}
+    assert {"0.575", "0.725", "0.600"} <= texts and "0.57" not in texts
