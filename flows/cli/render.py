@@ -98,7 +98,7 @@ def print_train(t: dict[str, Any]) -> None:
             print(f"  {r['model']}: no face in {r['n_test_clips_without_face']} of its {r['n_test']} test clips "
                   "(no prediction: counted as wrong)")
     if t.get("recipe"):
-        print_recipe(t["recipe"], [*t["models"], *earlier])
+        print_recipe(t["recipe"], rows)  # in the order of the table
     synthetic = [r["model"] for r in t["models"] if r.get("data_origin") == "synthetic"]
     if synthetic:
         print(f"  {'all' if len(synthetic) == len(t['models']) else ', '.join(synthetic)}: trained on synthetic data, "

@@ -93,12 +93,13 @@ def test_the_selected_model_is_marked_and_one_trained_earlier_is_shown_too(tmp_p
 
     out = tmp_path / "store"
     seed = {"features": "seed", "feature_hash": "4bd90a733487", "feature_params": {"name": "seed"}}
-    write_run(out, "lr", "a00000000002", 0.575, cv=0.72, mtime=1000, **seed)  # trained earlier
+    write_run(out, "lr", "a00000000002", 0.575, cv=0.72, mtime=1000, metrics={"accuracy_single_clip": 0.5},
+              **seed)  # trained earlier
     write_run(out, "svc", "a00000000001", 0.65, cv=0.70, mtime=2000, **seed)
     write_run(out, "rf", "a00000000003", 0.70, cv=0.60, mtime=2000, **seed)
     assert best_per_modality(collect_runs(Store(str(out)), SPLIT))["audio"].model == "lr"
-    svc = {**_row("svc", 0.65, 0.70), "version": "a00000000001"}
-    rf = {**_row("rf", 0.70, 0.60), "version": "a00000000003"}
+    svc = {**_row("svc", 0.65, 0.70), "version": "a00000000001", "accuracy_single_clip": 0.6}
+    rf = {**_row("rf", 0.70, 0.60), "version": "a00000000003", "accuracy_single_clip": 0.7}
     t = with_selection(str(out), {"split": "train=01-20,test=21-24", "split_id": SPLIT, "summary": "S",
                                   "models": rank_rows([rf, svc])})
     assert [(r["model"], r["selected"]) for r in t["models"]] == [("svc", False), ("rf", False)]
@@ -110,6 +111,11 @@ def test_the_selected_model_is_marked_and_one_trained_earlier_is_shown_too(tmp_p
     assert [ln.split()[:2] for ln in lines[2:5]] == [["*", "lr"], ["svc", "audio"], ["rf", "audio"]]
     assert lines[2].endswith("lr/a00000000002 (selected, trained earlier)") and "0.575" in lines[2]
     assert lines[5].startswith("  *: selected")
+    from emotion.audio.extended import ExtendedFeatureParams
+    from flows.run import recipe
+
+    print_train({**t, "recipe": recipe(ExtendedFeatureParams(), True)})
+    assert "one clip at a time: lr 0.500, svc 0.600, rf 0.700\n" in capsys.readouterr().out  # the table's order
     # trained here and selected: marked, nothing added
     t = with_selection(str(out), {**t, "models": [{**_row("lr", 0.575, 0.72), "version": "a00000000002"}, svc]})
     assert [r["selected"] for r in t["models"]] == [True, False] and t["selected_earlier"] == []
