@@ -15,8 +15,9 @@ from emotion.core.splits import DEFAULT_SPLIT, ActorSplit, lacking_actors
 from emotion.extract.inventory import actors_under
 from emotion.featuresets import FeatureParams, feature_params, is_face_set
 from emotion.models.search import SearchParams, too_few_cv_actors
-from emotion.store.catalog import rank_rows
+from emotion.store.catalog import SPEAKER_NORM_ASSUMES, best_per_modality, collect_runs, folder_of, rank_rows
 from emotion.store.sources import AUDIO_EXTENSIONS, VIDEO_EXTENSIONS, DataRoot
+from emotion.store.store import Store
 from emotion.video.frames import FrameParams
 from flows.extract import extract
 from flows.naming import current_run, frames_label, name, run_tags, split_label, tagged
@@ -24,6 +25,7 @@ from flows.train import frames_for, train_audio, train_fusion, train_video
 from tasks.cluster import shared_cluster
 from tasks.extract import stored_extraction
 from tasks.pipeline import pipeline_step
+from tasks.train import run_row
 
 
 def pipeline_run_name() -> str:
@@ -164,11 +166,31 @@ def train_models(
     runs = [{"modality": "audio", **r} for t in results for r in t["models"]]
     sp = ActorSplit.parse(split)
     last = results[-1] if results else {}
-    return {"split": str(sp), "split_id": sp.id, "split_used": _split_used(results, str(sp)),
-            "summary": last.get("summary", ""), "report": last.get("report", ""),
-            "features": features.name if audio_models or fusion_models else None,
-            "speaker_norm": bool(audio_models) and speaker_norm,
-            "models": rank_rows(runs)}
+    return with_selection(out, {
+        "split": str(sp), "split_id": sp.id, "split_used": _split_used(results, str(sp)),
+        "summary": last.get("summary", ""), "report": last.get("report", ""),
+        "features": features.name if audio_models or fusion_models else None,
+        "speaker_norm": bool(audio_models) and speaker_norm, "models": rank_rows(runs)})
+
+
+def with_selection(out: str, trained: dict[str, Any]) -> dict[str, Any]:
+    """``trained`` (as :func:`train_models` returns it) with the selected run of each modality it trained marked:
+    the run ``emotion predict`` uses (:func:`emotion.store.catalog.best_per_modality` of the split's runs: by
+    validation, never by the test actors). Each row of ``models`` gets ``selected``; ``selected_earlier`` lists the
+    selected runs of those modalities that this call did not train (``trained_earlier``), as ``models`` lists runs."""
+    rows = trained["models"]
+    store = Store(out)
+    best = best_per_modality(collect_runs(store, trained["split_id"])) if rows else {}
+    chosen = {(r.model, r.version) for r in best.values()}
+    for r in rows:
+        r["selected"] = (r["model"], r.get("version")) in chosen
+    earlier = []
+    for m in dict.fromkeys(str(r.get("modality", "audio")) for r in rows):
+        if m in best and not any(r["selected"] and r.get("modality", "audio") == m for r in rows):
+            rec = best[m]
+            earlier.append({**run_row(rec, store.url_of(folder_of(store, rec))), "modality": m, "selected": True,
+                            "trained_earlier": True})
+    return {**trained, "selected_earlier": earlier}
 
 
 def recipe(features: FeatureParams, speaker_norm: bool) -> dict[str, Any]:
@@ -185,9 +207,7 @@ def recipe(features: FeatureParams, speaker_norm: bool) -> dict[str, Any]:
         "name": "+".join([features.name, *(["augment"] if speeds else []), *(["speaker-norm"] if speaker_norm else [])]),
         "description": " + ".join(parts) + (" (the 2018 baseline)" if baseline else ""),
         "features": features.name, "augment": list(speeds), "speaker_norm": speaker_norm,
-        "assumes": ("accuracy assumes each test speaker's clips are normalised together; a single clip of an unknown "
-                    "speaker is normalised with pooled training statistics instead (`emotion predict --same-speaker` "
-                    "with 8 or more clips of one speaker normalises them together)") if speaker_norm else None,
+        "assumes": SPEAKER_NORM_ASSUMES if speaker_norm else None,
     }
 
 

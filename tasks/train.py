@@ -85,8 +85,12 @@ def _result(t: Trained, progress: Progress | None, log: Any) -> dict[str, Any]:
         _advance(progress, STEPS_PER_MODEL)
     else:
         _advance(progress)
-    r = t.record
-    row = {"model": r.model, "version": r.version, "run_dir": t.run_dir, "reused": t.reused, **_brief(r.metrics)}
+    return run_row(t.record, t.run_dir, reused=t.reused)
+
+
+def run_row(r: RunRecord, run_dir: str, *, reused: bool = False) -> dict[str, Any]:
+    """A run's record as the flows and ``summary.json`` list it; ``run_dir``: its folder's URL."""
+    row = {"model": r.model, "version": r.version, "run_dir": run_dir, "reused": reused, **_brief(r.metrics)}
     if r.feature_params is not None and r.modality != "fusion":  # feature models: the set's key and copies
         row.update(feature_set=r.feature_set, augment=list(r.augment))
     row.update(data_hash=r.data_hash, model_sha256=r.model_sha256)

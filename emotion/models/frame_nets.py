@@ -415,7 +415,19 @@ NN_MODELS: dict[str, type[KerasFrameClassifier]] = {"cnn": FrameCNN, "fer": FERT
 
 
 def curves_png(history: dict[str, list[float]], title: str) -> bytes:
-    """Loss and accuracy per epoch (train and validation) as PNG bytes."""
+    """Loss and accuracy per epoch (train and validation) as PNG bytes (:func:`curves_figure`)."""
+    import matplotlib.pyplot as plt
+
+    fig = curves_figure(history, title)
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png")
+    plt.close(fig)
+    return buf.getvalue()
+
+
+def curves_figure(history: dict[str, list[float]], title: str) -> Any:
+    """Loss and accuracy per epoch (train and validation), ticked at whole epochs; with a FER model's
+    ``head_epochs``, a line where fine-tuning starts, when it ran (an epoch after the head's)."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -423,15 +435,21 @@ def curves_png(history: dict[str, list[float]], title: str) -> bytes:
     from matplotlib.ticker import MaxNLocator
 
     fig, axes = plt.subplots(1, 2, figsize=(9, 3.6), dpi=100, layout="constrained")
-    epochs = np.arange(1, len(history.get("loss", [])) + 1)
+    n = len(history.get("loss", []))
+    epochs = np.arange(1, n + 1)
+    head = history.get("head_epochs") or []
     for ax, metric in zip(axes, ("loss", "accuracy"), strict=True):
         for key, style, colour in ((metric, "-", "#3b6fb6"), (f"val_{metric}", "--", "#d9822b")):
             if history.get(key):
                 ax.plot(epochs, history[key], style, color=colour, marker="o", ms=3,
                         label=("validation" if key.startswith("val_") else "training"))
-        if history.get("head_epochs"):
-            ax.axvline(history["head_epochs"][0] + 0.5, color="grey", lw=0.8, ls=":", label="fine-tuning starts")
-        ax.xaxis.set_major_locator(MaxNLocator(integer=True))  # whole epochs
+        if head and 0 < head[0] < n:  # fine-tuning epochs follow the head's
+            ax.axvline(head[0] + 0.5, color="grey", lw=0.8, ls=":", label="fine-tuning starts")
+        if n <= 20:  # every epoch a tick, half an epoch of room either side (one epoch: no fractional ticks)
+            ax.set_xticks(epochs)
+            ax.set_xlim(0.5, n + 0.5)
+        else:
+            ax.xaxis.set_major_locator(MaxNLocator(integer=True))  # whole epochs
         ax.set_xlabel("epoch")
         ax.set_title(metric, fontsize=10)
         ax.grid(color="#e5e5e5", lw=0.6)
@@ -440,7 +458,4 @@ def curves_png(history: dict[str, list[float]], title: str) -> bytes:
     if handles:  # one legend for both plots, below them: never over the curves
         fig.legend(handles, labels, loc="outside lower center", ncol=len(handles), fontsize=8, frameon=False)
     fig.suptitle(title, fontsize=10)
-    buf = io.BytesIO()
-    fig.savefig(buf, format="png")
-    plt.close(fig)
-    return buf.getvalue()
+    return fig

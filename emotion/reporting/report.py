@@ -38,13 +38,16 @@ from emotion.store.catalog import (
     MODALITY_ORDER,
     MODEL_CARD,
     SELECTION_RULE,
+    SPEAKER_NORM_ASSUMES,
     RunRecord,
     best_per_modality,
     collect_runs,
     loso_row_settings,
     loso_settings_hash,
     loso_settings_text,
+    ranked,
     read_run,
+    selection_key,
     short_features,
     with_augment,
 )
@@ -93,6 +96,18 @@ def test_clips(metrics: dict[str, Any]) -> str:
     return f"{n} ({int(none)} {NO_FACE_LABEL})" if none else str(n)
 
 
+SINGLE_CLIP = "single-clip acc"  # the column of accuracy_single_clip
+SINGLE_CLIP_NOTE = (f"{SINGLE_CLIP} (speaker-normalised runs only): with speaker normalisation the test "
+                    f"{SPEAKER_NORM_ASSUMES}; {SINGLE_CLIP} is the test accuracy with every test clip normalised that "
+                    "way, one clip at a time.")
+
+
+def single_clip(r: RunRecord) -> str:
+    """A speaker-normalised run's test accuracy one clip at a time (``accuracy_single_clip``), as shown; ``–`` for a
+    run without speaker normalisation, ``—`` where a normalised run recorded none."""
+    return _f(r.metrics.get("accuracy_single_clip")) if r.speaker_norm else "–"
+
+
 NO_FACE_NOTE = (f"({NO_FACE_LABEL}) in the test clips: clips in none of whose frames a face was found; a face model has "
                 "no prediction for them, so they count as wrong and form the confusion matrix's "
                 f"\"{NO_FACE_LABEL}\" column.")
@@ -121,28 +136,34 @@ def render_report(split_id: str, records: Sequence[RunRecord], *, figures: Seque
     split = records[0].info.get("split") or split_id
     lines += [f"Split {split}: models tuned by cross-validation grouped by actor on the train actors and scored "
               "on the test actors, never seen in training. Accuracy, macro-F1 and UAR (unweighted average recall) "
-              "are on the test actors. The newest complete run of each model is shown.", ""]
+              "are on the test actors. The newest complete run of each model is shown, ranked by grouped-CV accuracy "
+              "on the train actors (the selection rule; as `emotion train` and summary.json rank them), never by the "
+              "test scores, which are reported and used for nothing else.", ""]
     synthetic = [r for r in records if r.data_origin == SYNTHETIC]
     if synthetic:
         lines += [synthetic_note(synthetic, records), ""]
     show_features = any(r.features_shown for r in records)
     show_norm = any(r.speaker_norm for r in records)
     head = ["modality", "model"] + (["features"] if show_features else []) + (["speaker norm"] if show_norm else [])
-    head += ["accuracy", "macro-F1", "UAR", "grouped-CV acc", "train", "test"]
+    head += ["accuracy"] + ([SINGLE_CLIP] if show_norm else []) + ["macro-F1", "UAR", "grouped-CV acc", "train", "test"]
     head += (["training data"] if synthetic else []) + ["run"]
     lines += ["## Scores side by side", "", "| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     best = best_per_modality(records)
+    records = chart_order(records)
     for r in records:
         m = r.metrics
-        row = [r.modality, f"**{r.model}**" if best[r.modality] is r else r.model]
+        row = [r.modality, f"**{r.model}** (selected)" if best[r.modality] is r else r.model]
         shown = r.features_shown if r.modality == "audio" else short_features(r.features or "")  # no hashes
         row += [shown or "–"] if show_features else []
         row += [r.speaker_norm or "–"] if show_norm else []
-        row += [_f(m.get("accuracy")), _f(m.get("macro_f1")), _f(m.get("uar")), cv_text(m),
+        row += [_f(m.get("accuracy"))] + ([single_clip(r)] if show_norm else [])
+        row += [_f(m.get("macro_f1")), _f(m.get("uar")), cv_text(m),
                 str(m.get("n_train", NONE)), test_clips(m)]
         row += [r.data_origin] if synthetic else []
         row += [_run_links(r)]
         lines.append("| " + " | ".join(row) + " |")
+    if show_norm:
+        lines += ["", SINGLE_CLIP_NOTE]
     if any(number(r.metrics.get("n_test_clips_without_face")) for r in records):
         lines += ["", NO_FACE_NOTE]
     if any(cv_text(r.metrics) == NONE for r in records):
@@ -162,8 +183,8 @@ def render_report(split_id: str, records: Sequence[RunRecord], *, figures: Seque
     if len({(r.feature_set, bool(r.speaker_norm)) for r in audio}) > 1:
         lines += ["", "## Audio feature sets and speaker normalisation", "",
                   "Every audio feature set (by its parameters' key: two revisions of a set are two rows), "
-                  "normalisation and model, best first. " + SPEAKER_NORM_NOTE, "",
-                  *feature_set_table([_row(r) for r in sorted(audio, key=_accuracy_first)])]
+                  "normalisation and model, ranked by grouped-CV accuracy (as selected). " + SPEAKER_NORM_NOTE, "",
+                  *feature_set_table([_row(r) for r in ranked(audio)])]
     short = short_labels(records)
     lines += ["", "## Per-emotion recall (test actors)", "",
               "| run | " + " | ".join(EMOTION_LABELS) + " |", "|" + "---|" * (len(EMOTION_LABELS) + 1)]
@@ -188,10 +209,6 @@ def _run_links(r: RunRecord) -> str:
     return link + (f" · [model card]({r.rel_dir}/{MODEL_CARD})" if r.has_card else "")
 
 
-def _accuracy_first(r: RunRecord) -> tuple[float, str]:
-    return (-float(r.metrics.get("accuracy", 0.0)), r.label)
-
-
 def _row(r: RunRecord) -> dict[str, Any]:
     """A run as a row of :func:`feature_set_table` (as in ``summary.json``'s ``all``)."""
     keys = ("accuracy", "macro_f1", "uar", "cv_accuracy", "cv_std", "n_train", "n_test")
@@ -214,8 +231,9 @@ MODALITY_COLOURS = {"audio": "#3b6fb6", "video": "#d9822b", "fusion": "#3a9a5b"}
 
 
 def chart_order(records: Sequence[RunRecord]) -> list[RunRecord]:
-    """Best first by test accuracy (ties by label): the order of the figures and the page's tables."""
-    return sorted(records, key=lambda r: (-(number(r.metrics.get("accuracy")) or 0.0), r.short_label))
+    """Best first by grouped-CV accuracy as selected (:func:`emotion.store.catalog.ranked`, never the test actors'
+    scores): the order of the figures and of every table, as ``emotion train`` and ``summary.json`` rank them."""
+    return ranked(records)
 
 
 def n_classes(records: Sequence[RunRecord]) -> int:
@@ -232,15 +250,27 @@ def _save(fig: Any) -> bytes:
 
 
 def scores_png(records: Sequence[RunRecord]) -> bytes:
-    """Every run's test accuracy beside its grouped-CV accuracy, as horizontal bars, best on top, with the chance
-    level; the legend sits below the bars, and the height grows with the number of runs."""
+    """:func:`scores_figure` as PNG bytes."""
+    return _save(scores_figure(records))
+
+
+SELECTED_MARK = "(selected)"  # beside the selected run of each modality in the figures and tables
+
+
+def scores_figure(records: Sequence[RunRecord]) -> Any:
+    """Every run's test accuracy beside its grouped-CV accuracy, as horizontal bars ranked by grouped-CV accuracy
+    (:func:`chart_order`, as selected), the selected run of each modality marked, with the chance level; the legend
+    sits below the bars, and the height grows with the number of runs."""
     plt = _plt()
     from matplotlib.lines import Line2D
     from matplotlib.patches import Patch
 
     recs = chart_order(records)
     labels = short_labels(recs)
+    best = best_per_modality(recs)
+    chosen = {id(r) for r in best.values()}
     n = len(recs)
+    k = n_classes(recs)
     fig, ax = plt.subplots(figsize=(8.0, 0.5 * n + 1.9), dpi=110, layout="constrained")
     y = np.arange(n)
     h = 0.38
@@ -249,17 +279,22 @@ def scores_png(records: Sequence[RunRecord]) -> bytes:
         acc = number(r.metrics.get("accuracy")) or 0.0
         cv = number(r.metrics.get("cv_accuracy"))
         ax.barh(i - h / 2, acc, h, color=colour)
-        ax.text(acc + 0.01, i - h / 2, f"{acc:.2f}", va="center", fontsize=8)
+        ax.text(acc + 0.01, i - h / 2, f"{acc:.3f}", va="center", fontsize=8)  # 3 decimals, as the tables
         if cv is None:
-            ax.text(1 / n_classes(recs) + 0.01, i + h / 2, "no grouped-CV score", va="center", fontsize=7,
+            ax.text(1 / k + 0.01, i + h / 2, "no grouped-CV score", va="center", fontsize=7,
                     color="#666666", style="italic")  # right of the chance line
         else:
             ax.barh(i + h / 2, cv, h, color=colour, alpha=0.35, hatch="///", edgecolor=colour, lw=0)
-            ax.text(cv + 0.01, i + h / 2, f"{cv:.2f}", va="center", fontsize=7, color="#444444")
-    k = n_classes(recs)
+            ax.text(cv + 0.01, i + h / 2, f"{cv:.3f}", va="center", fontsize=7, color="#444444")
     ax.axvline(1 / k, color="#b22222", ls="--", lw=1)
-    ax.set_yticks(y, [labels[r.rel_dir] for r in recs], fontsize=9)
-    ax.invert_yaxis()  # best on top
+    ax.set_yticks(y, [f"{labels[r.rel_dir]} {SELECTED_MARK}" if id(r) in chosen else labels[r.rel_dir] for r in recs],
+                  fontsize=9)
+    for tick, r in zip(ax.get_yticklabels(), recs, strict=True):
+        if id(r) in chosen:
+            tick.set_fontweight("bold")
+    # every row's slot, grouped-CV bar or not: a run without one (ranked last) has only its note there, which the
+    # bars' own limits left out of the axes; best on top
+    ax.set_ylim(n - 0.5, -0.5)
     ax.set_xlim(0, 1.1)
     ax.set_xticks(np.linspace(0, 1, 6))
     ax.set_xlabel("accuracy")
@@ -272,12 +307,15 @@ def scores_png(records: Sequence[RunRecord]) -> bytes:
                       label="grouped-CV accuracy (train actors; video: validation)"),
                 Line2D([], [], color="#b22222", ls="--", lw=1, label=f"chance (1/{k})")]
     fig.legend(handles=handles, loc="outside lower center", ncol=min(3, len(handles)), fontsize=8, frameon=False)
-    ax.set_title("Test accuracy (held-out actors) beside grouped-CV accuracy", fontsize=10)
-    return _save(fig)
+    fig.suptitle("Test accuracy (held-out actors) beside grouped-CV accuracy, ranked by grouped-CV accuracy\n"
+                 f"in bold {SELECTED_MARK}: each modality's model chosen by it, the one emotion predict uses",
+                 fontsize=9)
+    return fig
 
 
 def recall_png(records: Sequence[RunRecord]) -> bytes:
-    """Per-emotion recall of every run as a heat map (blank where an emotion has no test clips), best run on top."""
+    """Per-emotion recall of every run as a heat map (blank where an emotion has no test clips), in the order of
+    :func:`chart_order` (by grouped-CV accuracy, as selected)."""
     plt = _plt()
     recs = chart_order(records)
     labels = short_labels(recs)
@@ -326,10 +364,11 @@ def _key(r: dict[str, Any]) -> tuple[str, str, bool]:
 
 
 def merge_results(previous: list[dict[str, Any]], new: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """The latest result of every (feature set, model, speaker_norm), best first; ``new`` wins."""
+    """The latest result of every (feature set, model, speaker_norm), best first by grouped-CV accuracy (as
+    selected: :func:`emotion.store.catalog.selection_key`, never the test score); ``new`` wins."""
     table = {_key(r): r for r in previous}
     table.update({_key(r): r for r in new})
-    return sorted(table.values(), key=lambda r: (-r["accuracy"], *_key(r)))
+    return sorted(table.values(), key=lambda r: (selection_key(RunRecord.from_dict(r)), _key(r)))
 
 
 def feature_set_table(rows: Sequence[dict[str, Any]]) -> list[str]:
@@ -355,9 +394,9 @@ def feature_set_table(rows: Sequence[dict[str, Any]]) -> list[str]:
 
 
 def report_markdown(split: str, rows: list[dict[str, Any]]) -> str:
-    """A stand-alone markdown table of ``rows`` (e.g. ``summary.json``'s ``all``), best first."""
+    """A stand-alone markdown table of ``rows`` (e.g. ``summary.json``'s ``all``), in their order."""
     lines = [f"# Speaker-independent evaluation on {split}", "",
-             "Every feature set and model trained on this split (latest run of each), best first. "
+             "Every feature set and model trained on this split (latest run of each), ranked by grouped-CV accuracy. "
              "Selection used actor-grouped CV on the training actors only; the test actors were used for nothing "
              "but these numbers. " + SPEAKER_NORM_NOTE, "", *feature_set_table(rows)]
     return "\n".join(lines) + "\n"

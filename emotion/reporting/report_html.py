@@ -1,7 +1,7 @@
 """The evaluation report of one split as one self-contained HTML page: ``runs/<split-id>/report.html``.
 
 Beside ``report.md`` (:mod:`emotion.reporting.report`), built from the same runs: the
-models side by side (short labels, best first, a chance line, the grouped-CV
+models side by side (short labels, ranked by grouped-CV accuracy as selected, a chance line, the grouped-CV
 score beside the test score), per-emotion recall, every run's confusion
 matrix, the training curves of the networks, the leave-one-actor-out table
 where one was run, and links to each run's model card. Every figure is
@@ -34,6 +34,8 @@ from emotion.reporting.report import (
     REPORT,
     REPORT_HTML,
     SCORES_PNG,
+    SINGLE_CLIP,
+    SINGLE_CLIP_NOTE,
     RunRecord,
     best_per_modality,
     chart_order,
@@ -43,6 +45,7 @@ from emotion.reporting.report import (
     n_classes,
     number,
     short_labels,
+    single_clip,
     synthetic_note,
     test_clips,
     with_augment,
@@ -175,10 +178,12 @@ def _loso_rows(store: Store, split_id: str) -> list[dict[str, Any]]:
 
 def _scores_table(records: Sequence[RunRecord], labels: dict[str, str], show_origin: bool) -> str:
     best = best_per_modality(records)
-    head = ["#", "model", "test accuracy", "macro-F1", "UAR", "grouped-CV", "train clips", "test clips"]
+    norm = any(r.speaker_norm for r in records)
+    head = ["#", "model", "test accuracy"] + ([SINGLE_CLIP] if norm else [])
+    head += ["macro-F1", "UAR", "grouped-CV", "train clips", "test clips"]
     head += ["data"] if show_origin else []
     head += ["run"]
-    numeric = {"test accuracy", "macro-F1", "UAR", "grouped-CV", "train clips", "test clips", "#"}
+    numeric = {"test accuracy", SINGLE_CLIP, "macro-F1", "UAR", "grouped-CV", "train clips", "test clips", "#"}
     out = ['<div class="scroll"><table class="scores"><thead><tr>'
            + "".join(f'<th class="num">{_e(h)}</th>' if h in numeric else f"<th>{_e(h)}</th>" for h in head)
            + "</tr></thead><tbody>"]
@@ -190,6 +195,7 @@ def _scores_table(records: Sequence[RunRecord], labels: dict[str, str], show_ori
         cells = [f'<td class="num">{i}</td>',
                  f'<td class="model"><span class="dot {_e(r.modality)}"></span>{_e(labels[r.rel_dir])}{chosen}</td>',
                  f'<td class="num"><strong>{_num(acc)}</strong></td>',
+                 *([f'<td class="num">{_e(single_clip(r))}</td>'] if norm else []),
                  f'<td class="num">{_num(m.get("macro_f1"))}</td>', f'<td class="num">{_num(m.get("uar"))}</td>',
                  f'<td class="num">{_e(cv_text(m))}</td>',
                  f'<td class="num">{_e(m.get("n_train", NONE))}</td>', f'<td class="num">{_e(test_clips(m))}</td>']
@@ -261,15 +267,18 @@ def render_html(store: Store, split_id: str, records: Sequence[RunRecord], *, sc
     k = n_classes(records)
     parts.append('<section id="scores"><h2>Models side by side</h2>'
                  "<p>Each model was tuned by cross-validation grouped by actor on the train actors and scored on the "
-                 "test actors, never seen in training. Best first by test accuracy; the lighter bar is the grouped-CV "
+                 "test actors, never seen in training. Ranked by grouped-CV accuracy on the train actors, the rule "
+                 "that selects the models (as <code>emotion train</code> and summary.json rank them), never by the "
+                 "test scores; the lighter bar is the grouped-CV "
                  f"accuracy on the train actors; the dashed line is chance (1/{k}). The selected model of each "
-                 "modality (chosen by grouped-CV accuracy, not by the test actors) is the one "
-                 "<code>emotion predict</code> uses.</p>")
+                 "modality (marked <em>selected</em>) is the one <code>emotion predict</code> uses.</p>")
     if scores:
         parts.append(f'<figure class="wide">{_img(scores, "test and grouped-CV accuracy of every model")}</figure>')
     parts.append(_scores_table(records, labels, bool(synthetic)))
     notes = ["Accuracy, macro-F1 and UAR (unweighted average recall) are on the test actors; for the frame models (cnn, fer) "
              "the grouped-CV column holds the per-clip accuracy on held-out training actors (validation)."]
+    if any(r.speaker_norm for r in records):
+        notes.append(SINGLE_CLIP_NOTE)
     if any(number(r.metrics.get("n_test_clips_without_face")) for r in records):
         notes.append(NO_FACE_NOTE)
     if any(cv_text(r.metrics) == NONE for r in records):

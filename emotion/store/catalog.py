@@ -44,6 +44,11 @@ SELECTION_RULE = ("chosen per modality by grouped-CV accuracy on the train actor
                   "score; ties and runs without a score are ordered by model name, feature set, normalisation and "
                   "version")
 
+# what a speaker-normalised run's accuracy assumes, said beside its accuracy_single_clip (the reports, the CLI)
+SPEAKER_NORM_ASSUMES = ("accuracy assumes each test speaker's clips are normalised together; a single clip of an unknown "
+                        "speaker is normalised with pooled training statistics instead (`emotion predict --same-speaker` "
+                        "with 8 or more clips of one speaker normalises them together)")
+
 
 # -- where runs live ---------------------------------------------------------------------------------------------
 
@@ -361,7 +366,10 @@ def read_run(store: Store, split_id: str, rel_dir: str) -> RunRecord | None:
 
 
 def collect_runs(store: Store, split_id: str, *, newest_only: bool = True) -> list[RunRecord]:
-    """Complete runs of a split; with ``newest_only``, the newest per (modality, features, speaker_norm, model)."""
+    """Complete runs of a split; with ``newest_only``, the newest per (modality, features, speaker_norm, model).
+
+    Best first by :func:`selection_key` (:func:`ranked`: validation, as selected, never the test actors' scores),
+    across modalities, as the training summary and ``emotion train``'s table rank them."""
     base = split_dir(store, split_id)
     store.fs.invalidate_cache(base)
     if not store.fs.isdir(base):
@@ -387,16 +395,11 @@ def collect_runs(store: Store, split_id: str, *, newest_only: bool = True) -> li
     for r in kept:
         revisions.setdefault((r.modality, r.features), set()).add(r.feature_set)
     kept = [replace(r, show_key=True) if len(revisions[(r.modality, r.features)]) > 1 else r for r in kept]
-    return sorted(kept, key=_rank)
+    return ranked(kept)  # the order of every table: as selected (by validation), never by the test actors
 
 
 def _modality_rank(m: str) -> int:
     return MODALITY_ORDER.index(m) if m in MODALITY_ORDER else len(MODALITY_ORDER)
-
-
-def _rank(r: RunRecord) -> tuple[int, str, float, str]:
-    """The report's order: by modality, then test accuracy (a table, not a choice)."""
-    return (_modality_rank(r.modality), r.modality, -(r.accuracy or 0.0), r.label)
 
 
 def find_run(store: Store, split_id: str, model: str, feature_key: str, speaker_norm: bool) -> RunRecord | None:

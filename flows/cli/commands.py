@@ -423,6 +423,8 @@ def cmd_train(args: argparse.Namespace) -> int:
     t = fl.run.train_models(out, split, audio, video, fusion, features, search_params(args),
                             frame_params(args), video_params(args), n_jobs=args.jobs, force=args.force,
                             speaker_norm=args.speaker_norm)
+    if t.get("features"):  # audio or fused models ran: the recipe, and what a speaker-normalised accuracy assumes
+        t = {**t, "recipe": fl.run.recipe(features, t["speaker_norm"])}
     emit(args, t, print_train)
     return 0
 
@@ -486,6 +488,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
         # ranked as every table is, by validation accuracy (the header says so), never by the test actors
         r["train"]["models"] = rank_rows([*r["train"]["models"], *({**m, "modality": "video"} for m in t["models"])])
         r["train"]["report"] = t.get("report") or r["train"].get("report")
+        r["train"] = flows_module().run.with_selection(str(out / "store"), r["train"])  # the landmarks may win video
     r["seconds"] = round(time.perf_counter() - t0, 1)
     emit(args, r, print_run)
     if not args.json:

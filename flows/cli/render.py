@@ -7,6 +7,7 @@ from collections.abc import Callable
 from typing import Any
 
 from emotion.core import jsontext
+from emotion.store.catalog import SPEAKER_NORM_ASSUMES, rank_rows
 
 COUNTS = ("processed", "skipped", "removed", "rejected")
 
@@ -78,19 +79,26 @@ def print_train(t: dict[str, Any]) -> None:
           "scored per clip on the test actors")
     print(f"  {'model':<12} {'input':<6} {'accuracy':>8} {'macro-F1':>8} {'UAR':>6} {'validation acc':>15} {'train':>6} "
           f"{'test':>5}  run")
-    for r in t["models"]:
+    earlier = t.get("selected_earlier") or []  # the selected run of a modality trained here, trained before
+    rows = rank_rows([*t["models"], *earlier]) if earlier else t["models"]
+    for r in rows:
         cv, sd = r.get("cv_accuracy"), r.get("cv_std")
         cv = "—" if cv is None or cv != cv else f"{cv:.3f}±{sd:.3f}" if sd and sd == sd else f"{cv:.3f}"  # NaN: none
         name = f"{r['model']}/landmarks" if r.get("features") == "landmarks" else r["model"]  # lr on the face's geometry
-        print(f"  {name:<12} {r.get('modality', 'audio'):<6} {r['accuracy']:>8.3f} {r['macro_f1']:>8.3f} "
-              f"{r['uar']:>6.3f} {cv:>15} {r['n_train']:>6} {r['n_test']:>5}  "
-              f"{r['run_dir']}{' (reused)' if r.get('reused') else ''}")
+        how = " (selected, trained earlier)" if r.get("trained_earlier") else " (reused)" if r.get("reused") else ""
+        print(f"{'*' if r.get('selected') else ' '} {name:<12} {r.get('modality', 'audio'):<6} {r['accuracy']:>8.3f} "
+              f"{r['macro_f1']:>8.3f} {r['uar']:>6.3f} {cv:>15} {r['n_train']:>6} {r['n_test']:>5}  {r['run_dir']}{how}")
+    if any(r.get("selected") for r in rows):
+        print("  *: selected, the model of its input `emotion predict` uses (the best validation accuracy among the "
+              "split's runs)")
     print("  (validation: actor-grouped CV for audio, fused and landmark models, held-out training actors for cnn "
           "and fer; —: none recorded)")
     for r in t["models"]:
         if r.get("n_test_clips_without_face"):
             print(f"  {r['model']}: no face in {r['n_test_clips_without_face']} of its {r['n_test']} test clips "
                   "(no prediction: counted as wrong)")
+    if t.get("recipe"):
+        print_recipe(t["recipe"], rows)  # in the order of the table
     synthetic = [r["model"] for r in t["models"] if r.get("data_origin") == "synthetic"]
     if synthetic:
         print(f"  {'all' if len(synthetic) == len(t['models']) else ', '.join(synthetic)}: trained on synthetic data, "
@@ -132,15 +140,21 @@ def print_run(r: dict[str, Any]) -> None:
 
 
 def print_run_recipe(r: dict[str, Any]) -> None:
-    """``run``'s summary with the recipe that ran and what its accuracy assumes."""
-    print_run(r)
+    """``run``'s summary with the recipe that ran and what its accuracy assumes (in the training table's lines)."""
     rec = r.get("recipe")
     if rec and r["train"]["models"] and r["train"].get("features"):  # audio or fused models ran
-        print(f"  recipe:  {rec['description']}")
-        if rec.get("assumes"):
-            single = [f"{m['model']} {m['accuracy_single_clip']:.3f}" for m in r["train"]["models"]
-                      if "accuracy_single_clip" in m]
-            print(f"  note:    {rec['assumes']}" + (f"; accuracy one clip at a time: {', '.join(single)}" if single else ""))
+        r = {**r, "train": {**r["train"], "recipe": rec}}
+    print_run(r)
+
+
+def print_recipe(rec: dict[str, Any], models: list[dict[str, Any]]) -> None:
+    """The recipe that ran and, with speaker normalisation, what its accuracy assumes beside the accuracy of each of
+    ``models`` (that recorded one) one clip at a time."""
+    print(f"  recipe:  {rec['description']}")
+    if rec.get("assumes"):
+        single = [f"{m['model']} {v:.3f}" for m in models
+                  if isinstance(v := m.get("accuracy_single_clip"), (int, float)) and v == v]  # NaN: none
+        print(f"  note:    {rec['assumes']}" + (f"; accuracy one clip at a time: {', '.join(single)}" if single else ""))
 
 
 def print_loso(t: dict[str, Any]) -> None:
@@ -156,6 +170,9 @@ def print_loso(t: dict[str, Any]) -> None:
     if t["mode"] == "fixed":  # whose actors chose them (another split's run with --params-from)
         for note in dict.fromkeys(r.get("note") or "" for r in t["models"]):
             print(f"  note: {note or 'fixed hyper-parameters come from the stored runs: mildly optimistic'}")
+    if t["speaker_norm"]:  # each held-out actor is a test speaker, normalised over their own clips
+        print(f"  note: {SPEAKER_NORM_ASSUMES}; here each held-out actor's clips were normalised together (a single "
+              "clip's accuracy is recorded by `emotion train --speaker-norm`, not by leave-one-actor-out)")
     print(f"  summary: {t['summary']}")
 
 

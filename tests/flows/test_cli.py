@@ -378,7 +378,8 @@ def test_train_writes_the_report_and_predict_reads_new_files(corpus: Path, tmp_p
     assert r["train"]["split_used"] == r["train"]["split"] == "train=01-03,test=21"  # the data has every actor
     text = report.read_text()
     run_rel = Path(r["train"]["models"][0]["run_dir"]).relative_to(report.parent).as_posix()
-    assert f"| audio | **svc** | seed | {r['train']['models'][0]['accuracy']:.3f} |" in text
+    assert f"| audio | **svc** (selected) | seed | {r['train']['models'][0]['accuracy']:.3f} |" in text
+    assert r["train"]["models"][0]["selected"] is True and r["train"]["selected_earlier"] == []
     assert f"]({run_rel}/confusion_matrix.png)" in text and "## Per-emotion recall" in text
 
     clips = tmp_path / "new"
@@ -492,6 +493,16 @@ def test_speed_augmentation_trains_on_copies_and_averages_over_them(corpus: Path
     assert m["accuracy"] >= 0.8 and m["n_train"] == 90  # clips, not copies
     assert len(json.loads((run_dir / "normalization.json").read_text())["fallback"]["mean"]) == 3 * len(
         params.feature_names())  # each copy has its own pooled statistics
+    # train names its recipe too, and prints the single-clip accuracy beside what speaker normalisation assumes
+    train = ("train", str(out), *SPLIT, "--features", "extended", "--augment", "--speaker-norm", "--model", "lr",
+             "--n-iter", "2", "--jobs", "1")
+    code, t, err = run_cli(capsys, *train, "--json")
+    assert code == 0, err
+    assert t["recipe"]["name"] == "extended+augment+speaker-norm" and t["recipe"]["assumes"] == r["recipe"]["assumes"]
+    assert t["models"][0]["reused"] and t["models"][0]["selected"]
+    assert main(list(train)) == 0
+    single = r["train"]["models"][0]["accuracy_single_clip"]
+    assert f"one clip at a time: lr {single:.3f}" in capsys.readouterr().out
 
     # predict computes the copies of a new file and averages over them; a group of one speaker's clips too
     wavs = sorted(corpus.glob("Actor_21/*.*"))[:8]
@@ -506,7 +517,7 @@ def test_speed_augmentation_trains_on_copies_and_averages_over_them(corpus: Path
     assert code == 0, err
     assert e["models"][0]["augmented_copies"] == 2 and e["models"][0]["n_clips"] == 90
     split_dir = out / "runs" / "train01-03_test21"
-    assert "| audio | **lr** | extended + copies at 0.9x, 1.1x | yes |" in (split_dir / "report.md").read_text()
+    assert "| audio | **lr** (selected) | extended + copies at 0.9x, 1.1x | yes |" in (split_dir / "report.md").read_text()
     assert f"| {params.key} + copies at 0.9x, 1.1x | yes | lr | fixed |" in (split_dir / "loso" / "report.md").read_text()
     # beside plain extended's; named by the hash of the run the hyper-parameters come from
     assert (split_dir / "loso" / f"{params.key}-speakernorm" / f"lr-fixed-{e['models'][0]['settings_hash']}.json").is_file()

@@ -81,3 +81,70 @@ def test_test_clips_without_a_face_are_named_under_the_table(capsys):
     out = capsys.readouterr().out
     assert "cnn: no face in 3 of its 8 test clips (no prediction: counted as wrong)" in out
     assert out.count("no face") == 1
+
+
+def test_the_selected_model_is_marked_and_one_trained_earlier_is_shown_too(tmp_path, capsys):
+    """Audit: `train --model svc,rf` with lr trained earlier listed svc and rf only, none marked; lr (the best grouped
+    CV) is what predict uses: shown in its rank, marked selected and trained earlier."""
+    from emotion.store.catalog import best_per_modality, collect_runs
+    from emotion.store.store import Store
+    from flows.run import with_selection
+    from tests.emotion.reporting.test_report_html import SPLIT, write_run
+
+    out = tmp_path / "store"
+    seed = {"features": "seed", "feature_hash": "4bd90a733487", "feature_params": {"name": "seed"}}
+    write_run(out, "lr", "a00000000002", 0.575, cv=0.72, mtime=1000, metrics={"accuracy_single_clip": 0.5},
+              **seed)  # trained earlier
+    write_run(out, "svc", "a00000000001", 0.65, cv=0.70, mtime=2000, **seed)
+    write_run(out, "rf", "a00000000003", 0.70, cv=0.60, mtime=2000, **seed)
+    assert best_per_modality(collect_runs(Store(str(out)), SPLIT))["audio"].model == "lr"
+    svc = {**_row("svc", 0.65, 0.70), "version": "a00000000001", "accuracy_single_clip": 0.6}
+    rf = {**_row("rf", 0.70, 0.60), "version": "a00000000003", "accuracy_single_clip": 0.7}
+    t = with_selection(str(out), {"split": "train=01-20,test=21-24", "split_id": SPLIT, "summary": "S",
+                                  "models": rank_rows([rf, svc])})
+    assert [(r["model"], r["selected"]) for r in t["models"]] == [("svc", False), ("rf", False)]
+    assert [(r["model"], r["modality"], r["selected"], r["trained_earlier"]) for r in t["selected_earlier"]] == [
+        ("lr", "audio", True, True)]
+    assert t["selected_earlier"][0]["run_dir"].endswith(f"runs/{SPLIT}/lr/a00000000002")
+    print_train(t)
+    lines = capsys.readouterr().out.splitlines()
+    assert [ln.split()[:2] for ln in lines[2:5]] == [["*", "lr"], ["svc", "audio"], ["rf", "audio"]]
+    assert lines[2].endswith("lr/a00000000002 (selected, trained earlier)") and "0.575" in lines[2]
+    assert lines[5].startswith("  *: selected")
+    from emotion.audio.extended import ExtendedFeatureParams
+    from flows.run import recipe
+
+    print_train({**t, "recipe": recipe(ExtendedFeatureParams(), True)})
+    assert "one clip at a time: lr 0.500, svc 0.600, rf 0.700\n" in capsys.readouterr().out  # the table's order
+    # trained here and selected: marked, nothing added
+    t = with_selection(str(out), {**t, "models": [{**_row("lr", 0.575, 0.72), "version": "a00000000002"}, svc]})
+    assert [r["selected"] for r in t["models"]] == [True, False] and t["selected_earlier"] == []
+    print_train(t)
+    assert capsys.readouterr().out.splitlines()[2].startswith("* lr ")
+
+
+def test_train_prints_the_single_clip_accuracy_beside_what_speaker_normalisation_assumes(capsys):
+    """Audit: only `run` printed the assumption and accuracy_single_clip; `train` (and `evaluate --speaker-norm`)
+    printed neither."""
+    from emotion.audio.extended import ExtendedFeatureParams
+    from flows.cli.render import print_loso
+    from flows.run import recipe
+
+    lr = {**_row("lr", 0.654, 0.715), "accuracy_single_clip": 0.521, "selected": True}
+    t = {"split": "train=01-16,test=17-20", "features": "extended", "speaker_norm": True, "summary": "S",
+         "models": [lr], "recipe": recipe(ExtendedFeatureParams(speeds=(0.9, 1.1)), True)}
+    print_train(t)
+    out = capsys.readouterr().out
+    assert "  recipe:  extended features + augmentation (0.9x, 1.1x speed copies) + speaker normalisation" in out
+    note = next(line for line in out.splitlines() if line.startswith("  note:"))
+    assert "each test speaker's clips are normalised together" in note and note.endswith("one clip at a time: lr 0.521")
+    print_train({**t, "recipe": recipe(ExtendedFeatureParams(), False)})  # no normalisation: nothing assumed
+    assert "note:" not in capsys.readouterr().out
+    row = {"model": "lr", "mean": 0.751, "std": 0.091, "min": 0.567, "max": 0.9, "n_actors": 20, "seconds": 287,
+           "per_actor": {"01": 0.83}}
+    loso = {"split": "train=01-20,test=21-24", "features": "extended", "speaker_norm": True, "mode": "nested",
+            "summary": "S", "models": [row]}
+    print_loso(loso)
+    assert "each test speaker's clips are normalised together" in capsys.readouterr().out
+    print_loso({**loso, "speaker_norm": False})
+    assert "normalised together" not in capsys.readouterr().out

@@ -183,7 +183,8 @@ def test_the_demo_is_quiet_about_its_own_video_only_clips_and_shows_no_nan(demo_
     assert "XNNPACK" not in plain and "AutoGraph" not in plain
     table = plain[plain.index("models ranked by"):]
     for model in ("rf", "svc", "xgb", "lr", "cnn", "fer", "fusion-late", "lr/landmarks"):
-        assert re.search(rf"^\s+{re.escape(model)}\s", table, re.MULTILINE), model
+        assert re.search(rf"^[ *] {re.escape(model)}\s", table, re.MULTILINE), model  # "*": the selected of its input
+    assert len(re.findall(r"^\* ", table, re.MULTILINE)) == 3  # one selected model per input: audio, video, fusion
 
 
 @pytest.mark.slow

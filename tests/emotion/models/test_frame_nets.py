@@ -137,3 +137,28 @@ def test_training_curves_png():
     png = curves_png({"loss": [2.0, 1.0], "val_loss": [2.1, 1.5], "accuracy": [0.3, 0.6], "val_accuracy": [0.2, 0.5],
                       "head_epochs": [1.0]}, "t")
     assert png[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_training_curves_have_whole_epoch_ticks_and_mark_fine_tuning_only_when_it_ran():
+    """Audit: with --epochs 1 the curves drew "fine-tuning starts" at epoch 1.5 though no fine-tuning ran, and ticked
+    1.02, 1.08."""
+    from emotion.models.frame_nets import curves_figure
+
+    def check(history: dict, fine_tuning: float | None) -> None:
+        fig = curves_figure(history, "t")
+        fig.canvas.draw()
+        n = len(history["loss"])
+        for ax in fig.axes:
+            lo, hi = ax.get_xlim()
+            ticks = [float(x) for x in ax.get_xticks() if lo <= x <= hi]
+            assert ticks == [float(e) for e in range(1, n + 1)]  # whole epochs, every one
+            marks = [ln.get_xdata()[0] for ln in ax.get_lines() if ln.get_label() == "fine-tuning starts"]
+            assert marks == ([] if fine_tuning is None else [fine_tuning])
+
+    one = {"loss": [2.0], "val_loss": [2.1], "accuracy": [0.3], "val_accuracy": [0.2]}
+    check({**one, "head_epochs": [1.0]}, None)  # the head's one epoch, no fine-tuning
+    check(one, None)  # a frame CNN: one phase
+    two = {"loss": [2.0, 1.0, 0.8], "val_loss": [2.1, 1.5, 1.4], "accuracy": [0.3, 0.6, 0.7],
+           "val_accuracy": [0.2, 0.5, 0.55]}
+    check({**two, "head_epochs": [1.0]}, 1.5)
+    check({**two, "head_epochs": [3.0]}, None)  # every epoch the head's: fine-tuning never ran

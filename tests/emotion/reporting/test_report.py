@@ -57,11 +57,12 @@ def store(tmp_path: Path) -> Store:
 
 def test_collect_keeps_the_newest_complete_run_per_modality_features_norm_and_model(store):
     runs = collect_runs(store, SPLIT)
+    # ranked by grouped CV (as selected, across modalities; cv here: accuracy - 0.05)
     assert [(r.modality, r.model, r.version) for r in runs] == [
-        ("audio", "svc", "aaa000000000"), ("audio", "rf", "new000000000"), ("audio", "svc", "ccc000000000"),
-        ("video", "framecnn", "vvv000000000"), ("fusion", "late", "fff000000000")]
-    assert runs[2].features == "extended" and runs[2].speaker_norm == "actor-zscore"
-    assert runs[0].features == "seed" and runs[0].speaker_norm is None  # from run.json's feature_params
+        ("fusion", "late", "fff000000000"), ("audio", "svc", "aaa000000000"), ("audio", "rf", "new000000000"),
+        ("audio", "svc", "ccc000000000"), ("video", "framecnn", "vvv000000000")]
+    assert runs[3].features == "extended" and runs[3].speaker_norm == "actor-zscore"
+    assert runs[1].features == "seed" and runs[1].speaker_norm is None  # from run.json's feature_params
     assert len(collect_runs(store, SPLIT, newest_only=False)) == 6
     assert collect_runs(store, "train01-03_test21") == []
 
@@ -72,9 +73,12 @@ def test_report_puts_every_modality_side_by_side_with_recall_and_confusion_links
     text = Path(path).read_text()
     table = [line for line in text.splitlines() if line.startswith("| audio") or line.startswith("| video")
              or line.startswith("| fusion")]
-    assert table[0].startswith("| audio | **svc** | seed | – | 0.720 | 0.710 | 0.700 | 0.670 ± 0.010 | 100 | 28 |")
-    assert table[2].startswith("| audio | svc | extended | actor-zscore | 0.550 |")
-    assert table[3].startswith("| video | **framecnn** |") and table[4].startswith("| fusion | **late** |")
+    # a speaker-normalised run is here: its single-clip accuracy column (the others have none: "–")
+    assert table[1].startswith("| audio | **svc** (selected) | seed | – | 0.720 | – | 0.710 | 0.700 | 0.670 ± 0.010 | "
+                               "100 | 28 |")
+    assert table[3].startswith("| audio | svc | extended | actor-zscore | 0.550 |")
+    assert table[4].startswith("| video | **framecnn** (selected) |")
+    assert table[0].startswith("| fusion | **late** (selected) |")
     assert "0.100" not in text and "0.990" not in text  # superseded and incomplete runs are left out
     assert "| audio · rf · seed | " + " | ".join(["0.75"] * 7) + " | — |" in text  # surprised has no test clips
     for rel in ("svc/aaa000000000", "rf/new000000000", "framecnn/vvv000000000", "late/fff000000000"):
@@ -143,7 +147,7 @@ def test_report_keys_audio_sets_by_revision_and_ranks_sets_and_normalisation_wit
         ("lr", "extended-bbb"), ("lr", "extended-aaa"), ("lr", "seed-ccc"), ("cnn", "frames-123")]
     assert [r.features_shown for r in runs] == ["extended-bbb", "extended-aaa", "seed", "frames-123"]
     text = Path(write_report(store, SPLIT)).read_text()
-    assert "| audio | **lr** | extended-bbb | yes | 0.700 |" in text and "| audio | lr | seed | – | 0.500 |" in text
+    assert "| audio | **lr** (selected) | extended-bbb | yes | 0.700 |" in text and "| audio | lr | seed | – | 0.500 |" in text
     assert "lr/e10000000000/) · [model card](lr/e10000000000/model_card.md)" in text
     section = text.split("## Audio feature sets and speaker normalisation")[1].split("##")[0]
     lines = [x for x in section.splitlines() if x.startswith("| ") and "---" not in x][1:]
@@ -181,3 +185,11 @@ def test_loso_rows_of_other_settings_are_kept_apart_and_older_rows_find_their_se
     md = loso_markdown("train=01-20,test=21-24", rows)
     assert "| seed-h | no | xgb | nested | 0.450 | 0.100 | 0.400 | 0.600 | 0.50 | n_iter 50, 3 folds, refine, seed 0 |" in md
     assert "| run v2 on train01-16_test17-20 |" in md
+
+
+def test_summary_rows_and_the_feature_set_table_rank_by_grouped_cv_not_by_test_accuracy():
+    """Audit: summary.json's ``all`` (and the report's feature-set table) ranked by test accuracy, the models by CV."""
+    rows = merge_results([], [{**row("svc", 0.65), "cv_accuracy": 0.70}, {**row("lr", 0.575), "cv_accuracy": 0.72},
+                              {**row("rf", 0.70), "cv_accuracy": None}])
+    assert [r["model"] for r in rows] == ["lr", "svc", "rf"]  # a row without a CV score last
+    assert "ranked by grouped-CV accuracy" in report_markdown("train=01-16,test=17-20", rows)

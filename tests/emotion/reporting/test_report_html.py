@@ -176,9 +176,9 @@ def test_the_page_is_self_contained_with_every_section(store):
         assert heading in text
     assert "fusion · early · seed + face" in text and "fer2013" not in text
     assert "trained on synthetic data" in text
-    # best first: the scores table lists the fused early model (0.97) first and xgb (0.55) among the last
+    # ranked as selected: fer (validation 0.95) first, the fused models without a grouped-CV score last
     rows = re.findall(r'<tr><td class="num">(\d+)</td><td class="model"><span class="dot \w+"></span>([^<]+)<', page)
-    assert rows[0] == ("1", "fusion · early · seed + face") and rows[-1][1] == "video · cnn · face256-every20"
+    assert rows[0] == ("1", "video · fer · face96-every20") and rows[-1][1] == "fusion · stack · seed + face"
 
 
 def test_recorded_runs_carry_no_synthetic_warning_and_old_runs_read_unknown(tmp_path):
@@ -299,3 +299,77 @@ def test_test_clips_without_a_face_are_counted_in_both_reports_and_drawn_in_a_co
         return int.from_bytes(png[16:20], "big")
 
     assert width(confusion_figure(cm, "t", no_face["confusion_no_face"])) > width(confusion_figure(cm, "t"))
+
+
+def test_every_report_ranks_by_validation_as_selected_and_marks_the_selected_model(tmp_path):
+    """Audit: report.md, report.html and report_scores.png ranked by test accuracy (svc first) while the CLI and
+    summary.json rank by validation and lr, the best in grouped CV, is the model predict uses; one order everywhere,
+    and the selected model marked in each."""
+    out = tmp_path / "rank"
+    seed = {"features": "seed", "feature_hash": "4bd90a733487", "feature_params": {"name": "seed"}}
+    write_run(out, "svc", "a00000000001", 0.65, cv=0.70, **seed)
+    write_run(out, "lr", "a00000000002", 0.575, cv=0.72, **seed)  # selected: the best grouped CV, not test accuracy
+    write_run(out, "rf", "a00000000003", 0.70, cv=0.60, **seed)
+    store = Store(str(out))
+    md = Path(write_reports(store, SPLIT)).read_text()
+    page = (out / "runs" / SPLIT / REPORT_HTML).read_text()
+    assert [line.split(" | ")[1] for line in md.splitlines() if line.startswith("| audio |")] == [
+        "**lr** (selected)", "svc", "rf"]
+    assert [line.split(" | ")[0] for line in md.split("## Per-emotion recall")[1].splitlines()
+            if line.startswith("| audio")] == ["| audio · lr · seed", "| audio · svc · seed", "| audio · rf · seed"]
+    assert "ranked by grouped-CV accuracy" in md and "best first by test accuracy" not in md.lower()
+    rows = re.findall(r'<tr><td class="num">(\d+)</td><td class="model"><span class="dot \w+"></span>([^<]+)(<span '
+                      r'class="tag"[^>]*>selected</span>)?<', page)
+    assert [(n, label, bool(tag)) for n, label, tag in rows] == [
+        ("1", "audio · lr · seed", True), ("2", "audio · svc · seed", False), ("3", "audio · rf · seed", False)]
+    assert "Best first by test accuracy" not in page and "Ranked by grouped-CV accuracy" in page
+    from emotion.reporting.report import scores_figure  # the figure of report_scores.png
+
+    fig = scores_figure(collect_runs(store, SPLIT))
+    ticks = [(t.get_text(), t.get_fontweight()) for t in fig.axes[0].get_yticklabels()]
+    assert ticks == [("audio · lr · seed (selected)", "bold"), ("audio · svc · seed", "normal"),
+                     ("audio · rf · seed", "normal")]
+
+
+def test_a_speaker_normalised_runs_single_clip_accuracy_stands_beside_the_assumption_in_both_reports(tmp_path):
+    """Audit: accuracy_single_clip and what speaker normalisation assumes were only in run's console and the model
+    card, not in report.md or report.html."""
+    out = tmp_path / "norm"
+    write_run(out, "lr", "a00000000001", 0.78, cv=0.75, features="extended", feature_hash="1234567890ab",
+              feature_params={"name": "extended"}, speaker_norm=True, metrics={"accuracy_single_clip": 0.412})
+    write_run(out, "svc", "a00000000002", 0.60, cv=0.58, features="seed", feature_params={"name": "seed"})
+    md = Path(write_reports(Store(str(out)), SPLIT)).read_text()
+    page = (out / "runs" / SPLIT / REPORT_HTML).read_text()
+    head = next(line for line in md.splitlines() if line.startswith("| modality"))
+    assert "| accuracy | single-clip acc | macro-F1 |" in head
+    assert "| yes | 0.780 | 0.412 | 0.770 |" in md and "| – | 0.600 | – | 0.590 |" in md  # not normalised: none
+    assert "clips are normalised together" in md and "pooled training statistics" in md
+    assert re.search(r"<th[^>]*>single-clip acc</th>", page) and '<td class="num">0.412</td>' in page
+    assert "clips are normalised together" in page and "pooled training statistics" in page
+    # without a speaker-normalised run, neither column nor note
+    plain = tmp_path / "plain"
+    write_run(plain, "svc", "a00000000002", 0.60, cv=0.58, features="seed", feature_params={"name": "seed"})
+    md = Path(write_reports(Store(str(plain)), SPLIT)).read_text()
+    assert "single-clip" not in md and "single-clip" not in (plain / "runs" / SPLIT / REPORT_HTML).read_text()
+
+
+def test_the_scores_figure_labels_three_decimals_and_keeps_the_no_cv_note_inside_its_axes(tmp_path):
+    """Audit: report_scores.png labelled 0.575 as "0.57" (the tables say 0.575), and drew a run's "no grouped-CV
+    score" outside the axes, between the axis label and the legend."""
+    from emotion.reporting.report import scores_figure
+
+    out = tmp_path / "fig"
+    write_run(out, "lr", "a00000000001", 0.575, cv=0.725, features="seed", feature_params={"name": "seed"})
+    write_run(out, "fusion-late", "f00000000001", 0.60, cv=None, modality="fusion", features=FUSED_FEATURES)
+    runs = collect_runs(Store(str(out)), SPLIT)
+    for recs in (runs, runs[1:]):  # the run without a score last (ranked so), or alone
+        fig = scores_figure(recs)
+        ax = fig.axes[0]
+        fig.canvas.draw()
+        renderer = fig.canvas.get_renderer()
+        inside = ax.get_window_extent(renderer)
+        [note] = [t for t in ax.texts if t.get_text() == "no grouped-CV score"]
+        box = note.get_window_extent(renderer)
+        assert inside.y0 <= box.y0 and box.y1 <= inside.y1 and inside.x0 <= box.x0 and box.x1 <= inside.x1
+    texts = {t.get_text() for t in scores_figure(runs).axes[0].texts}
+    assert {"0.575", "0.725", "0.600"} <= texts and "0.57" not in texts
