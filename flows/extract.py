@@ -23,7 +23,7 @@ from emotion.extract.plan import Plan, chunked, data_version
 from emotion.featuresets import FeatureParams, feature_params, is_face_set
 from emotion.store.store import Store
 from emotion.video.frames import FrameParams
-from flows.naming import current_run, frames_label, name, run_tags, tagged
+from flows.naming import current_run, frames_label, name, run_tags, tagged, task_tags
 from tasks import progress as console
 from tasks.artifacts import Progress, progress_key, publish_extract
 from tasks.cluster import ClipCounter, cluster_threads, dask_client, in_flight_limit
@@ -74,6 +74,13 @@ def steps_for(modality: str, features: FeatureParams, frames: FrameParams, chunk
 def _run_label(modality: str, features: FeatureParams, frames: FrameParams) -> str:
     """What an extraction computes: the audio feature set, or the frame set for video alone."""
     return frames_label(frames) if modality == "video" else features.name
+
+
+def _step_tags(step: Step) -> list[str]:
+    """Tags of the task runs of one step: its own modality and what it computes (in a ``modality:all`` run the
+    video step's tasks are ``modality:video`` and tagged with its frame set, as in a video-only run)."""
+    label = frames_label(step.params) if isinstance(step.params, FrameParams) else step.params.name
+    return run_tags(modality=step.modality, features=label)
 
 
 def _inventories(run_id: str, data: str, out: str | None, steps: list[Step], verify: bool,
@@ -178,7 +185,11 @@ def _extract_locked(data: str, out: str, modality: str, features: FeatureParams,
     run_tag = uuid.uuid4().hex[:12]  # names this run's temporary files
     steps = steps_for(modality, features, frames, chunk_size)
     run_id = _run_id()
-    invs = {s.modality: inventory(data, s, run_id, out, verify, full) for s in steps}
+    invs = {}
+    for s in steps:
+        # the step's modality and features, but no data tag yet: the data version is computed from these inventories
+        with task_tags(_step_tags(s)):
+            invs[s.modality] = inventory(data, s, run_id, out, verify, full)
     version = _version(out, steps, invs)
     labels = run_tags(modality=modality, features=_run_label(modality, features, frames), data_version=version)
     with tagged(labels):
@@ -210,7 +221,10 @@ def _extract_steps(data: str, out: str, steps: list[Step], invs: dict[str, Inven
                    started: float) -> dict[str, ExtractSummary]:
     log = get_run_logger()
     # as_is(): large inputs (an inventory of every clip, a plan, hashes) are handed over without Prefect walking them
-    plans = {s.modality: plan(as_is(invs[s.modality]), out, s, full, verify) for s in steps}
+    plans = {}
+    for s in steps:  # each step's tasks carry its own modality (not modality:all), here and below
+        with task_tags(_step_tags(s)):
+            plans[s.modality] = plan(as_is(invs[s.modality]), out, s, full, verify)
     summaries = {s.modality: ExtractSummary(skipped=plans[s.modality].skipped, removed=len(plans[s.modality].removed),
                                             feature_set=s.key, rejects=list(invs[s.modality].rejects),
                                             no_audio_clips=list(invs[s.modality].no_audio),
@@ -244,7 +258,8 @@ def _extract_steps(data: str, out: str, steps: list[Step], invs: dict[str, Inven
                     limit = in_flight_limit(client)
                     while len(in_flight) < limit and (nxt := next(pending, None)) is not None:
                         s, i, first, c = nxt
-                        fut = run_chunk.submit(i, s, as_is(c), data, out, client, run_tag, topic, first)
+                        with task_tags(_step_tags(s)):
+                            fut = run_chunk.submit(i, s, as_is(c), data, out, client, run_tag, topic, first)
                         in_flight[fut] = (s, i)
                         fut.add_done_callback(finished_q.put)
 
@@ -289,8 +304,9 @@ def _extract_steps(data: str, out: str, steps: list[Step], invs: dict[str, Inven
             # printed "1 clips are recordings ..." mid-progress, naming none); the Prefect UI keeps this line
             log.info("%s: %d clip(s) rejected as recordings already found under another id: %s", s.modality,
                      len(dups), ", ".join(sorted(r["path"] for r in dups)[:5]) + (" ..." if len(dups) > 5 else ""))
-        done = commit(out, s, as_is(plans[s.modality]), as_is(invs[s.modality]), as_is(summary.rejects), started,
-                      as_is(summary.no_audio_clips), run_tag, version, as_is(hashes[s.modality]))
+        with task_tags(_step_tags(s)):
+            done = commit(out, s, as_is(plans[s.modality]), as_is(invs[s.modality]), as_is(summary.rejects), started,
+                          as_is(summary.no_audio_clips), run_tag, version, as_is(hashes[s.modality]))
         summary.parts, summary.merged_parts = done.parts, done.merged
         summary.rejected = len(summary.rejects)
         summary.no_audio = len(summary.no_audio_clips)
@@ -300,7 +316,9 @@ def _extract_steps(data: str, out: str, steps: list[Step], invs: dict[str, Inven
             # no face anywhere: {"error": why}, the summary says it; no frames at all: not "run emotion extract
             # first" (this was that run), but that the data has no mp4 clip, or that the rejects below say why
             # none was kept
-            summary.faces = landmark_features(out, s.params) if done.parts else {"error": _no_frames(summary, data)}
+            with task_tags(_step_tags(s)):
+                summary.faces = (landmark_features(out, s.params) if done.parts
+                                 else {"error": _no_frames(summary, data)})
     return summaries
 
 

@@ -104,6 +104,14 @@ def merge_tags(have: Iterable[str], labels: Iterable[str]) -> list[str]:
 
 
 @contextmanager
+def task_tags(labels: Iterable[str]) -> Iterator[None]:
+    """Add ``labels`` to the task and flow runs created inside the block, not to the running flow run (a step of
+    a ``modality:all`` run: its tasks are ``modality:video``); a label replaces an inherited tag of its kind."""
+    with TagsContext(current_tags=set(merge_tags(TagsContext.get().current_tags, labels))):
+        yield
+
+
+@contextmanager
 def tagged(labels: Iterable[str]) -> Iterator[None]:
     """Add ``labels`` to the running flow run, and to the task and flow runs created inside the block."""
     ctx = FlowRunContext.get()
@@ -116,5 +124,5 @@ def tagged(labels: Iterable[str]) -> Iterator[None]:
             with get_client(sync_client=True) as client:
                 client.update_flow_run(flow_run_id=ctx.flow_run.id, tags=new)
             ctx.flow_run.tags = new
-    with TagsContext(current_tags=set(merge_tags(TagsContext.get().current_tags, labels))):
+    with task_tags(labels):
         yield

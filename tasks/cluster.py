@@ -6,7 +6,7 @@ import logging
 import os
 import threading
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
 
@@ -142,30 +142,76 @@ def dask_client(address: str | None = None, workers: int | None = None, jobs: in
     if on_processes:
         cluster = _process_cluster(n)
     else:  # in-process (inproc:// transport): nothing listens on the network
-        cluster = LocalCluster(n_workers=1, threads_per_worker=n, processes=False, dashboard_address=None,
-                               silence_logs=40, scheduler_kwargs=NO_DASHBOARD_PORT)
-    client = Client(cluster)
+        cluster = _started(lambda: LocalCluster(n_workers=1, threads_per_worker=n, processes=False,
+                                                dashboard_address=None, silence_logs=40,
+                                                scheduler_kwargs=NO_DASHBOARD_PORT))
     try:
-        yield client
+        client = Client(cluster)
+        try:
+            yield client
+        finally:
+            client.close()
     finally:
-        client.close()
         cluster.close()
-
 
 
 def _process_cluster(n_workers: int) -> LocalCluster:
     """A local cluster of ``n_workers`` single-thread worker processes on the loopback address."""
+    from multiprocessing import resource_tracker
+
     _, LocalCluster = _distributed()
 
-    return LocalCluster(n_workers=n_workers, threads_per_worker=1, processes=True, host="127.0.0.1",
-                        dashboard_address=None, silence_logs=40, scheduler_kwargs=NO_DASHBOARD_PORT,
-                        preload=["tasks.cluster"])  # dask_setup below, in each worker process
+    # started before SIGINT is blocked (_started): starting it unblocks SIGINT in the thread that does (CPython's
+    # resource_tracker.ensure_running ends with SIG_UNBLOCK), which undid the block for the workers spawned after
+    resource_tracker.ensure_running()
+    return _started(lambda: LocalCluster(n_workers=n_workers, threads_per_worker=1, processes=True, host="127.0.0.1",
+                                         dashboard_address=None, silence_logs=40, scheduler_kwargs=NO_DASHBOARD_PORT,
+                                         preload=["tasks.cluster"]))  # dask_setup below, in each worker process
+
+
+def _started(start: Callable[[], LocalCluster]) -> LocalCluster:
+    """``start()`` (a local cluster), with Ctrl-C held until the cluster is whole.
+
+    The terminal sends Ctrl-C (SIGINT) to the whole process group, worker processes being spawned included: one hit
+    as it imported Python's site module or Dask printed pages of tracebacks ("Fatal Python error: init_import_site",
+    KeyboardInterrupt in multiprocessing's spawn), and the command, interrupted inside Dask's start-up, left a
+    half-started cluster whose close at exit failed with "AssertionError: Status.init".
+
+    So SIGINT is blocked in this thread while the cluster starts: the thread of Dask's event loop, created inside,
+    inherits the block, and so do the worker processes it spawns (now and when a worker is restarted), which thus
+    never see a Ctrl-C; the command stops them (multiprocessing's resource tracker must be running before: see
+    :func:`_process_cluster`). A Ctrl-C meanwhile (the other threads of this process still take
+    it) is recorded, not raised, and raised as the usual KeyboardInterrupt once the cluster has started, after
+    closing it: a second or two late, but the cluster never half-started.
+    """
+    import signal
+
+    on_main = threading.current_thread() is threading.main_thread()
+    handler = signal.getsignal(signal.SIGINT) if on_main else None
+    held: list[int] = []
+    if callable(handler):  # Python's handler runs in the main thread only: there, a Ctrl-C is held back
+        signal.signal(signal.SIGINT, lambda signum, _frame: held.append(signum))
+    mask = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
+    try:
+        cluster = start()
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, mask)  # one pending on this very thread is recorded here
+        if callable(handler):
+            signal.signal(signal.SIGINT, handler)
+    if held and callable(handler):
+        try:
+            handler(signal.SIGINT, None)  # KeyboardInterrupt, as the Ctrl-C would have raised
+        except BaseException:
+            cluster.close()
+            raise
+    return cluster
 
 
 def dask_setup(worker: object) -> None:
     """Run by each worker process of a local cluster as it starts (Dask's preload hook): Ctrl-C, which the terminal
     sends to the whole process group, is left to the command, which stops the cluster; without this every worker
-    printed its own KeyboardInterrupt traceback."""
+    printed its own KeyboardInterrupt traceback. (The workers start with SIGINT blocked already, see
+    :func:`_started`: this keeps it away should anything in a worker unblock it.)"""
     import signal
     import threading
 

@@ -202,6 +202,75 @@ def test_ctrl_c_stops_extract_at_once_with_one_line_and_the_rerun_finishes(corpu
     _assert_exactly_once(out, 120)
 
 
+def _in_group(pgid: int) -> list[str]:
+    """Live processes (not zombies) of process group ``pgid``: their command lines."""
+    found = []
+    for pid in filter(str.isdigit, os.listdir("/proc")):
+        try:
+            stat_fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+            if stat_fields[0] != "Z" and int(stat_fields[2]) == pgid:
+                found.append(Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace"))
+        except (OSError, IndexError, ValueError):  # gone meanwhile
+            pass
+    return found
+
+
+def test_ctrl_c_while_the_local_cluster_starts_is_one_line_and_leaves_no_process(corpus, tmp_path):
+    """Ctrl-C as the worker processes of the local cluster start: the terminal sends it to them too. It printed
+    1-3 tracebacks around "emotion: interrupted" (KeyboardInterrupt in multiprocessing's spawn of a worker, "Fatal
+    Python error: init_import_site", "AssertionError: Status.init" from Dask closing a half-started cluster at exit).
+    Now: exit 130, that one line, no traceback, and no process of the command left behind."""
+    import pty
+    import select
+    import time
+
+    env = {k: v for k, v in {**os.environ, **service_env(tmp_path)}.items() if k != "PREFECT_API_URL"}
+    # 120 clips in chunks of 5 on 2 workers: the local cluster of worker processes (not the in-process one of small
+    # work, tasks.cluster.SMALL_WORK); the progress line says "starting the Dask workers" on a terminal only
+    cmd = [str(BIN / "emotion"), "extract", str(corpus), "--out", str(tmp_path / "store"), "--modality", "audio",
+           "--full", "--workers", "2", "--chunk-size", "5"]
+    for delay in (0.2, 0.7, 1.2):  # after the line: as the workers are spawned, import Python, start Dask
+        master, slave = pty.openpty()
+        run = subprocess.Popen(cmd, stdin=slave, stdout=slave, stderr=slave, env=env, start_new_session=True,
+                               preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
+        os.close(slave)
+        seen, sent = bytearray(), None
+        try:
+            deadline = time.monotonic() + 240
+            while time.monotonic() < deadline:
+                if select.select([master], [], [], 0.05)[0]:
+                    try:
+                        chunk = os.read(master, 65536)
+                    except OSError:  # the terminal closed: the command exited
+                        chunk = b""
+                    if not chunk:
+                        break
+                    seen.extend(chunk)
+                if sent is None and b"starting the Da" in seen:  # the line is cut to the terminal's width
+                    time.sleep(delay)
+                    os.killpg(run.pid, signal.SIGINT)  # what Ctrl-C does
+                    sent = time.monotonic()
+            code = run.wait(60)
+            out = seen.decode(errors="replace")
+            assert sent is not None, out[-3000:]
+            assert "processed" not in out, "the run finished before the signal: the test proves nothing"
+            assert code == 130, out[-3000:]
+            assert "emotion: interrupted" in out, out[-3000:]
+            assert "Traceback" not in out and "Fatal Python error" not in out, out[-6000:]
+            left = _in_group(run.pid)
+            for _ in range(40):  # the workers exit with the command, within seconds
+                if not left:
+                    break
+                time.sleep(0.25)
+                left = _in_group(run.pid)
+            assert not left, left
+        finally:
+            os.close(master)
+            if run.poll() is None or _in_group(run.pid):
+                os.killpg(run.pid, signal.SIGKILL)
+                run.wait()
+
+
 def test_a_merge_that_fails_is_a_warning_and_the_run_keeps_its_rows(corpus, tmp_path, capsys, monkeypatch):
     from emotion.core.errors import StoreError
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import shutil
+import time
 import uuid
 
 import pytest
@@ -10,7 +12,8 @@ import tasks.artifacts as artifacts
 from emotion.extract.chunk import extract_chunk
 from emotion.extract.inventory import ClipRef, audio_step
 from emotion.extract.plan import data_version
-from flows.naming import merge_tags, run_tags, short_id, split_label, split_used
+from emotion.video.frames import FrameParams
+from flows.naming import frames_label, merge_tags, run_tags, short_id, split_label, split_used
 from tasks.cluster import ClipCounter
 
 
@@ -92,3 +95,41 @@ def test_progress_updates_move_in_small_steps_and_end_at_100(monkeypatch):
 @pytest.mark.parametrize("fraction,bar", [(0, "░░░░"), (0.5, "██░░"), (1, "████"), (2, "████")])
 def test_progress_bar(fraction, bar):
     assert artifacts.progress_bar(fraction, width=4) == bar
+
+
+def test_every_task_run_of_an_extraction_carries_its_own_steps_modality(tiny_corpus, tmp_path):
+    """Task runs inherit the run's tags (README), but the inventory tasks, run before the run's tags are set (the
+    data version is computed from them), carried none; and in a --modality all run the video step's tasks were
+    tagged modality:all. Now each task carries its own step's modality and features; the inventories no data tag
+    (not known yet)."""
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterId
+
+    from flows.extract import extract
+
+    data = tmp_path / "data" / "Actor_01"  # 3 clips (no mp4: the video step finds nothing to do, but runs its tasks)
+    data.mkdir(parents=True)
+    for f in sorted((tiny_corpus / "Actor_01").glob("*.*"))[:3]:
+        shutil.copy(f, data / f.name)
+    state = extract(str(data.parent), str(tmp_path / "store"), "all", "seed", workers=1, return_state=True)
+    assert state.is_completed(), state
+    run_id = state.state_details.flow_run_id
+    expected = {"inventory-audio", "inventory-video", "plan-audio", "plan-video", "commit-audio", "commit-video",
+                "extract-audio-clips-0001-0003"}
+    with get_client(sync_client=True) as client:
+        version = next(t for t in client.read_flow_run(run_id).tags if t.startswith("data:"))
+        deadline = time.monotonic() + 30  # the server records task runs from the events sent, a moment later
+        while True:
+            runs = client.read_task_runs(flow_run_filter=FlowRunFilter(id=FlowRunFilterId(any_=[run_id])))
+            tags = {r.name: set(r.tags) for r in runs}
+            if expected <= set(tags) or time.monotonic() > deadline:
+                break
+            time.sleep(0.25)
+    assert expected <= set(tags), sorted(tags)
+    audio = {"modality:audio", "features:seed"}
+    video = {"modality:video", f"features:{frames_label(FrameParams())}"}
+    assert tags["inventory-audio"] == audio and tags["inventory-video"] == video, tags
+    for name in ("plan-audio", "commit-audio", "extract-audio-clips-0001-0003"):
+        assert tags[name] == audio | {version}, (name, tags[name])
+    for name in ("plan-video", "commit-video"):
+        assert tags[name] == video | {version}, (name, tags[name])
