@@ -31,7 +31,8 @@ def test_a_model_trained_on_a_synthetic_corpus_says_so_and_a_recorded_one_does_n
     text, err = capsys.readouterr()
     assert code == 0, err
     assert "trained on synthetic data, not meaningful for real recordings" in text  # the train summary says it
-    run_dir = Path(next(line.split()[-1] for line in text.splitlines() if line.strip().startswith("lr ")))
+    # the table's row of lr (marked "* " when it is the selected model)
+    run_dir = Path(next(line.split()[-1] for line in text.splitlines() if line.strip().lstrip("* ").startswith("lr ")))
     assert json.loads((run_dir / "run.json").read_text())["data_origin"] == "synthetic"
     assert "Training data: synthetic" in (run_dir / "model_card.md").read_text()
     split_dir = run_dir.parent.parent
