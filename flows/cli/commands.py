@@ -16,7 +16,8 @@ import subprocess
 import sys
 import threading
 import time
-from contextlib import ExitStack
+from collections.abc import Iterator
+from contextlib import ExitStack, contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -281,14 +282,52 @@ def _start_temporary_server() -> None:
     def spawn_deaf_to_ctrl_c() -> Any:
         blocked = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
         try:
-            process = spawn()
+            with _output_to(temporary_server_log()):
+                process = spawn()
             atexit.register(_end_process, process)  # before a Ctrl-C held meanwhile can interrupt: never orphaned
             return process
         finally:
             signal.pthread_sigmask(signal.SIG_SETMASK, blocked)
 
     server._run_uvicorn_command = spawn_deaf_to_ctrl_c  # type: ignore[method-assign]  # this one server only
-    server.start()
+    try:
+        server.start()
+    except RuntimeError as exc:  # "Timed out while attempting to connect to ephemeral Prefect API server"
+        raise EmotionError(f"the temporary Prefect server did not start: {exc} (its output is in "
+                           f"{temporary_server_log()}; or start one with `emotion server` and set PREFECT_API_URL)"
+                           ) from None
+
+
+def temporary_server_log() -> Path:
+    """Where the temporary server's own output goes: ``$PREFECT_HOME/emotion-temporary-server.log``."""
+    from prefect.settings import PREFECT_HOME
+
+    home = Path(PREFECT_HOME.value()).expanduser()
+    home.mkdir(parents=True, exist_ok=True)
+    return home / "emotion-temporary-server.log"
+
+
+@contextmanager
+def _output_to(path: Path) -> Iterator[None]:
+    """A process spawned inside writes its stdout and stderr to ``path`` (appended), not to the command's terminal.
+
+    Prefect's temporary server inherited them: on a busy machine its background services printed SQLAlchemy
+    tracebacks ("database is locked") into the command's output, about nothing the command did. The descriptors are
+    swapped only while the process is spawned (nothing else prints then: the command has not started its work).
+    """
+    sys.stdout.flush()
+    sys.stderr.flush()
+    saved = os.dup(1), os.dup(2)
+    try:
+        with open(path, "ab") as log:
+            os.dup2(log.fileno(), 1)
+            os.dup2(log.fileno(), 2)
+            yield
+    finally:
+        os.dup2(saved[0], 1)
+        os.dup2(saved[1], 2)
+        os.close(saved[0])
+        os.close(saved[1])
 
 
 def _end_process(process: Any) -> None:

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import logging
+import os
 import socket
+import subprocess
 import sys
 
 import pytest
@@ -194,3 +196,24 @@ def test_a_command_runs_on_a_throwaway_database_beside_one_of_another_prefect_ve
     assert "Can't locate revision" not in proc.stderr and "Traceback" not in proc.stderr
     assert "extract audio: 120 processed" in proc.stdout
     assert (home / "prefect.db").read_bytes() == before  # the other version's database is left as it was
+
+
+def test_the_temporary_servers_own_output_goes_to_a_log_not_the_commands_terminal(tmp_path):
+    """On a busy machine the temporary server's services printed SQLAlchemy tracebacks ("database is locked") into
+    the command's output: its stdout and stderr are now a log file under PREFECT_HOME."""
+    code = ("import os, sys\n"
+            "from prefect.settings import PREFECT_API_URL, temporary_settings\n"
+            "from flows.cli import commands\n"
+            "with temporary_settings(restore_defaults={PREFECT_API_URL}):\n"
+            "    commands._start_temporary_server()\n"
+            "    from prefect.server.api.server import SubprocessASGIServer\n"
+            "    pid = SubprocessASGIServer().server_process.pid\n"
+            "    print(os.readlink(f'/proc/{pid}/fd/1'), os.readlink(f'/proc/{pid}/fd/2'), flush=True)\n"
+            "    print('the command still writes here', file=sys.stderr, flush=True)\n")
+    env = {**os.environ, "PREFECT_HOME": str(tmp_path / "home"), "PYTHONDONTWRITEBYTECODE": "1"}
+    env.pop("PREFECT_API_URL", None)
+    res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300, env=env)
+    assert res.returncode == 0, res.stderr[-3000:]
+    log = str(tmp_path / "home" / "emotion-temporary-server.log")
+    assert res.stdout.split() == [log, log]
+    assert "the command still writes here" in res.stderr
