@@ -11,7 +11,7 @@ from sklearn.base import BaseEstimator
 
 from emotion.core.errors import StoreError
 from emotion.core.splits import ActorSplit
-from emotion.featuresets import FeatureParams, read_feature_table
+from emotion.featuresets import FeatureParams, read_faceless_clips, read_feature_table
 from emotion.models.catalog import SearchParams, model_spec
 from emotion.models.persist import load_run
 from emotion.reporting.report import loso_markdown, merge_loso
@@ -49,14 +49,14 @@ def loso_model(out: str, model: str, split: ActorSplit, features: FeatureParams,
     store = Store(out)
     df = read_feature_table(store, features)
     data = loso_data(df, features.column_names(), split, features.hash(), speaker_norm=speaker_norm,
-                     copies=features.copies)
+                     copies=features.copies, faceless=read_faceless_clips(store, features, df))
     fixed, source = (None, None)
     if mode == "fixed":
         fixed, source, run = _stored_estimator(store, params_from or split, model, features, speaker_norm)
         settings = catalog.loso_settings(mode, params_split=run.split_id, params_run=run.version)
     else:
         settings = catalog.loso_settings(mode, search.to_dict())
-    actors = sorted(set(int(a) for a in data.groups))
+    actors = sorted(set(int(a) for a in data.groups) | set(int(a) for a in data.faceless))
     done: list[int] = []
 
     def actor_done(a: int, acc: float) -> None:
@@ -69,7 +69,7 @@ def loso_model(out: str, model: str, split: ActorSplit, features: FeatureParams,
              fits=console.sink())
     r.update({"features": features.name, "feature_hash": features.hash(), "speaker_norm": speaker_norm,
               "augment": list(features.augment_speeds()),
-              "split": str(split), "actors": sorted(int(a) for a in set(data.groups)), "params_from": source,
+              "split": str(split), "actors": actors, "params_from": source,
               "settings": settings, "settings_hash": catalog.loso_settings_hash(settings)})
     if mode == "fixed":  # the run may come from another split (--params-from): say whose actors chose them
         r["note"] = fixed_note(params_from or split, r["actors"])

@@ -429,7 +429,8 @@ def loso_markdown(split: str, rows: list[dict[str, Any]]) -> str:
     lines = [f"# Leave-one-actor-out over the training actors of {split}", "",
              "Each actor held out in turn, trained on the others; test actors unused. `nested`: hyper-parameters "
              "tuned inside every fold; `fixed`: copied from the stored run (mildly optimistic). Settings: the "
-             "search's (nested) or the run the hyper-parameters come from (fixed).", "",
+             "search's (nested) or the run the hyper-parameters come from (fixed). A clip without a face (landmarks) counts "
+             "as wrong in its actor's fold.", "",
              "| features | speaker norm | model | params | mean | std | min | max | " + " | ".join(actors)
              + " | settings |",
              "|---" * (9 + len(actors)) + "|"]

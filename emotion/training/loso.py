@@ -18,7 +18,7 @@ from __future__ import annotations
 import time
 import warnings
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -45,15 +45,20 @@ class LosoData:
     groups: np.ndarray
     data_hash: str
     copies: int = 1  # vectors per row (emotion.audio.augment): the clip itself, then its augmented copies
+    # the actor of each training-actor clip without a row (a face set: no face found). Such a clip has no
+    # prediction: when its actor is held out it counts as wrong, as in a training run's test
+    faceless: np.ndarray = field(default_factory=lambda: np.zeros(0, int))
 
 
 def loso_data(
     df: pd.DataFrame, feature_names: list[str], split: ActorSplit, feature_hash: str, *, speaker_norm: bool = False,
-    copies: int = 1,
+    copies: int = 1, faceless: pd.DataFrame | None = None,
 ) -> LosoData:
     """The training actors' clips of ``split`` (one row per recording, labels 0-7); test actors are left out.
 
     ``feature_names``: every stored column, ``copies`` vectors per clip (as :func:`emotion.training.audio.split_data`).
+    ``faceless``: a face set's clips without a row (:func:`emotion.featuresets.read_faceless_clips`), counted
+    wrong in their actor's fold.
     """
     df = one_row_per_recording(df)
     missing = [c for c in feature_names if c not in df.columns]
@@ -69,8 +74,12 @@ def loso_data(
         X = speaker_standardize(X, groups)
     keys = sorted(zip(tr["path"], tr["content_hash"], strict=True))
     copies_of(X, copies)  # checks the width
-    return LosoData(X, tr["emotion"].to_numpy(int) - 1, groups,
-                    stable_hash({"feature_hash": feature_hash, "clips": keys}, 16), copies)
+    none = faceless[faceless["actor"].isin(split.train)] if faceless is not None else None
+    ident: dict[str, Any] = {"feature_hash": feature_hash, "clips": keys}
+    if none is not None and len(none):
+        ident["no_face"] = sorted(zip(none["path"], none["content_hash"], strict=True))
+    return LosoData(X, tr["emotion"].to_numpy(int) - 1, groups, stable_hash(ident, 16), copies,
+                    none["actor"].to_numpy(int) if none is not None else np.zeros(0, int))
 
 
 def fixed_note(chosen_on: ActorSplit, held_out: list[int]) -> str:
@@ -104,25 +113,30 @@ def loso(
     t0 = time.perf_counter()
     per_actor: dict[str, float] = {}
     k = data.copies
-    for actor in np.unique(data.groups):
+    for actor in np.union1d(data.groups, data.faceless):
         tr, te = data.groups != actor, data.groups == actor
-        X_aug, y_aug = stack_copies(data.X[tr], data.y[tr], k)
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", category=UserWarning)
-            if mode == "nested":  # tuned on the clips themselves (the first copy), as a training run is
-                plain = X_aug[: int(tr.sum())]
-                est = tune(spec, plain, data.y[tr], data.groups[tr], search, n_jobs=n_jobs, progress=fits).estimator
-                est = clone(est).fit(X_aug, y_aug) if k > 1 else est
-            else:
-                est = clone(fixed).fit(X_aug, y_aug)
-        _, pred = scores_and_labels(est, data.X[te], k)
-        acc = float(np.mean(pred == data.y[te]))
+        right = 0  # a clip without a face has no prediction: wrong
+        if te.any():
+            X_aug, y_aug = stack_copies(data.X[tr], data.y[tr], k)
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", category=UserWarning)
+                if mode == "nested":  # tuned on the clips themselves (the first copy), as a training run is
+                    plain = X_aug[: int(tr.sum())]
+                    est = tune(spec, plain, data.y[tr], data.groups[tr], search, n_jobs=n_jobs,
+                               progress=fits).estimator
+                    est = clone(est).fit(X_aug, y_aug) if k > 1 else est
+                else:
+                    est = clone(fixed).fit(X_aug, y_aug)
+            _, pred = scores_and_labels(est, data.X[te], k)
+            right = int(np.sum(pred == data.y[te]))
+        acc = right / int(te.sum() + np.sum(data.faceless == actor))
         per_actor[f"{int(actor):02d}"] = acc
         if progress:
             progress(int(actor), acc)
     accs = np.array(list(per_actor.values()))
     return {
-        "model": spec.name, "mode": mode, "n_actors": len(accs), "n_clips": len(data.y),
+        "model": spec.name, "mode": mode, "n_actors": len(accs), "n_clips": len(data.y) + len(data.faceless),
+        "n_no_face": len(data.faceless),
         "mean": float(accs.mean()), "std": float(accs.std()), "min": float(accs.min()), "max": float(accs.max()),
         "per_actor": per_actor, "search": search.to_dict() if mode == "nested" else None,
         "note": ("hyper-parameters tuned inside each fold on the remaining actors only" if mode == "nested" else
