@@ -123,10 +123,10 @@ def _pipeline(data: str, out: str, split: str, features: FeatureParams, search: 
         if fusion_models and not (has_audio and has_video):
             notes.append("fusion needs mp4 clips with speech and face: fused models skipped")
             fusion_models = ()
-        if (video_models or fusion_models) and (lack := lacks_split(
-                stored_extraction(out, "frames", frame_sets[0].key)[1], split, "video")):
+        if (video_models or fusion_models) and (skip := skip_video_note(
+                stored_extraction(out, "frames", frame_sets[0].key)[1], split)):
             # else the run failed on them after training the audio models, and printed none of their results
-            notes.append(f"{lack}: video and fused models skipped")
+            notes.append(skip)
             video_models = fusion_models = ()
     if speaker_norm and fusion_models:
         notes.append("speaker normalisation applies to the audio models only: fused models use raw voice features")
@@ -231,16 +231,12 @@ def check_split_against_data(data: str, split: str, kind: str, search: SearchPar
                          f"actors of {sp})")
 
 
-def lacks_split(actors: tuple[int, ...], split: str, what: str) -> str | None:
-    """What clips of ``actors`` (as their extraction recorded them) lack for ``split``: none of its test actors or
-    none of its train actors; None when they have both, or when the actors are unknown (training then says)."""
-    if not actors:
-        return None
-    sp = ActorSplit.parse(split)
-    for side, wanted in (("test", sp.test), ("train", sp.train)):
-        if not set(wanted) & set(actors):
-            return f"no {what} clips of the {side} actors of {sp} (actors with {what}: {', '.join(map(str, actors))})"
-    return None
+def skip_video_note(actors: tuple[int, ...], split: str) -> str | None:
+    """The note of a run that skips its video and fused models because the video clips (``actors``, as their
+    extraction recorded them) lack a side of ``split`` (:func:`emotion.core.splits.lacking_actors`: with a split they
+    allow); None when they have both, or when the actors are unknown (the training then says what lacks)."""
+    lack = lacking_actors(ActorSplit.parse(split), actors, "video clips", "in the store") if actors else None
+    return f"video and fused models skipped: {lack}" if lack else None
 
 
 def _found(summary: dict[str, Any]) -> bool:
