@@ -13,6 +13,7 @@ command line is understood), :mod:`flows.cli.render` (what is printed).
 
 from __future__ import annotations
 
+import argparse
 import atexit
 import contextlib
 import gc
@@ -44,7 +45,7 @@ for _k, _v in {
 }.items():
     os.environ.setdefault(_k, _v)
 
-from emotion.core.errors import EmotionError, UsageError  # noqa: E402
+from emotion.core.errors import EmotionError, UsageError, done_before  # noqa: E402
 from flows.cli.parser import build_parser, check_dask_address, check_numbers  # noqa: E402
 
 # the module holding each command's ``cmd_<name>``
@@ -86,17 +87,15 @@ def main(argv: list[str] | None = None) -> int:
         _held_errors(None)
         return code
     except UsageError as exc:
-        _held_errors(str(exc))
-        print(f"emotion: error: {exc}", file=sys.stderr)
-        return 2
+        return _failed(args, exc, 2, f"emotion: error: {exc}")
     except EmotionError as exc:
-        _held_errors(str(exc))
-        print(f"emotion: {args.command} failed: {exc}", file=sys.stderr)
-        return 1
-    except KeyboardInterrupt:
+        return _failed(args, exc, 1, f"emotion: {args.command} failed: {exc}")
+    except KeyboardInterrupt as exc:
+        return _failed(args, exc, 130, "emotion: interrupted", message="interrupted")
+    except Exception as exc:  # not ours: its traceback follows (and Python's exit status 1)
         _held_errors(None)
-        print("emotion: interrupted", file=sys.stderr)
-        return 130
+        _report_failure(args, exc, 1, next(iter(f"{type(exc).__name__}: {exc}".splitlines()), ""))
+        raise
     except BaseException:
         _held_errors(None)
         raise
@@ -104,6 +103,27 @@ def main(argv: list[str] | None = None) -> int:
         commands = sys.modules.get("flows.cli.commands")
         if commands is not None:
             commands.end_run_settings()
+
+
+def _failed(args: argparse.Namespace, exc: BaseException, code: int, line: str, message: str | None = None) -> int:
+    """The end of a command that failed with ``exc``: what it had done on stdout (:func:`_report_failure`), then its
+    one ``line`` on stderr; ``code``, the exit status. ``message``: the error (default: ``exc``'s own, whose lines
+    from Prefect are not repeated)."""
+    _held_errors(None if message is not None else str(exc))
+    _report_failure(args, exc, code, str(exc) if message is None else message)
+    print(line, file=sys.stderr)
+    return code
+
+
+def _report_failure(args: argparse.Namespace, exc: BaseException, code: int, message: str) -> None:
+    """On stdout: the summary of what was done before ``exc`` (a run's extraction, whose training then failed), as
+    on success."""
+    done = done_before(exc)
+    if done and not getattr(args, "json", False):
+        from flows.cli import render
+
+        render.print_run_start(done)
+    sys.stdout.flush()  # before the error line on stderr
 
 
 def _held_errors(told: str | None) -> None:

@@ -95,6 +95,41 @@ def test_a_failed_state_of_our_error_with_no_traceback_before_it_is_held():
     assert commands.held_errors(MESSAGE) == []
 
 
+def _extract_summary() -> dict:
+    from flows.cli.render import extract_payload
+
+    reject = {"path": "Actor_01/03-01-01-01-01-01-01.flac", "reason": "cannot decode audio: Format not recognised",
+              "stage": "decode"}
+    return extract_payload({"audio": {"processed": 90, "skipped": 0, "removed": 0, "rejected": 1, "seconds": 4.1,
+                                      "workers": [], "feature_set": "seed-4bd9", "no_audio": 0, "rejects": [reject],
+                                      "no_audio_clips": []}})
+
+
+def test_a_run_whose_training_fails_prints_the_extraction_it_did_before_its_error(monkeypatch, capsys):
+    """The extraction's summary (and its rejects: here why the train side cannot be trained) was lost with the
+    training's error, although the features were stored."""
+    from emotion.core.errors import UsageError, note_done
+    from flows.cli import main
+
+    def run_failing_in_training(args):
+        exc = UsageError("grouped CV needs at least 3 training actors, got 2: give --cv-folds 2, or a split with "
+                         "more train actors")
+        note_done(exc, extract=_extract_summary(), notes=["no video clips under the data root: video models skipped"])
+        raise exc
+
+    monkeypatch.setattr(commands, "cmd_run", run_failing_in_training)
+    code = main(["run", "data", "--out", "store"])
+    out, err = capsys.readouterr()
+    assert code == 2  # the training's error, as before
+    assert out.splitlines() == [
+        "extract audio: 90 processed, 0 skipped, 0 removed, 1 rejected, 0 without audio (video-only) in 4.1 s "
+        "(features seed-4bd9)",
+        "  rejected Actor_01/03-01-01-01-01-01-01.flac: cannot decode audio: Format not recognised",
+        "note: no video clips under the data root: video models skipped"]
+    assert err.splitlines() == ["emotion: error: grouped CV needs at least 3 training actors, got 2: give --cv-folds 2, "
+                                "or a split with more train actors"]
+
+
 # A migration revision no Prefect has (as one of a newer Prefect than this one). Not a real one: 27d8f4e1a6c9, the
 # revision of Prefect 3.9.1 that this machine's ~/.prefect had when the tests installed 3.9.0, is known since 3.9.1
 NEWER = "feedfacecafe"
