@@ -135,6 +135,16 @@ def test_a_run_whose_training_fails_still_shows_what_its_extraction_did(corpus: 
                                        for x in rejected)
     assert err.splitlines()[-1] == ("emotion: error: grouped CV needs at least 3 training actors, got 2: give "
                                     "--cv-folds 2, or a split with more train actors")
+    # --json: the failure as one object on stdout, with the extraction's summary as a successful run gives it
+    code = main([*argv, "--json"])
+    stdout, err = capsys.readouterr()
+    failed = json.loads(stdout)
+    assert code == 2 and (failed["ok"], failed["command"], failed["exit_code"]) == (False, "run", 2)
+    assert failed["error"].startswith("grouped CV needs at least 3 training actors, got 2")
+    ex = failed["extract"]
+    assert (ex["processed"], ex["skipped"], ex["rejected"]) == (0, 90, 30)  # the rerun reused the stored features
+    assert {r["path"].split("/")[0] for r in ex["rejects"]} == {"Actor_01"}
+    assert err.splitlines()[-1].startswith("emotion: error: grouped CV needs")
 
 
 @pytest.mark.parametrize("argv, message", [
