@@ -9,7 +9,7 @@ from typing import Any
 from prefect import flow, get_run_logger
 
 from emotion.audio.seed import AudioFeatureParams
-from emotion.core.errors import EmotionError, UsageError
+from emotion.core.errors import EmotionError, UsageError, note_done
 from emotion.core.names import DEFAULT_MODELS, FUSION_MODELS, VIDEO_MODELS, split_models
 from emotion.core.splits import DEFAULT_SPLIT, ActorSplit, lacking_actors
 from emotion.extract.inventory import actors_under
@@ -83,18 +83,24 @@ def run_pipeline(
             audio_models = ()
     if not audio_models and not video_models and not fusion_models:
         raise UsageError(f"no {modality} model among {', '.join(models)}")
+    extracted: dict[str, dict[str, Any]] = {}  # each extraction's summary, as it finishes
     with tagged(run_tags(modality=modality, features=fp.name, split=split, speaker_norm=speaker_norm)):
-        return _pipeline(data, out, split, fp, search, modality, frames, video_params, full, dask_address,
-                         workers, n_jobs, speaker_norm, audio_models, video_models, fusion_models, notes)
+        try:
+            return _pipeline(data, out, split, fp, search, modality, frames, video_params, full, dask_address,
+                             workers, n_jobs, speaker_norm, audio_models, video_models, fusion_models, notes, extracted)
+        except Exception as exc:
+            if extracted:  # a later step failed (a training, another extraction): what was extracted is still told
+                note_done(exc, extract=dict(extracted), notes=list(notes))
+            raise
 
 
 def _pipeline(data: str, out: str, split: str, features: FeatureParams, search: SearchParams, modality: str,
               frames: FrameParams, video_params: dict[str, dict[str, Any]] | None, full: bool, dask_address: str | None,
               workers: int | None, n_jobs: int | None, speaker_norm: bool, audio_models: tuple[str, ...],
-              video_models: tuple[str, ...], fusion_models: tuple[str, ...], notes: list[str]) -> dict[str, Any]:
+              video_models: tuple[str, ...], fusion_models: tuple[str, ...], notes: list[str],
+              extracted: dict[str, dict[str, Any]]) -> dict[str, Any]:
     log = get_run_logger()
     face_set = is_face_set(features)
-    extracted: dict[str, dict[str, Any]] = {}
     ex = {"full": full, "dask_address": dask_address, "workers": workers}
     frame_sets = list(dict.fromkeys(frames_for(m, frames) for m in (*video_models, *fusion_models)))
     check_split_against_data(data, split, "video" if modality == "video" or face_set else "any", search,
@@ -123,10 +129,10 @@ def _pipeline(data: str, out: str, split: str, features: FeatureParams, search: 
         if fusion_models and not (has_audio and has_video):
             notes.append("fusion needs mp4 clips with speech and face: fused models skipped")
             fusion_models = ()
-        if (video_models or fusion_models) and (lack := lacks_split(
-                stored_extraction(out, "frames", frame_sets[0].key)[1], split, "video")):
+        if (video_models or fusion_models) and (skip := skip_video_note(
+                stored_extraction(out, "frames", frame_sets[0].key)[1], split)):
             # else the run failed on them after training the audio models, and printed none of their results
-            notes.append(f"{lack}: video and fused models skipped")
+            notes.append(skip)
             video_models = fusion_models = ()
     if speaker_norm and fusion_models:
         notes.append("speaker normalisation applies to the audio models only: fused models use raw voice features")
@@ -231,16 +237,12 @@ def check_split_against_data(data: str, split: str, kind: str, search: SearchPar
                          f"actors of {sp})")
 
 
-def lacks_split(actors: tuple[int, ...], split: str, what: str) -> str | None:
-    """What clips of ``actors`` (as their extraction recorded them) lack for ``split``: none of its test actors or
-    none of its train actors; None when they have both, or when the actors are unknown (training then says)."""
-    if not actors:
-        return None
-    sp = ActorSplit.parse(split)
-    for side, wanted in (("test", sp.test), ("train", sp.train)):
-        if not set(wanted) & set(actors):
-            return f"no {what} clips of the {side} actors of {sp} (actors with {what}: {', '.join(map(str, actors))})"
-    return None
+def skip_video_note(actors: tuple[int, ...], split: str) -> str | None:
+    """The note of a run that skips its video and fused models because the video clips (``actors``, as their
+    extraction recorded them) lack a side of ``split`` (:func:`emotion.core.splits.lacking_actors`: with a split they
+    allow); None when they have both, or when the actors are unknown (the training then says what lacks)."""
+    lack = lacking_actors(ActorSplit.parse(split), actors, "video clips", "in the store") if actors else None
+    return f"video and fused models skipped: {lack}" if lack else None
 
 
 def _found(summary: dict[str, Any]) -> bool:

@@ -6,6 +6,8 @@ problem; errors about a specific file name that file.
 
 from __future__ import annotations
 
+from typing import Any
+
 
 class EmotionError(Exception):
     """Base class of every error this package raises on purpose."""
@@ -66,3 +68,18 @@ class DamagedPartError(StoreError):
 
 class ModelIntegrityError(EmotionError):
     """A saved model does not match its recorded hash or uses unsafe types."""
+
+
+_DONE = "emotion_done"
+
+
+def note_done(exc: BaseException, **done: Any) -> None:
+    """Record on ``exc`` what was done before it was raised, for the command to report beside the error (e.g.
+    ``extract=``: the summary of the extraction of a run whose training then failed; its features are stored).
+    Read back by :func:`done_before`; a second call adds to the first."""
+    setattr(exc, _DONE, {**done_before(exc), **done})
+
+
+def done_before(exc: BaseException) -> dict[str, Any]:
+    """What :func:`note_done` recorded on ``exc`` (``{}`` if nothing)."""
+    return dict(getattr(exc, _DONE, None) or {})

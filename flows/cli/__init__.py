@@ -2,7 +2,8 @@
 
 Every command prints a readable summary (``--json`` for a machine-readable
 one) and exits 0 on success, 1 when the pipeline fails, and 2 with a one-line
-message on bad usage or a missing path.
+message on bad usage or a missing path. With ``--json`` a failure is a JSON
+object on stdout too (``{"ok": false, "command", "error", "exit_code"}``).
 
 The parts apart: :mod:`flows.cli.parser` (the options; imports nothing heavy,
 so ``--help`` and usage errors answer at once), :mod:`flows.cli.options`
@@ -13,6 +14,7 @@ command line is understood), :mod:`flows.cli.render` (what is printed).
 
 from __future__ import annotations
 
+import argparse
 import atexit
 import contextlib
 import gc
@@ -44,8 +46,8 @@ for _k, _v in {
 }.items():
     os.environ.setdefault(_k, _v)
 
-from emotion.core.errors import EmotionError, UsageError  # noqa: E402
-from flows.cli.parser import build_parser, check_dask_address, check_numbers  # noqa: E402
+from emotion.core.errors import EmotionError, UsageError, done_before  # noqa: E402
+from flows.cli.parser import build_parser, check_dask_address, check_numbers, json_asked  # noqa: E402
 
 # the module holding each command's ``cmd_<name>``
 COMMAND_MODULES = {"server": "flows.cli.server", "deploy": "flows.cli.server"}
@@ -72,9 +74,16 @@ def _progress_display(args: object) -> Iterator[None]:
 
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
-    args, unknown = parser.parse_known_args(argv)
-    if unknown:  # named under the command's own usage (argparse gave the top level's `emotion [-h] COMMAND ...`)
-        parser.subcommand(args.command).error(f"unrecognized arguments: {' '.join(unknown)}")
+    try:
+        args, unknown = parser.parse_known_args(argv)
+        if unknown:  # named under the command's own usage (argparse gave the top level's `emotion [-h] COMMAND ...`)
+            parser.subcommand(args.command).error(f"unrecognized arguments: {' '.join(unknown)}")
+    except SystemExit as exc:  # argparse's usage error (its lines on stderr): as JSON too where --json was asked for
+        message = getattr(exc, "usage_error", None)
+        command = json_asked(parser, sys.argv[1:] if argv is None else argv)
+        if message is not None and command is not None:
+            _print_json_failure(command, message, 2, {})
+        raise
     try:
         check_numbers(args)
         check_dask_address(args)
@@ -86,17 +95,15 @@ def main(argv: list[str] | None = None) -> int:
         _held_errors(None)
         return code
     except UsageError as exc:
-        _held_errors(str(exc))
-        print(f"emotion: error: {exc}", file=sys.stderr)
-        return 2
+        return _failed(args, exc, 2, f"emotion: error: {exc}")
     except EmotionError as exc:
-        _held_errors(str(exc))
-        print(f"emotion: {args.command} failed: {exc}", file=sys.stderr)
-        return 1
-    except KeyboardInterrupt:
+        return _failed(args, exc, 1, f"emotion: {args.command} failed: {exc}")
+    except KeyboardInterrupt as exc:
+        return _failed(args, exc, 130, "emotion: interrupted", message="interrupted")
+    except Exception as exc:  # not ours: its traceback follows (and Python's exit status 1)
         _held_errors(None)
-        print("emotion: interrupted", file=sys.stderr)
-        return 130
+        _report_failure(args, exc, 1, next(iter(f"{type(exc).__name__}: {exc}".splitlines()), ""))
+        raise
     except BaseException:
         _held_errors(None)
         raise
@@ -104,6 +111,38 @@ def main(argv: list[str] | None = None) -> int:
         commands = sys.modules.get("flows.cli.commands")
         if commands is not None:
             commands.end_run_settings()
+
+
+def _failed(args: argparse.Namespace, exc: BaseException, code: int, line: str, message: str | None = None) -> int:
+    """The end of a command that failed with ``exc``: what it had done, or with ``--json`` the failure as JSON, on
+    stdout (:func:`_report_failure`), then its one ``line`` on stderr; ``code``, the exit status. ``message``: the
+    error in the JSON (default: ``exc``'s own, whose lines from Prefect are not repeated)."""
+    _held_errors(None if message is not None else str(exc))
+    _report_failure(args, exc, code, str(exc) if message is None else message)
+    print(line, file=sys.stderr)
+    return code
+
+
+def _report_failure(args: argparse.Namespace, exc: BaseException, code: int, message: str) -> None:
+    """On stdout: with ``--json``, the failure as one JSON object (:func:`_print_json_failure`); else the summary of
+    what was done before ``exc`` (a run's extraction, whose training then failed), as on success."""
+    done = done_before(exc)
+    if getattr(args, "json", False):
+        _print_json_failure(args.command, message, code, done)
+    elif done:
+        from flows.cli import render
+
+        render.print_run_start(done)
+    sys.stdout.flush()  # before the error line on stderr
+
+
+def _print_json_failure(command: str, message: str, code: int, done: dict[str, object]) -> None:
+    """``{"ok": false, "command": ..., "error": <the one-line message>, "exit_code": N}`` and what was done before
+    the error (``extract``, ``notes``: as a successful summary gives them). No successful summary has ``ok``."""
+    from emotion.core import jsontext
+
+    print(jsontext.dumps({"ok": False, "command": command, "error": message, "exit_code": code, **done},
+                         indent=2, default=str), flush=True)
 
 
 def _held_errors(told: str | None) -> None:

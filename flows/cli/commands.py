@@ -23,7 +23,7 @@ from typing import Any
 
 from emotion.audio.synth import SynthParams, write_corpus
 from emotion.core import jsontext
-from emotion.core.errors import EmotionError, UsageError
+from emotion.core.errors import EmotionError, UsageError, done_before, note_done
 from emotion.core.ids import MAX_ACTOR
 from emotion.core.names import FUSION_MODELS, VIDEO_MODELS, default_models, parse_models, split_models
 from emotion.core.splits import ActorSplit, parse_actors
@@ -477,10 +477,15 @@ def _run(args: argparse.Namespace, data: str, out: str) -> dict[str, Any]:
     features = feature_params(args)  # checked before the flow starts; the flow takes its plain name and speeds
     fl = flows_module()  # Prefect (and its temporary server) once the command line is known to be good
     out = out_dir(out)  # created only then too
-    r = fl.run.run_pipeline(data, out, split, models, features.name, augment=features.augment_speeds(),
-                            search=search_params(args), modality=args.modality, frames=frame_params(args),
-                            video_params=video_params(args), full=args.full, dask_address=args.dask_address,
-                            workers=args.workers, n_jobs=args.jobs, speaker_norm=args.speaker_norm)
+    try:
+        r = fl.run.run_pipeline(data, out, split, models, features.name, augment=features.augment_speeds(),
+                                search=search_params(args), modality=args.modality, frames=frame_params(args),
+                                video_params=video_params(args), full=args.full, dask_address=args.dask_address,
+                                workers=args.workers, n_jobs=args.jobs, speaker_norm=args.speaker_norm)
+    except Exception as exc:  # a step after an extraction failed: main() prints the extraction's summary before it
+        if done_before(exc).get("extract"):
+            note_done(exc, extract=extract_payload(done_before(exc)["extract"]))
+        raise
     return {**r, "extract": extract_payload(r["extract"])}
 
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 import argparse
 import os
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, NoReturn
 
 from emotion.core.addresses import check_scheduler_address
 from emotion.core.errors import UsageError
@@ -153,6 +153,32 @@ class EmotionParser(argparse.ArgumentParser):
 
     def subcommand(self, name: str | None) -> argparse.ArgumentParser:
         return self.commands.get(name or "", self)
+
+    def error(self, message: str) -> NoReturn:
+        """argparse's usage error (usage and message on stderr, exit 2), its message kept on the SystemExit as
+        ``usage_error``: ``main`` gives it as JSON too where ``--json`` was asked for (:func:`json_asked`)."""
+        try:
+            super().error(message)
+        except SystemExit as exc:
+            exc.usage_error = message  # type: ignore[attr-defined]
+            raise
+
+
+def json_asked(parser: EmotionParser, argv: list[str]) -> str | None:
+    """The command of ``argv`` if it takes ``--json`` and ``argv`` gives it (as argparse reads it: the option, or a
+    prefix of it no other option of the command has, before any ``--``); else None. Also for a command line that
+    argparse refused, whose parsed options are then unknown."""
+    command = next((a for a in argv if not a.startswith("-")), None)
+    sub = parser.commands.get(command or "")
+    if sub is None:
+        return None
+    options = [o for a in sub._actions for o in a.option_strings]
+    if "--json" not in options:
+        return None
+    rest = argv[argv.index(str(command)) + 1:]
+    rest = rest[:rest.index("--")] if "--" in rest else rest
+    asked = any(t.startswith("--") and [o for o in options if o.startswith(t)] == ["--json"] for t in rest)
+    return command if asked else None
 
 
 def build_parser() -> EmotionParser:

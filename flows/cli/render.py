@@ -131,10 +131,17 @@ def emit(args: argparse.Namespace, payload: dict[str, Any], printer: Any) -> Non
         printer(payload)
 
 
-def print_run(r: dict[str, Any]) -> None:
-    print_extract(r["extract"])
+def print_run_start(r: dict[str, Any]) -> None:
+    """The part of ``run``'s summary before the training's: the extraction and the notes. Also what a run whose
+    training failed printed before its error (what it had done: :func:`emotion.core.errors.done_before`)."""
+    if r.get("extract"):
+        print_extract(r["extract"])
     for n in r.get("notes", []):
         print(f"note: {n}")
+
+
+def print_run(r: dict[str, Any]) -> None:
+    print_run_start(r)
     if r["train"]["models"]:
         print_train(r["train"])
 

@@ -117,6 +117,36 @@ def test_run_checks_the_split_against_the_actors_of_the_data_before_extracting(c
     assert not (out / "features").exists()
 
 
+def test_a_run_whose_training_fails_still_shows_what_its_extraction_did(corpus: Path, tmp_path: Path, capsys):
+    """Every clip of train actor 01 is unreadable: the names pass the check before extracting, the extraction rejects
+    them, and the training cannot tune on the two train actors left. The rejects say why; they were not shown."""
+    for f in (corpus / "Actor_01").iterdir():
+        f.write_bytes(b"not audio")
+    out = tmp_path / "store"
+    argv = ["run", str(corpus), "--out", str(out), *SPLIT, *FAST, "--features", "seed", "--model", "lr",
+            "--modality", "audio"]
+    code = main(argv)
+    stdout, err = capsys.readouterr()
+    assert code == 2  # the training's error, as before
+    assert stdout.startswith("extract audio: 90 processed, 0 skipped, 0 removed, 30 rejected"), stdout
+    lines = stdout.splitlines()
+    rejected = [x for x in lines if x.startswith("  rejected ")]  # the first 20, then "... and 10 more"
+    assert len(rejected) == 20 and all(x.startswith("  rejected Actor_01/") and "cannot decode audio" in x
+                                       for x in rejected)
+    assert err.splitlines()[-1] == ("emotion: error: grouped CV needs at least 3 training actors, got 2: give "
+                                    "--cv-folds 2, or a split with more train actors")
+    # --json: the failure as one object on stdout, with the extraction's summary as a successful run gives it
+    code = main([*argv, "--json"])
+    stdout, err = capsys.readouterr()
+    failed = json.loads(stdout)
+    assert code == 2 and (failed["ok"], failed["command"], failed["exit_code"]) == (False, "run", 2)
+    assert failed["error"].startswith("grouped CV needs at least 3 training actors, got 2")
+    ex = failed["extract"]
+    assert (ex["processed"], ex["skipped"], ex["rejected"]) == (0, 90, 30)  # the rerun reused the stored features
+    assert {r["path"].split("/")[0] for r in ex["rejects"]} == {"Actor_01"}
+    assert err.splitlines()[-1].startswith("emotion: error: grouped CV needs")
+
+
 @pytest.mark.parametrize("argv, message", [
     (["extract", "/no/such/folder", "--out", "/tmp/x"], "does not exist"),
     (["train", "/no/such/store"], "does not exist"),

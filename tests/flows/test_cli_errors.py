@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import socket
@@ -93,6 +94,121 @@ def test_a_failed_state_of_our_error_with_no_traceback_before_it_is_held():
     assert not _shown(_record(f"Finished in state Failed(\"Task run encountered an exception StoreError: {MESSAGE}\")"))
     assert _shown(_record("Finished in state Failed('Task run encountered an exception OSError: disk on fire')"))
     assert commands.held_errors(MESSAGE) == []
+
+
+def _extract_summary() -> dict:
+    from flows.cli.render import extract_payload
+
+    reject = {"path": "Actor_01/03-01-01-01-01-01-01.flac", "reason": "cannot decode audio: Format not recognised",
+              "stage": "decode"}
+    return extract_payload({"audio": {"processed": 90, "skipped": 0, "removed": 0, "rejected": 1, "seconds": 4.1,
+                                      "workers": [], "feature_set": "seed-4bd9", "no_audio": 0, "rejects": [reject],
+                                      "no_audio_clips": []}})
+
+
+def test_a_run_whose_training_fails_prints_the_extraction_it_did_before_its_error(monkeypatch, capsys):
+    """The extraction's summary (and its rejects: here why the train side cannot be trained) was lost with the
+    training's error, although the features were stored."""
+    from emotion.core.errors import UsageError, note_done
+    from flows.cli import main
+
+    def run_failing_in_training(args):
+        exc = UsageError("grouped CV needs at least 3 training actors, got 2: give --cv-folds 2, or a split with "
+                         "more train actors")
+        note_done(exc, extract=_extract_summary(), notes=["no video clips under the data root: video models skipped"])
+        raise exc
+
+    monkeypatch.setattr(commands, "cmd_run", run_failing_in_training)
+    code = main(["run", "data", "--out", "store"])
+    out, err = capsys.readouterr()
+    assert code == 2  # the training's error, as before
+    assert out.splitlines() == [
+        "extract audio: 90 processed, 0 skipped, 0 removed, 1 rejected, 0 without audio (video-only) in 4.1 s "
+        "(features seed-4bd9)",
+        "  rejected Actor_01/03-01-01-01-01-01-01.flac: cannot decode audio: Format not recognised",
+        "note: no video clips under the data root: video models skipped"]
+    assert err.splitlines() == ["emotion: error: grouped CV needs at least 3 training actors, got 2: give --cv-folds 2, "
+                                "or a split with more train actors"]
+    assert main(["run", "data", "--out", "store", "--json"]) == 2
+    failed, _ = _json_failure(capsys)  # --json: the failure as one object, with the same summary as a successful run's
+    assert (failed["ok"], failed["exit_code"], failed["extract"], failed["notes"]) == (
+        False, 2, _extract_summary(), ["no video clips under the data root: video models skipped"])
+
+
+def _json_failure(capsys) -> tuple[dict, list[str]]:
+    out, err = capsys.readouterr()
+    return json.loads(out), err.splitlines()
+
+
+def test_a_usage_error_with_json_is_a_json_object_on_stdout_too(capsys):
+    from flows.cli import main
+
+    code = main(["train", "store", "--n-iter", "0", "--json"])
+    failed, err = _json_failure(capsys)
+    assert code == 2 and failed == {"ok": False, "command": "train", "error": "--n-iter must be between 1 and 100000, "
+                                    "got 0", "exit_code": 2}
+    assert err == ["emotion: error: --n-iter must be between 1 and 100000, got 0"]  # stderr as before
+    main(["train", "store", "--n-iter", "0"])  # without --json: nothing on stdout
+    assert capsys.readouterr().out == ""
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["train", "store", "--json", "--models", "lr"], "unrecognized arguments: --models lr"),
+    (["run", "data", "--out", "o", "--modality", "sound", "--js"],  # --js: argparse reads it as --json
+     "argument --modality: invalid choice: 'sound' (choose from 'audio', 'video', 'all')"),
+    (["extract", "data", "--json"], "the following arguments are required: --out"),
+])
+def test_a_command_line_argparse_refuses_is_a_json_object_where_json_was_asked_for(argv, message, capsys):
+    from flows.cli import main
+
+    with pytest.raises(SystemExit) as exit_:
+        main(argv)
+    failed, err = _json_failure(capsys)
+    assert exit_.value.code == 2 and failed == {"ok": False, "command": argv[0], "error": message, "exit_code": 2}
+    assert err[0].startswith(f"usage: emotion {argv[0]} ") and err[-1] == f"emotion {argv[0]}: error: {message}"
+
+
+@pytest.mark.parametrize("argv", [["server", "--json"], ["train", "store", "--models", "lr"],
+                                  ["predict", "--jobs", "2", "--", "--json"]])
+def test_no_json_where_the_command_takes_none_or_it_was_not_asked_for(argv, capsys):
+    from flows.cli import main
+
+    with pytest.raises(SystemExit):
+        main(argv)
+    assert capsys.readouterr().out == ""
+
+
+def test_a_runtime_error_with_json_is_a_json_object_on_stdout_too(tmp_path, capsys):
+    from flows.cli import main
+
+    code = main(["train", str(tmp_path), "--model", "lr", "--json"])  # a store with nothing extracted
+    failed, err = _json_failure(capsys)
+    assert code == 1 and (failed["ok"], failed["command"], failed["exit_code"]) == (False, "train", 1)
+    assert failed["error"].startswith("no features/audio rows for seed-") and set(failed) == {
+        "ok", "command", "error", "exit_code"}
+    assert err[-1] == f"emotion: train failed: {failed['error']}"
+
+
+def test_an_interrupt_or_a_crash_with_json_is_a_json_object_on_stdout_too(monkeypatch, capsys):
+    from flows.cli import main
+
+    def interrupted(args):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(commands, "cmd_train", interrupted)
+    assert main(["train", "store", "--json"]) == 130
+    failed, err = _json_failure(capsys)
+    assert failed == {"ok": False, "command": "train", "error": "interrupted", "exit_code": 130}
+    assert err == ["emotion: interrupted"]
+
+    def crashes(args):
+        raise RuntimeError("the disk is on fire\nand more")
+
+    monkeypatch.setattr(commands, "cmd_train", crashes)
+    with pytest.raises(RuntimeError):  # its traceback still follows, and Python exits 1
+        main(["train", "store", "--json"])
+    failed, _ = _json_failure(capsys)
+    assert failed == {"ok": False, "command": "train", "error": "RuntimeError: the disk is on fire", "exit_code": 1}
 
 
 # A migration revision no Prefect has (as one of a newer Prefect than this one). Not a real one: 27d8f4e1a6c9, the
