@@ -3,8 +3,11 @@ line and the flows build them without loading the model stack."""
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import asdict, dataclass
 from typing import Any
+
+from emotion.core.splits import actor_text
 
 
 @dataclass(frozen=True)
@@ -20,11 +23,17 @@ class SearchParams:
         return asdict(self)
 
 
-def too_few_cv_actors(n_actors: int, cv_folds: int) -> str | None:
-    """Why actor-grouped CV of ``cv_folds`` folds cannot run on ``n_actors`` training actors, with what would let it
-    (a smaller ``--cv-folds``, or a split with more train actors), in one line; ``None`` when it can."""
+def too_few_cv_actors(actors: int | Iterable[int], cv_folds: int) -> str | None:
+    """Why actor-grouped CV of ``cv_folds`` folds cannot run on the training ``actors`` (or their number), with what
+    would let it (a smaller ``--cv-folds``, or a split with more train actors), in one line; ``None`` when it can."""
+    if isinstance(actors, int):
+        named, n_actors = None, actors
+    else:
+        named = sorted({int(a) for a in actors})
+        n_actors = len(named)
     if n_actors >= cv_folds:
         return None
     fix = (f"give --cv-folds {n_actors}, or a split with more train actors" if n_actors >= 2 else
            "give a split with at least 2 train actors")
-    return f"grouped CV needs at least {cv_folds} training actors, got {n_actors}: {fix}"
+    which = f" ({actor_text(named)})" if named else ""
+    return f"grouped CV needs at least {cv_folds} training actors, got {n_actors}{which}: {fix}"

@@ -85,8 +85,7 @@ def tune(
 
     ``progress`` is told of every fit (candidate and fold) as it finishes.
     """
-    n_groups = len(np.unique(groups))
-    few = too_few_cv_actors(n_groups, params.cv_folds)
+    few = too_few_cv_actors(np.unique(groups).tolist(), params.cv_folds)
     if few:
         raise UsageError(few)
     if spec.tuner is not None:

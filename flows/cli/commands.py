@@ -440,14 +440,19 @@ def _extract_locked(args: argparse.Namespace, data: str, out: str, features: Any
                 chunk_size=args.chunk_size, dask_address=args.dask_address, workers=args.workers,
                 replace_data=args.replace_data, verify=args.verify)
     payload = extract_payload({m: v.to_dict() for m, v in s.items()})
-    emit(args, payload, print_extract)
-    return _strict_exit(args, payload)
+    return _emit_strict(args, payload, payload, print_extract)
 
 
-def _strict_exit(args: argparse.Namespace, extracted: dict[str, Any]) -> int:
-    """With ``--strict``, any reject fails the command (after everything else was written)."""
-    if getattr(args, "strict", False) and extracted["rejected"]:
-        print(f"emotion: {extracted['rejected']} file(s) rejected and --strict is set", file=sys.stderr)
+def _emit_strict(args: argparse.Namespace, payload: dict[str, Any], extracted: dict[str, Any], printer: Any) -> int:
+    """Prints the summary; with ``--strict``, any reject fails the command (after everything else was written):
+    exit 1, a line on stderr, and with ``--json`` the summary says so as a failure does (``ok``, ``error``)."""
+    failed = getattr(args, "strict", False) and extracted["rejected"]
+    message = f"{extracted['rejected']} file(s) rejected and --strict is set"
+    if failed:
+        payload = {"ok": False, "command": args.command, "error": message, "exit_code": 1, **payload}
+    emit(args, payload, printer)
+    if failed:
+        print(f"emotion: {message}", file=sys.stderr)
         return 1
     return 0
 
@@ -492,8 +497,7 @@ def _run(args: argparse.Namespace, data: str, out: str) -> dict[str, Any]:
 def cmd_run(args: argparse.Namespace) -> int:
     data = data_root(args.data)
     r = _run(run_recipe(args), data, args.out)
-    emit(args, r, print_run_recipe)
-    return _strict_exit(args, r["extract"])
+    return _emit_strict(args, r, r["extract"], print_run_recipe)
 
 
 # The demo's corpus (its budgets: flows.cli.parser.DEMO_DEFAULTS): one take of each line, 1 s clips; mp4s of

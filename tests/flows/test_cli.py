@@ -83,6 +83,14 @@ def test_strict_fails_on_rejects_after_writing_the_rest(corpus: Path, tmp_path: 
     assert code == 1 and "1 file(s) rejected and --strict is set" in err
     assert len(Store(str(out)).read_features("audio", AudioFeatureParams().key)) == 119  # the rest was written
     assert len(Store(str(out)).read_rejects("audio")) == 1
+    # with --json, stdout says it failed as any failure does, beside the summary
+    out2 = tmp_path / "store2"
+    assert main(["extract", str(corpus), "--out", str(out2), "--modality", "audio", "--workers", "1", "--strict",
+                 "--json"]) == 1
+    got, err = capfd.readouterr()
+    r = json.loads(got)
+    assert r["ok"] is False and r["exit_code"] == 1 and r["error"] == "1 file(s) rejected and --strict is set"
+    assert r["rejected"] == 1 and r["command"] == "extract" and "--strict is set" in err
 
 
 def test_split_without_test_clips_fails_with_one_line(corpus: Path, tmp_path: Path, capfd):
@@ -112,8 +120,8 @@ def test_run_checks_the_split_against_the_actors_of_the_data_before_extracting(c
                            "--split", "train=1-2,test=3")
     lines = [line for line in err.strip().splitlines() if not line.startswith("flow run ")]
     assert code == 2 and lines == [
-        "emotion: error: grouped CV needs at least 3 training actors, got 2: give --cv-folds 2, or a split with more "
-        f"train actors (the clips under {corpus} have 2 of the train actors of train=01-02,test=03)"], err
+        "emotion: error: grouped CV needs at least 3 training actors, got 2 (01-02): give --cv-folds 2, or a split "
+        f"with more train actors (the clips under {corpus} have 2 of the train actors of train=01-02,test=03)"], err
     assert not (out / "features").exists()
 
 
@@ -133,8 +141,8 @@ def test_a_run_whose_training_fails_still_shows_what_its_extraction_did(corpus: 
     rejected = [x for x in lines if x.startswith("  rejected ")]  # the first 20, then "... and 10 more"
     assert len(rejected) == 20 and all(x.startswith("  rejected Actor_01/") and "cannot decode audio" in x
                                        for x in rejected)
-    assert err.splitlines()[-1] == ("emotion: error: grouped CV needs at least 3 training actors, got 2: give "
-                                    "--cv-folds 2, or a split with more train actors")
+    assert err.splitlines()[-1] == ("emotion: error: grouped CV needs at least 3 training actors, got 2 (02-03): "
+                                    "give --cv-folds 2, or a split with more train actors")  # the actors left named
     # --json: the failure as one object on stdout, with the extraction's summary as a successful run gives it
     code = main([*argv, "--json"])
     stdout, err = capsys.readouterr()

@@ -59,4 +59,6 @@ def test_too_few_train_actors_for_grouped_cv_names_the_folds_they_allow():
                                        "split with more train actors")
     assert too_few_cv_actors(1, 3) == ("grouped CV needs at least 3 training actors, got 1: give a split with at "
                                        "least 2 train actors")
+    assert too_few_cv_actors([2, 3], 3) == ("grouped CV needs at least 3 training actors, got 2 (02-03): give "
+                                            "--cv-folds 2, or a split with more train actors")  # named where known
     assert too_few_cv_actors(3, 3) is None and too_few_cv_actors(20, 5) is None
