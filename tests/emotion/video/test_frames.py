@@ -100,6 +100,16 @@ def test_frame_params_are_validated_and_hashed():
     assert FrameParams().key.startswith("full256-every20-") and FrameParams(face_crop=True).key.startswith("face256")
 
 
+def test_frame_params_are_one_revision_up_since_frames_are_turned_upright():
+    # revision 2: frames are turned upright by the clip's display matrix; the sets of revision 1 (full256-every20-
+    # 1df793fae8bb, face256-every20-a81a0eb018bb, Haar's face256-every20-b6d1fda3f2a5) are extracted again
+    assert FrameParams().key == "full256-every20-df9365d83cbd"
+    assert FrameParams(face_crop=True).key == "face256-every20-f2995e23dec8"
+    assert FrameParams(face_crop=True, detector="haar", margin=0.25).key == "face256-every20-3ace68c53eda"
+    first_release = {"every": 20, "size": 256, "face_crop": True, "margin": 0.25, "detect_width": 320, "revision": 1}
+    assert FrameParams.from_dict(first_release).key == "face256-every20-b6d1fda3f2a5"  # its records still read
+
+
 # Quadrants of a frame, upright: dark, light / mid, darker. Any turn or mirroring puts other values in the corners.
 QUADRANTS = (30, 220, 130, 80)
 
