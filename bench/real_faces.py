@@ -36,14 +36,14 @@ def _haar_crops(data: bytes, every: int = 20) -> list[np.ndarray]:
     import cv2
 
     from emotion.core.media import open_container
-    from emotion.video.frames import FrameParams, detect_face
+    from emotion.video.frames import FrameParams, detect_face, upright
 
     out = []
     with open_container(data) as c:
         for i, fr in enumerate(c.decode(video=0)):
             if i % every:
                 continue
-            gray = fr.to_ndarray(format="gray")
+            gray = upright(fr, "gray")  # as the frames are stored
             box = detect_face(gray, FrameParams().detect_width)
             if box:
                 x, y, w, h = box

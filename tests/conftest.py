@@ -107,6 +107,39 @@ def real_video_files() -> list[Path]:
     return sorted(REAL_VIDEO.rglob("*.mp4"))
 
 
+# A phone stores the pixels as its sensor reads them and, in the mp4's display matrix (the track header's matrix,
+# ffprobe's "rotate" tag), the turn that shows them upright: tag 90 is a quarter turn clockwise, and so on. The
+# matrices are QuickTime's (16.16 fixed point, 2.30 for the last column), as an iPhone writes them (less the offset).
+_ONE, _UNIT = 0x10000, 0x40000000
+DISPLAY_MATRIX = {90: (0, _ONE, 0, -_ONE, 0, 0, 0, 0, _UNIT), 180: (-_ONE, 0, 0, 0, -_ONE, 0, 0, 0, _UNIT),
+                  270: (0, -_ONE, 0, _ONE, 0, 0, 0, 0, _UNIT)}
+
+
+def write_turned_clip(path: Path, upright: list[np.ndarray], rotate: int, fps: int = 30) -> Path:
+    """An H.264 mp4 of the ``upright`` RGB frames stored as a phone held turned stores them: pixels turned
+    ``rotate`` degrees counter-clockwise (0, 90, 180 or 270) and a display matrix that turns them back."""
+    import av
+
+    if rotate and not hasattr(av.VideoStream, "set_display_matrix"):
+        pytest.skip(f"PyAV {av.__version__} cannot write a display matrix (PyAV 18.1 can)")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with av.open(str(path), mode="w") as out:
+        stream = None
+        for rgb in upright:
+            stored = np.ascontiguousarray(np.rot90(rgb, k=rotate // 90))  # np.rot90 turns counter-clockwise
+            if stream is None:
+                stream = out.add_stream("libx264", rate=fps)
+                stream.width, stream.height, stream.pix_fmt = stored.shape[1], stored.shape[0], "yuv420p"
+                stream.options = {"preset": "ultrafast", "qp": "0"}  # lossless: every turn decodes to the same pixels
+                if rotate:
+                    stream.set_display_matrix(DISPLAY_MATRIX[rotate])
+            for packet in stream.encode(av.VideoFrame.from_ndarray(stored, format="rgb24")):
+                out.mux(packet)
+        for packet in stream.encode():
+            out.mux(packet)
+    return path
+
+
 @pytest.fixture(scope="session")
 def tiny_video_corpus(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """Synthetic mp4 clips (H.264 + AAC): actors 01, 02 and 21, modalities 01 and 02, 30 clips each."""

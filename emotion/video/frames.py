@@ -13,6 +13,10 @@ that its stores and models still load: OpenCV's Haar cascade finds the
 largest face and the crop is a square around it with a margin. A frame
 without a face keeps the whole frame and says so (``face_found`` is false):
 face models skip such frames, and the frames without a face are counted per clip.
+
+Every kept frame is first turned upright (:func:`upright`): a phone stores the
+pixels as its sensor reads them and the turn that shows them in the mp4's
+display matrix, which decoding alone does not apply.
 """
 
 from __future__ import annotations
@@ -43,7 +47,8 @@ class FrameParams:
     face_crop: bool = False
     margin: float = 0.0  # widening of the crop on every side, as a share of the tight face (haar: of its box)
     detect_width: int = 320  # haar only: frames are downscaled to this width for face detection
-    revision: int = 1
+    # 2: frames turned upright by the clip's display matrix (phone videos stored turned were kept turned before)
+    revision: int = 2
     detector: str = "mesh"  # the face front end: "mesh" (emotion.video.face) or "haar" (the first release's)
 
     def __post_init__(self) -> None:
@@ -84,7 +89,7 @@ class Frame:
     time: float  # seconds from the start
     image: np.ndarray  # uint8 [size, size]
     face_found: bool | None  # None when no detection was asked for
-    face_box: tuple[int, int, int, int] | None  # x, y, w, h in the source frame
+    face_box: tuple[int, int, int, int] | None  # x, y, w, h in the source frame (turned upright)
     landmarks: np.ndarray | None = None  # [468, 2] in the crop, as shares of its side (mesh front end)
 
 
@@ -124,6 +129,21 @@ def square_crop_box(box: tuple[int, int, int, int], margin: float, width: int, h
     x0 = int(round(min(max(cx - side / 2, 0), width - side)))
     y0 = int(round(min(max(cy - side / 2, 0), height - side)))
     return x0, y0, x0 + side, y0 + side
+
+
+def upright(frame: Any, format: str) -> np.ndarray:
+    """A decoded PyAV video frame as an array of ``format`` (``"gray"``, ``"rgb24"``), turned as it is shown.
+
+    The turn is the display matrix's (``frame.rotation``: degrees counter-clockwise), rounded to a quarter turn; a
+    mirroring in the matrix is not applied. OpenCV turns a 720p RGB frame in 0.2 ms (``numpy.rot90`` and a copy: 5).
+    """
+    import cv2
+
+    image = frame.to_ndarray(format=format)
+    quarters = round(frame.rotation / 90) % 4
+    if not quarters:
+        return image
+    return cv2.rotate(image, (cv2.ROTATE_90_COUNTERCLOCKWISE, cv2.ROTATE_180, cv2.ROTATE_90_CLOCKWISE)[quarters - 1])
 
 
 def _prepare_mesh(rgb: np.ndarray, params: FrameParams) -> Frame:
@@ -179,9 +199,9 @@ def sample_frames(data: bytes, params: FrameParams) -> Iterator[Frame]:
                 if n % params.every == 0:
                     t = round(float(frame.pts) * tb if frame.pts is not None and tb else n / fps, 4)
                     if params.landmarks:  # only kept frames are converted
-                        yield replace(_prepare_mesh(frame.to_ndarray(format="rgb24"), params), index=n, time=t)
+                        yield replace(_prepare_mesh(upright(frame, "rgb24"), params), index=n, time=t)
                     else:
-                        image, found, box = _prepare(frame.to_ndarray(format="gray"), params)
+                        image, found, box = _prepare(upright(frame, "gray"), params)
                         yield Frame(n, t, image, found, box)
                     kept += 1
                 n += 1

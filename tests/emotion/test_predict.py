@@ -211,6 +211,26 @@ def test_predict_without_any_store_reads_real_faces_zero_shot():
     assert "no audio model: the voice is not used" in p.notes
 
 
+@pytest.mark.real_data
+def test_a_real_clip_stored_turned_by_a_phone_is_read_as_upright(tmp_path):
+    """Prediction decodes as extraction does: a clip stored upside down or on its side, with the display matrix
+    that turns it back, is read as the clip itself (left upside down, the happy clip was read as sad)."""
+    import av
+
+    from emotion.video.frames import upright
+    from tests.conftest import real_video_files, write_turned_clip
+
+    preds = load_predictors(None)
+    happy = next(f for f in real_video_files() if f.name == "01-01-03-01-01-02-05.mp4")
+    with av.open(happy) as c:
+        rgb = [upright(fr, "rgb24") for fr in c.decode(video=0)]
+    clip = predict_file(str(write_turned_clip(tmp_path / "upright.mp4", rgb, 0)), preds)
+    for rotate in (180, 90):
+        p = predict_file(str(write_turned_clip(tmp_path / f"turned{rotate}.mp4", rgb, rotate)), preds)
+        assert p.emotion == clip.emotion == "happy" and len(p.timeline) == len(clip.timeline) == 5
+        assert p.probabilities == pytest.approx(clip.probabilities, abs=0.05), rotate
+
+
 def test_bad_files_get_their_own_error_and_the_others_are_predicted(trained, tmp_path):
     data, store, _ = trained
     good = str(next((data / "Actor_21").glob("*.*")))

@@ -1,4 +1,5 @@
 import re
+from dataclasses import replace
 
 import av
 import numpy as np
@@ -7,8 +8,8 @@ import pytest
 from emotion.core.errors import DecodeError, RejectedInput, UsageError
 from emotion.core.ids import parse_id
 from emotion.video.frames import FrameParams, decode_png, detect_face, encode_png, sample_frames, square_crop_box
-from emotion.video.synth import VideoSynthParams, write_clip
-from tests.conftest import real_video_files
+from emotion.video.synth import VideoSynthParams, draw_face, write_clip
+from tests.conftest import real_video_files, write_turned_clip
 
 CLIP = "01-01-03-02-01-01-02.mp4"
 
@@ -97,6 +98,92 @@ def test_frame_params_are_validated_and_hashed():
         FrameParams(every=0)
     assert FrameParams().hash() != FrameParams(face_crop=True).hash()
     assert FrameParams().key.startswith("full256-every20-") and FrameParams(face_crop=True).key.startswith("face256")
+
+
+def test_frame_params_are_one_revision_up_since_frames_are_turned_upright():
+    # revision 2: frames are turned upright by the clip's display matrix; the sets of revision 1 (full256-every20-
+    # 1df793fae8bb, face256-every20-a81a0eb018bb, Haar's face256-every20-b6d1fda3f2a5) are extracted again
+    assert FrameParams().key == "full256-every20-df9365d83cbd"
+    assert FrameParams(face_crop=True).key == "face256-every20-f2995e23dec8"
+    assert FrameParams(face_crop=True, detector="haar", margin=0.25).key == "face256-every20-3ace68c53eda"
+    first_release = {"every": 20, "size": 256, "face_crop": True, "margin": 0.25, "detect_width": 320, "revision": 1}
+    assert FrameParams.from_dict(first_release).key == "face256-every20-b6d1fda3f2a5"  # its records still read
+
+
+# Quadrants of a frame, upright: dark, light / mid, darker. Any turn or mirroring puts other values in the corners.
+QUADRANTS = (30, 220, 130, 80)
+
+
+def _quadrants(height: int = 96, width: int = 160) -> np.ndarray:
+    gray = np.empty((height, width), np.uint8)
+    h, w = height // 2, width // 2
+    gray[:h, :w], gray[:h, w:], gray[h:, :w], gray[h:, w:] = QUADRANTS
+    return np.repeat(gray[:, :, None], 3, axis=2)
+
+
+def _quadrant_means(image: np.ndarray) -> list[int]:
+    h, w = image.shape[0] // 2, image.shape[1] // 2
+    return [round(float(q.mean())) for q in (image[:h, :w], image[:h, w:], image[h:, :w], image[h:, w:])]
+
+
+@pytest.mark.parametrize("rotate", [0, 90, 180, 270])
+def test_frames_of_a_turned_phone_video_are_stored_upright(tmp_path, rotate):
+    """A clip stored turned, with a display matrix that turns it back (as phones write them), gives upright frames:
+    gray whole frames, and the whole frame the face front end keeps when it finds no face."""
+    data = write_turned_clip(tmp_path / CLIP, [_quadrants()] * 3, rotate).read_bytes()
+    for params in (FrameParams(every=1, size=64), FrameParams(every=1, size=64, face_crop=True),
+                   FrameParams(every=1, size=64, face_crop=True, detector="haar")):
+        frames = list(sample_frames(data, params))
+        assert [f.index for f in frames] == [0, 1, 2]
+        for f in frames:
+            assert f.face_found in (None, False) and f.image.shape == (64, 64)
+            assert _quadrant_means(f.image) == pytest.approx(QUADRANTS, abs=4), (params, rotate)
+
+
+@pytest.fixture(scope="module")
+def upright_face_frames():
+    rid = parse_id(CLIP)
+    params, rng = VideoSynthParams(width=320, height=240), np.random.default_rng(0)
+    return [draw_face(rid, i / 30, params, rng) for i in range(3)]
+
+
+@pytest.mark.parametrize("rotate", [90, 180, 270])
+def test_a_face_in_a_turned_video_is_found_and_measured_as_upright(tmp_path, upright_face_frames, rotate):
+    """The same crops, boxes and landmarks as from the clip stored upright (both lossless, so the same pixels).
+    Left turned, the front end finds no drawn face upside down, and on its side one measured off, boxed in the
+    turned frame."""
+    params = FrameParams(every=1, size=96, face_crop=True)
+    upright = list(sample_frames(write_turned_clip(tmp_path / "0.mp4", upright_face_frames, 0).read_bytes(), params))
+    turned = list(sample_frames(write_turned_clip(tmp_path / f"{rotate}.mp4", upright_face_frames, rotate).read_bytes(),
+                                params))
+    assert all(f.face_found for f in upright) and all(f.face_found for f in turned)
+    for a, b in zip(upright, turned, strict=True):
+        assert b.face_box == a.face_box  # in the upright frame
+        assert (b.image == a.image).all()
+        assert np.array_equal(b.landmarks, a.landmarks)
+
+
+@pytest.mark.real_data
+def test_real_clips_turned_as_phones_store_them_give_the_upright_landmark_measures(tmp_path):
+    """Each real clip's kept frames, stored turned each way (lossless) with the display matrix that turns them
+    back, give the face measures of the clip itself (left turned: upside down mouth_height 1.11 read as 0.92)."""
+    from emotion.video.frames import upright
+    from emotion.video.landmarks import MEASURES, frame_measures
+
+    params = FrameParams(size=96, face_crop=True)
+    for f in real_video_files():
+        data = f.read_bytes()
+        measures = frame_measures(np.stack([fr.landmarks for fr in sample_frames(data, params)]))
+        with av.open(f) as c:
+            kept = [upright(fr, "rgb24") for i, fr in enumerate(c.decode(video=0)) if i % params.every == 0]
+        for rotate in (90, 180, 270):
+            clip = write_turned_clip(tmp_path / f"{rotate}-{f.name}", kept, rotate).read_bytes()
+            frames = list(sample_frames(clip, replace(params, every=1)))
+            assert all(fr.face_found for fr in frames), (f.name, rotate)
+            turned = frame_measures(np.stack([fr.landmarks for fr in frames]))
+            worst = np.unravel_index(np.abs(turned - measures).argmax(), measures.shape)
+            assert np.abs(turned - measures).max() < 0.02, (f.name, rotate, MEASURES[worst[1]], turned[worst],
+                                                             measures[worst])
 
 
 def test_oversized_video_is_refused(tmp_path, monkeypatch):

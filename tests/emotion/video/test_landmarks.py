@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -94,15 +96,17 @@ def test_params_name_their_frames_and_hash_apart():
     assert LandmarkParams.from_dict(p.to_dict()) == p
 
 
-def _face_frames_store(tmp_path, faceless: tuple[str, ...] = ()) -> tuple[Store, LandmarkParams]:
-    """A store holding face-crop frames, with landmarks, of two clips (and of ``faceless`` ones, without a face)."""
+def _face_frames_store(tmp_path, faceless: tuple[str, ...] = (), fp: FrameParams | None = None,
+                       seed: int = 4) -> tuple[Store, LandmarkParams]:
+    """A store holding face-crop frames (of ``fp``, by default the landmark set's), with landmarks, of two clips (and
+    of ``faceless`` ones, without a face)."""
     import pyarrow as pa
 
     from emotion.extract.chunk import frame_schema
     from emotion.video.frames import encode_png
 
-    params, rng = LandmarkParams(), np.random.default_rng(4)
-    fp = params.frame_params()
+    params, rng = LandmarkParams(), np.random.default_rng(seed)
+    fp = fp or params.frame_params()
     store, rows = Store(str(tmp_path)), []
     for stem in ("02-01-03-01-01-01-01", "02-01-04-01-01-01-02", *faceless):
         rid, face = parse_id(f"{stem}.mp4"), stem not in faceless
@@ -113,6 +117,25 @@ def _face_frames_store(tmp_path, faceless: tuple[str, ...] = ()) -> tuple[Store,
     store.write_table(f"{store.dataset_dir('frames', fp.key)}/{Store.new_part_name()}",
                       pa.Table.from_pylist(rows, schema=frame_schema(fp)))
     return store, params
+
+
+def test_a_table_measured_on_frames_of_an_earlier_revision_is_not_read_for_the_current_frames(tmp_path, monkeypatch):
+    """Frames of revision 1 kept turned phone clips turned; the table measured on them (the earlier release's, under
+    its key) has the same clips and contents as the current one, so only its key tells them apart."""
+    earlier_frames = replace(FrameParams(face_crop=True), revision=1)
+    store, _ = _face_frames_store(tmp_path, fp=earlier_frames, seed=5)
+    with monkeypatch.context() as m:  # the earlier release's landmark set, on its frames
+        m.setattr(LandmarkParams, "frame_params", lambda self: earlier_frames)
+        stale = update_landmark_features(store, LandmarkParams(revision=1)).features
+    assert LandmarkParams(revision=1).key == "landmarks-4cfde0d0f0ac"  # as the earlier release named it
+    store, params = _face_frames_store(tmp_path)  # the current frames of the same clips
+    assert params.key == "landmarks-8c79c72fe13a" and params.frame_params().revision == 2
+    current = read_landmark_features(store, params)
+    assert list(current["path"]) == list(stale["path"]) and list(current["content_hash"]) == list(stale["content_hash"])
+    names = params.feature_names()
+    assert not np.allclose(current[names].to_numpy(float), stale[names].to_numpy(float))
+    measured = landmark_table(store.read_dataset("frames", params.frame_params().key), params).features
+    pd.testing.assert_frame_equal(current.reset_index(drop=True)[names], measured[names], check_dtype=False)
 
 
 def test_a_damaged_landmark_table_is_measured_again_and_rewritten(tmp_path):
