@@ -88,8 +88,8 @@ def run_pipeline(
         try:
             return _pipeline(data, out, split, fp, search, modality, frames, video_params, full, dask_address,
                              workers, n_jobs, speaker_norm, audio_models, video_models, fusion_models, notes, extracted)
-        except Exception as exc:
-            if extracted:  # a later step failed (a training, another extraction): what was extracted is still told
+        except (Exception, KeyboardInterrupt) as exc:
+            if extracted:  # a later step failed or was interrupted: what was extracted is still told
                 note_done(exc, extract=dict(extracted), notes=list(notes))
             raise
 

@@ -125,6 +125,22 @@ def test_run_checks_the_split_against_the_actors_of_the_data_before_extracting(c
     assert not (out / "features").exists()
 
 
+def test_a_run_interrupted_while_training_still_shows_what_its_extraction_did(corpus: Path, tmp_path: Path, capsys,
+                                                                              monkeypatch):
+    """Ctrl-C during the training: the extraction's work is stored, and its summary is printed before "interrupted"."""
+    from flows import run as run_flow
+
+    def interrupted(*_a, **_k):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(run_flow, "train_models", interrupted)
+    code = main(["run", str(corpus), "--out", str(tmp_path / "store"), *SPLIT, "--features", "seed", "--modality",
+                 "audio", "--workers", "1"])
+    stdout, err = capsys.readouterr()
+    assert code == 130 and err.splitlines()[-1] == "emotion: interrupted"
+    assert stdout.startswith("extract audio: 120 processed, 0 skipped, 0 removed, 0 rejected"), stdout
+
+
 def test_a_run_whose_training_fails_still_shows_what_its_extraction_did(corpus: Path, tmp_path: Path, capsys):
     """Every clip of train actor 01 is unreadable: the names pass the check before extracting, the extraction rejects
     them, and the training cannot tune on the two train actors left. The rejects say why; they were not shown."""
