@@ -32,7 +32,7 @@ from typing import Any
 
 import numpy as np
 
-from emotion.core.errors import UsageError
+from emotion.core.errors import RejectedInput, UsageError
 
 MEDIAPIPE_REQUIREMENT = "mediapipe==0.10.21"  # installed with --no-deps: only its .tflite files are used
 MEDIAPIPE_INSTALL_HINT = (f"install the face models with `pip install --no-deps '{MEDIAPIPE_REQUIREMENT}'` (the wheel "
@@ -234,7 +234,7 @@ def alignment(face: Face, size: int, margin: float = 0.0) -> np.ndarray:
     dx, dy = left - right
     dist = math.hypot(dx, dy)
     if dist < 1e-3:
-        raise UsageError("the eyes coincide: no alignment")
+        raise RejectedInput("the face's landmarks put its eyes at one point (the eyes coincide): it cannot be aligned")
     shrink = 1 + 2 * margin
     scale = (EYE_X[1] - EYE_X[0]) * size / dist / shrink
     angle = math.atan2(dy, dx)

@@ -8,7 +8,7 @@ import av
 import numpy as np
 import pytest
 
-from emotion.core.errors import UsageError
+from emotion.core.errors import RejectedInput, UsageError
 from emotion.core.ids import parse_id
 from emotion.video.face import EYE_X, EYE_Y, LEFT_EYE, RIGHT_EYE, Face, align, alignment, front_end
 from emotion.video.frames import FrameParams, sample_frames
@@ -63,6 +63,15 @@ def test_alignment_levels_the_eyes_at_the_fixed_places_whatever_the_tilt():
     wide = alignment(face, 64, margin=0.25)  # a margin shrinks the face about the crop's centre
     r2, l2 = _eyes(pts @ wide[:, :2].T + wide[:, 2])
     assert (l2[0] - r2[0]) == pytest.approx((left[0] - right[0]) / 1.5, abs=1e-3)
+
+
+def test_eyes_at_one_point_are_a_data_problem_not_a_usage_error():
+    # degenerate landmarks (both eye centres at one pixel) come from the frame, not from the user's command: the clip
+    # is rejected with its reason (RejectedInput), not exited as a usage error (code 2)
+    face = Face(detection=None, landmarks=np.full((468, 2), 50.0, np.float32), presence=1.0)  # type: ignore[arg-type]
+    with pytest.raises(RejectedInput, match="eyes coincide") as info:
+        alignment(face, 64)
+    assert not isinstance(info.value, UsageError) and "\n" not in str(info.value)
 
 
 @pytest.mark.real_data
