@@ -10,7 +10,21 @@ import pytest
 
 from emotion.core.errors import RejectedInput, UsageError
 from emotion.core.ids import parse_id
-from emotion.video.face import EYE_X, EYE_Y, LEFT_EYE, RIGHT_EYE, Face, align, alignment, front_end
+from emotion.video.face import (
+    EYE_X,
+    EYE_Y,
+    FULL_RANGE,
+    LEFT_EYE,
+    RIGHT_EYE,
+    SHORT_RANGE,
+    Face,
+    FaceFrontEnd,
+    _anchors,
+    align,
+    alignment,
+    front_end,
+    non_max_suppression,
+)
 from emotion.video.frames import FrameParams, sample_frames
 from emotion.video.synth import VideoSynthParams, draw_face
 from tests.conftest import real_video_files
@@ -25,6 +39,18 @@ def _rgb_frames(path, every=20):
 
 def _eyes(points: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return points[list(RIGHT_EYE)].mean(axis=0), points[list(LEFT_EYE)].mean(axis=0)
+
+
+def _in_canvas(rgb: np.ndarray, top: int, left: int, shape=(720, 1280), fill: int | None = None) -> np.ndarray:
+    """``rgb`` pasted at (top, left) into a larger frame of its background's colour (a wide shot: the face small)."""
+    canvas = np.full((*shape, 3), int(rgb[0, 0, 0]) if fill is None else fill, np.uint8)
+    canvas[top : top + rgb.shape[0], left : left + rgb.shape[1]] = rgb
+    return canvas
+
+
+def _centre_x(face: Face) -> float:
+    x, _, w, _ = face.box()
+    return x + w / 2
 
 
 def test_a_drawn_face_is_found_with_468_landmarks_on_it():
@@ -45,6 +71,57 @@ def test_an_empty_frame_has_no_face():
 def test_gray_input_is_refused_with_a_clear_message():
     with pytest.raises(UsageError, match="RGB frames"):
         front_end().find(np.zeros((240, 320), np.uint8))
+
+
+def test_anchors_follow_mediapipes_graphs_and_match_the_models_outputs():
+    short, full = _anchors(SHORT_RANGE), _anchors(FULL_RANGE)
+    # face_detection_short_range.pbtxt: strides 8, 16, 16, 16 with an interpolated scale: 16x16 cells x 2 anchors,
+    # then the three stride-16 layers merged on 8x8 cells x 6
+    assert short.shape == (896, 2)
+    assert short[0] == pytest.approx([1 / 32, 1 / 32]) and short[1] == pytest.approx(short[0])
+    assert short[2] == pytest.approx([3 / 32, 1 / 32]) and short[511] == pytest.approx([31 / 32, 31 / 32])
+    assert short[512:518] == pytest.approx(np.tile([1 / 16, 1 / 16], (6, 1))) and short[-1] == pytest.approx([15 / 16] * 2)
+    # face_detection_full_range.pbtxt: one stride-4 layer, no interpolated scale: 48x48 cells x 1 anchor, row by row
+    assert full.shape == (2304, 2)
+    assert full[1] - full[0] == pytest.approx([1 / 48, 0]) and full[48] == pytest.approx([0.5 / 48, 1.5 / 48])
+    fe = front_end()
+    for spec, anchors in ((SHORT_RANGE, short), (FULL_RANGE, full)):
+        it, _ = fe._detector(spec)
+        assert it.get_input_details()[0]["shape"].tolist() == [1, spec.size, spec.size, 3]
+        assert sorted(d["shape"].tolist() for d in it.get_output_details()) == [[1, len(anchors), 1],
+                                                                                [1, len(anchors), 16]]
+
+
+def test_overlapping_boxes_keep_the_most_confident_of_each_group():
+    boxes = np.array([[0, 0, 10, 10], [1, 1, 10, 10], [50, 50, 10, 10], [2, 0, 10, 10], [52, 50, 10, 10]])
+    scores = np.array([0.6, 0.9, 0.7, 0.8, 0.7])
+    assert non_max_suppression(boxes, scores) == [1, 2]  # IoU 0.68 and 0.67 suppressed; equal scores: lower index
+    assert non_max_suppression(boxes[:1], scores[:1]) == [0]
+
+
+def test_a_face_too_small_for_short_range_is_found_by_the_full_range_fallback():
+    fe = front_end()
+    for actor in (1, 2, 3, 4):
+        rgb = draw_face(parse_id(f"01-01-03-01-01-01-{actor:02d}.mp4"), 0.3, VideoSynthParams(width=320, height=240),
+                        np.random.default_rng(actor))
+        canvas = _in_canvas(rgb, 300, 500)  # a 1280x720 wide shot: the face about a tenth of its width
+        assert fe.detect_all(canvas, SHORT_RANGE) == []  # short range shrinks the frame to 128 px: nothing
+        face = fe.find(canvas)
+        assert face is not None and face.landmarks.shape == (468, 2)
+        x, y, w, h = face.box()
+        assert 500 < x + w / 2 < 820 and 300 < y + h / 2 < 540 and w < 200  # on the drawn face
+
+
+def test_the_full_range_detector_runs_only_when_short_range_gives_no_face(monkeypatch):
+    fe = FaceFrontEnd()
+    asked = []
+    detect_all = fe.detect_all
+    monkeypatch.setattr(fe, "detect_all", lambda rgb, spec=SHORT_RANGE: asked.append(spec) or detect_all(rgb, spec))
+    rid = parse_id("01-01-03-02-01-01-01.mp4")
+    assert fe.find(draw_face(rid, 0.0, VideoSynthParams(width=320, height=240), np.random.default_rng(0))) is not None
+    assert asked == [SHORT_RANGE]  # the common case costs what it did
+    assert fe.find(np.full((240, 320, 3), 200, np.uint8)) is None
+    assert asked == [SHORT_RANGE, SHORT_RANGE, FULL_RANGE]
 
 
 def test_alignment_levels_the_eyes_at_the_fixed_places_whatever_the_tilt():
@@ -95,6 +172,24 @@ def test_real_faces_are_found_in_every_kept_frame_and_aligned():
             # the landmarks sit on a face: mouth below the nose below the eyes, chin lowest
             assert pts[1, 1] > right[1] and pts[14, 1] > pts[1, 1] and pts[152, 1] > pts[14, 1]
     assert total == 25 and found / total >= 0.98, f"faces in {found}/{total} kept frames"
+
+
+@pytest.mark.real_data
+def test_real_faces_shrunk_into_a_wide_shot_are_found_by_the_fallback():
+    import cv2
+
+    files = real_video_files()
+    frames = [rgb for f in files for rgb in _rgb_frames(f)]
+    short = found = 0
+    for rgb in frames:  # the frame at a fifth of its size inside a 1280x720 frame: the face about 6 % of its width
+        small = cv2.resize(rgb, (rgb.shape[1] // 5, rgb.shape[0] // 5), interpolation=cv2.INTER_AREA)
+        top, left = (720 - small.shape[0]) // 2, (1280 - small.shape[1]) // 2
+        canvas = _in_canvas(small, top, left, fill=128)
+        short += bool(front_end().detect_all(canvas, SHORT_RANGE))
+        face = front_end().find(canvas)
+        if face is not None and left < _centre_x(face) < left + small.shape[1]:
+            found += 1
+    assert len(frames) == 25 and short == 0 and found == 25, f"short range {short}, with the fallback {found} of 25"
 
 
 @pytest.mark.real_data
