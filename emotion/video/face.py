@@ -20,7 +20,9 @@ Both detectors are decoded as MediaPipe's graphs configure them
 the common ``face_detection.pbtxt``: anchors, scales, score thresholds 0.5 and
 0.6), and overlapping boxes are suppressed at an IoU of 0.3 as there, each
 group keeping its most confident box (MediaPipe averages a group's boxes; the
-most confident one is what this front end has always used).
+most confident one is what this front end has always used). Within a clip,
+:class:`FaceTrack` follows one face: the largest in the first frame with a
+face, then in each frame the one that overlaps most with the face followed.
 
 From the landmarks, :func:`align` maps the face by a similarity transform so
 the eyes are level, at a fixed distance and height: the crop is tight, framed
@@ -326,6 +328,48 @@ class FaceFrontEnd:
     def find(self, rgb: np.ndarray) -> Face | None:
         """The most confident face of an RGB frame with its landmarks; None when there is none."""
         return self.search(rgb)[0]
+
+
+def largest_first(found: Sequence[Detection]) -> list[Detection]:
+    """Detections by box area, the largest first (equal areas: the more confident first)."""
+    return sorted(found, key=lambda d: (-d.box[2] * d.box[3], -d.score))
+
+
+class FaceTrack:
+    """The face followed through the kept frames of one clip, in order: one instance per clip.
+
+    In the first frame with a face, the largest face (by detection box) is taken; in each later frame, the face
+    whose box overlaps most with the box of the face taken last, or the largest when none overlaps it. So with
+    two people in view a clip's crops stay on one person, whichever the detector is surer of frame by frame.
+    ``counts`` keeps the number of faces detected in each frame.
+    """
+
+    def __init__(self, front: FaceFrontEnd | None = None) -> None:
+        self.front = front if front is not None else front_end()
+        self.box: tuple[float, float, float, float] | None = None  # the detection box of the face taken last
+        self.counts: list[int] = []
+
+    def rank(self, found: Sequence[Detection]) -> list[Detection]:
+        """``found`` in the order they are tried: overlap with the followed face, then size."""
+        by_size = largest_first(found)
+        if self.box is None or not by_size:
+            return by_size
+        overlap = _iou(np.asarray(self.box, dtype=np.float64), np.array([d.box for d in by_size]))
+        order = sorted(range(len(by_size)), key=lambda i: -overlap[i])  # stable: size among equal overlaps
+        return [by_size[i] for i in order]
+
+    def find(self, rgb: np.ndarray) -> Face | None:
+        """The followed face in the clip's next kept frame (RGB), or None."""
+        face, n = self.front.search(rgb, self.rank)
+        self.counts.append(n)
+        if face is not None:
+            self.box = face.detection.box
+        return face
+
+    @property
+    def max_faces(self) -> int:
+        """The most faces detected in one frame of the clip so far."""
+        return max(self.counts, default=0)
 
 
 @lru_cache(maxsize=1)

@@ -17,8 +17,10 @@ from emotion.video.face import (
     LEFT_EYE,
     RIGHT_EYE,
     SHORT_RANGE,
+    Detection,
     Face,
     FaceFrontEnd,
+    FaceTrack,
     _anchors,
     align,
     alignment,
@@ -51,6 +53,28 @@ def _in_canvas(rgb: np.ndarray, top: int, left: int, shape=(720, 1280), fill: in
 def _centre_x(face: Face) -> float:
     x, _, w, _ = face.box()
     return x + w / 2
+
+
+def _two_faces(n: int = 6) -> list[np.ndarray]:
+    """Frames of two drawn faces side by side (640x240: actor 01 on the left, actor 08's larger face on the right),
+    noise on one of them by turns, so that the detector is surer of the left face in some frames and of the right one
+    in others."""
+    p = VideoSynthParams(width=320, height=240)
+    out = []
+    for i in range(n):
+        left = draw_face(parse_id("01-01-03-01-01-01-01.mp4"), i / 3, p, np.random.default_rng(i))
+        right = draw_face(parse_id("01-01-03-01-01-01-08.mp4"), i / 3, p, np.random.default_rng(100 + i))
+        noise = np.random.default_rng(7).normal(0, 40, (240, 320, 1))
+        if i % 2:
+            left = np.clip(left + noise, 0, 255).astype(np.uint8)
+        else:
+            right = np.clip(right + noise, 0, 255).astype(np.uint8)
+        out.append(np.ascontiguousarray(np.hstack([left, right])))
+    return out
+
+
+def _det(x: float, y: float, w: float, h: float, score: float) -> Detection:
+    return Detection(score, (x, y, w, h), np.zeros((6, 2), np.float32))
 
 
 def test_a_drawn_face_is_found_with_468_landmarks_on_it():
@@ -124,6 +148,45 @@ def test_the_full_range_detector_runs_only_when_short_range_gives_no_face(monkey
     assert asked == [SHORT_RANGE, SHORT_RANGE, FULL_RANGE]
 
 
+def test_a_track_takes_the_largest_face_first_then_the_one_overlapping_it():
+    track = FaceTrack(front=object())  # type: ignore[arg-type] - ranking runs no model
+    small_sure, big_unsure = _det(0, 0, 50, 50, 0.95), _det(200, 0, 80, 80, 0.6)
+    assert track.rank([small_sure, big_unsure]) == [big_unsure, small_sure]  # first frame: the largest
+    track.box = (10, 5, 50, 50)  # the face followed overlaps the small one
+    assert track.rank([big_unsure, small_sure]) == [small_sure, big_unsure]
+    track.box = (600, 400, 40, 40)  # it overlaps none of them: the largest
+    assert track.rank([small_sure, big_unsure]) == [big_unsure, small_sure]
+    assert track.rank([]) == []
+
+
+def test_a_clip_with_two_faces_keeps_one_face_whichever_the_detector_is_surer_of():
+    frames = _two_faces()
+    fe = front_end()
+    assert all(len(fe.detect_all(f)) == 2 for f in frames)  # both faces, each once (overlapping anchors suppressed)
+    surest = ["left" if _centre_x(fe.find(f)) < 320 else "right" for f in frames]
+    assert set(surest) == {"left", "right"}  # the premise: the most confident face changes within the clip
+    track = FaceTrack()
+    followed = [track.find(f) for f in frames]
+    assert all(f is not None and _centre_x(f) > 320 for f in followed)  # the first frame's larger face, throughout
+    assert track.counts == [2] * len(frames) and track.max_faces == 2
+
+
+def test_stored_face_crops_of_a_two_face_clip_stay_on_one_face(tmp_path):
+    path = tmp_path / "01-01-03-01-01-01-01.mp4"
+    with av.open(str(path), mode="w") as out:
+        vs = out.add_stream("libx264", rate=30)
+        vs.width, vs.height, vs.pix_fmt = 640, 240, "yuv420p"
+        vs.options = {"preset": "ultrafast", "crf": "12"}
+        for rgb in _two_faces():
+            for packet in vs.encode(av.VideoFrame.from_ndarray(rgb, format="rgb24")):
+                out.mux(packet)
+        for packet in vs.encode():
+            out.mux(packet)
+    frames = list(sample_frames(path.read_bytes(), FrameParams(face_crop=True, every=1, size=64)))
+    assert len(frames) == 6 and all(f.face_found for f in frames)
+    assert all(f.face_box[0] + f.face_box[2] / 2 > 320 for f in frames), [f.face_box for f in frames]
+
+
 def test_alignment_levels_the_eyes_at_the_fixed_places_whatever_the_tilt():
     # a synthetic landmark set: the eyes 100 px apart, tilted by 20 degrees
     pts = np.zeros((468, 2), np.float32)
@@ -190,6 +253,20 @@ def test_real_faces_shrunk_into_a_wide_shot_are_found_by_the_fallback():
         if face is not None and left < _centre_x(face) < left + small.shape[1]:
             found += 1
     assert len(frames) == 25 and short == 0 and found == 25, f"short range {short}, with the fallback {found} of 25"
+
+
+@pytest.mark.real_data
+def test_two_real_people_in_view_one_is_followed_through_the_clip():
+    files = {f.stem: f for f in real_video_files()}
+    a = list(_rgb_frames(files["01-01-01-01-01-01-01"]))
+    b = list(_rgb_frames(files["02-01-01-01-02-01-05"]))
+    for first, second in ((a, b), (b, a)):  # each person on each side
+        frames = [np.ascontiguousarray(np.hstack([x[:, 320:960], y[:, 320:960]]))
+                  for x, y in zip(first, second, strict=False)]
+        track = FaceTrack()
+        followed = [track.find(f) for f in frames]
+        assert all(f is not None for f in followed) and track.counts == [2] * len(frames)
+        assert len({_centre_x(f) < 640 for f in followed}) == 1  # one person, on one side, throughout
 
 
 @pytest.mark.real_data
