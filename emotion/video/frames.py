@@ -43,7 +43,9 @@ class FrameParams:
     face_crop: bool = False
     margin: float = 0.0  # widening of the crop on every side, as a share of the tight face (haar: of its box)
     detect_width: int = 320  # haar only: frames are downscaled to this width for face detection
-    revision: int = 1
+    # 2: mesh face crops: the full-range detector when short range finds no face, and one face followed through each
+    # clip (the largest first); full frames and Haar crops are unchanged, only renamed
+    revision: int = 2
     detector: str = "mesh"  # the face front end: "mesh" (emotion.video.face) or "haar" (the first release's)
 
     def __post_init__(self) -> None:

@@ -136,7 +136,9 @@ class LandmarkParams(HashedParams):
     name: str = "landmarks"
     every: int = 20
     size: int = 256
-    revision: int = 1
+    # a stored table is reused while its clips are unchanged, whatever frames it was measured on: a new revision of
+    # the face crops (FrameParams.revision) needs a new one here. 2: on the face crops of frame revision 2
+    revision: int = 2
 
     modality = "video"  # its rows are mp4 clips, built from the frame table, stored under features/video
 
