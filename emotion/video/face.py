@@ -8,8 +8,21 @@ own ``tf.lite`` serves where LiteRT is absent):
 
 * BlazeFace short range (``face_detection_short_range.tflite``): a 128x128 SSD
   that gives a face box and six key points (eyes, nose tip, mouth, ears);
+* BlazeFace full range (``face_detection_full_range_sparse.tflite``): the same
+  outputs from a 192x192 input, for faces too small for short range (under
+  about a tenth of the frame's width); it runs only on frames in which short
+  range gives no face, so frames it finds cost nothing more;
 * Face Mesh (``face_landmark.tflite``): 468 landmarks on a 192x192 crop of the
   face, rotated so the eyes are level, as MediaPipe's own graph crops it.
+
+Both detectors are decoded as MediaPipe's graphs configure them
+(``face_detection_short_range.pbtxt``, ``face_detection_full_range.pbtxt`` and
+the common ``face_detection.pbtxt``: anchors, scales, score thresholds 0.5 and
+0.6), and overlapping boxes are suppressed at an IoU of 0.3 as there, each
+group keeping its most confident box (MediaPipe averages a group's boxes; the
+most confident one is what this front end has always used). Within a clip,
+:class:`FaceTrack` follows one face: the largest in the first frame with a
+face, then in each frame the one that overlaps most with the face followed.
 
 From the landmarks, :func:`align` maps the face by a similarity transform so
 the eyes are level, at a fixed distance and height: the crop is tight, framed
@@ -23,7 +36,7 @@ from __future__ import annotations
 import importlib.util
 import math
 import os
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from functools import lru_cache
@@ -32,14 +45,29 @@ from typing import Any
 
 import numpy as np
 
-from emotion.core.errors import UsageError
+from emotion.core.errors import RejectedInput, UsageError
 
 MEDIAPIPE_REQUIREMENT = "mediapipe==0.10.21"  # installed with --no-deps: only its .tflite files are used
 MEDIAPIPE_INSTALL_HINT = (f"install the face models with `pip install --no-deps '{MEDIAPIPE_REQUIREMENT}'` (the wheel "
                           "carries MediaPipe's face detection and face mesh models; --no-deps keeps its numpy<2 "
                           "and opencv-contrib requirements out)")
-DETECTOR_FILE = "modules/face_detection/face_detection_short_range.tflite"
 MESH_FILE = "modules/face_landmark/face_landmark.tflite"
+
+
+@dataclass(frozen=True)
+class DetectorSpec:
+    """A BlazeFace model of the wheel and the options MediaPipe's graph runs it with (``face_detection_*.pbtxt``)."""
+
+    file: str
+    size: int  # the square input tensor's side (also the x, y, w and h scales of its outputs)
+    strides: tuple[int, ...]  # SsdAnchorsCalculator: one layer per stride, consecutive equal strides merged
+    interpolated_scale_aspect_ratio: float  # > 0: one more anchor per layer (short range); 0: none (full range)
+    min_score: float  # the graph's min_score_thresh
+
+
+SHORT_RANGE = DetectorSpec("modules/face_detection/face_detection_short_range.tflite", 128, (8, 16, 16, 16), 1.0, 0.5)
+FULL_RANGE = DetectorSpec("modules/face_detection/face_detection_full_range_sparse.tflite", 192, (4,), 0.0, 0.6)
+NMS_IOU = 0.3  # NonMaxSuppressionCalculator's min_suppression_threshold (intersection over union) in face_detection.pbtxt
 
 # Face Mesh indices (the subject's right eye is on the image's left)
 RIGHT_EYE = (33, 133, 160, 159, 158, 144, 145, 153)
@@ -94,14 +122,53 @@ def _native_stderr_silenced() -> Iterator[None]:
         os.close(devnull)
 
 
-def _anchors() -> np.ndarray:
-    """BlazeFace short range's 896 SSD anchor centres (x, y), as MediaPipe's SsdAnchorsCalculator makes them."""
-    out = []
-    for grid, per_cell in ((16, 2), (8, 6)):  # stride 8: 2 anchors a cell; strides 16, 16, 16 merged: 6
+def _anchors(spec: DetectorSpec = SHORT_RANGE) -> np.ndarray:
+    """The SSD anchor centres (x, y) of a detector, as MediaPipe's SsdAnchorsCalculator makes them.
+
+    The graphs ask for one aspect ratio (1.0) and fixed anchor sizes, so an anchor is only its centre: per layer,
+    one anchor a cell, plus one for an interpolated scale when ``interpolated_scale_aspect_ratio`` > 0; layers of
+    equal consecutive strides share one grid, their anchors interleaved per cell. Short range: 16x16 cells x 2
+    (stride 8) and 8x8 x 6 (strides 16, 16, 16) = 896; full range: 48x48 cells x 1 (stride 4) = 2304.
+    """
+    out: list[tuple[float, float]] = []
+    layer = 0
+    strides = spec.strides
+    while layer < len(strides):
+        same = layer
+        per_cell = 0
+        while same < len(strides) and strides[same] == strides[layer]:
+            per_cell += 1 + (spec.interpolated_scale_aspect_ratio > 0)
+            same += 1
+        grid = math.ceil(spec.size / strides[layer])
         for y in range(grid):
             for x in range(grid):
                 out.extend([((x + 0.5) / grid, (y + 0.5) / grid)] * per_cell)
+        layer = same
     return np.array(out, dtype=np.float32)
+
+
+def _iou(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Intersection over union of box ``a`` (x, y, w, h) with each of the boxes ``b`` [n, 4]."""
+    b = np.asarray(b, dtype=np.float64).reshape(-1, 4)
+    ix = np.clip(np.minimum(a[0] + a[2], b[:, 0] + b[:, 2]) - np.maximum(a[0], b[:, 0]), 0, None)
+    iy = np.clip(np.minimum(a[1] + a[3], b[:, 1] + b[:, 3]) - np.maximum(a[1], b[:, 1]), 0, None)
+    inter = ix * iy
+    union = a[2] * a[3] + b[:, 2] * b[:, 3] - inter
+    return np.where(union > 0, inter / np.where(union > 0, union, 1), 0.0)
+
+
+def non_max_suppression(boxes: np.ndarray, scores: np.ndarray, iou: float = NMS_IOU) -> list[int]:
+    """Indices of the boxes (x, y, w, h) kept, most confident first: each box suppresses the less confident ones
+    that overlap it by more than ``iou`` (equal scores: the lower index first, as ``argmax`` picks)."""
+    order = np.argsort(-np.asarray(scores), kind="stable")
+    boxes = np.asarray(boxes, dtype=np.float64).reshape(-1, 4)
+    kept: list[int] = []
+    while order.size:
+        i = int(order[0])
+        kept.append(i)
+        rest = order[1:]
+        order = rest[_iou(boxes[i], boxes[rest]) <= iou]
+    return kept
 
 
 @dataclass(frozen=True)
@@ -137,21 +204,22 @@ def _sigmoid(x: np.ndarray) -> np.ndarray:
 
 
 class FaceFrontEnd:
-    """Detects the most confident face in RGB frames and measures its 468 landmarks.
+    """Detects faces in RGB frames and measures the 468 landmarks of one of them.
 
-    One instance per process: the two interpreters are built once and reused.
-    ``min_score`` is the detector's threshold, ``min_presence`` the mesh's.
+    One instance per process: the interpreters are built once and reused (the full-range detector on first need).
+    ``min_score`` is the short-range detector's threshold (the full-range one keeps its graph's, 0.6),
+    ``min_presence`` the mesh's.
     """
 
-    def __init__(self, min_score: float = 0.5, min_presence: float = 0.5) -> None:
+    def __init__(self, min_score: float = SHORT_RANGE.min_score, min_presence: float = 0.5) -> None:
         import cv2
 
         self._cv2 = cv2
         self.min_score = min_score
         self.min_presence = min_presence
-        self._det = _interpreter(model_path(DETECTOR_FILE))
+        self._det: dict[DetectorSpec, Any] = {SHORT_RANGE: _interpreter(model_path(SHORT_RANGE.file))}
         self._mesh = _interpreter(model_path(MESH_FILE))
-        self._anchors = _anchors()
+        self._anchors = {SHORT_RANGE: _anchors(SHORT_RANGE)}
 
     @staticmethod
     def _run(it: Any, x: np.ndarray) -> list[np.ndarray]:
@@ -159,33 +227,60 @@ class FaceFrontEnd:
         it.invoke()
         return [it.get_tensor(d["index"]) for d in it.get_output_details()]
 
-    def detect(self, rgb: np.ndarray) -> Detection | None:
-        """The most confident face in an RGB frame (uint8 [h, w, 3]), or None."""
+    def _detector(self, spec: DetectorSpec) -> tuple[Any, np.ndarray]:
+        if spec not in self._det:
+            self._det[spec] = _interpreter(model_path(spec.file))
+            self._anchors[spec] = _anchors(spec)
+        return self._det[spec], self._anchors[spec]
+
+    def detect_all(self, rgb: np.ndarray, spec: DetectorSpec = SHORT_RANGE) -> list[Detection]:
+        """Every face one detector finds in an RGB frame (uint8 [h, w, 3]) after non-maximum suppression, most
+        confident first."""
+        it, anchors = self._detector(spec)
+        size = spec.size
         h, w = rgb.shape[:2]
         side = max(h, w)  # letterbox to a square, as MediaPipe does, so the face keeps its shape
         cv2 = self._cv2
-        nw, nh = max(1, round(w * 128 / side)), max(1, round(h * 128 / side))
+        nw, nh = max(1, round(w * size / side)), max(1, round(h * size / side))
         small = cv2.resize(rgb, (nw, nh), interpolation=cv2.INTER_AREA)
-        top, left = (128 - nh) // 2, (128 - nw) // 2
-        x = cv2.copyMakeBorder(small, top, 128 - nh - top, left, 128 - nw - left, cv2.BORDER_CONSTANT, value=(0, 0, 0))
-        pad_x, pad_y = left * side / 128, top * side / 128
-        outs = self._run(self._det, x.astype(np.float32) / 127.5 - 1.0)
+        top, left = (size - nh) // 2, (size - nw) // 2
+        x = cv2.copyMakeBorder(small, top, size - nh - top, left, size - nw - left, cv2.BORDER_CONSTANT,
+                               value=(0, 0, 0))
+        pad_x, pad_y = left * side / size, top * side / size
+        outs = self._run(it, x.astype(np.float32) / 127.5 - 1.0)
         reg, cls = (outs[0], outs[1]) if outs[0].shape[-1] == 16 else (outs[1], outs[0])
         scores = _sigmoid(cls.reshape(-1))
-        best = int(np.argmax(scores))
-        if scores[best] < self.min_score:
-            return None
-        r = reg.reshape(-1, 16)[best] / 128.0
-        ax, ay = self._anchors[best]
-        cx, cy, bw, bh = r[0] + ax, r[1] + ay, r[2], r[3]
-        kp = r[4:16].reshape(6, 2) + np.array([ax, ay])
+        threshold = self.min_score if spec == SHORT_RANGE else spec.min_score
+        cand = np.flatnonzero(scores >= threshold)
+        if cand.size == 0:
+            return []
+        reg = reg.reshape(-1, 16)
+        if cand.size > 1:  # boxes in the input square (x, y, w, h) for the suppression
+            r = reg[cand, :4] / float(size)
+            centre = r[:, :2] + anchors[cand]
+            cand = cand[non_max_suppression(np.column_stack([centre - r[:, 2:] / 2, r[:, 2:]]), scores[cand])]
 
         def back(px: np.ndarray) -> np.ndarray:  # from the 0-1 square back to frame pixels
             return np.asarray(px) * side - np.array([pad_x, pad_y])
 
-        c = back(np.array([cx, cy]))
-        box = (float(c[0] - bw * side / 2), float(c[1] - bh * side / 2), float(bw * side), float(bh * side))
-        return Detection(float(scores[best]), box, back(kp).astype(np.float32))
+        out = []
+        for i in cand:
+            r = reg[i] / float(size)
+            ax, ay = anchors[i]
+            cx, cy, bw, bh = r[0] + ax, r[1] + ay, r[2], r[3]
+            kp = r[4:16].reshape(6, 2) + np.array([ax, ay])
+            c = back(np.array([cx, cy]))
+            box = (float(c[0] - bw * side / 2), float(c[1] - bh * side / 2), float(bw * side), float(bh * side))
+            out.append(Detection(float(scores[i]), box, back(kp).astype(np.float32)))
+        return out
+
+    def detect(self, rgb: np.ndarray) -> Detection | None:
+        """The most confident face in an RGB frame (short range; full range when short range finds none), or None."""
+        for spec in (SHORT_RANGE, FULL_RANGE):
+            found = self.detect_all(rgb, spec)
+            if found:
+                return found[0]
+        return None
 
     def landmarks(self, rgb: np.ndarray, det: Detection) -> Face | None:
         """The 468 landmarks of the face ``det`` found in ``rgb``, or None if the mesh sees no face there."""
@@ -210,12 +305,71 @@ class FaceFrontEnd:
         frame_pts = p @ inv[:, :2].T + inv[:, 2]
         return Face(det, frame_pts.astype(np.float32), presence)
 
-    def find(self, rgb: np.ndarray) -> Face | None:
-        """Detect and measure the face of an RGB frame; None when there is none."""
+    def search(self, rgb: np.ndarray, rank: Callable[[list[Detection]], Sequence[Detection]] | None = None,
+               ) -> tuple[Face | None, int]:
+        """A face of an RGB frame and the number of faces detected in it.
+
+        Short range first; full range only when short range gives no face (no detection, or none the mesh
+        accepts). The detections are tried in the order ``rank`` puts them (default: most confident first), and
+        the first the mesh accepts is the face.
+        """
         if rgb.ndim != 3 or rgb.shape[2] != 3:
             raise UsageError(f"the face front end takes RGB frames [h, w, 3], got an array of shape {rgb.shape}")
-        det = self.detect(rgb)
-        return None if det is None else self.landmarks(rgb, det)
+        seen = 0
+        for spec in (SHORT_RANGE, FULL_RANGE):
+            found = self.detect_all(rgb, spec)
+            seen = max(seen, len(found))
+            for det in (rank(found) if rank is not None else found):
+                face = self.landmarks(rgb, det)
+                if face is not None:
+                    return face, len(found)
+        return None, seen
+
+    def find(self, rgb: np.ndarray) -> Face | None:
+        """The most confident face of an RGB frame with its landmarks; None when there is none."""
+        return self.search(rgb)[0]
+
+
+def largest_first(found: Sequence[Detection]) -> list[Detection]:
+    """Detections by box area, the largest first (equal areas: the more confident first)."""
+    return sorted(found, key=lambda d: (-d.box[2] * d.box[3], -d.score))
+
+
+class FaceTrack:
+    """The face followed through the kept frames of one clip, in order: one instance per clip.
+
+    In the first frame with a face, the largest face (by detection box) is taken; in each later frame, the face
+    whose box overlaps most with the box of the face taken last, or the largest when none overlaps it. So with
+    two people in view a clip's crops stay on one person, whichever the detector is surer of frame by frame.
+    ``counts`` keeps the number of faces detected in each frame.
+    """
+
+    def __init__(self, front: FaceFrontEnd | None = None) -> None:
+        self.front = front if front is not None else front_end()
+        self.box: tuple[float, float, float, float] | None = None  # the detection box of the face taken last
+        self.counts: list[int] = []
+
+    def rank(self, found: Sequence[Detection]) -> list[Detection]:
+        """``found`` in the order they are tried: overlap with the followed face, then size."""
+        by_size = largest_first(found)
+        if self.box is None or not by_size:
+            return by_size
+        overlap = _iou(np.asarray(self.box, dtype=np.float64), np.array([d.box for d in by_size]))
+        order = sorted(range(len(by_size)), key=lambda i: -overlap[i])  # stable: size among equal overlaps
+        return [by_size[i] for i in order]
+
+    def find(self, rgb: np.ndarray) -> Face | None:
+        """The followed face in the clip's next kept frame (RGB), or None."""
+        face, n = self.front.search(rgb, self.rank)
+        self.counts.append(n)
+        if face is not None:
+            self.box = face.detection.box
+        return face
+
+    @property
+    def max_faces(self) -> int:
+        """The most faces detected in one frame of the clip so far."""
+        return max(self.counts, default=0)
 
 
 @lru_cache(maxsize=1)
@@ -234,7 +388,7 @@ def alignment(face: Face, size: int, margin: float = 0.0) -> np.ndarray:
     dx, dy = left - right
     dist = math.hypot(dx, dy)
     if dist < 1e-3:
-        raise UsageError("the eyes coincide: no alignment")
+        raise RejectedInput("the face's landmarks put its eyes at one point (the eyes coincide): it cannot be aligned")
     shrink = 1 + 2 * margin
     scale = (EYE_X[1] - EYE_X[0]) * size / dist / shrink
     angle = math.atan2(dy, dx)

@@ -47,7 +47,9 @@ class FrameParams:
     face_crop: bool = False
     margin: float = 0.0  # widening of the crop on every side, as a share of the tight face (haar: of its box)
     detect_width: int = 320  # haar only: frames are downscaled to this width for face detection
-    # 2: frames turned upright by the clip's display matrix (phone videos stored turned were kept turned before)
+    # 2: frames turned upright by the clip's display matrix (phone videos stored turned were kept turned before);
+    # mesh face crops: the full-range detector when short range finds no face, and one face followed through each
+    # clip (the largest first)
     revision: int = 2
     detector: str = "mesh"  # the face front end: "mesh" (emotion.video.face) or "haar" (the first release's)
 
@@ -146,18 +148,25 @@ def upright(frame: Any, format: str) -> np.ndarray:
     return cv2.rotate(image, (cv2.ROTATE_90_COUNTERCLOCKWISE, cv2.ROTATE_180, cv2.ROTATE_90_CLOCKWISE)[quarters - 1])
 
 
-def _prepare_mesh(rgb: np.ndarray, params: FrameParams) -> Frame:
-    """The aligned face crop of an RGB frame and its landmarks; the whole frame (``face_found`` false) without a face."""
+def _prepare_mesh(rgb: np.ndarray, params: FrameParams, track: Any) -> Frame:
+    """The aligned crop of the face ``track`` (a clip's :class:`~emotion.video.face.FaceTrack`) follows in an RGB frame
+    and its landmarks; the whole frame (``face_found`` false) without a face."""
     import cv2
 
-    from emotion.video.face import align, front_end
+    from emotion.video.face import align
 
     gray = cv2.cvtColor(rgb, cv2.COLOR_RGB2GRAY)
-    face = front_end().find(rgb)
+    face = track.find(rgb)
     if face is None:
         return Frame(0, 0.0, cv2.resize(gray, (params.size, params.size), interpolation=cv2.INTER_AREA), False, None)
     crop, pts = align(gray, face, params.size, margin=params.margin)
     return Frame(0, 0.0, crop, True, face.box(), (pts / params.size).astype(np.float32))
+
+
+def _face_track() -> Any:
+    from emotion.video.face import FaceTrack
+
+    return FaceTrack()
 
 
 def _prepare(gray: np.ndarray, params: FrameParams) -> tuple[np.ndarray, bool | None, tuple[int, int, int, int] | None]:
@@ -194,12 +203,13 @@ def sample_frames(data: bytes, params: FrameParams) -> Iterator[Frame]:
         tb = float(stream.time_base) if stream.time_base else 0.0
         fps = float(stream.average_rate) if stream.average_rate else 30.0
         n = kept = 0
+        track = _face_track() if params.landmarks else None  # one face followed through the clip's kept frames
         try:
             for frame in container.decode(stream):
                 if n % params.every == 0:
                     t = round(float(frame.pts) * tb if frame.pts is not None and tb else n / fps, 4)
                     if params.landmarks:  # only kept frames are converted
-                        yield replace(_prepare_mesh(upright(frame, "rgb24"), params), index=n, time=t)
+                        yield replace(_prepare_mesh(upright(frame, "rgb24"), params, track), index=n, time=t)
                     else:
                         image, found, box = _prepare(upright(frame, "gray"), params)
                         yield Frame(n, t, image, found, box)

@@ -136,8 +136,9 @@ class LandmarkParams(HashedParams):
     name: str = "landmarks"
     every: int = 20
     size: int = 256
-    # 2: measured on frames of revision 2 (turned upright): a table keyed by clips and contents alone would not see
-    # that its frames were extracted again, nor would a model's version
+    # a stored table is reused while its clips are unchanged, whatever frames it was measured on: a new revision of
+    # the face crops (FrameParams.revision) needs a new one here. 2: on the face crops of frame revision 2 (turned
+    # upright; full-range fallback; one face followed per clip)
     revision: int = 2
 
     modality = "video"  # its rows are mp4 clips, built from the frame table, stored under features/video

@@ -8,9 +8,25 @@ import av
 import numpy as np
 import pytest
 
-from emotion.core.errors import UsageError
+from emotion.core.errors import RejectedInput, UsageError
 from emotion.core.ids import parse_id
-from emotion.video.face import EYE_X, EYE_Y, LEFT_EYE, RIGHT_EYE, Face, align, alignment, front_end
+from emotion.video.face import (
+    EYE_X,
+    EYE_Y,
+    FULL_RANGE,
+    LEFT_EYE,
+    RIGHT_EYE,
+    SHORT_RANGE,
+    Detection,
+    Face,
+    FaceFrontEnd,
+    FaceTrack,
+    _anchors,
+    align,
+    alignment,
+    front_end,
+    non_max_suppression,
+)
 from emotion.video.frames import FrameParams, sample_frames
 from emotion.video.synth import VideoSynthParams, draw_face
 from tests.conftest import real_video_files
@@ -25,6 +41,40 @@ def _rgb_frames(path, every=20):
 
 def _eyes(points: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return points[list(RIGHT_EYE)].mean(axis=0), points[list(LEFT_EYE)].mean(axis=0)
+
+
+def _in_canvas(rgb: np.ndarray, top: int, left: int, shape=(720, 1280), fill: int | None = None) -> np.ndarray:
+    """``rgb`` pasted at (top, left) into a larger frame of its background's colour (a wide shot: the face small)."""
+    canvas = np.full((*shape, 3), int(rgb[0, 0, 0]) if fill is None else fill, np.uint8)
+    canvas[top : top + rgb.shape[0], left : left + rgb.shape[1]] = rgb
+    return canvas
+
+
+def _centre_x(face: Face) -> float:
+    x, _, w, _ = face.box()
+    return x + w / 2
+
+
+def _two_faces(n: int = 6) -> list[np.ndarray]:
+    """Frames of two drawn faces side by side (640x240: actor 01 on the left, actor 08's larger face on the right),
+    noise on one of them by turns, so that the detector is surer of the left face in some frames and of the right one
+    in others."""
+    p = VideoSynthParams(width=320, height=240)
+    out = []
+    for i in range(n):
+        left = draw_face(parse_id("01-01-03-01-01-01-01.mp4"), i / 3, p, np.random.default_rng(i))
+        right = draw_face(parse_id("01-01-03-01-01-01-08.mp4"), i / 3, p, np.random.default_rng(100 + i))
+        noise = np.random.default_rng(7).normal(0, 40, (240, 320, 1))
+        if i % 2:
+            left = np.clip(left + noise, 0, 255).astype(np.uint8)
+        else:
+            right = np.clip(right + noise, 0, 255).astype(np.uint8)
+        out.append(np.ascontiguousarray(np.hstack([left, right])))
+    return out
+
+
+def _det(x: float, y: float, w: float, h: float, score: float) -> Detection:
+    return Detection(score, (x, y, w, h), np.zeros((6, 2), np.float32))
 
 
 def test_a_drawn_face_is_found_with_468_landmarks_on_it():
@@ -47,6 +97,96 @@ def test_gray_input_is_refused_with_a_clear_message():
         front_end().find(np.zeros((240, 320), np.uint8))
 
 
+def test_anchors_follow_mediapipes_graphs_and_match_the_models_outputs():
+    short, full = _anchors(SHORT_RANGE), _anchors(FULL_RANGE)
+    # face_detection_short_range.pbtxt: strides 8, 16, 16, 16 with an interpolated scale: 16x16 cells x 2 anchors,
+    # then the three stride-16 layers merged on 8x8 cells x 6
+    assert short.shape == (896, 2)
+    assert short[0] == pytest.approx([1 / 32, 1 / 32]) and short[1] == pytest.approx(short[0])
+    assert short[2] == pytest.approx([3 / 32, 1 / 32]) and short[511] == pytest.approx([31 / 32, 31 / 32])
+    assert short[512:518] == pytest.approx(np.tile([1 / 16, 1 / 16], (6, 1))) and short[-1] == pytest.approx([15 / 16] * 2)
+    # face_detection_full_range.pbtxt: one stride-4 layer, no interpolated scale: 48x48 cells x 1 anchor, row by row
+    assert full.shape == (2304, 2)
+    assert full[1] - full[0] == pytest.approx([1 / 48, 0]) and full[48] == pytest.approx([0.5 / 48, 1.5 / 48])
+    fe = front_end()
+    for spec, anchors in ((SHORT_RANGE, short), (FULL_RANGE, full)):
+        it, _ = fe._detector(spec)
+        assert it.get_input_details()[0]["shape"].tolist() == [1, spec.size, spec.size, 3]
+        assert sorted(d["shape"].tolist() for d in it.get_output_details()) == [[1, len(anchors), 1],
+                                                                                [1, len(anchors), 16]]
+
+
+def test_overlapping_boxes_keep_the_most_confident_of_each_group():
+    boxes = np.array([[0, 0, 10, 10], [1, 1, 10, 10], [50, 50, 10, 10], [2, 0, 10, 10], [52, 50, 10, 10]])
+    scores = np.array([0.6, 0.9, 0.7, 0.8, 0.7])
+    assert non_max_suppression(boxes, scores) == [1, 2]  # IoU 0.68 and 0.67 suppressed; equal scores: lower index
+    assert non_max_suppression(boxes[:1], scores[:1]) == [0]
+
+
+def test_a_face_too_small_for_short_range_is_found_by_the_full_range_fallback():
+    fe = front_end()
+    for actor in (1, 2, 3, 4):
+        rgb = draw_face(parse_id(f"01-01-03-01-01-01-{actor:02d}.mp4"), 0.3, VideoSynthParams(width=320, height=240),
+                        np.random.default_rng(actor))
+        canvas = _in_canvas(rgb, 300, 500)  # a 1280x720 wide shot: the face about a tenth of its width
+        assert fe.detect_all(canvas, SHORT_RANGE) == []  # short range shrinks the frame to 128 px: nothing
+        face = fe.find(canvas)
+        assert face is not None and face.landmarks.shape == (468, 2)
+        x, y, w, h = face.box()
+        assert 500 < x + w / 2 < 820 and 300 < y + h / 2 < 540 and w < 200  # on the drawn face
+
+
+def test_the_full_range_detector_runs_only_when_short_range_gives_no_face(monkeypatch):
+    fe = FaceFrontEnd()
+    asked = []
+    detect_all = fe.detect_all
+    monkeypatch.setattr(fe, "detect_all", lambda rgb, spec=SHORT_RANGE: asked.append(spec) or detect_all(rgb, spec))
+    rid = parse_id("01-01-03-02-01-01-01.mp4")
+    assert fe.find(draw_face(rid, 0.0, VideoSynthParams(width=320, height=240), np.random.default_rng(0))) is not None
+    assert asked == [SHORT_RANGE]  # the common case costs what it did
+    assert fe.find(np.full((240, 320, 3), 200, np.uint8)) is None
+    assert asked == [SHORT_RANGE, SHORT_RANGE, FULL_RANGE]
+
+
+def test_a_track_takes_the_largest_face_first_then_the_one_overlapping_it():
+    track = FaceTrack(front=object())  # type: ignore[arg-type] - ranking runs no model
+    small_sure, big_unsure = _det(0, 0, 50, 50, 0.95), _det(200, 0, 80, 80, 0.6)
+    assert track.rank([small_sure, big_unsure]) == [big_unsure, small_sure]  # first frame: the largest
+    track.box = (10, 5, 50, 50)  # the face followed overlaps the small one
+    assert track.rank([big_unsure, small_sure]) == [small_sure, big_unsure]
+    track.box = (600, 400, 40, 40)  # it overlaps none of them: the largest
+    assert track.rank([small_sure, big_unsure]) == [big_unsure, small_sure]
+    assert track.rank([]) == []
+
+
+def test_a_clip_with_two_faces_keeps_one_face_whichever_the_detector_is_surer_of():
+    frames = _two_faces()
+    fe = front_end()
+    assert all(len(fe.detect_all(f)) == 2 for f in frames)  # both faces, each once (overlapping anchors suppressed)
+    surest = ["left" if _centre_x(fe.find(f)) < 320 else "right" for f in frames]
+    assert set(surest) == {"left", "right"}  # the premise: the most confident face changes within the clip
+    track = FaceTrack()
+    followed = [track.find(f) for f in frames]
+    assert all(f is not None and _centre_x(f) > 320 for f in followed)  # the first frame's larger face, throughout
+    assert track.counts == [2] * len(frames) and track.max_faces == 2
+
+
+def test_stored_face_crops_of_a_two_face_clip_stay_on_one_face(tmp_path):
+    path = tmp_path / "01-01-03-01-01-01-01.mp4"
+    with av.open(str(path), mode="w") as out:
+        vs = out.add_stream("libx264", rate=30)
+        vs.width, vs.height, vs.pix_fmt = 640, 240, "yuv420p"
+        vs.options = {"preset": "ultrafast", "crf": "12"}
+        for rgb in _two_faces():
+            for packet in vs.encode(av.VideoFrame.from_ndarray(rgb, format="rgb24")):
+                out.mux(packet)
+        for packet in vs.encode():
+            out.mux(packet)
+    frames = list(sample_frames(path.read_bytes(), FrameParams(face_crop=True, every=1, size=64)))
+    assert len(frames) == 6 and all(f.face_found for f in frames)
+    assert all(f.face_box[0] + f.face_box[2] / 2 > 320 for f in frames), [f.face_box for f in frames]
+
+
 def test_alignment_levels_the_eyes_at_the_fixed_places_whatever_the_tilt():
     # a synthetic landmark set: the eyes 100 px apart, tilted by 20 degrees
     pts = np.zeros((468, 2), np.float32)
@@ -63,6 +203,15 @@ def test_alignment_levels_the_eyes_at_the_fixed_places_whatever_the_tilt():
     wide = alignment(face, 64, margin=0.25)  # a margin shrinks the face about the crop's centre
     r2, l2 = _eyes(pts @ wide[:, :2].T + wide[:, 2])
     assert (l2[0] - r2[0]) == pytest.approx((left[0] - right[0]) / 1.5, abs=1e-3)
+
+
+def test_eyes_at_one_point_are_a_data_problem_not_a_usage_error():
+    # degenerate landmarks (both eye centres at one pixel) come from the frame, not from the user's command: the clip
+    # is rejected with its reason (RejectedInput), not exited as a usage error (code 2)
+    face = Face(detection=None, landmarks=np.full((468, 2), 50.0, np.float32), presence=1.0)  # type: ignore[arg-type]
+    with pytest.raises(RejectedInput, match="eyes coincide") as info:
+        alignment(face, 64)
+    assert not isinstance(info.value, UsageError) and "\n" not in str(info.value)
 
 
 @pytest.mark.real_data
@@ -89,6 +238,38 @@ def test_real_faces_are_found_in_every_kept_frame_and_aligned():
 
 
 @pytest.mark.real_data
+def test_real_faces_shrunk_into_a_wide_shot_are_found_by_the_fallback():
+    import cv2
+
+    files = real_video_files()
+    frames = [rgb for f in files for rgb in _rgb_frames(f)]
+    short = found = 0
+    for rgb in frames:  # the frame at a fifth of its size inside a 1280x720 frame: the face about 6 % of its width
+        small = cv2.resize(rgb, (rgb.shape[1] // 5, rgb.shape[0] // 5), interpolation=cv2.INTER_AREA)
+        top, left = (720 - small.shape[0]) // 2, (1280 - small.shape[1]) // 2
+        canvas = _in_canvas(small, top, left, fill=128)
+        short += bool(front_end().detect_all(canvas, SHORT_RANGE))
+        face = front_end().find(canvas)
+        if face is not None and left < _centre_x(face) < left + small.shape[1]:
+            found += 1
+    assert len(frames) == 25 and short == 0 and found == 25, f"short range {short}, with the fallback {found} of 25"
+
+
+@pytest.mark.real_data
+def test_two_real_people_in_view_one_is_followed_through_the_clip():
+    files = {f.stem: f for f in real_video_files()}
+    a = list(_rgb_frames(files["01-01-01-01-01-01-01"]))
+    b = list(_rgb_frames(files["02-01-01-01-02-01-05"]))
+    for first, second in ((a, b), (b, a)):  # each person on each side
+        frames = [np.ascontiguousarray(np.hstack([x[:, 320:960], y[:, 320:960]]))
+                  for x, y in zip(first, second, strict=False)]
+        track = FaceTrack()
+        followed = [track.find(f) for f in frames]
+        assert all(f is not None for f in followed) and track.counts == [2] * len(frames)
+        assert len({_centre_x(f) < 640 for f in followed}) == 1  # one person, on one side, throughout
+
+
+@pytest.mark.real_data
 def test_stored_face_crops_of_real_clips_keep_landmarks_with_level_eyes():
     params = FrameParams(face_crop=True, size=96)
     for f in real_video_files():
@@ -99,6 +280,15 @@ def test_stored_face_crops_of_real_clips_keep_landmarks_with_level_eyes():
             right, left = _eyes(fr.landmarks * 96)
             assert right == pytest.approx([EYE_X[0] * 96, EYE_Y * 96], abs=1.0)
             assert left == pytest.approx([EYE_X[1] * 96, EYE_Y * 96], abs=1.0)
+
+
+def test_face_crops_of_the_earlier_front_end_are_not_read_as_current():
+    # revision 1: short range only and the most confident face of each frame; 2: the full-range fallback and one
+    # face followed per clip. The earlier crops keep their name (and their runs their hash), the new ones get another
+    old = FrameParams.from_dict({"every": 20, "size": 256, "face_crop": True, "margin": 0.0, "detect_width": 320,
+                                 "revision": 1, "detector": "mesh"})
+    assert old.landmarks and old.key == "face256-every20-a81a0eb018bb"
+    assert FrameParams(face_crop=True).revision == 2 and FrameParams(face_crop=True).key != old.key
 
 
 def test_haar_front_end_records_hash_as_the_first_release():

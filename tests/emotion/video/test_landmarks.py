@@ -88,6 +88,14 @@ def test_table_has_one_row_per_clip_with_a_face_and_counts_the_others():
     assert tab.features[LandmarkParams().feature_names()].notna().all().all()
 
 
+def test_the_landmark_set_is_renamed_with_the_face_crops_it_is_measured_on():
+    # a stored table is reused while its clips' keys are unchanged, whatever frames it was measured on: with face
+    # crops of a new revision, the table measured on the earlier ones must not be read as theirs
+    old = LandmarkParams.from_dict({"name": "landmarks", "every": 20, "size": 256, "revision": 1})
+    assert old.key == "landmarks-4cfde0d0f0ac" and LandmarkParams().key != old.key
+    assert LandmarkParams().frame_params().revision == FrameParams(face_crop=True).revision == 2
+
+
 def test_params_name_their_frames_and_hash_apart():
     p = LandmarkParams()
     assert p.key.startswith("landmarks-") and p.frame_params() == FrameParams(face_crop=True, detector="mesh")
