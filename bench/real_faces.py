@@ -12,7 +12,8 @@ For a folder of real RAVDESS-named mp4 clips (default: ../shared/ravdess/video_s
   ``emotion predict`` would read each clip;
 
 each per actor and overall; ``--sheet PNG`` writes the aligned crops with
-their landmarks, one row per clip, to look at.
+their landmarks and each frame's own zero-shot reading (green: the clip's true
+emotion, red: another), one row per clip, to look at.
 
     python -m bench.real_faces [DIR] [--store OUT] [--sheet crops.png] [--json]
 """
@@ -29,6 +30,7 @@ from typing import Any
 import numpy as np
 
 REAL = Path(__file__).resolve().parents[2] / "shared" / "ravdess" / "video_speech"
+TILE = 144  # pixels of a tile in the contact sheet (crops are upscaled for viewing only)
 
 
 def _haar_crops(data: bytes, every: int = 20) -> list[np.ndarray]:
@@ -80,7 +82,8 @@ def evaluate(files: list[Path], store: str | None = None, sheet: str | None = No
     params = FrameParams(face_crop=True, size=96)
     trained = _store_models(store) if store else {}
     per_actor: dict[str, dict[int, list[float]]] = defaultdict(lambda: defaultdict(list))
-    clips, tiles = [], []
+    clips: list[dict[str, Any]] = []
+    tiles: list[list[np.ndarray]] = []
     for f in files:
         rid = parse_id(f.name)
         data = f.read_bytes()
@@ -110,17 +113,24 @@ def evaluate(files: list[Path], store: str | None = None, sheet: str | None = No
             row[name] = guess
             per_actor[name][rid.actor].append(float(guess == EMOTION_LABELS[truth]))
         clips.append(row)
-        if sheet:
+        if sheet:  # every kept frame with a face, its landmarks, and the zero-shot reading of that frame alone
+            per_frame = zero.predict_proba(np.stack([fr.image for fr in faces])) if faces else np.zeros((0, 8))
             tile_row = []
-            for fr in faces[:8]:
-                vis = cv2.cvtColor(fr.image, cv2.COLOR_GRAY2BGR)
-                for x, y in (fr.landmarks * fr.image.shape[0])[::3]:
+            for fr, pf in zip(faces, per_frame, strict=True):
+                vis = cv2.resize(cv2.cvtColor(fr.image, cv2.COLOR_GRAY2BGR), (TILE, TILE),
+                                 interpolation=cv2.INTER_CUBIC)
+                for x, y in (fr.landmarks * TILE)[::3]:
                     cv2.circle(vis, (int(x), int(y)), 1, (0, 220, 0), -1)
-                tile_row.append(vis)
-            tile_row += [np.zeros((96, 96, 3), np.uint8)] * (8 - len(tile_row))
-            tiles.append(np.hstack(tile_row))
+                label = np.full((18, TILE, 3), 255, np.uint8)
+                k = int(pf.argmax())
+                cv2.putText(label, f"{EMOTION_LABELS[k][:8]} {pf[k]:.2f}", (3, 13), cv2.FONT_HERSHEY_SIMPLEX, 0.42,
+                            (0, 120, 0) if k == truth else (0, 0, 200), 1, cv2.LINE_AA)
+                tile_row.append(np.vstack([vis, label]))
+            tiles.append(tile_row)
     if sheet and tiles:
-        cv2.imwrite(sheet, np.vstack(tiles))
+        width = max(1, max(len(t) for t in tiles))
+        blank = np.zeros((TILE + 18, TILE, 3), np.uint8)
+        cv2.imwrite(sheet, np.vstack([np.hstack(t + [blank] * (width - len(t))) for t in tiles]))
     summary = {what: {"overall": float(np.mean([v for vs in by.values() for v in vs])),
                       "per_actor": {a: float(np.mean(vs)) for a, vs in sorted(by.items())}}
                for what, by in per_actor.items()}
