@@ -168,13 +168,14 @@ RUNS_AT_ONCE = 1
 
 
 def build(specs: list[DeploymentSpec]) -> list[Any]:
-    """Prefect ``RunnerDeployment`` objects for ``prefect.serve`` (which runs them one at a time: :data:`RUNS_AT_ONCE`)."""
+    """Prefect ``RunnerDeployment`` objects for ``prefect.serve`` (which runs them one at a time: :data:`RUNS_AT_ONCE`),
+    of the flows as served (:mod:`deployments.served`: a run failing on our errors says so in one line)."""
     from prefect.schedules import Cron
 
-    from flows.registry import FLOWS
+    from deployments.served import SERVED
 
     return [
-        FLOWS[s.flow].to_deployment(name=s.name, schedule=Cron(s.cron, timezone=s.timezone), parameters=s.parameters,
-                                    description=s.description, tags=["emotion"])
+        SERVED[s.flow].to_deployment(name=s.name, schedule=Cron(s.cron, timezone=s.timezone), parameters=s.parameters,
+                                     description=s.description, tags=["emotion"])
         for s in specs
     ]

@@ -9,6 +9,7 @@ import re
 import socket
 import sys
 from pathlib import Path
+from types import FrameType
 
 from emotion.core.errors import EmotionError, UsageError
 
@@ -114,10 +115,35 @@ def cmd_deploy(args: argparse.Namespace) -> int:
 
     from deployments import RUNS_AT_ONCE
 
-    # Prefect's serve stops gracefully on Ctrl-C (pausing the schedules) only where SIGINT has Python's own handler;
-    # flows_module installed the one batch commands use
-    signal.signal(signal.SIGINT, signal.default_int_handler)
-    serve(*deployments, print_starting_message=True, limit=RUNS_AT_ONCE)  # returns once Ctrl-C or SIGTERM stopped it
+    # SIGINT stops the runner as its SIGTERM does (_stop_as_on_sigterm), not with Python's KeyboardInterrupt (the
+    # batch commands' handler, installed by flows_module, ends in it too)
+    saved = signal.getsignal(signal.SIGINT), signal.getsignal(signal.SIGTERM)
+    signal.signal(signal.SIGINT, _stop_as_on_sigterm)
+    try:
+        serve(*deployments, print_starting_message=True, limit=RUNS_AT_ONCE)  # returns once SIGINT or SIGTERM stopped it
+    finally:
+        signal.signal(signal.SIGINT, saved[0])
+        signal.signal(signal.SIGTERM, saved[1])
     n = len(deployments)
     print(f"emotion deploy: stopped; {n} deployment{'s' * (n != 1)} paused (emotion deploy serves them again)", flush=True)
     return 0
+
+
+def _stop_as_on_sigterm(signum: int, frame: FrameType | None) -> None:
+    """SIGINT of ``emotion deploy``: what Prefect's runner does on SIGTERM, once it set its handler (it stops the
+    processes of the flow runs in progress, which end Cancelled, pauses the schedules, and ``serve`` returns).
+
+    On KeyboardInterrupt, ``serve`` returned at once and the runs' processes were killed on the way out, with no
+    word to the server: a SIGINT sent to the deploy process alone (``kill -INT``; the terminal's Ctrl-C reaches the
+    runs' processes too, and they end themselves) left its run shown Running in the UI for good.
+    Before the runner starts (while registering): KeyboardInterrupt, as always.
+    """
+    import signal
+
+    from prefect.runner import Runner
+
+    handler = signal.getsignal(signal.SIGTERM)
+    if callable(handler) and isinstance(getattr(handler, "__self__", None), Runner):  # Runner.handle_sigterm
+        handler(signum, frame)
+    else:
+        signal.default_int_handler(signum, frame)

@@ -1,4 +1,4 @@
-"""`emotion deploy` serving: what it says when stopped."""
+"""`emotion deploy` serving: how it stops, and what it says then."""
 
 from __future__ import annotations
 
@@ -6,6 +6,7 @@ import argparse
 import signal
 
 import prefect
+import pytest
 
 import flows.cli.commands
 from flows.cli.server import cmd_deploy
@@ -30,3 +31,52 @@ def test_stopping_says_the_deployments_are_paused(tmp_path, monkeypatch, capsys)
     assert served == ["a", "b"]
     out = capsys.readouterr().out.splitlines()
     assert out[-1] == "emotion deploy: stopped; 2 deployments paused (emotion deploy serves them again)"
+
+
+def test_sigint_stops_the_runner_as_its_sigterm_does(tmp_path, monkeypatch):
+    """`kill -INT` of the deploy process alone: Prefect's runner stops on SIGTERM by cancelling its runs in progress;
+    on SIGINT (KeyboardInterrupt) serve returned at once, and the run it was running stayed Running in the UI."""
+    from prefect.runner import Runner
+
+    p = tmp_path / "d.yaml"
+    p.write_text("deployments:\n  - {name: a, flow: train-audio, cron: '0 1 * * *', parameters: {out: /o}}\n")
+    stopped: list[int] = []
+
+    class StartedRunner(Runner):
+        def handle_sigterm(self, signum, frame):  # the runner's graceful stop (astop: cancels the runs in progress)
+            stopped.append(signum)
+
+    def serve(*deps, **kw):
+        signal.signal(signal.SIGTERM, StartedRunner().handle_sigterm)  # as Runner.start sets it
+        try:
+            signal.raise_signal(signal.SIGINT)
+        except KeyboardInterrupt:  # as Prefect's serve catches it: returning at once, its runs' processes killed
+            stopped.append(-1)
+
+    monkeypatch.setenv("PREFECT_API_URL", "http://127.0.0.1:9/api")
+    monkeypatch.setattr(flows.cli.commands, "flows_module", lambda *a, **k: None)
+    monkeypatch.setattr(prefect, "serve", serve)
+    handlers = signal.getsignal(signal.SIGINT), signal.getsignal(signal.SIGTERM)
+    try:
+        assert cmd_deploy(argparse.Namespace(file=str(p), register_only=False)) == 0
+        assert stopped == [signal.SIGINT]
+        # the command's handlers are back once serve returned (the runner's SIGTERM handler ends the process then)
+        assert (signal.getsignal(signal.SIGINT), signal.getsignal(signal.SIGTERM)) == handlers
+    finally:
+        signal.signal(signal.SIGINT, handlers[0])
+        signal.signal(signal.SIGTERM, handlers[1])
+
+
+def test_sigint_before_the_runner_started_interrupts_as_always(tmp_path, monkeypatch):
+    p = tmp_path / "d.yaml"
+    p.write_text("deployments:\n  - {name: a, flow: train-audio, cron: '0 1 * * *', parameters: {out: /o}}\n")
+    monkeypatch.setenv("PREFECT_API_URL", "http://127.0.0.1:9/api")
+    monkeypatch.setattr(flows.cli.commands, "flows_module", lambda *a, **k: None)
+    monkeypatch.setattr(prefect, "serve", lambda *deps, **kw: signal.raise_signal(signal.SIGINT))  # registering
+    handlers = signal.getsignal(signal.SIGINT), signal.getsignal(signal.SIGTERM)
+    try:
+        with pytest.raises(KeyboardInterrupt):  # main() says "emotion: interrupted", exit 130
+            cmd_deploy(argparse.Namespace(file=str(p), register_only=False))
+    finally:
+        signal.signal(signal.SIGINT, handlers[0])
+        signal.signal(signal.SIGTERM, handlers[1])

@@ -179,6 +179,10 @@ def test_served_deployment_runs_when_triggered(fresh_prefect_api, tiny_corpus: P
         first, second = sorted((call("GET", f"{api}/flow_runs/{r['id']}").json() for r in runs),
                                key=lambda fr: fr["start_time"])
         assert first["end_time"] <= second["start_time"], (first, second)  # one after the other
+        # the server names the runs it creates at random (Prefect 3.9 has no name template for a deployment or a
+        # schedule); each is named by its flow as it starts, as the command's own runs are
+        for fr in (first, second):
+            assert re.fullmatch(rf"extract-all-seed-data-[0-9a-f]{{8}}-{fr['id'].replace('-', '')[-6:]}", fr["name"]), fr
     assert proc.returncode is not None  # stopped on SIGTERM
     assert len(list((out / "features" / "audio").glob("seed-*/part-*.parquet"))) >= 1
 

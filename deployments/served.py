@@ -1,0 +1,93 @@
+"""The flows as ``emotion deploy`` serves them: a run that fails on one of our errors says so in one line.
+
+A served run is a process of its own (``python -m prefect.engine``, started by the runner of ``emotion deploy``),
+which loads its flow from the deployment's entrypoint, a flow of this module. Its log reaches the deploy process's
+terminal and the run's page in the Prefect UI through Prefect's own handlers: the command line's filters
+(:mod:`flows.cli.commands`), which give our errors one line, are not there. So each served flow is the flow of
+:mod:`flows.registry` (same name, run names, parameters, task runner) with its function wrapped:
+
+- a run that raises one of our errors (:mod:`emotion.core.errors`: bad input, told in one line) logs
+  ``extract failed: <the message>`` and ends Failed with the message as its state message; the lines Prefect logs
+  about the error on its way (a task's failure, a subflow's) keep its message and lose its traceback;
+- any other exception is Prefect's as before: the run fails with the traceback in its log.
+"""
+
+from __future__ import annotations
+
+import functools
+import inspect
+import logging
+import re
+from typing import Any
+
+from prefect import Flow, get_run_logger
+from prefect.states import Failed
+
+from emotion.core.errors import EmotionError
+from flows.registry import FLOWS
+
+# Prefect's last word on a run whose flow raised ("Engine execution exited with unexpected exception", and the
+# same from its engine's signal handler): for one of our errors, the outcome is told already, and is not unexpected
+_ENGINE_EXIT = re.compile(r"^(Engine execution|Execution of flow run \S+) exited with unexpected exception")
+
+
+class OneLineErrors(logging.Filter):
+    """A log record about one of our errors keeps its message, not the traceback; Prefect's "exited with
+    unexpected exception" about one is dropped. Records about any other exception pass as they are."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        exc = record.exc_info[1] if isinstance(record.exc_info, tuple) else None
+        if not isinstance(exc, EmotionError):
+            return True
+        if _ENGINE_EXIT.match(record.getMessage()):
+            return False
+        record.exc_info = None
+        record.exc_text = None
+        return True
+
+
+def one_line_errors() -> None:
+    """Put :class:`OneLineErrors` on every log handler of this process: the console's and the Prefect API's (which
+    Prefect attaches to its flow and task run loggers, not to the root logger)."""
+    loggers = [logging.getLogger(), *(lg for lg in logging.Logger.manager.loggerDict.values()
+                                      if isinstance(lg, logging.Logger))]
+    for handler in {h for lg in loggers for h in lg.handlers}:
+        if not any(isinstance(f, OneLineErrors) for f in handler.filters):
+            handler.addFilter(OneLineErrors())
+
+
+def served(flow: Flow[..., Any]) -> Flow[..., Any]:
+    """``flow`` as served: a copy (:meth:`Flow.with_options`) whose function fails on our errors in one line.
+
+    The copy's function is named as this module's attribute that holds it, so that a deployment's entrypoint,
+    which Prefect derives from the function (``deployments/served.py:extract``), loads the served flow."""
+    fn = flow.fn
+
+    @functools.wraps(fn)  # the signature Prefect reads (parameters, validation) is the flow's own
+    def run(*args: Any, **kwargs: Any) -> Any:
+        one_line_errors()  # this process runs this one flow run: its log, all of it
+        try:
+            return fn(*args, **kwargs)
+        except EmotionError as exc:
+            get_run_logger().error(f"{flow.name} failed: {exc}")
+            return Failed(message=str(exc), data=exc)
+
+    run.__module__ = __name__
+    run.__qualname__ = fn.__name__
+    # the annotations as types: Prefect evaluates those left as strings (``from __future__ import annotations``) in
+    # the globals of the function it holds, which are this module's and lack the flow module's types
+    run.__signature__ = inspect.signature(fn, eval_str=True)  # type: ignore[attr-defined]
+    copy = flow.with_options()
+    copy.fn = run
+    copy.__module__ = __name__
+    copy._entrypoint = f"{__name__}:{fn.__name__}"
+    return copy
+
+
+extract = served(FLOWS["extract"])
+train_audio = served(FLOWS["train-audio"])
+run_pipeline = served(FLOWS["emotion-pipeline"])
+evaluate_loso = served(FLOWS["evaluate-loso"])
+
+SERVED: dict[str, Flow[..., Any]] = {f.name: f for f in (extract, train_audio, run_pipeline, evaluate_loso)}
+"""Every flow of :data:`flows.registry.FLOWS` by its Prefect name, as served."""

@@ -1,0 +1,143 @@
+"""The flows as served: a run failing on one of our errors says so in one line and ends Failed with its message;
+other exceptions keep their traceback. (End to end, through `emotion deploy`: tests/flows/test_deploy.py.)"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from deployments import build, load_specs
+from deployments.served import SERVED, OneLineErrors
+from emotion.core.errors import StoreError, UsageError
+from flows.registry import FLOWS
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def _record(msg: str, exc: BaseException | None) -> logging.LogRecord:
+    exc_info = (type(exc), exc, exc.__traceback__) if exc is not None else None
+    return logging.LogRecord("prefect.flow_runs", logging.ERROR, __file__, 1, msg, None, exc_info)
+
+
+def _raised(exc: BaseException) -> BaseException:
+    try:
+        raise exc
+    except BaseException as caught:  # noqa: BLE001 - a real traceback to strip or keep
+        return caught
+
+
+def _formatted(record: logging.LogRecord) -> str | None:
+    """What a handler with the filter writes for ``record``, or None where the filter drops it."""
+    handler = logging.StreamHandler()
+    handler.addFilter(OneLineErrors())
+    return handler.format(record) if handler.filter(record) else None
+
+
+def test_our_errors_are_logged_without_their_traceback_and_others_keep_it():
+    ours = _raised(UsageError("data root '/gone' is not a folder"))
+    line = _formatted(_record(f"Task run failed with exception: {ours!r}", ours))
+    assert line == "Task run failed with exception: UsageError(\"data root '/gone' is not a folder\")"
+    other = _raised(RuntimeError("a bug"))
+    line = _formatted(_record("Encountered exception during execution: RuntimeError('a bug')", other))
+    assert line is not None and "Traceback (most recent call last)" in line and "RuntimeError: a bug" in line
+    assert _formatted(_record("Finished in state Failed('x')", None)) == "Finished in state Failed('x')"
+
+
+def test_prefects_last_word_on_a_run_that_failed_on_our_error_is_dropped():
+    # "Engine execution exited with unexpected exception": the failure is told already (and is not unexpected);
+    # it carried the run's random name, as Prefect's engine logs it with the run's logger from before the renaming
+    ours = _raised(StoreError("no clips of the test actors"))
+    assert _formatted(_record("Engine execution exited with unexpected exception", ours)) is None
+    assert _formatted(_record("Execution of flow run 'a-b-c' exited with unexpected exception", ours)) is None
+    other = _raised(RuntimeError("a bug"))
+    assert "RuntimeError: a bug" in (_formatted(_record("Engine execution exited with unexpected exception", other))
+                                     or "")
+
+
+def test_every_flow_is_served_with_its_name_run_names_and_parameters():
+    assert set(SERVED) == set(FLOWS)
+    for name, served in SERVED.items():
+        flow = FLOWS[name]
+        assert served is not flow and served.fn.__wrapped__ is flow.fn
+        assert (served.name, served.flow_run_name, served.parameters, served.version) == \
+               (flow.name, flow.flow_run_name, flow.parameters, flow.version)
+        assert type(served.task_runner) is type(flow.task_runner)
+
+
+def test_the_deployments_entrypoints_load_the_served_flows(tmp_path):
+    """A served run is a process that loads its flow from the deployment's entrypoint, as Prefect's runner starts it
+    (a file path relative to the deploy command's folder): that must be the served flow, not the flow itself."""
+    body = "deployments:\n" + "".join(
+        f"  - {{name: d{i}, flow: {name}, cron: '0 1 * * *', parameters: {{out: /o"
+        + (f", data: {tmp_path}" if "data" in FLOWS[name].parameters.properties else "") + "}}\n"
+        for i, name in enumerate(FLOWS))
+    (tmp_path / "d.yaml").write_text(body)
+    entrypoints = {d.name: d.entrypoint for d in build(load_specs(tmp_path / "d.yaml"))}
+    code = ("import json, sys\nfrom prefect.flows import load_flow_from_entrypoint\n"
+            "out = {}\nfor ep in json.loads(sys.argv[1]):\n"
+            "    f = load_flow_from_entrypoint(ep, use_placeholder_flow=False)\n"
+            "    w = getattr(f.fn, '__wrapped__', None)\n"
+            "    out[ep] = [f.name, f'{w.__module__}.{w.__name__}' if w else None]\n"
+            "print(json.dumps(out))")
+    res = subprocess.run([sys.executable, "-c", code, json.dumps(list(entrypoints.values()))], cwd=ROOT,
+                         capture_output=True, text=True, timeout=300, env={**os.environ, "PYTHONPATH": str(ROOT)})
+    assert res.returncode == 0, res.stderr[-3000:]
+    loaded = json.loads(res.stdout.strip().splitlines()[-1])
+    for i, name in enumerate(FLOWS):
+        fn = FLOWS[name].fn
+        assert loaded[entrypoints[f"d{i}"]] == [name, f"{fn.__module__}.{fn.__name__}"], entrypoints[f"d{i}"]
+
+
+@pytest.fixture(scope="module")
+def prefect_api():
+    from prefect.testing.utilities import prefect_test_harness
+
+    with prefect_test_harness(server_startup_timeout=120):
+        yield
+
+
+@pytest.fixture
+def log_handlers():
+    """The test process's log handlers, freed afterwards of the filter a served run puts on them."""
+    yield
+    for lg in [logging.getLogger(), *logging.Logger.manager.loggerDict.values()]:
+        for h in getattr(lg, "handlers", []):
+            for f in [f for f in h.filters if isinstance(f, OneLineErrors)]:
+                h.removeFilter(f)
+
+
+def _errors(caplog: pytest.LogCaptureFixture) -> list[str]:
+    return [caplog.handler.format(r) for r in caplog.records if r.levelno >= logging.ERROR]
+
+
+@pytest.mark.slow
+def test_a_served_run_failing_on_our_error_ends_failed_with_its_message_in_one_line(prefect_api, log_handlers,
+                                                                                  tmp_path, caplog):
+    gone = tmp_path / "gone"
+    state = SERVED["extract"](data=str(gone), out=str(tmp_path / "o"), return_state=True)
+    message = f"data root '{gone}' is not a folder"
+    assert state.is_failed() and state.message == message
+    errors = _errors(caplog)
+    assert f"extract failed: {message}" in errors[-1]
+    assert errors and not any("Traceback" in e for e in errors), errors
+
+
+@pytest.mark.slow
+def test_a_served_run_failing_on_anything_else_keeps_the_traceback(prefect_api, log_handlers, tmp_path, caplog,
+                                                                   monkeypatch):
+    import flows.extract
+
+    def broken(*args, **kwargs):
+        raise RuntimeError("a bug")
+
+    monkeypatch.setattr(flows.extract, "_extract_locked", broken)
+    (tmp_path / "data").mkdir()
+    state = SERVED["extract"](data=str(tmp_path / "data"), out=str(tmp_path / "o"), return_state=True)
+    assert state.is_failed() and "RuntimeError: a bug" in str(state.message)
+    assert any("Traceback" in e and "RuntimeError: a bug" in e for e in _errors(caplog))

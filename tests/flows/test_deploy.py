@@ -1,0 +1,123 @@
+"""`emotion deploy` end to end, against a Prefect server of its own on 127.0.0.1, checked through the server's API:
+a served run that fails on bad input, and the deploy process stopped (SIGTERM, SIGINT) while a run is in progress."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import pytest
+
+from tests.flows.test_prefect_server import call, post
+from tests.services import BIN, free_port, port_open, prefect_server, process, wait_for
+
+pytestmark = pytest.mark.slow
+
+FINAL = {"COMPLETED", "FAILED", "CRASHED", "CANCELLED"}
+
+
+@pytest.fixture(scope="module")
+def served(tmp_path_factory) -> Iterator[tuple[str, dict[str, str], str]]:
+    """A Prefect server and a Dask scheduler without workers (a run that extracts there waits for one: a run in
+    progress for as long as a test needs); yields the API URL, the environment and the scheduler's address."""
+    tmp = tmp_path_factory.mktemp("deploy")
+    with prefect_server(tmp) as (api, env):
+        port = free_port()
+        with process([str(BIN / "dask"), "scheduler", "--host", "127.0.0.1", "--port", str(port), "--no-dashboard"],
+                     tmp / "scheduler.log", env) as sp:
+            wait_for(lambda: port_open(port), 60, "dask scheduler", sp)
+            yield api, env, f"tcp://127.0.0.1:{port}"
+
+
+@contextmanager
+def deploying(served: tuple[str, dict[str, str], str], spec: Path, log: Path) -> Iterator[tuple[subprocess.Popen, dict]]:
+    """``emotion deploy --file SPEC`` running, its deployments registered; yields the process and the deployments by
+    name. Stopped (the whole process group, as a terminal's Ctrl-C would) if a test left it running."""
+    api, env, _ = served
+    # poll every 2 s (default 10), so a run created through the API starts soon
+    with process([str(BIN / "emotion"), "deploy", "--file", str(spec)], log,
+                 {**env, "PREFECT_API_URL": api, "PREFECT_RUNNER_POLL_FREQUENCY": "2"}) as proc:
+        names = {line.split("name: ")[1].split(",")[0] for line in spec.read_text().splitlines() if "name: " in line}
+        wait_for(lambda: names <= {d["name"] for d in post(api, "deployments/filter")}, 180, "emotion deploy", proc,
+                 log=log)
+        yield proc, {d["name"]: d for d in post(api, "deployments/filter") if d["name"] in names}
+
+
+def run_of(api: str, deployment: dict) -> str:
+    return call("POST", f"{api}/deployments/{deployment['id']}/create_flow_run", {}).json()["id"]
+
+
+def flow_run(api: str, run_id: str) -> dict:
+    return call("GET", f"{api}/flow_runs/{run_id}").json()
+
+
+def short_id(run_id: str) -> str:
+    return run_id.replace("-", "")[-6:]
+
+
+def test_a_served_run_failing_on_bad_input_says_so_in_one_line(served, tmp_path: Path):
+    """The data root vanished after registering: the run fails with one line, in the deploy process's terminal and
+    in the run's log in the UI (they carried three tracebacks), its state message the error's message."""
+    api = served[0]
+    gone = tmp_path / "data"
+    gone.mkdir()  # a data root that does not exist is refused when registering
+    spec = tmp_path / "deployments.yaml"
+    spec.write_text(f"deployments:\n  - {{name: vanished, flow: extract, cron: '30 1 * * *', parameters: "
+                    f"{{data: {gone}, out: {tmp_path / 'store'}, modality: audio, workers: 1}}}}\n")
+    log = tmp_path / "deploy.log"
+    with deploying(served, spec, log) as (proc, deps):
+        gone.rmdir()
+        run_id = run_of(api, deps["vanished"])
+        wait_for(lambda: flow_run(api, run_id)["state_type"] in FINAL, 180, "the served run", proc, log=log)
+        message = f"data root '{gone}' is not a folder"
+        fr = flow_run(api, run_id)
+        assert (fr["state_type"], fr["state"]["message"]) == ("FAILED", message)
+        # named as the command's own runs are (the data version is left out: its listing failed)
+        assert fr["name"] == f"extract-audio-seed-{short_id(run_id)}"
+
+        def logged() -> list[str]:
+            return [r["message"] for r in post(api, "logs/filter", {"logs": {"flow_run_id": {"any_": [run_id]}}})]
+
+        wait_for(lambda: f"extract failed: {message}" in logged(), 60, "the run's log lines on the server")
+        ui = logged()
+        assert not any("Traceback" in m for m in ui), "\n".join(ui)
+        assert proc.poll() is None  # still serving
+    out = log.read_text(errors="replace")
+    assert f"extract failed: {message}" in out and "Traceback" not in out, out[-5000:]
+
+
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT], ids=["SIGTERM", "SIGINT"])
+def test_stopping_deploy_ends_its_run_in_progress(served, tiny_corpus: Path, tmp_path: Path, sig: int):
+    """SIGTERM (a service manager's stop) or SIGINT (kill -INT) to the deploy process alone, not its process group:
+    the run in progress ends within seconds, Cancelled as Prefect's runner cancels its runs on SIGTERM. On SIGINT
+    it was left Running for good."""
+    api, _, scheduler = served
+    spec = tmp_path / "deployments.yaml"
+    spec.write_text(f"deployments:\n  - {{name: waits-{sig.name.lower()}, flow: extract, cron: '30 1 * * *', "
+                    f"parameters: {{data: {tiny_corpus}, out: {tmp_path / 'store'}, modality: audio, "
+                    f"dask_address: '{scheduler}'}}}}\n")
+    log = tmp_path / "deploy.log"
+    with deploying(served, spec, log) as (proc, deps):
+        run_id = run_of(api, deps[f"waits-{sig.name.lower()}"])
+        wait_for(lambda: flow_run(api, run_id)["state_type"] == "RUNNING", 180, "the served run to start", proc,
+                 log=log)
+        time.sleep(2)  # under way: its chunks wait for a Dask worker
+        assert flow_run(api, run_id)["state_type"] == "RUNNING"
+        os.kill(proc.pid, sig)
+        t0 = time.monotonic()
+        wait_for(lambda: flow_run(api, run_id)["state_type"] != "RUNNING", 60, "the run to end", log=log)
+        took = time.monotonic() - t0
+        proc.wait(60)
+    fr = flow_run(api, run_id)
+    assert fr["state_type"] == "CANCELLED", (fr["state_type"], fr["state"]["message"], log.read_text()[-3000:])
+    assert took < 30, f"the run ended {took:.0f} s after {sig.name}"
+    assert proc.returncode == 0
+    assert log.read_text().rstrip().endswith("emotion deploy: stopped; 1 deployment paused (emotion deploy serves them "
+                                             "again)")
+    # the run's final name is the meaningful one it got as it started
+    assert fr["name"].startswith("extract-audio-seed-data-") and fr["name"].endswith(short_id(run_id)), fr["name"]
