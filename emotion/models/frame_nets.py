@@ -12,7 +12,9 @@ trained on stored 256x256 frames predicts on frames of a new file as they
 are. ``fit`` accepts a :class:`~emotion.video.frameset.FrameSet`, streamed through
 ``tf.data`` (never loaded whole), or arrays for small inputs. Augmentation
 (horizontal flip, small shifts, brightness) runs in the input pipeline of
-training only. Keras and TensorFlow are imported on first use.
+training only. Keras and TensorFlow are imported on first use, configured
+as for the feature networks (one CPU thread, op determinism), so a seeded
+model is the same in any process.
 """
 
 from __future__ import annotations
@@ -53,15 +55,18 @@ def fer_weights_path() -> Path:
 
 
 def _keras() -> Any:
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
-    os.environ.setdefault("TF_ENABLE_ONEDNN_OPTS", "0")
-    os.environ.setdefault("KERAS_BACKEND", "tensorflow")
-    import keras
+    """Keras as the feature networks configure it (:func:`emotion.models.feature_nets._keras`): one CPU thread and
+    TensorFlow's op determinism, whichever model of the process imports it first.
 
-    from emotion.models.feature_nets import logging_after_keras_import
+    Before, the frame networks ran on TensorFlow's default thread pools (one thread per core) unless a feature
+    network had been trained earlier in the process; the thread count and op determinism each change a trained
+    network's weights (in the last bits, which early stopping and the FER model's keep-the-head choice can turn
+    into another model), so a frame model's result depended on the machine's cores and on what the process had
+    trained before it. One thread was also the faster on 2 busy cores (demo-sized fits: cnn 8-9 s against 11-13 s).
+    """
+    from emotion.models.feature_nets import _keras as configured
 
-    logging_after_keras_import()
-    return keras
+    return configured()
 
 
 def _epoch_logger(name: str, epochs: int = 0, progress: ProgressFn | None = None) -> Any:
