@@ -133,6 +133,45 @@ def test_fer_keeps_the_head_when_fine_tuning_never_beats_its_validation_loss():
     assert kept == pytest.approx(min(h["val_loss"][:n_head]), rel=1e-3)
 
 
+def _store_of_patterns(root: str, layout: list[list[int]]):
+    """The frames of ``patterns(2, size=32)`` as 8 clips of 2 frames (clip k: emotion k + 1, actor 1 or 2) in a frame
+    store, ``layout`` naming the clips of each part in the order they are written."""
+    import pyarrow as pa
+
+    from emotion.core.ids import parse_id
+    from emotion.extract.chunk import frame_schema
+    from emotion.store.store import Store
+    from emotion.video.frames import FrameParams, encode_png
+
+    params = FrameParams(size=32)
+    X, _ = patterns(2, size=32)
+    store = Store(root)
+    for clips in layout:
+        rows = []
+        for k in clips:
+            rid = parse_id(f"01-01-{k + 1:02d}-01-01-01-{k % 2 + 1:02d}.mp4")
+            rows += [{"path": f"Actor_{rid.actor:02d}/{rid.stem}.mp4", "content_hash": f"h{k}", **rid.labels(),
+                      "frame_index": 20 * i, "time": 20 * i / 30, "face_found": None, "face_x": None, "face_y": None,
+                      "face_w": None, "face_h": None, "height": 32, "width": 32, "image": encode_png(X[2 * k + i])}
+                     for i in range(2)]
+        store.write_table(f"{store.dataset_dir('frames', params.key)}/{Store.new_part_name()}",
+                          pa.Table.from_pylist(rows, schema=frame_schema(params)))
+    return store, params
+
+
+def test_a_frame_model_trains_the_same_on_the_same_frames_in_another_store_layout(tmp_path):
+    """Frames of the same clips in other parts (other chunks, written in another order): the same model."""
+    from emotion.video.frameset import FrameSet
+
+    probas = []
+    for name, layout in (("a", [[0, 1, 2, 3], [4, 5, 6, 7]]), ("b", [[7, 2], [5, 0, 3], [6, 1, 4]])):
+        store, params = _store_of_patterns(str(tmp_path / name), layout)
+        fs = FrameSet.select(store, params.key)
+        est = FrameCNN(input_size=16, epochs=2, batch_size=4, filters=(4,), patience=0, seed=2).fit(fs)
+        probas.append(est.predict_proba(patterns(1, size=32, seed=5)[0]))
+    np.testing.assert_array_equal(probas[0], probas[1])
+
+
 # Trains a small FER transfer model (augmented, validated, both phases) in a fresh process, twice or once, with other
 # training between or before (``BETWEEN``): a feature network (which used to switch on op determinism for the rest
 # of the process), a frame CNN with another seed, and every global RNG drawn from; prints a hash of each model's
