@@ -114,8 +114,12 @@ def pinned_frames(store: Store, params: FrameParams, split: ActorSplit, seed: in
 
 
 def video_run_version(model: str, est_params: dict[str, Any], split: ActorSplit, frames_key: str, data_hash: str) -> str:
-    """The version of a frame model's run (:func:`emotion.store.catalog.run_version` of its inputs)."""
-    return catalog.run_version(model, split.id, params=est_params, frames=frames_key, data_hash=data_hash,
+    """The version of a frame model's run (:func:`emotion.store.catalog.run_version` of its inputs; the seed is one
+    of ``est_params``)."""
+    # revision 2: training is repeatable (one CPU thread with op determinism, the frames in an order of the clips and
+    # the seed, whatever the store's layout); runs of revision 1 depended on the machine, the process and the layout,
+    # and are retrained once rather than reused under a version that now names one model
+    return catalog.run_version(model, split.id, 2, params=est_params, frames=frames_key, data_hash=data_hash,
                                val_share=VAL_SHARE)
 
 
