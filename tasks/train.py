@@ -186,12 +186,15 @@ def report(out: str, split: ActorSplit) -> str:
 @task(name="train-fusion-model", cache_policy=NO_CACHE, task_run_name="train-{model}")
 def train_fusion_model(
     out: str, model: str, split: ActorSplit, audio: FeatureParams, frames: FrameParams, force: bool = False,
-    progress: Progress | None = None,
+    progress: Progress | None = None, search: SearchParams = SearchParams(),
 ) -> dict[str, Any]:
-    """Fuse voice and face (``fusion-late``, ``fusion-stack`` or ``fusion-early``) and evaluate it per clip."""
+    """Fuse voice and face (``fusion-late``, ``fusion-stack`` or ``fusion-early``) and evaluate it per clip.
+
+    ``search`` gives the fused model its actor-grouped CV folds and its seed (both part of the run's version).
+    """
     log = get_run_logger()
     store = Store(out)
-    est = AudioVisualFusion(method=model.removeprefix("fusion-"))
+    est = AudioVisualFusion(method=model.removeprefix("fusion-"), cv_folds=search.cv_folds, seed=search.seed)
     table, acols, vcols = _fusion_table(out, audio, frames, (*split.train, *split.test), _parts(store, audio, frames))
     est.set_params(n_audio=len(acols))
     version = fusion_version(est.method, est.get_params(), split, audio.key, frames.key, fusion_data_hash(table),
