@@ -35,6 +35,7 @@ from emotion.training.video import (
     split_frames,
     train_and_evaluate_video,
     video_run_version,
+    without_validation,
 )
 from emotion.video.frames import FrameParams
 from tasks import progress as console
@@ -164,6 +165,8 @@ def train_video_model(
         with pinned_frames(store, frames, split, seed=est.seed) as pinned:  # its version: that of the frames copied
             log.info("%s: fitting on %d frames of %d clips (actors %s), validating on actors %s", model,
                      pinned.fit.n_frames, pinned.fit.n_clips, list(pinned.fit_actors), list(pinned.val_actors))
+            if (unvalidated := without_validation(est, pinned)) is not None:
+                log.warning("%s", unvalidated)  # on the console too: nothing judges the epochs
             out = train_and_evaluate_video(est, pinned, split, frames, progress=console.sink())
         stamp_run(out, store.data_origin())  # synthetic or recorded training data, from store.json
         _advance(progress)

@@ -156,6 +156,21 @@ def test_the_seed_of_the_command_line_trains_the_video_models(tmp_path, capsys):
         assert sorted(second["fit_actors"] + second["val_actors"]) == list(train)
 
 
+def test_a_video_model_without_validation_actors_is_a_warning_on_the_console(tmp_path, capsys):
+    """One training actor: none is held out, nothing judges the epochs; this was silent."""
+    store = _frame_store(tmp_path / "store", (1, 21))
+    assert main(["train", str(store.root), "--model", "cnn", "--split", "train=1,test=21", "--frame-size", "32",
+                 "--epochs", "2", "--json"]) == 0
+    captured = capsys.readouterr()
+    lines = [line for line in captured.err.splitlines() if "no validation actors" in line]
+    assert len(lines) == 1 and "WARNING" in lines[0], captured.err
+    assert lines[0].endswith("cnn: no validation actors (1 training actor with frames; one is held out for validation "
+                             "from 3 up): all 2 epochs run (no early stopping) and the last epoch's weights are kept; "
+                             "the run has no validation score, so any video model with one is selected before it")
+    (m,) = json.loads(captured.out)["models"]
+    assert m["cv_accuracy"] is None  # no validation score
+
+
 def test_tampered_video_model_is_refused(video_run, tmp_path):
     out, _ = video_run
     store = Store(str(out))
