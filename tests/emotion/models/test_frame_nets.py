@@ -209,8 +209,9 @@ else:
 
 @pytest.mark.slow
 def test_a_frame_model_trains_the_same_whatever_the_process_trained_before():
-    """The demo's FER model scored 0.650 in one run and 0.933 in another on the same data: a seeded frame model
-    must give the same network in any process, whatever was trained or drawn from the RNGs before it."""
+    """A seeded frame model gives the same network in any process, whatever was trained or drawn from the RNGs before
+    it: it ran on TensorFlow's default thread pools, with op determinism only once a feature network had switched it
+    on, and either changed the network."""
     import subprocess
     import sys
 
