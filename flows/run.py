@@ -164,11 +164,11 @@ def train_models(
             frames=features.frame_params() if is_face_set(features) else None)))
     if video_models:
         results.append(run(f"train-video-{'-'.join(video_models)}", partial(
-            train_video, out, split, video_models, frames, video_params, force=force)))
+            train_video, out, split, video_models, frames, video_params, force=force, search=search)))
     if fusion_models:
         results.append(run(f"train-fusion-{'-'.join(m.removeprefix('fusion-') for m in fusion_models)}", partial(
             train_fusion, out, split, fusion_models, features.name, frames, force=force,
-            augment=features.augment_speeds())))
+            augment=features.augment_speeds(), search=search)))
     runs = [{"modality": "audio", **r} for t in results for r in t["models"]]
     sp = ActorSplit.parse(split)
     last = results[-1] if results else {}

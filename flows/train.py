@@ -138,22 +138,25 @@ def train_video(
     frames: FrameParams = FrameParams(),
     params: dict[str, dict[str, Any]] | None = None,
     force: bool = False,
+    search: SearchParams = SearchParams(),
 ) -> dict[str, Any]:
     """Train the frame models in ``models`` and evaluate them per clip on ``split``; best first.
 
-    ``params`` maps a model name to its parameters (e.g. ``{"cnn": {"epochs": 10}}``).
+    ``params`` maps a model name to its parameters (e.g. ``{"cnn": {"epochs": 10}}``); ``search``: the command's
+    search settings, of which the frame models take the seed (their validation actors, initial weights, dropout,
+    augmentation and frame order; a ``seed`` in ``params`` wins), as the audio models take it for theirs.
     """
     sp = ActorSplit.parse(split)
+    per_model = {m: {"seed": search.seed, **(params or {}).get(m, {})} for m in models}
     for m in models:
-        build_model(m, **(params or {}).get(m, {}))  # fail fast on an unknown name or parameter
+        build_model(m, **per_model[m])  # fail fast on an unknown name or parameter
     Store(out).check_writable()  # a read-only store stops here, not after the search (runs, summary, report)
     read = _read_frames(models, frames)
     version, actors = _video_data(out, read)
     labels = run_tags(modality="video", features=frames_label(read), split=split, data_version=version, actors=actors)
     with tagged(labels):
         progress = _progress("video", models, split)
-        results = [train_video_model(out, m, sp, frames_for(m, frames), (params or {}).get(m, {}), force, progress)
-                   for m in models]
+        results = [train_video_model(out, m, sp, frames_for(m, frames), per_model[m], force, progress) for m in models]
         return _finish(out, sp, results, "video", actors)
 
 
@@ -177,10 +180,14 @@ def train_fusion(
     frames: FrameParams = FrameParams(face_crop=True),
     force: bool = False,
     augment: tuple[float, ...] = (),
+    search: SearchParams = SearchParams(),
 ) -> dict[str, Any]:
     """Fuse voice and face on the mp4 clips of ``split`` (late, stacked and early fusion); best first.
 
-    ``features``: the audio feature set's name; ``augment``: the speeds of its augmented copies.
+    ``features``: the audio feature set's name; ``augment``: the speeds of its augmented copies; ``search``: the
+    command's search settings, of which the fused models take ``cv_folds`` (the actor-grouped folds that choose
+    late's weight and stack's inputs, and those of the outer CV that scores them) and ``seed`` (their logistic
+    regressions), as the audio models' search takes them.
     """
     sp = ActorSplit.parse(split)
     fp = feature_params(features, augment)
@@ -197,6 +204,6 @@ def train_fusion(
         for i, m in enumerate(models):
             console.tick("fuse voice and face", i, len(models), "models",
                          f"{m}{' (FER2013 embedding of every face first)' if i == 0 else ''}")
-            results.append(train_fusion_model(out, m, sp, fp, face, force, progress))
+            results.append(train_fusion_model(out, m, sp, fp, face, force, progress, search))
         console.tick("fuse voice and face", len(models), len(models), "models")
         return _finish(out, sp, results, "fusion", actors)

@@ -35,6 +35,7 @@ from emotion.training.video import (
     split_frames,
     train_and_evaluate_video,
     video_run_version,
+    without_validation,
 )
 from emotion.video.frames import FrameParams
 from tasks import progress as console
@@ -164,6 +165,8 @@ def train_video_model(
         with pinned_frames(store, frames, split, seed=est.seed) as pinned:  # its version: that of the frames copied
             log.info("%s: fitting on %d frames of %d clips (actors %s), validating on actors %s", model,
                      pinned.fit.n_frames, pinned.fit.n_clips, list(pinned.fit_actors), list(pinned.val_actors))
+            if (unvalidated := without_validation(est, pinned)) is not None:
+                log.warning("%s", unvalidated)  # on the console too: nothing judges the epochs
             out = train_and_evaluate_video(est, pinned, split, frames, progress=console.sink())
         stamp_run(out, store.data_origin())  # synthetic or recorded training data, from store.json
         _advance(progress)
@@ -186,12 +189,15 @@ def report(out: str, split: ActorSplit) -> str:
 @task(name="train-fusion-model", cache_policy=NO_CACHE, task_run_name="train-{model}")
 def train_fusion_model(
     out: str, model: str, split: ActorSplit, audio: FeatureParams, frames: FrameParams, force: bool = False,
-    progress: Progress | None = None,
+    progress: Progress | None = None, search: SearchParams = SearchParams(),
 ) -> dict[str, Any]:
-    """Fuse voice and face (``fusion-late``, ``fusion-stack`` or ``fusion-early``) and evaluate it per clip."""
+    """Fuse voice and face (``fusion-late``, ``fusion-stack`` or ``fusion-early``) and evaluate it per clip.
+
+    ``search`` gives the fused model its actor-grouped CV folds and its seed (both part of the run's version).
+    """
     log = get_run_logger()
     store = Store(out)
-    est = AudioVisualFusion(method=model.removeprefix("fusion-"))
+    est = AudioVisualFusion(method=model.removeprefix("fusion-"), cv_folds=search.cv_folds, seed=search.seed)
     table, acols, vcols = _fusion_table(out, audio, frames, (*split.train, *split.test), _parts(store, audio, frames))
     est.set_params(n_audio=len(acols))
     version = fusion_version(est.method, est.get_params(), split, audio.key, frames.key, fusion_data_hash(table),

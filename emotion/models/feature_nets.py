@@ -96,14 +96,34 @@ def _keras() -> Any:
 
     logging_after_keras_import()
     if not _configured:
+        differs = []  # what makes a seeded network differ from the same one trained by the emotion command
         try:
             tf.config.threading.set_intra_op_parallelism_threads(1)
             tf.config.threading.set_inter_op_parallelism_threads(1)
         except RuntimeError:  # already initialised in this process; keep its settings
-            pass
+            differs.append("its thread pools were already made (one thread each is what makes runs repeatable)")
         tf.config.experimental.enable_op_determinism()
+        if onednn_on():
+            differs.append("its oneDNN operations are on (set TF_ENABLE_ONEDNN_OPTS=0 before importing tensorflow)")
+        if differs:
+            logging.getLogger("emotion.models").warning(
+                "TensorFlow was set up before emotion could configure it: %s; a seeded Keras model trained in this "
+                "process may differ from the same one trained by the emotion command", "; ".join(differs))
         _configured = True
     return keras
+
+
+def onednn_on() -> bool:
+    """Whether TensorFlow runs its oneDNN operations (decided when it is imported, by ``TF_ENABLE_ONEDNN_OPTS``).
+
+    They compute in another order, so a seeded network's weights differ in their last bits (which early stopping
+    can turn into another model); False where TensorFlow does not say.
+    """
+    try:
+        from tensorflow.python.util import _pywrap_util_port
+    except ImportError:  # pragma: no cover - another TensorFlow layout
+        return False
+    return bool(_pywrap_util_port.IsMklEnabled())
 
 
 class KerasFeatureClassifier(ClassifierMixin, BaseEstimator):

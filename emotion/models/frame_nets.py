@@ -10,13 +10,17 @@ frozen first, then its last block unfrozen at a lower learning rate.
 Both take gray frames of any size (the network resizes them), so a model
 trained on stored 256x256 frames predicts on frames of a new file as they
 are. ``fit`` accepts a :class:`~emotion.video.frameset.FrameSet`, streamed through
-``tf.data`` (never loaded whole), or arrays for small inputs. Augmentation
+``tf.data`` (never loaded whole; a private copy of it, whose frames come in
+an order of their clips and the seed alone), or arrays for small inputs. Augmentation
 (horizontal flip, small shifts, brightness) runs in the input pipeline of
-training only. Keras and TensorFlow are imported on first use.
+training only. Keras and TensorFlow are imported on first use, configured
+as for the feature networks (one CPU thread, op determinism), so a seeded
+model is the same in any process.
 """
 
 from __future__ import annotations
 
+import contextlib
 import importlib.util
 import io
 import logging
@@ -53,15 +57,18 @@ def fer_weights_path() -> Path:
 
 
 def _keras() -> Any:
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
-    os.environ.setdefault("TF_ENABLE_ONEDNN_OPTS", "0")
-    os.environ.setdefault("KERAS_BACKEND", "tensorflow")
-    import keras
+    """Keras as the feature networks configure it (:func:`emotion.models.feature_nets._keras`): one CPU thread and
+    TensorFlow's op determinism, whichever model of the process imports it first.
 
-    from emotion.models.feature_nets import logging_after_keras_import
+    Before, the frame networks ran on TensorFlow's default thread pools (one thread per core) unless a feature
+    network had been trained earlier in the process; the thread count and op determinism each change a trained
+    network's weights (in the last bits, which early stopping and the FER model's keep-the-head choice can turn
+    into another model), so a frame model's result depended on the machine's cores and on what the process had
+    trained before it. One thread was also the faster on 2 busy cores (demo-sized fits: cnn 8-9 s against 11-13 s).
+    """
+    from emotion.models.feature_nets import _keras as configured
 
-    logging_after_keras_import()
-    return keras
+    return configured()
 
 
 def _epoch_logger(name: str, epochs: int = 0, progress: ProgressFn | None = None) -> Any:
@@ -82,6 +89,13 @@ def epoch_note(logs: dict[str, float]) -> str:
     """``loss 0.512 acc 0.834 val_loss 0.601 val_acc 0.790`` from Keras' epoch logs."""
     names = (("loss", "loss"), ("accuracy", "acc"), ("val_loss", "val_loss"), ("val_accuracy", "val_acc"))
     return " ".join(f"{short} {float(logs[k]):.3f}" for k, short in names if k in logs)
+
+
+def _pinned(X: FrameSet | np.ndarray, copies: contextlib.ExitStack) -> FrameSet | np.ndarray:
+    """``X``, a FrameSet of the store's parts copied into a temporary folder that ``copies`` removes."""
+    if not isinstance(X, FrameSet) or X.copied_from is not None:
+        return X
+    return X.copy_to(copies.enter_context(tempfile.TemporaryDirectory(prefix="emotion-frames-")))
 
 
 class KerasFrameClassifier(ClassifierMixin, BaseEstimator):
@@ -182,19 +196,23 @@ class KerasFrameClassifier(ClassifierMixin, BaseEstimator):
             progress: ProgressFn | None = None) -> KerasFrameClassifier:
         """Train on ``X`` (a FrameSet, or uint8 frames [n, h, w] with labels ``y`` 0-7).
 
-        ``progress`` is told of every epoch (with its loss and accuracy) of each training phase.
+        A FrameSet of the store's parts is first copied to a temporary folder (:meth:`FrameSet.copy_to`; a copy is
+        used as it is), so that the frames arrive in an order of their clips and the seed, whatever the store's
+        layout. ``progress`` is told of every epoch (with its loss and accuracy) of each training phase.
         """
         self._progress = progress  # not a parameter: it changes nothing in the model
         keras = _keras()
         keras.utils.set_random_seed(self.seed)
         self.classes_ = np.arange(N_CLASSES)
         self.model_ = self._build()
-        train = self._dataset(X, y, training=True)
-        val = self._dataset(validation[0], validation[1], training=False) if validation is not None else None
-        try:
-            self.history_ = self._train(train, val)
-        finally:
-            self._progress = None
+        with contextlib.ExitStack() as copies:
+            train = self._dataset(_pinned(X, copies), y, training=True)
+            val = (self._dataset(_pinned(validation[0], copies), validation[1], training=False)
+                   if validation is not None else None)
+            try:
+                self.history_ = self._train(train, val)
+            finally:
+                self._progress = None
         return self
 
     def predict_proba(self, X: np.ndarray) -> np.ndarray:

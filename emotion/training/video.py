@@ -114,9 +114,29 @@ def pinned_frames(store: Store, params: FrameParams, split: ActorSplit, seed: in
 
 
 def video_run_version(model: str, est_params: dict[str, Any], split: ActorSplit, frames_key: str, data_hash: str) -> str:
-    """The version of a frame model's run (:func:`emotion.store.catalog.run_version` of its inputs)."""
-    return catalog.run_version(model, split.id, params=est_params, frames=frames_key, data_hash=data_hash,
+    """The version of a frame model's run (:func:`emotion.store.catalog.run_version` of its inputs; the seed is one
+    of ``est_params``)."""
+    # revision 2: training is repeatable (one CPU thread with op determinism, the frames in an order of the clips and
+    # the seed, whatever the store's layout); runs of revision 1 depended on the machine, the process and the layout,
+    # and are retrained once rather than reused under a version that now names one model
+    return catalog.run_version(model, split.id, 2, params=est_params, frames=frames_key, data_hash=data_hash,
                                val_share=VAL_SHARE)
+
+
+def without_validation(est: KerasFrameClassifier, data: VideoSplit) -> str | None:
+    """What fitting ``est`` on ``data`` does when it has no validation frame, in one line (None when it has some):
+    nothing judges the epochs, so no early stopping, the last weights kept, and no validation score."""
+    if data.val is not None and data.val.n_frames:
+        return None
+    n = len(data.fit_actors)
+    why = (f"validation actors {list(data.val_actors)} have no frame with a face" if data.val_actors else
+           f"{n} training actor{'s' if n != 1 else ''} with frames; one is held out for validation from 3 up")
+    tune = int(getattr(est, "tune_epochs", 0))
+    runs = (f"both phases run in full ({est.epochs} + {tune} epochs) and the fine-tuned weights are kept, never "
+            "compared with the head's" if tune > 0 else
+            f"all {est.epochs} epochs run (no early stopping) and the last epoch's weights are kept")
+    return (f"{est.name}: no validation actors ({why}): {runs}; the run has no validation score, so any video model "
+            "with one is selected before it")
 
 
 def build_model(name: str, **params: Any) -> KerasFrameClassifier:
@@ -198,8 +218,9 @@ def train_and_evaluate_video(
         "unit": "clip (mean of frame probabilities)", "frame_accuracy": frame_acc,
         "n_test_frames": int(len(meta)), "n_fit_frames": data.fit.n_frames,
         "cv_accuracy": val_acc, "cv_std": 0.0, "n_val_clips": n_val,
-        "cv": f"held-out training actors {list(data.val_actors)} (per-clip accuracy of the model kept, on their "
-              "clips with a face)",
+        "cv": (f"not measured: {unvalidated}" if (unvalidated := without_validation(est, data)) else
+               f"held-out training actors {list(data.val_actors)} (per-clip accuracy of the model kept, on their "
+               "clips with a face)"),
         "epochs_run": len(hist["loss"]),
     })
     model_bytes, saved = dump_model(est)

@@ -11,6 +11,13 @@ An extraction committing meanwhile may rewrite the store's parts (compaction
 moves rows to new parts and deletes the old ones), so a reader that comes
 back to the same parts, epoch after epoch, first takes a private copy of its
 frames with :meth:`FrameSet.copy_to` (one pass over the store, streamed).
+
+A copy also streams its frames in an order that depends on its clips alone
+(and, shuffled, on the generator given), not on how the store happens to lay
+them out: which clips share a part, and the parts' names, which carry the
+time each was written (the chunks of one extraction finish in any order, and
+merging or a rerun regroups clips). Training on a copy is therefore the same
+for the same frames in any store.
 """
 
 from __future__ import annotations
@@ -20,6 +27,7 @@ import os
 import posixpath
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -82,6 +90,8 @@ class FrameSet:
     n_clips: int
     faces_only: bool = False  # skip frames in which no face was found (face-crop sets)
     copied_from: str | None = None  # a private copy (:meth:`copy_to`): the store the frames were copied from
+    # a private copy: every clip (sorted by path) with the (file of ``selection``, row group) pairs holding its rows
+    clip_groups: tuple[tuple[str, tuple[tuple[int, int], ...]], ...] = ()
 
     @classmethod
     def select(
@@ -104,49 +114,84 @@ class FrameSet:
         return sorted(p for _, paths in self.selection for p in paths)
 
     def batches(self, batch_rows: int = 256, rng: np.random.Generator | None = None) -> Iterator[FrameBatch]:
-        """Decoded frames, a record batch at a time; ``rng`` shuffles the order of the parts."""
-        store = None if self.copied_from is not None else Store(self.store_url)
+        """Decoded frames, about ``batch_rows`` at a time.
+
+        From a private copy (:meth:`copy_to`): clip by clip, each clip's frames in frame order, the clips sorted by
+        path or, with ``rng``, in the order it shuffles them to; so the stream depends on the clips and ``rng`` only.
+        From the store's parts: part by part (``rng`` shuffles the parts), in the order the store holds them.
+        """
+        if self.copied_from is not None:
+            yield from self._clip_batches(batch_rows, rng)
+            return
+        store = Store(self.store_url)
         order = list(range(len(self.selection)))
         if rng is not None:
             rng.shuffle(order)
-        cols = BATCH_COLUMNS
         for i in order:
             part, paths = self.selection[i]
             wanted = set(paths)
-            batches = (_copy_batches(part, self.copied_from or "", batch_rows, cols) if store is None
-                       else _record_batches(store, part, batch_rows, cols))
-            for rb in batches:
+            for rb in _record_batches(store, part, batch_rows, BATCH_COLUMNS):
                 d = rb.to_pydict()
-                keep = [j for j, p in enumerate(d["path"]) if p in wanted
-                        and not (self.faces_only and d["face_found"][j] is False)]
-                if not keep:
-                    continue
-                yield FrameBatch(
-                    images=np.stack([decode_png(d["image"][j]) for j in keep]),
-                    labels=np.array([d["emotion"][j] - 1 for j in keep], dtype=np.int32),
-                    paths=np.array([d["path"][j] for j in keep], dtype=object),
-                    frame_index=np.array([d["frame_index"][j] for j in keep], dtype=np.int32),
-                    time=np.array([d["time"][j] for j in keep], dtype=np.float32),
-                )
+                batch = self._batch(d, [j for j, p in enumerate(d["path"]) if p in wanted])
+                if batch is not None:
+                    yield batch
+
+    def _batch(self, d: dict[str, list[Any]], rows: list[int]) -> FrameBatch | None:
+        """The frames of ``rows`` of the columns ``d`` (those with a face when ``faces_only``); None without any."""
+        keep = [j for j in rows if not (self.faces_only and d["face_found"][j] is False)]
+        if not keep:
+            return None
+        return FrameBatch(
+            images=np.stack([decode_png(d["image"][j]) for j in keep]),
+            labels=np.array([d["emotion"][j] - 1 for j in keep], dtype=np.int32),
+            paths=np.array([d["path"][j] for j in keep], dtype=object),
+            frame_index=np.array([d["frame_index"][j] for j in keep], dtype=np.int32),
+            time=np.array([d["time"][j] for j in keep], dtype=np.float32),
+        )
+
+    def _clip_batches(self, batch_rows: int, rng: np.random.Generator | None) -> Iterator[FrameBatch]:
+        """A private copy's frames clip by clip (see :meth:`batches`), each clip's row groups read alone."""
+        order = list(range(len(self.clip_groups)))
+        if rng is not None:
+            rng.shuffle(order)
+        files: dict[int, pq.ParquetFile] = {}
+        pending: list[pa.Table] = []
+        n = 0
+        for k in order:
+            _, groups = self.clip_groups[k]
+            clip = _copy_read(self.selection, files, groups, self.copied_from or "").sort_by("frame_index")
+            pending.append(clip)
+            n += clip.num_rows
+            if n >= batch_rows or k == order[-1]:
+                d = pa.concat_tables(pending).to_pydict()
+                pending, n = [], 0
+                batch = self._batch(d, list(range(len(d["path"]))))
+                if batch is not None:
+                    yield batch
 
 
     def copy_to(self, folder: str, batch_rows: int = 256) -> FrameSet:
         """The same frames in private Parquet files under the local ``folder``, read from the store once.
 
         Only the selected clips' rows and the columns :meth:`batches` reads are
-        copied, a record batch at a time. A part that has vanished since the
-        selection (a writer compacted it) raises ``FileNotFoundError``: select
-        again from a fresh :func:`frame_index` and copy again.
+        copied, a record batch at a time, each clip's rows as row groups of
+        their own, so that the copy is read clip by clip. A part that has
+        vanished since the selection (a writer compacted it) raises
+        ``FileNotFoundError``: select again from a fresh :func:`frame_index`
+        and copy again.
         """
         store = Store(self.store_url)
         os.makedirs(folder, exist_ok=True)
         selection = []
+        groups: dict[str, list[tuple[int, int]]] = {}
         for i, (part, paths) in enumerate(self.selection):
             dest = os.path.join(folder, f"{i:06d}-{posixpath.basename(part)}")
-            _copy_part(store, part, dest, pa.array(list(paths), pa.string()), batch_rows)
+            for group, path in enumerate(_copy_part(store, part, dest, pa.array(list(paths), pa.string()), batch_rows)):
+                groups.setdefault(path, []).append((i, group))
             selection.append((os.path.abspath(dest), paths))
         return FrameSet(os.path.abspath(folder), self.key, tuple(selection), self.n_frames, self.n_clips,
-                        self.faces_only, copied_from=self.copied_from or store.url)
+                        self.faces_only, copied_from=self.copied_from or store.url,
+                        clip_groups=tuple((p, tuple(g)) for p, g in sorted(groups.items())))
 
 
 def _record_batches(store: Store, part: str, batch_rows: int, columns: list[str]) -> Iterator[pa.RecordBatch]:
@@ -157,15 +202,22 @@ def _record_batches(store: Store, part: str, batch_rows: int, columns: list[str]
         yield from pf.iter_batches(batch_size=batch_rows, columns=columns)
 
 
-def _copy_batches(path: str, origin: str, batch_rows: int, columns: list[str]) -> Iterator[pa.RecordBatch]:
-    """:func:`_record_batches` of a private copy: what goes wrong with it is named as the copy's, not as a part of
-    the store ``origin`` (whose rebuild command would name the copy's temporary folder as the store)."""
+def _copy_read(selection: tuple[tuple[str, tuple[str, ...]], ...], files: dict[int, pq.ParquetFile],
+               groups: tuple[tuple[int, int], ...], origin: str) -> pa.Table:
+    """The rows of one clip of a private copy: its row ``groups`` of the copy's files (``files``: those opened so
+    far). What goes wrong is named as the copy's, not as a part of the store ``origin`` (whose rebuild command would
+    name the copy's temporary folder as the store)."""
+    i = -1
     try:
-        pf = pq.ParquetFile(path, page_checksum_verification=True)
-        yield from pf.iter_batches(batch_size=batch_rows, columns=columns)
+        tables = []
+        for i, group in groups:
+            if i not in files:
+                files[i] = pq.ParquetFile(selection[i][0], page_checksum_verification=True)
+            tables.append(files[i].read_row_group(group, columns=BATCH_COLUMNS))
+        return pa.concat_tables(tables)
     except (pa.ArrowException, OSError, ValueError) as exc:
-        raise StoreError(f"cannot read {path}, the private copy of frames from {origin}: {one_line(exc)} (the "
-                         "store is not affected; running the command again copies them anew)") from None
+        raise StoreError(f"cannot read {selection[i][0]}, the private copy of frames from {origin}: {one_line(exc)} "
+                         "(the store is not affected; running the command again copies them anew)") from None
 
 
 @contextlib.contextmanager
@@ -177,16 +229,39 @@ def _writing(dest: str) -> Iterator[None]:
         raise StoreError(f"cannot write {dest}: {one_line(exc)}") from None
 
 
-def _copy_part(store: Store, part: str, dest: str, wanted: pa.Array, batch_rows: int) -> None:
+def _copy_part(store: Store, part: str, dest: str, wanted: pa.Array, batch_rows: int) -> list[str]:
     """The rows of ``wanted`` clips of a stored part, in the columns :meth:`FrameSet.batches` reads, into the local
-    file ``dest``; a failure to write it is named as such (not as the part's), and leaves no file behind."""
+    file ``dest``, each run of a clip's rows a row group of its own; returns the clip of every row group, in order
+    (none, and no file, when the part holds no wanted row). A failure to write it is named as such (not as the
+    part's), and leaves no file behind."""
     writer: pq.ParquetWriter | None = None
+    written: list[str] = []
+    run: list[pa.Table] = []  # consecutive rows of one clip, maybe across record batches
+
+    def flush() -> None:
+        nonlocal writer
+        if not run:
+            return
+        t = pa.concat_tables(run)
+        run.clear()
+        with _writing(dest):
+            writer = writer or pq.ParquetWriter(dest, t.schema, write_page_checksum=True)
+            writer.write_table(t, row_group_size=t.num_rows)  # one row group
+        written.append(t["path"][0].as_py())
+
     try:
         for rb in _record_batches(store, part, batch_rows, BATCH_COLUMNS):
             t = pa.Table.from_batches([rb])
-            with _writing(dest):
-                writer = writer or pq.ParquetWriter(dest, t.schema, write_page_checksum=True)
-                writer.write_table(t.filter(pc.is_in(t["path"], value_set=wanted)))
+            t = t.filter(pc.is_in(t["path"], value_set=wanted))
+            paths = t["path"].to_pylist()
+            start = 0
+            for j in range(1, len(paths) + 1):
+                if j == len(paths) or paths[j] != paths[start]:
+                    if run and run[0]["path"][0].as_py() != paths[start]:
+                        flush()
+                    run.append(t.slice(start, j - start))
+                    start = j
+        flush()
         if writer is not None:
             with _writing(dest):
                 writer.close()
@@ -197,6 +272,7 @@ def _copy_part(store: Store, part: str, dest: str, wanted: pa.Array, batch_rows:
         with contextlib.suppress(OSError):
             os.unlink(dest)
         raise
+    return written
 
 
 def aggregate_clips(paths: np.ndarray, proba: np.ndarray) -> tuple[list[str], np.ndarray]:

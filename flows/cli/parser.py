@@ -138,9 +138,12 @@ def _add_train_opts(p: argparse.ArgumentParser) -> None:
                         "--features logmel; those and every video and fused model for run)")
     p.add_argument("--epochs", type=int, help="video models: training epochs in all (default 20 for both)")
     p.add_argument("--n-iter", type=int, default=50, help="randomized-search candidates (default 50)")
-    p.add_argument("--cv-folds", type=int, default=3, help="actor-grouped CV folds (default 3)")
+    p.add_argument("--cv-folds", type=int, default=3,
+                   help="actor-grouped CV folds of the search and of the fused models (default 3)")
     p.add_argument("--no-refine", action="store_true", help="skip the grid search around the best candidate")
-    p.add_argument("--seed", type=int, default=0, help="random seed of the search and models (default 0)")
+    p.add_argument("--seed", type=int, default=0,
+                   help="random seed of the search and of every model: audio, video (validation actors, weights, "
+                        "augmentation) and fused (default 0)")
     p.add_argument("--jobs", type=int, help="parallel search processes (default: one per core)")
     p.add_argument("--speaker-norm", action="store_true",
                    help="standardise each actor's features over that actor's own clips (train and test; no labels)")

@@ -81,21 +81,20 @@ def test_rerun_reuses_complete_runs_and_train_command_works(video_run, capsys):
     assert [m["model"] for m in t["models"]] == ["cnn"] and t["models"][0]["reused"]
 
 
-def test_video_training_survives_an_extract_rewriting_the_frame_parts(tmp_path, monkeypatch, capsys):
-    """An extract committing during training may rewrite every frame part under a new name (compaction): training
-    reads its own copy of the frames, taken once, so the epochs after the rewrite still find them."""
+def _frame_store(root: Path, actors: tuple[int, ...]) -> Store:
+    """A store of the 32-pixel face crops `train --frame-size 32` reads: 8 clips of 3 frames per actor, one part per
+    actor (as an extraction's chunks write them), each emotion a brightness."""
     import pyarrow as pa
 
     from emotion.core.ids import parse_id
-    from emotion.extract.chunk import compact, frame_schema
+    from emotion.extract.chunk import frame_schema
     from emotion.video.frames import encode_png
-    from emotion.video.frameset import FrameSet
 
-    params = FrameParams(size=32, face_crop=True)  # what `train --frame-size 32` reads for the cnn
-    store = Store(str(tmp_path / "store"))
+    params = FrameParams(size=32, face_crop=True)
+    store = Store(str(root))
     folder = store.dataset_dir("frames", params.key)
     rng = np.random.default_rng(0)
-    for actor in (1, 2, 21):  # one part per actor, as chunks of an extraction write them
+    for actor in actors:
         rows = []
         for emotion in range(1, 9):
             rid = parse_id(f"01-01-{emotion:02d}-01-01-01-{actor:02d}.mp4")
@@ -105,6 +104,17 @@ def test_video_training_survives_an_extract_rewriting_the_frame_parts(tmp_path, 
                       "face_y": 0, "face_w": 32, "face_h": 32, "height": 32, "width": 32, "image": encode_png(img),
                       "landmarks": None} for i in range(3)]
         store.write_table(f"{folder}/{Store.new_part_name()}", pa.Table.from_pylist(rows, schema=frame_schema(params)))
+    return store
+
+
+def test_video_training_survives_an_extract_rewriting_the_frame_parts(tmp_path, monkeypatch, capsys):
+    """An extract committing during training may rewrite every frame part under a new name (compaction): training
+    reads its own copy of the frames, taken once, so the epochs after the rewrite still find them."""
+    from emotion.extract.chunk import compact
+    from emotion.video.frameset import FrameSet
+
+    store = _frame_store(tmp_path / "store", (1, 2, 21))
+    folder = store.dataset_dir("frames", FrameParams(size=32, face_crop=True).key)
     real, passes = FrameSet.batches, []
 
     def then_rewrite(self, *args, **kwargs):
@@ -119,6 +129,46 @@ def test_video_training_survives_an_extract_rewriting_the_frame_parts(tmp_path, 
     err = capsys.readouterr().err
     assert code == 0, err
     assert len(passes) >= 3  # epochs (and the test clips) read after the rewrite
+
+
+def test_the_seed_of_the_command_line_trains_the_video_models(tmp_path, capsys):
+    """`--seed` reached the audio models only: the frame models always chose their validation actors, weights and
+    augmentation with seed 0, under one run version. Now each seed is a run of its own, with its own validation
+    actors."""
+    from emotion.training.video import validation_actors
+
+    store = _frame_store(tmp_path / "store", (1, 2, 3, 4, 21))
+    train = (1, 2, 3, 4)
+    other = next(s for s in range(1, 100) if validation_actors(train, s) != validation_actors(train, 0))
+    runs = {}
+    for seed in (0, other):
+        argv = ["train", str(store.root), "--model", "cnn,fer", "--split", "train=1-4,test=21", "--frame-size", "32",
+                "--epochs", "1", "--json"] + (["--seed", str(seed)] if seed else [])
+        assert main(argv) == 0, capsys.readouterr().err
+        for m in json.loads(capsys.readouterr().out)["models"]:
+            runs[m["model"], seed] = store.read_json(posixpath.join(m["run_dir"], "run.json"))
+    for model in ("cnn", "fer"):
+        first, second = runs[model, 0], runs[model, other]
+        assert first["estimator_params"]["seed"] == 0 and second["estimator_params"]["seed"] == other
+        assert first["version"] != second["version"]
+        assert first["val_actors"] == list(validation_actors(train, 0))
+        assert second["val_actors"] == list(validation_actors(train, other)) != first["val_actors"]
+        assert sorted(second["fit_actors"] + second["val_actors"]) == list(train)
+
+
+def test_a_video_model_without_validation_actors_is_a_warning_on_the_console(tmp_path, capsys):
+    """One training actor: none is held out, nothing judges the epochs; this was silent."""
+    store = _frame_store(tmp_path / "store", (1, 21))
+    assert main(["train", str(store.root), "--model", "cnn", "--split", "train=1,test=21", "--frame-size", "32",
+                 "--epochs", "2", "--json"]) == 0
+    captured = capsys.readouterr()
+    lines = [line for line in captured.err.splitlines() if "no validation actors" in line]
+    assert len(lines) == 1 and "WARNING" in lines[0], captured.err
+    assert lines[0].endswith("cnn: no validation actors (1 training actor with frames; one is held out for validation "
+                             "from 3 up): all 2 epochs run (no early stopping) and the last epoch's weights are kept; "
+                             "the run has no validation score, so any video model with one is selected before it")
+    (m,) = json.loads(captured.out)["models"]
+    assert m["cv_accuracy"] is None  # no validation score
 
 
 def test_tampered_video_model_is_refused(video_run, tmp_path):
@@ -198,6 +248,14 @@ def test_fusion_and_predict_on_video_files(video_run, tiny_video_corpus: Path, c
     assert [n for n in p["notes"] if "recorded at" in n] == [
         "note: the voice was recorded at 16000 Hz, below the 22050 Hz its features are computed at: nothing above "
         "8000 Hz, where full-band recordings (RAVDESS: 48000 Hz) have energy: the answer may be less sure"]
+    # --seed and --cv-folds reach the fused models (they were fitted with seed 0 and 3 folds whatever was given),
+    # and make a run of their own
+    assert main(["train", str(out), "--split", SPLIT, "--model", "fusion-late", "--seed", "3", "--cv-folds", "2",
+                 "--json"]) == 0
+    (again,) = json.loads(capsys.readouterr().out)["models"]
+    params = store.read_json(posixpath.join(again["run_dir"], "run.json"))["estimator_params"]
+    assert (params["seed"], params["cv_folds"]) == (3, 2)
+    assert again["version"] != models["fusion-late"]["version"] and not again["reused"]
 
 
 def test_landmark_features_train_feature_models_with_speaker_norm_and_predict(video_run, tiny_video_corpus: Path,

@@ -153,3 +153,32 @@ def test_several_models_in_one_process_bring_no_retracing_warning(quiet):
     res = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=300)
     assert res.returncode in (0, 3), res.stderr[-2000:]
     assert (res.returncode == 0) == quiet, "a retracing warning was logged" if quiet else "no warning to filter"
+
+
+@pytest.mark.parametrize("tf_first", [True, False])
+def test_tensorflow_set_up_before_the_package_is_named(tf_first):
+    """TensorFlow imported and run before the package's first Keras model (a notebook) keeps its oneDNN operations
+    and thread pools, and a seeded network then differs from the command's: said in a warning, only then."""
+    import ast
+    import subprocess
+    import sys
+
+    script = (
+        "import logging, os, sys\n"
+        "os.environ.pop('TF_ENABLE_ONEDNN_OPTS', None)\n"
+        "seen = []\n"
+        "class H(logging.Handler):\n"
+        "    def emit(self, r): seen.append(r.getMessage())\n"
+        "logging.getLogger('emotion').addHandler(H())\n"
+        f"{'import tensorflow as tf; tf.constant(1) + 1' if tf_first else ''}\n"
+        "from emotion.models.feature_nets import _keras\n"
+        "_keras()\n"
+        "print(repr(seen))\n"
+    )
+    res = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=300)
+    assert res.returncode == 0, res.stderr[-2000:]
+    seen = ast.literal_eval(res.stdout.strip().splitlines()[-1])
+    if tf_first:
+        assert len(seen) == 1 and "oneDNN" in seen[0] and "thread pools" in seen[0], seen
+    else:
+        assert seen == []

@@ -133,6 +133,98 @@ def test_fer_keeps_the_head_when_fine_tuning_never_beats_its_validation_loss():
     assert kept == pytest.approx(min(h["val_loss"][:n_head]), rel=1e-3)
 
 
+def _store_of_patterns(root: str, layout: list[list[int]]):
+    """The frames of ``patterns(2, size=32)`` as 8 clips of 2 frames (clip k: emotion k + 1, actor 1 or 2) in a frame
+    store, ``layout`` naming the clips of each part in the order they are written."""
+    import pyarrow as pa
+
+    from emotion.core.ids import parse_id
+    from emotion.extract.chunk import frame_schema
+    from emotion.store.store import Store
+    from emotion.video.frames import FrameParams, encode_png
+
+    params = FrameParams(size=32)
+    X, _ = patterns(2, size=32)
+    store = Store(root)
+    for clips in layout:
+        rows = []
+        for k in clips:
+            rid = parse_id(f"01-01-{k + 1:02d}-01-01-01-{k % 2 + 1:02d}.mp4")
+            rows += [{"path": f"Actor_{rid.actor:02d}/{rid.stem}.mp4", "content_hash": f"h{k}", **rid.labels(),
+                      "frame_index": 20 * i, "time": 20 * i / 30, "face_found": None, "face_x": None, "face_y": None,
+                      "face_w": None, "face_h": None, "height": 32, "width": 32, "image": encode_png(X[2 * k + i])}
+                     for i in range(2)]
+        store.write_table(f"{store.dataset_dir('frames', params.key)}/{Store.new_part_name()}",
+                          pa.Table.from_pylist(rows, schema=frame_schema(params)))
+    return store, params
+
+
+def test_a_frame_model_trains_the_same_on_the_same_frames_in_another_store_layout(tmp_path):
+    """Frames of the same clips in other parts (other chunks, written in another order): the same model."""
+    from emotion.video.frameset import FrameSet
+
+    probas = []
+    for name, layout in (("a", [[0, 1, 2, 3], [4, 5, 6, 7]]), ("b", [[7, 2], [5, 0, 3], [6, 1, 4]])):
+        store, params = _store_of_patterns(str(tmp_path / name), layout)
+        fs = FrameSet.select(store, params.key)
+        est = FrameCNN(input_size=16, epochs=2, batch_size=4, filters=(4,), patience=0, seed=2).fit(fs)
+        probas.append(est.predict_proba(patterns(1, size=32, seed=5)[0]))
+    np.testing.assert_array_equal(probas[0], probas[1])
+
+
+# Trains a small FER transfer model (augmented, validated, both phases) in a fresh process, twice or once, with other
+# training between or before (``BETWEEN``): a feature network (which used to switch on op determinism for the rest
+# of the process), a frame CNN with another seed, and every global RNG drawn from; prints a hash of each model's
+# predictions.
+_FER_TWICE = """
+import hashlib, random, sys
+import numpy as np
+from emotion.models.feature_nets import KerasMLPClassifier
+from emotion.models.frame_nets import FERTransfer, FrameCNN
+from tests.emotion.models.test_frame_nets import patterns
+
+X, y = patterns(4, size=64)
+Xv, yv = patterns(2, size=64, seed=1)
+
+def fer():
+    est = FERTransfer(epochs=1, tune_epochs=1, unfreeze=4, batch_size=16, augment=True, patience=1, seed=3)
+    p = est.fit(X, y, validation=(Xv, yv)).predict_proba(Xv)
+    print(hashlib.sha256(p.tobytes()).hexdigest())
+
+def between():
+    KerasMLPClassifier(hidden=8, layers=1, epochs=2, seed=5).fit(np.random.rand(40, 6), np.arange(40) % 4)
+    import tensorflow as tf  # imported by the package first, as the command line does (see _keras)
+    FrameCNN(input_size=16, epochs=1, batch_size=16, filters=(4,), seed=7).fit(X, y)
+    np.random.rand(3), random.random(), tf.random.uniform([2])
+
+if sys.argv[1] == "fer-first":
+    fer()
+    between()
+    fer()
+else:
+    between()
+    fer()
+"""
+
+
+@pytest.mark.slow
+def test_a_frame_model_trains_the_same_whatever_the_process_trained_before():
+    """A seeded frame model gives the same network in any process, whatever was trained or drawn from the RNGs before
+    it: it ran on TensorFlow's default thread pools, with op determinism only once a feature network had switched it
+    on, and either changed the network."""
+    import subprocess
+    import sys
+
+    hashes = []
+    for order in ("fer-first", "between-first"):
+        res = subprocess.run([sys.executable, "-c", _FER_TWICE, order], capture_output=True, text=True, timeout=600)
+        assert res.returncode == 0, res.stderr[-3000:]
+        hashes += res.stdout.split()
+    assert len(hashes) == 3
+    assert hashes[0] == hashes[1], "trained again in the same process after other models, the FER model changed"
+    assert hashes[0] == hashes[2], "trained in another process after other models, the FER model changed"
+
+
 def test_training_curves_png():
     png = curves_png({"loss": [2.0, 1.0], "val_loss": [2.1, 1.5], "accuracy": [0.3, 0.6], "val_accuracy": [0.2, 0.5],
                       "head_epochs": [1.0]}, "t")

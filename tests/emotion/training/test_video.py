@@ -10,8 +10,8 @@ import numpy as np
 import pandas as pd
 
 from emotion.core.splits import ActorSplit
-from emotion.models.frame_nets import KerasFrameClassifier
-from emotion.training.video import VideoSplit, train_and_evaluate_video
+from emotion.models.frame_nets import FERTransfer, KerasFrameClassifier
+from emotion.training.video import VideoSplit, train_and_evaluate_video, without_validation
 from emotion.video.frames import FrameParams
 from emotion.video.frameset import FrameBatch
 
@@ -103,3 +103,26 @@ def test_metrics_name_the_actors_trained_and_tested_not_the_split():
                       fit_actors=(1, 2), val_actors=(), clips=clips, data_hash="h")
     m = train_and_evaluate_video(Stub(), data, split, FrameParams(face_crop=True)).metrics
     assert m["train_actors"] == [1, 2] and m["test_actors"] == [21]
+
+
+def test_training_without_validation_actors_says_what_it_does_instead():
+    """One training actor (fewer than 3: none held out): nothing judges the epochs, and the run says so."""
+    split = ActorSplit.parse("train=1,test=21")
+    clips = pd.DataFrame([_clip(3, 21, "a.mp4"), _clip(3, 1, "t.mp4")])
+    data = VideoSplit(fit=StubFrames(["t.mp4"], [2]), val=None, test=StubFrames(["a.mp4"], [2]),  # type: ignore[arg-type]
+                      fit_actors=(1,), val_actors=(), clips=clips, data_hash="h")
+    note = without_validation(Stub(epochs=7), data)
+    assert note == ("cnn: no validation actors (1 training actor with frames; one is held out for validation from 3 "
+                    "up): all 7 epochs run (no early stopping) and the last epoch's weights are kept; the run has no "
+                    "validation score, so any video model with one is selected before it")
+    assert "both phases run in full (2 + 3 epochs) and the fine-tuned weights are kept, never compared with the " \
+        "head's" in without_validation(FERTransfer(epochs=2, tune_epochs=3), data)
+    m = train_and_evaluate_video(Stub(epochs=7), data, split, FrameParams(face_crop=True)).metrics
+    assert m["cv"] == f"not measured: {note}" and np.isnan(m["cv_accuracy"])
+    # validation actors whose frames have no face are no validation either; frames to judge by are
+    faceless = VideoSplit(fit=data.fit, val=StubFrames([], []), test=data.test, fit_actors=(1, 2), val_actors=(3,),  # type: ignore[arg-type]
+                          clips=clips, data_hash="h")
+    assert "(validation actors [3] have no frame with a face)" in without_validation(Stub(), faceless)
+    judged = VideoSplit(fit=data.fit, val=StubFrames(["v.mp4"], [2]), test=data.test, fit_actors=(1, 2),  # type: ignore[arg-type]
+                        val_actors=(3,), clips=clips, data_hash="h")
+    assert without_validation(Stub(), judged) is None

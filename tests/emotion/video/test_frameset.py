@@ -127,6 +127,35 @@ def test_pinned_frames_select_again_when_a_part_vanishes_during_the_copy(store: 
     assert not any(os.path.exists(f) for f in folders)  # the copies are removed on exit
 
 
+def _stream(fs: FrameSet, rng: np.random.Generator | None) -> list[tuple[str, int, int]]:
+    return [(p, int(i), int(img[0, 0])) for b in fs.batches(batch_rows=2, rng=rng)
+            for p, i, img in zip(b.paths, b.frame_index, b.images, strict=True)]
+
+
+def test_a_copy_streams_its_frames_in_an_order_of_its_clips_whatever_the_store_layout(tmp_path):
+    """The same frames in two stores, grouped into other parts written in another order (an extraction's chunks
+    finish in any order, part names carry the time of writing, and small parts are merged in that order; reruns
+    regroup clips): the copies stream them alike, sorted or shuffled by the same generator, so training on them is
+    alike. Frames were streamed as stored, and two demos on the same data gave their FER models 0.933 and 0.883."""
+    clips = [_rows(f"01-01-0{e}-01-01-01-0{a}", 3, 10 * e + a) for a, e in ((1, 3), (1, 4), (2, 5), (2, 6), (1, 7))]
+    a, b = Store(str(tmp_path / "a")), Store(str(tmp_path / "b"))
+    _write(a, clips[0] + clips[1] + clips[2])
+    _write(a, clips[3] + clips[4])
+    _write(b, clips[4] + clips[1])
+    _write(b, [clips[3][0], clips[2][2], clips[3][1], clips[2][1], clips[3][2], clips[2][0]])  # interleaved, backwards
+    _write(b, clips[0])
+    copies = [FrameSet.select(s, PARAMS.key).copy_to(str(tmp_path / f"copy-{s.root}".replace("/", "_")))
+              for s in (a, b)]
+    sorted_a, sorted_b = (_stream(c, None) for c in copies)
+    assert sorted_a == sorted_b == sorted(sorted_a) and len(sorted_a) == 15
+    shuffled = [_stream(c, np.random.default_rng([0, 1])) for c in copies]
+    assert shuffled[0] == shuffled[1] and sorted(shuffled[0]) == sorted_a and shuffled[0] != sorted_a
+    for clip in {p for p, _, _ in sorted_a}:  # each clip's frames together, in frame order
+        at = [k for k, (p, _, _) in enumerate(shuffled[0]) if p == clip]
+        assert at == list(range(at[0], at[0] + 3)) and [shuffled[0][k][1] for k in at] == [0, 20, 40]
+    assert _stream(copies[0], np.random.default_rng([0, 2])) != shuffled[0]  # another epoch, another order
+
+
 def test_empty_store_is_a_clear_error(tmp_path):
     with pytest.raises(StoreError, match=rf"emotion extract DATA --out {tmp_path} --modality video --frame-size 16`"):
         frame_index(Store(str(tmp_path)), PARAMS.key)
