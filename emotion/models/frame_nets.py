@@ -182,7 +182,7 @@ class KerasFrameClassifier(ClassifierMixin, BaseEstimator):
         @tf.autograph.experimental.do_not_convert
         def aug(img: Any, lab: Any) -> Any:
             # each draw its own op seed: with one seed for all, the flip, the shift and the brightness were one draw
-            # (flipped frames were always the darker ones)
+            # (the flip decided the brightness)
             x = tf.image.random_flip_left_right(img, seed=seed)
             shape = tf.shape(x)
             pad = tf.maximum(shape[0] // 16, 1)  # shifts up to 1/16 of the side

@@ -122,7 +122,7 @@ def test_the_fer_head_starts_as_fer2013s_own_classifier_on_our_emotions():
 
 
 def test_fer_augmentation_draws_flip_shift_and_brightness_apart():
-    """One op seed for every draw made them one draw: flipped frames were always the darker ones."""
+    """One op seed for every draw made them one draw: the flip decided the brightness."""
     import tensorflow as tf
 
     est = FERTransfer(seed=3)
