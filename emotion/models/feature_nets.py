@@ -293,9 +293,12 @@ class KerasSpecCNN(KerasFeatureClassifier):
         std_t = tf.constant(std.reshape(bands, 1), tf.float32)
         shift, noise, fmask, tmask, seed = self.time_shift, self.noise, self.freq_mask, self.time_mask, self.seed
 
-        def band(width_max: int, size: int) -> Any:
-            width = tf.random.uniform([], 0, width_max + 1, tf.int32, seed=seed)
-            start = tf.random.uniform([], 0, size - width + 1, tf.int32, seed=seed)
+        # each draw its own op seed: in a dataset's map, ops of one seed draw the same random bits, and an integer
+        # draw is its low bound plus those bits modulo its range, so with one seed for all the draws were one number
+        # (masks of equal maxima had equal widths; a 6-band frequency mask of 40 bands could start at 5 bands only)
+        def band(width_max: int, size: int, op_seed: int) -> Any:
+            width = tf.random.uniform([], 0, width_max + 1, tf.int32, seed=op_seed)
+            start = tf.random.uniform([], 0, size - width + 1, tf.int32, seed=op_seed + 1)
             idx = tf.range(size)
             return (idx >= start) & (idx < start + width)
 
@@ -304,11 +307,11 @@ class KerasSpecCNN(KerasFeatureClassifier):
             if shift > 0:
                 img = tf.roll(img, tf.random.uniform([], -shift, shift + 1, tf.int32, seed=seed), axis=1)
             if noise > 0:
-                img = img + tf.random.normal((bands, frames), stddev=noise, seed=seed) * std_t
+                img = img + tf.random.normal((bands, frames), stddev=noise, seed=seed + 1) * std_t
             if fmask > 0:
-                img = tf.where(band(min(fmask, bands - 1), bands)[:, None], mean_t, img)
+                img = tf.where(band(min(fmask, bands - 1), bands, seed + 2)[:, None], mean_t, img)
             if tmask > 0:
-                img = tf.where(band(min(tmask, frames - 1), frames)[None, :], mean_t, img)
+                img = tf.where(band(min(tmask, frames - 1), frames, seed + 4)[None, :], mean_t, img)
             return tf.reshape(img, (-1,)), y
 
         return aug

@@ -108,6 +108,53 @@ def test_spectrogram_augmentation_shifts_adds_noise_and_masks_with_the_band_mean
     assert 0.3 < np.std(out - img.reshape(-1)) < 0.7
 
 
+def spectrogram_draws(est, bands: int, frames: int, n: int = 200) -> np.ndarray:
+    """Per augmented copy (in a dataset's map, as in training): the time shift, the frequency mask's width and first
+    band, the time mask's width and first frame (start NaN for an empty mask)."""
+    import tensorflow as tf
+
+    img = np.tile(10 * np.arange(frames, dtype=np.float32), (bands, 1))  # frame t is 10 t: the shift shows
+    est.n_frames_ = frames
+    aug = est._augment_fn(np.full(bands, -1000, np.float32), np.ones(bands, np.float32))  # masked cells are -1000
+    tf.random.set_seed(0)
+    draws = []
+    for x, _ in tf.data.Dataset.from_tensors((img.reshape(-1), 0)).repeat(n).map(aug):
+        out = x.numpy().reshape(bands, frames)
+        masked = out == -1000
+        fm, tm = np.flatnonzero(masked.all(axis=1)), np.flatnonzero(masked.all(axis=0))
+        b, t = np.argwhere(~masked)[0]
+        s = (t - int(np.round(out[b, t] / 10))) % frames
+        draws.append([s - frames if s > frames // 2 else s, len(fm), fm[0] if len(fm) else np.nan,
+                      len(tm), tm[0] if len(tm) else np.nan])
+    return np.array(draws, dtype=float)
+
+
+def test_spectrogram_augmentation_draws_shift_and_masks_apart():
+    """One op seed for every draw made them one draw: an integer draw is its low bound plus the same random bits
+    modulo its range, so a shift of up to 3 frames and masks of up to 6 (7 values each) were the same number, and
+    masks on a square image started at the same place."""
+    from emotion.models.feature_nets import KerasSpecCNN
+
+    est = KerasSpecCNN(n_mels=24, time_shift=3, noise=0.1, freq_mask=6, time_mask=6, seed=0)
+    d = spectrogram_draws(est, 24, 24)
+    shift, fwidth, fstart, twidth, tstart = d.T
+    assert set(shift) == set(range(-3, 4)) and set(fwidth) == set(twidth) == set(range(7))
+    for a, b in [(shift, fwidth), (shift, twidth), (fwidth, twidth), (fstart, tstart), (shift, fstart),
+                 (shift, tstart), (fwidth, tstart), (twidth, fstart)]:
+        both = np.isfinite(a) & np.isfinite(b)
+        assert abs(np.corrcoef(a[both], b[both])[0, 1]) < 0.3  # 1.0 with one op seed for all draws
+
+
+def test_spectrogram_augmentation_masks_start_anywhere_with_the_default_settings():
+    """With the defaults (40 bands, 60 frames of the logmel set) one op seed for all draws tied each mask's start to
+    its width: a 6-band frequency mask started at bands 6, 13, 20, 27 or 34 only (its start was the same random bits
+    modulo 35 as its width modulo 7), a 9-frame time mask at 4 of its 52 places."""
+    from emotion.models.feature_nets import KerasSpecCNN
+
+    shift, fwidth, fstart, twidth, tstart = spectrogram_draws(KerasSpecCNN(seed=0), 40, 60, n=700).T
+    assert len(set(fstart[fwidth == 6])) > 20 and len(set(tstart[twidth == 9])) > 20
+
+
 def test_keras_leaves_no_log_handler_that_closes_an_earlier_stderr(tmp_path):
     """absl (imported with TensorFlow) kept the sys.stderr of that moment and closed it when logging was configured
     anew (Prefect's first import does so) once sys.stderr had changed: under pytest, the capture file."""
