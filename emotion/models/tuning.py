@@ -44,6 +44,9 @@ class ModelSpec:
     tuner: Callable[..., TuneResult] | None = None
     # the feature sets the model can read (empty: any)
     feature_sets: tuple[str, ...] = ()
+    # the revision of the model's training: one up when the same inputs give another result, so that stored runs of
+    # the model are trained again rather than reused (part of the run's version; 1 leaves earlier versions unchanged)
+    revision: int = 1
 
 
 def predict_scores(est: BaseEstimator, X: np.ndarray) -> np.ndarray:

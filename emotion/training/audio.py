@@ -25,6 +25,7 @@ from emotion.core.ids import EMOTION_LABELS
 from emotion.core.params import stable_hash
 from emotion.core.progress import ProgressFn
 from emotion.core.splits import ActorSplit, lacking_actors
+from emotion.models.catalog import MODELS
 from emotion.models.persist import SavedModel, dump_model
 from emotion.models.search import SearchParams
 from emotion.models.tuning import ModelSpec, predict_copies, predict_scores, tune
@@ -142,9 +143,11 @@ def split_data(
 def run_version(
     model: str, split: ActorSplit, search: SearchParams, feature_hash: str, data_hash: str, speaker_norm: bool = False
 ) -> str:
-    """The version of a feature model's run (:func:`emotion.store.catalog.run_version` of its inputs)."""
+    """The version of a feature model's run (:func:`emotion.store.catalog.run_version` of its inputs and the model's
+    revision, :attr:`ModelSpec.revision`)."""
     norm = {"speaker_norm": True} if speaker_norm else {}  # absent when off, so versions of runs without it are unchanged
-    return catalog.run_version(model, split.id, search=search.to_dict(), feature_hash=feature_hash,
+    revision = MODELS[model].revision if model in MODELS else 1
+    return catalog.run_version(model, split.id, revision, search=search.to_dict(), feature_hash=feature_hash,
                                data_hash=data_hash, **norm)
 
 

@@ -6,7 +6,8 @@ import json
 import math
 
 from emotion.core.splits import ActorSplit
-from emotion.models.catalog import SearchParams
+from emotion.models.catalog import MODELS, SearchParams
+from emotion.store import catalog
 from emotion.store.catalog import SELECTION_RULE, RunRecord, best_per_modality, ranked
 from emotion.training.audio import run_version
 from emotion.training.fusion import fusion_version
@@ -19,6 +20,10 @@ def test_run_versions_are_those_earlier_releases_computed():
     """Computed by the code before the run catalog (commit 9ccc2ca): existing stores' runs are reused, not retrained."""
     assert run_version("svc", SPLIT, SearchParams(), "abc123", "data456") == "676111b6b1d2"
     assert run_version("svc", SPLIT, SearchParams(), "abc123", "data456", True) == "4c99bdb6e276"
+    assert run_version("lr", SPLIT, SearchParams(), "abc123", "data456", True) == "9cad23e5d3a7"
+    # the spectrogram CNN: one revision up since its augmentation draws each random value apart (before:
+    # 1ce692b6b10e); its runs of the first revision are trained again, those of the other audio models are reused
+    assert run_version("melcnn", SPLIT, SearchParams(), "abc123", "data456", True) == "b12aaf37ac78"
     # frame models: one revision up since their training is repeatable (before: 2f96460fda21); runs of the first
     # revision depended on the machine, the process and the store's layout, and are retrained once
     assert video_run_version("cnn", {"epochs": 3, "seed": 0}, SPLIT, "face96-every20-1a2b", "data456") == "4f618cbca41d"
@@ -26,6 +31,16 @@ def test_run_versions_are_those_earlier_releases_computed():
     # 94e8dac29b24); runs scored the old way are retrained rather than compared with the new ones
     assert fusion_version("late", {"n_audio": 5}, SPLIT, "seed-abc", "face96-x", "data456") == "cac006d147cf"
     assert fusion_version("late", {"n_audio": 5}, SPLIT, "seed-abc", "face96-x", "data456", True) == "744b7ef24c03"
+
+
+def test_only_melcnn_runs_have_a_new_revision():
+    """The other audio models' versions are those without a revision (1): their stored runs stay valid."""
+    for model in MODELS:
+        for norm in (False, True):
+            before = catalog.run_version(model, SPLIT.id, search=SearchParams().to_dict(), feature_hash="abc123",
+                                         data_hash="data456", **({"speaker_norm": True} if norm else {}))
+            now = run_version(model, SPLIT, SearchParams(), "abc123", "data456", norm)
+            assert (now != before) == (model == "melcnn"), model
 
 
 def test_a_run_json_of_an_earlier_release_reads_with_absent_fields_none():
