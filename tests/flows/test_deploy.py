@@ -110,12 +110,14 @@ def test_stopping_deploy_ends_its_run_in_progress(served, tiny_corpus: Path, tmp
         assert flow_run(api, run_id)["state_type"] == "RUNNING"
         os.kill(proc.pid, sig)
         t0 = time.monotonic()
-        wait_for(lambda: flow_run(api, run_id)["state_type"] != "RUNNING", 60, "the run to end", log=log)
+        wait_for(lambda: flow_run(api, run_id)["state_type"] != "RUNNING", 90, "the run to end", log=log)
         took = time.monotonic() - t0
         proc.wait(60)
     fr = flow_run(api, run_id)
     assert fr["state_type"] == "CANCELLED", (fr["state_type"], fr["state"]["message"], log.read_text()[-3000:])
-    assert took < 30, f"the run ended {took:.0f} s after {sig.name}"
+    # 3-7 s here when the machine is idle; under a loaded CI (load 5 on 2 cores) the run's process once outlived
+    # the runner's 30 s grace for a SIGTERM'd run and was killed at its end: still Cancelled, never left Running
+    assert took < 60, f"the run ended {took:.0f} s after {sig.name}"
     assert proc.returncode == 0
     assert log.read_text().rstrip().endswith("emotion deploy: stopped; 1 deployment paused (emotion deploy serves them "
                                              "again)")
