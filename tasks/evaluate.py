@@ -55,7 +55,7 @@ def loso_model(out: str, model: str, split: ActorSplit, features: FeatureParams,
         fixed, source, run = _stored_estimator(store, params_from or split, model, features, speaker_norm)
         settings = catalog.loso_settings(mode, params_split=run.split_id, params_run=run.version)
     else:
-        settings = catalog.loso_settings(mode, search.to_dict())
+        settings = catalog.loso_settings(mode, search.to_dict(), revision=model_spec(model).revision)
     actors = sorted(set(int(a) for a in data.groups) | set(int(a) for a in data.faceless))
     done: list[int] = []
 

@@ -78,13 +78,14 @@ def loso_dir(store: Store, split_id: str) -> str:
 # -- leave-one-actor-out results ---------------------------------------------------------------------------------
 
 def loso_settings(mode: str, search: Mapping[str, Any] | None = None, params_split: str | None = None,
-                  params_run: str | None = None) -> dict[str, Any]:
+                  params_run: str | None = None, revision: int = 1) -> dict[str, Any]:
     """What changes a LOSO result beyond the data, feature set, normalisation and model: for ``nested`` the
-    search settings (n_iter, cv_folds, refine, seed); for ``fixed`` the split id and version of the stored run
-    whose hyper-parameters are copied (``--params-from``)."""
+    search settings (n_iter, cv_folds, refine, seed) and the model's training revision where it is not the first
+    (:attr:`emotion.models.tuning.ModelSpec.revision`: results of an earlier one are not this code's); for ``fixed``
+    the split id and version of the stored run whose hyper-parameters are copied (``--params-from``)."""
     if mode == "fixed":
         return {"mode": "fixed", "params_split": params_split, "params_run": params_run}
-    return {"mode": mode, **dict(search or {})}
+    return {"mode": mode, **dict(search or {}), **({"revision": revision} if revision != 1 else {})}
 
 
 def loso_row_settings(r: Mapping[str, Any]) -> dict[str, Any] | None:

@@ -98,3 +98,16 @@ def test_scores_written_as_null_read_back_as_nan_as_training_computed_them(tmp_p
     assert r is not None and r.cv_accuracy is None and r.accuracy == 0.9
     assert math.isnan(r.metrics["cv_accuracy"]) and math.isnan(r.metrics["cv_std"]) and r.metrics["note"] is None
     assert math.isnan(r.metrics["audio_visual_clips"]["fused"]) and r.metrics["audio_visual_clips"]["n"] == 3
+
+
+def test_a_nested_loso_result_of_another_training_revision_is_kept_apart():
+    """melcnn's training moved to revision 2: its nested LOSO results of revision 1 sat at the same path and showed as
+    current. The first revision's settings (every other model's) hash as before."""
+    from emotion.store.catalog import loso_settings, loso_settings_hash
+
+    search = {"n_iter": 10, "cv_folds": 3, "refine": True, "seed": 0}
+    assert loso_settings("nested", search) == {"mode": "nested", **search}  # as written before revisions existed
+    assert loso_settings_hash(loso_settings("nested", search, revision=1)) == loso_settings_hash(
+        {"mode": "nested", **search})
+    assert loso_settings_hash(loso_settings("nested", search, revision=2)) != loso_settings_hash(
+        loso_settings("nested", search))
