@@ -144,7 +144,7 @@ def _add_train_opts(p: argparse.ArgumentParser) -> None:
     p.add_argument("--seed", type=int, default=0,
                    help="random seed of the search and of every model: audio, video (validation actors, weights, "
                         "augmentation) and fused (default 0)")
-    p.add_argument("--jobs", type=int, help="parallel search processes (default: one per core)")
+    p.add_argument("--jobs", type=int, help="parallel search processes (default: one per core); never changes results")
     p.add_argument("--speaker-norm", action="store_true",
                    help="standardise each actor's features over that actor's own clips (train and test; no labels)")
 

@@ -67,13 +67,21 @@ def test_run_end_to_end_with_bad_files(corpus: Path, tmp_path: Path, capsys):
     assert (r2["extract"]["processed"], r2["extract"]["skipped"], r2["extract"]["rejected"]) == (0, 118, 2)
     assert all(m["reused"] for m in r2["train"]["models"])
 
-    # retraining from scratch gives the same numbers (fixed seeds)
+    # retraining from scratch, the search in 2 processes where the first run had 1, gives the same runs (fixed seeds;
+    # --jobs is not in the version, so it must not change what a run holds): the same versions, and the same bytes
+    # of what they store but the model file (skops names arrays by their id in memory: never the same bytes twice)
+    stored = ("predictions.parquet", "params.json", "metrics.json", "model_card.md", "confusion_matrix.png")
+    before = {name: {f: (Path(m["run_dir"]) / f).read_bytes() for f in stored} for name, m in models.items()}
+    xgb_model = (Path(models["xgb"]["run_dir"]) / "model.json").read_bytes()
     code, r3, _ = run_cli(capsys, "train", str(out), *SPLIT, "--n-iter", "2", "--jobs", "2", "--force", "--json")
     assert code == 0
     again = {m["model"]: m for m in r3["models"]}
     for name, m in models.items():
         assert again[name]["accuracy"] == m["accuracy"] and again[name]["cv_accuracy"] == m["cv_accuracy"]
-        assert again[name]["version"] == m["version"]
+        assert again[name]["version"] == m["version"] and again[name]["run_dir"] == m["run_dir"]
+        for f in stored:
+            assert (Path(m["run_dir"]) / f).read_bytes() == before[name][f], (name, f)
+    assert (Path(models["xgb"]["run_dir"]) / "model.json").read_bytes() == xgb_model
 
 
 def test_strict_fails_on_rejects_after_writing_the_rest(corpus: Path, tmp_path: Path, capfd):
