@@ -274,14 +274,6 @@ class FaceFrontEnd:
             out.append(Detection(float(scores[i]), box, back(kp).astype(np.float32)))
         return out
 
-    def detect(self, rgb: np.ndarray) -> Detection | None:
-        """The most confident face in an RGB frame (short range; full range when short range finds none), or None."""
-        for spec in (SHORT_RANGE, FULL_RANGE):
-            found = self.detect_all(rgb, spec)
-            if found:
-                return found[0]
-        return None
-
     def landmarks(self, rgb: np.ndarray, det: Detection) -> Face | None:
         """The 468 landmarks of the face ``det`` found in ``rgb``, or None if the mesh sees no face there."""
         x, y, bw, bh = det.box
