@@ -300,11 +300,7 @@ class FERTransfer(KerasFrameClassifier):
         L = keras.layers
         if self.input_size != 64:
             raise UsageError("the FER2013 model takes 64x64 input; input_size must be 64")
-        inp = keras.Input(shape=(None, None, 1))
-        x = L.Resizing(64, 64, interpolation="area")(inp)
-        x = L.Rescaling(1 / 127.5, offset=-1.0)(x)
-        base, kernel, bias = load_fer()
-        x = base(x, training=False)
+        inp, x, kernel, bias = fer_feature_map()
         x = L.Dropout(0.3, seed=self.seed)(x)
         head = L.Conv2D(N_CLASSES, 3, padding="same", name="ravdess_head")
         x = head(x)
@@ -383,8 +379,9 @@ def ravdess_head_weights(kernel: np.ndarray, bias: np.ndarray) -> list[np.ndarra
     return [k8, b8]
 
 
-def fer_pooled_features() -> tuple[Any, Any]:
-    """Gray frames of any size in, FER2013's 128 features (globally average-pooled) out: (input, output) tensors.
+def fer_feature_map() -> tuple[Any, Any, np.ndarray, np.ndarray]:
+    """Gray frames of any size in, FER2013's 4x4x128 feature map out: (input, output) tensors, and the kernel and
+    bias of FER2013's own 7-class classifier on that map (:func:`load_fer`).
 
     Frames are resized to 64x64 and scaled to [-1, 1] as FER2013 was trained;
     the base runs in inference mode, so its batch-norm statistics stay FER2013's.
@@ -394,8 +391,15 @@ def fer_pooled_features() -> tuple[Any, Any]:
     inp = keras.Input(shape=(None, None, 1))
     x = L.Resizing(64, 64, interpolation="area")(inp)
     x = L.Rescaling(1 / 127.5, offset=-1.0)(x)
-    x = load_fer_base()(x, training=False)
-    return inp, L.GlobalAveragePooling2D()(x)
+    base, kernel, bias = load_fer()
+    return inp, base(x, training=False), kernel, bias
+
+
+def fer_pooled_features() -> tuple[Any, Any]:
+    """Gray frames of any size in, FER2013's 128 features (its feature map globally average-pooled) out: (input,
+    output) tensors (:func:`fer_feature_map`)."""
+    inp, x, _, _ = fer_feature_map()
+    return inp, _keras().layers.GlobalAveragePooling2D()(x)
 
 
 class FaceEmbedder:
