@@ -231,10 +231,10 @@ def check_split_against_data(data: str, split: str, kind: str, search: SearchPar
     lack = lacking_actors(sp, actors, "clips", f"under {data}")
     if lack:
         raise EmotionError(lack)
-    few = too_few_cv_actors(set(sp.train) & set(actors), search.cv_folds) if tuned else None
+    train = set(sp.train) & set(actors)
+    few = too_few_cv_actors(train, search.cv_folds) if tuned else None
     if few:
-        raise UsageError(f"{few} (the clips under {data} have {len(set(sp.train) & set(actors))} of the train "
-                         f"actors of {sp})")
+        raise UsageError(f"{few} (the clips under {data} have {len(train)} of the train actors of {sp})")
 
 
 def skip_video_note(actors: tuple[int, ...], split: str) -> str | None:
