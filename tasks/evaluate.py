@@ -29,16 +29,25 @@ def loso_dir(store: Store, split: ActorSplit) -> str:
 def _stored_estimator(store: Store, split: ActorSplit, model: str, features: FeatureParams, speaker_norm: bool) -> tuple[
         BaseEstimator, str, catalog.RunRecord]:
     """The model of the latest stored run of ``model`` on ``split`` with these feature parameters (the set's key:
-    name and hash of every parameter, augmentation included) and normalisation, its folder's URL and its record."""
-    found = catalog.find_run(store, split.id, model, features.key, speaker_norm)
+    name and hash of every parameter, augmentation included) and normalisation, trained by the model's current
+    training revision, its folder's URL and its record."""
+    revision = model_spec(model).revision
+    found = catalog.find_run(store, split.id, model, features.key, speaker_norm, revision)
     if found is not None:
         est, _ = load_run(store, catalog.folder_of(store, found))
         return est, store.url_of(catalog.folder_of(store, found)), found
     norm = " --speaker-norm" if speaker_norm else ""
     speeds = features.augment_speeds()
     aug = f" --augment {','.join(f'{s:g}' for s in speeds)}" if speeds else ""
-    raise StoreError(f"no stored {model} run with features {features.key}{norm} on {split}: run `emotion train "
-                     f"{store.url} --split {split} --model {model} --features {features.name}{aug}{norm}` first, "
+    command = f"emotion train {store.url} --split {split} --model {model} --features {features.name}{aug}{norm}"
+    others = sorted({catalog.feature_run_revision(r)
+                     for r in catalog.find_runs(store, split.id, model, features.key, speaker_norm)})
+    if others:
+        which = " and ".join(str(r) for r in others)
+        raise StoreError(f"the stored {model} runs with features {features.key}{norm} on {split} were trained by "
+                         f"revision {which} of {model} (this code's is {revision}); run `{command}` again, "
+                         "or drop --fixed-params")
+    raise StoreError(f"no stored {model} run with features {features.key}{norm} on {split}: run `{command}` first, "
                      "or drop --fixed-params")
 
 

@@ -133,6 +133,34 @@ def run_version(model: str, split_id: str, revision: int = 1, **inputs: Any) -> 
     return stable_hash({"model": model, "split": split_id, "revision": revision, **inputs})
 
 
+def feature_run_version(model: str, split_id: str, revision: int, search: Mapping[str, Any], feature_hash: str,
+                        data_hash: str, speaker_norm: bool = False) -> str:
+    """The version of a feature model's run (:func:`emotion.training.audio.run_version`): :func:`run_version` of the
+    search settings, the feature and data hashes and, only when on, speaker normalisation (absent when off, so
+    versions of runs without it are unchanged)."""
+    norm = {"speaker_norm": True} if speaker_norm else {}
+    return run_version(model, split_id, revision, search=dict(search), feature_hash=feature_hash, data_hash=data_hash,
+                       **norm)
+
+
+_REVISIONS = range(1, 10)  # the training revisions a stored feature model's run is checked against
+
+
+def feature_run_revision(r: RunRecord) -> int:
+    """The training revision (:attr:`emotion.models.tuning.ModelSpec.revision`) a feature model's run was trained by.
+
+    ``run.json`` does not record it: it is the revision whose :func:`feature_run_version` of the run's recorded
+    inputs is the run's version. 1 when none is (runs written before versions were computed this way)."""
+    info = r.info
+    if not isinstance(info.get("search"), dict) or not info.get("feature_hash") or not info.get("data_hash"):
+        return 1
+    for revision in _REVISIONS:
+        if feature_run_version(r.model, r.split_id, revision, info["search"], str(info["feature_hash"]),
+                               str(info["data_hash"]), info.get("speaker_norm") is True) == r.version:
+            return revision
+    return 1
+
+
 # -- the record --------------------------------------------------------------------------------------------------
 
 def _score(v: Any) -> float | None:
@@ -403,12 +431,21 @@ def _modality_rank(m: str) -> int:
     return MODALITY_ORDER.index(m) if m in MODALITY_ORDER else len(MODALITY_ORDER)
 
 
-def find_run(store: Store, split_id: str, model: str, feature_key: str, speaker_norm: bool) -> RunRecord | None:
-    """The newest complete audio-side run of ``model`` on the feature set ``feature_key`` (``<name>-<hash>``: the
-    hash covers every parameter, augmentation included) with this speaker normalisation, or None."""
+def find_runs(store: Store, split_id: str, model: str, feature_key: str, speaker_norm: bool) -> list[RunRecord]:
+    """The complete audio-side runs of ``model`` on the feature set ``feature_key`` (``<name>-<hash>``: the hash
+    covers every parameter, augmentation included) with this speaker normalisation, of any training revision,
+    newest first."""
     found = [r for r in collect_runs(store, split_id, newest_only=False)
              if r.model == model and r.feature_set == feature_key and bool(r.speaker_norm) == speaker_norm]
-    return max(found, key=lambda r: (r.written, r.version)) if found else None
+    return sorted(found, key=lambda r: (r.written, r.version), reverse=True)
+
+
+def find_run(store: Store, split_id: str, model: str, feature_key: str, speaker_norm: bool, revision: int
+             ) -> RunRecord | None:
+    """The newest of :func:`find_runs` trained by the model's training revision ``revision``
+    (:func:`feature_run_revision`), or None: a run of another revision is not this code's."""
+    return next((r for r in find_runs(store, split_id, model, feature_key, speaker_norm)
+                 if feature_run_revision(r) == revision), None)
 
 
 # -- selection ---------------------------------------------------------------------------------------------------

@@ -145,10 +145,9 @@ def run_version(
 ) -> str:
     """The version of a feature model's run (:func:`emotion.store.catalog.run_version` of its inputs and the model's
     revision, :attr:`ModelSpec.revision`)."""
-    norm = {"speaker_norm": True} if speaker_norm else {}  # absent when off, so versions of runs without it are unchanged
     revision = MODELS[model].revision if model in MODELS else 1
-    return catalog.run_version(model, split.id, revision, search=search.to_dict(), feature_hash=feature_hash,
-                               data_hash=data_hash, **norm)
+    return catalog.feature_run_version(model, split.id, revision, search.to_dict(), feature_hash, data_hash,
+                                       speaker_norm)
 
 
 def actors_of(actors: Any) -> list[int]:

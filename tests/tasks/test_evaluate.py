@@ -82,3 +82,25 @@ def test_loso_results_of_other_settings_sit_beside_each_other(tmp_path, monkeypa
         (r["mode"], r["settings_hash"]) for r in (a, b, f1, f2))
     report = (tmp_path / "runs" / SPLIT.id / "loso" / "report.md").read_text()
     assert "n_iter 2, 2 folds, no refine, seed 7" in report and f"run {f1['settings']['params_run']} on " in report
+
+
+def test_fixed_params_take_only_runs_of_the_model_s_current_training_revision(tmp_path, monkeypatch):
+    """A run trained by an earlier revision of the model's training (melcnn's 1, now 2) never gives the "fixed"
+    parameters, even when it is the newest; when only such runs are stored, the error says so."""
+    import dataclasses
+    import os
+
+    from emotion.models.catalog import MODELS
+
+    store = Store(str(tmp_path))
+    plain = ExtendedFeatureParams()
+    old_dir = _train(store, plain)  # lr at revision 1, as every stored lr run is
+    monkeypatch.setitem(MODELS, "lr", dataclasses.replace(MODELS["lr"], revision=2))  # lr's training moves on
+    with pytest.raises(StoreError, match=r"the stored lr runs .* were trained by revision 1 of lr \(this code's is 2\); "
+                                         r"run `emotion train .*` again") as err:
+        _stored_estimator(store, SPLIT, "lr", plain, False)
+    assert "\n" not in str(err.value)
+    new_dir = _train(store, plain)  # revision 2: another version, another folder
+    assert new_dir != old_dir
+    os.utime(tmp_path / "runs" / SPLIT.id / "lr" / posixpath.basename(old_dir) / "run.json", (4e9, 4e9))  # newest
+    assert _stored_estimator(store, SPLIT, "lr", plain, False)[1] == new_dir

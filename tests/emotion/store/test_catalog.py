@@ -111,3 +111,14 @@ def test_a_nested_loso_result_of_another_training_revision_is_kept_apart():
         {"mode": "nested", **search})
     assert loso_settings_hash(loso_settings("nested", search, revision=2)) != loso_settings_hash(
         loso_settings("nested", search))
+
+
+def test_a_feature_run_s_training_revision_is_the_one_its_version_was_computed_with():
+    """run.json records no revision: it is read off the version (melcnn's as revision 1 and 2 computed them)."""
+    info = {"model": "melcnn", "split_id": SPLIT.id, "search": SearchParams().to_dict(), "feature_hash": "abc123",
+            "data_hash": "data456", "speaker_norm": True}
+    for version, revision in (("1ce692b6b10e", 1), ("b12aaf37ac78", 2), ("000000000000", 1)):
+        record = RunRecord.from_dict({**info, "version": version}, split_id=SPLIT.id)
+        assert catalog.feature_run_revision(record) == revision, version
+    lr = RunRecord.from_dict({**info, "model": "lr", "version": "9cad23e5d3a7"}, split_id=SPLIT.id)
+    assert catalog.feature_run_revision(lr) == 1
