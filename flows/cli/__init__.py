@@ -3,7 +3,8 @@
 Every command prints a readable summary (``--json`` for a machine-readable
 one) and exits 0 on success, 1 when the pipeline fails, and 2 with a one-line
 message on bad usage or a missing path. With ``--json`` a failure is a JSON
-object on stdout too (``{"ok": false, "command", "error", "exit_code"}``).
+object on stdout too (``{"ok": false, "command", "error", "exit_code"}``; ``predict`` with a file it could not
+predict adds its per-file list as ``predictions`` and ``failed``).
 
 The parts apart: :mod:`flows.cli.parser` (the options; imports nothing heavy,
 so ``--help`` and usage errors answer at once), :mod:`flows.cli.options`

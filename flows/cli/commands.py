@@ -578,11 +578,22 @@ def cmd_predict(args: argparse.Namespace) -> int:
     results = predict_files(args.files, predictors, same_speaker=args.same_speaker,
                             progress=progress.sink() if len(args.files) > 1 else None)
     files = [r.to_dict() if isinstance(r, Prediction) else {"file": r[0], "error": r[1]} for r in results]
-    failed = sum(1 for f in files if f.get("error") or f.get("emotion") is None)  # "no prediction" is no success
-    if args.json:
-        print(jsontext.dumps(files, indent=2))
+    failed = [{"file": f["file"], "error": _why_no_prediction(f)} for f in files
+              if f.get("error") or f.get("emotion") is None]  # "no prediction" is no success
+    message = f"{len(failed)} of {len(files)} file(s) could not be predicted"
+    if args.json:  # on success the list of files; else the failure object every command gives, the list inside
+        print(jsontext.dumps({"ok": False, "command": args.command, "error": message, "exit_code": 1,
+                              "predictions": files, "failed": failed} if failed else files, indent=2))
     else:
         print_predictions({"files": files})
     if failed:
-        print(f"emotion: {failed} of {len(files)} file(s) could not be predicted", file=sys.stderr)
+        print(f"emotion: {message}", file=sys.stderr)
     return 1 if failed else 0
+
+
+def _why_no_prediction(f: dict[str, Any]) -> str:
+    """Why a file of ``predict`` has no prediction, in one line: its error, or "no prediction" and its notes (e.g. a
+    clip whose audio is absent and no face model)."""
+    if f.get("error"):
+        return str(f["error"])
+    return "; ".join(["no prediction", *(str(n) for n in f.get("notes") or ())])

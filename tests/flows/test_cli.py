@@ -638,3 +638,42 @@ def test_run_defaults_to_the_strongest_recipe_and_keeps_the_baseline_one_flag_aw
 
     assert recipe(AudioFeatureParams(), False)["description"] == "seed features (the 2018 baseline)"
 
+
+
+def test_predict_json_with_unreadable_files_is_a_failure_object_keeping_the_predictions(tmp_path: Path, capsys):
+    """Exit 1 as before, and with --json the failure shape of every other command (ok, command, error, exit_code),
+    the per-file list as on success under ``predictions`` and which files failed and why under ``failed``."""
+    import posixpath
+
+    from emotion.core.ids import EMOTION_LABELS
+    from emotion.core.splits import ActorSplit
+    from emotion.models.catalog import SearchParams, model_spec
+    from emotion.training.audio import split_data, train_and_evaluate
+    from tests.conftest import speaker_table
+
+    split, fp = ActorSplit.parse("train=1-4,test=5"), AudioFeatureParams()
+    data = split_data(speaker_table(tuple(fp.column_names())), fp.column_names(), split, fp.hash())
+    res = train_and_evaluate(model_spec("lr"), data, split, SearchParams(n_iter=1, refine=False), fp.to_dict(),
+                             fp.hash())
+    store = Store(str(tmp_path / "store"))
+    run_dir = store.run_dir(split.id, "lr", res.version)
+    for name, blob in res.files().items():
+        store.write_bytes(posixpath.join(run_dir, name), blob)
+    wav, gone = str(write_tone(tmp_path / "a.wav", seconds=2.0)), str(tmp_path / "gone.wav")
+    bad = tmp_path / "b.flac"
+    bad.write_bytes(b"not audio at all" * 100)
+
+    code = main(["predict", wav, gone, str(bad), "--model", run_dir, "--json"])
+    out, err = capsys.readouterr()
+    assert code == 1 and "2 of 3 file(s) could not be predicted" in err
+    p = json.loads(out)
+    assert (p["ok"], p["command"], p["exit_code"]) == (False, "predict", 1)
+    assert p["error"] == "2 of 3 file(s) could not be predicted"
+    assert [x["file"] for x in p["predictions"]] == [wav, gone, str(bad)]  # one object per file, as on success
+    assert p["predictions"][0]["emotion"] in EMOTION_LABELS and p["predictions"][0]["model"] == run_dir
+    assert [f["file"] for f in p["failed"]] == [gone, str(bad)]
+    assert p["failed"][0]["error"] == "file not found" and p["failed"][1]["error"]
+
+    code = main(["predict", wav, "--model", run_dir, "--json"])  # success: the list, as before
+    out, _ = capsys.readouterr()
+    assert code == 0 and [x["file"] for x in json.loads(out)] == [wav]
