@@ -18,6 +18,9 @@ import posixpath
 import threading
 import uuid
 from collections import OrderedDict
+from collections.abc import Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -39,7 +42,7 @@ from emotion.extract.inventory import (
     take_inventory,
 )
 from emotion.extract.plan import Plan, duplicate_rows, plan_extraction, stale_rows, touched_parts
-from emotion.store.sources import DataRoot
+from emotion.store.sources import DataRoot, Listing
 from emotion.store.store import Store
 from emotion.video.frames import FrameParams
 from emotion.video.landmarks import LandmarkParams, update_landmark_features
@@ -53,10 +56,29 @@ _TAKEN: OrderedDict[tuple[str, str, str, str | None, bool, bool], Inventory] = O
 _TAKEN_LOCK = threading.Lock()
 
 
+# the listing of a data root that the extractions run within :func:`listed` take their inventory from
+_LISTING: ContextVar[Listing | None] = ContextVar("listing", default=None)
+
+
+@contextmanager
+def listed(listing: Listing) -> Iterator[None]:
+    """Within: an extraction of ``listing.url`` (in this thread, or a task run it starts) takes its inventory from
+    ``listing`` (where it has the step's extensions) instead of listing the data root again: ``emotion run`` lists
+    it once for its split check and its extractions."""
+    token = _LISTING.set(listing)
+    try:
+        yield
+    finally:
+        _LISTING.reset(token)
+
+
 def _take(data: str, step: Step, out: str | None, verify: bool, full: bool) -> Inventory:
     known = None if out is None else load_known(Store(out), step.modality)
+    listing = _LISTING.get()
+    taken = listing.of(step.extensions) if listing is not None and listing.url == data else None
     inv = take_inventory(DataRoot(data), step.extensions, accept=step.accept, absent=step.absent,
-                         known=None if verify else known, params_key=None if full else step.key)
+                         known=None if verify else known, params_key=None if full else step.key,
+                         candidates=taken)
     if verify:  # every clip read: the data version holds if every content is the one recorded
         inv.unchanged_listing = same_contents(inv, known)
     return inv

@@ -15,7 +15,7 @@ from emotion.audio.seed import AudioFeatureParams
 from emotion.core.errors import InvalidIdError, RejectedInput
 from emotion.core.ids import Modality, RavdessId, parse_id
 from emotion.featuresets import FeatureParams
-from emotion.store.sources import AUDIO_EXTENSIONS, VIDEO_EXTENSIONS, DataRoot, content_hash, extension
+from emotion.store.sources import AUDIO_EXTENSIONS, VIDEO_EXTENSIONS, Candidate, DataRoot, content_hash, extension
 from emotion.store.store import LABEL_COLUMNS, Store
 from emotion.video.frames import FrameParams
 
@@ -194,11 +194,12 @@ def video_step(params: FrameParams | None = None, chunk_size: int = 6) -> Step:
     return Step("video", params or FrameParams(), chunk_size)
 
 
-def actors_under(root: DataRoot, extensions: Iterable[str]) -> tuple[int, ...]:
-    """The actors of the clips under ``root`` by their names alone (a listing: no clip is read), for a check of a
-    split before any work; files that are no RAVDESS id or cannot be listed are left to the inventory to reject."""
+def actors_in(listed: Iterable[Candidate]) -> tuple[int, ...]:
+    """The actors of the clips of a listing of a data root (:meth:`DataRoot.discover`) by their names alone (no clip
+    is read), for a check of a split before any work; files that are no RAVDESS id or cannot be listed are left to
+    the inventory to reject."""
     actors: set[int] = set()
-    for cand in root.discover(extensions):
+    for cand in listed:
         if cand.problem:
             continue
         try:
@@ -215,6 +216,7 @@ def take_inventory(
     absent: Callable[[str, RavdessId], str | None] | None = None,
     known: pd.DataFrame | None = None,
     params_key: str | None = "",
+    candidates: Sequence[Candidate] | None = None,
 ) -> Inventory:
     """Discover and validate every clip; problems become rejects.
 
@@ -231,6 +233,9 @@ def take_inventory(
     step does not handle). ``absent`` may set a valid clip aside with a
     reason, unread and not as a reject (a video-only clip has no audio). Of two files with the same id, the first by path
     is kept and the other rejected.
+
+    ``candidates``: ``root.discover(extensions)`` as already taken (:meth:`emotion.store.sources.Listing.of`): the root
+    is not listed again.
     """
     inv = Inventory()
     seen: dict[str, str] = {}
@@ -240,7 +245,7 @@ def take_inventory(
         prior = {r["path"]: r for r in known.to_dict("records") if r.get("meta")}
     listed: set[str] = set()
     changed = False
-    for cand in root.discover(extensions):
+    for cand in root.discover(extensions) if candidates is None else candidates:
         if printable(cand.relpath) != cand.relpath:  # the store keeps UTF-8 text only
             inv.rejects.append(reject(cand.relpath, "file name is not valid UTF-8", "discover"))
             continue

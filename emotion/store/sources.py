@@ -102,6 +102,26 @@ def extension(relpath: str) -> str:
     return posixpath.splitext(relpath)[1].lower()
 
 
+@dataclass(frozen=True)
+class Listing:
+    """One listing of a data root: what :meth:`DataRoot.discover` found for ``extensions`` (:meth:`DataRoot.listing`),
+    to be looked at again without listing the root again."""
+
+    url: str  # the data root as given to DataRoot
+    extensions: frozenset[str]
+    candidates: tuple[Candidate, ...]
+
+    def of(self, extensions: Iterable[str]) -> list[Candidate] | None:
+        """What ``discover(extensions)`` would give, taken from this listing; None for extensions it did not list.
+
+        ``discover`` keeps the files of the extensions (archive members too) and an unreadable entry named
+        ``.zip`` (a damaged archive, whose members are not known) whatever the extensions; so does this."""
+        exts = frozenset(e.lower() for e in extensions)
+        if not exts <= self.extensions:
+            return None
+        return [c for c in self.candidates if extension(c.relpath) in exts or extension(c.relpath) == ".zip"]
+
+
 def content_hash(data: bytes) -> str:
     """A 128-bit BLAKE2b digest of a file's bytes, as hex."""
     return hashlib.blake2b(data, digest_size=16).hexdigest()
@@ -183,6 +203,11 @@ class DataRoot:
             elif ext in exts:
                 found.append(Candidate(rel, size, meta=meta))
         return sorted(found, key=lambda c: c.relpath)
+
+    def listing(self, extensions: Iterable[str]) -> Listing:
+        """:meth:`discover`'s candidates of ``extensions`` kept as a :class:`Listing`."""
+        exts = frozenset(e.lower() for e in extensions)
+        return Listing(self.url, exts, tuple(self.discover(exts)))
 
     def _walk(self) -> Iterator[tuple[str, int, str | None, str]]:
         """``(relative path, size, problem, listing fingerprint)`` of every file under the root, links followed.

@@ -15,3 +15,34 @@ def test_video_clips_without_the_splits_test_or_train_actors_are_named_for_skipp
         "(actors present: 18-19); give e.g. --split train=18,test=19")
     assert skip_video_note((1, 18), "train=1-16,test=17-20") is None  # both sides: trained as usual
     assert skip_video_note((), "train=1-16,test=17-20") is None  # not recorded: the training says what lacks
+
+
+def test_a_run_lists_the_data_root_once_for_its_split_check_and_its_extractions(corpus, tmp_path, monkeypatch):
+    """The split check's listing of the data root is the one the audio extraction (the same extensions) and the
+    frame extraction (the mp4s among them) take their inventory from: one listing, the same clips extracted."""
+    import pytest
+
+    import flows.run as run
+    from emotion.core.errors import EmotionError
+    from emotion.models.search import SearchParams
+    from emotion.store.sources import DataRoot
+
+    walks: list[str] = []
+    walk = DataRoot._walk
+
+    def counted(self):
+        walks.append(self.url)
+        return walk(self)
+
+    monkeypatch.setattr(DataRoot, "_walk", counted)
+    monkeypatch.setattr(run, "train_models", lambda *a, **k: {"models": []})  # training is not what is counted
+    r = run.run_pipeline(str(corpus), str(tmp_path / "store"), "train=1-3,test=21", ("lr", "cnn"), "seed",
+                         SearchParams(n_iter=1, cv_folds=2), "all", workers=1)
+    assert walks == [str(corpus)]
+    assert r["extract"]["audio"]["processed"] == 120 and r["extract"]["video"]["processed"] == 0
+    assert "no video clips under the data root: video models skipped" in r["notes"]
+
+    walks.clear()  # a split the data does not allow still fails before any extraction, from that one listing
+    with pytest.raises(EmotionError, match="test actors"):
+        run.run_pipeline(str(corpus), str(tmp_path / "store"), "train=1-3,test=22", ("lr",), "seed", modality="audio")
+    assert walks == [str(corpus)]

@@ -185,3 +185,31 @@ def test_listing_gives_a_fingerprint_without_reading(tmp_path):
     st = wav.stat()
     assert plain.meta == f"s{st.st_size}:m{st.st_mtime_ns}"
     assert member.meta.startswith(f"s{st.st_size}:c")  # size, CRC-32 and date from the archive's directory
+
+
+def test_a_listing_gives_what_discover_gives_for_its_extensions_and_those_among_them(tmp_path):
+    """A kept listing (``emotion run``'s split check) stands in for listing the root again: for the extensions it
+    listed and each subset of them, exactly discover's candidates (archive members, a damaged archive, unreadable
+    entries); for extensions it did not list, nothing (None)."""
+    from emotion.store.sources import VIDEO_EXTENSIONS
+
+    data = tmp_path / "data"
+    write_tone(data / "Actor_01" / NAME)
+    write_tone(data / "Actor_01" / "03-01-05-01-01-02-01.flac")
+    (data / "Actor_01" / "01-01-05-01-01-01-01.mp4").write_bytes(b"mp4")
+    (data / "notes.txt").write_text("x")
+    with zipfile.ZipFile(data / "more.zip", "w") as zf:
+        zf.writestr("Actor_02/03-01-05-01-01-01-02.wav", b"RIFF")
+        zf.writestr("Actor_02/01-01-05-01-01-01-02.mp4", b"mp4")
+        zf.writestr("Actor_02/readme.txt", b"x")
+    (data / "broken.zip").write_bytes(b"not a zip")
+    for name in ("gone.zip", "gone.wav", "gone.mp4"):
+        os.symlink(data / "nowhere", data / name)
+    root = DataRoot(str(data))
+    both = AUDIO_EXTENSIONS | VIDEO_EXTENSIONS
+    listing = root.listing(both)
+    assert {c.relpath for c in listing.candidates} >= {"broken.zip", "gone.zip", "gone.wav",
+                                                       "more.zip/Actor_02/01-01-05-01-01-01-02.mp4"}
+    for exts in (both, AUDIO_EXTENSIONS, VIDEO_EXTENSIONS, {".MP4"}):
+        assert listing.of(exts) == root.discover(exts), exts
+    assert root.listing(VIDEO_EXTENSIONS).of(both) is None and root.listing(VIDEO_EXTENSIONS).of(AUDIO_EXTENSIONS) is None
