@@ -63,11 +63,7 @@ def writer_lock(fs: Any, root: str, url: str, is_local: bool, what: str = "extra
         return
     import fcntl
 
-    try:  # a read-only store (or a .lock that is not a file) is named in one line, like any write that fails
-        os.makedirs(root, exist_ok=True)
-        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
-    except OSError as exc:
-        raise StoreError(f"cannot write {path}: {exc.strerror or exc}") from None
+    fd = _open_lock_file(root, create_root=True)
     try:
         deadline = time.monotonic() + NAMING_WAIT
         while True:
@@ -93,19 +89,28 @@ def writer_lock(fs: Any, root: str, url: str, is_local: bool, what: str = "extra
         os.close(fd)  # releases the flock
 
 
+def _open_lock_file(root: str, *, create_root: bool = False) -> int:
+    """The writer lock's file ``root/.lock`` opened for reading and writing (created when absent), or a
+    :class:`StoreError` ``cannot write <file>: <reason>``: a read-only store, or a ``.lock`` that is not a file, is
+    named in one line, like any write that fails. ``create_root``: a missing ``root`` is created first (the writer
+    lock: the store begins here)."""
+    path = posixpath.join(root, LOCK_FILE)
+    try:
+        if create_root:
+            os.makedirs(root, exist_ok=True)
+        return os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+    except OSError as exc:
+        raise StoreError(f"cannot write {path}: {exc.strerror or exc}") from None
+
+
 def check_writable(fs: Any, root: str, url: str, is_local: bool) -> None:
     """Raise :class:`StoreError` (``cannot write <file>: <reason>``) when the store at ``root`` cannot be written,
     as the writer lock does at once, for the commands that write into a store without taking it (train, evaluate:
     their runs, summaries and reports), so that a read-only store stops them before minutes of work, not after.
     A store that does not exist yet is left to the command (there is nothing in it to read)."""
     if is_local:
-        if not os.path.isdir(root):
-            return
-        path = posixpath.join(root, LOCK_FILE)  # the file the writer lock opens, opened the same way
-        try:
-            os.close(os.open(path, os.O_RDWR | os.O_CREAT, 0o644))
-        except OSError as exc:
-            raise StoreError(f"cannot write {path}: {exc.strerror or exc}") from None
+        if os.path.isdir(root):  # the file the writer lock opens, opened the same way (and closed at once)
+            os.close(_open_lock_file(root))
         return
     probe = posixpath.join(root, f".write-check-{os.getpid()}-{time.time_ns()}")
     try:

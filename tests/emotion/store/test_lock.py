@@ -141,3 +141,19 @@ def test_an_object_store_is_checked_by_writing_a_probe_it_removes():
     store = Store("memory://writable-check")
     store.check_writable()
     assert not [p for p in store.fs.find(store.root) if ".write-check" in p]
+
+
+@pytest.mark.parametrize("refusal", ["lock folder", "read-only"])
+def test_the_writability_check_and_the_writer_lock_refuse_a_store_in_the_same_line(tmp_path, monkeypatch, refusal):
+    """Both open the lock file one way: what stops the writer lock stops the check, with the same message."""
+    if refusal == "lock folder":
+        os.mkdir(tmp_path / ".lock")
+    else:
+        _read_only(monkeypatch, tmp_path)
+    store = Store(str(tmp_path))
+    with pytest.raises(StoreError, match=r"^cannot write .*\.lock: ") as checked:
+        store.check_writable()
+    with pytest.raises(StoreError) as locked:
+        with store.writer_lock("extract"):
+            pass
+    assert str(checked.value) == str(locked.value)
