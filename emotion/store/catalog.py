@@ -149,9 +149,12 @@ _REVISIONS = range(1, 10)  # the training revisions a stored feature model's run
 def feature_run_revision(r: RunRecord) -> int:
     """The training revision (:attr:`emotion.models.tuning.ModelSpec.revision`) a feature model's run was trained by.
 
-    ``run.json`` does not record it: it is the revision whose :func:`feature_run_version` of the run's recorded
-    inputs is the run's version. 1 when none is (runs written before versions were computed this way)."""
+    ``run.json`` records it; runs written before it did are read off their version: the revision whose
+    :func:`feature_run_version` of the run's recorded inputs is the run's version, 1 when none is (runs written before
+    versions were computed this way)."""
     info = r.info
+    if isinstance(info.get("revision"), int):
+        return int(info["revision"])
     if not isinstance(info.get("search"), dict) or not info.get("feature_hash") or not info.get("data_hash"):
         return 1
     for revision in _REVISIONS:

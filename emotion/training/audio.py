@@ -294,6 +294,7 @@ def train_and_evaluate(
         "label_columns": list(LABEL_COLUMNS), "classes": list(EMOTION_LABELS),
         "emotions": known_emotions(classes),  # what the model can answer (a corpus may lack some emotions)
         "features": features, "speaker_norm": data.speaker_norm,
+        "revision": spec.revision,  # the model's training revision (in the version too)
     }
     extra = {"model_card.md": model_card(spec.title, metrics, run, result.best_params).encode()}
     if data.fallback is not None:

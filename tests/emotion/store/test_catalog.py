@@ -114,7 +114,8 @@ def test_a_nested_loso_result_of_another_training_revision_is_kept_apart():
 
 
 def test_a_feature_run_s_training_revision_is_the_one_its_version_was_computed_with():
-    """run.json records no revision: it is read off the version (melcnn's as revision 1 and 2 computed them)."""
+    """A run.json written before runs recorded their revision: it is read off the version (melcnn's as revision 1 and 2
+    computed them)."""
     info = {"model": "melcnn", "split_id": SPLIT.id, "search": SearchParams().to_dict(), "feature_hash": "abc123",
             "data_hash": "data456", "speaker_norm": True}
     for version, revision in (("1ce692b6b10e", 1), ("b12aaf37ac78", 2), ("000000000000", 1)):
@@ -122,3 +123,11 @@ def test_a_feature_run_s_training_revision_is_the_one_its_version_was_computed_w
         assert catalog.feature_run_revision(record) == revision, version
     lr = RunRecord.from_dict({**info, "model": "lr", "version": "9cad23e5d3a7"}, split_id=SPLIT.id)
     assert catalog.feature_run_revision(lr) == 1
+
+
+def test_a_run_s_recorded_training_revision_is_taken_as_it_is() -> None:
+    info = {"model": "melcnn", "split_id": SPLIT.id, "search": SearchParams().to_dict(), "feature_hash": "abc123",
+            "data_hash": "data456", "speaker_norm": True, "revision": 3}
+    # the version is that of revision 1, but a run that records its revision is read by the record
+    record = RunRecord.from_dict({**info, "version": "1ce692b6b10e"}, split_id=SPLIT.id)
+    assert catalog.feature_run_revision(record) == 3

@@ -11,6 +11,8 @@ import pytest
 from emotion.core.ids import parse_id
 from emotion.core.splits import ActorSplit
 from emotion.models.catalog import SearchParams, model_spec
+from emotion.store import catalog
+from emotion.store.catalog import RunRecord
 from emotion.training.audio import one_row_per_recording, run_version, split_data, train_and_evaluate
 from tests.conftest import speaker_table
 
@@ -81,6 +83,7 @@ def test_outputs_record_features_and_speaker_norm_with_a_model_card(table):
     for d in (metrics, params, run):
         assert d["speaker_norm"] is True
     assert metrics["features"] == "extended" == run["features"]
+    assert run["revision"] == 1 == catalog.feature_run_revision(RunRecord.from_dict(run, split_id=SPLIT.id))
     norm = json.loads(files["normalization.json"])
     assert len(norm["fallback"]["mean"]) == 3
     card = files["model_card.md"].decode()
