@@ -49,8 +49,9 @@ class FrameParams:
     detect_width: int = 320  # haar only: frames are downscaled to this width for face detection
     # 2: frames turned upright by the clip's display matrix (phone videos stored turned were kept turned before);
     # mesh face crops: the full-range detector when short range finds no face, and one face followed through each
-    # clip (the largest first)
-    revision: int = 2
+    # clip (the largest first); 3: a clip's track tries full range for the face it follows before it takes another
+    # (the landmark set's key follows this revision: LandmarkParams.frame_revision)
+    revision: int = 3
     detector: str = "mesh"  # the face front end: "mesh" (emotion.video.face) or "haar" (the first release's)
 
     def __post_init__(self) -> None:

@@ -131,25 +131,40 @@ def clip_features(times: np.ndarray, points: np.ndarray) -> np.ndarray:
 
 @dataclass(frozen=True)
 class LandmarkParams(HashedParams):
-    """The ``landmarks`` feature set: the frames it reads (every Nth, mesh face crops) and its revision."""
+    """The ``landmarks`` feature set: the frames it reads (every Nth, mesh face crops of a frame revision) and its
+    revision.
+
+    A stored table is reused while its clips are unchanged, whatever frames it was measured on, so the set's identity
+    names the frame set it reads: ``frame_revision`` (by default the current :attr:`FrameParams.revision`) is part
+    of its parameters from revision 3 on, and a new revision of the face crops gives the set a new key by itself.
+    Revisions 1 and 2 (the earlier releases' records, which hash as they did) read the face crops of the frame
+    revision of their own number, then raised by hand.
+    """
 
     name: str = "landmarks"
     every: int = 20
     size: int = 256
-    # a stored table is reused while its clips are unchanged, whatever frames it was measured on: a new revision of
-    # the face crops (FrameParams.revision) needs a new one here. 2: on the face crops of frame revision 2 (turned
-    # upright; full-range fallback; one face followed per clip)
-    revision: int = 2
+    # the measures' own revision. 2: on the face crops of frame revision 2 (turned upright; full-range fallback; one
+    # face followed per clip); 3: the frame revision is a parameter of its own (``frame_revision``)
+    revision: int = 3
+    frame_revision: int = FrameParams.revision  # the face crops' revision (FrameParams.revision); from revision 3
 
     modality = "video"  # its rows are mp4 clips, built from the frame table, stored under features/video
 
     def __post_init__(self) -> None:
-        if self.name != "landmarks" or self.every < 1:
-            raise UsageError("landmark feature parameters out of range (every >= 1)")
+        if self.name != "landmarks" or self.every < 1 or self.frame_revision < 1:
+            raise UsageError("landmark feature parameters out of range (every >= 1, frame_revision >= 1)")
+
+    def to_dict(self) -> dict[str, Any]:
+        d = super().to_dict()
+        if self.revision < 3:  # the earlier releases' records, without the frame revision: same dict, same key
+            del d["frame_revision"]
+        return d
 
     def frame_params(self) -> FrameParams:
         """The frame set the features are measured on."""
-        return FrameParams(every=self.every, size=self.size, face_crop=True, detector="mesh")
+        frames = self.frame_revision if self.revision >= 3 else self.revision
+        return FrameParams(every=self.every, size=self.size, face_crop=True, detector="mesh", revision=frames)
 
     def feature_names(self) -> list[str]:
         return [f"lm_{m}_{s}" for m in MEASURES for s in STATS]

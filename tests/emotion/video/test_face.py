@@ -362,11 +362,11 @@ def test_stored_face_crops_of_real_clips_keep_landmarks_with_level_eyes():
 
 def test_face_crops_of_the_earlier_front_end_are_not_read_as_current():
     # revision 1: short range only and the most confident face of each frame; 2: the full-range fallback and one
-    # face followed per clip. The earlier crops keep their name (and their runs their hash), the new ones get another
+    # face followed per clip; 3: a track tries full range for the face it follows. The earlier crops keep their name (and their runs their hash), the new ones get another
     old = FrameParams.from_dict({"every": 20, "size": 256, "face_crop": True, "margin": 0.0, "detect_width": 320,
                                  "revision": 1, "detector": "mesh"})
     assert old.landmarks and old.key == "face256-every20-a81a0eb018bb"
-    assert FrameParams(face_crop=True).revision == 2 and FrameParams(face_crop=True).key != old.key
+    assert FrameParams(face_crop=True).revision == 3 and FrameParams(face_crop=True).key != old.key
 
 
 def test_haar_front_end_records_hash_as_the_first_release():

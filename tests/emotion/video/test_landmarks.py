@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import replace
+from dataclasses import fields, replace
 
 import numpy as np
 import pandas as pd
@@ -93,7 +93,27 @@ def test_the_landmark_set_is_renamed_with_the_face_crops_it_is_measured_on():
     # crops of a new revision, the table measured on the earlier ones must not be read as theirs
     old = LandmarkParams.from_dict({"name": "landmarks", "every": 20, "size": 256, "revision": 1})
     assert old.key == "landmarks-4cfde0d0f0ac" and LandmarkParams().key != old.key
-    assert LandmarkParams().frame_params().revision == FrameParams(face_crop=True).revision == 2
+    # revision 2 (on the face crops of frame revision 2) keeps its key, and reads the frames it was measured on
+    two = LandmarkParams.from_dict({"name": "landmarks", "every": 20, "size": 256, "revision": 2})
+    assert two.key == "landmarks-8c79c72fe13a" and two.to_dict() == {"name": "landmarks", "every": 20, "size": 256,
+                                                                      "revision": 2}
+    assert two.frame_params().key == replace(FrameParams(face_crop=True), revision=2).key == "face256-every20-f2995e23dec8"
+    assert old.frame_params().revision == 1
+    # the current set names the frame revision it reads: frame revision 3 (a track tries full range for its face)
+    assert LandmarkParams().key == "landmarks-0f22ced050a3"
+    assert LandmarkParams().frame_params() == FrameParams(face_crop=True) and FrameParams().revision == 3
+
+
+def test_a_new_frame_revision_gives_the_landmark_set_a_new_key_by_itself():
+    # LandmarkParams' default frame revision is FrameParams' own default: raising FrameParams.revision (and nothing in
+    # LandmarkParams) names a new landmark set, measured on the new crops
+    frames_default = {f.name: f.default for f in fields(FrameParams)}["revision"]
+    assert {f.name: f.default for f in fields(LandmarkParams)}["frame_revision"] == frames_default
+    assert LandmarkParams().frame_revision == FrameParams().revision
+    nxt = replace(LandmarkParams(), frame_revision=frames_default + 1)  # as the default after a raise
+    assert nxt.key != LandmarkParams().key and nxt.revision == LandmarkParams().revision
+    assert nxt.frame_params() == replace(FrameParams(face_crop=True), revision=frames_default + 1)
+    assert LandmarkParams.from_dict(nxt.to_dict()) == nxt and LandmarkParams.from_dict(nxt.to_dict()).key == nxt.key
 
 
 def test_params_name_their_frames_and_hash_apart():
@@ -127,17 +147,16 @@ def _face_frames_store(tmp_path, faceless: tuple[str, ...] = (), fp: FrameParams
     return store, params
 
 
-def test_a_table_measured_on_frames_of_an_earlier_revision_is_not_read_for_the_current_frames(tmp_path, monkeypatch):
+def test_a_table_measured_on_frames_of_an_earlier_revision_is_not_read_for_the_current_frames(tmp_path):
     """Frames of revision 1 kept turned phone clips turned; the table measured on them (the earlier release's, under
     its key) has the same clips and contents as the current one, so only its key tells them apart."""
     earlier_frames = replace(FrameParams(face_crop=True), revision=1)
     store, _ = _face_frames_store(tmp_path, fp=earlier_frames, seed=5)
-    with monkeypatch.context() as m:  # the earlier release's landmark set, on its frames
-        m.setattr(LandmarkParams, "frame_params", lambda self: earlier_frames)
-        stale = update_landmark_features(store, LandmarkParams(revision=1)).features
+    assert LandmarkParams(revision=1).frame_params() == earlier_frames  # the earlier release's set, on its frames
+    stale = update_landmark_features(store, LandmarkParams(revision=1)).features
     assert LandmarkParams(revision=1).key == "landmarks-4cfde0d0f0ac"  # as the earlier release named it
     store, params = _face_frames_store(tmp_path)  # the current frames of the same clips
-    assert params.key == "landmarks-8c79c72fe13a" and params.frame_params().revision == 2
+    assert params.key == "landmarks-0f22ced050a3" and params.frame_params().revision == 3
     current = read_landmark_features(store, params)
     assert list(current["path"]) == list(stale["path"]) and list(current["content_hash"]) == list(stale["content_hash"])
     names = params.feature_names()
