@@ -224,19 +224,25 @@ def test_a_track_following_the_face_short_range_finds_never_runs_full_range(monk
     assert asked == [SHORT_RANGE] * 4  # the common case costs what it did: one detector a frame
 
 
-def test_stored_face_crops_of_a_two_face_clip_stay_on_one_face(tmp_path):
-    path = tmp_path / "01-01-03-01-01-01-01.mp4"
+def write_rgb_clip(path, frames: list[np.ndarray]) -> None:
+    """An H.264 mp4 (no audio) of RGB ``frames`` at 30 fps, nearly lossless."""
     with av.open(str(path), mode="w") as out:
         vs = out.add_stream("libx264", rate=30)
-        vs.width, vs.height, vs.pix_fmt = 640, 240, "yuv420p"
-        vs.options = {"preset": "ultrafast", "crf": "12"}
-        for rgb in _two_faces():
+        vs.height, vs.width = frames[0].shape[:2]
+        vs.pix_fmt, vs.options = "yuv420p", {"preset": "ultrafast", "crf": "12"}
+        for rgb in frames:
             for packet in vs.encode(av.VideoFrame.from_ndarray(rgb, format="rgb24")):
                 out.mux(packet)
         for packet in vs.encode():
             out.mux(packet)
+
+
+def test_stored_face_crops_of_a_two_face_clip_stay_on_one_face(tmp_path):
+    path = tmp_path / "01-01-03-01-01-01-01.mp4"
+    write_rgb_clip(path, _two_faces())
     frames = list(sample_frames(path.read_bytes(), FrameParams(face_crop=True, every=1, size=64)))
     assert len(frames) == 6 and all(f.face_found for f in frames)
+    assert [f.faces for f in frames] == [2] * 6  # each frame says how many faces it shows
     assert all(f.face_box[0] + f.face_box[2] / 2 > 320 for f in frames), [f.face_box for f in frames]
 
 
@@ -362,7 +368,8 @@ def test_stored_face_crops_of_real_clips_keep_landmarks_with_level_eyes():
 
 def test_face_crops_of_the_earlier_front_end_are_not_read_as_current():
     # revision 1: short range only and the most confident face of each frame; 2: the full-range fallback and one
-    # face followed per clip; 3: a track tries full range for the face it follows. The earlier crops keep their name (and their runs their hash), the new ones get another
+    # face followed per clip; 3: a track tries full range for the face it follows. The earlier crops keep their name
+    # (and their runs their hash), the new ones get another
     old = FrameParams.from_dict({"every": 20, "size": 256, "face_crop": True, "margin": 0.0, "detect_width": 320,
                                  "revision": 1, "detector": "mesh"})
     assert old.landmarks and old.key == "face256-every20-a81a0eb018bb"

@@ -125,9 +125,11 @@ def test_params_name_their_frames_and_hash_apart():
 
 
 def _face_frames_store(tmp_path, faceless: tuple[str, ...] = (), fp: FrameParams | None = None,
-                       seed: int = 4) -> tuple[Store, LandmarkParams]:
+                       seed: int = 4, faces: dict[str, int] | None = None,
+                       uncounted: bool = False) -> tuple[Store, LandmarkParams]:
     """A store holding face-crop frames (of ``fp``, by default the landmark set's), with landmarks, of two clips (and
-    of ``faceless`` ones, without a face)."""
+    of ``faceless`` ones, without a face); ``faces``: the faces detected in each kept frame of a clip (by stem; 1 by
+    default, 0 without a face), ``uncounted``: a frame table as stored before faces were counted (no such column)."""
     import pyarrow as pa
 
     from emotion.extract.chunk import frame_schema
@@ -141,9 +143,14 @@ def _face_frames_store(tmp_path, faceless: tuple[str, ...] = (), fp: FrameParams
         rows += [{"path": f"Actor_{rid.actor:02d}/{stem}.mp4", "content_hash": f"h{stem[-2:]}", **rid.labels(),
                   "frame_index": 20 * i, "time": 20 * i / 30, "face_found": face, "face_x": 0, "face_y": 0,
                   "face_w": 8, "face_h": 8, "height": 8, "width": 8, "image": encode_png(np.zeros((8, 8), np.uint8)),
-                  "landmarks": encode_landmarks(_face(rng)) if face else None} for i in range(3)]
+                  "landmarks": encode_landmarks(_face(rng)) if face else None,
+                  "faces_detected": (faces or {}).get(stem, int(face))} for i in range(3)]
+    schema = frame_schema(fp)
+    if uncounted:
+        schema = schema.remove(schema.get_field_index("faces_detected"))
+        rows = [{k: v for k, v in r.items() if k != "faces_detected"} for r in rows]
     store.write_table(f"{store.dataset_dir('frames', fp.key)}/{Store.new_part_name()}",
-                      pa.Table.from_pylist(rows, schema=frame_schema(fp)))
+                      pa.Table.from_pylist(rows, schema=schema))
     return store, params
 
 
@@ -163,6 +170,26 @@ def test_a_table_measured_on_frames_of_an_earlier_revision_is_not_read_for_the_c
     assert not np.allclose(current[names].to_numpy(float), stale[names].to_numpy(float))
     measured = landmark_table(store.read_dataset("frames", params.frame_params().key), params).features
     pd.testing.assert_frame_equal(current.reset_index(drop=True)[names], measured[names], check_dtype=False)
+
+
+def test_clips_with_more_than_one_face_in_a_kept_frame_are_told_from_the_frame_table(tmp_path):
+    store, params = _face_frames_store(tmp_path, faceless=("02-01-05-01-01-01-21",),
+                                       faces={"02-01-04-01-01-01-02": 3})
+    table = update_landmark_features(store, params)
+    assert table.most_faces == {"Actor_01/02-01-03-01-01-01-01.mp4": 1, "Actor_02/02-01-04-01-01-01-02.mp4": 3,
+                                "Actor_21/02-01-05-01-01-01-21.mp4": 0}
+    assert table.several_faces == ["Actor_02/02-01-04-01-01-01-02.mp4"] and table.faces_unknown == []
+    recorded = store.read_json(f"{store.features_dir('video', params.key)}/params.json")
+    assert recorded["clips_with_several_faces"] == ["Actor_02/02-01-04-01-01-01-02.mp4"]
+
+
+def test_frames_stored_before_faces_were_counted_still_read_and_their_count_is_unknown(tmp_path):
+    store, params = _face_frames_store(tmp_path, uncounted=True)
+    assert "faces_detected" not in store.read_dataset("frames", params.frame_params().key).columns  # the premise
+    table = update_landmark_features(store, params)
+    assert len(table.features) == 2 and table.several_faces == []
+    assert table.faces_unknown == ["Actor_01/02-01-03-01-01-01-01.mp4", "Actor_02/02-01-04-01-01-01-02.mp4"]
+    assert len(read_landmark_features(store, params)) == 2
 
 
 def test_a_damaged_landmark_table_is_measured_again_and_rewritten(tmp_path):
