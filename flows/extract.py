@@ -54,7 +54,8 @@ class ExtractSummary:
     no_audio_clips: list[dict[str, Any]] = field(default_factory=list)
     band_limited: list[dict[str, Any]] = field(default_factory=list)  # clips processed that were recorded below the
     # features' sample rate (kept, with a note: their upper band is empty)
-    faces: dict[str, Any] | None = None  # mesh face crops: the landmark feature set, face-found rate, clips without a face
+    # mesh face crops: the landmark feature set, face-found rate, clips without a face, clips with more than one face
+    faces: dict[str, Any] | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)

@@ -79,6 +79,9 @@ def publish_extract(modality: str, summary: dict[str, Any], data: str) -> None:
            "clips removed": summary["removed"], "files rejected": summary["rejected"]}
     if modality == "audio":
         row["clips without audio"] = summary.get("no_audio", 0)
+    faces = summary.get("faces") or {}
+    if "n_clips_with_several_faces" in faces:  # mesh face crops: each clip follows one face
+        row["clips with more than one face"] = faces["n_clips_with_several_faces"]
     row.update({"feature set" if modality == "audio" else "frame set": summary["feature_set"],
                 "seconds": summary["seconds"]})
     create_table_artifact([row], key=f"{modality}-extract-counts", description=f"{modality.capitalize()} extraction of {data}")

@@ -269,7 +269,11 @@ def landmark_features(out: str, frames: FrameParams) -> dict[str, Any]:
         return {"error": str(exc)}
     return {"feature_set": params.key, "clips": len(table.features), "clips_without_face": table.no_face,
             "frames_with_face": table.frames_with_face, "frames": table.frames,
-            "face_rate": round(table.face_rate, 4)}
+            "face_rate": round(table.face_rate, 4),
+            # more than one face detected in a kept frame (each clip's crops follow one face); unknown: frames stored
+            # before faces were counted
+            "n_clips_with_several_faces": len(table.several_faces), "clips_with_several_faces": table.several_faces,
+            "n_clips_faces_unknown": len(table.faces_unknown)}
 
 
 def stored_extraction(out: str, dataset: str, key: str) -> tuple[str, tuple[int, ...]]:

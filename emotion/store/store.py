@@ -312,14 +312,30 @@ class Store:
                 raise StoreError(f"cannot read part {self.url_of(path)}: {one_line(failure)}") from None
             raise self.damaged_part(path, exc) from None
 
-    def _read_part(self, path: str, columns: list[str] | None, whole: bool = False) -> pa.Table:
-        """``columns`` of a part (all when None); ``whole`` reads and checks every column, then keeps ``columns``."""
+    def _read_part(self, path: str, columns: list[str] | None, whole: bool = False,
+                   optional: Mapping[str, pa.DataType] | None = None) -> pa.Table:
+        """``columns`` of a part (all when None); ``whole`` reads and checks every column, then keeps ``columns``.
+        ``optional``: columns (of ``columns``) that parts written before they existed lack, read as nulls of their
+        type there."""
         try:
             with self.reading_part(path) as fh:
+                if optional and columns is not None:
+                    return self._read_with_optional(fh, columns, whole, optional)
                 table = pq.read_table(fh, columns=None if whole else columns, page_checksum_verification=True)
                 return table.select(columns) if whole and columns is not None else table
         except FileNotFoundError:
             raise _Vanished(path) from None
+
+    @staticmethod
+    def _read_with_optional(fh: Any, columns: list[str], whole: bool, optional: Mapping[str, pa.DataType]) -> pa.Table:
+        pf = pq.ParquetFile(fh, page_checksum_verification=True)
+        absent = {c for c in optional if c in columns and c not in pf.schema_arrow.names}
+        present = [c for c in columns if c not in absent]
+        table = pf.read(columns=None if whole else present)
+        table = table.select(present)
+        for c in absent:
+            table = table.append_column(pa.field(c, optional[c]), pa.nulls(table.num_rows, optional[c]))
+        return table.select(columns)
 
     def read_part(self, path: str) -> pa.Table:
         """One part, every column, each page's checksum checked (a damaged part raises :class:`StoreError`)."""
@@ -342,19 +358,20 @@ class Store:
                                 "and recomputes its clips)")
 
     def read_parts(self, parts: list[str], columns: list[str] | None = None, *,
-                   damaged: list[str] | None = None, whole: bool = False) -> pd.DataFrame:
+                   damaged: list[str] | None = None, whole: bool = False,
+                   optional: Mapping[str, pa.DataType] | None = None) -> pd.DataFrame:
         """Rows of ``parts`` with their part's name in ``_part``.
 
         A damaged part raises :class:`StoreError` naming it, or, when a list is
         given as ``damaged``, is skipped and appended to it. A part that is gone
         raises ``FileNotFoundError`` (see :meth:`read_snapshot`). ``whole``
         reads every column of each part, one part at a time, to find damage
-        outside ``columns`` too.
+        outside ``columns`` too. ``optional``: columns of ``columns`` that older parts may lack (read as nulls).
         """
         frames = []
         for p in parts:
             try:
-                t = self._read_part(p, columns, whole)
+                t = self._read_part(p, columns, whole, optional)
             except _Vanished:
                 raise FileNotFoundError(p) from None
             except DamagedPartError:
@@ -368,7 +385,8 @@ class Store:
         return pd.concat(frames, ignore_index=True)
 
     def read_snapshot(self, folder: str, columns: list[str] | None = None, *,
-                      damaged: list[str] | None = None, whole: bool = False) -> pd.DataFrame:
+                      damaged: list[str] | None = None, whole: bool = False,
+                      optional: Mapping[str, pa.DataType] | None = None) -> pd.DataFrame:
         """Rows of every part of ``folder``, as listed at one moment.
 
         A writer may replace parts meanwhile (compaction); when a listed part is
@@ -378,7 +396,7 @@ class Store:
             seen: list[str] = []
             try:
                 df = self.read_parts(self.list_parts(folder), columns, damaged=seen if damaged is not None else None,
-                                     whole=whole)
+                                     whole=whole, optional=optional)
             except FileNotFoundError:
                 time.sleep(0.05 * (attempt + 1))
                 continue
@@ -481,16 +499,18 @@ class Store:
         return {}
 
     def read_dataset(self, dataset: str, key: str, columns: list[str] | None = None, *,
-                     requested: Mapping[str, Any] | None = None) -> pd.DataFrame:
+                     requested: Mapping[str, Any] | None = None,
+                     optional: Mapping[str, pa.DataType] | None = None) -> pd.DataFrame:
         """Current rows of a dataset: for each clip path, the rows of its newest part.
 
         A clip has one row in ``features/*`` and one per kept frame in ``frames``. ``requested``: the parameters
         asked for, as ``params.json`` records them (``{"params": ...}``), so that the error when none are stored
-        names the extraction that writes them.
+        names the extraction that writes them. ``optional``: columns of ``columns`` that parts written before they
+        existed lack, read as nulls there.
         """
         folder = self.dataset_dir(dataset, key)
         cols = None if columns is None else list(dict.fromkeys(["path", *columns]))
-        df = self.read_snapshot(folder, columns=cols)
+        df = self.read_snapshot(folder, columns=cols, optional=optional)
         if df.empty:
             raise StoreError(f"no {dataset} rows for {key} under {self.url} "
                              f"({self._extract_advice(dataset, key, requested)})")

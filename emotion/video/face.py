@@ -11,7 +11,8 @@ own ``tf.lite`` serves where LiteRT is absent):
 * BlazeFace full range (``face_detection_full_range_sparse.tflite``): the same
   outputs from a 192x192 input, for faces too small for short range (under
   about a tenth of the frame's width); it runs only on frames in which short
-  range gives no face, so frames it finds cost nothing more;
+  range gives no face, or (within a clip) no face overlapping the one followed,
+  so frames in which short range finds the face cost nothing more;
 * Face Mesh (``face_landmark.tflite``): 468 landmarks on a 192x192 crop of the
   face, rotated so the eyes are level, as MediaPipe's own graph crops it.
 
@@ -22,7 +23,8 @@ the common ``face_detection.pbtxt``: anchors, scales, score thresholds 0.5 and
 group keeping its most confident box (MediaPipe averages a group's boxes; the
 most confident one is what this front end has always used). Within a clip,
 :class:`FaceTrack` follows one face: the largest in the first frame with a
-face, then in each frame the one that overlaps most with the face followed.
+face, then in each frame the one that overlaps most with the face followed,
+sought with both detectors before another face is taken.
 
 From the landmarks, :func:`align` maps the face by a similarity transform so
 the eyes are level, at a fixed distance and height: the crop is tight, framed
@@ -298,24 +300,34 @@ class FaceFrontEnd:
         return Face(det, frame_pts.astype(np.float32), presence)
 
     def search(self, rgb: np.ndarray, rank: Callable[[list[Detection]], Sequence[Detection]] | None = None,
-               ) -> tuple[Face | None, int]:
-        """A face of an RGB frame and the number of faces detected in it.
+               follows: Callable[[Detection], bool] | None = None) -> tuple[Face | None, int]:
+        """A face of an RGB frame and the number of faces detected in it (the most either detector that ran found).
 
         Short range first; full range only when short range gives no face (no detection, or none the mesh
         accepts). The detections are tried in the order ``rank`` puts them (default: most confident first), and
-        the first the mesh accepts is the face.
+        the first the mesh accepts is the face. With ``follows`` (true of a detection of the face followed), a face
+        it is false of does not end the search: full range is also tried for a followed face (one that has moved
+        back out of short range's reach, say), and the first face the mesh accepted is taken only when neither
+        detector gives a followed one.
         """
         if rgb.ndim != 3 or rgb.shape[2] != 3:
             raise UsageError(f"the face front end takes RGB frames [h, w, 3], got an array of shape {rgb.shape}")
         seen = 0
+        other: Face | None = None  # the first face accepted that is not the one followed
         for spec in (SHORT_RANGE, FULL_RANGE):
             found = self.detect_all(rgb, spec)
             seen = max(seen, len(found))
             for det in (rank(found) if rank is not None else found):
+                followed = follows is None or follows(det)
+                if other is not None and not followed:  # only the followed face could still be taken
+                    continue
                 face = self.landmarks(rgb, det)
-                if face is not None:
-                    return face, len(found)
-        return None, seen
+                if face is None:
+                    continue
+                if followed:
+                    return face, seen
+                other = face
+        return other, seen
 
     def find(self, rgb: np.ndarray) -> Face | None:
         """The most confident face of an RGB frame with its landmarks; None when there is none."""
@@ -331,9 +343,10 @@ class FaceTrack:
     """The face followed through the kept frames of one clip, in order: one instance per clip.
 
     In the first frame with a face, the largest face (by detection box) is taken; in each later frame, the face
-    whose box overlaps most with the box of the face taken last, or the largest when none overlaps it. So with
-    two people in view a clip's crops stay on one person, whichever the detector is surer of frame by frame.
-    ``counts`` keeps the number of faces detected in each frame.
+    whose box overlaps most with the box of the face taken last, or the largest when neither detector finds one
+    overlapping it (full range is tried too: the person followed may have stepped back out of short range's reach
+    while another stays near). So with two people in view a clip's crops stay on one person, whichever the
+    detector is surer of frame by frame. ``counts`` keeps the number of faces detected in each frame.
     """
 
     def __init__(self, front: FaceFrontEnd | None = None) -> None:
@@ -350,9 +363,19 @@ class FaceTrack:
         order = sorted(range(len(by_size)), key=lambda i: -overlap[i])  # stable: size among equal overlaps
         return [by_size[i] for i in order]
 
+    def follows(self, det: Detection) -> bool:
+        """Whether ``det`` may be the face followed: its box overlaps the box taken last (any overlap: a face that
+        moves back shrinks inside its former box, an overlap of its area ratio, 1/9 at a third of the size)."""
+        return self.box is None or bool(_iou(np.asarray(self.box, dtype=np.float64), np.array([det.box]))[0] > 0)
+
     def find(self, rgb: np.ndarray) -> Face | None:
-        """The followed face in the clip's next kept frame (RGB), or None."""
-        face, n = self.front.search(rgb, self.rank)
+        """The followed face in the clip's next kept frame (RGB), or None.
+
+        Both detectors are tried for a face overlapping the one followed before another face is taken (see
+        :meth:`FaceFrontEnd.search`); the first frame with a face and frames whose short-range face overlaps the
+        followed one cost one detector, as before.
+        """
+        face, n = self.front.search(rgb, self.rank, self.follows if self.box is not None else None)
         self.counts.append(n)
         if face is not None:
             self.box = face.detection.box

@@ -8,8 +8,10 @@ With ``face_crop``, the face front end (:mod:`emotion.video.face`, ``detector="m
 the default) finds the face and its 468 landmarks, and the kept image is the
 face aligned (eyes level, at a fixed distance and height) and cropped tight,
 as FER2013's faces were; each frame keeps its landmarks in the crop's
-coordinates. ``detector="haar"`` is the first release's front end, kept so
-that its stores and models still load: OpenCV's Haar cascade finds the
+coordinates and the number of faces detected in it (one face is followed
+through a clip, so a clip with several people in view is told by this count).
+``detector="haar"`` is the first release's front end, kept so that its stores
+and models still load: OpenCV's Haar cascade finds the
 largest face and the crop is a square around it with a margin. A frame
 without a face keeps the whole frame and says so (``face_found`` is false):
 face models skip such frames, and the frames without a face are counted per clip.
@@ -49,8 +51,9 @@ class FrameParams:
     detect_width: int = 320  # haar only: frames are downscaled to this width for face detection
     # 2: frames turned upright by the clip's display matrix (phone videos stored turned were kept turned before);
     # mesh face crops: the full-range detector when short range finds no face, and one face followed through each
-    # clip (the largest first)
-    revision: int = 2
+    # clip (the largest first); 3: a clip's track tries full range for the face it follows before it takes another
+    # (the landmark set's key follows this revision: LandmarkParams.frame_revision)
+    revision: int = 3
     detector: str = "mesh"  # the face front end: "mesh" (emotion.video.face) or "haar" (the first release's)
 
     def __post_init__(self) -> None:
@@ -93,6 +96,7 @@ class Frame:
     face_found: bool | None  # None when no detection was asked for
     face_box: tuple[int, int, int, int] | None  # x, y, w, h in the source frame (turned upright)
     landmarks: np.ndarray | None = None  # [468, 2] in the crop, as shares of its side (mesh front end)
+    faces: int | None = None  # faces detected in the frame (mesh front end; None: not counted)
 
 
 @lru_cache(maxsize=1)
@@ -150,17 +154,20 @@ def upright(frame: Any, format: str) -> np.ndarray:
 
 def _prepare_mesh(rgb: np.ndarray, params: FrameParams, track: Any) -> Frame:
     """The aligned crop of the face ``track`` (a clip's :class:`~emotion.video.face.FaceTrack`) follows in an RGB frame
-    and its landmarks; the whole frame (``face_found`` false) without a face."""
+    and its landmarks; the whole frame (``face_found`` false) without a face. Either way with the number of faces
+    detected in the frame."""
     import cv2
 
     from emotion.video.face import align
 
     gray = cv2.cvtColor(rgb, cv2.COLOR_RGB2GRAY)
     face = track.find(rgb)
+    faces = int(track.counts[-1])
     if face is None:
-        return Frame(0, 0.0, cv2.resize(gray, (params.size, params.size), interpolation=cv2.INTER_AREA), False, None)
+        return Frame(0, 0.0, cv2.resize(gray, (params.size, params.size), interpolation=cv2.INTER_AREA), False, None,
+                     faces=faces)
     crop, pts = align(gray, face, params.size, margin=params.margin)
-    return Frame(0, 0.0, crop, True, face.box(), (pts / params.size).astype(np.float32))
+    return Frame(0, 0.0, crop, True, face.box(), (pts / params.size).astype(np.float32), faces)
 
 
 def _face_track() -> Any:

@@ -16,7 +16,7 @@ audio: each actor's face shape is taken out by their own statistics.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -32,6 +32,7 @@ from emotion.video.frames import FrameParams
 from emotion.video.frameset import extract_command, frame_index
 
 STATS = FUNCTIONALS  # the statistics of the extended audio set, over the frames with a face
+FACES_DETECTED_TYPE = pa.int16()  # the frame table's ``faces_detected``: faces in a kept frame (null: not counted)
 
 # Face Mesh indices; "r" is the subject's right (the image's left)
 _LIP_UP, _LIP_LOW = 13, 14  # inner lips, centre
@@ -131,25 +132,40 @@ def clip_features(times: np.ndarray, points: np.ndarray) -> np.ndarray:
 
 @dataclass(frozen=True)
 class LandmarkParams(HashedParams):
-    """The ``landmarks`` feature set: the frames it reads (every Nth, mesh face crops) and its revision."""
+    """The ``landmarks`` feature set: the frames it reads (every Nth, mesh face crops of a frame revision) and its
+    revision.
+
+    A stored table is reused while its clips are unchanged, whatever frames it was measured on, so the set's identity
+    names the frame set it reads: ``frame_revision`` (by default the current :attr:`FrameParams.revision`) is part
+    of its parameters from revision 3 on, and a new revision of the face crops gives the set a new key by itself.
+    Revisions 1 and 2 (the earlier releases' records, which hash as they did) read the face crops of the frame
+    revision of their own number, then raised by hand.
+    """
 
     name: str = "landmarks"
     every: int = 20
     size: int = 256
-    # a stored table is reused while its clips are unchanged, whatever frames it was measured on: a new revision of
-    # the face crops (FrameParams.revision) needs a new one here. 2: on the face crops of frame revision 2 (turned
-    # upright; full-range fallback; one face followed per clip)
-    revision: int = 2
+    # the measures' own revision. 2: on the face crops of frame revision 2 (turned upright; full-range fallback; one
+    # face followed per clip); 3: the frame revision is a parameter of its own (``frame_revision``)
+    revision: int = 3
+    frame_revision: int = FrameParams.revision  # the face crops' revision (FrameParams.revision); from revision 3
 
     modality = "video"  # its rows are mp4 clips, built from the frame table, stored under features/video
 
     def __post_init__(self) -> None:
-        if self.name != "landmarks" or self.every < 1:
-            raise UsageError("landmark feature parameters out of range (every >= 1)")
+        if self.name != "landmarks" or self.every < 1 or self.frame_revision < 1:
+            raise UsageError("landmark feature parameters out of range (every >= 1, frame_revision >= 1)")
+
+    def to_dict(self) -> dict[str, Any]:
+        d = super().to_dict()
+        if self.revision < 3:  # the earlier releases' records, without the frame revision: same dict, same key
+            del d["frame_revision"]
+        return d
 
     def frame_params(self) -> FrameParams:
         """The frame set the features are measured on."""
-        return FrameParams(every=self.every, size=self.size, face_crop=True, detector="mesh")
+        frames = self.frame_revision if self.revision >= 3 else self.revision
+        return FrameParams(every=self.every, size=self.size, face_crop=True, detector="mesh", revision=frames)
 
     def feature_names(self) -> list[str]:
         return [f"lm_{m}_{s}" for m in MEASURES for s in STATS]
@@ -164,12 +180,25 @@ class LandmarkParams(HashedParams):
 
 @dataclass(frozen=True)
 class LandmarkTable:
-    """One feature row per clip with a face (with its counts of kept frames and of faces found), and the clips left
-    out (no face in any kept frame)."""
+    """One feature row per clip with a face (with its counts of kept frames and of faces found), the clips left
+    out (no face in any kept frame), and the most faces detected in one kept frame of each clip."""
 
     features: pd.DataFrame
     no_face: list[str]
     faces: dict[str, tuple[int, int]]  # clip -> (kept frames with a face, kept frames)
+    # clip -> the most faces detected in one of its kept frames; None: not recorded (frames stored before they were
+    # counted)
+    most_faces: dict[str, int | None] = field(default_factory=dict)
+
+    @property
+    def several_faces(self) -> list[str]:
+        """The clips with more than one face detected in a kept frame (their crops follow one of them), sorted."""
+        return sorted(p for p, n in self.most_faces.items() if n is not None and n > 1)
+
+    @property
+    def faces_unknown(self) -> list[str]:
+        """The clips whose frames do not record how many faces they show, sorted."""
+        return sorted(p for p, n in self.most_faces.items() if n is None)
 
     @property
     def frames_with_face(self) -> int:
@@ -187,16 +216,20 @@ class LandmarkTable:
 
 
 def landmark_table(frames: pd.DataFrame, params: LandmarkParams) -> LandmarkTable:
-    """Feature rows of the clips in a frame table (columns: path, content_hash, labels, time, face_found, landmarks)."""
+    """Feature rows of the clips in a frame table (columns: path, content_hash, labels, time, face_found, landmarks,
+    and ``faces_detected`` where the frames record it: a frame whose count is missing makes its clip's unknown)."""
     names = params.feature_names()
     label_cols = [c for c in LABEL_COLUMNS if c in frames.columns]
     rows: list[dict[str, Any]] = []
     no_face: list[str] = []
     counts: dict[str, tuple[int, int]] = {}
+    most: dict[str, int | None] = {}
     for path, g in frames.groupby("path", sort=True):
         g = g.sort_values("time")
         ok = g["face_found"].fillna(False).astype(bool) & g["landmarks"].notna()
         counts[str(path)] = (int(ok.sum()), len(g))
+        detected = g["faces_detected"] if "faces_detected" in g.columns else None
+        most[str(path)] = None if detected is None or detected.isna().any() else int(detected.max())
         if not ok.any():
             no_face.append(str(path))
             continue
@@ -207,16 +240,17 @@ def landmark_table(frames: pd.DataFrame, params: LandmarkParams) -> LandmarkTabl
                      "n_frames": len(g), "n_faces": int(ok.sum()),
                      **dict(zip(names, vec.astype(np.float32).tolist(), strict=True))})
     cols = ["path", "content_hash", *label_cols, "n_frames", "n_faces", *names]
-    return LandmarkTable(pd.DataFrame(rows, columns=cols), no_face, counts)
+    return LandmarkTable(pd.DataFrame(rows, columns=cols), no_face, counts, most)
 
 
-FRAME_COLUMNS = ["path", "content_hash", *LABEL_COLUMNS, "time", "face_found", "landmarks"]
+FRAME_COLUMNS = ["path", "content_hash", *LABEL_COLUMNS, "time", "face_found", "landmarks", "faces_detected"]
 
 
 def _measure(store: Store, params: LandmarkParams) -> LandmarkTable:
     """The landmark table of the store's current face-crop frames of ``params``."""
     fkey = params.frame_params().key
-    frames = store.read_dataset("frames", fkey, columns=FRAME_COLUMNS)
+    frames = store.read_dataset("frames", fkey, columns=FRAME_COLUMNS,
+                                optional={"faces_detected": FACES_DETECTED_TYPE})  # null in frames stored before
     if frames.empty:
         raise StoreError(f"no face-crop frames {fkey} under {store.url} (run `{extract_command(fkey, store.url)}` "
                          "first)")
@@ -256,7 +290,8 @@ def update_landmark_features(store: Store, params: LandmarkParams) -> LandmarkTa
     arrow = pa.Table.from_pandas(table.features, schema=schema, preserve_index=False)
     store.write_table(f"{folder}/{Store.new_part_name()}", arrow)
     store.write_json(f"{folder}/params.json", {"params": params.to_dict(), "hash": params.hash(),
-                                                "frames": params.frame_params().key, "clips_without_face": table.no_face})
+                                                "frames": params.frame_params().key, "clips_without_face": table.no_face,
+                                                "clips_with_several_faces": table.several_faces})
     store.remove(old)
     return table
 

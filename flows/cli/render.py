@@ -47,6 +47,17 @@ def print_extract(s: dict[str, Any]) -> None:
                   f"landmark features {faces['feature_set']}")
             for p in faces["clips_without_face"][:10]:
                 print(f"    no face in any kept frame of {p}")
+            several = faces.get("clips_with_several_faces") or []
+            if several:  # each clip's crops follow one face: say which, and name the clips to look at
+                print(f"  faces: {len(several)} clip(s) show more than one face; each follows one face, the largest "
+                      "in its first frame with a face")
+                for p in several[:10]:
+                    print(f"    more than one face in {p}")
+                if len(several) > 10:
+                    print(f"    ... and {len(several) - 10} more (--json lists them)")
+            if faces.get("n_clips_faces_unknown"):
+                print(f"  faces: {faces['n_clips_faces_unknown']} clip(s) were stored without the number of faces "
+                      "in their frames (`emotion extract --full` counts them)")
     # a file both modalities refuse for the same reason (an empty mp4) is named once; --json keeps one per modality
     shown = list(dict.fromkeys((r["path"], r["reason"]) for r in s["rejects"]))
     for path, reason in shown[:20]:

@@ -51,6 +51,34 @@ def test_extract_video_frames_with_face_crop(tiny_video_corpus: Path, tmp_path: 
     assert len(Store(str(out)).read_dataset("frames", key)) == 178 * 3
 
 
+def test_clips_with_more_than_one_face_are_counted_stored_and_named(tmp_path: Path, capsys):
+    from emotion.core.ids import parse_id
+    from emotion.video.synth import VideoSynthParams, write_clip
+    from tests.emotion.video.test_face import _two_faces, write_rgb_clip
+
+    data = tmp_path / "data" / "Actor_01"
+    data.mkdir(parents=True)
+    two = "02-01-03-01-01-01-01.mp4"  # two people side by side in every frame (kept: 0, 20, 40)
+    write_rgb_clip(data / two, [f for f in _two_faces(3) for _ in range(20)])
+    one = "02-01-04-01-01-01-01.mp4"
+    write_clip(data / one, parse_id(one), VideoSynthParams(modalities=(2,), duration=1.4, seed=5))
+    out = tmp_path / "store"
+    argv = ["extract", str(tmp_path / "data"), "--out", str(out), "--modality", "video", "--face-crop", "--workers",
+            "1"]
+    assert main([*argv, "--json"]) == 0
+    faces = json.loads(capsys.readouterr().out)["modalities"]["video"]["faces"]
+    assert faces["n_clips_with_several_faces"] == 1 and faces["clips_with_several_faces"] == [f"Actor_01/{two}"]
+    assert faces["n_clips_faces_unknown"] == 0
+    frames = Store(str(out)).read_dataset("frames", FrameParams(face_crop=True).key)
+    per_clip = frames.groupby("path")["faces_detected"].apply(list).to_dict()
+    assert per_clip == {f"Actor_01/{two}": [2, 2, 2], f"Actor_01/{one}": [1, 1, 1]}
+    assert main(argv) == 0  # nothing to extract again: the summary still tells the store's clips
+    text = capsys.readouterr().out
+    assert ("faces: 1 clip(s) show more than one face; each follows one face, the largest in its first frame with a "
+            "face\n") in text, text
+    assert f"more than one face in Actor_01/{two}\n" in text and f"in Actor_01/{one}" not in text
+
+
 def test_face_crops_of_clips_all_rejected_say_so_not_run_extract_first(tiny_video_corpus: Path, tmp_path: Path,
                                                                         capsys):
     data = tmp_path / "data"

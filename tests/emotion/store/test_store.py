@@ -155,16 +155,31 @@ def test_a_reader_re_lists_when_a_part_vanishes(tmp_path, monkeypatch):
     real = Store._read_part
     calls = {"n": 0}
 
-    def compacting_writer(self, path, columns, whole=False):
+    def compacting_writer(self, path, columns, whole=False, optional=None):
         calls["n"] += 1
         if calls["n"] == 1:  # a writer replaces the part between our listing and our read
             _part(store, folder, ["a"])
             os.unlink(old)
-        return real(self, path, columns, whole)
+        return real(self, path, columns, whole, optional)
 
     monkeypatch.setattr(Store, "_read_part", compacting_writer)
     df = store.read_features("audio", "k")
     assert list(df["path"]) == ["a"] and calls["n"] >= 2
+
+
+def test_a_column_older_parts_lack_reads_as_nulls_there_when_optional(tmp_path):
+    store = Store(str(tmp_path))
+    folder = store.dataset_dir("frames", "k")
+    old = _part(store, folder, ["a"])  # written before the column "n" existed
+    new = f"{folder}/{Store.new_part_name()}"
+    store.write_table(new, pa.table({"path": ["b"], "content_hash": ["h"], "x": [2.0], "n": pa.array([3], pa.int16())}))
+    for whole in (False, True):
+        df = store.read_parts([old, new], ["path", "n"], whole=whole, optional={"n": pa.int16()})
+        assert list(df.columns) == ["path", "n", "_part"] and df["n"].isna().tolist() == [True, False]
+        assert df["n"].iloc[1] == 3
+    with pytest.raises(StoreError, match="damaged part"):  # not optional: a part without it does not read
+        store.read_parts([old], ["path", "n"])
+    assert list(store.read_dataset("frames", "k", ["n"], optional={"n": pa.int16()})["path"]) == ["a", "b"]
 
 
 def test_the_store_remembers_its_data_root(tmp_path):

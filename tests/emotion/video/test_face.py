@@ -171,19 +171,78 @@ def test_a_clip_with_two_faces_keeps_one_face_whichever_the_detector_is_surer_of
     assert track.counts == [2] * len(frames) and track.max_faces == 2
 
 
-def test_stored_face_crops_of_a_two_face_clip_stay_on_one_face(tmp_path):
-    path = tmp_path / "01-01-03-01-01-01-01.mp4"
+def _face(actor: int, t: float, width: int, height: int, seed: int) -> np.ndarray:
+    return draw_face(parse_id(f"01-01-03-01-01-01-{actor:02d}.mp4"), t, VideoSynthParams(width=width, height=height),
+                     np.random.default_rng(seed))
+
+
+def _stepping_back(n: int = 4, gone: bool = False) -> list[np.ndarray]:
+    """960x540 frames of two drawn people: actor 01 near the camera on the left in the first frame (the largest face),
+    then stepped back, their face about 80 px wide (too small for short range) where it was; actor 08 on the right
+    all along, its face about 165 px wide (short range finds it). ``gone``: a last frame without actor 01."""
+    out = []
+    for i in range(n + gone):
+        canvas = np.full((540, 960, 3), 128, np.uint8)
+        canvas[180:540, 480:960] = _face(8, i / 3, 480, 360, 100 + i)
+        if i == 0:
+            canvas[0:540, 0:480] = _face(1, 0.0, 480, 540, 0)
+        elif i < n:
+            canvas[180:360, 120:360] = _face(1, i / 3, 240, 180, i)
+        out.append(canvas)
+    return out
+
+
+def test_a_followed_face_too_small_for_short_range_is_sought_in_full_range_before_another_face_is_taken():
+    frames = _stepping_back()
+    fe = front_end()
+    # the premise: after the first frame, short range finds only the other person, full range finds both
+    assert [len(fe.detect_all(f, SHORT_RANGE)) for f in frames] == [2, 1, 1, 1]
+    assert all(len(fe.detect_all(f, FULL_RANGE)) == 2 for f in frames)
+    assert all(_centre_x(fe.find(f)) > 480 for f in frames[1:])  # frame by frame, the other person is the face
+    track = FaceTrack()
+    followed = [track.find(f) for f in frames]
+    assert all(f is not None and _centre_x(f) < 480 for f in followed), [f and f.box() for f in followed]
+    assert followed[0].box()[2] > 200 and all(f.box()[2] < 120 for f in followed[1:])  # the same person, smaller
+    assert track.counts == [2] * len(frames)  # both people, whichever range saw them
+
+
+def test_a_track_takes_another_face_when_neither_range_finds_the_followed_one():
+    frames = _stepping_back(n=2, gone=True)  # the followed person leaves the picture in the last frame
+    track = FaceTrack()
+    followed = [track.find(f) for f in frames]
+    assert [_centre_x(f) < 480 for f in followed] == [True, True, False]  # the clip still keeps a face
+    assert track.counts[-1] == 1
+
+
+def test_a_track_following_the_face_short_range_finds_never_runs_full_range(monkeypatch):
+    fe = FaceFrontEnd()
+    asked = []
+    detect_all = fe.detect_all
+    monkeypatch.setattr(fe, "detect_all", lambda rgb, spec=SHORT_RANGE: asked.append(spec) or detect_all(rgb, spec))
+    track = FaceTrack(fe)
+    assert all(track.find(f) is not None for f in _two_faces(4))
+    assert asked == [SHORT_RANGE] * 4  # the common case costs what it did: one detector a frame
+
+
+def write_rgb_clip(path, frames: list[np.ndarray]) -> None:
+    """An H.264 mp4 (no audio) of RGB ``frames`` at 30 fps, nearly lossless."""
     with av.open(str(path), mode="w") as out:
         vs = out.add_stream("libx264", rate=30)
-        vs.width, vs.height, vs.pix_fmt = 640, 240, "yuv420p"
-        vs.options = {"preset": "ultrafast", "crf": "12"}
-        for rgb in _two_faces():
+        vs.height, vs.width = frames[0].shape[:2]
+        vs.pix_fmt, vs.options = "yuv420p", {"preset": "ultrafast", "crf": "12"}
+        for rgb in frames:
             for packet in vs.encode(av.VideoFrame.from_ndarray(rgb, format="rgb24")):
                 out.mux(packet)
         for packet in vs.encode():
             out.mux(packet)
+
+
+def test_stored_face_crops_of_a_two_face_clip_stay_on_one_face(tmp_path):
+    path = tmp_path / "01-01-03-01-01-01-01.mp4"
+    write_rgb_clip(path, _two_faces())
     frames = list(sample_frames(path.read_bytes(), FrameParams(face_crop=True, every=1, size=64)))
     assert len(frames) == 6 and all(f.face_found for f in frames)
+    assert [f.faces for f in frames] == [2] * 6  # each frame says how many faces it shows
     assert all(f.face_box[0] + f.face_box[2] / 2 > 320 for f in frames), [f.face_box for f in frames]
 
 
@@ -270,6 +329,31 @@ def test_two_real_people_in_view_one_is_followed_through_the_clip():
 
 
 @pytest.mark.real_data
+def test_a_real_person_stepping_back_out_of_short_range_stays_followed():
+    import cv2
+
+    files = {f.stem: f for f in real_video_files()}
+    a = list(_rgb_frames(files["01-01-01-01-01-01-01"]))
+    b = list(_rgb_frames(files["02-01-01-01-02-01-05"]))
+    fe = front_end()
+    for first, second in ((a, b), (b, a)):
+        frames = []
+        for i, (x, y) in enumerate(zip(first, second, strict=False)):
+            canvas = np.zeros((720, 1280, 3), np.uint8)  # the other person at half size, bottom right, all along
+            canvas[360:720, 960:1280] = cv2.resize(y[:, 320:960], (320, 360), interpolation=cv2.INTER_AREA)
+            if i == 0:  # the followed person near the camera, then at a fifth of the size where they were
+                canvas[:, 0:640] = x[:, 320:960]
+            else:
+                canvas[288:432, 256:384] = cv2.resize(x[:, 320:960], (128, 144), interpolation=cv2.INTER_AREA)
+            frames.append(canvas)
+        assert [len(fe.detect_all(f, SHORT_RANGE)) for f in frames] == [2] + [1] * (len(frames) - 1)  # the premise
+        track = FaceTrack()
+        followed = [track.find(f) for f in frames]
+        assert all(f is not None and _centre_x(f) < 640 for f in followed), [f and f.box() for f in followed]
+        assert track.counts == [2] * len(frames)
+
+
+@pytest.mark.real_data
 def test_stored_face_crops_of_real_clips_keep_landmarks_with_level_eyes():
     params = FrameParams(face_crop=True, size=96)
     for f in real_video_files():
@@ -284,11 +368,12 @@ def test_stored_face_crops_of_real_clips_keep_landmarks_with_level_eyes():
 
 def test_face_crops_of_the_earlier_front_end_are_not_read_as_current():
     # revision 1: short range only and the most confident face of each frame; 2: the full-range fallback and one
-    # face followed per clip. The earlier crops keep their name (and their runs their hash), the new ones get another
+    # face followed per clip; 3: a track tries full range for the face it follows. The earlier crops keep their name
+    # (and their runs their hash), the new ones get another
     old = FrameParams.from_dict({"every": 20, "size": 256, "face_crop": True, "margin": 0.0, "detect_width": 320,
                                  "revision": 1, "detector": "mesh"})
     assert old.landmarks and old.key == "face256-every20-a81a0eb018bb"
-    assert FrameParams(face_crop=True).revision == 2 and FrameParams(face_crop=True).key != old.key
+    assert FrameParams(face_crop=True).revision == 3 and FrameParams(face_crop=True).key != old.key
 
 
 def test_haar_front_end_records_hash_as_the_first_release():

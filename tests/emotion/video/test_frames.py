@@ -100,12 +100,16 @@ def test_frame_params_are_validated_and_hashed():
     assert FrameParams().key.startswith("full256-every20-") and FrameParams(face_crop=True).key.startswith("face256")
 
 
-def test_frame_params_are_one_revision_up_since_frames_are_turned_upright():
+def test_frame_params_are_one_revision_up_since_a_track_tries_full_range_for_its_face():
     # revision 2: frames are turned upright by the clip's display matrix; the sets of revision 1 (full256-every20-
-    # 1df793fae8bb, face256-every20-a81a0eb018bb, Haar's face256-every20-b6d1fda3f2a5) are extracted again
-    assert FrameParams().key == "full256-every20-df9365d83cbd"
-    assert FrameParams(face_crop=True).key == "face256-every20-f2995e23dec8"
-    assert FrameParams(face_crop=True, detector="haar", margin=0.25).key == "face256-every20-3ace68c53eda"
+    # 1df793fae8bb, face256-every20-a81a0eb018bb, Haar's face256-every20-b6d1fda3f2a5) are extracted again.
+    # Revision 3: a clip's face track tries full range for the face it follows before it takes another face; the
+    # sets of revision 2 (full256-every20-df9365d83cbd, face256-every20-f2995e23dec8, Haar's
+    # face256-every20-3ace68c53eda) are extracted again
+    assert FrameParams().key == "full256-every20-17ef1d570d2a"
+    assert FrameParams(face_crop=True).key == "face256-every20-5ac8334792cb"
+    assert FrameParams(face_crop=True, detector="haar", margin=0.25).key == "face256-every20-524fc35b84ad"
+    assert replace(FrameParams(face_crop=True), revision=2).key == "face256-every20-f2995e23dec8"
     first_release = {"every": 20, "size": 256, "face_crop": True, "margin": 0.25, "detect_width": 320, "revision": 1}
     assert FrameParams.from_dict(first_release).key == "face256-every20-b6d1fda3f2a5"  # its records still read
 

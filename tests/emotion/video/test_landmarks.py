@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import replace
+from dataclasses import fields, replace
 
 import numpy as np
 import pandas as pd
@@ -93,7 +93,27 @@ def test_the_landmark_set_is_renamed_with_the_face_crops_it_is_measured_on():
     # crops of a new revision, the table measured on the earlier ones must not be read as theirs
     old = LandmarkParams.from_dict({"name": "landmarks", "every": 20, "size": 256, "revision": 1})
     assert old.key == "landmarks-4cfde0d0f0ac" and LandmarkParams().key != old.key
-    assert LandmarkParams().frame_params().revision == FrameParams(face_crop=True).revision == 2
+    # revision 2 (on the face crops of frame revision 2) keeps its key, and reads the frames it was measured on
+    two = LandmarkParams.from_dict({"name": "landmarks", "every": 20, "size": 256, "revision": 2})
+    assert two.key == "landmarks-8c79c72fe13a" and two.to_dict() == {"name": "landmarks", "every": 20, "size": 256,
+                                                                      "revision": 2}
+    assert two.frame_params().key == replace(FrameParams(face_crop=True), revision=2).key == "face256-every20-f2995e23dec8"
+    assert old.frame_params().revision == 1
+    # the current set names the frame revision it reads: frame revision 3 (a track tries full range for its face)
+    assert LandmarkParams().key == "landmarks-0f22ced050a3"
+    assert LandmarkParams().frame_params() == FrameParams(face_crop=True) and FrameParams().revision == 3
+
+
+def test_a_new_frame_revision_gives_the_landmark_set_a_new_key_by_itself():
+    # LandmarkParams' default frame revision is FrameParams' own default: raising FrameParams.revision (and nothing in
+    # LandmarkParams) names a new landmark set, measured on the new crops
+    frames_default = {f.name: f.default for f in fields(FrameParams)}["revision"]
+    assert {f.name: f.default for f in fields(LandmarkParams)}["frame_revision"] == frames_default
+    assert LandmarkParams().frame_revision == FrameParams().revision
+    nxt = replace(LandmarkParams(), frame_revision=frames_default + 1)  # as the default after a raise
+    assert nxt.key != LandmarkParams().key and nxt.revision == LandmarkParams().revision
+    assert nxt.frame_params() == replace(FrameParams(face_crop=True), revision=frames_default + 1)
+    assert LandmarkParams.from_dict(nxt.to_dict()) == nxt and LandmarkParams.from_dict(nxt.to_dict()).key == nxt.key
 
 
 def test_params_name_their_frames_and_hash_apart():
@@ -105,9 +125,11 @@ def test_params_name_their_frames_and_hash_apart():
 
 
 def _face_frames_store(tmp_path, faceless: tuple[str, ...] = (), fp: FrameParams | None = None,
-                       seed: int = 4) -> tuple[Store, LandmarkParams]:
+                       seed: int = 4, faces: dict[str, int] | None = None,
+                       uncounted: bool = False) -> tuple[Store, LandmarkParams]:
     """A store holding face-crop frames (of ``fp``, by default the landmark set's), with landmarks, of two clips (and
-    of ``faceless`` ones, without a face)."""
+    of ``faceless`` ones, without a face); ``faces``: the faces detected in each kept frame of a clip (by stem; 1 by
+    default, 0 without a face), ``uncounted``: a frame table as stored before faces were counted (no such column)."""
     import pyarrow as pa
 
     from emotion.extract.chunk import frame_schema
@@ -121,29 +143,53 @@ def _face_frames_store(tmp_path, faceless: tuple[str, ...] = (), fp: FrameParams
         rows += [{"path": f"Actor_{rid.actor:02d}/{stem}.mp4", "content_hash": f"h{stem[-2:]}", **rid.labels(),
                   "frame_index": 20 * i, "time": 20 * i / 30, "face_found": face, "face_x": 0, "face_y": 0,
                   "face_w": 8, "face_h": 8, "height": 8, "width": 8, "image": encode_png(np.zeros((8, 8), np.uint8)),
-                  "landmarks": encode_landmarks(_face(rng)) if face else None} for i in range(3)]
+                  "landmarks": encode_landmarks(_face(rng)) if face else None,
+                  "faces_detected": (faces or {}).get(stem, int(face))} for i in range(3)]
+    schema = frame_schema(fp)
+    if uncounted:
+        schema = schema.remove(schema.get_field_index("faces_detected"))
+        rows = [{k: v for k, v in r.items() if k != "faces_detected"} for r in rows]
     store.write_table(f"{store.dataset_dir('frames', fp.key)}/{Store.new_part_name()}",
-                      pa.Table.from_pylist(rows, schema=frame_schema(fp)))
+                      pa.Table.from_pylist(rows, schema=schema))
     return store, params
 
 
-def test_a_table_measured_on_frames_of_an_earlier_revision_is_not_read_for_the_current_frames(tmp_path, monkeypatch):
+def test_a_table_measured_on_frames_of_an_earlier_revision_is_not_read_for_the_current_frames(tmp_path):
     """Frames of revision 1 kept turned phone clips turned; the table measured on them (the earlier release's, under
     its key) has the same clips and contents as the current one, so only its key tells them apart."""
     earlier_frames = replace(FrameParams(face_crop=True), revision=1)
     store, _ = _face_frames_store(tmp_path, fp=earlier_frames, seed=5)
-    with monkeypatch.context() as m:  # the earlier release's landmark set, on its frames
-        m.setattr(LandmarkParams, "frame_params", lambda self: earlier_frames)
-        stale = update_landmark_features(store, LandmarkParams(revision=1)).features
+    assert LandmarkParams(revision=1).frame_params() == earlier_frames  # the earlier release's set, on its frames
+    stale = update_landmark_features(store, LandmarkParams(revision=1)).features
     assert LandmarkParams(revision=1).key == "landmarks-4cfde0d0f0ac"  # as the earlier release named it
     store, params = _face_frames_store(tmp_path)  # the current frames of the same clips
-    assert params.key == "landmarks-8c79c72fe13a" and params.frame_params().revision == 2
+    assert params.key == "landmarks-0f22ced050a3" and params.frame_params().revision == 3
     current = read_landmark_features(store, params)
     assert list(current["path"]) == list(stale["path"]) and list(current["content_hash"]) == list(stale["content_hash"])
     names = params.feature_names()
     assert not np.allclose(current[names].to_numpy(float), stale[names].to_numpy(float))
     measured = landmark_table(store.read_dataset("frames", params.frame_params().key), params).features
     pd.testing.assert_frame_equal(current.reset_index(drop=True)[names], measured[names], check_dtype=False)
+
+
+def test_clips_with_more_than_one_face_in_a_kept_frame_are_told_from_the_frame_table(tmp_path):
+    store, params = _face_frames_store(tmp_path, faceless=("02-01-05-01-01-01-21",),
+                                       faces={"02-01-04-01-01-01-02": 3})
+    table = update_landmark_features(store, params)
+    assert table.most_faces == {"Actor_01/02-01-03-01-01-01-01.mp4": 1, "Actor_02/02-01-04-01-01-01-02.mp4": 3,
+                                "Actor_21/02-01-05-01-01-01-21.mp4": 0}
+    assert table.several_faces == ["Actor_02/02-01-04-01-01-01-02.mp4"] and table.faces_unknown == []
+    recorded = store.read_json(f"{store.features_dir('video', params.key)}/params.json")
+    assert recorded["clips_with_several_faces"] == ["Actor_02/02-01-04-01-01-01-02.mp4"]
+
+
+def test_frames_stored_before_faces_were_counted_still_read_and_their_count_is_unknown(tmp_path):
+    store, params = _face_frames_store(tmp_path, uncounted=True)
+    assert "faces_detected" not in store.read_dataset("frames", params.frame_params().key).columns  # the premise
+    table = update_landmark_features(store, params)
+    assert len(table.features) == 2 and table.several_faces == []
+    assert table.faces_unknown == ["Actor_01/02-01-03-01-01-01-01.mp4", "Actor_02/02-01-04-01-01-01-02.mp4"]
+    assert len(read_landmark_features(store, params)) == 2
 
 
 def test_a_damaged_landmark_table_is_measured_again_and_rewritten(tmp_path):
