@@ -9,7 +9,9 @@ terminal and the run's page in the Prefect UI through Prefect's own handlers: th
 - a run that raises one of our errors (:mod:`emotion.core.errors`: bad input, told in one line) logs
   ``extract failed: <the message>`` and ends Failed with the message as its state message; the lines Prefect logs
   about the error on its way (a task's failure, a subflow's) keep its message and lose its traceback;
-- any other exception is Prefect's as before: the run fails with the traceback in its log.
+- any other exception is Prefect's as before: the run fails with the traceback in its log;
+- a run the runner cancels does not end its log with Prefect's "Finished in state Running()"
+  (:class:`NoEndWhileRunning`): the runner's "Cancelled flow run 'NAME'", in the deploy terminal, says how it ended.
 """
 
 from __future__ import annotations
@@ -46,14 +48,32 @@ class OneLineErrors(logging.Filter):
         return True
 
 
-def one_line_errors() -> None:
-    """Put :class:`OneLineErrors` on every log handler of this process: the console's and the Prefect API's (which
-    Prefect attaches to its flow and task run loggers, not to the root logger)."""
+class NoEndWhileRunning(logging.Filter):
+    """Drops the engine's "Finished in state Running()" about a flow run.
+
+    A served run that the runner cancels (from the UI, or as ``emotion deploy`` stops) is ended by the runner:
+    the run's process logs "Flow run was cancelled." and exits, its state left to the runner, which records it
+    Cancelled and then says so in the deploy terminal ("Cancelled flow run 'NAME'"). On its way out, the run's
+    process still logged its state as it saw it, Running, as the run's last line in the terminal and in the UI.
+    """
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not (hasattr(record, "flow_run_id") and record.getMessage().startswith("Finished in state Running("))
+
+
+LOG_FILTERS: tuple[type[logging.Filter], ...] = (OneLineErrors, NoEndWhileRunning)
+"""The filters a served run puts on its log handlers."""
+
+
+def served_log() -> None:
+    """Put the filters of :data:`LOG_FILTERS` on every log handler of this process: the console's and the Prefect
+    API's (which Prefect attaches to its flow and task run loggers, not to the root logger)."""
     loggers = [logging.getLogger(), *(lg for lg in logging.Logger.manager.loggerDict.values()
                                       if isinstance(lg, logging.Logger))]
     for handler in {h for lg in loggers for h in lg.handlers}:
-        if not any(isinstance(f, OneLineErrors) for f in handler.filters):
-            handler.addFilter(OneLineErrors())
+        for kind in LOG_FILTERS:
+            if not any(isinstance(f, kind) for f in handler.filters):
+                handler.addFilter(kind())
 
 
 def served(flow: Flow[..., Any]) -> Flow[..., Any]:
@@ -65,7 +85,7 @@ def served(flow: Flow[..., Any]) -> Flow[..., Any]:
 
     @functools.wraps(fn)  # the signature Prefect reads (parameters, validation) is the flow's own
     def run(*args: Any, **kwargs: Any) -> Any:
-        one_line_errors()  # this process runs this one flow run: its log, all of it
+        served_log()  # this process runs this one flow run: its log, all of it
         try:
             return fn(*args, **kwargs)
         except EmotionError as exc:

@@ -67,8 +67,10 @@ class _DomainErrorsWithoutTraceback(logging.Filter):
 
 class _ConsoleLines(logging.Filter):
     """What of Prefect's log reaches the console: warnings and errors, and, for each flow run, one line of ours
-    with its name (and, against a lasting server, its page in the Prefect UI), so the run is found there.
-    ``--verbose``: every line. The Prefect API gets every line either way."""
+    with its name (and, against a lasting server, its page in the Prefect UI), so the run is found there; and the
+    lines of the runner of ``emotion deploy`` (a run it cancelled, or reported crashed; its stopping), which are
+    that terminal's word on how a served run ended. ``--verbose``: every line. The Prefect API gets every line
+    either way."""
 
     def filter(self, record: logging.LogRecord) -> bool:
         if VERBOSE[0]:
@@ -79,6 +81,8 @@ class _ConsoleLines(logging.Filter):
             return not _hold(record)
         if record.levelno >= logging.WARNING:
             return True
+        if record.name == "prefect.runner" or record.name.startswith("prefect.runner."):
+            return record.levelno >= logging.INFO
         name = getattr(record, "flow_run_name", None)
         if name and str(record.msg).startswith(("Beginning flow run", "Beginning subflow run")):
             print(flow_run_line(str(name), _run_id(record)), file=sys.stderr, flush=True)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import logging
 import signal
 
 import prefect
@@ -80,3 +81,23 @@ def test_sigint_before_the_runner_started_interrupts_as_always(tmp_path, monkeyp
     finally:
         signal.signal(signal.SIGINT, handlers[0])
         signal.signal(signal.SIGTERM, handlers[1])
+
+
+def _console_shows(name: str, msg: str, level: int = logging.INFO) -> bool:
+    """Whether the console of a command (``emotion deploy`` here) shows a record of logger ``name``."""
+    return flows.cli.commands._CONSOLE_LINES.filter(logging.LogRecord(name, level, __file__, 1, msg, None, None))
+
+
+def test_the_runners_own_lines_reach_the_deploy_terminal(monkeypatch):
+    """The runner serving the deployments says, in the deploy process, how a run it stopped ended and how it stops;
+    the console of our commands showed only warnings and errors, so a run cancelled from the UI, or by stopping
+    `emotion deploy`, ended with the run's own misleading last line ("Finished in state Running()")."""
+    monkeypatch.setattr(flows.cli.commands, "VERBOSE", [False])
+    monkeypatch.setattr(flows.cli.commands, "INTERRUPTED", [False])
+    assert _console_shows("prefect.runner.cancellation_manager", "Cancelled flow run 'extract-audio-seed-1a2b3c'")
+    assert _console_shows("prefect.runner.state_proposer", "Reported flow run 'f00' as crashed: Process exited")
+    assert _console_shows("prefect.runner", "SIGTERM received, initiating graceful shutdown...")
+    # the flow runs' own lines at INFO stay off a command's console (a served run's process has its own console)
+    assert not _console_shows("prefect.flow_runs", "Downloading flow code from storage at '.'")
+    assert not _console_shows("prefect.task_runs", "Finished in state Completed()")
+    assert not _console_shows("prefect.runner", "debugging", logging.DEBUG)

@@ -1,5 +1,6 @@
 """The flows as served: a run failing on one of our errors says so in one line and ends Failed with its message;
-other exceptions keep their traceback. (End to end, through `emotion deploy`: tests/flows/test_deploy.py.)"""
+other exceptions keep their traceback; a run the runner cancels does not end its log "Finished in state Running()".
+(End to end, through `emotion deploy`: tests/flows/test_deploy.py.)"""
 
 from __future__ import annotations
 
@@ -13,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from deployments import build, load_specs
-from deployments.served import SERVED, OneLineErrors
+from deployments.served import LOG_FILTERS, SERVED
 from emotion.core.errors import StoreError, UsageError
 from flows.registry import FLOWS
 
@@ -33,9 +34,10 @@ def _raised(exc: BaseException) -> BaseException:
 
 
 def _formatted(record: logging.LogRecord) -> str | None:
-    """What a handler with the filter writes for ``record``, or None where the filter drops it."""
+    """What a handler with a served run's filters writes for ``record``, or None where they drop it."""
     handler = logging.StreamHandler()
-    handler.addFilter(OneLineErrors())
+    for kind in LOG_FILTERS:
+        handler.addFilter(kind())
     return handler.format(record) if handler.filter(record) else None
 
 
@@ -104,11 +106,11 @@ def prefect_api():
 
 @pytest.fixture
 def log_handlers():
-    """The test process's log handlers, freed afterwards of the filter a served run puts on them."""
+    """The test process's log handlers, freed afterwards of the filters a served run puts on them."""
     yield
     for lg in [logging.getLogger(), *logging.Logger.manager.loggerDict.values()]:
         for h in getattr(lg, "handlers", []):
-            for f in [f for f in h.filters if isinstance(f, OneLineErrors)]:
+            for f in [f for f in h.filters if isinstance(f, LOG_FILTERS)]:
                 h.removeFilter(f)
 
 
@@ -141,3 +143,19 @@ def test_a_served_run_failing_on_anything_else_keeps_the_traceback(prefect_api, 
     state = SERVED["extract"](data=str(tmp_path / "data"), out=str(tmp_path / "o"), return_state=True)
     assert state.is_failed() and "RuntimeError: a bug" in str(state.message)
     assert any("Traceback" in e and "RuntimeError: a bug" in e for e in _errors(caplog))
+
+
+def _run_record(msg: str) -> logging.LogRecord:
+    """A record of the flow run's own logger, as Prefect's engine logs a run's end with it."""
+    record = logging.LogRecord("prefect.flow_runs", logging.INFO, __file__, 1, msg, None, None)
+    record.flow_run_name, record.flow_run_id = "extract-audio-seed-1a2b3c", "f00"
+    return record
+
+
+def test_the_engines_end_line_for_a_run_the_runner_cancels_is_dropped():
+    """A served run cancelled (from the UI, or by stopping `emotion deploy`) is ended by the runner, which records it
+    Cancelled; the run's process logged "Finished in state Running()" on its way out, in the terminal and the UI."""
+    assert _formatted(_run_record("Finished in state Running()")) is None
+    for end in ["Finished in state Completed()", "Finished in state Failed('x')", "Finished in state Cancelled()",
+                "Flow run was cancelled."]:
+        assert _formatted(_run_record(end)) == end

@@ -1,5 +1,6 @@
 """`emotion deploy` end to end, against a Prefect server of its own on 127.0.0.1, checked through the server's API:
-a served run that fails on bad input, and the deploy process stopped (SIGTERM, SIGINT) while a run is in progress."""
+a served run that fails on bad input, one cancelled from the UI, and the deploy process stopped (SIGTERM, SIGINT) while
+a run is in progress; and what the deploy process's terminal says about each."""
 
 from __future__ import annotations
 
@@ -123,3 +124,37 @@ def test_stopping_deploy_ends_its_run_in_progress(served, tiny_corpus: Path, tmp
                                              "again)")
     # the run's final name is the meaningful one it got as it started
     assert fr["name"].startswith("extract-audio-seed-data-") and fr["name"].endswith(short_id(run_id)), fr["name"]
+    # the terminal says the run was cancelled, not that it "Finished in state Running()"
+    _says_cancelled(log.read_text(errors="replace"), fr["name"])
+
+
+def _says_cancelled(out: str, name: str) -> None:
+    """The deploy terminal ``out`` says the run ``name`` ended Cancelled: the run's process that it was cancelled,
+    then the runner, once the server recorded it; never the engine's "Finished in state Running()"."""
+    said = out.index(f"Flow run '{name}' - Flow run was cancelled.")
+    assert f"Cancelled flow run '{name}'" in out[said:], out[-5000:]
+    assert "Finished in state Running()" not in out, out[-5000:]
+
+
+def test_a_served_run_cancelled_from_the_ui_says_so(served, tiny_corpus: Path, tmp_path: Path):
+    """Cancelled as the UI's Cancel button does (state Cancelling): the runner stops the run's process and records
+    it Cancelled, and `emotion deploy` serves on; the terminal said "Finished in state Running()"."""
+    api, _, scheduler = served
+    spec = tmp_path / "deployments.yaml"
+    spec.write_text(f"deployments:\n  - {{name: cancelled, flow: extract, cron: '30 1 * * *', "
+                    f"parameters: {{data: {tiny_corpus}, out: {tmp_path / 'store'}, modality: audio, "
+                    f"dask_address: '{scheduler}'}}}}\n")
+    log = tmp_path / "deploy.log"
+    with deploying(served, spec, log) as (proc, deps):
+        run_id = run_of(api, deps["cancelled"])
+        wait_for(lambda: flow_run(api, run_id)["state_type"] == "RUNNING", 180, "the served run to start", proc,
+                 log=log)
+        time.sleep(2)  # under way: its chunks wait for a Dask worker
+        call("POST", f"{api}/flow_runs/{run_id}/set_state", {"state": {"type": "CANCELLING"}, "force": True})
+        wait_for(lambda: flow_run(api, run_id)["state_type"] in FINAL, 90, "the run to end", proc, log=log)
+        fr = flow_run(api, run_id)
+        assert fr["state_type"] == "CANCELLED", (fr["state_type"], fr["state"]["message"], log.read_text()[-3000:])
+        wait_for(lambda: f"Cancelled flow run '{fr['name']}'" in log.read_text(errors="replace"), 30,
+                 "the runner's word on the cancelled run", proc, log=log)
+        assert proc.poll() is None  # still serving
+    _says_cancelled(log.read_text(errors="replace"), fr["name"])
