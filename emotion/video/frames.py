@@ -38,6 +38,20 @@ from emotion.core.params import stable_hash
 MAX_FRAMES = 30 * 60 * 10  # 10 minutes at 30 fps: longer clips are refused
 MAX_PIXELS = 4096 * 2160  # 4K
 DETECTORS = ("mesh", "haar")
+KINDS = ("full", "haar", "mesh")  # whole frames, and the face crops of each front end
+# what each revision of the frame code changed: 2, every kind (frames turned upright by the clip's display matrix;
+# phone videos stored turned were kept turned before) and the mesh crops (the full-range detector when short range
+# finds no face, one face followed through each clip, the largest first); 3, the mesh crops only (a clip's track
+# tries full range for the face it follows before it takes another). A set's revision is the last that changed its
+# kind, so a revision that changes one kind does not rename (and re-extract) the sets of the others.
+REVISION_CHANGES: dict[int, frozenset[str]] = {1: frozenset(KINDS), 2: frozenset(KINDS), 3: frozenset({"mesh"})}
+LATEST_REVISION = max(REVISION_CHANGES)
+
+
+def set_revision(kind: str, revision: int) -> int:
+    """The revision of a frame set of ``kind`` made by the code of ``revision``: the last up to it that changed
+    ``kind`` (revisions this code does not know, of a newer release's records, count as changing every kind)."""
+    return max(r for r in range(1, revision + 1) if kind in REVISION_CHANGES.get(r, KINDS))
 
 
 @dataclass(frozen=True)
@@ -49,11 +63,10 @@ class FrameParams:
     face_crop: bool = False
     margin: float = 0.0  # widening of the crop on every side, as a share of the tight face (haar: of its box)
     detect_width: int = 320  # haar only: frames are downscaled to this width for face detection
-    # 2: frames turned upright by the clip's display matrix (phone videos stored turned were kept turned before);
-    # mesh face crops: the full-range detector when short range finds no face, and one face followed through each
-    # clip (the largest first); 3: a clip's track tries full range for the face it follows before it takes another
-    # (the landmark set's key follows this revision: LandmarkParams.frame_revision)
-    revision: int = 3
+    # the code's revision (REVISION_CHANGES), kept as the last that changed this kind of set (set_revision): 3 for
+    # mesh face crops, 2 for whole frames and Haar crops (the landmark set's key follows the mesh crops' revision:
+    # LandmarkParams.frame_revision)
+    revision: int = LATEST_REVISION
     detector: str = "mesh"  # the face front end: "mesh" (emotion.video.face) or "haar" (the first release's)
 
     def __post_init__(self) -> None:
@@ -61,6 +74,14 @@ class FrameParams:
             raise UsageError("frame parameters out of range (every >= 1, size >= 8, 0 <= margin <= 2)")
         if self.detector not in DETECTORS:
             raise UsageError(f"unknown face detector {self.detector!r}; choose from {', '.join(DETECTORS)}")
+        if self.revision < 1:
+            raise UsageError(f"frame revision {self.revision} out of range (>= 1)")
+        object.__setattr__(self, "revision", set_revision(self.kind, self.revision))
+
+    @property
+    def kind(self) -> str:
+        """"full" (whole frames) or the face front end of the crops ("mesh", "haar")."""
+        return self.detector if self.face_crop else "full"
 
     def to_dict(self) -> dict[str, Any]:
         d = asdict(self)

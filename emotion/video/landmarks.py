@@ -28,7 +28,7 @@ from emotion.core.errors import DamagedPartError, StoreError, UsageError
 from emotion.core.params import HashedParams
 from emotion.store.store import LABEL_COLUMNS, Store, label_fields, params_metadata
 from emotion.video.face import LEFT_EYE, N_LANDMARKS, RIGHT_EYE
-from emotion.video.frames import FrameParams
+from emotion.video.frames import LATEST_REVISION, FrameParams, set_revision
 from emotion.video.frameset import extract_command, frame_index
 
 STATS = FUNCTIONALS  # the statistics of the extended audio set, over the frames with a face
@@ -130,14 +130,18 @@ def clip_features(times: np.ndarray, points: np.ndarray) -> np.ndarray:
     return summarise(times, frame_measures(points))
 
 
+MESH_REVISION = set_revision("mesh", LATEST_REVISION)  # the revision of the current mesh face crops
+
+
 @dataclass(frozen=True)
 class LandmarkParams(HashedParams):
     """The ``landmarks`` feature set: the frames it reads (every Nth, mesh face crops of a frame revision) and its
     revision.
 
     A stored table is reused while its clips are unchanged, whatever frames it was measured on, so the set's identity
-    names the frame set it reads: ``frame_revision`` (by default the current :attr:`FrameParams.revision`) is part
-    of its parameters from revision 3 on, and a new revision of the face crops gives the set a new key by itself.
+    names the frame set it reads: ``frame_revision`` (by default the current revision of the mesh face crops,
+    :data:`MESH_REVISION`) is part of its parameters from revision 3 on, and a new revision of the face crops gives
+    the set a new key by itself (one that changes only whole frames or Haar crops does not).
     Revisions 1 and 2 (the earlier releases' records, which hash as they did) read the face crops of the frame
     revision of their own number, then raised by hand.
     """
@@ -148,7 +152,7 @@ class LandmarkParams(HashedParams):
     # the measures' own revision. 2: on the face crops of frame revision 2 (turned upright; full-range fallback; one
     # face followed per clip); 3: the frame revision is a parameter of its own (``frame_revision``)
     revision: int = 3
-    frame_revision: int = FrameParams.revision  # the face crops' revision (FrameParams.revision); from revision 3
+    frame_revision: int = MESH_REVISION  # the mesh face crops' revision (FrameParams.revision); from revision 3
 
     modality = "video"  # its rows are mp4 clips, built from the frame table, stored under features/video
 

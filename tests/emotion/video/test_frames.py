@@ -7,7 +7,15 @@ import pytest
 
 from emotion.core.errors import DecodeError, RejectedInput, UsageError
 from emotion.core.ids import parse_id
-from emotion.video.frames import FrameParams, decode_png, detect_face, encode_png, sample_frames, square_crop_box
+from emotion.video.frames import (
+    FrameParams,
+    decode_png,
+    detect_face,
+    encode_png,
+    sample_frames,
+    set_revision,
+    square_crop_box,
+)
 from emotion.video.synth import VideoSynthParams, draw_face, write_clip
 from tests.conftest import real_video_files, write_turned_clip
 
@@ -100,18 +108,23 @@ def test_frame_params_are_validated_and_hashed():
     assert FrameParams().key.startswith("full256-every20-") and FrameParams(face_crop=True).key.startswith("face256")
 
 
-def test_frame_params_are_one_revision_up_since_a_track_tries_full_range_for_its_face():
+def test_a_frame_revision_renames_only_the_sets_of_the_kind_it_changed():
     # revision 2: frames are turned upright by the clip's display matrix; the sets of revision 1 (full256-every20-
     # 1df793fae8bb, face256-every20-a81a0eb018bb, Haar's face256-every20-b6d1fda3f2a5) are extracted again.
-    # Revision 3: a clip's face track tries full range for the face it follows before it takes another face; the
-    # sets of revision 2 (full256-every20-df9365d83cbd, face256-every20-f2995e23dec8, Haar's
-    # face256-every20-3ace68c53eda) are extracted again
-    assert FrameParams().key == "full256-every20-17ef1d570d2a"
-    assert FrameParams(face_crop=True).key == "face256-every20-5ac8334792cb"
-    assert FrameParams(face_crop=True, detector="haar", margin=0.25).key == "face256-every20-524fc35b84ad"
+    # Revision 3 changed the mesh face crops only (a clip's face track tries full range for the face it follows before
+    # it takes another face): their set of revision 2 (face256-every20-f2995e23dec8) is extracted again; whole frames
+    # and Haar crops keep their revision-2 sets
+    assert FrameParams().key == "full256-every20-df9365d83cbd" and FrameParams().revision == 2
+    assert FrameParams(face_crop=True).key == "face256-every20-5ac8334792cb" and FrameParams(face_crop=True).revision == 3
+    assert FrameParams(face_crop=True, detector="haar", margin=0.25).key == "face256-every20-3ace68c53eda"
     assert replace(FrameParams(face_crop=True), revision=2).key == "face256-every20-f2995e23dec8"
+    assert replace(FrameParams(), revision=3) == replace(FrameParams(), revision=2)  # no change to whole frames in 3
     first_release = {"every": 20, "size": 256, "face_crop": True, "margin": 0.25, "detect_width": 320, "revision": 1}
     assert FrameParams.from_dict(first_release).key == "face256-every20-b6d1fda3f2a5"  # its records still read
+    for p in (FrameParams(), FrameParams(face_crop=True), FrameParams(face_crop=True, detector="haar")):
+        assert FrameParams.from_dict(p.to_dict()) == p  # a record reads back as the set it names
+    # a revision this code does not know (a newer release's record) changes every kind
+    assert set_revision("full", 7) == 7 and set_revision("haar", 3) == 2 and set_revision("mesh", 3) == 3
 
 
 # Quadrants of a frame, upright: dark, light / mid, darker. Any turn or mirroring puts other values in the corners.

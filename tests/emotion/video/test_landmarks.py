@@ -13,9 +13,10 @@ from emotion.core.errors import UsageError
 from emotion.core.ids import parse_id
 from emotion.featuresets import read_faceless_clips
 from emotion.store.store import Store
-from emotion.video.frames import FrameParams, sample_frames
+from emotion.video.frames import LATEST_REVISION, FrameParams, sample_frames, set_revision
 from emotion.video.landmarks import (
     MEASURES,
+    MESH_REVISION,
     STATS,
     LandmarkParams,
     clip_features,
@@ -101,19 +102,30 @@ def test_the_landmark_set_is_renamed_with_the_face_crops_it_is_measured_on():
     assert old.frame_params().revision == 1
     # the current set names the frame revision it reads: frame revision 3 (a track tries full range for its face)
     assert LandmarkParams().key == "landmarks-0f22ced050a3"
-    assert LandmarkParams().frame_params() == FrameParams(face_crop=True) and FrameParams().revision == 3
+    assert LandmarkParams().frame_params() == FrameParams(face_crop=True) and FrameParams(face_crop=True).revision == 3
 
 
 def test_a_new_frame_revision_gives_the_landmark_set_a_new_key_by_itself():
-    # LandmarkParams' default frame revision is FrameParams' own default: raising FrameParams.revision (and nothing in
-    # LandmarkParams) names a new landmark set, measured on the new crops
-    frames_default = {f.name: f.default for f in fields(FrameParams)}["revision"]
-    assert {f.name: f.default for f in fields(LandmarkParams)}["frame_revision"] == frames_default
-    assert LandmarkParams().frame_revision == FrameParams().revision
-    nxt = replace(LandmarkParams(), frame_revision=frames_default + 1)  # as the default after a raise
+    # LandmarkParams' default frame revision is the current mesh crops': a frame revision that changes them (and
+    # nothing in LandmarkParams) names a new landmark set, measured on the new crops
+    mesh = FrameParams(face_crop=True, detector="mesh").revision
+    assert {f.name: f.default for f in fields(LandmarkParams)}["frame_revision"] == mesh == MESH_REVISION
+    assert MESH_REVISION == set_revision("mesh", LATEST_REVISION)
+    nxt = replace(LandmarkParams(), frame_revision=mesh + 1)  # as the default after a raise
     assert nxt.key != LandmarkParams().key and nxt.revision == LandmarkParams().revision
-    assert nxt.frame_params() == replace(FrameParams(face_crop=True), revision=frames_default + 1)
+    assert nxt.frame_params() == replace(FrameParams(face_crop=True), revision=mesh + 1)
     assert LandmarkParams.from_dict(nxt.to_dict()) == nxt and LandmarkParams.from_dict(nxt.to_dict()).key == nxt.key
+
+
+def test_a_frame_revision_of_other_kinds_leaves_the_landmark_set_alone(monkeypatch):
+    # a revision that changes only whole frames (or Haar crops) keeps the mesh crops' revision, so the landmark set
+    # measured on them keeps its key
+    from emotion.video import frames
+
+    monkeypatch.setitem(frames.REVISION_CHANGES, LATEST_REVISION + 1, frozenset({"full", "haar"}))
+    assert set_revision("mesh", LATEST_REVISION + 1) == MESH_REVISION
+    assert replace(FrameParams(face_crop=True), revision=LATEST_REVISION + 1) == FrameParams(face_crop=True)
+    assert replace(FrameParams(), revision=LATEST_REVISION + 1).revision == LATEST_REVISION + 1
 
 
 def test_params_name_their_frames_and_hash_apart():
