@@ -153,7 +153,7 @@ def feature_run_revision(r: RunRecord) -> int:
     :func:`feature_run_version` of the run's recorded inputs is the run's version, 1 when none is (runs written before
     versions were computed this way)."""
     info = r.info
-    if isinstance(info.get("revision"), int):
+    if type(info.get("revision")) is int:  # not a bool (an int to isinstance)
         return int(info["revision"])
     if not isinstance(info.get("search"), dict) or not info.get("feature_hash") or not info.get("data_hash"):
         return 1

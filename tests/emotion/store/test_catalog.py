@@ -131,3 +131,11 @@ def test_a_run_s_recorded_training_revision_is_taken_as_it_is() -> None:
     # the version is that of revision 1, but a run that records its revision is read by the record
     record = RunRecord.from_dict({**info, "version": "1ce692b6b10e"}, split_id=SPLIT.id)
     assert catalog.feature_run_revision(record) == 3
+
+
+def test_a_recorded_revision_that_is_no_integer_is_not_taken():
+    # true is an int to isinstance: it must not read as revision 1; the version (melcnn's revision 2) tells
+    info = {"model": "melcnn", "split_id": SPLIT.id, "search": SearchParams().to_dict(), "feature_hash": "abc123",
+            "data_hash": "data456", "speaker_norm": True, "version": "b12aaf37ac78"}
+    for bad in (True, "3", 3.0, None):
+        assert catalog.feature_run_revision(RunRecord.from_dict({**info, "revision": bad}, split_id=SPLIT.id)) == 2
