@@ -313,21 +313,22 @@ class FaceFrontEnd:
         if rgb.ndim != 3 or rgb.shape[2] != 3:
             raise UsageError(f"the face front end takes RGB frames [h, w, 3], got an array of shape {rgb.shape}")
         seen = 0
-        other: Face | None = None  # the first face accepted that is not the one followed
+        others: list[Detection] = []  # detections not of the face followed, in the order they would be tried
         for spec in (SHORT_RANGE, FULL_RANGE):
             found = self.detect_all(rgb, spec)
             seen = max(seen, len(found))
             for det in (rank(found) if rank is not None else found):
-                followed = follows is None or follows(det)
-                if other is not None and not followed:  # only the followed face could still be taken
+                if follows is not None and not follows(det):
+                    others.append(det)  # the mesh runs on it only if no followed face is found
                     continue
                 face = self.landmarks(rgb, det)
-                if face is None:
-                    continue
-                if followed:
+                if face is not None:
                     return face, seen
-                other = face
-        return other, seen
+        for det in others:
+            face = self.landmarks(rgb, det)
+            if face is not None:
+                return face, seen
+        return None, seen
 
     def find(self, rgb: np.ndarray) -> Face | None:
         """The most confident face of an RGB frame with its landmarks; None when there is none."""

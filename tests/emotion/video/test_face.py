@@ -206,6 +206,17 @@ def test_a_followed_face_too_small_for_short_range_is_sought_in_full_range_befor
     assert track.counts == [2] * len(frames)  # both people, whichever range saw them
 
 
+def test_a_track_runs_the_mesh_on_another_face_only_when_the_followed_one_is_not_found(monkeypatch):
+    frames = _stepping_back()
+    fe = FaceFrontEnd()
+    meshed = []
+    landmarks = fe.landmarks
+    monkeypatch.setattr(fe, "landmarks", lambda rgb, det: meshed.append(det) or landmarks(rgb, det))
+    track = FaceTrack(fe)
+    assert all(f is not None and _centre_x(f) < 480 for f in (track.find(f) for f in frames))
+    assert len(meshed) == len(frames)  # one mesh a frame: the face followed's, none on the other person's
+
+
 def test_a_track_takes_another_face_when_neither_range_finds_the_followed_one():
     frames = _stepping_back(n=2, gone=True)  # the followed person leaves the picture in the last frame
     track = FaceTrack()
