@@ -49,8 +49,8 @@ def print_extract(s: dict[str, Any]) -> None:
                 print(f"    no face in any kept frame of {p}")
             several = faces.get("clips_with_several_faces") or []
             if several:  # each clip's crops follow one face: say which, and name the clips to look at
-                print(f"  faces: {len(several)} clip(s) show more than one face; each follows one face, the largest "
-                      "in its first frame with a face")
+                print(f"  faces: {len(several)} clip(s) show more than one face in a kept frame; their crops follow "
+                      "one face at a time (check that it is the speaker's)")
                 for p in several[:10]:
                     print(f"    more than one face in {p}")
                 if len(several) > 10:

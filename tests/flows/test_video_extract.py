@@ -74,8 +74,8 @@ def test_clips_with_more_than_one_face_are_counted_stored_and_named(tmp_path: Pa
     assert per_clip == {f"Actor_01/{two}": [2, 2, 2], f"Actor_01/{one}": [1, 1, 1]}
     assert main(argv) == 0  # nothing to extract again: the summary still tells the store's clips
     text = capsys.readouterr().out
-    assert ("faces: 1 clip(s) show more than one face; each follows one face, the largest in its first frame with a "
-            "face\n") in text, text
+    assert ("faces: 1 clip(s) show more than one face in a kept frame; their crops follow one face at a time (check "
+            "that it is the speaker's)\n") in text, text
     assert f"more than one face in Actor_01/{two}\n" in text and f"in Actor_01/{one}" not in text
 
 
