@@ -54,7 +54,7 @@ def set_revision(kind: str, revision: int) -> int:
     return max(r for r in range(1, revision + 1) if kind in REVISION_CHANGES.get(r, KINDS))
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)
 class FrameParams:
     """Everything that changes the stored frames; its hash names the frame set."""
 
@@ -63,8 +63,8 @@ class FrameParams:
     face_crop: bool = False
     margin: float = 0.0  # widening of the crop on every side, as a share of the tight face (haar: of its box)
     detect_width: int = 320  # haar only: frames are downscaled to this width for face detection
-    # the code's revision (REVISION_CHANGES), kept as the last that changed this kind of set (set_revision): 3 for
-    # mesh face crops, 2 for whole frames and Haar crops (the landmark set's key follows the mesh crops' revision:
+    # the frame code's revision (REVISION_CHANGES); a set records the last that changed its kind (stored_revision): 3
+    # for mesh face crops, 2 for whole frames and Haar crops (the landmark set's key follows the mesh crops' revision:
     # LandmarkParams.frame_revision)
     revision: int = LATEST_REVISION
     detector: str = "mesh"  # the face front end: "mesh" (emotion.video.face) or "haar" (the first release's)
@@ -76,7 +76,20 @@ class FrameParams:
             raise UsageError(f"unknown face detector {self.detector!r}; choose from {', '.join(DETECTORS)}")
         if self.revision < 1:
             raise UsageError(f"frame revision {self.revision} out of range (>= 1)")
-        object.__setattr__(self, "revision", set_revision(self.kind, self.revision))
+
+    def __eq__(self, other: object) -> bool:
+        """Parameters are equal when they name the same set (the same record: a whole-frame set of code revision 3
+        is the one of revision 2)."""
+        return isinstance(other, FrameParams) and self.to_dict() == other.to_dict()
+
+    def __hash__(self) -> int:
+        return hash(self.key)
+
+    @property
+    def stored_revision(self) -> int:
+        """The revision of the set these parameters name: the last revision up to :attr:`revision` that changed
+        its kind (:func:`set_revision`)."""
+        return set_revision(self.kind, self.revision)
 
     @property
     def kind(self) -> str:
@@ -85,6 +98,7 @@ class FrameParams:
 
     def to_dict(self) -> dict[str, Any]:
         d = asdict(self)
+        d["revision"] = self.stored_revision
         if self.detector == "haar":  # the first release's records: same dict, same hash, same store key
             del d["detector"]
         return d

@@ -114,8 +114,10 @@ def test_a_frame_revision_renames_only_the_sets_of_the_kind_it_changed():
     # Revision 3 changed the mesh face crops only (a clip's face track tries full range for the face it follows before
     # it takes another face): their set of revision 2 (face256-every20-f2995e23dec8) is extracted again; whole frames
     # and Haar crops keep their revision-2 sets
-    assert FrameParams().key == "full256-every20-df9365d83cbd" and FrameParams().revision == 2
-    assert FrameParams(face_crop=True).key == "face256-every20-5ac8334792cb" and FrameParams(face_crop=True).revision == 3
+    assert FrameParams().key == "full256-every20-df9365d83cbd" and FrameParams().stored_revision == 2
+    assert FrameParams(face_crop=True).key == "face256-every20-5ac8334792cb" and FrameParams(face_crop=True).stored_revision == 3
+    # the code's revision goes with the parameters: whole frames turned into face crops are the current crops
+    assert replace(FrameParams(), face_crop=True) == FrameParams(face_crop=True)
     assert FrameParams(face_crop=True, detector="haar", margin=0.25).key == "face256-every20-3ace68c53eda"
     assert replace(FrameParams(face_crop=True), revision=2).key == "face256-every20-f2995e23dec8"
     assert replace(FrameParams(), revision=3) == replace(FrameParams(), revision=2)  # no change to whole frames in 3

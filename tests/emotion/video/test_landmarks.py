@@ -102,13 +102,13 @@ def test_the_landmark_set_is_renamed_with_the_face_crops_it_is_measured_on():
     assert old.frame_params().revision == 1
     # the current set names the frame revision it reads: frame revision 3 (a track tries full range for its face)
     assert LandmarkParams().key == "landmarks-0f22ced050a3"
-    assert LandmarkParams().frame_params() == FrameParams(face_crop=True) and FrameParams(face_crop=True).revision == 3
+    assert LandmarkParams().frame_params() == FrameParams(face_crop=True) and FrameParams(face_crop=True).stored_revision == 3
 
 
 def test_a_new_frame_revision_gives_the_landmark_set_a_new_key_by_itself():
     # LandmarkParams' default frame revision is the current mesh crops': a frame revision that changes them (and
     # nothing in LandmarkParams) names a new landmark set, measured on the new crops
-    mesh = FrameParams(face_crop=True, detector="mesh").revision
+    mesh = FrameParams(face_crop=True, detector="mesh").stored_revision
     assert {f.name: f.default for f in fields(LandmarkParams)}["frame_revision"] == mesh == MESH_REVISION
     assert MESH_REVISION == set_revision("mesh", LATEST_REVISION)
     nxt = replace(LandmarkParams(), frame_revision=mesh + 1)  # as the default after a raise
@@ -125,7 +125,7 @@ def test_a_frame_revision_of_other_kinds_leaves_the_landmark_set_alone(monkeypat
     monkeypatch.setitem(frames.REVISION_CHANGES, LATEST_REVISION + 1, frozenset({"full", "haar"}))
     assert set_revision("mesh", LATEST_REVISION + 1) == MESH_REVISION
     assert replace(FrameParams(face_crop=True), revision=LATEST_REVISION + 1) == FrameParams(face_crop=True)
-    assert replace(FrameParams(), revision=LATEST_REVISION + 1).revision == LATEST_REVISION + 1
+    assert replace(FrameParams(), revision=LATEST_REVISION + 1).stored_revision == LATEST_REVISION + 1
 
 
 def test_params_name_their_frames_and_hash_apart():
