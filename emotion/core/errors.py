@@ -55,13 +55,18 @@ def give(option: Option, example: bool = False) -> Advice:
     return Advice(f"give {eg}{option.cli}", f"set {option.parameter} to {eg}{option.parameter_value or option.value}")
 
 
-def run_first(command: str, flow: str, options: Iterable[Option | tuple[str, str]], again: bool = False) -> Advice:
-    """``run `emotion extract DATA --out OUT --modality audio` first`` / ``run the extract flow with data=DATA,
-    out=OUT, modality=audio first``: ``options`` are the flow's parameters (an :class:`Option`, or a parameter
-    and its value); ``again``: "run ... again" (it ran, and what it wrote is not what is needed)."""
+def invocation(command: str, flow: str, options: Iterable[Option | tuple[str, str]]) -> Advice:
+    """```emotion extract DATA --out OUT --modality audio``` / ``the extract flow with data=DATA, out=OUT,
+    modality=audio``: ``options`` are the flow's parameters (an :class:`Option`, or a parameter and its value)."""
     given = ", ".join(o.served if isinstance(o, Option) else f"{o[0]}={o[1]}" for o in options)
+    return Advice(f"`{command}`", f"the {flow} flow with {given}")
+
+
+def run_first(run: Advice, again: bool = False) -> Advice:
+    """``run `emotion extract ...` first`` / ``run the extract flow with ... first`` (``run``: an
+    :func:`invocation`); ``again``: "run ... again" (it ran, and what it wrote is not what is needed)."""
     when = "again" if again else "first"
-    return Advice(f"run `{command}` {when}", f"run the {flow} flow with {given} {when}")
+    return Advice(f"run {run.cli} {when}", f"run {run.served} {when}")
 
 
 class Advised(str):

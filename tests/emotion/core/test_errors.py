@@ -15,14 +15,15 @@ def test_what_was_done_before_an_error_is_read_back_from_it_and_added_to():
 
 
 def test_advice_is_told_as_the_command_line_takes_it_and_as_a_deployments_parameters_set_it():
-    from emotion.core.errors import Option, give, run_first
+    from emotion.core.errors import Option, give, invocation, run_first
 
     folds = give(Option("--cv-folds", "search.cv_folds", "2"))
     assert (str(folds), folds.cli, folds.served) == ("give --cv-folds 2", "give --cv-folds 2",
                                                     "set search.cv_folds to 2")
     crop = Option("--face-crop", "frames.face_crop", parameter_value="true")
     assert (crop.cli, crop.served) == ("--face-crop", "frames.face_crop=true")
-    first = run_first("emotion extract /d --out /o --face-crop", "extract", [("data", "/d"), ("out", "/o"), crop])
+    first = run_first(invocation("emotion extract /d --out /o --face-crop", "extract",
+                                 [("data", "/d"), ("out", "/o"), crop]))
     assert first.cli == "run `emotion extract /d --out /o --face-crop` first"
     assert first.served == "run the extract flow with data=/d, out=/o, frames.face_crop=true first"
 
