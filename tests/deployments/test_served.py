@@ -144,7 +144,8 @@ def test_a_served_run_failing_on_our_error_ends_failed_with_its_message_in_one_l
     message = f"data root '{gone}' is not a folder"
     assert state.is_failed() and state.message == message
     errors = _errors(caplog)
-    assert f"extract failed: {message}" in errors[-1]
+    # among the errors, not necessarily the last: Prefect may log one about a server of an earlier test that is gone
+    assert any(f"extract failed: {message}" in e for e in errors), errors
     assert errors and not any("Traceback" in e for e in errors), errors
 
 
