@@ -9,6 +9,9 @@ terminal and the run's page in the Prefect UI through Prefect's own handlers: th
 - a run that raises one of our errors (:mod:`emotion.core.errors`: bad input, told in one line) logs
   ``extract failed: <the message>`` and ends Failed with the message as its state message; the lines Prefect logs
   about the error on its way (a task's failure, a subflow's) keep its message and lose its traceback;
+- the advice an error gives is told in a deployment's terms (:meth:`EmotionError.served_message`: ``set
+  search.cv_folds to 2``, ``run the extract flow with data=..., modality=audio first``), not the command line's
+  (``give --cv-folds 2``), in that last line, the state message and Prefect's lines about the error;
 - any other exception is Prefect's as before: the run fails with the traceback in its log;
 - a run the runner cancels does not end its log with Prefect's "Finished in state Running()"
   (:class:`NoEndWhileRunning`): the runner's "Cancelled flow run 'NAME'", in the deploy terminal, says how it ended.
@@ -25,7 +28,7 @@ from typing import Any
 from prefect import Flow, get_run_logger
 from prefect.states import Failed
 
-from emotion.core.errors import EmotionError
+from emotion.core.errors import Advice, EmotionError, served_text
 from flows.registry import FLOWS
 
 # Prefect's last word on a run whose flow raised ("Engine execution exited with unexpected exception", and the
@@ -34,17 +37,30 @@ _ENGINE_EXIT = re.compile(r"^(Engine execution|Execution of flow run \S+) exited
 
 
 class OneLineErrors(logging.Filter):
-    """A log record about one of our errors keeps its message, not the traceback; Prefect's "exited with
-    unexpected exception" about one is dropped. Records about any other exception pass as they are."""
+    """A log record about one of our errors keeps its message, not the traceback, and tells the error's advice as
+    a served run's user follows it (:meth:`EmotionError.served_message`); Prefect's "exited with unexpected
+    exception" about one is dropped. Records about any other exception pass as they are.
+
+    The advice of the errors seen is remembered: Prefect's later lines that quote the error without carrying it
+    (``Finished in state Failed('Task run encountered an exception UsageError: ...')``) tell it the same way."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._advice: dict[Advice, None] = {}  # of the errors seen, in order
 
     def filter(self, record: logging.LogRecord) -> bool:
         exc = record.exc_info[1] if isinstance(record.exc_info, tuple) else None
-        if not isinstance(exc, EmotionError):
-            return True
-        if _ENGINE_EXIT.match(record.getMessage()):
-            return False
-        record.exc_info = None
-        record.exc_text = None
+        if isinstance(exc, EmotionError):
+            if _ENGINE_EXIT.match(record.getMessage()):
+                return False
+            record.exc_info = None
+            record.exc_text = None
+            self._advice.update(dict.fromkeys(exc.advice))
+        if self._advice:
+            text = record.getMessage()
+            served = served_text(text, self._advice)
+            if served != text:
+                record.msg, record.args = served, None
         return True
 
 
@@ -89,8 +105,9 @@ def served(flow: Flow[..., Any]) -> Flow[..., Any]:
         try:
             return fn(*args, **kwargs)
         except EmotionError as exc:
-            get_run_logger().error(f"{flow.name} failed: {exc}")
-            return Failed(message=str(exc), data=exc)
+            message = exc.served_message()  # its advice in the deployment's parameters, not the command line's
+            get_run_logger().error(f"{flow.name} failed: {message}")
+            return Failed(message=message, data=exc)
 
     run.__module__ = __name__
     run.__qualname__ = fn.__name__

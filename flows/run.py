@@ -237,7 +237,8 @@ def check_split_against_data(data: str, split: str, kind: str, search: SearchPar
     train = set(sp.train) & set(actors)
     few = too_few_cv_actors(train, search.cv_folds) if tuned else None
     if few:
-        raise UsageError(f"{few} (the clips under {data} have {len(train)} of the train actors of {sp})")
+        raise UsageError(f"{few} (the clips under {data} have {len(train)} of the train actors of {sp})",
+                         advice=few.advice)
     return listing
 
 

@@ -9,7 +9,7 @@ from prefect import get_run_logger, task
 from prefect.cache_policies import NO_CACHE
 from sklearn.base import BaseEstimator
 
-from emotion.core.errors import StoreError
+from emotion.core.errors import Advice, Option, StoreError, invocation, run_first
 from emotion.core.splits import ActorSplit
 from emotion.featuresets import FeatureParams, read_faceless_clips, read_feature_table
 from emotion.models.catalog import SearchParams, model_spec
@@ -37,18 +37,39 @@ def _stored_estimator(store: Store, split: ActorSplit, model: str, features: Fea
         est, _ = load_run(store, catalog.folder_of(store, found))
         return est, store.url_of(catalog.folder_of(store, found)), found
     norm = " --speaker-norm" if speaker_norm else ""
-    speeds = features.augment_speeds()
-    aug = f" --augment {','.join(f'{s:g}' for s in speeds)}" if speeds else ""
-    command = f"emotion train {store.url} --split {split} --model {model} --features {features.name}{aug}{norm}"
+    train = _train_run(store, split, model, features, speaker_norm)
+    # the run's features as a served run names them (the evaluate-loso flow's speaker_norm is the command's option)
+    told = (Advice(f"{features.key}{norm} on", f"{features.key} and speaker_norm on"),) if norm else ()
     others = sorted({catalog.feature_run_revision(r)
                      for r in catalog.find_runs(store, split.id, model, features.key, speaker_norm)})
     if others:
         which = " and ".join(str(r) for r in others)
+        fix = run_first(train, again=True)
         raise StoreError(f"the stored {model} runs with features {features.key}{norm} on {split} were trained by "
-                         f"revision {which} of {model} (this code's is {revision}); run `{command}` again, "
-                         "or drop --fixed-params")
-    raise StoreError(f"no stored {model} run with features {features.key}{norm} on {split}: run `{command}` first, "
-                     "or drop --fixed-params")
+                         f"revision {which} of {model} (this code's is {revision}); {fix}, {_DROP_FIXED}",
+                         advice=(fix, _DROP_FIXED, *told))
+    fix = run_first(train)
+    raise StoreError(f"no stored {model} run with features {features.key}{norm} on {split}: {fix}, {_DROP_FIXED}",
+                     advice=(fix, _DROP_FIXED, *told))
+
+
+# the evaluate-loso flow's mode "fixed" is the command's --fixed-params
+_DROP_FIXED = Advice("or drop --fixed-params", "or set mode to nested")
+
+
+def _train_run(store: Store, split: ActorSplit, model: str, features: FeatureParams, speaker_norm: bool) -> Advice:
+    """The training that stores the run ``--fixed-params`` reads: ``emotion train``, or the train-audio flow."""
+    speeds = features.augment_speeds()
+    options: list[Option | tuple[str, str]] = [
+        ("out", store.url), Option("--split", "split", str(split)), Option("--model", "models", model, f"[{model}]"),
+        Option("--features", "features", features.name)]
+    if speeds:
+        options.append(Option("--augment", "augment", ",".join(f"{s:g}" for s in speeds),
+                              "[" + ", ".join(f"{s:g}" for s in speeds) + "]"))
+    if speaker_norm:
+        options.append(Option("--speaker-norm", "speaker_norm", parameter_value="true"))
+    command = " ".join(["emotion train", store.url, *(o.cli for o in options if isinstance(o, Option))])
+    return invocation(command, "train-audio", options)
 
 
 @task(name="loso-model", cache_policy=NO_CACHE, task_run_name="loso-{model}")

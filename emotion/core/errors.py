@@ -2,15 +2,116 @@
 
 Every error raised for bad input carries a one-line message that names the
 problem; errors about a specific file name that file.
+
+An error that tells what to do instead (give a setting, run something first) carries that advice as data too
+(:class:`Advice`): its message gives it as the command line takes it (``give --cv-folds 2``), and
+:meth:`EmotionError.served_message` as a served run's user sets it, by the deployment's parameters
+(``set search.cv_folds to 2``).
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+from dataclasses import dataclass
 from typing import Any
 
 
+@dataclass(frozen=True)
+class Option:
+    """One setting, as the command line takes it (``--cv-folds 2``) and as a flow's parameter a deployment or the
+    Prefect UI sets (``search.cv_folds``: a field of the ``search`` object)."""
+
+    flag: str  # "--cv-folds"
+    parameter: str  # "search.cv_folds"
+    value: str = ""  # "2"; "" for a switch (``--face-crop``) or a flag whose bare form gives the value (``--augment``)
+    parameter_value: str = ""  # the parameter's value where it is not ``value``: "true" for a switch, "[0.9, 1.1]"
+
+    @property
+    def cli(self) -> str:
+        """``--cv-folds 2``."""
+        return f"{self.flag} {self.value}" if self.value else self.flag
+
+    @property
+    def served(self) -> str:
+        """``search.cv_folds=2``."""
+        return f"{self.parameter}={self.parameter_value or self.value}"
+
+
+@dataclass(frozen=True)
+class Advice:
+    """What to do instead, as part of an error's message: ``cli`` as the command line's user does it (the text the
+    message holds), ``served`` as a served run's user does it, by the parameters of a deployment or a flow."""
+
+    cli: str  # "give --cv-folds 2"
+    served: str  # "set search.cv_folds to 2"
+
+    def __str__(self) -> str:
+        return self.cli
+
+
+def give(option: Option, example: bool = False) -> Advice:
+    """``give --cv-folds 2`` / ``set search.cv_folds to 2`` (``example``: ``give e.g. --split ...``)."""
+    eg = "e.g. " if example else ""
+    return Advice(f"give {eg}{option.cli}", f"set {option.parameter} to {eg}{option.parameter_value or option.value}")
+
+
+def invocation(command: str, flow: str, options: Iterable[Option | tuple[str, str]]) -> Advice:
+    """```emotion extract DATA --out OUT --modality audio``` / ``the extract flow with data=DATA, out=OUT,
+    modality=audio``: ``options`` are the flow's parameters (an :class:`Option`, or a parameter and its value)."""
+    given = ", ".join(o.served if isinstance(o, Option) else f"{o[0]}={o[1]}" for o in options)
+    return Advice(f"`{command}`", f"the {flow} flow with {given}")
+
+
+def run_first(run: Advice, again: bool = False) -> Advice:
+    """``run `emotion extract ...` first`` / ``run the extract flow with ... first`` (``run``: an
+    :func:`invocation`); ``again``: "run ... again" (it ran, and what it wrote is not what is needed)."""
+    when = "again" if again else "first"
+    return Advice(f"run {run.cli} {when}", f"run {run.served} {when}")
+
+
+class Advised(str):
+    """A one-line message (a ``str``, equal to its text) with the advice it gives as data: an error raised with it
+    takes the advice along (``raise UsageError(few)``); a message made from it by formatting does not, and is raised
+    with ``advice=few.advice``."""
+
+    advice: tuple[Advice, ...]
+
+    def __new__(cls, text: str, *advice: Advice) -> Advised:
+        made = super().__new__(cls, text)
+        made.advice = advice
+        return made
+
+
 class EmotionError(Exception):
-    """Base class of every error this package raises on purpose."""
+    """Base class of every error this package raises on purpose.
+
+    ``advice``: what its message tells to do instead (with that of any :class:`Advised` message it is given), for
+    :meth:`served_message`; ``str(exc)`` is the command line's message."""
+
+    advice: tuple[Advice, ...] = ()
+
+    def __init__(self, *args: Any, advice: Advice | Iterable[Advice] = ()) -> None:
+        super().__init__(*args)
+        given = (advice,) if isinstance(advice, Advice) else tuple(advice)
+        found = tuple(a for arg in args if isinstance(arg, Advised) for a in arg.advice)
+        if given or found:
+            self.advice = tuple(dict.fromkeys((*found, *given)))
+
+    def served_message(self) -> str:
+        """The message as a served run tells it: each advice in a deployment's terms (``set search.cv_folds to 2``,
+        not ``give --cv-folds 2``); the message itself where it gives none."""
+        return served_text(str(self), self.advice)
+
+
+def served_text(text: str, advice: Iterable[Advice]) -> str:
+    """``text`` with the command line's wording of each ``advice`` replaced by its served wording (also where
+    ``text`` quotes it as ``repr`` does, as Prefect's lines about a failed task show the exception)."""
+    for a in advice:
+        text = text.replace(a.cli, a.served)
+        quoted = repr(a.cli)[1:-1]
+        if quoted != a.cli:
+            text = text.replace(quoted, repr(a.served)[1:-1])
+    return text
 
 
 class UsageError(EmotionError, ValueError):

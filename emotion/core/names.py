@@ -15,7 +15,7 @@ import shlex
 from collections.abc import Mapping
 from typing import Any
 
-from emotion.core.errors import UsageError
+from emotion.core.errors import Advice, Option, UsageError, invocation, run_first
 
 # -- feature sets ---------------------------------------------------------------
 OPENSMILE_SETS = ("egemaps", "compare")  # only where the optional opensmile package is installed
@@ -37,37 +37,72 @@ def extract_command(dataset: str, key: str, out: str = "OUT", data: str = "DATA"
     ``recorded`` is the set's ``params.json``, for the options its key does not show: ``--augment``'s speeds,
     the haar face detector, the frames a landmark table was measured on.
     """
-    params = (recorded or {}).get("params") or {}
     head = f"emotion extract {shlex.quote(data)} --out {shlex.quote(out)}"
+    return " ".join([head, *(o.cli for o in extract_options(dataset, key, recorded))])
+
+
+def extract_options(dataset: str, key: str, recorded: Mapping[str, Any] | None = None) -> list[Option]:
+    """The options of :func:`extract_command` past its data root and store, as the command line and the extract
+    flow's parameters take them (``--modality audio --features seed``; ``modality``, ``features``)."""
+    params = (recorded or {}).get("params") or {}
     if dataset == "features/video":  # measured on face crops, which --features landmarks implies
-        return f"{head} --modality video {feature_options(dataset, key, recorded)}"
+        return [Option("--modality", "modality", "video"), *feature_option_list(dataset, key, recorded)]
     if dataset.startswith("features/"):
-        return f"{head} --modality audio {feature_options(dataset, key, recorded)}"
-    return f"{head} --modality video" + _frame_options(key, params)
+        return [Option("--modality", "modality", "audio"), *feature_option_list(dataset, key, recorded)]
+    return [Option("--modality", "modality", "video"), *_frame_option_list(key, params)]
+
+
+def extract_run(dataset: str, key: str, out: str = "OUT", data: str = "DATA",
+                recorded: Mapping[str, Any] | None = None, verify: bool = False) -> Advice:
+    """```emotion extract ...``` (:func:`extract_command`; ``verify``: with ``--verify``) and as a served run does it:
+    ``the extract flow with data=DATA, out=OUT, modality=audio, features=seed``."""
+    options: list[Option | tuple[str, str]] = [("data", data), ("out", out), *extract_options(dataset, key, recorded)]
+    command = extract_command(dataset, key, out, data, recorded)
+    if verify:
+        options.append(Option("--verify", "verify", parameter_value="true"))
+        command += " --verify"
+    return invocation(command, "extract", options)
+
+
+def extract_advice(dataset: str, key: str, out: str = "OUT", data: str = "DATA",
+                   recorded: Mapping[str, Any] | None = None) -> Advice:
+    """``run `emotion extract ...` first`` / ``run the extract flow with data=DATA, out=OUT, ... first``."""
+    return run_first(extract_run(dataset, key, out, data, recorded))
 
 
 def feature_options(dataset: str, key: str, recorded: Mapping[str, Any] | None = None) -> str:
     """The options of ``extract``, ``train`` and ``evaluate`` that name the stored feature set ``key`` of
     ``dataset`` (``features/audio``, ``features/video``): ``--features extended --augment`` (``recorded``: its
     ``params.json``, as for :func:`extract_command`)."""
+    return " ".join(o.cli for o in feature_option_list(dataset, key, recorded))
+
+
+def feature_option_list(dataset: str, key: str, recorded: Mapping[str, Any] | None = None) -> list[Option]:
+    """:func:`feature_options` as options (the command line's, and the flows' parameters ``features``,
+    ``augment``, ``frames.*``)."""
     name = key.rsplit("-", 1)[0]
     if dataset == "features/video":  # the frames it was measured on
-        return f"--features {name}" + _frame_options(str((recorded or {}).get("frames") or ""), {}, crop=False)
+        frames = str((recorded or {}).get("frames") or "")
+        return [Option("--features", "features", name), *_frame_option_list(frames, {}, crop=False)]
     speeds = tuple(float(s) for s in ((recorded or {}).get("params") or {}).get("speeds") or ())
-    augment = "" if not speeds else " --augment" if speeds == (0.9, 1.1) else \
-        " --augment " + ",".join(f"{s:g}" for s in speeds)
-    return f"--features {name}{augment}"
+    listed = "[" + ", ".join(f"{s:g}" for s in speeds) + "]"
+    augment = [] if not speeds else [Option("--augment", "augment", "", listed)] if speeds == (0.9, 1.1) else \
+        [Option("--augment", "augment", ",".join(f"{s:g}" for s in speeds), listed)]
+    return [Option("--features", "features", name), *augment]
 
 
-def _frame_options(key: str, params: Mapping[str, Any], crop: bool = True) -> str:
-    """The options of ``extract`` that give the frame set ``key`` (``face96-every5-<hash>``); ``params``: its
-    recorded parameters, where the haar detector shows (its records have no ``detector``, as the first release's)."""
+def _frame_option_list(key: str, params: Mapping[str, Any], crop: bool = True) -> list[Option]:
+    """The options of ``extract`` that give the frame set ``key`` (``face96-every5-<hash>``: ``--face-crop
+    --frame-size 96 --every 5``; ``frames.face_crop``...); ``params``: its recorded parameters, where the haar detector
+    shows (its records have no ``detector``, as the first release's)."""
     m = re.fullmatch(r"(face|full)(\d+)-every(\d+)-\w+", key)
     if m is None:
-        return ""
+        return []
     haar = m[1] == "face" and bool(params) and "detector" not in params
-    return "".join([" --face-crop" * (crop and m[1] == "face"), " --face-detector haar" * haar,
-                    f" --frame-size {m[2]}" * (int(m[2]) != FRAME_SIZE), f" --every {m[3]}" * (int(m[3]) != FRAME_EVERY)])
+    return [*[Option("--face-crop", "frames.face_crop", "", "true")] * (crop and m[1] == "face"),
+            *[Option("--face-detector", "frames.detector", "haar")] * haar,
+            *[Option("--frame-size", "frames.size", m[2])] * (int(m[2]) != FRAME_SIZE),
+            *[Option("--every", "frames.every", m[3])] * (int(m[3]) != FRAME_EVERY)]
 
 
 # -- models ---------------------------------------------------------------------

@@ -11,7 +11,7 @@ import re
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-from emotion.core.errors import UsageError
+from emotion.core.errors import Advice, Advised, Option, UsageError, give
 
 DEFAULT_SPLIT = "train=1-20,test=21-24"
 
@@ -99,20 +99,23 @@ def suggest_split(actors: Iterable[int], test_share: float = 0.2) -> ActorSplit 
     return ActorSplit(tuple(found[:-n_test]), tuple(found[-n_test:]))
 
 
-def split_hint(actors: Iterable[int]) -> str:
-    """``give e.g. --split train=01-16,test=17-20`` (a split the ``actors`` allow), or what is missing for one."""
+def split_hint(actors: Iterable[int]) -> Advice | str:
+    """``give e.g. --split train=01-16,test=17-20`` (a split the ``actors`` allow; as a deployment's parameter:
+    ``set split to e.g. ...``), or what is missing for one."""
     found = suggest_split(actors)
     if found is None:
         return "a split needs clips of at least two actors, one to train and one to test"
-    return f"give e.g. --split {found}"
+    return give(Option("--split", "split", str(found)), example=True)
 
 
-def lacking_actors(split: ActorSplit, actors: Iterable[int], what: str, where: str) -> str | None:
+def lacking_actors(split: ActorSplit, actors: Iterable[int], what: str, where: str) -> Advised | None:
     """Why clips of ``actors`` cannot serve ``split`` (none of its train or none of its test actors), with a split
-    they allow, in one line; ``None`` when they can. ``what``: "clips", "frames"; ``where``: "in the store"..."""
+    they allow (its :class:`Advice`), in one line; ``None`` when they can. ``what``: "clips", "frames"; ``where``:
+    "in the store"..."""
     present = set(actors)
     for side, wanted in (("test", split.test), ("train", split.train)):
         if not set(wanted) & present:
-            return (f"no {what} of the {side} actors of {split} {where} (actors present: {actor_text(present)}); "
-                    f"{split_hint(present)}")
+            hint = split_hint(present)
+            return Advised(f"no {what} of the {side} actors of {split} {where} (actors present: "
+                           f"{actor_text(present)}); {hint}", *([hint] if isinstance(hint, Advice) else []))
     return None

@@ -7,6 +7,7 @@ from collections.abc import Iterable
 from dataclasses import asdict, dataclass
 from typing import Any
 
+from emotion.core.errors import Advice, Advised
 from emotion.core.splits import actor_text
 
 
@@ -23,9 +24,10 @@ class SearchParams:
         return asdict(self)
 
 
-def too_few_cv_actors(actors: int | Iterable[int], cv_folds: int) -> str | None:
+def too_few_cv_actors(actors: int | Iterable[int], cv_folds: int) -> Advised | None:
     """Why actor-grouped CV of ``cv_folds`` folds cannot run on the training ``actors`` (or their number), with what
-    would let it (a smaller ``--cv-folds``, or a split with more train actors), in one line; ``None`` when it can."""
+    would let it (a smaller ``--cv-folds``, or a split with more train actors; as a deployment's parameters:
+    ``search.cv_folds``, ``split``), in one line; ``None`` when it can."""
     if isinstance(actors, int):
         named, n_actors = None, actors
     else:
@@ -33,7 +35,8 @@ def too_few_cv_actors(actors: int | Iterable[int], cv_folds: int) -> str | None:
         n_actors = len(named)
     if n_actors >= cv_folds:
         return None
-    fix = (f"give --cv-folds {n_actors}, or a split with more train actors" if n_actors >= 2 else
-           "give a split with at least 2 train actors")
+    fix = (Advice(f"give --cv-folds {n_actors}, or a split with more train actors",
+                  f"set search.cv_folds to {n_actors}, or split to one with more train actors") if n_actors >= 2 else
+           Advice("give a split with at least 2 train actors", "set split to one with at least 2 train actors"))
     which = f" ({actor_text(named)})" if named else ""
-    return f"grouped CV needs at least {cv_folds} training actors, got {n_actors}{which}: {fix}"
+    return Advised(f"grouped CV needs at least {cv_folds} training actors, got {n_actors}{which}: {fix}", fix)

@@ -48,7 +48,7 @@ import pyarrow.parquet as pq
 from fsspec.implementations.local import LocalFileSystem
 
 from emotion.core import jsontext, names
-from emotion.core.errors import DamagedPartError, StoreError
+from emotion.core.errors import Advice, DamagedPartError, StoreError
 from emotion.store.lock import check_writable, writer_lock
 
 # Columns that identify a clip; every row of every table carries them.
@@ -350,12 +350,13 @@ class Store:
         landmark table is read whole by any extraction of its frames)."""
         folder = posixpath.dirname(path)
         dataset, key = posixpath.relpath(posixpath.dirname(folder), self.root), posixpath.basename(folder)
-        command = names.extract_command(dataset, key, self.url, self._data_root(), self._recorded(folder))
         if dataset == "features/video":
-            return DamagedPartError(f"damaged part {self.url_of(path)}: {one_line(exc)} (`{command}` measures it "
-                                    "again)")
-        return DamagedPartError(f"damaged part {self.url_of(path)}: {one_line(exc)} (`{command} --verify` drops it "
-                                "and recomputes its clips)")
+            fix = names.extract_run(dataset, key, self.url, self._data_root(), self._recorded(folder))
+            return DamagedPartError(f"damaged part {self.url_of(path)}: {one_line(exc)} ({fix} measures it again)",
+                                    advice=fix)
+        fix = names.extract_run(dataset, key, self.url, self._data_root(), self._recorded(folder), verify=True)
+        return DamagedPartError(f"damaged part {self.url_of(path)}: {one_line(exc)} ({fix} drops it and recomputes "
+                                "its clips)", advice=fix)
 
     def read_parts(self, parts: list[str], columns: list[str] | None = None, *,
                    damaged: list[str] | None = None, whole: bool = False,
@@ -512,30 +513,35 @@ class Store:
         cols = None if columns is None else list(dict.fromkeys(["path", *columns]))
         df = self.read_snapshot(folder, columns=cols, optional=optional)
         if df.empty:
-            raise StoreError(f"no {dataset} rows for {key} under {self.url} "
-                             f"({self._extract_advice(dataset, key, requested)})")
+            advice = self._extract_advice(dataset, key, requested)
+            raise StoreError(f"no {dataset} rows for {key} under {self.url} ({advice})", advice=advice)
         newest = df.groupby("path")["_part"].transform("max")
         df = df[df["_part"] == newest].drop(columns="_part")
         return df.sort_values("path", kind="stable", ignore_index=True)
 
-    def _extract_advice(self, dataset: str, key: str, requested: Mapping[str, Any] | None = None) -> str:
+    def _extract_advice(self, dataset: str, key: str, requested: Mapping[str, Any] | None = None) -> Advice:
         """The extraction that writes ``key`` (``extended-<hash>``) with the ``requested`` parameters from the
         recorded data root, and the sets of ``dataset`` that are stored, with the options that read them: a bare
-        `emotion train` reads the seed set, and a run's default stores extended with --augment."""
-        command = names.extract_command(dataset, key, self.url, self._data_root(), requested)
+        `emotion train` reads the seed set, and a run's default stores extended with --augment. As a served run
+        does it: the extract flow and its parameters, and the parameters that read a stored set."""
+        first = names.extract_advice(dataset, key, self.url, self._data_root(), requested)
         asked = names.feature_options(dataset, key, requested) if requested is not None else None
-        stored = []
+        stored: list[tuple[str, str]] = []
         if dataset.startswith("features/"):
             with contextlib.suppress(OSError):
                 for folder in sorted(self.fs.ls(self.path(dataset), detail=False)):
                     other = posixpath.basename(folder)
                     if other == key or not self.list_parts(folder):
                         continue
-                    opts = names.feature_options(dataset, other, self._recorded(folder))
-                    stored.append(f"{other} (the same options, written by another version)" if opts == asked
-                                  else f"{other} (give {opts})")
-        also = f"; stored: {', '.join(stored)}" if stored else ""
-        return f"run `{command}` first{also}"
+                    options = names.feature_option_list(dataset, other, self._recorded(folder))
+                    if " ".join(o.cli for o in options) == asked:
+                        same = f"{other} (the same options, written by another version)"
+                        stored.append((same, same))
+                    else:
+                        stored.append((f"{other} (give {' '.join(o.cli for o in options)})",
+                                       f"{other} (set {', '.join(o.served for o in options)})"))
+        cli, served = (f"; stored: {', '.join(s[i] for s in stored)}" if stored else "" for i in (0, 1))
+        return Advice(f"{first.cli}{cli}", f"{first.served}{served}")
 
     def read_features(self, modality: str, key: str, requested: Mapping[str, Any] | None = None) -> pd.DataFrame:
         """Current feature rows: one per clip path (the newest wins); ``requested`` as for :meth:`read_dataset`."""

@@ -70,7 +70,8 @@ def frame_index(store: Store, key: str) -> pd.DataFrame:
     folder = store.dataset_dir("frames", key)
     df = store.read_snapshot(folder, columns=INDEX_COLUMNS)
     if df.empty:
-        raise StoreError(f"no frames for {key} under {store.url} (run `{extract_command(key, store.url)}` first)")
+        advice = names.extract_advice("frames", key, store.url)
+        raise StoreError(f"no frames for {key} under {store.url} ({advice})", advice=advice)
     newest = df.groupby("path")["_part"].transform("max")
     return df[df["_part"] == newest].reset_index(drop=True)
 

@@ -25,11 +25,12 @@ import pyarrow as pa
 
 from emotion.audio.extended import FUNCTIONALS, functionals_at
 from emotion.core.errors import DamagedPartError, StoreError, UsageError
+from emotion.core.names import extract_advice
 from emotion.core.params import HashedParams
 from emotion.store.store import LABEL_COLUMNS, Store, label_fields, params_metadata
 from emotion.video.face import LEFT_EYE, N_LANDMARKS, RIGHT_EYE
 from emotion.video.frames import LATEST_REVISION, FrameParams, set_revision
-from emotion.video.frameset import extract_command, frame_index
+from emotion.video.frameset import frame_index
 
 STATS = FUNCTIONALS  # the statistics of the extended audio set, over the frames with a face
 FACES_DETECTED_TYPE = pa.int16()  # the frame table's ``faces_detected``: faces in a kept frame (null: not counted)
@@ -256,8 +257,8 @@ def _measure(store: Store, params: LandmarkParams) -> LandmarkTable:
     frames = store.read_dataset("frames", fkey, columns=FRAME_COLUMNS,
                                 optional={"faces_detected": FACES_DETECTED_TYPE})  # null in frames stored before
     if frames.empty:
-        raise StoreError(f"no face-crop frames {fkey} under {store.url} (run `{extract_command(fkey, store.url)}` "
-                         "first)")
+        advice = extract_advice("frames", fkey, store.url)
+        raise StoreError(f"no face-crop frames {fkey} under {store.url} ({advice})", advice=advice)
     table = landmark_table(frames.drop(columns="_part", errors="ignore"), params)
     if table.features.empty:
         raise StoreError(f"no face was found in any clip of {fkey}: no landmark features")

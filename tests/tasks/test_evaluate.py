@@ -41,8 +41,16 @@ def test_fixed_params_use_the_run_of_the_same_feature_parameters_not_of_the_same
     assert _stored_estimator(store, SPLIT, "lr", augmented, False)[1] == aug_dir
     with pytest.raises(StoreError, match="no stored lr run"):
         _stored_estimator(store, SPLIT, "lr", ExtendedFeatureParams(speeds=(0.8,)), False)
-    with pytest.raises(StoreError, match="no stored lr run"):
+    with pytest.raises(StoreError, match="no stored lr run") as err:
         _stored_estimator(store, SPLIT, "lr", plain, True)
+    assert str(err.value) == (
+        f"no stored lr run with features {plain.key} --speaker-norm on train=01-04,test=05: run `emotion train "
+        f"{store.url} --split train=01-04,test=05 --model lr --features extended --speaker-norm` first, or drop "
+        "--fixed-params")  # the command line's, as before
+    assert err.value.served_message() == (  # a served evaluate-loso run's: its mode "fixed", train-audio's parameters
+        f"no stored lr run with features {plain.key} and speaker_norm on train=01-04,test=05: run the train-audio flow "
+        f"with out={store.url}, split=train=01-04,test=05, models=[lr], features=extended, speaker_norm=true first, "
+        "or set mode to nested")
 
 
 def test_loso_results_of_other_settings_sit_beside_each_other(tmp_path, monkeypatch):

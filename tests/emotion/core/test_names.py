@@ -73,3 +73,20 @@ def test_the_command_that_writes_a_stored_set():
     assert cmd("frames", "full256-every20-0123abcd") == "emotion extract DATA --out OUT --modality video"
     assert cmd("frames", "full256-every20-0123abcd", "/my store", "/my data") == \
         "emotion extract '/my data' --out '/my store' --modality video"  # a command to paste as it is
+
+
+def test_the_extraction_that_writes_a_stored_set_as_a_served_run_does_it():
+    advice = names.extract_advice("features/audio", "extended-0123abcd", "/s", "/d",
+                                  recorded={"params": {"speeds": [0.9, 1.1]}})
+    assert advice.cli == "run `emotion extract /d --out /s --modality audio --features extended --augment` first"
+    assert advice.served == ("run the extract flow with data=/d, out=/s, modality=audio, features=extended, "
+                             "augment=[0.9, 1.1] first")
+    frames = names.extract_advice("frames", "face96-every5-0123abcd", "s3://b/s", recorded={"params": {"every": 5}})
+    assert frames.cli == ("run `emotion extract DATA --out s3://b/s --modality video --face-crop --face-detector haar "
+                          "--frame-size 96 --every 5` first")
+    assert frames.served == ("run the extract flow with data=DATA, out=s3://b/s, modality=video, frames.face_crop=true, "
+                             "frames.detector=haar, frames.size=96, frames.every=5 first")
+    verify = names.extract_run("features/audio", "seed-0123abcd", "/s", "/d", verify=True)
+    assert (verify.cli, verify.served) == ("`emotion extract /d --out /s --modality audio --features seed --verify`",
+                                           "the extract flow with data=/d, out=/s, modality=audio, features=seed, "
+                                           "verify=true")

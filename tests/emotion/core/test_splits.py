@@ -52,6 +52,16 @@ def test_actors_that_lack_a_side_of_the_split_are_told_with_a_split_they_allow()
     assert lacking_actors(split, [1, 24], "clips", "in the store") is None
 
 
+def test_a_split_they_allow_is_told_as_a_served_run_sets_it():
+    from emotion.core.errors import StoreError
+    from emotion.core.splits import DEFAULT_SPLIT, lacking_actors
+
+    exc = StoreError(lacking_actors(ActorSplit.parse(DEFAULT_SPLIT), range(1, 21), "clips", "in the store"))
+    assert str(exc).endswith("(actors present: 01-20); give e.g. --split train=01-16,test=17-20")  # as before
+    assert exc.served_message() == ("no clips of the test actors of train=01-20,test=21-24 in the store (actors "
+                                    "present: 01-20); set split to e.g. train=01-16,test=17-20")
+
+
 def test_too_few_train_actors_for_grouped_cv_names_the_folds_they_allow():
     from emotion.models.search import too_few_cv_actors
 
@@ -62,3 +72,14 @@ def test_too_few_train_actors_for_grouped_cv_names_the_folds_they_allow():
     assert too_few_cv_actors([2, 3], 3) == ("grouped CV needs at least 3 training actors, got 2 (02-03): give "
                                             "--cv-folds 2, or a split with more train actors")  # named where known
     assert too_few_cv_actors(3, 3) is None and too_few_cv_actors(20, 5) is None
+
+
+def test_too_few_train_actors_for_grouped_cv_are_told_as_a_served_run_sets_the_folds():
+    from emotion.core.errors import UsageError
+    from emotion.models.search import too_few_cv_actors
+
+    assert UsageError(too_few_cv_actors([1, 2], 3)).served_message() == (
+        "grouped CV needs at least 3 training actors, got 2 (01-02): set search.cv_folds to 2, or split to one "
+        "with more train actors")
+    assert UsageError(too_few_cv_actors(1, 3)).served_message() == (
+        "grouped CV needs at least 3 training actors, got 1: set split to one with at least 2 train actors")

@@ -104,6 +104,12 @@ def test_missing_features_name_the_sets_stored_with_the_options_that_read_them(t
     assert (f"run `emotion extract /corpus/audio --out {tmp_path} --modality audio --features extended --augment 0.8` "
             "first; stored: extended-aug1 (give --features extended --augment), extended-old3 (the same options, "
             "written by another version), seed-abc (give --features seed))") in msg
+    # as a served run tells it: the extract flow's parameters, and the train flows' that read a stored set
+    assert err.value.served_message() == (
+        f"no features/audio rows for extended-plain2 under {tmp_path} (run the extract flow with data=/corpus/audio, "
+        f"out={tmp_path}, modality=audio, features=extended, augment=[0.8] first; stored: extended-aug1 (set "
+        "features=extended, augment=[0.9, 1.1]), extended-old3 (the same options, written by another version), "
+        "seed-abc (set features=seed))")
 
 
 def test_rejects_table_roundtrip(tmp_path):

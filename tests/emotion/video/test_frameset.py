@@ -157,8 +157,11 @@ def test_a_copy_streams_its_frames_in_an_order_of_its_clips_whatever_the_store_l
 
 
 def test_empty_store_is_a_clear_error(tmp_path):
-    with pytest.raises(StoreError, match=rf"emotion extract DATA --out {tmp_path} --modality video --frame-size 16`"):
+    with pytest.raises(StoreError, match=rf"emotion extract DATA --out {tmp_path} --modality video --frame-size 16`") \
+            as err:
         frame_index(Store(str(tmp_path)), PARAMS.key)
+    assert err.value.served_message() == (f"no frames for {PARAMS.key} under {tmp_path} (run the extract flow with "
+                                          f"data=DATA, out={tmp_path}, modality=video, frames.size=16 first)")
 
 
 def test_the_advice_for_missing_frames_writes_the_frame_set_asked_for():
@@ -178,8 +181,11 @@ def test_frames_whose_bytes_changed_are_a_damaged_part_with_the_command_that_reb
                r"--frame-size 16 --verify` drops it and recomputes its clips\)"
     with pytest.raises(StoreError, match=expected):
         _frames(fs)
-    with pytest.raises(StoreError, match=expected):
+    with pytest.raises(StoreError, match=expected) as err:
         fs.copy_to(str(tmp_path / "copy"))
+    assert err.value.served_message().endswith(  # as a served run tells it: the extract flow's parameters
+        f"(the extract flow with data=/corpus, out={store.url}, modality=video, frames.size=16, verify=true drops it "
+        "and recomputes its clips)")
 
 
 def test_a_damaged_private_copy_is_named_as_the_copy_not_as_a_store_part(store: Store, tmp_path):
