@@ -92,22 +92,34 @@ def test_a_served_run_failing_on_bad_input_says_so_in_one_line(served, tmp_path:
     assert f"extract failed: {message}" in out and "Traceback" not in out, out[-5000:]
 
 
+def _waiting_extract(served, name: str, corpus: Path, tmp_path: Path) -> tuple[Path, Path]:
+    """A deployments file of one audio extraction ``name`` whose chunks wait for the served fixture's Dask scheduler
+    (no worker), and the path for the deploy terminal's log."""
+    spec = tmp_path / "deployments.yaml"
+    spec.write_text(f"deployments:\n  - {{name: {name}, flow: extract, cron: '30 1 * * *', "
+                    f"parameters: {{data: {corpus}, out: {tmp_path / 'store'}, modality: audio, "
+                    f"dask_address: '{served[2]}'}}}}\n")
+    return spec, tmp_path / "deploy.log"
+
+
+def _under_way(api: str, deployment: dict, proc, log: Path) -> str:
+    """The id of the run of ``deployment``, once it has been running a while (its chunks waiting for a worker)."""
+    run_id = run_of(api, deployment)
+    wait_for(lambda: flow_run(api, run_id)["state_type"] == "RUNNING", 180, "the served run to start", proc, log=log)
+    time.sleep(2)
+    return run_id
+
+
 @pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT], ids=["SIGTERM", "SIGINT"])
 def test_stopping_deploy_ends_its_run_in_progress(served, tiny_corpus: Path, tmp_path: Path, sig: int):
     """SIGTERM (a service manager's stop) or SIGINT (kill -INT) to the deploy process alone, not its process group:
     the run in progress ends within seconds, Cancelled as Prefect's runner cancels its runs on SIGTERM. On SIGINT
     it was left Running for good."""
-    api, _, scheduler = served
-    spec = tmp_path / "deployments.yaml"
-    spec.write_text(f"deployments:\n  - {{name: waits-{sig.name.lower()}, flow: extract, cron: '30 1 * * *', "
-                    f"parameters: {{data: {tiny_corpus}, out: {tmp_path / 'store'}, modality: audio, "
-                    f"dask_address: '{scheduler}'}}}}\n")
-    log = tmp_path / "deploy.log"
+    api = served[0]
+    name = f"waits-{sig.name.lower()}"
+    spec, log = _waiting_extract(served, name, tiny_corpus, tmp_path)
     with deploying(served, spec, log) as (proc, deps):
-        run_id = run_of(api, deps[f"waits-{sig.name.lower()}"])
-        wait_for(lambda: flow_run(api, run_id)["state_type"] == "RUNNING", 180, "the served run to start", proc,
-                 log=log)
-        time.sleep(2)  # under way: its chunks wait for a Dask worker
+        run_id = _under_way(api, deps[name], proc, log)
         assert flow_run(api, run_id)["state_type"] == "RUNNING"
         os.kill(proc.pid, sig)
         t0 = time.monotonic()
@@ -139,17 +151,10 @@ def _says_cancelled(out: str, name: str) -> None:
 def test_a_served_run_cancelled_from_the_ui_says_so(served, tiny_corpus: Path, tmp_path: Path):
     """Cancelled as the UI's Cancel button does (state Cancelling): the runner stops the run's process and records
     it Cancelled, and `emotion deploy` serves on; the terminal said "Finished in state Running()"."""
-    api, _, scheduler = served
-    spec = tmp_path / "deployments.yaml"
-    spec.write_text(f"deployments:\n  - {{name: cancelled, flow: extract, cron: '30 1 * * *', "
-                    f"parameters: {{data: {tiny_corpus}, out: {tmp_path / 'store'}, modality: audio, "
-                    f"dask_address: '{scheduler}'}}}}\n")
-    log = tmp_path / "deploy.log"
+    api = served[0]
+    spec, log = _waiting_extract(served, "cancelled", tiny_corpus, tmp_path)
     with deploying(served, spec, log) as (proc, deps):
-        run_id = run_of(api, deps["cancelled"])
-        wait_for(lambda: flow_run(api, run_id)["state_type"] == "RUNNING", 180, "the served run to start", proc,
-                 log=log)
-        time.sleep(2)  # under way: its chunks wait for a Dask worker
+        run_id = _under_way(api, deps["cancelled"], proc, log)
         call("POST", f"{api}/flow_runs/{run_id}/set_state", {"state": {"type": "CANCELLING"}, "force": True})
         wait_for(lambda: flow_run(api, run_id)["state_type"] in FINAL, 90, "the run to end", proc, log=log)
         fr = flow_run(api, run_id)
