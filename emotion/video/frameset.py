@@ -56,12 +56,6 @@ class FrameBatch:
         return len(self.labels)
 
 
-def extract_command(key: str, out: str = "OUT") -> str:
-    """The extraction that writes the frame set ``key`` (``face256-every20-<hash>``): the face crops every face model
-    reads need ``--face-crop``, which the bare ``emotion extract --modality video`` once advised did not write."""
-    return names.extract_command("frames", key, out)
-
-
 def frame_index(store: Store, key: str) -> pd.DataFrame:
     """One row per current stored frame (no images): the newest part of each clip wins.
 

@@ -11,10 +11,11 @@ import pytest
 
 from emotion.core.errors import StoreError
 from emotion.core.ids import parse_id
+from emotion.core.names import extract_command
 from emotion.extract.chunk import frame_schema
 from emotion.store.store import Store
 from emotion.video.frames import FrameParams, encode_png
-from emotion.video.frameset import FrameSet, aggregate_clips, extract_command, frame_index, top_two
+from emotion.video.frameset import FrameSet, aggregate_clips, frame_index, top_two
 from tests.conftest import flip_value_bytes
 
 PARAMS = FrameParams(size=16)
@@ -167,8 +168,8 @@ def test_empty_store_is_a_clear_error(tmp_path):
 def test_the_advice_for_missing_frames_writes_the_frame_set_asked_for():
     """The face crops every face model reads need --face-crop: `emotion extract --modality video` writes whole frames."""
     face = FrameParams(face_crop=True)
-    assert extract_command(face.key) == "emotion extract DATA --out OUT --modality video --face-crop"
-    assert extract_command(FrameParams(every=10, size=64).key, "/s") == \
+    assert extract_command("frames", face.key) == "emotion extract DATA --out OUT --modality video --face-crop"
+    assert extract_command("frames", FrameParams(every=10, size=64).key, "/s") == \
         "emotion extract DATA --out /s --modality video --frame-size 64 --every 10"
 
 
