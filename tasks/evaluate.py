@@ -32,7 +32,9 @@ def _stored_estimator(store: Store, split: ActorSplit, model: str, features: Fea
     name and hash of every parameter, augmentation included) and normalisation, trained by the model's current
     training revision, its folder's URL and its record."""
     revision = model_spec(model).revision
-    found = catalog.find_run(store, split.id, model, features.key, speaker_norm, revision)
+    runs = catalog.find_runs(store, split.id, model, features.key, speaker_norm)
+    # a run of another revision is not this code's
+    found = next((r for r in runs if catalog.feature_run_revision(r) == revision), None)
     if found is not None:
         est, _ = load_run(store, catalog.folder_of(store, found))
         return est, store.url_of(catalog.folder_of(store, found)), found
@@ -40,8 +42,7 @@ def _stored_estimator(store: Store, split: ActorSplit, model: str, features: Fea
     train = _train_run(store, split, model, features, speaker_norm)
     # the run's features as a served run names them (the evaluate-loso flow's speaker_norm is the command's option)
     told = (Advice(f"{features.key}{norm} on", f"{features.key} and speaker_norm on"),) if norm else ()
-    others = sorted({catalog.feature_run_revision(r)
-                     for r in catalog.find_runs(store, split.id, model, features.key, speaker_norm)})
+    others = sorted({catalog.feature_run_revision(r) for r in runs})
     if others:
         which = " and ".join(str(r) for r in others)
         fix = run_first(train, again=True)

@@ -443,14 +443,6 @@ def find_runs(store: Store, split_id: str, model: str, feature_key: str, speaker
     return sorted(found, key=lambda r: (r.written, r.version), reverse=True)
 
 
-def find_run(store: Store, split_id: str, model: str, feature_key: str, speaker_norm: bool, revision: int
-             ) -> RunRecord | None:
-    """The newest of :func:`find_runs` trained by the model's training revision ``revision``
-    (:func:`feature_run_revision`), or None: a run of another revision is not this code's."""
-    return next((r for r in find_runs(store, split_id, model, feature_key, speaker_norm)
-                 if feature_run_revision(r) == revision), None)
-
-
 # -- selection ---------------------------------------------------------------------------------------------------
 
 def selection_key(r: RunRecord) -> tuple[int, float, str, str, str, str]:
