@@ -24,7 +24,8 @@ group keeping its most confident box (MediaPipe averages a group's boxes; the
 most confident one is what this front end has always used). Within a clip,
 :class:`FaceTrack` follows one face: the largest in the first frame with a
 face, then in each frame the one that overlaps most with the face followed,
-sought with both detectors before another face is taken.
+sought with both detectors before another face is taken (and the frame in
+which another is taken is recorded as a switch of person).
 
 From the landmarks, :func:`align` maps the face by a similarity transform so
 the eyes are level, at a fixed distance and height: the crop is tight, framed
@@ -348,12 +349,20 @@ class FaceTrack:
     overlapping it (full range is tried too: the person followed may have stepped back out of short range's reach
     while another stays near). So with two people in view a clip's crops stay on one person, whichever the
     detector is surer of frame by frame. ``counts`` keeps the number of faces detected in each frame.
+
+    ``switches`` keeps, for each frame, whether the track switched person there: whether the face it gives does not
+    overlap the face taken last (in the latest earlier frame with a face), which is when neither detector found a
+    face that may be the one followed and another was taken. So the clip's first face is no switch, nor is a frame
+    without a face, nor the face followed found again where it was after frames without one; a face taken elsewhere
+    after such frames is a switch (nothing tells it is the same person), and so is a face taken when the one
+    followed is lost while others stay in view. Two people whose boxes overlap are not told apart.
     """
 
     def __init__(self, front: FaceFrontEnd | None = None) -> None:
         self.front = front if front is not None else front_end()
         self.box: tuple[float, float, float, float] | None = None  # the detection box of the face taken last
         self.counts: list[int] = []
+        self.switches: list[bool] = []
 
     def rank(self, found: Sequence[Detection]) -> list[Detection]:
         """``found`` in the order they are tried: overlap with the followed face, then size."""
@@ -378,6 +387,7 @@ class FaceTrack:
         """
         face, n = self.front.search(rgb, self.rank, self.follows if self.box is not None else None)
         self.counts.append(n)
+        self.switches.append(face is not None and not self.follows(face.detection))  # (before the box moves on)
         if face is not None:
             self.box = face.detection.box
         return face
@@ -386,6 +396,11 @@ class FaceTrack:
     def max_faces(self) -> int:
         """The most faces detected in one frame of the clip so far."""
         return max(self.counts, default=0)
+
+    @property
+    def switched(self) -> bool:
+        """Whether the track has switched person in a frame of the clip so far (see ``switches``)."""
+        return any(self.switches)
 
 
 @lru_cache(maxsize=1)

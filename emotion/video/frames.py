@@ -8,8 +8,10 @@ With ``face_crop``, the face front end (:mod:`emotion.video.face`, ``detector="m
 the default) finds the face and its 468 landmarks, and the kept image is the
 face aligned (eyes level, at a fixed distance and height) and cropped tight,
 as FER2013's faces were; each frame keeps its landmarks in the crop's
-coordinates and the number of faces detected in it (one face is followed
-through a clip, so a clip with several people in view is told by this count).
+coordinates, the number of faces detected in it (one face is followed
+through a clip, so a clip with several people in view is told by this count)
+and whether the clip's track switched person in it (the face followed was
+lost and another taken: the crops from there on may show someone else).
 ``detector="haar"`` is the first release's front end, kept so that its stores
 and models still load: OpenCV's Haar cascade finds the
 largest face and the crop is a square around it with a margin. A frame
@@ -132,6 +134,9 @@ class Frame:
     face_box: tuple[int, int, int, int] | None  # x, y, w, h in the source frame (turned upright)
     landmarks: np.ndarray | None = None  # [468, 2] in the crop, as shares of its side (mesh front end)
     faces: int | None = None  # faces detected in the frame (mesh front end; None: not counted)
+    # whether the clip's face track switched person in this frame (FaceTrack.switches; mesh front end; None: not
+    # recorded). A frame without a face is no switch
+    track_switched: bool | None = None
 
 
 @lru_cache(maxsize=1)
@@ -190,19 +195,19 @@ def upright(frame: Any, format: str) -> np.ndarray:
 def _prepare_mesh(rgb: np.ndarray, params: FrameParams, track: Any) -> Frame:
     """The aligned crop of the face ``track`` (a clip's :class:`~emotion.video.face.FaceTrack`) follows in an RGB frame
     and its landmarks; the whole frame (``face_found`` false) without a face. Either way with the number of faces
-    detected in the frame."""
+    detected in the frame and whether the track switched person in it."""
     import cv2
 
     from emotion.video.face import align
 
     gray = cv2.cvtColor(rgb, cv2.COLOR_RGB2GRAY)
     face = track.find(rgb)
-    faces = int(track.counts[-1])
+    faces, switched = int(track.counts[-1]), bool(track.switches[-1])
     if face is None:
         return Frame(0, 0.0, cv2.resize(gray, (params.size, params.size), interpolation=cv2.INTER_AREA), False, None,
-                     faces=faces)
+                     faces=faces, track_switched=switched)
     crop, pts = align(gray, face, params.size, margin=params.margin)
-    return Frame(0, 0.0, crop, True, face.box(), (pts / params.size).astype(np.float32), faces)
+    return Frame(0, 0.0, crop, True, face.box(), (pts / params.size).astype(np.float32), faces, switched)
 
 
 def _face_track() -> Any:

@@ -169,6 +169,7 @@ def test_a_clip_with_two_faces_keeps_one_face_whichever_the_detector_is_surer_of
     followed = [track.find(f) for f in frames]
     assert all(f is not None and _centre_x(f) > 320 for f in followed)  # the first frame's larger face, throughout
     assert track.counts == [2] * len(frames) and track.max_faces == 2
+    assert track.switches == [False] * len(frames) and not track.switched  # one person followed: no switch
 
 
 def _face(actor: int, t: float, width: int, height: int, seed: int) -> np.ndarray:
@@ -225,6 +226,45 @@ def test_a_track_takes_another_face_when_neither_range_finds_the_followed_one():
     assert track.counts[-1] == 1
 
 
+class _Scripted:
+    """A stand-in front end whose search gives, frame by frame, a face with the box of a script (None: no face)."""
+
+    def __init__(self, boxes: list[tuple[float, float, float, float] | None]) -> None:
+        self.boxes = iter(boxes)
+
+    def search(self, rgb, rank=None, follows=None):
+        box = next(self.boxes)
+        return (None, 0) if box is None else (Face(_det(*box, 0.9), np.zeros((468, 2), np.float32), 0.9), 1)
+
+
+def test_a_track_records_a_switch_only_when_the_face_it_takes_does_not_overlap_the_one_followed():
+    a, a_moved, b, b_moved = (0, 0, 50, 50), (5, 5, 50, 50), (200, 0, 50, 50), (205, 3, 50, 50)
+    script = [None, a, None, a_moved, b, b_moved, None]
+    track = FaceTrack(front=_Scripted(script))  # type: ignore[arg-type]
+    frame = np.zeros((8, 8, 3), np.uint8)
+    faces = [track.find(frame) for _ in script]
+    assert [f is not None for f in faces] == [b is not None for b in script]
+    # no face yet, the clip's first face, no face (not a switch), the same face found again where it was, another
+    # face elsewhere (the switch), then followed, then no face
+    assert track.switches == [False, False, False, False, True, False, False] and track.switched
+    unswitched = FaceTrack(front=_Scripted([a, None, a_moved]))  # type: ignore[arg-type]
+    for _ in range(3):
+        unswitched.find(frame)
+    assert unswitched.switches == [False] * 3 and not unswitched.switched
+
+
+def test_a_track_that_loses_the_person_it_follows_records_the_switch_to_another():
+    first, stepped_back, gone = _stepping_back(n=2, gone=True)
+    empty = np.full_like(first, 128)
+    frames = [first, stepped_back, empty, stepped_back, gone, gone]
+    track = FaceTrack()
+    followed = [track.find(f) for f in frames]
+    assert [None if f is None else _centre_x(f) < 480 for f in followed] == [True, True, None, True, False, False]
+    # found again after a frame without a face: the same person, no switch; the person leaves: the other is taken
+    # (a switch), then followed (no more switches)
+    assert track.switches == [False, False, False, False, True, False] and track.switched
+
+
 def test_a_track_following_the_face_short_range_finds_never_runs_full_range(monkeypatch):
     fe = FaceFrontEnd()
     asked = []
@@ -255,6 +295,15 @@ def test_stored_face_crops_of_a_two_face_clip_stay_on_one_face(tmp_path):
     assert len(frames) == 6 and all(f.face_found for f in frames)
     assert [f.faces for f in frames] == [2] * 6  # each frame says how many faces it shows
     assert all(f.face_box[0] + f.face_box[2] / 2 > 320 for f in frames), [f.face_box for f in frames]
+    assert [f.track_switched for f in frames] == [False] * 6
+
+
+def test_stored_face_crops_say_in_which_frame_the_track_switched_person(tmp_path):
+    path = tmp_path / "01-01-03-01-01-01-01.mp4"
+    write_rgb_clip(path, _stepping_back(n=2, gone=True))  # the person followed leaves in the last frame
+    frames = list(sample_frames(path.read_bytes(), FrameParams(face_crop=True, every=1, size=64)))
+    assert [f.face_box[0] + f.face_box[2] / 2 < 480 for f in frames] == [True, True, False]
+    assert [f.track_switched for f in frames] == [False, False, True]
 
 
 def test_alignment_levels_the_eyes_at_the_fixed_places_whatever_the_tilt():
@@ -337,6 +386,7 @@ def test_two_real_people_in_view_one_is_followed_through_the_clip():
         followed = [track.find(f) for f in frames]
         assert all(f is not None for f in followed) and track.counts == [2] * len(frames)
         assert len({_centre_x(f) < 640 for f in followed}) == 1  # one person, on one side, throughout
+        assert not track.switched
 
 
 @pytest.mark.real_data
@@ -361,7 +411,24 @@ def test_a_real_person_stepping_back_out_of_short_range_stays_followed():
         track = FaceTrack()
         followed = [track.find(f) for f in frames]
         assert all(f is not None and _centre_x(f) < 640 for f in followed), [f and f.box() for f in followed]
-        assert track.counts == [2] * len(frames)
+        assert track.counts == [2] * len(frames) and not track.switched
+
+
+@pytest.mark.real_data
+def test_a_real_person_leaving_the_picture_is_recorded_as_a_switch_to_the_other():
+    files = {f.stem: f for f in real_video_files()}
+    a = list(_rgb_frames(files["01-01-01-01-01-01-01"]))
+    b = list(_rgb_frames(files["02-01-01-01-02-01-05"]))
+    frames = [np.ascontiguousarray(np.hstack([x[:, 320:960], y[:, 320:960]])) for x, y in zip(a, b, strict=False)]
+    track = FaceTrack()
+    first = track.find(frames[0])
+    assert first is not None
+    side = slice(0, 640) if _centre_x(first) < 640 else slice(640, 1280)  # the person followed
+    for f in frames[3:]:  # leaves the picture after the third kept frame
+        f[:, side] = 0
+    followed = [first, *(track.find(f) for f in frames[1:])]
+    assert [f is not None and (_centre_x(f) < 640) == (side.start == 0) for f in followed] == [True] * 3 + [False] * 2
+    assert track.switches == [False, False, False, True, False] and track.switched
 
 
 @pytest.mark.real_data
@@ -370,6 +437,7 @@ def test_stored_face_crops_of_real_clips_keep_landmarks_with_level_eyes():
     for f in real_video_files():
         frames = list(sample_frames(f.read_bytes(), params))
         assert all(fr.face_found for fr in frames)
+        assert not any(fr.track_switched for fr in frames) and all(fr.track_switched is False for fr in frames)
         for fr in frames:
             assert fr.image.shape == (96, 96) and fr.landmarks is not None and fr.landmarks.shape == (468, 2)
             right, left = _eyes(fr.landmarks * 96)
