@@ -21,7 +21,7 @@ from emotion.featuresets import Extractor, FeatureParams, make_extractor
 from emotion.store.sources import VIDEO_EXTENSIONS, DataRoot, content_hash, extension
 from emotion.store.store import Store, label_fields, params_metadata
 from emotion.video.frames import FrameParams, encode_png, sample_frames
-from emotion.video.landmarks import FACES_DETECTED_TYPE, encode_landmarks
+from emotion.video.landmarks import FACES_DETECTED_TYPE, TRACK_SWITCHED_TYPE, encode_landmarks
 
 
 @dataclass
@@ -84,6 +84,7 @@ def frame_schema(params: FrameParams) -> pa.Schema:
     if params.landmarks:  # the face's 468 landmarks in the aligned crop (x, y as shares of its side), float16
         fields.append(pa.field("landmarks", pa.binary()))
         fields.append(pa.field("faces_detected", FACES_DETECTED_TYPE))  # faces in the frame (the crop follows one)
+        fields.append(pa.field("track_switched", TRACK_SWITCHED_TYPE))  # the clip's track switched person here
     return pa.schema(fields, metadata=params_metadata(params))
 
 
@@ -118,6 +119,7 @@ def frame_rows(root: DataRoot, ref: ClipRef, params: FrameParams, data: bytes | 
         if params.landmarks:
             row["landmarks"] = None if f.landmarks is None else encode_landmarks(f.landmarks)
             row["faces_detected"] = f.faces
+            row["track_switched"] = f.track_switched
         rows.append(row)
     if not rows:
         raise RejectedInput("video has no frames to keep")

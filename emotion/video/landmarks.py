@@ -34,6 +34,9 @@ from emotion.video.frameset import frame_index
 
 STATS = FUNCTIONALS  # the statistics of the extended audio set, over the frames with a face
 FACES_DETECTED_TYPE = pa.int16()  # the frame table's ``faces_detected``: faces in a kept frame (null: not counted)
+# the frame table's ``track_switched``: whether the clip's face track switched person in a kept frame (null: not
+# recorded, in frames stored before it was); a new column, not new crops, so the frame set keeps its key
+TRACK_SWITCHED_TYPE = pa.bool_()
 
 # Face Mesh indices; "r" is the subject's right (the image's left)
 _LIP_UP, _LIP_LOW = 13, 14  # inner lips, centre
@@ -186,7 +189,8 @@ class LandmarkParams(HashedParams):
 @dataclass(frozen=True)
 class LandmarkTable:
     """One feature row per clip with a face (with its counts of kept frames and of faces found), the clips left
-    out (no face in any kept frame), and the most faces detected in one kept frame of each clip."""
+    out (no face in any kept frame), the most faces detected in one kept frame of each clip, and whether each
+    clip's face track switched person."""
 
     features: pd.DataFrame
     no_face: list[str]
@@ -194,6 +198,9 @@ class LandmarkTable:
     # clip -> the most faces detected in one of its kept frames; None: not recorded (frames stored before they were
     # counted)
     most_faces: dict[str, int | None] = field(default_factory=dict)
+    # clip -> whether its track switched person in a kept frame (its crops may show someone else from there on);
+    # None: not recorded (frames stored before switches were)
+    switched: dict[str, bool | None] = field(default_factory=dict)
 
     @property
     def several_faces(self) -> list[str]:
@@ -204,6 +211,16 @@ class LandmarkTable:
     def faces_unknown(self) -> list[str]:
         """The clips whose frames do not record how many faces they show, sorted."""
         return sorted(p for p, n in self.most_faces.items() if n is None)
+
+    @property
+    def track_switched(self) -> list[str]:
+        """The clips whose face track switched person (lost the face it followed and took another), sorted."""
+        return sorted(p for p, s in self.switched.items() if s)
+
+    @property
+    def track_unknown(self) -> list[str]:
+        """The clips whose frames do not record whether their track switched person, sorted."""
+        return sorted(p for p, s in self.switched.items() if s is None)
 
     @property
     def frames_with_face(self) -> int:
@@ -222,19 +239,23 @@ class LandmarkTable:
 
 def landmark_table(frames: pd.DataFrame, params: LandmarkParams) -> LandmarkTable:
     """Feature rows of the clips in a frame table (columns: path, content_hash, labels, time, face_found, landmarks,
-    and ``faces_detected`` where the frames record it: a frame whose count is missing makes its clip's unknown)."""
+    and ``faces_detected`` and ``track_switched`` where the frames record them: a frame whose count is missing makes
+    its clip's unknown; a clip switched if a frame says so, else it is unknown if a frame does not say)."""
     names = params.feature_names()
     label_cols = [c for c in LABEL_COLUMNS if c in frames.columns]
     rows: list[dict[str, Any]] = []
     no_face: list[str] = []
     counts: dict[str, tuple[int, int]] = {}
     most: dict[str, int | None] = {}
+    switched: dict[str, bool | None] = {}
     for path, g in frames.groupby("path", sort=True):
         g = g.sort_values("time")
         ok = g["face_found"].fillna(False).astype(bool) & g["landmarks"].notna()
         counts[str(path)] = (int(ok.sum()), len(g))
         detected = g["faces_detected"] if "faces_detected" in g.columns else None
         most[str(path)] = None if detected is None or detected.isna().any() else int(detected.max())
+        said = g["track_switched"].dropna().astype(bool) if "track_switched" in g.columns else pd.Series(dtype=bool)
+        switched[str(path)] = bool(said.any()) if said.any() or len(said) == len(g) else None
         if not ok.any():
             no_face.append(str(path))
             continue
@@ -245,17 +266,18 @@ def landmark_table(frames: pd.DataFrame, params: LandmarkParams) -> LandmarkTabl
                      "n_frames": len(g), "n_faces": int(ok.sum()),
                      **dict(zip(names, vec.astype(np.float32).tolist(), strict=True))})
     cols = ["path", "content_hash", *label_cols, "n_frames", "n_faces", *names]
-    return LandmarkTable(pd.DataFrame(rows, columns=cols), no_face, counts, most)
+    return LandmarkTable(pd.DataFrame(rows, columns=cols), no_face, counts, most, switched)
 
 
-FRAME_COLUMNS = ["path", "content_hash", *LABEL_COLUMNS, "time", "face_found", "landmarks", "faces_detected"]
+FRAME_COLUMNS = ["path", "content_hash", *LABEL_COLUMNS, "time", "face_found", "landmarks", "faces_detected",
+                 "track_switched"]
 
 
 def _measure(store: Store, params: LandmarkParams) -> LandmarkTable:
     """The landmark table of the store's current face-crop frames of ``params``."""
     fkey = params.frame_params().key
-    frames = store.read_dataset("frames", fkey, columns=FRAME_COLUMNS,
-                                optional={"faces_detected": FACES_DETECTED_TYPE})  # null in frames stored before
+    frames = store.read_dataset("frames", fkey, columns=FRAME_COLUMNS,  # null in frames stored before they were
+                                optional={"faces_detected": FACES_DETECTED_TYPE, "track_switched": TRACK_SWITCHED_TYPE})
     if frames.empty:
         advice = extract_advice("frames", fkey, store.url)
         raise StoreError(f"no face-crop frames {fkey} under {store.url} ({advice})", advice=advice)

@@ -136,12 +136,18 @@ def test_params_name_their_frames_and_hash_apart():
     assert LandmarkParams.from_dict(p.to_dict()) == p
 
 
+TWO_CLIPS = ("02-01-03-01-01-01-01", "02-01-04-01-01-01-02")
+
+
 def _face_frames_store(tmp_path, faceless: tuple[str, ...] = (), fp: FrameParams | None = None,
-                       seed: int = 4, faces: dict[str, int] | None = None,
-                       uncounted: bool = False) -> tuple[Store, LandmarkParams]:
-    """A store holding face-crop frames (of ``fp``, by default the landmark set's), with landmarks, of two clips (and
-    of ``faceless`` ones, without a face); ``faces``: the faces detected in each kept frame of a clip (by stem; 1 by
-    default, 0 without a face), ``uncounted``: a frame table as stored before faces were counted (no such column)."""
+                       seed: int = 4, faces: dict[str, int] | None = None, absent: tuple[str, ...] = (),
+                       switched: dict[str, list[bool]] | None = None,
+                       stems: tuple[str, ...] = TWO_CLIPS) -> tuple[Store, LandmarkParams]:
+    """A store holding face-crop frames (of ``fp``, by default the landmark set's), with landmarks, of clips ``stems``
+    (and of ``faceless`` ones, without a face) in one part; ``faces``: the faces detected in each kept frame of a clip
+    (by stem; 1 by default, 0 without a face), ``switched``: whether its track switched person in each of its three
+    kept frames (never by default), ``absent``: columns of the frame table left out, as in parts stored before they
+    existed (``faces_detected``, ``track_switched``)."""
     import pyarrow as pa
 
     from emotion.extract.chunk import frame_schema
@@ -150,17 +156,18 @@ def _face_frames_store(tmp_path, faceless: tuple[str, ...] = (), fp: FrameParams
     params, rng = LandmarkParams(), np.random.default_rng(seed)
     fp = fp or params.frame_params()
     store, rows = Store(str(tmp_path)), []
-    for stem in ("02-01-03-01-01-01-01", "02-01-04-01-01-01-02", *faceless):
+    for stem in (*stems, *faceless):
         rid, face = parse_id(f"{stem}.mp4"), stem not in faceless
         rows += [{"path": f"Actor_{rid.actor:02d}/{stem}.mp4", "content_hash": f"h{stem[-2:]}", **rid.labels(),
                   "frame_index": 20 * i, "time": 20 * i / 30, "face_found": face, "face_x": 0, "face_y": 0,
                   "face_w": 8, "face_h": 8, "height": 8, "width": 8, "image": encode_png(np.zeros((8, 8), np.uint8)),
                   "landmarks": encode_landmarks(_face(rng)) if face else None,
-                  "faces_detected": (faces or {}).get(stem, int(face))} for i in range(3)]
+                  "faces_detected": (faces or {}).get(stem, int(face)),
+                  "track_switched": (switched or {}).get(stem, [False] * 3)[i]} for i in range(3)]
     schema = frame_schema(fp)
-    if uncounted:
-        schema = schema.remove(schema.get_field_index("faces_detected"))
-        rows = [{k: v for k, v in r.items() if k != "faces_detected"} for r in rows]
+    for col in absent:
+        schema = schema.remove(schema.get_field_index(col))
+        rows = [{k: v for k, v in r.items() if k != col} for r in rows]
     store.write_table(f"{store.dataset_dir('frames', fp.key)}/{Store.new_part_name()}",
                       pa.Table.from_pylist(rows, schema=schema))
     return store, params
@@ -196,12 +203,38 @@ def test_clips_with_more_than_one_face_in_a_kept_frame_are_told_from_the_frame_t
 
 
 def test_frames_stored_before_faces_were_counted_still_read_and_their_count_is_unknown(tmp_path):
-    store, params = _face_frames_store(tmp_path, uncounted=True)
+    store, params = _face_frames_store(tmp_path, absent=("faces_detected", "track_switched"))
     assert "faces_detected" not in store.read_dataset("frames", params.frame_params().key).columns  # the premise
     table = update_landmark_features(store, params)
-    assert len(table.features) == 2 and table.several_faces == []
+    assert len(table.features) == 2 and table.several_faces == [] and table.track_switched == []
     assert table.faces_unknown == ["Actor_01/02-01-03-01-01-01-01.mp4", "Actor_02/02-01-04-01-01-01-02.mp4"]
+    assert table.track_unknown == table.faces_unknown
     assert len(read_landmark_features(store, params)) == 2
+
+
+def test_clips_whose_track_switched_person_are_told_from_the_frame_table(tmp_path):
+    store, params = _face_frames_store(tmp_path, faceless=("02-01-05-01-01-01-21",),
+                                       switched={"02-01-04-01-01-01-02": [False, True, False]})
+    table = update_landmark_features(store, params)
+    assert table.switched == {"Actor_01/02-01-03-01-01-01-01.mp4": False, "Actor_02/02-01-04-01-01-01-02.mp4": True,
+                              "Actor_21/02-01-05-01-01-01-21.mp4": False}
+    assert table.track_switched == ["Actor_02/02-01-04-01-01-01-02.mp4"] and table.track_unknown == []
+
+
+def test_frames_stored_before_switches_were_recorded_keep_their_set_and_read_as_unknown(tmp_path):
+    """The switches are a new column, not new crops: the frame set keeps its key (no clip is extracted again), and a
+    part of the earlier release (faces counted, switches not recorded) reads beside a new one."""
+    one, two = TWO_CLIPS
+    store, params = _face_frames_store(tmp_path, absent=("track_switched",), stems=(one,))
+    _face_frames_store(tmp_path, stems=(two,), switched={two: [False, False, True]})
+    frames = store.read_dataset("frames", params.frame_params().key)
+    assert len(store.list_parts(store.dataset_dir("frames", params.frame_params().key))) == 2  # the premise
+    assert frames.groupby("path")["track_switched"].apply(lambda s: s.isna().all()).to_dict() == {
+        f"Actor_01/{one}.mp4": True, f"Actor_02/{two}.mp4": False}
+    table = update_landmark_features(store, params)
+    assert len(table.features) == 2 and table.faces_unknown == []
+    assert table.track_unknown == [f"Actor_01/{one}.mp4"] and table.track_switched == [f"Actor_02/{two}.mp4"]
+    assert table.switched == {f"Actor_01/{one}.mp4": None, f"Actor_02/{two}.mp4": True}
 
 
 def test_a_damaged_landmark_table_is_measured_again_and_rewritten(tmp_path):
