@@ -82,6 +82,8 @@ def publish_extract(modality: str, summary: dict[str, Any], data: str) -> None:
     faces = summary.get("faces") or {}
     if "n_clips_with_several_faces" in faces:  # mesh face crops: each clip follows one face
         row["clips with more than one face"] = faces["n_clips_with_several_faces"]
+    if "n_clips_track_switched" in faces:  # ... and whose track switched person (check their crops)
+        row["clips whose face track switched person"] = faces["n_clips_track_switched"]
     row.update({"feature set" if modality == "audio" else "frame set": summary["feature_set"],
                 "seconds": summary["seconds"]})
     create_table_artifact([row], key=f"{modality}-extract-counts", description=f"{modality.capitalize()} extraction of {data}")

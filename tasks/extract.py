@@ -273,7 +273,11 @@ def landmark_features(out: str, frames: FrameParams) -> dict[str, Any]:
             # more than one face detected in a kept frame (each clip's crops follow one face); unknown: frames stored
             # before faces were counted
             "n_clips_with_several_faces": len(table.several_faces), "clips_with_several_faces": table.several_faces,
-            "n_clips_faces_unknown": len(table.faces_unknown)}
+            "n_clips_faces_unknown": len(table.faces_unknown),
+            # the track lost the face it followed and took another in a kept frame (the crops may show someone else
+            # from there on); unknown: frames stored before switches were recorded
+            "n_clips_track_switched": len(table.track_switched), "clips_track_switched": table.track_switched,
+            "n_clips_track_unknown": len(table.track_unknown)}
 
 
 def stored_extraction(out: str, dataset: str, key: str) -> tuple[str, tuple[int, ...]]:

@@ -55,9 +55,20 @@ def print_extract(s: dict[str, Any]) -> None:
                     print(f"    more than one face in {p}")
                 if len(several) > 10:
                     print(f"    ... and {len(several) - 10} more (--json lists them)")
+            switched = faces.get("clips_track_switched") or []
+            if switched:  # the face followed was lost and another taken: the crops may show someone else
+                print(f"  faces: {len(switched)} clip(s) lose the face they follow in a kept frame and go on with "
+                      "another; check their crops, which may show someone other than the speaker from there on")
+                for p in switched[:10]:
+                    print(f"    track switched person in {p}")
+                if len(switched) > 10:
+                    print(f"    ... and {len(switched) - 10} more (--json lists them)")
             if faces.get("n_clips_faces_unknown"):
                 print(f"  faces: {faces['n_clips_faces_unknown']} clip(s) were stored without the number of faces "
                       "in their frames (`emotion extract --full` counts them)")
+            if faces.get("n_clips_track_unknown"):
+                print(f"  faces: {faces['n_clips_track_unknown']} clip(s) were stored without a record of whether "
+                      "their face track switched person (`emotion extract --full` records it)")
     # a file both modalities refuse for the same reason (an empty mp4) is named once; --json keeps one per modality
     shown = list(dict.fromkeys((r["path"], r["reason"]) for r in s["rejects"]))
     for path, reason in shown[:20]:

@@ -148,3 +148,29 @@ def test_train_prints_the_single_clip_accuracy_beside_what_speaker_normalisation
     assert "each test speaker's clips are normalised together" in capsys.readouterr().out
     print_loso({**loso, "speaker_norm": False})
     assert "normalised together" not in capsys.readouterr().out
+
+
+def _faces(**extra) -> dict:
+    return {"feature_set": "landmarks-k", "frames": 30, "frames_with_face": 30, "face_rate": 1.0,
+            "clips_without_face": [], "n_clips_with_several_faces": 0, "clips_with_several_faces": [],
+            "n_clips_faces_unknown": 0, "n_clips_track_switched": 0, "clips_track_switched": [],
+            "n_clips_track_unknown": 0, **extra}
+
+
+def test_clips_whose_face_track_switched_person_are_named_with_a_request_to_check_their_crops(capsys):
+    switched = [f"Actor_01/02-01-0{i}-01-01-01-01.mp4" for i in range(1, 8)] + [
+        f"Actor_02/02-01-0{i}-01-01-01-02.mp4" for i in range(1, 6)]
+    print_extract(extract_payload({"video": {**_summary([]), "faces": _faces(
+        n_clips_track_switched=len(switched), clips_track_switched=switched)}}))
+    lines = capsys.readouterr().out.splitlines()
+    i = lines.index("  faces: 12 clip(s) lose the face they follow in a kept frame and go on with another; check "
+                    "their crops, which may show someone other than the speaker from there on")
+    assert lines[i + 1 : i + 12] == [f"    track switched person in {p}" for p in switched[:10]] + [
+        "    ... and 2 more (--json lists them)"]
+    print_extract(extract_payload({"video": {**_summary([]), "faces": _faces(n_clips_track_unknown=3)}}))
+    out = capsys.readouterr().out
+    assert ("  faces: 3 clip(s) were stored without a record of whether their face track switched person "
+            "(`emotion extract --full` records it)\n") in out
+    assert "lose the face" not in out
+    print_extract(extract_payload({"video": {**_summary([]), "faces": _faces()}}))  # no switch, all recorded
+    assert "switch" not in capsys.readouterr().out

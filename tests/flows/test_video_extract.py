@@ -79,6 +79,41 @@ def test_clips_with_more_than_one_face_are_counted_stored_and_named(tmp_path: Pa
     assert f"more than one face in Actor_01/{two}\n" in text and f"in Actor_01/{one}" not in text
 
 
+def test_clips_whose_face_track_switched_person_are_stored_and_named(tmp_path: Path, capsys):
+    from tests.emotion.video.test_face import _stepping_back, _two_faces, write_rgb_clip
+
+    data = tmp_path / "data" / "Actor_01"
+    data.mkdir(parents=True)
+    left = "02-01-03-01-01-01-01.mp4"  # the person followed leaves after the second kept frame (kept: 0, 20, 40)
+    write_rgb_clip(data / left, [f for f in _stepping_back(n=2, gone=True) for _ in range(20)])
+    stay = "02-01-04-01-01-01-01.mp4"  # two people in every frame, one followed throughout
+    write_rgb_clip(data / stay, [f for f in _two_faces(3) for _ in range(20)])
+    out = tmp_path / "store"
+    argv = ["extract", str(tmp_path / "data"), "--out", str(out), "--modality", "video", "--face-crop", "--workers",
+            "1"]
+    assert main([*argv, "--json"]) == 0
+    faces = json.loads(capsys.readouterr().out)["modalities"]["video"]["faces"]
+    assert faces["n_clips_track_switched"] == 1 and faces["clips_track_switched"] == [f"Actor_01/{left}"]
+    assert faces["n_clips_track_unknown"] == 0 and faces["n_clips_with_several_faces"] == 2
+    store = Store(str(out))
+    key = FrameParams(face_crop=True).key
+    frames = store.read_dataset("frames", key)
+    per_clip = frames.sort_values("frame_index").groupby("path")["track_switched"].apply(list).to_dict()
+    assert per_clip == {f"Actor_01/{left}": [False, False, True], f"Actor_01/{stay}": [False, False, False]}
+    assert main(argv) == 0  # nothing to extract again: the summary still tells the store's clips
+    text = capsys.readouterr().out
+    assert ("faces: 1 clip(s) lose the face they follow in a kept frame and go on with another; check their crops, "
+            "which may show someone other than the speaker from there on\n") in text, text
+    assert f"track switched person in Actor_01/{left}\n" in text and f"switched person in Actor_01/{stay}" not in text
+
+    for part in store.list_parts(store.dataset_dir("frames", key)):  # as stored before switches were recorded
+        store.write_table(part, store.read_part(part).drop_columns(["track_switched"]))
+    assert main([*argv, "--json"]) == 0
+    s = json.loads(capsys.readouterr().out)["modalities"]["video"]
+    assert s["processed"] == 0 and s["skipped"] == 2  # the frame set is the same: nothing extracted again
+    assert s["faces"]["n_clips_track_unknown"] == 2 and s["faces"]["clips_track_switched"] == []
+
+
 def test_face_crops_of_clips_all_rejected_say_so_not_run_extract_first(tiny_video_corpus: Path, tmp_path: Path,
                                                                         capsys):
     data = tmp_path / "data"
