@@ -39,3 +39,8 @@ def test_real_audio_and_video_through_the_flow(tmp_path: Path, capsys):
     frames = store.read_dataset("frames", FrameParams(face_crop=True).key)
     assert frames["path"].nunique() == 5 and (frames["height"] == 256).all() and (frames["width"] == 256).all()
     assert frames["face_found"].mean() >= 0.95
+    # one person in each real clip: nobody else to switch to, and every kept frame says so
+    faces = s["modalities"]["video"]["faces"]
+    assert faces["n_clips_track_switched"] == 0 and faces["n_clips_track_unknown"] == 0
+    assert faces["n_clips_with_several_faces"] == 0
+    assert frames["track_switched"].eq(False).all()
