@@ -14,7 +14,8 @@ terminal and the run's page in the Prefect UI through Prefect's own handlers: th
   (``give --cv-folds 2``), in that last line, the state message and Prefect's lines about the error;
 - any other exception is Prefect's as before: the run fails with the traceback in its log;
 - a run the runner cancels does not end its log with Prefect's "Finished in state Running()"
-  (:class:`NoEndWhileRunning`): the runner's "Cancelled flow run 'NAME'", in the deploy terminal, says how it ended.
+  (:class:`NoEndWhileRunning`): the runner's "Cancelled flow run 'NAME'", in the deploy terminal, says how it ended;
+  its extraction chunks under way end Cancelled, logged at INFO (:class:`CancelledIsNoError`), not as errors.
 """
 
 from __future__ import annotations
@@ -77,7 +78,21 @@ class NoEndWhileRunning(logging.Filter):
         return not (hasattr(record, "flow_run_id") and record.getMessage().startswith("Finished in state Running("))
 
 
-LOG_FILTERS: tuple[type[logging.Filter], ...] = (OneLineErrors, NoEndWhileRunning)
+class CancelledIsNoError(logging.Filter):
+    """Logs a task run's "Finished in state Cancelled(...)" at INFO, not ERROR.
+
+    Prefect logs a task run's end at ERROR whenever it did not complete. A chunk of an extraction ends Cancelled
+    when its flow run is stopped under it (:func:`tasks.extract.run_chunk`): part of the run's cancellation, which
+    the run's own lines tell, not an error of its own."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if (record.levelno == logging.ERROR and hasattr(record, "task_run_id")
+                and record.getMessage().startswith("Finished in state Cancelled(")):
+            record.levelno, record.levelname = logging.INFO, logging.getLevelName(logging.INFO)
+        return True
+
+
+LOG_FILTERS: tuple[type[logging.Filter], ...] = (OneLineErrors, NoEndWhileRunning, CancelledIsNoError)
 """The filters a served run puts on its log handlers."""
 
 

@@ -19,6 +19,7 @@ import threading
 import uuid
 from collections import OrderedDict
 from collections.abc import Iterator
+from concurrent.futures import CancelledError
 from contextlib import contextmanager
 from contextvars import ContextVar
 from dataclasses import dataclass
@@ -27,7 +28,7 @@ from typing import TYPE_CHECKING, Any
 from prefect import get_run_logger, task
 from prefect.cache_policies import NO_CACHE
 from prefect.client.schemas.objects import TaskRun
-from prefect.states import State
+from prefect.states import Cancelled, State
 from prefect.utilities.annotations import quote
 
 from emotion.core.errors import DamagedPartError, StoreError
@@ -181,16 +182,27 @@ def chunk_run_name(parameters: dict[str, Any]) -> str:
 @task(name="extract-chunk", cache_policy=NO_CACHE, task_run_name=chunk_run_name,  # type: ignore[arg-type]
       retries=STORE_RETRIES, retry_delay_seconds=STORE_RETRY_DELAYS, retry_condition_fn=transient_store_error)
 def run_chunk(index: int, step: Step, clips: list[ClipRef], data: str, out: str, client: Client,
-              run_tag: str = "", topic: str = "", first: int = 0) -> ChunkResult:
+              run_tag: str = "", topic: str = "", first: int = 0) -> ChunkResult | State:
     """Process one chunk on a Dask worker; the worker writes the Parquet part and reports each clip on ``topic``
-    (a retry submits it afresh)."""
+    (a retry submits it afresh).
+
+    Ends Cancelled, not Failed, when the flow closes its Dask client under it: the flow run is stopping (cancelled
+    from the UI, its process terminated), and the chunk's Dask future is cancelled with the client (or the wait
+    for it finds the client's event loop closed). A future cancelled while the client runs (the scheduler lost it)
+    is a failure, as before."""
     key = f"{step.modality}-chunk-{index}-{uuid.uuid4().hex[:12]}"
     if topic:
         future = client.submit(extract_chunk_reporting, step, clips, data, out, run_tag, topic, index, pure=False,
                                key=key)
     else:
         future = client.submit(extract_chunk, step, clips, data, out, run_tag, pure=False, key=key)
-    return result_while_workers(future, client, f"{step.modality} clips {first + 1}-{first + len(clips)}")
+    what = f"{step.modality} clips {first + 1}-{first + len(clips)}"
+    try:
+        return result_while_workers(future, client, what)
+    except (CancelledError, RuntimeError):  # distributed's FutureCancelledError; "IOLoop is closed" in a late call
+        if client.status in ("closing", "closed"):
+            return Cancelled(message=f"{what} not done: the flow run stopped")
+        raise
 
 
 @dataclass(frozen=True)

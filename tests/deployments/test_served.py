@@ -80,6 +80,17 @@ def test_prefects_last_word_on_a_run_that_failed_on_our_error_is_dropped():
                                      or "")
 
 
+def test_a_task_run_cancelled_with_its_flow_run_is_logged_at_info_not_error():
+    # an extraction chunk under way when the run is cancelled ends Cancelled (tasks.extract.run_chunk); Prefect logs
+    # any end but Completed at ERROR
+    cancelled = _record("Finished in state Cancelled('audio clips 1-40 not done: the flow run stopped')", None)
+    cancelled.task_run_id = "t"
+    assert _formatted(cancelled) is not None and cancelled.levelno == logging.INFO and cancelled.levelname == "INFO"
+    failed = _record("Finished in state Failed('Task run encountered an exception OSError: gone')", None)
+    failed.task_run_id = "t"
+    assert _formatted(failed) is not None and failed.levelno == logging.ERROR
+
+
 def test_every_flow_is_served_with_its_name_run_names_and_parameters():
     assert set(SERVED) == set(FLOWS)
     for name, served in SERVED.items():

@@ -106,7 +106,9 @@ def _under_way(api: str, deployment: dict, proc, log: Path) -> str:
     """The id of the run of ``deployment``, once it has been running a while (its chunks waiting for a worker)."""
     run_id = run_of(api, deployment)
     wait_for(lambda: flow_run(api, run_id)["state_type"] == "RUNNING", 180, "the served run to start", proc, log=log)
-    time.sleep(2)
+    wait_for(lambda: "Task run 'plan-audio' - Finished in state Completed()" in log.read_text(errors="replace"), 120,
+             "the served run's plan", proc, log=log)
+    time.sleep(2)  # its chunks submitted
     return run_id
 
 
@@ -142,10 +144,15 @@ def test_stopping_deploy_ends_its_run_in_progress(served, tiny_corpus: Path, tmp
 
 def _says_cancelled(out: str, name: str) -> None:
     """The deploy terminal ``out`` says the run ``name`` ended Cancelled: the run's process that it was cancelled,
-    then the runner, once the server recorded it; never the engine's "Finished in state Running()"."""
+    then the runner, once the server recorded it; never the engine's "Finished in state Running()", and no error:
+    the chunks under way end Cancelled (they logged ERROR "Finished in state Failed(... FutureCancelledError ...)")."""
     said = out.index(f"Flow run '{name}' - Flow run was cancelled.")
     assert f"Cancelled flow run '{name}'" in out[said:], out[-5000:]
     assert "Finished in state Running()" not in out, out[-5000:]
+    chunks = [line for line in out.splitlines() if "Task run 'extract-audio-clips-" in line]
+    assert chunks and all("| INFO " in line and "Finished in state Cancelled('audio clips" in line for line in chunks), \
+        out[-5000:]
+    assert "FutureCancelledError" not in out, out[-5000:]
 
 
 def test_a_served_run_cancelled_from_the_ui_says_so(served, tiny_corpus: Path, tmp_path: Path):

@@ -2,8 +2,16 @@
 
 from __future__ import annotations
 
+import threading
+import time
+from concurrent.futures import CancelledError
+
+from distributed import Client, Future, LocalCluster
+from prefect.states import State
+
+from emotion.extract.inventory import audio_step
 from emotion.video.frames import FrameParams
-from tasks.extract import landmark_features
+from tasks.extract import landmark_features, run_chunk
 
 
 def test_no_landmark_features_is_an_outcome_not_a_failed_task(tmp_path):
@@ -11,3 +19,38 @@ def test_no_landmark_features_is_an_outcome_not_a_failed_task(tmp_path):
     faces = landmark_features.fn(str(tmp_path), FrameParams(face_crop=True))
     assert set(faces) == {"error"} and "face256-every20" in faces["error"]
     assert len(faces["error"].splitlines()) == 1
+
+
+def test_a_chunk_whose_client_the_flow_closes_ends_cancelled_not_failed(tmp_path):
+    """The flow run stops (cancelled from the UI, its process terminated) and closes its Dask client while a chunk
+    waits: the chunk ends Cancelled, which a served run logs at INFO; it failed with FutureCancelledError."""
+    ended: list[object] = []
+    with LocalCluster(n_workers=0, processes=False, dashboard_address=None) as cluster:  # no worker: the chunk waits
+        client = Client(cluster)
+        waiting = threading.Thread(target=lambda: ended.append(
+            run_chunk.fn(0, audio_step(), [], str(tmp_path), str(tmp_path / "store"), client, first=40)))
+        waiting.start()
+        time.sleep(1.0)
+        client.close()
+        waiting.join(30)
+    assert len(ended) == 1 and isinstance(ended[0], State), ended
+    assert ended[0].is_cancelled() and ended[0].message == "audio clips 41-40 not done: the flow run stopped"
+
+
+def test_a_chunk_cancelled_while_its_client_runs_still_fails(tmp_path):
+    """A future cancelled under a running client (the scheduler lost it) is a failure, not the run's stop."""
+    raised: list[BaseException] = []
+
+    def wait() -> None:
+        try:
+            run_chunk.fn(0, audio_step(), [], str(tmp_path), str(tmp_path / "store"), client)
+        except BaseException as exc:  # noqa: BLE001 - what the task raised, for the test to see
+            raised.append(exc)
+
+    with LocalCluster(n_workers=0, processes=False, dashboard_address=None) as cluster, Client(cluster) as client:
+        waiting = threading.Thread(target=wait)
+        waiting.start()
+        time.sleep(1.0)
+        client.cancel([Future(key, client) for key in list(client.futures)])
+        waiting.join(30)
+    assert len(raised) == 1 and isinstance(raised[0], CancelledError), raised
