@@ -63,12 +63,17 @@ def print_extract(s: dict[str, Any]) -> None:
                     print(f"    track switched person in {p}")
                 if len(switched) > 10:
                     print(f"    ... and {len(switched) - 10} more (--json lists them)")
-            if faces.get("n_clips_faces_unknown"):
-                print(f"  faces: {faces['n_clips_faces_unknown']} clip(s) were stored without the number of faces "
-                      "in their frames (`emotion extract --full` counts them)")
-            if faces.get("n_clips_track_unknown"):
-                print(f"  faces: {faces['n_clips_track_unknown']} clip(s) were stored without a record of whether "
-                      "their face track switched person (`emotion extract --full` records it)")
+            uncounted, unrecorded = faces.get("n_clips_faces_unknown") or 0, faces.get("n_clips_track_unknown") or 0
+            if uncounted and uncounted == unrecorded:  # a store from before both: one line, one advice
+                print(f"  faces: {uncounted} clip(s) were stored without the number of faces in their frames or a "
+                      "record of whether their face track switched person (`emotion extract --full` adds both)")
+            else:
+                if uncounted:
+                    print(f"  faces: {uncounted} clip(s) were stored without the number of faces in their frames "
+                          "(`emotion extract --full` counts them)")
+                if unrecorded:
+                    print(f"  faces: {unrecorded} clip(s) were stored without a record of whether their face track "
+                          "switched person (`emotion extract --full` records it)")
     # a file both modalities refuse for the same reason (an empty mp4) is named once; --json keeps one per modality
     shown = list(dict.fromkeys((r["path"], r["reason"]) for r in s["rejects"]))
     for path, reason in shown[:20]:

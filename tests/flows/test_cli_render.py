@@ -172,5 +172,13 @@ def test_clips_whose_face_track_switched_person_are_named_with_a_request_to_chec
     assert ("  faces: 3 clip(s) were stored without a record of whether their face track switched person "
             "(`emotion extract --full` records it)\n") in out
     assert "lose the face" not in out
+    # a store from before both records: one line, not two with the same advice
+    print_extract(extract_payload({"video": {**_summary([]), "faces": _faces(n_clips_faces_unknown=3,
+                                                                            n_clips_track_unknown=3)}}))
+    out = capsys.readouterr().out
+    assert out.count("`emotion extract --full`") == 1 and ("  faces: 3 clip(s) were stored without the number of "
+                                                          "faces in their frames or a record of whether their face "
+                                                          "track switched person (`emotion extract --full` adds both)"
+                                                          "\n") in out, out
     print_extract(extract_payload({"video": {**_summary([]), "faces": _faces()}}))  # no switch, all recorded
     assert "switch" not in capsys.readouterr().out
