@@ -16,6 +16,7 @@ audio: each actor's face shape is taken out by their own statistics.
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -24,6 +25,7 @@ import pandas as pd
 import pyarrow as pa
 
 from emotion.audio.extended import FUNCTIONALS, functionals_at
+from emotion.core import jsontext
 from emotion.core.errors import DamagedPartError, StoreError, UsageError
 from emotion.core.names import extract_advice
 from emotion.core.params import HashedParams
@@ -303,24 +305,39 @@ def update_landmark_features(store: Store, params: LandmarkParams) -> LandmarkTa
     The extraction that writes the frames calls this (holding the store's
     writer lock): the table is rebuilt from the frame table whenever the clips
     behind it changed (it is cheap: no video is decoded) and written as one new
-    part, after which the older parts go; an unchanged table is not rewritten.
+    part, after which the older parts go; an unchanged table is not rewritten,
+    and its record (``params.json``: the clips without a face, with several
+    faces, whose track switched) only where that changed.
     """
     table = _measure(store, params)
+    folder = store.features_dir("video", params.key)
+    record = {"params": params.to_dict(), "hash": params.hash(), "frames": params.frame_params().key,
+              "clips_without_face": table.no_face, "clips_with_several_faces": table.several_faces,
+              "clips_track_switched": table.track_switched}
     old, keys = _stored_keys(store, params, whole=True)  # one small part: read whole, so damage anywhere is mended
     if len(old) == 1 and keys == set(zip(table.features["path"], table.features["content_hash"], strict=True)):
+        # its record still follows the frames: `extract --full` rewrites them, with counts and switches where
+        # frames stored before had none
+        if _stored_json(store, f"{folder}/params.json") != json.loads(jsontext.dumps(record, default=str)):
+            store.write_json(f"{folder}/params.json", record)
         return table
-    folder = store.features_dir("video", params.key)
     names = params.feature_names()
     fields = label_fields() + [pa.field("n_frames", pa.int32()), pa.field("n_faces", pa.int32())]  # kept, with a face
     fields += [pa.field(n, pa.float32()) for n in names]
     schema = pa.schema(fields, metadata=params_metadata(params))
     arrow = pa.Table.from_pandas(table.features, schema=schema, preserve_index=False)
     store.write_table(f"{folder}/{Store.new_part_name()}", arrow)
-    store.write_json(f"{folder}/params.json", {"params": params.to_dict(), "hash": params.hash(),
-                                                "frames": params.frame_params().key, "clips_without_face": table.no_face,
-                                                "clips_with_several_faces": table.several_faces})
+    store.write_json(f"{folder}/params.json", record)
     store.remove(old)
     return table
+
+
+def _stored_json(store: Store, path: str) -> Any:
+    """The JSON record at ``path``, or None (absent, unreadable)."""
+    try:
+        return store.read_json(path) if store.exists(path) else None
+    except StoreError:
+        return None
 
 
 def read_landmark_features(store: Store, params: LandmarkParams) -> pd.DataFrame:

@@ -274,3 +274,24 @@ def test_real_clips_give_landmark_features_without_missing_values():
         # plausible faces: the mouth is narrower than 1.5 eye distances, the chin below the mouth
         assert (m[:, MEASURES.index("mouth_width")] < 1.5).all()
         assert (m[:, MEASURES.index("jaw_drop")] > m[:, MEASURES.index("mouth_height")]).all()
+
+
+def test_the_record_follows_frames_rewritten_with_counts_while_the_table_stays(tmp_path):
+    """`extract --full` over frames stored before faces were counted or switches recorded rewrites them with both,
+    for the same clips and contents: the table's part stays, and its record (params.json) names the clips with
+    several faces and whose track switched (it kept the empty lists of the frames before)."""
+    import shutil
+
+    store, params = _face_frames_store(tmp_path, absent=("faces_detected", "track_switched"))
+    update_landmark_features(store, params)
+    folder = store.features_dir("video", params.key)
+    part = store.list_parts(folder)
+    assert store.read_json(f"{folder}/params.json")["clips_with_several_faces"] == []  # the premise
+    shutil.rmtree(tmp_path / store.dataset_dir("frames", params.frame_params().key))
+    store, _ = _face_frames_store(tmp_path, faces={"02-01-04-01-01-01-02": 2},
+                                  switched={"02-01-04-01-01-01-02": [False, False, True]})
+    table = update_landmark_features(store, params)
+    assert store.list_parts(folder) == part  # the same rows: not rewritten
+    recorded = store.read_json(f"{folder}/params.json")
+    assert recorded["clips_with_several_faces"] == ["Actor_02/02-01-04-01-01-01-02.mp4"] == table.several_faces
+    assert recorded["clips_track_switched"] == ["Actor_02/02-01-04-01-01-01-02.mp4"] == table.track_switched
