@@ -46,3 +46,28 @@ def test_a_run_lists_the_data_root_once_for_its_split_check_and_its_extractions(
     with pytest.raises(EmotionError, match="test actors"):
         run.run_pipeline(str(corpus), str(tmp_path / "store"), "train=1-3,test=22", ("lr",), "seed", modality="audio")
     assert walks == [str(corpus)]
+
+
+def test_a_pipeline_given_replace_data_rebuilds_a_store_built_from_another_data_root(corpus, tmp_path, monkeypatch):
+    """The store's refusal of another data root tells to give --replace-data (a served run: replace_data to true),
+    which `emotion run` takes and the pipeline hands to its extractions."""
+    import os
+
+    import pytest
+
+    import flows.run as run
+    from emotion.core.errors import StoreError
+    from emotion.models.search import SearchParams
+    from emotion.store.store import Store
+
+    out = tmp_path / "store"
+    store = Store(str(out))
+    store.check_data_root(str(tmp_path / "other-root"))
+    monkeypatch.setattr(run, "train_models", lambda *a, **k: {"models": []})  # the extraction is what is checked
+    args = (str(corpus), str(out), "train=1-3,test=21", ("lr",), "seed", SearchParams(n_iter=1, cv_folds=2), "audio")
+    with pytest.raises(StoreError, match="--replace-data to rebuild it") as err:
+        run.run_pipeline(*args, workers=1)
+    assert "replace_data to true" in err.value.served_message()
+    r = run.run_pipeline(*args, workers=1, replace_data=True)
+    assert r["extract"]["audio"]["processed"] == 120
+    assert store.read_json(store.path("store.json"))["data_root"] == os.path.realpath(corpus)
