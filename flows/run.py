@@ -9,7 +9,7 @@ from typing import Any
 from prefect import flow, get_run_logger
 
 from emotion.audio.seed import AudioFeatureParams
-from emotion.core.errors import EmotionError, UsageError, note_done
+from emotion.core.errors import Advised, EmotionError, UsageError, note_done
 from emotion.core.names import DEFAULT_MODELS, FUSION_MODELS, VIDEO_MODELS, split_models
 from emotion.core.splits import DEFAULT_SPLIT, ActorSplit, lacking_actors
 from emotion.extract.inventory import actors_in
@@ -141,7 +141,7 @@ def _pipeline(data: str, out: str, split: str, features: FeatureParams, search: 
     if speaker_norm and fusion_models:
         notes.append("speaker normalisation applies to the audio models only: fused models use raw voice features")
     for n in notes:
-        log.info(n)
+        log.info(n)  # as it is: a served run's log tells the advice of an Advised note served (deployments.served)
     trained = train_models(out, split, audio_models, video_models, fusion_models, features, search, frames,
                            video_params, n_jobs=n_jobs, force=full, speaker_norm=speaker_norm, as_steps=True)
     return {"extract": extracted, "notes": notes, "train": trained, "recipe": recipe(features, speaker_norm)}
@@ -245,12 +245,13 @@ def check_split_against_data(data: str, split: str, kind: str, search: SearchPar
     return listing
 
 
-def skip_video_note(actors: tuple[int, ...], split: str) -> str | None:
+def skip_video_note(actors: tuple[int, ...], split: str) -> Advised | None:
     """The note of a run that skips its video and fused models because the video clips (``actors``, as their
     extraction recorded them) lack a side of ``split`` (:func:`emotion.core.splits.lacking_actors`: with a split they
-    allow); None when they have both, or when the actors are unknown (the training then says what lacks)."""
+    allow, as advice: a served run logs it as ``set split to e.g. ...``); None when they have both, or when the
+    actors are unknown (the training then says what lacks)."""
     lack = lacking_actors(ActorSplit.parse(split), actors, "video clips", "in the store") if actors else None
-    return f"video and fused models skipped: {lack}" if lack else None
+    return Advised(f"video and fused models skipped: {lack}", *lack.advice) if lack else None
 
 
 def _found(summary: dict[str, Any]) -> bool:
