@@ -41,8 +41,8 @@ def _on(name: str, check: Callable[[Any, dict[str, Any]], None], value: Any, val
         check(value, values)
     except ParameterError:
         raise
-    except UsageError as exc:
-        raise ParameterError(name, str(exc)) from None
+    except UsageError as exc:  # what to change, as the file's parameters give it (not --features: features)
+        raise ParameterError(name, exc.served_message()) from None
 
 
 def _typed(flow: Any, params: dict[str, Any]) -> dict[str, Any]:

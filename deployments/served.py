@@ -11,7 +11,8 @@ terminal and the run's page in the Prefect UI through Prefect's own handlers: th
   about the error on its way (a task's failure, a subflow's) keep its message and lose its traceback;
 - the advice an error gives is told in a deployment's terms (:meth:`EmotionError.served_message`: ``set
   search.cv_folds to 2``, ``run the extract flow with data=..., modality=audio first``), not the command line's
-  (``give --cv-folds 2``), in that last line, the state message and Prefect's lines about the error;
+  (``give --cv-folds 2``), in that last line, the state message and Prefect's lines about the error; so is that of
+  a note the flow logs (:class:`ServedNotes`: the pipeline's on skipped video models, ``set split to e.g. ...``);
 - any other exception is Prefect's as before: the run fails with the traceback in its log;
 - a run the runner cancels does not end its log with Prefect's "Finished in state Running()"
   (:class:`NoEndWhileRunning`): the runner's "Cancelled flow run 'NAME'", in the deploy terminal, says how it ended;
@@ -29,7 +30,7 @@ from typing import Any
 from prefect import Flow, get_run_logger
 from prefect.states import Failed
 
-from emotion.core.errors import Advice, EmotionError, served_text
+from emotion.core.errors import Advice, Advised, EmotionError, served_text
 from flows.registry import FLOWS
 
 # Prefect's last word on a run whose flow raised ("Engine execution exited with unexpected exception", and the
@@ -65,6 +66,17 @@ class OneLineErrors(logging.Filter):
         return True
 
 
+class ServedNotes(logging.Filter):
+    """A log line that is an :class:`Advised` message, as a flow logs a note that says what to do (the pipeline's
+    on skipped video models: ``give e.g. --split ...``), tells its advice as a served run's user follows it
+    (:meth:`Advised.served_message`: ``set split to e.g. ...``). Any other line passes as it is."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if isinstance(record.msg, Advised) and record.msg.advice:
+            record.msg, record.args = served_text(record.getMessage(), record.msg.advice), None
+        return True
+
+
 class NoEndWhileRunning(logging.Filter):
     """Drops the engine's "Finished in state Running()" about a flow run.
 
@@ -92,7 +104,7 @@ class CancelledIsNoError(logging.Filter):
         return True
 
 
-LOG_FILTERS: tuple[type[logging.Filter], ...] = (OneLineErrors, NoEndWhileRunning, CancelledIsNoError)
+LOG_FILTERS: tuple[type[logging.Filter], ...] = (OneLineErrors, ServedNotes, NoEndWhileRunning, CancelledIsNoError)
 """The filters a served run puts on its log handlers."""
 
 

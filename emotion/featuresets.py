@@ -28,7 +28,7 @@ from emotion.audio.extended import ExtendedFeatureExtractor, ExtendedFeaturePara
 from emotion.audio.logmel import LogMelExtractor, LogMelParams
 from emotion.audio.opensmile import OPENSMILE_SETS, OpenSmileExtractor, OpenSmileParams, _require
 from emotion.audio.seed import AudioFeatureExtractor, AudioFeatureParams
-from emotion.core.errors import UsageError
+from emotion.core.errors import Advice, Option, UsageError
 from emotion.core.names import FEATURE_SET_NAMES
 from emotion.store.store import Store
 from emotion.video.landmarks import LandmarkParams, faceless_clips, read_landmark_features
@@ -49,16 +49,27 @@ def is_face_set(params: FeatureParams, modality: str = "all") -> TypeGuard[Landm
     it (its :meth:`~LandmarkParams.frame_params` is then at hand without another check)."""
     face = modality_of(params) == "video"
     if face and modality == "audio":
-        raise UsageError(f"the {params.name} feature set is measured on video frames; use --modality video or all")
+        raise UsageError(f"the {params.name} feature set is measured on video frames; {_VIDEO_MODALITY}",
+                         advice=_VIDEO_MODALITY)
     return face
+
+
+# what the flows that take a modality (extract, the pipeline) are given for a face feature set
+_VIDEO_MODALITY = Advice("use --modality video or all", "set modality to video or all")
+# the extraction that measures the landmarks set, as the command line and the extract flow's parameters give it
+_FACE_FRAMES = (Option("--modality", "modality", "video"), Option("--face-crop", "frames.face_crop", "", "true"))
+_MEASURE_LANDMARKS = Advice(f"emotion extract {' '.join(o.cli for o in _FACE_FRAMES)}",
+                            f"the extract flow with {', '.join(o.served for o in _FACE_FRAMES)}")
+# speed copies of a set other than extended (every flow takes augment and features)
+_AUGMENT_EXTENDED = Advice("--augment needs --features extended", "augment needs features set to extended")
 
 
 class _FromFrames:
     """The ``landmarks`` set has no audio extractor: its rows are built from the stored frames."""
 
     def __init__(self, params: LandmarkParams) -> None:
-        raise UsageError("the landmarks feature set is measured on video frames (emotion extract --modality video "
-                         "--face-crop), not computed from audio")
+        raise UsageError(f"the landmarks feature set is measured on video frames ({_MEASURE_LANDMARKS}), not computed "
+                         "from audio", advice=_MEASURE_LANDMARKS)
 
 
 class Extractor(Protocol):
@@ -99,7 +110,7 @@ def feature_params(name: str = "seed", augment: Sequence[float] | None = (), fra
         params = LandmarkParams(every=frames.every, size=frames.size)
     if augment:
         if not isinstance(params, ExtendedFeatureParams):
-            raise UsageError(f"--augment needs --features extended (the {name} set has no augmented copies)")
+            raise UsageError(f"{_AUGMENT_EXTENDED} (the {name} set has no augmented copies)", advice=_AUGMENT_EXTENDED)
         params = replace(params, speeds=tuple(float(s) for s in augment))
     return params
 

@@ -9,7 +9,7 @@ from typing import Any
 from prefect import flow, get_run_logger
 
 from emotion.audio.seed import AudioFeatureParams
-from emotion.core.errors import EmotionError, UsageError, note_done
+from emotion.core.errors import Advised, EmotionError, UsageError, note_done
 from emotion.core.names import DEFAULT_MODELS, FUSION_MODELS, VIDEO_MODELS, split_models
 from emotion.core.splits import DEFAULT_SPLIT, ActorSplit, lacking_actors
 from emotion.extract.inventory import actors_in
@@ -53,13 +53,15 @@ def run_pipeline(
     n_jobs: int | None = None,
     speaker_norm: bool = False,
     augment: tuple[float, ...] = (),
+    replace_data: bool = False,
 ) -> dict[str, Any]:
     """Extract what ``modality`` needs, then train the audio, video and fused models in ``models``.
 
     ``features`` is the name of the audio feature set (of the audio and the
     fused models), ``augment`` the speeds of its augmented copies (``extended``
     only); ``speaker_norm`` standardises each actor's audio features over
-    that actor's clips (audio models only).
+    that actor's clips (audio models only). ``replace_data``: a store built
+    from another data root is rebuilt from ``data`` (as the extract flow's).
 
     With ``modality="all"`` a modality without any clip under ``data`` is
     skipped with a note; asked for explicitly, it is an error.
@@ -87,7 +89,8 @@ def run_pipeline(
     with tagged(run_tags(modality=modality, features=fp.name, split=split, speaker_norm=speaker_norm)):
         try:
             return _pipeline(data, out, split, fp, search, modality, frames, video_params, full, dask_address,
-                             workers, n_jobs, speaker_norm, audio_models, video_models, fusion_models, notes, extracted)
+                             workers, n_jobs, speaker_norm, audio_models, video_models, fusion_models, notes, extracted,
+                             replace_data)
         except (Exception, KeyboardInterrupt) as exc:
             if extracted:  # a later step failed or was interrupted: what was extracted is still told
                 note_done(exc, extract=dict(extracted), notes=list(notes))
@@ -98,10 +101,10 @@ def _pipeline(data: str, out: str, split: str, features: FeatureParams, search: 
               frames: FrameParams, video_params: dict[str, dict[str, Any]] | None, full: bool, dask_address: str | None,
               workers: int | None, n_jobs: int | None, speaker_norm: bool, audio_models: tuple[str, ...],
               video_models: tuple[str, ...], fusion_models: tuple[str, ...], notes: list[str],
-              extracted: dict[str, dict[str, Any]]) -> dict[str, Any]:
+              extracted: dict[str, dict[str, Any]], replace_data: bool = False) -> dict[str, Any]:
     log = get_run_logger()
     face_set = is_face_set(features)
-    ex = {"full": full, "dask_address": dask_address, "workers": workers}
+    ex = {"full": full, "dask_address": dask_address, "workers": workers, "replace_data": replace_data}
     frame_sets = list(dict.fromkeys(frames_for(m, frames) for m in (*video_models, *fusion_models)))
     listing = check_split_against_data(data, split, "video" if modality == "video" or face_set else "any", search,
                                        bool(audio_models))
@@ -138,7 +141,7 @@ def _pipeline(data: str, out: str, split: str, features: FeatureParams, search: 
     if speaker_norm and fusion_models:
         notes.append("speaker normalisation applies to the audio models only: fused models use raw voice features")
     for n in notes:
-        log.info(n)
+        log.info(n)  # as it is: a served run's log tells the advice of an Advised note served (deployments.served)
     trained = train_models(out, split, audio_models, video_models, fusion_models, features, search, frames,
                            video_params, n_jobs=n_jobs, force=full, speaker_norm=speaker_norm, as_steps=True)
     return {"extract": extracted, "notes": notes, "train": trained, "recipe": recipe(features, speaker_norm)}
@@ -242,12 +245,13 @@ def check_split_against_data(data: str, split: str, kind: str, search: SearchPar
     return listing
 
 
-def skip_video_note(actors: tuple[int, ...], split: str) -> str | None:
+def skip_video_note(actors: tuple[int, ...], split: str) -> Advised | None:
     """The note of a run that skips its video and fused models because the video clips (``actors``, as their
     extraction recorded them) lack a side of ``split`` (:func:`emotion.core.splits.lacking_actors`: with a split they
-    allow); None when they have both, or when the actors are unknown (the training then says what lacks)."""
+    allow, as advice: a served run logs it as ``set split to e.g. ...``); None when they have both, or when the
+    actors are unknown (the training then says what lacks)."""
     lack = lacking_actors(ActorSplit.parse(split), actors, "video clips", "in the store") if actors else None
-    return f"video and fused models skipped: {lack}" if lack else None
+    return Advised(f"video and fused models skipped: {lack}", *lack.advice) if lack else None
 
 
 def _found(summary: dict[str, Any]) -> bool:

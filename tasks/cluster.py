@@ -11,12 +11,16 @@ from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
 
 from emotion.core.addresses import check_scheduler_address
-from emotion.core.errors import EmotionError, UsageError
+from emotion.core.errors import Advice, EmotionError, UsageError
 from emotion.extract.chunk import ChunkResult, extract_chunk
 from emotion.extract.inventory import ClipRef, Step
 
 if TYPE_CHECKING:  # Dask itself is imported where a cluster is needed: a rerun with nothing to do never loads it
     from distributed import Client, Future, LocalCluster
+
+# A local cluster of no workers, as the command line's option and the flows' parameter (extract's, the pipeline's)
+# name the setting: the command line refuses --workers 0 itself, a flow given workers=0 is refused here
+_NO_WORKERS = Advice("--workers must be at least 1", "workers must be at least 1")
 
 # Work this small (clips) runs on worker threads inside the flow's process: starting worker processes and
 # importing the audio stack in each costs seconds, more than a few clips' work.
@@ -126,7 +130,7 @@ def dask_client(address: str | None = None, workers: int | None = None, jobs: in
             client.close()
         return
     if workers is not None and workers < 1:
-        raise UsageError("--workers must be at least 1")
+        raise UsageError(str(_NO_WORKERS), advice=_NO_WORKERS)
     n = min(workers or default_workers(), max(jobs or 1_000_000, 1))
     shared = _SHARED[-1] if _SHARED else None
     on_processes = (jobs or 2) > 1 and (clips is None or clips > SMALL_WORK)
@@ -237,7 +241,7 @@ def shared_cluster(address: str | None = None, workers: int | None = None) -> It
         yield
         return
     if workers is not None and workers < 1:
-        raise UsageError("--workers must be at least 1")
+        raise UsageError(str(_NO_WORKERS), advice=_NO_WORKERS)
     shared = _Shared(workers)
     _SHARED.append(shared)
     try:

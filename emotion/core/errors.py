@@ -72,7 +72,8 @@ def run_first(run: Advice, again: bool = False) -> Advice:
 class Advised(str):
     """A one-line message (a ``str``, equal to its text) with the advice it gives as data: an error raised with it
     takes the advice along (``raise UsageError(few)``); a message made from it by formatting does not, and is raised
-    with ``advice=few.advice``."""
+    with ``advice=few.advice``. A message that is no error (a note a flow logs) tells its advice served by
+    :meth:`served_message`, as an error does."""
 
     advice: tuple[Advice, ...]
 
@@ -80,6 +81,10 @@ class Advised(str):
         made = super().__new__(cls, text)
         made.advice = advice
         return made
+
+    def served_message(self) -> str:
+        """The message with each advice in a deployment's terms (:meth:`EmotionError.served_message`)."""
+        return served_text(str(self), self.advice)
 
 
 class EmotionError(Exception):

@@ -169,5 +169,6 @@ def check_features(name: str, feature_set: str) -> None:
         raise UsageError(f"unknown model {name!r}; choose from {', '.join(AUDIO_MODELS)}")
     sets = MODEL_FEATURE_SETS.get(name, ())
     if sets and feature_set not in sets:
-        raise UsageError(f"model {name!r} reads the {' or '.join(sets)} feature set, not {feature_set!r}; "
-                         f"add --features {sets[0]}")
+        fix = Advice(f"add --features {sets[0]}", f"set features to {sets[0]}")  # served: the flows' features
+        raise UsageError(f"model {name!r} reads the {' or '.join(sets)} feature set, not {feature_set!r}; {fix}",
+                         advice=fix)

@@ -71,6 +71,10 @@ MAX_SMALL_PARTS = 16
 MERGE_TARGET_BYTES = 32 << 20
 MAX_JSON_BYTES = 16 << 20  # run.json, metrics.json, params.json...: never read past this
 STORE_FILE = "store.json"  # what the store was built from (its data root)
+# what to do about a store built from another data root, as the command line's options and the parameters of the
+# flows that extract (extract's, the pipeline's) give it
+_OTHER_ROOT = Advice("use another --out, or --replace-data to rebuild it from the new root",
+                     "set out to another store, or replace_data to true to rebuild it from the new root")
 
 
 def label_fields() -> list[pa.Field]:
@@ -633,8 +637,7 @@ class Store:
                 known = ""
             if known and known != data_url:
                 raise StoreError(f"the store {self.url} was built from {known}, not {data_url}: extracting another "
-                                 "data root would drop its rows; use another --out, or --replace-data to rebuild "
-                                 "it from the new root")
+                                 f"data root would drop its rows; {_OTHER_ROOT}", advice=_OTHER_ROOT)
         self.write_json(path, {"data_root": data_url, **({"data_origin": origin} if origin else {})})
 
     def data_origin(self) -> str:

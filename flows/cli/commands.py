@@ -490,7 +490,8 @@ def _run(args: argparse.Namespace, data: str, out: str) -> dict[str, Any]:
         r = fl.run.run_pipeline(data, out, split, models, features.name, augment=features.augment_speeds(),
                                 search=search_params(args), modality=args.modality, frames=frame_params(args),
                                 video_params=video_params(args), full=args.full, dask_address=args.dask_address,
-                                workers=args.workers, n_jobs=args.jobs, speaker_norm=args.speaker_norm)
+                                workers=args.workers, n_jobs=args.jobs, speaker_norm=args.speaker_norm,
+                                replace_data=args.replace_data)
     except (Exception, KeyboardInterrupt) as exc:  # a step after an extraction failed: main() prints its summary first
         if done_before(exc).get("extract"):
             note_done(exc, extract=extract_payload(done_before(exc)["extract"]))

@@ -69,6 +69,20 @@ def test_prefects_lines_about_our_error_tell_its_advice_as_a_served_run_follows_
     assert "set search.cv_folds to 2" in handler.format(end)
 
 
+def test_a_note_that_gives_advice_is_logged_as_a_served_run_follows_it():
+    """The pipeline's note on skipped video models (an Advised message, logged at INFO as it is) tells the split to
+    set as the deployment's parameter; any other line is left as it is."""
+    from flows.run import skip_video_note
+
+    note = skip_video_note((1, 5), "train=1-16,test=17-20")
+    record = logging.LogRecord("prefect.flow_runs", logging.INFO, __file__, 1, note, None, None)
+    assert _formatted(record) == ("video and fused models skipped: no video clips of the test actors of "
+                                  "train=01-16,test=17-20 in the store (actors present: 01,05); set split to e.g. "
+                                  "train=01,test=05")
+    plain = "no video clips under the data root: video models skipped"
+    assert _formatted(logging.LogRecord("prefect.flow_runs", logging.INFO, __file__, 1, plain, None, None)) == plain
+
+
 def test_prefects_last_word_on_a_run_that_failed_on_our_error_is_dropped():
     # "Engine execution exited with unexpected exception": the failure is told already (and is not unexpected);
     # it carried the run's random name, as Prefect's engine logs it with the run's logger from before the renaming
@@ -209,3 +223,33 @@ def test_the_engines_end_line_for_a_run_the_runner_cancels_is_dropped():
     for end in ["Finished in state Completed()", "Finished in state Failed('x')", "Finished in state Cancelled()",
                 "Flow run was cancelled."]:
         assert _formatted(_run_record(end)) == end
+
+
+@pytest.mark.slow
+def test_a_served_pipeline_that_skips_its_video_models_logs_the_split_to_set(prefect_api, log_handlers, tmp_path,
+                                                                            caplog, monkeypatch):
+    """The video clips stored lack the split's test actors: the pipeline skips its video models with a note, which a
+    served run logs with the deployment's parameter (split), not the command line's --split. (The extraction and the
+    training are not what is checked: stand-ins here.)"""
+    import flows.run as run
+
+    class Summary:
+        def to_dict(self):
+            return {"processed": 2, "skipped": 0}
+
+    monkeypatch.setattr(run, "extract", lambda *a, **k: {"video": Summary()})
+    monkeypatch.setattr(run, "stored_extraction", lambda out, dataset, key: ("v1", (1, 5)))
+    monkeypatch.setattr(run, "train_models", lambda *a, **k: {"models": []})
+    data = tmp_path / "data"
+    data.mkdir()
+    for actor in (1, 21):
+        (data / f"01-01-01-01-01-01-{actor:02d}.mp4").write_bytes(b"")
+    caplog.set_level(logging.INFO)
+    state = SERVED["emotion-pipeline"](data=str(data), out=str(tmp_path / "o"), split="train=1,test=21",
+                                       models=["cnn"], return_state=True)
+    assert state.is_completed(), state.message
+    logged = [caplog.handler.format(r) for r in caplog.records]
+    assert any(line.endswith("video and fused models skipped: no video clips of the test actors of train=01,test=21 "
+                             "in the store (actors present: 01,05); set split to e.g. train=01,test=05")
+               for line in logged), logged
+    assert not any("--split" in line for line in logged), logged

@@ -116,9 +116,12 @@ def _deployment(tmp_path, flow: str, parameters: str) -> Path:
     ("train-audio", "{out: OUT, models: [nosuch]}", "parameter models: unknown model 'nosuch'"),
     # the other checks the command line runs
     ("train-audio", "{out: OUT, models: [cnn]}", "parameter models: unknown model 'cnn'; choose from rf"),
-    ("train-audio", "{out: OUT, models: [melcnn]}", "parameter models: model 'melcnn' reads the logmel feature set"),
+    ("train-audio", "{out: OUT, models: [melcnn]}",
+     "parameter models: model 'melcnn' reads the logmel feature set, not 'seed'; set features to logmel$"),
     ("train-audio", "{out: OUT, features: nosuch}", "parameter features: unknown feature set 'nosuch'"),
-    ("train-audio", "{out: OUT, augment: [0.9]}", "parameter augment: .*needs --features extended"),
+    # what to change as the file's parameters give it, not as the command line's options (--features)
+    ("train-audio", "{out: OUT, augment: [0.9]}", "parameter augment: augment needs features set to extended "
+                                                 r"\(the seed set has no augmented copies\)$"),
     ("train-audio", "{out: OUT, search: {n_iter: 0}}", "parameter search.n_iter: must be between 1 and"),
     ("train-audio", "{out: OUT, search: {cv_folds: 1}}", "parameter search.cv_folds: must be between 2 and"),
     ("train-audio", "{out: OUT, n_jobs: 0}", "parameter n_jobs: must be between 1 and"),

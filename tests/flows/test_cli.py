@@ -677,3 +677,25 @@ def test_predict_json_with_unreadable_files_is_a_failure_object_keeping_the_pred
     code = main(["predict", wav, "--model", run_dir, "--json"])  # success: the list, as before
     out, _ = capsys.readouterr()
     assert code == 0 and [x["file"] for x in json.loads(out)] == [wav]
+
+
+def test_run_hands_replace_data_to_the_pipeline(tmp_path: Path, capsys, monkeypatch):
+    """`emotion run --replace-data`, which the store's refusal of another data root tells to give, reaches the
+    pipeline (it was taken and dropped: the run was refused the same way again)."""
+    from emotion.core.errors import StoreError
+
+    data = tmp_path / "data"
+    data.mkdir()
+    (data / "03-01-01-01-01-01-01.wav").write_bytes(b"")
+    given: list[dict] = []
+
+    def pipeline(*args, **kwargs):
+        given.append(kwargs)
+        raise StoreError("stopped here")
+
+    monkeypatch.setattr("flows.run.run_pipeline", pipeline)
+    for flag, replace in (["--replace-data"], True), ([], False):
+        code, _, err = run_cli(capsys, "run", str(data), "--out", str(tmp_path / "store"), "--features", "seed",
+                               "--modality", "audio", *flag)
+        assert code == 1 and "stopped here" in err, err
+        assert given.pop()["replace_data"] is replace

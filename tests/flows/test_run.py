@@ -13,6 +13,10 @@ def test_video_clips_without_the_splits_test_or_train_actors_are_named_for_skipp
     assert skip_video_note((18, 19), "train=1-16,test=17-20") == (
         "video and fused models skipped: no video clips of the train actors of train=01-16,test=17-20 in the store "
         "(actors present: 18-19); give e.g. --split train=18,test=19")
+    # a served run logs it with the deployment's parameter (deployments.served.ServedNotes)
+    assert skip_video_note((1, 5), "train=1-16,test=17-20").served_message() == (
+        "video and fused models skipped: no video clips of the test actors of train=01-16,test=17-20 in the store "
+        "(actors present: 01,05); set split to e.g. train=01,test=05")
     assert skip_video_note((1, 18), "train=1-16,test=17-20") is None  # both sides: trained as usual
     assert skip_video_note((), "train=1-16,test=17-20") is None  # not recorded: the training says what lacks
 
@@ -46,3 +50,28 @@ def test_a_run_lists_the_data_root_once_for_its_split_check_and_its_extractions(
     with pytest.raises(EmotionError, match="test actors"):
         run.run_pipeline(str(corpus), str(tmp_path / "store"), "train=1-3,test=22", ("lr",), "seed", modality="audio")
     assert walks == [str(corpus)]
+
+
+def test_a_pipeline_given_replace_data_rebuilds_a_store_built_from_another_data_root(corpus, tmp_path, monkeypatch):
+    """The store's refusal of another data root tells to give --replace-data (a served run: replace_data to true),
+    which `emotion run` takes and the pipeline hands to its extractions."""
+    import os
+
+    import pytest
+
+    import flows.run as run
+    from emotion.core.errors import StoreError
+    from emotion.models.search import SearchParams
+    from emotion.store.store import Store
+
+    out = tmp_path / "store"
+    store = Store(str(out))
+    store.check_data_root(str(tmp_path / "other-root"))
+    monkeypatch.setattr(run, "train_models", lambda *a, **k: {"models": []})  # the extraction is what is checked
+    args = (str(corpus), str(out), "train=1-3,test=21", ("lr",), "seed", SearchParams(n_iter=1, cv_folds=2), "audio")
+    with pytest.raises(StoreError, match="--replace-data to rebuild it") as err:
+        run.run_pipeline(*args, workers=1)
+    assert "replace_data to true" in err.value.served_message()
+    r = run.run_pipeline(*args, workers=1, replace_data=True)
+    assert r["extract"]["audio"]["processed"] == 120
+    assert store.read_json(store.path("store.json"))["data_root"] == os.path.realpath(corpus)

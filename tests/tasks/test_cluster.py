@@ -73,3 +73,16 @@ def test_an_address_dask_refuses_is_one_line_not_a_traceback(monkeypatch, exc):
     with pytest.raises(UsageError, match=r"the Dask scheduler address 'foo': no port; expected tcp://HOST:PORT"), \
             cluster.dask_client("foo"):
         pass
+
+
+def test_a_local_cluster_of_no_workers_is_refused_naming_the_setting_as_the_command_line_and_a_flow_take_it():
+    """The command line refuses --workers 0 itself (its number ranges); a flow given workers=0 (a deployment, the UI's
+    run form, Python) is refused here, and a served run names the flows' parameter (extract's, the pipeline's)."""
+    import tasks.cluster as cluster
+    from emotion.core.errors import UsageError
+
+    for refused in (cluster.dask_client(workers=0), cluster.shared_cluster(workers=0)):
+        with pytest.raises(UsageError) as got, refused:
+            pass
+        assert str(got.value) == "--workers must be at least 1"
+        assert got.value.served_message() == "workers must be at least 1"

@@ -44,3 +44,18 @@ def test_an_error_takes_the_advice_of_its_message_and_tells_it_served_while_its_
     quoted = Advice("run `emotion extract 'my data'` first", "run the extract flow with data=my data first")
     assert served_text(repr(UsageError(f"none: {quoted}")), [quoted]) == \
         "UsageError(\"none: run the extract flow with data=my data first\")"  # as Prefect quotes the exception
+
+
+def test_a_message_that_is_no_error_tells_its_advice_served_too_and_keeps_it_across_processes():
+    """A note (the pipeline's on skipped video models) gives advice as an error does: its text is the command
+    line's, :meth:`Advised.served_message` a served run's."""
+    import pickle
+
+    from emotion.core.errors import Advice, Advised
+
+    fix = Advice("give e.g. --split train=01,test=05", "set split to e.g. train=01,test=05")
+    note = Advised(f"video models skipped: {fix}", fix)
+    assert note == "video models skipped: give e.g. --split train=01,test=05"
+    assert note.served_message() == "video models skipped: set split to e.g. train=01,test=05"
+    assert pickle.loads(pickle.dumps(note)).served_message() == note.served_message()  # a flow's result, a Dask task's
+    assert Advised("nothing to do").served_message() == "nothing to do"

@@ -39,8 +39,11 @@ def test_defaults_follow_the_feature_set():
     assert names.default_models("extended") == ("lr",)
     assert names.default_models("logmel") == ("melcnn",)
     names.check_features("melcnn", "logmel")
-    with pytest.raises(UsageError, match="add --features logmel"):
+    with pytest.raises(UsageError, match="add --features logmel") as err:
         names.check_features("melcnn", "seed")
+    assert str(err.value) == "model 'melcnn' reads the logmel feature set, not 'seed'; add --features logmel"
+    # a served run (train-audio, evaluate-loso, the pipeline): their parameter features
+    assert err.value.served_message() == "model 'melcnn' reads the logmel feature set, not 'seed'; set features to logmel"
 
 
 def test_the_catalog_imports_nothing_heavy():

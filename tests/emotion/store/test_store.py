@@ -192,8 +192,15 @@ def test_the_store_remembers_its_data_root(tmp_path):
     store = Store(str(tmp_path / "out"))
     store.check_data_root("/data/one")
     store.check_data_root("/data/one")
-    with pytest.raises(StoreError, match="built from /data/one, not /data/two"):
+    with pytest.raises(StoreError, match="built from /data/one, not /data/two") as err:
         store.check_data_root("/data/two")
+    assert str(err.value) == (f"the store {store.url} was built from /data/one, not /data/two: extracting another data "
+                              "root would drop its rows; use another --out, or --replace-data to rebuild it from the "
+                              "new root")
+    # a served run (the extract flow, the pipeline): their parameters out and replace_data
+    assert err.value.served_message() == (f"the store {store.url} was built from /data/one, not /data/two: extracting "
+                                          "another data root would drop its rows; set out to another store, or "
+                                          "replace_data to true to rebuild it from the new root")
     store.check_data_root("/data/two", replace=True)
     assert store.read_json(store.path("store.json"))["data_root"] == "/data/two"
 
