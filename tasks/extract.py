@@ -19,7 +19,6 @@ import threading
 import uuid
 from collections import OrderedDict
 from collections.abc import Iterator
-from concurrent.futures import CancelledError
 from contextlib import contextmanager
 from contextvars import ContextVar
 from dataclasses import dataclass
@@ -188,8 +187,8 @@ def run_chunk(index: int, step: Step, clips: list[ClipRef], data: str, out: str,
 
     Ends Cancelled, not Failed, when the flow closes its Dask client under it: the flow run is stopping (cancelled
     from the UI, its process terminated), and the chunk's Dask future is cancelled with the client (or the wait
-    for it finds the client's event loop closed). A future cancelled while the client runs (the scheduler lost it)
-    is a failure, as before."""
+    for it fails otherwise on the closed client: its event loop closed). A future cancelled while the client runs
+    (the scheduler lost it) is a failure, as before."""
     key = f"{step.modality}-chunk-{index}-{uuid.uuid4().hex[:12]}"
     if topic:
         future = client.submit(extract_chunk_reporting, step, clips, data, out, run_tag, topic, index, pure=False,
@@ -199,7 +198,7 @@ def run_chunk(index: int, step: Step, clips: list[ClipRef], data: str, out: str,
     what = f"{step.modality} clips {first + 1}-{first + len(clips)}"
     try:
         return result_while_workers(future, client, what)
-    except (CancelledError, RuntimeError):  # distributed's FutureCancelledError; "IOLoop is closed" in a late call
+    except Exception:  # noqa: BLE001 - FutureCancelledError; "IOLoop is closed" or another error of a late call
         if client.status in ("closing", "closed"):
             return Cancelled(message=f"{what} not done: the flow run stopped")
         raise
