@@ -181,3 +181,14 @@ def test_a_skops_file_of_an_earlier_release_still_loads():
     stored = json.loads((DATA / "fusion-written-by-0.x.json").read_text())
     model = load_model((DATA / "fusion-written-by-0.x.skops").read_bytes(), stored["record"])
     np.testing.assert_array_equal(model.predict_proba(np.asarray(stored["X"])), np.asarray(stored["proba"]))
+
+
+@pytest.mark.parametrize("name", ["mlp", "frame-cnn"])
+def test_a_keras_file_of_an_earlier_release_still_loads(name):
+    """Files saved before the networks named their layers (Keras' own names, numbered by what the process had built
+    before: made by 0.1 after another network, see each JSON's made_by) and before the file was normalised load and
+    predict as they did."""
+    stored = json.loads((DATA / f"{name}-written-by-0.1.json").read_text())
+    model = load_model((DATA / f"{name}-written-by-0.1.keras").read_bytes(), stored["record"])
+    X = np.asarray(stored["X"], np.float32 if name == "mlp" else np.uint8)
+    np.testing.assert_array_equal(np.asarray(model.predict_proba(X), np.float64), np.asarray(stored["proba"]))
