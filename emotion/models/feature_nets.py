@@ -27,6 +27,7 @@ import numpy as np
 from sklearn.base import BaseEstimator, ClassifierMixin
 
 from emotion.core.errors import UsageError
+from emotion.models.archive import canonical_keras
 
 _configured = False
 
@@ -126,6 +127,21 @@ def onednn_on() -> bool:
     return bool(_pywrap_util_port.IsMklEnabled())
 
 
+def keras_file_bytes(model: Any) -> bytes:
+    """``model`` in Keras' native ``.keras`` format, in bytes that depend on the network only.
+
+    Keras dates the file and records addresses in memory (:func:`emotion.models.archive.canonical_keras` replaces
+    them); the names of the layers, which Keras numbers by how many of a kind the process made before, are the
+    builders' own (each layer, input, model and optimizer they make is named). The same training, in any process,
+    saves the same bytes.
+    """
+    with tempfile.TemporaryDirectory() as d:
+        p = os.path.join(d, "model.keras")
+        model.save(p)
+        with open(p, "rb") as fh:
+            return canonical_keras(fh.read())
+
+
 class KerasFeatureClassifier(ClassifierMixin, BaseEstimator):
     """Shared prediction and persistence of the Keras models on feature vectors; subclasses build and fit."""
 
@@ -144,11 +160,7 @@ class KerasFeatureClassifier(ClassifierMixin, BaseEstimator):
 
     # -- persistence (Keras native format; see emotion.models.persist) --------------------------
     def to_bytes(self) -> bytes:
-        with tempfile.TemporaryDirectory() as d:
-            p = os.path.join(d, "model.keras")
-            self.model_.save(p)
-            with open(p, "rb") as fh:
-                return fh.read()
+        return keras_file_bytes(self.model_)
 
     @classmethod
     def from_bytes(cls, data: bytes, classes: list[Any], params: dict[str, Any]) -> KerasFeatureClassifier:
@@ -190,15 +202,17 @@ class KerasMLPClassifier(KerasFeatureClassifier):
         self.seed = seed
 
     def _build(self, keras: Any, X: np.ndarray, n_classes: int) -> Any:
-        norm = keras.layers.Normalization(axis=-1)
+        # every layer named: Keras' own names count what the process built before, and go into the saved file
+        norm = keras.layers.Normalization(axis=-1, name="normalization")
         norm.adapt(X)
         reg = keras.regularizers.L2(self.l2)
-        model = keras.Sequential([keras.Input((X.shape[1],)), norm])
-        for _ in range(self.layers):
-            model.add(keras.layers.Dense(self.hidden, activation="relu", kernel_regularizer=reg))
-            model.add(keras.layers.Dropout(self.dropout, seed=self.seed))
-        model.add(keras.layers.Dense(n_classes, activation="softmax"))
-        model.compile(optimizer=keras.optimizers.Adam(self.learning_rate), loss="sparse_categorical_crossentropy",
+        model = keras.Sequential([keras.Input((X.shape[1],), name="features"), norm], name="mlp")
+        for i in range(self.layers):
+            model.add(keras.layers.Dense(self.hidden, activation="relu", kernel_regularizer=reg, name=f"dense_{i}"))
+            model.add(keras.layers.Dropout(self.dropout, seed=self.seed, name=f"dropout_{i}"))
+        model.add(keras.layers.Dense(n_classes, activation="softmax", name="output"))
+        model.compile(optimizer=keras.optimizers.Adam(self.learning_rate, name="adam"),
+                      loss="sparse_categorical_crossentropy",
                       steps_per_execution=32)  # fewer Python round trips: small models are overhead-bound
         return model
 
@@ -270,18 +284,23 @@ class KerasSpecCNN(KerasFeatureClassifier):
         L = keras.layers
         bands, frames = len(mean), self.n_frames_
         reg = keras.regularizers.L2(self.l2)
+        # every layer named, as the MLP's (keras_file_bytes)
         layers: list[Any] = [
-            keras.Input((bands * frames,)),
-            L.Reshape((bands, frames, 1)),
-            L.Normalization(axis=1, mean=mean, variance=var),
+            keras.Input((bands * frames,), name="spectrogram"),
+            L.Reshape((bands, frames, 1), name="image"),
+            L.Normalization(axis=1, mean=mean, variance=var, name="band_norm"),
         ]
-        for f in self.filters:
-            layers += [L.Conv2D(f, 3, padding="same", use_bias=False, kernel_regularizer=reg), L.BatchNormalization(momentum=0.9),
-                       L.ReLU(), L.MaxPooling2D(2), L.Dropout(self.dropout / 2, seed=self.seed)]
-        layers += [L.GlobalAveragePooling2D(), L.Dense(self.dense, activation="relu", kernel_regularizer=reg),
-                   L.Dropout(self.dropout, seed=self.seed), L.Dense(n_classes, activation="softmax")]
+        for i, f in enumerate(self.filters):
+            layers += [L.Conv2D(f, 3, padding="same", use_bias=False, kernel_regularizer=reg, name=f"conv_{i}"),
+                       L.BatchNormalization(momentum=0.9, name=f"batch_norm_{i}"), L.ReLU(name=f"relu_{i}"),
+                       L.MaxPooling2D(2, name=f"pool_{i}"), L.Dropout(self.dropout / 2, seed=self.seed, name=f"dropout_{i}")]
+        layers += [L.GlobalAveragePooling2D(name="global_pool"),
+                   L.Dense(self.dense, activation="relu", kernel_regularizer=reg, name="dense"),
+                   L.Dropout(self.dropout, seed=self.seed, name="dropout"),
+                   L.Dense(n_classes, activation="softmax", name="output")]
         model = keras.Sequential(layers, name="spec_cnn")
-        model.compile(optimizer=keras.optimizers.Adam(self.learning_rate), loss="sparse_categorical_crossentropy")
+        model.compile(optimizer=keras.optimizers.Adam(self.learning_rate, name="adam"),
+                      loss="sparse_categorical_crossentropy")
         return model
 
     def _augment_fn(self, mean: np.ndarray, std: np.ndarray) -> Any:

@@ -120,7 +120,7 @@ class KerasFrameClassifier(ClassifierMixin, BaseEstimator):
 
     def _train(self, train: Any, val: Any) -> dict[str, list[float]]:
         keras = _keras()
-        self.model_.compile(optimizer=keras.optimizers.Adam(self.learning_rate),
+        self.model_.compile(optimizer=keras.optimizers.Adam(self.learning_rate, name="adam"),
                             loss="sparse_categorical_crossentropy", metrics=["accuracy"])
         return self._fit_phase(train, val, self.epochs, "train")
 
@@ -231,11 +231,11 @@ class KerasFrameClassifier(ClassifierMixin, BaseEstimator):
 
     # -- persistence -------------------------------------------------------------
     def to_bytes(self) -> bytes:
-        """The trained network in Keras' native ``.keras`` format."""
-        with tempfile.TemporaryDirectory() as d:
-            p = os.path.join(d, "model.keras")
-            self.model_.save(p)
-            return Path(p).read_bytes()
+        """The trained network in Keras' native ``.keras`` format, in bytes that depend on the network only
+        (:func:`emotion.models.feature_nets.keras_file_bytes`; the builders name every layer)."""
+        from emotion.models.feature_nets import keras_file_bytes
+
+        return keras_file_bytes(self.model_)
 
     @classmethod
     def from_bytes(cls, data: bytes, params: dict[str, Any]) -> KerasFrameClassifier:
@@ -268,16 +268,19 @@ class FrameCNN(KerasFrameClassifier):
         keras = _keras()
         L = keras.layers
         s = self.input_size
+        # every layer named: Keras' own names count what the process built before, and go into the saved file
         layers: list[Any] = [
-            keras.Input(shape=(None, None, 1)),
-            L.Resizing(s, s, interpolation="area"),
-            L.Rescaling(1 / 255.0),
+            keras.Input(shape=(None, None, 1), name="frames"),
+            L.Resizing(s, s, interpolation="area", name="resize"),
+            L.Rescaling(1 / 255.0, name="scale"),
         ]
-        for filters in self.filters:
-            layers += [L.Conv2D(filters, 3, padding="same", use_bias=False), L.BatchNormalization(momentum=0.9),
-                       L.ReLU(), L.MaxPooling2D(), L.Dropout(0.15)]
-        layers += [L.Flatten(), L.Dense(self.dense, use_bias=False), L.BatchNormalization(momentum=0.9), L.ReLU(), L.Dropout(0.4),
-                   L.Dense(N_CLASSES, activation="softmax")]
+        for i, filters in enumerate(self.filters):
+            layers += [L.Conv2D(filters, 3, padding="same", use_bias=False, name=f"conv_{i}"),
+                       L.BatchNormalization(momentum=0.9, name=f"batch_norm_{i}"), L.ReLU(name=f"relu_{i}"),
+                       L.MaxPooling2D(name=f"pool_{i}"), L.Dropout(0.15, name=f"dropout_{i}")]
+        layers += [L.Flatten(name="flatten"), L.Dense(self.dense, use_bias=False, name="dense"),
+                   L.BatchNormalization(momentum=0.9, name="batch_norm"), L.ReLU(name="relu"), L.Dropout(0.4, name="dropout"),
+                   L.Dense(N_CLASSES, activation="softmax", name="output")]
         return keras.Sequential(layers, name="frame_cnn")
 
 
@@ -301,21 +304,21 @@ class FERTransfer(KerasFrameClassifier):
         if self.input_size != 64:
             raise UsageError("the FER2013 model takes 64x64 input; input_size must be 64")
         inp, x, kernel, bias = fer_feature_map()
-        x = L.Dropout(0.3, seed=self.seed)(x)
+        x = L.Dropout(0.3, seed=self.seed, name="head_dropout")(x)  # every layer named, as FrameCNN's
         head = L.Conv2D(N_CLASSES, 3, padding="same", name="ravdess_head")
         x = head(x)
         # FER2013's own classifier (a 3x3 convolution to 7 classes, averaged over the 4x4 map), its classes put on
         # ours and calm started as neutral: before any training the model reads faces as the shipped one does
         head.set_weights(ravdess_head_weights(kernel, bias))
-        x = L.GlobalAveragePooling2D()(x)
-        out = L.Activation("softmax")(x)
+        x = L.GlobalAveragePooling2D(name="global_pool")(x)
+        out = L.Activation("softmax", name="softmax")(x)
         return keras.Model(inp, out, name="fer_transfer")
 
     def _train(self, train: Any, val: Any) -> dict[str, list[float]]:
         keras = _keras()
         base = self.model_.get_layer("fer_base")
         base.trainable = False
-        self.model_.compile(optimizer=keras.optimizers.Adam(self.learning_rate),
+        self.model_.compile(optimizer=keras.optimizers.Adam(self.learning_rate, name="adam"),
                             loss="sparse_categorical_crossentropy", metrics=["accuracy"])
         hist = self._fit_phase(train, val, self.epochs, "head")
         n_head = len(hist["loss"])
@@ -331,7 +334,7 @@ class FERTransfer(KerasFrameClassifier):
         for layer in base.layers:
             if isinstance(layer, keras.layers.BatchNormalization):
                 layer.trainable = False
-        self.model_.compile(optimizer=keras.optimizers.Adam(self.tune_learning_rate),
+        self.model_.compile(optimizer=keras.optimizers.Adam(self.tune_learning_rate, name="adam"),
                             loss="sparse_categorical_crossentropy", metrics=["accuracy"])
         if self.tune_epochs > 0:
             tuned = self._fit_phase(train, val, self.tune_epochs, "fine-tune")
@@ -388,9 +391,9 @@ def fer_feature_map() -> tuple[Any, Any, np.ndarray, np.ndarray]:
     """
     keras = _keras()
     L = keras.layers
-    inp = keras.Input(shape=(None, None, 1))
-    x = L.Resizing(64, 64, interpolation="area")(inp)
-    x = L.Rescaling(1 / 127.5, offset=-1.0)(x)
+    inp = keras.Input(shape=(None, None, 1), name="frames")  # named, as the models that save this map need
+    x = L.Resizing(64, 64, interpolation="area", name="resize")(inp)
+    x = L.Rescaling(1 / 127.5, offset=-1.0, name="scale")(x)
     base, kernel, bias = load_fer()
     return inp, base(x, training=False), kernel, bias
 

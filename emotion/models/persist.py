@@ -12,7 +12,10 @@ the scikit-learn parameters it was built with (``n_estimators``, ``max_depth``, 
 so that a copy of the loaded model (``clone``, as LOSO with ``--fixed-params`` makes) trains as the stored one
 was trained. The SHA-256
 of the model file is recorded next to it at save time and
-checked before anything is parsed: a tampered or swapped file is refused.
+checked before anything is parsed: a tampered or swapped file is refused. The bytes of a file are a function of the
+fitted model (and the versions of the libraries that write it): what skops and zip writers take from the process and
+the clock (addresses in memory, times of writing) is replaced by what the content gives (:mod:`emotion.models.archive`),
+so the same training saves a file of the same SHA-256.
 """
 
 from __future__ import annotations
@@ -32,6 +35,7 @@ from typing import Any
 from sklearn.base import BaseEstimator
 
 from emotion.core.errors import ModelIntegrityError, StoreError
+from emotion.models.archive import canonical_skops, zip_bytes
 from emotion.store.runs import MAX_MODEL_BYTES, model_file_path
 from emotion.store.store import Store
 
@@ -126,7 +130,7 @@ def dump_model(est: BaseEstimator) -> tuple[bytes, SavedModel]:
         return data, SavedModel("model.json", "xgboost-json", sha256(data), meta=meta)
     import skops.io as sio
 
-    data = sio.dumps(est)
+    data = canonical_skops(sio.dumps(est))  # named and dated by content, not by addresses in memory and the clock
     return data, SavedModel("model.skops", "skops", sha256(data))
 
 
@@ -246,19 +250,16 @@ def restore_xgb_params(est: BaseEstimator, run_params: dict[str, Any], seed: int
 
 
 def _dump_ensemble(est: Any) -> tuple[bytes, SavedModel]:
-    import io
-
     manifest: dict[str, Any] = {"weights": [float(w) for w in est.weights], "members": []}
-    buf = io.BytesIO()
-    with zipfile.ZipFile(buf, "w", zipfile.ZIP_DEFLATED) as zf:
-        for i, (name, member) in enumerate(est.fitted_):
-            blob, rec = dump_model(member)
-            arc = f"{i:02d}-{name}-{rec.file}"
-            zf.writestr(arc, blob)
-            manifest["members"].append({"name": name, "entry": arc, "record": rec.to_dict()})
-        manifest["classes"] = [_plain(c) for c in est.classes_]
-        zf.writestr("manifest.json", json.dumps(manifest, sort_keys=True))
-    data = buf.getvalue()
+    entries: list[tuple[str, bytes]] = []
+    for i, (name, member) in enumerate(est.fitted_):
+        blob, rec = dump_model(member)
+        arc = f"{i:02d}-{name}-{rec.file}"
+        entries.append((arc, blob))
+        manifest["members"].append({"name": name, "entry": arc, "record": rec.to_dict()})
+    manifest["classes"] = [_plain(c) for c in est.classes_]
+    entries.append(("manifest.json", json.dumps(manifest, sort_keys=True).encode()))
+    data = zip_bytes(entries, zipfile.ZIP_DEFLATED)  # entries dated alike (archive.zip_bytes), compressed as before
     return data, SavedModel("model.zip", "ensemble-zip", sha256(data))
 
 

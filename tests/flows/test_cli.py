@@ -69,10 +69,16 @@ def test_run_end_to_end_with_bad_files(corpus: Path, tmp_path: Path, capsys):
 
     # retraining from scratch, the search in 2 processes where the first run had 1, gives the same runs (fixed seeds;
     # --jobs is not in the version, so it must not change what a run holds): the same versions, and the same bytes
-    # of what they store but the model file (skops names arrays by their id in memory: never the same bytes twice)
+    # of what they store, the model file included (skops named arrays by their id in memory, and dated its entries:
+    # never the same bytes twice), so run.json records the same SHA-256
     stored = ("predictions.parquet", "params.json", "metrics.json", "model_card.md", "confusion_matrix.png")
+
+    def model_file(m: dict) -> tuple[dict, bytes]:
+        record = json.loads((Path(m["run_dir"]) / "run.json").read_text())["model_file"]
+        return record, (Path(m["run_dir"]) / record["file"]).read_bytes()
+
     before = {name: {f: (Path(m["run_dir"]) / f).read_bytes() for f in stored} for name, m in models.items()}
-    xgb_model = (Path(models["xgb"]["run_dir"]) / "model.json").read_bytes()
+    models_before = {name: model_file(m) for name, m in models.items()}
     code, r3, _ = run_cli(capsys, "train", str(out), *SPLIT, "--n-iter", "2", "--jobs", "2", "--force", "--json")
     assert code == 0
     again = {m["model"]: m for m in r3["models"]}
@@ -81,7 +87,7 @@ def test_run_end_to_end_with_bad_files(corpus: Path, tmp_path: Path, capsys):
         assert again[name]["version"] == m["version"] and again[name]["run_dir"] == m["run_dir"]
         for f in stored:
             assert (Path(m["run_dir"]) / f).read_bytes() == before[name][f], (name, f)
-    assert (Path(models["xgb"]["run_dir"]) / "model.json").read_bytes() == xgb_model
+        assert model_file(m) == models_before[name], (name, models_before[name][0]["file"])
 
 
 def test_strict_fails_on_rejects_after_writing_the_rest(corpus: Path, tmp_path: Path, capfd):

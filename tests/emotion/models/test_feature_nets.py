@@ -5,6 +5,7 @@ from sklearn.base import clone
 from emotion.core.errors import ModelIntegrityError
 from emotion.models.feature_nets import KerasMLPClassifier
 from emotion.models.persist import dump_model, load_model
+from tests.emotion.models.conftest import as_if_later_or_elsewhere, assert_keras_file_of_content_only
 
 
 @pytest.fixture(scope="module")
@@ -229,3 +230,27 @@ def test_tensorflow_set_up_before_the_package_is_named(tf_first):
         assert len(seen) == 1 and "oneDNN" in seen[0] and "thread pools" in seen[0], seen
     else:
         assert seen == []
+
+
+@pytest.mark.parametrize("kind", ["mlp", "melcnn"])
+def test_the_same_training_gives_the_same_keras_file(kind, data):
+    """Keras dated the file and its entries, numbered the layers by how many of their kind the process had built
+    before, and recorded the address in memory of the dtype policy the layers share: the file's SHA-256 differed
+    between two trainings of the same network, in one process or two."""
+    from emotion.models.feature_nets import KerasSpecCNN
+
+    if kind == "mlp":
+        X, y = data
+        make = lambda: KerasMLPClassifier(hidden=8, layers=2, epochs=2, seed=1)  # noqa: E731
+    else:
+        X, y = spectrograms(n_per_class=4)
+        make = lambda: KerasSpecCNN(n_mels=8, filters=(4, 8), dense=8, epochs=1, seed=2)  # noqa: E731
+    first = make().fit(X, y)
+    blob_a, rec_a = dump_model(first)
+    as_if_later_or_elsewhere()
+    second = make().fit(X, y)
+    blob_b, rec_b = dump_model(second)
+    assert blob_a == blob_b and rec_a.sha256 == rec_b.sha256
+    assert_keras_file_of_content_only(blob_a)
+    loaded = load_model(blob_b, rec_b.to_dict())
+    np.testing.assert_array_equal(loaded.predict_proba(X), second.predict_proba(X))

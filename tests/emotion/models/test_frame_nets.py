@@ -11,6 +11,7 @@ from sklearn.base import clone
 from emotion.core.errors import ModelIntegrityError, UsageError
 from emotion.models.frame_nets import FERTransfer, FrameCNN, curves_png, fer_weights_path, load_fer_base
 from emotion.models.persist import dump_model, load_model
+from tests.emotion.models.conftest import as_if_later_or_elsewhere, assert_keras_file_of_content_only
 
 
 def patterns(n_per_class: int, size: int = 32, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
@@ -288,3 +289,26 @@ def test_training_curves_have_whole_epoch_ticks_and_mark_fine_tuning_only_when_i
            "val_accuracy": [0.2, 0.5, 0.55]}
     check({**two, "head_epochs": [1.0]}, 1.5)
     check({**two, "head_epochs": [3.0]}, None)  # every epoch the head's: fine-tuning never ran
+
+
+@pytest.mark.parametrize("name", ["cnn", "fer"])
+def test_the_same_training_gives_the_same_keras_file(name):
+    """As the feature networks' (test_feature_nets): a frame model trained twice alike, other networks built in between
+    and a new dtype policy, is saved in the same bytes; the FER model's base keeps the names of the shipped file."""
+    if name == "cnn":
+        X, y = patterns(2, size=16)
+        make = lambda: FrameCNN(input_size=16, epochs=1, batch_size=8, filters=(4,), dense=8, augment=False,  # noqa: E731
+                                patience=0, seed=3)
+    else:
+        X, y = patterns(1, size=64)
+        make = lambda: FERTransfer(epochs=1, tune_epochs=1, unfreeze=2, batch_size=8, augment=False, patience=0,  # noqa: E731
+                                   seed=3)
+    first = make().fit(X, y)
+    blob_a, rec_a = dump_model(first)
+    as_if_later_or_elsewhere()
+    second = make().fit(X, y)
+    blob_b, rec_b = dump_model(second)
+    assert blob_a == blob_b and rec_a.sha256 == rec_b.sha256
+    assert_keras_file_of_content_only(blob_a)
+    loaded = load_model(blob_b, rec_b.to_dict())
+    np.testing.assert_array_equal(loaded.predict_proba(X), second.predict_proba(X))

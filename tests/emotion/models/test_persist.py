@@ -1,7 +1,10 @@
 """Saving and loading models (emotion.models.persist): what a stored XGBoost model keeps besides its trees."""
 
+import io
 import json
 import warnings
+import zipfile
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -107,3 +110,85 @@ def test_ensemble_stored_without_xgb_parameters_gets_those_of_its_run(tmp_path, 
     store, run_dir = _old_run(tmp_path, ens, best, 3)
     loaded, _ = load_run(store, run_dir)
     assert _kept(dict(loaded.members)["xgb"], tuned_xgb)
+
+
+# -- the same training gives the same file -------------------------------------------------------------------------
+
+DATA = Path(__file__).resolve().parents[2] / "data"
+FIXED_DATE = (1980, 1, 1, 0, 0, 0)
+
+
+def _trained_twice(make, data):
+    """Two models trained alike, each saved: (model, bytes, record) of each."""
+    X, y, _ = data
+    out = []
+    for _ in range(2):
+        est = make().fit(X, y)
+        blob, rec = dump_model(est)
+        out.append((est, blob, rec))
+    return out
+
+
+def _rf():
+    return model_spec("rf").build(0).set_params(n_estimators=5, max_depth=4)
+
+
+@pytest.mark.parametrize("make", [lambda: model_spec("lr").build(0), lambda: model_spec("svc").build(0), _rf],
+                         ids=["lr", "svc", "rf"])
+def test_the_same_training_gives_the_same_skops_file(make, data):
+    """skops named the arrays it stores by their address in memory (id()), and dated the archive's entries: the
+    model file's SHA-256 differed between two trainings that gave the same model."""
+    (a, blob_a, rec_a), (b, blob_b, rec_b) = _trained_twice(make, data)
+    assert rec_a.format == "skops" and blob_a == blob_b and rec_a.sha256 == rec_b.sha256
+    with zipfile.ZipFile(io.BytesIO(blob_a)) as zf:
+        assert {i.date_time for i in zf.infolist()} == {FIXED_DATE}
+    loaded = load_model(blob_b, rec_b.to_dict())
+    scores = "predict_proba" if hasattr(b, "predict_proba") else "decision_function"  # the SVC has no probabilities
+    np.testing.assert_array_equal(getattr(loaded, scores)(data[0]), getattr(b, scores)(data[0]))
+
+
+def test_the_same_training_gives_the_same_xgboost_file(tuned_xgb, data):
+    """XGBoost's JSON was already a function of the model: kept so."""
+    (a, blob_a, rec_a), (b, blob_b, rec_b) = _trained_twice(lambda: clone(tuned_xgb), data)
+    assert rec_a.format == "xgboost-json" and blob_a == blob_b
+
+
+def test_the_same_training_gives_the_same_ensemble_file(tuned_xgb, data):
+    """An ensemble's zip dated its entries and held its members' skops files as they were."""
+    (a, blob_a, rec_a), (b, blob_b, rec_b) = _trained_twice(
+        lambda: SoftVotingEnsemble([("lr", model_spec("lr").build(0)), ("xgb", clone(tuned_xgb))], [0.5, 0.5]), data)
+    assert rec_a.format == "ensemble-zip" and blob_a == blob_b
+    with zipfile.ZipFile(io.BytesIO(blob_a)) as zf:
+        assert {i.date_time for i in zf.infolist()} == {FIXED_DATE}
+    loaded = load_model(blob_b, rec_b.to_dict())
+    np.testing.assert_array_equal(loaded.predict_proba(data[0]), b.predict_proba(data[0]))
+
+
+def test_an_object_held_twice_is_one_object_after_loading(data):
+    """skops stores an object once and refers to it where it appears again (by the number it names it with): after
+    the file is rewritten, the two places still hold one object."""
+    X, y, _ = data
+    est = model_spec("lr").build(0).fit(X, y)
+    shared = np.arange(5.0)
+    est.first_ = est.second_ = shared
+    blob, rec = dump_model(est)
+    loaded = load_model(blob, rec.to_dict())
+    assert loaded.first_ is loaded.second_ and np.array_equal(loaded.first_, shared)
+
+
+def test_a_skops_file_of_an_earlier_release_still_loads():
+    """A fused model saved by 0.x (its arrays named by their address in memory) loads and predicts as it did."""
+    stored = json.loads((DATA / "fusion-written-by-0.x.json").read_text())
+    model = load_model((DATA / "fusion-written-by-0.x.skops").read_bytes(), stored["record"])
+    np.testing.assert_array_equal(model.predict_proba(np.asarray(stored["X"])), np.asarray(stored["proba"]))
+
+
+@pytest.mark.parametrize("name", ["mlp", "frame-cnn"])
+def test_a_keras_file_of_an_earlier_release_still_loads(name):
+    """Files saved before the networks named their layers (Keras' own names, numbered by what the process had built
+    before: made by 0.1 after another network, see each JSON's made_by) and before the file was normalised load and
+    predict as they did."""
+    stored = json.loads((DATA / f"{name}-written-by-0.1.json").read_text())
+    model = load_model((DATA / f"{name}-written-by-0.1.keras").read_bytes(), stored["record"])
+    X = np.asarray(stored["X"], np.float32 if name == "mlp" else np.uint8)
+    np.testing.assert_array_equal(np.asarray(model.predict_proba(X), np.float64), np.asarray(stored["proba"]))
