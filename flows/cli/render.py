@@ -47,22 +47,14 @@ def print_extract(s: dict[str, Any]) -> None:
                   f"landmark features {faces['feature_set']}")
             for p in faces["clips_without_face"][:10]:
                 print(f"    no face in any kept frame of {p}")
-            several = faces.get("clips_with_several_faces") or []
-            if several:  # each clip's crops follow one face: say which, and name the clips to look at
-                print(f"  faces: {len(several)} clip(s) show more than one face in a kept frame; their crops follow "
-                      "one face at a time (check that it is the speaker's)")
-                for p in several[:10]:
-                    print(f"    more than one face in {p}")
-                if len(several) > 10:
-                    print(f"    ... and {len(several) - 10} more (--json lists them)")
-            switched = faces.get("clips_track_switched") or []
-            if switched:  # the face followed was lost and another taken: the crops may show someone else
-                print(f"  faces: {len(switched)} clip(s) lose the face they follow in a kept frame and go on with "
-                      "another; check their crops, which may show someone other than the speaker from there on")
-                for p in switched[:10]:
-                    print(f"    track switched person in {p}")
-                if len(switched) > 10:
-                    print(f"    ... and {len(switched) - 10} more (--json lists them)")
+            # each clip's crops follow one face: say which clips to look at
+            _clips_to_check(faces.get("clips_with_several_faces") or [],
+                            "show more than one face in a kept frame; their crops follow one face at a time (check "
+                            "that it is the speaker's)", "more than one face in")
+            # the face followed was lost and another taken: the crops may show someone else
+            _clips_to_check(faces.get("clips_track_switched") or [],
+                            "lose the face they follow in a kept frame and go on with another; check their crops, "
+                            "which may show someone other than the speaker from there on", "track switched person in")
             uncounted, unrecorded = faces.get("n_clips_faces_unknown") or 0, faces.get("n_clips_track_unknown") or 0
             if uncounted and uncounted == unrecorded:  # a store from before both: one line, one advice
                 print(f"  faces: {uncounted} clip(s) were stored without the number of faces in their frames or a "
@@ -238,3 +230,13 @@ def print_predictions(payload: dict[str, Any]) -> None:
             kind = "fused" if "/fusion-" in str(r.get("model")) else "voice" if r["modalities_used"] == ["audio"] else "face"
             print(f"  clip outcome of this face model: {own.get('emotion')} ({own.get('probability', 0):.2f})"
                   + ("" if same else f"; the outcome above ({r['emotion']}) is the {kind} model's"))
+
+
+def _clips_to_check(clips: list[str], what: str, each: str) -> None:
+    """``faces: N clip(s) <what>``, then the first ten clips, each as ``<each> <clip>``; nothing for no clip."""
+    if clips:
+        print(f"  faces: {len(clips)} clip(s) {what}")
+        for p in clips[:10]:
+            print(f"    {each} {p}")
+        if len(clips) > 10:
+            print(f"    ... and {len(clips) - 10} more (--json lists them)")

@@ -38,6 +38,21 @@ def as_if_later_or_elsewhere() -> None:
 FIXED_DATE = (1980, 1, 1, 0, 0, 0)
 
 
+def assert_trained_twice_alike(make, X, y) -> None:
+    """``make()`` fitted on ``X, y`` twice, other networks built in between (:func:`as_if_later_or_elsewhere`),
+    is saved in the same bytes, which tell nothing of when they were written, and loads to predict as fitted."""
+    from emotion.models.persist import dump_model, load_model
+
+    blob_a, rec_a = dump_model(make().fit(X, y))
+    as_if_later_or_elsewhere()
+    second = make().fit(X, y)
+    blob_b, rec_b = dump_model(second)
+    assert blob_a == blob_b and rec_a.sha256 == rec_b.sha256
+    assert_keras_file_of_content_only(blob_a)
+    loaded = load_model(blob_b, rec_b.to_dict())
+    np.testing.assert_array_equal(loaded.predict_proba(X), second.predict_proba(X))
+
+
 def assert_keras_file_of_content_only(blob: bytes) -> None:
     """Nothing in a saved ``.keras`` file tells when it was written."""
     import io

@@ -5,7 +5,7 @@ from sklearn.base import clone
 from emotion.core.errors import ModelIntegrityError
 from emotion.models.feature_nets import KerasMLPClassifier
 from emotion.models.persist import dump_model, load_model
-from tests.emotion.models.conftest import as_if_later_or_elsewhere, assert_keras_file_of_content_only
+from tests.emotion.models.conftest import assert_trained_twice_alike
 
 
 @pytest.fixture(scope="module")
@@ -245,12 +245,4 @@ def test_the_same_training_gives_the_same_keras_file(kind, data):
     else:
         X, y = spectrograms(n_per_class=4)
         make = lambda: KerasSpecCNN(n_mels=8, filters=(4, 8), dense=8, epochs=1, seed=2)  # noqa: E731
-    first = make().fit(X, y)
-    blob_a, rec_a = dump_model(first)
-    as_if_later_or_elsewhere()
-    second = make().fit(X, y)
-    blob_b, rec_b = dump_model(second)
-    assert blob_a == blob_b and rec_a.sha256 == rec_b.sha256
-    assert_keras_file_of_content_only(blob_a)
-    loaded = load_model(blob_b, rec_b.to_dict())
-    np.testing.assert_array_equal(loaded.predict_proba(X), second.predict_proba(X))
+    assert_trained_twice_alike(make, X, y)

@@ -11,7 +11,7 @@ from sklearn.base import clone
 from emotion.core.errors import ModelIntegrityError, UsageError
 from emotion.models.frame_nets import FERTransfer, FrameCNN, curves_png, fer_weights_path, load_fer_base
 from emotion.models.persist import dump_model, load_model
-from tests.emotion.models.conftest import as_if_later_or_elsewhere, assert_keras_file_of_content_only
+from tests.emotion.models.conftest import assert_trained_twice_alike
 
 
 def patterns(n_per_class: int, size: int = 32, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
@@ -303,12 +303,4 @@ def test_the_same_training_gives_the_same_keras_file(name):
         X, y = patterns(1, size=64)
         make = lambda: FERTransfer(epochs=1, tune_epochs=1, unfreeze=2, batch_size=8, augment=False, patience=0,  # noqa: E731
                                    seed=3)
-    first = make().fit(X, y)
-    blob_a, rec_a = dump_model(first)
-    as_if_later_or_elsewhere()
-    second = make().fit(X, y)
-    blob_b, rec_b = dump_model(second)
-    assert blob_a == blob_b and rec_a.sha256 == rec_b.sha256
-    assert_keras_file_of_content_only(blob_a)
-    loaded = load_model(blob_b, rec_b.to_dict())
-    np.testing.assert_array_equal(loaded.predict_proba(X), second.predict_proba(X))
+    assert_trained_twice_alike(make, X, y)
