@@ -51,6 +51,16 @@ def test_extract_video_frames_with_face_crop(tiny_video_corpus: Path, tmp_path: 
     assert len(Store(str(out)).read_dataset("frames", key)) == 178 * 3
 
 
+def _face_crops_extracted(tmp_path: Path, capsys) -> tuple[Path, list[str], dict]:
+    """``emotion extract`` of the clips under ``tmp_path/data`` into face crops (one worker): the store, the
+    command's arguments and the ``faces`` of its --json summary."""
+    out = tmp_path / "store"
+    argv = ["extract", str(tmp_path / "data"), "--out", str(out), "--modality", "video", "--face-crop", "--workers",
+            "1"]
+    assert main([*argv, "--json"]) == 0
+    return out, argv, json.loads(capsys.readouterr().out)["modalities"]["video"]["faces"]
+
+
 def test_clips_with_more_than_one_face_are_counted_stored_and_named(tmp_path: Path, capsys):
     from emotion.core.ids import parse_id
     from emotion.video.synth import VideoSynthParams, write_clip
@@ -62,11 +72,7 @@ def test_clips_with_more_than_one_face_are_counted_stored_and_named(tmp_path: Pa
     write_rgb_clip(data / two, [f for f in _two_faces(3) for _ in range(20)])
     one = "02-01-04-01-01-01-01.mp4"
     write_clip(data / one, parse_id(one), VideoSynthParams(modalities=(2,), duration=1.4, seed=5))
-    out = tmp_path / "store"
-    argv = ["extract", str(tmp_path / "data"), "--out", str(out), "--modality", "video", "--face-crop", "--workers",
-            "1"]
-    assert main([*argv, "--json"]) == 0
-    faces = json.loads(capsys.readouterr().out)["modalities"]["video"]["faces"]
+    out, argv, faces = _face_crops_extracted(tmp_path, capsys)
     assert faces["n_clips_with_several_faces"] == 1 and faces["clips_with_several_faces"] == [f"Actor_01/{two}"]
     assert faces["n_clips_faces_unknown"] == 0
     frames = Store(str(out)).read_dataset("frames", FrameParams(face_crop=True).key)
@@ -88,11 +94,7 @@ def test_clips_whose_face_track_switched_person_are_stored_and_named(tmp_path: P
     write_rgb_clip(data / left, [f for f in _stepping_back(n=2, gone=True) for _ in range(20)])
     stay = "02-01-04-01-01-01-01.mp4"  # two people in every frame, one followed throughout
     write_rgb_clip(data / stay, [f for f in _two_faces(3) for _ in range(20)])
-    out = tmp_path / "store"
-    argv = ["extract", str(tmp_path / "data"), "--out", str(out), "--modality", "video", "--face-crop", "--workers",
-            "1"]
-    assert main([*argv, "--json"]) == 0
-    faces = json.loads(capsys.readouterr().out)["modalities"]["video"]["faces"]
+    out, argv, faces = _face_crops_extracted(tmp_path, capsys)
     assert faces["n_clips_track_switched"] == 1 and faces["clips_track_switched"] == [f"Actor_01/{left}"]
     assert faces["n_clips_track_unknown"] == 0 and faces["n_clips_with_several_faces"] == 2
     store = Store(str(out))
