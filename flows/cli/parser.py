@@ -281,7 +281,8 @@ def build_parser() -> EmotionParser:
                                    "trained last: the one with the newest run)")
     p.add_argument("--same-speaker", action="store_true",
                    help="the files are clips of one speaker: a speaker-normalised model standardises them by their own "
-                        "statistics (8 clips or more), not the pooled training statistics")
+                        "statistics (8 clips or more), not the pooled training statistics; only right when the clips "
+                        "span the speaker's range of emotions, as an actor's in training do")
     _add_common(p)
 
     p = sub.add_parser("server", help="run a local Prefect server and UI (SQLite; PostgreSQL via settings)")
