@@ -222,10 +222,11 @@ def load_audio_rate(data: bytes, target_sr: int, *, video: bool = False) -> tupl
     mono = resample(to_mono(y), sr, target_sr)
     peak = float(np.max(np.abs(mono))) if mono.size else 0.0
     if peak < SILENCE_PEAK:
-        db = 20 * np.log10(max(peak, 1e-12))
+        # all samples zero: a video-only clip's track, or a file with nothing recorded; "-240 dBFS" said so obscurely
+        level = "digital silence: every sample is zero" if peak == 0 else f"peak {20 * np.log10(peak):.0f} dBFS"
         if video:
-            raise NoAudioError(f"the audio track is silent (peak {db:.0f} dBFS)")
-        raise RejectedInput(f"audio is silent (peak {db:.0f} dBFS)")
+            raise NoAudioError(f"the audio track is silent ({level})")
+        raise RejectedInput(f"audio is silent ({level})")
     return mono, sr
 
 

@@ -122,7 +122,7 @@ def test_audio_step_takes_the_speech_of_av_clips_and_sets_video_only_clips_aside
     res = extract_chunk(step, [ref for ref, _, _ in inv.clips], str(data), str(tmp_path / "out"))
     assert res.processed == 27
     assert {r["path"].split("/")[-1]: r["reason"] for r in res.no_audio} == {
-        "01-01-02-01-01-01-21.mp4": "no audio: the audio track is silent (peak -240 dBFS)",
+        "01-01-02-01-01-01-21.mp4": "no audio: the audio track is silent (digital silence: every sample is zero)",
         "01-01-02-01-02-01-21.mp4": "no audio: no audio track in the clip"}
     assert [r["path"].split("/")[-1] for r in res.rejects] == ["01-01-03-01-01-01-21.mp4"]
     df = Store(str(tmp_path / "out")).read_features("audio", PARAMS.key)
