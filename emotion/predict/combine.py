@@ -68,8 +68,9 @@ def predict_file(path: str, predictors: Predictors, speaker: SpeakerGroup | None
         else:
             pred.timeline_model = predictors.video.name
             if pred.timeline is None:  # a feature model on the landmarks' statistics over the clip
-                pred.notes.append("the face model reads the clip's landmark statistics as a whole: no per-frame "
-                                  "timeline")
+                pred.notes.append(f"the face model {predictors.video.name.split(' (')[0]} reads the clip's landmark "
+                                  "statistics as a whole: no per-frame timeline (a frame model's, cnn or fer, gives "
+                                  "one: give its run folder as --model)")
             top = max(video_p.items(), key=lambda kv: (kv[1], -EMOTION_LABELS.index(kv[0])))
             pred.timeline_outcome = {"emotion": top[0], "probability": top[1]}
             if isinstance(predictors.video, ZeroShotFaceModel):

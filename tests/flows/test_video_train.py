@@ -292,5 +292,6 @@ def test_landmark_features_train_feature_models_with_speaker_norm_and_predict(vi
     assert main(["predict", str(clip), "--model", m["run_dir"], "--json"]) == 0
     (p,) = json.loads(capsys.readouterr().out)
     assert p["model"] == m["run_dir"] and p["modalities_used"] == ["video"] and p["emotion"] == "angry"
-    assert p["timeline"] is None and "the face model reads the clip's landmark statistics as a whole: no per-frame " \
-        "timeline" in p["notes"]  # said, so that a missing timeline is not taken for a fault
+    assert p["timeline"] is None and f"the face model {m['run_dir']} reads the clip's landmark statistics as a " \
+        "whole: no per-frame timeline (a frame model's, cnn or fer, gives one: give its run folder as --model)" \
+        in p["notes"]  # said, and by which model, so that a missing timeline is not taken for a fault
