@@ -162,7 +162,8 @@ def train_models(
 
     results = []
     if audio_models:
-        results.append(run(f"train-audio-{'-'.join(audio_models)}", partial(
+        kind = f"video-{features.name}" if is_face_set(features) else "audio"  # as its flow run is named
+        results.append(run(f"train-{kind}-{'-'.join(audio_models)}", partial(
             train_audio, out, split, audio_models, features.name, search, n_jobs=n_jobs, force=force,
             speaker_norm=speaker_norm, augment=features.augment_speeds(),
             frames=features.frame_params() if is_face_set(features) else None)))
