@@ -155,7 +155,9 @@ def train_video(
     Store(out).check_writable()  # a read-only store stops here, not after the search (runs, summary, report)
     read = _read_frames(models, frames)
     version, actors = _video_data(out, read)
-    labels = run_tags(modality="video", features=frames_label(read), split=split, data_version=version, actors=actors)
+    # speaker-norm:no (frame models take none) as in a pipeline's step, whose run's speaker-norm tag it would inherit
+    labels = run_tags(modality="video", features=frames_label(read), split=split, data_version=version,
+                      speaker_norm=False, actors=actors)
     with tagged(labels):
         progress = _progress("video", models, split)
         results = [train_video_model(out, m, sp, frames_for(m, frames), per_model[m], force, progress) for m in models]
@@ -199,7 +201,9 @@ def train_fusion(
     Store(out).check_writable()  # a read-only store stops here, not after the search (runs, summary, report)
     face = replace(frames, face_crop=True)  # the face embedding is FER2013's: it reads face crops
     version, actors = _audio_data(out, fp)
-    labels = run_tags(modality="fusion", features=fp.name, split=split, data_version=version, actors=actors)
+    # speaker-norm:no: the fused models read raw voice features, with or without a pipeline's --speaker-norm
+    labels = run_tags(modality="fusion", features=fp.name, split=split, data_version=version, speaker_norm=False,
+                      actors=actors)
     with tagged([*labels, f"frames:{frames_label(face)}"]):
         progress = _progress("fusion", models, split)
         results = []

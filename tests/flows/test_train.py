@@ -102,6 +102,27 @@ def test_a_landmarks_training_is_named_and_tagged_video_as_its_models_are(tmp_pa
     assert "modality:audio" in _labels_of(monkeypatch, tmp_path, train.train_audio, ("lr",), "seed")
 
 
+def test_a_training_has_the_same_tags_whether_the_pipeline_or_train_starts_it(tmp_path, monkeypatch):
+    """A fused (or frame) training started by `emotion train` had no speaker-norm tag; started by the pipeline it
+    inherited the pipeline's (speaker-norm:yes with --speaker-norm, though fused models read raw voice features).
+    Each training's own tags now name every kind the pipeline's do, so none is inherited."""
+    import flows.run as run
+    from flows.naming import merge_tags
+
+    for speaker_norm in (False, True):
+        got = _capture_tags(monkeypatch, run)
+        monkeypatch.setattr(run, "_pipeline", lambda *_a, **_k: {})
+        run.run_pipeline.fn(str(tmp_path), str(tmp_path), "train=1,test=5", speaker_norm=speaker_norm)
+        pipeline = got[0]
+        for flow, args, kwargs in ((train.train_audio, (("lr",), "seed"), {"speaker_norm": speaker_norm}),
+                                   (train.train_video, (("cnn",),), {}),
+                                   (train.train_fusion, (("fusion-late",),), {})):
+            alone = _labels_of(monkeypatch, tmp_path, flow, *args, **kwargs)
+            assert set(merge_tags(pipeline, alone)) == set(alone), (flow.name, speaker_norm, pipeline, alone)
+            if flow is not train.train_audio:  # their models read raw voice features, or none
+                assert "speaker-norm:no" in alone
+
+
 def test_a_pipeline_names_its_landmarks_training_step_video_as_the_flow_run_under_it(tmp_path, monkeypatch):
     import flows.run as run
     from emotion.featuresets import feature_params
