@@ -9,14 +9,13 @@ from typing import Any
 from prefect import flow, get_run_logger
 
 from emotion.audio.seed import AudioFeatureParams
-from emotion.core.errors import Advised, EmotionError, UsageError, note_done
+from emotion.core.errors import Advised, UsageError, note_done
 from emotion.core.names import DEFAULT_MODELS, FUSION_MODELS, VIDEO_MODELS, split_models
 from emotion.core.splits import DEFAULT_SPLIT, ActorSplit, lacking_actors
-from emotion.extract.inventory import actors_in
+from emotion.extract.inventory import check_pipeline_split
 from emotion.featuresets import FeatureParams, feature_params, is_face_set
-from emotion.models.search import SearchParams, too_few_cv_actors
+from emotion.models.search import SearchParams
 from emotion.store.catalog import SPEAKER_NORM_ASSUMES, best_per_modality, collect_runs, folder_of, rank_rows
-from emotion.store.sources import AUDIO_EXTENSIONS, VIDEO_EXTENSIONS, DataRoot, Listing
 from emotion.store.store import Store
 from emotion.video.frames import FrameParams
 from flows.extract import extract
@@ -106,8 +105,7 @@ def _pipeline(data: str, out: str, split: str, features: FeatureParams, search: 
     face_set = is_face_set(features)
     ex = {"full": full, "dask_address": dask_address, "workers": workers, "replace_data": replace_data}
     frame_sets = list(dict.fromkeys(frames_for(m, frames) for m in (*video_models, *fusion_models)))
-    listing = check_split_against_data(data, split, "video" if modality == "video" or face_set else "any", search,
-                                       bool(audio_models))
+    listing = check_pipeline_split(data, split, modality, features, audio_models, search)
     # one listing of the data root: the extractions take their inventories from the split check's
     with shared_cluster(dask_address, workers), listed(listing):  # one local Dask cluster for all the extractions
         if audio_models or fusion_models:
@@ -162,7 +160,8 @@ def train_models(
 
     results = []
     if audio_models:
-        results.append(run(f"train-audio-{'-'.join(audio_models)}", partial(
+        kind = f"video-{features.name}" if is_face_set(features) else "audio"  # as its flow run is named
+        results.append(run(f"train-{kind}-{'-'.join(audio_models)}", partial(
             train_audio, out, split, audio_models, features.name, search, n_jobs=n_jobs, force=force,
             speaker_norm=speaker_norm, augment=features.augment_speeds(),
             frames=features.frame_params() if is_face_set(features) else None)))
@@ -219,30 +218,6 @@ def recipe(features: FeatureParams, speaker_norm: bool) -> dict[str, Any]:
         "features": features.name, "augment": list(speeds), "speaker_norm": speaker_norm,
         "assumes": SPEAKER_NORM_ASSUMES if speaker_norm else None,
     }
-
-
-def check_split_against_data(data: str, split: str, kind: str, search: SearchParams, tuned: bool) -> Listing:
-    """Before any extraction: the clips under ``data`` (``kind``: "video", the mp4s, or "any" clip; told by their
-    names, none read) must have actors on both sides of ``split`` (else an :class:`EmotionError` that names a split
-    they allow), and, for models tuned by actor-grouped CV (``tuned``), enough train actors for ``search``'s folds
-    (else a :class:`UsageError` naming the ``--cv-folds`` they allow). Either failed once every clip had been
-    extracted, after minutes or hours. Data with no clip named as RAVDESS names them is left to the extraction.
-    Returns the listing of ``data`` it read (the extractions take their inventories from it)."""
-    exts = VIDEO_EXTENSIONS if kind == "video" else AUDIO_EXTENSIONS | VIDEO_EXTENSIONS
-    listing = DataRoot(data).listing(exts)
-    actors = actors_in(listing.candidates)
-    if not actors:
-        return listing
-    sp = ActorSplit.parse(split)
-    lack = lacking_actors(sp, actors, "clips", f"under {data}")
-    if lack:
-        raise EmotionError(lack)
-    train = set(sp.train) & set(actors)
-    few = too_few_cv_actors(train, search.cv_folds) if tuned else None
-    if few:
-        raise UsageError(f"{few} (the clips under {data} have {len(train)} of the train actors of {sp})",
-                         advice=few.advice)
-    return listing
 
 
 def skip_video_note(actors: tuple[int, ...], split: str) -> Advised | None:

@@ -36,12 +36,14 @@ def _audio_data(out: str, features: FeatureParams) -> tuple[str, tuple[int, ...]
 
 
 def train_audio_run_name() -> str:
-    """``train-audio-seed-speakernorm-train=1-20,test=21-24-data-1a2b3c4d-9f8e7d``."""
+    """``train-audio-seed-speakernorm-train=1-20,test=21-24-data-1a2b3c4d-9f8e7d``; ``train-video-landmarks-...`` for
+    a face feature set (the README's, the report's and the summary's modality of its models)."""
     rid, p = current_run()
     features = feature_params(p.get("features", "seed"), p.get("augment"), p.get("frames"))
     norm = "speakernorm" if p.get("speaker_norm") else None
     version, actors = _audio_data(p["out"], features)
-    return name("train-audio", features.name, norm, split_used(p.get("split", DEFAULT_SPLIT), actors), _data(version), rid)
+    return name(f"train-{modality_of(features)}", features.name, norm, split_used(p.get("split", DEFAULT_SPLIT), actors),
+                _data(version), rid)
 
 
 def _progress(modality: str, models: tuple[str, ...], split: str) -> Progress:
@@ -74,7 +76,7 @@ def train_audio(
     Store(out).check_writable()  # a read-only store stops here, not after the search (runs, summary, report)
     jobs = n_jobs or default_workers()
     version, actors = _audio_data(out, fp)
-    labels = run_tags(modality="audio", features=fp.name, split=split, data_version=version,
+    labels = run_tags(modality=modality_of(fp), features=fp.name, split=split, data_version=version,
                       speaker_norm=speaker_norm, actors=actors)
     with tagged(labels):
         progress = _progress("audio", models, split)
@@ -153,7 +155,9 @@ def train_video(
     Store(out).check_writable()  # a read-only store stops here, not after the search (runs, summary, report)
     read = _read_frames(models, frames)
     version, actors = _video_data(out, read)
-    labels = run_tags(modality="video", features=frames_label(read), split=split, data_version=version, actors=actors)
+    # speaker-norm:no (frame models take none) as in a pipeline's step, whose run's speaker-norm tag it would inherit
+    labels = run_tags(modality="video", features=frames_label(read), split=split, data_version=version,
+                      speaker_norm=False, actors=actors)
     with tagged(labels):
         progress = _progress("video", models, split)
         results = [train_video_model(out, m, sp, frames_for(m, frames), per_model[m], force, progress) for m in models]
@@ -197,7 +201,9 @@ def train_fusion(
     Store(out).check_writable()  # a read-only store stops here, not after the search (runs, summary, report)
     face = replace(frames, face_crop=True)  # the face embedding is FER2013's: it reads face crops
     version, actors = _audio_data(out, fp)
-    labels = run_tags(modality="fusion", features=fp.name, split=split, data_version=version, actors=actors)
+    # speaker-norm:no: the fused models read raw voice features, with or without a pipeline's --speaker-norm
+    labels = run_tags(modality="fusion", features=fp.name, split=split, data_version=version, speaker_norm=False,
+                      actors=actors)
     with tagged([*labels, f"frames:{frames_label(face)}"]):
         progress = _progress("fusion", models, split)
         results = []

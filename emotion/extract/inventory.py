@@ -12,10 +12,20 @@ from typing import Any
 import pandas as pd
 
 from emotion.audio.seed import AudioFeatureParams
-from emotion.core.errors import InvalidIdError, RejectedInput
+from emotion.core.errors import EmotionError, InvalidIdError, RejectedInput, UsageError
 from emotion.core.ids import Modality, RavdessId, parse_id
-from emotion.featuresets import FeatureParams
-from emotion.store.sources import AUDIO_EXTENSIONS, VIDEO_EXTENSIONS, Candidate, DataRoot, content_hash, extension
+from emotion.core.splits import ActorSplit, lacking_actors
+from emotion.featuresets import FeatureParams, is_face_set
+from emotion.models.search import SearchParams, too_few_cv_actors
+from emotion.store.sources import (
+    AUDIO_EXTENSIONS,
+    VIDEO_EXTENSIONS,
+    Candidate,
+    DataRoot,
+    Listing,
+    content_hash,
+    extension,
+)
 from emotion.store.store import LABEL_COLUMNS, Store
 from emotion.video.frames import FrameParams
 
@@ -305,3 +315,40 @@ def take_inventory(
         inv.clips.append((ref, rid, size))
     inv.unchanged_listing = bool(prior) and not changed and listed == set(prior)
     return inv
+
+
+def check_split_against_data(data: str, split: str, kind: str, search: SearchParams, tuned: bool) -> Listing:
+    """Before any extraction: the clips under ``data`` (``kind``: "video", the mp4s, or "any" clip; told by their
+    names, none read) must have actors on both sides of ``split`` (else an :class:`EmotionError` that names a split
+    they allow), and, for models tuned by actor-grouped CV (``tuned``), enough train actors for ``search``'s folds
+    (else a :class:`UsageError` naming the ``--cv-folds`` they allow). Either failed once every clip had been
+    extracted, after minutes or hours. Data with no clip named as RAVDESS names them is left to the extraction.
+    Returns the listing of ``data`` it read (the extractions take their inventories from it)."""
+    exts = VIDEO_EXTENSIONS if kind == "video" else AUDIO_EXTENSIONS | VIDEO_EXTENSIONS
+    listing = DataRoot(data).listing(exts)
+    actors = actors_in(listing.candidates)
+    if not actors:
+        return listing
+    sp = ActorSplit.parse(split)
+    lack = lacking_actors(sp, actors, "clips", f"under {data}")
+    if lack:
+        raise EmotionError(lack)
+    train = set(sp.train) & set(actors)
+    few = too_few_cv_actors(train, search.cv_folds) if tuned else None
+    if few:
+        raise UsageError(f"{few} (the clips under {data} have {len(train)} of the train actors of {sp})",
+                         advice=few.advice)
+    return listing
+
+
+def check_pipeline_split(data: str, split: str, modality: str, features: FeatureParams, feature_models: Sequence[str],
+                         search: SearchParams) -> Listing:
+    """:func:`check_split_against_data` as the pipeline (``emotion run``, the ``emotion-pipeline`` flow) checks it
+    before its extractions, on the clips its ``modality`` reads: the mp4s for ``video`` or a face feature set
+    (``landmarks``), else any clip; the train actors of the grouped CV where it trains ``feature_models`` (models on
+    ``features``: none with ``modality="video"`` and an audio set). The command line checks it before Prefect
+    starts (seconds of a temporary server), the flow again (a deployment's, the UI's runs)."""
+    face = is_face_set(features, modality)
+    kind = "video" if modality == "video" or face else "any"
+    tuned = bool(feature_models) and (modality != "video" or face)
+    return check_split_against_data(data, split, kind, search, tuned)

@@ -33,6 +33,7 @@ from flows.cli.options import (
     existing_dir,
     feature_params,
     frame_params,
+    new_dir,
     out_dir,
     search_params,
     split_text,
@@ -484,8 +485,17 @@ def _run(args: argparse.Namespace, data: str, out: str) -> dict[str, Any]:
     models = parse_models(args.model, default)
     check_feature_models(split_models(models)[0], args.features)
     features = feature_params(args)  # checked before the flow starts; the flow takes its plain name and speeds
+    if "://" not in data:  # the split against the data's actors: a listing (no clip read), before Prefect starts
+        from emotion.extract.inventory import check_pipeline_split
+
+        check_pipeline_split(data, split, args.modality, features, split_models(models)[0], search_params(args))
     fl = flows_module()  # Prefect (and its temporary server) once the command line is known to be good
-    out = out_dir(out)  # created only then too
+    with new_dir(out) as out:  # created only then too, and removed again if the run fails leaving it empty
+        return _run_pipeline(fl, args, data, out, split, models, features)
+
+
+def _run_pipeline(fl: Any, args: argparse.Namespace, data: str, out: str, split: str, models: tuple[str, ...],
+                  features: Any) -> dict[str, Any]:
     try:
         r = fl.run.run_pipeline(data, out, split, models, features.name, augment=features.augment_speeds(),
                                 search=search_params(args), modality=args.modality, frames=frame_params(args),

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import argparse
 import os
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -92,6 +94,29 @@ def out_dir(path: str) -> str:
     except OSError as exc:
         raise UsageError(f"cannot create the output folder {path!r}: {exc.strerror or exc}") from None
     return str(p.resolve())
+
+
+@contextmanager
+def new_dir(path: str) -> Iterator[str]:
+    """:func:`out_dir` for a command that may fail before it stores anything: the folders it created (``path`` and
+    any parent that did not exist) are removed again where the command fails leaving them empty. A folder that
+    existed before, or holds anything, stays."""
+    created = []
+    if "://" not in path:
+        p = Path(path).absolute()
+        while not p.exists() and p != p.parent:
+            created.append(p)
+            p = p.parent
+    out = out_dir(path)
+    try:
+        yield out
+    except BaseException:
+        for p in created:  # the deepest first
+            try:
+                p.rmdir()  # only an empty folder
+            except OSError:
+                break
+        raise
 
 
 def split_text(text: str) -> str:

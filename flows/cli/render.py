@@ -7,6 +7,7 @@ from collections.abc import Callable
 from typing import Any
 
 from emotion.core import jsontext
+from emotion.core.names import VIDEO_FEATURE_SETS
 from emotion.store.catalog import SPEAKER_NORM_ASSUMES, rank_rows
 
 COUNTS = ("processed", "skipped", "removed", "rejected")
@@ -90,7 +91,8 @@ def print_extract(s: dict[str, Any]) -> None:
 
 def print_train(t: dict[str, Any]) -> None:
     norm = ", speaker-normalised" if t.get("speaker_norm") else ""
-    audio = f" (audio features {t['features']}{norm})" if t.get("features") else ""
+    kind = "video" if t.get("features") in VIDEO_FEATURE_SETS else "audio"  # landmarks: the face's, as its rows say
+    audio = f" ({kind} features {t['features']}{norm})" if t.get("features") else ""
     used = t.get("split_used")
     present = f" (actors in the data: {used})" if used and used != t["split"] else ""
     # ranked as rank_rows ranks them (validation, as `emotion predict` chooses), not by the test accuracy shown

@@ -139,6 +139,52 @@ def test_run_checks_the_split_against_the_actors_of_the_data_before_extracting(c
     assert not (out / "features").exists()
 
 
+def test_a_split_the_data_cannot_satisfy_stops_run_before_prefect_starts_and_creates_no_folder(
+        corpus: Path, tmp_path: Path, capfd, monkeypatch):
+    """The check needs only a listing of the data root; it ran inside the flow, after ~16 s of starting a temporary
+    Prefect server, and left the empty --out folder the command had made."""
+    import flows.cli.commands as commands
+
+    def no_prefect(*_a, **_k):
+        raise AssertionError("Prefect started before the split was checked")
+
+    monkeypatch.setattr(commands, "flows_module", no_prefect)
+    out = tmp_path / "new" / "store"
+    code, _, err = run_cli(capfd, "run", str(corpus), "--out", str(out), "--modality", "audio",
+                           "--split", "train=1-3,test=22")
+    assert code == 1 and err.strip().splitlines() == [
+        f"emotion: run failed: no clips of the test actors of train=01-03,test=22 under {corpus} (actors present: "
+        "01-03,21); give e.g. --split train=01-03,test=21"], err
+    assert not (tmp_path / "new").exists()
+
+
+def test_a_failed_run_removes_the_empty_folders_it_created_and_keeps_any_other(corpus: Path, tmp_path: Path, capfd,
+                                                                               monkeypatch):
+    from types import SimpleNamespace
+
+    import flows.cli.commands as commands
+    from emotion.core.errors import EmotionError
+
+    def fails(_data, out, *_a, **_k):
+        if Path(out).name == "keep":  # a run that stored something before it failed
+            Path(out, "part").write_text("written")
+        raise EmotionError("the pipeline failed")
+
+    monkeypatch.setattr(commands, "flows_module", lambda *_a, **_k: SimpleNamespace(
+        run=SimpleNamespace(run_pipeline=fails)))
+    argv = ("run", str(corpus), "--modality", "audio", *SPLIT)
+    assert run_cli(capfd, *argv, "--out", str(tmp_path / "a" / "b" / "store"))[0] == 1
+    assert not (tmp_path / "a").exists()  # made by the command, left empty: removed
+    (tmp_path / "before").mkdir()
+    assert run_cli(capfd, *argv, "--out", str(tmp_path / "before" / "store"))[0] == 1
+    assert (tmp_path / "before").is_dir() and not (tmp_path / "before" / "store").exists()  # it existed: it stays
+    (tmp_path / "mine").mkdir()
+    assert run_cli(capfd, *argv, "--out", str(tmp_path / "mine"))[0] == 1
+    assert (tmp_path / "mine").is_dir()  # the user's own empty folder
+    assert run_cli(capfd, *argv, "--out", str(tmp_path / "new" / "keep"))[0] == 1
+    assert (tmp_path / "new" / "keep" / "part").read_text() == "written"  # something stored: nothing removed
+
+
 def test_a_run_interrupted_while_training_still_shows_what_its_extraction_did(corpus: Path, tmp_path: Path, capsys,
                                                                               monkeypatch):
     """Ctrl-C during the training: the extraction's work is stored, and its summary is printed before "interrupted"."""

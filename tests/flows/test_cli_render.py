@@ -182,3 +182,15 @@ def test_clips_whose_face_track_switched_person_are_named_with_a_request_to_chec
                                                           "\n") in out, out
     print_extract(extract_payload({"video": {**_summary([]), "faces": _faces()}}))  # no switch, all recorded
     assert "switch" not in capsys.readouterr().out
+
+
+def test_the_header_of_a_landmarks_training_calls_its_features_video_as_its_rows_do(capsys):
+    """`emotion train --features landmarks` printed "(audio features landmarks)" above a row "lr/landmarks video"."""
+    row = {**_row("lr", 0.9, 0.8), "modality": "video", "features": "landmarks"}
+    print_train({"split": "train=01-20,test=21-24", "features": "landmarks", "speaker_norm": False, "summary": "S",
+                 "models": [row]})
+    lines = capsys.readouterr().out.splitlines()
+    assert "(video features landmarks)" in lines[0] and "audio" not in lines[0]
+    assert lines[2].split()[:2] == ["lr/landmarks", "video"]
+    print_train({"split": "train=01-20,test=21-24", "features": "seed", "summary": "S", "models": [_row("lr", 0.9, 0.8)]})
+    assert "(audio features seed)" in capsys.readouterr().out.splitlines()[0]
