@@ -550,8 +550,6 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
 
 def cmd_evaluate(args: argparse.Namespace) -> int:
-    if not args.loso:
-        raise UsageError("evaluate needs --loso (leave-one-actor-out over the training actors; the only evaluation so far)")
     if args.params_from and not args.fixed_params:
         raise UsageError("--params-from needs --fixed-params")
     out = existing_dir(args.out, "store")

@@ -228,7 +228,9 @@ def build_parser() -> EmotionParser:
 
     p = sub.add_parser("evaluate", help="leave-one-actor-out evaluation over the training actors of a split")
     p.add_argument("out")
-    p.add_argument("--loso", action="store_true", help="leave one training actor out at a time (test actors unused)")
+    p.add_argument("--loso", action="store_true",
+                   help="leave one training actor out at a time, the test actors unused: the default, and so far the "
+                        "only evaluation (accepted, never needed)")
     p.add_argument("--features", default="seed", help=f"feature set: {', '.join(FEATURE_SET_NAMES)} (default seed)")
     _add_augment(p)
     p.add_argument("--fixed-params", action="store_true",
