@@ -128,22 +128,44 @@ def _add_frame_opts(p: argparse.ArgumentParser) -> None:
                         "square crops around OpenCV's Haar box, 0.25 margin, no landmarks)")
 
 
-def _add_train_opts(p: argparse.ArgumentParser) -> None:
+# the feature-set models each command trains when none is named (emotion.core.names.default_models)
+_AUDIO_DEFAULTS = (f"{','.join(DEFAULT_MODELS)}; lr with --features extended or compare, melcnn with --features "
+                   "logmel")
+_RUN_AUDIO_DEFAULTS = f"lr with --features extended (the default) or compare, melcnn with logmel, else {','.join(DEFAULT_MODELS)}"
+
+
+def _add_train_opts(p: argparse.ArgumentParser, command: str) -> None:
+    """The options of the search and of the models, as ``command`` (train, evaluate, run, demo) takes them: each
+    help gives that command's models and defaults (the demo's: :data:`DEMO_DEFAULTS`); evaluate, on the audio
+    models only, takes no --epochs."""
+    demo = command == "demo"
     p.add_argument("--split", default=DEFAULT_SPLIT, help=f"actor split (default: {DEFAULT_SPLIT})")
-    p.add_argument("--model", action="append", metavar="NAME",
-                   help=f"model(s) to train: audio {', '.join(AUDIO_MODELS)}, video {', '.join(VIDEO_MODELS)}, "
-                        f"audio-visual {', '.join(FUSION_MODELS)} "
-                        f"(repeat or comma-separate; default: {','.join(DEFAULT_MODELS)} for train, lr with "
-                        "--features extended or compare, melcnn with "
-                        "--features logmel; those and every video and fused model for run)")
-    p.add_argument("--epochs", type=int, help="video models: training epochs in all (default 20 for both)")
-    p.add_argument("--n-iter", type=int, default=50, help="randomized-search candidates (default 50)")
+    if command == "evaluate":
+        models = (f"audio model(s) to evaluate: {', '.join(AUDIO_MODELS)} (repeat or comma-separate; default lr; "
+                  "melcnn reads --features logmel)")
+    else:
+        every = ("" if command == "train" else
+                 f"; with --modality all (the default) also every video and fused model, with --modality video only "
+                 f"the video ones{'; and in the demo LR on the face landmarks' if demo else ''}")
+        models = (f"model(s) to train: audio {', '.join(AUDIO_MODELS)}, video {', '.join(VIDEO_MODELS)}, "
+                  f"audio-visual {', '.join(FUSION_MODELS)} (repeat or comma-separate; default: "
+                  f"{_RUN_AUDIO_DEFAULTS if command == 'run' else _AUDIO_DEFAULTS}{every})")
+    p.add_argument("--model", action="append", metavar="NAME", help=models)
+    if command != "evaluate":
+        p.add_argument("--epochs", type=int,
+                       help="video models: training epochs in all (default 20 for both: cnn 20, fer 8 for its head "
+                            "and 12 fine-tuning)")
+    nested = " inside every held-out actor's fold; unused with --fixed-params" if command == "evaluate" else ""
+    p.add_argument("--n-iter", type=int, default=50,
+                   help=f"randomized-search candidates{nested} (default 50)")
+    fused = "" if command == "evaluate" else " and of the fused models"
     p.add_argument("--cv-folds", type=int, default=3,
-                   help="actor-grouped CV folds of the search and of the fused models (default 3)")
-    p.add_argument("--no-refine", action="store_true", help="skip the grid search around the best candidate")
-    p.add_argument("--seed", type=int, default=0,
-                   help="random seed of the search and of every model: audio, video (validation actors, weights, "
-                        "augmentation) and fused (default 0)")
+                   help=f"actor-grouped CV folds of the search{fused} (default 3)")
+    p.add_argument("--no-refine", action="store_true",
+                   help="skip the grid search around the best candidate")
+    seeded = ("the search and of every model" if command == "evaluate" else
+              "the search and of every model: audio, video (validation actors, weights, augmentation) and fused")
+    p.add_argument("--seed", type=int, default=0, help=f"random seed of {seeded} (default 0)")
     p.add_argument("--jobs", type=int, help="parallel search processes (default: one per core); never changes results")
     p.add_argument("--speaker-norm", action="store_true",
                    help="standardise each actor's features over that actor's own clips (train and test; no labels)")
@@ -223,7 +245,7 @@ def build_parser() -> EmotionParser:
     _add_augment(p)
     p.add_argument("--force", action="store_true", help="retrain even if an identical run is stored")
     _add_frame_opts(p)
-    _add_train_opts(p)
+    _add_train_opts(p, "train")
     _add_common(p)
 
     p = sub.add_parser("evaluate", help="leave-one-actor-out evaluation over the training actors of a split")
@@ -238,7 +260,7 @@ def build_parser() -> EmotionParser:
                         "instead of tuning inside every fold")
     p.add_argument("--params-from", metavar="SPLIT",
                    help="with --fixed-params: the split whose stored runs give them (default: --split)")
-    _add_train_opts(p)
+    _add_train_opts(p, "evaluate")
     _add_common(p)
 
     p = sub.add_parser("run", help="extract, train and evaluate (default recipe: extended features, augmentation, "
@@ -249,7 +271,7 @@ def build_parser() -> EmotionParser:
                    help="audio models, video models, or both (default all: each modality found under DATA)")
     _add_frame_opts(p)
     _add_extract_opts(p)
-    _add_train_opts(p)
+    _add_train_opts(p, "run")
     p.add_argument("--no-augment", action="store_true", help="without the speed copies of the default recipe")
     p.add_argument("--no-speaker-norm", action="store_true",
                    help="without the speaker normalisation of the default recipe (its accuracy assumes each test "
@@ -269,7 +291,7 @@ def build_parser() -> EmotionParser:
                    help="audio, video or both (default all)")
     _add_frame_opts(p)
     _add_extract_opts(p)
-    _add_train_opts(p)
+    _add_train_opts(p, "demo")
     _add_common(p)
     # a smaller corpus and search, fewer epochs and smaller frames than `run`, so that the demo takes minutes
     p.set_defaults(**DEMO_DEFAULTS)

@@ -4,6 +4,7 @@ command does without the options it calls optional."""
 from __future__ import annotations
 
 import json
+import re
 from types import SimpleNamespace
 from typing import Any
 
@@ -37,3 +38,26 @@ def test_evaluate_runs_leave_one_speaker_out_without_loso(tmp_path, monkeypatch,
         assert code == 0 and json.loads(out) == {"models": []}, err
     assert len(calls) == 2 and calls[0] == calls[1]
     assert calls[0][1]["mode"] == "nested"
+
+
+def _help(capsys: pytest.CaptureFixture[str], *command: str) -> str:
+    with pytest.raises(SystemExit) as exit_:
+        main([*command, "--help"])
+    assert exit_.value.code == 0
+    return " ".join(capsys.readouterr().out.split())  # argparse's line breaks undone
+
+
+def test_evaluate_help_lists_only_the_models_and_options_evaluate_takes(capsys):
+    """It listed cnn, fer and fusion-* (which evaluate refuses: "unknown model 'cnn'"), --epochs (which it never
+    used) and the defaults of train and run."""
+    from emotion.core.names import AUDIO_MODELS, FUSION_MODELS, VIDEO_MODELS
+
+    text = _help(capsys, "evaluate")
+    models = text.split("--model NAME", 2)[2].split(" --", 1)[0]  # past the usage line: the option's help
+    assert all(m in models for m in AUDIO_MODELS) and "default lr" in models, models
+    assert not any(re.search(rf"\b{m}\b", text) for m in (*VIDEO_MODELS, *FUSION_MODELS)), text
+    assert "--epochs" not in text and "for train" not in text and "for run" not in text, text
+    assert "fused" not in text and "video" not in text, text
+    with pytest.raises(SystemExit) as exit_:  # refused, not silently ignored
+        main(["evaluate", ".", "--epochs", "3"])
+    assert exit_.value.code == 2 and "unrecognized arguments: --epochs 3" in capsys.readouterr().err
