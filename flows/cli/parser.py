@@ -117,9 +117,11 @@ def _add_augment(p: argparse.ArgumentParser) -> None:
                         "train on those copies too and average predictions over them")
 
 
-def _add_frame_opts(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--every", type=int, default=20, help="keep every Nth video frame (default 20)")
-    p.add_argument("--frame-size", type=int, default=256, help="side of the stored square gray frames (default 256)")
+def _add_frame_opts(p: argparse.ArgumentParser, defaults: Mapping[str, Any] | None = None) -> None:
+    """The options of the frame sets; ``defaults``: the command's own where they differ (the demo's)."""
+    every, size = (defaults or {}).get("every", 20), (defaults or {}).get("frame_size", 256)
+    p.add_argument("--every", type=int, default=every, help=f"keep every Nth video frame (default {every})")
+    p.add_argument("--frame-size", type=int, default=size, help=f"side of the stored square gray frames (default {size})")
     p.add_argument("--face-crop", action="store_true",
                    help="crop frames to the face, aligned (eyes level) and tight, with its 468 landmarks (MediaPipe "
                         "face detection and mesh); the fer, fused and landmarks models always use face crops")
@@ -139,6 +141,7 @@ def _add_train_opts(p: argparse.ArgumentParser, command: str) -> None:
     help gives that command's models and defaults (the demo's: :data:`DEMO_DEFAULTS`); evaluate, on the audio
     models only, takes no --epochs."""
     demo = command == "demo"
+    n_iter, epochs = (DEMO_DEFAULTS["n_iter"], DEMO_DEFAULTS["epochs"]) if demo else (50, None)
     p.add_argument("--split", default=DEFAULT_SPLIT, help=f"actor split (default: {DEFAULT_SPLIT})")
     if command == "evaluate":
         models = (f"audio model(s) to evaluate: {', '.join(AUDIO_MODELS)} (repeat or comma-separate; default lr; "
@@ -152,17 +155,19 @@ def _add_train_opts(p: argparse.ArgumentParser, command: str) -> None:
                   f"{_RUN_AUDIO_DEFAULTS if command == 'run' else _AUDIO_DEFAULTS}{every})")
     p.add_argument("--model", action="append", metavar="NAME", help=models)
     if command != "evaluate":
-        p.add_argument("--epochs", type=int,
-                       help="video models: training epochs in all (default 20 for both: cnn 20, fer 8 for its head "
-                            "and 12 fine-tuning)")
+        head = max(1, epochs // 3) if epochs else 0  # as flows.cli.options.video_params divides them
+        p.add_argument("--epochs", type=int, default=epochs,
+                       help="video models: training epochs in all (default " + (
+                           f"{epochs} in the demo: cnn {epochs}, fer {head} for its head and {epochs - head} "
+                           "fine-tuning)" if epochs else "20 for both: cnn 20, fer 8 for its head and 12 fine-tuning)"))
     nested = " inside every held-out actor's fold; unused with --fixed-params" if command == "evaluate" else ""
-    p.add_argument("--n-iter", type=int, default=50,
-                   help=f"randomized-search candidates{nested} (default 50)")
+    p.add_argument("--n-iter", type=int, default=n_iter,
+                   help=f"randomized-search candidates{nested} (default {n_iter})")
     fused = "" if command == "evaluate" else " and of the fused models"
-    p.add_argument("--cv-folds", type=int, default=3,
-                   help=f"actor-grouped CV folds of the search{fused} (default 3)")
+    p.add_argument("--cv-folds", type=int, default=DEMO_DEFAULTS["cv_folds"] if demo else 3,
+                   help=f"actor-grouped CV folds of the search{fused} (default {DEMO_DEFAULTS['cv_folds'] if demo else 3})")
     p.add_argument("--no-refine", action="store_true",
-                   help="skip the grid search around the best candidate")
+                   help="skip the grid search around the best candidate" + (" (always, in the demo)" if demo else ""))
     seeded = ("the search and of every model" if command == "evaluate" else
               "the search and of every model: audio, video (validation actors, weights, augmentation) and fused")
     p.add_argument("--seed", type=int, default=0, help=f"random seed of {seeded} (default 0)")
@@ -289,7 +294,7 @@ def build_parser() -> EmotionParser:
     p.add_argument("--actors", default="1-6,21-22", help="synthetic actors (default 1-6,21-22: six to train, two held out)")
     p.add_argument("--modality", choices=("audio", "video", "all"), default="all",
                    help="audio, video or both (default all)")
-    _add_frame_opts(p)
+    _add_frame_opts(p, DEMO_DEFAULTS)
     _add_extract_opts(p)
     _add_train_opts(p, "demo")
     _add_common(p)

@@ -61,3 +61,18 @@ def test_evaluate_help_lists_only_the_models_and_options_evaluate_takes(capsys):
     with pytest.raises(SystemExit) as exit_:  # refused, not silently ignored
         main(["evaluate", ".", "--epochs", "3"])
     assert exit_.value.code == 2 and "unrecognized arguments: --epochs 3" in capsys.readouterr().err
+
+
+def test_demo_help_gives_the_demos_own_defaults(capsys):
+    """It gave run's (--n-iter default 50, --epochs 20, frames every 20th at 256 pixels), not the demo's."""
+    from flows.cli.parser import DEMO_DEFAULTS, build_parser
+
+    demo = build_parser().parse_args(["demo"])
+    text = _help(capsys, "demo")
+    assert demo.n_iter == DEMO_DEFAULTS["n_iter"] == 6 and demo.epochs == DEMO_DEFAULTS["epochs"] == 6
+    assert "--n-iter N_ITER randomized-search candidates (default 6)" in text, text
+    assert "--epochs EPOCHS video models: training epochs in all (default 6 in the demo: cnn 6, fer 2 " in text, text
+    assert f"--every EVERY keep every Nth video frame (default {demo.every})" in text, text
+    assert f"(default {demo.frame_size})" in text.split("--frame-size FRAME_SIZE", 2)[2], text
+    assert "skip the grid search around the best candidate (always, in the demo)" in text, text
+    assert "default 50" not in text and "default 20" not in text and "default 256" not in text, text
