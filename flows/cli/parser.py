@@ -176,6 +176,32 @@ def _add_train_opts(p: argparse.ArgumentParser, command: str) -> None:
                    help="standardise each actor's features over that actor's own clips (train and test; no labels)")
 
 
+DISTRIBUTION = "emotion-pipeline"  # pyproject.toml's project name: its installed metadata gives --version
+
+
+def package_version() -> str:
+    """The version of the installed distribution (``importlib.metadata``), looked up only when asked for."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version(DISTRIBUTION)
+    except PackageNotFoundError:
+        return f"(version unknown: the {DISTRIBUTION} distribution is not installed; pip install -e .)"
+
+
+class _Version(argparse.Action):
+    """``--version``: argparse's, with the version looked up as it is asked for, not as every command starts."""
+
+    def __init__(self, option_strings: list[str], dest: str = argparse.SUPPRESS, **kwargs: Any) -> None:
+        super().__init__(option_strings, dest, nargs=0, default=argparse.SUPPRESS,
+                         help=kwargs.get("help", "print the version of the installed package and exit"))
+
+    def __call__(self, parser: argparse.ArgumentParser, namespace: argparse.Namespace, values: Any,
+                 option_string: str | None = None) -> None:
+        print(f"{parser.prog} {package_version()}")
+        parser.exit()
+
+
 class EmotionParser(argparse.ArgumentParser):
     """The top-level parser, with each command's own parser (``commands``), whose usage a mistake is named under."""
 
@@ -213,6 +239,7 @@ def json_asked(parser: EmotionParser, argv: list[str]) -> str | None:
 
 def build_parser() -> EmotionParser:
     ap = EmotionParser(prog="emotion", description="Emotion recognition pipeline for RAVDESS-style corpora.")
+    ap.add_argument("--version", action=_Version)
     sub = ap.add_subparsers(dest="command", required=True, metavar="COMMAND")
     ap.commands = sub.choices
 

@@ -76,3 +76,13 @@ def test_demo_help_gives_the_demos_own_defaults(capsys):
     assert f"(default {demo.frame_size})" in text.split("--frame-size FRAME_SIZE", 2)[2], text
     assert "skip the grid search around the best candidate (always, in the demo)" in text, text
     assert "default 50" not in text and "default 20" not in text and "default 256" not in text, text
+
+
+def test_version_prints_the_installed_distributions_version(capsys):
+    """`emotion --version` failed with "the following arguments are required: COMMAND"."""
+    from importlib.metadata import version
+
+    with pytest.raises(SystemExit) as exit_:
+        main(["--version"])
+    assert exit_.value.code == 0, capsys.readouterr().err
+    assert capsys.readouterr().out == f"emotion {version('emotion-pipeline')}\n"
