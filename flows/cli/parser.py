@@ -88,6 +88,11 @@ DEMO_DEFAULTS: dict[str, Any] = {"n_iter": 6, "cv_folds": 3, "no_refine": True, 
                                  "frame_size": 96, "chunk_size": 30}
 
 
+_DATA_HELP = "folder of clips (.wav, .flac, .mp4, or the RAVDESS zip archives), searched in its subfolders too"
+_NEW_STORE_HELP = "the store to write to (created if absent; a rerun updates it)"
+_STORE_HELP = "a store written by `emotion extract` or `emotion run` (its --out)"
+
+
 def _add_common(p: argparse.ArgumentParser) -> None:
     p.add_argument("--json", action="store_true", help="print a machine-readable JSON summary (progress goes to stderr)")
     p.add_argument("--verbose", action="store_true",
@@ -244,11 +249,12 @@ def build_parser() -> EmotionParser:
     ap.commands = sub.choices
 
     p = sub.add_parser("synth", help="write a synthetic RAVDESS-named corpus")
-    p.add_argument("dir")
+    p.add_argument("dir", metavar="DIR", help="folder to write the corpus to (created if absent)")
     p.add_argument("--actors", default="1-8,21-24", help="actors to generate (default 1-8,21-24)")
     p.add_argument("--repetitions", type=int, choices=(1, 2), default=2, help="repetitions per statement (default 2)")
     p.add_argument("--duration", type=float, default=1.5, help="seconds per clip (default 1.5)")
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--seed", type=int, default=0,
+                   help="random seed of the synthetic voices and faces (default 0)")
     p.add_argument("--video", action="store_true",
                    help="also write mp4 clips (modality 01 with speech, 02 video-only) with a drawn face")
     p.add_argument("--workers", type=int, help="processes writing the mp4 clips (default: one per core)")
@@ -258,8 +264,8 @@ def build_parser() -> EmotionParser:
     _add_common(p)
 
     p = sub.add_parser("extract", help="extract features of every clip under DATA into the store OUT")
-    p.add_argument("data")
-    p.add_argument("--out", required=True)
+    p.add_argument("data", metavar="DATA", help=_DATA_HELP)
+    p.add_argument("--out", required=True, metavar="OUT", help=_NEW_STORE_HELP)
     p.add_argument("--modality", choices=("audio", "video", "all"), default="all",
                    help="audio (.wav/.flac and the speech track of .mp4 -> features), video (.mp4 -> frames) "
                         "or all (default)")
@@ -272,7 +278,7 @@ def build_parser() -> EmotionParser:
     _add_common(p)
 
     p = sub.add_parser("train", help="tune, train and evaluate models on the features in OUT")
-    p.add_argument("out")
+    p.add_argument("out", metavar="OUT", help=_STORE_HELP)
     p.add_argument("--features", default="seed", help=f"feature set: {', '.join(FEATURE_SET_NAMES)} (default seed)")
     _add_augment(p)
     p.add_argument("--force", action="store_true", help="retrain even if an identical run is stored")
@@ -281,7 +287,7 @@ def build_parser() -> EmotionParser:
     _add_common(p)
 
     p = sub.add_parser("evaluate", help="leave-one-actor-out evaluation over the training actors of a split")
-    p.add_argument("out")
+    p.add_argument("out", metavar="OUT", help=_STORE_HELP)
     p.add_argument("--loso", action="store_true",
                    help="leave one training actor out at a time, the test actors unused: the default, and so far the "
                         "only evaluation (accepted, never needed)")
@@ -297,8 +303,8 @@ def build_parser() -> EmotionParser:
 
     p = sub.add_parser("run", help="extract, train and evaluate (default recipe: extended features, augmentation, "
                                    "speaker normalisation; --features seed for the baseline)")
-    p.add_argument("data")
-    p.add_argument("--out", required=True)
+    p.add_argument("data", metavar="DATA", help=_DATA_HELP)
+    p.add_argument("--out", required=True, metavar="OUT", help=_NEW_STORE_HELP)
     p.add_argument("--modality", choices=("audio", "video", "all"), default="all",
                    help="audio models, video models, or both (default all: each modality found under DATA)")
     _add_frame_opts(p)
@@ -342,7 +348,7 @@ def build_parser() -> EmotionParser:
 
     p = sub.add_parser("server", help="run a local Prefect server and UI (SQLite; PostgreSQL via settings)")
     p.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1: this machine only)")
-    p.add_argument("--port", type=int, default=4200)
+    p.add_argument("--port", type=int, default=4200, help="port to serve the API and UI on (default 4200)")
     p.set_defaults(json=False)
 
     p = sub.add_parser("deploy", help="register the scheduled deployments and serve them")

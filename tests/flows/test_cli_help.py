@@ -86,3 +86,14 @@ def test_version_prints_the_installed_distributions_version(capsys):
         main(["--version"])
     assert exit_.value.code == 0, capsys.readouterr().err
     assert capsys.readouterr().out == f"emotion {version('emotion-pipeline')}\n"
+
+
+def test_every_argument_of_every_command_has_help():
+    """The positional DIR, DATA and OUT (and synth's --seed, server's --port) showed in --help with no word on what
+    they are."""
+    from flows.cli.parser import build_parser
+
+    parser = build_parser()
+    silent = [f"{name} {a.metavar or a.dest}" for name, sub in parser.commands.items() for a in sub._actions
+              if not a.help]
+    assert silent == []
