@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import pytest
+
 from emotion.store.catalog import rank_rows
 from flows.cli.render import extract_payload, print_extract, print_train
 
@@ -182,3 +184,14 @@ def test_clips_whose_face_track_switched_person_are_named_with_a_request_to_chec
                                                           "\n") in out, out
     print_extract(extract_payload({"video": {**_summary([]), "faces": _faces()}}))  # no switch, all recorded
     assert "switch" not in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("workers, chunks, threads, line", [
+    (1, 1, 1, "  on 1 Dask worker, up to 1 chunk in flight (1 worker thread)"),
+    (2, 6, 4, "  on 2 Dask workers, up to 6 chunks in flight (4 worker threads)"),
+])
+def test_the_cluster_line_of_extract_has_its_singulars_and_plurals_right(workers, chunks, threads, line, capsys):
+    """It said "up to 1 chunks in flight (1 worker threads)"."""
+    s = {**_summary([]), "n_workers": workers, "max_in_flight": chunks, "cluster_threads": threads}
+    print_extract(extract_payload({"audio": s}))
+    assert line in capsys.readouterr().out.splitlines()
