@@ -16,18 +16,20 @@ from emotion.core.errors import Advice, Advised, Option, UsageError, give
 DEFAULT_SPLIT = "train=1-20,test=21-24"
 
 
-def parse_actors(text: str) -> tuple[int, ...]:
+def parse_actors(text: str, split: str | None = None) -> tuple[int, ...]:
+    """``1-3,5`` -> (1, 2, 3, 5); ``split``: the whole split ``text`` is a side of, which a bad one's message quotes."""
+    where = f" in split {split!r}" if split is not None else ""
     actors: set[int] = set()
     for token in filter(None, (t.strip() for t in text.split(","))):
         m = re.fullmatch(r"(\d{1,2})(?:-(\d{1,2}))?", token)
         if not m:
-            raise UsageError(f"bad actor list {text!r}: {token!r} is not a number or a range like 1-20")
+            raise UsageError(f"bad actor list {text!r}{where}: {token!r} is not a number or a range like 1-20")
         lo, hi = int(m[1]), int(m[2] or m[1])
         if not 1 <= lo <= hi <= 99:
-            raise UsageError(f"bad actor range {token!r} in {text!r}")
+            raise UsageError(f"bad actor range {token!r} in {f'split {split!r}' if split is not None else repr(text)}")
         actors.update(range(lo, hi + 1))
     if not actors:
-        raise UsageError(f"actor list {text!r} is empty")
+        raise UsageError(f"actor list {text!r}{where} is empty")
     return tuple(sorted(actors))
 
 
@@ -61,7 +63,7 @@ class ActorSplit:
         m = re.fullmatch(r"\s*train=([\d,\s-]+?),\s*test=([\d,\s-]+)\s*", text)
         if not m:
             raise UsageError(f"bad split {text!r}: write it like {DEFAULT_SPLIT}")
-        return cls(parse_actors(m[1]), parse_actors(m[2]))
+        return cls(parse_actors(m[1], text), parse_actors(m[2], text))
 
     @classmethod
     def parse_given(cls, text: str) -> ActorSplit:
@@ -69,7 +71,7 @@ class ActorSplit:
         its runs); anything else a one-line :class:`UsageError`."""
         m = re.fullmatch(r"\s*train([\d.-]+)_test([\d.-]+)\s*", text)
         if m:
-            return cls(parse_actors(m[1].replace(".", ",")), parse_actors(m[2].replace(".", ",")))
+            return cls(parse_actors(m[1].replace(".", ","), text), parse_actors(m[2].replace(".", ","), text))
         if "=" not in text:
             raise UsageError(f"bad split {text!r}: write it like {DEFAULT_SPLIT} (or by its id, like "
                              f"{cls.parse(DEFAULT_SPLIT).id})")

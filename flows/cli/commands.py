@@ -30,13 +30,14 @@ from emotion.core.splits import ActorSplit, parse_actors
 from flows.cli.options import (
     check_feature_models,
     data_root,
-    existing_dir,
     feature_params,
     frame_params,
     new_dir,
+    not_a_data_folder,
     out_dir,
     search_params,
     split_text,
+    store_dir,
     video_params,
 )
 from flows.cli.parser import run_recipe
@@ -463,7 +464,7 @@ def _emit_strict(args: argparse.Namespace, payload: dict[str, Any], extracted: d
 
 
 def cmd_train(args: argparse.Namespace) -> int:
-    out = existing_dir(args.out, "store")
+    out = store_dir(args.out)
     split = split_text(args.split)
     audio, video, fusion = split_models(parse_models(args.model, ",".join(default_models(args.features))))
     check_feature_models(audio, args.features)
@@ -560,11 +561,9 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
 
 def cmd_evaluate(args: argparse.Namespace) -> int:
-    if not args.loso:
-        raise UsageError("evaluate needs --loso (leave-one-actor-out over the training actors; the only evaluation so far)")
     if args.params_from and not args.fixed_params:
         raise UsageError("--params-from needs --fixed-params")
-    out = existing_dir(args.out, "store")
+    out = store_dir(args.out)
     split = split_text(args.split)
     features = feature_params(args)
     models = parse_models(args.model, "lr")
@@ -587,6 +586,8 @@ def cmd_predict(args: argparse.Namespace) -> int:
                                                  for f in args.files):
         raise UsageError("give --store OUT (picks the best trained model) or --model PATH; without them only the face "
                          "of an .mp4 is read, by the pretrained FER2013 model")
+    if args.store and not args.model:  # (--model overrides --store)
+        not_a_data_folder(args.store)
     predictors = load_predictors(args.store, args.model, args.split)
     from tasks import progress
 

@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import argparse
 import os
+import shlex
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from emotion.core.errors import UsageError
+from emotion.core.errors import Advice, UsageError
 from emotion.core.names import check_features
 from emotion.core.splits import ActorSplit
 from emotion.featuresets import feature_params as typed_feature_params
@@ -49,6 +50,43 @@ def existing_dir(path: str, what: str) -> str:
     if not Path(path).is_dir():
         raise UsageError(f"{what} {path!r} does not exist or is not a folder")
     return str(Path(path).resolve())
+
+
+# what a store holds at its top (emotion.store.store: STORE_FILE, the datasets, the runs, the rejects); a folder with
+# none of them but clips under it is a data folder given for a store
+STORE_ENTRIES = ("store.json", "manifest", "features", "frames", "runs", "rejects")
+DATA_FOLDER_LOOK = 2000  # names looked at, at most, to tell a data folder (a RAVDESS download holds 2,880 clips)
+
+
+def store_dir(path: str) -> str:
+    """An existing store folder (:func:`existing_dir`), not a data folder given for one (:func:`not_a_data_folder`)."""
+    root = existing_dir(path, "store")
+    not_a_data_folder(path)
+    return root
+
+
+def not_a_data_folder(path: str) -> None:
+    """A one-line :class:`UsageError` for a folder given as a store that is none (nothing of a store's layout at its
+    top) but holds clips, found in a bounded look: it is the data, and the error says how to make a store of it
+    (a store's commands took it for one, and said its features were missing, to be extracted into that folder)."""
+    from emotion.store.sources import AUDIO_EXTENSIONS, VIDEO_EXTENSIONS, extension
+
+    if "://" in path or not Path(path).is_dir() or any((Path(path) / e).exists() for e in STORE_ENTRIES):
+        return
+    looked = 0
+    for dirpath, dirnames, filenames in os.walk(path, onerror=lambda _: None):
+        dirnames.sort()
+        clip = next((f for f in sorted(filenames) if extension(f) in AUDIO_EXTENSIONS | VIDEO_EXTENSIONS), None)
+        if clip is not None:
+            example = os.path.relpath(os.path.join(dirpath, clip), path)
+            make = f"emotion extract {shlex.quote(path)} --out STORE"
+            fix = Advice(f"make a store from it with `{make}` and give STORE",
+                         f"run the extract flow with data={path}, out=STORE and give STORE")
+            raise UsageError(f"store {path!r} is a data folder (it holds clips such as {example}), not a store: "
+                             f"{fix}", advice=fix)
+        looked += len(filenames) + len(dirnames)
+        if looked > DATA_FOLDER_LOOK:
+            return
 
 
 def data_root(path: str) -> str:

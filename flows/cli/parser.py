@@ -88,6 +88,11 @@ DEMO_DEFAULTS: dict[str, Any] = {"n_iter": 6, "cv_folds": 3, "no_refine": True, 
                                  "frame_size": 96, "chunk_size": 30}
 
 
+_DATA_HELP = "folder of clips (.wav, .flac, .mp4, or the RAVDESS zip archives), searched in its subfolders too"
+_NEW_STORE_HELP = "the store to write to (created if absent; a rerun updates it)"
+_STORE_HELP = "a store written by `emotion extract` or `emotion run` (its --out)"
+
+
 def _add_common(p: argparse.ArgumentParser) -> None:
     p.add_argument("--json", action="store_true", help="print a machine-readable JSON summary (progress goes to stderr)")
     p.add_argument("--verbose", action="store_true",
@@ -117,9 +122,11 @@ def _add_augment(p: argparse.ArgumentParser) -> None:
                         "train on those copies too and average predictions over them")
 
 
-def _add_frame_opts(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--every", type=int, default=20, help="keep every Nth video frame (default 20)")
-    p.add_argument("--frame-size", type=int, default=256, help="side of the stored square gray frames (default 256)")
+def _add_frame_opts(p: argparse.ArgumentParser, defaults: Mapping[str, Any] | None = None) -> None:
+    """The options of the frame sets; ``defaults``: the command's own where they differ (the demo's)."""
+    every, size = (defaults or {}).get("every", 20), (defaults or {}).get("frame_size", 256)
+    p.add_argument("--every", type=int, default=every, help=f"keep every Nth video frame (default {every})")
+    p.add_argument("--frame-size", type=int, default=size, help=f"side of the stored square gray frames (default {size})")
     p.add_argument("--face-crop", action="store_true",
                    help="crop frames to the face, aligned (eyes level) and tight, with its 468 landmarks (MediaPipe "
                         "face detection and mesh); the fer, fused and landmarks models always use face crops")
@@ -128,25 +135,76 @@ def _add_frame_opts(p: argparse.ArgumentParser) -> None:
                         "square crops around OpenCV's Haar box, 0.25 margin, no landmarks)")
 
 
-def _add_train_opts(p: argparse.ArgumentParser) -> None:
+# the feature-set models each command trains when none is named (emotion.core.names.default_models)
+_AUDIO_DEFAULTS = (f"{','.join(DEFAULT_MODELS)}; lr with --features extended or compare, melcnn with --features "
+                   "logmel")
+_RUN_AUDIO_DEFAULTS = f"lr with --features extended (the default) or compare, melcnn with logmel, else {','.join(DEFAULT_MODELS)}"
+
+
+def _add_train_opts(p: argparse.ArgumentParser, command: str) -> None:
+    """The options of the search and of the models, as ``command`` (train, evaluate, run, demo) takes them: each
+    help gives that command's models and defaults (the demo's: :data:`DEMO_DEFAULTS`); evaluate, on the audio
+    models only, takes no --epochs."""
+    demo = command == "demo"
+    n_iter, epochs = (DEMO_DEFAULTS["n_iter"], DEMO_DEFAULTS["epochs"]) if demo else (50, None)
     p.add_argument("--split", default=DEFAULT_SPLIT, help=f"actor split (default: {DEFAULT_SPLIT})")
-    p.add_argument("--model", action="append", metavar="NAME",
-                   help=f"model(s) to train: audio {', '.join(AUDIO_MODELS)}, video {', '.join(VIDEO_MODELS)}, "
-                        f"audio-visual {', '.join(FUSION_MODELS)} "
-                        f"(repeat or comma-separate; default: {','.join(DEFAULT_MODELS)} for train, lr with "
-                        "--features extended or compare, melcnn with "
-                        "--features logmel; those and every video and fused model for run)")
-    p.add_argument("--epochs", type=int, help="video models: training epochs in all (default 20 for both)")
-    p.add_argument("--n-iter", type=int, default=50, help="randomized-search candidates (default 50)")
-    p.add_argument("--cv-folds", type=int, default=3,
-                   help="actor-grouped CV folds of the search and of the fused models (default 3)")
-    p.add_argument("--no-refine", action="store_true", help="skip the grid search around the best candidate")
-    p.add_argument("--seed", type=int, default=0,
-                   help="random seed of the search and of every model: audio, video (validation actors, weights, "
-                        "augmentation) and fused (default 0)")
+    if command == "evaluate":
+        models = (f"audio model(s) to evaluate: {', '.join(AUDIO_MODELS)} (repeat or comma-separate; default lr; "
+                  "melcnn reads --features logmel)")
+    else:
+        every = ("" if command == "train" else
+                 f"; with --modality all (the default) also every video and fused model, with --modality video only "
+                 f"the video ones{'; and in the demo LR on the face landmarks' if demo else ''}")
+        models = (f"model(s) to train: audio {', '.join(AUDIO_MODELS)}, video {', '.join(VIDEO_MODELS)}, "
+                  f"audio-visual {', '.join(FUSION_MODELS)} (repeat or comma-separate; default: "
+                  f"{_RUN_AUDIO_DEFAULTS if command == 'run' else _AUDIO_DEFAULTS}{every})")
+    p.add_argument("--model", action="append", metavar="NAME", help=models)
+    if command != "evaluate":
+        head = max(1, epochs // 3) if epochs else 0  # as flows.cli.options.video_params divides them
+        p.add_argument("--epochs", type=int, default=epochs,
+                       help="video models: training epochs in all (default " + (
+                           f"{epochs} in the demo: cnn {epochs}, fer {head} for its head and {epochs - head} "
+                           "fine-tuning)" if epochs else "20 for both: cnn 20, fer 8 for its head and 12 fine-tuning)"))
+    nested = " inside every held-out actor's fold; unused with --fixed-params" if command == "evaluate" else ""
+    p.add_argument("--n-iter", type=int, default=n_iter,
+                   help=f"randomized-search candidates{nested} (default {n_iter})")
+    fused = "" if command == "evaluate" else " and of the fused models"
+    p.add_argument("--cv-folds", type=int, default=DEMO_DEFAULTS["cv_folds"] if demo else 3,
+                   help=f"actor-grouped CV folds of the search{fused} (default {DEMO_DEFAULTS['cv_folds'] if demo else 3})")
+    p.add_argument("--no-refine", action="store_true",
+                   help="skip the grid search around the best candidate" + (" (always, in the demo)" if demo else ""))
+    seeded = ("the search and of every model" if command == "evaluate" else
+              "the search and of every model: audio, video (validation actors, weights, augmentation) and fused")
+    p.add_argument("--seed", type=int, default=0, help=f"random seed of {seeded} (default 0)")
     p.add_argument("--jobs", type=int, help="parallel search processes (default: one per core); never changes results")
     p.add_argument("--speaker-norm", action="store_true",
                    help="standardise each actor's features over that actor's own clips (train and test; no labels)")
+
+
+DISTRIBUTION = "emotion-pipeline"  # pyproject.toml's project name: its installed metadata gives --version
+
+
+def package_version() -> str:
+    """The version of the installed distribution (``importlib.metadata``), looked up only when asked for."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version(DISTRIBUTION)
+    except PackageNotFoundError:
+        return f"(version unknown: the {DISTRIBUTION} distribution is not installed; pip install -e .)"
+
+
+class _Version(argparse.Action):
+    """``--version``: argparse's, with the version looked up as it is asked for, not as every command starts."""
+
+    def __init__(self, option_strings: list[str], dest: str = argparse.SUPPRESS, **kwargs: Any) -> None:
+        super().__init__(option_strings, dest, nargs=0, default=argparse.SUPPRESS,
+                         help=kwargs.get("help", "print the version of the installed package and exit"))
+
+    def __call__(self, parser: argparse.ArgumentParser, namespace: argparse.Namespace, values: Any,
+                 option_string: str | None = None) -> None:
+        print(f"{parser.prog} {package_version()}")
+        parser.exit()
 
 
 class EmotionParser(argparse.ArgumentParser):
@@ -186,15 +244,17 @@ def json_asked(parser: EmotionParser, argv: list[str]) -> str | None:
 
 def build_parser() -> EmotionParser:
     ap = EmotionParser(prog="emotion", description="Emotion recognition pipeline for RAVDESS-style corpora.")
+    ap.add_argument("--version", action=_Version)
     sub = ap.add_subparsers(dest="command", required=True, metavar="COMMAND")
     ap.commands = sub.choices
 
     p = sub.add_parser("synth", help="write a synthetic RAVDESS-named corpus")
-    p.add_argument("dir")
+    p.add_argument("dir", metavar="DIR", help="folder to write the corpus to (created if absent)")
     p.add_argument("--actors", default="1-8,21-24", help="actors to generate (default 1-8,21-24)")
     p.add_argument("--repetitions", type=int, choices=(1, 2), default=2, help="repetitions per statement (default 2)")
     p.add_argument("--duration", type=float, default=1.5, help="seconds per clip (default 1.5)")
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--seed", type=int, default=0,
+                   help="random seed of the synthetic voices and faces (default 0)")
     p.add_argument("--video", action="store_true",
                    help="also write mp4 clips (modality 01 with speech, 02 video-only) with a drawn face")
     p.add_argument("--workers", type=int, help="processes writing the mp4 clips (default: one per core)")
@@ -204,8 +264,8 @@ def build_parser() -> EmotionParser:
     _add_common(p)
 
     p = sub.add_parser("extract", help="extract features of every clip under DATA into the store OUT")
-    p.add_argument("data")
-    p.add_argument("--out", required=True)
+    p.add_argument("data", metavar="DATA", help=_DATA_HELP)
+    p.add_argument("--out", required=True, metavar="OUT", help=_NEW_STORE_HELP)
     p.add_argument("--modality", choices=("audio", "video", "all"), default="all",
                    help="audio (.wav/.flac and the speech track of .mp4 -> features), video (.mp4 -> frames) "
                         "or all (default)")
@@ -218,17 +278,19 @@ def build_parser() -> EmotionParser:
     _add_common(p)
 
     p = sub.add_parser("train", help="tune, train and evaluate models on the features in OUT")
-    p.add_argument("out")
+    p.add_argument("out", metavar="OUT", help=_STORE_HELP)
     p.add_argument("--features", default="seed", help=f"feature set: {', '.join(FEATURE_SET_NAMES)} (default seed)")
     _add_augment(p)
     p.add_argument("--force", action="store_true", help="retrain even if an identical run is stored")
     _add_frame_opts(p)
-    _add_train_opts(p)
+    _add_train_opts(p, "train")
     _add_common(p)
 
     p = sub.add_parser("evaluate", help="leave-one-actor-out evaluation over the training actors of a split")
-    p.add_argument("out")
-    p.add_argument("--loso", action="store_true", help="leave one training actor out at a time (test actors unused)")
+    p.add_argument("out", metavar="OUT", help=_STORE_HELP)
+    p.add_argument("--loso", action="store_true",
+                   help="leave one training actor out at a time, the test actors unused: the default, and so far the "
+                        "only evaluation (accepted, never needed)")
     p.add_argument("--features", default="seed", help=f"feature set: {', '.join(FEATURE_SET_NAMES)} (default seed)")
     _add_augment(p)
     p.add_argument("--fixed-params", action="store_true",
@@ -236,18 +298,18 @@ def build_parser() -> EmotionParser:
                         "instead of tuning inside every fold")
     p.add_argument("--params-from", metavar="SPLIT",
                    help="with --fixed-params: the split whose stored runs give them (default: --split)")
-    _add_train_opts(p)
+    _add_train_opts(p, "evaluate")
     _add_common(p)
 
     p = sub.add_parser("run", help="extract, train and evaluate (default recipe: extended features, augmentation, "
                                    "speaker normalisation; --features seed for the baseline)")
-    p.add_argument("data")
-    p.add_argument("--out", required=True)
+    p.add_argument("data", metavar="DATA", help=_DATA_HELP)
+    p.add_argument("--out", required=True, metavar="OUT", help=_NEW_STORE_HELP)
     p.add_argument("--modality", choices=("audio", "video", "all"), default="all",
                    help="audio models, video models, or both (default all: each modality found under DATA)")
     _add_frame_opts(p)
     _add_extract_opts(p)
-    _add_train_opts(p)
+    _add_train_opts(p, "run")
     p.add_argument("--no-augment", action="store_true", help="without the speed copies of the default recipe")
     p.add_argument("--no-speaker-norm", action="store_true",
                    help="without the speaker normalisation of the default recipe (its accuracy assumes each test "
@@ -265,9 +327,9 @@ def build_parser() -> EmotionParser:
     p.add_argument("--actors", default="1-6,21-22", help="synthetic actors (default 1-6,21-22: six to train, two held out)")
     p.add_argument("--modality", choices=("audio", "video", "all"), default="all",
                    help="audio, video or both (default all)")
-    _add_frame_opts(p)
+    _add_frame_opts(p, DEMO_DEFAULTS)
     _add_extract_opts(p)
-    _add_train_opts(p)
+    _add_train_opts(p, "demo")
     _add_common(p)
     # a smaller corpus and search, fewer epochs and smaller frames than `run`, so that the demo takes minutes
     p.set_defaults(**DEMO_DEFAULTS)
@@ -287,7 +349,7 @@ def build_parser() -> EmotionParser:
 
     p = sub.add_parser("server", help="run a local Prefect server and UI (SQLite; PostgreSQL via settings)")
     p.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1: this machine only)")
-    p.add_argument("--port", type=int, default=4200)
+    p.add_argument("--port", type=int, default=4200, help="port to serve the API and UI on (default 4200)")
     p.set_defaults(json=False)
 
     p = sub.add_parser("deploy", help="register the scheduled deployments and serve them")

@@ -28,6 +28,11 @@ def extract_payload(summaries: dict[str, dict[str, Any]]) -> dict[str, Any]:
     return total
 
 
+def _count(n: int, noun: str) -> str:
+    """``1 chunk``, ``2 chunks``."""
+    return f"{n} {noun}{'' if n == 1 else 's'}"
+
+
 def print_extract(s: dict[str, Any]) -> None:
     for m, d in s["modalities"].items():
         what = "features" if m == "audio" else "frames"
@@ -35,8 +40,8 @@ def print_extract(s: dict[str, Any]) -> None:
         print(f"extract {m}: {d['processed']} processed, {d['skipped']} skipped, {d['removed']} removed, "
               f"{d['rejected']} rejected{absent} in {d['seconds']:.1f} s ({what} {d['feature_set']})")
         if d.get("n_workers"):
-            print(f"  on {d['n_workers']} Dask worker(s), up to {d.get('max_in_flight', 0)} chunks in flight "
-                  f"({d.get('cluster_threads', 0)} worker threads)")
+            print(f"  on {_count(d['n_workers'], 'Dask worker')}, up to {_count(d.get('max_in_flight', 0), 'chunk')} "
+                  f"in flight ({_count(d.get('cluster_threads', 0), 'worker thread')})")
         if d.get("merged_parts"):
             print(f"  merged {d['merged_parts']} small Parquet parts: {d['parts']} part(s) stored")
         faces = d.get("faces") or {}

@@ -239,7 +239,6 @@ def test_a_run_whose_training_fails_still_shows_what_its_extraction_did(corpus: 
     (["train", ".", "--model", ","], "--model ',' names no model"),
     (["train", ".", "--n-iter", "0"], "--n-iter"),
     (["train", ".", "--features", "nope"], "unknown feature set 'nope'"),
-    (["evaluate", "."], "evaluate needs --loso"),
     (["evaluate", ".", "--loso", "--model", "knn"], "unknown model"),
     (["evaluate", ".", "--loso", "--params-from", "train=1-2,test=3"], "--params-from needs --fixed-params"),
     (["predict", "x.wav", "--store", ".", "--split", "foo"], "bad split 'foo'"),

@@ -40,3 +40,29 @@ def test_a_data_root_that_cannot_be_read_says_so_rather_than_that_it_holds_no_cl
     monkeypatch.setattr(os, "scandir", scandir)
     with pytest.raises(UsageError, match=rf"data root '{tmp_path}': cannot read {tmp_path}/Actor_01: Permission denied"):
         data_root(str(tmp_path))
+
+
+def test_a_data_folder_given_as_a_store_is_named_as_such_with_how_to_make_a_store(tmp_path, capsys):
+    """`emotion train DATA` said "no features/audio rows ... (run `emotion extract DATA --out DATA ...` first)":
+    advice that took the data folder for the store. Every command that reads a store says, in one line, that the
+    folder is a data folder and how to make a store from it."""
+    from flows.cli import main
+
+    data = tmp_path / "my data"
+    (data / "Actor_01").mkdir(parents=True)
+    (data / "Actor_01" / "03-01-01-01-01-01-01.wav").write_bytes(b"")
+    expected = (f"emotion: error: store {str(data)!r} is a data folder (it holds clips such as "
+                f"Actor_01/03-01-01-01-01-01-01.wav), not a store: make a store from it with "
+                f"`emotion extract '{data}' --out STORE` and give STORE")
+    for argv in (["train", str(data)], ["evaluate", str(data)], ["predict", "x.wav", "--store", str(data)]):
+        assert main(argv) == 2, argv
+        assert capsys.readouterr().err.strip() == expected, argv
+    from flows.cli.options import store_dir
+
+    with pytest.raises(UsageError) as err:
+        store_dir(str(data))
+    assert err.value.advice[0].served == f"run the extract flow with data={data}, out=STORE and give STORE"
+    (data / "store.json").write_text("{}")  # a store (here one built inside its data folder) is one
+    assert store_dir(str(data)) == str(data.resolve())
+    (tmp_path / "new").mkdir()  # an empty folder: no store yet, and the command says what it lacks, as before
+    assert store_dir(str(tmp_path / "new")) == str((tmp_path / "new").resolve())

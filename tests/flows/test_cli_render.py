@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import pytest
+
 from emotion.store.catalog import rank_rows
 from flows.cli.render import extract_payload, print_extract, print_train
 
@@ -194,3 +196,14 @@ def test_the_header_of_a_landmarks_training_calls_its_features_video_as_its_rows
     assert lines[2].split()[:2] == ["lr/landmarks", "video"]
     print_train({"split": "train=01-20,test=21-24", "features": "seed", "summary": "S", "models": [_row("lr", 0.9, 0.8)]})
     assert "(audio features seed)" in capsys.readouterr().out.splitlines()[0]
+
+
+@pytest.mark.parametrize("workers, chunks, threads, line", [
+    (1, 1, 1, "  on 1 Dask worker, up to 1 chunk in flight (1 worker thread)"),
+    (2, 6, 4, "  on 2 Dask workers, up to 6 chunks in flight (4 worker threads)"),
+])
+def test_the_cluster_line_of_extract_has_its_singulars_and_plurals_right(workers, chunks, threads, line, capsys):
+    """It said "up to 1 chunks in flight (1 worker threads)"."""
+    s = {**_summary([]), "n_workers": workers, "max_in_flight": chunks, "cluster_threads": threads}
+    print_extract(extract_payload({"audio": s}))
+    assert line in capsys.readouterr().out.splitlines()

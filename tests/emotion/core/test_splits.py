@@ -83,3 +83,18 @@ def test_too_few_train_actors_for_grouped_cv_are_told_as_a_served_run_sets_the_f
         "with more train actors")
     assert UsageError(too_few_cv_actors(1, 3)).served_message() == (
         "grouped CV needs at least 3 training actors, got 1: set split to one with at least 2 train actors")
+
+
+@pytest.mark.parametrize("text, msg", [
+    ("train=0-6,test=7-8", "bad actor range '0-6' in split 'train=0-6,test=7-8'"),
+    ("train=1-6,test=8-7", "bad actor range '8-7' in split 'train=1-6,test=8-7'"),
+    ("train=1-2-3,test=4", "bad actor list '1-2-3' in split 'train=1-2-3,test=4': '1-2-3' is not a number or a range"),
+    ("train00-06_test07-08", "bad actor range '00-06' in split 'train00-06_test07-08'"),
+])
+def test_a_bad_actor_range_of_a_split_quotes_the_whole_split(text, msg):
+    """It said "bad actor range '0-6' in '0-6'": the side of the split, not the split the user gave."""
+    with pytest.raises(UsageError) as err:
+        ActorSplit.parse_given(text)
+    assert str(err.value).startswith(msg), err.value
+    with pytest.raises(UsageError, match=r"^bad actor range '0-6' in '0-6'$"):  # an actor list alone: as before
+        parse_actors("0-6")
