@@ -80,12 +80,12 @@ def speeds(text: str) -> tuple[float, ...]:
 
 
 
-# The demo's budgets, chosen so that it runs every stage and model family in about 2 minutes on 2 cores (`run`
+# The demo's budgets, chosen so that it runs every stage and model family in a few minutes on 2 cores (`run`
 # keeps the full settings; the demo's corpus: flows.cli.commands.DEMO_AUDIO, DEMO_VIDEO): mp4s of 15 frames of
 # which every 5th is kept (3 frames a clip, as every 20th of 42 before); 96-pixel face crops; a search of 6
-# candidates on 3 folds without the grid refinement; 6 epochs per network; 30 clips per Dask task.
+# candidates on 3 folds without the grid refinement; 6 epochs per network.
 DEMO_DEFAULTS: dict[str, Any] = {"n_iter": 6, "cv_folds": 3, "no_refine": True, "epochs": 6, "every": 5,
-                                 "frame_size": 96, "chunk_size": 30}
+                                 "frame_size": 96}
 
 
 _DATA_HELP = "folder of clips (.wav, .flac, .mp4, or the RAVDESS zip archives), searched in its subfolders too"
