@@ -76,7 +76,8 @@ def not_a_data_folder(path: str) -> None:
     looked = 0
     for dirpath, dirnames, filenames in os.walk(path, onerror=lambda _: None):
         dirnames.sort()
-        clip = next((f for f in sorted(filenames) if extension(f) in AUDIO_EXTENSIONS | VIDEO_EXTENSIONS), None)
+        clip = next((f for f in sorted(filenames) if extension(f) in AUDIO_EXTENSIONS | VIDEO_EXTENSIONS | {".zip"}),
+                    None)  # a clip, or one of the Zenodo archives the data root reads in place
         if clip is not None:
             example = os.path.relpath(os.path.join(dirpath, clip), path)
             make = f"emotion extract {shlex.quote(path)} --out STORE"

@@ -62,6 +62,11 @@ def test_a_data_folder_given_as_a_store_is_named_as_such_with_how_to_make_a_stor
     with pytest.raises(UsageError) as err:
         store_dir(str(data))
     assert err.value.advice[0].served == f"run the extract flow with data={data}, out=STORE and give STORE"
+    zips = tmp_path / "downloads"  # the Zenodo archives, read in place as a data root
+    zips.mkdir()
+    (zips / "Audio_Speech_Actors_01-24.zip").write_bytes(b"")
+    with pytest.raises(UsageError, match=r"is a data folder \(it holds clips such as Audio_Speech_Actors_01-24.zip\)"):
+        store_dir(str(zips))
     (data / "store.json").write_text("{}")  # a store (here one built inside its data folder) is one
     assert store_dir(str(data)) == str(data.resolve())
     (tmp_path / "new").mkdir()  # an empty folder: no store yet, and the command says what it lacks, as before
