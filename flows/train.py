@@ -78,10 +78,11 @@ def train_audio(
     version, actors = _audio_data(out, fp)
     labels = run_tags(modality=modality_of(fp), features=fp.name, split=split, data_version=version,
                       speaker_norm=speaker_norm, actors=actors)
+    kind = modality_of(fp)  # "video" for a face set (landmarks): its progress, metrics, report and result say so
     with tagged(labels):
-        progress = _progress("audio", models, split)
+        progress = _progress(kind, models, split)
         results = [train_model(out, m, sp, fp, search, jobs, force, speaker_norm, progress) for m in models]
-        return {**_finish(out, sp, results, "audio", actors), "features": fp.name, "speaker_norm": speaker_norm}
+        return {**_finish(out, sp, results, kind, actors), "features": fp.name, "speaker_norm": speaker_norm}
 
 
 def _finish(out: str, sp: ActorSplit, results: list[dict[str, Any]], modality: str,

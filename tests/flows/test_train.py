@@ -134,3 +134,16 @@ def test_a_pipeline_names_its_landmarks_training_step_video_as_the_flow_run_unde
         run.train_models(str(tmp_path), "train=1,test=5", ("lr", "svc"), (), (), feature_params(features), None,
                          FrameParams(), None, as_steps=True)  # type: ignore[arg-type]
     assert steps == ["train-video-landmarks-lr-svc", "train-audio-lr-svc"]
+
+
+def test_a_landmarks_trainings_progress_metrics_and_result_say_video(tmp_path, monkeypatch):
+    """Its name and tags said video, but its progress and metrics artifacts, its report's heading and the flow's
+    result ("modality") still said audio."""
+    seen: dict[str, list[str]] = {"progress": [], "finish": []}
+    for features in ("landmarks", "seed"):
+        _labels_of(monkeypatch, tmp_path, train.train_audio, ("lr",), features)  # no data, no training: stand-ins
+        monkeypatch.setattr(train, "_progress", lambda modality, *_a, **_k: seen["progress"].append(modality))
+        monkeypatch.setattr(train, "_finish", lambda _o, _s, _r, modality, *_a, **_k: seen["finish"].append(modality)
+                            or {})
+        train.train_audio.fn(str(tmp_path), "train=1,test=5", ("lr",), features)
+    assert seen == {"progress": ["video", "audio"], "finish": ["video", "audio"]}
