@@ -6,6 +6,7 @@ import logging
 import os
 import threading
 import time
+import weakref
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
@@ -46,6 +47,20 @@ def no_workers_timeout() -> float:
         return max(1.0, float(os.environ.get("EMOTION_NO_WORKERS_TIMEOUT", "300")))
     except ValueError:
         return 300.0
+
+
+_CLOSED_HERE: weakref.WeakSet[Client] = weakref.WeakSet()  # clients dask_client closed (as its command stops)
+
+
+def _close(client: Client) -> None:
+    _CLOSED_HERE.add(client)
+    client.close()
+
+
+def closed_here(client: Client) -> bool:
+    """Whether :func:`dask_client` closed ``client``: the flow that uses it is stopping (it left the client's
+    ``with`` on an error, an interruption or its run's cancellation), not Dask closing it on its own."""
+    return client in _CLOSED_HERE
 
 
 def result_while_workers(future: Future, client: Client, what: str, timeout: float | None = None,
@@ -127,7 +142,7 @@ def dask_client(address: str | None = None, workers: int | None = None, jobs: in
         try:
             yield client
         finally:
-            client.close()
+            _close(client)
         return
     if workers is not None and workers < 1:
         raise UsageError(str(_NO_WORKERS), advice=_NO_WORKERS)
@@ -141,7 +156,7 @@ def dask_client(address: str | None = None, workers: int | None = None, jobs: in
         try:
             yield client
         finally:
-            client.close()
+            _close(client)
         return
     if on_processes:
         cluster = _process_cluster(n)
@@ -154,7 +169,7 @@ def dask_client(address: str | None = None, workers: int | None = None, jobs: in
         try:
             yield client
         finally:
-            client.close()
+            _close(client)
     finally:
         cluster.close()
 

@@ -19,6 +19,7 @@ import threading
 import uuid
 from collections import OrderedDict
 from collections.abc import Iterator
+from concurrent.futures import CancelledError
 from contextlib import contextmanager
 from contextvars import ContextVar
 from dataclasses import dataclass
@@ -46,7 +47,7 @@ from emotion.store.sources import DataRoot, Listing
 from emotion.store.store import Store
 from emotion.video.frames import FrameParams
 from emotion.video.landmarks import LandmarkParams, update_landmark_features
-from tasks.cluster import extract_chunk_reporting, result_while_workers
+from tasks.cluster import closed_here, extract_chunk_reporting, result_while_workers
 
 if TYPE_CHECKING:
     from distributed import Client
@@ -185,10 +186,10 @@ def run_chunk(index: int, step: Step, clips: list[ClipRef], data: str, out: str,
     """Process one chunk on a Dask worker; the worker writes the Parquet part and reports each clip on ``topic``
     (a retry submits it afresh).
 
-    Ends Cancelled, not Failed, when the flow closes its Dask client under it: the flow run is stopping (cancelled
-    from the UI, its process terminated), and the chunk's Dask future is cancelled with the client (or the wait
-    for it fails otherwise on the closed client: its event loop closed). A future cancelled while the client runs
-    (the scheduler lost it) is a failure, as before."""
+    Ends Cancelled, not Failed, when the flow closes its Dask client under it (:func:`tasks.cluster.closed_here`):
+    the flow run is stopping (cancelled from the UI, its process terminated, or failed on another chunk), and the
+    chunk's Dask future is cancelled with the client. A future cancelled while the client runs (the scheduler lost
+    it), or an error of the chunk itself, is a failure, as before."""
     key = f"{step.modality}-chunk-{index}-{uuid.uuid4().hex[:12]}"
     if topic:
         future = client.submit(extract_chunk_reporting, step, clips, data, out, run_tag, topic, index, pure=False,
@@ -198,8 +199,11 @@ def run_chunk(index: int, step: Step, clips: list[ClipRef], data: str, out: str,
     what = f"{step.modality} clips {first + 1}-{first + len(clips)}"
     try:
         return result_while_workers(future, client, what)
-    except Exception:  # noqa: BLE001 - FutureCancelledError; "IOLoop is closed" or another error of a late call
-        if client.status in ("closing", "closed"):
+    # the wait cut short by the close: the future cancelled with the client (FutureCancelledError), its event loop
+    # closed (RuntimeError), a result lost in Dask's teardown (UnboundLocalError, seen once); an error of the chunk
+    # itself (a StoreError, an OSError) is a failure whenever it comes
+    except (CancelledError, RuntimeError, NameError):
+        if closed_here(client):
             return Cancelled(message=f"{what} not done: the flow run stopped")
         raise
 
