@@ -104,8 +104,9 @@ class CancelledIsNoError(logging.Filter):
         return True
 
 
-LOG_FILTERS: tuple[type[logging.Filter], ...] = (OneLineErrors, ServedNotes, NoEndWhileRunning, CancelledIsNoError)
-"""The filters a served run puts on its log handlers."""
+LOG_FILTERS: tuple[type[logging.Filter], ...] = (ServedNotes, OneLineErrors, NoEndWhileRunning, CancelledIsNoError)
+"""The filters a served run puts on its log handlers, in order (a note's own advice first: the errors' filter makes
+any line that quotes an error's advice plain text)."""
 
 
 def served_log() -> None:

@@ -83,6 +83,23 @@ def test_a_note_that_gives_advice_is_logged_as_a_served_run_follows_it():
     assert _formatted(logging.LogRecord("prefect.flow_runs", logging.INFO, __file__, 1, plain, None, None)) == plain
 
 
+def test_a_note_quoting_an_error_seen_before_still_tells_all_its_advice_served():
+    """A note logged after one of our errors whose advice the note also gives: each of the note's advice is told as a
+    served run follows it (the error's filter rewrote the note into plain text first, and its other advice was left
+    in the command line's words)."""
+    from emotion.core.errors import Advice, Advised
+
+    seen, other = Advice("give --cv-folds 2", "set search.cv_folds to 2"), Advice("give --split X", "set split to X")
+    handler = logging.StreamHandler()
+    for kind in LOG_FILTERS:
+        handler.addFilter(kind())
+    ours = _raised(UsageError("too few actors: give --cv-folds 2", advice=seen))
+    assert handler.filter(_record("Task run failed with exception: UsageError", ours))
+    note = logging.LogRecord("prefect.flow_runs", logging.INFO, __file__, 1,
+                             Advised("skipped: give --cv-folds 2, or give --split X", seen, other), None, None)
+    assert handler.filter(note) and handler.format(note) == "skipped: set search.cv_folds to 2, or set split to X"
+
+
 def test_prefects_last_word_on_a_run_that_failed_on_our_error_is_dropped():
     # "Engine execution exited with unexpected exception": the failure is told already (and is not unexpected);
     # it carried the run's random name, as Prefect's engine logs it with the run's logger from before the renaming
