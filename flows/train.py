@@ -76,9 +76,9 @@ def train_audio(
     Store(out).check_writable()  # a read-only store stops here, not after the search (runs, summary, report)
     jobs = n_jobs or default_workers()
     version, actors = _audio_data(out, fp)
-    labels = run_tags(modality=modality_of(fp), features=fp.name, split=split, data_version=version,
+    kind = modality_of(fp)  # "video" for a face set (landmarks): its tags, progress, metrics, report and result say so
+    labels = run_tags(modality=kind, features=fp.name, split=split, data_version=version,
                       speaker_norm=speaker_norm, actors=actors)
-    kind = modality_of(fp)  # "video" for a face set (landmarks): its progress, metrics, report and result say so
     with tagged(labels):
         progress = _progress(kind, models, split)
         results = [train_model(out, m, sp, fp, search, jobs, force, speaker_norm, progress) for m in models]

@@ -355,10 +355,10 @@ class Store:
         folder = posixpath.dirname(path)
         dataset, key = posixpath.relpath(posixpath.dirname(folder), self.root), posixpath.basename(folder)
         if dataset == "features/video":
-            fix = names.extract_run(dataset, key, self.url, self._data_root(), self._recorded(folder))
+            fix = names.extract_run(dataset, key, self.url, self._data_root(), self.recorded_params(folder))
             return DamagedPartError(f"damaged part {self.url_of(path)}: {one_line(exc)} ({fix} measures it again)",
                                     advice=fix)
-        fix = names.extract_run(dataset, key, self.url, self._data_root(), self._recorded(folder), verify=True)
+        fix = names.extract_run(dataset, key, self.url, self._data_root(), self.recorded_params(folder), verify=True)
         return DamagedPartError(f"damaged part {self.url_of(path)}: {one_line(exc)} ({fix} drops it and recomputes "
                                 "its clips)", advice=fix)
 
@@ -497,7 +497,7 @@ class Store:
             return str(self.read_json(self.path(STORE_FILE)).get("data_root") or "DATA")
         return "DATA"
 
-    def _recorded(self, folder: str) -> dict[str, Any]:
+    def recorded_params(self, folder: str) -> dict[str, Any]:
         """The ``params.json`` of a dataset's folder (empty where it is missing or does not read)."""
         with contextlib.suppress(StoreError, OSError, AttributeError, TypeError, ValueError):
             return dict(self.read_json(f"{folder}/params.json"))
@@ -537,7 +537,7 @@ class Store:
                     other = posixpath.basename(folder)
                     if other == key or not self.list_parts(folder):
                         continue
-                    options = names.feature_option_list(dataset, other, self._recorded(folder))
+                    options = names.feature_option_list(dataset, other, self.recorded_params(folder))
                     if " ".join(o.cli for o in options) == asked:
                         same = f"{other} (the same options, written by another version)"
                         stored.append((same, same))

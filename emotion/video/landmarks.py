@@ -318,7 +318,7 @@ def update_landmark_features(store: Store, params: LandmarkParams) -> LandmarkTa
     if len(old) == 1 and keys == set(zip(table.features["path"], table.features["content_hash"], strict=True)):
         # its record still follows the frames: `extract --full` rewrites them, with counts and switches where
         # frames stored before had none
-        if _stored_json(store, f"{folder}/params.json") != json.loads(jsontext.dumps(record, default=str)):
+        if store.recorded_params(folder) != json.loads(jsontext.dumps(record, default=str)):
             store.write_json(f"{folder}/params.json", record)
         return table
     names = params.feature_names()
@@ -330,14 +330,6 @@ def update_landmark_features(store: Store, params: LandmarkParams) -> LandmarkTa
     store.write_json(f"{folder}/params.json", record)
     store.remove(old)
     return table
-
-
-def _stored_json(store: Store, path: str) -> Any:
-    """The JSON record at ``path``, or None (absent, unreadable)."""
-    try:
-        return store.read_json(path) if store.exists(path) else None
-    except StoreError:
-        return None
 
 
 def read_landmark_features(store: Store, params: LandmarkParams) -> pd.DataFrame:
