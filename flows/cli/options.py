@@ -69,15 +69,12 @@ def not_a_data_folder(path: str) -> None:
     """A one-line :class:`UsageError` for a folder given as a store that is none (nothing of a store's layout at its
     top) but holds clips, found in a bounded look: it is the data, and the error says how to make a store of it
     (a store's commands took it for one, and said its features were missing, to be extracted into that folder)."""
-    from emotion.store.sources import AUDIO_EXTENSIONS, VIDEO_EXTENSIONS, extension
-
     if "://" in path or not Path(path).is_dir() or any((Path(path) / e).exists() for e in STORE_ENTRIES):
         return
     looked = 0
     for dirpath, dirnames, filenames in os.walk(path, onerror=lambda _: None):
         dirnames.sort()
-        clip = next((f for f in sorted(filenames) if extension(f) in AUDIO_EXTENSIONS | VIDEO_EXTENSIONS | {".zip"}),
-                    None)  # a clip, or one of the Zenodo archives the data root reads in place
+        clip = next((f for f in sorted(filenames) if _is_data_file(f)), None)
         if clip is not None:
             example = os.path.relpath(os.path.join(dirpath, clip), path)
             make = f"emotion extract {shlex.quote(path)} --out STORE"
@@ -90,10 +87,16 @@ def not_a_data_folder(path: str) -> None:
             return
 
 
+def _is_data_file(name: str) -> bool:
+    """A clip the data root reads (.wav, .flac, .mp4), or one of the Zenodo archives it reads in place (.zip)."""
+    from emotion.store.sources import AUDIO_EXTENSIONS, VIDEO_EXTENSIONS, extension
+
+    return extension(name) in AUDIO_EXTENSIONS | VIDEO_EXTENSIONS | {".zip"}
+
+
 def data_root(path: str) -> str:
     """An existing data folder with at least one clip (or zip archive) under it: a wrong folder (the parent of the
     corpus is fine, an empty one or one of .mp3s is not) is said in one line before anything is created or run."""
-    from emotion.store.sources import AUDIO_EXTENSIONS, VIDEO_EXTENSIONS, extension
 
     root = existing_dir(path, "data root")
     if "://" in root:
@@ -105,7 +108,7 @@ def data_root(path: str) -> str:
             dirnames[:] = []
             continue
         seen.add(os.path.realpath(dirpath))
-        if any(extension(f) in AUDIO_EXTENSIONS | VIDEO_EXTENSIONS | {".zip"} for f in filenames):
+        if any(_is_data_file(f) for f in filenames):
             return root
     if unreadable:
         raise UsageError(f"data root {path!r}: cannot read {unreadable[0].filename}: {unreadable[0].strerror}")
