@@ -8,6 +8,7 @@ import threading
 import time
 import weakref
 from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import CancelledError
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
 
@@ -32,12 +33,30 @@ def default_workers() -> int:
     return max(1, len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1))
 
 
+# Seconds a call to the scheduler (its worker threads, a chunk's small result) may take before it counts as failed:
+# Dask's blocking calls otherwise wait without end on a client whose event loop stopped under them
+SCHEDULER_CALL_TIMEOUT = 60.0
+
+
+def client_stopping(client: Client) -> bool:
+    """Whether ``client`` is closing or closed: nothing may be asked of it any more. Dask's blocking calls on it
+    would wait forever on its stopped event loop, or fail on its scheduler connection, already dropped."""
+    return client.status in ("closing", "closed")
+
+
 def cluster_threads(client: Client) -> int:
-    """Worker threads of the cluster right now (it may grow or shrink while a flow runs)."""
+    """Worker threads of the cluster right now (it may grow or shrink while a flow runs); 0 for a client that is
+    closing or closed."""
+    if client_stopping(client):
+        return 0
     try:
-        return int(sum(client.nthreads().values()))
+        return int(sum(client.nthreads(callback_timeout=SCHEDULER_CALL_TIMEOUT).values()))
     except (OSError, TimeoutError):
         return 0
+    except (AttributeError, RuntimeError):  # closed while asked: its scheduler connection gone, its loop closed
+        if client_stopping(client):
+            return 0
+        raise
 
 
 def no_workers_timeout() -> float:
@@ -74,6 +93,8 @@ def result_while_workers(future: Future, client: Client, what: str, timeout: flo
     done = threading.Event()
     future.add_done_callback(lambda _: done.set())
     while not done.wait(poll):
+        if client_stopping(client):  # its loop may stop before the callback runs: the wait would have no end
+            break
         if cluster_threads(client) > 0:
             idle_since = None
             continue
@@ -83,7 +104,11 @@ def result_while_workers(future: Future, client: Client, what: str, timeout: flo
             future.cancel()
             raise EmotionError(f"the Dask cluster at {client.scheduler.address} has had no worker for {limit:.0f} s "
                                f"(its workers died or never started): {what} not done")
-    return future.result()
+    if client_stopping(client):  # closed under the wait (the future is cancelled with it): asking for the result
+        # would wait on its stopped loop for ever (seen in CI: the test process never exited)
+        raise CancelledError(f"{what}: its Dask client was closed")
+    # bounded: a client closed while the result is fetched must not hold the task (and its process) for ever
+    return future.result(timeout=SCHEDULER_CALL_TIMEOUT)
 
 
 def in_flight_limit(client: Client) -> int:

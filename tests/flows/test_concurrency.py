@@ -89,7 +89,7 @@ def test_two_extractions_and_a_reader_at_once_leave_a_consistent_store(tmp_path:
             except Exception as exc:  # noqa: BLE001 - what the test is about
                 errors.append(f"{type(exc).__name__}: {exc}")
 
-    t = threading.Thread(target=read_loop)
+    t = threading.Thread(target=read_loop, daemon=True)
     t.start()
     _, err, code = proc.communicate(timeout=300) + (proc.returncode,)
     t.join(timeout=60)

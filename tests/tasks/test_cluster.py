@@ -4,7 +4,7 @@ import pytest
 from distributed import Client, LocalCluster
 
 from emotion.core.errors import EmotionError
-from tasks.cluster import in_flight_limit, result_while_workers
+from tasks.cluster import cluster_threads, in_flight_limit, result_while_workers
 
 
 def _slow(x: int) -> int:
@@ -27,6 +27,33 @@ def test_a_cluster_without_workers_fails_with_one_line_instead_of_waiting_foreve
                                                r"audio clips 1-8 not done"):
             result_while_workers(future, client, "audio clips 1-8", timeout=1, poll=0.1)
         assert time.monotonic() - t0 < 10
+
+
+def test_a_wait_on_a_client_closed_under_it_ends_at_once():
+    """The client closes (its flow stops) while a chunk waits: the wait ends with CancelledError. It asked the closed
+    client for its workers (AttributeError), or waited without end on its stopped loop, which kept a CI run's
+    process from ever exiting."""
+    import threading
+    from concurrent.futures import CancelledError
+
+    ended: list[object] = []
+
+    def wait() -> None:
+        try:
+            ended.append(result_while_workers(future, client, "audio clips 1-8", timeout=60, poll=0.05))
+        except BaseException as exc:  # noqa: BLE001 - what the wait raised, for the test to see
+            ended.append(exc)
+
+    with LocalCluster(n_workers=0, processes=False, dashboard_address=None) as cluster:
+        client = Client(cluster)
+        future = client.submit(_slow, 1)
+        client.close()
+        waiting = threading.Thread(target=wait, daemon=True)
+        waiting.start()
+        waiting.join(20)
+        assert len(ended) == 1 and isinstance(ended[0], CancelledError), ended
+        assert str(ended[0]) == "audio clips 1-8: its Dask client was closed"
+        assert cluster_threads(client) == 0  # asks nothing of a closed client
 
 
 @pytest.mark.parametrize("clips", [1, 100], ids=["in-process", "worker-processes"])

@@ -40,7 +40,7 @@ def test_a_chunk_whose_client_the_flow_closes_ends_cancelled_not_failed(tmp_path
     with LocalCluster(n_workers=0, processes=False, protocol="tcp://", host="127.0.0.1", dashboard_address=None) \
             as cluster:
         with pytest.raises(KeyboardInterrupt), dask_client(cluster.scheduler_address) as client:
-            waiting = threading.Thread(target=wait, args=(client,))
+            waiting = threading.Thread(target=wait, args=(client,), daemon=True)
             waiting.start()
             time.sleep(1.0)
             raise KeyboardInterrupt
@@ -49,7 +49,7 @@ def test_a_chunk_whose_client_the_flow_closes_ends_cancelled_not_failed(tmp_path
         assert ended[0].is_cancelled() and ended[0].message == "audio clips 41-40 not done: the flow run stopped"
 
         client = Client(cluster.scheduler_address)
-        waiting = threading.Thread(target=wait, args=(client,))
+        waiting = threading.Thread(target=wait, args=(client,), daemon=True)
         waiting.start()
         time.sleep(1.0)
         client.close()  # not by dask_client
@@ -69,7 +69,7 @@ def test_a_chunk_cancelled_while_its_client_runs_still_fails(tmp_path):
             raised.append(exc)
 
     with LocalCluster(n_workers=0, processes=False, dashboard_address=None) as cluster, Client(cluster) as client:
-        waiting = threading.Thread(target=wait)
+        waiting = threading.Thread(target=wait, daemon=True)
         waiting.start()
         time.sleep(1.0)
         client.cancel([Future(key, client) for key in list(client.futures)])
