@@ -186,3 +186,17 @@ def open_counter():
             mine.extend(p for p in raw if p.startswith(prefixes))
 
     return counter
+
+
+# Seconds the test process may take to exit after its summary before it is stopped
+EXIT_GRACE = float(os.environ.get("EMOTION_TESTS_EXIT_GRACE", "180"))
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    """A thread a test left waiting for ever keeps the process from exiting after the summary, silently, until CI's
+    time runs out (seen once). After ``EXIT_GRACE`` seconds, every thread's stack is printed and the process exits
+    with failure instead."""
+    import faulthandler
+    import sys
+
+    faulthandler.dump_traceback_later(EXIT_GRACE, exit=True, file=sys.__stderr__)
