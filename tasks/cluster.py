@@ -38,6 +38,32 @@ def default_workers() -> int:
 SCHEDULER_CALL_TIMEOUT = 60.0
 
 
+def _bounded(call: Callable[[], object], seconds: float = SCHEDULER_CALL_TIMEOUT) -> None:
+    """``call()`` on a daemon thread, waited for ``seconds`` at most, its errors not raised: for a Dask call that
+    takes no timeout of its own (it would wait without end on a client whose loop stopped under it) and whose
+    outcome changes nothing for the caller."""
+
+    def quiet() -> None:
+        try:
+            call()
+        except Exception:  # noqa: BLE001 - see above
+            logging.getLogger(__name__).debug("Dask call failed", exc_info=True)
+
+    t = threading.Thread(target=quiet, daemon=True, name="emotion-bounded-dask-call")
+    t.start()
+    t.join(seconds)
+
+
+def close_cluster(cluster: LocalCluster) -> None:
+    """Close a local cluster, waiting ``SCHEDULER_CALL_TIMEOUT`` at most (its close takes seconds; one stuck would
+    keep the command from ever ending): worker processes left then are stopped as the command exits."""
+    try:
+        cluster.close(timeout=SCHEDULER_CALL_TIMEOUT)
+    except TimeoutError:
+        logging.getLogger(__name__).warning("the local Dask cluster did not close within %.0f s; its worker processes "
+                                            "stop as the command exits", SCHEDULER_CALL_TIMEOUT)
+
+
 def client_stopping(client: Client) -> bool:
     """Whether ``client`` is closing or closed: nothing may be asked of it any more. Dask's blocking calls on it
     would wait forever on its stopped event loop, or fail on its scheduler connection, already dropped."""
@@ -101,7 +127,8 @@ def result_while_workers(future: Future, client: Client, what: str, timeout: flo
         now = time.monotonic()
         idle_since = now if idle_since is None else idle_since
         if now - idle_since >= limit:
-            future.cancel()
+            if not client_stopping(client):
+                _bounded(future.cancel)
             raise EmotionError(f"the Dask cluster at {client.scheduler.address} has had no worker for {limit:.0f} s "
                                f"(its workers died or never started): {what} not done")
     if client_stopping(client):  # closed under the wait (the future is cancelled with it): asking for the result
@@ -196,7 +223,7 @@ def dask_client(address: str | None = None, workers: int | None = None, jobs: in
         finally:
             _close(client)
     finally:
-        cluster.close()
+        close_cluster(cluster)
 
 
 def _process_cluster(n_workers: int) -> LocalCluster:
@@ -246,7 +273,7 @@ def _started(start: Callable[[], LocalCluster]) -> LocalCluster:
         try:
             handler(signal.SIGINT, None)  # KeyboardInterrupt, as the Ctrl-C would have raised
         except BaseException:
-            cluster.close()
+            close_cluster(cluster)
             raise
     return cluster
 
@@ -289,7 +316,7 @@ def shared_cluster(address: str | None = None, workers: int | None = None) -> It
     finally:
         _SHARED.remove(shared)
         if shared.cluster is not None:
-            shared.cluster.close()
+            close_cluster(shared.cluster)
 
 
 def extract_chunk_reporting(step: Step, clips: list[ClipRef], data: str, out: str, run_tag: str, topic: str,

@@ -113,3 +113,21 @@ def test_a_local_cluster_of_no_workers_is_refused_naming_the_setting_as_the_comm
             pass
         assert str(got.value) == "--workers must be at least 1"
         assert got.value.served_message() == "workers must be at least 1"
+
+
+def test_a_cluster_close_is_bounded_and_one_that_times_out_is_a_warning(caplog):
+    """A local cluster closes with a time limit; one that does not close in time is a warning, not an error (the
+    command's work is done) nor a wait without end (a close is Dask's blocking call on its event loop)."""
+    from tasks.cluster import SCHEDULER_CALL_TIMEOUT, close_cluster
+
+    cluster = LocalCluster(n_workers=1, processes=False, dashboard_address=None)
+    close_cluster(cluster)
+    assert cluster.status.name == "closed"
+
+    class Stuck:
+        def close(self, timeout: float | None = None) -> None:
+            assert timeout == SCHEDULER_CALL_TIMEOUT
+            raise TimeoutError(f"timed out after {timeout} s.")
+
+    close_cluster(Stuck())  # type: ignore[arg-type]
+    assert "did not close within 60 s" in caplog.text
