@@ -67,6 +67,38 @@ def process(argv: list[str], log: Path, env: dict[str, str] | None = None, stop_
                     proc.wait()
 
 
+def _leads_group(proc: subprocess.Popen) -> bool:
+    try:
+        return os.getpgid(proc.pid) == proc.pid
+    except ProcessLookupError:  # ended and reaped already
+        return False
+
+
+def reap(proc: subprocess.Popen, group: bool | None = None) -> None:
+    """Kill ``proc`` if it still runs, and what is left of its process group where it leads one (``group``; found
+    out now if not given: the command's Dask workers and temporary Prefect server), and wait for it: a test that
+    fails midway leaves nothing running to load the machine under the tests after it."""
+    group = _leads_group(proc) if group is None else group
+    try:
+        if group:
+            os.killpg(proc.pid, signal.SIGKILL)
+        elif proc.poll() is None:
+            proc.kill()
+    except ProcessLookupError:  # nothing left of it
+        pass
+    proc.wait(30)
+
+
+@contextmanager
+def reaped(proc: subprocess.Popen) -> Iterator[subprocess.Popen]:
+    """``proc`` within, :func:`reap`-ed at the end."""
+    group = _leads_group(proc)
+    try:
+        yield proc
+    finally:
+        reap(proc, group)
+
+
 def service_env(tmp: Path) -> dict[str, str]:
     return {"PREFECT_HOME": str(tmp / "prefect-home"), "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
             "DASK_LOGGING__DISTRIBUTED": "warning"}

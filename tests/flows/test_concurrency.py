@@ -8,6 +8,7 @@ import sys
 import threading
 import time
 import uuid
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -16,6 +17,7 @@ from emotion.audio.synth import SynthParams, write_corpus
 from emotion.core.errors import StoreError
 from emotion.store.store import Store
 from flows.cli import main
+from tests.services import reap
 
 PROJECT = Path(__file__).resolve().parents[2]
 ROUNDS = int(os.environ.get("EMOTION_CONCURRENCY_ROUNDS", "1"))
@@ -27,8 +29,21 @@ def _emotion(out: Path, *argv: str) -> subprocess.Popen[str]:
     home = out.parent / f"prefect-home-{uuid.uuid4().hex[:8]}"
     env = {**os.environ, "PYTHONPATH": str(PROJECT), "PREFECT_HOME": str(home)}
     env.pop("PREFECT_API_URL", None)
-    return subprocess.Popen([sys.executable, "-m", "flows.cli", *argv], env=env, stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True)
+    proc = subprocess.Popen([sys.executable, "-m", "flows.cli", *argv], env=env, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True, start_new_session=True)
+    _STARTED.append(proc)
+    return proc
+
+
+_STARTED: list[subprocess.Popen[str]] = []
+
+
+@pytest.fixture(autouse=True)
+def _nothing_left_running() -> Iterator[None]:
+    """A test that fails midway (a time-out) leaves none of its commands running under the tests after it."""
+    yield
+    while _STARTED:
+        reap(_STARTED.pop())
 
 
 def _extract(data: Path, out: Path) -> subprocess.Popen[str]:

@@ -26,7 +26,7 @@ from emotion.models.persist import load_run
 from emotion.store.store import Store
 from emotion.video.frames import FrameParams
 from flows.cli import main
-from tests.services import BIN, free_port, port_open, process, service_env, wait_for
+from tests.services import BIN, free_port, port_open, process, reaped, service_env, wait_for
 
 pytestmark = pytest.mark.slow
 AUDIO_KEY = AudioFeatureParams().key
@@ -145,12 +145,12 @@ def test_a_worker_killed_mid_run_loses_nothing(corpus, tmp_path):
                 c.wait_for_workers(2, timeout=60)
             cmd = [str(BIN / "emotion"), "extract", str(corpus), "--out", str(out), "--modality", "audio",
                    "--dask-address", addr, "--chunk-size", "2", "--json"]
-            run = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                                   env={**os.environ, **env})
-            wait_for(lambda: len(_parts(out)) >= 3, 120, "the first parts")
-            os.killpg(victim.pid, signal.SIGKILL)  # the worker and its nanny, mid-run
-            killed_with_parts = len(_parts(out))
-            stdout, stderr = run.communicate(timeout=300)
+            with reaped(subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                                         env={**os.environ, **env}, start_new_session=True)) as run:
+                wait_for(lambda: len(_parts(out)) >= 3, 120, "the first parts")
+                os.killpg(victim.pid, signal.SIGKILL)  # the worker and its nanny, mid-run
+                killed_with_parts = len(_parts(out))
+                stdout, stderr = run.communicate(timeout=300)
     assert killed_with_parts < 60, "the run finished before the kill: the test proves nothing"
     assert run.returncode == 0, stderr[-3000:]
     s = json.loads(stdout)
@@ -163,10 +163,11 @@ def test_a_run_killed_with_sigkill_resumes_without_redoing_work(corpus, tmp_path
     env = {**os.environ, **service_env(tmp_path)}
     cmd = [str(BIN / "emotion"), "extract", str(corpus), "--out", str(out), "--modality", "audio", "--workers", "1",
            "--chunk-size", "3", "--json"]
-    run = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env, start_new_session=True)
-    wait_for(lambda: len(_parts(out)) >= 4, 180, "the first parts")
-    os.killpg(run.pid, signal.SIGKILL)  # the CLI, its Dask workers and its Prefect server, at once
-    run.wait()
+    with reaped(subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env,
+                                 start_new_session=True)) as run:
+        wait_for(lambda: len(_parts(out)) >= 4, 180, "the first parts")
+        os.killpg(run.pid, signal.SIGKILL)  # the CLI, its Dask workers and its Prefect server, at once
+        run.wait()
     done = Store(str(out)).read_features("audio", AUDIO_KEY)  # readable: only complete parts are visible
     assert 0 < len(done) < 120 and done["path"].is_unique
     res = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=600)
@@ -188,11 +189,12 @@ def test_ctrl_c_stops_extract_at_once_with_one_line_and_the_rerun_finishes(corpu
            "--chunk-size", "1"]
     # as from a terminal: SIGINT at its default (a shell starts background jobs, e.g. a CI run, with it ignored, and
     # the command keeps an inherited ignore, as Unix programs do)
-    run = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env,
-                           start_new_session=True, preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
-    wait_for(lambda: len(_parts(out)) >= 2, 180, "the first parts")
-    os.killpg(run.pid, signal.SIGINT)  # what Ctrl-C does
-    stdout, err = run.communicate(timeout=60)
+    with reaped(subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env,
+                                 start_new_session=True,
+                                 preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))) as run:
+        wait_for(lambda: len(_parts(out)) >= 2, 180, "the first parts")
+        os.killpg(run.pid, signal.SIGINT)  # what Ctrl-C does
+        stdout, err = run.communicate(timeout=60)
     assert "processed" not in stdout, "the run finished before the signal: the test proves nothing"
     assert run.returncode == 130, err[-3000:]
     assert err.strip().splitlines()[-1] == "emotion: interrupted" and "Traceback" not in err, err[-3000:]

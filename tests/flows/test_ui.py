@@ -18,7 +18,7 @@ import pytest
 from emotion.audio.synth import SynthParams, write_corpus
 from flows.cli.server import database_location, server_env
 from tests.flows.test_prefect_server import post
-from tests.services import BIN, chromium, prefect_server, render_page
+from tests.services import BIN, chromium, prefect_server, reaped, render_page
 
 
 def test_the_ui_is_pointed_at_the_port_and_host_the_server_listens_on():
@@ -150,16 +150,19 @@ def test_extraction_progress_moves_with_the_clips(emotion_server, tmp_path: Path
     started = time.time()
     with open(tmp_path / "extract.log", "wb") as log, open(tmp_path / "extract.json", "w+b") as stdout:
         # output to files, never a pipe nobody reads while polling: a full pipe would block the command
-        proc = subprocess.Popen(argv, env={**os.environ, **env, "PREFECT_API_URL": api}, stdout=stdout, stderr=log)
         body = {"artifacts": {"key": {"any_": ["audio-extract-progress"]}}, "sort": "CREATED_DESC", "limit": 1}
-        while proc.poll() is None:
-            latest = httpx.post(f"{api}/artifacts/filter", json=body, timeout=10).json()
-            if latest and latest[0]["created"] >= time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(started - 5)):
-                value = float(latest[0]["data"])
-                if not seen or seen[-1] != value:
-                    seen.append(value)
-            time.sleep(0.2)
-        proc.wait()
+        with reaped(subprocess.Popen(argv, env={**os.environ, **env, "PREFECT_API_URL": api}, stdout=stdout,
+                                     stderr=log, start_new_session=True)) as proc:
+            deadline = time.monotonic() + 600
+            while proc.poll() is None:
+                assert time.monotonic() < deadline, "the extraction took over 600 s"
+                latest = post(api, "artifacts/filter", body)  # retried on a busy server's 503
+                if latest and latest[0]["created"] >= time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(started - 5)):
+                    value = float(latest[0]["data"])
+                    if not seen or seen[-1] != value:
+                        seen.append(value)
+                time.sleep(0.2)
+            proc.wait()
         stdout.seek(0)
         out = stdout.read()
     assert proc.returncode == 0, (tmp_path / "extract.log").read_text()[-3000:]
