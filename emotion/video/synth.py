@@ -169,9 +169,12 @@ def write_video_corpus(root: str | Path, params: VideoSynthParams = VideoSynthPa
             report(progress, "synth video", len(out), len(jobs), "clips")
         return out
     import multiprocessing as mp
+    from concurrent.futures import ProcessPoolExecutor
 
-    with mp.get_context("spawn").Pool(n) as pool:
-        for p in pool.imap(_write_one, jobs, chunksize=4):
+    # an executor, not multiprocessing's Pool: a worker that dies (out of memory, a crash in the encoder) fails the
+    # corpus with BrokenProcessPool, where Pool's imap waited for its clips for ever
+    with ProcessPoolExecutor(n, mp_context=mp.get_context("spawn")) as pool:
+        for p in pool.map(_write_one, jobs, chunksize=4):
             out.append(p)
             report(progress, "synth video", len(out), len(jobs), "clips")
     return out
