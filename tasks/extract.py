@@ -37,6 +37,7 @@ from emotion.extract.inventory import (
     ClipRef,
     Inventory,
     Step,
+    kept_hashes,
     load_known,
     manifest_frame,
     same_contents,
@@ -79,7 +80,7 @@ def _take(data: str, step: Step, out: str | None, verify: bool, full: bool) -> I
     taken = listing.of(step.extensions) if listing is not None and listing.url == data else None
     inv = take_inventory(DataRoot(data), step.extensions, accept=step.accept, absent=step.absent,
                          known=None if verify else known, params_key=None if full else step.key,
-                         candidates=taken)
+                         candidates=taken, kept=kept_hashes(known))
     if verify:  # every clip read: the data version holds if every content is the one recorded
         inv.unchanged_listing = same_contents(inv, known)
     return inv

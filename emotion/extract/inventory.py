@@ -57,6 +57,9 @@ class Inventory:
     # clips unchanged since a run (with the same parameters) that rejected them or found no audio in them:
     # their outcome is repeated (in ``rejects``/``no_audio`` too) without reading them again
     settled: list[tuple[ClipRef, RavdessId, int, dict[str, Any]]] = field(default_factory=list)
+    # path -> content hash of the clips the last run kept (status ok in its manifest): of one recording under two
+    # ids, the clip already kept keeps it (see :func:`duplicate_pairs`)
+    kept_before: dict[str, str] = field(default_factory=dict)
     read: int = 0  # clips read (and hashed) by the inventory itself: all of them without ``known``, else none
     # every clip's listing is as the previous manifest recorded it (no clip new, changed or gone), or with
     # ``--verify`` every clip's content (:func:`same_contents`): the data version the last extraction recorded holds
@@ -134,26 +137,44 @@ def is_duplicate_reject(outcome: dict[str, Any]) -> bool:
     return outcome.get("stage") == "id" and str(outcome.get("reason") or "").startswith("same recording as ")
 
 
+def kept_hashes(known: pd.DataFrame | None) -> dict[str, str]:
+    """Path -> content hash of the clips a manifest (``known``) records as kept (status ok)."""
+    if known is None or not len(known):
+        return {}
+    ok = known[known["status"] == OK]
+    return {str(p): str(h) for p, h in zip(ok["path"], ok["content_hash"], strict=True) if isinstance(h, str)}
+
+
+def duplicate_pairs(clips: Iterable[tuple[str, str]], kept_before: dict[str, str]) -> list[tuple[str, str]]:
+    """``(clip, original)`` for each clip of ``clips`` (``(path, content hash)``) whose content another clip has.
+
+    Of the clips of one content, the one the last run kept with that content (``kept_before``) keeps it: a copy
+    added under another id (whatever its name) is the one rejected, and the stored clip and its label stay. Among
+    clips equally kept before or not (a first run), the first by path keeps it.
+    """
+    by_content: dict[str, list[str]] = {}
+    for path, digest in clips:
+        by_content.setdefault(digest, []).append(path)
+    pairs = []
+    for digest, paths in by_content.items():
+        if len(paths) > 1:
+            keeper = min(paths, key=lambda q: (kept_before.get(q) != digest, q))
+            pairs += [(q, keeper) for q in sorted(paths) if q != keeper]
+    return pairs
+
+
 def duplicate_recordings(inv: Inventory, hashes: dict[str, str], rejected: Iterable[str]) -> list[dict[str, Any]]:
     """Rejects for clips of ``inv`` whose content is that of another clip, once every hash is known.
 
     The inventory compares only the hashes it knows (those of unchanged clips); a new or changed clip is hashed
     by its worker (``hashes``), so the comparison is finished here, after the workers return, without reading
-    anything. As in the inventory, the first clip by path keeps the recording and the later ones are rejected
-    naming it; clips already ``rejected`` and empty files take no part.
+    anything. As in the inventory, the clip kept before keeps the recording (:func:`duplicate_pairs`) and the
+    others are rejected naming it; clips already ``rejected`` and empty files take no part.
     """
     skip = set(rejected)
-    by_content: dict[str, str] = {}
-    out = []
-    for ref, _, size in sorted(inv.clips, key=lambda c: c[0].path):
-        digest = hashes.get(ref.path) or ref.content_hash
-        if ref.path in skip or not size or digest is None:
-            continue
-        if digest in by_content:
-            out.append(duplicate_reject(ref.path, by_content[digest]))
-        else:
-            by_content[digest] = ref.path
-    return out
+    clips = [(ref.path, digest) for ref, _, size in inv.clips
+             if ref.path not in skip and size and (digest := hashes.get(ref.path) or ref.content_hash) is not None]
+    return [duplicate_reject(path, original) for path, original in duplicate_pairs(clips, inv.kept_before)]
 
 
 @dataclass(frozen=True)
@@ -227,6 +248,7 @@ def take_inventory(
     known: pd.DataFrame | None = None,
     params_key: str | None = "",
     candidates: Sequence[Candidate] | None = None,
+    kept: dict[str, str] | None = None,
 ) -> Inventory:
     """Discover and validate every clip; problems become rejects.
 
@@ -246,10 +268,13 @@ def take_inventory(
 
     ``candidates``: ``root.discover(extensions)`` as already taken (:meth:`emotion.store.sources.Listing.of`): the root
     is not listed again.
+
+    Of clips with the same content (one recording under two ids), the one the last run kept keeps it
+    (:func:`duplicate_pairs`): ``kept`` (path -> hash), by default taken from ``known``; given apart for a run
+    that reads everything (``--verify``), so that it keeps the same clip.
     """
-    inv = Inventory()
+    inv = Inventory(kept_before=kept_hashes(known) if kept is None else dict(kept))
     seen: dict[str, str] = {}
-    by_content: dict[str, str] = {}  # content hash -> the clip that has it (one recording under two ids)
     prior: dict[str, dict[str, Any]] = {}
     if known is not None and len(known):
         prior = {r["path"]: r for r in known.to_dict("records") if r.get("meta")}
@@ -302,17 +327,20 @@ def take_inventory(
                 inv.settled.append((ref, rid, cand.size, outcome))
                 seen[rid.stem] = cand.relpath
                 continue
-        if size and ref.content_hash is not None and ref.content_hash in by_content:
-            # (empty files are rejected at decoding, each for itself); recorded in the manifest with its hash, so
-            # that the next run rejects it again unread while both clips are unchanged
-            outcome = duplicate_reject(cand.relpath, by_content[ref.content_hash])
-            inv.rejects.append(outcome)
-            inv.settled.append((ref, rid, size, outcome))
-            continue
         seen[rid.stem] = cand.relpath
-        if ref.content_hash is not None:
-            by_content[ref.content_hash] = cand.relpath
         inv.clips.append((ref, rid, size))
+    # one recording under two ids, among the hashes known here (the workers' are compared after them:
+    # duplicate_recordings); empty files are rejected at decoding, each for itself. A duplicate is recorded in the
+    # manifest with its hash, so that the next run rejects it again unread while both clips are unchanged.
+    pairs = dict(duplicate_pairs(((ref.path, ref.content_hash) for ref, _, size in inv.clips
+                                  if size and ref.content_hash is not None), inv.kept_before))
+    if pairs:
+        for ref, rid, size in inv.clips:
+            if ref.path in pairs:
+                outcome = duplicate_reject(ref.path, pairs[ref.path])
+                inv.rejects.append(outcome)
+                inv.settled.append((ref, rid, size, outcome))
+        inv.clips = [c for c in inv.clips if c[0].path not in pairs]
     inv.unchanged_listing = bool(prior) and not changed and listed == set(prior)
     return inv
 

@@ -357,3 +357,13 @@ def test_compacting_a_damaged_part_drops_it_rather_than_copy_the_damage(tmp_path
     assert compact(store, folder, stale, damaged) == 1
     assert damaged == [bad] and not os.path.exists(bad) and not os.path.exists(good)
     assert sorted(store.read_features("audio", "k")["path"]) == [f"g{i:03d}" for i in range(1, 200)]
+
+
+def test_of_one_recording_the_clip_kept_before_keeps_it_else_the_first_by_path():
+    from emotion.extract.inventory import duplicate_pairs
+
+    clips = [("A/2.wav", "h"), ("A/1.wav", "h"), ("A/3.wav", "h"), ("B/1.wav", "g")]
+    assert duplicate_pairs(clips, {}) == [("A/2.wav", "A/1.wav"), ("A/3.wav", "A/1.wav")]
+    assert duplicate_pairs(clips, {"A/3.wav": "h"}) == [("A/1.wav", "A/3.wav"), ("A/2.wav", "A/3.wav")]
+    # kept before with other content (it changed since): no claim on this one
+    assert duplicate_pairs(clips, {"A/3.wav": "x"}) == [("A/2.wav", "A/1.wav"), ("A/3.wav", "A/1.wav")]

@@ -214,3 +214,25 @@ def test_one_recording_under_two_ids_is_found_from_the_hashes_without_reading_in
     src.unlink()  # the other clip goes: the copy is the only one now
     last = extract_json(capsys, str(corpus), "--out", out, "--workers", "1")
     assert (last["processed"], last["removed"], last["rejected"]) == (1, 1, 0), last
+
+
+def test_a_copy_added_under_a_name_that_sorts_first_is_the_one_rejected(corpus: Path, tmp_path: Path, capsys):
+    """A copy of a stored clip added under another id that sorts before it: the copy is rejected, and the stored
+    clip keeps its row and label (the first by path kept the recording: the stored clip was rejected and its rows
+    dropped, the copy's other label took its place); the reruns keep it so, with --verify too."""
+    for d in corpus.iterdir():  # actor 02 only: 30 WAV clips
+        if d.is_dir() and d.name != "Actor_02":
+            shutil.rmtree(d)
+    out = str(tmp_path / "store")
+    assert extract_json(capsys, str(corpus), "--out", out, "--workers", "1")["processed"] == 30
+    src = corpus / "Actor_02" / "03-01-03-01-01-01-02.wav"  # happy
+    target = corpus / "Actor_02" / "03-01-02-01-01-02-02.wav"  # calm, a new id that sorts before it
+    target.write_bytes(src.read_bytes())
+    reason = f"same recording as Actor_02/{src.name} (identical content under another id)"
+    key = next(Path(out, "features", "audio").iterdir()).name
+    for extra in ((), (), ("--verify",)):
+        s = extract_json(capsys, str(corpus), "--out", out, "--workers", "1", *extra)
+        assert (s["processed"], s["removed"], s["rejected"]) == (0, 0, 1), s
+        assert s["rejects"][0]["path"] == f"Actor_02/{target.name}" and s["rejects"][0]["reason"] == reason
+        paths = set(Store(out).feature_keys("audio", key)["path"])
+        assert f"Actor_02/{src.name}" in paths and f"Actor_02/{target.name}" not in paths
