@@ -27,12 +27,42 @@ from tasks.pipeline import pipeline_step
 from tasks.train import run_row
 
 
+def models_to_train(models: tuple[str, ...], features: FeatureParams, modality: str,
+                    notes: list[str] | None = None) -> tuple[tuple[str, ...], tuple[str, ...], tuple[str, ...]]:
+    """The feature-set, frame and fused models of ``models`` that a pipeline of ``modality`` trains (a
+    :class:`UsageError` if none); why fused models are left out goes to ``notes``."""
+    audio_models, video_models, fusion_models = split_models(models)
+    # a face feature set (landmarks) feeds the feature models from the video's face crops, not from the voice
+    face_set = is_face_set(features, modality)
+    if face_set and fusion_models:
+        if notes is not None:
+            notes.append(f"fused models read an audio feature set, not {features.name}: skipped (their face side "
+                         "adds the landmark features by itself)")
+        fusion_models = ()
+    if modality == "audio":
+        video_models = fusion_models = ()
+    if modality == "video":
+        fusion_models = ()
+        if not face_set:
+            audio_models = ()
+    if not audio_models and not video_models and not fusion_models:
+        raise UsageError(f"no {modality} model among {', '.join(models)}")
+    return audio_models, video_models, fusion_models
+
+
 def pipeline_run_name() -> str:
-    """``pipeline-audio-seed-speakernorm-train=1-20,test=21-24-9f8e7d``."""
+    """``pipeline-audio-seed-speakernorm-train=1-20,test=21-24-9f8e7d``: the feature set where a model reads it,
+    ``speakernorm`` where a model takes it (``pipeline-video-train=...`` for frame networks only)."""
     rid, p = current_run()
+    features: str | None = str(p.get("features", "seed"))
     norm = "speakernorm" if p.get("speaker_norm") else None
-    return name("pipeline", p.get("modality", "all"), str(p.get("features", "seed")), norm,
-                split_label(p.get("split", DEFAULT_SPLIT)), rid)
+    try:
+        fp = feature_params(str(features), tuple(p.get("augment") or ()), p.get("frames") or FrameParams())
+        audio, _, fusion = models_to_train(tuple(p.get("models") or ()), fp, str(p.get("modality", "all")))
+        features, norm = (features if audio or fusion else None), (norm if audio else None)
+    except Exception:  # noqa: BLE001 - parameters the flow itself refuses, with its message: named as given
+        pass
+    return name("pipeline", p.get("modality", "all"), features, norm, split_label(p.get("split", DEFAULT_SPLIT)), rid)
 
 
 @flow(name="emotion-pipeline", flow_run_name=pipeline_run_name)
@@ -68,24 +98,13 @@ def run_pipeline(
     if modality not in ("audio", "video", "all"):
         raise UsageError(f"unknown modality {modality!r}; choose audio, video or all")
     fp = feature_params(features, augment, frames)  # plain parameters (a deployment, the UI's run form) -> the typed set
-    audio_models, video_models, fusion_models = split_models(models)
-    # a face feature set (landmarks) feeds the feature models from the video's face crops, not from the voice
-    face_set = is_face_set(fp, modality)
     notes: list[str] = []
-    if face_set and fusion_models:
-        notes.append(f"fused models read an audio feature set, not {fp.name}: skipped (their face side adds the "
-                     "landmark features by itself)")
-        fusion_models = ()
-    if modality == "audio":
-        video_models = fusion_models = ()
-    if modality == "video":
-        fusion_models = ()
-        if not face_set:
-            audio_models = ()
-    if not audio_models and not video_models and not fusion_models:
-        raise UsageError(f"no {modality} model among {', '.join(models)}")
+    audio_models, video_models, fusion_models = models_to_train(models, fp, modality, notes)
     extracted: dict[str, dict[str, Any]] = {}  # each extraction's summary, as it finishes
-    with tagged(run_tags(modality=modality, features=fp.name, split=split, speaker_norm=speaker_norm)):
+    # the feature set's tag where a model reads it, speaker normalisation's where a model takes it (a video run's
+    # frame networks take neither)
+    with tagged(run_tags(modality=modality, features=fp.name if audio_models or fusion_models else None, split=split,
+                         speaker_norm=speaker_norm if audio_models else None)):
         try:
             return _pipeline(data, out, split, fp, search, modality, frames, video_params, full, dask_address,
                              workers, n_jobs, speaker_norm, audio_models, video_models, fusion_models, notes, extracted,

@@ -75,3 +75,37 @@ def test_a_pipeline_given_replace_data_rebuilds_a_store_built_from_another_data_
     r = run.run_pipeline(*args, workers=1, replace_data=True)
     assert r["extract"]["audio"]["processed"] == 120
     assert store.read_json(store.path("store.json"))["data_root"] == os.path.realpath(corpus)
+
+
+def test_a_video_run_is_named_and_tagged_without_the_audio_recipe(tmp_path, monkeypatch):
+    """`emotion run --modality video` (frame networks only) was named pipeline-video-extended-speakernorm-... and
+    tagged features:extended, speaker-norm:yes, which its extraction inherited: a UI filter on speaker-norm:yes
+    found runs of no audio model. A run that trains feature models keeps both."""
+    import contextlib
+
+    import flows.run as run
+
+    got: list[list[str]] = []
+
+    @contextlib.contextmanager
+    def tagged(labels):
+        got.append(list(labels))
+        yield
+
+    monkeypatch.setattr(run, "tagged", tagged)
+    monkeypatch.setattr(run, "_pipeline", lambda *_a, **_k: {})
+    cases = {("video", ("cnn", "fer"), "extended"): ("pipeline-video-train=1,test=5-abc123", set()),
+             ("all", ("lr", "cnn"), "extended"): ("pipeline-all-extended-speakernorm-train=1,test=5-abc123",
+                                                  {"features:extended", "speaker-norm:yes"}),
+             ("video", ("lr",), "landmarks"): ("pipeline-video-landmarks-speakernorm-train=1,test=5-abc123",
+                                               {"features:landmarks", "speaker-norm:yes"}),
+             ("all", ("fusion-late",), "seed"): ("pipeline-all-seed-train=1,test=5-abc123", {"features:seed"})}
+    for (modality, models, features), (named, tags) in cases.items():
+        params = {"modality": modality, "models": models, "features": features, "speaker_norm": True,
+                  "split": "train=1,test=5"}
+        monkeypatch.setattr(run, "current_run", lambda p=params: ("abc123", p))
+        assert run.pipeline_run_name() == named
+        run.run_pipeline.fn(str(tmp_path), str(tmp_path), "train=1,test=5", models, features, modality=modality,
+                            speaker_norm=True)
+        kinds = {t for t in got[-1] if t.split(":")[0] in ("features", "speaker-norm")}
+        assert kinds == tags, (modality, models, got[-1])
