@@ -352,7 +352,16 @@ def build_parser() -> EmotionParser:
     p.add_argument("--port", type=int, default=4200, help="port to serve the API and UI on (default 4200)")
     p.set_defaults(json=False)
 
-    p = sub.add_parser("deploy", help="register the scheduled deployments and serve them")
+    p = sub.add_parser(
+        "deploy", help="register the scheduled deployments and serve them",
+        description="Register the deployments of a file with the Prefect server at PREFECT_API_URL (start one with "
+                    "`emotion server`) and serve them: their runs start on their cron schedules, and from the UI, "
+                    "until Ctrl-C or SIGTERM stops the command and pauses the schedules. Each deployment of the file "
+                    "names a flow, a cron schedule, a timezone and parameters; ${VAR} and ${VAR:-default} are taken "
+                    "from the environment. The default file schedules a nightly extraction (02:00 UTC), a weekly "
+                    "training (Sundays, 04:00) and a monthly pipeline (the 1st, 05:00), and reads EMOTION_DATA (the "
+                    "data root), EMOTION_OUT (the store) and EMOTION_DASK_ADDRESS (a Dask scheduler, optional). "
+                    "Copy it and pass --file to change schedules or parameters.")
     p.add_argument("--file", help="deployments file (default: deployments/deployments.yaml)")
     p.add_argument("--register-only", action="store_true", help="register the deployments and exit, without serving")
     p.set_defaults(json=False)

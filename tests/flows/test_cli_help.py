@@ -97,3 +97,24 @@ def test_every_argument_of_every_command_has_help():
     silent = [f"{name} {a.metavar or a.dest}" for name, sub in parser.commands.items() for a in sub._actions
               if not a.help]
     assert silent == []
+
+
+def test_deploy_help_says_what_the_default_file_schedules_and_reads(capsys, tmp_path, monkeypatch):
+    """`deploy --help` listed only its two options: where schedules are set, and which variables the default file
+    reads, were in the README only. What it says of the default file is the file's."""
+    from deployments import DEFAULT_FILE, load_specs
+
+    with pytest.raises(SystemExit):
+        main(["deploy", "--help"])
+    text = " ".join(capsys.readouterr().out.split())
+    assert "PREFECT_API_URL" in text and "--file" in text and "cron" in text
+    monkeypatch.setenv("EMOTION_DATA", str(tmp_path))  # the file's data root must exist
+    specs = load_specs(DEFAULT_FILE)
+    assert sorted((s.flow, s.cron) for s in specs) == [("emotion-pipeline", "0 5 1 * *"), ("extract", "0 2 * * *"),
+                                                      ("train-audio", "0 4 * * 0")]
+    assert {s.timezone for s in specs} == {"UTC"}
+    assert "nightly extraction (02:00 UTC), a weekly training (Sundays, 04:00) and a monthly pipeline (the 1st, 05:00)" \
+        in text
+    raw = open(DEFAULT_FILE).read()
+    assert set(re.findall(r"\$\{(EMOTION_\w+)", raw)) == {"EMOTION_DATA", "EMOTION_OUT", "EMOTION_DASK_ADDRESS"}
+    assert all(v in text for v in ("EMOTION_DATA", "EMOTION_OUT", "EMOTION_DASK_ADDRESS"))
