@@ -51,6 +51,7 @@ class ExtractSummary:
     parts: int = 0  # Parquet parts of the stored dataset after the run
     merged_parts: int = 0  # small parts this run merged into fewer (once there were many)
     rejects: list[dict[str, Any]] = field(default_factory=list)
+    removed_clips: list[str] = field(default_factory=list)  # clips gone from the data root: their rows were dropped
     no_audio_clips: list[dict[str, Any]] = field(default_factory=list)
     band_limited: list[dict[str, Any]] = field(default_factory=list)  # clips processed that were recorded below the
     # features' sample rate (kept, with a note: their upper band is empty)
@@ -227,7 +228,8 @@ def _extract_steps(data: str, out: str, steps: list[Step], invs: dict[str, Inven
         with task_tags(_step_tags(s)):
             plans[s.modality] = plan(as_is(invs[s.modality]), out, s, full, verify)
     summaries = {s.modality: ExtractSummary(skipped=plans[s.modality].skipped, removed=len(plans[s.modality].removed),
-                                            feature_set=s.key, rejects=list(invs[s.modality].rejects),
+                                            removed_clips=list(plans[s.modality].removed), feature_set=s.key,
+                                            rejects=list(invs[s.modality].rejects),
                                             no_audio_clips=list(invs[s.modality].no_audio),
                                             read_by_flow=invs[s.modality].read) for s in steps}
     hashes: dict[str, dict[str, str]] = {s.modality: {} for s in steps}

@@ -21,9 +21,11 @@ def extract_payload(summaries: dict[str, dict[str, Any]]) -> dict[str, Any]:
     total["n_workers"] = len(total["workers"])
     total["no_audio"] = sum(s.get("no_audio", 0) for s in summaries.values())
     total["rejects"] = [{**r, "modality": m} for m, s in summaries.items() for r in s["rejects"]]
+    total["removed_clips"] = sorted({r for s in summaries.values() for r in s.get("removed_clips", [])})
     total["no_audio_clips"] = [r for s in summaries.values() for r in s.get("no_audio_clips", [])]
     total["band_limited"] = [r for s in summaries.values() for r in s.get("band_limited", [])]
-    total["modalities"] = {m: {k: v for k, v in s.items() if k not in ("rejects", "no_audio_clips", "band_limited")}
+    total["modalities"] = {m: {k: v for k, v in s.items()
+                               if k not in ("rejects", "removed_clips", "no_audio_clips", "band_limited")}
                            for m, s in summaries.items()}
     return total
 
@@ -72,6 +74,12 @@ def print_extract(s: dict[str, Any]) -> None:
                 if unrecorded:
                     print(f"  faces: {unrecorded} clip(s) were stored without a record of whether their face track "
                           "switched person (`emotion extract --full` records it)")
+    # the clips gone from the data root (both modalities' rows of an mp4: named once), as the rejects below
+    gone = s.get("removed_clips") or []
+    for path in gone[:10]:
+        print(f"  removed {path}: no longer under the data root, its rows dropped")
+    if len(gone) > 10:
+        print(f"  ... and {len(gone) - 10} more removed (--json lists them)")
     # a file both modalities refuse for the same reason (an empty mp4) is named once; --json keeps one per modality
     shown = list(dict.fromkeys((r["path"], r["reason"]) for r in s["rejects"]))
     for path, reason in shown[:20]:

@@ -63,6 +63,18 @@ def test_a_file_both_modalities_reject_for_one_reason_is_named_once(capsys):
                      f"  rejected {no_video['path']}: {no_video['reason']}"]
 
 
+def test_the_clips_removed_are_named_once_and_listed_in_full_by_json(capsys):
+    """The summary said "1 removed" and named no clip (a new user had to read the manifest to find which)."""
+    gone = [f"Actor_01/01-01-03-01-01-{i:02d}-01.mp4" for i in range(1, 13)]
+    payload = extract_payload({"audio": {**_summary([]), "removed": 12, "removed_clips": gone},
+                               "video": {**_summary([]), "removed": 12, "removed_clips": gone}})
+    assert payload["removed_clips"] == gone and "removed_clips" not in payload["modalities"]["video"]
+    print_extract(payload)
+    lines = [x for x in capsys.readouterr().out.splitlines() if "removed" in x and not x.startswith("extract")]
+    assert lines == [f"  removed {p}: no longer under the data root, its rows dropped" for p in gone[:10]] + [
+        "  ... and 2 more removed (--json lists them)"]
+
+
 def test_clips_recorded_below_the_features_rate_are_noted_with_their_rate(capsys):
     band = [{"path": f"Actor_01/03-01-0{i}-01-01-01-01.wav", "sample_rate": 8000, "features_rate": 22050,
              "note": "recorded at 8000 Hz, ..."} for i in range(1, 8)]

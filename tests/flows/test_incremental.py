@@ -214,6 +214,7 @@ def test_one_recording_under_two_ids_is_found_from_the_hashes_without_reading_in
     src.unlink()  # the other clip goes: the copy is the only one now
     last = extract_json(capsys, str(corpus), "--out", out, "--workers", "1")
     assert (last["processed"], last["removed"], last["rejected"]) == (1, 1, 0), last
+    assert last["removed_clips"] == [f"Actor_02/{src.name}"]
 
 
 def test_a_copy_added_under_a_name_that_sorts_first_is_the_one_rejected(corpus: Path, tmp_path: Path, capsys):
