@@ -68,7 +68,9 @@ class PlainProgress:
             return f"{t.task}: {t.done}/{t.total}{unit} ({pct:.0f} %) after {_seconds(elapsed)}{note}"
         rate = t.done / elapsed
         left = f", about {_seconds((t.total - t.done) / rate)} left"
-        speed = f"{rate:.1f}{unit}/s" if rate >= 0.2 else f"{_seconds(1 / rate)} per{unit.rstrip('s')}"
+        # under one a second, the time each takes: "0.2 epochs/s" beside another step's "5 s per epoch" read as two
+        # kinds of measure
+        speed = f"{rate:.1f}{unit}/s" if rate >= 1 else f"{_seconds(1 / rate)} per{unit.rstrip('s')}"
         return f"{t.task}: {t.done}/{t.total}{unit} ({pct:.0f} %), {speed}{left}{note}"
 
     def __enter__(self) -> PlainProgress:

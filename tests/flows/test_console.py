@@ -37,6 +37,19 @@ def test_plain_lines_when_a_task_ends_and_now_and_then_while_it_runs():
                      "extract audio: 100/100 clips done in 13 s, 7.7 clips/s"]
 
 
+def test_under_one_a_second_the_line_gives_the_time_each_takes():
+    """A training's head went at "0.2 epochs/s" and its fine-tuning at "5 s per epoch": one measure for both."""
+    out = io.StringIO()
+    clock = iter([0.0, 25.0, 26.0, 60.0])
+    shown = PlainProgress(out, interval=10.0, clock=lambda: next(clock))
+    shown(Tick("fer head", 0, 8, "epochs"))
+    shown(Tick("fer head", 5, 8, "epochs"))  # 0.2 epochs/s
+    shown(Tick("clips", 0, 100, "clips"))
+    shown(Tick("clips", 60, 100, "clips"))  # 60 in 34 s: 1.8 clips/s
+    assert out.getvalue().splitlines() == ["fer head: 5/8 epochs (62 %), 5 s per epoch, about 15 s left",
+                                           "clips: 60/100 clips (60 %), 1.8 clips/s, about 23 s left"]
+
+
 def test_epochs_show_loss_and_accuracy():
     out = io.StringIO()
     shown = PlainProgress(out)
