@@ -81,18 +81,10 @@ def test_a_video_run_is_named_and_tagged_without_the_audio_recipe(tmp_path, monk
     """`emotion run --modality video` (frame networks only) was named pipeline-video-extended-speakernorm-... and
     tagged features:extended, speaker-norm:yes, which its extraction inherited: a UI filter on speaker-norm:yes
     found runs of no audio model. A run that trains feature models keeps both."""
-    import contextlib
-
     import flows.run as run
+    from tests.flows.test_train import _capture_tags
 
-    got: list[list[str]] = []
-
-    @contextlib.contextmanager
-    def tagged(labels):
-        got.append(list(labels))
-        yield
-
-    monkeypatch.setattr(run, "tagged", tagged)
+    got = _capture_tags(monkeypatch, run)
     monkeypatch.setattr(run, "_pipeline", lambda *_a, **_k: {})
     cases = {("video", ("cnn", "fer"), "extended"): ("pipeline-video-train=1,test=5-abc123", set()),
              ("all", ("lr", "cnn"), "extended"): ("pipeline-all-extended-speakernorm-train=1,test=5-abc123",
