@@ -70,7 +70,9 @@ class PlainProgress:
         left = f", about {_seconds((t.total - t.done) / rate)} left"
         # under one a second, the time each takes: "0.2 epochs/s" beside another step's "5 s per epoch" read as two
         # kinds of measure
-        speed = f"{rate:.1f}{unit}/s" if rate >= 1 else f"{_seconds(1 / rate)} per{unit.rstrip('s')}"
+        each = 1 / rate
+        speed = (f"{rate:.1f}{unit}/s" if rate >= 1 else
+                 f"{each:.1f} s per{unit.rstrip('s')}" if each < 10 else f"{_seconds(each)} per{unit.rstrip('s')}")
         return f"{t.task}: {t.done}/{t.total}{unit} ({pct:.0f} %), {speed}{left}{note}"
 
     def __enter__(self) -> PlainProgress:

@@ -56,12 +56,12 @@ def _bounded(call: Callable[[], object], seconds: float = SCHEDULER_CALL_TIMEOUT
 
 def close_cluster(cluster: LocalCluster) -> None:
     """Close a local cluster, waiting ``SCHEDULER_CALL_TIMEOUT`` at most (its close takes seconds; one stuck would
-    keep the command from ever ending): worker processes left then are stopped as the command exits."""
+    keep the command from ever ending): worker processes left then may stay until the command exits."""
     try:
         cluster.close(timeout=SCHEDULER_CALL_TIMEOUT)
     except TimeoutError:
         logging.getLogger(__name__).warning("the local Dask cluster did not close within %.0f s; its worker processes "
-                                            "stop as the command exits", SCHEDULER_CALL_TIMEOUT)
+                                            "may stay until this command exits", SCHEDULER_CALL_TIMEOUT)
 
 
 def client_stopping(client: Client) -> bool:
@@ -134,8 +134,14 @@ def result_while_workers(future: Future, client: Client, what: str, timeout: flo
     if client_stopping(client):  # closed under the wait (the future is cancelled with it): asking for the result
         # would wait on its stopped loop for ever (seen in CI: the test process never exited)
         raise CancelledError(f"{what}: its Dask client was closed")
-    # bounded: a client closed while the result is fetched must not hold the task (and its process) for ever
-    return future.result(timeout=SCHEDULER_CALL_TIMEOUT)
+    # bounded: a client closed while the result is fetched must not hold the task (and its process) for ever; the
+    # result is there already (done), so the time-out cannot race its arrival (the case of the comment above)
+    try:
+        return future.result(timeout=SCHEDULER_CALL_TIMEOUT)
+    except TimeoutError:
+        if client_stopping(client):
+            raise CancelledError(f"{what}: its Dask client was closed") from None
+        raise
 
 
 def in_flight_limit(client: Client) -> int:

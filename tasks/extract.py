@@ -51,6 +51,7 @@ from emotion.video.landmarks import LandmarkParams, update_landmark_features
 from tasks.cluster import closed_here, extract_chunk_reporting, result_while_workers
 
 if TYPE_CHECKING:
+    import pandas as pd
     from distributed import Client
 
 # (flow run id, data, step key, store, verify, full) -> inventory
@@ -74,13 +75,22 @@ def listed(listing: Listing) -> Iterator[None]:
         _LISTING.reset(token)
 
 
+def _kept(store: Store, known: pd.DataFrame | None, modality: str) -> dict[str, str]:
+    """The clips the last runs kept (:func:`kept_hashes`), the mp4s the other modality kept among them: of one
+    recording under two mp4 ids, its audio features and its frames are kept under the same clip (fusion pairs them
+    by clip), whichever extraction ran first."""
+    other = kept_hashes(load_known(store, "video" if modality == "audio" else "audio"))
+    return {**{p: h for p, h in other.items() if p.lower().endswith(".mp4")}, **kept_hashes(known)}
+
+
 def _take(data: str, step: Step, out: str | None, verify: bool, full: bool) -> Inventory:
-    known = None if out is None else load_known(Store(out), step.modality)
+    store = None if out is None else Store(out)
+    known = None if store is None else load_known(store, step.modality)
     listing = _LISTING.get()
     taken = listing.of(step.extensions) if listing is not None and listing.url == data else None
     inv = take_inventory(DataRoot(data), step.extensions, accept=step.accept, absent=step.absent,
                          known=None if verify else known, params_key=None if full else step.key,
-                         candidates=taken, kept=kept_hashes(known))
+                         candidates=taken, kept=None if store is None else _kept(store, known, step.modality))
     if verify:  # every clip read: the data version holds if every content is the one recorded
         inv.unchanged_listing = same_contents(inv, known)
     return inv

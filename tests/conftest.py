@@ -199,4 +199,7 @@ def pytest_unconfigure(config: pytest.Config) -> None:
     import faulthandler
     import sys
 
-    faulthandler.dump_traceback_later(EXIT_GRACE, exit=True, file=sys.__stderr__)
+    # only where the process is pytest's own (`pytest`, `python -m pytest`): never one that called pytest.main()
+    # and goes on (an editor, a notebook)
+    if Path(sys.argv[0]).name in ("pytest", "py.test") or sys.argv[0].endswith(os.path.join("pytest", "__main__.py")):
+        faulthandler.dump_traceback_later(EXIT_GRACE, exit=True, file=sys.__stderr__)

@@ -263,24 +263,30 @@ def take_inventory(
 
     ``accept`` may refuse a valid id with a reason (e.g. a modality this
     step does not handle). ``absent`` may set a valid clip aside with a
-    reason, unread and not as a reject (a video-only clip has no audio). Of two files with the same id, the first by path
-    is kept and the other rejected.
+    reason, unread and not as a reject (a video-only clip has no audio). Of two files with the same id, the one the
+    last run kept (``kept``), else the first by path, is kept and the other rejected.
 
     ``candidates``: ``root.discover(extensions)`` as already taken (:meth:`emotion.store.sources.Listing.of`): the root
     is not listed again.
 
-    Of clips with the same content (one recording under two ids), the one the last run kept keeps it
-    (:func:`duplicate_pairs`): ``kept`` (path -> hash), by default taken from ``known``; given apart for a run
-    that reads everything (``--verify``), so that it keeps the same clip.
+    Of clips with the same content (one recording under two ids), the one the last run kept keeps it, as
+    :func:`duplicate_pairs` decides once the workers have hashed the rest: ``kept`` (path -> hash), by default
+    taken from ``known``; given apart for a run that reads everything (``--verify``), so that it keeps the same
+    clip, and to add the clips the other modality's manifest kept (an mp4 is one clip for both).
     """
     inv = Inventory(kept_before=kept_hashes(known) if kept is None else dict(kept))
     seen: dict[str, str] = {}
+    by_content: dict[str, str] = {}  # content hash -> the clip that has it (one recording under two ids)
     prior: dict[str, dict[str, Any]] = {}
     if known is not None and len(known):
         prior = {r["path"]: r for r in known.to_dict("records") if r.get("meta")}
     listed: set[str] = set()
     changed = False
-    for cand in root.discover(extensions) if candidates is None else candidates:
+    found = root.discover(extensions) if candidates is None else candidates
+    # the clips the last run kept are looked at first: of two files with one id, or one recording under two ids,
+    # the clip already stored keeps it (a file added beside it is the one rejected, whatever its name); the rest
+    # by path. The lists are put back in path order at the end.
+    for cand in sorted(found, key=lambda c: (c.relpath not in inv.kept_before, c.relpath)):
         if printable(cand.relpath) != cand.relpath:  # the store keeps UTF-8 text only
             inv.rejects.append(reject(cand.relpath, "file name is not valid UTF-8", "discover"))
             continue
@@ -327,20 +333,22 @@ def take_inventory(
                 inv.settled.append((ref, rid, cand.size, outcome))
                 seen[rid.stem] = cand.relpath
                 continue
+        if size and ref.content_hash is not None and ref.content_hash in by_content:
+            # one recording under two ids, among the hashes known here (the workers' are compared after them:
+            # duplicate_recordings); empty files are rejected at decoding, each for itself. Recorded in the manifest
+            # with its hash, so that the next run rejects it again unread while both clips are unchanged.
+            outcome = duplicate_reject(cand.relpath, by_content[ref.content_hash])
+            inv.rejects.append(outcome)
+            inv.settled.append((ref, rid, size, outcome))
+            continue
         seen[rid.stem] = cand.relpath
+        if ref.content_hash is not None:
+            by_content[ref.content_hash] = cand.relpath
         inv.clips.append((ref, rid, size))
-    # one recording under two ids, among the hashes known here (the workers' are compared after them:
-    # duplicate_recordings); empty files are rejected at decoding, each for itself. A duplicate is recorded in the
-    # manifest with its hash, so that the next run rejects it again unread while both clips are unchanged.
-    pairs = dict(duplicate_pairs(((ref.path, ref.content_hash) for ref, _, size in inv.clips
-                                  if size and ref.content_hash is not None), inv.kept_before))
-    if pairs:
-        for ref, rid, size in inv.clips:
-            if ref.path in pairs:
-                outcome = duplicate_reject(ref.path, pairs[ref.path])
-                inv.rejects.append(outcome)
-                inv.settled.append((ref, rid, size, outcome))
-        inv.clips = [c for c in inv.clips if c[0].path not in pairs]
+    inv.clips.sort(key=lambda c: c[0].path)
+    inv.settled.sort(key=lambda c: c[0].path)
+    inv.rejects.sort(key=lambda r: str(r["path"]))
+    inv.no_audio.sort(key=lambda r: str(r["path"]))
     inv.unchanged_listing = bool(prior) and not changed and listed == set(prior)
     return inv
 

@@ -75,7 +75,8 @@ def print_extract(s: dict[str, Any]) -> None:
                     print(f"  faces: {unrecorded} clip(s) were stored without a record of whether their face track "
                           "switched person (`emotion extract --full` records it)")
     # the clips gone from the data root (both modalities' rows of an mp4: named once), as the rejects below
-    gone = s.get("removed_clips") or []
+    rejected = {r["path"] for r in s["rejects"]}  # their rows dropped too, but still there: their reject line says why
+    gone = [p for p in s.get("removed_clips") or [] if p not in rejected]
     for path in gone[:10]:
         print(f"  removed {path}: no longer under the data root, its rows dropped")
     if len(gone) > 10:

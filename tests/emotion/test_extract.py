@@ -367,3 +367,33 @@ def test_of_one_recording_the_clip_kept_before_keeps_it_else_the_first_by_path()
     assert duplicate_pairs(clips, {"A/3.wav": "h"}) == [("A/1.wav", "A/3.wav"), ("A/2.wav", "A/3.wav")]
     # kept before with other content (it changed since): no claim on this one
     assert duplicate_pairs(clips, {"A/3.wav": "x"}) == [("A/2.wav", "A/1.wav"), ("A/3.wav", "A/1.wav")]
+
+
+def test_a_copy_of_one_clip_leaves_the_id_it_bears_to_another_file_of_that_id(tmp_path):
+    """A copy of clip A under B's id, beside B's own file of another extension: the copy is rejected as A's
+    recording, and B's file keeps its id (the copy had taken B's id, then was rejected: id B had no clip)."""
+    from tests.conftest import write_tone
+
+    a = write_tone(tmp_path / "Actor_01" / "03-01-03-01-01-01-01.wav", amp=0.3)
+    copy = tmp_path / "Actor_01" / "03-01-04-01-01-01-01.flac"
+    copy.write_bytes(a.read_bytes())  # a .wav's bytes under a .flac name: the same content
+    write_tone(tmp_path / "Actor_01" / "03-01-04-01-01-01-01.wav", amp=0.2)
+    inv = take_inventory(DataRoot(str(tmp_path)))
+    assert [r.path for r, _, _ in inv.clips] == ["Actor_01/03-01-03-01-01-01-01.wav", "Actor_01/03-01-04-01-01-01-01.wav"]
+    assert [(r["path"], r["reason"]) for r in inv.rejects] == [
+        ("Actor_01/03-01-04-01-01-01-01.flac",
+         "same recording as Actor_01/03-01-03-01-01-01-01.wav (identical content under another id)")]
+
+
+def test_of_two_files_of_one_id_the_one_kept_before_keeps_it(tmp_path):
+    """X.wav stored, X.flac added beside it (it sorts first): the added file is rejected, the stored one stays."""
+    from tests.conftest import write_tone
+
+    wav = write_tone(tmp_path / "Actor_01" / "03-01-03-01-01-01-01.wav", amp=0.3)
+    write_tone(tmp_path / "Actor_01" / "03-01-03-01-01-01-01.flac", amp=0.2)
+    first = take_inventory(DataRoot(str(tmp_path)))
+    assert [r.path for r, _, _ in first.clips] == ["Actor_01/03-01-03-01-01-01-01.flac"]  # no run before: by path
+    again = take_inventory(DataRoot(str(tmp_path)), kept={"Actor_01/03-01-03-01-01-01-01.wav": "h"})
+    assert [r.path for r, _, _ in again.clips] == [f"Actor_01/{wav.name}"]
+    assert [r["reason"] for r in again.rejects] == [
+        "duplicate id 03-01-03-01-01-01-01: already given by Actor_01/03-01-03-01-01-01-01.wav"]

@@ -66,9 +66,11 @@ def test_a_file_both_modalities_reject_for_one_reason_is_named_once(capsys):
 def test_the_clips_removed_are_named_once_and_listed_in_full_by_json(capsys):
     """The summary said "1 removed" and named no clip (a new user had to read the manifest to find which)."""
     gone = [f"Actor_01/01-01-03-01-01-{i:02d}-01.mp4" for i in range(1, 13)]
-    payload = extract_payload({"audio": {**_summary([]), "removed": 12, "removed_clips": gone},
+    # a clip still there but rejected now: its rows are dropped too, and its reject line says why
+    there = {"path": "Actor_01/01-01-03-01-01-13-01.mp4", "reason": "empty file (0 bytes)", "stage": "decode"}
+    payload = extract_payload({"audio": {**_summary([there]), "removed": 13, "removed_clips": [*gone, there["path"]]},
                                "video": {**_summary([]), "removed": 12, "removed_clips": gone}})
-    assert payload["removed_clips"] == gone and "removed_clips" not in payload["modalities"]["video"]
+    assert payload["removed_clips"] == [*gone, there["path"]] and "removed_clips" not in payload["modalities"]["video"]
     print_extract(payload)
     lines = [x for x in capsys.readouterr().out.splitlines() if "removed" in x and not x.startswith("extract")]
     assert lines == [f"  removed {p}: no longer under the data root, its rows dropped" for p in gone[:10]] + [

@@ -46,7 +46,7 @@ def test_under_one_a_second_the_line_gives_the_time_each_takes():
     shown(Tick("fer head", 5, 8, "epochs"))  # 0.2 epochs/s
     shown(Tick("clips", 0, 100, "clips"))
     shown(Tick("clips", 60, 100, "clips"))  # 60 in 34 s: 1.8 clips/s
-    assert out.getvalue().splitlines() == ["fer head: 5/8 epochs (62 %), 5 s per epoch, about 15 s left",
+    assert out.getvalue().splitlines() == ["fer head: 5/8 epochs (62 %), 5.0 s per epoch, about 15 s left",
                                            "clips: 60/100 clips (60 %), 1.8 clips/s, about 23 s left"]
 
 

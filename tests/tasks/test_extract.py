@@ -75,3 +75,28 @@ def test_a_chunk_cancelled_while_its_client_runs_still_fails(tmp_path):
         client.cancel([Future(key, client) for key in list(client.futures)])
         waiting.join(30)
     assert len(raised) == 1 and isinstance(raised[0], CancelledError), raised
+
+
+def test_an_mp4_the_other_modality_kept_counts_as_kept(tmp_path):
+    """Of one recording under two mp4 ids, the audio and the video extractions keep the same clip (fusion pairs
+    them by clip): the clips the other modality's manifest kept count, mp4s only; this modality's own record wins."""
+    import pandas as pd
+
+    from emotion.extract.inventory import load_known
+    from emotion.store.store import Store
+    from tasks.extract import _kept
+
+    store = Store(str(tmp_path))
+
+    def manifest(rows: list[tuple[str, str, str]]) -> pd.DataFrame:
+        return pd.DataFrame([{"path": p, "content_hash": h, "status": st, "meta": "m"} for p, h, st in rows])
+
+    store.write_manifest("audio", manifest([("A/01-01-03-01-01-01-01.mp4", "h", "ok"),
+                                            ("A/03-01-03-01-01-01-01.wav", "w", "ok"),
+                                            ("A/01-01-04-01-01-01-01.mp4", "r", "rejected")]))
+    store.write_manifest("video", manifest([("A/01-01-05-01-01-01-01.mp4", "v", "ok")]))
+    assert _kept(store, load_known(store, "video"), "video") == {"A/01-01-03-01-01-01-01.mp4": "h",
+                                                               "A/01-01-05-01-01-01-01.mp4": "v"}
+    assert _kept(store, load_known(store, "audio"), "audio") == {"A/01-01-03-01-01-01-01.mp4": "h",
+                                                               "A/03-01-03-01-01-01-01.wav": "w",
+                                                               "A/01-01-05-01-01-01-01.mp4": "v"}
