@@ -44,7 +44,7 @@ from emotion.extract.inventory import (
     take_inventory,
 )
 from emotion.extract.plan import Plan, duplicate_rows, plan_extraction, stale_rows, touched_parts
-from emotion.store.sources import DataRoot, Listing
+from emotion.store.sources import VIDEO_EXTENSIONS, DataRoot, Listing, extension
 from emotion.store.store import Store
 from emotion.video.frames import FrameParams
 from emotion.video.landmarks import LandmarkParams, update_landmark_features
@@ -80,7 +80,7 @@ def _kept(store: Store, known: pd.DataFrame | None, modality: str) -> dict[str, 
     recording under two mp4 ids, its audio features and its frames are kept under the same clip (fusion pairs them
     by clip), whichever extraction ran first."""
     other = kept_hashes(load_known(store, "video" if modality == "audio" else "audio"))
-    return {**{p: h for p, h in other.items() if p.lower().endswith(".mp4")}, **kept_hashes(known)}
+    return {**{p: h for p, h in other.items() if extension(p) in VIDEO_EXTENSIONS}, **kept_hashes(known)}
 
 
 def _take(data: str, step: Step, out: str | None, verify: bool, full: bool) -> Inventory:
