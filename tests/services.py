@@ -63,8 +63,7 @@ def process(argv: list[str], log: Path, env: dict[str, str] | None = None, stop_
                 try:
                     proc.wait(grace)
                 except subprocess.TimeoutExpired:
-                    os.killpg(proc.pid, signal.SIGKILL)
-                    proc.wait()
+                    reap(proc, group=True)
 
 
 def _leads_group(proc: subprocess.Popen) -> bool:
