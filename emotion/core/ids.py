@@ -9,6 +9,7 @@ raises :class:`~emotion.core.errors.InvalidIdError` with the first one broken.
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable
 from dataclasses import asdict, dataclass
 from enum import IntEnum
 from pathlib import PurePosixPath
@@ -122,3 +123,17 @@ def try_parse_id(name: str) -> RavdessId | None:
         return parse_id(name)
     except InvalidIdError:
         return None
+
+
+def video_only_twins(paths: Iterable[str]) -> set[str]:
+    """The video-only clips (modality 02) among ``paths`` whose audio-video clip (01) of the same recording is
+    among them too.
+
+    RAVDESS's ``02-...`` file is its ``01-...`` file without the sound: the same performance, the same frames. A
+    face model that kept both would count one recording twice, in training, in validation and in the test
+    metrics. The 01 clip is the one kept (it has the voice as well). Paths that are no RAVDESS id are ignored.
+    """
+    ids = {p: try_parse_id(p) for p in paths}
+    audio_video = {i.fields()[1:] for i in ids.values() if i is not None and i.modality is Modality.AUDIO_VIDEO}
+    return {p for p, i in ids.items()
+            if i is not None and i.modality is Modality.VIDEO_ONLY and i.fields()[1:] in audio_video}

@@ -21,7 +21,7 @@ from emotion.audio.augment import speeds_text, stack_copies
 from emotion.audio.normalize import Stats, speaker_standardize
 from emotion.core import jsontext
 from emotion.core.errors import StoreError
-from emotion.core.ids import EMOTION_LABELS
+from emotion.core.ids import EMOTION_LABELS, video_only_twins
 from emotion.core.params import stable_hash
 from emotion.core.progress import ProgressFn
 from emotion.core.splits import ActorSplit, lacking_actors
@@ -68,18 +68,31 @@ RECORDING = ("vocal_channel", "emotion", "intensity", "statement", "repetition",
 
 
 def one_row_per_recording(df: pd.DataFrame) -> pd.DataFrame:
-    """Drop the speech track of audio-video clips (modality 01) whose audio-only clip (03) is there too.
+    """Drop the speech track of audio-video clips (modality 01) whose audio-only clip (03) is there too, and the
+    video-only clips (02) whose audio-video clip (01) is (:func:`~emotion.core.ids.video_only_twins`).
 
     RAVDESS recorded each performance once: the track of ``01-...-12.mp4`` is
-    the recording of ``03-...-12.wav``. Keeping both would count one
-    recording twice in training and in the test metrics.
+    the recording of ``03-...-12.wav``, and ``02-...-12.mp4`` is ``01-...-12.mp4``
+    without its sound. Keeping both would count one recording twice in
+    training and in the test metrics.
     """
+    df, _ = without_video_twins(df)
     if "modality" not in df.columns or not (df["modality"] == 1).any():
         return df
     audio_only = set(map(tuple, df.loc[df["modality"] == 3, list(RECORDING)].to_numpy().tolist()))
     twin = (df["modality"] == 1) & pd.Series([tuple(r) in audio_only for r in df[list(RECORDING)].to_numpy().tolist()],
                                              index=df.index)
     return df[~twin]
+
+
+def without_video_twins(df: pd.DataFrame, faceless: pd.DataFrame | None = None
+                        ) -> tuple[pd.DataFrame, pd.DataFrame | None]:
+    """``df`` and ``faceless`` (a face set's clips without a row) without the video-only clips (02) whose
+    audio-video clip (01) is in either (:func:`~emotion.core.ids.video_only_twins`); each as it was where none is."""
+    twins = video_only_twins([*df["path"], *(faceless["path"] if faceless is not None else [])])
+    if not twins:
+        return df, faceless
+    return df[~df["path"].isin(twins)], None if faceless is None else faceless[~faceless["path"].isin(twins)]
 
 
 def split_data(
@@ -97,6 +110,7 @@ def split_data(
     clips without a row, :func:`emotion.featuresets.read_faceless_clips`) adds
     the test actors' ones as test clips without a prediction.
     """
+    df, faceless = without_video_twins(df, faceless)
     df = one_row_per_recording(df)
     missing = [c for c in feature_names if c not in df.columns]
     if missing:

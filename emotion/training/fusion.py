@@ -24,7 +24,7 @@ from emotion.models.persist import dump_model
 from emotion.reporting.metrics import confusion_png, evaluate
 from emotion.store import catalog
 from emotion.store.store import READ_RETRIES, Store
-from emotion.training.audio import RunOutput, actors_of, parquet_bytes, prediction_table
+from emotion.training.audio import RunOutput, actors_of, parquet_bytes, prediction_table, without_video_twins
 from emotion.video.frames import FrameParams
 from emotion.video.frameset import FrameSet, frame_index
 from emotion.video.landmarks import LandmarkParams, read_landmark_features
@@ -40,7 +40,7 @@ def fusion_table(store: Store, audio: FeatureParams, frames: FrameParams, actors
     """
     for attempt in range(READ_RETRIES):  # one pass over the frames; again from a fresh index if a part vanishes
         idx = frame_index(store, frames.key)
-        idx = idx[idx["actor"].isin(list(actors))]
+        idx = without_video_twins(idx[idx["actor"].isin(list(actors))])[0]  # one clip per recording (01 over its 02)
         if idx.empty:
             raise StoreError(f"no frames of actors {list(actors)} in {frames.key}")
         fs = FrameSet.select(store, frames.key, actors, index=idx, faces_only=frames.face_crop)

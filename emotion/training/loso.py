@@ -33,7 +33,7 @@ from emotion.core.progress import ProgressFn
 from emotion.core.splits import ActorSplit
 from emotion.models.search import SearchParams
 from emotion.models.tuning import ModelSpec, tune
-from emotion.training.audio import one_row_per_recording, scores_and_labels
+from emotion.training.audio import one_row_per_recording, scores_and_labels, without_video_twins
 
 MODES = ("nested", "fixed")
 
@@ -60,6 +60,7 @@ def loso_data(
     ``faceless``: a face set's clips without a row (:func:`emotion.featuresets.read_faceless_clips`), counted
     wrong in their actor's fold.
     """
+    df, faceless = without_video_twins(df, faceless)
     df = one_row_per_recording(df)
     missing = [c for c in feature_names if c not in df.columns]
     if missing:

@@ -35,7 +35,7 @@ from emotion.models.persist import dump_model
 from emotion.reporting.metrics import NO_FACE, confusion_png, evaluate
 from emotion.store import catalog
 from emotion.store.store import READ_RETRIES, Store
-from emotion.training.audio import RunOutput, actors_of, parquet_bytes, prediction_table
+from emotion.training.audio import RunOutput, actors_of, parquet_bytes, prediction_table, without_video_twins
 from emotion.video.frames import FrameParams
 from emotion.video.frameset import FrameSet, aggregate_clips, frame_index, top_two
 
@@ -64,7 +64,7 @@ def validation_actors(train: tuple[int, ...], seed: int) -> tuple[int, ...]:
 
 def split_frames(store: Store, params: FrameParams, split: ActorSplit, seed: int = 0) -> VideoSplit:
     """The fit / validation / test frame sets of ``split`` (faces only for fitting on face crops)."""
-    idx = frame_index(store, params.key)
+    idx = without_video_twins(frame_index(store, params.key))[0]  # one clip per recording (01 over its 02)
     train = tuple(a for a in split.train if a in set(idx["actor"]))
     lack = lacking_actors(split, (int(a) for a in idx["actor"].unique()), "frames", "in the store")
     if lack:

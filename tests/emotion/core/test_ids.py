@@ -1,7 +1,7 @@
 import pytest
 
 from emotion.core.errors import InvalidIdError
-from emotion.core.ids import Emotion, Modality, RavdessId, VocalChannel, parse_id
+from emotion.core.ids import Emotion, Modality, RavdessId, VocalChannel, parse_id, video_only_twins
 
 
 def test_parses_every_field_and_derives_gender():
@@ -48,3 +48,13 @@ def test_invalid_ids_say_which_rule(name, reason):
 
 def test_max_actor_is_configurable_for_larger_corpora():
     assert parse_id("03-01-06-01-02-01-30.wav", max_actor=40).actor == 30
+
+
+def test_a_video_only_clip_is_a_twin_only_where_its_audio_video_clip_is_there():
+    paths = ["Actor_01/01-01-05-01-01-01-01.mp4", "Actor_01/02-01-05-01-01-01-01.mp4",  # one recording, twice
+             "Actor_01/02-01-05-01-01-02-01.mp4",  # another repetition: its own recording
+             "Actor_02/02-01-05-01-01-01-02.mp4",  # another actor
+             "Actor_01/03-01-05-01-01-01-01.wav",  # the audio-only take: not a face clip's twin here
+             "notes.mp4"]
+    assert video_only_twins(paths) == {"Actor_01/02-01-05-01-01-01-01.mp4"}
+    assert video_only_twins(p for p in paths if not p.startswith("Actor_01/01-")) == set()  # alone, 02 is kept

@@ -32,6 +32,29 @@ def test_speech_track_of_an_av_clip_is_dropped_when_its_audio_only_twin_is_there
     assert sorted(out["path"]) == ["01-01-06-01-01-01-12.x", "03-01-05-01-01-01-12.x", "03-01-05-01-01-01-13.x"]
 
 
+def test_a_video_only_clip_is_dropped_when_its_audio_video_twin_is_there():
+    """RAVDESS's 02 clip is its 01 clip without the sound: a face set holding both keeps the 01 clip only."""
+    df = _table(["01-01-05-01-01-01-12", "02-01-05-01-01-01-12",  # the same recording twice
+                 "02-01-06-01-01-01-12"])  # a video-only clip without an audio-video twin: kept
+    assert sorted(one_row_per_recording(df)["path"]) == ["01-01-05-01-01-01-12.x", "02-01-06-01-01-01-12.x"]
+
+
+def test_a_twin_among_the_faceless_clips_counts_once():
+    """Of one recording's 01 and 02 clips, the 02 goes whether the 01 has a row or no face, and so the test
+    clips count each recording once."""
+    stems = [f"0{m}-01-0{e}-01-01-01-{a:02d}" for a in (1, 2, 3, 4, 5) for e in (3, 4) for m in (1, 2)]
+    df = _table(stems).assign(content_hash="h", f=np.arange(len(stems), dtype=float))
+    faceless = df[df["path"] == "01-01-03-01-01-01-05.x"][["path", "actor", "emotion", "content_hash"]]
+    rows = df[df["path"] != "01-01-03-01-01-01-05.x"]
+    data = split_data(rows, ["f"], SPLIT, "fh", faceless=faceless)
+    assert sorted(data.test_rows["path"]) == ["01-01-04-01-01-01-05.x"]  # the 02 twins are gone
+    assert list(data.test_faceless["path"]) == ["01-01-03-01-01-01-05.x"]
+    assert len(data.y_train) == 8  # 4 actors x 2 recordings, each once
+    both_faceless = split_data(rows[rows["path"] != "02-01-03-01-01-01-05.x"], ["f"], SPLIT, "fh",
+                               faceless=pd.concat([faceless, df[df["path"] == "02-01-03-01-01-01-05.x"][faceless.columns]]))
+    assert list(both_faceless.test_faceless["path"]) == ["01-01-03-01-01-01-05.x"]
+
+
 def test_tables_without_av_clips_are_unchanged():
     df = _table(["03-01-05-01-01-01-12", "03-01-05-01-01-02-12"])
     assert one_row_per_recording(df) is df

@@ -233,3 +233,24 @@ def test_top_two_per_frame():
     assert i1.tolist() == [1, 0] and i2.tolist() == [2, 2]
     np.testing.assert_allclose(p1, [0.6, 0.5])
     np.testing.assert_allclose(p2, [0.3, 0.3])
+
+
+def test_a_recording_with_its_audio_video_and_video_only_clips_is_one_clip_of_the_split(tmp_path):
+    """RAVDESS's 02 clip is its 01 clip without the sound: the frame models fit, validate and are tested on the 01
+    clip's frames only, and the fused table has one row for the recording."""
+    from emotion.audio.seed import AudioFeatureParams
+    from emotion.core.splits import ActorSplit
+    from emotion.training.fusion import fusion_table
+    from emotion.training.video import split_frames
+
+    store = Store(str(tmp_path / "store"))
+    _write(store, _rows("01-01-03-01-01-01-01", 2, 10) + _rows("02-01-03-01-01-01-01", 2, 11)  # twins (train)
+           + _rows("01-01-04-01-01-01-21", 3, 20) + _rows("02-01-04-01-01-01-21", 3, 21)  # twins (test)
+           + _rows("02-01-05-01-01-01-21", 2, 30))  # a video-only clip alone: kept
+    data = split_frames(store, PARAMS, ActorSplit.parse("train=1,test=21"))
+    assert list(data.clips["path"]) == ["Actor_01/01-01-03-01-01-01-01.mp4", "Actor_21/01-01-04-01-01-01-21.mp4",
+                                        "Actor_21/02-01-05-01-01-01-21.mp4"]
+    assert (data.fit.n_clips, data.fit.n_frames, data.test.n_clips, data.test.n_frames) == (1, 2, 2, 5)
+    table, _, _ = fusion_table(store, AudioFeatureParams(), PARAMS, (1, 21),
+                               lambda images: np.zeros((len(images), 3), np.float32))
+    assert list(table["path"]) == list(data.clips["path"])
