@@ -200,8 +200,8 @@ def train_fusion_model(
     est = AudioVisualFusion(method=model.removeprefix("fusion-"), cv_folds=search.cv_folds, seed=search.seed)
     table, acols, vcols = _fusion_table(out, audio, frames, (*split.train, *split.test), _parts(store, audio, frames))
     est.set_params(n_audio=len(acols))
-    version = fusion_version(est.method, est.get_params(), split, audio.key, frames.key, fusion_data_hash(table),
-                             frames.landmarks)
+    version = fusion_version(est.method, est.get_params(), split, audio.key, frames.key,
+                             fusion_data_hash(table, acols), frames.landmarks)
 
     def train() -> RunOutput:
         _advance(progress)

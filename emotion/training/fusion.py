@@ -8,6 +8,7 @@ table (the speech track of modality-01 clips), and are missing for the others.
 from __future__ import annotations
 
 import time
+from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
@@ -80,9 +81,15 @@ def fusion_table(store: Store, audio: FeatureParams, frames: FrameParams, actors
     return table, acols, vcols
 
 
-def fusion_data_hash(table: pd.DataFrame) -> str:
-    """The hash of the clips (paths and contents) a fusion table is built from."""
-    return stable_hash(sorted(zip(table["path"], table["content_hash"], strict=True)), 16)
+def fusion_data_hash(table: pd.DataFrame, acols: Sequence[str] = ()) -> str:
+    """The hash of the clips (paths and contents) a fusion table is built from, and of which of them have no
+    audio features (``acols`` all NaN), where any has none: a clip whose audio features were stored since (say
+    its audio extraction ran only now) changes the table, and so the run's version."""
+    clips = sorted(zip(table["path"], table["content_hash"], strict=True))
+    silent = table[table[list(acols)].isna().all(axis=1)]["path"] if len(acols) else []
+    if not len(silent):
+        return stable_hash(clips, 16)  # as before: the versions of runs whose every clip has audio stay
+    return stable_hash({"clips": clips, "without_audio": sorted(silent)}, 16)
 
 
 def fusion_version(method: str, params: dict[str, Any], split: ActorSplit, audio_key: str, frames_key: str,
@@ -123,7 +130,7 @@ def train_and_evaluate_fusion(
         "audio_only": float((p_audio[has].argmax(1) == y_te[has]).mean()) if has.any() else float("nan"),
         "video_only": float((p_video[has].argmax(1) == y_te[has]).mean()) if has.any() else float("nan"),
     }
-    data_hash = fusion_data_hash(table)
+    data_hash = fusion_data_hash(table, acols)
     params = est.get_params()
     name = f"fusion-{est.method}"
     version = fusion_version(est.method, params, split, audio.key, frames.key, data_hash, frames.landmarks)

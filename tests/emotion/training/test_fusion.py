@@ -9,10 +9,11 @@ import pandas as pd
 import pytest
 
 from emotion.audio.seed import AudioFeatureParams
+from emotion.core.params import stable_hash
 from emotion.core.splits import ActorSplit
 from emotion.models.fusion import FUSION_METHODS, AudioVisualFusion, fusion_cv_accuracy
 from emotion.store.catalog import RunRecord, best_per_modality
-from emotion.training.fusion import train_and_evaluate_fusion
+from emotion.training.fusion import fusion_data_hash, train_and_evaluate_fusion
 from emotion.video.frames import FrameParams
 from tests.emotion.models.test_fusion import split_signal
 
@@ -67,3 +68,13 @@ def test_metrics_name_the_actors_trained_and_tested_not_the_split():
     out = train_and_evaluate_fusion(AudioVisualFusion(cv_folds=3), table, acols, vcols,
                                     ActorSplit.parse("train=1-16,test=17-20"), AudioFeatureParams(), FrameParams())
     assert out.metrics["train_actors"] == [1, 2, 3] and out.metrics["test_actors"] == [17]
+
+
+def test_the_data_hash_changes_when_a_clip_gains_its_audio_features(table):
+    """A fused run is not reused once audio features are stored for a clip that had none (its audio extraction
+    ran since); where every clip has audio, the hash is what it always was (stored versions stay)."""
+    full = table.dropna(subset=ACOLS)
+    assert fusion_data_hash(full, ACOLS) == stable_hash(sorted(zip(full["path"], full["content_hash"], strict=True)), 16)
+    assert fusion_data_hash(full, ACOLS) == fusion_data_hash(full)
+    gained = table.fillna(0.0)
+    assert fusion_data_hash(table, ACOLS) != fusion_data_hash(gained, ACOLS) == fusion_data_hash(table)
