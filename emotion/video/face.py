@@ -39,10 +39,10 @@ from __future__ import annotations
 import importlib.util
 import math
 import os
+import threading
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
-from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
@@ -94,6 +94,9 @@ def model_path(name: str) -> Path:
     raise UsageError(f"the mediapipe package has no {name} (a 0.10.x wheel ships it, 1.x does not); {MEDIAPIPE_INSTALL_HINT}")
 
 
+_SILENCING = threading.Lock()
+
+
 def _interpreter(path: Path) -> Any:
     try:
         from ai_edge_litert.interpreter import Interpreter
@@ -101,7 +104,9 @@ def _interpreter(path: Path) -> Any:
         import tensorflow as tf
 
         Interpreter = tf.lite.Interpreter  # noqa: N806
-    with _native_stderr_silenced():  # LiteRT's C++ prints "INFO: Created TensorFlow Lite XNNPACK delegate for CPU."
+    # LiteRT's C++ prints "INFO: Created TensorFlow Lite XNNPACK delegate for CPU."; file descriptor 2 is the
+    # process's, so one thread at a time silences it (two at once could leave it on /dev/null for good)
+    with _SILENCING, _native_stderr_silenced():
         it = Interpreter(model_path=str(path), num_threads=1)
         it.allocate_tensors()
     return it
@@ -209,7 +214,8 @@ def _sigmoid(x: np.ndarray) -> np.ndarray:
 class FaceFrontEnd:
     """Detects faces in RGB frames and measures the 468 landmarks of one of them.
 
-    One instance per process: the interpreters are built once and reused (the full-range detector on first need).
+    One instance per thread (:func:`front_end`): the interpreters are built once and reused (the full-range detector
+    on first need).
     ``min_score`` is the short-range detector's threshold (the full-range one keeps its graph's, 0.6),
     ``min_presence`` the mesh's.
     """
@@ -403,10 +409,20 @@ class FaceTrack:
         return any(self.switches)
 
 
-@lru_cache(maxsize=1)
+_THIS_THREAD = threading.local()
+
+
 def front_end() -> FaceFrontEnd:
-    """The process's face front end (built on first use)."""
-    return FaceFrontEnd()
+    """This thread's face front end (built on its first use in the thread).
+
+    LiteRT's interpreters are not thread-safe: worker threads of one process (a Dask worker's threads, the
+    in-process cluster of a small run) that shared one failed clips at random ("There is at least 1 reference to
+    internal data in the interpreter"). Each thread keeps its own, for as long as the thread lives.
+    """
+    front: FaceFrontEnd | None = getattr(_THIS_THREAD, "front", None)
+    if front is None:
+        front = _THIS_THREAD.front = FaceFrontEnd()
+    return front
 
 
 def alignment(face: Face, size: int, margin: float = 0.0) -> np.ndarray:

@@ -462,3 +462,26 @@ def test_haar_front_end_records_hash_as_the_first_release():
     assert FrameParams(face_crop=True).landmarks and FrameParams(face_crop=True).hash() != p.hash()
     with pytest.raises(UsageError, match="unknown face detector"):
         FrameParams(detector="dlib")
+
+
+def test_threads_of_one_process_find_faces_at_once_as_one_thread_does():
+    """Worker threads (a Dask worker's, the in-process cluster of a small run) each have their own front end: the
+    LiteRT interpreters are not thread-safe, and shared they failed clips with "There is at least 1 reference to
+    internal data in the interpreter"."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    frames = [draw_face(parse_id(f"01-01-0{e}-01-01-01-0{a}.mp4"), t, VideoSynthParams(width=320, height=240),
+                        np.random.default_rng(a))
+              for a in (1, 2) for e in (3, 5) for t in (0.1, 0.5, 0.9)]
+    alone = [front_end().find(f) for f in frames]
+    assert all(f is not None for f in alone)
+
+    def find_all(_: int) -> list[np.ndarray]:
+        return [front_end().find(f).landmarks for f in frames for _ in range(4)]
+
+    with ThreadPoolExecutor(4) as pool:
+        results = list(pool.map(find_all, range(8)))
+    expected = [f.landmarks for f in alone for _ in range(4)]
+    for got in results:
+        for g, e in zip(got, expected, strict=True):
+            np.testing.assert_allclose(g, e, atol=1e-4)
