@@ -16,7 +16,7 @@ import pyarrow as pa
 from emotion.audio.decode import band_limited, load_audio_rate
 from emotion.core.errors import DamagedPartError, EmotionError, NoAudioError, RejectedInput
 from emotion.core.ids import parse_id
-from emotion.extract.inventory import ClipRef, Step, audio_step, reject
+from emotion.extract.inventory import UNEXPECTED, ClipRef, Step, audio_step, reject
 from emotion.featuresets import Extractor, FeatureParams, make_extractor
 from emotion.store.sources import VIDEO_EXTENSIONS, DataRoot, content_hash, extension
 from emotion.store.store import Store, label_fields, params_metadata
@@ -161,7 +161,7 @@ def extract_chunk(step: Step, clips: Sequence[ClipRef], data_url: str, store_url
         except RejectedInput as exc:
             rejects.append(reject(ref.path, exc.reason, "read" if ref.path not in hashes else "decode"))
         except Exception as exc:  # noqa: BLE001 - a bad file must not stop the others
-            rejects.append(reject(ref.path, f"unexpected {type(exc).__name__}: {exc}", "decode"))
+            rejects.append(reject(ref.path, f"unexpected {type(exc).__name__}: {exc}", UNEXPECTED))
         if on_clip is not None:
             on_clip(n_ok + unchanged + len(rejects) + len(no_audio))
     part = None

@@ -133,6 +133,15 @@ def duplicate_reject(path: str, original: str) -> dict[str, Any]:
     return reject(path, DUPLICATE_REASON.format(original), "id")
 
 
+# the stage of a reject for an error of ours or of the machine, not of the file: the next run reads the clip again
+UNEXPECTED = "unexpected"
+
+
+def is_unexpected_reject(outcome: dict[str, Any]) -> bool:
+    """A reject for an unexpected error (recorded before such rejects had a stage of their own: by its reason)."""
+    return outcome.get("stage") == UNEXPECTED or str(outcome.get("reason") or "").startswith("unexpected ")
+
+
 def is_duplicate_reject(outcome: dict[str, Any]) -> bool:
     return outcome.get("stage") == "id" and str(outcome.get("reason") or "").startswith("same recording as ")
 
@@ -324,9 +333,11 @@ def take_inventory(
             changed = changed or not same
             digest = row.get("content_hash") if same else None
             ref, size = ClipRef(cand.relpath, digest if isinstance(digest, str) else None, cand.meta), cand.size
-            # a duplicate is not repeated from the record: whether it still is one depends on the other clip
+            # a duplicate is not repeated from the record (whether it still is one depends on the other clip), nor
+            # an unexpected error (a fault of the code or the machine, not of the file: it is tried again)
             if (same and params_key is not None and row.get("status") in (REJECTED, NO_AUDIO)
-                    and row.get("params_key") == params_key and not is_duplicate_reject(row)):
+                    and row.get("params_key") == params_key and not is_duplicate_reject(row)
+                    and not is_unexpected_reject(row)):
                 status = row["status"]
                 outcome = reject(cand.relpath, row["reason"], row.get("stage") or "decode")
                 (inv.rejects if status == REJECTED else inv.no_audio).append(outcome)

@@ -293,6 +293,30 @@ def test_rejects_found_by_reading_come_back_unread_while_unchanged(corpus, tmp_p
     assert inv.rejects == [{"path": "Actor_02/03-01-05-01-01-01-02.wav", "reason": reason, "stage": "decode"}]
 
 
+def test_a_clip_failed_by_an_unexpected_error_is_read_again_by_the_next_run(corpus, tmp_path, monkeypatch):
+    """An unexpected error is a fault of the code or the machine (it was once a face model shared by two threads),
+    not of the file: the clip is rejected naming it, and the next run tries it again rather than repeat it."""
+    import emotion.extract.chunk as ex
+
+    out, corpus = tmp_path / "out", _one_actor(corpus)
+    flaky = "Actor_02/03-01-05-01-01-01-02.wav"
+    real = ex.audio_row
+
+    def failing(root, ref, extractor, data=None, notes=None):
+        if ref.path == flaky:
+            raise RuntimeError("an interpreter in use by another thread")
+        return real(root, ref, extractor, data, notes)
+
+    monkeypatch.setattr(ex, "audio_row", failing)
+    _, _, res = _run_like_the_flow(corpus, out)
+    assert res is not None and res.rejects == [{"path": flaky, "stage": "unexpected",
+                                                "reason": "unexpected RuntimeError: an interpreter in use by another thread"}]
+    monkeypatch.setattr(ex, "audio_row", real)
+    inv, p, res = _run_like_the_flow(corpus, out)
+    assert inv.rejects == [] and [r.path for r in p.todo] == [flaky]
+    assert res is not None and res.processed == 1 and res.rejects == []
+
+
 def test_a_data_root_a_worker_cannot_open_is_an_error_naming_the_host_and_the_environment(corpus, tmp_path, monkeypatch):
     # the command lists the clips with its own credentials; a Dask worker without them used to fail with a bare
     # 'NoCredentialsError: Unable to locate credentials' and hundreds of lines of traceback
