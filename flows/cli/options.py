@@ -40,8 +40,20 @@ def video_params(args: argparse.Namespace) -> dict[str, dict[str, Any]]:
     return {"cnn": {"epochs": args.epochs}, "fer": {"epochs": head, "tune_epochs": args.epochs - head}}
 
 
+def utf8_path(path: str, what: str) -> None:
+    """A one-line :class:`UsageError` for a folder whose name (or a parent's, once resolved) is not valid UTF-8:
+    runs and their parameters are recorded as text (Prefect's API, ``run.json``), where such a name has no place."""
+    full = path if "://" in path else str(Path(path).absolute())
+    try:
+        full.encode("utf-8")
+    except UnicodeEncodeError:
+        shown = full.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
+        raise UsageError(f"{what} '{shown}' is not valid UTF-8 (runs record their folders as text): rename it") from None
+
+
 def existing_dir(path: str, what: str) -> str:
     not_in_memory(path)
+    utf8_path(path, what)
     if "://" in path:
         return path
     if what == "data root" and Path(path).is_file() and path.lower().endswith(".zip"):  # the Zenodo download itself
@@ -126,6 +138,7 @@ def not_in_memory(path: str) -> None:
 
 def out_dir(path: str) -> str:
     not_in_memory(path)
+    utf8_path(path, "output")
     if "://" in path:
         return path
     p = Path(path)

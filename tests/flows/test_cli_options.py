@@ -71,3 +71,20 @@ def test_a_data_folder_given_as_a_store_is_named_as_such_with_how_to_make_a_stor
     assert store_dir(str(data)) == str(data.resolve())
     (tmp_path / "new").mkdir()  # an empty folder: no store yet, and the command says what it lacks, as before
     assert store_dir(str(tmp_path / "new")) == str((tmp_path / "new").resolve())
+
+
+def test_a_folder_whose_name_is_not_utf8_is_refused_in_one_line_and_nothing_is_created(tmp_path):
+    """Prefect's API and run.json record folders as text: such a name failed with a traceback when the flow run
+    was created, and left the output folder behind."""
+    import os
+
+    from flows.cli.options import out_dir
+
+    odd = os.fsdecode(os.fsencode(str(tmp_path)) + b"/root \xff x")
+    os.mkdir(odd)
+    with pytest.raises(UsageError, match=r"^data root '.*/root \\xff x' is not valid UTF-8 \(runs record their "
+                                         r"folders as text\): rename it$"):
+        existing_dir(odd, "data root")
+    with pytest.raises(UsageError, match=r"^output '.*/s \\xfe' is not valid UTF-8"):
+        out_dir(os.fsdecode(os.fsencode(str(tmp_path)) + b"/s \xfe"))
+    assert sorted(os.listdir(tmp_path)) == [odd.rsplit("/", 1)[1]]
