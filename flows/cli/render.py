@@ -86,14 +86,16 @@ def print_extract(s: dict[str, Any]) -> None:
     for path, reason in shown[:20]:
         print(f"  rejected {path}: {reason}")
     if len(shown) > 20:
-        print(f"  ... and {len(shown) - 20} more (see OUT/rejects/)")
+        print(f"  ... and {len(shown) - 20} more rejected (--json lists them all; so does the store's "
+              "rejects/<modality>.parquet)")
     # video-only clips (modality 02) have no audio by design: counted above, not listed; an mp4 that should carry
     # speech but has no usable track is named
     odd = [r for r in s["no_audio_clips"] if r.get("stage") != "id"]
     for r in odd[:10]:
         print(f"  no audio features for {r['path']}: {r['reason']}")
     if len(odd) > 10:
-        print(f"  ... and {len(odd) - 10} more clips without audio (see OUT/manifest/no_audio.parquet)")
+        print(f"  ... and {len(odd) - 10} more clips without audio (--json lists them all; so does the store's "
+              "manifest/no_audio.parquet)")
     band = s.get("band_limited", [])
     if band:  # kept (a corpus may be narrowband throughout), and told in one line: --json lists every clip
         rates = sorted({b["sample_rate"] for b in band})

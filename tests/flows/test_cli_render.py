@@ -63,6 +63,15 @@ def test_a_file_both_modalities_reject_for_one_reason_is_named_once(capsys):
                      f"  rejected {no_video['path']}: {no_video['reason']}"]
 
 
+def test_past_twenty_rejects_the_summary_says_where_the_rest_are(capsys):
+    rejects = [{"path": f"Actor_01/03-01-0{1 + i % 8}-01-01-0{1 + i // 8 % 2}-01.wav", "reason": f"r{i}",
+                "stage": "decode"} for i in range(25)]
+    print_extract(extract_payload({"audio": _summary(rejects)}))
+    out = capsys.readouterr().out
+    assert out.count("  rejected ") == 20 and "OUT" not in out
+    assert "  ... and 5 more rejected (--json lists them all; so does the store's rejects/<modality>.parquet)" in out
+
+
 def test_the_clips_removed_are_named_once_and_listed_in_full_by_json(capsys):
     """The summary said "1 removed" and named no clip (a new user had to read the manifest to find which)."""
     gone = [f"Actor_01/01-01-03-01-01-{i:02d}-01.mp4" for i in range(1, 13)]
