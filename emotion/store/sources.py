@@ -70,7 +70,7 @@ def read_local_file(path: str, limit: int, missing: str = "file not found (delet
     except PermissionError:
         raise RejectedInput("permission denied") from None
     except FileNotFoundError:
-        raise RejectedInput(missing) from None
+        raise RejectedInput("broken symbolic link" if os.path.islink(path) else missing) from None
     except IsADirectoryError:
         raise RejectedInput("is a folder, not a file") from None
     except OSError as exc:

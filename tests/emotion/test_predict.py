@@ -237,12 +237,14 @@ def test_bad_files_get_their_own_error_and_the_others_are_predicted(trained, tmp
     (tmp_path / "noise.wav").write_bytes(np.random.default_rng(0).bytes(4000))
     (tmp_path / "song.mp3").write_bytes(b"ID3")
     (tmp_path / "broken.mp4").write_bytes(b"\x00" * 100)
+    (tmp_path / "dangling.wav").symlink_to(tmp_path / "gone.wav")
     files = [good, str(tmp_path / "missing.wav"), str(tmp_path / "noise.wav"), str(tmp_path / "song.mp3"),
-             str(tmp_path / "broken.mp4"), good]
+             str(tmp_path / "broken.mp4"), str(tmp_path / "dangling.wav"), good]
     out = predict_files(files, load_predictors(store.url))
-    assert isinstance(out[0], Prediction) and isinstance(out[5], Prediction)
-    errors = {Path(f).name: e for f, e in out[1:5]}  # type: ignore[misc]
+    assert isinstance(out[0], Prediction) and isinstance(out[6], Prediction)
+    errors = {Path(f).name: e for f, e in out[1:6]}  # type: ignore[misc]
     assert errors["missing.wav"] == "file not found"
+    assert errors["dangling.wav"] == "broken symbolic link"  # as extract says it
     assert errors["noise.wav"].startswith("cannot decode audio")
     assert errors["song.mp3"].startswith("unsupported file type '.mp3'")
     assert errors["broken.mp4"].startswith("cannot open video")
