@@ -25,9 +25,9 @@ display matrix, which decoding alone does not apply.
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass, replace
-from functools import lru_cache
 from typing import Any
 
 import numpy as np
@@ -139,14 +139,22 @@ class Frame:
     track_switched: bool | None = None
 
 
-@lru_cache(maxsize=1)
+_THIS_THREAD = threading.local()
+
+
 def face_detector() -> Any:
+    """This thread's OpenCV face detector (--face-detector haar): a CascadeClassifier is not safe to share between
+    threads (a Dask worker's, the in-process cluster of a small run), so each has its own."""
+    det = getattr(_THIS_THREAD, "haar", None)
+    if det is not None:
+        return det
     import cv2
 
     path = cv2.data.haarcascades + "haarcascade_frontalface_default.xml"  # type: ignore[attr-defined]
     det = cv2.CascadeClassifier(path)
     if det.empty():
         raise RuntimeError(f"OpenCV's face model is missing at {path}; reinstall opencv-python-headless<5")
+    _THIS_THREAD.haar = det
     return det
 
 
