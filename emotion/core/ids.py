@@ -133,7 +133,7 @@ def video_only_twins(paths: Iterable[str]) -> set[str]:
     face model that kept both would count one recording twice, in training, in validation and in the test
     metrics. The 01 clip is the one kept (it has the voice as well). Paths that are no RAVDESS id are ignored.
     """
-    ids = {p: try_parse_id(p) for p in paths}
+    ids = {p: try_parse_id(p) for p in dict.fromkeys(paths)}  # each path once (a frame index has a row per frame)
     audio_video = {i.fields()[1:] for i in ids.values() if i is not None and i.modality is Modality.AUDIO_VIDEO}
     return {p for p, i in ids.items()
             if i is not None and i.modality is Modality.VIDEO_ONLY and i.fields()[1:] in audio_video}

@@ -43,7 +43,13 @@ def video_params(args: argparse.Namespace) -> dict[str, dict[str, Any]]:
 def utf8_path(path: str, what: str) -> None:
     """A one-line :class:`UsageError` for a folder whose name (or a parent's, once resolved) is not valid UTF-8:
     runs and their parameters are recorded as text (Prefect's API, ``run.json``), where such a name has no place."""
-    full = path if "://" in path else str(Path(path).absolute())
+    if "://" in path:
+        full = path
+    else:
+        try:
+            full = str(Path(path).resolve())  # what is recorded: through links, from the current folder
+        except OSError:  # e.g. the current folder was deleted: the folder checks say what is wrong
+            return
     try:
         full.encode("utf-8")
     except UnicodeEncodeError:

@@ -87,4 +87,18 @@ def test_a_folder_whose_name_is_not_utf8_is_refused_in_one_line_and_nothing_is_c
         existing_dir(odd, "data root")
     with pytest.raises(UsageError, match=r"^output '.*/s \\xfe' is not valid UTF-8"):
         out_dir(os.fsdecode(os.fsencode(str(tmp_path)) + b"/s \xfe"))
-    assert sorted(os.listdir(tmp_path)) == [odd.rsplit("/", 1)[1]]
+    (tmp_path / "link").symlink_to(odd)  # what is recorded is the folder it leads to
+    with pytest.raises(UsageError, match=r"^data root '.*/root \\xff x' is not valid UTF-8"):
+        existing_dir(str(tmp_path / "link"), "data root")
+    with pytest.raises(UsageError, match=r"^output '.*/root \\xff x/sub' is not valid UTF-8"):
+        out_dir(str(tmp_path / "link" / "sub"))
+    assert sorted(os.listdir(tmp_path)) == sorted(["link", odd.rsplit("/", 1)[1]]) and not os.listdir(odd)
+
+
+def test_a_relative_folder_under_a_deleted_current_folder_is_said_in_one_line(tmp_path, monkeypatch):
+    gone = tmp_path / "gone"
+    gone.mkdir()
+    monkeypatch.chdir(gone)
+    gone.rmdir()
+    with pytest.raises(UsageError, match="^data root 'data' does not exist or is not a folder$"):
+        existing_dir("data", "data root")
