@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import hashlib
+from pathlib import Path
 
 from emotion.core.errors import EmotionError, RejectedInput
+from emotion.core.ids import Modality, try_parse_id
 from emotion.core.progress import ProgressFn, report
 from emotion.predict.combine import predict_file, read_file
 from emotion.predict.outcome import Prediction
@@ -24,8 +26,19 @@ def predict_files(paths: list[str], predictors: Predictors, *, same_speaker: boo
     speaker = None
     if same_speaker and predictors.audio is not None:
         rows = []
-        seen: set[bytes] = set()  # one recording given twice counts once (its statistics would shrink to nothing)
+        # one recording given twice counts once (its statistics would shrink to nothing): the same bytes, or the same
+        # RAVDESS recording under two files (an audio-video clip's track is its audio-only clip: the 03 file counts,
+        # as in training)
+        seen: set[bytes] = set()
+        ids = {p: try_parse_id(Path(p).name) for p in paths}
+        audio_only = {i.fields()[1:] for i in ids.values() if i is not None and i.modality is Modality.AUDIO_ONLY}
+        counted: set[tuple[int, ...]] = set()
         for p in paths:
+            rid = ids[p]
+            recording = rid.fields()[1:] if rid is not None else None
+            if recording is not None and (recording in counted or (rid is not None and recording in audio_only
+                                                                    and rid.modality is not Modality.AUDIO_ONLY)):
+                continue
             try:
                 data = read_file(p)
                 digest = hashlib.sha256(data).digest()
@@ -33,6 +46,8 @@ def predict_files(paths: list[str], predictors: Predictors, *, same_speaker: boo
                     continue
                 rows.append(predictors.audio.raw_features(data, video=extension(p) in VIDEO_EXTENSIONS))
                 seen.add(digest)
+                if recording is not None:
+                    counted.add(recording)
             except EmotionError:  # unreadable or without a voice: reported by the pass below
                 continue
         speaker = predictors.audio.speaker_group(rows)  # an argument of each prediction: the model is unchanged
