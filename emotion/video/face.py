@@ -49,6 +49,7 @@ from typing import Any
 import numpy as np
 
 from emotion.core.errors import RejectedInput, UsageError
+from emotion.core.threads import per_thread
 
 MEDIAPIPE_REQUIREMENT = "mediapipe==0.10.21"  # installed with --no-deps: only its .tflite files are used
 MEDIAPIPE_INSTALL_HINT = (f"install the face models with `pip install --no-deps '{MEDIAPIPE_REQUIREMENT}'` (the wheel "
@@ -409,20 +410,15 @@ class FaceTrack:
         return any(self.switches)
 
 
-_THIS_THREAD = threading.local()
-
-
+@per_thread
 def front_end() -> FaceFrontEnd:
     """This thread's face front end (built on its first use in the thread).
 
     LiteRT's interpreters are not thread-safe: worker threads of one process (a Dask worker's threads, the
     in-process cluster of a small run) that shared one failed clips at random ("There is at least 1 reference to
-    internal data in the interpreter"). Each thread keeps its own, for as long as the thread lives.
+    internal data in the interpreter").
     """
-    front: FaceFrontEnd | None = getattr(_THIS_THREAD, "front", None)
-    if front is None:
-        front = _THIS_THREAD.front = FaceFrontEnd()
-    return front
+    return FaceFrontEnd()
 
 
 def alignment(face: Face, size: int, margin: float = 0.0) -> np.ndarray:

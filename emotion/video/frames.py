@@ -25,7 +25,6 @@ display matrix, which decoding alone does not apply.
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass, replace
 from typing import Any
@@ -36,6 +35,7 @@ from emotion.core.errors import DecodeError, NoVideoError, RejectedInput, UsageE
 from emotion.core.media import ffmpeg_reason, open_container
 from emotion.core.names import FRAME_EVERY, FRAME_SIZE
 from emotion.core.params import stable_hash
+from emotion.core.threads import per_thread
 
 MAX_FRAMES = 30 * 60 * 10  # 10 minutes at 30 fps: longer clips are refused
 MAX_PIXELS = 4096 * 2160  # 4K
@@ -139,22 +139,16 @@ class Frame:
     track_switched: bool | None = None
 
 
-_THIS_THREAD = threading.local()
-
-
+@per_thread
 def face_detector() -> Any:
     """This thread's OpenCV face detector (--face-detector haar): a CascadeClassifier is not safe to share between
-    threads (a Dask worker's, the in-process cluster of a small run), so each has its own."""
-    det = getattr(_THIS_THREAD, "haar", None)
-    if det is not None:
-        return det
+    threads, so each has its own."""
     import cv2
 
     path = cv2.data.haarcascades + "haarcascade_frontalface_default.xml"  # type: ignore[attr-defined]
     det = cv2.CascadeClassifier(path)
     if det.empty():
         raise RuntimeError(f"OpenCV's face model is missing at {path}; reinstall opencv-python-headless<5")
-    _THIS_THREAD.haar = det
     return det
 
 
