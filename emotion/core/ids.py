@@ -78,6 +78,11 @@ class RavdessId:
     def fields(self) -> tuple[int, ...]:
         return tuple(int(getattr(self, f)) for f in _FIELDS)
 
+    @property
+    def recording(self) -> tuple[int, ...]:
+        """The fields but the modality: what the 01, 02 and 03 files of one performance share."""
+        return self.fields()[1:]
+
     def labels(self) -> dict[str, int | str]:
         """The id as a flat row of plain values (for tables)."""
         row: dict[str, int | str] = {k: int(v) for k, v in asdict(self).items()}
@@ -134,6 +139,6 @@ def video_only_twins(paths: Iterable[str]) -> set[str]:
     metrics. The 01 clip is the one kept (it has the voice as well). Paths that are no RAVDESS id are ignored.
     """
     ids = {p: try_parse_id(p) for p in dict.fromkeys(paths)}  # each path once (a frame index has a row per frame)
-    audio_video = {i.fields()[1:] for i in ids.values() if i is not None and i.modality is Modality.AUDIO_VIDEO}
+    audio_video = {i.recording for i in ids.values() if i is not None and i.modality is Modality.AUDIO_VIDEO}
     return {p for p, i in ids.items()
-            if i is not None and i.modality is Modality.VIDEO_ONLY and i.fields()[1:] in audio_video}
+            if i is not None and i.modality is Modality.VIDEO_ONLY and i.recording in audio_video}

@@ -31,13 +31,13 @@ def predict_files(paths: list[str], predictors: Predictors, *, same_speaker: boo
         # as in training)
         seen: set[bytes] = set()
         ids = {p: try_parse_id(Path(p).name) for p in paths}
-        audio_only = {i.fields()[1:] for i in ids.values() if i is not None and i.modality is Modality.AUDIO_ONLY}
+        audio_only = {i.recording for i in ids.values() if i is not None and i.modality is Modality.AUDIO_ONLY}
         counted: set[tuple[int, ...]] = set()
         for p in paths:
             rid = ids[p]
-            recording = rid.fields()[1:] if rid is not None else None
-            if recording is not None and (recording in counted or (rid is not None and recording in audio_only
-                                                                    and rid.modality is not Modality.AUDIO_ONLY)):
+            recording = rid.recording if rid is not None else None
+            if rid is not None and (rid.recording in counted
+                                    or (rid.recording in audio_only and rid.modality is not Modality.AUDIO_ONLY)):
                 continue
             try:
                 data = read_file(p)

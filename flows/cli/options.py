@@ -50,11 +50,11 @@ def utf8_path(path: str, what: str) -> None:
             full = str(Path(path).resolve())  # what is recorded: through links, from the current folder
         except OSError:  # e.g. the current folder was deleted: the folder checks say what is wrong
             return
-    try:
-        full.encode("utf-8")
-    except UnicodeEncodeError:
-        shown = full.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
-        raise UsageError(f"{what} '{shown}' is not valid UTF-8 (runs record their folders as text): rename it") from None
+    from emotion.extract.inventory import printable
+
+    shown = printable(full)
+    if shown != full:
+        raise UsageError(f"{what} '{shown}' is not valid UTF-8 (runs record their folders as text): rename it")
 
 
 def existing_dir(path: str, what: str) -> str:
