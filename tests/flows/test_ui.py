@@ -127,7 +127,8 @@ def test_the_ui_in_a_browser_lists_a_finished_run(emotion_server, two_extraction
     ui = api.removesuffix("/api")
     shot = tmp_path / "runs.png"
     for page in ("/runs", "/v2/runs"):  # the classic UI and the new one
-        dom = render_page(f"{ui}{page}", tmp_path, screenshot=shot if page == "/runs" else None)
+        dom = render_page(f"{ui}{page}", tmp_path, screenshot=shot if page == "/runs" else None,
+                          until=two_extractions[-1][0])
         assert "connect to Server API" not in dom and "Can't connect" not in dom, page
         assert two_extractions[-1][0] in dom, f"{page}: no run listed (screenshot {shot})"
         assert "Completed" in dom, page  # listed as finished
