@@ -2,7 +2,8 @@
 
 The clips are the mp4 clips (modality 01 with speech, 02 video-only) that
 have face-crop frames in the store; their audio features come from the audio
-table (the speech track of modality-01 clips), and are missing for the others.
+table (the speech track of modality-01 clips; for a 02 clip standing in for a
+missing 01, its recording's audio-only 03 file), and are missing for the others.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ import numpy as np
 import pandas as pd
 
 from emotion.core.errors import StoreError
-from emotion.core.ids import EMOTION_LABELS
+from emotion.core.ids import EMOTION_LABELS, Modality, try_parse_id
 from emotion.core.params import stable_hash
 from emotion.core.splits import ActorSplit
 from emotion.featuresets import FeatureParams
@@ -73,12 +74,40 @@ def fusion_table(store: Store, audio: FeatureParams, frames: FrameParams, actors
         vcols = [*vcols, *lp.feature_names()]
     acols = audio.feature_names()
     try:
-        feats = store.read_features("audio", audio.key)
-        feats = feats[feats["path"].isin(paths)][["path", *acols]]
+        feats = store.read_features("audio", audio.key)[["path", *acols]]
     except StoreError:
         feats = pd.DataFrame(columns=["path", *acols])
-    table = table.merge(feats, on="path", how="left")
-    return table, acols, vcols
+    table = table.merge(feats[feats["path"].isin(paths)], on="path", how="left")
+    return with_audio_only_voice(table, feats, acols), acols, vcols
+
+
+def with_audio_only_voice(table: pd.DataFrame, feats: pd.DataFrame, acols: Sequence[str]) -> pd.DataFrame:
+    """``table`` with each clip lacking audio features given those of its recording's audio-only file (03), where
+    ``feats`` has one.
+
+    A clip's own sound comes first (an 01 clip's speech track). A video-only clip (02) has none, but where it
+    stands in for a missing 01 clip, the performance's voice is its 03 file: the same recording, as
+    :attr:`~emotion.core.ids.RavdessId.recording` says.
+    """
+    cols = list(acols)
+    silent = table[cols].isna().all(axis=1) if cols else pd.Series(False, index=table.index)
+    if not silent.any() or feats.empty:
+        return table
+    voices: dict[tuple[int, ...], int] = {}
+    for i, p in enumerate(feats["path"]):
+        rid = try_parse_id(p)
+        if rid is not None and rid.modality is Modality.AUDIO_ONLY:
+            voices[rid.recording] = i
+    found = {}
+    for row, p in table.loc[silent, "path"].items():
+        rid = try_parse_id(p)
+        if rid is not None and rid.recording in voices:
+            found[row] = voices[rid.recording]
+    if not found:
+        return table
+    table = table.copy()
+    table.loc[list(found), cols] = feats[cols].to_numpy()[list(found.values())]
+    return table
 
 
 def fusion_data_hash(table: pd.DataFrame, acols: Sequence[str] = ()) -> str:

@@ -6,16 +6,21 @@ import math
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
 import pytest
 
 from emotion.audio.seed import AudioFeatureParams
+from emotion.core.ids import parse_id
 from emotion.core.params import stable_hash
 from emotion.core.splits import ActorSplit
 from emotion.models.fusion import FUSION_METHODS, AudioVisualFusion, fusion_cv_accuracy
 from emotion.store.catalog import RunRecord, best_per_modality
-from emotion.training.fusion import fusion_data_hash, train_and_evaluate_fusion
+from emotion.store.store import Store
+from emotion.training.fusion import fusion_data_hash, fusion_table, train_and_evaluate_fusion
 from emotion.video.frames import FrameParams
 from tests.emotion.models.test_fusion import split_signal
+from tests.emotion.video.test_frameset import PARAMS as FRAMES
+from tests.emotion.video.test_frameset import _rows, _write
 
 SPLIT = ActorSplit.parse("train=1-6,test=7-8")
 ACOLS, VCOLS = [f"a{i}" for i in range(4)], [f"face{i:03d}" for i in range(4)]
@@ -78,3 +83,32 @@ def test_the_data_hash_changes_when_a_clip_gains_its_audio_features(table):
     assert fusion_data_hash(full, ACOLS) == fusion_data_hash(full)
     gained = table.fillna(0.0)
     assert fusion_data_hash(table, ACOLS) != fusion_data_hash(gained, ACOLS) == fusion_data_hash(table)
+
+
+def test_a_video_only_clip_standing_in_for_its_recording_is_fused_with_the_voice_of_its_audio_only_file(tmp_path):
+    """A 02 clip whose 01 clip is absent is the recording's face; its voice is the 03 file's. A clip's own sound
+    comes first, and a clip whose recording has no audio-only file stays without audio."""
+    store = Store(str(tmp_path / "store"))
+    _write(store, _rows("01-01-04-01-01-01-21", 2, 20) + _rows("02-01-05-01-01-01-21", 2, 30)
+           + _rows("02-01-06-01-01-01-21", 2, 40))
+    audio = AudioFeatureParams()
+    acols = audio.feature_names()
+
+    def voice(stem: str, value: float) -> dict:
+        rid = parse_id(stem)
+        ext = "wav" if rid.modality == 3 else "mp4"
+        return {"path": f"Actor_21/{stem}.{ext}", "content_hash": f"a{value}", **rid.labels(),
+                **dict.fromkeys(acols, value)}
+
+    before = fusion_table(store, audio, FRAMES, (21,), lambda images: np.zeros((len(images), 3), np.float32))[0]
+    rows = [voice("01-01-04-01-01-01-21", 1.0), voice("03-01-04-01-01-01-21", 2.0),  # its own track wins
+            voice("03-01-05-01-01-01-21", 3.0),  # the voice of the 02 clip alone
+            voice("03-01-06-02-01-01-21", 4.0)]  # another recording (strong intensity): not the 06 clip's voice
+    store.write_table(f"{store.dataset_dir('features/audio', audio.key)}/{Store.new_part_name()}",
+                      pa.Table.from_pylist(rows))
+    table, _, _ = fusion_table(store, audio, FRAMES, (21,), lambda images: np.zeros((len(images), 3), np.float32))
+    got = dict(zip(table["path"], table[acols[0]], strict=True))
+    assert got["Actor_21/01-01-04-01-01-01-21.mp4"] == 1.0 and got["Actor_21/02-01-05-01-01-01-21.mp4"] == 3.0
+    assert np.isnan(got["Actor_21/02-01-06-01-01-01-21.mp4"])
+    assert (table[acols].notna().all(axis=1) == table[acols].notna().any(axis=1)).all()  # whole vectors, never parts
+    assert fusion_data_hash(table, acols) != fusion_data_hash(before, acols)  # a clip gained its voice: a new version
