@@ -17,6 +17,7 @@ from emotion.featuresets import FeatureParams, feature_params, is_face_set
 from emotion.models.search import SearchParams
 from emotion.store.catalog import SPEAKER_NORM_ASSUMES, best_per_modality, collect_runs, folder_of, rank_rows
 from emotion.store.store import Store
+from emotion.training.current import trained_on_older_data
 from emotion.video.frames import FrameParams
 from flows.extract import extract
 from flows.naming import current_run, frames_label, name, run_tags, split_label, tagged
@@ -205,7 +206,8 @@ def with_selection(out: str, trained: dict[str, Any]) -> dict[str, Any]:
     """``trained`` (as :func:`train_models` returns it) with the selected run of each modality it trained marked:
     the run ``emotion predict`` uses (:func:`emotion.store.catalog.best_per_modality` of the split's runs: by
     validation, never by the test actors). Each row of ``models`` gets ``selected``; ``selected_earlier`` lists the
-    selected runs of those modalities that this call did not train (``trained_earlier``), as ``models`` lists runs."""
+    selected runs of those modalities that this call did not train (``trained_earlier``), as ``models`` lists runs,
+    with ``older_data`` where the store's data of the split has changed since that run was trained."""
     rows = trained["models"]
     store = Store(out)
     best = best_per_modality(collect_runs(store, trained["split_id"])) if rows else {}
@@ -216,8 +218,11 @@ def with_selection(out: str, trained: dict[str, Any]) -> dict[str, Any]:
     for m in dict.fromkeys(str(r.get("modality", "audio")) for r in rows):
         if m in best and not any(r["selected"] and r.get("modality", "audio") == m for r in rows):
             rec = best[m]
-            earlier.append({**run_row(rec, store.url_of(folder_of(store, rec))), "modality": m, "selected": True,
-                            "trained_earlier": True})
+            row = {**run_row(rec, store.url_of(folder_of(store, rec))), "modality": m, "selected": True,
+                   "trained_earlier": True}
+            if trained_on_older_data(store, rec, ActorSplit.parse(trained["split"])):
+                row["older_data"] = True  # its clips changed since: predict uses it until it is trained again
+            earlier.append(row)
     return {**trained, "selected_earlier": earlier}
 
 

@@ -122,7 +122,8 @@ def print_train(t: dict[str, Any]) -> None:
         cv, sd = r.get("cv_accuracy"), r.get("cv_std")
         cv = "—" if cv is None or cv != cv else f"{cv:.3f}±{sd:.3f}" if sd and sd == sd else f"{cv:.3f}"  # NaN: none
         name = f"{r['model']}/landmarks" if r.get("features") == "landmarks" else r["model"]  # lr on the face's geometry
-        how = " (selected, trained earlier)" if r.get("trained_earlier") else " (reused)" if r.get("reused") else ""
+        how = (" (selected, trained earlier on older data)" if r.get("older_data") else
+               " (selected, trained earlier)" if r.get("trained_earlier") else " (reused)" if r.get("reused") else "")
         print(f"{'*' if r.get('selected') else ' '} {name:<12} {r.get('modality', 'audio'):<6} {r['accuracy']:>8.3f} "
               f"{r['macro_f1']:>8.3f} {r['uar']:>6.3f} {cv:>15} {r['n_train']:>6} {r['n_test']:>5}  {r['run_dir']}{how}")
     if any(r.get("selected") for r in rows):
@@ -130,6 +131,13 @@ def print_train(t: dict[str, Any]) -> None:
               "split's runs)")
     print("  (validation: actor-grouped CV for audio, fused and landmark models, held-out training actors for cnn "
           "and fer; —: none recorded)")
+    for r in earlier:
+        if r.get("older_data"):
+            name = f"{r['model']}/landmarks" if r.get("features") == "landmarks" else r["model"]
+            again = f"--model {r['model']}" + (f" --features {r['features']}" if r.get("feature_set") else "")
+            print(f"  note: the selected {r.get('modality', 'audio')} model {name} was trained before the store's "
+                  f"clips of this split changed; `emotion predict` uses it as it is until it is trained again "
+                  f"(`emotion train` with {again} and its other options)")
     for r in t["models"]:
         if r.get("n_test_clips_without_face"):
             print(f"  {r['model']}: no face in {r['n_test_clips_without_face']} of its {r['n_test']} test clips "

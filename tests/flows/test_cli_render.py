@@ -230,3 +230,21 @@ def test_the_cluster_line_of_extract_has_its_singulars_and_plurals_right(workers
     s = {**_summary([]), "n_workers": workers, "max_in_flight": chunks, "cluster_threads": threads}
     print_extract(extract_payload({"audio": s}))
     assert line in capsys.readouterr().out.splitlines()
+
+
+def test_a_selected_run_trained_on_older_data_is_marked_and_said_to_be_what_predict_uses(capsys):
+    """A walkthrough: `emotion train --model svc` after clips changed listed lr (trained before, on the old clips) as
+    selected, and nothing said predict would use a model of the old data."""
+    lr = {**_row("lr", 0.9, 0.675), "version": "v1", "selected": True, "trained_earlier": True, "older_data": True,
+          "features": "seed", "feature_set": "seed-4bd90a733487"}
+    print_train({"split": "train=01-03,test=21", "summary": "S", "models": [_row("svc", 0.897, 0.633)],
+                 "selected_earlier": [lr]})
+    out = capsys.readouterr().out
+    assert "runs/lr (selected, trained earlier on older data)\n" in out
+    assert ("  note: the selected audio model lr was trained before the store's clips of this split changed; `emotion "
+            "predict` uses it as it is until it is trained again (`emotion train` with --model lr --features seed and "
+            "its other options)\n") in out
+    print_train({"split": "train=01-03,test=21", "summary": "S", "models": [_row("svc", 0.897, 0.633)],
+                 "selected_earlier": [{**lr, "older_data": False}]})
+    out = capsys.readouterr().out
+    assert "runs/lr (selected, trained earlier)\n" in out and "note:" not in out
