@@ -48,7 +48,7 @@ def utf8_path(path: str, what: str) -> None:
     else:
         try:
             full = str(Path(path).resolve())  # what is recorded: through links, from the current folder
-        except OSError:  # e.g. the current folder was deleted: the folder checks say what is wrong
+        except (OSError, RuntimeError):  # the current folder deleted, a symlink loop: the folder checks say so
             return
     from emotion.extract.inventory import printable
 

@@ -102,3 +102,15 @@ def test_a_relative_folder_under_a_deleted_current_folder_is_said_in_one_line(tm
     gone.rmdir()
     with pytest.raises(UsageError, match="^data root 'data' does not exist or is not a folder$"):
         existing_dir("data", "data root")
+
+
+def test_a_symbolic_link_loop_is_said_in_one_line(tmp_path):
+    """The UTF-8 check resolved the folder first, and a loop raised RuntimeError: a traceback where the folder check
+    had given one line."""
+    from flows.cli.options import out_dir
+
+    (tmp_path / "loop").symlink_to("loop")
+    with pytest.raises(UsageError, match="^data root '.*/loop' does not exist or is not a folder$"):
+        existing_dir(str(tmp_path / "loop"), "data root")
+    with pytest.raises(UsageError, match="^cannot create the output folder '.*/loop/sub': Too many levels of symbolic"):
+        out_dir(str(tmp_path / "loop" / "sub"))
