@@ -28,16 +28,15 @@ def predict_files(paths: list[str], predictors: Predictors, *, same_speaker: boo
         rows = []
         # one recording given twice counts once (its statistics would shrink to nothing): the same bytes, or the same
         # RAVDESS recording under two files (an audio-video clip's track is its audio-only clip: the 03 file counts,
-        # as in training)
+        # as in training; where it cannot be read, the recording's other clip counts instead)
         seen: set[bytes] = set()
         ids = {p: try_parse_id(Path(p).name) for p in paths}
-        audio_only = {i.recording for i in ids.values() if i is not None and i.modality is Modality.AUDIO_ONLY}
+        later = {p: not (i is not None and i.modality is Modality.AUDIO_ONLY) for p, i in ids.items()}
         counted: set[tuple[int, ...]] = set()
-        for p in paths:
+        for p in sorted(paths, key=later.__getitem__):  # the 03 files first, each kind in the order given
             rid = ids[p]
             recording = rid.recording if rid is not None else None
-            if rid is not None and (rid.recording in counted
-                                    or (rid.recording in audio_only and rid.modality is not Modality.AUDIO_ONLY)):
+            if recording is not None and recording in counted:
                 continue
             try:
                 data = read_file(p)

@@ -436,6 +436,12 @@ def test_same_speaker_counts_distinct_recordings(trained, tmp_path):
     both = [str(c) for c in clips] + twins
     results = predict_files(both, load_predictors(model_path=folder), same_speaker=True)
     assert all(any("only 5 clip(s)" in n for n in r.notes) for r in results)  # not 10
+    # an audio-only file that cannot be read: its recording's audio-video clip counts instead (it counted none)
+    broken = tmp_path / clips[0].name
+    broken.write_bytes(b"not audio at all")
+    results = predict_files([str(broken), *both[1:]], load_predictors(model_path=folder), same_speaker=True)
+    assert isinstance(results[0], tuple) and len(results) == 10
+    assert all(any("only 5 clip(s)" in n for n in r.notes) for r in results[1:])  # type: ignore[union-attr]
 
 
 def test_inputs_unlike_speech_are_flagged(trained, tmp_path):
