@@ -74,16 +74,17 @@ def fusion_table(store: Store, audio: FeatureParams, frames: FrameParams, actors
         vcols = [*vcols, *lp.feature_names()]
     acols = audio.feature_names()
     try:
-        feats = store.read_features("audio", audio.key)[["path", *acols]]
+        feats = store.read_features("audio", audio.key)[["path", "content_hash", *acols]]
     except StoreError:
-        feats = pd.DataFrame(columns=["path", *acols])
-    table = table.merge(feats[feats["path"].isin(paths)], on="path", how="left")
+        feats = pd.DataFrame(columns=["path", "content_hash", *acols])
+    table = table.merge(feats[feats["path"].isin(paths)].drop(columns="content_hash"), on="path", how="left")
     return with_audio_only_voice(table, feats, acols), acols, vcols
 
 
 def with_audio_only_voice(table: pd.DataFrame, feats: pd.DataFrame, acols: Sequence[str]) -> pd.DataFrame:
     """``table`` with each clip lacking audio features given those of its recording's audio-only file (03), where
-    ``feats`` has one.
+    ``feats`` (``path``, ``content_hash`` and ``acols``) has one; that file's path and content hash are recorded
+    in the columns ``voice_path`` and ``voice_hash`` (for :func:`fusion_data_hash`), present only where one is used.
 
     A clip's own sound comes first (an 01 clip's speech track). A video-only clip (02) has none, but where it
     stands in for a missing 01 clip, the performance's voice is its 03 file: the same recording, as
@@ -106,19 +107,32 @@ def with_audio_only_voice(table: pd.DataFrame, feats: pd.DataFrame, acols: Seque
     if not found:
         return table
     table = table.copy()
-    table.loc[list(found), cols] = feats[cols].to_numpy()[list(found.values())]
+    rows, sources = list(found), list(found.values())
+    table.loc[rows, cols] = feats[cols].to_numpy()[sources]
+    table.loc[rows, "voice_path"] = feats["path"].to_numpy()[sources]
+    table.loc[rows, "voice_hash"] = feats["content_hash"].to_numpy()[sources]
     return table
 
 
 def fusion_data_hash(table: pd.DataFrame, acols: Sequence[str] = ()) -> str:
     """The hash of the clips (paths and contents) a fusion table is built from, and of which of them have no
     audio features (``acols`` all NaN), where any has none: a clip whose audio features were stored since (say
-    its audio extraction ran only now) changes the table, and so the run's version."""
+    its audio extraction ran only now) changes the table, and so the run's version; and of the audio-only files
+    whose voice a clip was given (:func:`with_audio_only_voice`), where any was: their contents are in the table too."""
     clips = sorted(zip(table["path"], table["content_hash"], strict=True))
     silent = table[table[list(acols)].isna().all(axis=1)]["path"] if len(acols) else []
-    if not len(silent):
-        return stable_hash(clips, 16)  # as before: the versions of runs whose every clip has audio stay
-    return stable_hash({"clips": clips, "without_audio": sorted(silent)}, 16)
+    voices = []
+    if "voice_path" in table.columns:
+        lent = table[table["voice_path"].notna()]
+        voices = sorted(zip(lent["path"], lent["voice_path"], lent["voice_hash"], strict=True))
+    if not len(silent) and not voices:
+        return stable_hash(clips, 16)  # as before: the versions of runs whose every clip has its own audio stay
+    hashed: dict[str, Any] = {"clips": clips}
+    if len(silent):
+        hashed["without_audio"] = sorted(silent)
+    if voices:
+        hashed["voices"] = voices
+    return stable_hash(hashed, 16)
 
 
 def fusion_version(method: str, params: dict[str, Any], split: ActorSplit, audio_key: str, frames_key: str,

@@ -112,3 +112,11 @@ def test_a_video_only_clip_standing_in_for_its_recording_is_fused_with_the_voice
     assert np.isnan(got["Actor_21/02-01-06-01-01-01-21.mp4"])
     assert (table[acols].notna().all(axis=1) == table[acols].notna().any(axis=1)).all()  # whole vectors, never parts
     assert fusion_data_hash(table, acols) != fusion_data_hash(before, acols)  # a clip gained its voice: a new version
+    assert list(table["voice_path"].dropna()) == ["Actor_21/03-01-05-01-01-01-21.wav"]
+    hashed = fusion_data_hash(table, acols)
+    store.write_table(f"{store.dataset_dir('features/audio', audio.key)}/{Store.new_part_name()}",
+                      pa.Table.from_pylist([voice("03-01-05-01-01-01-21", 5.0)]))  # the voice recorded again
+    again, _, _ = fusion_table(store, audio, FRAMES, (21,), lambda images: np.zeros((len(images), 3), np.float32))
+    assert fusion_data_hash(again, acols) != hashed  # the table changed: so does the version (a review: it did not)
+    assert fusion_data_hash(before, acols) == fusion_data_hash(before.copy().assign(voice_path=None, voice_hash=None),
+                                                                        acols)
