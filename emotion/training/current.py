@@ -29,7 +29,7 @@ def current_data_hash(store: Store, rec: RunRecord, split: ActorSplit) -> str | 
                               copies=params.copies, faceless=read_faceless_clips(store, params, df)).data_hash
         if rec.modality == "video" and rec.frame_params:
             return split_frames(store, FrameParams.from_dict(rec.frame_params), split).data_hash
-    except (EmotionError, KeyError, TypeError, ValueError):  # no longer readable as it was: not known
+    except (EmotionError, OSError, KeyError, TypeError, ValueError):  # not readable as it was (or now): not known
         return None
     return None
 

@@ -135,8 +135,8 @@ def print_train(t: dict[str, Any]) -> None:
         if r.get("older_data"):
             name = f"{r['model']}/landmarks" if r.get("features") == "landmarks" else r["model"]
             again = f"--model {r['model']}" + (f" --features {r['features']}" if r.get("feature_set") else "")
-            print(f"  note: the selected {r.get('modality', 'audio')} model {name} was trained before the store's "
-                  f"clips of this split changed; `emotion predict` uses it as it is until it is trained again "
+            print(f"  note: the selected {r.get('modality', 'audio')} model {name} was not trained on the "
+                  f"store's current clips of this split; `emotion predict` uses it as it is until it is trained again "
                   f"(`emotion train` with {again} and its other options)")
     for r in t["models"]:
         if r.get("n_test_clips_without_face"):

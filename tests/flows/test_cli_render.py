@@ -241,7 +241,7 @@ def test_a_selected_run_trained_on_older_data_is_marked_and_said_to_be_what_pred
                  "selected_earlier": [lr]})
     out = capsys.readouterr().out
     assert "runs/lr (selected, trained earlier on older data)\n" in out
-    assert ("  note: the selected audio model lr was trained before the store's clips of this split changed; `emotion "
+    assert ("  note: the selected audio model lr was not trained on the store's current clips of this split; `emotion "
             "predict` uses it as it is until it is trained again (`emotion train` with --model lr --features seed and "
             "its other options)\n") in out
     print_train({"split": "train=01-03,test=21", "summary": "S", "models": [_row("svc", 0.897, 0.633)],
