@@ -119,10 +119,12 @@ def write_summary(out: str, split: ActorSplit, results: list[dict[str, Any]]) ->
     features and ``lr`` on the face's landmarks are two); models trained by
     this call replace their earlier entries of the same modality, the others
     (e.g. the audio models when video models are trained) are kept;
-    ``best_by_modality`` names the best of each modality.
     ``all``: the latest run of every feature set, speaker normalisation and
     model (:func:`emotion.reporting.report.merge_results`), so sets and normalisation
-    are kept side by side. The markdown report is written by :func:`report`.
+    are kept side by side. ``best``, ``best_by_modality`` and ``selected`` (the
+    run of each modality, with its version and feature set) are chosen among
+    ``all``, as ``emotion predict`` chooses; every entry says whether it is
+    ``selected``. The markdown report is written by :func:`report`.
     """
     store = Store(out)
     path = summary_path(store, split.id)
@@ -135,10 +137,18 @@ def write_summary(out: str, split: ActorSplit, results: list[dict[str, Any]]) ->
     trained = {_summary_key(r) for r in new}
     merged = [r for r in old.get("models", []) if _summary_key(r) not in trained] + new
     ranked = rank_rows(merged)  # by grouped-CV accuracy (SELECTION_RULE), never by the test actors' scores
-    best_by = {m: r.model for m, r in best_per_modality(RunRecord.from_dict(r) for r in ranked).items()}
     rows = merge_results(old.get("all", []), new)
-    store.write_json(path, {"split": str(split), "split_id": split.id, "best": ranked[0]["model"],
-                            "best_by_modality": best_by, "selection": SELECTION_RULE, "models": ranked, "all": rows})
+    # chosen among every feature set and normalisation ("all"), as `emotion predict` chooses among the split's runs:
+    # from "models" alone, an lr on extended features replaced by a later lr on seed features was never seen
+    chosen = best_per_modality(RunRecord.from_dict(r) for r in rows)
+    picked = {(r.modality, r.model, r.version) for r in chosen.values()}
+    for r in [*ranked, *rows]:
+        r["selected"] = (str(r.get("modality", "audio")), r["model"], r.get("version")) in picked
+    selected = {m: {"model": r.model, "version": r.version, "features": r.feature_set or r.features,
+                    "speaker_norm": bool(r.speaker_norm), "augment": list(r.augment)} for m, r in chosen.items()}
+    store.write_json(path, {"split": str(split), "split_id": split.id, "best": rank_rows(rows)[0]["model"],
+                            "best_by_modality": {m: r.model for m, r in chosen.items()}, "selected": selected,
+                            "selection": SELECTION_RULE, "models": ranked, "all": rows})
     get_run_logger().info("summary: %s", json.dumps([(r["model"], r.get("cv_accuracy")) for r in ranked]))
     return store.url_of(path)
 

@@ -37,7 +37,7 @@ def test_a_model_trained_on_another_modality_keeps_the_entry_of_its_namesake(tmp
     and the audio's best is still the audio lr."""
     with disable_run_logger():
         write_summary.fn(str(tmp_path), SPLIT, [_row("lr", "audio", 0.9, 0.9), _row("rf", "audio", 0.6, 0.6)])
-        write_summary.fn(str(tmp_path), SPLIT, [_row("lr", "video", 0.95, 0.95)])
+        write_summary.fn(str(tmp_path), SPLIT, [{**_row("lr", "video", 0.95, 0.95), "features": "landmarks"}])
         summary = Store(str(tmp_path)).read_json(f"{tmp_path}/runs/{SPLIT.id}/summary.json")
         assert [(r["modality"], r["model"]) for r in summary["models"]] == [("video", "lr"), ("audio", "lr"),
                                                                            ("audio", "rf")]
@@ -47,3 +47,20 @@ def test_a_model_trained_on_another_modality_keeps_the_entry_of_its_namesake(tmp
     assert [(r["modality"], r["model"], r["cv_accuracy"]) for r in summary["models"]] == [
         ("video", "lr", 0.95), ("audio", "rf", 0.6), ("audio", "lr", 0.5)]
     assert summary["best_by_modality"] == {"audio": "rf", "video": "lr"}
+
+
+def test_the_best_model_is_chosen_among_every_feature_set_as_predict_chooses(tmp_path):
+    """A walkthrough: lr on extended features (the best grouped CV), then the seed models: "models" keeps one lr
+    (the seed one), and "best" said svc while the report and predict used the extended lr."""
+    ext = {**_row("lr", "audio", 0.658, 0.717), "version": "e", "features": "extended",
+           "feature_set": "extended-1a2b3c4d5e6f", "speaker_norm": True, "augment": [0.9, 1.1]}
+    with disable_run_logger():
+        write_summary.fn(str(tmp_path), SPLIT, [ext])
+        write_summary.fn(str(tmp_path), SPLIT, [_row("svc", "audio", 0.6, 0.55), _row("lr", "audio", 0.5, 0.5)])
+    summary = Store(str(tmp_path)).read_json(f"{tmp_path}/runs/{SPLIT.id}/summary.json")
+    assert summary["best"] == "lr" and summary["best_by_modality"] == {"audio": "lr"}
+    assert summary["selected"] == {"audio": {"model": "lr", "version": "e", "features": "extended-1a2b3c4d5e6f",
+                                             "speaker_norm": True, "augment": [0.9, 1.1]}}
+    assert [(r["model"], r["version"], r["selected"]) for r in summary["all"]] == [
+        ("lr", "e", True), ("svc", "v", False), ("lr", "v", False)]
+    assert not any(r["selected"] for r in summary["models"])  # the seed lr and svc: neither is what predict uses
