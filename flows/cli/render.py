@@ -105,6 +105,21 @@ def print_extract(s: dict[str, Any]) -> None:
               f"recordings (e.g. {band[0]['path']}; --json lists them)")
 
 
+def shown_name(r: dict[str, Any], t: dict[str, Any]) -> str:
+    """A training table row's model as shown: ``lr/landmarks`` (lr on the face's geometry), and an audio model of
+    another feature set or normalisation than the header's (a selected run trained earlier) with its own, e.g.
+    ``lr/extended``, ``lr/seed+norm`` or ``lr/seed-norm`` (without): two rows never read just ``lr``."""
+    features = r.get("features")
+    if features == "landmarks":
+        return f"{r['model']}/landmarks"
+    if r.get("modality", "audio") != "audio" or not t.get("features") or not features:
+        return str(r["model"])
+    other_norm = bool(r.get("speaker_norm")) != bool(t.get("speaker_norm"))
+    if features == t["features"] and not other_norm:
+        return str(r["model"])
+    return f"{r['model']}/{features}" + (("+norm" if r.get("speaker_norm") else "-norm") if other_norm else "")
+
+
 def print_train(t: dict[str, Any]) -> None:
     norm = ", speaker-normalised" if t.get("speaker_norm") else ""
     kind = "video" if t.get("features") in VIDEO_FEATURE_SETS else "audio"  # landmarks: the face's, as its rows say
@@ -121,7 +136,7 @@ def print_train(t: dict[str, Any]) -> None:
     for r in rows:
         cv, sd = r.get("cv_accuracy"), r.get("cv_std")
         cv = "—" if cv is None or cv != cv else f"{cv:.3f}±{sd:.3f}" if sd and sd == sd else f"{cv:.3f}"  # NaN: none
-        name = f"{r['model']}/landmarks" if r.get("features") == "landmarks" else r["model"]  # lr on the face's geometry
+        name = shown_name(r, t)
         how = (" (selected, trained earlier on older data)" if r.get("older_data") else
                " (selected, trained earlier)" if r.get("trained_earlier") else " (reused)" if r.get("reused") else "")
         print(f"{'*' if r.get('selected') else ' '} {name:<12} {r.get('modality', 'audio'):<6} {r['accuracy']:>8.3f} "
@@ -133,7 +148,7 @@ def print_train(t: dict[str, Any]) -> None:
           "and fer; —: none recorded)")
     for r in earlier:
         if r.get("older_data"):
-            name = f"{r['model']}/landmarks" if r.get("features") == "landmarks" else r["model"]
+            name = shown_name(r, t)
             again = f"--model {r['model']}" + (f" --features {r['features']}" if r.get("feature_set") else "")
             print(f"  note: the selected {r.get('modality', 'audio')} model {name} was not trained on the "
                   f"store's current clips of this split; `emotion predict` uses it as it is until it is trained again "
@@ -143,7 +158,7 @@ def print_train(t: dict[str, Any]) -> None:
             print(f"  {r['model']}: no face in {r['n_test_clips_without_face']} of its {r['n_test']} test clips "
                   "(no prediction: counted as wrong)")
     if t.get("recipe"):
-        print_recipe(t["recipe"], rows)  # in the order of the table
+        print_recipe(t["recipe"], [{**r, "model": shown_name(r, t)} for r in rows])  # in the order of the table
     synthetic = [r["model"] for r in t["models"] if r.get("data_origin") == "synthetic"]
     if synthetic:
         print(f"  {'all' if len(synthetic) == len(t['models']) else ', '.join(synthetic)}: trained on synthetic data, "

@@ -248,3 +248,19 @@ def test_a_selected_run_trained_on_older_data_is_marked_and_said_to_be_what_pred
                  "selected_earlier": [{**lr, "older_data": False}]})
     out = capsys.readouterr().out
     assert "runs/lr (selected, trained earlier)\n" in out and "note:" not in out
+
+
+def test_a_selected_run_of_another_feature_set_is_named_with_its_set_in_the_table_and_notes(capsys):
+    """A walkthrough: extended lr (trained earlier, selected) beside this call's seed lr: two rows read `lr`, and so
+    did the one-clip-at-a-time note."""
+    ext = {**_row("lr", 0.658, 0.717), "version": "e", "selected": True, "trained_earlier": True,
+           "features": "extended", "speaker_norm": True, "accuracy_single_clip": 0.617}
+    seed = {**_row("lr", 0.5, 0.5), "features": "seed", "speaker_norm": True, "accuracy_single_clip": 0.479}
+    plain = {**_row("svc", 0.46, 0.45), "features": "seed", "speaker_norm": False, "accuracy_single_clip": 0.463}
+    t = {"split": "train=01-16,test=17-20", "features": "seed", "speaker_norm": True, "summary": "S",
+         "models": [seed, plain], "selected_earlier": [ext],
+         "recipe": {"description": "seed", "assumes": "each test speaker's clips are normalised together"}}
+    print_train(t)
+    lines = capsys.readouterr().out.splitlines()
+    assert [ln.split()[:2] for ln in lines[2:5]] == [["*", "lr/extended"], ["lr", "audio"], ["svc/seed-norm", "audio"]]
+    assert "one clip at a time: lr/extended 0.617, lr 0.479, svc/seed-norm 0.463" in "\n".join(lines)
