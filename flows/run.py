@@ -143,10 +143,12 @@ def _pipeline(data: str, out: str, split: str, features: FeatureParams, search: 
     has_video = any(_found(s) for k, s in extracted.items() if k.startswith("video"))
     if modality == "all":  # skip what the data cannot feed, and say so
         if audio_models and not has_audio:
-            notes.append(f"no {'video' if face_set else 'audio'} clips under the data root: {features.name} models skipped")
+            none = _none_found("video" if face_set else "audio", [extracted.get(feature_key)])
+            notes.append(f"{none}: {features.name} models skipped")
             audio_models = ()
         if video_models and not has_video:
-            notes.append("no video clips under the data root: video models skipped")
+            none = _none_found("video", [s for k, s in extracted.items() if k.startswith("video")])
+            notes.append(f"{none}: video models skipped")
             video_models = ()
         if fusion_models and not (has_audio and has_video):
             notes.append("fusion needs mp4 clips with speech and face: fused models skipped")
@@ -255,6 +257,14 @@ def skip_video_note(actors: tuple[int, ...], split: str) -> Advised | None:
 
 def _found(summary: dict[str, Any]) -> bool:
     return bool(summary["processed"] + summary["skipped"])
+
+
+def _none_found(kind: str, summaries: list[dict[str, Any] | None]) -> str:
+    """Why a modality has nothing to train on: no clips at all, or only rejected ones (their lines say why)."""
+    rejected = sum(int(s.get("rejected", 0)) for s in summaries if s)
+    if rejected:
+        return f"no usable {kind} clips under the data root ({rejected} rejected)"
+    return f"no {kind} clips under the data root"
 
 
 def _split_used(results: list[dict[str, Any]], split: str) -> str:

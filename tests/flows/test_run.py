@@ -101,3 +101,17 @@ def test_a_video_run_is_named_and_tagged_without_the_audio_recipe(tmp_path, monk
                             speaker_norm=True)
         kinds = {t for t in got[-1] if t.split(":")[0] in ("features", "speaker-norm")}
         assert kinds == tags, (modality, models, got[-1])
+
+
+def test_a_run_whose_only_video_clip_is_rejected_says_so_rather_than_that_there_is_none(corpus, tmp_path, monkeypatch):
+    """A walkthrough: a truncated mp4 was rejected (its line said why), then the note said "no video clips under the
+    data root", as if there were none."""
+    import flows.run as run
+    from emotion.models.search import SearchParams
+
+    (corpus / "Actor_01" / "01-01-03-01-01-01-01.mp4").write_bytes(b"\x00\x00\x00\x18ftypmp42" + b"\x00" * 64)
+    monkeypatch.setattr(run, "train_models", lambda *a, **k: {"models": []})  # what is skipped is what is checked
+    r = run.run_pipeline(str(corpus), str(tmp_path / "store"), "train=1-3,test=21", ("lr", "cnn"), "seed",
+                         SearchParams(n_iter=1, cv_folds=2), "all", workers=1)
+    assert r["extract"]["video"]["rejected"] == 1
+    assert "no usable video clips under the data root (1 rejected): video models skipped" in r["notes"]
