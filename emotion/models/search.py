@@ -35,8 +35,10 @@ def too_few_cv_actors(actors: int | Iterable[int], cv_folds: int) -> Advised | N
         n_actors = len(named)
     if n_actors >= cv_folds:
         return None
+    two_folds = (", or one with 2 and --cv-folds 2", ", or one with 2 and search.cv_folds to 2") if cv_folds > 2 else ("", "")
     fix = (Advice(f"give --cv-folds {n_actors}, or a split with more train actors",
                   f"set search.cv_folds to {n_actors}, or split to one with more train actors") if n_actors >= 2 else
-           Advice("give a split with at least 2 train actors", "set split to one with at least 2 train actors"))
+           Advice(f"give a split with at least {cv_folds} train actors{two_folds[0]}",  # both at once: not one, then the other
+                  f"set split to one with at least {cv_folds} train actors{two_folds[1]}"))
     which = f" ({actor_text(named)})" if named else ""
     return Advised(f"grouped CV needs at least {cv_folds} training actors, got {n_actors}{which}: {fix}", fix)

@@ -68,7 +68,7 @@ def test_too_few_train_actors_for_grouped_cv_names_the_folds_they_allow():
     assert too_few_cv_actors(2, 3) == ("grouped CV needs at least 3 training actors, got 2: give --cv-folds 2, or a "
                                        "split with more train actors")
     assert too_few_cv_actors(1, 3) == ("grouped CV needs at least 3 training actors, got 1: give a split with at "
-                                       "least 2 train actors")
+                                       "least 3 train actors, or one with 2 and --cv-folds 2")
     assert too_few_cv_actors([2, 3], 3) == ("grouped CV needs at least 3 training actors, got 2 (02-03): give "
                                             "--cv-folds 2, or a split with more train actors")  # named where known
     assert too_few_cv_actors(3, 3) is None and too_few_cv_actors(20, 5) is None
@@ -81,8 +81,15 @@ def test_too_few_train_actors_for_grouped_cv_are_told_as_a_served_run_sets_the_f
     assert UsageError(too_few_cv_actors([1, 2], 3)).served_message() == (
         "grouped CV needs at least 3 training actors, got 2 (01-02): set search.cv_folds to 2, or split to one "
         "with more train actors")
+    # both ways out at once (a walkthrough: "at least 2 train actors", then with 2, "give --cv-folds 2")
     assert UsageError(too_few_cv_actors(1, 3)).served_message() == (
-        "grouped CV needs at least 3 training actors, got 1: set split to one with at least 2 train actors")
+        "grouped CV needs at least 3 training actors, got 1: set split to one with at least 3 train actors, or one "
+        "with 2 and search.cv_folds to 2")
+    assert str(too_few_cv_actors([1], 3)) == (
+        "grouped CV needs at least 3 training actors, got 1 (01): give a split with at least 3 train actors, or one "
+        "with 2 and --cv-folds 2")
+    assert str(too_few_cv_actors([1], 2)) == (
+        "grouped CV needs at least 2 training actors, got 1 (01): give a split with at least 2 train actors")
 
 
 @pytest.mark.parametrize("text, msg", [
