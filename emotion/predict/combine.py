@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import itertools
+import os
+from collections import Counter
 from pathlib import Path
 
 from emotion.core.errors import NoAudioError, NoFaceError, NoVideoError, RejectedInput
@@ -20,10 +23,26 @@ def read_file(path: str) -> bytes:
     p = Path(path)
     ext = extension(p.name)
     if p.is_dir():  # e.g. a shell glob that caught the actor folders
-        raise RejectedInput(f"a folder, not a file: give its .wav, .flac or .mp4 files (e.g. {path.rstrip('/')}/*.mp4)")
+        raise RejectedInput(f"a folder, not a file: {_files_of(path)}")
     if ext not in SUPPORTED_EXTENSIONS:
         raise RejectedInput(f"unsupported file type {ext or '(none)'!r}: expected .wav, .flac or .mp4")
     return read_local_file(str(p), max_file_bytes(p.name), missing="file not found")
+
+
+def _files_of(folder: str, look_at: int = 10_000) -> str:
+    """What to give instead of ``folder``: a pattern of the kind of file it holds most of (a folder of FLAC files
+    was told ``*.mp4``), or that it holds none directly."""
+    kinds: Counter[str] = Counter()
+    try:
+        with os.scandir(folder) as entries:
+            for entry in itertools.islice(entries, look_at):
+                if extension(entry.name) in SUPPORTED_EXTENSIONS and entry.is_file():
+                    kinds[extension(entry.name)] += 1
+    except OSError:
+        pass
+    if not kinds:
+        return "give .wav, .flac or .mp4 files (it holds none directly)"
+    return f"give its .wav, .flac or .mp4 files (e.g. {folder.rstrip('/')}/*{kinds.most_common(1)[0][0]})"
 
 
 def _note_band(pred: Prediction, band: str | None) -> None:

@@ -256,9 +256,15 @@ def test_a_folder_given_as_a_file_is_named_as_such(tmp_path):
 
     for folder in (tmp_path / "Actor_01", tmp_path / "clips.wav"):
         folder.mkdir()
-        with pytest.raises(RejectedInput, match=rf"^a folder, not a file: give its .wav, .flac or .mp4 files "
-                                                rf"\(e.g. {folder}/\*.mp4\)$"):
+        with pytest.raises(RejectedInput, match=r"^a folder, not a file: give .wav, .flac or .mp4 files \(it holds "
+                                                r"none directly\)$"):
             read_file(str(folder))
+    # the kind of file it holds most of (a folder of FLAC files was told *.mp4)
+    for name in ("a.flac", "b.flac", "c.mp4", "notes.txt"):
+        (tmp_path / "Actor_01" / name).write_bytes(b"x")
+    with pytest.raises(RejectedInput, match=rf"^a folder, not a file: give its .wav, .flac or .mp4 files "
+                                            rf"\(e.g. {tmp_path}/Actor_01/\*.flac\)$"):
+        read_file(str(tmp_path / "Actor_01") + "/")
 
 
 def test_a_tampered_or_swapped_model_file_is_refused(trained, tmp_path):

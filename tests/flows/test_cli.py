@@ -535,7 +535,7 @@ def test_train_writes_the_report_and_predict_reads_new_files(corpus: Path, tmp_p
     assert code == 2 and "--store" in err
     assert main(["predict", str(flac.parent)]) == 1  # a folder: named as one, not "give --store"
     out = capsys.readouterr().out
-    assert "a folder, not a file" in out and f"(e.g. {flac.parent}/*.mp4)" in out
+    assert "a folder, not a file" in out and f"(e.g. {flac.parent}/*.flac)" in out
 
 
 def test_logmel_spectrograms_train_the_spectrogram_cnn_and_predict_new_files(corpus: Path, tmp_path: Path, capsys,
