@@ -18,7 +18,8 @@ from typing import Any
 
 from emotion.audio.normalize import Stats
 from emotion.core.errors import ModelIntegrityError, StoreError, UsageError
-from emotion.core.splits import DEFAULT_SPLIT, ActorSplit
+from emotion.core.ids import try_parse_id
+from emotion.core.splits import DEFAULT_SPLIT, ActorSplit, lacking_actors, suggest_split
 from emotion.models.persist import load_model
 from emotion.predict.audio import AudioModel
 from emotion.predict.face import FusionRunModel, LandmarkRunModel, VideoModel, VideoRunModel, ZeroShotFaceModel
@@ -173,6 +174,25 @@ def choose_runs(store: Store, split: str | None = None, modalities: tuple[str, .
     return found[max(found, key=lambda sid: (newest[sid], sid))]
 
 
+def train_command(store: Store) -> str:
+    """``emotion train STORE``, with a ``--split`` the stored clips allow where the default split does not fit them
+    (the bare command failed on a store of other actors than 01-24)."""
+    actors: set[int] = set()
+    for modality in ("audio", "video"):
+        try:
+            known = store.read_table(store.path("manifest", f"{modality}.parquet"))
+        except StoreError:
+            continue
+        if known is not None and "path" in known.columns:
+            actors |= {i.actor for i in map(try_parse_id, known["path"]) if i is not None}
+    command = f"emotion train {store.url}"
+    split = ActorSplit.parse(DEFAULT_SPLIT)
+    if actors and lacking_actors(split, actors, "clips", "in the store") is not None:
+        other = suggest_split(actors)
+        command += f" --split {other}" if other is not None else ""
+    return command
+
+
 def load_predictors(store_url: str | None = None, model_path: str | None = None, split: str | None = None) -> Predictors:
     """The models to predict with: ``model_path`` if given, else the chosen runs of the store."""
     if model_path:
@@ -186,7 +206,7 @@ def load_predictors(store_url: str | None = None, model_path: str | None = None,
     runs = choose_runs(store, split, modalities, required=split is not None)
     if not runs:  # nothing trained in the store yet (only extracted): the face is still read, as without a store
         return Predictors(video=ZeroShotFaceModel(),
-                          elsewhere={"audio": f"no trained model in {store.url}: run `emotion train {store.url}` first"})
+                          elsewhere={"audio": f"no trained model in {store.url}: run `{train_command(store)}` first"})
     out = _predictors_of({m: store.url_of(catalog.folder_of(store, r)) for m, r in runs.items()})
     if split is None and "audio" not in runs and "fusion" not in runs:
         # the split trained last has no voice model (e.g. a face-only run): say which split has one, not just "none"

@@ -196,6 +196,13 @@ def test_a_store_with_nothing_trained_yet_reads_faces_zero_shot_and_says_what_to
     assert preds.elsewhere == {"audio": f"no trained model in {out}: run `emotion train {out}` first"}
     with pytest.raises(StoreError, match="no trained audio/video/fusion model .* for split train01-20_test21-24"):
         load_predictors(str(out), split="train=1-20,test=21-24")
+    # clips of actors the default split cannot serve: the command told has a split they allow (the bare one failed)
+    import pyarrow as pa
+
+    paths = [f"Actor_{a:02d}/03-01-03-01-01-01-{a:02d}.wav" for a in range(1, 7)]
+    Store(str(out)).write_table(Store(str(out)).path("manifest", "audio.parquet"), pa.table({"path": paths}))
+    assert load_predictors(str(out)).elsewhere == {
+        "audio": f"no trained model in {out}: run `emotion train {out} --split train=01-05,test=06` first"}
 
 
 @pytest.mark.real_data
