@@ -101,8 +101,23 @@ LOADERS: dict[str, Callable[[str], Any]] = {
 def run_modality(run_dir: str) -> str:
     folder = Store(run_dir)
     if not folder.exists(folder.path("run.json")):
-        raise UsageError(f"{run_dir}: no run.json (not a trained run folder)")
+        raise UsageError(f"{run_dir}: no run.json (not a trained run folder){_runs_under(run_dir)}")
     return str(folder.read_json(folder.path("run.json")).get("modality") or "audio")
+
+
+def _runs_under(folder: str) -> str:
+    """Where ``folder`` holds run folders (a model's folder, OUT/runs/SPLIT/MODEL): ``; its runs: ...``, newest
+    first, for ``--model``; else nothing."""
+    p = Path(folder)
+    try:
+        runs = sorted((d for d in p.iterdir() if (d / "run.json").is_file()), key=lambda d: d.stat().st_mtime,
+                      reverse=True)
+    except OSError:
+        return ""
+    if not runs:
+        return ""
+    more = f" and {len(runs) - 3} more" if len(runs) > 3 else ""
+    return f"; the runs in it, newest first: {', '.join(str(d) for d in runs[:3])}{more}"
 
 
 def load_model_path(path: str) -> Predictors:

@@ -515,3 +515,16 @@ def test_a_voice_recorded_below_the_features_rate_is_predicted_with_a_note(train
     assert out["phone.wav"].emotion is not None  # still predicted
     assert any(n.startswith("note: the voice was recorded at 8000 Hz, below the 22050 Hz") for n in out["phone.wav"].notes)
     assert not any("recorded at" in n for n in out[clip.name].notes)  # the full-band clip: nothing said
+
+
+def test_a_models_folder_given_as_a_run_names_the_runs_in_it(trained, tmp_path):
+    """A walkthrough: `--model OUT/runs/SPLIT/lr` said only "no run.json (not a trained run folder)"."""
+    from emotion.core.errors import UsageError
+
+    _, _, run = trained
+    model_dir = posixpath.dirname(run)
+    with pytest.raises(UsageError, match=rf"^{model_dir}: no run.json \(not a trained run folder\); the runs in it, "
+                                         rf"newest first: {run}$"):
+        load_predictors(model_path=model_dir)
+    with pytest.raises(UsageError, match=r"\(not a trained run folder\)$"):  # no runs under it: nothing more to say
+        load_predictors(model_path=str(tmp_path))
