@@ -136,7 +136,7 @@ def evaluate(files: list[Path], store: str | None = None, sheet: str | None = No
                for what, by in per_actor.items()}
     n_frames = sum(c["frames"] for c in clips)
     summary["face_rate"]["overall"] = sum(c["faces"] for c in clips) / max(1, n_frames)  # over frames, not clips
-    return {"clips": clips, "summary": summary, "n_clips": len(clips), "n_frames": n_frames}
+    return {"clips": clips, "summary": summary, "n_clips": len(clips), "n_frames": n_frames, "models": list(trained)}
 
 
 def main() -> int:
@@ -150,7 +150,13 @@ def main() -> int:
     if not files:
         print(f"no mp4 clips under {args.dir}", file=sys.stderr)
         return 2
+    if args.store and not Path(args.store).is_dir() and "://" not in args.store:
+        print(f"--store {args.store}: no such folder", file=sys.stderr)
+        return 2
     r = evaluate(files, args.store, args.sheet)
+    if args.store and not r["models"]:  # else the output is the same as without --store, and nothing says why
+        print(f"note: no trained face model (cnn, fer, landmarks) in {args.store}: only the zero-shot readings follow",
+              file=sys.stderr)
     if args.json:
         print(json.dumps(r, indent=2))
         return 0

@@ -29,3 +29,18 @@ def test_real_faces_report_face_rate_zero_shot_accuracy_per_actor_and_a_crop_she
 
     # one row per clip, one labelled tile per kept frame with a face (5 each)
     assert image is not None and image.shape[:2] == (5 * (TILE + 18), 5 * TILE)
+
+
+def test_a_store_without_face_models_is_said_rather_than_ignored(tmp_path, monkeypatch, capsys):
+    """A walkthrough: `--store` of an audio-only store printed what the command prints without it, and no word."""
+    import sys
+
+    from bench.real_faces import main
+
+    clip_dir = real_video_files()[0].parent
+    monkeypatch.setattr(sys, "argv", ["real_faces", str(clip_dir), "--store", str(tmp_path), "--json"])
+    assert main() == 0
+    err = capsys.readouterr().err
+    assert f"note: no trained face model (cnn, fer, landmarks) in {tmp_path}: only the zero-shot readings" in err
+    monkeypatch.setattr(sys, "argv", ["real_faces", str(clip_dir), "--store", str(tmp_path / "nowhere")])
+    assert main() == 2 and "no such folder" in capsys.readouterr().err
