@@ -30,7 +30,7 @@ from emotion.audio.augment import speeds_text
 from emotion.core.errors import StoreError
 from emotion.core.params import stable_hash
 from emotion.core.provenance import origin_of
-from emotion.store.store import Store
+from emotion.store.store import MAX_JSON_BYTES, Store
 
 log = logging.getLogger(__name__)
 
@@ -490,10 +490,17 @@ class Trained:
 def reuse_or_train(store: Store, split_id: str, model: str, version: str, train: Callable[[], RunFiles], *,
                    force: bool = False) -> Trained:
     """The run ``runs/<split_id>/<model>/<version>``: reused when complete (and its model file is there) unless
-    ``force``, else ``train()``'s files are written, ``run.json`` last (it marks the folder complete)."""
+    ``force``, else ``train()``'s files are written, ``run.json`` last (it marks the folder complete).
+
+    A reused run's ``run.json`` is written again, unchanged: the run asked for last is the newest of its kind, the
+    one ``emotion predict`` and ``summary.json`` take (a run trained in between on other data or settings was taken
+    instead, and a note told to train again what was just reused)."""
     folder = run_dir(store, split_id, model, version)
     reused = store.run_reusable(folder) and not force
-    if not reused:
+    if reused:  # the newest of its kind again (collect_runs: by run.json's time), as predict and summary.json take it
+        run_json = posixpath.join(folder, "run.json")
+        store.write_bytes(run_json, store.read_limited(run_json, MAX_JSON_BYTES))
+    else:
         output = train()
         version = output.version or version  # the inputs read may differ from those looked up (a concurrent extract)
         folder = run_dir(store, split_id, model, version)

@@ -139,3 +139,26 @@ def test_a_recorded_revision_that_is_no_integer_is_not_taken():
             "data_hash": "data456", "speaker_norm": True, "version": "b12aaf37ac78"}
     for bad in (True, "3", 3.0, None):
         assert catalog.feature_run_revision(RunRecord.from_dict({**info, "revision": bad}, split_id=SPLIT.id)) == 2
+
+
+def test_a_reused_run_is_the_newest_of_its_kind_again(tmp_path):
+    """A review: lr trained on edited clips (run B), the clips put back, lr asked for again reused run A, yet predict
+    kept taking B (the newest run.json) and the note told to train again what had just been reused."""
+    from emotion.store.catalog import collect_runs, reuse_or_train
+    from emotion.store.store import Store
+    from tests.emotion.reporting.test_report_html import SPLIT, write_run
+
+    seed = {"features": "seed", "feature_hash": "4bd90a733487", "feature_params": {"name": "seed"},
+            "model_file": {"file": "model.skops"}}
+    for version, mtime in (("a00000000001", 1000), ("b00000000002", 2000)):
+        (write_run(tmp_path, "lr", version, 0.5, cv=0.5, mtime=mtime, **seed) / "model.skops").write_bytes(b"m")
+    store = Store(str(tmp_path))
+    assert [r.version for r in collect_runs(store, SPLIT)] == ["b00000000002"]
+
+    def never():
+        raise AssertionError("a complete run was trained again")
+
+    done = reuse_or_train(store, SPLIT, "lr", "a00000000001", never)
+    assert done.reused and done.record.version == "a00000000001"
+    assert [r.version for r in collect_runs(store, SPLIT)] == ["a00000000001"]  # what predict and the summary take
+    assert json.loads((tmp_path / "runs" / SPLIT / "lr" / "a00000000001" / "run.json").read_text())["model"] == "lr"
