@@ -22,6 +22,7 @@ from emotion.store.catalog import (
     RunRecord,
     Trained,
     best_per_modality,
+    collect_runs,
     rank_rows,
     reuse_or_train,
     summary_path,
@@ -123,8 +124,8 @@ def write_summary(out: str, split: ActorSplit, results: list[dict[str, Any]]) ->
     model (:func:`emotion.reporting.report.merge_results`), so sets and normalisation
     are kept side by side. ``best``, ``best_by_modality`` and ``selected`` (the
     run of each modality, with its version and feature set) are chosen among
-    ``all``, as ``emotion predict`` chooses; every entry says whether it is
-    ``selected``. The markdown report is written by :func:`report`.
+    the split's stored runs, as ``emotion predict`` chooses; every entry says
+    whether it is that run. The markdown report is written by :func:`report`.
     """
     store = Store(out)
     path = summary_path(store, split.id)
@@ -138,15 +139,17 @@ def write_summary(out: str, split: ActorSplit, results: list[dict[str, Any]]) ->
     merged = [r for r in old.get("models", []) if _summary_key(r) not in trained] + new
     ranked = rank_rows(merged)  # by grouped-CV accuracy (SELECTION_RULE), never by the test actors' scores
     rows = merge_results(old.get("all", []), new)
-    # chosen among every feature set and normalisation ("all"), as `emotion predict` chooses among the split's runs:
-    # from "models" alone, an lr on extended features replaced by a later lr on seed features was never seen
-    chosen = best_per_modality(RunRecord.from_dict(r) for r in rows)
+    # chosen among the split's stored runs, as `emotion predict` chooses (from "models" alone, an lr on extended
+    # features replaced there by a later lr on seed features was never seen)
+    stored = collect_runs(store, split.id)
+    chosen = best_per_modality(stored)
     picked = {(r.modality, r.model, r.version) for r in chosen.values()}
     for r in [*ranked, *rows]:
         r["selected"] = (str(r.get("modality", "audio")), r["model"], r.get("version")) in picked
     selected = {m: {"model": r.model, "version": r.version, "features": r.feature_set or r.features,
                     "speaker_norm": bool(r.speaker_norm), "augment": list(r.augment)} for m, r in chosen.items()}
-    store.write_json(path, {"split": str(split), "split_id": split.id, "best": rank_rows(rows)[0]["model"],
+    store.write_json(path, {"split": str(split), "split_id": split.id,
+                            "best": stored[0].model if stored else None,  # collect_runs: best first
                             "best_by_modality": {m: r.model for m, r in chosen.items()}, "selected": selected,
                             "selection": SELECTION_RULE, "models": ranked, "all": rows})
     get_run_logger().info("summary: %s", json.dumps([(r["model"], r.get("cv_accuracy")) for r in ranked]))
