@@ -107,17 +107,36 @@ def print_extract(s: dict[str, Any]) -> None:
 
 def shown_name(r: dict[str, Any], t: dict[str, Any]) -> str:
     """A training table row's model as shown: ``lr/landmarks`` (lr on the face's geometry), and an audio model of
-    another feature set or normalisation than the header's (a selected run trained earlier) with its own, e.g.
-    ``lr/extended``, ``lr/seed+norm`` or ``lr/seed-norm`` (without): two rows never read just ``lr``."""
+    another feature set, augmentation or normalisation than this call's (a selected run trained earlier) with its
+    own, e.g. ``lr/extended``, ``lr/extended+aug``, ``lr/seed+norm`` or ``lr/seed-norm`` (without): two rows never
+    read just ``lr``."""
     features = r.get("features")
     if features == "landmarks":
         return f"{r['model']}/landmarks"
     if r.get("modality", "audio") != "audio" or not t.get("features") or not features:
         return str(r["model"])
     other_norm = bool(r.get("speaker_norm")) != bool(t.get("speaker_norm"))
-    if features == t["features"] and not other_norm:
+    # this call's augmentation, from its own audio rows (None: it trained none, so nothing to tell apart)
+    augmented = next((bool(x.get("augment")) for x in t.get("models", []) if x.get("modality", "audio") == "audio"
+                      and x.get("features") == t["features"]), None)
+    other_aug = augmented is not None and bool(r.get("augment")) != augmented
+    if features == t["features"] and not other_norm and not other_aug:
         return str(r["model"])
-    return f"{r['model']}/{features}" + (("+norm" if r.get("speaker_norm") else "-norm") if other_norm else "")
+    return (f"{r['model']}/{features}" + ("+aug" if r.get("augment") else "")
+            + (("+norm" if r.get("speaker_norm") else "-norm") if other_norm else ""))
+
+
+def retrain_options(r: dict[str, Any]) -> str:
+    """The ``emotion train`` options that train ``r``'s run again (its model, feature set, augmentation and
+    normalisation; the split and the search are the user's own)."""
+    opts = f"--model {r['model']}"
+    if r.get("feature_set") or r.get("features") == "landmarks":
+        opts += f" --features {r['features']}"
+    if r.get("augment"):
+        opts += f" --augment {','.join(f'{float(v):g}' for v in r['augment'])}"
+    if r.get("speaker_norm") and r.get("modality", "audio") == "audio":
+        opts += " --speaker-norm"
+    return opts
 
 
 def print_train(t: dict[str, Any]) -> None:
@@ -149,10 +168,10 @@ def print_train(t: dict[str, Any]) -> None:
     for r in earlier:
         if r.get("older_data"):
             name = shown_name(r, t)
-            again = f"--model {r['model']}" + (f" --features {r['features']}" if r.get("feature_set") else "")
+            again = retrain_options(r)
             print(f"  note: the selected {r.get('modality', 'audio')} model {name} was not trained on the "
                   f"store's current clips of this split; `emotion predict` uses it as it is until it is trained again "
-                  f"(`emotion train` with {again} and its other options)")
+                  f"(`emotion train` with {again}, and the search settings it had)")
     for r in t["models"]:
         if r.get("n_test_clips_without_face"):
             print(f"  {r['model']}: no face in {r['n_test_clips_without_face']} of its {r['n_test']} test clips "

@@ -242,8 +242,8 @@ def test_a_selected_run_trained_on_older_data_is_marked_and_said_to_be_what_pred
     out = capsys.readouterr().out
     assert "runs/lr (selected, trained earlier on older data)\n" in out
     assert ("  note: the selected audio model lr was not trained on the store's current clips of this split; `emotion "
-            "predict` uses it as it is until it is trained again (`emotion train` with --model lr --features seed and "
-            "its other options)\n") in out
+            "predict` uses it as it is until it is trained again (`emotion train` with --model lr --features seed, and "
+            "the search settings it had)\n") in out
     print_train({"split": "train=01-03,test=21", "summary": "S", "models": [_row("svc", 0.897, 0.633)],
                  "selected_earlier": [{**lr, "older_data": False}]})
     out = capsys.readouterr().out
@@ -264,3 +264,22 @@ def test_a_selected_run_of_another_feature_set_is_named_with_its_set_in_the_tabl
     lines = capsys.readouterr().out.splitlines()
     assert [ln.split()[:2] for ln in lines[2:5]] == [["*", "lr/extended"], ["lr", "audio"], ["svc/seed-norm", "audio"]]
     assert "one clip at a time: lr/extended 0.617, lr 0.479, svc/seed-norm 0.463" in "\n".join(lines)
+
+
+def test_a_selected_run_with_other_copies_is_told_apart_and_its_retraining_names_them(capsys):
+    """A review: an extended lr with augmentation (selected, trained earlier) beside this call's plain extended lr:
+    both read `lr`, and the note's command lacked --augment and --speaker-norm."""
+    from flows.cli.render import retrain_options
+
+    aug = {**_row("lr", 0.66, 0.72), "version": "e", "selected": True, "trained_earlier": True, "older_data": True,
+           "features": "extended", "feature_set": "extended-1", "augment": [0.9, 1.1], "speaker_norm": True}
+    plain = {**_row("lr", 0.6, 0.6), "features": "extended", "feature_set": "extended-1", "augment": [],
+             "speaker_norm": True}
+    print_train({"split": "train=01-16,test=17-20", "features": "extended", "speaker_norm": True, "summary": "S",
+                 "models": [plain], "selected_earlier": [aug]})
+    out = capsys.readouterr().out
+    assert [ln.split()[:2] for ln in out.splitlines()[2:4]] == [["*", "lr/extended+aug"], ["lr", "audio"]]
+    assert "(`emotion train` with --model lr --features extended --augment 0.9,1.1 --speaker-norm, and" in out
+    assert retrain_options({"model": "cnn", "modality": "video", "features": "face96"}) == "--model cnn"
+    assert retrain_options({"model": "lr", "modality": "video", "features": "landmarks"}) == (
+        "--model lr --features landmarks")
