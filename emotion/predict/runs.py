@@ -106,8 +106,8 @@ def run_modality(run_dir: str) -> str:
 
 
 def _runs_under(folder: str) -> str:
-    """Where ``folder`` holds run folders (a model's folder, OUT/runs/SPLIT/MODEL): ``; its runs: ...``, newest
-    first, for ``--model``; else nothing."""
+    """Where ``folder`` holds run folders (a model's folder, OUT/runs/SPLIT/MODEL): ``; the runs in it, newest
+    first: ...`` (three, and how many more), any of which ``--model`` takes; else nothing."""
     p = Path(folder)
     try:
         runs = sorted((d for d in p.iterdir() if (d / "run.json").is_file()), key=lambda d: d.stat().st_mtime,
