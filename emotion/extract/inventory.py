@@ -106,7 +106,7 @@ def same_contents(inv: Inventory, known: pd.DataFrame | None) -> bool:
 
 def load_known(store: Store, modality: str) -> pd.DataFrame:
     """The previous run's manifest of ``modality`` (empty when there is none, or it predates fingerprints)."""
-    df = store.read_table(store.path("manifest", f"{modality}.parquet"))
+    df = store.read_manifest(modality)
     if df is None or "meta" not in df.columns:
         return pd.DataFrame(columns=MANIFEST_COLUMNS)
     return df

@@ -195,7 +195,7 @@ def train_command(store: Store) -> str:
     actors: set[int] = set()
     for modality in ("audio", "video"):
         try:
-            known = store.read_table(store.path("manifest", f"{modality}.parquet"))
+            known = store.read_manifest(modality)
         except StoreError:
             continue
         if known is not None and "path" in known.columns:

@@ -592,6 +592,10 @@ class Store:
     def write_manifest(self, modality: str, df: pd.DataFrame) -> None:
         self.write_table(self.path("manifest", f"{modality}.parquet"), pa.Table.from_pandas(df, preserve_index=False))
 
+    def read_manifest(self, modality: str) -> pd.DataFrame | None:
+        """The last extraction's manifest of ``modality`` as written by :meth:`write_manifest`; None without one."""
+        return self.read_table(self.path("manifest", f"{modality}.parquet"))
+
     # -- runs ---------------------------------------------------------------
     def run_dir(self, split_id: str, model: str, version: str) -> str:
         return self.path("runs", split_id, model, version)
