@@ -53,7 +53,6 @@ from typing import Any
 
 import librosa
 import numpy as np
-import scipy.fft
 
 from emotion.core.errors import RejectedInput, UsageError
 from emotion.core.params import HashedParams
@@ -202,6 +201,8 @@ def yin(
     # only x_0 .. x_{w + max_lag} of each frame enter the difference function
     frames = frames[first:min(stop, n_frames), : w + max_lag + 1]
     # autocorrelation r(t, tau) = sum_{j<w} x_j x_{j+tau} via FFT; no wrap-around for tau <= max_lag
+    import scipy.fft  # here, not at the top: the command line imports this module for every command (0.2 s)
+
     nfft = scipy.fft.next_fast_len(w + max_lag + 1)
     a = scipy.fft.rfft(frames, nfft, axis=1)
     b = scipy.fft.rfft(frames[:, :w], nfft, axis=1)
@@ -285,6 +286,8 @@ class ExtendedFeatureExtractor:
         sl = slice(a0, a1)
         # deltas need the frames around the active part; everything else is computed on it only
         logmel_all = librosa.power_to_db(self._mel @ power_all, ref=1.0, amin=1e-10, top_db=None)
+        import scipy.fft  # see yin
+
         mfcc = scipy.fft.dct(logmel_all, axis=0, type=2, norm="ortho")[: p.n_mfcc]
         logmel = logmel_all[:, sl]
         mag, power = mag_all[:, sl], power_all[:, sl]

@@ -44,9 +44,11 @@ def test_the_parser_imports_nothing_heavy() -> None:
 
 def test_extract_loads_no_model_stack() -> None:
     """``emotion extract`` (a nightly rerun with few changes is mostly start-up) loads neither scikit-learn nor the
-    neural-network stack: only the commands that train or predict need them."""
+    neural-network stack: only the commands that train or predict need them. Nor SciPy and librosa's core (a
+    second between them): only the clips' work needs them, and a rerun with nothing to do has none."""
     code = ("import sys; import flows.cli.commands as c; c.flows_module('extract'); "
-            "print(','.join(m for m in ('sklearn', 'xgboost', 'tensorflow', 'keras', 'matplotlib') if m in sys.modules))")
+            "print(','.join(m for m in ('sklearn', 'xgboost', 'tensorflow', 'keras', 'matplotlib', 'scipy', "
+            "'librosa.core') if m in sys.modules))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120,
                          env={**os.environ, "PREFECT_API_URL": ""})
     assert out.returncode == 0, out.stderr[-2000:]
