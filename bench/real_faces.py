@@ -73,7 +73,7 @@ def _store_models(store: str) -> dict[str, Any]:
 def evaluate(files: list[Path], store: str | None = None, sheet: str | None = None) -> dict[str, Any]:
     import cv2
 
-    from emotion.core.errors import RejectedInput
+    from emotion.core.errors import EmotionError, RejectedInput
     from emotion.core.ids import EMOTION_LABELS, parse_id
     from emotion.models.frame_nets import FERZeroShot
     from emotion.video.frames import FrameParams, sample_frames
@@ -84,11 +84,16 @@ def evaluate(files: list[Path], store: str | None = None, sheet: str | None = No
     per_actor: dict[str, dict[int, list[float]]] = defaultdict(lambda: defaultdict(list))
     clips: list[dict[str, Any]] = []
     tiles: list[list[np.ndarray]] = []
+    skipped: list[dict[str, str]] = []  # clips that cannot be scored (not a RAVDESS id, undecodable): named, not fatal
     for f in files:
-        rid = parse_id(f.name)
-        data = f.read_bytes()
+        try:
+            rid = parse_id(f.name)
+            data = f.read_bytes()
+            frames = list(sample_frames(data, params))
+        except (EmotionError, OSError) as exc:
+            skipped.append({"clip": str(f), "reason": str(exc)})
+            continue
         truth = int(rid.emotion) - 1
-        frames = list(sample_frames(data, params))
         faces = [fr for fr in frames if fr.face_found]
         row: dict[str, Any] = {"clip": f.name, "actor": rid.actor, "true": EMOTION_LABELS[truth],
                                "frames": len(frames), "faces": len(faces)}
@@ -104,6 +109,8 @@ def evaluate(files: list[Path], store: str | None = None, sheet: str | None = No
             ph = zero.predict_proba(np.stack(haar)).mean(axis=0)
             row["zero_shot_haar"] = EMOTION_LABELS[int(ph.argmax())]
             per_actor["zero_shot_haar"][rid.actor].append(float(ph.argmax() == truth))
+        else:  # no face: wrong, as for the aligned crops (both scores are over the same clips)
+            per_actor["zero_shot_haar"][rid.actor].append(0.0)
         for name, model in trained.items():
             try:
                 probs, _ = model.predict_video(data)
@@ -136,7 +143,8 @@ def evaluate(files: list[Path], store: str | None = None, sheet: str | None = No
                for what, by in per_actor.items()}
     n_frames = sum(c["frames"] for c in clips)
     summary["face_rate"]["overall"] = sum(c["faces"] for c in clips) / max(1, n_frames)  # over frames, not clips
-    return {"clips": clips, "summary": summary, "n_clips": len(clips), "n_frames": n_frames, "models": list(trained)}
+    return {"clips": clips, "summary": summary, "n_clips": len(clips), "n_frames": n_frames, "models": list(trained),
+            "skipped": skipped}
 
 
 def main() -> int:
@@ -157,6 +165,11 @@ def main() -> int:
     if args.store and not r["models"]:  # else the output is the same as without --store, and nothing says why
         print(f"note: no trained face model (cnn, fer, landmarks) in {args.store}: only the zero-shot readings follow",
               file=sys.stderr)
+    for sk in r["skipped"]:
+        print(f"skipped {sk['clip']}: {sk['reason']}", file=sys.stderr)
+    if not r["clips"]:
+        print(f"none of the {len(files)} mp4 clips under {args.dir} could be scored", file=sys.stderr)
+        return 1
     if args.json:
         print(json.dumps(r, indent=2))
         return 0

@@ -44,3 +44,35 @@ def test_a_store_without_face_models_is_said_rather_than_ignored(tmp_path, monke
     assert f"note: no trained face model (cnn, fer, landmarks) in {tmp_path}: only the zero-shot readings" in err
     monkeypatch.setattr(sys, "argv", ["real_faces", str(clip_dir), "--store", str(tmp_path / "nowhere")])
     assert main() == 2 and "no such folder" in capsys.readouterr().err
+
+
+def test_clips_it_cannot_score_are_named_and_both_detectors_are_scored_over_the_same_clips(tmp_path, monkeypatch,
+                                                                                            capsys):
+    """A walkthrough: one undecodable clip stopped the bench with a traceback naming no file, and a clip without a
+    face counted as wrong for the aligned crops but was left out of the Haar reference (1.00 against 0.50)."""
+    import sys
+
+    import numpy as np
+
+    from bench.real_faces import main
+    from tests.conftest import write_turned_clip
+
+    happy = next(f for f in real_video_files() if f.name == "01-01-03-01-01-02-05.mp4")
+    (tmp_path / happy.name).symlink_to(happy)
+    black = [np.zeros((240, 320, 3), np.uint8)] * 45
+    write_turned_clip(tmp_path / "01-01-03-01-01-01-07.mp4", black, rotate=0)  # actor 07: no face anywhere
+    (tmp_path / "01-01-05-01-01-01-08.mp4").write_bytes(happy.read_bytes()[:5000])  # cut off: undecodable
+    (tmp_path / "holiday.mp4").write_bytes(happy.read_bytes())  # not a RAVDESS id
+    monkeypatch.setattr(sys, "argv", ["real_faces", str(tmp_path), "--json"])
+    assert main() == 0
+    out = capsys.readouterr()
+    skipped = [line for line in out.err.splitlines() if line.startswith("skipped ")]
+    assert len(skipped) == 2, out.err
+    assert any(str(tmp_path / "01-01-05-01-01-01-08.mp4") in line for line in skipped)
+    assert any(str(tmp_path / "holiday.mp4") in line and "RAVDESS" in line for line in skipped)
+    import json
+
+    s = json.loads(out.out)["summary"]
+    assert s["zero_shot"]["per_actor"] == {"5": 1.0, "7": 0.0}
+    assert s["zero_shot_haar"]["per_actor"] == {"5": 1.0, "7": 0.0}
+    assert s["zero_shot_haar"]["overall"] == 0.5
