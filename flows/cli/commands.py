@@ -576,16 +576,23 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     return 0
 
 
+NO_MODEL = ("give --store OUT (picks the best trained model) or --model PATH; without them only the face of an .mp4 "
+            "is read, by the pretrained FER2013 model")
+
+
 def cmd_predict(args: argparse.Namespace) -> int:
     from emotion.predict import Prediction, load_predictors, predict_files
 
     if args.split is not None:  # malformed: exit 2 before anything loads, as train and evaluate do
         ActorSplit.parse_given(args.split)
-    # (a folder is named as such by the prediction, with what to give instead)
-    if not args.store and not args.model and any(not f.lower().endswith(".mp4") and not os.path.isdir(f)
-                                                 for f in args.files):
-        raise UsageError("give --store OUT (picks the best trained model) or --model PATH; without them only the face "
-                         "of an .mp4 is read, by the pretrained FER2013 model")
+    from emotion.store.sources import AUDIO_EXTENSIONS, extension
+
+    def needs_model(f: str) -> bool:  # a voice, and no model of voices (a folder is named as such by the prediction)
+        return extension(f) in AUDIO_EXTENSIONS and not os.path.isdir(f)
+
+    zero_shot = not args.store and not args.model  # only the face of an .mp4 can be read
+    if zero_shot and args.files and all(needs_model(f) for f in args.files):
+        raise UsageError(NO_MODEL)
     if args.store and not args.model:  # (--model overrides --store)
         not_a_data_folder(args.store)
     predictors = load_predictors(args.store, args.model, args.split)
@@ -594,6 +601,9 @@ def cmd_predict(args: argparse.Namespace) -> int:
     results = predict_files(args.files, predictors, same_speaker=args.same_speaker,
                             progress=progress.sink() if len(args.files) > 1 else None)
     files = [r.to_dict() if isinstance(r, Prediction) else {"file": r[0], "error": r[1]} for r in results]
+    if zero_shot:  # an audio file among mp4 clips: the others are read, it is told what it needs (not the whole run)
+        files = [{"file": f["file"], "error": f"needs a trained audio model: {NO_MODEL}"}
+                 if f.get("emotion") is None and not f.get("error") and needs_model(f["file"]) else f for f in files]
     failed = [{"file": f["file"], "error": _why_no_prediction(f)} for f in files
               if f.get("error") or f.get("emotion") is None]  # "no prediction" is no success
     message = f"{len(failed)} of {len(files)} file(s) could not be predicted"

@@ -751,3 +751,18 @@ def test_run_hands_replace_data_to_the_pipeline(tmp_path: Path, capsys, monkeypa
                                "--modality", "audio", *flag)
         assert code == 1 and "stopped here" in err, err
         assert given.pop()["replace_data"] is replace
+
+
+def test_predict_without_a_store_reads_the_mp4_clips_and_tells_an_audio_file_what_it_needs(tmp_path: Path, capsys):
+    """A review: one .wav among mp4 clips, with no --store, refused the whole command with a line naming no file."""
+    from tests.conftest import real_video_files
+
+    clip = str(real_video_files()[0])
+    wav = str(write_tone(tmp_path / "03-01-01-01-01-01-01.wav"))
+    code = main(["predict", wav, clip, "--json"])
+    payload = json.loads(capsys.readouterr().out)
+    assert code == 1 and [f["file"] for f in payload["failed"]] == [wav]
+    assert payload["failed"][0]["error"].startswith("needs a trained audio model: give --store OUT")
+    assert payload["predictions"][1]["emotion"] and payload["predictions"][1]["model"].startswith("zero-shot FER2013")
+    code, _, err = run_cli(capsys, "predict", wav)  # nothing it could read: the usage error, as before
+    assert code == 2 and "give --store OUT" in err
