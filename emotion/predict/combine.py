@@ -86,6 +86,11 @@ def predict_file(path: str, predictors: Predictors, speaker: SpeakerGroup | None
             no_face = _face_unused(exc)
         else:
             pred.timeline_model = predictors.video.name
+            faceless = sum(not t.face for t in pred.timeline or ())
+            if faceless:
+                n = len(pred.timeline or ())
+                pred.notes.append(f"face found in {n - faceless} of the {n} kept frames: the face's outcome is from "
+                                  "those")
             if pred.timeline is None:  # a feature model on the landmarks' statistics over the clip
                 pred.notes.append(f"the face model {predictors.video.name.split(' (')[0]} reads the clip's landmark "
                                   "statistics as a whole: no per-frame timeline (a frame model's, cnn or fer, gives "

@@ -54,25 +54,36 @@ class VideoRunModel:
         return frame_model_outcome(self.estimator, data, self.frames)
 
 
-def face_frames(data: bytes, frames: Any) -> list[Any]:
-    """The kept frames of a video in which a face was found (all of them without face detection)."""
+def kept_frames(data: bytes, frames: Any) -> tuple[list[Any], list[Any]]:
+    """The kept frames of a video, and those in which a face was found (all of them without face detection)."""
     from emotion.video.frames import sample_frames
 
     kept = list(sample_frames(data, frames))
     faces = [f for f in kept if f.face_found is not False]
     if not faces:
         raise NoFaceError(f"no face found in any of the {len(kept)} kept frames: the face is not used")
-    return faces
+    return kept, faces
+
+
+def face_frames(data: bytes, frames: Any) -> list[Any]:
+    """The kept frames of a video in which a face was found (all of them without face detection)."""
+    return kept_frames(data, frames)[1]
 
 
 def frame_model_outcome(estimator: Any, data: bytes, frames: Any) -> tuple[dict[str, float], list[TimelinePoint]]:
-    """A frame model's clip outcome (the mean of its frames' probabilities) and its timeline, from the same frames."""
-    kept = face_frames(data, frames)
-    proba = estimator.predict_proba(np.stack([f.image for f in kept]))
+    """A frame model's clip outcome (the mean of its frames' probabilities) and its timeline, from the same frames.
+
+    A kept frame without a face has its place in the timeline, with no emotion (``face`` false): the outcome is
+    the other frames'.
+    """
+    kept, faces = kept_frames(data, frames)
+    proba = estimator.predict_proba(np.stack([f.image for f in faces]))
+    read = {f.index: p for f, p in zip(faces, proba, strict=True)}
     timeline = []
-    for f, p in zip(kept, proba, strict=True):
-        probs = full_probabilities(np.arange(len(EMOTION_LABELS)), p)
-        timeline.append(TimelinePoint(f.index, f.time, top_two(probs)))
+    for f in kept:
+        p = read.get(f.index)
+        top = () if p is None else top_two(full_probabilities(np.arange(len(EMOTION_LABELS)), p))
+        timeline.append(TimelinePoint(f.index, f.time, top, face=p is not None))
     return full_probabilities(np.arange(len(EMOTION_LABELS)), proba.mean(axis=0)), timeline
 
 

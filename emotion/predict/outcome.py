@@ -12,14 +12,15 @@ from emotion.core.ids import EMOTION_LABELS
 
 @dataclass(frozen=True)
 class TimelinePoint:
-    """One sampled video frame: its time and the two most likely emotions."""
+    """One sampled video frame: its time and the two most likely emotions (none where no face was found in it)."""
 
     frame_index: int
     time: float
-    top: tuple[tuple[str, float], ...]  # ((emotion, probability), (emotion, probability))
+    top: tuple[tuple[str, float], ...]  # ((emotion, probability), (emotion, probability)); () without a face
+    face: bool = True
 
     def to_dict(self) -> dict[str, Any]:
-        return {"frame_index": self.frame_index, "time": self.time,
+        return {"frame_index": self.frame_index, "time": self.time, "face": self.face,
                 "top": [{"emotion": e, "probability": p} for e, p in self.top]}
 
 

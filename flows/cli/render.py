@@ -285,11 +285,14 @@ def print_predictions(payload: dict[str, Any]) -> None:
             print(f"  timeline{who} (time, top two emotions):")
             for t in r["timeline"]:
                 print(f"    {t['time']:6.2f} s  frame {t['frame_index']:>4}  "
-                      + ", ".join(f"{x['emotion']} {x['probability']:.2f}" for x in t["top"]))
-            own = r.get("timeline_outcome") or {}
-            kind = "fused" if "/fusion-" in str(r.get("model")) else "voice" if r["modalities_used"] == ["audio"] else "face"
-            print(f"  clip outcome of this face model: {own.get('emotion')} ({own.get('probability', 0):.2f})"
-                  + ("" if same else f"; the outcome above ({r['emotion']}) is the {kind} model's"))
+                      + (", ".join(f"{x['emotion']} {x['probability']:.2f}" for x in t["top"])
+                         if t.get("face", True) else "no face"))
+            if not same:  # (the same model's outcome is the one above)
+                own = r.get("timeline_outcome") or {}
+                kind = ("fused" if "/fusion-" in str(r.get("model")) else "voice" if r["modalities_used"] == ["audio"]
+                        else "face")
+                print(f"  clip outcome of this face model: {own.get('emotion')} ({own.get('probability', 0):.2f}); "
+                      f"the outcome above ({r['emotion']}) is the {kind} model's")
 
 
 def _clips_to_check(clips: list[str], what: str, each: str) -> None:

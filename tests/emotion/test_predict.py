@@ -219,6 +219,30 @@ def test_predict_without_any_store_reads_real_faces_zero_shot():
 
 
 @pytest.mark.real_data
+def test_kept_frames_without_a_face_are_in_the_timeline_and_said(tmp_path, capsys):
+    """A review: with the face gone from frames 30-69, frames 40 and 60 left the timeline and nothing said so."""
+    import av
+
+    from emotion.video.frames import upright
+    from flows.cli.render import print_predictions
+    from tests.conftest import real_video_files, write_turned_clip
+
+    happy = next(f for f in real_video_files() if f.name == "01-01-03-01-01-02-05.mp4")
+    with av.open(happy) as c:
+        rgb = [upright(fr, "rgb24") for fr in c.decode(video=0)]
+    rgb = [np.zeros_like(f) if 30 <= i < 70 else f for i, f in enumerate(rgb)]
+    p = predict_file(str(write_turned_clip(tmp_path / happy.name, rgb, 0)), load_predictors(None))
+    assert [(t.frame_index, t.face) for t in p.timeline] == [(0, True), (20, True), (40, False), (60, False),
+                                                             (80, True)]
+    assert p.timeline[2].top == () and len(p.timeline[0].top) == 2
+    assert "face found in 3 of the 5 kept frames: the face's outcome is from those" in p.notes
+    print_predictions({"files": [p.to_dict()]})
+    text = capsys.readouterr().out
+    assert "frame   40  no face" in text
+    assert "clip outcome of this face model" not in text  # the outcome's own model: said once, above
+
+
+@pytest.mark.real_data
 def test_a_real_clip_stored_turned_by_a_phone_is_read_as_upright(tmp_path):
     """Prediction decodes as extraction does: a clip stored upside down or on its side, with the display matrix
     that turns it back, is read as the clip itself (left upside down, the happy clip was read as sad)."""
