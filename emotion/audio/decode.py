@@ -89,6 +89,17 @@ def flac_damage(data: bytes, total: int) -> str:
     return f"FLAC is damaged or cut off: the decoder loses sync after {got}{of} samples"
 
 
+def other_format(data: bytes) -> str | None:
+    """What a file that libsndfile cannot read holds, when its first bytes say (an mp4 named .wav): None if unsure."""
+    if data[4:8] == b"ftyp":
+        return "an mp4 (ISO media) file: name it .mp4"
+    if data[:4] == b"OggS":
+        return "an Ogg file"
+    if len(data) > 1 and data[0] == 0xFF and data[1] & 0xE0 == 0xE0:  # an MPEG audio frame (an ID3 tag may lead a FLAC)
+        return "an MP3 file"
+    return None
+
+
 def decode_audio(data: bytes) -> tuple[np.ndarray, int]:
     """Decode WAV/FLAC bytes to ``(samples[frames, channels] float32, sample_rate)``."""
     if not data:
@@ -105,6 +116,8 @@ def decode_audio(data: bytes) -> tuple[np.ndarray, int]:
     except (sf.LibsndfileError, RuntimeError, ValueError, TypeError) as exc:
         if flac is not None:  # libsndfile's words ("flac decoder lost sync", "Internal psf_fseek() failed") say little
             raise DecodeError(flac_damage(data, flac)) from None
+        if (kind := other_format(data)) is not None:  # libsndfile says "Format not recognised"
+            raise DecodeError(f"cannot decode audio: not WAV or FLAC but {kind}") from None
         msg = str(exc).splitlines()[-1] if str(exc) else type(exc).__name__
         msg = re.sub(r"\s*<_io\.BytesIO object at 0x[0-9a-fA-F]+>", "", msg).strip() or type(exc).__name__
         raise DecodeError(f"cannot decode audio: {msg}") from None

@@ -20,6 +20,16 @@ def test_random_bytes_are_rejected():
         decode_audio(np.random.default_rng(0).bytes(4000))
 
 
+def test_an_mp4_named_as_audio_is_said_to_be_one(tmp_path):
+    """A review: an mp4 named .wav was rejected with libsndfile's "Format not recognised"."""
+    from tests.conftest import write_turned_clip
+
+    mp4 = write_turned_clip(tmp_path / "a.mp4", [np.zeros((32, 32, 3), np.uint8)] * 3, rotate=0).read_bytes()
+    with pytest.raises(DecodeError, match=r"^cannot decode audio: not WAV or FLAC but an mp4 \(ISO media\) file: "
+                                          r"name it \.mp4$"):
+        decode_audio(mp4)
+
+
 def test_truncated_wav_is_rejected(tmp_path):
     data = write_tone(tmp_path / "a.wav").read_bytes()
     with pytest.raises(DecodeError):
