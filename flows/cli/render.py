@@ -35,10 +35,20 @@ def _count(n: int, noun: str) -> str:
     return f"{n} {noun}{'' if n == 1 else 's'}"
 
 
+def _no_audio_kinds(n: int, clips: list[dict[str, Any]] | None) -> str:
+    """What the ``n`` audio clips without audio are: `` (video-only)``, or `` (2 video-only, 1 listed below)`` where a
+    clip named as carrying speech has no usable track (a video-only clip, modality 02, has none by design)."""
+    if not n:
+        return ""
+    by_name = n if clips is None else sum(r.get("stage") == "id" for r in clips)
+    return " (video-only)" if by_name >= n else f" ({by_name} video-only, {n - by_name} listed below)"
+
+
 def print_extract(s: dict[str, Any]) -> None:
     for m, d in s["modalities"].items():
         what = "features" if m == "audio" else "frames"
-        absent = f", {d['no_audio']} without audio (video-only)" if m == "audio" else ""
+        absent = f", {d['no_audio']} without audio{_no_audio_kinds(d['no_audio'], s.get('no_audio_clips'))}" \
+            if m == "audio" else ""
         print(f"extract {m}: {d['processed']} processed, {d['skipped']} skipped, {d['removed']} removed, "
               f"{d['rejected']} rejected{absent} in {d['seconds']:.1f} s ({what} {d['feature_set']})")
         if d.get("n_workers"):

@@ -123,7 +123,7 @@ def test_a_run_whose_training_fails_prints_the_extraction_it_did_before_its_erro
     out, err = capsys.readouterr()
     assert code == 2  # the training's error, as before
     assert out.splitlines() == [
-        "extract audio: 90 processed, 0 skipped, 0 removed, 1 rejected, 0 without audio (video-only) in 4.1 s "
+        "extract audio: 90 processed, 0 skipped, 0 removed, 1 rejected, 0 without audio in 4.1 s "
         "(features seed-4bd9)",
         "  rejected Actor_01/03-01-01-01-01-01-01.flac: cannot decode audio: Format not recognised",
         "note: no video clips under the data root: video models skipped"]

@@ -283,3 +283,18 @@ def test_a_selected_run_with_other_copies_is_told_apart_and_its_retraining_names
     assert retrain_options({"model": "cnn", "modality": "video", "features": "face96"}) == "--model cnn"
     assert retrain_options({"model": "lr", "modality": "video", "features": "landmarks"}) == (
         "--model lr --features landmarks")
+
+
+def test_clips_without_audio_are_called_video_only_only_where_their_names_say_so(capsys):
+    """A review: a clip named 01 (audio and video) whose mp4 has no audio track was counted as video-only."""
+    video_only = [{"path": f"Actor_01/02-01-0{i}-01-01-01-01.mp4", "reason": "a video-only clip (modality 02)",
+                   "stage": "id"} for i in (1, 2)]
+    silent = {"path": "Actor_01/01-01-03-01-01-01-01.mp4", "reason": "no audio track in the file", "stage": "decode"}
+    print_extract(extract_payload({"audio": {**_summary([]), "no_audio": 3, "no_audio_clips": [*video_only, silent]}}))
+    out = capsys.readouterr().out.splitlines()
+    assert ", 3 without audio (2 video-only, 1 listed below) in" in out[0]
+    assert f"  no audio features for {silent['path']}: {silent['reason']}" in out
+    print_extract(extract_payload({"audio": {**_summary([]), "no_audio": 2, "no_audio_clips": video_only}}))
+    assert ", 2 without audio (video-only) in" in capsys.readouterr().out
+    print_extract(extract_payload({"audio": _summary([])}))
+    assert ", 0 without audio in" in capsys.readouterr().out
