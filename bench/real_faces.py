@@ -130,7 +130,7 @@ def evaluate(files: list[Path], store: str | None = None, sheet: str | None = No
                     cv2.circle(vis, (int(x), int(y)), 1, (0, 220, 0), -1)
                 label = np.full((18, TILE, 3), 255, np.uint8)
                 k = int(pf.argmax())
-                cv2.putText(label, f"{EMOTION_LABELS[k][:8]} {pf[k]:.2f}", (3, 13), cv2.FONT_HERSHEY_SIMPLEX, 0.42,
+                cv2.putText(label, f"{EMOTION_LABELS[k]} {pf[k]:.2f}", (3, 13), cv2.FONT_HERSHEY_SIMPLEX, 0.42,
                             (0, 120, 0) if k == truth else (0, 0, 200), 1, cv2.LINE_AA)
                 tile_row.append(np.vstack([vis, label]))
             tiles.append(tile_row)
