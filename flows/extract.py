@@ -18,7 +18,15 @@ from emotion.audio.seed import AudioFeatureParams
 from emotion.core.addresses import check_scheduler_address
 from emotion.core.errors import EmotionError, UsageError
 from emotion.core.provenance import corpus_origin
-from emotion.extract.inventory import ClipRef, Inventory, Step, audio_step, duplicate_recordings, video_step
+from emotion.extract.inventory import (
+    ClipRef,
+    Inventory,
+    Step,
+    audio_step,
+    check_not_empty,
+    duplicate_recordings,
+    video_step,
+)
 from emotion.extract.plan import Plan, chunked, data_version
 from emotion.featuresets import FeatureParams, feature_params, is_face_set
 from emotion.store.store import Store
@@ -192,6 +200,8 @@ def _extract_locked(data: str, out: str, modality: str, features: FeatureParams,
         # the step's modality and features, but no data tag yet: the data version is computed from these inventories
         with task_tags(_step_tags(s)):
             invs[s.modality] = inventory(data, s, run_id, out, verify, full)
+    # a served run, or one on object storage, has not been through the command line's check of the data root
+    check_not_empty(data, invs.values())
     version = _version(out, steps, invs)
     labels = run_tags(modality=modality, features=_run_label(modality, features, frames), data_version=version)
     with tagged(labels):

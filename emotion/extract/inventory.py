@@ -364,6 +364,25 @@ def take_inventory(
     return inv
 
 
+def empty_data_root(root: str) -> UsageError:
+    """The error of a data root with no clip or archive under it (see :func:`check_not_empty`)."""
+    return UsageError(f"data root {root!r} holds no .wav, .flac, .mp4 or .zip file: nothing to extract (a store "
+                      "is never emptied by an empty data root; to start over, remove the store)")
+
+
+def check_not_empty(data: str, inventories: Iterable[Inventory]) -> None:
+    """Refuse a data root with no clip or archive under it, whatever its kind (an unmounted drive, a wrong path, an
+    emptied bucket prefix): taken as "every clip deleted", it would drop every stored row.
+
+    The root is listed again only when every inventory found nothing: a root of another modality's clips (FLAC
+    files for a video extraction) is not empty, and goes on.
+    """
+    if any(inv.clips or inv.rejects or inv.no_audio or inv.settled for inv in inventories):
+        return
+    if not DataRoot(data).discover(AUDIO_EXTENSIONS | VIDEO_EXTENSIONS):
+        raise empty_data_root(data)
+
+
 def check_split_against_data(data: str, split: str, kind: str, search: SearchParams, tuned: bool) -> Listing:
     """Before any extraction: the clips under ``data`` (``kind``: "video", the mp4s, or "any" clip; told by their
     names, none read) must have actors on both sides of ``split`` (else an :class:`EmotionError` that names a split

@@ -131,9 +131,11 @@ def data_root(path: str) -> str:
     if unreadable:
         raise UsageError(f"data root {path!r}: cannot read {unreadable[0].filename}: {unreadable[0].strerror}")
     # an empty root is a mistake far more often than a corpus whose every clip was deleted (an unmounted drive, a
-    # wrong path): it is refused rather than taken as "every clip deleted", which would drop every stored row
-    raise UsageError(f"data root {path!r} holds no .wav, .flac, .mp4 or .zip file: nothing to extract (a store "
-                     "is never emptied by an empty data root; to start over, remove the store)")
+    # wrong path): it is refused rather than taken as "every clip deleted", which would drop every stored row (the
+    # extract flow checks it too, for served runs and object storage: emotion.extract.inventory.check_not_empty)
+    from emotion.extract.inventory import empty_data_root
+
+    raise empty_data_root(path)
 
 
 def not_in_memory(path: str) -> None:

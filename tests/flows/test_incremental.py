@@ -237,3 +237,29 @@ def test_a_copy_added_under_a_name_that_sorts_first_is_the_one_rejected(corpus: 
         assert s["rejects"][0]["path"] == f"Actor_02/{target.name}" and s["rejects"][0]["reason"] == reason
         paths = set(Store(out).feature_keys("audio", key)["path"])
         assert f"Actor_02/{src.name}" in paths and f"Actor_02/{target.name}" not in paths
+
+
+def test_an_emptied_data_root_never_empties_the_store_in_a_run_the_command_line_did_not_check(tiny_corpus: Path,
+                                                                                                tmp_path: Path):
+    """A walkthrough: a served run (the flow called as a deployment calls it) on a data folder emptied by a move
+    removed all 120 stored clips and ended Completed; only the command line refused an empty root."""
+    from emotion.audio.seed import AudioFeatureParams
+    from emotion.core.errors import UsageError
+    from flows.extract import extract, extract_audio
+
+    data, out = tmp_path / "data", str(tmp_path / "store")
+    for f in sorted(tiny_corpus.rglob("*.wav"))[:6]:
+        (data / f.parent.name).mkdir(parents=True, exist_ok=True)
+        shutil.copy(f, data / f.parent.name / f.name)
+    assert extract_audio(str(data), out).processed == 6
+    shutil.rmtree(data)
+    data.mkdir()
+    (data / "notes.txt").write_text("the clips moved to another drive")
+    with pytest.raises(UsageError, match=rf"^data root {str(data)!r} holds no \.wav, \.flac, \.mp4 or \.zip file: "
+                                         r"nothing to extract \(a store is never emptied"):
+        extract_audio(str(data), out)
+    assert len(Store(out).read_features("audio", AudioFeatureParams().key)) == 6
+    # a root of the other modality's clips is not empty: a video extraction of FLAC files goes on, as before
+    (data / "03-01-01-01-01-01-01.flac").write_bytes(b"")
+    assert extract(str(data), out, "video")["video"].processed == 0
+    assert len(Store(out).read_features("audio", AudioFeatureParams().key)) == 6
