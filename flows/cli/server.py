@@ -10,6 +10,7 @@ import socket
 import sys
 from pathlib import Path
 from types import FrameType
+from typing import Any
 
 from emotion.core.errors import EmotionError, UsageError
 
@@ -109,6 +110,15 @@ def cmd_deploy(args: argparse.Namespace) -> int:
             d.apply()
         print(f"registered {len(deployments)} deployments; run `emotion deploy` to serve them")
         return 0
+    busy = served_elsewhere(deployments)
+    if busy:
+        raise EmotionError(f"{busy[0]} is served already by another `emotion deploy` (polled for runs {busy[1]:.0f} s "
+                           "ago): stop that one first: two would start each scheduled run side by side, and stopping "
+                           f"either pauses the schedules of both (one killed outright counts as serving for {busy[2]:.0f} "
+                           "s after it last polled)")
+    for name in unserved_deployments(deployments):
+        print(f"note: deployment {name} is registered but not in this file: nothing serves its scheduled runs (pause "
+              f"or delete it: prefect deployment delete {name})", flush=True)
     import signal
 
     from prefect import serve
@@ -127,6 +137,64 @@ def cmd_deploy(args: argparse.Namespace) -> int:
     n = len(deployments)
     print(f"emotion deploy: stopped; {n} deployment{'s' * (n != 1)} paused (emotion deploy serves them again)", flush=True)
     return 0
+
+
+def _poll_window() -> float:
+    """Seconds since its last poll for runs within which a deployment counts as served: three of the runners' poll
+    intervals, 30 s at least (a runner pauses its deployments as it stops; one killed outright counts until then)."""
+    from prefect.settings import PREFECT_RUNNER_POLL_FREQUENCY
+
+    return max(30.0, 3.0 * float(PREFECT_RUNNER_POLL_FREQUENCY.value()))
+
+
+def _polled_ago(deployment: Any) -> float | None:
+    """Seconds since a registered deployment (as the API reads it) was polled for runs; None if paused or never."""
+    from datetime import UTC, datetime
+
+    if deployment.paused or deployment.last_polled is None:
+        return None
+    return max(0.0, (datetime.now(UTC) - deployment.last_polled).total_seconds())
+
+
+def served_elsewhere(deployments: list[Any]) -> tuple[str, float, float] | None:
+    """The first of ``deployments`` (Prefect ``RunnerDeployment`` objects) that another runner serves now (see
+    :func:`_poll_window`), how many seconds ago it polled for runs, and the window; None if none is."""
+    from prefect.client.orchestration import get_client
+    from prefect.exceptions import ObjectNotFound
+
+    window = _poll_window()
+    with get_client(sync_client=True) as client:
+        for d in deployments:
+            name = f"{d.flow_name}/{d.name}"
+            try:
+                age = _polled_ago(client.read_deployment_by_name(name))
+            except ObjectNotFound:
+                continue
+            if age is not None and age < window:
+                return name, age, window
+    return None
+
+
+def unserved_deployments(deployments: list[Any]) -> list[str]:
+    """Deployments of the same flows registered on the server, not paused, not served by another runner, and not
+    among ``deployments``: left from an earlier file (renamed or removed there), they keep getting scheduled runs
+    that nothing serves."""
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.filters import FlowFilter, FlowFilterName
+
+    ours = {f"{d.flow_name}/{d.name}" for d in deployments}
+    flows = FlowFilter(name=FlowFilterName(any_=sorted({d.flow_name for d in deployments})))
+    window = _poll_window()
+    with get_client(sync_client=True) as client:
+        names = {f.id: f.name for f in client.read_flows(flow_filter=flows)}
+        registered = client.read_deployments(flow_filter=flows)
+    left = []
+    for d in registered:
+        name = f"{names.get(d.flow_id, '?')}/{d.name}"
+        age = _polled_ago(d)
+        if not d.paused and name not in ours and (age is None or age >= window):
+            left.append(name)
+    return sorted(left)
 
 
 def _stop_as_on_sigterm(signum: int, frame: FrameType | None) -> None:

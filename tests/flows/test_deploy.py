@@ -170,3 +170,36 @@ def test_a_served_run_cancelled_from_the_ui_says_so(served, tiny_corpus: Path, t
                  "the runner's word on the cancelled run", proc, log=log)
         assert proc.poll() is None  # still serving
     _says_cancelled(log.read_text(errors="replace"), fr["name"])
+
+
+def test_a_second_deploy_of_served_deployments_is_refused_and_leftovers_are_named(served, tmp_path: Path):
+    """A walkthrough: a second `emotion deploy` of the same file started without a word; stopping it paused every
+    deployment, and the first, still "serving", would run nothing at 02:00."""
+    api, env, _ = served
+    (tmp_path / "data").mkdir()
+    spec, other, leftover = tmp_path / "deployments.yaml", tmp_path / "other.yaml", tmp_path / "leftover.yaml"
+    for path, name in ((spec, "served-twice"), (other, "renamed"), (leftover, "leftover")):
+        path.write_text(f"deployments:\n  - {{name: {name}, flow: extract, cron: '30 1 * * *', parameters: "
+                        f"{{data: {tmp_path / 'data'}, out: {tmp_path / 'store'}, modality: audio}}}}\n")
+    run_env = {**env, "PREFECT_API_URL": api, "PREFECT_RUNNER_POLL_FREQUENCY": "2"}
+    with deploying(served, spec, tmp_path / "deploy.log") as (proc, _):
+        wait_for(lambda: any(d["name"] == "served-twice" and d["last_polled"] for d in post(api, "deployments/filter")),
+                 60, "the first deploy's poll", proc)
+        second = subprocess.run([str(BIN / "emotion"), "deploy", "--file", str(spec)], capture_output=True, text=True,
+                                env=run_env, timeout=120)
+        assert second.returncode == 1, second.stderr[-3000:]
+        last = second.stderr.strip().splitlines()[-1]
+        assert last.startswith("emotion: deploy failed: extract/served-twice is served already by another `emotion "
+                               "deploy` (polled for runs "), second.stderr[-3000:]
+        assert proc.poll() is None  # the first serves on, its deployment not paused
+        assert not next(d for d in post(api, "deployments/filter") if d["name"] == "served-twice")["paused"]
+    # registered from a file since renamed (not paused) and served by nothing: another file's deploy names it
+    subprocess.run([str(BIN / "emotion"), "deploy", "--file", str(leftover), "--register-only"], check=True,
+                   capture_output=True, env=run_env, timeout=120)
+    with process([str(BIN / "emotion"), "deploy", "--file", str(other)], tmp_path / "other.log", run_env) as p2:
+        wait_for(lambda: "being served" in (tmp_path / "other.log").read_text(errors="replace"), 120,
+                 "the other deploy", p2, log=tmp_path / "other.log")
+    said = (tmp_path / "other.log").read_text(errors="replace")
+    assert ("note: deployment extract/leftover is registered but not in this file: nothing serves its scheduled "
+            "runs (pause or delete it: prefect deployment delete extract/leftover)") in said, said[-3000:]
+    assert "served-twice" not in said  # paused as its deploy stopped
