@@ -57,6 +57,10 @@ def _origin(value: Any) -> str:
     return f" (from {value}" + (f"; {', '.join(unset)} {'is' if len(unset) == 1 else 'are'} not set" if unset else "") + ")"
 
 
+# the cron shorthands Prefect's schedules take (croniter's; @reboot is not a time)
+CRON_ALIASES = ("@hourly", "@daily", "@weekly", "@monthly", "@yearly", "@annually", "@midnight")
+
+
 def schedule_problem(cron: str, timezone: str) -> str | None:
     """What is wrong with a cron schedule in ``timezone``, by Prefect's own checks of a schedule (which raised a
     ValueError or a pydantic ValidationError from :func:`build`, or from the deployment's registration); ``None``
@@ -117,13 +121,19 @@ def load_specs(path: str | Path = DEFAULT_FILE) -> list[DeploymentSpec]:
             raise UsageError(f"{p}: deployment {i + 1} is not a mapping (name:, flow:, cron:, parameters:)")
         if not isinstance(d.get("parameters") or {}, dict):
             raise UsageError(f"{p}: deployment {d.get('name', i + 1)!r}: parameters is not a mapping (name: value)")
-        missing = [k for k in ("name", "flow", "cron") if not d.get(k)]
+        which = f"deployment {d['name']!r}" if d.get("name") else f"deployment {i + 1}"
+        missing = [k for k in ("name", "flow", "cron") if d.get(k) in (None, "")]
         if missing:
-            raise UsageError(f"{p}: deployment {i + 1} lacks {', '.join(missing)}")
+            empty = [k for k in missing if k in d]  # given, but empty ("cron: ''")
+            raise UsageError(f"{p}: {which} lacks {', '.join(missing)}" + (f" ({', '.join(empty)} given empty)"
+                                                                              if empty else ""))
         if d["flow"] not in FLOWS:
             raise UsageError(f"{p}: deployment {d['name']!r} names unknown flow {d['flow']!r}; choose from {sorted(FLOWS)}")
-        if len(str(d["cron"]).split()) != 5:
-            raise UsageError(f"{p}: deployment {d['name']!r} has cron {d['cron']!r}; expected 5 fields")
+        cron = str(d["cron"])
+        fields = cron.split()
+        if not (len(fields) == 5 or (len(fields) == 1 and fields[0].lower() in CRON_ALIASES)):
+            raise UsageError(f"{p}: deployment {d['name']!r} has cron {cron!r}: expected 5 fields (minute, hour, day "
+                             f"of month, month, day of week; e.g. '0 2 * * *') or one of {', '.join(CRON_ALIASES)}")
         timezone = str(d.get("timezone") or defaults.get("timezone") or "UTC")
         problem = schedule_problem(str(d["cron"]), timezone)
         if problem:

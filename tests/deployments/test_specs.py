@@ -23,7 +23,13 @@ def test_default_file_declares_extract_train_and_pipeline(monkeypatch, tmp_path)
 @pytest.mark.parametrize("body, message", [
     ("deployments:\n  - name: a\n    flow: nope\n    cron: '0 1 * * *'\n", "unknown flow"),
     ("deployments:\n  - name: a\n    flow: train-audio\n    cron: 'daily'\n", "expected 5 fields"),
-    ("deployments:\n  - name: a\n    flow: train-audio\n", "lacks cron"),
+    ("deployments:\n  - name: a\n    flow: train-audio\n", "deployment 'a' lacks cron$"),
+    # a walkthrough: "has cron 5; expected 5 fields", and an empty cron named the deployment by its position
+    ("deployments:\n  - name: a\n    flow: train-audio\n    cron: 5\n",
+     r"deployment 'a' has cron '5': expected 5 fields \(minute, hour, day of month, month, day of week; e.g. "
+     r"'0 2 \* \* \*'\) or one of @hourly, @daily"),
+    ("deployments:\n  - name: a\n    flow: train-audio\n    cron: ''\n", r"deployment 'a' lacks cron \(cron given empty\)"),
+    ("deployments:\n  - name: a\n    flow: train-audio\n    cron: '  '\n", "expected 5 fields"),
     ("deployments: []\n", "no deployments"),
 ])
 def test_bad_files_are_refused_with_a_reason(tmp_path, body, message):
@@ -91,6 +97,14 @@ def test_a_bad_schedule_is_refused_when_registering(tmp_path, schedule, message)
     with pytest.raises(UsageError, match=message) as caught:
         load_specs(p)
     assert "\n" not in str(caught.value)
+
+
+def test_prefects_cron_shorthands_are_taken(tmp_path):
+    """A walkthrough: '@daily', which Prefect's schedules take, was refused as not having 5 fields."""
+    p = tmp_path / "d.yaml"
+    p.write_text("deployments:\n  - {name: a, flow: train-audio, cron: '@daily', parameters: {out: /o}}\n")
+    (spec,) = load_specs(p)
+    assert spec.cron == "@daily" and build([spec])[0].schedules[0].schedule.cron == "@daily"
 
 
 def test_a_timezone_under_defaults_is_checked_too(tmp_path):
