@@ -38,6 +38,7 @@ from tasks.cluster import ClipCounter, cluster_threads, dask_client, in_flight_l
 from tasks.extract import commit, inventory, landmark_features, plan, run_chunk, stored_extraction, take_inventory_for_run
 
 MODALITIES = ("audio", "video")
+SHOWN_REJECTS = 20  # rejected files named in the run's log, each with its reason
 
 T = TypeVar("T")
 
@@ -213,6 +214,12 @@ def _extract_locked(data: str, out: str, modality: str, features: FeatureParams,
         summary = summaries[s.modality]
         log.info("%s: processed %d, skipped %d, removed %d, rejected %d, without audio %d", s.modality,
                  summary.processed, summary.skipped, summary.removed, summary.rejected, summary.no_audio)
+        # each named, for a served run's terminal and the run's log in the UI (the command line prints its own list)
+        for r in summary.rejects[:SHOWN_REJECTS]:
+            log.info("%s: rejected %s: %s", s.modality, r["path"], r["reason"])
+        if len(summary.rejects) > SHOWN_REJECTS:
+            log.info("%s: ... and %d more rejected (the %s-rejects artifact lists them)", s.modality,
+                     len(summary.rejects) - SHOWN_REJECTS, s.modality)
         publish_extract(s.modality, summary.to_dict(), data)
     return summaries
 
@@ -300,7 +307,8 @@ def _extract_steps(data: str, out: str, steps: list[Step], invs: dict[str, Inven
                         p.set(counter.done(chunks_of[m]))
                         console.tick(f"extract {m}", min(counter.done(chunks_of[m]), p.total), p.total, "clips")
                     if fut is not None:
-                        log.info("extracted %d/%d clips (%d chunks in flight)", counter.done(), total, len(in_flight))
+                        log.info("extracted %d/%d clips (%d chunk%s in flight)", counter.done(), total, len(in_flight),
+                                 "" if len(in_flight) == 1 else "s")
                 for summary in summaries.values():
                     summary.max_in_flight, summary.cluster_threads = peak, threads
             finally:

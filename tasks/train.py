@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from functools import lru_cache
 from typing import Any
 
@@ -152,7 +151,9 @@ def write_summary(out: str, split: ActorSplit, results: list[dict[str, Any]]) ->
                             "best": stored[0].model if stored else None,  # collect_runs: best first
                             "best_by_modality": {m: r.model for m, r in chosen.items()}, "selected": selected,
                             "selection": SELECTION_RULE, "models": ranked, "all": rows})
-    get_run_logger().info("summary: %s", json.dumps([(r["model"], r.get("cv_accuracy")) for r in ranked]))
+    shown = [f"{r['model']}{'' if r.get('modality', 'audio') == 'audio' else ' (' + str(r['modality']) + ')'} "
+             f"{'-' if r.get('cv_accuracy') is None else format(r['cv_accuracy'], '.3f')}" for r in ranked]
+    get_run_logger().info("summary (validation accuracy, best first): %s", ", ".join(shown))
     return store.url_of(path)
 
 

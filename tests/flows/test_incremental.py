@@ -263,3 +263,41 @@ def test_an_emptied_data_root_never_empties_the_store_in_a_run_the_command_line_
     (data / "03-01-01-01-01-01-01.flac").write_bytes(b"")
     assert extract(str(data), out, "video")["video"].processed == 0
     assert len(Store(out).read_features("audio", AudioFeatureParams().key)) == 6
+
+
+def test_the_runs_log_names_each_rejected_file_with_its_reason(tiny_corpus: Path, tmp_path: Path):
+    """A walkthrough: a served run's terminal and its log in the UI said "rejected 2" and named neither file (the
+    command line prints its own list; a served run has only its log)."""
+    from prefect import get_client
+
+    from flows.extract import extract_audio
+
+    data = tmp_path / "data"
+    for f in sorted(tiny_corpus.rglob("*.wav"))[:3]:
+        (data / f.parent.name).mkdir(parents=True, exist_ok=True)
+        shutil.copy(f, data / f.parent.name / f.name)
+    bad = data / "Actor_01" / "03-01-05-01-02-02-01.wav"
+    bad.parent.mkdir(exist_ok=True)
+    bad.write_bytes(b"RIFF" + bytes(40))
+    summary = extract_audio(str(data), str(tmp_path / "store"))
+    assert summary.rejected == 1
+    import asyncio
+
+    from prefect.client.schemas.filters import LogFilter, LogFilterFlowRunId
+    from prefect.client.schemas.sorting import FlowRunSort
+
+    async def logged() -> list[str]:
+        async with get_client() as client:
+            run = (await client.read_flow_runs(sort=FlowRunSort.START_TIME_DESC, limit=1))[0]
+            logs = await client.read_logs(LogFilter(flow_run_id=LogFilterFlowRunId(any_=[run.id])))
+            return [x.message for x in logs]
+
+    reason = summary.rejects[0]["reason"]
+    import time
+
+    for _ in range(40):  # log lines reach the server in batches
+        lines = asyncio.run(logged())
+        if any(line.startswith("audio: rejected") for line in lines):
+            break
+        time.sleep(0.5)
+    assert f"audio: rejected Actor_01/03-01-05-01-02-02-01.wav: {reason}" in lines, lines
