@@ -171,8 +171,8 @@ class DataRoot:
         self.fs, self.root = fsspec.core.url_to_fs(self.url, **self.storage_options)
         self.root = self.root.rstrip("/")
         self.fs.invalidate_cache(self.root)
-        if not self.fs.isdir(self.root):
-            raise UsageError(f"data root {self.url!r} is not a folder")
+        if not self.fs.isdir(self.root):  # (a folder moved away or not mounted: it does not exist)
+            raise UsageError(f"data root {self.url!r} {'is not a folder' if self.fs.exists(self.root) else 'does not exist'}")
 
     @property
     def is_local(self) -> bool:

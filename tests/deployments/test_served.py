@@ -183,7 +183,7 @@ def test_a_served_run_failing_on_our_error_ends_failed_with_its_message_in_one_l
                                                                                   tmp_path, caplog):
     gone = tmp_path / "gone"
     state = SERVED["extract"](data=str(gone), out=str(tmp_path / "o"), return_state=True)
-    message = f"data root '{gone}' is not a folder"
+    message = f"data root '{gone}' does not exist"
     assert state.is_failed() and state.message == message
     errors = _errors(caplog)
     # among the errors, not necessarily the last: Prefect may log one about a server of an earlier test that is gone

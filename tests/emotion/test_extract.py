@@ -342,7 +342,7 @@ def test_a_data_root_a_worker_cannot_open_is_an_error_naming_the_host_and_the_en
     assert "RuntimeError: Unable to locate credentials" in msg and "AWS_ACCESS_KEY_ID" in msg and "every Dask worker" in msg
     monkeypatch.undo()
     chunk._cached_root.cache_clear()
-    with pytest.raises(EmotionError, match=r"cannot be opened on .*: data root .* is not a folder"):  # a folder not mounted
+    with pytest.raises(EmotionError, match=r"cannot be opened on .*: data root .* does not exist"):  # a folder not mounted
         extract_chunk(step, todo[:2], str(tmp_path / "not-mounted"), str(tmp_path / "out"))
 
 

@@ -75,7 +75,7 @@ def test_a_served_run_failing_on_bad_input_says_so_in_one_line(served, tmp_path:
         gone.rmdir()
         run_id = run_of(api, deps["vanished"])
         wait_for(lambda: flow_run(api, run_id)["state_type"] in FINAL, 180, "the served run", proc, log=log)
-        message = f"data root '{gone}' is not a folder"
+        message = f"data root '{gone}' does not exist"
         fr = flow_run(api, run_id)
         assert (fr["state_type"], fr["state"]["message"]) == ("FAILED", message)
         # named as the command's own runs are (the data version is left out: its listing failed)

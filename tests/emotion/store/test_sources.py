@@ -20,11 +20,6 @@ def test_discovers_any_depth_sorted(tmp_path):
     assert all(c.problem is None and c.size > 0 for c in found)
 
 
-def test_missing_root_is_a_usage_error(tmp_path):
-    with pytest.raises(UsageError, match="not a folder"):
-        DataRoot(str(tmp_path / "nope"))
-
-
 def test_reads_zip_members_in_place(tmp_path):
     wav = write_tone(tmp_path / "src" / NAME)
     data = tmp_path / "data"
@@ -213,3 +208,12 @@ def test_a_listing_gives_what_discover_gives_for_its_extensions_and_those_among_
     for exts in (both, AUDIO_EXTENSIONS, VIDEO_EXTENSIONS, {".MP4"}):
         assert listing.of(exts) == root.discover(exts), exts
     assert root.listing(VIDEO_EXTENSIONS).of(both) is None and root.listing(VIDEO_EXTENSIONS).of(AUDIO_EXTENSIONS) is None
+
+
+def test_a_data_root_that_is_gone_or_a_file_is_said_to_be_so(tmp_path):
+    """A walkthrough: a served run on a data folder moved away said it "is not a folder"."""
+    with pytest.raises(UsageError, match=rf"^data root '{tmp_path / 'moved'}' does not exist$"):
+        DataRoot(str(tmp_path / "moved"))
+    (tmp_path / "a.wav").write_bytes(b"")
+    with pytest.raises(UsageError, match=r"^data root '.*a\.wav' is not a folder$"):
+        DataRoot(str(tmp_path / "a.wav"))
