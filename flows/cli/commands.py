@@ -171,8 +171,9 @@ def flow_run_line(name: str, run_id: str) -> str:
     return f"flow run {name}"
 
 
-def check_prefect_api() -> None:
-    """Fail with a clear message when ``PREFECT_API_URL`` names a server that does not answer."""
+def check_prefect_api(temporary: bool = True) -> None:
+    """Fail with a clear message when ``PREFECT_API_URL`` names a server that does not answer (``temporary``: the
+    command can run on a temporary server instead, and the message says so; ``emotion deploy`` cannot)."""
     url = os.environ.get("PREFECT_API_URL")
     if not url:
         return  # Prefect starts a temporary server for this command
@@ -189,7 +190,8 @@ def check_prefect_api() -> None:
     except (httpx.HTTPError, OSError) as exc:
         raise EmotionError(
             f"the Prefect server at PREFECT_API_URL={url} is not reachable ({type(exc).__name__}); "
-            "start it with `emotion server`, or unset PREFECT_API_URL to run with a temporary one"
+            "start it with `emotion server`" + (", or unset PREFECT_API_URL to run with a temporary one" if temporary
+                                                 else "")
         ) from None
 
 
@@ -374,7 +376,7 @@ def flows_module(only: str | None = None, served: bool = False) -> Any:
     """The flows (and so Prefect), imported on first use: synth needs neither. ``only``: just that flow module
     (``extract`` spares the start-up of a small rerun the model and training imports). ``served``: the flows are
     served as deployments (their runs keep Prefect's heartbeats), not run by this process."""
-    check_prefect_api()
+    check_prefect_api(temporary=not served)  # served runs need the server that schedules them
     check_prefect_database()
     if not served:
         without_unasked_heartbeats()

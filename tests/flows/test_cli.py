@@ -365,6 +365,15 @@ def test_a_prefect_server_that_is_down_is_reported_with_the_way_out(tiny_corpus:
     [line] = err.strip().splitlines()
     assert "is not reachable" in line and "emotion server" in line and "unset PREFECT_API_URL" in line
     assert not (tmp_path / "o" / "features").exists()  # nothing was started
+    # deploy needs the server that schedules its runs: a temporary one is no way out (a walkthrough: it was offered,
+    # and deploy then refused a PREFECT_API_URL left unset)
+    spec = tmp_path / "d.yaml"
+    spec.write_text(f"deployments:\n  - {{name: a, flow: extract, cron: '0 2 * * *', parameters: {{data: {tiny_corpus}, "
+                    f"out: {tmp_path / 'o'}}}}}\n")
+    code, _, err = run_cli(capsys, "deploy", "--file", str(spec), "--register-only")
+    [line] = err.strip().splitlines()
+    assert code == 1 and "is not reachable" in line and "start it with `emotion server`" in line
+    assert "unset PREFECT_API_URL" not in line
 
 
 def test_a_prefect_api_url_without_api_is_not_called_a_server_that_is_down(tiny_corpus: Path, tmp_path: Path, capsys,
