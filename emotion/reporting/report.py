@@ -32,6 +32,7 @@ from typing import Any
 import numpy as np
 
 from emotion.core.ids import EMOTION_LABELS
+from emotion.core.names import VIDEO_MODELS
 from emotion.core.provenance import SYNTHETIC
 from emotion.reporting.metrics import NO_FACE_LABEL
 from emotion.store.catalog import (
@@ -125,6 +126,17 @@ def _recall(r: RunRecord, label: str) -> float | None:
     return float(c["recall"])
 
 
+# the frame models (cnn, fer) have no grouped-CV score: their validation score stands in its column and bar
+FRAME_VALIDATION_NOTE = ("For the frame models (cnn, fer) the grouped-CV column holds the per-clip accuracy on "
+                         "held-out training actors (validation), and train counts the clips of every train actor, "
+                         "those held out for validation included.")
+
+
+def frame_model_runs(records: Sequence[RunRecord]) -> list[RunRecord]:
+    """The runs of frame models (cnn, fer), whose validation score is not a grouped-CV one."""
+    return [r for r in records if r.modality == "video" and r.model in VIDEO_MODELS]
+
+
 def render_report(split_id: str, records: Sequence[RunRecord], *, figures: Sequence[str] = (),
                   links: Sequence[tuple[str, str]] = ()) -> str:
     """The markdown report of ``records`` (as from :func:`collect_runs`); ``figures`` are PNG names beside it,
@@ -134,8 +146,11 @@ def render_report(split_id: str, records: Sequence[RunRecord], *, figures: Seque
         return "\n".join([*lines, "No complete runs for this split yet.", "",
                           *[f"{title}: [{rel}]({rel})\n" for title, rel in links]])
     split = records[0].info.get("split") or split_id
-    lines += [f"Split {split}: models tuned by cross-validation grouped by actor on the train actors and scored "
-              "on the test actors, never seen in training. Accuracy, macro-F1 and UAR (unweighted average recall) "
+    frames = frame_model_runs(records)
+    validated = (" (the frame models, cnn and fer, trained on some train actors and validated on the others)"
+                 if frames else "")
+    lines += [f"Split {split}: models tuned by cross-validation grouped by actor on the train actors{validated} and "
+              "scored on the test actors, never seen in training. Accuracy, macro-F1 and UAR (unweighted average recall) "
               "are on the test actors. The newest complete run of each model is shown, ranked by grouped-CV accuracy "
               "on the train actors (the selection rule; as `emotion train` and summary.json rank them), never by the "
               "test scores, which are reported and used for nothing else.", ""]
@@ -164,6 +179,8 @@ def render_report(split_id: str, records: Sequence[RunRecord], *, figures: Seque
         lines.append("| " + " | ".join(row) + " |")
     if show_norm:
         lines += ["", SINGLE_CLIP_NOTE]
+    if frames:
+        lines += ["", FRAME_VALIDATION_NOTE]
     if any(number(r.metrics.get("n_test_clips_without_face")) for r in records):
         lines += ["", NO_FACE_NOTE]
     if any(cv_text(r.metrics) == NONE for r in records):
@@ -304,7 +321,8 @@ def scores_figure(records: Sequence[RunRecord]) -> Any:
     present = [m for m in MODALITY_COLOURS if any(r.modality == m for r in recs)]
     handles: list[Any] = [Patch(color=MODALITY_COLOURS[m], label=f"{m}: test accuracy") for m in present]
     handles += [Patch(facecolor="#999999", alpha=0.35, hatch="///", edgecolor="#999999", lw=0,
-                      label="grouped-CV accuracy (train actors; video: validation)"),
+                      label="grouped-CV accuracy (train actors)" + ("; cnn, fer: validation on held-out train actors"
+                                                                     if frame_model_runs(recs) else "")),
                 Line2D([], [], color="#b22222", ls="--", lw=1, label=f"chance (1/{k})")]
     fig.legend(handles=handles, loc="outside lower center", ncol=min(3, len(handles)), fontsize=8, frameon=False)
     fig.suptitle("Test accuracy (held-out actors) beside grouped-CV accuracy, ranked by grouped-CV accuracy\n"

@@ -26,6 +26,7 @@ from emotion.core.errors import StoreError
 from emotion.core.ids import EMOTION_LABELS
 from emotion.core.provenance import SYNTHETIC, origin_text
 from emotion.reporting.report import (
+    FRAME_VALIDATION_NOTE,
     LOSO_REPORT,
     MODEL_CARD,
     NO_FACE_NOTE,
@@ -41,6 +42,7 @@ from emotion.reporting.report import (
     chart_order,
     collect_runs,
     cv_text,
+    frame_model_runs,
     loso_settings_cell,
     n_classes,
     number,
@@ -275,8 +277,9 @@ def render_html(store: Store, split_id: str, records: Sequence[RunRecord], *, sc
     if scores:
         parts.append(f'<figure class="wide">{_img(scores, "test and grouped-CV accuracy of every model")}</figure>')
     parts.append(_scores_table(records, labels, bool(synthetic)))
-    notes = ["Accuracy, macro-F1 and UAR (unweighted average recall) are on the test actors; for the frame models (cnn, fer) "
-             "the grouped-CV column holds the per-clip accuracy on held-out training actors (validation)."]
+    notes = ["Accuracy, macro-F1 and UAR (unweighted average recall) are on the test actors."]
+    if frame_model_runs(records):
+        notes.append(FRAME_VALIDATION_NOTE)
     if any(r.speaker_norm for r in records):
         notes.append(SINGLE_CLIP_NOTE)
     if any(number(r.metrics.get("n_test_clips_without_face")) for r in records):

@@ -373,3 +373,23 @@ def test_the_scores_figure_labels_three_decimals_and_keeps_the_no_cv_note_inside
         assert inside.y0 <= box.y0 and box.y1 <= inside.y1 and inside.x0 <= box.x0 and box.x1 <= inside.x1
     texts = {t.get_text() for t in scores_figure(runs).axes[0].texts}
     assert {"0.575", "0.725", "0.600"} <= texts and "0.57" not in texts
+
+
+def test_the_frame_models_validation_score_is_named_as_such_in_every_report_and_the_legend(store):
+    """A review: report.md headed fer's and cnn's one-actor validation score "grouped-CV acc" with no word, and the
+    scores figure's legend called every video bar "validation", the landmark model's grouped-CV one included."""
+    import html
+
+    from emotion.reporting.report import FRAME_VALIDATION_NOTE, render_report, scores_figure
+
+    md = Path(write_reports(store, SPLIT)).read_text()
+    page = (Path(store.root) / "runs" / SPLIT / REPORT_HTML).read_text()
+    assert FRAME_VALIDATION_NOTE in md and html.escape(FRAME_VALIDATION_NOTE) in page
+    assert "(the frame models, cnn and fer, trained on some train actors and validated on the others)" in md
+    runs = collect_runs(store, SPLIT)
+    legend = [t.get_text() for t in scores_figure(runs).legends[0].get_texts()]
+    assert "grouped-CV accuracy (train actors); cnn, fer: validation on held-out train actors" in legend
+    without = [r for r in runs if r.model not in ("cnn", "fer")]
+    assert "grouped-CV accuracy (train actors)" in [t.get_text() for t in scores_figure(without).legends[0].get_texts()]
+    md = render_report(SPLIT, without)
+    assert FRAME_VALIDATION_NOTE not in md and "validated on the others" not in md
