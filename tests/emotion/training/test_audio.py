@@ -162,10 +162,17 @@ def test_landmark_models_are_scored_on_every_test_clip_those_without_a_face_as_w
     assert m["accuracy"] == pytest.approx(scored / (len(plain.y_test) + 2))
     preds = pd.read_parquet(__import__("io").BytesIO(out.predictions)).set_index("path")
     assert list(preds.loc[["n1.mp4", "n2.mp4"], "predicted"]) == ["no face", "no face"]
-    assert "2 of the test clips had no face" in out.files()["model_card.md"].decode()
+    card = out.files()["model_card.md"].decode()
+    assert "2 of the test clips had no face" in card
     audio = train_and_evaluate(model_spec("lr"), plain, SPLIT, SearchParams(n_iter=1, refine=False),
                                {"name": "seed"}, "fh")
     assert "n_test_clips_without_face" not in audio.metrics  # an audio model has every clip
+    # a review: the two lr runs' cards and confusion matrices had one title, and the face's card the voice's limits
+    voice = audio.files()["model_card.md"].decode()
+    assert card.startswith("# Model card: Logistic regression (multinomial, L2) · video · landmarks\n")
+    assert voice.startswith("# Model card: Logistic regression (multinomial, L2) · audio · seed\n")
+    assert "acted faces" in card and "microphone" not in card and "normalised towards neutral" not in card
+    assert "microphone" in voice and "acted faces" not in voice
 
 
 def test_metrics_and_model_card_name_the_actors_trained_and_tested_not_the_split(table):
