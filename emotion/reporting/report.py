@@ -128,7 +128,8 @@ def _recall(r: RunRecord, label: str) -> float | None:
 
 # the frame models (cnn, fer) have no grouped-CV score: their validation score stands in its column and bar
 FRAME_VALIDATION_NOTE = ("For the frame models (cnn, fer) the grouped-CV column holds the per-clip accuracy on "
-                         "held-out training actors (validation), and train counts the clips of every train actor, "
+                         "held-out training actors (validation; their loss also chose the epoch kept, by early "
+                         "stopping, so it is mildly optimistic), and train counts the clips of every train actor, "
                          "those held out for validation included.")
 
 

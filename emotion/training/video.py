@@ -220,7 +220,7 @@ def train_and_evaluate_video(
         "cv_accuracy": val_acc, "cv_std": 0.0, "n_val_clips": n_val,
         "cv": (f"not measured: {unvalidated}" if (unvalidated := without_validation(est, data)) else
                f"held-out training actors {list(data.val_actors)} (per-clip accuracy of the model kept, on their "
-               "clips with a face)"),
+               "clips with a face; their loss also chose the epoch kept, by early stopping: mildly optimistic)"),
         "epochs_run": len(hist["loss"]),
     })
     model_bytes, saved = dump_model(est)
