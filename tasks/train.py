@@ -143,8 +143,11 @@ def write_summary(out: str, split: ActorSplit, results: list[dict[str, Any]]) ->
     stored = collect_runs(store, split.id)
     chosen = best_per_modality(stored)
     picked = {(r.modality, r.model, r.version) for r in chosen.values()}
+    split_url = store.url_of(store.path("runs", split.id)).rstrip("/") + "/"
     for r in [*ranked, *rows]:
         r["selected"] = (str(r.get("modality", "audio")), r["model"], r.get("version")) in picked
+        if str(r.get("run_dir", "")).startswith(split_url):  # the folder within the split's: a copied store's too
+            r["run"] = str(r["run_dir"])[len(split_url):]
     selected = {m: {"model": r.model, "version": r.version, "features": r.feature_set or r.features,
                     "speaker_norm": bool(r.speaker_norm), "augment": list(r.augment)} for m, r in chosen.items()}
     store.write_json(path, {"split": str(split), "split_id": split.id,

@@ -101,3 +101,16 @@ def test_the_summary_names_no_run_predict_cannot_take(tmp_path):
     summary = Store(str(tmp_path)).read_json(f"{tmp_path}/runs/{SPLIT.id}/summary.json")
     assert summary["best"] == "svc" and summary["selected"]["audio"]["version"] == "s"
     assert [(r["model"], r["selected"]) for r in summary["all"]] == [("rf", False), ("svc", True)]
+
+
+def test_each_entry_names_its_folder_within_the_split_so_a_copied_store_still_finds_it(tmp_path):
+    """A review: summary.json gave each run only as an absolute folder, which in a copied store named the original."""
+    store = Store(str(tmp_path))
+    row = _row("lr", "audio", 0.9, 0.9, "a1")
+    row["run_dir"] = store.url_of(store.path("runs", SPLIT.id, "lr", "a1"))
+    with disable_run_logger():
+        write_summary.fn(str(tmp_path), SPLIT, _trained(tmp_path, row))
+    summary = store.read_json(f"{tmp_path}/runs/{SPLIT.id}/summary.json")
+    assert [(r["run"], r["run_dir"]) for r in summary["models"]] == [("lr/a1", row["run_dir"])]
+    assert (tmp_path / "runs" / SPLIT.id / summary["models"][0]["run"] / "run.json").is_file()
+    assert summary["all"][0]["run"] == "lr/a1"
