@@ -189,3 +189,27 @@ def note_done(exc: BaseException, **done: Any) -> None:
 def done_before(exc: BaseException) -> dict[str, Any]:
     """What :func:`note_done` recorded on ``exc`` (``{}`` if nothing)."""
     return dict(getattr(exc, _DONE, None) or {})
+
+
+def storage_errors() -> tuple[type[BaseException], ...]:
+    """What reading or writing storage raises: ``OSError`` (files; s3fs turns a missing bucket or a refused key into
+    ``FileNotFoundError`` or ``PermissionError``), and the object-storage clients' own errors that are not
+    ``OSError`` (botocore's ``EndpointConnectionError`` when the endpoint is down, aiohttp's client errors). A client
+    not loaded cannot have raised: its module is not imported here."""
+    import sys
+
+    found: list[type[BaseException]] = [OSError]
+    if (boto := sys.modules.get("botocore.exceptions")) is not None:
+        found.append(boto.BotoCoreError)  # EndpointConnectionError, NoCredentialsError, ...
+    if (aiohttp := sys.modules.get("aiohttp")) is not None:
+        found.append(aiohttp.ClientError)
+    return tuple(found)
+
+
+def storage_reason(exc: BaseException) -> str:
+    """A storage error in one line: its OS reason, else its message, with the error's type where it says more."""
+    if isinstance(exc, OSError) and exc.strerror:
+        return exc.strerror
+    text = " ".join(str(exc).split())[:300]
+    name = type(exc).__name__
+    return f"{name}: {text}" if text and not isinstance(exc, OSError) else (text or name)

@@ -22,7 +22,7 @@ from typing import Any
 
 import pandas as pd
 
-from emotion.core.errors import StoreError
+from emotion.core.errors import StoreError, storage_errors, storage_reason
 
 LOCK_FILE = ".lock"
 STALE_AFTER = pd.Timedelta(hours=6)  # an object-store lock this old was left by a writer that died
@@ -115,28 +115,56 @@ def check_writable(fs: Any, root: str, url: str, is_local: bool) -> None:
     probe = posixpath.join(root, f".write-check-{os.getpid()}-{time.time_ns()}")
     try:
         fs.pipe_file(probe, b"")
-    except OSError as exc:
-        raise StoreError(f"cannot write {url.rstrip('/')}/{posixpath.basename(probe)}: {exc.strerror or exc}") from None
-    with contextlib.suppress(OSError):
+    except storage_errors() as exc:
+        raise StoreError(f"cannot write {url.rstrip('/')}/{posixpath.basename(probe)}: {storage_reason(exc)}") from None
+    with contextlib.suppress(*storage_errors()):
         fs.rm_file(probe)
 
 
+def _left_by_a_dead_process_here(raw: bytes) -> bool:
+    """Whether a lock's record names a process of this machine that is gone (a writer that ended without removing
+    it: its storage failed as it left): such a lock is taken over at once, not after :data:`STALE_AFTER`."""
+    try:
+        rec = json.loads(raw)
+        pid, host = int(rec["pid"]), str(rec["host"])
+    except (ValueError, KeyError, TypeError):
+        return False
+    if host != socket.gethostname() or pid == os.getpid():
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return True
+    except OSError:  # alive, another user's
+        return False
+    return False
+
+
 def _object_lock(fs: Any, path: str, url: str, me: dict[str, Any]) -> Iterator[None]:
-    if fs.exists(path):
+    try:
+        there = fs.exists(path)
+    except storage_errors() as exc:  # the endpoint down, refused credentials
+        raise StoreError(f"cannot read the store's lock {url}/{posixpath.basename(path)}: {storage_reason(exc)}"
+                         ) from None
+    if there:
         try:
             held = fs.cat_file(path)
             since = pd.Timestamp(json.loads(held)["since"])
         except (ValueError, KeyError, TypeError, OSError):
             held, since = b"", pd.Timestamp(0, tz="UTC")
-        if _now() - since < STALE_AFTER:
+        if _now() - since < STALE_AFTER and not _left_by_a_dead_process_here(held):
             raise _busy(url, held, since + STALE_AFTER)
-    fs.pipe_file(path, json.dumps(me).encode())
+    try:
+        fs.pipe_file(path, json.dumps(me).encode())
+    except storage_errors() as exc:  # a missing bucket, refused credentials, an endpoint down: one line, not a trace
+        raise StoreError(f"cannot write the store's lock {url}/{posixpath.basename(path)}: {storage_reason(exc)}"
+                         ) from None
     _HELD[path] = 1
     try:
         yield
     finally:
         _HELD.pop(path, None)
-        with contextlib.suppress(OSError):
+        with contextlib.suppress(*storage_errors()):  # (the error that ended the run is the one to see)
             fs.rm_file(path)
 
 

@@ -48,7 +48,7 @@ import pyarrow.parquet as pq
 from fsspec.implementations.local import LocalFileSystem
 
 from emotion.core import jsontext, names
-from emotion.core.errors import Advice, DamagedPartError, StoreError
+from emotion.core.errors import Advice, DamagedPartError, StoreError, storage_errors, storage_reason
 from emotion.store.lock import check_writable, writer_lock
 
 # Columns that identify a clip; every row of every table carries them.
@@ -172,9 +172,8 @@ class Store:
         """
         try:
             self._write_bytes(path, data, tag)
-        except OSError as exc:
-            reason = exc.strerror or str(exc) or type(exc).__name__
-            raise StoreError(f"cannot write {self.url_of(path)}: {reason}") from None
+        except storage_errors() as exc:  # a dropped connection to object storage too (botocore's, not an OSError)
+            raise StoreError(f"cannot write {self.url_of(path)}: {storage_reason(exc)}") from None
 
     def _write_bytes(self, path: str, data: bytes, tag: str = "") -> None:
         parent = posixpath.dirname(path)

@@ -102,6 +102,13 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt as exc:
         return _failed(args, exc, 130, "emotion: interrupted", message="interrupted")
     except Exception as exc:  # not ours: its traceback follows (and Python's exit status 1)
+        from emotion.core.errors import storage_errors
+
+        if isinstance(exc, storage_errors()) and not getattr(args, "verbose", False):
+            # storage (a file, object storage) failed where nothing of ours named it: one line, the traceback with
+            # --verbose (an endpoint down, a missing bucket, refused credentials)
+            why = " ".join(str(exc).split()) or type(exc).__name__
+            return _failed(args, exc, 1, f"emotion: {args.command} failed: {type(exc).__name__}: {why}")
         _held_errors(None)
         _report_failure(args, exc, 1, next(iter(f"{type(exc).__name__}: {exc}".splitlines()), ""))
         raise

@@ -333,3 +333,34 @@ def test_the_temporary_servers_own_output_goes_to_a_log_not_the_commands_termina
     log = str(tmp_path / "home" / "emotion-temporary-server.log")
     assert res.stdout.split() == [log, log]
     assert "the command still writes here" in res.stderr
+
+
+def test_storage_that_fails_where_nothing_of_ours_named_it_is_one_line(monkeypatch, capsys):
+    """A walkthrough: an S3 endpoint down, a missing bucket or refused credentials came out of extract, train and
+    predict as botocore's or s3fs's traceback."""
+    from flows.cli import main
+
+    botocore = pytest.importorskip("botocore.exceptions")
+
+    def down(args):
+        raise botocore.EndpointConnectionError(endpoint_url="http://127.0.0.1:9/bucket/store/runs")
+
+    monkeypatch.setattr(commands, "cmd_predict", down)
+    assert main(["predict", "x.wav", "--store", "s3://bucket/store"]) == 1
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err == ['emotion: predict failed: EndpointConnectionError: Could not connect to the endpoint URL: '
+                   '"http://127.0.0.1:9/bucket/store/runs"']
+
+    def refused(args):
+        raise PermissionError("Forbidden")
+
+    monkeypatch.setattr(commands, "cmd_predict", refused)
+    assert main(["predict", "x.wav", "--store", "s3://bucket/store"]) == 1
+    assert capsys.readouterr().err.strip().splitlines() == ["emotion: predict failed: PermissionError: Forbidden"]
+
+    def bug(args):
+        raise KeyError("ours")
+
+    monkeypatch.setattr(commands, "cmd_predict", bug)
+    with pytest.raises(KeyError):  # anything else keeps its traceback
+        main(["predict", "x.wav", "--store", "s3://bucket/store"])

@@ -115,5 +115,14 @@ def test_extract_from_and_to_s3(tiny_corpus: Path, tmp_path: Path):
         keys = [o["Key"] for o in s3.list_objects_v2(Bucket="corpus", Prefix="store/")["Contents"]]
         assert any(k.startswith("store/features/audio/seed-") and k.endswith(".parquet") for k in keys)
         assert "store/rejects/audio.parquet" in keys and not any("/.tmp-" in k for k in keys)
-    for text in (res.stdout, res.stderr, res2.stdout, res2.stderr):
+        # a walkthrough: a bucket that does not exist, then the endpoint down, came out as tracebacks
+        local = [str(BIN / "emotion"), "extract", str(tiny_corpus / "Actor_01"), "--workers", "1"]
+        nobucket = subprocess.run([*local, "--out", "s3://nobucket/store"], env=env, capture_output=True, text=True,
+                                  timeout=600)
+    down = subprocess.run([*local, "--out", "s3://corpus/store"], env=env, capture_output=True, text=True, timeout=600)
+    for res3, why in ((nobucket, "cannot write the store's lock s3://nobucket/store/.lock: "),
+                      (down, "cannot read the store's lock s3://corpus/store/.lock: EndpointConnectionError")):
+        assert res3.returncode == 1 and "Traceback" not in res3.stderr, res3.stderr[-3000:]
+        assert res3.stderr.strip().splitlines()[-1].startswith(f"emotion: extract failed: {why}"), res3.stderr[-3000:]
+    for text in (res.stdout, res.stderr, res2.stdout, res2.stderr, nobucket.stderr, down.stderr):
         assert secret not in text  # credentials never reach the output or logs

@@ -157,3 +157,42 @@ def test_the_writability_check_and_the_writer_lock_refuse_a_store_in_the_same_li
         with store.writer_lock("extract"):
             pass
     assert str(checked.value) == str(locked.value)
+
+
+def test_an_object_store_lock_left_by_a_process_of_this_machine_that_is_gone_is_taken_over(tmp_path):
+    """A walkthrough: a run whose storage failed as it left could not remove its lock, and the next run was refused
+    for 6 hours, although the lock named a process of this very machine that no longer existed."""
+    import socket
+
+    store = Store("memory://lock-left-here")
+    lock = store.path(".lock")
+    gone = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True,
+                          check=True).stdout.strip()
+    now = pd.Timestamp.now(tz="UTC").isoformat()
+    store.fs.pipe_file(lock, json.dumps({"pid": int(gone), "host": socket.gethostname(), "since": now,
+                                         "what": "emotion extract /data"}).encode())
+    with store.writer_lock("next"):
+        assert json.loads(store.fs.cat_file(lock))["what"] == "next"
+    # a live process of this machine still holds it
+    store.fs.pipe_file(lock, json.dumps({"pid": os.getppid(), "host": socket.gethostname(), "since": now,
+                                         "what": "emotion extract /data"}).encode())
+    with pytest.raises(StoreError, match="being written by emotion extract /data"):
+        with store.writer_lock("next"):
+            pass
+
+
+def test_an_object_store_that_cannot_be_reached_is_one_line_naming_the_lock(monkeypatch):
+    """A walkthrough: with the S3 endpoint down, botocore's EndpointConnectionError (not an OSError) came out of the
+    lock as a traceback."""
+    botocore = pytest.importorskip("botocore.exceptions")
+    store = Store("memory://lock-unreachable")
+
+    def down(*_a, **_k):
+        raise botocore.EndpointConnectionError(endpoint_url="http://127.0.0.1:9/bucket/store/.lock")
+
+    monkeypatch.setattr(store.fs, "exists", down)
+    with pytest.raises(StoreError, match=r"^cannot read the store's lock memory://lock-unreachable/\.lock: "
+                                         r"EndpointConnectionError: Could not connect to the endpoint URL") as err:
+        with store.writer_lock("first"):
+            pass
+    assert len(str(err.value).splitlines()) == 1

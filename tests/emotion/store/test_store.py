@@ -452,3 +452,18 @@ def test_train_s_missing_features_name_the_extraction_of_the_parameters_asked_fo
     with pytest.raises(StoreError, match=rf"run `emotion extract /corpus/audio --out {tmp_path} --modality audio "
                                          r"--features extended --augment 0\.8` first\)$"):
         read_feature_table(store, feature_params("extended", (0.8,)))
+
+
+def test_a_write_that_loses_the_object_store_is_a_store_error_naming_the_file(monkeypatch):
+    """A walkthrough: the S3 endpoint killed mid-run raised botocore's EndpointConnectionError (not an OSError) out of
+    a part's write: no StoreError, so no retry, and a 540-line traceback."""
+    botocore = pytest.importorskip("botocore.exceptions")
+    store = Store("memory://lost-endpoint")
+
+    def down(*_a, **_k):
+        raise botocore.EndpointConnectionError(endpoint_url="http://127.0.0.1:9/bucket")
+
+    monkeypatch.setattr(store, "_write_bytes", down)
+    with pytest.raises(StoreError, match=r"^cannot write memory:///?lost-endpoint/a\.json: EndpointConnectionError: "
+                                         r"Could not connect to the endpoint URL"):
+        store.write_bytes(store.path("a.json"), b"{}")
