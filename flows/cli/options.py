@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import re
 import shlex
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -60,6 +61,7 @@ def utf8_path(path: str, what: str) -> None:
 def existing_dir(path: str, what: str) -> str:
     not_in_memory(path)
     utf8_path(path, what)
+    not_a_half_url(path, what)
     if "://" in path:
         return path
     if what == "data root" and Path(path).is_file() and path.lower().endswith(".zip"):  # the Zenodo download itself
@@ -144,9 +146,22 @@ def not_in_memory(path: str) -> None:
                          "use a folder or object storage")
 
 
+# "s3:/bucket/store": a URL missing a slash, which a local path would take as a folder named "s3:" under this one
+_HALF_URL = re.compile(r"^([a-zA-Z][a-zA-Z0-9+.-]*):/?(?!/)")
+
+
+def not_a_half_url(path: str, what: str) -> None:
+    m = _HALF_URL.match(path)
+    if m and "://" not in path and len(m.group(1)) > 1:  # (not a Windows drive, C:/...)
+        rest = path[m.end():].lstrip("/")
+        raise UsageError(f"{what} {path!r} looks like a mistyped URL (as a path, it is a folder named "
+                         f"'{m.group(1)}:' in this one): did you mean {m.group(1)}://{rest}?")
+
+
 def out_dir(path: str) -> str:
     not_in_memory(path)
     utf8_path(path, "output")
+    not_a_half_url(path, "output")
     if "://" in path:
         return path
     p = Path(path)

@@ -114,3 +114,17 @@ def test_a_symbolic_link_loop_is_said_in_one_line(tmp_path):
         existing_dir(str(tmp_path / "loop"), "data root")
     with pytest.raises(UsageError, match="^cannot create the output folder '.*/loop/sub': Too many levels of symbolic"):
         out_dir(str(tmp_path / "loop" / "sub"))
+
+
+@pytest.mark.parametrize("given, meant", [("s3:/bucket/store", "s3://bucket/store"), ("gs:bucket/x", "gs://bucket/x")])
+def test_a_mistyped_url_is_refused_rather_than_written_to_a_local_folder(tmp_path, monkeypatch, given, meant):
+    """A walkthrough: --out s3:/bucket/store exited 0 having written the store to ./s3:/bucket/store."""
+    from flows.cli.options import out_dir
+
+    monkeypatch.chdir(tmp_path)
+    for check in (out_dir, lambda p: existing_dir(p, "data root")):
+        with pytest.raises(UsageError, match=rf"looks like a mistyped URL \(as a path, it is a folder named '\w+:' in "
+                                             rf"this one\): did you mean {meant}\?$"):
+            check(given)
+    assert not list(tmp_path.iterdir())
+    assert out_dir("s3://bucket/store") == "s3://bucket/store" and out_dir("C:/store")  # a drive letter is a path
