@@ -29,6 +29,7 @@ from emotion.extract.inventory import (
 )
 from emotion.extract.plan import Plan, chunked, data_version
 from emotion.featuresets import FeatureParams, feature_params, is_face_set
+from emotion.store.sources import DataRoot
 from emotion.store.store import Store
 from emotion.video.frames import FrameParams
 from flows.naming import current_run, frames_label, name, run_tags, tagged, task_tags
@@ -182,6 +183,7 @@ def extract(
     store = Store(out)
     with store.writer_lock(f"emotion extract {data}"):
         root = data if "://" in data else os.path.realpath(data)
+        DataRoot(data)  # a root that does not exist (a mistyped bucket) is refused before the store records it
         store.check_data_root(root, replace=replace_data, origin=corpus_origin(root))
         return _extract_locked(data, out, modality, fp, frames, full, chunk_size, dask_address, workers, verify)
 

@@ -301,3 +301,18 @@ def test_the_runs_log_names_each_rejected_file_with_its_reason(tiny_corpus: Path
             break
         time.sleep(0.5)
     assert f"audio: rejected Actor_01/03-01-05-01-02-02-01.wav: {reason}" in lines, lines
+
+
+def test_a_data_root_that_does_not_exist_is_never_recorded_as_the_stores_root(tiny_corpus: Path, tmp_path: Path):
+    """A walkthrough: extract from a mistyped s3:// root failed, but the store had recorded it, and the corrected
+    command was refused as "another data root" (--replace-data)."""
+    from emotion.core.errors import UsageError
+    from flows.extract import extract_audio
+
+    data, out = tmp_path / "data", str(tmp_path / "store")
+    for f in sorted(tiny_corpus.rglob("*.wav"))[:3]:
+        (data / f.parent.name).mkdir(parents=True, exist_ok=True)
+        shutil.copy(f, data / f.parent.name / f.name)
+    with pytest.raises(UsageError, match="does not exist"):
+        extract_audio(str(tmp_path / "dta"), out)
+    assert extract_audio(str(data), out).processed == 3  # the right root: not refused as another one
