@@ -37,6 +37,7 @@ from emotion.extract.inventory import (
     ClipRef,
     Inventory,
     Step,
+    is_unexpected_reject,
     kept_hashes,
     load_known,
     manifest_frame,
@@ -254,12 +255,24 @@ def commit(out: str, step: Step, p: Plan, inv: Inventory, rejects: list[dict[str
     store = Store(out)
     folder = store.dataset_dir(step.dataset, step.key)
     manifest = manifest_frame(inv, hashes or {}, rejects, no_audio or [], step.key)
-    store.remove(f"{folder}/{name}" for name in p.drop_parts)
+    # a clip that could not be read for a reason not its own (its storage failed, an error of ours) keeps its rows
+    # until a run reads it: nothing stored is lost to an endpoint down during --full or --verify (a full rebuild
+    # keeps the old parts that hold such rows; their other rows, recomputed, go as duplicates below)
+    unread = {r["path"] for r in rejects if is_unexpected_reject(r)}
+    drop = p.drop_parts
+    if unread and drop:
+        before = store.dataset_keys(step.dataset, step.key, damaged=[])
+        holding = set(before.loc[before["path"].isin(unread), "_part"]) if not before.empty else set()
+        drop = [name for name in drop if name not in holding]
+    store.remove(f"{folder}/{name}" for name in drop)
     stored = store.dataset_keys(step.dataset, step.key, damaged=[])
     ok = manifest[manifest["status"] == "ok"]
+    wanted = set(zip(ok["path"], ok["content_hash"], strict=True))
+    if unread and not stored.empty:
+        held = stored[stored["path"].isin(unread)]
+        wanted |= set(zip(held["path"], held["content_hash"], strict=True))
     damaged: list[str] = []
-    dropped = compact(store, folder, stale_rows(stored, set(zip(ok["path"], ok["content_hash"], strict=True))),
-                      damaged)
+    dropped = compact(store, folder, stale_rows(stored, wanted), damaged)
     if dropped or damaged:
         stored = store.dataset_keys(step.dataset, step.key, damaged=[])
     dropped += compact(store, folder, duplicate_rows(stored), damaged)

@@ -144,6 +144,11 @@ class DecodeError(RejectedInput):
     """The bytes of a file cannot be decoded as audio or video."""
 
 
+class StorageReadError(DecodeError):
+    """A clip that could not be read because its storage failed (an endpoint down, a connection lost), after the
+    retries: not the file's fault. Its stored rows are kept, and the next run reads it again."""
+
+
 class NoVideoError(DecodeError):
     """An mp4 has no video stream (an audio-only recording): no face can be read (its voice may still be used)."""
 

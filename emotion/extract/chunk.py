@@ -14,7 +14,7 @@ import numpy as np
 import pyarrow as pa
 
 from emotion.audio.decode import band_limited, load_audio_rate
-from emotion.core.errors import DamagedPartError, EmotionError, NoAudioError, RejectedInput
+from emotion.core.errors import DamagedPartError, EmotionError, NoAudioError, RejectedInput, StorageReadError
 from emotion.core.ids import parse_id
 from emotion.extract.inventory import UNEXPECTED, ClipRef, Step, audio_step, reject
 from emotion.featuresets import Extractor, FeatureParams, make_extractor
@@ -158,6 +158,8 @@ def extract_chunk(step: Step, clips: Sequence[ClipRef], data_url: str, store_url
                 n_ok += 1
         except NoAudioError as exc:
             no_audio.append(reject(ref.path, f"no audio: {exc.reason}", "decode"))
+        except StorageReadError as exc:  # the storage failed, not the file: its rows are kept, read again next run
+            rejects.append(reject(ref.path, exc.reason, UNEXPECTED))
         except RejectedInput as exc:
             rejects.append(reject(ref.path, exc.reason, "read" if ref.path not in hashes else "decode"))
         except Exception as exc:  # noqa: BLE001 - a bad file must not stop the others

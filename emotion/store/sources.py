@@ -33,7 +33,15 @@ from typing import IO
 import fsspec
 from fsspec.implementations.local import LocalFileSystem
 
-from emotion.core.errors import DecodeError, RejectedInput, UnsafeArchiveError, UsageError
+from emotion.core.errors import (
+    DecodeError,
+    RejectedInput,
+    StorageReadError,
+    UnsafeArchiveError,
+    UsageError,
+    storage_errors,
+    storage_reason,
+)
 
 AUDIO_EXTENSIONS = frozenset({".wav", ".flac"})
 VIDEO_EXTENSIONS = frozenset({".mp4"})
@@ -277,9 +285,11 @@ class DataRoot:
             try:
                 return self._read_once(relpath)
             except DecodeError as exc:
-                if attempt == attempts or not isinstance(exc.__cause__, OSError):
-                    if attempt > 1:
-                        raise DecodeError(f"{exc.reason} (after {attempt} attempts)", relpath) from None
+                transient = isinstance(exc.__cause__, storage_errors())  # the storage's failure, not the file's
+                if attempt == attempts or not transient:
+                    if transient:
+                        again = f" (after {attempt} attempts)" if attempt > 1 else ""
+                        raise StorageReadError(f"{exc.reason}{again}", relpath) from None
                     raise
                 time.sleep(self.retry_delay * 2 ** (attempt - 1))
         raise AssertionError("not reached")  # pragma: no cover
@@ -311,6 +321,8 @@ class DataRoot:
             raise DecodeError(f"cannot read file: {exc}", relpath) from exc  # transient: read_bytes tries again
         except (zipfile.BadZipFile, EOFError) as exc:
             raise DecodeError(f"cannot read file: {exc}", relpath) from None
+        except storage_errors() as exc:  # an object-storage client's own error (botocore's: the endpoint down)
+            raise DecodeError(f"cannot read file: {storage_reason(exc)}", relpath) from exc
 
     def _read_member(self, zf: zipfile.ZipFile, member: str) -> bytes:
         info = zf.getinfo(member)

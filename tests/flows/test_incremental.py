@@ -316,3 +316,26 @@ def test_a_data_root_that_does_not_exist_is_never_recorded_as_the_stores_root(ti
     with pytest.raises(UsageError, match="does not exist"):
         extract_audio(str(tmp_path / "dta"), out)
     assert extract_audio(str(data), out).processed == 3  # the right root: not refused as another one
+
+
+def test_clips_whose_storage_fails_during_a_full_rerun_keep_their_rows(tiny_corpus: Path, tmp_path: Path):
+    """A walkthrough: with the data's S3 endpoint down during --full, the clips' failed reads became rejects and
+    the commit dropped their stored rows: a storage outage emptied the store of them."""
+    from emotion.audio.seed import AudioFeatureParams
+    from flows.extract import extract_audio
+    from tests.emotion.store.test_sources import _flaky_fs
+
+    flaky = _flaky_fs(0)
+    wavs = sorted(tiny_corpus.rglob("*.wav"))[:3]
+    for f in wavs:
+        flaky().pipe_file(f"/outage/{f.parent.name}/{f.name}", f.read_bytes())
+    data, out = "flakyread:///outage", str(tmp_path / "store")
+    assert extract_audio(data, out).processed == 3
+    flaky.failures = 10**6  # every read fails from now on: the endpoint is down
+    s = extract_audio(data, out, full=True)
+    assert s.rejected == 3 and all("(after 3 attempts)" in r["reason"] for r in s.rejects), s.rejects
+    assert len(Store(out).read_features("audio", AudioFeatureParams().key)) == 3  # nothing stored was lost
+    flaky.failures = 0  # back up: the next run reads them again, and each clip has one row
+    s = extract_audio(data, out)
+    assert (s.processed + s.skipped, s.rejected) == (3, 0)
+    assert len(Store(out).read_features("audio", AudioFeatureParams().key)) == 3

@@ -4,7 +4,7 @@ import zipfile
 
 import pytest
 
-from emotion.core.errors import RejectedInput, UnsafeArchiveError, UsageError
+from emotion.core.errors import RejectedInput, StorageReadError, UnsafeArchiveError, UsageError
 from emotion.store.sources import AUDIO_EXTENSIONS, ArchiveLimits, DataRoot
 from tests.conftest import write_tone
 
@@ -168,6 +168,26 @@ def test_object_storage_reads_are_retried_then_name_the_file(failures, attempts_
         with pytest.raises(RejectedInput, match=r"cannot read file: connection reset by peer \(after 3 attempts\)") as e:
             root.read_bytes(rel)
         assert e.value.path == rel
+        assert isinstance(e.value, StorageReadError)  # the storage's failure, not the file's: its rows are kept
+
+
+def test_an_object_store_client_error_that_is_no_oserror_is_retried_too(monkeypatch):
+    """A walkthrough: botocore's EndpointConnectionError (the endpoint down) is not an OSError: it was not retried
+    and became an "unexpected" reject."""
+    botocore = pytest.importorskip("botocore.exceptions")
+    _flaky_fs(0)
+    root = DataRoot("flakyread:///flaky0", retry_delay=0.01)
+    calls = []
+
+    def down(path, *a, **k):
+        calls.append(path)
+        raise botocore.EndpointConnectionError(endpoint_url="http://127.0.0.1:9/corpus")
+
+    monkeypatch.setattr(root.fs, "cat_file", down)
+    with pytest.raises(StorageReadError, match=r"cannot read file: EndpointConnectionError: Could not connect to the "
+                                               r"endpoint URL: .* \(after 3 attempts\)$"):
+        root.read_bytes(f"Actor_01/{NAME}")
+    assert len(calls) == 3
 
 
 def test_listing_gives_a_fingerprint_without_reading(tmp_path):
