@@ -20,6 +20,9 @@ SUPPORTED_EXTENSIONS = AUDIO_EXTENSIONS | VIDEO_EXTENSIONS
 
 
 def read_file(path: str) -> bytes:
+    if "://" in path:  # (the store may be on object storage; the files to predict are read here)
+        raise RejectedInput(f"{path.split('://', 1)[0]}:// files are not read: predict reads files of this machine "
+                            "(copy it here first)")
     p = Path(path)
     ext = extension(p.name)
     if p.is_dir():  # e.g. a shell glob that caught the actor folders

@@ -281,6 +281,12 @@ def test_bad_files_get_their_own_error_and_the_others_are_predicted(trained, tmp
     assert errors["broken.mp4"].startswith("cannot open video")
 
 
+def test_a_file_on_object_storage_is_said_to_be_one_not_missing():
+    """An S3 walkthrough: `predict --store s3://... s3://bucket/data/x.wav` said "file not found"."""
+    [(path, why)] = predict_files(["s3://bucket/data/03-01-01-01-01-01-01.wav"], load_predictors(None))
+    assert why == "s3:// files are not read: predict reads files of this machine (copy it here first)"
+
+
 def test_a_folder_given_as_a_file_is_named_as_such(tmp_path):
     from emotion.core.errors import RejectedInput
     from emotion.predict import read_file
