@@ -12,7 +12,7 @@ from typing import Any
 import pandas as pd
 
 from emotion.audio.seed import AudioFeatureParams
-from emotion.core.errors import EmotionError, InvalidIdError, RejectedInput, UsageError
+from emotion.core.errors import EmotionError, InvalidIdError, RejectedInput, StorageReadError, UsageError
 from emotion.core.ids import Modality, RavdessId, parse_id
 from emotion.core.splits import ActorSplit, lacking_actors
 from emotion.featuresets import FeatureParams, is_face_set
@@ -321,6 +321,9 @@ def take_inventory(
         if known is None:
             try:
                 data = root.read_bytes(cand.relpath)
+            except StorageReadError as exc:  # the storage failed, not the file: its rows are kept (--verify)
+                inv.rejects.append(reject(cand.relpath, exc.reason, UNEXPECTED))
+                continue
             except RejectedInput as exc:
                 inv.rejects.append(reject(cand.relpath, exc.reason, "read"))
                 continue
@@ -366,8 +369,8 @@ def take_inventory(
 
 def empty_data_root(root: str) -> UsageError:
     """The error of a data root with no clip or archive under it (see :func:`check_not_empty`)."""
-    return UsageError(f"data root {root!r} holds no .wav, .flac, .mp4 or .zip file: nothing to extract (a store "
-                      "is never emptied by an empty data root; to start over, remove the store)")
+    return UsageError(f"data root {root!r} holds no .wav, .flac or .mp4 clip (in folders or zip archives): nothing to "
+                      "extract (a store is never emptied by an empty data root; to start over, remove the store)")
 
 
 def check_not_empty(data: str, inventories: Iterable[Inventory]) -> None:

@@ -312,6 +312,8 @@ class DataRoot:
             with self.fs.open(self._abs(archive), "rb") as fh, zipfile.ZipFile(fh) as zf:
                 return self._read_member(zf, member)
         except PermissionError:
+            if not self.is_local:  # object storage refusing a read: the credentials, not the clip (kept, read again)
+                raise StorageReadError("permission denied by the object store", relpath) from None
             raise RejectedInput("permission denied", relpath) from None
         except FileNotFoundError:
             raise RejectedInput("file not found (deleted or a broken link)", relpath) from None

@@ -255,8 +255,8 @@ def test_an_emptied_data_root_never_empties_the_store_in_a_run_the_command_line_
     shutil.rmtree(data)
     data.mkdir()
     (data / "notes.txt").write_text("the clips moved to another drive")
-    with pytest.raises(UsageError, match=rf"^data root {str(data)!r} holds no \.wav, \.flac, \.mp4 or \.zip file: "
-                                         r"nothing to extract \(a store is never emptied"):
+    with pytest.raises(UsageError, match=rf"^data root {str(data)!r} holds no \.wav, \.flac or \.mp4 clip \(in folders "
+                                         r"or zip archives\): nothing to extract \(a store is never emptied"):
         extract_audio(str(data), out)
     assert len(Store(out).read_features("audio", AudioFeatureParams().key)) == 6
     # a root of the other modality's clips is not empty: a video extraction of FLAC files goes on, as before
@@ -335,6 +335,8 @@ def test_clips_whose_storage_fails_during_a_full_rerun_keep_their_rows(tiny_corp
     s = extract_audio(data, out, full=True)
     assert s.rejected == 3 and all("(after 3 attempts)" in r["reason"] for r in s.rejects), s.rejects
     assert len(Store(out).read_features("audio", AudioFeatureParams().key)) == 3  # nothing stored was lost
+    s = extract_audio(data, out, verify=True)  # the inventory reads every clip itself: the same (a review)
+    assert s.rejected == 3 and len(Store(out).read_features("audio", AudioFeatureParams().key)) == 3
     flaky.failures = 0  # back up: the next run reads them again, and each clip has one row
     s = extract_audio(data, out)
     assert (s.processed + s.skipped, s.rejected) == (3, 0)

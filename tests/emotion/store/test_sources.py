@@ -189,6 +189,13 @@ def test_an_object_store_client_error_that_is_no_oserror_is_retried_too(monkeypa
         root.read_bytes(f"Actor_01/{NAME}")
     assert len(calls) == 3
 
+    def refused(path, *a, **k):  # listing allowed, reading refused: the credentials', not the clip's
+        raise PermissionError("Access Denied")
+
+    monkeypatch.setattr(root.fs, "cat_file", refused)
+    with pytest.raises(StorageReadError, match="^Actor_01/.*: permission denied by the object store$"):
+        root.read_bytes(f"Actor_01/{NAME}")
+
 
 def test_listing_gives_a_fingerprint_without_reading(tmp_path):
     import zipfile
