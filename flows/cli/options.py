@@ -150,9 +150,19 @@ def not_in_memory(path: str) -> None:
 _HALF_URL = re.compile(r"^([a-zA-Z][a-zA-Z0-9+.-]*):/?(?!/)")
 
 
+def _url_schemes() -> set[str]:
+    import fsspec
+
+    return {p.lower() for p in fsspec.available_protocols()} - {"file", "local"}
+
+
 def not_a_half_url(path: str, what: str) -> None:
+    """Refuse ``s3:/bucket/store``: the scheme of a storage fsspec knows (s3, gs, az, ...) with its ``//`` mistyped,
+    which as a path names a new local folder ``s3:``; a folder that exists (``run:v2``) is a path."""
     m = _HALF_URL.match(path)
-    if m and "://" not in path and len(m.group(1)) > 1:  # (not a Windows drive, C:/...)
+    if not m or "://" in path or m.group(1).lower() not in _url_schemes() or os.path.exists(path):
+        return
+    if len(m.group(1)) > 1:  # (not a Windows drive, C:/...)
         rest = path[m.end():].lstrip("/")
         raise UsageError(f"{what} {path!r} looks like a mistyped URL (as a path, it is a folder named "
                          f"'{m.group(1)}:' in this one): did you mean {m.group(1)}://{rest}?")

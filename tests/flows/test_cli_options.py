@@ -128,3 +128,7 @@ def test_a_mistyped_url_is_refused_rather_than_written_to_a_local_folder(tmp_pat
             check(given)
     assert not list(tmp_path.iterdir())
     assert out_dir("s3://bucket/store") == "s3://bucket/store" and out_dir("C:/store")  # a drive letter is a path
+    # a review: paths with a colon that name no storage were refused too ("did you mean run-2024-05-01T10://30?")
+    for path in ("run-2024-05-01T10:30/out", "results:v2"):
+        assert out_dir(path)
+        assert existing_dir(path, "store")
