@@ -57,7 +57,8 @@ def writer_lock(fs: Any, root: str, url: str, is_local: bool, what: str = "extra
         finally:
             _HELD[path] -= 1
         return
-    me = {"pid": os.getpid(), "host": socket.gethostname(), "since": _now().isoformat(), "what": what}
+    me = {"pid": os.getpid(), "host": socket.gethostname(), "pid_namespace": _pid_namespace(), "since": _now().isoformat(),
+          "what": what}
     if not is_local:
         yield from _object_lock(fs, path, url, me)
         return
@@ -121,15 +122,25 @@ def check_writable(fs: Any, root: str, url: str, is_local: bool) -> None:
         fs.rm_file(probe)
 
 
+def _pid_namespace() -> str:
+    """This process's process-id namespace (Linux), "" where unknown: containers that share a host name (host
+    networking) have each their own."""
+    try:
+        return os.readlink("/proc/self/ns/pid")
+    except OSError:
+        return ""
+
+
 def _left_by_a_dead_process_here(raw: bytes) -> bool:
-    """Whether a lock's record names a process of this machine that is gone (a writer that ended without removing
-    it: its storage failed as it left): such a lock is taken over at once, not after :data:`STALE_AFTER`."""
+    """Whether a lock's record names a process of this machine and of this process namespace that is gone (a writer
+    that ended without removing it: its storage failed as it left): such a lock is taken over at once, not after
+    :data:`STALE_AFTER`. A record without its namespace (another container, an older version) never is."""
     try:
         rec = json.loads(raw)
-        pid, host = int(rec["pid"]), str(rec["host"])
+        pid, host, ns = int(rec["pid"]), str(rec["host"]), str(rec.get("pid_namespace") or "")
     except (ValueError, KeyError, TypeError):
         return False
-    if host != socket.gethostname() or pid == os.getpid():
+    if host != socket.gethostname() or not ns or ns != _pid_namespace() or pid == os.getpid():
         return False
     try:
         os.kill(pid, 0)

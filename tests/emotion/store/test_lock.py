@@ -169,13 +169,20 @@ def test_an_object_store_lock_left_by_a_process_of_this_machine_that_is_gone_is_
     gone = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True,
                           check=True).stdout.strip()
     now = pd.Timestamp.now(tz="UTC").isoformat()
-    store.fs.pipe_file(lock, json.dumps({"pid": int(gone), "host": socket.gethostname(), "since": now,
-                                         "what": "emotion extract /data"}).encode())
+    from emotion.store.lock import _pid_namespace
+
+    here = {"host": socket.gethostname(), "pid_namespace": _pid_namespace(), "since": now, "what": "emotion extract /data"}
+    # another process namespace (a container sharing the host name), or a record without one: never taken over
+    for other in ({"pid_namespace": "pid:[1]"}, {"pid_namespace": ""}):
+        store.fs.pipe_file(lock, json.dumps({**here, "pid": int(gone), **other}).encode())
+        with pytest.raises(StoreError, match="being written by emotion extract /data"):
+            with store.writer_lock("next"):
+                pass
+    store.fs.pipe_file(lock, json.dumps({**here, "pid": int(gone)}).encode())
     with store.writer_lock("next"):
         assert json.loads(store.fs.cat_file(lock))["what"] == "next"
     # a live process of this machine still holds it
-    store.fs.pipe_file(lock, json.dumps({"pid": os.getppid(), "host": socket.gethostname(), "since": now,
-                                         "what": "emotion extract /data"}).encode())
+    store.fs.pipe_file(lock, json.dumps({**here, "pid": os.getppid()}).encode())
     with pytest.raises(StoreError, match="being written by emotion extract /data"):
         with store.writer_lock("next"):
             pass
