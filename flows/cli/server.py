@@ -111,6 +111,10 @@ def cmd_deploy(args: argparse.Namespace) -> int:
         print(f"registered {len(deployments)} deployments; run `emotion deploy` to serve them")
         return 0
     busy = served_elsewhere(deployments)
+    if busy:  # alive if it polls again; one killed outright does not, and is waited out (a service restarting it)
+        print(f"deployment {busy[0]} was polled for runs {busy[1]:.0f} s ago: waiting up to {busy[2] - busy[1]:.0f} s "
+              "to tell whether another `emotion deploy` serves it", flush=True)
+        busy = polled_again(deployments, busy)
     if busy:
         raise EmotionError(f"{busy[0]} is served already by another `emotion deploy` (polled for runs {busy[1]:.0f} s "
                            "ago): stop that one first: two would start each scheduled run side by side, and stopping "
@@ -173,6 +177,25 @@ def served_elsewhere(deployments: list[Any]) -> tuple[str, float, float] | None:
             if age is not None and age < window:
                 return name, age, window
     return None
+
+
+def polled_again(deployments: list[Any], busy: tuple[str, float, float], every: float = 1.0
+                 ) -> tuple[str, float, float] | None:
+    """Watch the deployments :func:`served_elsewhere` found ``busy``: the first one polled again (its runner is alive),
+    or None once none has been polled within the window (a runner that stopped without pausing them)."""
+    import time
+
+    seen = {busy[0]: time.monotonic() - busy[1]}  # when each was last polled, on this clock
+    while True:
+        time.sleep(every)
+        now_busy = served_elsewhere(deployments)
+        if now_busy is None:
+            return None
+        name, age, _ = now_busy
+        polled = time.monotonic() - age
+        if name in seen and polled > seen[name] + 0.5:
+            return now_busy
+        seen.setdefault(name, polled)
 
 
 def unserved_deployments(deployments: list[Any]) -> list[str]:

@@ -193,6 +193,14 @@ def test_a_second_deploy_of_served_deployments_is_refused_and_leftovers_are_name
                                "deploy` (polled for runs "), second.stderr[-3000:]
         assert proc.poll() is None  # the first serves on, its deployment not paused
         assert not next(d for d in post(api, "deployments/filter") if d["name"] == "served-twice")["paused"]
+        # killed outright (no pause): a restart, as a service manager's, waits out the window and serves
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait(30)
+        log3 = tmp_path / "restart.log"
+        with process([str(BIN / "emotion"), "deploy", "--file", str(spec)], log3, run_env) as p3:
+            wait_for(lambda: "being served" in log3.read_text(errors="replace"), 120, "the restarted deploy", p3,
+                     log=log3)
+        assert "was polled for runs" in log3.read_text(errors="replace")
     # registered from a file since renamed (not paused) and served by nothing: another file's deploy names it
     subprocess.run([str(BIN / "emotion"), "deploy", "--file", str(leftover), "--register-only"], check=True,
                    capture_output=True, env=run_env, timeout=120)
@@ -202,4 +210,3 @@ def test_a_second_deploy_of_served_deployments_is_refused_and_leftovers_are_name
     said = (tmp_path / "other.log").read_text(errors="replace")
     assert ("note: deployment extract/leftover is registered but not in this file: nothing serves its scheduled "
             "runs (pause or delete it: prefect deployment delete extract/leftover)") in said, said[-3000:]
-    assert "served-twice" not in said  # paused as its deploy stopped
