@@ -180,10 +180,10 @@ def extract(
     """
     fp = feature_params(features, augment, frames)  # the audio feature set's name and copies (plain: deployments, the UI)
     dask_address = check_scheduler_address(dask_address, "dask_address")  # its form, even with nothing to extract
+    DataRoot(data)  # a root that does not exist (a mistyped bucket) is refused before the store is touched
     store = Store(out)
     with store.writer_lock(f"emotion extract {data}"):
         root = data if "://" in data else os.path.realpath(data)
-        DataRoot(data)  # a root that does not exist (a mistyped bucket) is refused before the store records it
         store.check_data_root(root, replace=replace_data, origin=corpus_origin(root))
         return _extract_locked(data, out, modality, fp, frames, full, chunk_size, dask_address, workers, verify)
 

@@ -95,8 +95,8 @@ def other_format(data: bytes) -> str | None:
         return "an mp4 (ISO media) file: name it .mp4"
     if data[:4] == b"OggS":
         return "an Ogg file"
-    if len(data) > 1 and data[0] == 0xFF and data[1] & 0xE0 == 0xE0:  # an MPEG audio frame (an ID3 tag may lead a FLAC)
-        return "an MP3 file"
+    if len(data) > 1 and data[0] == 0xFF and data[1] & 0xE0 == 0xE0 and (data[1] >> 1) & 3 == 1:  # MPEG Layer III
+        return "an MP3 file"  # (not an ID3 tag, which may lead a FLAC file too)
     return None
 
 

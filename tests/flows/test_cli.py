@@ -301,9 +301,10 @@ def test_a_data_root_without_any_clip_is_named_before_anything_is_created(tmp_pa
     (data / "Actor_01" / "03-01-01-01-01-01-01.mp3").write_bytes(b"ID3")
     for command in ("extract", "run"):
         code, _, err = run_cli(capsys, command, str(data), "--out", str(tmp_path / "store"))
-        assert code == 2 and err.strip() == (f"emotion: error: data root {str(data)!r} holds no .wav, .flac, .mp4 or "
-                                             ".zip file: nothing to extract (a store is never emptied by an "
-                                             "empty data root; to start over, remove the store)"), err
+        assert code == 2 and err.strip() == (f"emotion: error: data root {str(data)!r} holds no .wav, .flac or .mp4 "
+                                             "clip (in folders or zip archives): nothing to extract (a store is "
+                                             "never emptied by an empty data root; to start over, remove the "
+                                             "store)"), err
     assert not (tmp_path / "store").exists()
     (data / "Actor_01" / "deeper").mkdir()
     (data / "Actor_01" / "deeper" / "link").symlink_to(data)  # a link cycle is walked once, not forever
