@@ -118,8 +118,7 @@ def cmd_deploy(args: argparse.Namespace) -> int:
     if busy:
         raise EmotionError(f"{busy[0]} is served already by another `emotion deploy` (polled for runs {busy[1]:.0f} s "
                            "ago): stop that one first: two would start each scheduled run side by side, and stopping "
-                           f"either pauses the schedules of both (one killed outright counts as serving for {busy[2]:.0f} "
-                           "s after it last polled)")
+                           "either pauses the schedules of both")
     for name in unserved_deployments(deployments):
         print(f"note: deployment {name} is registered but not in this file: nothing serves its scheduled runs (pause "
               f"or delete it: prefect deployment delete {name})", flush=True)
