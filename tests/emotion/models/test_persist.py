@@ -180,7 +180,9 @@ def test_a_skops_file_of_an_earlier_release_still_loads():
     """A fused model saved by 0.x (its arrays named by their address in memory) loads and predicts as it did."""
     stored = json.loads((DATA / "fusion-written-by-0.x.json").read_text())
     model = load_model((DATA / "fusion-written-by-0.x.skops").read_bytes(), stored["record"])
-    np.testing.assert_array_equal(model.predict_proba(np.asarray(stored["X"])), np.asarray(stored["proba"]))
+    # equal to the last bits on the machine that wrote them; another CPU's BLAS rounds differently (1e-18 seen)
+    np.testing.assert_allclose(model.predict_proba(np.asarray(stored["X"])), np.asarray(stored["proba"]), rtol=1e-12,
+                               atol=1e-15)
 
 
 @pytest.mark.parametrize("name", ["mlp", "frame-cnn"])
@@ -191,4 +193,7 @@ def test_a_keras_file_of_an_earlier_release_still_loads(name):
     stored = json.loads((DATA / f"{name}-written-by-0.1.json").read_text())
     model = load_model((DATA / f"{name}-written-by-0.1.keras").read_bytes(), stored["record"])
     X = np.asarray(stored["X"], np.float32 if name == "mlp" else np.uint8)
-    np.testing.assert_array_equal(np.asarray(model.predict_proba(X), np.float64), np.asarray(stored["proba"]))
+    # float32 networks: equal to the last bits with the kernels that wrote them (oneDNN on an Intel CPU); TensorFlow's
+    # own kernels, as on an AMD CPU, round differently (3e-8 seen)
+    np.testing.assert_allclose(np.asarray(model.predict_proba(X), np.float64), np.asarray(stored["proba"]), rtol=1e-5,
+                               atol=1e-6)
