@@ -36,7 +36,16 @@ from flows.naming import current_run, frames_label, name, run_tags, tagged, task
 from tasks import progress as console
 from tasks.artifacts import Progress, progress_key, publish_extract
 from tasks.cluster import ClipCounter, cluster_threads, dask_client, in_flight_limit
-from tasks.extract import commit, inventory, landmark_features, plan, run_chunk, stored_extraction, take_inventory_for_run
+from tasks.extract import (
+    commit,
+    current_listing,
+    inventory,
+    landmark_features,
+    plan,
+    run_chunk,
+    stored_extraction,
+    take_inventory_for_run,
+)
 
 MODALITIES = ("audio", "video")
 SHOWN_REJECTS = 20  # rejected files named in the run's log, each with its reason
@@ -204,7 +213,7 @@ def _extract_locked(data: str, out: str, modality: str, features: FeatureParams,
         with task_tags(_step_tags(s)):
             invs[s.modality] = inventory(data, s, run_id, out, verify, full)
     # a served run, or one on object storage, has not been through the command line's check of the data root
-    check_not_empty(data, invs.values())
+    check_not_empty(data, invs.values(), current_listing())  # (the pipeline's listing, where it has one)
     version = _version(out, steps, invs)
     labels = run_tags(modality=modality, features=_run_label(modality, features, frames), data_version=version)
     with tagged(labels):

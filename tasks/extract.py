@@ -64,6 +64,11 @@ _TAKEN_LOCK = threading.Lock()
 _LISTING: ContextVar[Listing | None] = ContextVar("listing", default=None)
 
 
+def current_listing() -> Listing | None:
+    """The listing extractions take their inventory from (:func:`listed`), if any."""
+    return _LISTING.get()
+
+
 @contextmanager
 def listed(listing: Listing) -> Iterator[None]:
     """Within: an extraction of ``listing.url`` (in this thread, or a task run it starts) takes its inventory from

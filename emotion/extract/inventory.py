@@ -373,7 +373,7 @@ def empty_data_root(root: str) -> UsageError:
                       "extract (a store is never emptied by an empty data root; to start over, remove the store)")
 
 
-def check_not_empty(data: str, inventories: Iterable[Inventory]) -> None:
+def check_not_empty(data: str, inventories: Iterable[Inventory], listing: Listing | None = None) -> None:
     """Refuse a data root with no clip or archive under it, whatever its kind (an unmounted drive, a wrong path, an
     emptied bucket prefix): taken as "every clip deleted", it would drop every stored row.
 
@@ -382,7 +382,8 @@ def check_not_empty(data: str, inventories: Iterable[Inventory]) -> None:
     """
     if any(inv.clips or inv.rejects or inv.no_audio or inv.settled for inv in inventories):
         return
-    if not DataRoot(data).discover(AUDIO_EXTENSIONS | VIDEO_EXTENSIONS):
+    listed = listing.of(AUDIO_EXTENSIONS | VIDEO_EXTENSIONS) if listing is not None and listing.url == data else None
+    if not (listed if listed is not None else DataRoot(data).discover(AUDIO_EXTENSIONS | VIDEO_EXTENSIONS)):
         raise empty_data_root(data)
 
 
