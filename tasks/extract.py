@@ -264,13 +264,15 @@ def commit(out: str, step: Step, p: Plan, inv: Inventory, rejects: list[dict[str
     # until a run reads it: nothing stored is lost to an endpoint down during --full or --verify (a full rebuild
     # keeps the old parts that hold such rows; their other rows, recomputed, go as duplicates below)
     unread = {r["path"] for r in rejects if is_unexpected_reject(r)}
-    drop = p.drop_parts
+    drop, before = p.drop_parts, None
     if unread and drop:
         before = store.dataset_keys(step.dataset, step.key, damaged=[])
         holding = set(before.loc[before["path"].isin(unread), "_part"]) if not before.empty else set()
         drop = [name for name in drop if name not in holding]
     store.remove(f"{folder}/{name}" for name in drop)
-    stored = store.dataset_keys(step.dataset, step.key, damaged=[])
+    # the rows left: those read just now, less the parts removed (read again only where they were not read)
+    stored = (store.dataset_keys(step.dataset, step.key, damaged=[]) if before is None
+              else before[~before["_part"].isin(drop)])
     ok = manifest[manifest["status"] == "ok"]
     wanted = set(zip(ok["path"], ok["content_hash"], strict=True))
     if unread and not stored.empty:
