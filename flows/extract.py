@@ -18,6 +18,7 @@ from emotion.audio.seed import AudioFeatureParams
 from emotion.core.addresses import check_scheduler_address
 from emotion.core.errors import EmotionError, UsageError
 from emotion.core.provenance import corpus_origin
+from emotion.extract.chunk import not_read
 from emotion.extract.inventory import (
     ClipRef,
     Inventory,
@@ -284,10 +285,11 @@ def _extract_steps(data: str, out: str, steps: list[Step], invs: dict[str, Inven
                 finished_q: queue.SimpleQueue[Any] = queue.SimpleQueue()
                 pending = iter(work)
                 in_flight: dict[Any, tuple[Step, int]] = {}
+                storage_down = ""  # why no chunk is submitted any more: a chunk found the data root's storage down
 
                 def fill() -> None:  # keep as many chunks submitted as the cluster has threads, plus a bounded backlog
                     limit = in_flight_limit(client)
-                    while len(in_flight) < limit and (nxt := next(pending, None)) is not None:
+                    while not storage_down and len(in_flight) < limit and (nxt := next(pending, None)) is not None:
                         s, i, first, c = nxt
                         with task_tags(_step_tags(s)):
                             fut = run_chunk.submit(i, s, as_is(c), data, out, client, run_tag, topic, first)
@@ -304,6 +306,7 @@ def _extract_steps(data: str, out: str, steps: list[Step], invs: dict[str, Inven
                     if fut is not None:
                         s, i = in_flight.pop(fut)
                         res = fut.result()
+                        storage_down = storage_down or res.storage_down  # once down: no further chunk handed out
                         fill()
                         summary = summaries[s.modality]
                         summary.processed += res.processed
@@ -320,6 +323,15 @@ def _extract_steps(data: str, out: str, steps: list[Step], invs: dict[str, Inven
                     if fut is not None:
                         log.info("extracted %d/%d clips (%d chunk%s in flight)", counter.done(), total, len(in_flight),
                                  "" if len(in_flight) == 1 else "s")
+                unsent = 0
+                for s, i, _, c in pending:  # left unsubmitted, the storage being down: each not read, kept
+                    summaries[s.modality].rejects.extend(not_read(c, storage_down))
+                    counter.finish(i, len(c))
+                    unsent += len(c)
+                if storage_down:
+                    log.warning("the data root's storage failed on clips in a row (%s): %d clip%s not handed out, "
+                                "not read this run; stored rows are kept, and the next run reads them", storage_down,
+                                unsent, "" if unsent == 1 else "s")
                 for summary in summaries.values():
                     summary.max_in_flight, summary.cluster_threads = peak, threads
             finally:

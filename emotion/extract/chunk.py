@@ -18,7 +18,7 @@ from emotion.core.errors import DamagedPartError, EmotionError, NoAudioError, Re
 from emotion.core.ids import parse_id
 from emotion.extract.inventory import UNEXPECTED, ClipRef, Step, audio_step, reject
 from emotion.featuresets import Extractor, FeatureParams, make_extractor
-from emotion.store.sources import VIDEO_EXTENSIONS, DataRoot, content_hash, extension
+from emotion.store.sources import VIDEO_EXTENSIONS, DataRoot, StorageOutage, content_hash, extension
 from emotion.store.store import Store, label_fields, params_metadata
 from emotion.video.frames import FrameParams, encode_png, sample_frames
 from emotion.video.landmarks import FACES_DETECTED_TYPE, TRACK_SWITCHED_TYPE, encode_landmarks
@@ -35,6 +35,7 @@ class ChunkResult:
     hashes: dict[str, str] = field(default_factory=dict)  # content hash of every clip read
     unchanged: int = 0  # clips read whose hash matched their stored row (a new time, the same content)
     band_limited: list[dict[str, Any]] = field(default_factory=list)  # clips recorded below the features' rate
+    storage_down: str = ""  # why the chunk stopped reading: the data root's storage failed on clips in a row
 
 
 @lru_cache(maxsize=4)
@@ -139,14 +140,28 @@ def extract_chunk(step: Step, clips: Sequence[ClipRef], data_url: str, store_url
     t0 = time.perf_counter()
     root, store = _root(data_url), _store(store_url)
     rows: list[dict[str, Any]] = []
-    rejects = []
-    no_audio = []
+    rejects: list[dict[str, Any]] = []
+    no_audio: list[dict[str, Any]] = []
     hashes: dict[str, str] = {}
     band: list[dict[str, Any]] = []
     n_ok = unchanged = 0
+    outage = StorageOutage()
     for ref in clips:
+        if outage.down:  # the storage is down: the clips left are not tried (their stored rows are kept)
+            rejects.append(reject(ref.path, outage.not_tried(), UNEXPECTED))
+            if on_clip is not None:
+                on_clip(n_ok + unchanged + len(rejects) + len(no_audio))
+            continue
         try:
-            data = root.read_bytes(ref.path)
+            try:
+                data = root.read_bytes(ref.path)
+            except StorageReadError as exc:
+                outage.failed(exc.reason)
+                raise
+            except RejectedInput:  # the file's own fault (missing, too large): the storage answered
+                outage.answered()
+                raise
+            outage.answered()
             hashes[ref.path] = digest = content_hash(data)
             if ref.stored_hash == digest:
                 unchanged += 1
@@ -178,7 +193,13 @@ def extract_chunk(step: Step, clips: Sequence[ClipRef], data_url: str, store_url
     worker = f"{socket.gethostname()}:{os.getpid()}"
     stored = {r["path"] for r in rows} - {r["path"] for r in rejects}
     return ChunkResult(part, n_ok, rejects, time.perf_counter() - t0, worker, no_audio, hashes, unchanged,
-                       [b for b in band if b["path"] in stored])
+                       [b for b in band if b["path"] in stored], outage.last if outage.down else "")
+
+
+def not_read(clips: Sequence[ClipRef], why: str) -> list[dict[str, Any]]:
+    """The rejects of ``clips`` left unread, the data root's storage failing (``why``, a chunk's
+    :attr:`ChunkResult.storage_down`): like a failed read, their stored rows are kept and the next run reads them."""
+    return [reject(ref.path, f"not read: the data root's storage was failing ({why})", UNEXPECTED) for ref in clips]
 
 
 def _to_table(rows: list[dict[str, Any]], schema: pa.Schema) -> tuple[pa.Table, list[dict[str, Any]]]:

@@ -23,6 +23,7 @@ from emotion.store.sources import (
     Candidate,
     DataRoot,
     Listing,
+    StorageOutage,
     content_hash,
     extension,
 )
@@ -291,6 +292,7 @@ def take_inventory(
         prior = {r["path"]: r for r in known.to_dict("records") if r.get("meta")}
     listed: set[str] = set()
     changed = False
+    outage = StorageOutage()  # (clips are read here only without a manifest: --verify)
     found = root.discover(extensions) if candidates is None else candidates
     # the clips the last run kept are looked at first: of two files with one id, or one recording under two ids,
     # the clip already stored keeps it (a file added beside it is the one rejected, whatever its name); the rest
@@ -319,14 +321,20 @@ def take_inventory(
             inv.rejects.append(reject(cand.relpath, f"duplicate id {rid.stem}: already given by {seen[rid.stem]}", "id"))
             continue
         if known is None:
+            if outage.down:  # the storage is down: the clips left are not tried (their stored rows are kept)
+                inv.rejects.append(reject(cand.relpath, outage.not_tried(), UNEXPECTED))
+                continue
             try:
                 data = root.read_bytes(cand.relpath)
             except StorageReadError as exc:  # the storage failed, not the file: its rows are kept (--verify)
+                outage.failed(exc.reason)
                 inv.rejects.append(reject(cand.relpath, exc.reason, UNEXPECTED))
                 continue
             except RejectedInput as exc:
+                outage.answered()
                 inv.rejects.append(reject(cand.relpath, exc.reason, "read"))
                 continue
+            outage.answered()
             inv.read += 1
             ref, size = ClipRef(cand.relpath, content_hash(data), cand.meta), len(data)
         else:

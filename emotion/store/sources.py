@@ -15,7 +15,8 @@ listing already gives (:attr:`Candidate.meta`: size and modification time of a
 local file, size and ETag or last-modified time of an object, size, CRC-32 and
 date of an archive member), so a rerun can tell unchanged clips without
 reading them. Reads from object storage are retried a bounded number of times
-with backoff before a clip is refused.
+with backoff before a clip is refused; after a few clips in a row failed so
+(:class:`StorageOutage`), the storage counts as down and no other clip is tried.
 """
 
 from __future__ import annotations
@@ -351,3 +352,34 @@ def _kind(mode: int) -> str:
     if stat.S_ISCHR(mode) or stat.S_ISBLK(mode):
         return "a device"
     return "a special file"
+
+
+@dataclass
+class StorageOutage:
+    """Tells a storage that is down from one clip's failed read: after ``limit`` reads in a row that the storage
+    failed (:class:`StorageReadError`, each after its own retries), the clips after them are not tried.
+
+    Each such read waits out its retries (seconds a clip, against an endpoint that is down): over a corpus of
+    thousands of clips, an outage would otherwise hold a run for hours, each clip failing in turn. A read that
+    gets an answer, the file's own fault included, ends the run of failures.
+    """
+
+    limit: int = 3
+    in_a_row: int = 0
+    last: str = ""
+
+    def failed(self, reason: str) -> None:
+        self.in_a_row += 1
+        self.last = reason
+
+    def answered(self) -> None:
+        self.in_a_row = 0
+
+    @property
+    def down(self) -> bool:
+        return self.in_a_row >= self.limit
+
+    def not_tried(self) -> str:
+        """The reason given to a clip not tried: the failures before it, the last of them quoted."""
+        return (f"not read: the data root's storage failed on the {self.in_a_row} clips read before it "
+                f"({self.last})")

@@ -421,3 +421,59 @@ def test_of_two_files_of_one_id_the_one_kept_before_keeps_it(tmp_path):
     assert [r.path for r, _, _ in again.clips] == [f"Actor_01/{wav.name}"]
     assert [r["reason"] for r in again.rejects] == [
         "duplicate id 03-01-03-01-01-01-01: already given by Actor_01/03-01-03-01-01-01-01.wav"]
+
+
+def test_a_chunk_stops_reading_once_the_storage_failed_clips_in_a_row(corpus, tmp_path, monkeypatch):
+    """A walkthrough: with the data's S3 endpoint down mid-run, every clip waited out its own retries (about 5 s a
+    clip): hours over a corpus. After 3 clips in a row the storage failed, the chunk tries no other; each clip
+    left is named, as a storage failure (its stored rows kept, read again next run)."""
+    from emotion.core.errors import StorageReadError
+    from emotion.extract.chunk import extract_chunk
+    from emotion.extract.inventory import UNEXPECTED, ClipRef, audio_step
+
+    corpus = _one_actor(corpus)
+    clips = [ClipRef(str(p.relative_to(corpus))) for p in sorted(corpus.rglob("*.wav"))[:8]]
+    tried: list[str] = []
+    answers = iter([])
+
+    def read(self, relpath):
+        tried.append(relpath)
+        if next(answers, False):
+            return (corpus / relpath).read_bytes()
+        raise StorageReadError("cannot read file: EndpointConnectionError: Could not connect (after 3 attempts)",
+                               relpath)
+
+    monkeypatch.setattr(DataRoot, "read_bytes", read)
+    res = extract_chunk(audio_step(PARAMS), clips, str(corpus), str(tmp_path / "out"))
+    assert tried == [c.path for c in clips[:3]]
+    assert [r["path"] for r in res.rejects] == [c.path for c in clips] and res.processed == 0
+    assert {r["stage"] for r in res.rejects} == {UNEXPECTED}
+    assert res.rejects[3]["reason"] == ("not read: the data root's storage failed on the 3 clips read before it "
+                                        "(cannot read file: EndpointConnectionError: Could not connect (after 3 "
+                                        "attempts))")
+    assert res.storage_down.startswith("cannot read file: EndpointConnectionError")
+
+    # failures that an answer breaks (a clip read between them): every clip is tried, and the chunk goes on
+    tried.clear()
+    answers = iter([False, False, True, False, False, True, False, False])
+    res = extract_chunk(audio_step(PARAMS), clips, str(corpus), str(tmp_path / "out"))
+    assert tried == [c.path for c in clips] and res.processed == 2 and len(res.rejects) == 6
+    assert res.storage_down == ""
+
+
+def test_verify_stops_reading_once_the_storage_failed_clips_in_a_row(corpus, monkeypatch):
+    """--verify reads every clip in the flow, one after another: an endpoint down held it for hours the same way."""
+    from emotion.core.errors import StorageReadError
+    from emotion.extract.inventory import UNEXPECTED
+
+    corpus = _one_actor(corpus)
+    tried: list[str] = []
+
+    def read(self, relpath):
+        tried.append(relpath)
+        raise StorageReadError("cannot read file: connection reset by peer (after 3 attempts)", relpath)
+
+    monkeypatch.setattr(DataRoot, "read_bytes", read)
+    inv = take_inventory(DataRoot(str(corpus)), known=None)
+    assert len(tried) == 3 and len(inv.rejects) == 30 and {r["stage"] for r in inv.rejects} == {UNEXPECTED}
+    assert inv.rejects[-1]["reason"].startswith("not read: the data root's storage failed on the 3 clips read before")

@@ -341,3 +341,36 @@ def test_clips_whose_storage_fails_during_a_full_rerun_keep_their_rows(tiny_corp
     s = extract_audio(data, out)
     assert (s.processed + s.skipped, s.rejected) == (3, 0)
     assert len(Store(out).read_features("audio", AudioFeatureParams().key)) == 3
+
+
+def test_a_storage_found_down_stops_the_run_handing_out_chunks(tiny_corpus: Path, tmp_path: Path, monkeypatch):
+    """A walkthrough: with the data's S3 endpoint down mid-run, every chunk in turn waited out its clips' retries
+    (about 5 s a clip; hours over a full corpus). Once a chunk finds the storage down, no further chunk is handed
+    out: the clips left are named as not read, their stored rows kept, and the next run reads them."""
+    import types
+
+    import emotion.store.sources as sources
+    from emotion.audio.seed import AudioFeatureParams
+    from flows.extract import extract_audio
+    from tests.emotion.store.test_sources import _flaky_fs
+
+    monkeypatch.setattr(sources, "time", types.SimpleNamespace(sleep=lambda s: None))  # retries without their waits
+    flaky = _flaky_fs(0)
+    wavs = sorted(tiny_corpus.rglob("*.wav"))[:21]
+    for f in wavs:
+        flaky().pipe_file(f"/down/{f.parent.name}/{f.name}", f.read_bytes())
+    data, out = "flakyread:///down", str(tmp_path / "store")
+    # 7 chunks of 3 clips on one worker thread (few clips: threads of this process, which knows flakyread://)
+    assert extract_audio(data, out, chunk_size=3, workers=1).processed == 21
+    flaky.failures = 10**6  # every read fails from now on: the endpoint is down
+    s = extract_audio(data, out, full=True, chunk_size=3, workers=1)
+    reads = 10**6 - flaky.failures
+    assert reads <= 3 * 3 * 3, reads  # the chunks in flight (3 for one thread), 3 clips each, 3 tries a clip
+    assert s.rejected == 21 and {r["stage"] for r in s.rejects} == {"unexpected"}
+    unsent = [r for r in s.rejects if r["reason"].startswith("not read: the data root's storage was failing (")]
+    assert len(unsent) >= 21 - 9, s.rejects
+    assert len(Store(out).read_features("audio", AudioFeatureParams().key)) == 21  # nothing stored was lost
+    flaky.failures = 0  # back up: the next run reads them again
+    s = extract_audio(data, out, chunk_size=3, workers=1)
+    assert (s.processed + s.skipped, s.rejected) == (21, 0)
+    assert len(Store(out).read_features("audio", AudioFeatureParams().key)) == 21

@@ -5,7 +5,7 @@ import zipfile
 import pytest
 
 from emotion.core.errors import RejectedInput, StorageReadError, UnsafeArchiveError, UsageError
-from emotion.store.sources import AUDIO_EXTENSIONS, ArchiveLimits, DataRoot
+from emotion.store.sources import AUDIO_EXTENSIONS, ArchiveLimits, DataRoot, StorageOutage
 from tests.conftest import write_tone
 
 NAME = "03-01-05-01-01-01-01.wav"
@@ -244,3 +244,18 @@ def test_a_data_root_that_is_gone_or_a_file_is_said_to_be_so(tmp_path):
     (tmp_path / "a.wav").write_bytes(b"")
     with pytest.raises(UsageError, match=r"^data root '.*a\.wav' is not a folder$"):
         DataRoot(str(tmp_path / "a.wav"))
+
+
+def test_a_storage_is_down_after_reads_failed_in_a_row_and_an_answer_ends_the_run():
+    outage = StorageOutage(limit=3)
+    for _ in range(2):
+        outage.failed("cannot read file: connection reset by peer (after 3 attempts)")
+    assert not outage.down
+    outage.answered()  # a read that got an answer (the file's own fault included): not two in a row any more
+    outage.failed("first")
+    outage.failed("second")
+    assert not outage.down
+    outage.failed("EndpointConnectionError: Could not connect")
+    assert outage.down
+    assert outage.not_tried() == ("not read: the data root's storage failed on the 3 clips read before it "
+                                  "(EndpointConnectionError: Could not connect)")
