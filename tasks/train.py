@@ -65,7 +65,7 @@ def train_model(
     df = read_feature_table(store, features)
     data = split_data(df, features.column_names(), split, features.hash(), speaker_norm=speaker_norm,
                       copies=features.copies, faceless=read_faceless_clips(store, features, df))
-    version = run_version(model, split, search, features.hash(), data.data_hash, speaker_norm)
+    version = run_version(model, split, search, features.hash(), data.data_hash, speaker_norm, data.copies)
 
     def train() -> RunOutput:
         _advance(progress)

@@ -85,8 +85,9 @@ def _ensemble(seed: int) -> BaseEstimator:
     return SoftVotingEnsemble()
 
 
-def _tune_ensemble(X: np.ndarray, y: np.ndarray, groups: np.ndarray, params: SearchParams, n_jobs: int = 1) -> TuneResult:
-    return tune_ensemble(X, y, groups, params, n_jobs=n_jobs, spec_of=model_spec)
+def _tune_ensemble(X: np.ndarray, y: np.ndarray, groups: np.ndarray, params: SearchParams, n_jobs: int = 1,
+                   copies: int = 1) -> TuneResult:
+    return tune_ensemble(X, y, groups, params, n_jobs=n_jobs, spec_of=model_spec, copies=copies)
 
 
 def _rf(seed: int) -> BaseEstimator:

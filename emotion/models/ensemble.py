@@ -22,7 +22,7 @@ from sklearn.base import BaseEstimator, ClassifierMixin, clone
 from sklearn.model_selection import GroupKFold
 
 from emotion.core.errors import UsageError
-from emotion.models.tuning import ModelSpec, TuneResult, predict_scores, tune
+from emotion.models.tuning import ModelSpec, TuneResult, fit_rows, predict_copies, predict_scores, tune
 
 DEFAULT_CANDIDATES = ("lr", "svc", "mlp", "xgb")
 
@@ -51,9 +51,10 @@ class SoftVotingEnsemble(ClassifierMixin, BaseEstimator):
         return np.asarray(self.classes_[np.argmax(self.predict_proba(X), axis=1)])
 
 
-def aligned_scores(est: BaseEstimator, X: np.ndarray, classes: np.ndarray) -> np.ndarray:
-    """``est``'s class scores as one column per label of ``classes`` (0 for a label ``est`` was not fitted on)."""
-    scores = predict_scores(est, X)
+def aligned_scores(est: BaseEstimator, X: np.ndarray, classes: np.ndarray, copies: int = 1) -> np.ndarray:
+    """``est``'s class scores as one column per label of ``classes`` (0 for a label ``est`` was not fitted on);
+    rows of ``copies`` vectors each: averaged over the copies."""
+    scores = predict_copies(est, X, copies) if copies > 1 else predict_scores(est, X)
     own = np.asarray(getattr(est, "classes_", np.arange(scores.shape[1])))
     out = np.zeros((len(scores), len(classes)))
     out[:, np.searchsorted(classes, own)] = scores
@@ -85,20 +86,23 @@ def greedy_weights(oof: dict[str, np.ndarray], y: np.ndarray, rounds: int = 25) 
     return {n: c for n, c in counts.items() if c}
 
 
-def oof_proba(est: BaseEstimator, X: np.ndarray, y: np.ndarray, groups: np.ndarray, folds: int) -> np.ndarray:
-    """Out-of-fold class scores, one column per label of ``np.unique(y)`` (a fold may lack some labels)."""
+def oof_proba(est: BaseEstimator, X: np.ndarray, y: np.ndarray, groups: np.ndarray, folds: int,
+              copies: int = 1) -> np.ndarray:
+    """Out-of-fold class scores, one column per label of ``np.unique(y)`` (a fold may lack some labels); rows of
+    ``copies`` vectors each are fitted and scored as :func:`emotion.models.tuning.tune` does."""
     classes = np.unique(y)
     out = np.zeros((len(y), len(classes)))
     for tr, te in GroupKFold(n_splits=folds).split(X, y, groups):
-        out[te] = aligned_scores(clone(est).fit(X[tr], y[tr]), X[te], classes)
+        out[te] = aligned_scores(fit_rows(clone(est), X[tr], y[tr], copies), X[te], classes, copies)
     return out
 
 
 def tune_ensemble(
     X: np.ndarray, y: np.ndarray, groups: np.ndarray, params: Any, n_jobs: int = 1,
-    candidates: Sequence[str] | None = None, spec_of: Callable[[str], ModelSpec] | None = None,
+    candidates: Sequence[str] | None = None, spec_of: Callable[[str], ModelSpec] | None = None, copies: int = 1,
 ) -> TuneResult:
-    """Tune ``candidates``, choose members and weights on out-of-fold predictions, fit the blend on all of ``X``.
+    """Tune ``candidates``, choose members and weights on out-of-fold predictions, fit the blend on all of ``X``
+    (rows of ``copies`` vectors each: every fit on the clips and their copies, every score averaged over them).
 
     ``spec_of`` names each candidate's :class:`ModelSpec` (the model catalog passes its own lookup).
     """
@@ -113,11 +117,11 @@ def tune_ensemble(
     stages: list[dict[str, Any]] = []
     for name in candidates:
         spec = spec_of(name)
-        r = tune(spec, X, y, groups, params, n_jobs=n_jobs)
+        r = tune(spec, X, y, groups, params, n_jobs=n_jobs, copies=copies)
         est = clone(r.estimator)
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", category=UserWarning)
-            oof[name] = oof_proba(est, X, y, groups, params.cv_folds)
+            oof[name] = oof_proba(est, X, y, groups, params.cv_folds, copies)
         tuned[name] = est
         acc = float(np.mean(np.argmax(oof[name], axis=1) == index))
         stages.append({"stage": f"member {name}", "best_cv_accuracy": r.cv_accuracy, "oof_accuracy": acc,
@@ -131,7 +135,7 @@ def tune_ensemble(
     fold_acc = [float(np.mean(pred[te] == index[te]))
                 for _, te in GroupKFold(n_splits=params.cv_folds).split(X, y, groups)]
     members = [(n, tuned[n]) for n in weights]
-    final = SoftVotingEnsemble(members, [weights[n] for n in weights]).fit(X, y)
+    final = fit_rows(SoftVotingEnsemble(members, [weights[n] for n in weights]), X, y, copies)
     best = {"members": list(weights), "weights": {n: round(w, 4) for n, w in weights.items()},
             **{f"{n}__{k}": v for n in weights for k, v in next(s for s in stages if s["stage"] == f"member {n}")
                ["best_params"].items()}}

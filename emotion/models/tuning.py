@@ -23,7 +23,7 @@ from sklearn.base import BaseEstimator, clone
 from sklearn.model_selection import GroupKFold, ParameterGrid, ParameterSampler
 from sklearn.utils.parallel import Parallel, delayed
 
-from emotion.audio.augment import copies_of
+from emotion.audio.augment import copies_of, stack_copies
 from emotion.core.errors import UsageError
 from emotion.core.progress import ProgressFn, report
 from emotion.models.search import SearchParams, too_few_cv_actors
@@ -82,17 +82,24 @@ class TuneResult:
 
 def tune(
     spec: ModelSpec, X: np.ndarray, y: np.ndarray, groups: np.ndarray, params: SearchParams, n_jobs: int = 1,
-    progress: ProgressFn | None = None,
+    progress: ProgressFn | None = None, copies: int = 1,
 ) -> TuneResult:
     """Randomized search (then grid refinement) with actor-grouped CV; refits the best on all of ``X``.
+
+    With ``copies`` > 1 a row of ``X`` holds a clip and its augmented copies (:mod:`emotion.audio.augment`), and
+    every fit is the one a run makes: each fold's model is fitted on its training clips and their copies, and
+    scored on the held-out actors' clips by its probabilities averaged over each clip and its copies (a clip and
+    its copies are one row: never in two folds). The CV score is thus the augmented model's own, and choosing
+    augmentation or not is a choice by grouped CV like any other. The final fit takes every clip and copy.
 
     ``progress`` is told of every fit (candidate and fold) as it finishes.
     """
     few = too_few_cv_actors(np.unique(groups).tolist(), params.cv_folds)
     if few:
         raise UsageError(few)
+    copies_of(X, copies)  # checks the width
     if spec.tuner is not None:
-        return spec.tuner(X, y, groups, params, n_jobs=n_jobs)
+        return spec.tuner(X, y, groups, params, n_jobs=n_jobs, copies=copies)
     t0 = time.perf_counter()
     cv = GroupKFold(n_splits=params.cv_folds)
     stages: list[dict[str, Any]] = []
@@ -100,14 +107,14 @@ def tune(
         warnings.simplefilter("ignore", category=UserWarning)
         candidates = list(ParameterSampler(spec.space, params.n_iter, random_state=params.seed))
         search = grid_search(spec.build(params.seed), candidates, X, y, groups, cv, n_jobs,
-                             _search_progress(progress, spec.name, "search"))
+                             _search_progress(progress, spec.name, "search"), copies)
         stages.append(_stage("randomized", search))
         if spec.name == "svc":
             stages[-1]["best_by_kernel"] = _best_by(search, "param_clf__estimator__kernel")
         if params.refine and spec.refine is not None:
             grid = spec.refine({k: _plain(v) for k, v in search.best_params_.items()})
             refined = grid_search(spec.build(params.seed), list(ParameterGrid(grid)), X, y, groups, cv, n_jobs,
-                                  _search_progress(progress, spec.name, "refine"))
+                                  _search_progress(progress, spec.name, "refine"), copies)
             stages.append(_stage("grid", refined))
             if refined.best_score_ >= search.best_score_:
                 search = refined
@@ -116,7 +123,7 @@ def tune(
     cv_acc = float(search.cv_results_["mean_test_score"][i])
     cv_std = float(search.cv_results_["std_test_score"][i])
     final = clone(spec.build(params.seed)).set_params(**best, **spec.finalize)
-    final.fit(X, y)
+    fit_rows(final, X, y, copies)
     return TuneResult(final, best, cv_acc, cv_std, stages, time.perf_counter() - t0)
 
 
@@ -144,16 +151,29 @@ def _search_progress(progress: ProgressFn | None, model: str, stage: str) -> Fit
     return tell
 
 
+def fit_rows(est: BaseEstimator, X: np.ndarray, y: np.ndarray, copies: int = 1) -> BaseEstimator:
+    """``est`` fitted on rows of ``copies`` vectors each: every copy a training row of its clip's label."""
+    return est.fit(*stack_copies(X, y, copies)) if copies > 1 else est.fit(X, y)
+
+
+def predict_rows(est: BaseEstimator, X: np.ndarray, copies: int = 1) -> np.ndarray:
+    """Labels of rows of ``copies`` vectors each: the class of the highest score averaged over the copies."""
+    if copies == 1:
+        return np.asarray(est.predict(X))
+    classes = np.asarray(est.classes_)
+    return classes[np.argmax(predict_copies(est, X, copies), axis=1)]
+
+
 def _fit_and_score(est: BaseEstimator, params: dict[str, Any], X: np.ndarray, y: np.ndarray, train: np.ndarray,
-                   test: np.ndarray) -> float:
-    est = clone(est).set_params(**params)
-    est.fit(X[train], y[train])
-    return float(np.mean(np.asarray(est.predict(X[test])) == y[test]))
+                   test: np.ndarray, copies: int = 1) -> float:
+    est = fit_rows(clone(est).set_params(**params), X[train], y[train], copies)
+    return float(np.mean(predict_rows(est, X[test], copies) == y[test]))
 
 
 def grid_search(est: BaseEstimator, candidates: list[dict[str, Any]], X: np.ndarray, y: np.ndarray, groups: np.ndarray,
-                cv: GroupKFold, n_jobs: int = 1, progress: FitProgress | None = None) -> SearchResult:
-    """Accuracy of every candidate in every fold of ``cv`` (grouped by ``groups``), fits in ``n_jobs`` processes.
+                cv: GroupKFold, n_jobs: int = 1, progress: FitProgress | None = None, copies: int = 1) -> SearchResult:
+    """Accuracy of every candidate in every fold of ``cv`` (grouped by ``groups``), fits in ``n_jobs`` processes
+    (rows of ``copies`` vectors each: see :func:`tune`).
 
     The same fits, scores and choice as scikit-learn's ``RandomizedSearchCV`` / ``GridSearchCV`` with
     ``scoring="accuracy"`` and ``refit=False`` (the best candidate is the first of the highest mean), but
@@ -166,7 +186,7 @@ def grid_search(est: BaseEstimator, candidates: list[dict[str, Any]], X: np.ndar
     if progress is not None:
         progress(0, len(jobs), len(splits), float("nan"))
     parallel = Parallel(n_jobs=n_jobs, return_as="generator_unordered")
-    results = parallel(delayed(_indexed)(c, f, est, candidates[c], X, y, *splits[f]) for c, f in jobs)
+    results = parallel(delayed(_indexed)(c, f, est, candidates[c], X, y, *splits[f], copies) for c, f in jobs)
     for c, f, score in results:
         scores[c, f] = score
         done += 1
@@ -183,8 +203,8 @@ def grid_search(est: BaseEstimator, candidates: list[dict[str, Any]], X: np.ndar
 
 
 def _indexed(c: int, f: int, est: BaseEstimator, params: dict[str, Any], X: np.ndarray, y: np.ndarray,
-             train: np.ndarray, test: np.ndarray) -> tuple[int, int, float]:
-    return c, f, _fit_and_score(est, params, X, y, train, test)
+             train: np.ndarray, test: np.ndarray, copies: int = 1) -> tuple[int, int, float]:
+    return c, f, _fit_and_score(est, params, X, y, train, test, copies)
 
 
 def _stage(kind: str, search: Any) -> dict[str, Any]:

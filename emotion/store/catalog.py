@@ -134,11 +134,14 @@ def run_version(model: str, split_id: str, revision: int = 1, **inputs: Any) -> 
 
 
 def feature_run_version(model: str, split_id: str, revision: int, search: Mapping[str, Any], feature_hash: str,
-                        data_hash: str, speaker_norm: bool = False) -> str:
+                        data_hash: str, speaker_norm: bool = False, copies: int = 1) -> str:
     """The version of a feature model's run (:func:`emotion.training.audio.run_version`): :func:`run_version` of the
-    search settings, the feature and data hashes and, only when on, speaker normalisation (absent when off, so
-    versions of runs without it are unchanged)."""
+    search settings, the feature and data hashes and, only when on, speaker normalisation and augmented copies in
+    the grouped CV (absent when off, so versions of runs without them are unchanged; augmented runs tuned before
+    their CV fitted on the copies are trained again)."""
     norm = {"speaker_norm": True} if speaker_norm else {}
+    if copies > 1:
+        norm["copies_in_cv"] = True
     return run_version(model, split_id, revision, search=dict(search), feature_hash=feature_hash, data_hash=data_hash,
                        **norm)
 

@@ -15,9 +15,8 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
-from sklearn.base import clone
 
-from emotion.audio.augment import speeds_text, stack_copies
+from emotion.audio.augment import copies_of, speeds_text
 from emotion.audio.normalize import Stats, speaker_standardize
 from emotion.core import jsontext
 from emotion.core.errors import StoreError
@@ -45,23 +44,16 @@ class SplitData:
     data_hash: str  # hash of the (path, content hash) of every clip used
     speaker_norm: bool = False  # each actor's features standardised over that actor's own clips
     fallback: Stats | None = None  # pooled statistics of the raw training features (prediction without a speaker group)
-    # augmentation (emotion.audio.augment): a row holds `copies` vectors; X_train is the first (the clip itself) of each,
-    # X_extra the other copies as further training rows; X_test keeps whole rows, scored by averaging over copies
+    # augmentation (emotion.audio.augment): a row of X_train and X_test holds `copies` vectors, the clip itself and
+    # its copies; every copy is a training row of its clip's label (stack_copies), and a clip is scored by the
+    # probabilities averaged over it and its copies (in grouped CV too: emotion.models.tuning.tune)
     copies: int = 1
-    X_extra: np.ndarray | None = None
-    y_extra: np.ndarray | None = None
     # with speaker_norm: the test clips standardised by the pooled fallback instead, as a single clip of an unknown
     # speaker is at prediction time (the accuracy without a group of the speaker's clips)
     X_test_pooled: np.ndarray | None = None
     # a face feature set (landmarks): the test clips without a row (no face found; path, actor, emotion), scored as
     # clips with no prediction (wrong, "no face"), so that n_test counts every test clip as the frame models do
     test_faceless: pd.DataFrame | None = None
-
-    def augmented_train(self) -> tuple[np.ndarray, np.ndarray]:
-        """The training rows with every augmented copy added (the plain rows without augmentation)."""
-        if self.X_extra is None or self.y_extra is None:
-            return self.X_train, self.y_train
-        return np.vstack([self.X_train, self.X_extra]), np.concatenate([self.y_train, self.y_extra])
 
 
 RECORDING = ("vocal_channel", "emotion", "intensity", "statement", "repetition", "actor")
@@ -134,10 +126,9 @@ def split_data(
         X_train = speaker_standardize(X_train, groups)
         X_test = speaker_standardize(X_test, te["actor"].to_numpy(int))
     y_train = tr["emotion"].to_numpy(int) - 1
-    X_all, y_all = stack_copies(X_train, y_train, copies)
-    n = len(y_train)
+    copies_of(X_train, copies)  # checks the width
     return SplitData(
-        X_train=X_all[:n],
+        X_train=X_train,
         y_train=y_train,
         groups=groups,
         X_test=X_test,
@@ -147,21 +138,20 @@ def split_data(
         speaker_norm=speaker_norm,
         fallback=fallback,
         copies=copies,
-        X_extra=X_all[n:] if copies > 1 else None,
-        y_extra=y_all[n:] if copies > 1 else None,
         X_test_pooled=X_test_pooled,
         test_faceless=none[["path", "actor", "emotion"]].reset_index(drop=True) if none is not None else None,
     )
 
 
 def run_version(
-    model: str, split: ActorSplit, search: SearchParams, feature_hash: str, data_hash: str, speaker_norm: bool = False
+    model: str, split: ActorSplit, search: SearchParams, feature_hash: str, data_hash: str, speaker_norm: bool = False,
+    copies: int = 1,
 ) -> str:
     """The version of a feature model's run (:func:`emotion.store.catalog.run_version` of its inputs and the model's
     revision, :attr:`ModelSpec.revision`)."""
     revision = MODELS[model].revision if model in MODELS else 1
     return catalog.feature_run_version(model, split.id, revision, search.to_dict(), feature_hash, data_hash,
-                                       speaker_norm)
+                                       speaker_norm, copies)
 
 
 def actors_of(actors: Any) -> list[int]:
@@ -262,12 +252,11 @@ def train_and_evaluate(
     ``on_stage`` is told when the search is done ("tuned"), ``progress`` of every fit of the search, so a
     caller can show progress.
     """
-    result = tune(spec, data.X_train, data.y_train, data.groups, search, n_jobs=n_jobs, progress=progress)
+    result = tune(spec, data.X_train, data.y_train, data.groups, search, n_jobs=n_jobs, progress=progress,
+                  copies=data.copies)  # (with copies: each fold fitted on its clips and their copies, as below)
     if on_stage is not None:
         on_stage("tuned")
-    est = result.estimator
-    if data.copies > 1:  # hyper-parameters chosen on the clips themselves; the final fit adds their copies
-        est = clone(est).fit(*data.augmented_train())
+    est = result.estimator  # fitted on every training clip and copy
     proba, pred = scores_and_labels(est, data.X_test, data.copies)
     features = str(feature_params.get("name", "?"))
     modality = "video" if features == "landmarks" else "audio"  # feature models also read the face's landmarks
@@ -281,7 +270,7 @@ def train_and_evaluate(
     # the actors of the clips used, not the split's (the data may lack some of them); the split is in run.json
     metrics = evaluate(y_test, pred, train_actors=actors_of(data.groups), test_actors=actors_of(rows["actor"]),
                        n_train=len(data.y_train), faces=modality == "video")
-    version = run_version(spec.name, split, search, feature_hash, data.data_hash, data.speaker_norm)
+    version = run_version(spec.name, split, search, feature_hash, data.data_hash, data.speaker_norm, data.copies)
     if data.X_test_pooled is not None:  # what the accuracy is without grouping each test speaker's clips
         single = scores_and_labels(est, data.X_test_pooled, data.copies)[1] == data.y_test
         metrics["accuracy_single_clip"] = float(np.sum(single) / len(y_test))  # clips without a face: wrong
@@ -299,9 +288,9 @@ def train_and_evaluate(
     if data.copies > 1:
         params["augmentation"] = {
             "speeds": list(feature_params.get("speeds", [])),
-            "how": "hyper-parameters chosen by grouped CV on the clips themselves; the final model is fitted on the "
-                   "clips and their copies at these speeds; test predictions average the probabilities of each clip "
-                   "and its copies"}
+            "how": "hyper-parameters chosen by grouped CV in which each fold's model is fitted on its clips and "
+                   "their copies at these speeds and scored as at test time; the final model is fitted on the clips "
+                   "and their copies; test predictions average the probabilities of each clip and its copies"}
     run = {
         "model": spec.name, "modality": modality, "version": version, "split": str(split), "split_id": split.id,
         "feature_params": feature_params, "feature_hash": feature_hash, "data_hash": data.data_hash,

@@ -118,16 +118,13 @@ def loso(
         tr, te = data.groups != actor, data.groups == actor
         right = 0  # a clip without a face has no prediction: wrong
         if te.any():
-            X_aug, y_aug = stack_copies(data.X[tr], data.y[tr], k)
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore", category=UserWarning)
-                if mode == "nested":  # tuned on the clips themselves (the first copy), as a training run is
-                    plain = X_aug[: int(tr.sum())]
-                    est = tune(spec, plain, data.y[tr], data.groups[tr], search, n_jobs=n_jobs,
-                               progress=fits).estimator
-                    est = clone(est).fit(X_aug, y_aug) if k > 1 else est
+                if mode == "nested":  # tuned as a training run is (with copies: each fold on clips and copies)
+                    est = tune(spec, data.X[tr], data.y[tr], data.groups[tr], search, n_jobs=n_jobs,
+                               progress=fits, copies=k).estimator
                 else:
-                    est = clone(fixed).fit(X_aug, y_aug)
+                    est = clone(fixed).fit(*stack_copies(data.X[tr], data.y[tr], k))
             _, pred = scores_and_labels(est, data.X[te], k)
             right = int(np.sum(pred == data.y[te]))
         acc = right / int(te.sum() + np.sum(data.faceless == actor))

@@ -65,3 +65,17 @@ def _mlp():
     from emotion.models.feature_nets import KerasMLPClassifier
 
     return KerasMLPClassifier(hidden=32, layers=1, epochs=5, seed=2)
+
+
+def test_an_ensemble_of_rows_with_copies_is_chosen_and_fitted_on_the_copies(data):
+    """Augmented rows (a clip and its copies side by side): members tuned, blended and fitted on every copy, scored
+    by their probabilities averaged over a clip's copies; copies that are noise cost the blend its CV score."""
+    X, y, groups = data
+    rng = np.random.default_rng(1)
+    params = SearchParams(n_iter=1, refine=False, seed=0)
+    alike = np.hstack([X, X + 0.01 * rng.standard_normal(X.shape)])
+    noise = np.hstack([X, 5 * rng.standard_normal(X.shape)])
+    r = tune_ensemble(alike, y, groups, params, candidates=("lr",), spec_of=model_spec, copies=2)
+    assert r.estimator.fitted_[0][1].n_features_in_ == X.shape[1] and r.cv_accuracy > 0.6
+    worse = tune_ensemble(noise, y, groups, params, candidates=("lr",), spec_of=model_spec, copies=2)
+    assert worse.cv_accuracy < r.cv_accuracy
