@@ -30,7 +30,7 @@ from emotion.extract.inventory import (
 )
 from emotion.extract.plan import Plan, chunked, data_version
 from emotion.featuresets import FeatureParams, feature_params, is_face_set
-from emotion.store.sources import DataRoot
+from emotion.store.sources import DataRoot, StorageOutage
 from emotion.store.store import Store
 from emotion.video.frames import FrameParams
 from flows.naming import current_run, frames_label, name, run_tags, tagged, task_tags
@@ -285,11 +285,11 @@ def _extract_steps(data: str, out: str, steps: list[Step], invs: dict[str, Inven
                 finished_q: queue.SimpleQueue[Any] = queue.SimpleQueue()
                 pending = iter(work)
                 in_flight: dict[Any, tuple[Step, int]] = {}
-                storage_down = ""  # why no chunk is submitted any more: a chunk found the data root's storage down
+                storage = StorageOutage()  # the chunks' failed reads in a row: once down, no further chunk goes out
 
                 def fill() -> None:  # keep as many chunks submitted as the cluster has threads, plus a bounded backlog
                     limit = in_flight_limit(client)
-                    while not storage_down and len(in_flight) < limit and (nxt := next(pending, None)) is not None:
+                    while not storage.down and len(in_flight) < limit and (nxt := next(pending, None)) is not None:
                         s, i, first, c = nxt
                         with task_tags(_step_tags(s)):
                             fut = run_chunk.submit(i, s, as_is(c), data, out, client, run_tag, topic, first)
@@ -306,7 +306,8 @@ def _extract_steps(data: str, out: str, steps: list[Step], invs: dict[str, Inven
                     if fut is not None:
                         s, i = in_flight.pop(fut)
                         res = fut.result()
-                        storage_down = storage_down or res.storage_down  # once down: no further chunk handed out
+                        if not storage.down:
+                            storage.then(res.storage)
                         fill()
                         summary = summaries[s.modality]
                         summary.processed += res.processed
@@ -325,13 +326,13 @@ def _extract_steps(data: str, out: str, steps: list[Step], invs: dict[str, Inven
                                  "" if len(in_flight) == 1 else "s")
                 unsent = 0
                 for s, i, _, c in pending:  # left unsubmitted, the storage being down: each not read, kept
-                    summaries[s.modality].rejects.extend(not_read(c, storage_down))
+                    summaries[s.modality].rejects.extend(not_read(c, storage))
                     counter.finish(i, len(c))
                     unsent += len(c)
-                if storage_down:
-                    log.warning("the data root's storage failed on clips in a row (%s): %d clip%s not handed out, "
-                                "not read this run; stored rows are kept, and the next run reads them", storage_down,
-                                unsent, "" if unsent == 1 else "s")
+                if storage.down:
+                    log.warning("the data root's storage failed on %d clips in a row (%s): %d clip%s not handed out, "
+                                "not read this run; stored rows are kept, and the next run reads them",
+                                storage.in_a_row, storage.last, unsent, "" if unsent == 1 else "s")
                 for summary in summaries.values():
                     summary.max_in_flight, summary.cluster_threads = peak, threads
             finally:

@@ -33,8 +33,9 @@ def _stored_estimator(store: Store, split: ActorSplit, model: str, features: Fea
     training revision, its folder's URL and its record."""
     revision = model_spec(model).revision
     runs = catalog.find_runs(store, split.id, model, features.key, speaker_norm)
-    # a run of another revision is not this code's
-    found = next((r for r in runs if catalog.feature_run_revision(r) == revision), None)
+    # a run of another revision is not this code's, nor an augmented run tuned on the clips alone
+    this_code = [r for r in runs if catalog.feature_run_revision(r) == revision]
+    found = next((r for r in this_code if catalog.tuned_as_trained(r)), None)
     if found is not None:
         est, _ = load_run(store, catalog.folder_of(store, found))
         return est, store.url_of(catalog.folder_of(store, found)), found
@@ -42,6 +43,11 @@ def _stored_estimator(store: Store, split: ActorSplit, model: str, features: Fea
     train = _train_run(store, split, model, features, speaker_norm)
     # the run's features as a served run names them (the evaluate-loso flow's speaker_norm is the command's option)
     told = (Advice(f"{features.key}{norm} on", f"{features.key} and speaker_norm on"),) if norm else ()
+    if this_code:  # augmented runs whose grouped CV ran on the clips alone
+        fix = run_first(train, again=True)
+        raise StoreError(f"the stored {model} runs with features {features.key}{norm} on {split} chose their "
+                         f"hyper-parameters by a grouped CV without the augmented copies (before each fold was "
+                         f"fitted on them); {fix}, {_DROP_FIXED}", advice=(fix, _DROP_FIXED, *told))
     others = sorted({catalog.feature_run_revision(r) for r in runs})
     if others:
         which = " and ".join(str(r) for r in others)
@@ -86,7 +92,8 @@ def loso_model(out: str, model: str, split: ActorSplit, features: FeatureParams,
         fixed, source, run = _stored_estimator(store, params_from or split, model, features, speaker_norm)
         settings = catalog.loso_settings(mode, params_split=run.split_id, params_run=run.version)
     else:
-        settings = catalog.loso_settings(mode, search.to_dict(), revision=model_spec(model).revision)
+        settings = catalog.loso_settings(mode, search.to_dict(), revision=model_spec(model).revision,
+                                         copies=features.copies)
     actors = sorted(set(int(a) for a in data.groups) | set(int(a) for a in data.faceless))
     done: list[int] = []
 

@@ -146,7 +146,15 @@ class DecodeError(RejectedInput):
 
 class StorageReadError(DecodeError):
     """A clip that could not be read because its storage failed (an endpoint down, a connection lost), after the
-    retries: not the file's fault. Its stored rows are kept, and the next run reads it again."""
+    retries: not the file's fault. Its stored rows are kept, and the next run reads it again.
+
+    ``retried``: the failure may pass and the read was tried again, and waited for (an endpoint down); False for a
+    refusal given at once (the object store's permission denied), which costs a run no time.
+    """
+
+    def __init__(self, reason: str, path: str | None = None, *, retried: bool = True) -> None:
+        super().__init__(reason, path)
+        self.retried = retried
 
 
 class NoVideoError(DecodeError):

@@ -117,7 +117,8 @@ MODEL_FEATURE_SETS: dict[str, tuple[str, ...]] = {"melcnn": ("logmel",)}
 
 # trained when no model is named: the baseline three, and LR, the best on richer, speaker-normalised features
 DEFAULT_MODELS = ("rf", "svc", "xgb", "lr")
-# the wide sets: LR, the best there (0.78 on the withheld actors 21-24 with the default recipe), and the one whose
+# the wide sets: LR, the best there (0.78 on the withheld actors 21-24 with the default recipe, measured before its
+# grouped CV fitted the augmented copies), and the one whose
 # search fits the 30-minute budget of `run` on 2 cores: SVC's on the speed copies (3 x the rows) did not finish in
 # 30 minutes, and a tree model's 150-fit search on over a thousand columns takes over an hour (one XGBoost fit on
 # 800 x 1453: 7-113 s). Named with --model, svc, rf and xgb still run.

@@ -35,7 +35,8 @@ class ChunkResult:
     hashes: dict[str, str] = field(default_factory=dict)  # content hash of every clip read
     unchanged: int = 0  # clips read whose hash matched their stored row (a new time, the same content)
     band_limited: list[dict[str, Any]] = field(default_factory=list)  # clips recorded below the features' rate
-    storage_down: str = ""  # why the chunk stopped reading: the data root's storage failed on clips in a row
+    # the reads the data root's storage failed in a row, after their retries (the flow adds them up: StorageOutage)
+    storage: StorageOutage = field(default_factory=StorageOutage)
 
 
 @lru_cache(maxsize=4)
@@ -156,7 +157,7 @@ def extract_chunk(step: Step, clips: Sequence[ClipRef], data_url: str, store_url
             try:
                 data = root.read_bytes(ref.path)
             except StorageReadError as exc:
-                outage.failed(exc.reason)
+                outage.failed(exc)
                 raise
             except RejectedInput:  # the file's own fault (missing, too large): the storage answered
                 outage.answered()
@@ -193,13 +194,13 @@ def extract_chunk(step: Step, clips: Sequence[ClipRef], data_url: str, store_url
     worker = f"{socket.gethostname()}:{os.getpid()}"
     stored = {r["path"] for r in rows} - {r["path"] for r in rejects}
     return ChunkResult(part, n_ok, rejects, time.perf_counter() - t0, worker, no_audio, hashes, unchanged,
-                       [b for b in band if b["path"] in stored], outage.last if outage.down else "")
+                       [b for b in band if b["path"] in stored], outage)
 
 
-def not_read(clips: Sequence[ClipRef], why: str) -> list[dict[str, Any]]:
-    """The rejects of ``clips`` left unread, the data root's storage failing (``why``, a chunk's
-    :attr:`ChunkResult.storage_down`): like a failed read, their stored rows are kept and the next run reads them."""
-    return [reject(ref.path, f"not read: the data root's storage was failing ({why})", UNEXPECTED) for ref in clips]
+def not_read(clips: Sequence[ClipRef], outage: StorageOutage) -> list[dict[str, Any]]:
+    """The rejects of ``clips`` left unread, the data root's storage being down (``outage``): like a failed read,
+    their stored rows are kept and the next run reads them."""
+    return [reject(ref.path, outage.not_tried(), UNEXPECTED) for ref in clips]
 
 
 def _to_table(rows: list[dict[str, Any]], schema: pa.Schema) -> tuple[pa.Table, list[dict[str, Any]]]:

@@ -327,7 +327,7 @@ def take_inventory(
             try:
                 data = root.read_bytes(cand.relpath)
             except StorageReadError as exc:  # the storage failed, not the file: its rows are kept (--verify)
-                outage.failed(exc.reason)
+                outage.failed(exc)
                 inv.rejects.append(reject(cand.relpath, exc.reason, UNEXPECTED))
                 continue
             except RejectedInput as exc:

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 import pandas as pd
 
 from emotion.core.params import stable_hash
-from emotion.extract.inventory import ClipRef, Inventory
+from emotion.extract.inventory import ClipRef, Inventory, is_unexpected_reject
 
 
 @dataclass
@@ -30,12 +30,14 @@ def plan_extraction(inventory: Inventory, stored: pd.DataFrame, *, full: bool = 
     the same content): :func:`stale_rows` decides once the workers have said what they read.
     """
     current = {ref.path: ref for ref, _, _ in inventory.clips}
+    # listed but not read for a reason not their own (--verify with the storage failing): kept, not removed
+    unread = {r["path"] for r in inventory.rejects if is_unexpected_reject(r)}
     have = set(zip(stored["path"], stored["content_hash"], strict=True)) if len(stored) else set()
     have_keys = {(p, h) for p, h in have}
     if full:
         parts = sorted(set(stored["_part"])) if len(stored) else []
         stored_paths = set(stored["path"]) if len(stored) else set()
-        return Plan(list(current.values()), 0, sorted(stored_paths - set(current)), {}, parts)
+        return Plan(list(current.values()), 0, sorted(stored_paths - set(current) - unread), {}, parts)
     stored_hash = dict(zip(stored["path"], stored["content_hash"], strict=True)) if len(stored) else {}
     todo = [dataclasses.replace(r, stored_hash=stored_hash.get(r.path)) if r.content_hash is None else r
             for r in current.values() if r.content_hash is None or (r.path, r.content_hash) not in have_keys]
@@ -43,7 +45,7 @@ def plan_extraction(inventory: Inventory, stored: pd.DataFrame, *, full: bool = 
     wanted = {(r.path, r.content_hash) for r in current.values()}
     stale = stale_rows(stored[~stored["path"].isin(unsure)] if unsure and len(stored) else stored, wanted)
     stored_paths = {p for p, _ in have_keys}
-    removed = sorted(stored_paths - set(current))
+    removed = sorted(stored_paths - set(current) - unread)
     return Plan(todo, len(current) - len(todo), removed, stale, [])
 
 

@@ -78,14 +78,16 @@ def loso_dir(store: Store, split_id: str) -> str:
 # -- leave-one-actor-out results ---------------------------------------------------------------------------------
 
 def loso_settings(mode: str, search: Mapping[str, Any] | None = None, params_split: str | None = None,
-                  params_run: str | None = None, revision: int = 1) -> dict[str, Any]:
+                  params_run: str | None = None, revision: int = 1, copies: int = 1) -> dict[str, Any]:
     """What changes a LOSO result beyond the data, feature set, normalisation and model: for ``nested`` the
-    search settings (n_iter, cv_folds, refine, seed) and the model's training revision where it is not the first
-    (:attr:`emotion.models.tuning.ModelSpec.revision`: results of an earlier one are not this code's); for ``fixed``
-    the split id and version of the stored run whose hyper-parameters are copied (``--params-from``)."""
+    search settings (n_iter, cv_folds, refine, seed), the model's training revision where it is not the first
+    (:attr:`emotion.models.tuning.ModelSpec.revision`: results of an earlier one are not this code's) and, for rows
+    of augmented copies, that the nested searches fit them (:func:`feature_run_version`); for ``fixed`` the split
+    id and version of the stored run whose hyper-parameters are copied (``--params-from``)."""
     if mode == "fixed":
         return {"mode": "fixed", "params_split": params_split, "params_run": params_run}
-    return {"mode": mode, **dict(search or {}), **({"revision": revision} if revision != 1 else {})}
+    return {"mode": mode, **dict(search or {}), **({"revision": revision} if revision != 1 else {}),
+            **({"copies_in_cv": True} if copies > 1 else {})}
 
 
 def loso_row_settings(r: Mapping[str, Any]) -> dict[str, Any] | None:
@@ -147,6 +149,13 @@ def feature_run_version(model: str, split_id: str, revision: int, search: Mappin
 
 
 _REVISIONS = range(1, 10)  # the training revisions a stored feature model's run is checked against
+
+
+def tuned_as_trained(r: RunRecord) -> bool:
+    """Whether a feature model's run chose its hyper-parameters by the grouped CV this code runs: true unless it
+    is augmented and was tuned on the clips alone (before each fold was fitted on the copies: no ``copies_in_cv``
+    in run.json)."""
+    return not r.speeds or r.info.get("copies_in_cv") is True
 
 
 def feature_run_revision(r: RunRecord) -> int:

@@ -314,7 +314,7 @@ class DataRoot:
                 return self._read_member(zf, member)
         except PermissionError:
             if not self.is_local:  # object storage refusing a read: the credentials, not the clip (kept, read again)
-                raise StorageReadError("permission denied by the object store", relpath) from None
+                raise StorageReadError("permission denied by the object store", relpath, retried=False) from None
             raise RejectedInput("permission denied", relpath) from None
         except FileNotFoundError:
             raise RejectedInput("file not found (deleted or a broken link)", relpath) from None
@@ -357,23 +357,37 @@ def _kind(mode: int) -> str:
 @dataclass
 class StorageOutage:
     """Tells a storage that is down from one clip's failed read: after ``limit`` reads in a row that the storage
-    failed (:class:`StorageReadError`, each after its own retries), the clips after them are not tried.
+    failed after their retries (:class:`StorageReadError` with ``retried``), the clips after them are not tried.
 
     Each such read waits out its retries (seconds a clip, against an endpoint that is down): over a corpus of
     thousands of clips, an outage would otherwise hold a run for hours, each clip failing in turn. A read that
-    gets an answer, the file's own fault included, ends the run of failures.
+    gets an answer, the file's own fault or a refusal given at once (permission denied) included, ends the run
+    of failures. ``answers`` counts them: the extract flow adds up its chunks' outages (:meth:`then`), so that
+    chunks of fewer clips than ``limit`` tell an outage too.
     """
 
     limit: int = 3
     in_a_row: int = 0
     last: str = ""
+    answers: int = 0
 
-    def failed(self, reason: str) -> None:
+    def failed(self, exc: StorageReadError) -> None:
+        if not exc.retried:
+            self.answered()
+            return
         self.in_a_row += 1
-        self.last = reason
+        self.last = exc.reason
 
     def answered(self) -> None:
         self.in_a_row = 0
+        self.answers += 1
+
+    def then(self, later: StorageOutage) -> None:
+        """Take ``later``'s reads as following these (a chunk's, in the flow): its failures add to a run of them
+        unless one of its reads got an answer, which starts the run again from its own last failures."""
+        self.in_a_row = later.in_a_row if later.answers else self.in_a_row + later.in_a_row
+        self.answers += later.answers
+        self.last = later.last or self.last
 
     @property
     def down(self) -> bool:
@@ -381,5 +395,4 @@ class StorageOutage:
 
     def not_tried(self) -> str:
         """The reason given to a clip not tried: the failures before it, the last of them quoted."""
-        return (f"not read: the data root's storage failed on the {self.in_a_row} clips read before it "
-                f"({self.last})")
+        return f"not read: the data root's storage failed on {self.in_a_row} clips in a row before it ({self.last})"

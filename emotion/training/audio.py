@@ -299,6 +299,8 @@ def train_and_evaluate(
         "emotions": known_emotions(classes),  # what the model can answer (a corpus may lack some emotions)
         "features": features, "speaker_norm": data.speaker_norm,
         "revision": spec.revision,  # the model's training revision (in the version too)
+        # augmented: its grouped CV fitted each fold on the copies (runs tuned on the clips alone lack it)
+        **({"copies_in_cv": True} if data.copies > 1 else {}),
     }
     extra = {"model_card.md": model_card(named, metrics, run, result.best_params).encode()}
     if data.fallback is not None:

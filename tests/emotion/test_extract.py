@@ -2,6 +2,7 @@ import os
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import pytest
 
 from emotion.audio.seed import AudioFeatureParams
@@ -448,17 +449,17 @@ def test_a_chunk_stops_reading_once_the_storage_failed_clips_in_a_row(corpus, tm
     assert tried == [c.path for c in clips[:3]]
     assert [r["path"] for r in res.rejects] == [c.path for c in clips] and res.processed == 0
     assert {r["stage"] for r in res.rejects} == {UNEXPECTED}
-    assert res.rejects[3]["reason"] == ("not read: the data root's storage failed on the 3 clips read before it "
+    assert res.rejects[3]["reason"] == ("not read: the data root's storage failed on 3 clips in a row before it "
                                         "(cannot read file: EndpointConnectionError: Could not connect (after 3 "
                                         "attempts))")
-    assert res.storage_down.startswith("cannot read file: EndpointConnectionError")
+    assert res.storage.down and res.storage.last.startswith("cannot read file: EndpointConnectionError")
 
     # failures that an answer breaks (a clip read between them): every clip is tried, and the chunk goes on
     tried.clear()
     answers = iter([False, False, True, False, False, True, False, False])
     res = extract_chunk(audio_step(PARAMS), clips, str(corpus), str(tmp_path / "out"))
     assert tried == [c.path for c in clips] and res.processed == 2 and len(res.rejects) == 6
-    assert res.storage_down == ""
+    assert not res.storage.down and res.storage.in_a_row == 2
 
 
 def test_verify_stops_reading_once_the_storage_failed_clips_in_a_row(corpus, monkeypatch):
@@ -476,4 +477,11 @@ def test_verify_stops_reading_once_the_storage_failed_clips_in_a_row(corpus, mon
     monkeypatch.setattr(DataRoot, "read_bytes", read)
     inv = take_inventory(DataRoot(str(corpus)), known=None)
     assert len(tried) == 3 and len(inv.rejects) == 30 and {r["stage"] for r in inv.rejects} == {UNEXPECTED}
-    assert inv.rejects[-1]["reason"].startswith("not read: the data root's storage failed on the 3 clips read before")
+    assert inv.rejects[-1]["reason"].startswith("not read: the data root's storage failed on 3 clips in a row before")
+    # the clips not read are kept, not removed (the plan had counted every stored clip not read as removed)
+    stored = pd.DataFrame({"path": [r["path"] for r in inv.rejects], "content_hash": "h", "_part": "part-0"})
+    for full in (False, True):
+        assert plan_extraction(inv, stored, full=full).removed == []
+    gone = pd.DataFrame({"path": [inv.rejects[-1]["path"]], "content_hash": ["h"], "_part": ["p"]})
+    corpus.joinpath(gone["path"][0]).unlink()  # a clip deleted is still removed
+    assert plan_extraction(take_inventory(DataRoot(str(corpus)), known=None), gone).removed == list(gone["path"])

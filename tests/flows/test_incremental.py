@@ -367,9 +367,16 @@ def test_a_storage_found_down_stops_the_run_handing_out_chunks(tiny_corpus: Path
     reads = 10**6 - flaky.failures
     assert reads <= 3 * 3 * 3, reads  # the chunks in flight (3 for one thread), 3 clips each, 3 tries a clip
     assert s.rejected == 21 and {r["stage"] for r in s.rejects} == {"unexpected"}
-    unsent = [r for r in s.rejects if r["reason"].startswith("not read: the data root's storage was failing (")]
+    unsent = [r for r in s.rejects if r["reason"].startswith("not read: the data root's storage failed on ")]
     assert len(unsent) >= 21 - 9, s.rejects
     assert len(Store(out).read_features("audio", AudioFeatureParams().key)) == 21  # nothing stored was lost
+    # chunks of one clip each (a review: a chunk's own count never reached 3): the flow adds their failures up
+    flaky.failures = 10**6
+    s = extract_audio(data, out, full=True, chunk_size=1, workers=1)
+    reads = 10**6 - flaky.failures
+    assert reads <= (3 + 3) * 3, reads  # 3 chunks failed in a row, and those still in flight then
+    assert s.rejected == 21 and s.removed == 0
+    assert len(Store(out).read_features("audio", AudioFeatureParams().key)) == 21
     flaky.failures = 0  # back up: the next run reads them again
     s = extract_audio(data, out, chunk_size=3, workers=1)
     assert (s.processed + s.skipped, s.rejected) == (21, 0)

@@ -112,3 +112,22 @@ def test_fixed_params_take_only_runs_of_the_model_s_current_training_revision(tm
     assert new_dir != old_dir
     os.utime(tmp_path / "runs" / SPLIT.id / "lr" / posixpath.basename(old_dir) / "run.json", (4e9, 4e9))  # newest
     assert _stored_estimator(store, SPLIT, "lr", plain, False)[1] == new_dir
+
+
+def test_fixed_params_never_take_an_augmented_run_tuned_on_the_clips_alone(tmp_path):
+    """A review: an augmented run whose grouped CV ran on the clips alone (before each fold was fitted on the copies)
+    records this code's revision; --fixed-params took its hyper-parameters as current. It is refused, saying why."""
+    import json
+
+    store = Store(str(tmp_path))
+    augmented = ExtendedFeatureParams(speeds=(0.9, 1.1))
+    aug_dir = _train(store, augmented)
+    assert _stored_estimator(store, SPLIT, "lr", augmented, False)[1] == aug_dir
+    run_json = tmp_path / "runs" / SPLIT.id / "lr" / posixpath.basename(aug_dir) / "run.json"
+    info = json.loads(run_json.read_text())
+    assert info.pop("copies_in_cv") is True
+    run_json.write_text(json.dumps(info))  # as such a run wrote it
+    with pytest.raises(StoreError, match=r"^the stored lr runs with features extended-\w+ on train=01-04,test=05 chose "
+                                         r"their hyper-parameters by a grouped CV without the augmented copies .*; "
+                                         r"run `emotion train .*` again, or drop --fixed-params$"):
+        _stored_estimator(store, SPLIT, "lr", augmented, False)

@@ -247,15 +247,40 @@ def test_a_data_root_that_is_gone_or_a_file_is_said_to_be_so(tmp_path):
 
 
 def test_a_storage_is_down_after_reads_failed_in_a_row_and_an_answer_ends_the_run():
+    def down(reason="cannot read file: connection reset by peer (after 3 attempts)"):
+        return StorageReadError(reason, "Actor_01/x.wav")
+
     outage = StorageOutage(limit=3)
     for _ in range(2):
-        outage.failed("cannot read file: connection reset by peer (after 3 attempts)")
+        outage.failed(down())
     assert not outage.down
     outage.answered()  # a read that got an answer (the file's own fault included): not two in a row any more
-    outage.failed("first")
-    outage.failed("second")
+    outage.failed(down("first"))
+    outage.failed(down("second"))
+    outage.failed(StorageReadError("permission denied by the object store", "x", retried=False))  # at once: an answer
+    outage.failed(down("first"))
+    outage.failed(down("second"))
     assert not outage.down
-    outage.failed("EndpointConnectionError: Could not connect")
+    outage.failed(down("EndpointConnectionError: Could not connect"))
     assert outage.down
-    assert outage.not_tried() == ("not read: the data root's storage failed on the 3 clips read before it "
+    assert outage.not_tried() == ("not read: the data root's storage failed on 3 clips in a row before it "
                                   "(EndpointConnectionError: Could not connect)")
+
+
+def test_the_outages_of_chunks_of_few_clips_add_up():
+    """The flow adds up its chunks' outages: chunks of fewer clips than the limit tell an outage too, and a chunk
+    with a read that got an answer starts the run of failures again from its own last ones."""
+    def chunk(*reads):
+        o = StorageOutage()
+        for ok in reads:
+            o.answered() if ok else o.failed(StorageReadError("reset (after 3 attempts)", "x"))
+        return o
+
+    flow = StorageOutage()
+    flow.then(chunk(False, False))
+    assert not flow.down and flow.in_a_row == 2
+    flow.then(chunk(False, True, False))  # an answer in between: the run is its last failure only
+    assert flow.in_a_row == 1
+    flow.then(chunk(False))
+    flow.then(chunk(False))
+    assert flow.down and flow.last == "reset (after 3 attempts)"
