@@ -370,8 +370,10 @@ def augmentation(run: dict[str, Any]) -> str:
     speeds = (run.get("feature_params") or {}).get("speeds") or []
     if not speeds:
         return "none"
+    where = ("in every fold of the grouped CV and in the final fit" if run.get("copies_in_cv")
+             else "in the final fit (the grouped CV ran on the clips alone)")
     return (f"copies of every clip played at {speeds_text(speeds)} speed, added to the training "
-            "clips; predictions average the probabilities of a clip and its copies")
+            f"clips {where}; predictions average the probabilities of a clip and its copies")
 
 
 def json_line(obj: Any) -> str:

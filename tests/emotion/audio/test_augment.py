@@ -64,7 +64,8 @@ def test_split_with_copies_trains_on_every_copy_and_normalises_each_kind(table):
     out = train_and_evaluate(model_spec("lr"), d, SPLIT, SearchParams(n_iter=3, refine=False),
                              {"name": "extended", "speeds": [0.9, 1.1]}, "fh")
     assert out.params["augmentation"]["speeds"] == [0.9, 1.1]
-    assert "- augmentation: copies of every clip played at 0.9x, 1.1x speed" in out.files()["model_card.md"].decode()
+    assert ("- augmentation: copies of every clip played at 0.9x, 1.1x speed, added to the training clips in every "
+            "fold of the grouped CV and in the final fit;") in out.files()["model_card.md"].decode()
     assert out.metrics["n_train"] == 192 and out.metrics["accuracy"] > 0.9
 
 
