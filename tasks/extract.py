@@ -45,7 +45,7 @@ from emotion.extract.inventory import (
     take_inventory,
 )
 from emotion.extract.plan import Plan, duplicate_rows, plan_extraction, stale_rows, touched_parts
-from emotion.store.sources import VIDEO_EXTENSIONS, DataRoot, Listing, extension
+from emotion.store.sources import VIDEO_EXTENSIONS, DataRoot, Listing, extension, from_listing
 from emotion.store.store import Store
 from emotion.video.frames import FrameParams
 from emotion.video.landmarks import LandmarkParams, update_landmark_features
@@ -92,8 +92,7 @@ def _kept(store: Store, known: pd.DataFrame | None, modality: str) -> dict[str, 
 def _take(data: str, step: Step, out: str | None, verify: bool, full: bool) -> Inventory:
     store = None if out is None else Store(out)
     known = None if store is None else load_known(store, step.modality)
-    listing = _LISTING.get()
-    taken = listing.of(step.extensions) if listing is not None and listing.url == data else None
+    taken = from_listing(_LISTING.get(), data, step.extensions)
     inv = take_inventory(DataRoot(data), step.extensions, accept=step.accept, absent=step.absent,
                          known=None if verify else known, params_key=None if full else step.key,
                          candidates=taken, kept=None if store is None else _kept(store, known, step.modality))

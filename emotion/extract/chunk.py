@@ -154,15 +154,7 @@ def extract_chunk(step: Step, clips: Sequence[ClipRef], data_url: str, store_url
                 on_clip(n_ok + unchanged + len(rejects) + len(no_audio))
             continue
         try:
-            try:
-                data = root.read_bytes(ref.path)
-            except StorageReadError as exc:
-                outage.failed(exc)
-                raise
-            except RejectedInput:  # the file's own fault (missing, too large): the storage answered
-                outage.answered()
-                raise
-            outage.answered()
+            data = root.read_bytes(ref.path, outage)
             hashes[ref.path] = digest = content_hash(data)
             if ref.stored_hash == digest:
                 unchanged += 1

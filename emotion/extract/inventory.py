@@ -26,6 +26,7 @@ from emotion.store.sources import (
     StorageOutage,
     content_hash,
     extension,
+    from_listing,
 )
 from emotion.store.store import LABEL_COLUMNS, Store
 from emotion.video.frames import FrameParams
@@ -325,16 +326,13 @@ def take_inventory(
                 inv.rejects.append(reject(cand.relpath, outage.not_tried(), UNEXPECTED))
                 continue
             try:
-                data = root.read_bytes(cand.relpath)
+                data = root.read_bytes(cand.relpath, outage)
             except StorageReadError as exc:  # the storage failed, not the file: its rows are kept (--verify)
-                outage.failed(exc)
                 inv.rejects.append(reject(cand.relpath, exc.reason, UNEXPECTED))
                 continue
             except RejectedInput as exc:
-                outage.answered()
                 inv.rejects.append(reject(cand.relpath, exc.reason, "read"))
                 continue
-            outage.answered()
             inv.read += 1
             ref, size = ClipRef(cand.relpath, content_hash(data), cand.meta), len(data)
         else:
@@ -390,7 +388,7 @@ def check_not_empty(data: str, inventories: Iterable[Inventory], listing: Listin
     """
     if any(inv.clips or inv.rejects or inv.no_audio or inv.settled for inv in inventories):
         return
-    listed = listing.of(AUDIO_EXTENSIONS | VIDEO_EXTENSIONS) if listing is not None and listing.url == data else None
+    listed = from_listing(listing, data, AUDIO_EXTENSIONS | VIDEO_EXTENSIONS)
     if not (listed if listed is not None else DataRoot(data).discover(AUDIO_EXTENSIONS | VIDEO_EXTENSIONS)):
         raise empty_data_root(data)
 

@@ -131,6 +131,12 @@ class Listing:
         return [c for c in self.candidates if extension(c.relpath) in exts or extension(c.relpath) == ".zip"]
 
 
+def from_listing(listing: Listing | None, url: str, extensions: Iterable[str]) -> list[Candidate] | None:
+    """``listing.of(extensions)`` where ``listing`` is one of the data root ``url``; None otherwise (the root is
+    to be listed)."""
+    return listing.of(extensions) if listing is not None and listing.url == url else None
+
+
 def content_hash(data: bytes) -> str:
     """A 128-bit BLAKE2b digest of a file's bytes, as hex."""
     return hashlib.blake2b(data, digest_size=16).hexdigest()
@@ -275,12 +281,27 @@ class DataRoot:
             return None
         return relpath[: i + 4], relpath[i + 5 :]
 
-    def read_bytes(self, relpath: str) -> bytes:
+    def read_bytes(self, relpath: str, outage: StorageOutage | None = None) -> bytes:
         """The bytes of one clip; raises :class:`RejectedInput` when it can't be read.
 
         On object storage a failed read (other than a missing file or a refusal) is tried again, up to
         ``read_attempts`` times with doubling delays; the reason of the last failure says how many tries it took.
+        ``outage`` is told whether the storage answered (the file's own fault included) or failed.
         """
+        if outage is None:
+            return self._read_retrying(relpath)
+        try:
+            data = self._read_retrying(relpath)
+        except StorageReadError as exc:
+            outage.failed(exc)
+            raise
+        except RejectedInput:
+            outage.answered()
+            raise
+        outage.answered()
+        return data
+
+    def _read_retrying(self, relpath: str) -> bytes:
         attempts = 1 if self.is_local else max(1, self.read_attempts)
         for attempt in range(1, attempts + 1):
             try:

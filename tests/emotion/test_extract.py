@@ -444,7 +444,7 @@ def test_a_chunk_stops_reading_once_the_storage_failed_clips_in_a_row(corpus, tm
         raise StorageReadError("cannot read file: EndpointConnectionError: Could not connect (after 3 attempts)",
                                relpath)
 
-    monkeypatch.setattr(DataRoot, "read_bytes", read)
+    monkeypatch.setattr(DataRoot, "_read_retrying", read)
     res = extract_chunk(audio_step(PARAMS), clips, str(corpus), str(tmp_path / "out"))
     assert tried == [c.path for c in clips[:3]]
     assert [r["path"] for r in res.rejects] == [c.path for c in clips] and res.processed == 0
@@ -474,7 +474,7 @@ def test_verify_stops_reading_once_the_storage_failed_clips_in_a_row(corpus, mon
         tried.append(relpath)
         raise StorageReadError("cannot read file: connection reset by peer (after 3 attempts)", relpath)
 
-    monkeypatch.setattr(DataRoot, "read_bytes", read)
+    monkeypatch.setattr(DataRoot, "_read_retrying", read)
     inv = take_inventory(DataRoot(str(corpus)), known=None)
     assert len(tried) == 3 and len(inv.rejects) == 30 and {r["stage"] for r in inv.rejects} == {UNEXPECTED}
     assert inv.rejects[-1]["reason"].startswith("not read: the data root's storage failed on 3 clips in a row before")
