@@ -156,12 +156,17 @@ def fit_rows(est: BaseEstimator, X: np.ndarray, y: np.ndarray, copies: int = 1) 
     return est.fit(*stack_copies(X, y, copies)) if copies > 1 else est.fit(X, y)
 
 
+def labels_of(est: Any, proba: np.ndarray) -> np.ndarray:
+    """The label of the highest of each row of ``est``'s class scores ``proba``."""
+    classes = np.asarray(getattr(est, "classes_", np.arange(proba.shape[1])), dtype=int)
+    return classes[np.argmax(proba, axis=1)]
+
+
 def predict_rows(est: BaseEstimator, X: np.ndarray, copies: int = 1) -> np.ndarray:
     """Labels of rows of ``copies`` vectors each: the class of the highest score averaged over the copies."""
     if copies == 1:
         return np.asarray(est.predict(X))
-    classes = np.asarray(est.classes_)
-    return classes[np.argmax(predict_copies(est, X, copies), axis=1)]
+    return labels_of(est, predict_copies(est, X, copies))
 
 
 def _fit_and_score(est: BaseEstimator, params: dict[str, Any], X: np.ndarray, y: np.ndarray, train: np.ndarray,

@@ -27,7 +27,7 @@ from emotion.core.splits import ActorSplit, lacking_actors
 from emotion.models.catalog import MODELS
 from emotion.models.persist import SavedModel, dump_model
 from emotion.models.search import SearchParams
-from emotion.models.tuning import ModelSpec, predict_copies, predict_scores, tune
+from emotion.models.tuning import ModelSpec, labels_of, predict_copies, predict_scores, tune
 from emotion.reporting.metrics import NO_FACE, NO_FACE_LABEL, confusion_png, evaluate
 from emotion.store import catalog
 from emotion.store.store import LABEL_COLUMNS
@@ -164,8 +164,7 @@ def scores_and_labels(est: Any, X: np.ndarray, copies: int = 1) -> tuple[np.ndar
     if copies == 1:
         return predict_scores(est, X), np.asarray(est.predict(X)).astype(int)
     proba = predict_copies(est, X, copies)
-    classes = np.asarray(getattr(est, "classes_", np.arange(proba.shape[1])), dtype=int)
-    return proba, classes[np.argmax(proba, axis=1)]
+    return proba, labels_of(est, proba)
 
 
 def all_emotions(proba: np.ndarray, classes: np.ndarray | None = None) -> np.ndarray:
